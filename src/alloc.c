@@ -1,0 +1,577 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * alloc.c - the arena allocator: table entries and data blocks.
+ *
+ * Data pages are 4 KiB. Objects up to 2 KiB live in slab pages of one size
+ * class (64, 128, ..., 2048 bytes; a slab's used blocks are one 64-bit
+ * bitmap in its page descriptor); larger objects take a run of whole pages,
+ * so they are page-aligned. Free pages are 1-bits in a page bitmap; runs are
+ * found next-fit from a rover. Every block is 64-byte aligned.
+ *
+ * Crash safety without a log. All allocator state - page descriptors, the
+ * page bitmap, the slab partial lists, the entry free list and the byte and
+ * object counters - sits under one robust, process-shared mutex and is
+ * *derived*: it can be recomputed from the object table alone, because an
+ * entry that owns a block says so (off != 0, len) before the lock is
+ * released. If a process dies holding the lock, the next locker gets
+ * EOWNERDEAD, rebuilds everything from the table (mempool__rebuild), and
+ * only then marks the mutex consistent. mempool_check() recomputes the same
+ * state into scratch memory and compares, which is how tests prove that no
+ * byte leaked. The lock is held for bookkeeping only, never across a copy
+ * or a system call on the data path.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static const uint32_t class_size[MP_NCLASS] = { 64, 128, 256, 512, 1024, 2048 };
+
+static unsigned class_of(uint64_t len)
+{
+    unsigned c = 0;
+    while (class_size[c] < len)
+        c++;
+    return c;
+}
+
+static uint64_t slab_full(unsigned c)
+{
+    unsigned n = MP_PAGE / class_size[c];
+    return n == 64 ? ~UINT64_C(0) : (UINT64_C(1) << n) - 1;
+}
+
+static uint64_t pages_for(uint64_t len)
+{
+    return (len + MP_PAGE - 1) / MP_PAGE;
+}
+
+uint64_t mempool__block_bytes(uint64_t len)
+{
+    if (len == 0)
+        return 0;
+    if (len <= MP_SMALL_MAX)
+        return class_size[class_of(len)];
+    return pages_for(len) * MP_PAGE;
+}
+
+/* ---- page bitmap (1 = free) -------------------------------------------- */
+
+static bool bit_get(mempool *p, uint64_t i)
+{
+    return atomic_load_explicit(&p->bitmap[i / 64], memory_order_relaxed) >>
+           (i % 64) & 1;
+}
+
+static void bits_set(mempool *p, uint64_t i, uint64_t n, bool free)
+{
+    for (uint64_t k = i; k < i + n; k++) {
+        uint64_t m = UINT64_C(1) << (k % 64);
+        if (free)
+            atomic_fetch_or_explicit(&p->bitmap[k / 64], m,
+                                     memory_order_relaxed);
+        else
+            atomic_fetch_and_explicit(&p->bitmap[k / 64], ~m,
+                                      memory_order_relaxed);
+    }
+}
+
+/* First index in [i, end) whose bit equals @p want, or end. */
+static uint64_t bit_find(mempool *p, uint64_t i, uint64_t end, bool want)
+{
+    while (i < end) {
+        uint64_t w = atomic_load_explicit(&p->bitmap[i / 64],
+                                          memory_order_relaxed);
+        if (!want)
+            w = ~w;
+        w &= ~UINT64_C(0) << (i % 64);
+        if (w) {
+            uint64_t j = i / 64 * 64 + (uint64_t)__builtin_ctzll(w);
+            return j < end ? j : end;
+        }
+        i = (i / 64 + 1) * 64;
+    }
+    return end;
+}
+
+/* A run of @p n free pages in [from, end), or end. */
+static uint64_t run_find(mempool *p, uint64_t from, uint64_t end, uint64_t n)
+{
+    uint64_t i = from;
+    while (i + n <= end) {
+        uint64_t j;
+        i = bit_find(p, i, end, true);
+        if (i + n > end)
+            break;
+        j = bit_find(p, i, i + n, false);
+        if (j == i + n)
+            return i;
+        i = j;
+    }
+    return end;
+}
+
+/* Make punched pages of a run usable again; fails cleanly on a full tmpfs. */
+static int run_back(mempool *p, uint64_t pg, uint64_t n)
+{
+    for (uint64_t k = pg; k < pg + n; k++) {
+        if (!p->pages[k].punched)
+            continue;
+        if (posix_fallocate(p->fd, (off_t)(p->data_off + k * MP_PAGE),
+                            MP_PAGE))
+            return -ENOSPC;
+        p->pages[k].punched = 0;
+    }
+    return 0;
+}
+
+static int run_alloc(mempool *p, uint64_t n, uint64_t *pg)
+{
+    mp_header *h = p->h;
+    uint64_t start = h->rover < p->npages ? h->rover : 0;
+    uint64_t i = run_find(p, start, p->npages, n);
+    if (i == p->npages)
+        i = run_find(p, 0, p->npages, n);
+    if (i == p->npages)
+        return -ENOMEM;
+    if (run_back(p, i, n))
+        return -ENOSPC;
+    bits_set(p, i, n, false);
+    p->pages[i].kind = MP_PG_HEAD;
+    p->pages[i].run = (uint32_t)n;
+    for (uint64_t k = i + 1; k < i + n; k++)
+        p->pages[k].kind = MP_PG_TAIL;
+    h->rover = i + n;
+    *pg = i;
+    return 0;
+}
+
+static void run_free(mempool *p, uint64_t pg, uint64_t n)
+{
+    for (uint64_t k = pg; k < pg + n; k++) {
+        p->pages[k].kind = MP_PG_FREE;
+        p->pages[k].run = 0;
+    }
+    bits_set(p, pg, n, true);
+}
+
+/* ---- slabs ------------------------------------------------------------- */
+
+static void partial_push(mempool *p, unsigned c, uint32_t pg)
+{
+    mp_page *d = &p->pages[pg];
+    uint32_t head = p->h->partial[c];
+    d->prev = 0;
+    d->next = head;
+    if (head)
+        p->pages[head - 1].prev = pg + 1;
+    p->h->partial[c] = pg + 1;
+}
+
+static void partial_remove(mempool *p, unsigned c, uint32_t pg)
+{
+    mp_page *d = &p->pages[pg];
+    if (d->prev)
+        p->pages[d->prev - 1].next = d->next;
+    else
+        p->h->partial[c] = d->next;
+    if (d->next)
+        p->pages[d->next - 1].prev = d->prev;
+    d->prev = d->next = 0;
+}
+
+static int slab_alloc(mempool *p, unsigned c, uint64_t *off)
+{
+    uint32_t head = p->h->partial[c];
+    uint64_t pg, bit;
+    mp_page *d;
+
+    if (!head) {
+        int rc = run_alloc(p, 1, &pg);
+        if (rc)
+            return rc;
+        d = &p->pages[pg];
+        d->kind = MP_PG_SLAB;
+        d->cls = (uint8_t)c;
+        d->used = 0;
+        d->run = 0;
+        partial_push(p, c, (uint32_t)pg);
+    } else {
+        pg = head - 1;
+        d = &p->pages[pg];
+    }
+    bit = (uint64_t)__builtin_ctzll(~d->used & slab_full(c));
+    d->used |= UINT64_C(1) << bit;
+    if (d->used == slab_full(c))
+        partial_remove(p, c, (uint32_t)pg);
+    *off = p->data_off + pg * MP_PAGE + bit * class_size[c];
+    return 0;
+}
+
+static void slab_free(mempool *p, uint64_t pg, uint64_t bit)
+{
+    mp_page *d = &p->pages[pg];
+    unsigned c = d->cls;
+    bool was_full = d->used == slab_full(c);
+    d->used &= ~(UINT64_C(1) << bit);
+    if (was_full)
+        partial_push(p, c, (uint32_t)pg);
+    if (d->used == 0) {
+        partial_remove(p, c, (uint32_t)pg);
+        d->kind = MP_PG_FREE;
+        bits_set(p, pg, 1, true);
+    }
+}
+
+/* ---- blocks ------------------------------------------------------------ */
+
+static int block_alloc(mempool *p, uint64_t len, uint64_t *off)
+{
+    uint64_t pg;
+    int rc;
+    if (len == 0) {
+        *off = 0;
+        return 0;
+    }
+    if (len <= MP_SMALL_MAX)
+        return slab_alloc(p, class_of(len), off);
+    if (pages_for(len) > p->npages)
+        return -E2BIG;
+    if ((rc = run_alloc(p, pages_for(len), &pg)))
+        return rc;
+    *off = p->data_off + pg * MP_PAGE;
+    return 0;
+}
+
+static void block_free(mempool *p, uint64_t off, uint64_t len)
+{
+    uint64_t rel = off - p->data_off, pg = rel / MP_PAGE;
+    if (len <= MP_SMALL_MAX)
+        slab_free(p, pg, rel % MP_PAGE / class_size[class_of(len)]);
+    else
+        run_free(p, pg, pages_for(len));
+}
+
+/* ---- entries ----------------------------------------------------------- */
+
+static void charge(mempool *p, const mp_entry *e, int sign)
+{
+    mp_slot *s;
+    if (e->owner < 1 || e->owner > MP_WORKERS)
+        return;
+    s = &p->slots[e->owner - 1];
+    if (sign > 0) {
+        atomic_fetch_add(&s->resident_bytes, e->len);
+        atomic_fetch_add(&s->objects, 1);
+    } else {
+        atomic_fetch_sub(&s->resident_bytes, e->len);
+        atomic_fetch_sub(&s->objects, 1);
+    }
+}
+
+/* Pop a free entry and give it a block; the entry is ALLOC(us). Locked. */
+int mempool__alloc(mempool *p, uint64_t len, uint32_t *idx)
+{
+    mp_header *h = p->h;
+    uint32_t i = h->entry_free;
+    mp_entry *e;
+    uint64_t off, w;
+    int rc;
+
+    if (!i || i > p->ntab)
+        return -ENOSPC;
+    e = mp_entry_at(p, i - 1);
+    w = atomic_load(&e->word);
+    if (MP_W_ST(w) != MP_ST_FREE)
+        return MEMPOOL_ECORRUPT;
+    if ((rc = block_alloc(p, len, &off)))
+        return rc;
+    h->entry_free = e->next_free;
+    e->next_free = 0;
+    atomic_store(&e->word, MP_W(MP_W_GEN(w), MP_ST_ALLOC, p->slot + 1, 0));
+    e->len = len;            /* len before off: off != 0 claims the block */
+    e->off = off;
+    atomic_fetch_add(&h->entries_used, 1);
+    atomic_fetch_add(&h->used_bytes, mempool__block_bytes(len));
+    *idx = i - 1;
+    return 0;
+}
+
+static void entry_push(mempool *p, uint32_t idx)
+{
+    mp_entry *e = mp_entry_at(p, idx);
+    e->next_free = p->h->entry_free;
+    p->h->entry_free = idx + 1;
+}
+
+static uint64_t next_free_word(uint64_t w)
+{
+    uint32_t gen = MP_W_GEN(w);
+    if (gen >= MP_GEN_MAX)
+        return MP_W(gen, MP_ST_RETIRED, 0, 0);
+    return MP_W(gen + 1, MP_ST_FREE, 0, 0);
+}
+
+/* Free entry @p idx and its block; uncharge its owner. Locked. */
+void mempool__free(mempool *p, uint32_t idx)
+{
+    mp_entry *e = mp_entry_at(p, idx);
+    uint64_t w = atomic_load(&e->word), nw;
+
+    atomic_store(&e->word, MP_W(MP_W_GEN(w), MP_ST_FREEING, p->slot + 1, 0));
+    if (e->off)
+        block_free(p, e->off, e->len);
+    atomic_fetch_sub(&p->h->used_bytes, mempool__block_bytes(e->len));
+    atomic_fetch_sub(&p->h->entries_used, 1);
+    charge(p, e, -1);
+    e->off = 0;
+    e->len = 0;
+    e->owner = 0;
+    nw = next_free_word(w);
+    atomic_store(&e->word, nw);
+    if (MP_W_ST(nw) == MP_ST_FREE)
+        entry_push(p, idx);
+}
+
+void mempool__charge(mempool *p, uint32_t idx)
+{
+    charge(p, mp_entry_at(p, idx), +1);
+}
+
+/* ---- derived state: placement shared by rebuild and verify ------------- */
+
+/* Record the block (off, len) in @p pg; -1 if it is invalid or overlaps. */
+static int place(mempool *p, mp_page *pg, uint64_t off, uint64_t len)
+{
+    uint64_t rel, page;
+    if (off < p->data_off || off % MP_ALIGN || len > p->npages * MP_PAGE)
+        return -1;
+    rel = off - p->data_off;
+    page = rel / MP_PAGE;
+    if (page >= p->npages)
+        return -1;
+    if (len <= MP_SMALL_MAX) {
+        unsigned c = class_of(len);
+        uint64_t bit, in = rel % MP_PAGE;
+        if (in % class_size[c])
+            return -1;
+        bit = UINT64_C(1) << (in / class_size[c]);
+        if (pg[page].kind == MP_PG_FREE) {
+            pg[page].kind = MP_PG_SLAB;
+            pg[page].cls = (uint8_t)c;
+        } else if (pg[page].kind != MP_PG_SLAB || pg[page].cls != c ||
+                   (pg[page].used & bit)) {
+            return -1;
+        }
+        pg[page].used |= bit;
+        return 0;
+    }
+    if (rel % MP_PAGE || page + pages_for(len) > p->npages)
+        return -1;
+    for (uint64_t k = page; k < page + pages_for(len); k++)
+        if (pg[k].kind != MP_PG_FREE)
+            return -1;
+    pg[page].kind = MP_PG_HEAD;
+    pg[page].run = (uint32_t)pages_for(len);
+    for (uint64_t k = page + 1; k < page + pages_for(len); k++)
+        pg[k].kind = MP_PG_TAIL;
+    return 0;
+}
+
+/* After a lock holder died: recompute all allocator state from the table. */
+static void rebuild(mempool *p)
+{
+    mp_header *h = p->h;
+    uint64_t used = 0, nused = 0;
+
+    for (uint64_t k = 0; k < p->npages; k++) {
+        bool was_free = p->pages[k].kind == MP_PG_FREE;
+        memset(&p->pages[k], 0, sizeof(mp_page));
+        p->pages[k].punched = was_free;   /* unknown: back it before use */
+    }
+    memset(h->partial, 0, sizeof(h->partial));
+    h->entry_free = 0;
+    for (int s = 0; s < MP_WORKERS; s++) {
+        atomic_store(&p->slots[s].resident_bytes, 0);
+        atomic_store(&p->slots[s].objects, 0);
+    }
+    for (uint32_t i = (uint32_t)p->ntab; i-- > 0;) {
+        mp_entry *e = mp_entry_at(p, i);
+        uint64_t w = atomic_load(&e->word);
+        unsigned st = MP_W_ST(w);
+        if (st == MP_ST_FREEING || (e->off && place(p, p->pages, e->off,
+                                                    e->len))) {
+            e->off = e->len = 0;        /* dying holder's, or corrupt */
+            e->owner = 0;
+            w = next_free_word(w);
+            atomic_store(&e->word, w);
+            st = MP_W_ST(w);
+        }
+        if (st == MP_ST_FREE) {
+            entry_push(p, i);
+        } else if (st != MP_ST_RETIRED) {
+            nused++;
+            used += mempool__block_bytes(e->len);
+            charge(p, e, +1);
+        }
+    }
+    for (uint64_t k = 0; k < p->npages; k++) {
+        mp_page *d = &p->pages[k];
+        bits_set(p, k, 1, d->kind == MP_PG_FREE);
+        if (d->kind == MP_PG_SLAB && d->used != slab_full(d->cls))
+            partial_push(p, d->cls, (uint32_t)k);
+    }
+    atomic_store(&h->entries_used, nused);
+    atomic_store(&h->used_bytes, used);
+    h->rover = 0;
+    atomic_fetch_add(&h->rebuilds, 1);
+}
+
+void mempool__alloc_init(mempool *p)
+{
+    for (uint32_t i = 0; i < p->ntab; i++) {
+        mp_entry *e = mp_entry_at(p, i);
+        atomic_store(&e->word, MP_W(1, MP_ST_FREE, 0, 0));
+        e->next_free = i + 1 < p->ntab ? i + 2 : 0;
+    }
+    p->h->entry_free = 1;
+    bits_set(p, 0, p->npages, true);
+}
+
+/* ---- the lock ---------------------------------------------------------- */
+
+int mempool__lock(mempool *p)
+{
+    int rc = pthread_mutex_lock(&p->h->alloc_lock);
+    if (rc == EOWNERDEAD) {
+        rebuild(p);
+        pthread_mutex_consistent(&p->h->alloc_lock);
+        rc = 0;
+    }
+    if (rc == ENOTRECOVERABLE)
+        return MEMPOOL_ECORRUPT;
+    if (rc)
+        return -rc;
+    atomic_store_explicit(&p->h->lock_holder, (uint32_t)p->slot + 1,
+                          memory_order_relaxed);
+    return 0;
+}
+
+void mempool__unlock(mempool *p)
+{
+    atomic_store_explicit(&p->h->lock_holder, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&p->h->alloc_lock);
+}
+
+/* ---- trim -------------------------------------------------------------- */
+
+int64_t mempool__trim_locked(mempool *p)
+{
+    int64_t done = 0;
+    for (uint64_t k = 0, e; k < p->npages; k = e) {
+        e = k + 1;
+        if (!bit_get(p, k) || p->pages[k].punched)
+            continue;
+        while (e < p->npages && bit_get(p, e) && !p->pages[e].punched)
+            e++;
+        if (fallocate(p->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                      (off_t)(p->data_off + k * MP_PAGE),
+                      (off_t)((e - k) * MP_PAGE)) < 0)
+            return done ? done : -errno;
+        for (uint64_t q = k; q < e; q++)
+            p->pages[q].punched = 1;
+        done += (int64_t)((e - k) * MP_PAGE);
+    }
+    return done;
+}
+
+/* ---- verify ------------------------------------------------------------ */
+
+#define FAIL(...) do { snprintf(why, whylen, __VA_ARGS__); \
+                       rc = MEMPOOL_ECORRUPT; goto out; } while (0)
+
+/* Recompute the derived state into scratch memory and compare. Locked. */
+int mempool__alloc_verify(mempool *p, char *why, size_t whylen)
+{
+    mp_page *pg = calloc(p->npages, sizeof(*pg));
+    uint64_t used = 0, nused = 0, nfree = 0, res[MP_WORKERS] = {0};
+    uint64_t objs[MP_WORKERS] = {0}, walked = 0, npartial = 0, expect_partial = 0;
+    int rc = 0;
+
+    if (!pg)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < p->ntab; i++) {
+        mp_entry *e = mp_entry_at(p, i);
+        uint64_t w = atomic_load(&e->word);
+        unsigned st = MP_W_ST(w);
+        if (st == MP_ST_FREE) {
+            nfree++;
+            continue;
+        }
+        if (st == MP_ST_RETIRED)
+            continue;
+        if (st > MP_ST_RETIRED || st == MP_ST_FREEING)
+            FAIL("entry %u has state %u outside the lock", i, st);
+        if (e->off && place(p, pg, e->off, e->len))
+            FAIL("entry %u: block %llu+%llu invalid or shared", i,
+                 (unsigned long long)e->off, (unsigned long long)e->len);
+        if (!e->off && e->len)
+            FAIL("entry %u: %llu bytes but no block", i,
+                 (unsigned long long)e->len);
+        nused++;
+        used += mempool__block_bytes(e->len);
+        if (e->owner >= 1 && e->owner <= MP_WORKERS) {
+            res[e->owner - 1] += e->len;
+            objs[e->owner - 1]++;
+        }
+    }
+    for (uint64_t k = 0; k < p->npages; k++) {
+        mp_page *a = &p->pages[k], *x = &pg[k];
+        if (a->kind != x->kind || (x->kind == MP_PG_SLAB &&
+            (a->used != x->used || a->cls != x->cls)) ||
+            (x->kind == MP_PG_HEAD && a->run != x->run))
+            FAIL("page %llu: descriptor disagrees with the table",
+                 (unsigned long long)k);
+        if (bit_get(p, k) != (x->kind == MP_PG_FREE))
+            FAIL("page %llu: free bitmap disagrees with the table",
+                 (unsigned long long)k);
+        if (x->kind == MP_PG_SLAB && x->used != slab_full(x->cls))
+            expect_partial++;
+    }
+    for (unsigned c = 0; c < MP_NCLASS; c++) {
+        for (uint32_t q = p->h->partial[c]; q; q = p->pages[q - 1].next) {
+            if (q > p->npages || ++npartial > p->npages ||
+                p->pages[q - 1].kind != MP_PG_SLAB || p->pages[q - 1].cls != c)
+                FAIL("slab list of class %u is broken", c);
+        }
+    }
+    if (npartial != expect_partial)
+        FAIL("slab lists hold %llu pages, %llu have room",
+             (unsigned long long)npartial, (unsigned long long)expect_partial);
+    for (uint32_t q = p->h->entry_free; q; q = mp_entry_at(p, q - 1)->next_free) {
+        if (q > p->ntab || ++walked > nfree ||
+            MP_W_ST(atomic_load(&mp_entry_at(p, q - 1)->word)) != MP_ST_FREE)
+            FAIL("entry free list is broken");
+    }
+    if (walked != nfree)
+        FAIL("%llu free entries, %llu on the free list",
+             (unsigned long long)nfree, (unsigned long long)walked);
+    if (used != atomic_load(&p->h->used_bytes) ||
+        nused != atomic_load(&p->h->entries_used))
+        FAIL("counters say %llu bytes/%llu objects, table %llu/%llu",
+             (unsigned long long)atomic_load(&p->h->used_bytes),
+             (unsigned long long)atomic_load(&p->h->entries_used),
+             (unsigned long long)used, (unsigned long long)nused);
+    for (int s = 0; s < MP_WORKERS; s++)
+        if (res[s] != atomic_load(&p->slots[s].resident_bytes) ||
+            objs[s] != atomic_load(&p->slots[s].objects))
+            FAIL("worker %d charged %llu bytes, table says %llu", s + 1,
+                 (unsigned long long)atomic_load(&p->slots[s].resident_bytes),
+                 (unsigned long long)res[s]);
+out:
+    free(pg);
+    return rc;
+}

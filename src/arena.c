@@ -1,0 +1,494 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * arena.c - creating, attaching to, closing and destroying a pool's arena.
+ *
+ * A pool is the shm object /dev/shm/mempool.<name>. Creation never exposes
+ * a half-built arena: the creator builds it under a private name (with '#',
+ * which pool names cannot contain), holding the init lock, and link()s it to
+ * the public name only when the header and tables are complete. Of racing
+ * creators exactly one link() succeeds; the others attach to the winner.
+ * After linking, the creator reserves the data pages with posix_fallocate()
+ * and only then marks the pool READY, so a /dev/shm too small for the arena
+ * fails in mempool_open() instead of with SIGBUS later. Attachers that find
+ * the pool still building wait on the init lock; if the creator died they
+ * finish the reservation themselves.
+ *
+ * Attaching reads the header with pread() (no mapping yet), checks magic,
+ * format word, size and the layout recomputed from the header's own
+ * parameters, and maps only an arena that passed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define MP_SHM_DIR "/dev/shm"
+
+int mempool__name_ok(const char *name)
+{
+    size_t n;
+    if (!name || name[0] == '\0' || name[0] == '.')
+        return -EINVAL;
+    for (n = 0; name[n]; n++) {
+        char c = name[n];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+        if (!ok || n >= MEMPOOL_NAME_MAX)
+            return -EINVAL;
+    }
+    return 0;
+}
+
+int mempool__shm_path(const char *name, char *buf, size_t len)
+{
+    int rc = mempool__name_ok(name);
+    if (rc)
+        return rc;
+    if ((size_t)snprintf(buf, len, MP_SHM_DIR "/mempool.%s", name) >= len)
+        return -EINVAL;
+    return 0;
+}
+
+static uint64_t align_up(uint64_t x, uint64_t a)
+{
+    return (x + a - 1) / a * a;
+}
+
+uint64_t mempool__format_word(void)
+{
+    const uint64_t parts[] = {
+        sizeof(mp_header), sizeof(mp_slot), sizeof(mp_entry), sizeof(mp_page),
+        MP_CELLS, MP_WORKERS, sizeof(pthread_mutex_t), MP_PAGE, MP_NCLASS,
+        sizeof(void *), offsetof(mp_header, alloc_lock), 0x0102030405060708ull,
+    };
+    uint64_t h = 1469598103934665603ull;            /* FNV-1a over parts */
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        h ^= parts[i];
+        h *= 1099511628211ull;
+    }
+    return ((uint64_t)MP_FORMAT_VERSION << 48) | (h & 0xffffffffffffull);
+}
+
+int mempool__layout(uint64_t arena, uint64_t max_objects, mp_header *out)
+{
+    uint64_t off, npages, bitmap_off, data_off;
+
+    if (arena < MP_MIN_ARENA || arena > (UINT64_C(1) << 46) ||
+        arena % MP_PAGE)
+        return -EINVAL;
+    if (max_objects == 0)
+        max_objects = arena / MP_PAGE < 1024 ? 1024 : arena / MP_PAGE;
+    if (max_objects > MP_MAX_OBJECTS)
+        return -EINVAL;
+    out->slots_off = MP_PAGE;
+    off = out->slots_off + (uint64_t)MP_WORKERS * sizeof(mp_slot);
+    out->cells_off = off;
+    off += (uint64_t)MP_WORKERS * MP_CELLS * sizeof(uint64_t);
+    out->table_off = align_up(off, MP_PAGE);
+    off = out->table_off + max_objects * sizeof(mp_entry);
+    out->pages_off = align_up(off, MP_ALIGN);
+    if (out->pages_off + 4 * MP_PAGE > arena)
+        return -EINVAL;                 /* table leaves no room for data */
+    npages = (arena - out->pages_off) / (MP_PAGE + sizeof(mp_page) + 1);
+    for (;; npages--) {
+        bitmap_off = align_up(out->pages_off + npages * sizeof(mp_page),
+                              MP_ALIGN);
+        data_off = align_up(bitmap_off + (npages + 63) / 64 * 8, MP_PAGE);
+        if (data_off + npages * MP_PAGE <= arena)
+            break;
+    }
+    if (npages < 1)
+        return -EINVAL;
+    out->bitmap_off = bitmap_off;
+    out->data_off = data_off;
+    out->npages = npages;
+    out->arena_bytes = arena;
+    out->max_objects = max_objects;
+    return 0;
+}
+
+void mempool__bind(mempool *p)
+{
+    mp_header *h = p->h;
+    p->slots = (mp_slot *)(p->base + h->slots_off);
+    p->cells = (_Atomic uint64_t *)(p->base + h->cells_off);
+    p->tab = (mp_entry *)(p->base + h->table_off);
+    p->pages = (mp_page *)(p->base + h->pages_off);
+    p->bitmap = (_Atomic uint64_t *)(p->base + h->bitmap_off);
+    p->ntab = h->max_objects;
+    p->data_off = h->data_off;
+    p->npages = h->npages;
+    p->tag = (uint64_t)h->pool_tag << 32;
+}
+
+/* ---- locks on the init byte ------------------------------------------- */
+
+static int init_lock(int fd, short type, bool wait)
+{
+    struct flock fl = { .l_type = type, .l_whence = SEEK_SET,
+                        .l_start = MP_LOCK_INIT, .l_len = 1 };
+    int rc;
+    do {
+        rc = fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl);
+    } while (rc < 0 && errno == EINTR);
+    return rc < 0 ? -errno : 0;
+}
+
+static int read_header(int fd, mp_header *h)
+{
+    ssize_t n = pread(fd, h, sizeof(*h), 0);
+    if (n < 0)
+        return -errno;
+    return n == (ssize_t)sizeof(*h) ? 0 : MEMPOOL_ECORRUPT;
+}
+
+static void set_init_state(int fd, uint32_t state, int32_t err)
+{
+    /* Callers hold the init lock; readers use pread under that lock too. */
+    (void)!pwrite(fd, &err, sizeof(err), offsetof(mp_header, init_err));
+    (void)!pwrite(fd, &state, sizeof(state), offsetof(mp_header, init_state));
+}
+
+/* Reserve the data pages; on failure mark the pool FAILED. */
+static int reserve_data(int fd, const mp_header *h)
+{
+    int err = posix_fallocate(fd, (off_t)h->data_off,
+                              (off_t)(h->arena_bytes - h->data_off));
+    if (err) {
+        set_init_state(fd, MP_INIT_FAILED, -err);
+        return -err;
+    }
+    set_init_state(fd, MP_INIT_READY, 0);
+    return 0;
+}
+
+/* The pool is still being built: wait for its creator, or finish for it. */
+static int wait_ready(int fd)
+{
+    mp_header h;
+    int rc = init_lock(fd, F_RDLCK, true);
+    if (rc)
+        return rc;
+    rc = read_header(fd, &h);
+    init_lock(fd, F_UNLCK, false);
+    if (rc)
+        return rc;
+    if (h.init_state == MP_INIT_READY)
+        return 0;
+    if (h.init_state == MP_INIT_FAILED)
+        return h.init_err < 0 ? h.init_err : MEMPOOL_ENOTREADY;
+    /* Creator died after linking: take the lock exclusively and finish. */
+    if ((rc = init_lock(fd, F_WRLCK, true)))
+        return rc;
+    rc = read_header(fd, &h);
+    if (!rc && h.init_state == MP_INIT_BUILDING)
+        rc = reserve_data(fd, &h);
+    else if (!rc && h.init_state == MP_INIT_FAILED)
+        rc = h.init_err < 0 ? h.init_err : MEMPOOL_ENOTREADY;
+    init_lock(fd, F_UNLCK, false);
+    return rc;
+}
+
+/* Check a header read from an existing object of @p size bytes. */
+static int validate_header(const mp_header *h, uint64_t size)
+{
+    mp_header chk;
+    if (h->magic != MP_MAGIC)
+        return MEMPOOL_ECORRUPT;
+    if (h->format != mempool__format_word())
+        return MEMPOOL_EFORMAT;
+    if (h->arena_bytes != size || h->pool_tag == 0)
+        return MEMPOOL_ECORRUPT;
+    if (mempool__layout(h->arena_bytes, h->max_objects, &chk))
+        return MEMPOOL_ECORRUPT;
+    if (chk.slots_off != h->slots_off || chk.cells_off != h->cells_off ||
+        chk.table_off != h->table_off || chk.pages_off != h->pages_off ||
+        chk.bitmap_off != h->bitmap_off || chk.data_off != h->data_off ||
+        chk.npages != h->npages)
+        return MEMPOOL_ECORRUPT;
+    return 0;
+}
+
+static int map_arena(mempool *p, int fd, uint64_t size)
+{
+    void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED)
+        return -errno;
+    p->fd = fd;
+    p->base = m;
+    p->size = size;
+    p->h = m;
+    return 0;
+}
+
+static int attach(mempool *p, const char *path)
+{
+    struct stat st;
+    mp_header h;
+    int rc, fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    if ((uint64_t)st.st_size < sizeof(h)) {
+        rc = MEMPOOL_ECORRUPT;
+        goto fail;
+    }
+    if ((rc = read_header(fd, &h)))
+        goto fail;
+    if (h.magic != MP_MAGIC) {
+        rc = MEMPOOL_ECORRUPT;
+        goto fail;
+    }
+    if (h.format != mempool__format_word()) {
+        rc = MEMPOOL_EFORMAT;
+        goto fail;
+    }
+    if (h.init_state != MP_INIT_READY && (rc = wait_ready(fd)))
+        goto fail;
+    if ((rc = read_header(fd, &h)) ||
+        (rc = validate_header(&h, (uint64_t)st.st_size)))
+        goto fail;
+    if ((rc = map_arena(p, fd, (uint64_t)st.st_size)))
+        goto fail;
+    return 0;
+fail:
+    close(fd);
+    return rc;
+}
+
+/* Fill the template header for a new pool. */
+static int new_header(const char *name, const mempool_options *o,
+                      mp_header *h)
+{
+    struct timespec ts;
+    uint64_t arena = align_up(o->arena_bytes, MP_PAGE);
+    int rc;
+
+    memset(h, 0, sizeof(*h));
+    if ((rc = mempool__layout(arena, o->max_objects, h)))
+        return rc;
+    if (getrandom(h->uuid, sizeof(h->uuid), 0) != sizeof(h->uuid))
+        return -EAGAIN;
+    h->pool_tag = (uint32_t)(h->uuid[0] >> 32) | 1u;
+    h->magic = MP_MAGIC;
+    h->format = mempool__format_word();
+    h->mode = o->mode;
+    h->init_state = MP_INIT_BUILDING;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    h->created_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    snprintf(h->name, sizeof(h->name), "%s", name);
+    return 0;
+}
+
+static int init_mutex(pthread_mutex_t *m)
+{
+    pthread_mutexattr_t a;
+    int rc = pthread_mutexattr_init(&a);
+    if (rc)
+        return -rc;
+    rc = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    if (!rc)
+        rc = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    if (!rc)
+        rc = pthread_mutex_init(m, &a);
+    pthread_mutexattr_destroy(&a);
+    return -rc;
+}
+
+/* Build the arena in the mapped private object. */
+static int build(mempool *p, const mp_header *tmpl)
+{
+    mp_header *h = p->h;
+    int rc;
+
+    memcpy(h, tmpl, sizeof(*h));
+    if ((rc = init_mutex(&h->alloc_lock)))
+        return rc;
+    mempool__bind(p);
+    mempool__alloc_init(p);
+    return 0;
+}
+
+static int space_ok(uint64_t arena)
+{
+    struct statvfs vfs;
+    if (statvfs(MP_SHM_DIR, &vfs) == 0 &&
+        (uint64_t)vfs.f_bavail * vfs.f_frsize < arena)
+        return -ENOSPC;
+    return 0;
+}
+
+static void unlink_if_ours(const char *path, int fd)
+{
+    struct stat a, b;
+    if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino &&
+        a.st_dev == b.st_dev)
+        unlink(path);
+}
+
+/* Create under a private name, link into place, reserve, mark READY. */
+static int create(mempool *p, const char *path, const char *name,
+                  const mempool_options *o)
+{
+    char tmp[sizeof(MP_SHM_DIR) + MEMPOOL_NAME_MAX + 64];
+    mp_header tmpl;
+    int rc, fd;
+
+    if ((rc = new_header(name, o, &tmpl)) || (rc = space_ok(tmpl.arena_bytes)))
+        return rc;
+    snprintf(tmp, sizeof(tmp), "%s#init.%d.%08x", path, (int)getpid(),
+             (unsigned)tmpl.uuid[1]);
+    fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    if (fchmod(fd, o->mode) < 0 || init_lock(fd, F_WRLCK, false) ||
+        ftruncate(fd, (off_t)tmpl.arena_bytes) < 0) {
+        rc = errno ? -errno : -EIO;
+        goto fail_tmp;
+    }
+    /* Metadata pages are written now: reserve them before touching them. */
+    if ((rc = -posix_fallocate(fd, 0, (off_t)tmpl.data_off)))
+        goto fail_tmp;
+    if ((rc = map_arena(p, fd, tmpl.arena_bytes)))
+        goto fail_tmp;
+    if ((rc = build(p, &tmpl)))
+        goto fail_map;
+    if (link(tmp, path) < 0) {
+        rc = -errno;
+        goto fail_map;
+    }
+    unlink(tmp);
+    if ((rc = reserve_data(fd, &tmpl))) {
+        unlink_if_ours(path, fd);
+        init_lock(fd, F_UNLCK, false);
+        goto fail_unmapped;
+    }
+    init_lock(fd, F_UNLCK, false);
+    return 0;
+fail_map:
+    munmap(p->base, p->size);
+fail_tmp:
+    unlink(tmp);
+    close(fd);
+    return rc;
+fail_unmapped:
+    munmap(p->base, p->size);
+    close(fd);
+    return rc;
+}
+
+void mempool_options_init(mempool_options *o)
+{
+    if (!o)
+        return;
+    memset(o, 0, sizeof(*o));
+    o->arena_bytes = MEMPOOL_DEFAULT_ARENA_BYTES;
+    o->spill_dir = ".mempool";
+    o->mode = 0600;
+    o->flags = MEMPOOL_OPEN_CREATE;
+}
+
+static int check_options(const mempool_options *o)
+{
+    if (o->flags & ~(MEMPOOL_OPEN_CREATE | MEMPOOL_OPEN_EXCL))
+        return -EINVAL;
+    if (o->mode & ~0777u)
+        return -EINVAL;
+    return 0;
+}
+
+/* Attach, or create when allowed; racing creators end up on one pool. */
+static int open_arena(mempool *p, const char *path, const char *name,
+                      const mempool_options *o)
+{
+    bool create_ok = o->flags & MEMPOOL_OPEN_CREATE;
+    bool excl = create_ok && (o->flags & MEMPOOL_OPEN_EXCL);
+    int rc = -ENOENT;
+
+    for (int attempt = 0; attempt < 8; attempt++) {
+        if (!excl) {
+            rc = attach(p, path);
+            if (rc != -ENOENT || !create_ok)
+                return rc;
+        }
+        rc = create(p, path, name, o);
+        if (rc != -EEXIST || excl)
+            return rc;
+    }
+    return rc;
+}
+
+int mempool_open(const char *name, const mempool_options *o, mempool **out)
+{
+    char path[sizeof(MP_SHM_DIR) + MEMPOOL_NAME_MAX + 16];
+    mempool_options defaults;
+    mempool *p;
+    int rc;
+
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    if (!o) {
+        mempool_options_init(&defaults);
+        o = &defaults;
+    }
+    if ((rc = mempool__shm_path(name, path, sizeof(path))) ||
+        (rc = check_options(o)))
+        return rc;
+    if (!(p = calloc(1, sizeof(*p))))
+        return -ENOMEM;
+    snprintf(p->name, sizeof(p->name), "%s", name);
+    if ((rc = open_arena(p, path, name, o)))
+        goto fail_free;
+    mempool__bind(p);
+    mempool__register(p);
+    if ((rc = mempool__claim_slot(p)) < 0)
+        goto fail_unmap;
+    mempool_reap(p);
+    *out = p;
+    return 0;
+fail_unmap:
+    mempool__unregister(p);
+    munmap(p->base, p->size);
+    close(p->fd);
+fail_free:
+    free(p);
+    return rc;
+}
+
+int mempool_close(mempool *p)
+{
+    int rc;
+    if (!p)
+        return -EINVAL;
+    rc = mempool__handle_ok(p);
+    if (rc == 0)
+        mempool__leave_slot(p);     /* drops our pins, refs, reservations */
+    mempool__unregister(p);         /* in a forked child fd is already shut */
+    munmap(p->base, p->size);
+    if (rc == 0)
+        close(p->fd);
+    free(p);
+    return 0;
+}
+
+int mempool_destroy(const char *name)
+{
+    char path[sizeof(MP_SHM_DIR) + MEMPOOL_NAME_MAX + 16];
+    int rc = mempool__shm_path(name, path, sizeof(path));
+    if (rc)
+        return rc;
+    return unlink(path) < 0 ? -errno : 0;
+}

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * check.c - mempool_check() (the online fsck) and mempool_trim().
+ *
+ * The check holds the allocator lock, recomputes every piece of derived
+ * state from the object table (alloc.c) and compares, then makes sure no
+ * worker that is gone still holds pins or references.
+ */
+#include <errno.h>
+#include <stdio.h>
+
+#include "internal.h"
+
+static int check_workers(mempool *p, char *why, size_t whylen)
+{
+    uint64_t act = atomic_load(&p->h->active);
+    for (int s = 0; s < MP_WORKERS; s++) {
+        if ((act >> s & 1) && !mempool__slot_alive(p, s)) {
+            snprintf(why, whylen, "worker %d is dead and not reaped", s + 1);
+            return MEMPOOL_ECORRUPT;
+        }
+    }
+    return 0;
+}
+
+int mempool_check(mempool *p, char *why, size_t whylen)
+{
+    char dummy[8];
+    int rc = mempool__handle_ok(p);
+    if (rc)
+        return rc;
+    if (!why) {
+        why = dummy;
+        whylen = sizeof(dummy);
+    }
+    if (whylen)
+        why[0] = '\0';
+    if ((rc = mempool__lock(p)))
+        return rc;
+    rc = mempool__alloc_verify(p, why, whylen);
+    mempool__unlock(p);
+    if (rc == 0)
+        rc = check_workers(p, why, whylen);
+    return rc;
+}
+
+int64_t mempool_trim(mempool *p)
+{
+    int64_t n;
+    int rc = mempool__handle_ok(p);
+    if (rc)
+        return rc;
+    if ((rc = mempool__lock(p)))
+        return rc;
+    n = mempool__trim_locked(p);
+    mempool__unlock(p);
+    return n;
+}

@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * internal.h - the per-process handle and the functions the library's files
+ * share. Internal non-static symbols carry the mempool__ prefix so they
+ * cannot clash with a user's even in a static archive.
+ */
+#ifndef MEMPOOL_INTERNAL_H
+#define MEMPOOL_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <pthread.h>
+#include <sys/types.h>
+
+#include "layout.h"
+#include "mempool.h"
+
+#define MP_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define MP_LIKELY(x)   __builtin_expect(!!(x), 1)
+
+static inline void mp_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* One process's handle on a pool: one worker. */
+struct mempool {
+    char          name[MEMPOOL_NAME_MAX + 1];
+    int           fd;          /* the shm object; its OFD carries our locks */
+    uint8_t      *base;        /* the mapping */
+    uint64_t      size;
+    mp_header    *h;
+    mp_slot      *slots;
+    _Atomic uint64_t *cells;   /* MP_WORKERS * MP_CELLS */
+    mp_entry     *tab;
+    mp_page      *pages;
+    _Atomic uint64_t *bitmap;
+    uint64_t      ntab;        /* copies of header values, validated once */
+    uint64_t      data_off, npages, tag;
+    int           slot;        /* our slot, 0-based */
+    uint64_t      forkgen;     /* process fork generation at open */
+    pthread_mutex_t reap_lock; /* one reaper per handle at a time */
+    struct mempool *next;      /* process-wide handle list (fork handling) */
+};
+
+/* ---- arena.c: names, layout, create / attach -------------------------- */
+int  mempool__name_ok(const char *name);
+int  mempool__shm_path(const char *name, char *buf, size_t len);
+int  mempool__layout(uint64_t arena, uint64_t max_objects, mp_header *out);
+uint64_t mempool__format_word(void);
+void mempool__bind(mempool *p);   /* set p->slots, p->tab, ... from p->h */
+
+/* ---- worker.c: slots, liveness, reaping, fork ------------------------- */
+int  mempool__handle_ok(const mempool *p);       /* 0 or -EINVAL/EFORKED */
+int  mempool__claim_slot(mempool *p);
+void mempool__leave_slot(mempool *p);
+bool mempool__slot_alive(mempool *p, int slot);
+int  mempool__reap_slot(mempool *p, int slot);   /* 1 reaped, 0 alive */
+void mempool__register(mempool *p);
+void mempool__unregister(mempool *p);
+void mempool__wait_who(mempool *p, unsigned who, unsigned *spins);
+uint64_t mempool__now_ns(void);
+
+/* ---- alloc.c: blocks and entries, under the robust allocator lock ----- */
+int  mempool__lock(mempool *p);
+void mempool__unlock(mempool *p);
+int  mempool__alloc(mempool *p, uint64_t len, uint32_t *idx);  /* locked */
+void mempool__free(mempool *p, uint32_t idx);                  /* locked */
+void mempool__charge(mempool *p, uint32_t idx);                /* locked */
+uint64_t mempool__block_bytes(uint64_t len);
+void mempool__alloc_init(mempool *p);
+int  mempool__alloc_verify(mempool *p, char *why, size_t whylen); /* locked */
+int64_t mempool__trim_locked(mempool *p);
+
+/* ---- pin.c: per-worker pin and reference cells ------------------------ */
+enum { MP_PIN = 0, MP_REF = 1 };
+int  mempool__cell_add(mempool *p, int kind, uint32_t idx, uint32_t gen);
+int  mempool__cell_sub(mempool *p, int kind, uint32_t idx, uint32_t gen);
+uint32_t mempool__cell_count(mempool *p, int kind, uint32_t idx, uint32_t gen,
+                             bool any);
+void mempool__cells_drop(mempool *p, int slot); /* reaper: clear and repair */
+
+/* ---- object.c: shared helpers used by the reaper ---------------------- */
+void mempool__try_reclaim(mempool *p, uint32_t idx);
+void mempool__refcheck(mempool *p, uint32_t idx, uint32_t gen);
+
+/* ---- error.c ---------------------------------------------------------- */
+/* (mempool_strerror only) */
+
+static inline mp_entry *mp_entry_at(mempool *p, uint32_t idx)
+{
+    return &p->tab[idx];
+}
+
+static inline uint32_t mp_entry_idx(mempool *p, const mp_entry *e)
+{
+    return (uint32_t)(e - p->tab);
+}
+
+#endif /* MEMPOOL_INTERNAL_H */

@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * layout.h - the structures that live in the shared arena, and why.
+ *
+ * Everything here is mapped by every process of a pool, possibly at
+ * different addresses, so links are offsets or indices, never pointers.
+ * Any word that is changed concurrently is one 64-bit atomic. Everything is
+ * read as untrusted input: a bad value gives an error, never a crash.
+ *
+ * The arena, in order (offsets recorded in the header and recomputed on
+ * attach, so a header that disagrees with itself is refused):
+ *
+ *   header        4 KiB    identity, layout, allocator lock and state
+ *   slots         64 x 256 B   one per worker: liveness token, counters
+ *   cells         64 x 20 KiB  one pin/ref table per worker
+ *   table         max_objects x 64 B   the object entries a DRef names
+ *   pages         npages x 32 B   page descriptors (allocator)
+ *   bitmap        npages bits     1 = page free (allocator)
+ *   data          npages x 4 KiB  object bytes, 64-byte aligned
+ *
+ * Liveness. A worker owns slot s while it holds an OFD write lock on byte
+ * MP_LOCK_BASE + 1 + s of the shm object. The kernel drops the lock when the
+ * process dies (and its forked children drop their copy at fork, see
+ * worker.c), so "can I take that lock?" is an exact, PID-reuse-proof death
+ * test. The reaper takes the dead slot's lock before touching what the slot
+ * held, so two reapers never repair the same slot. Byte MP_LOCK_BASE is the
+ * init lock, held by the creator until the pool is READY.
+ *
+ * Entry word (mp_entry.word), the one word every transition CASes:
+ *
+ *   63            32 31     24 23      16 15          0
+ *   [ generation    | state   | who      | flags       ]
+ *
+ *   FREE      on the allocator's free list (gen already bumped)
+ *   ALLOC     reserved by worker `who`, not yet visible
+ *   LIVE      published; immutable bytes at off/len; F_REFCHECK + `who`
+ *             while a worker decides whether a refcounted object lost its
+ *             last reference
+ *   DELETED   gets fail; bytes stay until no pin cell names the entry
+ *   FREEING   being freed by the allocator-lock holder `who`
+ *   RETIRED   generation exhausted; never reused
+ *
+ * Pins and references are not counted in the entry. Each worker records
+ * them in its own cell table (pin.c), so the pins of a dead worker are known
+ * exactly and dropped by clearing its table. "Is this entry pinned?" scans
+ * one bucket of every attached worker's table (hazard-pointer style).
+ */
+#ifndef MEMPOOL_LAYOUT_H
+#define MEMPOOL_LAYOUT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mempool.h"
+
+#define MP_MAGIC          UINT64_C(0x314c4f4f504d454d) /* "MEMPOOL1" */
+#define MP_FORMAT_VERSION 1u
+#define MP_PAGE           4096u
+#define MP_ALIGN          64u
+#define MP_MIN_ARENA      (UINT64_C(1) << 20)
+#define MP_MAX_OBJECTS    ((UINT64_C(1) << 31) - 2)
+#define MP_WORKERS        MEMPOOL_MAX_WORKERS
+
+/* OFD lock bytes on the shm object (far past its end; locks are advisory). */
+#define MP_LOCK_BASE      ((off_t)1 << 40)
+#define MP_LOCK_INIT      MP_LOCK_BASE
+#define MP_LOCK_SLOT(s)   (MP_LOCK_BASE + 1 + (off_t)(s))
+
+/* header.init_state */
+enum { MP_INIT_BUILDING = 1, MP_INIT_READY = 2, MP_INIT_FAILED = 3 };
+
+/* Entry states (bits 31..24 of the entry word). */
+enum {
+    MP_ST_FREE = 0, MP_ST_ALLOC = 1, MP_ST_LIVE = 2,
+    MP_ST_DELETED = 3, MP_ST_FREEING = 4, MP_ST_RETIRED = 5
+};
+#define MP_F_REFCHECK 0x1u
+
+#define MP_W(gen, st, who, fl) \
+    (((uint64_t)(gen) << 32) | ((uint64_t)(st) << 24) | \
+     ((uint64_t)(who) << 16) | (uint64_t)(fl))
+#define MP_W_GEN(w)   ((uint32_t)((w) >> 32))
+#define MP_W_ST(w)    ((unsigned)(((w) >> 24) & 0xff))
+#define MP_W_WHO(w)   ((unsigned)(((w) >> 16) & 0xff))
+#define MP_W_FL(w)    ((unsigned)((w) & 0xffff))
+#define MP_GEN_MAX    UINT32_C(0xfffffffe)
+
+/* Small size classes (slab pages); larger objects take page runs. */
+#define MP_NCLASS     6
+#define MP_SMALL_MAX  2048u
+
+/* Per-worker pin/ref cell table: NB buckets of BW cells, plus overflow. */
+#define MP_CELL_NB    256u
+#define MP_CELL_BW    8u
+#define MP_CELL_OVF   512u
+#define MP_CELLS      (MP_CELL_NB * MP_CELL_BW + MP_CELL_OVF)
+
+typedef struct mp_header {
+    uint64_t magic;            /* MP_MAGIC, written before the name exists */
+    uint64_t format;           /* mp_format_word(): version + struct sizes */
+    uint64_t arena_bytes;      /* must equal the object's size */
+    uint64_t max_objects;
+    uint64_t uuid[2];
+    uint32_t pool_tag;         /* high half of every DRef.gen; never 0 */
+    _Atomic uint32_t init_state;
+    int32_t  init_err;         /* why MP_INIT_FAILED */
+    uint32_t mode;
+    /* Layout: recomputed from arena_bytes/max_objects on attach. */
+    uint64_t slots_off, cells_off, table_off, pages_off, bitmap_off;
+    uint64_t data_off, npages;
+    uint64_t created_ns;
+    char     name[MEMPOOL_NAME_MAX + 1];
+    uint8_t  pad0[7];
+
+    /* Shared, changing. */
+    _Atomic uint64_t active;   /* bit s: slot s holds state (alive or not yet reaped) */
+    _Atomic uint64_t clock;    /* recency ticket source */
+    _Atomic uint64_t reaped;   /* workers reaped since creation */
+    uint64_t pad1[5];
+
+    /* Allocator: everything below is written only under alloc_lock. */
+    pthread_mutex_t alloc_lock;     /* robust, process-shared */
+    uint8_t  pad2[64 - sizeof(pthread_mutex_t) % 64];
+    _Atomic uint32_t lock_holder;   /* slot + 1 of the holder (diagnostics) */
+    uint32_t entry_free;            /* idx + 1 of first free entry, 0 = none */
+    _Atomic uint64_t entries_used;  /* entries not FREE (read racily by stats) */
+    _Atomic uint64_t used_bytes;    /* allocated to objects, rounding included */
+    uint64_t rover;                 /* next-fit start for page runs */
+    uint32_t partial[MP_NCLASS];    /* page + 1 of first slab with room */
+    _Atomic uint64_t rebuilds;      /* allocator rebuilds after a holder died */
+} mp_header;
+
+typedef struct mp_slot {
+    _Atomic uint64_t state;         /* 0 free, 1 in use (mirrors `active` bit) */
+    uint64_t token;                 /* random per claim (diagnostics) */
+    int32_t  pid;                   /* for display only; never a liveness test */
+    uint32_t pad;
+    uint64_t claimed_ns;
+    _Atomic uint64_t resident_bytes;/* bytes of objects charged to this slot */
+    _Atomic uint64_t objects;       /* objects charged to this slot */
+    _Atomic uint64_t overflow_used; /* cells in use in the overflow region */
+    _Atomic uint64_t sets, gets, deletes, releases, refs, unrefs, errors;
+    uint64_t spare[18];
+} mp_slot;
+
+typedef struct mp_entry {
+    _Atomic uint64_t word;     /* gen | state | who | flags, see above */
+    uint64_t off;              /* data offset of the block, 0 = none */
+    uint64_t len;              /* object length in bytes */
+    _Atomic uint64_t stamp;    /* recency ticket of the last set/get */
+    uint32_t type;             /* codec type id */
+    uint16_t owner;            /* charged slot + 1 */
+    uint16_t setflags;         /* MEMPOOL_SET_* */
+    uint32_t next_free;        /* idx + 1, under the allocator lock */
+    uint32_t pad;
+    uint64_t spare[2];
+} mp_entry;
+
+/* Page descriptor kinds. */
+enum { MP_PG_FREE = 0, MP_PG_SLAB = 1, MP_PG_HEAD = 2, MP_PG_TAIL = 3 };
+
+typedef struct mp_page {
+    uint64_t used;             /* SLAB: allocated-block bitmap */
+    uint32_t prev, next;       /* SLAB: partial list links, page + 1 */
+    uint32_t run;              /* HEAD: pages in the run */
+    uint8_t  kind, cls, punched, pad0;
+    uint64_t pad1;
+} mp_page;
+
+_Static_assert(sizeof(mp_slot) == 256, "mp_slot is 256 bytes");
+_Static_assert(sizeof(mp_entry) == 64, "mp_entry is one cache line");
+_Static_assert(sizeof(mp_page) == 32, "mp_page is 32 bytes");
+_Static_assert(sizeof(mp_header) <= MP_PAGE, "header fits its page");
+_Static_assert(offsetof(mp_entry, word) == 0, "entry word first");
+_Static_assert(sizeof(_Atomic uint64_t) == 8, "64-bit atomics");
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "lock-free 64-bit atomics");
+_Static_assert(MP_WORKERS <= 64, "active bitmap is one word");
+
+#endif /* MEMPOOL_LAYOUT_H */

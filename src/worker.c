@@ -1,0 +1,251 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * worker.c - worker slots, liveness, reaping and fork handling.
+ *
+ * A handle owns slot s while its open file description holds an OFD write
+ * lock on byte MP_LOCK_SLOT(s) of the shm object. The kernel releases the
+ * lock when the last descriptor of that description closes, i.e. when the
+ * process dies, so a lock we can take belongs to a dead worker - even under
+ * PID reuse or in another PID namespace, and never for a stopped process.
+ * Each handle opens its own description, so two handles in one process are
+ * two independent workers.
+ *
+ * fork() would share the description with the child and keep a dead
+ * parent's lock alive; a pthread_atfork() child handler therefore closes
+ * every handle's descriptor in the child, and bumps a fork generation that
+ * makes the child's handle answer MEMPOOL_EFORKED. exec() closes it too
+ * (O_CLOEXEC).
+ *
+ * Reaping slot d: take d's lock (so nobody else reaps or claims it), undo
+ * what d left in flight - entries it was reserving, refcount checks it was
+ * running - then drop its pin and reference cells, which frees deleted
+ * objects it was the last to pin and deletes refcounted objects it was the
+ * last to reference. Objects d published stay: they belong to the pool.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
+static mempool *registry;
+static _Atomic uint64_t fork_generation;
+
+static void atfork_prepare(void) { pthread_mutex_lock(&registry_lock); }
+static void atfork_parent(void) { pthread_mutex_unlock(&registry_lock); }
+
+static void atfork_child(void)
+{
+    atomic_fetch_add(&fork_generation, 1);
+    for (mempool *p = registry; p; p = p->next) {
+        if (p->fd >= 0)
+            close(p->fd);     /* drop the child's share of our slot lock */
+        p->fd = -1;
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
+static void registry_init(void)
+{
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+void mempool__register(mempool *p)
+{
+    pthread_once(&registry_once, registry_init);
+    pthread_mutex_init(&p->reap_lock, NULL);
+    pthread_mutex_lock(&registry_lock);
+    p->forkgen = atomic_load(&fork_generation);
+    p->next = registry;
+    registry = p;
+    pthread_mutex_unlock(&registry_lock);
+}
+
+void mempool__unregister(mempool *p)
+{
+    pthread_mutex_lock(&registry_lock);
+    for (mempool **pp = &registry; *pp; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&registry_lock);
+    pthread_mutex_destroy(&p->reap_lock);
+}
+
+int mempool__handle_ok(const mempool *p)
+{
+    if (MP_UNLIKELY(!p))
+        return -EINVAL;
+    if (MP_UNLIKELY(p->forkgen !=
+                    atomic_load_explicit(&fork_generation,
+                                         memory_order_relaxed)))
+        return MEMPOOL_EFORKED;
+    return 0;
+}
+
+uint64_t mempool__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- slot locks -------------------------------------------------------- */
+
+static int slot_lock(mempool *p, int slot, short type)
+{
+    struct flock fl = { .l_type = type, .l_whence = SEEK_SET,
+                        .l_start = MP_LOCK_SLOT(slot), .l_len = 1 };
+    return fcntl(p->fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
+}
+
+bool mempool__slot_alive(mempool *p, int slot)
+{
+    struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+                        .l_start = MP_LOCK_SLOT(slot), .l_len = 1 };
+    if (slot == p->slot)
+        return true;
+    if (fcntl(p->fd, F_OFD_GETLK, &fl) < 0)
+        return true;               /* cannot tell: never treat as dead */
+    return fl.l_type != F_UNLCK;
+}
+
+/* ---- reaping ----------------------------------------------------------- */
+
+/* Undo what slot @p d left in the table: reservations and refcount checks. */
+static void reap_entries(mempool *p, int d)
+{
+    unsigned who = (unsigned)d + 1;
+    for (uint32_t i = 0; i < p->ntab; i++) {
+        mp_entry *e = mp_entry_at(p, i);
+        uint64_t w = atomic_load(&e->word);
+        if (MP_W_WHO(w) != who)
+            continue;
+        if (MP_W_ST(w) == MP_ST_ALLOC) {
+            if (mempool__lock(p) == 0) {
+                if (atomic_load(&e->word) == w)
+                    mempool__free(p, i);
+                mempool__unlock(p);
+            }
+        } else if (MP_W_ST(w) == MP_ST_LIVE && (MP_W_FL(w) & MP_F_REFCHECK)) {
+            uint64_t nw = MP_W(MP_W_GEN(w), MP_ST_LIVE, 0, 0);
+            if (atomic_compare_exchange_strong(&e->word, &w, nw))
+                mempool__refcheck(p, i, MP_W_GEN(w));
+        }
+    }
+}
+
+/* Repair everything slot @p d held. Caller holds d's slot lock. */
+static void reap_contents(mempool *p, int d)
+{
+    reap_entries(p, d);
+    mempool__cells_drop(p, d);
+}
+
+static void slot_clear(mempool *p, int d)
+{
+    mp_slot *s = &p->slots[d];
+    s->pid = 0;
+    s->token = 0;
+    atomic_store(&s->state, 0);
+    atomic_fetch_and(&p->h->active, ~(UINT64_C(1) << d));
+}
+
+int mempool__reap_slot(mempool *p, int d)
+{
+    int reaped = 0;
+    if (d < 0 || d >= MP_WORKERS || d == p->slot)
+        return 0;
+    if (pthread_mutex_trylock(&p->reap_lock))
+        return 0;                      /* another thread of ours is at it */
+    if (slot_lock(p, d, F_WRLCK) == 0) {
+        if (atomic_load(&p->slots[d].state) ||
+            (atomic_load(&p->h->active) >> d & 1)) {
+            reap_contents(p, d);
+            slot_clear(p, d);
+            atomic_fetch_add(&p->h->reaped, 1);
+            reaped = 1;
+        }
+        slot_lock(p, d, F_UNLCK);
+    }
+    pthread_mutex_unlock(&p->reap_lock);
+    return reaped;
+}
+
+int mempool_reap(mempool *p)
+{
+    int rc = mempool__handle_ok(p), n = 0;
+    uint64_t act;
+    if (rc)
+        return rc;
+    act = atomic_load(&p->h->active);
+    for (int d = 0; d < MP_WORKERS; d++)
+        if ((act >> d & 1) && d != p->slot && !mempool__slot_alive(p, d))
+            n += mempool__reap_slot(p, d);
+    return n;
+}
+
+void mempool__wait_who(mempool *p, unsigned who, unsigned *spins)
+{
+    ++*spins;
+    if (*spins < 64) {
+        mp_cpu_relax();
+        return;
+    }
+    if ((*spins & 63) == 0 && who >= 1 && who <= MP_WORKERS &&
+        !mempool__slot_alive(p, (int)who - 1))
+        mempool__reap_slot(p, (int)who - 1);
+    sched_yield();
+}
+
+/* ---- claiming and leaving --------------------------------------------- */
+
+int mempool__claim_slot(mempool *p)
+{
+    for (int s = 0; s < MP_WORKERS; s++) {
+        mp_slot *sl = &p->slots[s];
+        if (slot_lock(p, s, F_WRLCK))
+            continue;                  /* a live worker holds it */
+        p->slot = s;
+        if (pthread_mutex_lock(&p->reap_lock) == 0) {
+            if (atomic_load(&sl->state) ||
+                (atomic_load(&p->h->active) >> s & 1)) {
+                reap_contents(p, s);   /* the previous holder died */
+                atomic_fetch_add(&p->h->reaped, 1);
+            }
+            pthread_mutex_unlock(&p->reap_lock);
+        }
+        if (getrandom(&sl->token, sizeof(sl->token), 0) < 0)
+            sl->token = mempool__now_ns();
+        sl->pid = (int32_t)getpid();
+        sl->claimed_ns = mempool__now_ns();
+        atomic_store(&sl->state, 1);
+        atomic_fetch_or(&p->h->active, UINT64_C(1) << s);
+        return s;
+    }
+    p->slot = -1;
+    return -EUSERS;
+}
+
+void mempool__leave_slot(mempool *p)
+{
+    pthread_mutex_lock(&p->reap_lock);
+    reap_contents(p, p->slot);
+    pthread_mutex_unlock(&p->reap_lock);
+    slot_clear(p, p->slot);
+    slot_lock(p, p->slot, F_UNLCK);
+}
+
+int mempool_worker_id(const mempool *p)
+{
+    int rc = mempool__handle_ok(p);
+    return rc ? rc : p->slot + 1;
+}
