@@ -160,13 +160,20 @@ static void run_free(mempool *p, uint64_t pg, uint64_t n)
 
 /* ---- slabs ------------------------------------------------------------- */
 
+/* Links read back from shared memory are bounds-checked: a corrupt list is
+ * cut short rather than followed out of the descriptor array. */
+static bool link_ok(mempool *p, uint32_t link)
+{
+    return link && link <= p->npages;
+}
+
 static void partial_push(mempool *p, unsigned c, uint32_t pg)
 {
     mp_page *d = &p->pages[pg];
     uint32_t head = p->h->partial[c];
     d->prev = 0;
-    d->next = head;
-    if (head)
+    d->next = link_ok(p, head) ? head : 0;
+    if (link_ok(p, head))
         p->pages[head - 1].prev = pg + 1;
     p->h->partial[c] = pg + 1;
 }
@@ -174,11 +181,11 @@ static void partial_push(mempool *p, unsigned c, uint32_t pg)
 static void partial_remove(mempool *p, unsigned c, uint32_t pg)
 {
     mp_page *d = &p->pages[pg];
-    if (d->prev)
+    if (link_ok(p, d->prev))
         p->pages[d->prev - 1].next = d->next;
     else
         p->h->partial[c] = d->next;
-    if (d->next)
+    if (link_ok(p, d->next))
         p->pages[d->next - 1].prev = d->prev;
     d->prev = d->next = 0;
 }
@@ -200,8 +207,12 @@ static int slab_alloc(mempool *p, unsigned c, uint64_t *off)
         d->run = 0;
         partial_push(p, c, (uint32_t)pg);
     } else {
+        if (!link_ok(p, head))
+            return MEMPOOL_ECORRUPT;
         pg = head - 1;
         d = &p->pages[pg];
+        if (d->kind != MP_PG_SLAB || d->cls != c || d->used == slab_full(c))
+            return MEMPOOL_ECORRUPT;
     }
     bit = (uint64_t)__builtin_ctzll(~d->used & slab_full(c));
     d->used |= UINT64_C(1) << bit;
@@ -246,13 +257,24 @@ static int block_alloc(mempool *p, uint64_t len, uint64_t *off)
     return 0;
 }
 
+/* Free a block named by an entry; a block that does not match the page
+ * descriptors (corrupt entry) is left alone rather than trusted. */
 static void block_free(mempool *p, uint64_t off, uint64_t len)
 {
     uint64_t rel = off - p->data_off, pg = rel / MP_PAGE;
-    if (len <= MP_SMALL_MAX)
-        slab_free(p, pg, rel % MP_PAGE / class_size[class_of(len)]);
-    else
+    mp_page *d;
+    if (off < p->data_off || pg >= p->npages || len > p->npages * MP_PAGE)
+        return;
+    d = &p->pages[pg];
+    if (len <= MP_SMALL_MAX) {
+        unsigned c = class_of(len);
+        uint64_t bit = rel % MP_PAGE / class_size[c];
+        if (d->kind == MP_PG_SLAB && d->cls == c && (d->used >> bit & 1))
+            slab_free(p, pg, bit);
+    } else if (d->kind == MP_PG_HEAD && d->run == pages_for(len) &&
+               pg + pages_for(len) <= p->npages) {
         run_free(p, pg, pages_for(len));
+    }
 }
 
 /* ---- entries ----------------------------------------------------------- */
@@ -281,8 +303,10 @@ int mempool__alloc(mempool *p, uint64_t len, uint32_t *idx)
     uint64_t off, w;
     int rc;
 
-    if (!i || i > p->ntab)
+    if (!i)
         return -ENOSPC;
+    if (i > p->ntab)
+        return MEMPOOL_ECORRUPT;
     e = mp_entry_at(p, i - 1);
     w = atomic_load(&e->word);
     if (MP_W_ST(w) != MP_ST_FREE)
@@ -292,8 +316,8 @@ int mempool__alloc(mempool *p, uint64_t len, uint32_t *idx)
     h->entry_free = e->next_free;
     e->next_free = 0;
     atomic_store(&e->word, MP_W(MP_W_GEN(w), MP_ST_ALLOC, p->slot + 1, 0));
-    e->len = len;            /* len before off: off != 0 claims the block */
-    e->off = off;
+    MP_ST(e->len, len);      /* len before off: off != 0 claims the block */
+    MP_ST(e->off, off);
     atomic_fetch_add(&h->entries_used, 1);
     atomic_fetch_add(&h->used_bytes, mempool__block_bytes(len));
     *idx = i - 1;
@@ -327,9 +351,9 @@ void mempool__free(mempool *p, uint32_t idx)
     atomic_fetch_sub(&p->h->used_bytes, mempool__block_bytes(e->len));
     atomic_fetch_sub(&p->h->entries_used, 1);
     charge(p, e, -1);
-    e->off = 0;
-    e->len = 0;
-    e->owner = 0;
+    MP_ST(e->off, 0);
+    MP_ST(e->len, 0);
+    MP_ST(e->owner, 0);
     nw = next_free_word(w);
     atomic_store(&e->word, nw);
     if (MP_W_ST(nw) == MP_ST_FREE)
@@ -404,8 +428,9 @@ static void rebuild(mempool *p)
         unsigned st = MP_W_ST(w);
         if (st == MP_ST_FREEING || (e->off && place(p, p->pages, e->off,
                                                     e->len))) {
-            e->off = e->len = 0;        /* dying holder's, or corrupt */
-            e->owner = 0;
+            MP_ST(e->off, 0);           /* dying holder's, or corrupt */
+            MP_ST(e->len, 0);
+            MP_ST(e->owner, 0);
             w = next_free_word(w);
             atomic_store(&e->word, w);
             st = MP_W_ST(w);

@@ -19,6 +19,12 @@
 #define MP_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define MP_LIKELY(x)   __builtin_expect(!!(x), 1)
 
+/* Entry fields that a stale reader may look at while the allocator lock
+ * holder rewrites them: relaxed atomics, so the race is defined (and the
+ * reader re-checks the generation afterwards). */
+#define MP_LD(x)    __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define MP_ST(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+
 static inline void mp_cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)

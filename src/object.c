@@ -103,7 +103,7 @@ void mempool__refcheck(mempool *p, uint32_t idx, uint32_t gen)
 
     for (;;) {
         w = atomic_load(&e->word);
-        if (!is_live(w, gen) || !(e->setflags & MEMPOOL_SET_REFCOUNTED))
+        if (!is_live(w, gen) || !(MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED))
             return;
         if (MP_W_FL(w) & MP_F_REFCHECK) {
             mempool__wait_who(p, MP_W_WHO(w), &spins);
@@ -153,9 +153,9 @@ static int alloc_entry(mempool *p, size_t len, const mempool_set_options *o,
         rc = mempool__alloc(p, len, idx);
         if (rc == 0) {
             e = mp_entry_at(p, *idx);
-            e->type = o ? o->type : 0;
-            e->setflags = (uint16_t)(o ? o->flags : 0);
-            e->owner = (uint16_t)(owner + 1);
+            MP_ST(e->type, o ? o->type : 0);
+            MP_ST(e->setflags, (uint16_t)(o ? o->flags : 0));
+            MP_ST(e->owner, (uint16_t)(owner + 1));
             mempool__charge(p, *idx);
         }
         mempool__unlock(p);
@@ -385,7 +385,7 @@ static int refcounted(mempool *p, mempool_dref r, uint32_t *idx, uint32_t *gen)
     e = mp_entry_at(p, *idx);
     if (!is_live(atomic_load(&e->word), *gen))
         return -ENOENT;
-    return (e->setflags & MEMPOOL_SET_REFCOUNTED) ? 0 : -EINVAL;
+    return (MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED) ? 0 : -EINVAL;
 }
 
 int mempool_ref(mempool *p, mempool_dref r)
@@ -444,9 +444,9 @@ int mempool_info_get(mempool *p, mempool_dref r, mempool_info *out)
     w = atomic_load(&e->word);
     if (!is_live(w, gen))
         return -ENOENT;
-    in.len = e->len;
-    in.owner = e->owner;
-    in.type = e->type;
+    in.len = MP_LD(e->len);
+    in.owner = MP_LD(e->owner);
+    in.type = MP_LD(e->type);
     in.state = MEMPOOL_STATE_MEMORY;
     in.pins = mempool__cell_count(p, MP_PIN, idx, gen, false);
     in.refs = mempool__cell_count(p, MP_REF, idx, gen, false);
