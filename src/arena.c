@@ -477,6 +477,7 @@ int mempool_close(mempool *p)
     if (rc == 0)
         mempool__leave_slot(p);     /* drops our pins, refs, reservations */
     mempool__unregister(p);         /* in a forked child fd is already shut */
+    mempool__codecs_free(p);
     munmap(p->base, p->size);
     if (rc == 0)
         close(p->fd);

@@ -52,6 +52,7 @@ struct mempool {
     uint64_t      forkgen;     /* process fork generation at open */
     pthread_mutex_t reap_lock; /* one reaper per handle at a time */
     struct mempool *next;      /* process-wide handle list (fork handling) */
+    struct mp_codecs *codecs;  /* codecs registered through this handle */
 };
 
 /* ---- arena.c: names, layout, create / attach -------------------------- */
@@ -95,8 +96,8 @@ void mempool__cells_drop(mempool *p, int slot); /* reaper: clear and repair */
 void mempool__try_reclaim(mempool *p, uint32_t idx);
 void mempool__refcheck(mempool *p, uint32_t idx, uint32_t gen);
 
-/* ---- error.c ---------------------------------------------------------- */
-/* (mempool_strerror only) */
+/* ---- codec.c ---------------------------------------------------------- */
+void mempool__codecs_free(mempool *p);  /* at close; NULL-safe */
 
 static inline mp_entry *mp_entry_at(mempool *p, uint32_t idx)
 {

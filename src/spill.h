@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * spill.h - spill files and the I/O engine that writes them (internal).
+ *
+ * File format (spill files, copy/move_to_disk files and save_to_disk files
+ * are the same): a 4096-byte header, then the object's bytes, so the payload
+ * is page-aligned and can be mapped on its own (offset 4096) read-only.
+ *
+ *   off  size  field
+ *     0     8  magic "MPSPILL1"
+ *     8     4  format version (1)
+ *    12     4  header bytes (4096)
+ *    16    16  pool uuid (the pool that wrote it)
+ *    32     4  entry index
+ *    36     4  entry generation
+ *    40     8  payload length
+ *    48     4  type id
+ *    52     4  flags (MP_FILE_SAVED for save_to_disk files)
+ *    56     4  crc32c of the payload
+ *    60     4  crc32c of bytes 0..4095 with this field zero
+ *    64  4032  zero
+ *
+ * All integers little-endian (the only byte order mempool runs on; a file
+ * with another version is refused, never swapped).
+ *
+ * The I/O engine. Each handle owns one engine with one thread. It writes
+ * files through io_uring when the kernel allows it, and with pwrite() when
+ * io_uring_queue_init() fails (seccomp, kernel.io_uring_disabled, memlock)
+ * or when forced. Both produce identical files: write header+payload to
+ * "<name>.tmp", optionally fdatasync, rename to "<name>", optionally fsync
+ * the directory. Short writes are resubmitted. A failed request leaves no
+ * file and no temp file behind.
+ */
+#ifndef MEMPOOL_SPILL_H
+#define MEMPOOL_SPILL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MP_FILE_MAGIC   "MPSPILL1"
+#define MP_FILE_VERSION 1u
+#define MP_FILE_HDR     4096u
+#define MP_FILE_SAVED   0x1u
+
+typedef struct mp_file_header {
+    char     magic[8];
+    uint32_t version;
+    uint32_t header_bytes;
+    uint64_t uuid[2];
+    uint32_t idx;
+    uint32_t gen;
+    uint64_t len;
+    uint32_t type;
+    uint32_t flags;
+    uint32_t payload_crc;
+    uint32_t header_crc;
+} mp_file_header;                         /* first 64 bytes of the 4 KiB */
+
+_Static_assert(sizeof(mp_file_header) == 64, "file header prefix is 64 B");
+
+/* crc32c (Castagnoli); hardware-accelerated where the CPU has it. */
+uint32_t mempool__crc32c(uint32_t crc, const void *buf, size_t len);
+
+/* Fill a header (computes both checksums). */
+void mempool__file_header(mp_file_header *h, const uint64_t uuid[2],
+                          uint32_t idx, uint32_t gen, uint32_t type,
+                          uint32_t flags, const void *payload, uint64_t len);
+
+/* A validated, read-only mapping of a file written by the engine. */
+typedef struct mp_file_map {
+    void          *map;      /* mapping of the whole file (NULL if len 0) */
+    size_t         maplen;
+    const uint8_t *data;     /* payload */
+    uint64_t       len;
+    uint32_t       type;
+    mp_file_header hdr;
+} mp_file_map;
+
+/*
+ * Open and map @p path (relative to @p dirfd, or absolute with AT_FDCWD)
+ * read-only after checking: regular file, not a symlink (O_NOFOLLOW), size
+ * == 4096 + len, magic, version, header crc, and - if @p uuid is non-NULL -
+ * the pool uuid, index and generation; with @p verify, the payload crc.
+ * Returns 0, -ENOENT (missing), -EIO (read error), MEMPOOL_ECORRUPT (any
+ * mismatch: truncated, bit flip, foreign or stale). Never SIGBUS on a file
+ * that is not changed while mapped.
+ */
+int  mempool__file_map(int dirfd, const char *path, const uint64_t uuid[2],
+                       uint32_t idx, uint32_t gen, bool verify,
+                       mp_file_map *out);
+void mempool__file_unmap(mp_file_map *m);
+
+/* ---- the I/O engine --------------------------------------------------- */
+
+typedef struct mp_io mp_io;
+
+enum { MP_IO_AUTO = 0, MP_IO_PWRITE = 1 };   /* mp_io_open() mode */
+
+typedef struct mp_io_req {
+    int         dirfd;        /* directory the file goes in */
+    const char *name;         /* final name inside dirfd (no '/') */
+    const void *payload;      /* object bytes (arena or a mapping) */
+    uint64_t    len;
+    mp_file_header hdr;       /* written as the first 64 of 4096 bytes */
+    bool        durable;      /* fdatasync the file and fsync the dir */
+    /* filled by the engine */
+    int         result;       /* 0 or -errno (-ENOSPC, -EIO, ...) */
+    uint64_t    ns;           /* time spent writing */
+    /* private to the engine */
+    struct mp_io_req *next;
+    int         done;
+} mp_io_req;
+
+/* Start an engine and its thread. @p mode MP_IO_AUTO tries io_uring first.
+ * Returns 0 or -errno. */
+int  mempool__io_open(mp_io **out, int mode);
+/* "io_uring" or "pwrite": the backend actually in use. */
+const char *mempool__io_backend(const mp_io *io);
+/* Queue @p n requests; they are written concurrently where the backend can.
+ * Returns 0 or -errno (nothing queued). */
+int  mempool__io_submit(mp_io *io, mp_io_req **reqs, unsigned n);
+/* Wait until every one of @p reqs is done; returns 0 (check each result). */
+int  mempool__io_wait(mp_io *io, mp_io_req **reqs, unsigned n);
+/* Wait for everything queued so far. */
+int  mempool__io_drain(mp_io *io);
+/* Stop the thread (after finishing queued work) and free the engine. */
+void mempool__io_close(mp_io *io);
+
+/* Failpoint hook for tests: when the environment variable
+ * MEMPOOL_FAILPOINT names "io.write" (fail with -EIO), "io.nospc" (-ENOSPC)
+ * or "io.short" (cap every write at 4096 bytes), the engine obeys. Read once
+ * per engine at open. */
+
+#endif /* MEMPOOL_SPILL_H */
