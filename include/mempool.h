@@ -85,6 +85,8 @@ typedef struct mempool mempool;
 /** mempool_options.flags */
 #define MEMPOOL_OPEN_CREATE 0x1u /**< create the pool if it does not exist */
 #define MEMPOOL_OPEN_EXCL   0x2u /**< with CREATE: fail with -EEXIST if it exists */
+#define MEMPOOL_OPEN_NOVERIFY 0x4u /**< map spill files without checking the
+                                        payload crc (header still checked) */
 
 /** Default arena size when creating: 1 GiB. */
 #define MEMPOOL_DEFAULT_ARENA_BYTES (1ull << 30)
@@ -104,10 +106,30 @@ typedef struct mempool_options {
     uint32_t    flags;        /**< MEMPOOL_OPEN_* ; default CREATE */
     uint64_t    max_objects;  /**< object table capacity when creating;
                                    0 = arena_bytes / 4096, at least 1024 */
+    uint64_t    max_disksize; /**< this worker's limit on bytes in spill
+                                   files; 0 = none */
+    uint32_t    policy;       /**< MEMPOOL_POLICY_LRU (default) or _MRU;
+                                   fixed by the creator */
+    uint32_t    io_mode;      /**< MEMPOOL_IO_AUTO (io_uring, else pwrite)
+                                   or MEMPOOL_IO_PWRITE */
+    uint32_t    evict_wait_ms;/**< how long a set waits for pinned victims
+                                   before -ENOMEM; default 100 */
+    uint32_t    spiller;      /**< 1 (default): take part in the election
+                                   of the pool's background spiller */
 } mempool_options;
 
-/** @brief Fill @p o with the defaults: 1 GiB arena, no limit, ".mempool",
- *  mode 0600, MEMPOOL_OPEN_CREATE. */
+/** Eviction policies (mempool_options.policy). MRU evicts the most recently
+ *  used resident object other than the newcomer, as MemPool.jl's newer
+ *  allocator does. */
+#define MEMPOOL_POLICY_LRU 0u
+#define MEMPOOL_POLICY_MRU 1u
+/** I/O backends (mempool_options.io_mode). */
+#define MEMPOOL_IO_AUTO   0u
+#define MEMPOOL_IO_PWRITE 1u
+
+/** @brief Fill @p o with the defaults: 1 GiB arena, no limits,
+ *  ".mempool", mode 0600, MEMPOOL_OPEN_CREATE, LRU, io_uring if allowed,
+ *  100 ms eviction wait, spiller election on. */
 MEMPOOL_API void mempool_options_init(mempool_options *o);
 
 /**
@@ -304,6 +326,375 @@ MEMPOOL_API int mempool_dref_format(mempool_dref r, char *buf, size_t len);
 MEMPOOL_API int mempool_dref_parse(const char *s, mempool_dref *out);
 
 /* ------------------------------------------------------------------------ */
+/* Memory limit, spilling and files                                          */
+/* ------------------------------------------------------------------------ */
+/*
+ * Each worker may have a memory limit (max_memsize): the bytes of objects
+ * charged to it that are in the arena. A set that would pass the owner's
+ * limit first spills the owner's least recently used unpinned objects
+ * (MRU: most recently used) to files "<idx>-<gen>" in the pool's spill
+ * directory, <spill_dir>/<pool name>/, an absolute path fixed when the pool
+ * is created. A file is complete (written to "*.tmp" and renamed) before the
+ * object's memory is freed, so nothing is ever lost. When the arena itself
+ * runs short, objects of any worker are spilled the same way, and the
+ * pool's elected background spiller (one process at a time, re-elected when
+ * it dies) keeps arena usage below a high watermark so sets rarely wait.
+ *
+ * A get of a spilled object, from any process, maps its file read-only and
+ * returns a view into the mapping (MEMPOOL_VIEW_DISK): no copy, no arena
+ * memory. The object stays on disk (it is not copied back); the get marks
+ * it most recently used. An object whose file exists is "clean": evicting it
+ * again frees memory without writing.
+ *
+ * Files are written by the handle's I/O thread with io_uring, or with
+ * pwrite() where io_uring is unavailable (seccomp, kernel.io_uring_disabled,
+ * RLIMIT_MEMLOCK) or when MEMPOOL_IO_PWRITE / env MEMPOOL_IO=pwrite asks.
+ * Spill files are a cache: not fsynced. save_to_disk() files are durable.
+ *
+ * Every file has a 4096-byte header (magic "MPSPILL1", version, pool uuid,
+ * entry, generation, length, type, crc32c of header and payload) followed by
+ * the payload, page-aligned. A missing, truncated, foreign or corrupted file
+ * makes get return -ENOENT (missing) or MEMPOOL_ECORRUPT, never SIGBUS.
+ */
+
+/** Where an object's bytes are on disk. */
+typedef struct mempool_fileref {
+    char     path[4096];   /**< absolute path of the file */
+    uint64_t len;          /**< payload bytes */
+} mempool_fileref;
+
+/** @brief Set this worker's memory limit; 0 = none. Takes effect at the
+ *  next set (objects are not spilled just because the limit dropped).
+ *  @return 0, -EINVAL. */
+MEMPOOL_API int mempool_set_max_memsize(mempool *p, uint64_t bytes);
+
+/** @brief Set this worker's disk limit (bytes in files of objects it owns);
+ *  0 = none. A spill that would pass it fails with -ENOSPC. */
+MEMPOOL_API int mempool_set_max_disksize(mempool *p, uint64_t bytes);
+
+/**
+ * @brief Write @p r to its spill file (if it has none) and free its memory;
+ *  it stops counting against its owner's max_memsize. Idempotent: a second
+ *  call, or a call on a spilled object, returns 0 and the same file. If the
+ *  object is pinned, the memory is freed at the last release.
+ * @param[out] out  the file (may be NULL)
+ * @return 0, -ENOENT, -EINVAL, -ENOSPC (disk full or disk limit), -EIO;
+ *  on error the object stays in memory, readable and charged.
+ */
+MEMPOOL_API int mempool_move_to_disk(mempool *p, mempool_dref r,
+                                     mempool_fileref *out);
+
+/** @brief Write @p r's spill file and keep it in memory (still charged,
+ *  still served from the arena; a later eviction need not write).
+ *  Idempotent. Errors as mempool_move_to_disk(). */
+MEMPOOL_API int mempool_copy_to_disk(mempool *p, mempool_dref r,
+                                     mempool_fileref *out);
+
+/** @brief Write @p r durably (write "<path>.tmp", fdatasync, rename over
+ *  @p path, fsync the directory) in the file format above. Changes nothing
+ *  about the object or its recency; the file is the caller's: delete,
+ *  eviction and destroy never touch it.
+ *  @return 0, -ENOENT, -EINVAL, -ENOSPC, -EIO, -errno of open/rename. */
+MEMPOOL_API int mempool_save_to_disk(mempool *p, mempool_dref r,
+                                     const char *path, mempool_fileref *out);
+
+/** @brief Map a file written by move/copy/save_to_disk read-only and pin it
+ *  as a view (MEMPOOL_VIEW_DISK) until mempool_release().
+ *  @return 0, -ENOENT, -EINVAL, MEMPOOL_ECORRUPT. */
+MEMPOOL_API int mempool_get_file(mempool *p, const mempool_fileref *f,
+                                 mempool_view *v);
+
+/** @brief Wait until every spill this handle queued has completed.
+ *  @return 0, or a negative error. */
+MEMPOOL_API int mempool_flush(mempool *p);
+
+/* ------------------------------------------------------------------------ */
+/* Codecs: typed objects                                                     */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A codec turns a structured value into one run of position-independent
+ * bytes and back: the mmwrite/mmread idea. mempool_set_obj() encodes
+ * straight into a reservation in the arena (one copy, no temporary buffer);
+ * mempool_get_obj() pins the object and decodes a *view*: a struct whose
+ * pointers point into the object's bytes (in the arena, or in a mapped spill
+ * or saved file), valid until mempool_release() of the view. Nothing is
+ * parsed into new memory and nothing is copied.
+ *
+ * The type id travels with the object (mempool_set_options.type,
+ * mempool_view.type, mempool_info.type, and inside the bytes). Built-in
+ * types work without registration. A user codec is registered per handle
+ * and is needed only by the processes that encode or decode its type; any
+ * process can still read the object's bytes with mempool_get().
+ *
+ * Encoded layout, format version 1
+ * --------------------------------
+ * The same bytes are the object in the arena, the payload of a spill file
+ * and of a save_to_disk file, so a reader in any language that can map them
+ * can decode them without mempool. All integers are little-endian. Every
+ * offset is a u64 counted from the object's first byte, which is 64-byte
+ * aligned wherever mempool puts it. Every section starts at a multiple of 64
+ * from the object's start; padding bytes are zero.
+ *
+ * MEMPOOL_TYPE_BYTES objects have no header: the object is the bytes.
+ * Every other object starts with this 64-byte header:
+ *
+ *    off size  field
+ *      0    4  magic 0x4A424F4D (the bytes "MOBJ")
+ *      4    2  format version: 1 (a newer one is refused with -ENOTSUP)
+ *      6    1  byte order: 1 = little-endian (anything else is corrupt)
+ *      7    1  header size in 64-byte units, H >= 1 (1 in version 1)
+ *      8    4  type id (MEMPOOL_TYPE_*)
+ *     12    4  codec version (0 for built-ins; mempool_codec.version)
+ *     16    8  total length L of the object, header included; L <= the
+ *              stored length (the rest, if any, is ignored)
+ *     24    8  count: elements (ARRAY, STRINGS), rows (TABLE), 0 (user)
+ *     32    4  flags, per type (unknown bits are corrupt)
+ *     36    4  section count (informative)
+ *     40   24  codec fields F0 F1 F2, three u64
+ *
+ * A section [off, off+len) must satisfy: off % 64 == 0, off >= 64*H,
+ * off + len <= L, with no overflow. A reader checks every one.
+ *
+ * ARRAY (type 1), an n-dimensional array of fixed-size elements
+ *   F0 bytes 40..43 dtype (MEMPOOL_DTYPE_*), bytes 44..47 ndim (0..8);
+ *   F1 element size in bytes (the dtype's size; any value, 0 included, for
+ *   RECORD; 0 for BITS); F2 data offset (0 when the data is empty).
+ *   Bytes 64..127: shape, eight u64, unused dimensions 0.
+ *   count = product of the shape (1 when ndim is 0), no overflow.
+ *   Data: count * element size bytes, or ceil(count / 8) for BITS (element
+ *   i is bit i % 8 of byte i / 8, LSB first; trailing bits zero), in a
+ *   section at the data offset (>= 128). flags bit 0: column-major.
+ *   Writers put the data at 128; L = 128 + data bytes (128 when empty).
+ *
+ * STRINGS (type 2), an array of byte strings, some possibly missing
+ *   F0 offsets offset; F1 validity offset (0 = none: all present);
+ *   F2 blob offset. flags 0.
+ *   Offsets: count + 1 u64; offsets[0] = 0, non-decreasing; element i is
+ *   blob bytes [offsets[i], offsets[i+1]); offsets[count] is the blob
+ *   length. Strings are exact byte runs, not NUL-terminated (NULs and any
+ *   UTF-8 are kept). Validity: ceil(count / 8) bytes, bit i (LSB first)
+ *   set = element i present; a missing element has an empty range (and is
+ *   not ""), trailing bits zero. Writers put offsets at 64, then validity,
+ *   then the blob, each 64-aligned.
+ *
+ * TABLE (type 3), named columns of equal length
+ *   count = rows. F0 column count C; F1 directory offset; F2 = 0. flags 0.
+ *   Directory: C entries of four u64: name offset, name length (bytes, not
+ *   counting the 0 byte that must follow the name), column offset, column
+ *   length. Each column is a complete ARRAY (ndim 1, shape[0] = rows) or
+ *   STRINGS (count = rows) object, header included, 64-aligned, whose own
+ *   offsets count from the column's first byte. Nesting stops there.
+ *   Writers put the directory at 64, then the names, then the columns.
+ *
+ * User codecs (type >= MEMPOOL_TYPE_USER): the header with count, flags,
+ *   F0..F2 zero and one section, then the codec's own bytes from offset
+ *   64*H to L, which mempool_codec.encode wrote and .decode reads.
+ */
+
+/** Type ids. 0..0xffff are reserved for built-ins. */
+#define MEMPOOL_TYPE_BYTES   0u       /**< plain bytes: mempool_bytes */
+#define MEMPOOL_TYPE_ARRAY   1u       /**< n-d array: mempool_array */
+#define MEMPOOL_TYPE_STRINGS 2u       /**< string array: mempool_strings */
+#define MEMPOOL_TYPE_TABLE   3u       /**< named columns: mempool_table */
+#define MEMPOOL_TYPE_USER    0x10000u /**< first id for user codecs */
+
+/** Plain bytes (MEMPOOL_TYPE_BYTES): what mempool_set() stores. */
+typedef struct mempool_bytes {
+    const void *data;  /**< may be NULL when len is 0 */
+    uint64_t    len;
+} mempool_bytes;
+
+/** Element types of MEMPOOL_TYPE_ARRAY. */
+enum mempool_dtype {
+    MEMPOOL_DTYPE_INT8 = 1, MEMPOOL_DTYPE_INT16, MEMPOOL_DTYPE_INT32,
+    MEMPOOL_DTYPE_INT64, MEMPOOL_DTYPE_UINT8, MEMPOOL_DTYPE_UINT16,
+    MEMPOOL_DTYPE_UINT32, MEMPOOL_DTYPE_UINT64, MEMPOOL_DTYPE_FLOAT32,
+    MEMPOOL_DTYPE_FLOAT64,
+    MEMPOOL_DTYPE_BOOL,    /**< one byte per element, 0 or 1 (not checked:
+                                read them as uint8_t) */
+    MEMPOOL_DTYPE_BITS,    /**< booleans packed 8 per byte, LSB first */
+    MEMPOOL_DTYPE_RECORD   /**< fixed records of elem_size bytes */
+};
+
+#define MEMPOOL_ARRAY_MAXDIM   8
+#define MEMPOOL_ARRAY_COLMAJOR 0x1u  /**< mempool_array.flags */
+
+/** An n-d array (MEMPOOL_TYPE_ARRAY). To encode, fill dtype, ndim, shape,
+ *  flags, data (and elem_size for RECORD); decoding fills every field. */
+typedef struct mempool_array {
+    uint32_t    dtype;      /**< MEMPOOL_DTYPE_* */
+    uint32_t    ndim;       /**< 0..MEMPOOL_ARRAY_MAXDIM; 0 is a scalar */
+    uint64_t    shape[MEMPOOL_ARRAY_MAXDIM]; /**< the first ndim are used */
+    uint64_t    elem_size;  /**< bytes per element: required for RECORD
+                                 (0 allowed); 0 or the dtype's size for
+                                 the others; 0 for BITS */
+    uint32_t    flags;      /**< MEMPOOL_ARRAY_COLMAJOR or 0 */
+    uint32_t    reserved;   /**< 0 */
+    const void *data;       /**< the elements, 64-byte aligned when decoded;
+                                 NULL allowed when nbytes is 0 */
+    uint64_t    count;      /**< out: product of the shape */
+    uint64_t    nbytes;     /**< out: bytes of data */
+} mempool_array;
+
+/**
+ * An array of byte strings (MEMPOOL_TYPE_STRINGS). Element i is
+ * blob[offsets[i] .. offsets[i+1]) unless it is missing. To encode, point
+ * the fields at your own column: offsets[0] may be non-zero (a slice),
+ * offsets must not decrease, missing elements need empty ranges. Decoded,
+ * offsets[0] is 0 and every pointer is into the object.
+ */
+typedef struct mempool_strings {
+    uint64_t        n;         /**< elements */
+    const uint64_t *offsets;   /**< n + 1 offsets into blob */
+    const uint8_t  *blob;      /**< the bytes of all elements */
+    const uint8_t  *validity;  /**< bit i (LSB first) set = element i
+                                    present; NULL = all present */
+} mempool_strings;
+
+/** True if element @p i (< s->n) is missing (which is not ""). */
+static inline bool mempool_strings_missing(const mempool_strings *s,
+                                           uint64_t i)
+{
+    return s->validity && !((s->validity[i >> 3] >> (i & 7)) & 1u);
+}
+
+/** Element @p i (< s->n): its bytes, and its length in @p *len. NULL (and
+ *  length 0) when it is missing; never NULL for a present "" after a
+ *  decode. Not NUL-terminated. */
+static inline const uint8_t *mempool_strings_at(const mempool_strings *s,
+                                                uint64_t i, uint64_t *len)
+{
+    if (mempool_strings_missing(s, i)) {
+        *len = 0;
+        return NULL;
+    }
+    *len = s->offsets[i + 1] - s->offsets[i];
+    return s->blob + s->offsets[i];
+}
+
+/* C11 anonymous union; __extension__ keeps -std=c99 -pedantic users quiet. */
+#if defined(__GNUC__) && !defined(__cplusplus)
+#define MEMPOOL_ANON_UNION __extension__
+#else
+#define MEMPOOL_ANON_UNION
+#endif
+
+/** One column of a table. */
+typedef struct mempool_column {
+    const char *name;      /**< encode: a C string; decoded: points into the
+                                object, NUL-terminated */
+    uint64_t    name_len;  /**< out: bytes before the NUL */
+    uint32_t    type;      /**< MEMPOOL_TYPE_ARRAY (ndim 1) or _STRINGS */
+    uint32_t    reserved;  /**< 0 */
+    MEMPOOL_ANON_UNION union {
+        mempool_array   array;    /**< when type is MEMPOOL_TYPE_ARRAY */
+        mempool_strings strings;  /**< when type is MEMPOOL_TYPE_STRINGS */
+    };
+} mempool_column;
+
+/**
+ * A table (MEMPOOL_TYPE_TABLE): @c ncols named columns of @c nrows rows
+ * each. To encode, set nrows, ncols and cols (an ARRAY column is 1-d with
+ * shape[0] == nrows; a STRINGS column has n == nrows). Decoding sets cols to
+ * NULL and obj/obj_len to the object: read columns with
+ * mempool_table_column() or mempool_table_find(). A decoded table can be
+ * encoded again as it is (a copy).
+ */
+typedef struct mempool_table {
+    uint64_t              nrows;
+    uint64_t              ncols;
+    const mempool_column *cols;     /**< encode: ncols columns */
+    const void           *obj;      /**< decoded: the object's bytes */
+    uint64_t              obj_len;  /**< decoded: their length */
+} mempool_table;
+
+/** @brief Column @p i of a decoded (or to-be-encoded) table, as a view into
+ *  the object. O(1): the checks of every offset ran in the decode.
+ *  @return 0, -EINVAL (NULL, @p i >= ncols), MEMPOOL_ECORRUPT. */
+MEMPOOL_API int mempool_table_column(const mempool_table *t, uint64_t i,
+                                     mempool_column *out);
+
+/** @brief The first column named @p name (compared as a C string).
+ *  @return 0, -ENOENT (no such column), -EINVAL, MEMPOOL_ECORRUPT. */
+MEMPOOL_API int mempool_table_find(const mempool_table *t, const char *name,
+                                   mempool_column *out);
+
+/**
+ * A user codec. @c size says how many bytes @c encode will write for @p obj;
+ * @c encode writes exactly @p len bytes (padding included: the memory holds
+ * old bytes) at @p dst, 64-byte aligned, with no pointers, only offsets from
+ * @p dst; @c decode fills @p obj with a view into @p src (@p len bytes,
+ * 64-byte aligned) and must check every offset and length against @p len.
+ * Each returns 0 or a negative error, which the call that ran it returns.
+ * The library writes and checks the 64-byte header around these bytes.
+ */
+typedef struct mempool_codec {
+    uint32_t    type;        /**< >= MEMPOOL_TYPE_USER */
+    const char *name;        /**< copied at registration */
+    int (*size)(const void *obj, uint64_t *len);
+    int (*encode)(const void *obj, void *dst, uint64_t len);
+    int (*decode)(const void *src, uint64_t len, void *obj);
+    uint32_t    version;     /**< stored in each object; an object with a
+                                  higher version is refused (-ENOTSUP) */
+} mempool_codec;
+
+/**
+ * @brief Register codec @p c with handle @p p (a copy; @p c may go away).
+ * Thread-safe. A codec stays registered until the handle is closed.
+ * @return 0, or -EINVAL (NULL field, type below MEMPOOL_TYPE_USER),
+ *   -EEXIST (type already registered with this handle), -ENOMEM,
+ *   MEMPOOL_EFORKED.
+ */
+MEMPOOL_API int mempool_register_codec(mempool *p, const mempool_codec *c);
+
+/**
+ * @brief Encode @p obj as a new object of type @p type, straight into the
+ * arena: reserve the size, encode in place, publish.
+ * @param[in]  type  MEMPOOL_TYPE_* or a registered user type
+ * @param[in]  obj   a mempool_bytes, mempool_array, mempool_strings,
+ *                   mempool_table, or the user codec's struct
+ * @param[in]  o     owner and flags; @c o->type must be 0 or @p type; NULL
+ *                   for defaults
+ * @return 0, or -EINVAL (NULL argument, malformed @p obj: unknown dtype,
+ *   more than 8 dimensions, decreasing offsets, unequal column lengths, ...;
+ *   a reserved type id that is not built in), -ENOTSUP (user type not
+ *   registered with @p p), -E2BIG (size overflows or exceeds the arena),
+ *   the user encoder's error, or as mempool_reserve(). Nothing is left
+ *   behind on failure.
+ */
+MEMPOOL_API int mempool_set_obj(mempool *p, uint32_t type, const void *obj,
+                                const mempool_set_options *o,
+                                mempool_dref *out);
+
+/**
+ * @brief Pin object @p r and decode it as @p type into @p obj, a view into
+ * the object's bytes (arena or mapped file; no copy). The pointers in
+ * @p obj are valid until mempool_release(p, v).
+ * @param[out] obj  the struct for @p type (see mempool_set_obj())
+ * @param[out] v    the pin; release it when done with @p obj
+ * @return 0, or as mempool_get(); -EINVAL (NULL argument, or the object's
+ *   type is not @p type); -ENOTSUP (user type not registered with @p p, or
+ *   the object was written by a newer format or codec version);
+ *   MEMPOOL_ECORRUPT (the bytes failed validation); the user decoder's
+ *   error. On failure nothing stays pinned and @p v is cleared.
+ */
+MEMPOOL_API int mempool_get_obj(mempool *p, mempool_dref r, uint32_t type,
+                                void *obj, mempool_view *v);
+
+/**
+ * @brief Decode @p len bytes at @p src (64-byte aligned) as @p type into
+ * @p obj: for bytes pinned some other way, such as a view from
+ * mempool_get() or mempool_get_file() (decode v.data, v.len as v.type), or
+ * a file mapped by hand at its 4096-byte payload offset. The pointers in
+ * @p obj point into @p src. @p p may be NULL for built-in types.
+ * @return 0, -EINVAL (NULL argument, @p src not 64-byte aligned), or as
+ *   mempool_get_obj().
+ */
+MEMPOOL_API int mempool_decode(mempool *p, uint32_t type, const void *src,
+                               uint64_t len, void *obj);
+
+/* ------------------------------------------------------------------------ */
 /* Arena maintenance and figures                                             */
 /* ------------------------------------------------------------------------ */
 
@@ -320,6 +711,14 @@ struct mempool_stats {
     uint64_t resident_bytes;  /**< sum of lengths of objects in memory */
     uint32_t workers;         /**< workers attached now */
     uint32_t max_workers;
+    uint64_t disk_bytes;      /**< bytes in spill files of live objects */
+    uint64_t spills;          /**< files written since creation */
+    uint64_t spill_bytes;
+    uint64_t restores;        /**< gets served from a file */
+    uint64_t spill_errors;    /**< failed file writes */
+    int32_t  spiller;         /**< worker id of the elected spiller, 0 none */
+    char     io_backend[12];  /**< this handle's: "io_uring", "pwrite", or
+                                   "" before its first write */
 };
 
 /** @brief Read pool figures without taking locks or pins.

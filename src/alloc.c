@@ -279,19 +279,27 @@ static void block_free(mempool *p, uint64_t off, uint64_t len)
 
 /* ---- entries ----------------------------------------------------------- */
 
-static void charge(mempool *p, const mp_entry *e, int sign)
+/* Charge (+1) or uncharge (-1) entry @p e, in state word @p w, to its owner:
+ * one object; its bytes as resident unless F_NOMEM; as disk if F_ONDISK. */
+static void account(mempool *p, const mp_entry *e, uint64_t w, int sign)
 {
     mp_slot *s;
+    uint64_t len = e->len;
     if (e->owner < 1 || e->owner > MP_WORKERS)
         return;
     s = &p->slots[e->owner - 1];
-    if (sign > 0) {
-        atomic_fetch_add(&s->resident_bytes, e->len);
-        atomic_fetch_add(&s->objects, 1);
-    } else {
-        atomic_fetch_sub(&s->resident_bytes, e->len);
-        atomic_fetch_sub(&s->objects, 1);
-    }
+    atomic_fetch_add(&s->objects, (uint64_t)(int64_t)sign);
+    if (!(MP_W_FL(w) & MP_F_NOMEM))
+        atomic_fetch_add(&s->resident_bytes, (uint64_t)(int64_t)sign * len);
+    if (MP_W_FL(w) & MP_F_ONDISK)
+        atomic_fetch_add(&s->disk_bytes, (uint64_t)(int64_t)sign * len);
+}
+
+static bool has_block(uint64_t w)
+{
+    unsigned st = MP_W_ST(w);
+    return st != MP_ST_FREE && st != MP_ST_RETIRED && st != MP_ST_FREEING &&
+           !(MP_W_FL(w) & MP_F_NOMEM);
 }
 
 /* Pop a free entry and give it a block; the entry is ALLOC(us). Locked. */
@@ -315,6 +323,8 @@ int mempool__alloc(mempool *p, uint64_t len, uint32_t *idx)
         return rc;
     h->entry_free = e->next_free;
     e->next_free = 0;
+    if (atomic_load(&h->hwm) < i)
+        atomic_store(&h->hwm, i);
     atomic_store(&e->word, MP_W(MP_W_GEN(w), MP_ST_ALLOC, p->slot + 1, 0));
     MP_ST(e->len, len);      /* len before off: off != 0 claims the block */
     MP_ST(e->off, off);
@@ -346,11 +356,13 @@ void mempool__free(mempool *p, uint32_t idx)
     uint64_t w = atomic_load(&e->word), nw;
 
     atomic_store(&e->word, MP_W(MP_W_GEN(w), MP_ST_FREEING, p->slot + 1, 0));
-    if (e->off)
-        block_free(p, e->off, e->len);
-    atomic_fetch_sub(&p->h->used_bytes, mempool__block_bytes(e->len));
+    if (has_block(w)) {
+        if (e->off)
+            block_free(p, e->off, e->len);
+        atomic_fetch_sub(&p->h->used_bytes, mempool__block_bytes(e->len));
+    }
     atomic_fetch_sub(&p->h->entries_used, 1);
-    charge(p, e, -1);
+    account(p, e, w, -1);
     MP_ST(e->off, 0);
     MP_ST(e->len, 0);
     MP_ST(e->owner, 0);
@@ -362,7 +374,39 @@ void mempool__free(mempool *p, uint32_t idx)
 
 void mempool__charge(mempool *p, uint32_t idx)
 {
-    charge(p, mp_entry_at(p, idx), +1);
+    mp_entry *e = mp_entry_at(p, idx);
+    account(p, e, atomic_load(&e->word), +1);
+}
+
+/* The file of entry @p idx is complete: word @p w (LIVE or DELETED with
+ * F_WRITING by us) becomes @p nw with F_ONDISK; charge the disk. Locked.
+ * Returns false if the word changed meanwhile (caller re-reads). */
+bool mempool__mark_ondisk(mempool *p, uint32_t idx, uint64_t w, uint64_t nw)
+{
+    mp_entry *e = mp_entry_at(p, idx);
+    if (!atomic_compare_exchange_strong(&e->word, &w, nw))
+        return false;
+    if (!(MP_W_FL(w) & MP_F_ONDISK) && (MP_W_FL(nw) & MP_F_ONDISK) &&
+        e->owner >= 1 && e->owner <= MP_WORKERS)
+        atomic_fetch_add(&p->slots[e->owner - 1].disk_bytes, e->len);
+    return true;
+}
+
+/* Free the memory of EVICTING entry @p idx (word @p w): it becomes SPILLED.
+ * The state is stored first, so a rebuild after a crash here sees SPILLED
+ * and ignores the block. Locked. */
+void mempool__evict_locked(mempool *p, uint32_t idx, uint64_t w)
+{
+    mp_entry *e = mp_entry_at(p, idx);
+    uint64_t nw = MP_W_SETST(w, MP_ST_SPILLED, 0);
+    nw = (nw & ~(uint64_t)MP_F_MOVE) | MP_F_NOMEM;
+    atomic_store(&e->word, nw);
+    if (e->off)
+        block_free(p, e->off, e->len);
+    atomic_fetch_sub(&p->h->used_bytes, mempool__block_bytes(e->len));
+    if (e->owner >= 1 && e->owner <= MP_WORKERS)
+        atomic_fetch_sub(&p->slots[e->owner - 1].resident_bytes, e->len);
+    MP_ST(e->off, 0);
 }
 
 /* ---- derived state: placement shared by rebuild and verify ------------- */
@@ -421,11 +465,14 @@ static void rebuild(mempool *p)
     for (int s = 0; s < MP_WORKERS; s++) {
         atomic_store(&p->slots[s].resident_bytes, 0);
         atomic_store(&p->slots[s].objects, 0);
+        atomic_store(&p->slots[s].disk_bytes, 0);
     }
     for (uint32_t i = (uint32_t)p->ntab; i-- > 0;) {
         mp_entry *e = mp_entry_at(p, i);
         uint64_t w = atomic_load(&e->word);
         unsigned st = MP_W_ST(w);
+        if (!has_block(w))
+            MP_ST(e->off, 0);           /* e.g. evicted, block not yet freed */
         if (st == MP_ST_FREEING || (e->off && place(p, p->pages, e->off,
                                                     e->len))) {
             MP_ST(e->off, 0);           /* dying holder's, or corrupt */
@@ -439,8 +486,9 @@ static void rebuild(mempool *p)
             entry_push(p, i);
         } else if (st != MP_ST_RETIRED) {
             nused++;
-            used += mempool__block_bytes(e->len);
-            charge(p, e, +1);
+            if (has_block(w))
+                used += mempool__block_bytes(e->len);
+            account(p, e, w, +1);
         }
     }
     for (uint64_t k = 0; k < p->npages; k++) {
@@ -523,7 +571,8 @@ int mempool__alloc_verify(mempool *p, char *why, size_t whylen)
 {
     mp_page *pg = calloc(p->npages, sizeof(*pg));
     uint64_t used = 0, nused = 0, nfree = 0, res[MP_WORKERS] = {0};
-    uint64_t objs[MP_WORKERS] = {0}, walked = 0, npartial = 0, expect_partial = 0;
+    uint64_t objs[MP_WORKERS] = {0}, disk[MP_WORKERS] = {0};
+    uint64_t walked = 0, npartial = 0, expect_partial = 0;
     int rc = 0;
 
     if (!pg)
@@ -538,18 +587,22 @@ int mempool__alloc_verify(mempool *p, char *why, size_t whylen)
         }
         if (st == MP_ST_RETIRED)
             continue;
-        if (st > MP_ST_RETIRED || st == MP_ST_FREEING)
+        if (st > MP_ST_SPILLED || st == MP_ST_FREEING)
             FAIL("entry %u has state %u outside the lock", i, st);
+        if (!has_block(w) && e->off)
+            FAIL("entry %u is not in memory but owns a block", i);
         if (e->off && place(p, pg, e->off, e->len))
             FAIL("entry %u: block %llu+%llu invalid or shared", i,
                  (unsigned long long)e->off, (unsigned long long)e->len);
-        if (!e->off && e->len)
+        if (has_block(w) && !e->off && e->len)
             FAIL("entry %u: %llu bytes but no block", i,
                  (unsigned long long)e->len);
         nused++;
-        used += mempool__block_bytes(e->len);
+        if (has_block(w))
+            used += mempool__block_bytes(e->len);
         if (e->owner >= 1 && e->owner <= MP_WORKERS) {
-            res[e->owner - 1] += e->len;
+            res[e->owner - 1] += has_block(w) ? e->len : 0;
+            disk[e->owner - 1] += (MP_W_FL(w) & MP_F_ONDISK) ? e->len : 0;
             objs[e->owner - 1]++;
         }
     }
@@ -592,10 +645,13 @@ int mempool__alloc_verify(mempool *p, char *why, size_t whylen)
              (unsigned long long)used, (unsigned long long)nused);
     for (int s = 0; s < MP_WORKERS; s++)
         if (res[s] != atomic_load(&p->slots[s].resident_bytes) ||
-            objs[s] != atomic_load(&p->slots[s].objects))
-            FAIL("worker %d charged %llu bytes, table says %llu", s + 1,
+            objs[s] != atomic_load(&p->slots[s].objects) ||
+            disk[s] != atomic_load(&p->slots[s].disk_bytes))
+            FAIL("worker %d charged %llu/%llu bytes (memory/disk), table "
+                 "says %llu/%llu", s + 1,
                  (unsigned long long)atomic_load(&p->slots[s].resident_bytes),
-                 (unsigned long long)res[s]);
+                 (unsigned long long)atomic_load(&p->slots[s].disk_bytes),
+                 (unsigned long long)res[s], (unsigned long long)disk[s]);
 out:
     free(pg);
     return rc;

@@ -268,6 +268,23 @@ fail:
     return rc;
 }
 
+/* The absolute spill directory "<spill_dir>/<name>" fixed at creation. */
+static int spill_dir_of(const char *dir, const char *name, char *out)
+{
+    char cwd[MP_PATH_MAX];
+    int n;
+    if (!dir || !*dir)
+        dir = ".mempool";
+    if (dir[0] == '/')
+        n = snprintf(out, MP_PATH_MAX, "%s/%s", dir, name);
+    else if (getcwd(cwd, sizeof(cwd)))
+        n = snprintf(out, MP_PATH_MAX, "%s/%s/%s", strcmp(cwd, "/") ? cwd : "",
+                     dir, name);
+    else
+        return -errno;
+    return n < 0 || n >= MP_PATH_MAX ? -ENAMETOOLONG : 0;
+}
+
 /* Fill the template header for a new pool. */
 static int new_header(const char *name, const mempool_options *o,
                       mp_header *h)
@@ -285,6 +302,11 @@ static int new_header(const char *name, const mempool_options *o,
     h->magic = MP_MAGIC;
     h->format = mempool__format_word();
     h->mode = o->mode;
+    h->policy = o->policy;
+    h->high_pct = 85;
+    h->low_pct = 75;
+    if ((rc = spill_dir_of(o->spill_dir, name, h->spill_dir)))
+        return rc;
     h->init_state = MP_INIT_BUILDING;
     clock_gettime(CLOCK_REALTIME, &ts);
     h->created_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
@@ -398,20 +420,26 @@ void mempool_options_init(mempool_options *o)
     o->spill_dir = ".mempool";
     o->mode = 0600;
     o->flags = MEMPOOL_OPEN_CREATE;
+    o->policy = MEMPOOL_POLICY_LRU;
+    o->io_mode = MEMPOOL_IO_AUTO;
+    o->evict_wait_ms = 100;
+    o->spiller = 1;
 }
 
 static int check_options(const mempool_options *o)
 {
-    if (o->flags & ~(MEMPOOL_OPEN_CREATE | MEMPOOL_OPEN_EXCL))
+    if (o->flags & ~(MEMPOOL_OPEN_CREATE | MEMPOOL_OPEN_EXCL |
+                     MEMPOOL_OPEN_NOVERIFY))
         return -EINVAL;
-    if (o->mode & ~0777u)
+    if (o->mode & ~0777u || o->policy > MEMPOOL_POLICY_MRU ||
+        o->io_mode > MEMPOOL_IO_PWRITE || o->evict_wait_ms > 3600000u)
         return -EINVAL;
     return 0;
 }
 
 /* Attach, or create when allowed; racing creators end up on one pool. */
 static int open_arena(mempool *p, const char *path, const char *name,
-                      const mempool_options *o)
+                      const mempool_options *o, bool *created)
 {
     bool create_ok = o->flags & MEMPOOL_OPEN_CREATE;
     bool excl = create_ok && (o->flags & MEMPOOL_OPEN_EXCL);
@@ -424,6 +452,7 @@ static int open_arena(mempool *p, const char *path, const char *name,
                 return rc;
         }
         rc = create(p, path, name, o);
+        *created = rc == 0;
         if (rc != -EEXIST || excl)
             return rc;
     }
@@ -434,6 +463,7 @@ int mempool_open(const char *name, const mempool_options *o, mempool **out)
 {
     char path[sizeof(MP_SHM_DIR) + MEMPOOL_NAME_MAX + 16];
     mempool_options defaults;
+    bool created = false;
     mempool *p;
     int rc;
 
@@ -450,15 +480,23 @@ int mempool_open(const char *name, const mempool_options *o, mempool **out)
     if (!(p = calloc(1, sizeof(*p))))
         return -ENOMEM;
     snprintf(p->name, sizeof(p->name), "%s", name);
-    if ((rc = open_arena(p, path, name, o)))
+    if ((rc = open_arena(p, path, name, o, &created)))
         goto fail_free;
     mempool__bind(p);
     mempool__register(p);
     if ((rc = mempool__claim_slot(p)) < 0)
         goto fail_unmap;
+    if ((rc = mempool__spill_init(p, o, created)))
+        goto fail_slot;
     mempool_reap(p);
+    if (o->spiller && (rc = mempool__spiller_start(p)))
+        goto fail_spill;
     *out = p;
     return 0;
+fail_spill:
+    mempool__spill_fini(p);
+fail_slot:
+    mempool__leave_slot(p);
 fail_unmap:
     mempool__unregister(p);
     munmap(p->base, p->size);
@@ -474,8 +512,11 @@ int mempool_close(mempool *p)
     if (!p)
         return -EINVAL;
     rc = mempool__handle_ok(p);
-    if (rc == 0)
+    if (rc == 0) {
+        mempool__spiller_stop(p);
         mempool__leave_slot(p);     /* drops our pins, refs, reservations */
+        mempool__spill_fini(p);     /* a forked child has no threads to stop */
+    }
     mempool__unregister(p);         /* in a forked child fd is already shut */
     mempool__codecs_free(p);
     munmap(p->base, p->size);
@@ -487,9 +528,15 @@ int mempool_close(mempool *p)
 
 int mempool_destroy(const char *name)
 {
-    char path[sizeof(MP_SHM_DIR) + MEMPOOL_NAME_MAX + 16];
+    char path[sizeof(MP_SHM_DIR) + MEMPOOL_NAME_MAX + 16], dir[MP_PATH_MAX];
     int rc = mempool__shm_path(name, path, sizeof(path));
+    bool have_dir;
     if (rc)
         return rc;
-    return unlink(path) < 0 ? -errno : 0;
+    have_dir = mempool__spill_dir_path(name, dir, sizeof(dir)) == 0;
+    if (unlink(path) < 0)
+        return -errno;
+    if (have_dir)
+        mempool__spill_destroy(dir);
+    return 0;
 }

@@ -53,6 +53,16 @@ struct mempool {
     pthread_mutex_t reap_lock; /* one reaper per handle at a time */
     struct mempool *next;      /* process-wide handle list (fork handling) */
     struct mp_codecs *codecs;  /* codecs registered through this handle */
+    /* spilling (spill.c, mapcache.c, spiller.c) */
+    pthread_mutex_t io_lock;   /* guards the lazy start of io and dirfd */
+    struct mp_io *io;          /* this handle's I/O engine, or NULL */
+    int           dirfd;       /* the pool's spill directory, or -1 */
+    char          spill_dir[MP_PATH_MAX];
+    uint32_t      io_mode;     /* MEMPOOL_IO_* */
+    uint32_t      evict_wait_ms;
+    bool          verify;      /* check payload crc when mapping a file */
+    struct mp_mapcache *maps;
+    struct mp_spiller *spiller;
 };
 
 /* ---- arena.c: names, layout, create / attach -------------------------- */
@@ -79,6 +89,8 @@ void mempool__unlock(mempool *p);
 int  mempool__alloc(mempool *p, uint64_t len, uint32_t *idx);  /* locked */
 void mempool__free(mempool *p, uint32_t idx);                  /* locked */
 void mempool__charge(mempool *p, uint32_t idx);                /* locked */
+bool mempool__mark_ondisk(mempool *p, uint32_t idx, uint64_t w, uint64_t nw);
+void mempool__evict_locked(mempool *p, uint32_t idx, uint64_t w);
 uint64_t mempool__block_bytes(uint64_t len);
 void mempool__alloc_init(mempool *p);
 int  mempool__alloc_verify(mempool *p, char *why, size_t whylen); /* locked */
@@ -92,9 +104,40 @@ uint32_t mempool__cell_count(mempool *p, int kind, uint32_t idx, uint32_t gen,
                              bool any);
 void mempool__cells_drop(mempool *p, int slot); /* reaper: clear and repair */
 
-/* ---- object.c: shared helpers used by the reaper ---------------------- */
+/* ---- object.c: shared helpers used by the reaper and spill code -------- */
 void mempool__try_reclaim(mempool *p, uint32_t idx);
 void mempool__refcheck(mempool *p, uint32_t idx, uint32_t gen);
+int  mempool__entry_of(const mempool *p, mempool_dref r, uint32_t *idx,
+                       uint32_t *gen);
+void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen);
+
+/* ---- spill.c: clean copies, eviction, making room ---------------------- */
+int  mempool__spill_init(mempool *p, const mempool_options *o, bool created);
+void mempool__spill_fini(mempool *p);
+int  mempool__write_clean(mempool *p, const uint32_t *idx, unsigned n,
+                          int *res);       /* give entries a file */
+int  mempool__evict(mempool *p, uint32_t idx, uint32_t gen);
+int  mempool__make_room(mempool *p, int owner, uint64_t need);
+void mempool__unlink_files(mempool *p, uint32_t idx, uint32_t gen);
+int  mempool__file_path(mempool *p, uint32_t idx, uint32_t gen, char *buf,
+                        size_t len);
+void mempool__reap_spill(mempool *p, int d, uint32_t idx, uint64_t w);
+int  mempool__spill_dir_path(const char *name, char *buf, size_t len);
+void mempool__spill_destroy(const char *dir);
+
+/* ---- mapcache.c: read-back mappings ------------------------------------ */
+struct mp_mapping;
+int  mempool__map_entry(mempool *p, uint32_t idx, uint32_t gen,
+                        struct mp_mapping **out, const uint8_t **data);
+int  mempool__map_file(mempool *p, const char *path, struct mp_mapping **out,
+                       const uint8_t **data, uint64_t *len, uint32_t *type);
+int  mempool__map_put(mempool *p, uint64_t id);   /* by mapping id */
+uint64_t mempool__map_id(const struct mp_mapping *m);
+void mempool__maps_free(mempool *p);
+
+/* ---- spiller.c: the pool's elected background spiller ----------------- */
+int  mempool__spiller_start(mempool *p);
+void mempool__spiller_stop(mempool *p);
 
 /* ---- codec.c ---------------------------------------------------------- */
 void mempool__codecs_free(mempool *p);  /* at close; NULL-safe */

@@ -28,17 +28,25 @@
  *
  * Entry word (mp_entry.word), the one word every transition CASes:
  *
- *   63            32 31     24 23      16 15          0
- *   [ generation    | state   | who      | flags       ]
+ *   63            32 31     24 23      16 15      8 7       0
+ *   [ generation    | state   | who      | rc      | flags   ]
  *
  *   FREE      on the allocator's free list (gen already bumped)
  *   ALLOC     reserved by worker `who`, not yet visible
- *   LIVE      published; immutable bytes at off/len; F_REFCHECK + `who`
- *             while a worker decides whether a refcounted object lost its
- *             last reference
- *   DELETED   gets fail; bytes stay until no pin cell names the entry
+ *   LIVE      published; immutable bytes at off/len
+ *   EVICTING  `who` is freeing the memory of an object with a clean file;
+ *             readers wait for the verdict (back to LIVE, or SPILLED)
+ *   SPILLED   bytes only in the spill file (F_ONDISK | F_NOMEM)
+ *   DELETED   gets fail; bytes and file stay until no pin cell names it
  *   FREEING   being freed by the allocator-lock holder `who`
  *   RETIRED   generation exhausted; never reused
+ *
+ *   rc        slot + 1 of a worker deciding whether a refcounted object
+ *             lost its last reference (LIVE or SPILLED), else 0
+ *   F_ONDISK  a complete file "<idx>-<gen>" holds the bytes
+ *   F_WRITING `who` is writing that file ("<idx>-<gen>.tmp")
+ *   F_NOMEM   the bytes are not in the arena
+ *   F_MOVE    move_to_disk() asked while pinned: evict at last release
  *
  * Pins and references are not counted in the entry. Each worker records
  * them in its own cell table (pin.c), so the pins of a dead worker are known
@@ -62,6 +70,8 @@
 #define MP_MIN_ARENA      (UINT64_C(1) << 20)
 #define MP_MAX_OBJECTS    ((UINT64_C(1) << 31) - 2)
 #define MP_WORKERS        MEMPOOL_MAX_WORKERS
+#define MP_PATH_MAX       1024
+#define MP_LOCK_SPILLER   (MP_LOCK_BASE - 1)
 
 /* OFD lock bytes on the shm object (far past its end; locks are advisory). */
 #define MP_LOCK_BASE      ((off_t)1 << 40)
@@ -73,10 +83,14 @@ enum { MP_INIT_BUILDING = 1, MP_INIT_READY = 2, MP_INIT_FAILED = 3 };
 
 /* Entry states (bits 31..24 of the entry word). */
 enum {
-    MP_ST_FREE = 0, MP_ST_ALLOC = 1, MP_ST_LIVE = 2,
-    MP_ST_DELETED = 3, MP_ST_FREEING = 4, MP_ST_RETIRED = 5
+    MP_ST_FREE = 0, MP_ST_ALLOC = 1, MP_ST_LIVE = 2, MP_ST_DELETED = 3,
+    MP_ST_FREEING = 4, MP_ST_RETIRED = 5, MP_ST_EVICTING = 6,
+    MP_ST_SPILLED = 7
 };
-#define MP_F_REFCHECK 0x1u
+#define MP_F_ONDISK   0x01u
+#define MP_F_WRITING  0x02u
+#define MP_F_NOMEM    0x04u
+#define MP_F_MOVE     0x08u
 
 #define MP_W(gen, st, who, fl) \
     (((uint64_t)(gen) << 32) | ((uint64_t)(st) << 24) | \
@@ -84,7 +98,12 @@ enum {
 #define MP_W_GEN(w)   ((uint32_t)((w) >> 32))
 #define MP_W_ST(w)    ((unsigned)(((w) >> 24) & 0xff))
 #define MP_W_WHO(w)   ((unsigned)(((w) >> 16) & 0xff))
-#define MP_W_FL(w)    ((unsigned)((w) & 0xffff))
+#define MP_W_RC(w)    ((unsigned)(((w) >> 8) & 0xff))
+#define MP_W_FL(w)    ((unsigned)((w) & 0xff))
+#define MP_W_SETST(w, st, who) \
+    (((w) & ~UINT64_C(0xffff0000)) | ((uint64_t)(st) << 24) | \
+     ((uint64_t)(who) << 16))
+#define MP_W_SETRC(w, rc) (((w) & ~UINT64_C(0xff00)) | ((uint64_t)(rc) << 8))
 #define MP_GEN_MAX    UINT32_C(0xfffffffe)
 
 /* Small size classes (slab pages); larger objects take page runs. */
@@ -113,12 +132,19 @@ typedef struct mp_header {
     uint64_t created_ns;
     char     name[MEMPOOL_NAME_MAX + 1];
     uint8_t  pad0[7];
+    char     spill_dir[MP_PATH_MAX];  /* absolute: <spill_dir>/<name> */
+    uint32_t policy;           /* MEMPOOL_POLICY_* */
+    uint32_t high_pct, low_pct;/* arena watermarks for the spiller */
+    uint32_t pad3;
 
     /* Shared, changing. */
     _Atomic uint64_t active;   /* bit s: slot s holds state (alive or not yet reaped) */
     _Atomic uint64_t clock;    /* recency ticket source */
     _Atomic uint64_t reaped;   /* workers reaped since creation */
-    uint64_t pad1[5];
+    _Atomic uint64_t hwm;      /* entries [0, hwm) have ever been used */
+    _Atomic uint32_t spiller;  /* slot + 1 of the elected spiller, 0 none */
+    _Atomic uint32_t io_backend; /* 1 io_uring, 2 pwrite (of the spiller) */
+    uint64_t pad1[3];
 
     /* Allocator: everything below is written only under alloc_lock. */
     pthread_mutex_t alloc_lock;     /* robust, process-shared */
@@ -142,7 +168,12 @@ typedef struct mp_slot {
     _Atomic uint64_t objects;       /* objects charged to this slot */
     _Atomic uint64_t overflow_used; /* cells in use in the overflow region */
     _Atomic uint64_t sets, gets, deletes, releases, refs, unrefs, errors;
-    uint64_t spare[18];
+    _Atomic uint64_t max_memsize;   /* 0 = no limit */
+    _Atomic uint64_t max_disksize;  /* 0 = no limit */
+    _Atomic uint64_t disk_bytes;    /* bytes of files of objects charged here */
+    _Atomic uint64_t spills, spill_bytes, spill_ns, spill_errors;
+    _Atomic uint64_t restores, restore_bytes, destroys;
+    uint64_t spare[8];
 } mp_slot;
 
 typedef struct mp_entry {

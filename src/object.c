@@ -6,8 +6,10 @@
  * Life of an entry (see layout.h for the word):
  *
  *   FREE --reserve--> ALLOC(us) --publish--> LIVE --delete--> DELETED
- *     ^                  |abort/reap                              |
- *     +------ free (allocator lock, gen + 1) <-- last pin gone ---+
+ *     ^                  |abort/reap         | ^                    |
+ *     |                              evict  v | pinned        last pin
+ *     |                                EVICTING --> SPILLED --delete-^
+ *     +------ free (allocator lock, gen + 1) <--------------------+
  *
  * get is lock-free: read the word, record a pin cell, re-read the word
  * (pin.c explains the handshake). delete is a CAS to DELETED followed by an
@@ -15,11 +17,14 @@
  * reclaims it. A DRef names the entry by arena offset and carries its
  * generation, so any DRef from before a reuse is answered -ENOENT.
  *
+ * A get of a SPILLED object pins it and maps its file (mapcache.c); a get
+ * that meets EVICTING waits for the evictor's verdict (spill.c).
+ *
  * Refcounted objects: references are REF cells of the holding worker.
- * Whoever may have dropped the last one runs a check: set F_REFCHECK in the
- * word (one checker at a time), scan every worker's cells, then either
- * clear the flag or move the entry to DELETED. A concurrent mempool_ref()
- * that sees the flag waits for the verdict, so a reference is never granted
+ * Whoever may have dropped the last one runs a check: put its slot in the
+ * word's rc byte (one checker at a time), scan every worker's cells, then
+ * either clear rc or move the entry to DELETED. A concurrent mempool_ref()
+ * that sees rc set waits for the verdict, so a reference is never granted
  * on an object being deleted.
  */
 #include <errno.h>
@@ -43,8 +48,8 @@ static uint64_t table_off(const mempool *p)
 }
 
 /* Validate a DRef's shape; gives the entry index and 32-bit generation. */
-static int entry_of(const mempool *p, mempool_dref r, uint32_t *idx,
-                    uint32_t *gen)
+int mempool__entry_of(const mempool *p, mempool_dref r, uint32_t *idx,
+                      uint32_t *gen)
 {
     uint64_t t = table_off(p);
     if ((r.gen & ~UINT64_C(0xffffffff)) != p->tag || (uint32_t)r.gen == 0)
@@ -64,9 +69,21 @@ static mempool_dref dref_of(const mempool *p, uint32_t idx, uint32_t gen)
     return r;
 }
 
-static bool is_live(uint64_t w, uint32_t gen)
+/* Published and not deleted: in memory, on disk, or between the two. */
+static bool alive(uint64_t w, uint32_t gen)
 {
-    return MP_W_GEN(w) == gen && MP_W_ST(w) == MP_ST_LIVE;
+    unsigned st = MP_W_ST(w);
+    return MP_W_GEN(w) == gen && (st == MP_ST_LIVE || st == MP_ST_SPILLED ||
+                                  st == MP_ST_EVICTING);
+}
+
+/* The DELETED word for @p w: files and a running writer are remembered so
+ * the reclaimer removes the file and waits for the writer. */
+static uint64_t deleted_word(uint64_t w)
+{
+    unsigned fl = MP_W_FL(w) & (MP_F_ONDISK | MP_F_WRITING | MP_F_NOMEM);
+    unsigned who = (MP_W_FL(w) & MP_F_WRITING) ? MP_W_WHO(w) : 0;
+    return MP_W(MP_W_GEN(w), MP_ST_DELETED, who, fl);
 }
 
 static void touch(mp_entry *e)
@@ -84,9 +101,11 @@ void mempool__try_reclaim(mempool *p, uint32_t idx)
 {
     mp_entry *e = mp_entry_at(p, idx);
     uint64_t w = atomic_load(&e->word);
-    if (MP_W_ST(w) != MP_ST_DELETED ||
+    if (MP_W_ST(w) != MP_ST_DELETED || (MP_W_FL(w) & MP_F_WRITING) ||
         mempool__cell_count(p, MP_PIN, idx, MP_W_GEN(w), true))
         return;                     /* the last unpinner will come back */
+    if (MP_W_FL(w) & MP_F_ONDISK)
+        mempool__unlink_files(p, idx, MP_W_GEN(w));
     if (mempool__lock(p))
         return;
     if (atomic_load(&e->word) == w)
@@ -98,28 +117,32 @@ void mempool__try_reclaim(mempool *p, uint32_t idx)
 void mempool__refcheck(mempool *p, uint32_t idx, uint32_t gen)
 {
     mp_entry *e = mp_entry_at(p, idx);
-    unsigned spins = 0;
-    uint64_t w, mine;
+    unsigned spins = 0, me = (unsigned)p->slot + 1;
+    bool held;
+    uint64_t w;
 
     for (;;) {
         w = atomic_load(&e->word);
-        if (!is_live(w, gen) || !(MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED))
+        if (!alive(w, gen) || !(MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED))
             return;
-        if (MP_W_FL(w) & MP_F_REFCHECK) {
-            mempool__wait_who(p, MP_W_WHO(w), &spins);
+        if (MP_W_RC(w) || MP_W_ST(w) == MP_ST_EVICTING) {
+            mempool__wait_who(p, MP_W_RC(w) ? MP_W_RC(w) : MP_W_WHO(w),
+                              &spins);
             continue;
         }
-        mine = MP_W(gen, MP_ST_LIVE, p->slot + 1, MP_F_REFCHECK);
-        if (atomic_compare_exchange_strong(&e->word, &w, mine))
+        if (atomic_compare_exchange_strong(&e->word, &w, MP_W_SETRC(w, me)))
             break;
     }
-    if (mempool__cell_count(p, MP_REF, idx, gen, true)) {
-        atomic_compare_exchange_strong(&e->word, &mine,
-                                       MP_W(gen, MP_ST_LIVE, 0, 0));
-        return;
+    held = mempool__cell_count(p, MP_REF, idx, gen, true) != 0;
+    for (;;) {                  /* writers may change flags meanwhile */
+        w = atomic_load(&e->word);
+        if (MP_W_GEN(w) != gen || MP_W_RC(w) != me)
+            return;
+        if (atomic_compare_exchange_strong(
+                &e->word, &w, held ? MP_W_SETRC(w, 0) : deleted_word(w)))
+            break;
     }
-    if (atomic_compare_exchange_strong(&e->word, &mine,
-                                       MP_W(gen, MP_ST_DELETED, 0, 0)))
+    if (!held)
         mempool__try_reclaim(p, idx);
 }
 
@@ -142,27 +165,71 @@ static int owner_slot(mempool *p, const mempool_set_options *o, int *slot)
     return 0;
 }
 
+/* Bytes over @p owner's limit if @p len more were charged; locked. */
+static uint64_t over_limit(mempool *p, int owner, uint64_t len)
+{
+    mp_slot *s = &p->slots[owner];
+    uint64_t lim = atomic_load(&s->max_memsize);
+    uint64_t res = atomic_load(&s->resident_bytes);
+    return lim && res + len > lim ? res + len - lim : 0;
+}
+
+static void set_fields(mempool *p, uint32_t idx, const mempool_set_options *o,
+                       int owner)
+{
+    mp_entry *e = mp_entry_at(p, idx);
+    MP_ST(e->type, o ? o->type : 0);
+    MP_ST(e->setflags, (uint16_t)(o ? o->flags : 0));
+    MP_ST(e->owner, (uint16_t)(owner + 1));
+    mempool__charge(p, idx);
+}
+
+/* One admission attempt under the lock; *need says what to free first. */
+static int admit(mempool *p, size_t len, const mempool_set_options *o,
+                 int owner, uint32_t *idx, uint64_t *need, int *who)
+{
+    uint64_t over;
+    int rc = mempool__lock(p);
+    if (rc)
+        return rc;
+    *need = 0;
+    if ((over = over_limit(p, owner, len))) {
+        *need = over;                     /* spill the owner's objects */
+        *who = owner;
+        rc = -EAGAIN;
+    } else if ((rc = mempool__alloc(p, len, idx)) == 0) {
+        set_fields(p, *idx, o, owner);
+    } else if (rc == -ENOMEM) {
+        *need = mempool__block_bytes(len); /* arena short: anyone's */
+        *who = -1;
+    }
+    mempool__unlock(p);
+    return rc;
+}
+
+/*
+ * Allocate an entry charged to @p owner, first making room: the owner's
+ * limit by spilling its own objects, the arena by spilling anyone's (after
+ * reaping dead workers). Fails with -E2BIG if @p len alone passes the
+ * owner's limit, -ENOMEM if nothing more can be freed within the wait.
+ */
 static int alloc_entry(mempool *p, size_t len, const mempool_set_options *o,
                        int owner, uint32_t *idx)
 {
-    int rc;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        mp_entry *e;
-        if ((rc = mempool__lock(p)))
+    uint64_t lim = atomic_load(&p->slots[owner].max_memsize), need = 0;
+    int rc, who = -1;
+
+    if (lim && len > lim)
+        return -E2BIG;
+    for (;;) {
+        rc = admit(p, len, o, owner, idx, &need, &who);
+        if (rc != -EAGAIN && rc != -ENOMEM)
             return rc;
-        rc = mempool__alloc(p, len, idx);
-        if (rc == 0) {
-            e = mp_entry_at(p, *idx);
-            MP_ST(e->type, o ? o->type : 0);
-            MP_ST(e->setflags, (uint16_t)(o ? o->flags : 0));
-            MP_ST(e->owner, (uint16_t)(owner + 1));
-            mempool__charge(p, *idx);
-        }
-        mempool__unlock(p);
-        if ((rc != -ENOMEM && rc != -ENOSPC) || mempool_reap(p) <= 0)
-            break;                   /* retry only if a dead worker freed room */
+        if (rc == -ENOMEM && mempool_reap(p) > 0)
+            continue;                     /* a dead worker's memory is back */
+        if ((rc = mempool__make_room(p, who, need)))
+            return rc;
     }
-    return rc;
 }
 
 int mempool_reserve(mempool *p, size_t len, const mempool_set_options *o,
@@ -204,7 +271,7 @@ static int own_reservation(mempool *p, mempool_dref r, uint32_t *idx,
 {
     uint32_t gen;
     int rc = mempool__handle_ok(p);
-    if (rc || (rc = entry_of(p, r, idx, &gen)))
+    if (rc || (rc = mempool__entry_of(p, r, idx, &gen)))
         return rc;
     *w = atomic_load(&mp_entry_at(p, *idx)->word);
     if (MP_W_GEN(*w) != gen || MP_W_ST(*w) == MP_ST_FREE)
@@ -280,74 +347,166 @@ int mempool_set(mempool *p, const void *data, size_t len, mempool_dref *out)
 
 /* ---- reading ----------------------------------------------------------- */
 
-/* Drop a pin we took; free the object if it was deleted meanwhile. */
-static void unpin(mempool *p, uint32_t idx, uint32_t gen)
+#define VIEW_DISK (UINT64_C(1) << 40)    /* priv[0]: pin + file mapping */
+#define VIEW_FILE (UINT64_C(1) << 41)    /* priv[0]: get_file mapping only */
+
+/* Drop a pin we took, then do what the last pin leaves to do: free a
+ * deleted object, or evict one that move_to_disk() found pinned. */
+static void after_unpin(mempool *p, uint32_t idx)
+{
+    uint64_t w = atomic_load(&mp_entry_at(p, idx)->word);
+    if (MP_W_ST(w) == MP_ST_DELETED)
+        mempool__try_reclaim(p, idx);
+    else if (MP_W_ST(w) == MP_ST_LIVE && (MP_W_FL(w) & MP_F_MOVE))
+        mempool__evict(p, idx, MP_W_GEN(w));
+}
+
+void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen)
 {
     mempool__cell_sub(p, MP_PIN, idx, gen);
-    if (MP_W_ST(atomic_load(&mp_entry_at(p, idx)->word)) == MP_ST_DELETED)
-        mempool__try_reclaim(p, idx);
+    after_unpin(p, idx);
+}
+
+static void view_seal(mempool_view *v, const mempool *p, uint64_t a,
+                      uint64_t b)
+{
+    v->priv[0] = a;
+    v->priv[1] = b;
+    v->priv[2] = (uint64_t)(uintptr_t)p;
+    v->priv[3] = view_mac(a, b, v->priv[2]);
+}
+
+/* Pin (idx, gen) and wait out an eviction verdict; gives the settled word. */
+static int pin_settled(mempool *p, uint32_t idx, uint32_t gen, uint64_t *wp)
+{
+    mp_entry *e = mp_entry_at(p, idx);
+    unsigned spins = 0;
+    int rc;
+    if (!alive(atomic_load(&e->word), gen))
+        return -ENOENT;
+    if ((rc = mempool__cell_add(p, MP_PIN, idx, gen)))
+        return rc;
+    for (;;) {
+        uint64_t w = atomic_load(&e->word);
+        if (!alive(w, gen)) {
+            mempool__unpin(p, idx, gen);
+            return -ENOENT;
+        }
+        if (MP_W_ST(w) != MP_ST_EVICTING) {
+            *wp = w;
+            return 0;
+        }
+        mempool__wait_who(p, MP_W_WHO(w), &spins);
+    }
+}
+
+static int view_memory(mempool *p, uint32_t idx, uint32_t gen,
+                       mempool_view *v)
+{
+    mp_entry *e = mp_entry_at(p, idx);
+    uint64_t off = e->off, len = e->len;
+    if ((off && (off < p->data_off || off > p->size || len > p->size - off)) ||
+        (!off && len))
+        return MEMPOOL_ECORRUPT;
+    v->data = p->base + (off ? off : p->data_off);
+    v->len = len;
+    v->flags = MEMPOOL_VIEW_MEMORY;
+    view_seal(v, p, idx + 1, gen);
+    return 0;
+}
+
+static int view_disk(mempool *p, uint32_t idx, uint32_t gen, mempool_view *v)
+{
+    struct mp_mapping *m;
+    const uint8_t *data;
+    int rc = mempool__map_entry(p, idx, gen, &m, &data);
+    if (rc)
+        return rc;
+    v->data = data;
+    v->len = MP_LD(mp_entry_at(p, idx)->len);
+    v->flags = MEMPOOL_VIEW_DISK;
+    view_seal(v, p, (idx + 1) | VIEW_DISK,
+              gen | (mempool__map_id(m) << 32));
+    atomic_fetch_add(&p->slots[p->slot].restores, 1);
+    atomic_fetch_add(&p->slots[p->slot].restore_bytes, v->len);
+    return 0;
 }
 
 int mempool_get(mempool *p, mempool_dref r, mempool_view *v)
 {
     uint32_t idx, gen;
-    uint64_t off, len;
+    uint64_t w;
     mp_entry *e;
     int rc;
 
     if ((rc = mempool__handle_ok(p)))
         return rc;
-    if (!v || (rc = entry_of(p, r, &idx, &gen)))
+    if (!v || (rc = mempool__entry_of(p, r, &idx, &gen)))
         return rc ? rc : -EINVAL;
-    e = mp_entry_at(p, idx);
-    if (!is_live(atomic_load(&e->word), gen))
-        return -ENOENT;
-    if ((rc = mempool__cell_add(p, MP_PIN, idx, gen)))
+    if ((rc = pin_settled(p, idx, gen, &w)))
         return rc;
-    if (!is_live(atomic_load(&e->word), gen)) {
-        unpin(p, idx, gen);
-        return -ENOENT;
+    e = mp_entry_at(p, idx);
+    rc = MP_W_ST(w) == MP_ST_LIVE ? view_memory(p, idx, gen, v)
+                                  : view_disk(p, idx, gen, v);
+    if (rc) {
+        mempool__unpin(p, idx, gen);
+        return rc;
     }
-    off = e->off;
-    len = e->len;
-    if ((off && (off < p->data_off || off > p->size || len > p->size - off)) ||
-        (!off && len)) {
-        unpin(p, idx, gen);
-        return MEMPOOL_ECORRUPT;
-    }
+    v->type = MP_LD(e->type);
     touch(e);
-    v->data = p->base + (off ? off : p->data_off);
-    v->len = len;
-    v->type = e->type;
-    v->flags = MEMPOOL_VIEW_MEMORY;
-    v->priv[0] = idx + 1;
-    v->priv[1] = gen;
-    v->priv[2] = (uint64_t)(uintptr_t)p;
-    v->priv[3] = view_mac(v->priv[0], v->priv[1], v->priv[2]);
     COUNT(p, gets);
+    return 0;
+}
+
+int mempool_get_file(mempool *p, const mempool_fileref *f, mempool_view *v)
+{
+    struct mp_mapping *m;
+    const uint8_t *data;
+    uint64_t len;
+    uint32_t type;
+    int rc;
+
+    if ((rc = mempool__handle_ok(p)))
+        return rc;
+    if (!f || !v || !memchr(f->path, '\0', sizeof(f->path)))
+        return -EINVAL;
+    if ((rc = mempool__map_file(p, f->path, &m, &data, &len, &type)))
+        return rc;
+    v->data = data;
+    v->len = len;
+    v->type = type;
+    v->flags = MEMPOOL_VIEW_DISK;
+    view_seal(v, p, VIEW_FILE, mempool__map_id(m));
     return 0;
 }
 
 int mempool_release(mempool *p, mempool_view *v)
 {
-    uint64_t idx1;
+    uint64_t a, idx1;
+    uint32_t gen;
     int rc;
 
     if ((rc = mempool__handle_ok(p)))
         return rc;
-    if (!v)
+    if (!v || v->priv[2] != (uint64_t)(uintptr_t)p ||
+        v->priv[3] != view_mac(v->priv[0], v->priv[1], v->priv[2]))
         return -EINVAL;
-    idx1 = v->priv[0];
-    if (v->priv[2] != (uint64_t)(uintptr_t)p || idx1 == 0 ||
-        idx1 > p->ntab || v->priv[1] > UINT32_MAX ||
-        v->priv[3] != view_mac(idx1, v->priv[1], v->priv[2]))
+    a = v->priv[0];
+    if (a & VIEW_FILE) {
+        if ((rc = mempool__map_put(p, v->priv[1])))
+            return rc;
+        memset(v, 0, sizeof(*v));
+        return 0;
+    }
+    idx1 = a & 0xffffffffu;
+    gen = (uint32_t)v->priv[1];
+    if (idx1 == 0 || idx1 > p->ntab ||
+        mempool__cell_sub(p, MP_PIN, (uint32_t)idx1 - 1, gen))
         return -EINVAL;
-    if (mempool__cell_sub(p, MP_PIN, (uint32_t)idx1 - 1, (uint32_t)v->priv[1]))
-        return -EINVAL;
+    if (a & VIEW_DISK)
+        mempool__map_put(p, v->priv[1] >> 32);
     memset(v, 0, sizeof(*v));
-    if (MP_W_ST(atomic_load(&mp_entry_at(p, (uint32_t)idx1 - 1)->word)) ==
-        MP_ST_DELETED)
-        mempool__try_reclaim(p, (uint32_t)idx1 - 1);
+    after_unpin(p, (uint32_t)idx1 - 1);
     COUNT(p, releases);
     return 0;
 }
@@ -357,19 +516,26 @@ int mempool_release(mempool *p, mempool_view *v)
 int mempool_delete(mempool *p, mempool_dref r)
 {
     uint32_t idx, gen;
+    unsigned spins = 0;
     mp_entry *e;
     uint64_t w;
     int rc;
 
-    if ((rc = mempool__handle_ok(p)) || (rc = entry_of(p, r, &idx, &gen)))
+    if ((rc = mempool__handle_ok(p)) ||
+        (rc = mempool__entry_of(p, r, &idx, &gen)))
         return rc;
     e = mp_entry_at(p, idx);
-    do {
+    for (;;) {
         w = atomic_load(&e->word);
-        if (!is_live(w, gen))
+        if (!alive(w, gen))
             return -ENOENT;
-    } while (!atomic_compare_exchange_weak(&e->word, &w,
-                                           MP_W(gen, MP_ST_DELETED, 0, 0)));
+        if (MP_W_ST(w) == MP_ST_EVICTING) {
+            mempool__wait_who(p, MP_W_WHO(w), &spins);
+            continue;
+        }
+        if (atomic_compare_exchange_weak(&e->word, &w, deleted_word(w)))
+            break;
+    }
     mempool__try_reclaim(p, idx);
     COUNT(p, deletes);
     return 0;
@@ -380,10 +546,11 @@ static int refcounted(mempool *p, mempool_dref r, uint32_t *idx, uint32_t *gen)
 {
     int rc;
     mp_entry *e;
-    if ((rc = mempool__handle_ok(p)) || (rc = entry_of(p, r, idx, gen)))
+    if ((rc = mempool__handle_ok(p)) ||
+        (rc = mempool__entry_of(p, r, idx, gen)))
         return rc;
     e = mp_entry_at(p, *idx);
-    if (!is_live(atomic_load(&e->word), *gen))
+    if (!alive(atomic_load(&e->word), *gen))
         return -ENOENT;
     return (MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED) ? 0 : -EINVAL;
 }
@@ -402,13 +569,13 @@ int mempool_ref(mempool *p, mempool_dref r)
     e = mp_entry_at(p, idx);
     for (;;) {
         uint64_t w = atomic_load(&e->word);
-        if (!is_live(w, gen)) {
+        if (!alive(w, gen)) {
             mempool__cell_sub(p, MP_REF, idx, gen);
             return -ENOENT;
         }
-        if (!(MP_W_FL(w) & MP_F_REFCHECK))
+        if (!MP_W_RC(w))
             break;
-        mempool__wait_who(p, MP_W_WHO(w), &spins);   /* await the verdict */
+        mempool__wait_who(p, MP_W_RC(w), &spins);    /* await the verdict */
     }
     COUNT(p, refs);
     return 0;
@@ -428,6 +595,19 @@ int mempool_unref(mempool *p, mempool_dref r)
     return 0;
 }
 
+static uint32_t state_bits(uint64_t w)
+{
+    switch (MP_W_ST(w)) {
+    case MP_ST_SPILLED:
+        return MEMPOOL_STATE_DISK;
+    case MP_ST_EVICTING:
+        return MEMPOOL_STATE_MEMORY | MEMPOOL_STATE_DISK;
+    default:
+        return MEMPOOL_STATE_MEMORY |
+               ((MP_W_FL(w) & MP_F_ONDISK) ? MEMPOOL_STATE_DISK : 0);
+    }
+}
+
 int mempool_info_get(mempool *p, mempool_dref r, mempool_info *out)
 {
     uint32_t idx, gen;
@@ -438,16 +618,16 @@ int mempool_info_get(mempool *p, mempool_dref r, mempool_info *out)
 
     if ((rc = mempool__handle_ok(p)))
         return rc;
-    if (!out || (rc = entry_of(p, r, &idx, &gen)))
+    if (!out || (rc = mempool__entry_of(p, r, &idx, &gen)))
         return rc ? rc : -EINVAL;
     e = mp_entry_at(p, idx);
     w = atomic_load(&e->word);
-    if (!is_live(w, gen))
+    if (!alive(w, gen))
         return -ENOENT;
     in.len = MP_LD(e->len);
     in.owner = MP_LD(e->owner);
     in.type = MP_LD(e->type);
-    in.state = MEMPOOL_STATE_MEMORY;
+    in.state = state_bits(w);
     in.pins = mempool__cell_count(p, MP_PIN, idx, gen, false);
     in.refs = mempool__cell_count(p, MP_REF, idx, gen, false);
     if (MP_W_GEN(atomic_load(&e->word)) != gen)

@@ -5,9 +5,11 @@
  * apart; mempool_check() gives the consistent, locked view.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
+#include "spill.h"
 
 int mempool_stats(mempool *p, struct mempool_stats *s)
 {
@@ -37,5 +39,23 @@ int mempool_stats(mempool *p, struct mempool_stats *s)
             s->workers++;
     }
     s->max_workers = MP_WORKERS;
+    for (int i = 0; i < MP_WORKERS; i++) {
+        mp_slot *w = &p->slots[i];
+        s->disk_bytes += atomic_load_explicit(&w->disk_bytes,
+                                              memory_order_relaxed);
+        s->spills += atomic_load_explicit(&w->spills, memory_order_relaxed);
+        s->spill_bytes += atomic_load_explicit(&w->spill_bytes,
+                                               memory_order_relaxed);
+        s->restores += atomic_load_explicit(&w->restores,
+                                            memory_order_relaxed);
+        s->spill_errors += atomic_load_explicit(&w->spill_errors,
+                                                memory_order_relaxed);
+    }
+    s->spiller = (int32_t)atomic_load(&p->h->spiller);
+    pthread_mutex_lock(&p->io_lock);
+    if (p->io)
+        snprintf(s->io_backend, sizeof(s->io_backend), "%s",
+                 mempool__io_backend(p->io));
+    pthread_mutex_unlock(&p->io_lock);
     return 0;
 }

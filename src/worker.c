@@ -120,26 +120,29 @@ bool mempool__slot_alive(mempool *p, int slot)
 
 /* ---- reaping ----------------------------------------------------------- */
 
-/* Undo what slot @p d left in the table: reservations and refcount checks. */
+/* Undo what slot @p d left in the table: reservations, file writes,
+ * evictions and refcount checks. */
 static void reap_entries(mempool *p, int d)
 {
     unsigned who = (unsigned)d + 1;
-    for (uint32_t i = 0; i < p->ntab; i++) {
+    uint64_t hwm = atomic_load(&p->h->hwm);
+    for (uint32_t i = 0; i < p->ntab && i < hwm; i++) {
         mp_entry *e = mp_entry_at(p, i);
         uint64_t w = atomic_load(&e->word);
-        if (MP_W_WHO(w) != who)
-            continue;
-        if (MP_W_ST(w) == MP_ST_ALLOC) {
+        if (MP_W_ST(w) == MP_ST_ALLOC && MP_W_WHO(w) == who) {
             if (mempool__lock(p) == 0) {
                 if (atomic_load(&e->word) == w)
                     mempool__free(p, i);
                 mempool__unlock(p);
             }
-        } else if (MP_W_ST(w) == MP_ST_LIVE && (MP_W_FL(w) & MP_F_REFCHECK)) {
-            uint64_t nw = MP_W(MP_W_GEN(w), MP_ST_LIVE, 0, 0);
-            if (atomic_compare_exchange_strong(&e->word, &w, nw))
-                mempool__refcheck(p, i, MP_W_GEN(w));
+            continue;
         }
+        if (MP_W_WHO(w) == who)
+            mempool__reap_spill(p, d, i, w);
+        w = atomic_load(&e->word);
+        if (MP_W_RC(w) == who &&
+            atomic_compare_exchange_strong(&e->word, &w, MP_W_SETRC(w, 0)))
+            mempool__refcheck(p, i, MP_W_GEN(w));
     }
 }
 

@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * diskapi.c - the explicit disk operations of MemPool.jl: move_to_disk,
+ * copy_to_disk, save_to_disk, plus limits and flush.
+ *
+ * move and copy reuse the spill machinery (spill.c): a file is written
+ * once and then kept while the object lives, so both are idempotent and a
+ * later eviction never rewrites it (MemPool.jl #39). save_to_disk writes a
+ * separate, durable file that mempool never removes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "spill.h"
+
+int mempool_set_max_memsize(mempool *p, uint64_t bytes)
+{
+    int rc = mempool__handle_ok(p);
+    if (!rc)
+        atomic_store(&p->slots[p->slot].max_memsize, bytes);
+    return rc;
+}
+
+int mempool_set_max_disksize(mempool *p, uint64_t bytes)
+{
+    int rc = mempool__handle_ok(p);
+    if (!rc)
+        atomic_store(&p->slots[p->slot].max_disksize, bytes);
+    return rc;
+}
+
+static int fill_ref(mempool *p, uint32_t idx, uint32_t gen,
+                    mempool_fileref *out)
+{
+    if (!out)
+        return 0;
+    memset(out->path, 0, sizeof(out->path));
+    out->len = MP_LD(mp_entry_at(p, idx)->len);
+    return mempool__file_path(p, idx, gen, out->path, sizeof(out->path));
+}
+
+/* Make sure (idx, gen) has a complete file, waiting out another writer. */
+static int ensure_file(mempool *p, uint32_t idx)
+{
+    for (unsigned spins = 0;;) {
+        int res, rc = mempool__write_clean(p, &idx, 1, &res);
+        uint64_t w;
+        if (rc != -EAGAIN)
+            return rc;
+        w = atomic_load(&mp_entry_at(p, idx)->word);
+        mempool__wait_who(p, MP_W_WHO(w), &spins);
+    }
+}
+
+/* Evict now, or - if pinned - flag it so the last release evicts it. */
+static int evict_or_flag(mempool *p, uint32_t idx, uint32_t gen)
+{
+    mp_entry *e = mp_entry_at(p, idx);
+    for (;;) {
+        uint64_t w;
+        int rc = mempool__evict(p, idx, gen);
+        if (rc != -EBUSY)
+            return rc;
+        w = atomic_load(&e->word);
+        if (MP_W_GEN(w) != gen || MP_W_ST(w) != MP_ST_LIVE)
+            continue;
+        if (!atomic_compare_exchange_strong(&e->word, &w, w | MP_F_MOVE))
+            continue;
+        /* The last pin may have gone before the flag was seen: retry. */
+        if (mempool__cell_count(p, MP_PIN, idx, gen, true))
+            return 0;
+    }
+}
+
+static int to_disk(mempool *p, mempool_dref r, mempool_fileref *out,
+                   bool move)
+{
+    uint32_t idx, gen;
+    int rc;
+
+    if ((rc = mempool__handle_ok(p)) ||
+        (rc = mempool__entry_of(p, r, &idx, &gen)))
+        return rc;
+    if (MP_W_GEN(atomic_load(&mp_entry_at(p, idx)->word)) != gen)
+        return -ENOENT;
+    if ((rc = ensure_file(p, idx)))
+        return rc;
+    if (MP_W_GEN(atomic_load(&mp_entry_at(p, idx)->word)) != gen)
+        return -ENOENT;
+    if (move && (rc = evict_or_flag(p, idx, gen)))
+        return rc;
+    return fill_ref(p, idx, gen, out);
+}
+
+int mempool_move_to_disk(mempool *p, mempool_dref r, mempool_fileref *out)
+{
+    return to_disk(p, r, out, true);
+}
+
+int mempool_copy_to_disk(mempool *p, mempool_dref r, mempool_fileref *out)
+{
+    return to_disk(p, r, out, false);
+}
+
+/* Write view @p v durably to @p path through this handle's engine. */
+static int save_view(mempool *p, const mempool_view *v, uint32_t idx,
+                     uint32_t gen, const char *path)
+{
+    char *d = strdup(path), *b = strdup(path);
+    mp_io_req req, *rp = &req;
+    int rc, dfd = -1;
+
+    if (!d || !b) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if ((dfd = open(dirname(d), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    memset(&req, 0, sizeof(req));
+    req.dirfd = dfd;
+    req.name = basename(b);
+    req.payload = v->data;
+    req.len = v->len;
+    req.durable = true;
+    mempool__file_header(&req.hdr, p->h->uuid, idx, gen, v->type,
+                         MP_FILE_SAVED, v->data, v->len);
+    pthread_mutex_lock(&p->io_lock);
+    rc = p->io ? 0 : mempool__io_open(&p->io, p->io_mode == MEMPOOL_IO_PWRITE
+                                                  ? MP_IO_PWRITE : MP_IO_AUTO);
+    pthread_mutex_unlock(&p->io_lock);
+    if (!rc && !(rc = mempool__io_submit(p->io, &rp, 1)))
+        mempool__io_wait(p->io, &rp, 1);
+    if (!rc)
+        rc = req.result;
+out:
+    if (dfd >= 0)
+        close(dfd);
+    free(d);
+    free(b);
+    return rc;
+}
+
+int mempool_save_to_disk(mempool *p, mempool_dref r, const char *path,
+                         mempool_fileref *out)
+{
+    uint32_t idx, gen;
+    mempool_view v;
+    uint64_t len;
+    int rc;
+
+    if ((rc = mempool__handle_ok(p)))
+        return rc;
+    if (!path || !*path || strlen(path) >= sizeof(out->path) ||
+        path[strlen(path) - 1] == '/')
+        return -EINVAL;
+    if ((rc = mempool__entry_of(p, r, &idx, &gen)) ||
+        (rc = mempool_get(p, r, &v)))
+        return rc;
+    rc = save_view(p, &v, idx, gen, path);
+    len = v.len;
+    mempool_release(p, &v);
+    if (rc == 0 && out) {
+        memset(out, 0, sizeof(*out));
+        if (path[0] == '/' || !getcwd(out->path, sizeof(out->path) - 2))
+            snprintf(out->path, sizeof(out->path), "%s", path);
+        else if (strlen(out->path) + strlen(path) + 2 < sizeof(out->path))
+            strcat(strcat(out->path, "/"), path);
+        out->len = len;
+    }
+    return rc;
+}
+
+int mempool_flush(mempool *p)
+{
+    int rc = mempool__handle_ok(p);
+    if (rc)
+        return rc;
+    return p->io ? mempool__io_drain(p->io) : 0;
+}

@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mapcache.c - the per-handle cache of read-only file mappings behind
+ * MEMPOOL_VIEW_DISK views.
+ *
+ * A get of a spilled object maps its file once per handle and shares the
+ * mapping between views (each view holds a reference; the entry itself is
+ * pinned through the pin cells as usual). A mapping nobody uses is kept for
+ * a later get - up to MP_IDLE_MAPS of them - unless its object is gone, in
+ * which case it is unmapped at once so a deleted file's space is returned.
+ * Files opened with mempool_get_file() get a mapping of their own, unmapped
+ * at release. Views name their mapping by id, never by pointer, so a forged
+ * or twice-released view cannot make us free something we do not own.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "spill.h"
+
+#define MP_IDLE_MAPS 16
+
+struct mp_mapping {
+    uint64_t    id;
+    uint32_t    idx, gen;
+    bool        file;        /* from mempool_get_file(): not cached */
+    uint32_t    refs;
+    mp_file_map m;
+    struct mp_mapping *next;
+};
+
+struct mp_mapcache {
+    pthread_mutex_t    mu;
+    struct mp_mapping *head;
+    uint64_t           next_id;
+};
+
+static struct mp_mapcache *cache(mempool *p)
+{
+    struct mp_mapcache *c;
+    pthread_mutex_lock(&p->io_lock);
+    if (!p->maps && (c = calloc(1, sizeof(*c)))) {
+        pthread_mutex_init(&c->mu, NULL);
+        c->next_id = 1;
+        p->maps = c;
+    }
+    pthread_mutex_unlock(&p->io_lock);
+    return p->maps;
+}
+
+uint64_t mempool__map_id(const struct mp_mapping *m)
+{
+    return m->id;
+}
+
+static void drop(struct mp_mapping *m)
+{
+    mempool__file_unmap(&m->m);
+    free(m);
+}
+
+/* Insert @p m (refs 1) unless another thread mapped (idx, gen) first. */
+static struct mp_mapping *insert(struct mp_mapcache *c, struct mp_mapping *m)
+{
+    pthread_mutex_lock(&c->mu);
+    for (struct mp_mapping *x = c->head; x && !m->file; x = x->next) {
+        if (!x->file && x->idx == m->idx && x->gen == m->gen) {
+            x->refs++;
+            pthread_mutex_unlock(&c->mu);
+            drop(m);
+            return x;
+        }
+    }
+    m->id = c->next_id++ & 0xffffffffu;
+    m->refs = 1;
+    m->next = c->head;
+    c->head = m;
+    pthread_mutex_unlock(&c->mu);
+    return m;
+}
+
+int mempool__map_entry(mempool *p, uint32_t idx, uint32_t gen,
+                       struct mp_mapping **out, const uint8_t **data)
+{
+    struct mp_mapcache *c = cache(p);
+    struct mp_mapping *m;
+    char path[MP_PATH_MAX + 48];
+    int rc;
+
+    if (!c)
+        return -ENOMEM;
+    pthread_mutex_lock(&c->mu);
+    for (m = c->head; m; m = m->next)
+        if (!m->file && m->idx == idx && m->gen == gen)
+            break;
+    if (m)
+        m->refs++;
+    pthread_mutex_unlock(&c->mu);
+    if (!m) {
+        if ((rc = mempool__file_path(p, idx, gen, path, sizeof(path))))
+            return rc;
+        if (!(m = calloc(1, sizeof(*m))))
+            return -ENOMEM;
+        m->idx = idx;
+        m->gen = gen;
+        rc = mempool__file_map(AT_FDCWD, path, p->h->uuid, idx,
+                               gen, p->verify, &m->m);
+        if (rc) {
+            free(m);
+            return rc;
+        }
+        m = insert(c, m);
+    }
+    *out = m;
+    *data = m->m.data;
+    return 0;
+}
+
+int mempool__map_file(mempool *p, const char *path, struct mp_mapping **out,
+                      const uint8_t **data, uint64_t *len, uint32_t *type)
+{
+    struct mp_mapcache *c = cache(p);
+    struct mp_mapping *m;
+    int rc;
+
+    if (!c || !(m = calloc(1, sizeof(*m))))
+        return -ENOMEM;
+    m->file = true;
+    if ((rc = mempool__file_map(AT_FDCWD, path, NULL, 0, 0, true, &m->m))) {
+        free(m);
+        return rc;
+    }
+    m = insert(c, m);
+    *out = m;
+    *data = m->m.data;
+    *len = m->m.len;
+    *type = m->m.type;
+    return 0;
+}
+
+/* Is the object behind cached mapping @p m still spilled? */
+static bool still_wanted(mempool *p, const struct mp_mapping *m)
+{
+    uint64_t w = atomic_load(&mp_entry_at(p, m->idx)->word);
+    return !m->file && MP_W_GEN(w) == m->gen && MP_W_ST(w) == MP_ST_SPILLED;
+}
+
+/* Unlink from the list the oldest idle mapping beyond the idle budget, or
+ * @p m itself if it is idle and unwanted. Caller holds c->mu. */
+static struct mp_mapping *pick_drop(mempool *p, struct mp_mapcache *c,
+                                    struct mp_mapping *m)
+{
+    struct mp_mapping **pp, **last = NULL;
+    unsigned idle = 0;
+    for (pp = &c->head; *pp; pp = &(*pp)->next) {
+        if ((*pp)->refs)
+            continue;
+        if (*pp == m && !still_wanted(p, m)) {
+            last = pp;
+            idle = MP_IDLE_MAPS + 1;
+            break;
+        }
+        idle++;
+        last = pp;                      /* list is newest first */
+    }
+    if (idle > MP_IDLE_MAPS && last) {
+        struct mp_mapping *x = *last;
+        *last = x->next;
+        return x;
+    }
+    return NULL;
+}
+
+int mempool__map_put(mempool *p, uint64_t id)
+{
+    struct mp_mapcache *c = p->maps;
+    struct mp_mapping *m, **pp, *gone = NULL;
+
+    if (!c)
+        return -EINVAL;
+    pthread_mutex_lock(&c->mu);
+    for (pp = &c->head; (m = *pp); pp = &m->next)
+        if (m->id == id && m->refs)
+            break;
+    if (!m) {
+        pthread_mutex_unlock(&c->mu);
+        return -EINVAL;
+    }
+    if (--m->refs == 0) {
+        if (m->file) {
+            *pp = m->next;
+            gone = m;
+        } else {
+            gone = pick_drop(p, c, m);
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (gone)
+        drop(gone);
+    return 0;
+}
+
+void mempool__maps_free(mempool *p)
+{
+    struct mp_mapcache *c = p->maps;
+    if (!c)
+        return;
+    while (c->head) {
+        struct mp_mapping *m = c->head;
+        c->head = m->next;
+        drop(m);
+    }
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+    p->maps = NULL;
+}

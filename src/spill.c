@@ -1,0 +1,545 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * spill.c - giving objects a file ("clean copy"), evicting them from memory,
+ * and choosing victims when a worker's limit or the arena runs short.
+ *
+ * Writing a file: pin the object, CAS F_WRITING (who = us) into its word,
+ * hand header + bytes to this handle's I/O engine (which writes
+ * "<idx>-<gen>.tmp" and renames it), then, under the allocator lock, swap
+ * F_WRITING for F_ONDISK and charge the owner's disk bytes. If the object
+ * was deleted meanwhile, the writer removes the file. A writer that dies is
+ * rolled back by the reaper (tmp file removed, flag cleared).
+ *
+ * Evicting a clean object: CAS LIVE -> EVICTING(us), scan the pin cells;
+ * if anyone pins it, go back to LIVE, else free its block under the lock
+ * and leave it SPILLED. Readers that meet EVICTING wait for the verdict.
+ * Memory is never freed before the file is complete.
+ *
+ * Victims: the owner's (or, under arena pressure, anyone's) unpinned
+ * resident objects in policy order - least recently used first, or most
+ * recently used first for MRU - until their bytes cover the need. The
+ * choice scans the entries in use (exact on small pools, as MemPool.jl's
+ * scenarios demand); a set waits a bounded time for pins to go, then fails
+ * with -ENOMEM, never overcommitting.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "spill.h"
+
+/* ---- directory and names ----------------------------------------------- */
+
+static void file_name(char *buf, size_t n, uint32_t idx, uint32_t gen)
+{
+    snprintf(buf, n, "%u-%u", idx, gen);
+}
+
+int mempool__file_path(mempool *p, uint32_t idx, uint32_t gen, char *buf,
+                       size_t len)
+{
+    int n = snprintf(buf, len, "%s/%u-%u", p->spill_dir, idx, gen);
+    return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+static int mkdir_p(const char *path)
+{
+    char tmp[MP_PATH_MAX];
+    snprintf(tmp, sizeof(tmp), "%s", path);
+    for (char *s = tmp + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+            return -errno;
+        *s = '/';
+    }
+    if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+static int ensure_dir(mempool *p)
+{
+    int rc = 0;
+    pthread_mutex_lock(&p->io_lock);
+    if (p->dirfd < 0 && (rc = mkdir_p(p->spill_dir)) == 0) {
+        p->dirfd = open(p->spill_dir,
+                        O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (p->dirfd < 0)
+            rc = -errno;
+    }
+    pthread_mutex_unlock(&p->io_lock);
+    return rc ? rc : p->dirfd;
+}
+
+static int ensure_io(mempool *p)
+{
+    int rc = 0;
+    pthread_mutex_lock(&p->io_lock);
+    if (!p->io)
+        rc = mempool__io_open(&p->io, p->io_mode == MEMPOOL_IO_PWRITE
+                                          ? MP_IO_PWRITE : MP_IO_AUTO);
+    pthread_mutex_unlock(&p->io_lock);
+    return rc;
+}
+
+static bool spill_file_name(const char *n)
+{
+    const char *s = n;
+    if (*s < '0' || *s > '9')
+        return false;
+    while (*s >= '0' && *s <= '9')
+        s++;
+    if (*s++ != '-' || *s < '0' || *s > '9')
+        return false;
+    while (*s >= '0' && *s <= '9')
+        s++;
+    return *s == '\0' || strcmp(s, ".tmp") == 0;
+}
+
+/* Remove the spill files (only names mempool writes) in @p dir. */
+static void wipe_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    if (!d)
+        return;
+    while ((de = readdir(d)))
+        if (spill_file_name(de->d_name))
+            unlinkat(dirfd(d), de->d_name, 0);
+    closedir(d);
+}
+
+void mempool__unlink_files(mempool *p, uint32_t idx, uint32_t gen)
+{
+    char name[48];
+    int fd = ensure_dir(p);
+    if (fd < 0)
+        return;
+    file_name(name, sizeof(name), idx, gen);
+    unlinkat(fd, name, 0);
+    strcat(name, ".tmp");
+    unlinkat(fd, name, 0);
+}
+
+/* ---- setup -------------------------------------------------------------- */
+
+int mempool__spill_init(mempool *p, const mempool_options *o, bool created)
+{
+    const char *env = getenv("MEMPOOL_IO");
+    mp_slot *s = &p->slots[p->slot];
+
+    if (!memchr(p->h->spill_dir, '\0', MP_PATH_MAX))
+        return MEMPOOL_ECORRUPT;
+    memcpy(p->spill_dir, p->h->spill_dir, MP_PATH_MAX);
+    if (p->spill_dir[0] != '/')
+        return MEMPOOL_ECORRUPT;
+    pthread_mutex_init(&p->io_lock, NULL);
+    p->dirfd = -1;
+    p->io_mode = o->io_mode;
+    if (env && strcmp(env, "pwrite") == 0)
+        p->io_mode = MEMPOOL_IO_PWRITE;
+    p->evict_wait_ms = o->evict_wait_ms;
+    p->verify = !(o->flags & MEMPOOL_OPEN_NOVERIFY);
+    atomic_store(&s->max_memsize, o->max_memsize);
+    atomic_store(&s->max_disksize, o->max_disksize);
+    if (created)
+        wipe_dir(p->spill_dir);        /* left by an earlier incarnation */
+    return 0;
+}
+
+void mempool__spill_fini(mempool *p)
+{
+    if (p->io)
+        mempool__io_close(p->io);
+    p->io = NULL;
+    if (p->dirfd >= 0)
+        close(p->dirfd);
+    p->dirfd = -1;
+    mempool__maps_free(p);
+    pthread_mutex_destroy(&p->io_lock);
+}
+
+int mempool__spill_dir_path(const char *name, char *buf, size_t len)
+{
+    char path[MEMPOOL_NAME_MAX + 32];
+    mp_header h;
+    int fd, rc = mempool__shm_path(name, path, sizeof(path));
+    if (rc)
+        return rc;
+    if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+        return -errno;
+    rc = pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
+                 h.magic == MP_MAGIC && memchr(h.spill_dir, 0, MP_PATH_MAX) &&
+                 h.spill_dir[0] == '/'
+             ? 0 : MEMPOOL_ECORRUPT;
+    close(fd);
+    if (rc == 0 && (size_t)snprintf(buf, len, "%s", h.spill_dir) >= len)
+        rc = -ENAMETOOLONG;
+    return rc;
+}
+
+/* Used by mempool_destroy(): the directory goes with the pool. */
+void mempool__spill_destroy(const char *dir)
+{
+    wipe_dir(dir);
+    rmdir(dir);
+}
+
+/* ---- clean copies ------------------------------------------------------- */
+
+/* Pin (idx) and mark it F_WRITING by us. 1 claimed, 0 already clean,
+ * -EAGAIN another writer is at it, -ENOENT gone, -ENOSPC disk limit. */
+static int claim(mempool *p, uint32_t idx, uint32_t *gen)
+{
+    mp_entry *e = mp_entry_at(p, idx);
+    uint64_t w = atomic_load(&e->word);
+    int rc;
+
+    *gen = MP_W_GEN(w);
+    if (MP_W_ST(w) == MP_ST_SPILLED || MP_W_ST(w) == MP_ST_EVICTING)
+        return 0;                        /* both imply a complete file */
+    if (MP_W_ST(w) != MP_ST_LIVE)
+        return -ENOENT;
+    if ((rc = mempool__cell_add(p, MP_PIN, idx, *gen)))
+        return rc;
+    for (;;) {
+        mp_slot *o;
+        w = atomic_load(&e->word);
+        rc = MP_W_ST(w) != MP_ST_LIVE || MP_W_GEN(w) != *gen ? -ENOENT
+             : (MP_W_FL(w) & MP_F_ONDISK)                    ? 0
+             : (MP_W_FL(w) & MP_F_WRITING)                   ? -EAGAIN : 1;
+        if (rc != 1)
+            break;
+        o = e->owner >= 1 && e->owner <= MP_WORKERS ? &p->slots[e->owner - 1]
+                                                    : NULL;
+        if (o && atomic_load(&o->max_disksize) &&
+            atomic_load(&o->disk_bytes) + e->len > atomic_load(&o->max_disksize)) {
+            rc = -ENOSPC;
+            break;
+        }
+        if (atomic_compare_exchange_weak(
+                &e->word, &w, MP_W_SETST(w, MP_ST_LIVE, p->slot + 1) |
+                                  MP_F_WRITING))
+            return 1;
+    }
+    mempool__unpin(p, idx, *gen);
+    return rc;
+}
+
+/* The write of (idx, gen) ended with @p result: publish or roll back. */
+static void finish(mempool *p, uint32_t idx, uint32_t gen, int result)
+{
+    mp_entry *e = mp_entry_at(p, idx);
+    bool deleted = false;
+
+    if (mempool__lock(p) == 0) {
+        for (;;) {
+            uint64_t w = atomic_load(&e->word), nw;
+            nw = (w & ~(UINT64_C(0xff) << 16)) & ~(uint64_t)MP_F_WRITING;
+            if (result == 0)
+                nw |= MP_F_ONDISK;
+            deleted = MP_W_ST(w) != MP_ST_LIVE;
+            if (mempool__mark_ondisk(p, idx, w, nw))
+                break;
+        }
+        mempool__unlock(p);
+    }
+    if (deleted || result)
+        mempool__unlink_files(p, idx, gen);
+}
+
+static void fill_req(mempool *p, mp_io_req *r, char *name, uint32_t idx,
+                     uint32_t gen)
+{
+    mp_entry *e = mp_entry_at(p, idx);
+    memset(r, 0, sizeof(*r));
+    file_name(name, 48, idx, gen);
+    r->dirfd = p->dirfd;
+    r->name = name;
+    r->len = e->len;
+    r->payload = p->base + (e->off ? e->off : p->data_off);
+    mempool__file_header(&r->hdr, p->h->uuid, idx, gen, e->type, 0,
+                         r->payload, r->len);
+}
+
+static void count_write(mempool *p, const mp_io_req *r)
+{
+    mp_slot *s = &p->slots[p->slot];
+    if (r->result) {
+        atomic_fetch_add(&s->spill_errors, 1);
+        return;
+    }
+    atomic_fetch_add(&s->spills, 1);
+    atomic_fetch_add(&s->spill_bytes, r->len);
+    atomic_fetch_add(&s->spill_ns, r->ns);
+}
+
+/*
+ * Give each of the @p n entries a complete file. res[i]: 0 done (or was
+ * already clean), -EAGAIN another worker is writing it, or an error.
+ * Returns the first error, or 0.
+ */
+int mempool__write_clean(mempool *p, const uint32_t *idx, unsigned n,
+                         int *res)
+{
+    mp_io_req *reqs = calloc(n, sizeof(*reqs)), **rp = calloc(n, sizeof(*rp));
+    char (*names)[48] = calloc(n, 48);
+    uint32_t *gens = calloc(n, sizeof(*gens));
+    unsigned q = 0;
+    int rc = 0, first = 0;
+
+    if (!reqs || !rp || !names || !gens) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if ((rc = ensure_dir(p)) < 0 || (rc = ensure_io(p)))
+        goto out;
+    for (unsigned i = 0; i < n; i++) {
+        res[i] = claim(p, idx[i], &gens[i]);
+        if (res[i] == 1) {
+            fill_req(p, &reqs[i], names[i], idx[i], gens[i]);
+            rp[q++] = &reqs[i];
+        } else if (res[i] < 0 && res[i] != -EAGAIN && !first) {
+            first = res[i];
+        }
+    }
+    if (q && (rc = mempool__io_submit(p->io, rp, q)) == 0)
+        mempool__io_wait(p->io, rp, q);
+    for (unsigned i = 0; i < n; i++) {
+        if (res[i] != 1)
+            continue;
+        if (rc)
+            reqs[i].result = rc;
+        count_write(p, &reqs[i]);
+        finish(p, idx[i], gens[i], reqs[i].result);
+        mempool__unpin(p, idx[i], gens[i]);
+        res[i] = reqs[i].result;
+        if (res[i] && !first)
+            first = res[i];
+    }
+    rc = first;
+out:
+    free(reqs);
+    free(rp);
+    free(names);
+    free(gens);
+    return rc;
+}
+
+/* ---- eviction ------------------------------------------------------------ */
+
+/* Free the memory of clean object (idx, gen). 0 done (or already spilled),
+ * -EBUSY pinned, -EAGAIN no complete file yet, -ENOENT gone. */
+int mempool__evict(mempool *p, uint32_t idx, uint32_t gen)
+{
+    mp_entry *e = mp_entry_at(p, idx);
+    uint64_t w, ev;
+    int rc;
+
+    do {
+        w = atomic_load(&e->word);
+        if (MP_W_GEN(w) != gen)
+            return -ENOENT;
+        if (MP_W_ST(w) == MP_ST_SPILLED)
+            return 0;
+        if (MP_W_ST(w) != MP_ST_LIVE)
+            return -ENOENT;
+        if (!(MP_W_FL(w) & MP_F_ONDISK) || (MP_W_FL(w) & MP_F_WRITING))
+            return -EAGAIN;
+        if (MP_W_RC(w))
+            return -EBUSY;               /* a refcount verdict is pending */
+        ev = MP_W_SETST(w, MP_ST_EVICTING, p->slot + 1);
+    } while (!atomic_compare_exchange_weak(&e->word, &w, ev));
+    if (mempool__cell_count(p, MP_PIN, idx, gen, true)) {
+        atomic_store(&e->word, w);       /* nobody else moves EVICTING */
+        return -EBUSY;
+    }
+    if ((rc = mempool__lock(p))) {
+        atomic_store(&e->word, w);
+        return rc;
+    }
+    mempool__evict_locked(p, idx, ev);
+    mempool__unlock(p);
+    return 0;
+}
+
+/* ---- victims -------------------------------------------------------------- */
+
+typedef struct victim {
+    uint64_t stamp, len;
+    uint32_t idx;
+    bool     destroy;
+} victim;
+
+static int by_stamp(const void *a, const void *b)
+{
+    const victim *x = a, *y = b;
+    return x->stamp < y->stamp ? -1 : x->stamp > y->stamp;
+}
+
+/* Resident, unpinned-at-a-glance candidates of @p owner (-1 any), in
+ * policy order. Caller frees *out. */
+static int candidates(mempool *p, int owner, victim **out, size_t *n)
+{
+    uint64_t hwm = atomic_load(&p->h->hwm);
+    size_t cap = 64, k = 0;
+    victim *v = malloc(cap * sizeof(*v));
+
+    if (!v)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < hwm && i < p->ntab; i++) {
+        mp_entry *e = mp_entry_at(p, i);
+        uint64_t w = atomic_load(&e->word);
+        if (MP_W_ST(w) != MP_ST_LIVE || MP_W_RC(w) ||
+            (MP_W_FL(w) & (MP_F_WRITING | MP_F_NOMEM)) || MP_LD(e->len) == 0 ||
+            (owner >= 0 && MP_LD(e->owner) != owner + 1))
+            continue;
+        if (k == cap) {
+            victim *nv = realloc(v, (cap *= 2) * sizeof(*v));
+            if (!nv) {
+                free(v);
+                return -ENOMEM;
+            }
+            v = nv;
+        }
+        v[k].stamp = atomic_load_explicit(&e->stamp, memory_order_relaxed);
+        v[k].len = MP_LD(e->len);
+        v[k].idx = i;
+        v[k].destroy = MP_LD(e->setflags) & MEMPOOL_SET_DESTROY_ON_EVICT;
+        k++;
+    }
+    qsort(v, k, sizeof(*v), by_stamp);
+    if (p->h->policy == MEMPOOL_POLICY_MRU)
+        for (size_t a = 0, b = k ? k - 1 : 0; a < b; a++, b--) {
+            victim t = v[a];
+            v[a] = v[b];
+            v[b] = t;
+        }
+    *out = v;
+    *n = k;
+    return 0;
+}
+
+/* Delete a DESTROY_ON_EVICT victim (never while pinned). */
+static uint64_t destroy_victim(mempool *p, uint32_t idx)
+{
+    mp_entry *e = mp_entry_at(p, idx);
+    uint64_t w = atomic_load(&e->word), len = MP_LD(e->len);
+    if (MP_W_ST(w) != MP_ST_LIVE || MP_W_RC(w) ||
+        mempool__cell_count(p, MP_PIN, idx, MP_W_GEN(w), true))
+        return 0;
+    if (!atomic_compare_exchange_strong(
+            &e->word, &w, MP_W(MP_W_GEN(w), MP_ST_DELETED, MP_W_WHO(w),
+                               MP_W_FL(w) & (MP_F_ONDISK | MP_F_WRITING))))
+        return 0;
+    mempool__try_reclaim(p, idx);
+    atomic_fetch_add(&p->slots[p->slot].destroys, 1);
+    return len;
+}
+
+/* Write and evict the victims in @p v[0..n); returns bytes freed. */
+static uint64_t spill_batch(mempool *p, const victim *v, unsigned n, int *err)
+{
+    uint32_t *idx = malloc(n * sizeof(*idx));
+    int *res = malloc(n * sizeof(*res));
+    uint64_t freed = 0;
+    if (!idx || !res) {
+        *err = -ENOMEM;
+        n = 0;
+    }
+    for (unsigned i = 0; i < n; i++)
+        idx[i] = v[i].idx;
+    if (n && (*err = mempool__write_clean(p, idx, n, res)) == -EAGAIN)
+        *err = 0;
+    for (unsigned i = 0; i < n; i++) {
+        uint32_t gen = MP_W_GEN(atomic_load(&mp_entry_at(p, idx[i])->word));
+        if (res[i] == 0 && mempool__evict(p, idx[i], gen) == 0)
+            freed += v[i].len;
+    }
+    free(idx);
+    free(res);
+    return freed;
+}
+
+/* One pass: pick victims covering @p need and spill them. */
+static uint64_t room_pass(mempool *p, int owner, uint64_t need, int *err)
+{
+    victim *v, *w;
+    size_t n, k = 0;
+    uint64_t got = 0, freed = 0;
+
+    if ((*err = candidates(p, owner, &v, &n)))
+        return 0;
+    w = malloc((n ? n : 1) * sizeof(*w));
+    for (size_t i = 0; w && i < n && got < need; i++) {
+        mp_entry *e = mp_entry_at(p, v[i].idx);
+        uint32_t gen = MP_W_GEN(atomic_load(&e->word));
+        if (mempool__cell_count(p, MP_PIN, v[i].idx, gen, true))
+            continue;                        /* pinned: skip, never wait */
+        if (v[i].destroy)
+            freed += destroy_victim(p, v[i].idx);
+        else
+            w[k++] = v[i];
+        got += v[i].len;
+    }
+    if (k)
+        freed += spill_batch(p, w, (unsigned)k, err);
+    free(w);
+    free(v);
+    return freed;
+}
+
+/*
+ * Free at least @p need resident bytes of worker @p owner (-1: anyone's),
+ * waiting up to evict_wait_ms for pinned objects to be released.
+ * Returns 0 when something was freed, -ENOMEM when nothing could be, or the
+ * write error (-ENOSPC, -EIO) that stopped it.
+ */
+int mempool__make_room(mempool *p, int owner, uint64_t need)
+{
+    uint64_t deadline = mempool__now_ns() + p->evict_wait_ms * 1000000ull;
+    for (;;) {
+        int err = 0;
+        uint64_t freed = room_pass(p, owner, need, &err);
+        if (freed)
+            return 0;
+        if (err && err != -EBUSY)
+            return err;
+        if (mempool__now_ns() >= deadline)
+            return -ENOMEM;
+        nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+    }
+}
+
+/* ---- reaping -------------------------------------------------------------- */
+
+/* Roll back what dead worker @p d was doing to entry @p idx (word @p w). */
+void mempool__reap_spill(mempool *p, int d, uint32_t idx, uint64_t w)
+{
+    mp_entry *e = mp_entry_at(p, idx);
+    if (MP_W_WHO(w) != (unsigned)d + 1)
+        return;
+    if (MP_W_ST(w) == MP_ST_EVICTING) {
+        atomic_compare_exchange_strong(&e->word, &w,
+                                       MP_W_SETST(w, MP_ST_LIVE, 0));
+    } else if ((MP_W_ST(w) == MP_ST_LIVE || MP_W_ST(w) == MP_ST_DELETED) &&
+               (MP_W_FL(w) & MP_F_WRITING)) {
+        char name[64];
+        int fd = ensure_dir(p);
+        file_name(name, sizeof(name), idx, MP_W_GEN(w));
+        strcat(name, ".tmp");
+        if (fd >= 0)
+            unlinkat(fd, name, 0);
+        atomic_compare_exchange_strong(
+            &e->word, &w, MP_W_SETST(w, MP_W_ST(w), 0) & ~(uint64_t)MP_F_WRITING);
+    }
+}
