@@ -117,7 +117,7 @@ void mempool__spill_fini(mempool *p);
 int  mempool__write_clean(mempool *p, const uint32_t *idx, unsigned n,
                           int *res);       /* give entries a file */
 int  mempool__evict(mempool *p, uint32_t idx, uint32_t gen);
-int  mempool__make_room(mempool *p, int owner, uint64_t need);
+int  mempool__make_room(mempool *p, int owner, uint64_t need, bool wait);
 void mempool__unlink_files(mempool *p, uint32_t idx, uint32_t gen);
 int  mempool__file_path(mempool *p, uint32_t idx, uint32_t gen, char *buf,
                         size_t len);

@@ -227,7 +227,7 @@ static int alloc_entry(mempool *p, size_t len, const mempool_set_options *o,
             return rc;
         if (rc == -ENOMEM && mempool_reap(p) > 0)
             continue;                     /* a dead worker's memory is back */
-        if ((rc = mempool__make_room(p, who, need)))
+        if ((rc = mempool__make_room(p, who, need, true)))
             return rc;
     }
 }

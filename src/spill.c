@@ -500,13 +500,14 @@ static uint64_t room_pass(mempool *p, int owner, uint64_t need, int *err)
 
 /*
  * Free at least @p need resident bytes of worker @p owner (-1: anyone's),
- * waiting up to evict_wait_ms for pinned objects to be released.
+ * waiting (if @p wait) up to evict_wait_ms for pinned objects to go.
  * Returns 0 when something was freed, -ENOMEM when nothing could be, or the
  * write error (-ENOSPC, -EIO) that stopped it.
  */
-int mempool__make_room(mempool *p, int owner, uint64_t need)
+int mempool__make_room(mempool *p, int owner, uint64_t need, bool wait)
 {
-    uint64_t deadline = mempool__now_ns() + p->evict_wait_ms * 1000000ull;
+    uint64_t deadline = mempool__now_ns() +
+                        (wait ? p->evict_wait_ms * 1000000ull : 0);
     for (;;) {
         int err = 0;
         uint64_t freed = room_pass(p, owner, need, &err);

@@ -57,7 +57,7 @@ static void keep_watermark(mempool *p)
     uint64_t high = data / 100 * p->h->high_pct;
     uint64_t low = data / 100 * p->h->low_pct;
     if (used > high && used > low)
-        mempool__make_room(p, -1, used - low);
+        mempool__make_room(p, -1, used - low, false);
 }
 
 static void *spiller_main(void *arg)
