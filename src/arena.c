@@ -459,6 +459,26 @@ static int open_arena(mempool *p, const char *path, const char *name,
     return rc;
 }
 
+/* A new open file description of the mapped object, for the locks. */
+static int lock_fd(int fd, const char *path)
+{
+    char proc[64];
+    struct stat a, b;
+    int l;
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    l = open(proc, O_RDWR | O_CLOEXEC);
+    if (l < 0)
+        l = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (l < 0)
+        return -errno;
+    if (fstat(fd, &a) < 0 || fstat(l, &b) < 0 || a.st_ino != b.st_ino ||
+        a.st_dev != b.st_dev) {
+        close(l);
+        return -ESTALE;             /* replaced under us: caller retries */
+    }
+    return l;
+}
+
 int mempool_open(const char *name, const mempool_options *o, mempool **out)
 {
     char path[sizeof(MP_SHM_DIR) + MEMPOOL_NAME_MAX + 16];
@@ -482,6 +502,12 @@ int mempool_open(const char *name, const mempool_options *o, mempool **out)
     snprintf(p->name, sizeof(p->name), "%s", name);
     if ((rc = open_arena(p, path, name, o, &created)))
         goto fail_free;
+    if ((p->lfd = lock_fd(p->fd, path)) < 0) {
+        rc = p->lfd;
+        munmap(p->base, p->size);
+        close(p->fd);
+        goto fail_free;
+    }
     mempool__bind(p);
     mempool__register(p);
     if ((rc = mempool__claim_slot(p)) < 0)
@@ -500,6 +526,7 @@ fail_slot:
 fail_unmap:
     mempool__unregister(p);
     munmap(p->base, p->size);
+    close(p->lfd);
     close(p->fd);
 fail_free:
     free(p);
@@ -520,8 +547,10 @@ int mempool_close(mempool *p)
     mempool__unregister(p);         /* in a forked child fd is already shut */
     mempool__codecs_free(p);
     munmap(p->base, p->size);
-    if (rc == 0)
+    if (rc == 0) {
+        close(p->lfd);
         close(p->fd);
+    }
     free(p);
     return 0;
 }

@@ -2,7 +2,8 @@
 /*
  * dref.c - the text form of a DRef: "<16 hex digits>:<16 hex digits>"
  * (entry offset, generation), lowercase on output, exact on input, so it
- * can travel through argv, environment variables, files and shells.
+ * can travel through argv, environment variables, files and shells. Parsing
+ * accepts exactly that form (lowercase), so every DRef has one spelling.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -25,8 +26,6 @@ static int hexval(char c)
         return c - '0';
     if (c >= 'a' && c <= 'f')
         return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
     return -1;
 }
 

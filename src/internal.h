@@ -37,7 +37,9 @@ static inline void mp_cpu_relax(void)
 /* One process's handle on a pool: one worker. */
 struct mempool {
     char          name[MEMPOOL_NAME_MAX + 1];
-    int           fd;          /* the shm object; its OFD carries our locks */
+    int           fd;          /* the shm object, as mapped */
+    int           lfd;         /* a second open file description of it that
+                                  is never mapped: it carries our locks */
     uint8_t      *base;        /* the mapping */
     uint64_t      size;
     mp_header    *h;

@@ -326,7 +326,7 @@ int mempool_set_ex(mempool *p, const void *data, size_t len,
     mempool_dref r;
     int rc;
 
-    if (!data && len)
+    if ((!data && len) || !out)
         return -EINVAL;
     if ((rc = mempool_reserve(p, len, o, &buf, &r)))
         return rc;

@@ -34,7 +34,7 @@ static bool try_lead(mempool *p)
 {
     struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
                         .l_start = MP_LOCK_SPILLER, .l_len = 1 };
-    if (fcntl(p->fd, F_OFD_SETLK, &fl) < 0)
+    if (fcntl(p->lfd, F_OFD_SETLK, &fl) < 0)
         return false;
     atomic_store(&p->h->spiller, (uint32_t)p->slot + 1);
     return true;
@@ -46,7 +46,7 @@ static void step_down(mempool *p)
                         .l_start = MP_LOCK_SPILLER, .l_len = 1 };
     uint32_t me = (uint32_t)p->slot + 1;
     atomic_compare_exchange_strong(&p->h->spiller, &me, 0);
-    fcntl(p->fd, F_OFD_SETLK, &fl);
+    fcntl(p->lfd, F_OFD_SETLK, &fl);
 }
 
 /* Above the high watermark: spill anyone's LRU objects down to the low. */

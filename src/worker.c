@@ -12,9 +12,12 @@
  *
  * fork() would share the description with the child and keep a dead
  * parent's lock alive; a pthread_atfork() child handler therefore closes
- * every handle's descriptor in the child, and bumps a fork generation that
- * makes the child's handle answer MEMPOOL_EFORKED. exec() closes it too
- * (O_CLOEXEC).
+ * every handle's descriptors in the child, and bumps a fork generation that
+ * makes the child's handle answer MEMPOOL_EFORKED. exec() closes them too
+ * (O_CLOEXEC). The locks live on a description that is never mmap()ed
+ * (mempool.lfd): a mapping holds a reference to its file description, and
+ * a child inherits the parent's mappings, so a lock on the mapped
+ * description would outlive the parent in any forked child.
  *
  * Reaping slot d: take d's lock (so nobody else reaps or claims it), undo
  * what d left in flight - entries it was reserving, refcount checks it was
@@ -44,9 +47,11 @@ static void atfork_child(void)
 {
     atomic_fetch_add(&fork_generation, 1);
     for (mempool *p = registry; p; p = p->next) {
+        if (p->lfd >= 0)
+            close(p->lfd);    /* drop the child's share of our slot lock */
         if (p->fd >= 0)
-            close(p->fd);     /* drop the child's share of our slot lock */
-        p->fd = -1;
+            close(p->fd);
+        p->lfd = p->fd = -1;
     }
     pthread_mutex_unlock(&registry_lock);
 }
@@ -104,7 +109,7 @@ static int slot_lock(mempool *p, int slot, short type)
 {
     struct flock fl = { .l_type = type, .l_whence = SEEK_SET,
                         .l_start = MP_LOCK_SLOT(slot), .l_len = 1 };
-    return fcntl(p->fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
+    return fcntl(p->lfd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
 }
 
 bool mempool__slot_alive(mempool *p, int slot)
@@ -113,7 +118,7 @@ bool mempool__slot_alive(mempool *p, int slot)
                         .l_start = MP_LOCK_SLOT(slot), .l_len = 1 };
     if (slot == p->slot)
         return true;
-    if (fcntl(p->fd, F_OFD_GETLK, &fl) < 0)
+    if (fcntl(p->lfd, F_OFD_GETLK, &fl) < 0)
         return true;               /* cannot tell: never treat as dead */
     return fl.l_type != F_UNLCK;
 }
