@@ -6,7 +6,9 @@
  * class (64, 128, ..., 2048 bytes; a slab's used blocks are one 64-bit
  * bitmap in its page descriptor); larger objects take a run of whole pages,
  * so they are page-aligned. Free pages are 1-bits in a page bitmap; runs are
- * found next-fit from a rover. Every block is 64-byte aligned.
+ * found first-fit, starting at a hint below which no page is free, so warm
+ * (already faulted-in) low pages are reused first. Every block is 64-byte
+ * aligned.
  *
  * Crash safety without a log. All allocator state - page descriptors, the
  * page bitmap, the slab partial lists, the entry free list and the byte and
@@ -68,14 +70,17 @@ static bool bit_get(mempool *p, uint64_t i)
 
 static void bits_set(mempool *p, uint64_t i, uint64_t n, bool free)
 {
-    for (uint64_t k = i; k < i + n; k++) {
-        uint64_t m = UINT64_C(1) << (k % 64);
+    while (n) {
+        uint64_t b = i % 64, k = n < 64 - b ? n : 64 - b;
+        uint64_t m = (k == 64 ? ~UINT64_C(0) : ((UINT64_C(1) << k) - 1)) << b;
         if (free)
-            atomic_fetch_or_explicit(&p->bitmap[k / 64], m,
+            atomic_fetch_or_explicit(&p->bitmap[i / 64], m,
                                      memory_order_relaxed);
         else
-            atomic_fetch_and_explicit(&p->bitmap[k / 64], ~m,
+            atomic_fetch_and_explicit(&p->bitmap[i / 64], ~m,
                                       memory_order_relaxed);
+        i += k;
+        n -= k;
     }
 }
 
@@ -144,13 +149,16 @@ static int run_alloc(mempool *p, uint64_t n, uint64_t *pg)
     p->pages[i].run = (uint32_t)n;
     for (uint64_t k = i + 1; k < i + n; k++)
         p->pages[k].kind = MP_PG_TAIL;
-    h->rover = i + n;
+    if (i == h->rover)
+        h->rover = i + n;     /* the lowest free page is now past this run */
     *pg = i;
     return 0;
 }
 
 static void run_free(mempool *p, uint64_t pg, uint64_t n)
 {
+    if (pg < p->h->rover)
+        p->h->rover = pg;
     for (uint64_t k = pg; k < pg + n; k++) {
         p->pages[k].kind = MP_PG_FREE;
         p->pages[k].run = 0;
@@ -234,6 +242,8 @@ static void slab_free(mempool *p, uint64_t pg, uint64_t bit)
         partial_remove(p, c, (uint32_t)pg);
         d->kind = MP_PG_FREE;
         bits_set(p, pg, 1, true);
+        if (pg < p->h->rover)
+            p->h->rover = pg;
     }
 }
 

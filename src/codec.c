@@ -361,10 +361,15 @@ int mempool_get_obj(mempool *p, mempool_dref r, uint32_t type, void *obj,
 {
     int rc;
 
-    if (!p || !obj || !v)
+    if (!v)
         return -EINVAL;
-    if ((rc = mempool_get(p, r, v)))
+    memset(v, 0, sizeof *v);
+    if (!p || !obj)
+        return -EINVAL;
+    if ((rc = mempool_get(p, r, v))) {
+        memset(v, 0, sizeof *v);
         return rc;
+    }
     if (v->type != type)
         rc = -EINVAL;
     else

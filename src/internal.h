@@ -100,8 +100,10 @@ int64_t mempool__trim_locked(mempool *p);
 
 /* ---- pin.c: per-worker pin and reference cells ------------------------ */
 enum { MP_PIN = 0, MP_REF = 1 };
-int  mempool__cell_add(mempool *p, int kind, uint32_t idx, uint32_t gen);
-int  mempool__cell_sub(mempool *p, int kind, uint32_t idx, uint32_t gen);
+int  mempool__pin(mempool *p, uint32_t idx, uint32_t gen, uint64_t *tok);
+int  mempool__unpin_cell(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok);
+int  mempool__ref_add(mempool *p, uint32_t idx, uint32_t gen);
+int  mempool__ref_sub(mempool *p, uint32_t idx, uint32_t gen);
 uint32_t mempool__cell_count(mempool *p, int kind, uint32_t idx, uint32_t gen,
                              bool any);
 void mempool__cells_drop(mempool *p, int slot); /* reaper: clear and repair */
@@ -111,7 +113,7 @@ void mempool__try_reclaim(mempool *p, uint32_t idx);
 void mempool__refcheck(mempool *p, uint32_t idx, uint32_t gen);
 int  mempool__entry_of(const mempool *p, mempool_dref r, uint32_t *idx,
                        uint32_t *gen);
-void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen);
+void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok);
 
 /* ---- spill.c: clean copies, eviction, making room ---------------------- */
 int  mempool__spill_init(mempool *p, const mempool_options *o, bool created);

@@ -12,7 +12,7 @@
  *
  *   header        4 KiB    identity, layout, allocator lock and state
  *   slots         64 x 256 B   one per worker: liveness token, counters
- *   cells         64 x 20 KiB  one pin/ref table per worker
+ *   cells         64 x 32 KiB  one pin/ref table per worker
  *   table         max_objects x 64 B   the object entries a DRef names
  *   pages         npages x 32 B   page descriptors (allocator)
  *   bitmap        npages bits     1 = page free (allocator)
@@ -113,7 +113,7 @@ enum {
 /* Per-worker pin/ref cell table: NB buckets of BW cells, plus overflow. */
 #define MP_CELL_NB    256u
 #define MP_CELL_BW    8u
-#define MP_CELL_OVF   512u
+#define MP_CELL_OVF   2048u
 #define MP_CELLS      (MP_CELL_NB * MP_CELL_BW + MP_CELL_OVF)
 
 typedef struct mp_header {

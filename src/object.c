@@ -252,8 +252,8 @@ int mempool_reserve(mempool *p, size_t len, const mempool_set_options *o,
         return rc;
     e = mp_entry_at(p, idx);
     gen = MP_W_GEN(atomic_load(&e->word));
-    if ((e->setflags & MEMPOOL_SET_REFCOUNTED) &&
-        (rc = mempool__cell_add(p, MP_REF, idx, gen))) {
+    if ((MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED) &&
+        (rc = mempool__ref_add(p, idx, gen))) {
         if (mempool__lock(p) == 0) {
             mempool__free(p, idx);
             mempool__unlock(p);
@@ -307,8 +307,8 @@ int mempool_abort(mempool *p, mempool_dref r)
     if (rc)
         return rc;
     e = mp_entry_at(p, idx);
-    if (e->setflags & MEMPOOL_SET_REFCOUNTED)
-        mempool__cell_sub(p, MP_REF, idx, MP_W_GEN(w));
+    if (MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED)
+        mempool__ref_sub(p, idx, MP_W_GEN(w));
     if ((rc = mempool__lock(p)))
         return rc;
     if (atomic_load(&e->word) == w)
@@ -347,8 +347,10 @@ int mempool_set(mempool *p, const void *data, size_t len, mempool_dref *out)
 
 /* ---- reading ----------------------------------------------------------- */
 
-#define VIEW_DISK (UINT64_C(1) << 40)    /* priv[0]: pin + file mapping */
-#define VIEW_FILE (UINT64_C(1) << 41)    /* priv[0]: get_file mapping only */
+/* A view's priv: [0] entry idx + 1 | pin token << 32, [1] generation |
+ * mapping id << 32, [2] the handle | VIEW_* bits, [3] a MAC of [0..2]. */
+#define VIEW_DISK UINT64_C(1)            /* pin + file mapping */
+#define VIEW_FILE UINT64_C(2)            /* get_file mapping only */
 
 /* Drop a pin we took, then do what the last pin leaves to do: free a
  * deleted object, or evict one that move_to_disk() found pinned. */
@@ -361,35 +363,36 @@ static void after_unpin(mempool *p, uint32_t idx)
         mempool__evict(p, idx, MP_W_GEN(w));
 }
 
-void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen)
+void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok)
 {
-    mempool__cell_sub(p, MP_PIN, idx, gen);
+    mempool__unpin_cell(p, idx, gen, tok);
     after_unpin(p, idx);
 }
 
 static void view_seal(mempool_view *v, const mempool *p, uint64_t a,
-                      uint64_t b)
+                      uint64_t b, uint64_t kind)
 {
     v->priv[0] = a;
     v->priv[1] = b;
-    v->priv[2] = (uint64_t)(uintptr_t)p;
+    v->priv[2] = (uint64_t)(uintptr_t)p | kind;
     v->priv[3] = view_mac(a, b, v->priv[2]);
 }
 
 /* Pin (idx, gen) and wait out an eviction verdict; gives the settled word. */
-static int pin_settled(mempool *p, uint32_t idx, uint32_t gen, uint64_t *wp)
+static int pin_settled(mempool *p, uint32_t idx, uint32_t gen, uint64_t *wp,
+                       uint64_t *tok)
 {
     mp_entry *e = mp_entry_at(p, idx);
     unsigned spins = 0;
     int rc;
     if (!alive(atomic_load(&e->word), gen))
         return -ENOENT;
-    if ((rc = mempool__cell_add(p, MP_PIN, idx, gen)))
+    if ((rc = mempool__pin(p, idx, gen, tok)))
         return rc;
     for (;;) {
         uint64_t w = atomic_load(&e->word);
         if (!alive(w, gen)) {
-            mempool__unpin(p, idx, gen);
+            mempool__unpin(p, idx, gen, *tok);
             return -ENOENT;
         }
         if (MP_W_ST(w) != MP_ST_EVICTING) {
@@ -400,7 +403,7 @@ static int pin_settled(mempool *p, uint32_t idx, uint32_t gen, uint64_t *wp)
     }
 }
 
-static int view_memory(mempool *p, uint32_t idx, uint32_t gen,
+static int view_memory(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok,
                        mempool_view *v)
 {
     mp_entry *e = mp_entry_at(p, idx);
@@ -411,11 +414,12 @@ static int view_memory(mempool *p, uint32_t idx, uint32_t gen,
     v->data = p->base + (off ? off : p->data_off);
     v->len = len;
     v->flags = MEMPOOL_VIEW_MEMORY;
-    view_seal(v, p, idx + 1, gen);
+    view_seal(v, p, (idx + 1) | (tok << 32), gen, 0);
     return 0;
 }
 
-static int view_disk(mempool *p, uint32_t idx, uint32_t gen, mempool_view *v)
+static int view_disk(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok,
+                     mempool_view *v)
 {
     struct mp_mapping *m;
     const uint8_t *data;
@@ -425,8 +429,8 @@ static int view_disk(mempool *p, uint32_t idx, uint32_t gen, mempool_view *v)
     v->data = data;
     v->len = MP_LD(mp_entry_at(p, idx)->len);
     v->flags = MEMPOOL_VIEW_DISK;
-    view_seal(v, p, (idx + 1) | VIEW_DISK,
-              gen | (mempool__map_id(m) << 32));
+    view_seal(v, p, (idx + 1) | (tok << 32),
+              gen | (mempool__map_id(m) << 32), VIEW_DISK);
     atomic_fetch_add(&p->slots[p->slot].restores, 1);
     atomic_fetch_add(&p->slots[p->slot].restore_bytes, v->len);
     return 0;
@@ -435,7 +439,7 @@ static int view_disk(mempool *p, uint32_t idx, uint32_t gen, mempool_view *v)
 int mempool_get(mempool *p, mempool_dref r, mempool_view *v)
 {
     uint32_t idx, gen;
-    uint64_t w;
+    uint64_t w, tok;
     mp_entry *e;
     int rc;
 
@@ -443,13 +447,13 @@ int mempool_get(mempool *p, mempool_dref r, mempool_view *v)
         return rc;
     if (!v || (rc = mempool__entry_of(p, r, &idx, &gen)))
         return rc ? rc : -EINVAL;
-    if ((rc = pin_settled(p, idx, gen, &w)))
+    if ((rc = pin_settled(p, idx, gen, &w, &tok)))
         return rc;
     e = mp_entry_at(p, idx);
-    rc = MP_W_ST(w) == MP_ST_LIVE ? view_memory(p, idx, gen, v)
-                                  : view_disk(p, idx, gen, v);
+    rc = MP_W_ST(w) == MP_ST_LIVE ? view_memory(p, idx, gen, tok, v)
+                                  : view_disk(p, idx, gen, tok, v);
     if (rc) {
-        mempool__unpin(p, idx, gen);
+        mempool__unpin(p, idx, gen, tok);
         return rc;
     }
     v->type = MP_LD(e->type);
@@ -476,34 +480,34 @@ int mempool_get_file(mempool *p, const mempool_fileref *f, mempool_view *v)
     v->len = len;
     v->type = type;
     v->flags = MEMPOOL_VIEW_DISK;
-    view_seal(v, p, VIEW_FILE, mempool__map_id(m));
+    view_seal(v, p, 0, mempool__map_id(m), VIEW_FILE);
     return 0;
 }
 
 int mempool_release(mempool *p, mempool_view *v)
 {
-    uint64_t a, idx1;
+    uint64_t kind, idx1;
     uint32_t gen;
     int rc;
 
     if ((rc = mempool__handle_ok(p)))
         return rc;
-    if (!v || v->priv[2] != (uint64_t)(uintptr_t)p ||
+    if (!v || (v->priv[2] & ~UINT64_C(7)) != (uint64_t)(uintptr_t)p ||
         v->priv[3] != view_mac(v->priv[0], v->priv[1], v->priv[2]))
         return -EINVAL;
-    a = v->priv[0];
-    if (a & VIEW_FILE) {
+    kind = v->priv[2] & 7;
+    if (kind == VIEW_FILE) {
         if ((rc = mempool__map_put(p, v->priv[1])))
             return rc;
         memset(v, 0, sizeof(*v));
         return 0;
     }
-    idx1 = a & 0xffffffffu;
+    idx1 = v->priv[0] & 0xffffffffu;
     gen = (uint32_t)v->priv[1];
     if (idx1 == 0 || idx1 > p->ntab ||
-        mempool__cell_sub(p, MP_PIN, (uint32_t)idx1 - 1, gen))
+        mempool__unpin_cell(p, (uint32_t)idx1 - 1, gen, v->priv[0] >> 32))
         return -EINVAL;
-    if (a & VIEW_DISK)
+    if (kind == VIEW_DISK)
         mempool__map_put(p, v->priv[1] >> 32);
     memset(v, 0, sizeof(*v));
     after_unpin(p, (uint32_t)idx1 - 1);
@@ -564,13 +568,13 @@ int mempool_ref(mempool *p, mempool_dref r)
 
     if ((rc = refcounted(p, r, &idx, &gen)))
         return rc;
-    if ((rc = mempool__cell_add(p, MP_REF, idx, gen)))
+    if ((rc = mempool__ref_add(p, idx, gen)))
         return rc;
     e = mp_entry_at(p, idx);
     for (;;) {
         uint64_t w = atomic_load(&e->word);
         if (!alive(w, gen)) {
-            mempool__cell_sub(p, MP_REF, idx, gen);
+            mempool__ref_sub(p, idx, gen);
             return -ENOENT;
         }
         if (!MP_W_RC(w))
@@ -588,7 +592,7 @@ int mempool_unref(mempool *p, mempool_dref r)
 
     if ((rc = refcounted(p, r, &idx, &gen)))
         return rc;
-    if (mempool__cell_sub(p, MP_REF, idx, gen))
+    if (mempool__ref_sub(p, idx, gen))
         return -EINVAL;              /* this worker holds no reference */
     mempool__refcheck(p, idx, gen);
     COUNT(p, unrefs);

@@ -9,15 +9,19 @@
  * A cell is one 64-bit word:
  *
  *   63   62          32 31        16 15      0
- *   [kind| entry idx+1 | gen & 0xffff | count  ]      0 = empty
+ *   [kind| entry idx+1 | gen & 0xffff | low16  ]      0 = empty
+ *
+ * A pin cell is one pin: low16 is a nonce, and the view remembers the cell's
+ * position and nonce, so a release clears exactly its own pin - releasing a
+ * stale copy of a view is refused instead of dropping someone else's pin.
+ * A reference cell counts references in low16 (a count past 0xffff goes on
+ * in another cell; readers sum all matching cells).
  *
  * Entry idx lives in bucket idx % MP_CELL_NB (8 cells, one cache line);
  * when a bucket is full the worker uses its overflow cells and raises its
  * slot's overflow_used, which tells scanners to look there too. Only the
  * worker's own threads write its cells (with CAS, as several threads may
- * share a handle); anyone may read them. Two threads may race to create two
- * cells for one key: every reader sums all matching cells, so that is fine,
- * and it is also how a count past 0xffff continues.
+ * share a handle); anyone may read them.
  *
  * Ordering (the hazard-pointer handshake). A pinner CASes its cell, then
  * re-reads the entry word; a deleter CASes the entry word to DELETED, then
@@ -45,12 +49,73 @@ static _Atomic uint64_t *bucket_of(_Atomic uint64_t *t, uint32_t idx)
     return t + (idx % MP_CELL_NB) * MP_CELL_BW;
 }
 
-/* Add one to an existing cell for @p key in cells [c, c+n). */
+/* Claim an empty cell for @p val in [c, c+n); its index, or -1. */
+static int take_at(_Atomic uint64_t *c, unsigned n, uint64_t val)
+{
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t zero = 0;
+        if (atomic_load(&c[i]) == 0 &&
+            atomic_compare_exchange_strong(&c[i], &zero, val))
+            return (int)i;
+    }
+    return -1;
+}
+
+/* Put @p val in a free cell of entry @p idx's bucket, else in overflow.
+ * Returns the cell's position in the worker's table, or -ENOBUFS. */
+static int cell_put(mempool *p, uint32_t idx, uint64_t val)
+{
+    _Atomic uint64_t *t = table_of(p, p->slot);
+    _Atomic uint64_t *used = &p->slots[p->slot].overflow_used;
+    unsigned base = (idx % MP_CELL_NB) * MP_CELL_BW;
+    int i = take_at(t + base, MP_CELL_BW, val);
+    if (i >= 0)
+        return (int)base + i;
+    atomic_fetch_add(used, 1);       /* before the cell: scanners must look */
+    i = take_at(t + MP_CELL_NB * MP_CELL_BW, MP_CELL_OVF, val);
+    if (i >= 0)
+        return (int)(MP_CELL_NB * MP_CELL_BW) + i;
+    atomic_fetch_sub(used, 1);
+    return -ENOBUFS;
+}
+
+static void cell_clear(mempool *p, unsigned pos)
+{
+    atomic_store(&table_of(p, p->slot)[pos], 0);
+    if (pos >= MP_CELL_NB * MP_CELL_BW)
+        atomic_fetch_sub(&p->slots[p->slot].overflow_used, 1);
+}
+
+static _Thread_local uint16_t pin_nonce;
+
+int mempool__pin(mempool *p, uint32_t idx, uint32_t gen, uint64_t *tok)
+{
+    uint16_t nonce = ++pin_nonce ? pin_nonce : ++pin_nonce;
+    int pos = cell_put(p, idx, CELL_KEY(MP_PIN, idx, gen) | nonce);
+    if (pos < 0)
+        return pos;
+    *tok = ((uint64_t)pos << 16) | nonce;
+    return 0;
+}
+
+int mempool__unpin_cell(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok)
+{
+    unsigned pos = (unsigned)(tok >> 16);
+    uint64_t want = CELL_KEY(MP_PIN, idx, gen) | (tok & 0xffff);
+    if (pos >= MP_CELLS ||
+        !atomic_compare_exchange_strong(&table_of(p, p->slot)[pos], &want, 0))
+        return -EINVAL;              /* not a live pin of this worker */
+    if (pos >= MP_CELL_NB * MP_CELL_BW)
+        atomic_fetch_sub(&p->slots[p->slot].overflow_used, 1);
+    return 0;
+}
+
+/* Add one to an existing reference cell for @p key in [c, c+n). */
 static int bump_existing(_Atomic uint64_t *c, unsigned n, uint64_t key)
 {
     for (unsigned i = 0; i < n; i++) {
         uint64_t v = atomic_load(&c[i]);
-        while ((v & CELL_KEYMASK) == key && CELL_COUNT(v) < 0xffff && v) {
+        while ((v & CELL_KEYMASK) == key && CELL_COUNT(v) < 0xffff) {
             if (atomic_compare_exchange_weak(&c[i], &v, v + 1))
                 return 1;
         }
@@ -58,48 +123,34 @@ static int bump_existing(_Atomic uint64_t *c, unsigned n, uint64_t key)
     return 0;
 }
 
-static int take_empty(_Atomic uint64_t *c, unsigned n, uint64_t key)
-{
-    for (unsigned i = 0; i < n; i++) {
-        uint64_t zero = 0;
-        if (atomic_load(&c[i]) == 0 &&
-            atomic_compare_exchange_strong(&c[i], &zero, key | 1))
-            return 1;
-    }
-    return 0;
-}
-
-int mempool__cell_add(mempool *p, int kind, uint32_t idx, uint32_t gen)
+int mempool__ref_add(mempool *p, uint32_t idx, uint32_t gen)
 {
     _Atomic uint64_t *t = table_of(p, p->slot);
-    _Atomic uint64_t *b = bucket_of(t, idx);
-    _Atomic uint64_t *ovf = t + MP_CELL_NB * MP_CELL_BW;
-    _Atomic uint64_t *used = &p->slots[p->slot].overflow_used;
-    uint64_t key = CELL_KEY(kind, idx, gen);
+    uint64_t key = CELL_KEY(MP_REF, idx, gen);
+    int pos;
 
-    if (bump_existing(b, MP_CELL_BW, key))
+    if (bump_existing(bucket_of(t, idx), MP_CELL_BW, key) ||
+        (atomic_load(&p->slots[p->slot].overflow_used) &&
+         bump_existing(t + MP_CELL_NB * MP_CELL_BW, MP_CELL_OVF, key)))
         return 0;
-    if (atomic_load(used) && bump_existing(ovf, MP_CELL_OVF, key))
-        return 0;
-    if (take_empty(b, MP_CELL_BW, key))
-        return 0;
-    atomic_fetch_add(used, 1);       /* before the cell: scanners must look */
-    if (take_empty(ovf, MP_CELL_OVF, key))
-        return 0;
-    atomic_fetch_sub(used, 1);
-    return -ENOBUFS;
+    pos = cell_put(p, idx, key | 1);
+    return pos < 0 ? pos : 0;
 }
 
-/* Take one from a cell for @p key in [c, c+n); returns 1 done, 0 none. */
-static int drop_one(_Atomic uint64_t *c, unsigned n, uint64_t key,
-                    bool *emptied)
+/* Take one reference from a cell for @p key among [c, c+n) (positions
+ * starting at @p base); 1 done, 0 none. */
+static int drop_ref(mempool *p, unsigned base, unsigned n, uint64_t key)
 {
+    _Atomic uint64_t *c = table_of(p, p->slot) + base;
     for (unsigned i = 0; i < n; i++) {
         uint64_t v = atomic_load(&c[i]);
-        while (v && (v & CELL_KEYMASK) == key && CELL_COUNT(v) > 0) {
-            uint64_t nv = CELL_COUNT(v) == 1 ? 0 : v - 1;
-            if (atomic_compare_exchange_weak(&c[i], &v, nv)) {
-                *emptied = nv == 0;
+        while ((v & CELL_KEYMASK) == key && CELL_COUNT(v) > 0) {
+            if (CELL_COUNT(v) == 1) {
+                if (atomic_compare_exchange_weak(&c[i], &v, key | 1)) {
+                    cell_clear(p, base + i);
+                    return 1;
+                }
+            } else if (atomic_compare_exchange_weak(&c[i], &v, v - 1)) {
                 return 1;
             }
         }
@@ -107,37 +158,30 @@ static int drop_one(_Atomic uint64_t *c, unsigned n, uint64_t key,
     return 0;
 }
 
-int mempool__cell_sub(mempool *p, int kind, uint32_t idx, uint32_t gen)
+int mempool__ref_sub(mempool *p, uint32_t idx, uint32_t gen)
 {
-    _Atomic uint64_t *t = table_of(p, p->slot);
-    _Atomic uint64_t *ovf = t + MP_CELL_NB * MP_CELL_BW;
-    _Atomic uint64_t *used = &p->slots[p->slot].overflow_used;
-    uint64_t key = CELL_KEY(kind, idx, gen);
-    bool emptied = false;
-
-    if (drop_one(bucket_of(t, idx), MP_CELL_BW, key, &emptied))
+    uint64_t key = CELL_KEY(MP_REF, idx, gen);
+    if (drop_ref(p, (idx % MP_CELL_NB) * MP_CELL_BW, MP_CELL_BW, key) ||
+        (atomic_load(&p->slots[p->slot].overflow_used) &&
+         drop_ref(p, MP_CELL_NB * MP_CELL_BW, MP_CELL_OVF, key)))
         return 0;
-    if (atomic_load(used) && drop_one(ovf, MP_CELL_OVF, key, &emptied)) {
-        if (emptied)
-            atomic_fetch_sub(used, 1);
-        return 0;
-    }
     return -EINVAL;
 }
 
+/* Pins (one per cell) or references (summed) matching @p key. */
 static uint32_t sum_cells(_Atomic uint64_t *c, unsigned n, uint64_t key)
 {
     uint32_t sum = 0;
     for (unsigned i = 0; i < n; i++) {
         uint64_t v = atomic_load(&c[i]);
         if (v && (v & CELL_KEYMASK) == key)
-            sum += CELL_COUNT(v);
+            sum += (key >> 63) ? CELL_COUNT(v) : 1;
     }
     return sum;
 }
 
-/* Holds of @p kind on (idx, gen) by every attached worker, or - with
- * @p any - by every worker but the caller's own slot excluded never. */
+/* Holds of @p kind on (idx, gen) by every attached worker (dead but not
+ * yet reaped ones included); with @p any, stop at the first one found. */
 uint32_t mempool__cell_count(mempool *p, int kind, uint32_t idx, uint32_t gen,
                              bool any)
 {

@@ -198,7 +198,7 @@ void mempool__spill_destroy(const char *dir)
 
 /* Pin (idx) and mark it F_WRITING by us. 1 claimed, 0 already clean,
  * -EAGAIN another writer is at it, -ENOENT gone, -ENOSPC disk limit. */
-static int claim(mempool *p, uint32_t idx, uint32_t *gen)
+static int claim(mempool *p, uint32_t idx, uint32_t *gen, uint64_t *tok)
 {
     mp_entry *e = mp_entry_at(p, idx);
     uint64_t w = atomic_load(&e->word);
@@ -209,7 +209,7 @@ static int claim(mempool *p, uint32_t idx, uint32_t *gen)
         return 0;                        /* both imply a complete file */
     if (MP_W_ST(w) != MP_ST_LIVE)
         return -ENOENT;
-    if ((rc = mempool__cell_add(p, MP_PIN, idx, *gen)))
+    if ((rc = mempool__pin(p, idx, *gen, tok)))
         return rc;
     for (;;) {
         mp_slot *o;
@@ -231,7 +231,7 @@ static int claim(mempool *p, uint32_t idx, uint32_t *gen)
                                   MP_F_WRITING))
             return 1;
     }
-    mempool__unpin(p, idx, *gen);
+    mempool__unpin(p, idx, *gen, *tok);
     return rc;
 }
 
@@ -294,17 +294,18 @@ int mempool__write_clean(mempool *p, const uint32_t *idx, unsigned n,
     mp_io_req *reqs = calloc(n, sizeof(*reqs)), **rp = calloc(n, sizeof(*rp));
     char (*names)[48] = calloc(n, 48);
     uint32_t *gens = calloc(n, sizeof(*gens));
+    uint64_t *toks = calloc(n, sizeof(*toks));
     unsigned q = 0;
     int rc = 0, first = 0;
 
-    if (!reqs || !rp || !names || !gens) {
+    if (!reqs || !rp || !names || !gens || !toks) {
         rc = -ENOMEM;
         goto out;
     }
     if ((rc = ensure_dir(p)) < 0 || (rc = ensure_io(p)))
         goto out;
     for (unsigned i = 0; i < n; i++) {
-        res[i] = claim(p, idx[i], &gens[i]);
+        res[i] = claim(p, idx[i], &gens[i], &toks[i]);
         if (res[i] == 1) {
             fill_req(p, &reqs[i], names[i], idx[i], gens[i]);
             rp[q++] = &reqs[i];
@@ -321,7 +322,7 @@ int mempool__write_clean(mempool *p, const uint32_t *idx, unsigned n,
             reqs[i].result = rc;
         count_write(p, &reqs[i]);
         finish(p, idx[i], gens[i], reqs[i].result);
-        mempool__unpin(p, idx[i], gens[i]);
+        mempool__unpin(p, idx[i], gens[i], toks[i]);
         res[i] = reqs[i].result;
         if (res[i] && !first)
             first = res[i];
@@ -332,6 +333,7 @@ out:
     free(rp);
     free(names);
     free(gens);
+    free(toks);
     return rc;
 }
 

@@ -1,0 +1,417 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * io.c - the front of the I/O engine (spill.h): the request queue, the
+ * engine thread, the choice of backend, the failpoints, and the steps every
+ * file takes whatever backend writes its bytes.
+ *
+ * Callers queue requests under a mutex and wait on a condition variable;
+ * one thread per engine takes up to MP_IO_BATCH requests at a time and for
+ * each batch:
+ *   1. opens "<name>.tmp" in the request's directory (O_CREAT | O_EXCL |
+ *      O_NOFOLLOW | O_CLOEXEC, mode 0600), with plain syscalls;
+ *   2. has the backend write the 4096-byte header block and the payload -
+ *      io_uring.c with every file's writes in flight together, or
+ *      io_pwrite.c one write after the other;
+ *   3. per file: fdatasync if durable, close, rename to "<name>", fsync the
+ *      directory if durable. On any failure the temp file (or, if the
+ *      directory fsync failed, the renamed file) is unlinked and
+ *      req->result says why, so a failed request leaves nothing behind. A
+ *      stale "<name>.tmp" that we did not create gives -EEXIST and is left
+ *      alone (sweeping those is the cleanup code's job).
+ *
+ * Backend choice at mempool__io_open(): MP_IO_PWRITE, or MP_IO_AUTO with
+ * the environment variable MEMPOOL_IO=pwrite, gives pwrite. Otherwise
+ * io_uring is tried and any failure of io_uring_queue_init() (-EPERM under
+ * seccomp or kernel.io_uring_disabled, -ENOSYS, -ENOMEM under a memlock
+ * limit) or a kernel without IORING_OP_WRITE falls back to pwrite. If a
+ * ring breaks later, the engine finishes with pwrite and stays there.
+ * mempool__io_backend() names the backend in use. Other MEMPOOL_IO values
+ * mean auto.
+ *
+ * Failpoints: MEMPOOL_FAILPOINT holds names separated by commas or spaces;
+ * this engine obeys "io.write" (every write fails with -EIO after the
+ * kernel did it), "io.nospc" (-ENOSPC) and "io.short" (every write is
+ * capped at 4096 bytes, so the short-write continuation runs; the file is
+ * still complete) and, beyond spill.h's list, "io.ring" (io_uring_submit()
+ * fails in the second round of each batch, so the switch to pwrite in the
+ * middle of a batch runs; every file is still complete). Names of other
+ * subsystems are ignored. Both variables are read once per engine, at open,
+ * with secure_getenv().
+ *
+ * The engine thread blocks every signal. A forked child has no engine
+ * thread: it must not use its parent's engine.
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "io_impl.h"
+
+enum { MP_BE_PWRITE = 0, MP_BE_URING = 1 };
+
+struct mp_io {
+    pthread_mutex_t mu;
+    pthread_cond_t  work;      /* queue non-empty or stop */
+    pthread_cond_t  done;      /* some requests finished */
+    mp_io_req      *head, *tail;
+    uint64_t        queued;    /* requests ever queued */
+    uint64_t        finished;  /* requests ever finished (FIFO) */
+    bool            stop;
+    pthread_t       thread;
+    int             backend;   /* MP_BE_*; read by others atomically */
+    mp_uring       *uring;     /* only with MP_BE_URING */
+    mp_io_tune      tune;
+    mp_io_file      files[MP_IO_BATCH];
+    mp_io_file     *batch[MP_IO_BATCH];
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+const void *mempool__io_ptr(const mp_io_file *f, uint64_t off, size_t *seg)
+{
+    uint64_t p, rest;
+
+    if (off < MP_FILE_HDR) {
+        *seg = MP_FILE_HDR - (size_t)off;
+        return f->hdr + off;
+    }
+    p = off - MP_FILE_HDR;
+    rest = f->req->len - p;
+    *seg = rest < MP_IO_CHUNK ? (size_t)rest : MP_IO_CHUNK;
+    return (const uint8_t *)f->req->payload + p;
+}
+
+/* ---- one file: open, then sync/rename/clean up ------------------------ */
+
+static void file_start(mp_io_file *f, mp_io_req *r)
+{
+    f->req = r;
+    f->fd = -1;
+    f->err = 0;
+    f->total = MP_FILE_HDR + r->len;
+    f->issued = 0;
+    f->inflight = 0;
+    f->t0 = now_ns();
+    memset(f->hdr, 0, sizeof f->hdr);
+    memcpy(f->hdr, &r->hdr, sizeof r->hdr);
+    snprintf(f->tmp, sizeof f->tmp, "%s.tmp", r->name);
+    f->fd = openat(r->dirfd, f->tmp, O_WRONLY | O_CREAT | O_EXCL |
+                   O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (f->fd < 0)
+        f->err = -errno;
+}
+
+/* fsync the directory @p dirfd (AT_FDCWD and O_PATH descriptors too). */
+static int dir_sync(int dirfd)
+{
+    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int ret = 0;
+
+    if (fd < 0)
+        return -errno;
+    if (fsync(fd) != 0)
+        ret = -errno;
+    close(fd);
+    return ret;
+}
+
+static void file_finish(mp_io_file *f)
+{
+    mp_io_req *r = f->req;
+    bool renamed = false;
+    int err = f->err;
+
+    if (f->fd >= 0) {
+        if (err == 0 && r->durable && fdatasync(f->fd) != 0)
+            err = -errno;
+        if (close(f->fd) != 0 && err == 0 && errno != EINTR)
+            err = -errno;
+        f->fd = -1;
+        if (err == 0 && renameat(r->dirfd, f->tmp, r->dirfd, r->name) != 0)
+            err = -errno;
+        renamed = err == 0;
+        if (err == 0 && r->durable)
+            err = dir_sync(r->dirfd);
+        if (err != 0)
+            unlinkat(r->dirfd, renamed ? r->name : f->tmp, 0);
+    }
+    r->result = err;
+    r->ns = now_ns() - f->t0;
+}
+
+/* ---- a batch ----------------------------------------------------------- */
+
+static void batch_write(mp_io *io, unsigned n)
+{
+    int ret;
+
+    if (__atomic_load_n(&io->backend, __ATOMIC_RELAXED) == MP_BE_URING) {
+        ret = mempool__uring_write(io->uring, io->batch, n, &io->tune);
+        if (ret == 0)
+            return;
+        /* The ring broke: finish unfinished files, and all later ones,
+         * with pwrite (rewriting a file from the start is harmless). */
+        mempool__uring_close(io->uring);
+        io->uring = NULL;
+        __atomic_store_n(&io->backend, MP_BE_PWRITE, __ATOMIC_RELAXED);
+    }
+    mempool__pwrite_write(io->batch, n, &io->tune);
+}
+
+static void batch_run(mp_io *io, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        file_start(io->batch[i], io->batch[i]->req);
+    batch_write(io, n);
+    for (unsigned i = 0; i < n; i++)
+        file_finish(io->batch[i]);
+}
+
+/* Take up to MP_IO_BATCH queued requests (mutex held). */
+static unsigned batch_take(mp_io *io)
+{
+    unsigned n = 0;
+
+    while (io->head && n < MP_IO_BATCH) {
+        mp_io_req *r = io->head;
+
+        io->head = r->next;
+        r->next = NULL;
+        io->batch[n] = &io->files[n];
+        io->batch[n]->req = r;
+        n++;
+    }
+    if (!io->head)
+        io->tail = NULL;
+    return n;
+}
+
+static void *io_thread(void *arg)
+{
+    mp_io *io = arg;
+
+    pthread_mutex_lock(&io->mu);
+    for (;;) {
+        unsigned n;
+
+        while (!io->head && !io->stop)
+            pthread_cond_wait(&io->work, &io->mu);
+        if (!io->head)
+            break;                       /* stopping, queue empty */
+        n = batch_take(io);
+        pthread_mutex_unlock(&io->mu);
+        batch_run(io, n);
+        pthread_mutex_lock(&io->mu);
+        for (unsigned i = 0; i < n; i++)
+            io->batch[i]->req->done = 1;
+        io->finished += n;
+        pthread_cond_broadcast(&io->done);
+    }
+    pthread_mutex_unlock(&io->mu);
+    return NULL;
+}
+
+/* ---- open / close ------------------------------------------------------ */
+
+/* Is @p name (a comma/space separated list) naming @p what? */
+static bool env_lists(const char *list, const char *what)
+{
+    size_t wl = strlen(what);
+
+    while (list && *list) {
+        size_t l;
+
+        list += strspn(list, ", \t");
+        l = strcspn(list, ", \t");
+        if (l == wl && memcmp(list, what, wl) == 0)
+            return true;
+        list += l;
+    }
+    return false;
+}
+
+static void io_read_env(mp_io *io, int *mode)
+{
+    const char *fp = secure_getenv("MEMPOOL_FAILPOINT");
+    const char *be = secure_getenv("MEMPOOL_IO");
+
+    if (env_lists(fp, "io.write"))
+        io->tune.fp |= MP_FP_WRITE;
+    if (env_lists(fp, "io.nospc"))
+        io->tune.fp |= MP_FP_NOSPC;
+    if (env_lists(fp, "io.short"))
+        io->tune.fp |= MP_FP_SHORT;
+    if (env_lists(fp, "io.ring"))
+        io->tune.fp |= MP_FP_RING;
+    if (be && strcmp(be, "pwrite") == 0)
+        *mode = MP_IO_PWRITE;
+}
+
+/* Start the engine thread with every signal blocked. */
+static int io_start_thread(mp_io *io)
+{
+    sigset_t all, old;
+    int ret;
+
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    ret = pthread_create(&io->thread, NULL, io_thread, io);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return -ret;
+}
+
+int mempool__io_open(mp_io **out, int mode)
+{
+    mp_io *io;
+    int ret;
+
+    if (!out || (mode != MP_IO_AUTO && mode != MP_IO_PWRITE))
+        return -EINVAL;
+    io = calloc(1, sizeof *io);
+    if (!io)
+        return -ENOMEM;
+    io_read_env(io, &mode);
+    io->backend = MP_BE_PWRITE;
+    if (mode == MP_IO_AUTO && mempool__uring_open(&io->uring) == 0)
+        io->backend = MP_BE_URING;
+    ret = -pthread_mutex_init(&io->mu, NULL);
+    if (ret)
+        goto fail_mutex;
+    ret = -pthread_cond_init(&io->work, NULL);
+    if (ret)
+        goto fail_work;
+    ret = -pthread_cond_init(&io->done, NULL);
+    if (ret)
+        goto fail_done;
+    ret = io_start_thread(io);
+    if (ret)
+        goto fail_thread;
+    *out = io;
+    return 0;
+
+fail_thread:
+    pthread_cond_destroy(&io->done);
+fail_done:
+    pthread_cond_destroy(&io->work);
+fail_work:
+    pthread_mutex_destroy(&io->mu);
+fail_mutex:
+    mempool__uring_close(io->uring);
+    free(io);
+    return ret;
+}
+
+void mempool__io_close(mp_io *io)
+{
+    if (!io)
+        return;
+    pthread_mutex_lock(&io->mu);
+    io->stop = true;
+    pthread_cond_signal(&io->work);
+    pthread_mutex_unlock(&io->mu);
+    pthread_join(io->thread, NULL);
+    pthread_cond_destroy(&io->done);
+    pthread_cond_destroy(&io->work);
+    pthread_mutex_destroy(&io->mu);
+    mempool__uring_close(io->uring);
+    free(io);
+}
+
+const char *mempool__io_backend(const mp_io *io)
+{
+    if (io && __atomic_load_n(&io->backend, __ATOMIC_RELAXED) == MP_BE_URING)
+        return "io_uring";
+    return "pwrite";
+}
+
+unsigned long mempool__io_resubmits(const mp_io *io)
+{
+    return __atomic_load_n(&io->tune.resubmits, __ATOMIC_RELAXED);
+}
+
+/* ---- submit / wait ----------------------------------------------------- */
+
+/* A final name: non-empty, no '/', not "." or "..", room for ".tmp". */
+static bool name_ok(const char *name)
+{
+    size_t l;
+
+    if (!name)
+        return false;
+    l = strlen(name);
+    return l > 0 && l + 4 <= NAME_MAX && !strchr(name, '/') &&
+           strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+}
+
+static bool req_ok(const mp_io_req *r)
+{
+    return r && name_ok(r->name) && (r->dirfd >= 0 || r->dirfd == AT_FDCWD) &&
+           (r->payload || r->len == 0) &&
+           r->len <= (uint64_t)INT64_MAX - MP_FILE_HDR &&
+           r->len <= (uint64_t)SIZE_MAX - MP_FILE_HDR;
+}
+
+int mempool__io_submit(mp_io *io, mp_io_req **reqs, unsigned n)
+{
+    if (!io || (n && !reqs))
+        return -EINVAL;
+    for (unsigned i = 0; i < n; i++)
+        if (!req_ok(reqs[i]))
+            return -EINVAL;
+    pthread_mutex_lock(&io->mu);
+    for (unsigned i = 0; i < n; i++) {
+        mp_io_req *r = reqs[i];
+
+        r->result = 0;
+        r->ns = 0;
+        r->done = 0;
+        r->next = NULL;
+        if (io->tail)
+            io->tail->next = r;
+        else
+            io->head = r;
+        io->tail = r;
+    }
+    io->queued += n;
+    if (n)
+        pthread_cond_signal(&io->work);
+    pthread_mutex_unlock(&io->mu);
+    return 0;
+}
+
+int mempool__io_wait(mp_io *io, mp_io_req **reqs, unsigned n)
+{
+    if (!io || (n && !reqs))
+        return -EINVAL;
+    pthread_mutex_lock(&io->mu);
+    for (unsigned i = 0; i < n; i++)
+        while (!reqs[i]->done)
+            pthread_cond_wait(&io->done, &io->mu);
+    pthread_mutex_unlock(&io->mu);
+    return 0;
+}
+
+int mempool__io_drain(mp_io *io)
+{
+    uint64_t target;
+
+    if (!io)
+        return -EINVAL;
+    pthread_mutex_lock(&io->mu);
+    target = io->queued;
+    while (io->finished < target)
+        pthread_cond_wait(&io->done, &io->mu);
+    pthread_mutex_unlock(&io->mu);
+    return 0;
+}

@@ -1,0 +1,215 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * spillfile.c - the spill file format of spill.h: filling a header, and
+ * opening a file written by the I/O engine as a validated read-only mapping.
+ *
+ * Everything in a file is untrusted (another process, a crash, a full disk
+ * or a person may have left it), so mempool__file_map() checks before it
+ * maps: the file is opened with O_NOFOLLOW (a planted symlink at the final
+ * name is refused) and O_NONBLOCK (a planted FIFO cannot block us), must be
+ * a regular file, its header is read with pread() and its size taken with
+ * fstat() before anything is mapped, so a truncated file is reported as
+ * MEMPOOL_ECORRUPT and never touched past its end (no SIGBUS). Error
+ * mapping, in one place:
+ *
+ *   missing file                          -ENOENT
+ *   symlink at the name (ELOOP)           MEMPOOL_ECORRUPT
+ *   not a regular file, size != 4096+len,
+ *   magic, version, header size, header
+ *   crc, uuid/index/generation, payload
+ *   crc (with verify)                     MEMPOOL_ECORRUPT
+ *   read error on the header              -EIO
+ *   anything else from open/mmap          -errno (-EACCES, -EMFILE, ...)
+ *
+ * A payload is checked only with @p verify; without it a flipped payload
+ * bit goes unnoticed (the header crc still covers every header field). An
+ * I/O error while a mapped page is read back is a SIGBUS, as with any
+ * mapping; verify touches every page while mapping, which is when a bad
+ * disk would show.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mempool.h"
+#include "spill.h"
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "spill files are little-endian; mempool runs on little-endian hosts"
+#endif
+
+_Static_assert(offsetof(mp_file_header, version) == 8, "layout");
+_Static_assert(offsetof(mp_file_header, header_bytes) == 12, "layout");
+_Static_assert(offsetof(mp_file_header, uuid) == 16, "layout");
+_Static_assert(offsetof(mp_file_header, idx) == 32, "layout");
+_Static_assert(offsetof(mp_file_header, gen) == 36, "layout");
+_Static_assert(offsetof(mp_file_header, len) == 40, "layout");
+_Static_assert(offsetof(mp_file_header, type) == 48, "layout");
+_Static_assert(offsetof(mp_file_header, flags) == 52, "layout");
+_Static_assert(offsetof(mp_file_header, payload_crc) == 56, "layout");
+_Static_assert(offsetof(mp_file_header, header_crc) == 60, "layout");
+
+#define MP_HCRC_OFF offsetof(mp_file_header, header_crc)
+
+static const uint8_t mp_zero[MP_FILE_HDR];
+static const uint8_t mp_empty;   /* what an empty payload's data points at */
+
+/* crc32c of a 4096-byte header block with its header_crc field as zero. */
+static uint32_t header_crc(const uint8_t *blk)
+{
+    uint32_t crc = mempool__crc32c(0, blk, MP_HCRC_OFF);
+
+    crc = mempool__crc32c(crc, mp_zero, 4);
+    return mempool__crc32c(crc, blk + MP_HCRC_OFF + 4,
+                           MP_FILE_HDR - MP_HCRC_OFF - 4);
+}
+
+void mempool__file_header(mp_file_header *h, const uint64_t uuid[2],
+                          uint32_t idx, uint32_t gen, uint32_t type,
+                          uint32_t flags, const void *payload, uint64_t len)
+{
+    uint32_t crc;
+
+    memset(h, 0, sizeof *h);
+    memcpy(h->magic, MP_FILE_MAGIC, sizeof h->magic);
+    h->version = MP_FILE_VERSION;
+    h->header_bytes = MP_FILE_HDR;
+    if (uuid) {
+        h->uuid[0] = uuid[0];
+        h->uuid[1] = uuid[1];
+    }
+    h->idx = idx;
+    h->gen = gen;
+    h->len = len;
+    h->type = type;
+    h->flags = flags;
+    h->payload_crc = mempool__crc32c(0, payload, (size_t)len);
+    crc = mempool__crc32c(0, h, sizeof *h);          /* header_crc is 0 */
+    h->header_crc = mempool__crc32c(crc, mp_zero, MP_FILE_HDR - sizeof *h);
+}
+
+/* Open @p path for reading, never following a final symlink or blocking. */
+static int file_open(int dirfd, const char *path)
+{
+    int fd = openat(dirfd, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+                                 O_CLOEXEC | O_NOCTTY);
+
+    if (fd >= 0)
+        return fd;
+    if (errno == ELOOP)
+        return MEMPOOL_ECORRUPT;
+    return -errno;
+}
+
+/* Read the 4096-byte header block; the file is known to be that long. */
+static int file_read_header(int fd, uint8_t *blk)
+{
+    size_t got = 0;
+
+    while (got < MP_FILE_HDR) {
+        ssize_t r = pread(fd, blk + got, MP_FILE_HDR - got, (off_t)got);
+
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -EIO;
+        if (r == 0)
+            return MEMPOOL_ECORRUPT;   /* shrank under us */
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+/* Check a header block against the file size and the expected identity. */
+static int file_check(const uint8_t *blk, off_t size, mp_file_header *h,
+                      const uint64_t uuid[2], uint32_t idx, uint32_t gen)
+{
+    memcpy(h, blk, sizeof *h);
+    if (memcmp(h->magic, MP_FILE_MAGIC, sizeof h->magic) != 0 ||
+        h->version != MP_FILE_VERSION || h->header_bytes != MP_FILE_HDR ||
+        h->header_crc != header_crc(blk))
+        return MEMPOOL_ECORRUPT;
+    if (h->len > (uint64_t)SIZE_MAX - MP_FILE_HDR ||
+        h->len > (uint64_t)INT64_MAX - MP_FILE_HDR ||
+        (uint64_t)size != MP_FILE_HDR + h->len)
+        return MEMPOOL_ECORRUPT;
+    if (uuid && (h->uuid[0] != uuid[0] || h->uuid[1] != uuid[1] ||
+                 h->idx != idx || h->gen != gen))
+        return MEMPOOL_ECORRUPT;
+    return 0;
+}
+
+/* Map a checked file and, with @p verify, check its payload crc. */
+static int file_mmap(int fd, bool verify, mp_file_map *out)
+{
+    size_t maplen = MP_FILE_HDR + (size_t)out->hdr.len;
+    void *map;
+
+    if (out->hdr.len == 0) {
+        out->data = &mp_empty;
+        return verify && out->hdr.payload_crc != 0 ? MEMPOOL_ECORRUPT : 0;
+    }
+    map = mmap(NULL, maplen, PROT_READ,
+               MAP_SHARED | (verify ? MAP_POPULATE : 0), fd, 0);
+    if (map == MAP_FAILED)
+        return -errno;
+    out->data = (const uint8_t *)map + MP_FILE_HDR;
+    if (verify && mempool__crc32c(0, out->data, (size_t)out->hdr.len) !=
+                      out->hdr.payload_crc) {
+        munmap(map, maplen);
+        out->data = NULL;
+        return MEMPOOL_ECORRUPT;
+    }
+    out->map = map;
+    out->maplen = maplen;
+    return 0;
+}
+
+int mempool__file_map(int dirfd, const char *path, const uint64_t uuid[2],
+                      uint32_t idx, uint32_t gen, bool verify,
+                      mp_file_map *out)
+{
+    uint8_t blk[MP_FILE_HDR];
+    struct stat st;
+    int fd, ret;
+
+    if (!out)
+        return -EINVAL;
+    memset(out, 0, sizeof *out);
+    if (!path || !*path)
+        return -EINVAL;
+    fd = file_open(dirfd, path);
+    if (fd < 0)
+        return fd;
+    if (fstat(fd, &st) != 0)
+        ret = -errno;
+    else if (!S_ISREG(st.st_mode) || st.st_size < (off_t)MP_FILE_HDR)
+        ret = MEMPOOL_ECORRUPT;
+    else
+        ret = file_read_header(fd, blk);
+    if (ret == 0)
+        ret = file_check(blk, st.st_size, &out->hdr, uuid, idx, gen);
+    if (ret == 0)
+        ret = file_mmap(fd, verify, out);
+    close(fd);
+    if (ret != 0) {
+        memset(out, 0, sizeof *out);
+        return ret;
+    }
+    out->len = out->hdr.len;
+    out->type = out->hdr.type;
+    return 0;
+}
+
+void mempool__file_unmap(mp_file_map *m)
+{
+    if (!m)
+        return;
+    if (m->map)
+        munmap(m->map, m->maplen);
+    memset(m, 0, sizeof *m);
+}

@@ -1,0 +1,667 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * helpers.c - unique pool names, the checked fixture, data patterns and
+ * checksums, fork/wait with a watchdog, pipes carrying DRefs, and the suite
+ * main with its /dev/shm sweep. See helpers.h.
+ */
+#include "helpers.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <time.h>
+
+const char *t_area = "x";
+pid_t t_runner;
+mempool *t_pool;
+char t_name[T_NAME_LEN];
+
+static char t_spill_dir[128];
+static unsigned t_counter;
+
+/* ---------------------------------------------------------------- names */
+
+char *t_pool_name_fn(char *buf, const char *area, const char *func)
+{
+    char fn[64];
+    size_t i, j = 0;
+
+    for (i = 0; func && func[i] && j + 1 < sizeof fn; i++) {
+        char c = func[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  (c >= '0' && c <= '9') || c == '_';
+        fn[j++] = ok ? c : '_';
+    }
+    fn[j] = '\0';
+    snprintf(buf, T_NAME_LEN, "t-%s-r%d-p%d-%u-%s", area ? area : t_area,
+             (int)(t_runner ? t_runner : getpid()), (int)getpid(),
+             ++t_counter, fn);
+    return buf;
+}
+
+void t_shm_path(char *buf, size_t len, const char *name)
+{
+    snprintf(buf, len, "/dev/shm/mempool.%s", name);
+}
+
+/* ---------------------------------------------------------------- pools */
+
+void t_options(mempool_options *o, uint64_t arena_bytes)
+{
+    mempool_options_init(o);
+    o->arena_bytes = arena_bytes;
+    if (t_spill_dir[0])
+        o->spill_dir = t_spill_dir;
+    /* Core tests want used_bytes to move only when they act: no background
+     * spiller, and a short wait before -ENOMEM when victims are pinned. */
+    o->spiller = 0;
+    o->evict_wait_ms = 10;
+}
+
+int t_open(const char *name, uint64_t arena_bytes, mempool **out)
+{
+    mempool_options o;
+
+    t_options(&o, arena_bytes);
+    return mempool_open(name, &o, out);
+}
+
+int t_attach(const char *name, mempool **out)
+{
+    mempool_options o;
+
+    t_options(&o, T_ARENA_BYTES);
+    o.flags = 0;
+    return mempool_open(name, &o, out);
+}
+
+void t_setup(void)
+{
+    int rc;
+
+    t_pool = NULL;
+    t_pool_name_fn(t_name, t_area, "fx");
+    rc = t_open(t_name, T_ARENA_BYTES, &t_pool);
+    ck_assert_msg(rc == 0, "fixture: mempool_open(%s) = %d (%s)", t_name, rc,
+                  mempool_strerror(rc));
+    ck_assert_ptr_nonnull(t_pool);
+}
+
+void t_teardown(void)
+{
+    if (t_pool) {
+        mempool_close(t_pool);
+        t_pool = NULL;
+    }
+    if (t_name[0])
+        (void)mempool_destroy(t_name);
+}
+
+TCase *t_tcase(Suite *s, const char *name, double timeout)
+{
+    TCase *tc = tcase_create(name);
+
+    tcase_add_checked_fixture(tc, t_setup, t_teardown);
+    tcase_set_timeout(tc, timeout);
+    suite_add_tcase(s, tc);
+    return tc;
+}
+
+struct mempool_stats t_stats(mempool *p)
+{
+    struct mempool_stats s;
+    int rc;
+
+    memset(&s, 0xa5, sizeof s);
+    rc = mempool_stats(p, &s);
+    ck_assert_msg(rc == 0, "mempool_stats = %d (%s)", rc, mempool_strerror(rc));
+    ck_assert_uint_eq(s.size, sizeof s);
+    return s;
+}
+
+long t_pins(mempool *p, mempool_dref r)
+{
+    mempool_info in;
+
+    return mempool_info_get(p, r, &in) == 0 ? (long)in.pins : -1;
+}
+
+long t_refs(mempool *p, mempool_dref r)
+{
+    mempool_info in;
+
+    return mempool_info_get(p, r, &in) == 0 ? (long)in.refs : -1;
+}
+
+void t_assert_healthy(mempool *p)
+{
+    char why[256] = "";
+    int rc = mempool_check(p, why, sizeof why);
+
+    ck_assert_msg(rc == 0, "mempool_check = %d (%s): %s", rc,
+                  mempool_strerror(rc), why);
+}
+
+bool t_in_pool_mapping(const char *name, const void *ptr, size_t len)
+{
+    char path[300], line[512];
+    struct stat st;
+    FILE *f;
+    bool found = false;
+    uintptr_t a = (uintptr_t)ptr;
+
+    t_shm_path(path, sizeof path, name);
+    if (stat(path, &st) != 0)
+        return false;
+    f = fopen("/proc/self/maps", "r");
+    if (!f)
+        return false;
+    while (!found && fgets(line, sizeof line, f)) {
+        unsigned long lo, hi, ino;
+        unsigned maj, mnr;
+
+        if (sscanf(line, "%lx-%lx %*s %*s %x:%x %lu", &lo, &hi, &maj, &mnr,
+                   &ino) != 5)
+            continue;
+        if (ino != (unsigned long)st.st_ino || maj != major(st.st_dev) ||
+            mnr != minor(st.st_dev))
+            continue;
+        found = a >= lo && a <= hi && len <= hi - a;
+    }
+    fclose(f);
+    return found;
+}
+
+/* ----------------------------------------------------------------- data */
+
+uint64_t t_rand(uint64_t *s)
+{
+    uint64_t x = *s ? *s : 0x9e3779b97f4a7c15ull;
+
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545f4914f6cdd1dull;
+}
+
+void t_fill(void *buf, size_t len, uint64_t seed)
+{
+    unsigned char *b = buf;
+    uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1, w = 0;
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        if ((i & 7) == 0)
+            w = t_rand(&s);
+        b[i] = (unsigned char)(w >> ((i & 7) * 8));
+    }
+}
+
+bool t_check_fill(const void *buf, size_t len, uint64_t seed)
+{
+    const unsigned char *b = buf;
+    uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1, w = 0;
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        if ((i & 7) == 0)
+            w = t_rand(&s);
+        if (b[i] != (unsigned char)(w >> ((i & 7) * 8)))
+            return false;
+    }
+    return true;
+}
+
+uint64_t t_fnv1a(const void *buf, size_t len)
+{
+    const unsigned char *b = buf;
+    uint64_t h = 0xcbf29ce484222325ull;
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        h ^= b[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+uint32_t t_crc32(const void *buf, size_t len)
+{
+    const unsigned char *b = buf;
+    uint32_t c = 0xffffffffu;
+    size_t i;
+    int k;
+
+    for (i = 0; i < len; i++) {
+        c ^= b[i];
+        for (k = 0; k < 8; k++)
+            c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+    }
+    return ~c;
+}
+
+/* ------------------------------------------------------------ processes */
+
+static double t_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+pid_t t_fork(int (*fn)(void *arg), void *arg)
+{
+    pid_t pid;
+
+    fflush(stdout);
+    fflush(stderr);
+    pid = fork();
+    ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0)
+        _exit(fn(arg));
+    return pid;
+}
+
+static int t_status(int st)
+{
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    if (WIFSIGNALED(st))
+        return 128 + WTERMSIG(st);
+    return -1;
+}
+
+int t_wait(pid_t pid, double timeout_s)
+{
+    double end = t_now() + timeout_s;
+    int st;
+
+    for (;;) {
+        pid_t w = waitpid(pid, &st, WNOHANG);
+
+        if (w == pid)
+            return t_status(st);
+        if (w < 0 && errno != EINTR)
+            return -1;
+        if (t_now() > end) {
+            fprintf(stderr, "t_wait: child %d hung; killing it\n", (int)pid);
+            kill(pid, SIGKILL);
+            while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+                ;
+            return -1;
+        }
+        usleep(1000);
+    }
+}
+
+int t_kill(pid_t pid)
+{
+    int st;
+    pid_t w;
+
+    if (kill(pid, SIGKILL) != 0 && errno != ESRCH)
+        return -1;
+    do
+        w = waitpid(pid, &st, 0);
+    while (w < 0 && errno == EINTR);
+    if (w != pid)
+        return -1;
+    return WIFSIGNALED(st) ? WTERMSIG(st) : -1;
+}
+
+/* ---------------------------------------------------------------- pipes */
+
+void t_pipe(int fds[2])
+{
+    ck_assert_msg(pipe2(fds, O_CLOEXEC) == 0, "pipe2: %s", strerror(errno));
+}
+
+int t_send(int fd, const void *buf, size_t len)
+{
+    const char *b = buf;
+
+    while (len) {
+        ssize_t n = write(fd, b, len);
+
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        b += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int t_recv(int fd, void *buf, size_t len, double timeout_s)
+{
+    char *b = buf;
+    double end = t_now() + timeout_s;
+
+    while (len) {
+        struct pollfd pf = { .fd = fd, .events = POLLIN };
+        double left = end - t_now();
+        ssize_t n;
+        int pr;
+
+        if (left <= 0)
+            return -ETIMEDOUT;
+        pr = poll(&pf, 1, (int)(left * 1000) + 1);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr < 0)
+            return -errno;
+        if (pr == 0)
+            return -ETIMEDOUT;
+        n = read(fd, b, len);
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            return -EPIPE;
+        b += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int t_send_dref(int fd, mempool_dref r)
+{
+    return t_send(fd, &r, sizeof r);
+}
+
+int t_recv_dref(int fd, mempool_dref *r, double timeout_s)
+{
+    return t_recv(fd, r, sizeof *r, timeout_s);
+}
+
+int t_send_u64(int fd, uint64_t v)
+{
+    return t_send(fd, &v, sizeof v);
+}
+
+int t_recv_u64(int fd, uint64_t *v, double timeout_s)
+{
+    return t_recv(fd, v, sizeof *v, timeout_s);
+}
+
+int t_wait_fd(int fd, double timeout_s)
+{
+    double end = t_now() + timeout_s;
+
+    for (;;) {
+        struct pollfd pf = { .fd = fd, .events = POLLIN };
+        double left = end - t_now();
+        int pr;
+
+        if (left <= 0)
+            return -ETIMEDOUT;
+        pr = poll(&pf, 1, (int)(left * 1000) + 1);
+        if (pr > 0)
+            return 0;
+        if (pr < 0 && errno != EINTR)
+            return -errno;
+    }
+}
+
+/* ------------------------------------------------------ remote workers */
+
+struct t_remote_msg {
+    int32_t op;
+    int32_t pad;
+    uint64_t arg;
+    mempool_dref r;
+};
+
+struct t_remote_rep {
+    int64_t rc;
+    mempool_dref r;
+};
+
+#define T_REMOTE_VIEWS 4096
+
+static int64_t t_remote_do(mempool *p, struct t_remote_msg *m,
+                           mempool_view *views, int *nviews)
+{
+    int64_t n = 0;
+    int rc = 0;
+    uint64_t i;
+
+    switch (m->op) {
+    case T_R_WID:
+        return mempool_worker_id(p);
+    case T_R_SET:
+    case T_R_SET_RC: {
+        mempool_set_options o = { 0, 0, 0 };
+        void *buf = malloc(m->arg ? m->arg : 1);
+
+        if (!buf)
+            return -ENOMEM;
+        t_fill(buf, m->arg, m->arg);
+        if (m->op == T_R_SET_RC)
+            o.flags = MEMPOOL_SET_REFCOUNTED;
+        rc = mempool_set_ex(p, buf, m->arg, &o, &m->r);
+        free(buf);
+        return rc;
+    }
+    case T_R_GET:
+        for (i = 0; i < m->arg; i++) {
+            if (*nviews >= T_REMOTE_VIEWS)
+                return -ENOBUFS;
+            rc = mempool_get(p, m->r, &views[*nviews]);
+            if (rc != 0)
+                return rc;
+            (*nviews)++;
+        }
+        return 0;
+    case T_R_RELEASE_ALL:
+        while (*nviews > 0) {
+            rc = mempool_release(p, &views[--(*nviews)]);
+            if (rc != 0)
+                return rc;
+            n++;
+        }
+        return n;
+    case T_R_REF:
+        for (i = 0; i < m->arg && rc == 0; i++)
+            rc = mempool_ref(p, m->r);
+        return rc;
+    case T_R_UNREF:
+        return mempool_unref(p, m->r);
+    case T_R_DELETE:
+        return mempool_delete(p, m->r);
+    case T_R_RESERVE: {
+        void *buf = NULL;
+
+        rc = mempool_reserve(p, m->arg, NULL, &buf, &m->r);
+        if (rc == 0)
+            memset(buf, 0x5c, m->arg / 2);
+        return rc;
+    }
+    case T_R_VERIFY:
+        for (i = 0; i < (uint64_t)*nviews; i++)
+            if (!views[i].data)
+                return -EFAULT;
+        return *nviews;
+    default:
+        return -EINVAL;
+    }
+}
+
+static void t_remote_main(const char *name, int cmd, int rep)
+{
+    mempool_view *views = calloc(T_REMOTE_VIEWS, sizeof *views);
+    mempool *p = NULL;
+    struct t_remote_msg m;
+    struct t_remote_rep r;
+    int nviews = 0;
+
+    T_CHILD_ASSERT(views != NULL);
+    r.rc = t_attach(name, &p);
+    memset(&r.r, 0, sizeof r.r);
+    T_CHILD_ASSERT(t_send(rep, &r, sizeof r) == 0);
+    if (r.rc != 0)
+        _exit(3);
+    for (;;) {
+        if (t_recv(cmd, &m, sizeof m, 3600.0) != 0 || m.op == T_R_QUIT)
+            break;
+        r.rc = t_remote_do(p, &m, views, &nviews);
+        r.r = m.r;
+        T_CHILD_ASSERT(t_send(rep, &r, sizeof r) == 0);
+    }
+    while (nviews > 0)
+        mempool_release(p, &views[--nviews]);
+    T_CHILD_ASSERT(mempool_close(p) == 0);
+    free(views);
+    _exit(0);
+}
+
+void t_remote_start(struct t_remote *w, const char *name)
+{
+    int c[2], r[2];
+    struct t_remote_rep hello;
+    int rc;
+
+    t_pipe(c);
+    t_pipe(r);
+    fflush(stdout);
+    fflush(stderr);
+    w->pid = fork();
+    ck_assert_msg(w->pid >= 0, "fork: %s", strerror(errno));
+    if (w->pid == 0) {
+        close(c[1]);
+        close(r[0]);
+        t_remote_main(name, c[0], r[1]);
+        _exit(0);
+    }
+    close(c[0]);
+    close(r[1]);
+    w->cmd = c[1];
+    w->rep = r[0];
+    rc = t_recv(w->rep, &hello, sizeof hello, T_WAIT_S);
+    ck_assert_msg(rc == 0, "remote worker did not start: %d", rc);
+    ck_assert_msg(hello.rc == 0, "remote worker: open = %d (%s)",
+                  (int)hello.rc, mempool_strerror((int)hello.rc));
+}
+
+int64_t t_remote_call(struct t_remote *w, int op, mempool_dref *r,
+                      uint64_t arg)
+{
+    struct t_remote_msg m;
+    struct t_remote_rep rep;
+
+    memset(&m, 0, sizeof m);
+    m.op = op;
+    m.arg = arg;
+    if (r)
+        m.r = *r;
+    if (t_send(w->cmd, &m, sizeof m) != 0 ||
+        t_recv(w->rep, &rep, sizeof rep, T_WAIT_S) != 0)
+        return INT64_MIN;
+    if (r)
+        *r = rep.r;
+    return rep.rc;
+}
+
+int t_remote_quit(struct t_remote *w)
+{
+    struct t_remote_msg m;
+    int st;
+
+    memset(&m, 0, sizeof m);
+    m.op = T_R_QUIT;
+    (void)t_send(w->cmd, &m, sizeof m);
+    st = t_wait(w->pid, T_WAIT_S);
+    close(w->cmd);
+    close(w->rep);
+    w->pid = 0;
+    return st;
+}
+
+void t_remote_kill(struct t_remote *w)
+{
+    int sig = t_kill(w->pid);
+
+    ck_assert_msg(sig == SIGKILL, "remote %d: killed by %d", (int)w->pid,
+                  sig);
+    close(w->cmd);
+    close(w->rep);
+    w->pid = 0;
+}
+
+/* ------------------------------------------------------------------ main */
+
+static int t_rm(const char *path, const struct stat *sb, int flag,
+                struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+/* Remove whatever this runner's tests left in /dev/shm (a test that failed
+ * exits before its teardown). Matches the token in every name we made. */
+static void t_sweep(void)
+{
+    char token[64];
+    DIR *d = opendir("/dev/shm");
+    struct dirent *e;
+    int n = 0;
+
+    snprintf(token, sizeof token, "t-%s-r%d-", t_area, (int)t_runner);
+    while (d && (e = readdir(d))) {
+        char path[512];
+
+        if (!strstr(e->d_name, token))
+            continue;
+        snprintf(path, sizeof path, "/dev/shm/%s", e->d_name);
+        if (unlink(path) == 0)
+            n++;
+    }
+    if (d)
+        closedir(d);
+    if (n)
+        fprintf(stderr, "t_run: swept %d leftover /dev/shm entr%s\n", n,
+                n == 1 ? "y" : "ies");
+    if (t_spill_dir[0])
+        nftw(t_spill_dir, t_rm, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int t_run(Suite *s, const char *area)
+{
+    SRunner *sr;
+    int failed;
+
+    if (access("/dev/shm", W_OK | X_OK) != 0) {
+        fprintf(stderr, "SKIP: /dev/shm is not writable\n");
+        return 77;
+    }
+    t_area = area;
+    t_runner = getpid();
+    snprintf(t_spill_dir, sizeof t_spill_dir, "/tmp/t-%s-spill.XXXXXX", area);
+    if (!mkdtemp(t_spill_dir))
+        t_spill_dir[0] = '\0';
+    sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_FORK);
+    srunner_run_all(sr, CK_ENV);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    t_sweep();
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * helpers.h - shared helpers of the Check suites (prefix t_).
+ *
+ * Every suite's main() is t_run(): it forces Check's fork mode (each test in
+ * its own process, so a crash or a failed ck_assert cannot leak into the next
+ * test), gives the binary a private spill directory, and after the run sweeps
+ * /dev/shm for anything left behind by a test that failed before its
+ * teardown (a failed ck_assert in fork mode exits the test process at once).
+ *
+ * Pool names are "t-<area>-r<runner pid>-p<test pid>-<counter>-<test fn>", so
+ * binaries running in parallel under ctest -j never share a pool and the
+ * sweep only removes this binary's leftovers.
+ *
+ * Anything that may run in a forked child (t_fork callbacks) must not use
+ * ck_assert: use T_CHILD_ASSERT, which prints the failed expression and
+ * _exit()s with status 1. Helpers that assert are marked "test process only".
+ */
+#ifndef T_HELPERS_H
+#define T_HELPERS_H
+
+#include <check.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "mempool.h"
+
+/** Buffer size for a pool name. */
+#define T_NAME_LEN (MEMPOOL_NAME_MAX + 1)
+/** Default arena of test pools: small, since ctest -j2 runs binaries at once. */
+#define T_ARENA_BYTES (32ull << 20)
+/** Watchdog (seconds) for waiting on children and pipes. Not an assertion on
+ *  time: only turns a hang into a clear failure before Check's timeout. */
+#define T_WAIT_S 60.0
+
+/* ---------------------------------------------------------------- names */
+
+extern const char *t_area;   /**< set by t_run() */
+extern pid_t t_runner;       /**< pid of the Check runner */
+
+/** Write a fresh unique pool name for @p area into @p buf (T_NAME_LEN). */
+char *t_pool_name_fn(char *buf, const char *area, const char *func);
+#define t_pool_name(buf, area) t_pool_name_fn((buf), (area), __func__)
+
+/** "/dev/shm/mempool.<name>" */
+void t_shm_path(char *buf, size_t len, const char *name);
+
+/* ---------------------------------------------------------------- pools */
+
+/** Defaults plus the suite's private spill dir and @p arena_bytes; no
+ *  background spiller, 10 ms eviction wait. */
+void t_options(mempool_options *o, uint64_t arena_bytes);
+/** Open-or-create @p name with t_options(arena_bytes). */
+int t_open(const char *name, uint64_t arena_bytes, mempool **out);
+/** Attach to an existing @p name (no CREATE). */
+int t_attach(const char *name, mempool **out);
+
+/** Fixture state: set by t_setup() before each test of a fixture case. */
+extern mempool *t_pool;
+extern char t_name[T_NAME_LEN];
+
+/** Checked fixture: create t_name with a T_ARENA_BYTES arena into t_pool. */
+void t_setup(void);
+/** Checked fixture: close t_pool (if still open) and destroy t_name. */
+void t_teardown(void);
+/** Add a TCase with the checked fixture and @p timeout to @p s. */
+TCase *t_tcase(Suite *s, const char *name, double timeout);
+
+/** mempool_stats() that must succeed (test process only). */
+struct mempool_stats t_stats(mempool *p);
+/** mempool_info_get().pins, or -1 on error (any process). */
+long t_pins(mempool *p, mempool_dref r);
+/** mempool_info_get().refs, or -1 on error (any process). */
+long t_refs(mempool *p, mempool_dref r);
+/** mempool_check() == 0, else fail the test with its reason. */
+void t_assert_healthy(mempool *p);
+
+/** True if [ptr, ptr+len) lies inside one mapping of pool @p name's shm
+ *  object in this process (matched by device and inode). */
+bool t_in_pool_mapping(const char *name, const void *ptr, size_t len);
+
+/* ----------------------------------------------------------------- data */
+
+uint64_t t_rand(uint64_t *state);                  /**< xorshift64* */
+void t_fill(void *buf, size_t len, uint64_t seed);  /**< pattern from seed */
+bool t_check_fill(const void *buf, size_t len, uint64_t seed);
+uint64_t t_fnv1a(const void *buf, size_t len);
+uint32_t t_crc32(const void *buf, size_t len);
+
+/* ------------------------------------------------------------ processes */
+
+/** Fork; the child runs fn(arg) and _exit()s with its return value (also
+ *  if fn returns normally). @return the child's pid (test process only). */
+pid_t t_fork(int (*fn)(void *arg), void *arg);
+/** Wait for @p pid at most @p timeout_s. @return its exit status, 128+signal
+ *  if it was killed, or -1 if it did not end in time (it is then SIGKILLed
+ *  and reaped). */
+int t_wait(pid_t pid, double timeout_s);
+/** SIGKILL @p pid and reap it. @return the terminating signal or -1. */
+int t_kill(pid_t pid);
+/** Wait, assert exit status 0 (test process only). */
+#define t_wait_ok(pid) \
+    do { \
+        int t_wst_ = t_wait((pid), T_WAIT_S); \
+        ck_assert_msg(t_wst_ == 0, "child %d ended with %d (-1: hung, " \
+                      ">=128: signal)", (int)(pid), t_wst_); \
+    } while (0)
+
+/** In a forked child: on failure print where and _exit(1). */
+#define T_CHILD_ASSERT(c) \
+    do { \
+        if (!(c)) { \
+            fprintf(stderr, "child %d: %s:%d: failed: %s\n", (int)getpid(), \
+                    __FILE__, __LINE__, #c); \
+            fflush(stderr); \
+            _exit(1); \
+        } \
+    } while (0)
+/** In a forked child: assert an int equals an expected value. */
+#define T_CHILD_EQ(a, b) \
+    do { \
+        long long t_a_ = (long long)(a), t_b_ = (long long)(b); \
+        if (t_a_ != t_b_) { \
+            fprintf(stderr, "child %d: %s:%d: %s == %lld, expected %s == " \
+                    "%lld\n", (int)getpid(), __FILE__, __LINE__, #a, t_a_, \
+                    #b, t_b_); \
+            fflush(stderr); \
+            _exit(1); \
+        } \
+    } while (0)
+
+/* ---------------------------------------------------------------- pipes */
+
+/** pipe2(O_CLOEXEC) that must succeed (test process only). */
+void t_pipe(int fds[2]);
+/** Write all @p len bytes. @return 0 or -errno. */
+int t_send(int fd, const void *buf, size_t len);
+/** Read exactly @p len bytes within @p timeout_s. @return 0, -EPIPE on end of
+ *  file, -ETIMEDOUT, or -errno. */
+int t_recv(int fd, void *buf, size_t len, double timeout_s);
+int t_send_dref(int fd, mempool_dref r);
+int t_recv_dref(int fd, mempool_dref *r, double timeout_s);
+int t_send_u64(int fd, uint64_t v);
+int t_recv_u64(int fd, uint64_t *v, double timeout_s);
+/** Block until @p fd has data or end of file (a "go" barrier: the parent
+ *  closes the write end). @return 0 or -ETIMEDOUT. */
+int t_wait_fd(int fd, double timeout_s);
+
+/* ------------------------------------------------------ remote workers */
+
+/*
+ * A remote worker: a forked child with its own handle on a pool that runs
+ * commands sent over a pipe, so a test can script what another process holds
+ * (pins, references, reservations) and then SIGKILL it at a known point.
+ */
+struct t_remote {
+    pid_t pid;
+    int cmd; /* parent writes commands */
+    int rep; /* parent reads replies */
+};
+
+enum t_remote_op {
+    T_R_WID = 1,    /* -> worker id */
+    T_R_SET,        /* arg = len: plain object of t_fill(seed = len) */
+    T_R_SET_RC,     /* arg = len: refcounted object, one ref held */
+    T_R_GET,        /* arg = n: pin r n times and keep the views */
+    T_R_RELEASE_ALL,/* release every kept view -> count released */
+    T_R_REF,        /* arg = n: ref r n times */
+    T_R_UNREF,      /* unref r once */
+    T_R_DELETE,     /* delete r */
+    T_R_RESERVE,    /* arg = len: reserve, write half of it, keep it */
+    T_R_VERIFY,     /* check every kept view still holds its first bytes */
+    T_R_QUIT        /* release all, close, _exit(0) */
+};
+
+/** Fork a remote worker attached to @p name (test process only). */
+void t_remote_start(struct t_remote *w, const char *name);
+/** Run @p op on @p r (in: the DRef; out: the new DRef for SET/RESERVE).
+ *  @return the call's result (0/count or negative), or INT64_MIN if the
+ *  worker did not answer. */
+int64_t t_remote_call(struct t_remote *w, int op, mempool_dref *r,
+                      uint64_t arg);
+/** Ask the worker to quit and wait for it; @return its exit status. */
+int t_remote_quit(struct t_remote *w);
+/** SIGKILL the worker wherever it is and reap the process. */
+void t_remote_kill(struct t_remote *w);
+
+/** Suite main: run @p s in fork mode, then sweep leftovers. @return exit
+ *  status (77 if /dev/shm is unusable). */
+int t_run(Suite *s, const char *area);
+
+#endif /* T_HELPERS_H */

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cli.h - what the tool sources share: the subcommand entry points that
+ * mempool.c dispatches to, and small helpers (error messages, size parsing
+ * and printing, a checksum, whole-buffer I/O, a clock).
+ *
+ * The tools use only the public API in <mempool.h>; nothing here reaches
+ * into the library. Exit codes follow one convention everywhere:
+ * CLI_OK (0) success, CLI_FAIL (1) an operation failed, CLI_USAGE (2) the
+ * command line was wrong.
+ */
+#ifndef MEMPOOL_CLI_H
+#define MEMPOOL_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mempool.h>
+
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+/* Subcommands: each takes argv with argv[0] the subcommand's name and
+ * returns an exit code. */
+int cmd_create(int argc, char **argv);
+int cmd_destroy(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_put(int argc, char **argv);
+int cmd_get(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+int cmd_demo_consumer(int argc, char **argv);
+
+/** Print "mempool <cmd>: <what>: <mempool_strerror(err)>" to stderr. */
+void cli_error(const char *cmd, int err, const char *what);
+
+/** Print "mempool <cmd>: <msg>" and a hint at --help to stderr; returns
+ *  CLI_USAGE so callers can `return cli_usage_error(...)`. */
+int cli_usage_error(const char *cmd, const char *msg);
+
+/** True when @p arg is "-h" or "--help". */
+bool cli_is_help(const char *arg);
+
+/** Parse a byte count: digits with an optional K, M, G or T suffix (powers
+ *  of 1024, "KiB"/"MB" spellings accepted). @return 0 or -EINVAL. */
+int cli_parse_size(const char *s, uint64_t *out);
+
+/** Parse a decimal count in [lo, hi]. @return 0 or -EINVAL. */
+int cli_parse_count(const char *s, long lo, long hi, long *out);
+
+/** Format @p n bytes as "512 B", "4.0 KiB", "1.50 GiB" into @p buf. */
+const char *cli_fmt_bytes(uint64_t n, char *buf, size_t len);
+
+/** A fast, order-sensitive 64-bit checksum of @p n bytes at @p p. */
+uint64_t cli_checksum(const void *p, size_t n);
+
+/** Write all @p n bytes, retrying on EINTR and short writes.
+ *  @return 0 or -errno. */
+int cli_write_all(int fd, const void *buf, size_t n);
+
+/** Read exactly @p n bytes. @return 0, -EPIPE at end of file, or -errno. */
+int cli_read_all(int fd, void *buf, size_t n);
+
+/** CLOCK_MONOTONIC in nanoseconds. */
+uint64_t cli_now_ns(void);
+
+#endif /* MEMPOOL_CLI_H */

@@ -1,0 +1,561 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * demo.c - `mempool demo`: one producer and several consumer processes share
+ * objects through a pool, end to end, and check every byte.
+ *
+ * The producer creates a fresh pool, sets objects of mixed sizes (64 B to
+ * 64 MiB) cut from a deterministic pseudo-random pattern, and sends each
+ * DRef as a text line "DREF LEN CHECKSUM" to the consumers round-robin over
+ * pipes. Each consumer is this same binary re-executed as the hidden
+ * subcommand `demo-consumer`, so it is a separate program with its own
+ * mapping, not a forked copy. A consumer gets the object zero-copy,
+ * recomputes the checksum over the shared bytes, releases it and writes
+ * "INDEX OK|BAD DREF" on a shared report pipe (lines are shorter than
+ * PIPE_BUF, so concurrent writes never interleave). The producer deletes an
+ * object once its consumer has answered, and keeps the bytes in flight under
+ * half the arena, which is the flow control. At the end it prints the
+ * figures, checks that the arena's usage is back to zero, and destroys the
+ * pool. The exit code is 0 only if everything verified.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define DEMO_MAX_CONSUMERS 32
+#define DEMO_MAX_INFLIGHT  64
+#define DEMO_MIN_SIZE      64ull
+#define DEMO_MAX_SIZE      (64ull << 20)
+#define DEMO_PATTERN_BYTES (DEMO_MAX_SIZE + 4096)
+#define DEMO_ARENA_BYTES   (1ull << 30)
+#define DEMO_STALL_MS      30000 /* no report for this long: give up */
+
+struct consumer {
+    pid_t    pid;     /* 0 once reaped */
+    int      status;  /* wait status, once reaped */
+    int      to_fd;   /* write end of its DRef pipe */
+    uint64_t objects; /* confirmed by it */
+    uint64_t bytes;
+    uint64_t bad;
+};
+
+struct inflight {
+    char     text[MEMPOOL_DREF_STRLEN];
+    uint64_t len;
+    int      consumer; /* -1: slot free */
+};
+
+struct demo {
+    const char     *pool;
+    char            self[4096]; /* this binary, re-executed as consumers */
+    int             nconsumers;
+    long            nobjects;
+    mempool        *p;
+    unsigned char  *pattern;
+    struct consumer c[DEMO_MAX_CONSUMERS];
+    int             report_fd;
+    char            rbuf[4096]; /* partial report lines */
+    size_t          rlen;
+    struct inflight fl[DEMO_MAX_INFLIGHT];
+    int             nflight;
+    uint64_t        flight_bytes, budget;
+    long            produced;
+    uint64_t        sent_bytes, verified, bad, smallest, largest;
+};
+
+static uint64_t splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Object k's size: the first is the smallest, the second the largest, the
+ * rest log-uniform in between with a random tail so most are not powers of
+ * two. */
+static uint64_t object_size(long k)
+{
+    if (k == 0)
+        return DEMO_MIN_SIZE;
+    if (k == 1)
+        return DEMO_MAX_SIZE;
+    uint64_t seed = (uint64_t)k, r = splitmix64(&seed);
+    uint64_t lo = DEMO_MIN_SIZE << (r % 21);
+    uint64_t size = lo + (r >> 8) % lo;
+    return size < DEMO_MAX_SIZE ? size : DEMO_MAX_SIZE;
+}
+
+/* Object k's bytes start at an odd offset into the pattern, so every object
+ * differs and sources are misaligned. */
+static const unsigned char *object_bytes(const struct demo *d, long k)
+{
+    return d->pattern + ((uint64_t)k * 8191u) % 4096u;
+}
+
+static int fill_pattern(struct demo *d)
+{
+    d->pattern = malloc(DEMO_PATTERN_BYTES);
+    if (d->pattern == NULL)
+        return -ENOMEM;
+    uint64_t seed = 42;
+    for (size_t i = 0; i < DEMO_PATTERN_BYTES; i += 8) {
+        uint64_t w = splitmix64(&seed);
+        memcpy(d->pattern + i, &w, sizeof w);
+    }
+    return 0;
+}
+
+/* ---- consumer side ----------------------------------------------------- */
+
+/* Verify one "DREF LEN CHECKSUM" line; true if the object matched. */
+static bool consume_line(mempool *p, const char *line, char *dref_text)
+{
+    uint64_t len, sum;
+    if (sscanf(line, "%33s %" SCNu64 " %" SCNx64, dref_text, &len, &sum) != 3)
+        return false;
+    mempool_dref r;
+    mempool_view v;
+    int rc = mempool_dref_parse(dref_text, &r);
+    if (rc == 0)
+        rc = mempool_get(p, r, &v);
+    if (rc < 0) {
+        cli_error("demo-consumer", rc, dref_text);
+        return false;
+    }
+    bool ok = v.len == len && cli_checksum(v.data, v.len) == sum;
+    rc = mempool_release(p, &v);
+    if (rc < 0)
+        cli_error("demo-consumer", rc, "release");
+    return ok && rc == 0;
+}
+
+static int consumer_loop(mempool *p, const char *idx, FILE *in, int out)
+{
+    char line[256], text[MEMPOOL_DREF_STRLEN + 1], report[128];
+    int failures = 0;
+    while (fgets(line, sizeof line, in) != NULL) {
+        text[0] = '\0';
+        bool ok = consume_line(p, line, text);
+        failures += !ok;
+        int n = snprintf(report, sizeof report, "%s %s %s\n", idx,
+                         ok ? "OK" : "BAD", text);
+        if (cli_write_all(out, report, (size_t)n) < 0)
+            return CLI_FAIL;
+    }
+    return failures == 0 ? CLI_OK : CLI_FAIL;
+}
+
+/* mempool demo-consumer POOL INDEX IN_FD OUT_FD (started by the producer) */
+int cmd_demo_consumer(int argc, char **argv)
+{
+    long in_fd, out_fd, idx;
+    if (argc != 5 || cli_parse_count(argv[2], 0, DEMO_MAX_CONSUMERS, &idx) ||
+        cli_parse_count(argv[3], 0, 1 << 20, &in_fd) ||
+        cli_parse_count(argv[4], 0, 1 << 20, &out_fd))
+        return cli_usage_error("demo-consumer", "internal command of 'demo'");
+    FILE *in = fdopen((int)in_fd, "r");
+    mempool_options o;
+    mempool_options_init(&o);
+    o.flags = 0;
+    mempool *p;
+    int rc = in == NULL ? -errno : mempool_open(argv[1], &o, &p);
+    if (rc < 0) {
+        cli_error("demo-consumer", rc, argv[1]);
+        return CLI_FAIL;
+    }
+    int status = consumer_loop(p, argv[2], in, (int)out_fd);
+    mempool_close(p);
+    fclose(in);
+    return status;
+}
+
+/* ---- producer side ----------------------------------------------------- */
+
+/* Fork and exec `mempool demo-consumer` for consumer @p i. */
+static int start_consumer(struct demo *d, int i, int report_w)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return -errno;
+    pid_t pid = fork();
+    if (pid < 0) {
+        int err = -errno;
+        close(fds[0]);
+        close(fds[1]);
+        return err;
+    }
+    if (pid == 0) {
+        char idx[16], in[16], out[16];
+        snprintf(idx, sizeof idx, "%d", i + 1);
+        snprintf(in, sizeof in, "%d", fds[0]);
+        snprintf(out, sizeof out, "%d", report_w);
+        fcntl(fds[0], F_SETFD, 0); /* these two survive the exec */
+        fcntl(report_w, F_SETFD, 0);
+        char *args[] = {"mempool", "demo-consumer", (char *)d->pool, idx,
+                        in, out, NULL};
+        execv(d->self, args);
+        perror("mempool demo: exec");
+        _exit(127);
+    }
+    close(fds[0]);
+    d->c[i].pid = pid;
+    d->c[i].to_fd = fds[1];
+    return 0;
+}
+
+static int start_consumers(struct demo *d)
+{
+    ssize_t n = readlink("/proc/self/exe", d->self, sizeof d->self - 1);
+    if (n < 0)
+        return -errno;
+    d->self[n] = '\0';
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return -errno;
+    d->report_fd = fds[0];
+    int rc = 0;
+    for (int i = 0; i < d->nconsumers && rc == 0; i++)
+        rc = start_consumer(d, i, fds[1]);
+    close(fds[1]); /* only consumers hold the write end now */
+    return rc;
+}
+
+/* Wait for consumer @p c and keep its exit status. */
+static void reap(struct consumer *c, int flags)
+{
+    pid_t w;
+    while ((w = waitpid(c->pid, &c->status, flags)) < 0 && errno == EINTR)
+        ;
+    if (w == c->pid || w < 0)
+        c->pid = 0;
+    if (w < 0)
+        c->status = -1;
+}
+
+/* Reap consumers; with @p kill_first, terminate them first. Returns how many
+ * did not exit with status 0. */
+static int stop_consumers(struct demo *d, bool kill_first)
+{
+    int failed = 0;
+    for (int i = 0; i < d->nconsumers; i++) {
+        struct consumer *c = &d->c[i];
+        if (c->to_fd >= 0)
+            close(c->to_fd);
+        c->to_fd = -1;
+        if (c->pid > 0 && kill_first)
+            kill(c->pid, SIGTERM);
+        if (c->pid > 0)
+            reap(c, 0);
+        failed += !(WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0);
+    }
+    return failed;
+}
+
+/* True if a consumer has exited while the producer still waits on it. */
+static bool consumer_died(struct demo *d)
+{
+    for (int i = 0; i < d->nconsumers; i++) {
+        pid_t pid = d->c[i].pid;
+        if (pid > 0)
+            reap(&d->c[i], WNOHANG);
+        if (pid > 0 && d->c[i].pid == 0) {
+            fprintf(stderr, "mempool demo: consumer %d (pid %d) exited "
+                    "early\n", i + 1, (int)pid);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Wait for the next complete report line and move it into @p line. */
+static int next_report(struct demo *d, char *line, size_t len)
+{
+    int waited = 0;
+    for (;;) {
+        char *nl = memchr(d->rbuf, '\n', d->rlen);
+        if (nl != NULL) {
+            size_t n = (size_t)(nl - d->rbuf) + 1;
+            snprintf(line, len, "%.*s", (int)n - 1, d->rbuf);
+            memmove(d->rbuf, d->rbuf + n, d->rlen - n);
+            d->rlen -= n;
+            return 0;
+        }
+        struct pollfd pfd = {.fd = d->report_fd, .events = POLLIN};
+        int rc = poll(&pfd, 1, 1000);
+        if (rc < 0 && errno != EINTR)
+            return -errno;
+        if (rc <= 0) {
+            if (consumer_died(d))
+                return -EPIPE;
+            if ((waited += 1000) >= DEMO_STALL_MS)
+                return -ETIMEDOUT;
+            continue;
+        }
+        ssize_t n = read(d->report_fd, d->rbuf + d->rlen,
+                         sizeof d->rbuf - d->rlen);
+        if (n <= 0)
+            return n == 0 ? -EPIPE : -errno;
+        d->rlen += (size_t)n;
+    }
+}
+
+/* Take one consumer's answer: count it and delete the object. */
+static int handle_report(struct demo *d)
+{
+    char line[256], status[8], text[MEMPOOL_DREF_STRLEN + 1];
+    int idx;
+    int rc = next_report(d, line, sizeof line);
+    if (rc < 0)
+        return rc;
+    if (sscanf(line, "%d %7s %33s", &idx, status, text) != 3 || idx < 1 ||
+        idx > d->nconsumers)
+        return -EPROTO;
+    for (int s = 0; s < DEMO_MAX_INFLIGHT; s++) {
+        struct inflight *f = &d->fl[s];
+        if (f->consumer != idx - 1 || strcmp(f->text, text) != 0)
+            continue;
+        struct consumer *c = &d->c[idx - 1];
+        bool ok = strcmp(status, "OK") == 0;
+        c->objects++;
+        c->bytes += f->len;
+        c->bad += !ok;
+        d->verified += ok;
+        d->bad += !ok;
+        mempool_dref r;
+        rc = mempool_dref_parse(f->text, &r);
+        if (rc == 0)
+            rc = mempool_delete(d->p, r);
+        d->flight_bytes -= f->len;
+        d->nflight--;
+        f->consumer = -1;
+        return rc;
+    }
+    return -EPROTO;
+}
+
+/* Record object @p r of @p len bytes as in flight to consumer @p ci and send
+ * it the line "DREF LEN CHECKSUM". */
+static int send_object(struct demo *d, long k, mempool_dref r, uint64_t len)
+{
+    int ci = (int)(k % d->nconsumers), s = 0;
+    while (d->fl[s].consumer >= 0)
+        s++; /* a free slot exists: the caller waited for one */
+    struct inflight *f = &d->fl[s];
+    mempool_dref_format(r, f->text, sizeof f->text);
+    f->len = len;
+    f->consumer = ci;
+    d->nflight++;
+    d->flight_bytes += len;
+    char line[128];
+    int n = snprintf(line, sizeof line, "%s %" PRIu64 " %" PRIx64 "\n",
+                     f->text, len, cli_checksum(object_bytes(d, k), len));
+    return cli_write_all(d->c[ci].to_fd, line, (size_t)n);
+}
+
+/* Set object @p k, waiting for answers while the flight window is full or
+ * the arena has no room. */
+static int produce_one(struct demo *d, long k)
+{
+    uint64_t len = object_size(k);
+    int rc = 0;
+    while (rc == 0 && (d->nflight == DEMO_MAX_INFLIGHT ||
+                       (d->nflight > 0 && d->flight_bytes + len > d->budget)))
+        rc = handle_report(d);
+    mempool_dref r;
+    while (rc == 0) {
+        rc = mempool_set(d->p, object_bytes(d, k), len, &r);
+        if (rc != -ENOMEM || d->nflight == 0)
+            break;
+        rc = handle_report(d); /* fragmented: make room, retry */
+    }
+    if (rc < 0)
+        return rc;
+    d->produced++;
+    d->sent_bytes += len;
+    d->smallest = len < d->smallest ? len : d->smallest;
+    d->largest = len > d->largest ? len : d->largest;
+    return send_object(d, k, r, len);
+}
+
+static int produce_all(struct demo *d)
+{
+    int rc = 0;
+    for (long k = 0; k < d->nobjects && rc == 0; k++)
+        rc = produce_one(d, k);
+    while (rc == 0 && d->nflight > 0)
+        rc = handle_report(d);
+    return rc;
+}
+
+/* ---- report ------------------------------------------------------------ */
+
+static void print_summary(const struct demo *d, double secs)
+{
+    char a[32], b[32], c[32];
+    printf("mempool demo: pool '%s', %s arena, %d consumer processes\n",
+           d->pool, cli_fmt_bytes(DEMO_ARENA_BYTES, a, sizeof a),
+           d->nconsumers);
+    printf("  objects     %ld of %ld set, %s .. %s each, %s in total\n",
+           d->produced, d->nobjects,
+           cli_fmt_bytes(d->smallest, a, sizeof a),
+           cli_fmt_bytes(d->largest, b, sizeof b),
+           cli_fmt_bytes(d->sent_bytes, c, sizeof c));
+    printf("  throughput  %.2f GB/s, %.0f objects/s (%.2f s from first set "
+           "to last delete, fresh pool)\n", (double)d->sent_bytes / secs / 1e9,
+           (double)d->produced / secs, secs);
+    for (int i = 0; i < d->nconsumers; i++)
+        printf("  consumer %-2d %" PRIu64 " objects, %s, %" PRIu64 " bad\n",
+               i + 1, d->c[i].objects,
+               cli_fmt_bytes(d->c[i].bytes, a, sizeof a), d->c[i].bad);
+    printf("  verified    %" PRIu64 " of %ld checksums matched\n",
+           d->verified, d->nobjects);
+}
+
+/* Check that all memory came back and the pool is consistent. */
+static bool arena_back_to_zero(mempool *p)
+{
+    struct mempool_stats s;
+    memset(&s, 0, sizeof s);
+    s.size = sizeof s;
+    char why[256] = "", used[32];
+    int rc = mempool_reap(p); /* consumers that crashed leave pins behind */
+    if (rc > 0)
+        printf("  reaped      %d dead consumer worker(s)\n", rc);
+    rc = mempool_stats(p, &s);
+    if (rc < 0) {
+        cli_error("demo", rc, "stats");
+        return false;
+    }
+    int chk = mempool_check(p, why, sizeof why);
+    bool zero = s.used_bytes == 0 && s.objects == 0 && s.resident_bytes == 0;
+    printf("  arena       used %s, %" PRIu64 " objects after the deletes: "
+           "%s; check %s%s%s\n", cli_fmt_bytes(s.used_bytes, used, sizeof used),
+           s.objects, zero ? "back to zero" : "NOT back to zero",
+           chk == 0 ? "ok" : mempool_strerror(chk), why[0] ? ": " : "", why);
+    return zero && chk == 0;
+}
+
+/* ---- command ----------------------------------------------------------- */
+
+static const char demo_usage[] =
+    "Usage: mempool demo [--consumers N] [--objects N] [--pool NAME]\n"
+    "Create a pool, have one producer set objects of 64 B to 64 MiB and N\n"
+    "consumer processes (default 3) get and verify them zero-copy, print\n"
+    "throughput and per-consumer counts, and destroy the pool. Default\n"
+    "--objects 256; default pool name demo-PID. Exits 0 only if every\n"
+    "object verified and the arena's usage returned to zero.\n";
+
+static int parse_demo_args(struct demo *d, int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        long v;
+        bool has_value = i + 1 < argc;
+        if (cli_is_help(argv[i])) {
+            fputs(demo_usage, stdout);
+            return 1;
+        } else if (strcmp(argv[i], "--consumers") == 0 && has_value) {
+            if (cli_parse_count(argv[++i], 1, DEMO_MAX_CONSUMERS, &v) < 0)
+                return cli_usage_error("demo", "--consumers wants 1..32");
+            d->nconsumers = (int)v;
+        } else if (strcmp(argv[i], "--objects") == 0 && has_value) {
+            if (cli_parse_count(argv[++i], 1, 1000000, &v) < 0)
+                return cli_usage_error("demo", "--objects wants 1..1000000");
+            d->nobjects = v;
+        } else if (strcmp(argv[i], "--pool") == 0 && has_value) {
+            d->pool = argv[++i];
+        } else {
+            return cli_usage_error("demo", "unexpected argument");
+        }
+    }
+    return 0;
+}
+
+static void demo_init(struct demo *d)
+{
+    memset(d, 0, sizeof *d);
+    d->nconsumers = 3;
+    d->nobjects = 256;
+    d->report_fd = -1;
+    d->smallest = UINT64_MAX;
+    d->budget = DEMO_ARENA_BYTES / 2;
+    for (int i = 0; i < DEMO_MAX_CONSUMERS; i++)
+        d->c[i].to_fd = -1;
+    for (int s = 0; s < DEMO_MAX_INFLIGHT; s++)
+        d->fl[s].consumer = -1;
+}
+
+static int create_pool(struct demo *d)
+{
+    mempool_options o;
+    mempool_options_init(&o);
+    o.arena_bytes = DEMO_ARENA_BYTES;
+    o.flags = MEMPOOL_OPEN_CREATE | MEMPOOL_OPEN_EXCL;
+    int rc = mempool_open(d->pool, &o, &d->p);
+    if (rc < 0) {
+        char what[MEMPOOL_NAME_MAX + 32];
+        snprintf(what, sizeof what, "create pool '%s'", d->pool);
+        cli_error("demo", rc, what);
+    }
+    return rc;
+}
+
+/* Run the producer against started consumers; true if all went well. */
+static bool run_producer(struct demo *d)
+{
+    uint64_t t0 = cli_now_ns();
+    int rc = produce_all(d);
+    double secs = (double)(cli_now_ns() - t0) / 1e9;
+    if (rc < 0)
+        cli_error("demo", rc, "producer");
+    int failed = stop_consumers(d, rc < 0);
+    if (failed > 0)
+        fprintf(stderr, "mempool demo: %d consumer(s) failed\n", failed);
+    print_summary(d, secs > 0 ? secs : 1e-9);
+    bool zero = arena_back_to_zero(d->p);
+    return rc == 0 && failed == 0 && zero && d->bad == 0 &&
+           d->verified == (uint64_t)d->nobjects;
+}
+
+int cmd_demo(int argc, char **argv)
+{
+    static struct demo d; /* large; one per process */
+    char name[32];
+    demo_init(&d);
+    int rc = parse_demo_args(&d, argc, argv);
+    if (rc != 0)
+        return rc == 1 ? CLI_OK : rc;
+    if (d.pool == NULL) {
+        snprintf(name, sizeof name, "demo-%d", (int)getpid());
+        d.pool = name;
+    }
+    signal(SIGPIPE, SIG_IGN); /* a dead consumer shows as EPIPE */
+    if (fill_pattern(&d) < 0 || create_pool(&d) < 0) {
+        free(d.pattern);
+        return CLI_FAIL;
+    }
+    bool ok = false;
+    rc = start_consumers(&d);
+    if (rc < 0) {
+        cli_error("demo", rc, "start consumers");
+        stop_consumers(&d, true);
+    } else {
+        ok = run_producer(&d);
+    }
+    close(d.report_fd);
+    mempool_close(d.p);
+    rc = mempool_destroy(d.pool);
+    if (rc < 0)
+        cli_error("demo", rc, "destroy pool");
+    free(d.pattern);
+    printf("demo %s\n", ok && rc == 0 ? "OK" : "FAILED");
+    return ok && rc == 0 ? CLI_OK : CLI_FAIL;
+}
