@@ -17,6 +17,7 @@
  * format word, size and the layout recomputed from the header's own
  * parameters, and maps only an arena that passed.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -360,6 +361,31 @@ static void unlink_if_ours(const char *path, int fd)
         unlink(path);
 }
 
+/* Remove private build files of @p name whose creator died before linking
+ * them (its init lock is free). */
+static void sweep_builds(const char *name)
+{
+    char prefix[MEMPOOL_NAME_MAX + 32];
+    size_t n = (size_t)snprintf(prefix, sizeof(prefix), "mempool.%s#init.",
+                                name);
+    DIR *d = opendir(MP_SHM_DIR);
+    struct dirent *de;
+    if (!d)
+        return;
+    while ((de = readdir(d))) {
+        int fd;
+        if (strncmp(de->d_name, prefix, n))
+            continue;
+        fd = openat(dirfd(d), de->d_name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        if (init_lock(fd, F_WRLCK, false) == 0)
+            unlinkat(dirfd(d), de->d_name, 0);
+        close(fd);
+    }
+    closedir(d);
+}
+
 /* Create under a private name, link into place, reserve, mark READY. */
 static int create(mempool *p, const char *path, const char *name,
                   const mempool_options *o)
@@ -368,6 +394,7 @@ static int create(mempool *p, const char *path, const char *name,
     mp_header tmpl;
     int rc, fd;
 
+    sweep_builds(name);
     if ((rc = new_header(name, o, &tmpl)) || (rc = space_ok(tmpl.arena_bytes)))
         return rc;
     snprintf(tmp, sizeof(tmp), "%s#init.%d.%08x", path, (int)getpid(),
