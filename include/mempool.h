@@ -87,6 +87,15 @@ typedef struct mempool mempool;
 #define MEMPOOL_OPEN_EXCL   0x2u /**< with CREATE: fail with -EEXIST if it exists */
 #define MEMPOOL_OPEN_NOVERIFY 0x4u /**< map spill files without checking the
                                         payload crc (header still checked) */
+#define MEMPOOL_OPEN_OBSERVE 0x8u  /**< attach as an observer, not a worker:
+        no slot, no spiller thread, no reaping, not counted in
+        mempool_stats.workers. Reads figures (mempool_stats(),
+        mempool_worker_stats(), mempool_stats_json(), mempool_info_get(),
+        mempool_check()); every call that would change the pool or pin an
+        object returns -EPERM. Never creates (with CREATE: -EINVAL); a pool
+        still being built is MEMPOOL_ENOTREADY. Needs only read permission
+        on the shm object (mempool_check() then returns -EACCES).
+        mempool_worker_id() returns 0. For monitors such as mempool-top. */
 
 /** Default arena size when creating: 1 GiB. */
 #define MEMPOOL_DEFAULT_ARENA_BYTES (1ull << 30)
@@ -466,6 +475,9 @@ MEMPOOL_API int mempool_flush(mempool *p);
  *   i is bit i % 8 of byte i / 8, LSB first; trailing bits zero), in a
  *   section at the data offset (>= 128). flags bit 0: column-major.
  *   Writers put the data at 128; L = 128 + data bytes (128 when empty).
+ *   dtype: 1 int8, 2 int16, 3 int32, 4 int64, 5 uint8, 6 uint16, 7 uint32,
+ *   8 uint64, 9 float32, 10 float64 (IEEE 754), 11 bool (one byte), 12
+ *   bits, 13 record.
  *
  * STRINGS (type 2), an array of byte strings, some possibly missing
  *   F0 offsets offset; F1 validity offset (0 = none: all present);
@@ -485,7 +497,9 @@ MEMPOOL_API int mempool_flush(mempool *p);
  *   length. Each column is a complete ARRAY (ndim 1, shape[0] = rows) or
  *   STRINGS (count = rows) object, header included, 64-aligned, whose own
  *   offsets count from the column's first byte. Nesting stops there.
- *   Writers put the directory at 64, then the names, then the columns.
+ *   Columns lie in directory order without overlapping (so checking them
+ *   all costs one pass over the object). Writers put the directory at 64,
+ *   then the names, then the columns.
  *
  * User codecs (type >= MEMPOOL_TYPE_USER): the header with count, flags,
  *   F0..F2 zero and one section, then the codec's own bytes from offset
@@ -719,11 +733,116 @@ struct mempool_stats {
     int32_t  spiller;         /**< worker id of the elected spiller, 0 none */
     char     io_backend[12];  /**< this handle's: "io_uring", "pwrite", or
                                    "" before its first write */
+    /* The observability layer's figures (README "Stats schema" gives the
+     * JSON twin of each). Totals are since the pool was created. */
+    char     name[MEMPOOL_NAME_MAX + 1]; /**< the pool's name */
+    uint64_t uuid[2];         /**< random at creation */
+    uint64_t created_ns;      /**< CLOCK_REALTIME at creation, ns */
+    uint32_t policy;          /**< MEMPOOL_POLICY_* */
+    uint32_t spiller_alive;   /**< 1 if worker @c spiller is alive */
+    uint64_t largest_free_bytes; /**< longest run of free data pages */
+    uint64_t mem_objects;     /**< objects whose bytes are in the arena */
+    uint64_t disk_objects;    /**< objects with a complete spill file */
+    uint64_t disk_only_objects; /**< of those, not in the arena (spilled) */
+    uint64_t reserved_objects;/**< reserved, not yet published (in flight) */
+    uint64_t deleted_objects; /**< deleted, memory held by a pin */
+    uint64_t pins;            /**< pins held, all workers */
+    uint64_t pinned_objects;  /**< distinct objects pinned by any worker */
+    uint64_t pinned_bytes;    /**< their bytes */
+    char     spill_dir[1024]; /**< absolute: <spill_dir>/<name> */
+    uint64_t fs_free_bytes;   /**< statvfs of the spill directory (or its
+                                   nearest existing parent): available */
+    uint64_t fs_total_bytes;  /**< ... and total */
+    uint32_t workers_alive;   /**< of @c workers, alive */
+    uint32_t workers_dead;    /**< of @c workers, dead, not yet reaped */
+    uint64_t sets, gets, deletes, releases;  /**< totals */
+    uint64_t spill_ns;        /**< time spent writing spill files */
+    uint64_t restore_bytes;   /**< bytes of gets served from files */
+    uint64_t destroys;        /**< DESTROY_ON_EVICT objects dropped */
+    uint64_t set_errors;      /**< sets that failed for lack of room */
+    uint64_t corrupt_files;   /**< spill files gets found corrupt */
+    uint64_t reaped_workers;  /**< dead workers reaped */
+    uint64_t recovered_pins;  /**< pins dropped for workers that died (or
+                                   closed) without releasing them */
+    uint64_t rebuilds;        /**< allocator rebuilds after a lock holder
+                                   died */
+    char     pool_io_backend[12]; /**< the pool's: this handle's, else the
+                                   spiller's, else any attached worker's;
+                                   "" while none has written a file */
 };
 
-/** @brief Read pool figures without taking locks or pins.
- *  @return 0, -EINVAL. */
+/**
+ * @brief Read pool figures without disturbing the workers: no lock a worker
+ * could wait on, no pins, no writes. Each value is read on its own and may
+ * be a moment apart from the others (mempool_check() gives the consistent,
+ * locked view). Scans the table up to its high-water mark, the pin tables
+ * of attached workers and the free-page bitmap: milliseconds on a large
+ * pool, so call it about once a second, not per operation. Works on an
+ * observer handle (MEMPOOL_OPEN_OBSERVE).
+ * @return 0, -EINVAL (NULL), MEMPOOL_EFORKED.
+ */
 MEMPOOL_API int mempool_stats(mempool *p, struct mempool_stats *s);
+
+/** mempool_worker_stats.state */
+#define MEMPOOL_WORKER_FREE  0u /**< slot never used since creation */
+#define MEMPOOL_WORKER_ALIVE 1u /**< attached and alive */
+#define MEMPOOL_WORKER_DEAD  2u /**< died; not reaped yet (its pins and
+                                     reservations still hold memory) */
+#define MEMPOOL_WORKER_GONE  3u /**< closed or reaped; figures are its last */
+
+/** One worker's figures. Event counters (sets .. corrupt_files) count since
+ *  the worker attached; resident, disk and objects are what is charged to
+ *  its id (objects outlive their owner and stay charged to its id). */
+struct mempool_worker_stats {
+    uint32_t size;            /**< sizeof(struct mempool_worker_stats) */
+    uint32_t version;         /**< 1 */
+    int32_t  id;              /**< 1..MEMPOOL_MAX_WORKERS */
+    int32_t  pid;             /**< recorded at attach; display only */
+    uint32_t state;           /**< MEMPOOL_WORKER_* */
+    uint32_t spiller;         /**< 1 if it is the elected spiller */
+    uint64_t attached_ns;     /**< CLOCK_MONOTONIC at attach */
+    uint64_t resident_bytes;  /**< bytes of its objects in the arena */
+    uint64_t max_memsize;     /**< its limit; 0 = none */
+    uint64_t disk_bytes;      /**< bytes of its objects' spill files */
+    uint64_t max_disksize;    /**< 0 = none */
+    uint64_t objects;         /**< objects charged to it */
+    uint64_t pins;            /**< pins it holds */
+    uint64_t pinned_objects;  /**< distinct objects it pins */
+    uint64_t pinned_bytes;    /**< their bytes */
+    uint64_t references;      /**< references it holds (refcounted) */
+    uint64_t sets, gets, deletes, releases, refs, unrefs;
+    uint64_t spills;          /**< spill files it wrote */
+    uint64_t spill_bytes, spill_ns;
+    uint64_t restores;        /**< its gets served from a file */
+    uint64_t restore_bytes;
+    uint64_t destroys;        /**< DESTROY_ON_EVICT victims it dropped */
+    uint64_t errors;          /**< set_errors + spill_errors + corrupt_files */
+    uint64_t set_errors;      /**< its sets that failed for lack of room */
+    uint64_t spill_errors;    /**< its failed file writes */
+    uint64_t corrupt_files;   /**< corrupt files its gets met */
+    char     io_backend[12];  /**< its engine, or "" */
+};
+
+/** @brief Figures of worker @p worker (1..MEMPOOL_MAX_WORKERS), read as
+ *  mempool_stats() reads (no locks, no pins; liveness by F_OFD_GETLK).
+ *  A FREE slot gives zeros with state MEMPOOL_WORKER_FREE.
+ *  @return 0, -EINVAL (NULL, @p worker out of range), MEMPOOL_EFORKED. */
+MEMPOOL_API int mempool_worker_stats(mempool *p, int worker,
+                                     struct mempool_worker_stats *out);
+
+/** Version of the document mempool_stats_json() writes ("schema"). */
+#define MEMPOOL_STATS_SCHEMA 1
+
+/**
+ * @brief The figures of mempool_stats() and of every non-FREE worker's
+ * mempool_worker_stats() as one JSON document on one line, with a
+ * "schema" version (MEMPOOL_STATS_SCHEMA); README "Stats schema" documents
+ * every field. Integers are exact (up to 2^64-1).
+ * @param[out] out  a NUL-terminated string; the caller free()s it
+ * @return the document's length in bytes, or -EINVAL, -ENOMEM,
+ *   MEMPOOL_EFORKED.
+ */
+MEMPOOL_API int mempool_stats_json(mempool *p, char **out);
 
 /** @brief Check the pool's invariants: every data byte free or owned by one
  *  table entry, allocator state agrees with the table, counters agree with

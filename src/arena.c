@@ -221,7 +221,8 @@ static int validate_header(const mp_header *h, uint64_t size)
 
 static int map_arena(mempool *p, int fd, uint64_t size)
 {
-    void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    int prot = p->readonly ? PROT_READ : PROT_READ | PROT_WRITE;
+    void *m = mmap(NULL, size, prot, MAP_SHARED, fd, 0);
     if (m == MAP_FAILED)
         return -errno;
     p->fd = fd;
@@ -236,6 +237,10 @@ static int attach(mempool *p, const char *path)
     struct stat st;
     mp_header h;
     int rc, fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == EACCES && p->observer) {
+        fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        p->readonly = true;           /* may read: observe through PROT_READ */
+    }
     if (fd < 0)
         return -errno;
     if (fstat(fd, &st) < 0) {
@@ -256,8 +261,9 @@ static int attach(mempool *p, const char *path)
         rc = MEMPOOL_EFORMAT;
         goto fail;
     }
-    if (h.init_state != MP_INIT_READY && (rc = wait_ready(fd)))
-        goto fail;
+    if (h.init_state != MP_INIT_READY &&
+        (rc = p->observer ? MEMPOOL_ENOTREADY : wait_ready(fd)))
+        goto fail;                    /* an observer never finishes a build */
     if ((rc = read_header(fd, &h)) ||
         (rc = validate_header(&h, (uint64_t)st.st_size)))
         goto fail;
@@ -456,7 +462,9 @@ void mempool_options_init(mempool_options *o)
 static int check_options(const mempool_options *o)
 {
     if (o->flags & ~(MEMPOOL_OPEN_CREATE | MEMPOOL_OPEN_EXCL |
-                     MEMPOOL_OPEN_NOVERIFY))
+                     MEMPOOL_OPEN_NOVERIFY | MEMPOOL_OPEN_OBSERVE))
+        return -EINVAL;
+    if ((o->flags & MEMPOOL_OPEN_OBSERVE) && (o->flags & MEMPOOL_OPEN_CREATE))
         return -EINVAL;
     if (o->mode & ~0777u || o->policy > MEMPOOL_POLICY_MRU ||
         o->io_mode > MEMPOOL_IO_PWRITE || o->evict_wait_ms > 3600000u)
@@ -506,6 +514,31 @@ static int lock_fd(int fd, const char *path)
     return l;
 }
 
+/* The rest of mempool_open() for MEMPOOL_OPEN_OBSERVE: no slot, no spiller,
+ * no reaping. Liveness is still read with F_OFD_GETLK, which any open file
+ * description may do without holding (or disturbing) a lock. */
+static int observe_open(mempool *p, mempool **out)
+{
+    p->lfd = dup(p->fd);
+    p->slot = -1;
+    p->dirfd = -1;
+    if (p->lfd < 0 || !memchr(p->h->spill_dir, '\0', MP_PATH_MAX)) {
+        int rc = p->lfd < 0 ? -errno : MEMPOOL_ECORRUPT;
+        if (p->lfd >= 0)
+            close(p->lfd);
+        munmap(p->base, p->size);
+        close(p->fd);
+        free(p);
+        return rc;
+    }
+    memcpy(p->spill_dir, p->h->spill_dir, MP_PATH_MAX);
+    pthread_mutex_init(&p->io_lock, NULL);
+    mempool__bind(p);
+    mempool__register(p);
+    *out = p;
+    return 0;
+}
+
 int mempool_open(const char *name, const mempool_options *o, mempool **out)
 {
     char path[sizeof(MP_SHM_DIR) + MEMPOOL_NAME_MAX + 16];
@@ -527,8 +560,11 @@ int mempool_open(const char *name, const mempool_options *o, mempool **out)
     if (!(p = calloc(1, sizeof(*p))))
         return -ENOMEM;
     snprintf(p->name, sizeof(p->name), "%s", name);
+    p->observer = o->flags & MEMPOOL_OPEN_OBSERVE;
     if ((rc = open_arena(p, path, name, o, &created)))
         goto fail_free;
+    if (p->observer)
+        return observe_open(p, out);
     if ((p->lfd = lock_fd(p->fd, path)) < 0) {
         rc = p->lfd;
         munmap(p->base, p->size);
@@ -566,10 +602,12 @@ int mempool_close(mempool *p)
     if (!p)
         return -EINVAL;
     rc = mempool__handle_ok(p);
-    if (rc == 0) {
+    if (rc == 0 && !p->observer) {
         mempool__spiller_stop(p);
         mempool__leave_slot(p);     /* drops our pins, refs, reservations */
         mempool__spill_fini(p);     /* a forked child has no threads to stop */
+    } else if (rc == 0) {
+        mempool__spill_fini(p);     /* observers hold only the io_lock */
     }
     mempool__unregister(p);         /* in a forked child fd is already shut */
     mempool__codecs_free(p);

@@ -29,6 +29,8 @@ int mempool_check(mempool *p, char *why, size_t whylen)
     int rc = mempool__handle_ok(p);
     if (rc)
         return rc;
+    if (p->readonly)
+        return -EACCES;             /* the allocator lock needs write access */
     if (!why) {
         why = dummy;
         whylen = sizeof(dummy);
@@ -47,7 +49,7 @@ int mempool_check(mempool *p, char *why, size_t whylen)
 int64_t mempool_trim(mempool *p)
 {
     int64_t n;
-    int rc = mempool__handle_ok(p);
+    int rc = mempool__writer_ok(p);
     if (rc)
         return rc;
     if ((rc = mempool__lock(p)))

@@ -20,6 +20,11 @@
 #define SHAPE_OFF 64u
 #define DATA_OFF  128u
 
+/* dtype numbers are stored in objects and files: they never change. */
+_Static_assert(MEMPOOL_DTYPE_FLOAT64 == 10 && MEMPOOL_DTYPE_BOOL == 11 &&
+               MEMPOOL_DTYPE_BITS == 12 && MEMPOOL_DTYPE_RECORD == 13,
+               "dtype ids are part of the format");
+
 /* Bytes per element of @p dtype; 0 for BITS and RECORD (given by the
  * caller), -1 for an unknown dtype. */
 static int dtype_size(uint32_t dtype)

@@ -21,7 +21,7 @@
 
 int mempool_set_max_memsize(mempool *p, uint64_t bytes)
 {
-    int rc = mempool__handle_ok(p);
+    int rc = mempool__writer_ok(p);
     if (!rc)
         atomic_store(&p->slots[p->slot].max_memsize, bytes);
     return rc;
@@ -29,7 +29,7 @@ int mempool_set_max_memsize(mempool *p, uint64_t bytes)
 
 int mempool_set_max_disksize(mempool *p, uint64_t bytes)
 {
-    int rc = mempool__handle_ok(p);
+    int rc = mempool__writer_ok(p);
     if (!rc)
         atomic_store(&p->slots[p->slot].max_disksize, bytes);
     return rc;
@@ -84,7 +84,7 @@ static int to_disk(mempool *p, mempool_dref r, mempool_fileref *out,
     uint32_t idx, gen;
     int rc;
 
-    if ((rc = mempool__handle_ok(p)) ||
+    if ((rc = mempool__writer_ok(p)) ||
         (rc = mempool__entry_of(p, r, &idx, &gen)))
         return rc;
     if (MP_W_GEN(atomic_load(&mp_entry_at(p, idx)->word)) != gen)
@@ -135,6 +135,8 @@ static int save_view(mempool *p, const mempool_view *v, uint32_t idx,
     pthread_mutex_lock(&p->io_lock);
     rc = p->io ? 0 : mempool__io_open(&p->io, p->io_mode == MEMPOOL_IO_PWRITE
                                                   ? MP_IO_PWRITE : MP_IO_AUTO);
+    if (!rc)
+        mempool__stats_note_io(p);
     pthread_mutex_unlock(&p->io_lock);
     if (!rc && !(rc = mempool__io_submit(p->io, &rp, 1)))
         mempool__io_wait(p->io, &rp, 1);
@@ -156,13 +158,13 @@ int mempool_save_to_disk(mempool *p, mempool_dref r, const char *path,
     uint64_t len;
     int rc;
 
-    if ((rc = mempool__handle_ok(p)))
+    if ((rc = mempool__writer_ok(p)))
         return rc;
     if (!path || !*path || strlen(path) >= sizeof(out->path) ||
         path[strlen(path) - 1] == '/')
         return -EINVAL;
     if ((rc = mempool__entry_of(p, r, &idx, &gen)) ||
-        (rc = mempool_get(p, r, &v)))
+        (rc = mempool__get(p, r, &v, false)))  /* LRU unchanged */
         return rc;
     rc = save_view(p, &v, idx, gen, path);
     len = v.len;

@@ -7,6 +7,7 @@
 #ifndef MEMPOOL_INTERNAL_H
 #define MEMPOOL_INTERNAL_H
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -65,7 +66,21 @@ struct mempool {
     bool          verify;      /* check payload crc when mapping a file */
     struct mp_mapcache *maps;
     struct mp_spiller *spiller;
+    /* MEMPOOL_OPEN_OBSERVE: no slot (slot -1), no spiller, no reaping;
+     * every call that would change the pool answers -EPERM. */
+    bool          observer;
+    bool          readonly;    /* observer mapped PROT_READ (no write
+                                  permission on the shm object) */
 };
+
+/* 0, or -EPERM on an observer handle, or as mempool__handle_ok(). For every
+ * call that changes the pool or takes pins. */
+int  mempool__handle_ok(const mempool *p);
+static inline int mempool__writer_ok(const mempool *p)
+{
+    int rc = mempool__handle_ok(p);
+    return rc ? rc : p->observer ? -EPERM : 0;
+}
 
 /* ---- arena.c: names, layout, create / attach -------------------------- */
 int  mempool__name_ok(const char *name);
@@ -114,6 +129,8 @@ void mempool__refcheck(mempool *p, uint32_t idx, uint32_t gen);
 int  mempool__entry_of(const mempool *p, mempool_dref r, uint32_t *idx,
                        uint32_t *gen);
 void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok);
+void mempool__after_unpin(mempool *p, uint32_t idx);
+int  mempool__get(mempool *p, mempool_dref r, mempool_view *v, bool recency);
 
 /* ---- spill.c: clean copies, eviction, making room ---------------------- */
 int  mempool__spill_init(mempool *p, const mempool_options *o, bool created);
@@ -142,6 +159,10 @@ void mempool__maps_free(mempool *p);
 /* ---- spiller.c: the pool's elected background spiller ----------------- */
 int  mempool__spiller_start(mempool *p);
 void mempool__spiller_stop(mempool *p);
+
+/* ---- stats.c: hooks that keep the figures ----------------------------- */
+void mempool__stats_retire(mempool *p, int slot); /* at claim: fold, zero */
+void mempool__stats_note_io(mempool *p);          /* engine started */
 
 /* ---- codec.c ---------------------------------------------------------- */
 void mempool__codecs_free(mempool *p);  /* at close; NULL-safe */

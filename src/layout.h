@@ -156,6 +156,14 @@ typedef struct mp_header {
     uint64_t rover;                 /* next-fit start for page runs */
     uint32_t partial[MP_NCLASS];    /* page + 1 of first slab with room */
     _Atomic uint64_t rebuilds;      /* allocator rebuilds after a holder died */
+
+    /* Observability (stats.c). A slot's event counters (MP_NRETIRED of
+     * them, sets .. corrupt) count for its current worker: claiming a slot
+     * first adds the previous holder's counts here and zeroes them, so the
+     * sum over slots plus `retired` is the total since creation. */
+    _Atomic uint64_t retired[16];
+    _Atomic uint64_t recovered_pins; /* pin cells dropped for a worker that
+                                        died or closed without releasing */
 } mp_header;
 
 typedef struct mp_slot {
@@ -173,7 +181,13 @@ typedef struct mp_slot {
     _Atomic uint64_t disk_bytes;    /* bytes of files of objects charged here */
     _Atomic uint64_t spills, spill_bytes, spill_ns, spill_errors;
     _Atomic uint64_t restores, restore_bytes, destroys;
-    uint64_t spare[8];
+    _Atomic uint64_t corrupt;       /* spill files our gets found corrupt */
+    _Atomic uint32_t io_backend;    /* our I/O engine: 0 none yet, 1
+                                       io_uring, 2 pwrite (stats.c) */
+    uint32_t pad2;
+    _Atomic uint64_t disk_pending;  /* bytes of files being written for
+                                       objects charged here (disk limit) */
+    uint64_t spare[5];
 } mp_slot;
 
 typedef struct mp_entry {

@@ -240,7 +240,7 @@ int mempool_reserve(mempool *p, size_t len, const mempool_set_options *o,
     mp_entry *e;
     int rc, owner;
 
-    if ((rc = mempool__handle_ok(p)))
+    if ((rc = mempool__writer_ok(p)))
         return rc;
     if (!buf || !out || (o && (o->flags & ~known)))
         return -EINVAL;
@@ -248,8 +248,11 @@ int mempool_reserve(mempool *p, size_t len, const mempool_set_options *o,
         return rc;
     if (len > p->npages * MP_PAGE)
         return -E2BIG;
-    if ((rc = alloc_entry(p, len, o, owner, &idx)))
+    if ((rc = alloc_entry(p, len, o, owner, &idx))) {
+        if (rc != -E2BIG)
+            COUNT(p, errors);         /* no room: a set that failed */
         return rc;
+    }
     e = mp_entry_at(p, idx);
     gen = MP_W_GEN(atomic_load(&e->word));
     if ((MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED) &&
@@ -270,7 +273,7 @@ static int own_reservation(mempool *p, mempool_dref r, uint32_t *idx,
                            uint64_t *w)
 {
     uint32_t gen;
-    int rc = mempool__handle_ok(p);
+    int rc = mempool__writer_ok(p);
     if (rc || (rc = mempool__entry_of(p, r, idx, &gen)))
         return rc;
     *w = atomic_load(&mp_entry_at(p, *idx)->word);
@@ -354,7 +357,7 @@ int mempool_set(mempool *p, const void *data, size_t len, mempool_dref *out)
 
 /* Drop a pin we took, then do what the last pin leaves to do: free a
  * deleted object, or evict one that move_to_disk() found pinned. */
-static void after_unpin(mempool *p, uint32_t idx)
+void mempool__after_unpin(mempool *p, uint32_t idx)
 {
     uint64_t w = atomic_load(&mp_entry_at(p, idx)->word);
     if (MP_W_ST(w) == MP_ST_DELETED)
@@ -366,7 +369,7 @@ static void after_unpin(mempool *p, uint32_t idx)
 void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok)
 {
     mempool__unpin_cell(p, idx, gen, tok);
-    after_unpin(p, idx);
+    mempool__after_unpin(p, idx);
 }
 
 static void view_seal(mempool_view *v, const mempool *p, uint64_t a,
@@ -424,6 +427,8 @@ static int view_disk(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok,
     struct mp_mapping *m;
     const uint8_t *data;
     int rc = mempool__map_entry(p, idx, gen, &m, &data);
+    if (rc == MEMPOOL_ECORRUPT)
+        atomic_fetch_add(&p->slots[p->slot].corrupt, 1);
     if (rc)
         return rc;
     v->data = data;
@@ -436,14 +441,15 @@ static int view_disk(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok,
     return 0;
 }
 
-int mempool_get(mempool *p, mempool_dref r, mempool_view *v)
+/* get, and mark the object most recently used if @p recency. */
+int mempool__get(mempool *p, mempool_dref r, mempool_view *v, bool recency)
 {
     uint32_t idx, gen;
     uint64_t w, tok;
     mp_entry *e;
     int rc;
 
-    if ((rc = mempool__handle_ok(p)))
+    if ((rc = mempool__writer_ok(p)))
         return rc;
     if (!v || (rc = mempool__entry_of(p, r, &idx, &gen)))
         return rc ? rc : -EINVAL;
@@ -457,9 +463,15 @@ int mempool_get(mempool *p, mempool_dref r, mempool_view *v)
         return rc;
     }
     v->type = MP_LD(e->type);
-    touch(e);
+    if (recency)
+        touch(e);
     COUNT(p, gets);
     return 0;
+}
+
+int mempool_get(mempool *p, mempool_dref r, mempool_view *v)
+{
+    return mempool__get(p, r, v, true);
 }
 
 int mempool_get_file(mempool *p, const mempool_fileref *f, mempool_view *v)
@@ -470,7 +482,7 @@ int mempool_get_file(mempool *p, const mempool_fileref *f, mempool_view *v)
     uint32_t type;
     int rc;
 
-    if ((rc = mempool__handle_ok(p)))
+    if ((rc = mempool__writer_ok(p)))
         return rc;
     if (!f || !v || !memchr(f->path, '\0', sizeof(f->path)))
         return -EINVAL;
@@ -490,7 +502,7 @@ int mempool_release(mempool *p, mempool_view *v)
     uint32_t gen;
     int rc;
 
-    if ((rc = mempool__handle_ok(p)))
+    if ((rc = mempool__writer_ok(p)))
         return rc;
     if (!v || (v->priv[2] & ~UINT64_C(7)) != (uint64_t)(uintptr_t)p ||
         v->priv[3] != view_mac(v->priv[0], v->priv[1], v->priv[2]))
@@ -510,7 +522,7 @@ int mempool_release(mempool *p, mempool_view *v)
     if (kind == VIEW_DISK)
         mempool__map_put(p, v->priv[1] >> 32);
     memset(v, 0, sizeof(*v));
-    after_unpin(p, (uint32_t)idx1 - 1);
+    mempool__after_unpin(p, (uint32_t)idx1 - 1);
     COUNT(p, releases);
     return 0;
 }
@@ -525,7 +537,7 @@ int mempool_delete(mempool *p, mempool_dref r)
     uint64_t w;
     int rc;
 
-    if ((rc = mempool__handle_ok(p)) ||
+    if ((rc = mempool__writer_ok(p)) ||
         (rc = mempool__entry_of(p, r, &idx, &gen)))
         return rc;
     e = mp_entry_at(p, idx);
@@ -550,7 +562,7 @@ static int refcounted(mempool *p, mempool_dref r, uint32_t *idx, uint32_t *gen)
 {
     int rc;
     mp_entry *e;
-    if ((rc = mempool__handle_ok(p)) ||
+    if ((rc = mempool__writer_ok(p)) ||
         (rc = mempool__entry_of(p, r, idx, gen)))
         return rc;
     e = mp_entry_at(p, *idx);

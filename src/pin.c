@@ -207,6 +207,7 @@ uint32_t mempool__cell_count(mempool *p, int kind, uint32_t idx, uint32_t gen,
 void mempool__cells_drop(mempool *p, int d)
 {
     _Atomic uint64_t *t = table_of(p, d);
+    uint64_t pins = 0;
     for (unsigned i = 0; i < MP_CELLS; i++) {
         uint64_t v = atomic_exchange(&t[i], 0);
         uint32_t idx, gen16;
@@ -214,6 +215,7 @@ void mempool__cells_drop(mempool *p, int d)
         uint64_t w;
         if (!v)
             continue;
+        pins += !(v >> 63);
         idx = (uint32_t)((v >> 32) & 0x7fffffff) - 1;
         gen16 = (uint32_t)(v >> 16) & 0xffff;
         if (idx >= p->ntab)
@@ -224,8 +226,10 @@ void mempool__cells_drop(mempool *p, int d)
             continue;
         if (v >> 63)
             mempool__refcheck(p, idx, MP_W_GEN(w));
-        else if (MP_W_ST(w) == MP_ST_DELETED)
-            mempool__try_reclaim(p, idx);
+        else
+            mempool__after_unpin(p, idx);   /* free, or finish a move */
     }
     atomic_store(&p->slots[d].overflow_used, 0);
+    if (pins)
+        atomic_fetch_add(&p->h->recovered_pins, pins);
 }

@@ -84,9 +84,10 @@ static int ensure_io(mempool *p)
 {
     int rc = 0;
     pthread_mutex_lock(&p->io_lock);
-    if (!p->io)
-        rc = mempool__io_open(&p->io, p->io_mode == MEMPOOL_IO_PWRITE
-                                          ? MP_IO_PWRITE : MP_IO_AUTO);
+    if (!p->io && (rc = mempool__io_open(&p->io, p->io_mode == MEMPOOL_IO_PWRITE
+                                                     ? MP_IO_PWRITE
+                                                     : MP_IO_AUTO)) == 0)
+        mempool__stats_note_io(p);
     pthread_mutex_unlock(&p->io_lock);
     return rc;
 }
@@ -198,10 +199,33 @@ void mempool__spill_destroy(const char *dir)
 
 /* Pin (idx) and mark it F_WRITING by us. 1 claimed, 0 already clean,
  * -EAGAIN another writer is at it, -ENOENT gone, -ENOSPC disk limit. */
+/* Reserve @p len bytes of the owner's disk limit for a file being written;
+ * false if it would pass the limit. finish() gives the reservation back. */
+static bool disk_reserve(mp_slot *o, uint64_t len)
+{
+    uint64_t lim = atomic_load(&o->max_disksize);
+    uint64_t pend = atomic_load(&o->disk_pending);
+    do {
+        if (lim && atomic_load(&o->disk_bytes) + pend + len > lim)
+            return false;
+    } while (!atomic_compare_exchange_weak(&o->disk_pending, &pend,
+                                           pend + len));
+    return true;
+}
+
+static mp_slot *owner_of(mempool *p, const mp_entry *e)
+{
+    uint16_t o = MP_LD(e->owner);
+    return o >= 1 && o <= MP_WORKERS ? &p->slots[o - 1] : NULL;
+}
+
+/* Pin (idx) and mark it F_WRITING by us. 1 claimed, 0 already clean,
+ * -EAGAIN another writer is at it, -ENOENT gone, -ENOSPC disk limit. */
 static int claim(mempool *p, uint32_t idx, uint32_t *gen, uint64_t *tok)
 {
     mp_entry *e = mp_entry_at(p, idx);
     uint64_t w = atomic_load(&e->word);
+    mp_slot *o;
     int rc;
 
     *gen = MP_W_GEN(w);
@@ -211,26 +235,25 @@ static int claim(mempool *p, uint32_t idx, uint32_t *gen, uint64_t *tok)
         return -ENOENT;
     if ((rc = mempool__pin(p, idx, *gen, tok)))
         return rc;
+    o = owner_of(p, e);
+    if (o && !disk_reserve(o, MP_LD(e->len))) {
+        mempool__unpin(p, idx, *gen, *tok);
+        return -ENOSPC;
+    }
     for (;;) {
-        mp_slot *o;
         w = atomic_load(&e->word);
         rc = MP_W_ST(w) != MP_ST_LIVE || MP_W_GEN(w) != *gen ? -ENOENT
              : (MP_W_FL(w) & MP_F_ONDISK)                    ? 0
              : (MP_W_FL(w) & MP_F_WRITING)                   ? -EAGAIN : 1;
         if (rc != 1)
             break;
-        o = e->owner >= 1 && e->owner <= MP_WORKERS ? &p->slots[e->owner - 1]
-                                                    : NULL;
-        if (o && atomic_load(&o->max_disksize) &&
-            atomic_load(&o->disk_bytes) + e->len > atomic_load(&o->max_disksize)) {
-            rc = -ENOSPC;
-            break;
-        }
         if (atomic_compare_exchange_weak(
                 &e->word, &w, MP_W_SETST(w, MP_ST_LIVE, p->slot + 1) |
                                   MP_F_WRITING))
             return 1;
     }
+    if (o)
+        atomic_fetch_sub(&o->disk_pending, MP_LD(e->len));
     mempool__unpin(p, idx, *gen, *tok);
     return rc;
 }
@@ -251,6 +274,8 @@ static void finish(mempool *p, uint32_t idx, uint32_t gen, int result)
             if (mempool__mark_ondisk(p, idx, w, nw))
                 break;
         }
+        if (owner_of(p, e))
+            atomic_fetch_sub(&owner_of(p, e)->disk_pending, e->len);
         mempool__unlock(p);
     }
     if (deleted || result)
@@ -299,11 +324,16 @@ int mempool__write_clean(mempool *p, const uint32_t *idx, unsigned n,
     int rc = 0, first = 0;
 
     if (!reqs || !rp || !names || !gens || !toks) {
+        for (unsigned i = 0; i < n; i++)
+            res[i] = -ENOMEM;
         rc = -ENOMEM;
         goto out;
     }
-    if ((rc = ensure_dir(p)) < 0 || (rc = ensure_io(p)))
+    if ((rc = ensure_dir(p)) < 0 || (rc = ensure_io(p))) {
+        for (unsigned i = 0; i < n; i++)
+            res[i] = rc;
         goto out;
+    }
     for (unsigned i = 0; i < n; i++) {
         res[i] = claim(p, idx[i], &gens[i], &toks[i]);
         if (res[i] == 1) {
@@ -536,13 +566,13 @@ void mempool__reap_spill(mempool *p, int d, uint32_t idx, uint64_t w)
                                        MP_W_SETST(w, MP_ST_LIVE, 0));
     } else if ((MP_W_ST(w) == MP_ST_LIVE || MP_W_ST(w) == MP_ST_DELETED) &&
                (MP_W_FL(w) & MP_F_WRITING)) {
-        char name[64];
-        int fd = ensure_dir(p);
-        file_name(name, sizeof(name), idx, MP_W_GEN(w));
-        strcat(name, ".tmp");
-        if (fd >= 0)
-            unlinkat(fd, name, 0);
-        atomic_compare_exchange_strong(
-            &e->word, &w, MP_W_SETST(w, MP_W_ST(w), 0) & ~(uint64_t)MP_F_WRITING);
+        /* The writer may have died after its rename: the final name is
+         * unrecorded (no F_ONDISK) and nobody else writes it, so both go. */
+        mempool__unlink_files(p, idx, MP_W_GEN(w));
+        if (atomic_compare_exchange_strong(
+                &e->word, &w,
+                MP_W_SETST(w, MP_W_ST(w), 0) & ~(uint64_t)MP_F_WRITING) &&
+            owner_of(p, e))
+            atomic_fetch_sub(&owner_of(p, e)->disk_pending, MP_LD(e->len));
     }
 }

@@ -190,7 +190,7 @@ int mempool__reap_slot(mempool *p, int d)
 
 int mempool_reap(mempool *p)
 {
-    int rc = mempool__handle_ok(p), n = 0;
+    int rc = mempool__writer_ok(p), n = 0;
     uint64_t act;
     if (rc)
         return rc;
@@ -231,6 +231,7 @@ int mempool__claim_slot(mempool *p)
             }
             pthread_mutex_unlock(&p->reap_lock);
         }
+        mempool__stats_retire(p, s);   /* counters start at 0 for us */
         if (getrandom(&sl->token, sizeof(sl->token), 0) < 0)
             sl->token = mempool__now_ns();
         sl->pid = (int32_t)getpid();

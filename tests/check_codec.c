@@ -15,8 +15,9 @@
  * crash; the cases found by fuzzing), 5 (type mismatch -EINVAL with nothing
  * left pinned; an unregistered user type still readable with mempool_get),
  * 6 (registry rules, per handle, thread-safe; the type travels with the
- * object to another process). Semantics 3 (spilled objects) is in the
- * spill cases when the pool can spill.
+ * object to another process), and 3 (a spilled object, in this process
+ * and another, and a saved file read back with mempool_get_file() +
+ * mempool_decode(): decoded from the mapped file, pointers inside it).
  */
 #include "helpers.h"
 
@@ -651,9 +652,7 @@ static void mixed_init(mixed *m, uint64_t rows)
     m->cols[4].array.elem_size = 3;
     m->cols[5].type = MEMPOOL_TYPE_STRINGS;
     m->cols[5].strings = col_view(&m->s, true);
-    m->t.nrows = rows;
-    m->t.ncols = 6;
-    m->t.cols = m->cols;
+    m->t = (mempool_table){.nrows = rows, .ncols = 6, .cols = m->cols};
 }
 
 static void mixed_free(mixed *m)
@@ -1298,6 +1297,106 @@ START_TEST(test_register_threads)
 }
 END_TEST
 
+/* --------------------------------------------------------------- disk */
+
+/* 3: a spilled object decodes from the mapped spill file, and a saved one
+ * from the mapped saved file, with pointers into the mapping (no copy). */
+static void check_disk_strings(mempool *p, const mempool_view *v,
+                               const mempool_strings *got,
+                               const mempool_strings *want)
+{
+    ck_assert(v->flags & MEMPOOL_VIEW_DISK);
+    ck_assert(!t_in_pool_mapping(t_name, v->data, v->len));
+    ck_assert_uint_eq((uintptr_t)v->data % 64, 0);
+    ck_assert(inside(v, got->offsets, 8 * (got->n + 1)));
+    ck_assert(inside(v, got->blob, got->offsets[got->n]));
+    strings_equal(got, want);
+    (void)p;
+}
+
+static int child_disk_reader(void *arg)
+{
+    const mempool_dref *r = arg;
+    mempool_strings s;
+    mempool_view v;
+    mempool *q;
+
+    T_CHILD_EQ(t_attach(t_name, &q), 0);
+    T_CHILD_EQ(mempool_get_obj(q, *r, MEMPOOL_TYPE_STRINGS, &s, &v), 0);
+    T_CHILD_ASSERT(v.flags & MEMPOOL_VIEW_DISK);
+    T_CHILD_EQ(s.n, 1000);
+    T_CHILD_EQ(mempool_release(q, &v), 0);
+    T_CHILD_EQ(mempool_close(q), 0);
+    return 0;
+}
+
+START_TEST(test_disk_strings)
+{
+    char path[] = "/tmp/t-codec-saved.XXXXXX";
+    mempool_fileref fr;
+    mempool_strings want, got;
+    mempool_view v;
+    mempool_dref r;
+    int fd;
+    col c;
+
+    big_column(&c, 1000);
+    want = col_view(&c, true);
+    r = put(t_pool, MEMPOOL_TYPE_STRINGS, &want);
+    ASSERT_RC(mempool_move_to_disk(t_pool, r, &fr), 0);
+    ASSERT_RC(mempool_get_obj(t_pool, r, MEMPOOL_TYPE_STRINGS, &got, &v), 0);
+    check_disk_strings(t_pool, &v, &got, &want);
+    ASSERT_RC(mempool_release(t_pool, &v), 0);
+    t_wait_ok(t_fork(child_disk_reader, &r));
+
+    fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ASSERT_RC(mempool_save_to_disk(t_pool, r, path, &fr), 0);
+    ASSERT_RC(mempool_delete(t_pool, r), 0);
+    ASSERT_RC(mempool_get_file(t_pool, &fr, &v), 0);
+    ck_assert_uint_eq(v.type, MEMPOOL_TYPE_STRINGS);
+    ASSERT_RC(mempool_decode(t_pool, v.type, v.data, v.len, &got), 0);
+    check_disk_strings(t_pool, &v, &got, &want);
+    ASSERT_RC(mempool_release(t_pool, &v), 0);
+    unlink(path);
+    col_free(&c);
+}
+END_TEST
+
+START_TEST(test_disk_table_and_user)
+{
+    double xy[4] = {1, 2, 3, 4};
+    points in = {2, xy}, pts;
+    mempool_fileref fr;
+    mempool_table t;
+    mempool_column col0;
+    mempool_view v;
+    mempool_dref r, ru;
+    mixed m;
+
+    mixed_init(&m, 300);
+    r = put(t_pool, MEMPOOL_TYPE_TABLE, &m.t);
+    ASSERT_RC(mempool_register_codec(t_pool, &points_codec), 0);
+    ru = put(t_pool, T_TYPE_POINTS, &in);
+    ASSERT_RC(mempool_move_to_disk(t_pool, r, &fr), 0);
+    ASSERT_RC(mempool_move_to_disk(t_pool, ru, &fr), 0);
+    ASSERT_RC(mempool_get_obj(t_pool, r, MEMPOOL_TYPE_TABLE, &t, &v), 0);
+    ck_assert(v.flags & MEMPOOL_VIEW_DISK);
+    for (uint64_t i = 0; i < m.t.ncols; i++) {
+        ASSERT_RC(mempool_table_column(&t, i, &col0), 0);
+        column_equal(&col0, &m.cols[i], &v);
+    }
+    ASSERT_RC(mempool_release(t_pool, &v), 0);
+    ASSERT_RC(mempool_get_obj(t_pool, ru, T_TYPE_POINTS, &pts, &v), 0);
+    ck_assert(v.flags & MEMPOOL_VIEW_DISK);
+    ck_assert(inside(&v, pts.xy, sizeof xy));
+    ck_assert(memcmp(pts.xy, xy, sizeof xy) == 0);
+    ASSERT_RC(mempool_release(t_pool, &v), 0);
+    mixed_free(&m);
+}
+END_TEST
+
 /* --------------------------------------------------------------- suite */
 
 static Suite *codec_suite(void)
@@ -1330,6 +1429,9 @@ static Suite *codec_suite(void)
     tcase_add_test(tc, test_user_codec_version);
     tcase_add_test(tc, test_other_process);
     tcase_add_test(tc, test_register_threads);
+    tc = t_tcase(s, "disk", 60);
+    tcase_add_test(tc, test_disk_strings);
+    tcase_add_test(tc, test_disk_table_and_user);
     return s;
 }
 

@@ -7,10 +7,17 @@
  * so that several children start together, runs the timed pass and sends a
  * job_result followed by its samples. Both ends are the same binary on the
  * same host, so the structs travel as raw bytes.
+ *
+ * It also declares what the sections share: formatting helpers, the spill
+ * section's entry point (bench_spill.c), and its two kinds of reader child
+ * (bench_child.c): one-shot probes of spilled objects in a fresh process,
+ * and a long-lived latency reader that records every op in a histogram.
  */
 #ifndef MEMPOOL_BENCH_H
 #define MEMPOOL_BENCH_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -55,5 +62,91 @@ struct kid {
 _Noreturn void bench_child_main(const char *pool, const struct kid *k,
                                 mempool_dref *drefs,
                                 const unsigned char *bare);
+
+/* ---- shared by the sections (mempool-bench.c) ------------------------- */
+
+/** @p ns as "54 ns", "2.31 µs", "8.20 ms" into @p buf. */
+const char *bench_fmt_ns(double ns, char *buf, size_t len);
+/** @p r with three significant digits and a k/M/G prefix, or "–". */
+const char *bench_fmt_rate(double r, char *buf, size_t len);
+/** The median of @p v[0..n) (sorts it); NAN when @p n is 0. */
+double bench_median(double *v, int n);
+
+/* ---- the spill section (bench_spill.c) -------------------------------- */
+
+struct spill_opts {
+    bool        quick;
+    const char *dir;   /* parent of the temp dir; NULL: pick a disk */
+};
+
+/** Run the spill section and print its tables. @return 0 or an error. */
+int bench_spill(const struct spill_opts *o);
+
+/* ---- fresh-process probes of spilled objects (bench_child.c) ---------- */
+
+enum { PROBE_FIRST_BYTE = 1, PROBE_READ_ALL = 2 };
+
+struct probe_job {
+    uint32_t     op;       /* PROBE_* */
+    uint32_t     noverify; /* open with MEMPOOL_OPEN_NOVERIFY */
+    mempool_dref r;        /* a spilled object */
+    uint64_t     repeats;  /* PROBE_FIRST_BYTE: gets again afterwards */
+};
+
+struct probe_result {
+    int32_t  err;
+    uint32_t view_flags; /* of the first view */
+    double   first_ns;   /* get call to first byte read, first map */
+    double   again_ns;   /* the same with the mapping cached (median) */
+    double   read_ns;    /* PROBE_READ_ALL: get + every byte + release */
+    uint64_t sum;        /* of the bytes read, so they are read */
+};
+
+/** In a process that was just forked: attach to @p pool, run @p j, detach.
+ *  Errors go to @p out->err. */
+void bench_probe(const char *pool, const struct probe_job *j,
+                 struct probe_result *out);
+
+/** Sum of @p n bytes as 64-bit words (a tail too): reads every byte. */
+uint64_t bench_sum(const void *p, size_t n);
+
+/* ---- per-op latency under load (bench_child.c) ------------------------ */
+
+/* A log-linear histogram of nanoseconds: exact below 64, then 32 buckets
+ * per power of two (about 3 % wide). */
+#define HIST_LIN     64
+#define HIST_SUB     32
+#define HIST_BUCKETS (HIST_LIN + 58 * HIST_SUB)
+
+struct hist {
+    uint64_t n, max;
+    uint64_t b[HIST_BUCKETS];
+};
+
+void   hist_add(struct hist *h, uint64_t ns);
+void   hist_merge(struct hist *into, const struct hist *h);
+/** Value at quantile @p q (the middle of its bucket); NAN when empty. */
+double hist_quantile(const struct hist *h, double q);
+
+/* Parent to latency reader: time get+touch+release of each object in turn
+ * for run_ns, one sample per op; op 0 quits. The reader writes 'R', keeps
+ * getting the objects untimed (so they stay the most recently used while
+ * the parent starts whatever should disturb it) until 'G' arrives, runs,
+ * and sends a lat_result. */
+struct lat_job {
+    uint64_t op, run_ns;
+};
+
+struct lat_result {
+    int32_t     err;
+    uint32_t    pad;
+    uint64_t    disk_views; /* gets that were not MEMPOOL_VIEW_MEMORY */
+    struct hist h;
+};
+
+/** The latency reader's life (never returns): attach to @p pool, serve
+ *  lat_jobs from @p k over @p drefs[0..count) until op 0 or end of file. */
+_Noreturn void bench_lat_main(const char *pool, const struct kid *k,
+                              const mempool_dref *drefs, uint64_t count);
 
 #endif /* MEMPOOL_BENCH_H */

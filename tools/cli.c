@@ -22,7 +22,12 @@
 
 void cli_error(const char *cmd, int err, const char *what)
 {
-    fprintf(stderr, "mempool %s: %s: %s\n", cmd, what, mempool_strerror(err));
+    if (cmd)
+        fprintf(stderr, "%s %s: %s: %s\n", cli_prog, cmd, what,
+                mempool_strerror(err));
+    else
+        fprintf(stderr, "%s: %s: %s\n", cli_prog, what,
+                mempool_strerror(err));
 }
 
 int cli_usage_error(const char *cmd, const char *msg)

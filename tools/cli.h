@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <mempool.h>
 
@@ -30,6 +31,8 @@ int cmd_get(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_demo_consumer(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_fsck(int argc, char **argv);
 
 /** Print "mempool <cmd>: <what>: <mempool_strerror(err)>" to stderr. */
 void cli_error(const char *cmd, int err, const char *what);
@@ -63,5 +66,40 @@ int cli_read_all(int fd, void *buf, size_t n);
 
 /** CLOCK_MONOTONIC in nanoseconds. */
 uint64_t cli_now_ns(void);
+
+/* ---- pools.c: observing pools, listing them, progress ----------------- */
+
+/** Attach to pool @p name as an observer (MEMPOOL_OPEN_OBSERVE): no slot,
+ *  nothing changed. On failure prints "<prog> <cmd>: pool 'NAME': <error>"
+ *  (prog is "mempool" unless @p cmd is NULL, then only the tool's name
+ *  cli_prog). @return 0 or the error. */
+int cli_observe(const char *cmd, const char *name, mempool **out);
+
+/** The program name used in messages ("mempool", "mempool-top"). */
+extern const char *cli_prog;
+
+/** One pool found on the host. */
+struct cli_pool {
+    char   name[MEMPOOL_NAME_MAX + 1];
+    int    err;                 /* 0, or why it could not be observed */
+    struct mempool_stats s;     /* when err is 0 */
+    char  *json;                /* mempool_stats_json(), when asked for */
+};
+
+/** Every pool in /dev/shm (names "mempool.NAME" without '#'), sorted by
+ *  name, each observed once. With @p json, also its JSON document.
+ *  @return the count (*out to cli_pools_free), or -errno. */
+int  cli_pools(struct cli_pool **out, bool json);
+void cli_pools_free(struct cli_pool *v, int n);
+/** The table `mempool ls` prints. */
+void cli_pools_print(FILE *f, const struct cli_pool *v, int n);
+/** {"schema":1,"time_ns":..,"pools":[DOC | {"name":..,"error":..}, ...]} */
+void cli_pools_json(FILE *f, const struct cli_pool *v, int n);
+
+/** A progress line on stderr, only when stderr is a terminal: "@p what
+ *  45% 120 MiB / 256 MiB", redrawn at most 10 times a second. */
+void cli_progress(const char *what, uint64_t done, uint64_t total);
+/** Erase the progress line (if one was drawn). */
+void cli_progress_end(void);
 
 #endif /* MEMPOOL_CLI_H */

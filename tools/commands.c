@@ -1,17 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * commands.c - the small administrative subcommands of `mempool`: create,
- * destroy, info, put, get and rm. Each is a thin shell over one or two
- * library calls, so an operator (or a test script) can poke a pool by hand:
+ * commands.c - the administrative subcommands of `mempool`: create,
+ * destroy, ls, info, put, get, rm and fsck. Each is a thin shell over one or
+ * two library calls, so an operator (or a test script) can poke a pool by
+ * hand:
  *
  *   mempool create jobs --size 256M
  *   r=$(mempool put jobs data.bin)
  *   mempool get jobs "$r" | cmp - data.bin
- *   mempool rm jobs "$r"; mempool info jobs; mempool destroy jobs
+ *   mempool rm jobs "$r"; mempool info jobs; mempool fsck jobs
+ *   mempool destroy jobs
  *
  * Every command but create attaches to an existing pool and never creates
- * one. Errors go to stderr with mempool_strerror()'s text; exit codes are
- * CLI_OK, CLI_FAIL and CLI_USAGE (cli.h).
+ * one. ls, info and fsck attach as observers (MEMPOOL_OPEN_OBSERVE): they
+ * take no worker slot and change nothing; only `fsck --repair` attaches as
+ * a worker, which reaps dead workers. Errors go to stderr with
+ * mempool_strerror()'s text and the name of what failed; exit codes are
+ * CLI_OK, CLI_FAIL and CLI_USAGE (cli.h). put and get of large objects show
+ * a progress line when stderr is a terminal, and nothing otherwise.
  */
 #include "cli.h"
 
@@ -41,7 +47,8 @@ static int attach(const char *cmd, const char *name, mempool **out)
 {
     mempool_options o;
     mempool_options_init(&o);
-    o.flags = 0; /* never create */
+    o.flags = 0;   /* never create */
+    o.spiller = 0; /* a short-lived command does not stand for spiller */
     int rc = mempool_open(name, &o, out);
     if (rc < 0) {
         char what[MEMPOOL_NAME_MAX + 16];
@@ -62,9 +69,16 @@ static int parse_dref(const char *cmd, const char *s, mempool_dref *out)
 }
 
 static const char create_usage[] =
-    "Usage: mempool create NAME [--size BYTES]\n"
+    "Usage: mempool create NAME [--size BYTES] [--max-objects N]\n"
+    "                           [--spill-dir DIR] [--mru]\n"
     "Create pool NAME with an arena of BYTES (suffixes K, M, G; default\n"
-    "1G). Fails if the pool already exists.\n";
+    "1G). Fails if the pool already exists.\n"
+    "  --max-objects N  object table capacity (default BYTES / 4096)\n"
+    "  --spill-dir DIR  spill files go to DIR/NAME (default ./.mempool);\n"
+    "                   fixed for the pool's life\n"
+    "  --mru            evict the most recently used first (default LRU)\n"
+    "Memory limits (max_memsize) belong to each worker; they are set by the\n"
+    "programs that attach, not by the pool.\n";
 
 int cmd_create(int argc, char **argv)
 {
@@ -75,9 +89,18 @@ int cmd_create(int argc, char **argv)
     o.flags = MEMPOOL_OPEN_CREATE | MEMPOOL_OPEN_EXCL;
     const char *name = NULL;
     for (int i = 1; i < argc; i++) {
+        long n;
         if (strcmp(argv[i], "--size") == 0 && i + 1 < argc) {
             if (cli_parse_size(argv[++i], &o.arena_bytes) < 0)
                 return cli_usage_error("create", "bad --size");
+        } else if (strcmp(argv[i], "--max-objects") == 0 && i + 1 < argc) {
+            if (cli_parse_count(argv[++i], 1, 2147483646L, &n) < 0)
+                return cli_usage_error("create", "bad --max-objects");
+            o.max_objects = (uint64_t)n;
+        } else if (strcmp(argv[i], "--spill-dir") == 0 && i + 1 < argc) {
+            o.spill_dir = argv[++i];
+        } else if (strcmp(argv[i], "--mru") == 0) {
+            o.policy = MEMPOOL_POLICY_MRU;
         } else if (name == NULL && argv[i][0] != '-') {
             name = argv[i];
         } else {
@@ -86,11 +109,14 @@ int cmd_create(int argc, char **argv)
     }
     if (name == NULL)
         return cli_usage_error("create", "missing pool NAME");
+    o.spiller = 0;
     mempool *p;
     int rc = mempool_open(name, &o, &p);
     if (rc < 0) {
-        cli_error("create", rc, name);
-        return CLI_FAIL;
+        char what[MEMPOOL_NAME_MAX + 16];
+        snprintf(what, sizeof what, "pool '%s'", name);
+        cli_error("create", rc, what);
+        return rc == -EINVAL ? CLI_USAGE : CLI_FAIL;
     }
     mempool_close(p);
     return CLI_OK;
@@ -115,65 +141,259 @@ int cmd_destroy(int argc, char **argv)
     return CLI_OK;
 }
 
-static void print_stats(const char *name, const struct mempool_stats *s)
+static const char *state_name(uint32_t st)
 {
-    char a[32], b[32];
-    printf("pool        %s\n", name);
+    return st == MEMPOOL_WORKER_ALIVE ? "alive"
+           : st == MEMPOOL_WORKER_DEAD ? "DEAD"
+           : st == MEMPOOL_WORKER_GONE ? "gone" : "free";
+}
+
+static void print_stats(const struct mempool_stats *s)
+{
+    char a[32], b[32], c[32];
+    printf("pool        %s (uuid %016" PRIx64 "%016" PRIx64 ", %s)\n", s->name,
+           s->uuid[0], s->uuid[1],
+           s->policy == MEMPOOL_POLICY_MRU ? "MRU" : "LRU");
     printf("arena       %s (%" PRIu64 " bytes), %s for objects\n",
            cli_fmt_bytes(s->arena_bytes, a, sizeof a), s->arena_bytes,
            cli_fmt_bytes(s->data_bytes, b, sizeof b));
-    printf("used        %s (%" PRIu64 " bytes)\n",
-           cli_fmt_bytes(s->used_bytes, a, sizeof a), s->used_bytes);
-    printf("free        %s\n", cli_fmt_bytes(s->free_bytes, a, sizeof a));
-    printf("resident    %s in objects\n",
-           cli_fmt_bytes(s->resident_bytes, a, sizeof a));
-    printf("objects     %" PRIu64 " of %" PRIu64 "\n", s->objects,
-           s->max_objects);
-    printf("workers     %" PRIu32 " of %" PRIu32 " (counting this command)\n",
-           s->workers, s->max_workers);
+    printf("used        %s (%" PRIu64 " bytes), free %s, largest free %s\n",
+           cli_fmt_bytes(s->used_bytes, a, sizeof a), s->used_bytes,
+           cli_fmt_bytes(s->free_bytes, b, sizeof b),
+           cli_fmt_bytes(s->largest_free_bytes, c, sizeof c));
+    printf("objects     %" PRIu64 " of %" PRIu64 ": %" PRIu64 " in memory (%s), "
+           "%" PRIu64 " on disk (%s), %" PRIu64 " pinned (%s)\n",
+           s->objects, s->max_objects, s->mem_objects,
+           cli_fmt_bytes(s->resident_bytes, a, sizeof a), s->disk_objects,
+           cli_fmt_bytes(s->disk_bytes, b, sizeof b), s->pinned_objects,
+           cli_fmt_bytes(s->pinned_bytes, c, sizeof c));
+    printf("spill dir   %s (%s free of %s), io %s, spiller %s\n",
+           s->spill_dir, cli_fmt_bytes(s->fs_free_bytes, a, sizeof a),
+           cli_fmt_bytes(s->fs_total_bytes, b, sizeof b),
+           s->pool_io_backend[0] ? s->pool_io_backend : "none yet",
+           s->spiller == 0 ? "none" : s->spiller_alive ? "alive" : "dead");
+    printf("workers     %" PRIu32 " attached: %" PRIu32 " alive, %" PRIu32
+           " dead (not reaped)\n", s->workers, s->workers_alive,
+           s->workers_dead);
+    printf("totals      %" PRIu64 " sets, %" PRIu64 " gets, %" PRIu64
+           " deletes; %" PRIu64 " spilled (%s), %" PRIu64 " restored\n",
+           s->sets, s->gets, s->deletes, s->spills,
+           cli_fmt_bytes(s->spill_bytes, a, sizeof a), s->restores);
+    printf("events      %" PRIu64 " workers reaped, %" PRIu64 " pins recovered"
+           ", %" PRIu64 " failed spills, %" PRIu64 " failed sets, %" PRIu64
+           " corrupt files\n", s->reaped_workers, s->recovered_pins,
+           s->spill_errors, s->set_errors, s->corrupt_files);
+}
+
+static void print_workers(mempool *p)
+{
+    bool header = false;
+    for (int id = 1; id <= MEMPOOL_MAX_WORKERS; id++) {
+        struct mempool_worker_stats w;
+        char a[32], b[32], c[32];
+        if (mempool_worker_stats(p, id, &w) < 0 ||
+            w.state == MEMPOOL_WORKER_FREE)
+            continue;
+        if (!header)
+            printf("\n%3s %8s %-5s %10s %10s %10s %8s %9s %9s %7s %5s\n",
+                   "ID", "PID", "STATE", "RESIDENT", "LIMIT", "PINNED",
+                   "OBJECTS", "SETS", "GETS", "SPILLS", "ERRS");
+        header = true;
+        char pid[16] = "-";
+        if (w.pid > 0)
+            snprintf(pid, sizeof pid, "%d", w.pid);
+        printf("%3d %8s %-5s %10s %10s %10s %8" PRIu64 " %9" PRIu64
+               " %9" PRIu64 " %7" PRIu64 " %5" PRIu64 "%s\n",
+               w.id, pid, state_name(w.state),
+               cli_fmt_bytes(w.resident_bytes, a, sizeof a),
+               w.max_memsize ? cli_fmt_bytes(w.max_memsize, b, sizeof b)
+                             : "none",
+               cli_fmt_bytes(w.pinned_bytes, c, sizeof c), w.objects, w.sets,
+               w.gets, w.spills, w.errors, w.spiller ? "  (spiller)" : "");
+    }
 }
 
 static const char info_usage[] =
-    "Usage: mempool info NAME\n"
-    "Print pool NAME's figures (mempool_stats) and check its invariants.\n"
-    "Exits 1 if the check fails.\n";
+    "Usage: mempool info NAME [--json]\n"
+    "Print pool NAME's figures and one line per worker, read as an observer:\n"
+    "no worker slot is taken and nothing in the pool changes, so it is safe\n"
+    "on a busy pool or one whose workers were killed. --json prints the\n"
+    "mempool_stats_json() document instead (README \"Stats schema\").\n"
+    "Use 'mempool fsck NAME' to check the pool's invariants.\n";
 
 int cmd_info(int argc, char **argv)
 {
     if (handled_help(argc, argv, info_usage))
         return CLI_OK;
-    if (argc != 2)
-        return cli_usage_error("info", "want exactly one pool NAME");
+    bool json = false;
+    const char *name = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json = true;
+        else if (name == NULL && argv[i][0] != '-')
+            name = argv[i];
+        else
+            return cli_usage_error("info", "unexpected argument");
+    }
+    if (name == NULL)
+        return cli_usage_error("info", "missing pool NAME");
     mempool *p;
-    if (attach("info", argv[1], &p) < 0)
+    if (cli_observe("info", name, &p) < 0)
         return CLI_FAIL;
     struct mempool_stats s;
-    memset(&s, 0, sizeof s);
-    s.size = sizeof s;
-    int rc = mempool_stats(p, &s);
+    char *doc = NULL;
+    int rc = json ? mempool_stats_json(p, &doc) : mempool_stats(p, &s);
     if (rc < 0) {
         cli_error("info", rc, "stats");
-        mempool_close(p);
+    } else if (json) {
+        printf("%s\n", doc);
+        free(doc);
+    } else {
+        print_stats(&s);
+        print_workers(p);
+    }
+    mempool_close(p);
+    return rc < 0 ? CLI_FAIL : CLI_OK;
+}
+
+static const char ls_usage[] =
+    "Usage: mempool ls [--json]\n"
+    "List the pools on this host (/dev/shm/mempool.*) with their size, use,\n"
+    "objects and attached workers, alive or dead. Read as an observer:\n"
+    "nothing is changed. --json prints one document with each pool's\n"
+    "mempool_stats_json().\n";
+
+int cmd_ls(int argc, char **argv)
+{
+    if (handled_help(argc, argv, ls_usage))
+        return CLI_OK;
+    bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
+    if (argc > 2 || (argc == 2 && !json))
+        return cli_usage_error("ls", "unexpected argument");
+    struct cli_pool *v;
+    int n = cli_pools(&v, json);
+    if (n < 0) {
+        cli_error("ls", n, "/dev/shm");
         return CLI_FAIL;
     }
-    print_stats(argv[1], &s);
-    char why[256] = "";
-    rc = mempool_check(p, why, sizeof why);
-    printf("check       %s%s%s\n", rc == 0 ? "ok" : mempool_strerror(rc),
-           why[0] != '\0' ? ": " : "", why);
-    mempool_close(p);
-    return rc == 0 ? CLI_OK : CLI_FAIL;
+    if (json)
+        cli_pools_json(stdout, v, n);
+    else
+        cli_pools_print(stdout, v, n);
+    cli_pools_free(v, n);
+    return CLI_OK;
 }
+
+static const char fsck_usage[] =
+    "Usage: mempool fsck NAME [--repair]\n"
+    "Check pool NAME's invariants (mempool_check): every byte of the arena is\n"
+    "free, owned by a live object or in flight for a live worker; the\n"
+    "allocator's pages, bitmap and lists and every worker's counters agree\n"
+    "with the object table; no dead worker still holds pins or memory.\n"
+    "Attaches as an observer and changes nothing, except what any worker\n"
+    "does when it finds the allocator lock's holder dead: rebuild the\n"
+    "allocator state from the table. The check holds the allocator lock\n"
+    "while it scans (sets wait; gets do not).\n"
+    "  --repair  attach as a worker and reap dead workers (drop their pins\n"
+    "            and references, free their reservations), then check again\n"
+    "Exit status: 0 healthy (or repaired), 1 problems remain or the check\n"
+    "failed, 2 usage error.\n";
+
+/* mempool_check() through a handle; prints the verdict. */
+static int fsck_check(mempool *p, const char *name)
+{
+    char why[512] = "";
+    int rc = mempool_check(p, why, sizeof why);
+    if (rc == 0)
+        printf("%s: ok\n", name);
+    else if (rc == MEMPOOL_ECORRUPT)
+        printf("%s: problem: %s\n", name, why[0] ? why : "(no detail)");
+    else
+        cli_error("fsck", rc, "check");
+    return rc;
+}
+
+static int fsck_repair(const char *name)
+{
+    mempool_options o;
+    mempool_options_init(&o);
+    o.flags = 0;        /* never create */
+    o.spiller = 0;
+    mempool *p;
+    struct mempool_stats before, after;
+    mempool *q;
+    if (cli_observe("fsck", name, &q) < 0)
+        return CLI_FAIL;
+    int rc = mempool_stats(q, &before);
+    mempool_close(q);
+    if (rc == 0 && (rc = mempool_open(name, &o, &p)) == 0) {
+        int n = mempool_reap(p);   /* opening reaped already; catch late ones */
+        rc = n < 0 ? n : mempool_stats(p, &after);
+        if (rc == 0)
+            printf("%s: repair: reaped %" PRIu64 " dead worker(s)\n", name,
+                   after.reaped_workers - before.reaped_workers);
+        if (rc == 0)
+            rc = fsck_check(p, name);
+        mempool_close(p);
+        if (rc == MEMPOOL_ECORRUPT)
+            fprintf(stderr, "mempool fsck: %s: the problem above is not one "
+                            "reaping can repair\n", name);
+        return rc == 0 ? CLI_OK : CLI_FAIL;
+    }
+    char what[MEMPOOL_NAME_MAX + 16];
+    snprintf(what, sizeof what, "pool '%s'", name);
+    cli_error("fsck", rc, what);
+    return CLI_FAIL;
+}
+
+int cmd_fsck(int argc, char **argv)
+{
+    if (handled_help(argc, argv, fsck_usage))
+        return CLI_OK;
+    bool repair = false;
+    const char *name = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--repair") == 0)
+            repair = true;
+        else if (name == NULL && argv[i][0] != '-')
+            name = argv[i];
+        else
+            return cli_usage_error("fsck", "unexpected argument");
+    }
+    if (name == NULL)
+        return cli_usage_error("fsck", "missing pool NAME");
+    mempool *p;
+    if (cli_observe("fsck", name, &p) < 0)
+        return CLI_FAIL;
+    int rc = fsck_check(p, name);
+    mempool_close(p);
+    if (rc == 0)
+        return CLI_OK;
+    if (rc == MEMPOOL_ECORRUPT && repair)
+        return fsck_repair(name);
+    if (rc == MEMPOOL_ECORRUPT)
+        fprintf(stderr, "mempool fsck: %s: problems found; nothing was "
+                        "changed (--repair reaps dead workers)\n", name);
+    return CLI_FAIL;
+}
+
+/* Progress lines are drawn between chunks of this size. */
+#define CHUNK ((size_t)8 << 20)
 
 /* Store a regular file of known size by reading it straight into a
  * reservation in the arena: no intermediate copy. */
 static int put_regular(mempool *p, int fd, size_t len, mempool_dref *r)
 {
-    void *buf;
-    int rc = mempool_reserve(p, len, NULL, &buf, r);
+    char *buf;
+    int rc = mempool_reserve(p, len, NULL, (void **)&buf, r);
     if (rc < 0)
         return rc;
-    rc = cli_read_all(fd, buf, len);
+    for (size_t done = 0, n; rc == 0 && done < len; done += n) {
+        n = len - done < CHUNK ? len - done : CHUNK;
+        rc = cli_read_all(fd, buf + done, n);
+        cli_progress("put", done + n, len);
+    }
+    cli_progress_end();
     if (rc < 0) {
         mempool_abort(p, *r);
         return rc == -EPIPE ? -EIO : rc; /* file shrank under us */
@@ -261,8 +481,9 @@ int cmd_put(int argc, char **argv)
 }
 
 static const char get_usage[] =
-    "Usage: mempool get NAME DREF\n"
-    "Write the bytes of object DREF in pool NAME to stdout.\n";
+    "Usage: mempool get NAME DREF [> FILE]\n"
+    "Write the bytes of object DREF in pool NAME to stdout (zero-copy from\n"
+    "the arena or its spill file).\n";
 
 int cmd_get(int argc, char **argv)
 {
@@ -281,7 +502,13 @@ int cmd_get(int argc, char **argv)
     if (rc < 0) {
         cli_error("get", rc, argv[2]);
     } else {
-        rc = cli_write_all(STDOUT_FILENO, v.data, v.len);
+        const char *b = v.data;
+        for (size_t done = 0, n; rc == 0 && done < v.len; done += n) {
+            n = v.len - done < CHUNK ? v.len - done : CHUNK;
+            rc = cli_write_all(STDOUT_FILENO, b + done, n);
+            cli_progress("get", done + n, v.len);
+        }
+        cli_progress_end();
         if (rc < 0)
             cli_error("get", rc, "stdout");
         mempool_release(p, &v);

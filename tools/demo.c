@@ -13,9 +13,21 @@
  * "INDEX OK|BAD DREF" on a shared report pipe (lines are shorter than
  * PIPE_BUF, so concurrent writes never interleave). The producer deletes an
  * object once its consumer has answered, and keeps the bytes in flight under
- * half the arena, which is the flow control. At the end it prints the
- * figures, checks that the arena's usage is back to zero, and destroys the
- * pool. The exit code is 0 only if everything verified.
+ * half the arena, which is the flow control.
+ *
+ * The producer's max_memsize (128 MiB by default) is smaller than the bytes
+ * it keeps in flight, so its sets spill its least recently used unpinned
+ * objects to files in the spill directory (".mempool/<pool>" under the
+ * working directory unless --spill-dir says otherwise), and consumers that
+ * come to such an object read it from the mapped file: each consumer says
+ * whether its view was MEMPOOL_VIEW_MEMORY or MEMPOOL_VIEW_DISK, and the
+ * summary shows those counts next to the pool's spill figures
+ * (mempool_stats: spills, spill_bytes, restores, disk_bytes).
+ *
+ * At the end it prints the figures, checks that the arena's usage and the
+ * bytes on disk are back to zero, and destroys the pool (which removes its
+ * spill directory; a ".mempool" the demo created is removed too if empty).
+ * The exit code is 0 only if everything verified.
  */
 #include "cli.h"
 
@@ -27,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,6 +50,8 @@
 #define DEMO_PATTERN_BYTES (DEMO_MAX_SIZE + 4096)
 #define DEMO_ARENA_BYTES   (1ull << 30)
 #define DEMO_STALL_MS      30000 /* no report for this long: give up */
+#define DEMO_MAX_MEMSIZE   (128ull << 20) /* producer's limit by default */
+#define DEMO_SPILL_DIR     ".mempool"      /* the library's default */
 
 struct consumer {
     pid_t    pid;     /* 0 once reaped */
@@ -45,16 +60,22 @@ struct consumer {
     uint64_t objects; /* confirmed by it */
     uint64_t bytes;
     uint64_t bad;
+    uint64_t disk_views, disk_bytes; /* of those, read from a spill file */
 };
 
 struct inflight {
     char     text[MEMPOOL_DREF_STRLEN];
-    uint64_t len;
+    uint64_t len, sum;
     int      consumer; /* -1: slot free */
+    bool     sent;     /* its line went to the consumer */
 };
 
 struct demo {
     const char     *pool;
+    const char     *spill_dir;
+    char            spill_path[4096]; /* <spill_dir>/<pool>, absolute */
+    bool            made_dir;         /* we created spill_dir */
+    uint64_t        max_memsize;
     char            self[4096]; /* this binary, re-executed as consumers */
     int             nconsumers;
     long            nobjects;
@@ -69,6 +90,7 @@ struct demo {
     uint64_t        flight_bytes, budget;
     long            produced;
     uint64_t        sent_bytes, verified, bad, smallest, largest;
+    uint64_t        peak_disk;        /* most bytes in spill files seen */
 };
 
 static uint64_t splitmix64(uint64_t *s)
@@ -116,8 +138,11 @@ static int fill_pattern(struct demo *d)
 
 /* ---- consumer side ----------------------------------------------------- */
 
-/* Verify one "DREF LEN CHECKSUM" line; true if the object matched. */
-static bool consume_line(mempool *p, const char *line, char *dref_text)
+/* Verify one "DREF LEN CHECKSUM" line; true if the object matched.
+ * @p where gets 'M' if the bytes were in the arena, 'D' if in a mapped
+ * spill file. */
+static bool consume_line(mempool *p, const char *line, char *dref_text,
+                         char *where)
 {
     uint64_t len, sum;
     if (sscanf(line, "%33s %" SCNu64 " %" SCNx64, dref_text, &len, &sum) != 3)
@@ -132,6 +157,7 @@ static bool consume_line(mempool *p, const char *line, char *dref_text)
         return false;
     }
     bool ok = v.len == len && cli_checksum(v.data, v.len) == sum;
+    *where = (v.flags & MEMPOOL_VIEW_DISK) ? 'D' : 'M';
     rc = mempool_release(p, &v);
     if (rc < 0)
         cli_error("demo-consumer", rc, "release");
@@ -143,11 +169,12 @@ static int consumer_loop(mempool *p, const char *idx, FILE *in, int out)
     char line[256], text[MEMPOOL_DREF_STRLEN + 1], report[128];
     int failures = 0;
     while (fgets(line, sizeof line, in) != NULL) {
+        char where = '?';
         text[0] = '\0';
-        bool ok = consume_line(p, line, text);
+        bool ok = consume_line(p, line, text, &where);
         failures += !ok;
-        int n = snprintf(report, sizeof report, "%s %s %s\n", idx,
-                         ok ? "OK" : "BAD", text);
+        int n = snprintf(report, sizeof report, "%s %s %s %c\n", idx,
+                         ok ? "OK" : "BAD", text, where);
         if (cli_write_all(out, report, (size_t)n) < 0)
             return CLI_FAIL;
     }
@@ -311,13 +338,13 @@ static int next_report(struct demo *d, char *line, size_t len)
 /* Take one consumer's answer: count it and delete the object. */
 static int handle_report(struct demo *d)
 {
-    char line[256], status[8], text[MEMPOOL_DREF_STRLEN + 1];
+    char line[256], status[8], text[MEMPOOL_DREF_STRLEN + 1], where;
     int idx;
     int rc = next_report(d, line, sizeof line);
     if (rc < 0)
         return rc;
-    if (sscanf(line, "%d %7s %33s", &idx, status, text) != 3 || idx < 1 ||
-        idx > d->nconsumers)
+    if (sscanf(line, "%d %7s %33s %c", &idx, status, text, &where) != 4 ||
+        idx < 1 || idx > d->nconsumers)
         return -EPROTO;
     for (int s = 0; s < DEMO_MAX_INFLIGHT; s++) {
         struct inflight *f = &d->fl[s];
@@ -328,6 +355,8 @@ static int handle_report(struct demo *d)
         c->objects++;
         c->bytes += f->len;
         c->bad += !ok;
+        c->disk_views += where == 'D';
+        c->disk_bytes += where == 'D' ? f->len : 0;
         d->verified += ok;
         d->bad += !ok;
         mempool_dref r;
@@ -342,91 +371,157 @@ static int handle_report(struct demo *d)
     return -EPROTO;
 }
 
-/* Record object @p r of @p len bytes as in flight to consumer @p ci and send
- * it the line "DREF LEN CHECKSUM". */
-static int send_object(struct demo *d, long k, mempool_dref r, uint64_t len)
+/* Record object @p k (DRef @p r, @p len bytes) as in flight to its
+ * consumer; its line is sent by send_pending(). */
+static void add_inflight(struct demo *d, long k, mempool_dref r, uint64_t len)
 {
-    int ci = (int)(k % d->nconsumers), s = 0;
+    int s = 0;
     while (d->fl[s].consumer >= 0)
         s++; /* a free slot exists: the caller waited for one */
     struct inflight *f = &d->fl[s];
     mempool_dref_format(r, f->text, sizeof f->text);
     f->len = len;
-    f->consumer = ci;
+    f->sum = cli_checksum(object_bytes(d, k), len);
+    f->consumer = (int)(k % d->nconsumers);
+    f->sent = false;
     d->nflight++;
     d->flight_bytes += len;
-    char line[128];
-    int n = snprintf(line, sizeof line, "%s %" PRIu64 " %" PRIx64 "\n",
-                     f->text, len, cli_checksum(object_bytes(d, k), len));
-    return cli_write_all(d->c[ci].to_fd, line, (size_t)n);
 }
 
-/* Set object @p k, waiting for answers while the flight window is full or
- * the arena has no room. */
+/* Send each consumer the line "DREF LEN CHECKSUM" of its new objects. */
+static int send_pending(struct demo *d)
+{
+    int rc = 0;
+    for (int s = 0; s < DEMO_MAX_INFLIGHT && rc == 0; s++) {
+        struct inflight *f = &d->fl[s];
+        if (f->consumer < 0 || f->sent)
+            continue;
+        char line[128];
+        int n = snprintf(line, sizeof line, "%s %" PRIu64 " %" PRIx64 "\n",
+                         f->text, f->len, f->sum);
+        rc = cli_write_all(d->c[f->consumer].to_fd, line, (size_t)n);
+        f->sent = true;
+    }
+    return rc;
+}
+
+/* Does an object of @p len bytes fit in the flight window? */
+static bool fits(const struct demo *d, uint64_t len)
+{
+    return d->nflight < DEMO_MAX_INFLIGHT &&
+           (d->nflight == 0 || d->flight_bytes + len <= d->budget);
+}
+
+/* Set object @p k; if memory is short, hand out what is pending and take
+ * an answer first (fragmentation, or every victim pinned). */
 static int produce_one(struct demo *d, long k)
 {
     uint64_t len = object_size(k);
-    int rc = 0;
-    while (rc == 0 && (d->nflight == DEMO_MAX_INFLIGHT ||
-                       (d->nflight > 0 && d->flight_bytes + len > d->budget)))
-        rc = handle_report(d);
     mempool_dref r;
-    while (rc == 0) {
+    int rc;
+    for (;;) {
         rc = mempool_set(d->p, object_bytes(d, k), len, &r);
         if (rc != -ENOMEM || d->nflight == 0)
             break;
-        rc = handle_report(d); /* fragmented: make room, retry */
+        rc = send_pending(d);
+        if (rc == 0)
+            rc = handle_report(d);
+        if (rc < 0)
+            return rc;
     }
     if (rc < 0)
         return rc;
+    struct mempool_stats st;
+    if (mempool_stats(d->p, &st) == 0 && st.disk_bytes > d->peak_disk)
+        d->peak_disk = st.disk_bytes;
     d->produced++;
     d->sent_bytes += len;
     d->smallest = len < d->smallest ? len : d->smallest;
     d->largest = len > d->largest ? len : d->largest;
-    return send_object(d, k, r, len);
+    add_inflight(d, k, r, len);
+    return 0;
 }
 
+/* Batches: set objects while they fit in the flight window (past the
+ * producer's max_memsize, so the earlier ones spill), then hand them all
+ * out and wait until every one is verified and deleted. */
 static int produce_all(struct demo *d)
 {
     int rc = 0;
-    for (long k = 0; k < d->nobjects && rc == 0; k++)
-        rc = produce_one(d, k);
-    while (rc == 0 && d->nflight > 0)
-        rc = handle_report(d);
+    for (long k = 0; k < d->nobjects && rc == 0;) {
+        do
+            rc = produce_one(d, k++);
+        while (rc == 0 && k < d->nobjects && fits(d, object_size(k)));
+        if (rc == 0)
+            rc = send_pending(d);
+        while (rc == 0 && d->nflight > 0)
+            rc = handle_report(d);
+    }
     return rc;
 }
 
 /* ---- report ------------------------------------------------------------ */
 
-static void print_summary(const struct demo *d, double secs)
+static void print_consumers(const struct demo *d)
+{
+    char a[32];
+    for (int i = 0; i < d->nconsumers; i++) {
+        const struct consumer *c = &d->c[i];
+        printf("  consumer %-2d %" PRIu64 " objects, %s, %" PRIu64 " bad: "
+               "%" PRIu64 " from memory, %" PRIu64 " from disk\n", i + 1,
+               c->objects, cli_fmt_bytes(c->bytes, a, sizeof a), c->bad,
+               c->objects - c->disk_views, c->disk_views);
+    }
+}
+
+/* The pool's spill figures next to what the consumers saw. */
+static void print_spilling(const struct demo *d, const struct mempool_stats *s)
 {
     char a[32], b[32], c[32];
-    printf("mempool demo: pool '%s', %s arena, %d consumer processes\n",
-           d->pool, cli_fmt_bytes(DEMO_ARENA_BYTES, a, sizeof a),
-           d->nconsumers);
-    printf("  objects     %ld of %ld set, %s .. %s each, %s in total\n",
-           d->produced, d->nobjects,
+    uint64_t views = 0, bytes = 0;
+    for (int i = 0; i < d->nconsumers; i++) {
+        views += d->c[i].disk_views;
+        bytes += d->c[i].disk_bytes;
+    }
+    printf("  spilled     %" PRIu64 " objects, %s (%s; at most %s at once) "
+           "to %s\n", s->spills, cli_fmt_bytes(s->spill_bytes, a, sizeof a),
+           s->io_backend[0] ? s->io_backend : "no writes",
+           cli_fmt_bytes(d->peak_disk, b, sizeof b), d->spill_path);
+    printf("  restored    %" PRIu64 " objects, %s read from spill files, "
+           "zero-copy (stats.restores %" PRIu64 ")\n", views,
+           cli_fmt_bytes(bytes, c, sizeof c), s->restores);
+}
+
+static void print_summary(const struct demo *d, const struct mempool_stats *s,
+                          double secs)
+{
+    char a[32], b[32], c[32], e[32];
+    printf("mempool demo: pool '%s', %s arena, %d consumer processes, "
+           "producer max_memsize %s\n", d->pool,
+           cli_fmt_bytes(DEMO_ARENA_BYTES, a, sizeof a), d->nconsumers,
+           d->max_memsize ? cli_fmt_bytes(d->max_memsize, b, sizeof b)
+                          : "none");
+    printf("  objects     %ld of %ld set, %s .. %s each, %s in total, up to "
+           "%s in flight\n", d->produced, d->nobjects,
            cli_fmt_bytes(d->smallest, a, sizeof a),
            cli_fmt_bytes(d->largest, b, sizeof b),
-           cli_fmt_bytes(d->sent_bytes, c, sizeof c));
+           cli_fmt_bytes(d->sent_bytes, c, sizeof c),
+           cli_fmt_bytes(d->budget, e, sizeof e));
     printf("  throughput  %.2f GB/s, %.0f objects/s (%.2f s from first set "
            "to last delete, fresh pool)\n", (double)d->sent_bytes / secs / 1e9,
            (double)d->produced / secs, secs);
-    for (int i = 0; i < d->nconsumers; i++)
-        printf("  consumer %-2d %" PRIu64 " objects, %s, %" PRIu64 " bad\n",
-               i + 1, d->c[i].objects,
-               cli_fmt_bytes(d->c[i].bytes, a, sizeof a), d->c[i].bad);
+    print_consumers(d);
+    print_spilling(d, s);
     printf("  verified    %" PRIu64 " of %ld checksums matched\n",
            d->verified, d->nobjects);
 }
 
-/* Check that all memory came back and the pool is consistent. */
-static bool arena_back_to_zero(mempool *p)
+/* Check that all memory and every spill file came back and the pool is
+ * consistent. */
+static bool back_to_zero(mempool *p)
 {
     struct mempool_stats s;
-    memset(&s, 0, sizeof s);
-    s.size = sizeof s;
-    char why[256] = "", used[32];
+    char why[256] = "", used[32], disk[32];
     int rc = mempool_reap(p); /* consumers that crashed leave pins behind */
     if (rc > 0)
         printf("  reaped      %d dead consumer worker(s)\n", rc);
@@ -436,10 +531,13 @@ static bool arena_back_to_zero(mempool *p)
         return false;
     }
     int chk = mempool_check(p, why, sizeof why);
-    bool zero = s.used_bytes == 0 && s.objects == 0 && s.resident_bytes == 0;
-    printf("  arena       used %s, %" PRIu64 " objects after the deletes: "
-           "%s; check %s%s%s\n", cli_fmt_bytes(s.used_bytes, used, sizeof used),
-           s.objects, zero ? "back to zero" : "NOT back to zero",
+    bool zero = s.used_bytes == 0 && s.objects == 0 &&
+                s.resident_bytes == 0 && s.disk_bytes == 0;
+    printf("  arena       used %s, %" PRIu64 " objects, %s in spill files "
+           "after the deletes: %s; check %s%s%s\n",
+           cli_fmt_bytes(s.used_bytes, used, sizeof used), s.objects,
+           cli_fmt_bytes(s.disk_bytes, disk, sizeof disk),
+           zero ? "back to zero" : "NOT back to zero",
            chk == 0 ? "ok" : mempool_strerror(chk), why[0] ? ": " : "", why);
     return zero && chk == 0;
 }
@@ -448,11 +546,16 @@ static bool arena_back_to_zero(mempool *p)
 
 static const char demo_usage[] =
     "Usage: mempool demo [--consumers N] [--objects N] [--pool NAME]\n"
+    "                    [--max-memsize BYTES] [--spill-dir DIR]\n"
     "Create a pool, have one producer set objects of 64 B to 64 MiB and N\n"
     "consumer processes (default 3) get and verify them zero-copy, print\n"
-    "throughput and per-consumer counts, and destroy the pool. Default\n"
-    "--objects 256; default pool name demo-PID. Exits 0 only if every\n"
-    "object verified and the arena's usage returned to zero.\n";
+    "throughput, per-consumer counts and spill figures, and destroy the\n"
+    "pool. The producer's --max-memsize (default 128M; 0 = none, else at\n"
+    "least 64M) is below the data in flight, so it spills objects to\n"
+    "--spill-dir (default .mempool in the working directory) and consumers\n"
+    "read some from disk. Default --objects 256; default pool name\n"
+    "demo-PID. Exits 0 only if every object verified and the arena's usage\n"
+    "and the bytes on disk returned to zero.\n";
 
 static int parse_demo_args(struct demo *d, int argc, char **argv)
 {
@@ -472,6 +575,15 @@ static int parse_demo_args(struct demo *d, int argc, char **argv)
             d->nobjects = v;
         } else if (strcmp(argv[i], "--pool") == 0 && has_value) {
             d->pool = argv[++i];
+        } else if (strcmp(argv[i], "--spill-dir") == 0 && has_value) {
+            d->spill_dir = argv[++i];
+        } else if (strcmp(argv[i], "--max-memsize") == 0 && has_value) {
+            uint64_t m;
+            if (cli_parse_size(argv[++i], &m) < 0 ||
+                (m != 0 && m < DEMO_MAX_SIZE))
+                return cli_usage_error("demo", "--max-memsize wants 0 or "
+                                       "at least 64M");
+            d->max_memsize = m;
         } else {
             return cli_usage_error("demo", "unexpected argument");
         }
@@ -487,10 +599,26 @@ static void demo_init(struct demo *d)
     d->report_fd = -1;
     d->smallest = UINT64_MAX;
     d->budget = DEMO_ARENA_BYTES / 2;
+    d->spill_dir = DEMO_SPILL_DIR;
+    d->max_memsize = DEMO_MAX_MEMSIZE;
     for (int i = 0; i < DEMO_MAX_CONSUMERS; i++)
         d->c[i].to_fd = -1;
     for (int s = 0; s < DEMO_MAX_INFLIGHT; s++)
         d->fl[s].consumer = -1;
+}
+
+/* Where the pool's spill files go: <spill_dir>/<pool>, made absolute the
+ * way the library does. Notes whether spill_dir exists yet. */
+static void spill_path(struct demo *d)
+{
+    char cwd[2048] = ".";
+    struct stat st;
+    d->made_dir = stat(d->spill_dir, &st) < 0;
+    if (d->spill_dir[0] != '/' && getcwd(cwd, sizeof cwd) == NULL)
+        snprintf(cwd, sizeof cwd, ".");
+    snprintf(d->spill_path, sizeof d->spill_path, "%s%s%s/%s",
+             d->spill_dir[0] == '/' ? "" : cwd,
+             d->spill_dir[0] == '/' ? "" : "/", d->spill_dir, d->pool);
 }
 
 static int create_pool(struct demo *d)
@@ -499,6 +627,9 @@ static int create_pool(struct demo *d)
     mempool_options_init(&o);
     o.arena_bytes = DEMO_ARENA_BYTES;
     o.flags = MEMPOOL_OPEN_CREATE | MEMPOOL_OPEN_EXCL;
+    o.max_memsize = d->max_memsize;
+    o.spill_dir = d->spill_dir;
+    spill_path(d);
     int rc = mempool_open(d->pool, &o, &d->p);
     if (rc < 0) {
         char what[MEMPOOL_NAME_MAX + 32];
@@ -519,8 +650,11 @@ static bool run_producer(struct demo *d)
     int failed = stop_consumers(d, rc < 0);
     if (failed > 0)
         fprintf(stderr, "mempool demo: %d consumer(s) failed\n", failed);
-    print_summary(d, secs > 0 ? secs : 1e-9);
-    bool zero = arena_back_to_zero(d->p);
+    struct mempool_stats s;
+    if (mempool_stats(d->p, &s) < 0)
+        memset(&s, 0, sizeof s);
+    print_summary(d, &s, secs > 0 ? secs : 1e-9);
+    bool zero = back_to_zero(d->p);
     return rc == 0 && failed == 0 && zero && d->bad == 0 &&
            d->verified == (uint64_t)d->nobjects;
 }
@@ -555,6 +689,8 @@ int cmd_demo(int argc, char **argv)
     rc = mempool_destroy(d.pool);
     if (rc < 0)
         cli_error("demo", rc, "destroy pool");
+    if (d.made_dir)
+        rmdir(d.spill_dir); /* ours, if the pool left it empty */
     free(d.pattern);
     printf("demo %s\n", ok && rc == 0 ? "OK" : "FAILED");
     return ok && rc == 0 ? CLI_OK : CLI_FAIL;

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * mempool-bench.c - measure set, get (from another process) and delete for a
- * few object sizes, next to a bare baseline run in the same process tree, and
- * print a markdown table ready to paste into the README.
+ * mempool-bench.c - measure mempool next to baselines run in the same
+ * process tree, and print markdown tables ready to paste into the README.
+ * Two sections (--section core|spill|all, default all), each with its own
+ * pool; a machine line comes first.
  *
- * What is measured, per size:
+ * core: set, get (from another process) and delete for a few object sizes.
  *   set      mempool_set() from a prefaulted private buffer; the baseline is
  *            memcpy() into a prefaulted shm mapping (shm_open, ftruncate,
  *            mmap, every page touched) at the same object stride.
@@ -28,6 +29,10 @@
  * The children and their pipe protocol live in bench_child.c and bench.h.
  * The pool has a unique name (bench-PID) and is destroyed at the end; the
  * baseline shm object is unlinked as soon as it is mapped.
+ *
+ * spill: spill throughput against write(2), first-byte latency of gets of
+ * spilled objects, cold read-back against a plain mmap, and get tails while
+ * something spills; bench_spill.c says how.
  */
 #include "bench.h"
 #include "cli.h"
@@ -54,10 +59,14 @@
 
 /* ---- options and plan -------------------------------------------------- */
 
+enum { SECTION_CORE = 1, SECTION_SPILL = 2, SECTION_ALL = 3 };
+
 struct options {
-    bool     quick;
-    int      nsizes;
-    uint64_t sizes[MAX_SIZES];
+    bool        quick;
+    int         sections; /* SECTION_* bits */
+    const char *dir;      /* --dir: where the spill section writes */
+    int         nsizes;
+    uint64_t    sizes[MAX_SIZES];
 };
 
 /* How one size is run; see plan_for(). */
@@ -143,8 +152,10 @@ static double quantile(struct metric *m, double q)
     return m->v[rank > 0 ? rank - 1 : 0];
 }
 
-static double median_of(double *v, int n)
+double bench_median(double *v, int n)
 {
+    if (n <= 0)
+        return NAN;
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
@@ -389,10 +400,10 @@ static int throughput(struct bench *b, const struct plan *pl,
             rc = mempool_delete(b->p, b->drefs[(uint64_t)i * MAX_ROUND + k]);
     if (rc < 0)
         return rc;
-    r->get_ops[0] = median_of(v[0], pl->repeats);
-    r->get_ops[1] = median_of(v[1], pl->repeats);
-    r->bare_ops[0] = median_of(v[2], pl->repeats);
-    r->bare_ops[1] = median_of(v[3], pl->repeats);
+    r->get_ops[0] = bench_median(v[0], pl->repeats);
+    r->get_ops[1] = bench_median(v[1], pl->repeats);
+    r->bare_ops[0] = bench_median(v[2], pl->repeats);
+    r->bare_ops[1] = bench_median(v[3], pl->repeats);
     return 0;
 }
 
@@ -409,7 +420,7 @@ static int bench_size(struct bench *b, uint64_t size, struct results *r)
 
 /* ---- output ------------------------------------------------------------ */
 
-static const char *fmt_ns(double ns, char *buf, size_t len)
+const char *bench_fmt_ns(double ns, char *buf, size_t len)
 {
     if (ns < 10)
         snprintf(buf, len, "%.1f ns", ns);
@@ -422,8 +433,7 @@ static const char *fmt_ns(double ns, char *buf, size_t len)
     return buf;
 }
 
-/* @p r with three significant digits and a k/M/G prefix, or "–". */
-static const char *fmt_rate(double r, char *buf, size_t len)
+const char *bench_fmt_rate(double r, char *buf, size_t len)
 {
     static const char *const prefix[] = {"", " k", " M", " G"};
     int u = 0;
@@ -450,14 +460,14 @@ static void print_row(const char *size, const char *op, struct metric *m,
 {
     char med[24], p99[24], o1[24], o2[24], gbs[24] = "–", rat[24] = "–";
     if (m->bytes > 0)
-        fmt_rate((double)m->bytes / (double)m->ns, gbs, sizeof gbs);
+        bench_fmt_rate((double)m->bytes / (double)m->ns, gbs, sizeof gbs);
     if (ratio > 0)
         snprintf(rat, sizeof rat, "%.1f×", ratio);
     printf("| %s | %s | %s | %s | %s | %s | %s | %s |\n", size, op,
-           fmt_ns(quantile(m, 0.5), med, sizeof med),
-           fmt_ns(quantile(m, 0.99), p99, sizeof p99),
-           fmt_rate(ops1, o1, sizeof o1), fmt_rate(ops2, o2, sizeof o2), gbs,
-           rat);
+           bench_fmt_ns(quantile(m, 0.5), med, sizeof med),
+           bench_fmt_ns(quantile(m, 0.99), p99, sizeof p99),
+           bench_fmt_rate(ops1, o1, sizeof o1),
+           bench_fmt_rate(ops2, o2, sizeof o2), gbs, rat);
 }
 
 static double rate(const struct metric *m)
@@ -498,16 +508,25 @@ static void cpu_model(char *buf, size_t len)
         fclose(f);
 }
 
-static void print_header(const struct bench *b)
+/* The machine line: version, CPUs, CPU model, memory, kernel. */
+static void print_machine(const struct options *o)
 {
     struct utsname u;
-    char model[128];
+    char model[128], mem[32];
     cpu_model(model, sizeof model);
     if (uname(&u) < 0)
         snprintf(u.release, sizeof u.release, "?");
-    printf("mempool-bench %s: %ld CPUs (nproc), %s, Linux %s%s\n\n",
-           mempool_version(), sysconf(_SC_NPROCESSORS_ONLN), model, u.release,
-           b->o.quick ? " (--quick: few iterations, numbers are rough)" : "");
+    uint64_t ram = (uint64_t)sysconf(_SC_PHYS_PAGES) *
+                   (uint64_t)sysconf(_SC_PAGESIZE);
+    printf("mempool-bench %s: %ld CPUs (nproc), %s, %s RAM, Linux %s%s\n",
+           mempool_version(), sysconf(_SC_NPROCESSORS_ONLN), model,
+           cli_fmt_bytes(ram, mem, sizeof mem), u.release,
+           o->quick ? " (--quick: few iterations, numbers are rough)" : "");
+}
+
+static void print_header(void)
+{
+    printf("\n### set, get, delete\n\n");
     printf("| size | operation | median | p99 | ops/s 1 proc | ops/s 2 procs "
            "| GB/s | mempool/bare (median) |\n");
     printf("|---:|---|---:|---:|---:|---:|---:|---:|\n");
@@ -610,12 +629,22 @@ static int setup(struct bench *b)
 /* ---- command line ------------------------------------------------------ */
 
 static const char usage[] =
-    "Usage: mempool-bench [--quick] [--sizes LIST]\n"
-    "Measure set, get+release from another process and delete against a\n"
-    "bare shm baseline; print a markdown table.\n"
-    "  --quick       few iterations (CI smoke run, ~10 s)\n"
-    "  --sizes LIST  comma-separated object sizes, suffixes K, M, G\n"
-    "                (default 64,4K,1M,64M; at most 8, each 1 B..256 MiB)\n";
+    "Usage: mempool-bench [--quick] [--section core|spill|all] [--sizes LIST]\n"
+    "                     [--dir DIR]\n"
+    "Measure mempool against same-run baselines; print markdown tables.\n"
+    "  core:  set, get+release from another process and delete against a\n"
+    "         bare shm mapping, per size;\n"
+    "  spill: spill throughput (io_uring and pwrite) against write(2) to the\n"
+    "         same directory, first-byte latency of gets of spilled objects,\n"
+    "         cold read-back against a plain mmap, and get tails while\n"
+    "         another process spills.\n"
+    "  --quick         few iterations (CI smoke run, a few seconds)\n"
+    "  --section S     core, spill or all (default all)\n"
+    "  --sizes LIST    core: comma-separated object sizes, suffixes K, M, G\n"
+    "                  (default 64,4K,1M,64M; at most 8, each 1 B..256 MiB)\n"
+    "  --dir DIR       spill: make the temp dir in DIR (default: /var/tmp,\n"
+    "                  else the working directory, else /tmp; a disk is\n"
+    "                  preferred to tmpfs)\n";
 
 static int parse_sizes(struct options *o, char *list)
 {
@@ -631,22 +660,35 @@ static int parse_sizes(struct options *o, char *list)
     return o->nsizes > 0 ? 0 : -EINVAL;
 }
 
+static int parse_section(struct options *o, const char *s)
+{
+    o->sections = strcmp(s, "core") == 0    ? SECTION_CORE
+                  : strcmp(s, "spill") == 0 ? SECTION_SPILL
+                  : strcmp(s, "all") == 0   ? SECTION_ALL : 0;
+    return o->sections ? 0 : -EINVAL;
+}
+
 /* @return 0 to run, 1 after --help, CLI_USAGE on a bad command line. */
 static int parse_args(struct options *o, int argc, char **argv)
 {
     static const uint64_t defaults[] = {64, 4 * KIB, MIB, 64 * MIB};
     o->nsizes = 4;
+    o->sections = SECTION_ALL;
     memcpy(o->sizes, defaults, sizeof defaults);
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
             fputs(usage, stdout);
             return 1;
         }
-        bool ok = strcmp(argv[i], "--quick") == 0;
+        bool ok = strcmp(argv[i], "--quick") == 0, more = i + 1 < argc;
         if (ok)
             o->quick = true;
-        else if (strcmp(argv[i], "--sizes") == 0 && i + 1 < argc)
+        else if (strcmp(argv[i], "--sizes") == 0 && more)
             ok = parse_sizes(o, argv[++i]) == 0;
+        else if (strcmp(argv[i], "--section") == 0 && more)
+            ok = parse_section(o, argv[++i]) == 0;
+        else if (strcmp(argv[i], "--dir") == 0 && more)
+            ok = (o->dir = argv[++i])[0] != '\0';
         if (!ok) {
             fprintf(stderr, "mempool-bench: bad argument '%s'\n%s", argv[i],
                     usage);
@@ -662,17 +704,41 @@ static int run_all(struct bench *b)
     int rc = 0;
     for (int i = 0; i < b->o.nsizes && rc == 0; i++) {
         char sz[32];
-        fprintf(stderr, "mempool-bench: %s ...\n",
+        fprintf(stderr, "mempool-bench: core: %s ...\n",
                 cli_fmt_bytes(b->o.sizes[i], sz, sizeof sz));
         rc = bench_size(b, b->o.sizes[i], &r[i]);
     }
     if (rc < 0)
         return rc;
-    print_header(b);
+    print_header();
     for (int i = 0; i < b->o.nsizes; i++)
         print_rows(b->o.sizes[i], &r[i]);
     print_footer();
     return 0;
+}
+
+/* The core section: its own pool and reader children. */
+static int run_core(struct bench *b)
+{
+    int rc = setup(b);
+    const char *what = "setup";
+    for (int i = 0; i < NKIDS && rc == 0; i++)
+        rc = start_kid(b, i);
+    if (rc == 0) {
+        what = "benchmark";
+        rc = run_all(b);
+    }
+    if (rc < 0)
+        fprintf(stderr, "mempool-bench: core %s: %s\n", what,
+                mempool_strerror(rc));
+    int failed = stop_kids(b, rc < 0);
+    if (b->p != NULL) {
+        mempool_close(b->p);
+        mempool_destroy(b->pool);
+    }
+    if (failed > 0)
+        fprintf(stderr, "mempool-bench: %d child process(es) failed\n", failed);
+    return rc < 0 ? rc : failed > 0 ? -ECHILD : 0;
 }
 
 int main(int argc, char **argv)
@@ -682,22 +748,18 @@ int main(int argc, char **argv)
     if (rc != 0)
         return rc == 1 ? CLI_OK : rc;
     signal(SIGPIPE, SIG_IGN);
-    rc = setup(&b);
-    const char *what = "setup";
-    for (int i = 0; i < NKIDS && rc == 0; i++)
-        rc = start_kid(&b, i);
-    if (rc == 0) {
-        what = "benchmark";
-        rc = run_all(&b);
+    print_machine(&b.o);
+    fflush(stdout);
+    int core = 0, spill = 0;
+    if (b.o.sections & SECTION_CORE)
+        core = run_core(&b);
+    fflush(stdout);
+    if (b.o.sections & SECTION_SPILL) {
+        struct spill_opts so = {.quick = b.o.quick, .dir = b.o.dir};
+        spill = bench_spill(&so);
+        if (spill < 0)
+            fprintf(stderr, "mempool-bench: spill: %s\n",
+                    mempool_strerror(spill));
     }
-    if (rc < 0)
-        fprintf(stderr, "mempool-bench: %s: %s\n", what, mempool_strerror(rc));
-    int failed = stop_kids(&b, rc < 0);
-    if (b.p != NULL) {
-        mempool_close(b.p);
-        mempool_destroy(b.pool);
-    }
-    if (failed > 0)
-        fprintf(stderr, "mempool-bench: %d child process(es) failed\n", failed);
-    return rc == 0 && failed == 0 ? CLI_OK : CLI_FAIL;
+    return core == 0 && spill == 0 ? CLI_OK : CLI_FAIL;
 }

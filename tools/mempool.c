@@ -5,8 +5,11 @@
  *
  *   mempool create NAME [--size BYTES]   mempool put NAME FILE|-
  *   mempool destroy NAME                 mempool get NAME DREF
- *   mempool info NAME                    mempool rm NAME DREF
+ *   mempool ls [--json]                  mempool rm NAME DREF
+ *   mempool info NAME [--json]           mempool fsck NAME [--repair]
  *   mempool demo [--consumers N] [--pool NAME]
+ *
+ * The live view of a pool is a separate program, mempool-top (top.c).
  *
  * The table is the single list of subcommands, so the help text and the
  * dispatch cannot drift apart. Hidden entries (no summary) are internal, such
@@ -27,10 +30,12 @@ struct subcommand {
 static const struct subcommand commands[] = {
     {"create", cmd_create, "create a pool (--size BYTES, default 1 GiB)"},
     {"destroy", cmd_destroy, "remove a pool"},
-    {"info", cmd_info, "print a pool's figures"},
+    {"ls", cmd_ls, "list the pools on this host"},
+    {"info", cmd_info, "print a pool's figures and workers"},
     {"put", cmd_put, "store a file (or stdin) and print its DRef"},
     {"get", cmd_get, "write an object's bytes to stdout"},
     {"rm", cmd_rm, "delete an object"},
+    {"fsck", cmd_fsck, "check a pool's invariants (--repair: reap dead)"},
     {"demo", cmd_demo, "run a producer and consumer processes, verify all"},
     {"demo-consumer", cmd_demo_consumer, NULL},
 };
@@ -43,7 +48,9 @@ static void print_help(FILE *f)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (commands[i].summary != NULL)
             fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\nRun 'mempool COMMAND --help' for a command's arguments.\n"
+    fprintf(f, "\nRun 'mempool COMMAND --help' for a command's arguments, "
+               "'man mempool' for more.\n"
+               "Watch a pool live with mempool-top.\n"
                "Exit status: 0 success, 1 failure, 2 usage error.\n");
 }
 

@@ -73,7 +73,7 @@ echo "run.sh: fuzzing for ${DURATION}s over $(ls "$WORK/corpus" | wc -l) seeds"
     -max_total_time="$DURATION" -max_len=8192 -timeout=10 \
     -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$WORK/artifacts/" 2>&1 | tee "$WORK/fuzz.log" |
-    grep -E '^(#[0-9]+ +DONE|stat::|==[0-9]+==|SUMMARY|artifact_prefix|Test unit written)' 
+    grep -E '^(#[0-9]+[[:space:]]+DONE|stat::|==[0-9]+==|SUMMARY|artifact_prefix|Test unit written)' 
 rc=${PIPESTATUS[0]}
 
 if ((rc != 0)) || [[ -n $(ls -A "$WORK/artifacts") ]]; then
