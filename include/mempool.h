@@ -178,8 +178,9 @@ MEMPOOL_API int mempool_open(const char *name, const mempool_options *o,
  *  only frees the child's memory. @return 0, or -EINVAL for NULL. */
 MEMPOOL_API int mempool_close(mempool *p);
 
-/** @brief Remove pool @p name: its shm object (and spill directory). Attached
- *  processes keep working on their mapping until they close.
+/** @brief Remove pool @p name: its shm object and its spill directory.
+ *  Attached processes keep working on their mapping until they close, but
+ *  objects that were only on disk are gone for them too (-ENOENT).
  *  @return 0, -ENOENT if there is no such pool, -EINVAL for a bad name. */
 MEMPOOL_API int mempool_destroy(const char *name);
 
