@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "failpoint.h"
 #include "internal.h"
 
 static const uint32_t class_size[MP_NCLASS] = { 64, 128, 256, 512, 1024, 2048 };
@@ -341,6 +342,7 @@ int mempool__alloc(mempool *p, uint64_t len, uint32_t *idx)
     atomic_fetch_add(&h->entries_used, 1);
     atomic_fetch_add(&h->used_bytes, mempool__block_bytes(len));
     *idx = i - 1;
+    MP_FP(alloc_locked);
     return 0;
 }
 
@@ -366,6 +368,7 @@ void mempool__free(mempool *p, uint32_t idx)
     uint64_t w = atomic_load(&e->word), nw;
 
     atomic_store(&e->word, MP_W(MP_W_GEN(w), MP_ST_FREEING, p->slot + 1, 0));
+    MP_FP(free_locked);
     if (has_block(w)) {
         if (e->off)
             block_free(p, e->off, e->len);
@@ -410,6 +413,7 @@ void mempool__evict_locked(mempool *p, uint32_t idx, uint64_t w)
     mp_entry *e = mp_entry_at(p, idx);
     uint64_t nw = MP_W_SETST(w, MP_ST_SPILLED, 0);
     nw = (nw & ~(uint64_t)MP_F_MOVE) | MP_F_NOMEM;
+    MP_FP(evict_locked);
     atomic_store(&e->word, nw);
     if (e->off)
         block_free(p, e->off, e->len);

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "failpoint.h"
 #include "internal.h"
 
 #define MP_SHM_DIR "/dev/shm"
@@ -420,11 +421,13 @@ static int create(mempool *p, const char *path, const char *name,
         goto fail_tmp;
     if ((rc = build(p, &tmpl)))
         goto fail_map;
+    MP_FP(create_built);
     if (link(tmp, path) < 0) {
         rc = -errno;
         goto fail_map;
     }
     unlink(tmp);
+    MP_FP(create_linked);
     if ((rc = reserve_data(fd, &tmpl))) {
         unlink_if_ours(path, fd);
         init_lock(fd, F_UNLCK, false);

@@ -27,9 +27,11 @@ enum mp_fp_id {
 
 #ifdef MEMPOOL_FAILPOINTS
 int mempool__fp(enum mp_fp_id id);
+const char *mempool__fp_name(int i);   /* NULL past the last */
 #define MP_FP(id) mempool__fp(MP_FP_##id)
 #else
-#define MP_FP(id) 0
+static inline int mempool__fp_off(void) { return 0; }
+#define MP_FP(id) mempool__fp_off()
 #endif
 
 #endif /* MEMPOOL_FAILPOINT_H */

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "failpoint.h"
 #include "internal.h"
 #include "spill.h"
 
@@ -106,6 +107,10 @@ int mempool__map_entry(mempool *p, uint32_t idx, uint32_t gen,
             return -ENOMEM;
         m->idx = idx;
         m->gen = gen;
+        if ((rc = MP_FP(map_before))) {
+            free(m);
+            return rc;
+        }
         rc = mempool__file_map(AT_FDCWD, path, p->h->uuid, idx,
                                gen, p->verify, &m->m);
         if (rc) {

@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "failpoint.h"
 #include "internal.h"
 
 #define VIEW_KEY UINT64_C(0x6d656d706f6f6c21)
@@ -133,6 +134,7 @@ void mempool__refcheck(mempool *p, uint32_t idx, uint32_t gen)
         if (atomic_compare_exchange_strong(&e->word, &w, MP_W_SETRC(w, me)))
             break;
     }
+    MP_FP(refcheck_flagged);
     held = mempool__cell_count(p, MP_REF, idx, gen, true) != 0;
     for (;;) {                  /* writers may change flags meanwhile */
         w = atomic_load(&e->word);
@@ -265,6 +267,7 @@ int mempool_reserve(mempool *p, size_t len, const mempool_set_options *o,
     }
     *buf = p->base + (e->off ? e->off : p->data_off);
     *out = dref_of(p, idx, gen);
+    MP_FP(reserve_done);
     return 0;
 }
 
@@ -294,6 +297,7 @@ int mempool_publish(mempool *p, mempool_dref r)
         return rc;
     e = mp_entry_at(p, idx);
     touch(e);
+    MP_FP(publish_before);
     if (!atomic_compare_exchange_strong(&e->word, &w,
                                         MP_W(MP_W_GEN(w), MP_ST_LIVE, 0, 0)))
         return -ENOENT;              /* reaped under us: cannot happen live */
@@ -392,6 +396,7 @@ static int pin_settled(mempool *p, uint32_t idx, uint32_t gen, uint64_t *wp,
         return -ENOENT;
     if ((rc = mempool__pin(p, idx, gen, tok)))
         return rc;
+    MP_FP(get_pinned);
     for (;;) {
         uint64_t w = atomic_load(&e->word);
         if (!alive(w, gen)) {
@@ -516,6 +521,7 @@ int mempool_release(mempool *p, mempool_view *v)
     }
     idx1 = v->priv[0] & 0xffffffffu;
     gen = (uint32_t)v->priv[1];
+    MP_FP(release_before);
     if (idx1 == 0 || idx1 > p->ntab ||
         mempool__unpin_cell(p, (uint32_t)idx1 - 1, gen, v->priv[0] >> 32))
         return -EINVAL;
@@ -552,6 +558,7 @@ int mempool_delete(mempool *p, mempool_dref r)
         if (atomic_compare_exchange_weak(&e->word, &w, deleted_word(w)))
             break;
     }
+    MP_FP(delete_marked);
     mempool__try_reclaim(p, idx);
     COUNT(p, deletes);
     return 0;
@@ -582,6 +589,7 @@ int mempool_ref(mempool *p, mempool_dref r)
         return rc;
     if ((rc = mempool__ref_add(p, idx, gen)))
         return rc;
+    MP_FP(ref_added);
     e = mp_entry_at(p, idx);
     for (;;) {
         uint64_t w = atomic_load(&e->word);

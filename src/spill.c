@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "failpoint.h"
 #include "internal.h"
 #include "spill.h"
 
@@ -249,8 +250,10 @@ static int claim(mempool *p, uint32_t idx, uint32_t *gen, uint64_t *tok)
             break;
         if (atomic_compare_exchange_weak(
                 &e->word, &w, MP_W_SETST(w, MP_ST_LIVE, p->slot + 1) |
-                                  MP_F_WRITING))
+                                  MP_F_WRITING)) {
+            MP_FP(spill_claimed);
             return 1;
+        }
     }
     if (o)
         atomic_fetch_sub(&o->disk_pending, MP_LD(e->len));
@@ -350,6 +353,8 @@ int mempool__write_clean(mempool *p, const uint32_t *idx, unsigned n,
             continue;
         if (rc)
             reqs[i].result = rc;
+        if (!reqs[i].result)
+            reqs[i].result = MP_FP(spill_written);
         count_write(p, &reqs[i]);
         finish(p, idx[i], gens[i], reqs[i].result);
         mempool__unpin(p, idx[i], gens[i], toks[i]);
@@ -391,6 +396,7 @@ int mempool__evict(mempool *p, uint32_t idx, uint32_t gen)
             return -EBUSY;               /* a refcount verdict is pending */
         ev = MP_W_SETST(w, MP_ST_EVICTING, p->slot + 1);
     } while (!atomic_compare_exchange_weak(&e->word, &w, ev));
+    MP_FP(evict_marked);
     if (mempool__cell_count(p, MP_PIN, idx, gen, true)) {
         atomic_store(&e->word, w);       /* nobody else moves EVICTING */
         return -EBUSY;

@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "failpoint.h"
 #include "internal.h"
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -126,7 +127,7 @@ bool mempool__slot_alive(mempool *p, int slot)
 /* ---- reaping ----------------------------------------------------------- */
 
 /* Undo what slot @p d left in the table: reservations, file writes,
- * evictions and refcount checks. */
+ * evictions, refcount checks, and unfinished deletes or moves. */
 static void reap_entries(mempool *p, int d)
 {
     unsigned who = (unsigned)d + 1;
@@ -148,6 +149,11 @@ static void reap_entries(mempool *p, int d)
         if (MP_W_RC(w) == who &&
             atomic_compare_exchange_strong(&e->word, &w, MP_W_SETRC(w, 0)))
             mempool__refcheck(p, i, MP_W_GEN(w));
+        /* A deleter or mover may have died before its last step (these
+         * words name no owner): finish it if nobody pins the object. */
+        w = atomic_load(&e->word);
+        if (MP_W_ST(w) == MP_ST_DELETED || (MP_W_FL(w) & MP_F_MOVE))
+            mempool__after_unpin(p, i);
     }
 }
 
@@ -155,6 +161,7 @@ static void reap_entries(mempool *p, int d)
 static void reap_contents(mempool *p, int d)
 {
     reap_entries(p, d);
+    MP_FP(reap_entries);
     mempool__cells_drop(p, d);
 }
 
@@ -222,6 +229,7 @@ int mempool__claim_slot(mempool *p)
         mp_slot *sl = &p->slots[s];
         if (slot_lock(p, s, F_WRLCK))
             continue;                  /* a live worker holds it */
+        MP_FP(slot_locked);
         p->slot = s;
         if (pthread_mutex_lock(&p->reap_lock) == 0) {
             if (atomic_load(&sl->state) ||
