@@ -22,7 +22,7 @@
 #include "internal.h"
 #include "spill.h"
 
-#define MP_IDLE_MAPS 16
+#define MP_IDLE_MAPS 256
 
 struct mp_mapping {
     uint64_t    id;

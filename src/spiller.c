@@ -6,8 +6,9 @@
  * tries, every MP_SPILLER_TICK_MS, to take an OFD write lock on byte
  * MP_LOCK_SPILLER of the shm object. The one that holds it is the pool's
  * spiller: when arena usage passes the high watermark it spills the least
- * recently used objects of any worker until usage is under the low mark, so
- * that sets rarely have to make room themselves. The kernel drops the lock
+ * recently used objects of any worker, pass after pass without waiting for
+ * the next tick, until usage is under the low mark, so that sets rarely have
+ * to make room themselves. The kernel drops the lock
  * when the spiller's process dies, and the next thread to try takes over:
  * election and re-election without heartbeats.
  */
@@ -28,6 +29,7 @@ struct mp_spiller {
     pthread_cond_t  cv;
     bool            stop;
     bool            leader;
+    bool            active;     /* spilling down to the low watermark */
 };
 
 static bool try_lead(mempool *p)
@@ -49,15 +51,19 @@ static void step_down(mempool *p)
     fcntl(p->lfd, F_OFD_SETLK, &fl);
 }
 
-/* Above the high watermark: spill anyone's LRU objects down to the low. */
-static void keep_watermark(mempool *p)
+/* Above the high watermark: spill anyone's LRU objects down to the low.
+ * Returns true if it should run again at once (still above low, and the
+ * last pass freed something). */
+static bool keep_watermark(mempool *p, bool *active)
 {
     uint64_t data = p->npages * MP_PAGE;
     uint64_t used = atomic_load(&p->h->used_bytes);
     uint64_t high = data / 100 * p->h->high_pct;
     uint64_t low = data / 100 * p->h->low_pct;
-    if (used > high && used > low)
-        mempool__make_room(p, -1, used - low, false);
+    if (used <= low || (!*active && used <= high))
+        return *active = false;
+    *active = mempool__make_room(p, -1, used - low, false) == 0;
+    return *active;
 }
 
 static void *spiller_main(void *arg)
@@ -70,8 +76,10 @@ static void *spiller_main(void *arg)
         pthread_mutex_unlock(&s->mu);
         if (!s->leader)
             s->leader = try_lead(p);
-        if (s->leader)
-            keep_watermark(p);
+        if (s->leader && keep_watermark(p, &s->active)) {
+            pthread_mutex_lock(&s->mu);
+            continue;                 /* more to do: no tick in between */
+        }
         clock_gettime(CLOCK_MONOTONIC, &ts);
         ts.tv_nsec += MP_SPILLER_TICK_MS * 1000000L;
         if (ts.tv_nsec >= 1000000000L) {
