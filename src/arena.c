@@ -383,10 +383,15 @@ static void sweep_builds(const char *name)
         int fd;
         if (strncmp(de->d_name, prefix, n))
             continue;
+        struct stat st;
         fd = openat(dirfd(d), de->d_name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
             continue;
-        if (init_lock(fd, F_WRLCK, false) == 0)
+        /* A creator locks its file before sizing it: a sized file whose
+         * lock is free belongs to a dead creator. An empty one may be a
+         * live creator's between open and lock: leave it. */
+        if (init_lock(fd, F_WRLCK, false) == 0 && fstat(fd, &st) == 0 &&
+            st.st_size > 0)
             unlinkat(dirfd(d), de->d_name, 0);
         close(fd);
     }
@@ -409,7 +414,7 @@ static int create(mempool *p, const char *path, const char *name,
     fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return -errno;
-    if (fchmod(fd, o->mode) < 0 || init_lock(fd, F_WRLCK, false) ||
+    if (fchmod(fd, o->mode) < 0 || init_lock(fd, F_WRLCK, true) ||
         ftruncate(fd, (off_t)tmpl.arena_bytes) < 0) {
         rc = errno ? -errno : -EIO;
         goto fail_tmp;

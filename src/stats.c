@@ -133,7 +133,8 @@ static uint64_t keys_unique(mempool *p, keyset *ks, size_t from,
 {
     size_t w = from;
     *bytes = 0;
-    qsort(ks->k + from, ks->n - from, sizeof(uint64_t), by_key);
+    if (ks->n - from > 1)
+        qsort(ks->k + from, ks->n - from, sizeof(uint64_t), by_key);
     for (size_t r = from; r < ks->n; r++) {
         uint64_t key = ks->k[r];
         uint32_t idx = (uint32_t)((key >> 32) & 0x7fffffff) - 1;

@@ -319,6 +319,7 @@ struct kid_arg {
     const char *name;
     int         fd;       /* load: read end (EOF = stop); pin: write end */
     int         other;    /* the end the child closes */
+    int         ready;    /* load: a byte here once attached */
 };
 
 /* A worker that sets, gets and deletes until its pipe closes. */
@@ -332,6 +333,7 @@ static int load_child(void *arg)
 
     close(a->other);
     T_CHILD_EQ(t_attach(a->name, &p), 0);
+    T_CHILD_EQ(t_send_u64(a->ready, 1), 0);
     while (poll(&pf, 1, 0) == 0) {
         mempool_dref r;
         mempool_view v;
@@ -352,14 +354,23 @@ struct load {
     struct kid_arg arg;
 };
 
+/* Start 3 load workers and wait until each has attached. */
 static void load_start(struct load *l, const char *name)
 {
+    int ready[2];
+    uint64_t one;
     t_pipe(l->stop);
+    t_pipe(ready);
     l->arg.name = name;
     l->arg.fd = l->stop[0];
     l->arg.other = l->stop[1];
+    l->arg.ready = ready[1];
     for (int i = 0; i < 3; i++)
         l->pid[i] = t_fork(load_child, &l->arg);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(t_recv_u64(ready[0], &one, T_WAIT_S), 0);
+    close(ready[0]);
+    close(ready[1]);
 }
 
 static void load_stop(struct load *l)

@@ -16,6 +16,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -609,6 +610,44 @@ START_TEST(test_observe_readonly)
 }
 END_TEST
 
+/* failed sets and corrupt files are counted per worker and in totals */
+START_TEST(test_error_counters)
+{
+    mempool_dref a, b, c;
+    mempool_view v;
+    mempool_fileref f;
+    struct mempool_worker_stats w;
+    struct mempool_stats s;
+    char buf[60] = { 1 };
+    int fd;
+
+    ASSERT_RC(mempool_set_max_memsize(t_pool, 100), 0);
+    ASSERT_RC(mempool_set(t_pool, buf, sizeof buf, &a), 0);
+    ASSERT_RC(mempool_get(t_pool, a, &v), 0);           /* cannot spill a */
+    ASSERT_RC(mempool_set(t_pool, buf, sizeof buf, &b), -ENOMEM);
+    ASSERT_RC(mempool_release(t_pool, &v), 0);
+    ASSERT_RC(mempool_set(t_pool, buf, sizeof buf, &c), 0);  /* a spilled */
+    ASSERT_RC(mempool_move_to_disk(t_pool, c, &f), 0);
+    fd = open(f.path, O_WRONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(pwrite(fd, "X", 1, 4096 + 7), 1);  /* payload byte */
+    close(fd);
+    ASSERT_RC(mempool_get(t_pool, c, &v), MEMPOOL_ECORRUPT);
+    ASSERT_RC(mempool_worker_stats(t_pool, mempool_worker_id(t_pool), &w), 0);
+    ck_assert_uint_eq(w.set_errors, 1);
+    ck_assert_uint_eq(w.corrupt_files, 1);
+    ck_assert_uint_eq(w.spill_errors, 0);
+    ck_assert_uint_eq(w.errors, 2);
+    ck_assert_uint_eq(w.spills, 2);
+    ck_assert_str_ne(w.io_backend, "");
+    s = t_stats(t_pool);
+    ck_assert_uint_eq(s.set_errors, 1);
+    ck_assert_uint_eq(s.corrupt_files, 1);
+    ck_assert_uint_eq(s.disk_only_objects, 2);
+    ck_assert_str_eq(s.pool_io_backend, w.io_backend);
+}
+END_TEST
+
 static Suite *stats_suite(void)
 {
     Suite *s = suite_create("stats");
@@ -616,6 +655,7 @@ static Suite *stats_suite(void)
     tcase_add_test(tc, test_json_schema);
     tcase_add_test(tc, test_struct_api);
     tcase_add_test(tc, test_scripted_workload);
+    tcase_add_test(tc, test_error_counters);
     tc = t_tcase(s, "observer", 60);
     tcase_add_test(tc, test_observer_refuses);
     tcase_add_test(tc, test_dead_pool);
