@@ -108,7 +108,10 @@ typedef struct mempool_options {
     uint64_t    arena_bytes;  /**< shared memory to reserve when creating;
                                    default MEMPOOL_DEFAULT_ARENA_BYTES, at
                                    least 1 MiB; ignored when attaching */
-    uint64_t    max_memsize;  /**< this worker's resident limit; 0 = none
+    uint64_t    max_memsize;  /**< this worker's resident limit; 0 = the
+                                   pool's default, which is the creator's
+                                   max_memsize (none if it gave 0); change
+                                   it with mempool_set_max_memsize()
                                    (enforced by the spilling layer) */
     const char *spill_dir;    /**< default ".mempool" */
     uint32_t    mode;         /**< permission bits of the shm object, 0600 */

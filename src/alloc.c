@@ -423,6 +423,26 @@ void mempool__evict_locked(mempool *p, uint32_t idx, uint64_t w)
     MP_ST(e->off, 0);
 }
 
+/* Slot @p d is being given up (its worker died or closed): the objects
+ * charged to it become the pool's (owner 0), counted against no worker's
+ * limit, so whoever claims the slot next starts with nothing charged. */
+void mempool__disown(mempool *p, int d)
+{
+    uint64_t hwm = atomic_load(&p->h->hwm);
+    if (mempool__lock(p))
+        return;
+    for (uint32_t i = 0; i < hwm && i < p->ntab; i++) {
+        mp_entry *e = mp_entry_at(p, i);
+        uint64_t w = atomic_load(&e->word);
+        if (e->owner == d + 1 && MP_W_ST(w) != MP_ST_FREE &&
+            MP_W_ST(w) != MP_ST_RETIRED) {
+            account(p, e, w, -1);
+            MP_ST(e->owner, 0);
+        }
+    }
+    mempool__unlock(p);
+}
+
 /* ---- derived state: placement shared by rebuild and verify ------------- */
 
 /* Record the block (off, len) in @p pg; -1 if it is invalid or overlaps. */

@@ -311,6 +311,7 @@ static int new_header(const char *name, const mempool_options *o,
     h->format = mempool__format_word();
     h->mode = o->mode;
     h->policy = o->policy;
+    h->default_memsize = o->max_memsize;
     h->high_pct = 85;
     h->low_pct = 75;
     if ((rc = spill_dir_of(o->spill_dir, name, h->spill_dir)))

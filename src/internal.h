@@ -108,6 +108,7 @@ void mempool__free(mempool *p, uint32_t idx);                  /* locked */
 void mempool__charge(mempool *p, uint32_t idx);                /* locked */
 bool mempool__mark_ondisk(mempool *p, uint32_t idx, uint64_t w, uint64_t nw);
 void mempool__evict_locked(mempool *p, uint32_t idx, uint64_t w);
+void mempool__disown(mempool *p, int d);
 uint64_t mempool__block_bytes(uint64_t len);
 void mempool__alloc_init(mempool *p);
 int  mempool__alloc_verify(mempool *p, char *why, size_t whylen); /* locked */

@@ -136,6 +136,7 @@ typedef struct mp_header {
     uint32_t policy;           /* MEMPOOL_POLICY_* */
     uint32_t high_pct, low_pct;/* arena watermarks for the spiller */
     uint32_t pad3;
+    uint64_t default_memsize;  /* max_memsize of workers that give none */
 
     /* Shared, changing. */
     _Atomic uint64_t active;   /* bit s: slot s holds state (alive or not yet reaped) */

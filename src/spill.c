@@ -151,7 +151,8 @@ int mempool__spill_init(mempool *p, const mempool_options *o, bool created)
         p->io_mode = MEMPOOL_IO_PWRITE;
     p->evict_wait_ms = o->evict_wait_ms;
     p->verify = !(o->flags & MEMPOOL_OPEN_NOVERIFY);
-    atomic_store(&s->max_memsize, o->max_memsize);
+    atomic_store(&s->max_memsize, o->max_memsize ? o->max_memsize
+                                                 : p->h->default_memsize);
     atomic_store(&s->max_disksize, o->max_disksize);
     if (created)
         wipe_dir(p->spill_dir);        /* left by an earlier incarnation */

@@ -23,7 +23,8 @@
  * what d left in flight - entries it was reserving, refcount checks it was
  * running - then drop its pin and reference cells, which frees deleted
  * objects it was the last to pin and deletes refcounted objects it was the
- * last to reference. Objects d published stay: they belong to the pool.
+ * last to reference. Objects d published stay: they belong to the pool,
+ * and no longer count against the limit of whoever claims slot d next.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -163,6 +164,7 @@ static void reap_contents(mempool *p, int d)
     reap_entries(p, d);
     MP_FP(reap_entries);
     mempool__cells_drop(p, d);
+    mempool__disown(p, d);
 }
 
 static void slot_clear(mempool *p, int d)

@@ -365,7 +365,8 @@ START_TEST(test_scripted_workload)
     ck_assert_str_eq(str(w, "state"), "alive");
     ASSERT_NUM(w, "sets", 0);
     ASSERT_NUM(w, "gets", 0);
-    ASSERT_NUM(w, "objects", 1);                 /* W2's object, its id */
+    ASSERT_NUM(w, "objects", 0);      /* W2's object is the pool's now */
+    ASSERT_NUM(d, "pool.objects.used", N - 2 + 1);
     ASSERT_NUM(d, "totals.sets", N + 1);
     ASSERT_NUM(d, "totals.gets", 4);
     cJSON_Delete(d);

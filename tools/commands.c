@@ -69,16 +69,17 @@ static int parse_dref(const char *cmd, const char *s, mempool_dref *out)
 }
 
 static const char create_usage[] =
-    "Usage: mempool create NAME [--size BYTES] [--max-objects N]\n"
-    "                           [--spill-dir DIR] [--mru]\n"
+    "Usage: mempool create NAME [--size BYTES] [--max-memsize BYTES]\n"
+    "                           [--max-objects N] [--spill-dir DIR] [--mru]\n"
     "Create pool NAME with an arena of BYTES (suffixes K, M, G; default\n"
     "1G). Fails if the pool already exists.\n"
+    "  --max-memsize BYTES  default memory limit of each worker that\n"
+    "                   attaches without one of its own (default none)\n"
     "  --max-objects N  object table capacity (default BYTES / 4096)\n"
     "  --spill-dir DIR  spill files go to DIR/NAME (default ./.mempool);\n"
     "                   fixed for the pool's life\n"
     "  --mru            evict the most recently used first (default LRU)\n"
-    "Memory limits (max_memsize) belong to each worker; they are set by the\n"
-    "programs that attach, not by the pool.\n";
+    "A worker may still set its own limit when it attaches.\n";
 
 int cmd_create(int argc, char **argv)
 {
@@ -93,6 +94,9 @@ int cmd_create(int argc, char **argv)
         if (strcmp(argv[i], "--size") == 0 && i + 1 < argc) {
             if (cli_parse_size(argv[++i], &o.arena_bytes) < 0)
                 return cli_usage_error("create", "bad --size");
+        } else if (strcmp(argv[i], "--max-memsize") == 0 && i + 1 < argc) {
+            if (cli_parse_size(argv[++i], &o.max_memsize) < 0)
+                return cli_usage_error("create", "bad --max-memsize");
         } else if (strcmp(argv[i], "--max-objects") == 0 && i + 1 < argc) {
             if (cli_parse_count(argv[++i], 1, 2147483646L, &n) < 0)
                 return cli_usage_error("create", "bad --max-objects");
