@@ -8,10 +8,12 @@
  * job_result followed by its samples. Both ends are the same binary on the
  * same host, so the structs travel as raw bytes.
  *
- * It also declares what the sections share: formatting helpers, the spill
- * section's entry point (bench_spill.c), and its two kinds of reader child
- * (bench_child.c): one-shot probes of spilled objects in a fresh process,
- * and a long-lived latency reader that records every op in a histogram.
+ * It also declares what the sections share: formatting helpers, the entry
+ * points of the spill section (bench_spill.c) and the codec section
+ * (bench_codec_section.c), and the spill section's two kinds of reader
+ * child (bench_child.c): one-shot probes of spilled objects in a fresh
+ * process, and a long-lived latency reader that records every op in a
+ * histogram.
  */
 #ifndef MEMPOOL_BENCH_H
 #define MEMPOOL_BENCH_H
@@ -81,6 +83,16 @@ struct spill_opts {
 
 /** Run the spill section and print its tables. @return 0 or an error. */
 int bench_spill(const struct spill_opts *o);
+
+/* ---- the codec section (bench_codec_section.c) ------------------------ */
+
+struct codec_opts {
+    bool        quick; /* 100,000 rows and few rounds instead of 1,000,000 */
+    const char *dir;   /* parent of the temp dir; NULL: /var/tmp, /tmp */
+};
+
+/** Run the codec section and print its table. @return 0 or an error. */
+int bench_codec(const struct codec_opts *o);
 
 /* ---- fresh-process probes of spilled objects (bench_child.c) ---------- */
 

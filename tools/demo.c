@@ -24,12 +24,16 @@
  * summary shows those counts next to the pool's spill figures
  * (mempool_stats: spills, spill_bytes, restores, disk_bytes).
  *
+ * A second phase hands tables to the same consumers over the same pipes:
+ * typed objects set with mempool_set_obj(), some spilled, decoded with
+ * mempool_get_obj() and aggregated zero-copy; demo_table.c says how.
+ *
  * At the end it prints the figures, checks that the arena's usage and the
  * bytes on disk are back to zero, and destroys the pool (which removes its
  * spill directory; a ".mempool" the demo created is removed too if empty).
  * The exit code is 0 only if everything verified.
  */
-#include "cli.h"
+#include "demo.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -43,8 +47,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define DEMO_MAX_CONSUMERS 32
-#define DEMO_MAX_INFLIGHT  64
 #define DEMO_MIN_SIZE      64ull
 #define DEMO_MAX_SIZE      (64ull << 20)
 #define DEMO_PATTERN_BYTES (DEMO_MAX_SIZE + 4096)
@@ -52,54 +54,6 @@
 #define DEMO_STALL_MS      30000 /* no report for this long: give up */
 #define DEMO_MAX_MEMSIZE   (128ull << 20) /* producer's limit by default */
 #define DEMO_SPILL_DIR     ".mempool"      /* the library's default */
-
-struct consumer {
-    pid_t    pid;     /* 0 once reaped */
-    int      status;  /* wait status, once reaped */
-    int      to_fd;   /* write end of its DRef pipe */
-    uint64_t objects; /* confirmed by it */
-    uint64_t bytes;
-    uint64_t bad;
-    uint64_t disk_views, disk_bytes; /* of those, read from a spill file */
-};
-
-struct inflight {
-    char     text[MEMPOOL_DREF_STRLEN];
-    uint64_t len, sum;
-    int      consumer; /* -1: slot free */
-    bool     sent;     /* its line went to the consumer */
-};
-
-struct demo {
-    const char     *pool;
-    const char     *spill_dir;
-    char            spill_path[4096]; /* <spill_dir>/<pool>, absolute */
-    bool            made_dir;         /* we created spill_dir */
-    uint64_t        max_memsize;
-    char            self[4096]; /* this binary, re-executed as consumers */
-    int             nconsumers;
-    long            nobjects;
-    mempool        *p;
-    unsigned char  *pattern;
-    struct consumer c[DEMO_MAX_CONSUMERS];
-    int             report_fd;
-    char            rbuf[4096]; /* partial report lines */
-    size_t          rlen;
-    struct inflight fl[DEMO_MAX_INFLIGHT];
-    int             nflight;
-    uint64_t        flight_bytes, budget;
-    long            produced;
-    uint64_t        sent_bytes, verified, bad, smallest, largest;
-    uint64_t        peak_disk;        /* most bytes in spill files seen */
-};
-
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
 
 /* Object k's size: the first is the smallest, the second the largest, the
  * rest log-uniform in between with a random tail so most are not powers of
@@ -110,7 +64,7 @@ static uint64_t object_size(long k)
         return DEMO_MIN_SIZE;
     if (k == 1)
         return DEMO_MAX_SIZE;
-    uint64_t seed = (uint64_t)k, r = splitmix64(&seed);
+    uint64_t seed = (uint64_t)k, r = demo_splitmix64(&seed);
     uint64_t lo = DEMO_MIN_SIZE << (r % 21);
     uint64_t size = lo + (r >> 8) % lo;
     return size < DEMO_MAX_SIZE ? size : DEMO_MAX_SIZE;
@@ -130,7 +84,7 @@ static int fill_pattern(struct demo *d)
         return -ENOMEM;
     uint64_t seed = 42;
     for (size_t i = 0; i < DEMO_PATTERN_BYTES; i += 8) {
-        uint64_t w = splitmix64(&seed);
+        uint64_t w = demo_splitmix64(&seed);
         memcpy(d->pattern + i, &w, sizeof w);
     }
     return 0;
@@ -164,18 +118,31 @@ static bool consume_line(mempool *p, const char *line, char *dref_text,
     return ok && rc == 0;
 }
 
+/* Answer one line: "INDEX OK|BAD DREF M|D" for bytes, "INDEX T DREF M|D
+ * AGGREGATES" (or "INDEX BAD DREF ?") for a table line "T DREF". */
+static bool answer_line(mempool *p, const char *idx, const char *line,
+                        char *report, size_t len)
+{
+    char text[MEMPOOL_DREF_STRLEN + 1] = "", where = '?', table[192];
+    bool ok;
+    if (strncmp(line, "T ", 2) == 0) {
+        ok = demo_table_consume(p, line, table, sizeof table);
+        snprintf(report, len, "%s %s\n", idx, table);
+    } else {
+        ok = consume_line(p, line, text, &where);
+        snprintf(report, len, "%s %s %s %c\n", idx, ok ? "OK" : "BAD",
+                 text[0] ? text : "-", where);
+    }
+    return ok;
+}
+
 static int consumer_loop(mempool *p, const char *idx, FILE *in, int out)
 {
-    char line[256], text[MEMPOOL_DREF_STRLEN + 1], report[128];
+    char line[256], report[256];
     int failures = 0;
     while (fgets(line, sizeof line, in) != NULL) {
-        char where = '?';
-        text[0] = '\0';
-        bool ok = consume_line(p, line, text, &where);
-        failures += !ok;
-        int n = snprintf(report, sizeof report, "%s %s %s %c\n", idx,
-                         ok ? "OK" : "BAD", text, where);
-        if (cli_write_all(out, report, (size_t)n) < 0)
+        failures += !answer_line(p, idx, line, report, sizeof report);
+        if (cli_write_all(out, report, strlen(report)) < 0)
             return CLI_FAIL;
     }
     return failures == 0 ? CLI_OK : CLI_FAIL;
@@ -303,8 +270,7 @@ static bool consumer_died(struct demo *d)
     return false;
 }
 
-/* Wait for the next complete report line and move it into @p line. */
-static int next_report(struct demo *d, char *line, size_t len)
+int demo_next_report(struct demo *d, char *line, size_t len)
 {
     int waited = 0;
     for (;;) {
@@ -340,7 +306,7 @@ static int handle_report(struct demo *d)
 {
     char line[256], status[8], text[MEMPOOL_DREF_STRLEN + 1], where;
     int idx;
-    int rc = next_report(d, line, sizeof line);
+    int rc = demo_next_report(d, line, sizeof line);
     if (rc < 0)
         return rc;
     if (sscanf(line, "%d %7s %33s %c", &idx, status, text, &where) != 4 ||
@@ -545,8 +511,9 @@ static bool back_to_zero(mempool *p)
 /* ---- command ----------------------------------------------------------- */
 
 static const char demo_usage[] =
-    "Usage: mempool demo [--consumers N] [--objects N] [--pool NAME]\n"
-    "                    [--max-memsize BYTES] [--spill-dir DIR]\n"
+    "Usage: mempool demo [--consumers N] [--objects N] [--tables N]\n"
+    "                    [--pool NAME] [--max-memsize BYTES]\n"
+    "                    [--spill-dir DIR]\n"
     "Create a pool, have one producer set objects of 64 B to 64 MiB and N\n"
     "consumer processes (default 3) get and verify them zero-copy, print\n"
     "throughput, per-consumer counts and spill figures, and destroy the\n"
@@ -554,8 +521,12 @@ static const char demo_usage[] =
     "least 64M) is below the data in flight, so it spills objects to\n"
     "--spill-dir (default .mempool in the working directory) and consumers\n"
     "read some from disk. Default --objects 256; default pool name\n"
-    "demo-PID. Exits 0 only if every object verified and the arena's usage\n"
-    "and the bytes on disk returned to zero.\n";
+    "demo-PID. Then the producer sets --tables tables (default 8, 0 skips\n"
+    "them) of 1M rows, an int64 and a string column, with mempool_set_obj;\n"
+    "some spill, and the consumers decode them with mempool_get_obj and\n"
+    "aggregate them zero-copy. Exits 0 only if every object and every\n"
+    "table's aggregates verified and the arena's usage and the bytes on\n"
+    "disk returned to zero.\n";
 
 static int parse_demo_args(struct demo *d, int argc, char **argv)
 {
@@ -573,6 +544,10 @@ static int parse_demo_args(struct demo *d, int argc, char **argv)
             if (cli_parse_count(argv[++i], 1, 1000000, &v) < 0)
                 return cli_usage_error("demo", "--objects wants 1..1000000");
             d->nobjects = v;
+        } else if (strcmp(argv[i], "--tables") == 0 && has_value) {
+            if (cli_parse_count(argv[++i], 0, DEMO_MAX_TABLES, &v) < 0)
+                return cli_usage_error("demo", "--tables wants 0..64");
+            d->t.want = v;
         } else if (strcmp(argv[i], "--pool") == 0 && has_value) {
             d->pool = argv[++i];
         } else if (strcmp(argv[i], "--spill-dir") == 0 && has_value) {
@@ -596,6 +571,7 @@ static void demo_init(struct demo *d)
     memset(d, 0, sizeof *d);
     d->nconsumers = 3;
     d->nobjects = 256;
+    d->t.want = DEMO_TABLES;
     d->report_fd = -1;
     d->smallest = UINT64_MAX;
     d->budget = DEMO_ARENA_BYTES / 2;
@@ -639,24 +615,36 @@ static int create_pool(struct demo *d)
     return rc;
 }
 
-/* Run the producer against started consumers; true if all went well. */
+static void pool_stats(mempool *p, struct mempool_stats *s)
+{
+    if (mempool_stats(p, s) < 0)
+        memset(s, 0, sizeof *s);
+}
+
+/* Run the producer against started consumers: the bytes phase, then the
+ * table phase; true if all went well. */
 static bool run_producer(struct demo *d)
 {
+    struct mempool_stats s, after;
     uint64_t t0 = cli_now_ns();
     int rc = produce_all(d);
     double secs = (double)(cli_now_ns() - t0) / 1e9;
     if (rc < 0)
         cli_error("demo", rc, "producer");
-    int failed = stop_consumers(d, rc < 0);
+    pool_stats(d->p, &s);
+    int trc = rc == 0 ? demo_tables_run(d) : 0;
+    if (trc < 0)
+        cli_error("demo", trc, "producer, table phase");
+    pool_stats(d->p, &after);
+    int failed = stop_consumers(d, rc < 0 || trc < 0);
     if (failed > 0)
         fprintf(stderr, "mempool demo: %d consumer(s) failed\n", failed);
-    struct mempool_stats s;
-    if (mempool_stats(d->p, &s) < 0)
-        memset(&s, 0, sizeof s);
     print_summary(d, &s, secs > 0 ? secs : 1e-9);
+    demo_tables_print(d, &s, &after);
     bool zero = back_to_zero(d->p);
-    return rc == 0 && failed == 0 && zero && d->bad == 0 &&
-           d->verified == (uint64_t)d->nobjects;
+    return rc == 0 && trc == 0 && failed == 0 && zero && d->bad == 0 &&
+           d->verified == (uint64_t)d->nobjects && d->t.bad == 0 &&
+           d->t.verified == d->t.want;
 }
 
 int cmd_demo(int argc, char **argv)

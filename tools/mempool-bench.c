@@ -2,8 +2,8 @@
 /*
  * mempool-bench.c - measure mempool next to baselines run in the same
  * process tree, and print markdown tables ready to paste into the README.
- * Two sections (--section core|spill|all, default all), each with its own
- * pool; a machine line comes first.
+ * Three sections (--section core|spill|codec|all, default all), each with
+ * its own pool; a machine line comes first.
  *
  * core: set, get (from another process) and delete for a few object sizes.
  *   set      mempool_set() from a prefaulted private buffer; the baseline is
@@ -33,6 +33,11 @@
  * spill: spill throughput against write(2), first-byte latency of gets of
  * spilled objects, cold read-back against a plain mmap, and get tails while
  * something spills; bench_spill.c says how.
+ *
+ * codec: set_obj and get_obj of a 1M-element string column and a 1M-row
+ * table (also of a spilled table, in a fresh process) against handing the
+ * same bytes over with write() + read() into a malloc'd buffer, through a
+ * pipe and through a file; bench_codec_section.c says how.
  */
 #include "bench.h"
 #include "cli.h"
@@ -59,7 +64,9 @@
 
 /* ---- options and plan -------------------------------------------------- */
 
-enum { SECTION_CORE = 1, SECTION_SPILL = 2, SECTION_ALL = 3 };
+enum {
+    SECTION_CORE = 1, SECTION_SPILL = 2, SECTION_CODEC = 4, SECTION_ALL = 7
+};
 
 struct options {
     bool        quick;
@@ -629,22 +636,26 @@ static int setup(struct bench *b)
 /* ---- command line ------------------------------------------------------ */
 
 static const char usage[] =
-    "Usage: mempool-bench [--quick] [--section core|spill|all] [--sizes LIST]\n"
-    "                     [--dir DIR]\n"
+    "Usage: mempool-bench [--quick] [--section core|spill|codec|all]\n"
+    "                     [--sizes LIST] [--dir DIR]\n"
     "Measure mempool against same-run baselines; print markdown tables.\n"
     "  core:  set, get+release from another process and delete against a\n"
     "         bare shm mapping, per size;\n"
     "  spill: spill throughput (io_uring and pwrite) against write(2) to the\n"
     "         same directory, first-byte latency of gets of spilled objects,\n"
     "         cold read-back against a plain mmap, and get tails while\n"
-    "         another process spills.\n"
-    "  --quick         few iterations (CI smoke run, a few seconds)\n"
-    "  --section S     core, spill or all (default all)\n"
+    "         another process spills;\n"
+    "  codec: set_obj and get_obj of a 1M-element string column and a\n"
+    "         1M-row table, also spilled, against write() + read() of the\n"
+    "         same bytes through a pipe and a file.\n"
+    "  --quick         few iterations (CI smoke run, a few seconds; codec:\n"
+    "                  100,000 rows)\n"
+    "  --section S     core, spill, codec or all (default all)\n"
     "  --sizes LIST    core: comma-separated object sizes, suffixes K, M, G\n"
     "                  (default 64,4K,1M,64M; at most 8, each 1 B..256 MiB)\n"
-    "  --dir DIR       spill: make the temp dir in DIR (default: /var/tmp,\n"
-    "                  else the working directory, else /tmp; a disk is\n"
-    "                  preferred to tmpfs)\n";
+    "  --dir DIR       spill, codec: make the temp dir in DIR (default:\n"
+    "                  /var/tmp, else the working directory (spill), else\n"
+    "                  /tmp; spill prefers a disk to tmpfs)\n";
 
 static int parse_sizes(struct options *o, char *list)
 {
@@ -664,6 +675,7 @@ static int parse_section(struct options *o, const char *s)
 {
     o->sections = strcmp(s, "core") == 0    ? SECTION_CORE
                   : strcmp(s, "spill") == 0 ? SECTION_SPILL
+                  : strcmp(s, "codec") == 0 ? SECTION_CODEC
                   : strcmp(s, "all") == 0   ? SECTION_ALL : 0;
     return o->sections ? 0 : -EINVAL;
 }
@@ -750,7 +762,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     print_machine(&b.o);
     fflush(stdout);
-    int core = 0, spill = 0;
+    int core = 0, spill = 0, codec = 0;
     if (b.o.sections & SECTION_CORE)
         core = run_core(&b);
     fflush(stdout);
@@ -761,5 +773,13 @@ int main(int argc, char **argv)
             fprintf(stderr, "mempool-bench: spill: %s\n",
                     mempool_strerror(spill));
     }
-    return core == 0 && spill == 0 ? CLI_OK : CLI_FAIL;
+    fflush(stdout);
+    if (b.o.sections & SECTION_CODEC) {
+        struct codec_opts co = {.quick = b.o.quick, .dir = b.o.dir};
+        codec = bench_codec(&co);
+        if (codec < 0)
+            fprintf(stderr, "mempool-bench: codec: %s\n",
+                    mempool_strerror(codec));
+    }
+    return core == 0 && spill == 0 && codec == 0 ? CLI_OK : CLI_FAIL;
 }
