@@ -290,20 +290,39 @@ static void block_free(mempool *p, uint64_t off, uint64_t len)
 
 /* ---- entries ----------------------------------------------------------- */
 
+/* Where an entry's charges go: its owner's slot, or the pool's own
+ * record for owner 0 (objects whose worker is gone). */
+typedef struct charges {
+    _Atomic uint64_t *objects, *resident, *disk;
+} charges;
+
+static bool charges_of(mempool *p, uint16_t owner, charges *c)
+{
+    if (owner >= 1 && owner <= MP_WORKERS) {
+        mp_slot *s = &p->slots[owner - 1];
+        *c = (charges){ &s->objects, &s->resident_bytes, &s->disk_bytes };
+    } else if (owner == 0) {
+        mp_header *h = p->h;
+        *c = (charges){ &h->pool_objects, &h->pool_resident, &h->pool_disk };
+    } else {
+        return false;                    /* corrupt owner: charge nobody */
+    }
+    return true;
+}
+
 /* Charge (+1) or uncharge (-1) entry @p e, in state word @p w, to its owner:
  * one object; its bytes as resident unless F_NOMEM; as disk if F_ONDISK. */
 static void account(mempool *p, const mp_entry *e, uint64_t w, int sign)
 {
-    mp_slot *s;
     uint64_t len = e->len;
-    if (e->owner < 1 || e->owner > MP_WORKERS)
+    charges c;
+    if (!charges_of(p, e->owner, &c))
         return;
-    s = &p->slots[e->owner - 1];
-    atomic_fetch_add(&s->objects, (uint64_t)(int64_t)sign);
+    atomic_fetch_add(c.objects, (uint64_t)(int64_t)sign);
     if (!(MP_W_FL(w) & MP_F_NOMEM))
-        atomic_fetch_add(&s->resident_bytes, (uint64_t)(int64_t)sign * len);
+        atomic_fetch_add(c.resident, (uint64_t)(int64_t)sign * len);
     if (MP_W_FL(w) & MP_F_ONDISK)
-        atomic_fetch_add(&s->disk_bytes, (uint64_t)(int64_t)sign * len);
+        atomic_fetch_add(c.disk, (uint64_t)(int64_t)sign * len);
 }
 
 static bool has_block(uint64_t w)
@@ -397,11 +416,12 @@ void mempool__charge(mempool *p, uint32_t idx)
 bool mempool__mark_ondisk(mempool *p, uint32_t idx, uint64_t w, uint64_t nw)
 {
     mp_entry *e = mp_entry_at(p, idx);
+    charges c;
     if (!atomic_compare_exchange_strong(&e->word, &w, nw))
         return false;
     if (!(MP_W_FL(w) & MP_F_ONDISK) && (MP_W_FL(nw) & MP_F_ONDISK) &&
-        e->owner >= 1 && e->owner <= MP_WORKERS)
-        atomic_fetch_add(&p->slots[e->owner - 1].disk_bytes, e->len);
+        charges_of(p, e->owner, &c))
+        atomic_fetch_add(c.disk, e->len);
     return true;
 }
 
@@ -412,14 +432,15 @@ void mempool__evict_locked(mempool *p, uint32_t idx, uint64_t w)
 {
     mp_entry *e = mp_entry_at(p, idx);
     uint64_t nw = MP_W_SETST(w, MP_ST_SPILLED, 0);
+    charges c;
     nw = (nw & ~(uint64_t)MP_F_MOVE) | MP_F_NOMEM;
     MP_FP(evict_locked);
     atomic_store(&e->word, nw);
     if (e->off)
         block_free(p, e->off, e->len);
     atomic_fetch_sub(&p->h->used_bytes, mempool__block_bytes(e->len));
-    if (e->owner >= 1 && e->owner <= MP_WORKERS)
-        atomic_fetch_sub(&p->slots[e->owner - 1].resident_bytes, e->len);
+    if (charges_of(p, e->owner, &c))
+        atomic_fetch_sub(c.resident, e->len);
     MP_ST(e->off, 0);
 }
 
@@ -438,6 +459,7 @@ void mempool__disown(mempool *p, int d)
             MP_W_ST(w) != MP_ST_RETIRED) {
             account(p, e, w, -1);
             MP_ST(e->owner, 0);
+            account(p, e, w, +1);        /* now the pool's */
         }
     }
     mempool__unlock(p);
@@ -501,6 +523,9 @@ static void rebuild(mempool *p)
         atomic_store(&p->slots[s].objects, 0);
         atomic_store(&p->slots[s].disk_bytes, 0);
     }
+    atomic_store(&h->pool_objects, 0);
+    atomic_store(&h->pool_resident, 0);
+    atomic_store(&h->pool_disk, 0);
     for (uint32_t i = (uint32_t)p->ntab; i-- > 0;) {
         mp_entry *e = mp_entry_at(p, i);
         uint64_t w = atomic_load(&e->word);
@@ -604,8 +629,9 @@ int64_t mempool__trim_locked(mempool *p)
 int mempool__alloc_verify(mempool *p, char *why, size_t whylen)
 {
     mp_page *pg = calloc(p->npages, sizeof(*pg));
-    uint64_t used = 0, nused = 0, nfree = 0, res[MP_WORKERS] = {0};
-    uint64_t objs[MP_WORKERS] = {0}, disk[MP_WORKERS] = {0};
+    /* charges per owner; index 0 is the pool's own (owner 0) */
+    uint64_t used = 0, nused = 0, nfree = 0, res[MP_WORKERS + 1] = {0};
+    uint64_t objs[MP_WORKERS + 1] = {0}, disk[MP_WORKERS + 1] = {0};
     uint64_t walked = 0, npartial = 0, expect_partial = 0;
     int rc = 0;
 
@@ -634,10 +660,10 @@ int mempool__alloc_verify(mempool *p, char *why, size_t whylen)
         nused++;
         if (has_block(w))
             used += mempool__block_bytes(e->len);
-        if (e->owner >= 1 && e->owner <= MP_WORKERS) {
-            res[e->owner - 1] += has_block(w) ? e->len : 0;
-            disk[e->owner - 1] += (MP_W_FL(w) & MP_F_ONDISK) ? e->len : 0;
-            objs[e->owner - 1]++;
+        if (e->owner <= MP_WORKERS) {
+            res[e->owner] += has_block(w) ? e->len : 0;
+            disk[e->owner] += (MP_W_FL(w) & MP_F_ONDISK) ? e->len : 0;
+            objs[e->owner]++;
         }
     }
     for (uint64_t k = 0; k < p->npages; k++) {
@@ -677,15 +703,17 @@ int mempool__alloc_verify(mempool *p, char *why, size_t whylen)
              (unsigned long long)atomic_load(&p->h->used_bytes),
              (unsigned long long)atomic_load(&p->h->entries_used),
              (unsigned long long)used, (unsigned long long)nused);
-    for (int s = 0; s < MP_WORKERS; s++)
-        if (res[s] != atomic_load(&p->slots[s].resident_bytes) ||
-            objs[s] != atomic_load(&p->slots[s].objects) ||
-            disk[s] != atomic_load(&p->slots[s].disk_bytes))
-            FAIL("worker %d charged %llu/%llu bytes (memory/disk), table "
-                 "says %llu/%llu", s + 1,
-                 (unsigned long long)atomic_load(&p->slots[s].resident_bytes),
-                 (unsigned long long)atomic_load(&p->slots[s].disk_bytes),
-                 (unsigned long long)res[s], (unsigned long long)disk[s]);
+    for (uint16_t o = 0; o <= MP_WORKERS; o++) {
+        charges c;
+        charges_of(p, o, &c);
+        if (res[o] != atomic_load(c.resident) ||
+            objs[o] != atomic_load(c.objects) || disk[o] != atomic_load(c.disk))
+            FAIL("%s %d charged %llu/%llu bytes (memory/disk), table "
+                 "says %llu/%llu", o ? "worker" : "pool", o,
+                 (unsigned long long)atomic_load(c.resident),
+                 (unsigned long long)atomic_load(c.disk),
+                 (unsigned long long)res[o], (unsigned long long)disk[o]);
+    }
 out:
     free(pg);
     return rc;

@@ -582,7 +582,8 @@ int mempool_open(const char *name, const mempool_options *o, mempool **out)
     }
     mempool__bind(p);
     mempool__register(p);
-    if ((rc = mempool__claim_slot(p)) < 0)
+    if ((rc = mempool__spill_bind(p)) ||
+        (rc = mempool__claim_slot(p)) < 0)
         goto fail_unmap;
     if ((rc = mempool__spill_init(p, o, created)))
         goto fail_slot;

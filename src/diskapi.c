@@ -51,6 +51,8 @@ static int ensure_file(mempool *p, uint32_t idx)
     for (unsigned spins = 0;;) {
         int res, rc = mempool__write_clean(p, &idx, 1, &res);
         uint64_t w;
+        if (rc == 0 && res == -EAGAIN)
+            rc = -EAGAIN;            /* another worker is writing it */
         if (rc != -EAGAIN)
             return rc;
         w = atomic_load(&mp_entry_at(p, idx)->word);

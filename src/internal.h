@@ -134,6 +134,7 @@ void mempool__after_unpin(mempool *p, uint32_t idx);
 int  mempool__get(mempool *p, mempool_dref r, mempool_view *v, bool recency);
 
 /* ---- spill.c: clean copies, eviction, making room ---------------------- */
+int  mempool__spill_bind(mempool *p);
 int  mempool__spill_init(mempool *p, const mempool_options *o, bool created);
 void mempool__spill_fini(mempool *p);
 int  mempool__write_clean(mempool *p, const uint32_t *idx, unsigned n,

@@ -165,6 +165,9 @@ typedef struct mp_header {
     _Atomic uint64_t retired[16];
     _Atomic uint64_t recovered_pins; /* pin cells dropped for a worker that
                                         died or closed without releasing */
+    /* Charges of objects that belong to the pool (owner 0: their worker
+     * closed or died); under alloc_lock like the slots' charges. */
+    _Atomic uint64_t pool_objects, pool_resident, pool_disk;
 } mp_header;
 
 typedef struct mp_slot {

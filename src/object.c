@@ -29,6 +29,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "failpoint.h"
 #include "internal.h"
@@ -219,6 +220,7 @@ static int alloc_entry(mempool *p, size_t len, const mempool_set_options *o,
                        int owner, uint32_t *idx)
 {
     uint64_t lim = atomic_load(&p->slots[owner].max_memsize), need = 0;
+    uint64_t deadline = 0;
     int rc, who = -1;
 
     if (lim && len > lim)
@@ -229,8 +231,16 @@ static int alloc_entry(mempool *p, size_t len, const mempool_set_options *o,
             return rc;
         if (rc == -ENOMEM && mempool_reap(p) > 0)
             continue;                     /* a dead worker's memory is back */
-        if ((rc = mempool__make_room(p, who, need, true)))
-            return rc;
+        if (!deadline)
+            deadline = mempool__now_ns() + p->evict_wait_ms * 1000000ull;
+        else if (mempool__now_ns() >= deadline)
+            return -ENOMEM;               /* after one more admission */
+        /* One pass, then admit again: others may have freed room too. */
+        rc = mempool__make_room(p, who, need, false);
+        if (rc && rc != -ENOMEM && rc != -ENOENT && rc != -EAGAIN)
+            return rc;                    /* -ENOSPC, -EIO: say so */
+        if (rc == -ENOMEM)
+            nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
     }
 }
 

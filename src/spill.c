@@ -134,11 +134,10 @@ void mempool__unlink_files(mempool *p, uint32_t idx, uint32_t gen)
 
 /* ---- setup -------------------------------------------------------------- */
 
-int mempool__spill_init(mempool *p, const mempool_options *o, bool created)
+/* Know the spill directory before anything can unlink files in it (the
+ * slot claim may reap a dead worker). */
+int mempool__spill_bind(mempool *p)
 {
-    const char *env = getenv("MEMPOOL_IO");
-    mp_slot *s = &p->slots[p->slot];
-
     if (!memchr(p->h->spill_dir, '\0', MP_PATH_MAX))
         return MEMPOOL_ECORRUPT;
     memcpy(p->spill_dir, p->h->spill_dir, MP_PATH_MAX);
@@ -146,6 +145,14 @@ int mempool__spill_init(mempool *p, const mempool_options *o, bool created)
         return MEMPOOL_ECORRUPT;
     pthread_mutex_init(&p->io_lock, NULL);
     p->dirfd = -1;
+    return 0;
+}
+
+int mempool__spill_init(mempool *p, const mempool_options *o, bool created)
+{
+    const char *env = getenv("MEMPOOL_IO");
+    mp_slot *s = &p->slots[p->slot];
+
     p->io_mode = o->io_mode;
     if (env && strcmp(env, "pwrite") == 0)
         p->io_mode = MEMPOOL_IO_PWRITE;
@@ -244,7 +251,10 @@ static int claim(mempool *p, uint32_t idx, uint32_t *gen, uint64_t *tok)
     }
     for (;;) {
         w = atomic_load(&e->word);
-        rc = MP_W_ST(w) != MP_ST_LIVE || MP_W_GEN(w) != *gen ? -ENOENT
+        rc = MP_W_GEN(w) != *gen                             ? -ENOENT
+             : (MP_W_ST(w) == MP_ST_SPILLED ||
+                MP_W_ST(w) == MP_ST_EVICTING)                ? 0
+             : MP_W_ST(w) != MP_ST_LIVE                      ? -ENOENT
              : (MP_W_FL(w) & MP_F_ONDISK)                    ? 0
              : (MP_W_FL(w) & MP_F_WRITING)                   ? -EAGAIN : 1;
         if (rc != 1)
@@ -389,6 +399,8 @@ int mempool__evict(mempool *p, uint32_t idx, uint32_t gen)
             return -ENOENT;
         if (MP_W_ST(w) == MP_ST_SPILLED)
             return 0;
+        if (MP_W_ST(w) == MP_ST_EVICTING)
+            return -EBUSY;               /* another evictor's verdict */
         if (MP_W_ST(w) != MP_ST_LIVE)
             return -ENOENT;
         if (!(MP_W_FL(w) & MP_F_ONDISK) || (MP_W_FL(w) & MP_F_WRITING))

@@ -361,6 +361,8 @@ static void sum_slots(mempool *p, struct mempool_stats *s)
     uint64_t act = atomic_load(&p->h->active);
     for (int k = 0; k < EV_N; k++)
         ev[k] = ld(&p->h->retired[k]);
+    s->resident_bytes = ld(&p->h->pool_resident);   /* the pool's own */
+    s->disk_bytes = ld(&p->h->pool_disk);
     for (int i = 0; i < MP_WORKERS; i++) {
         mp_slot *w = &p->slots[i];
         s->resident_bytes += ld(&w->resident_bytes);

@@ -689,7 +689,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     snprintf(pool, sizeof pool, "fuzz-dref-%d", (int)getpid());
-    snprintf(spill_root, sizeof spill_root, "/tmp/fuzz-dref.XXXXXX");
+    snprintf(spill_root, sizeof spill_root, "/tmp/fuzz-dref-%d.XXXXXX",
+             (int)getpid());
     if (!mkdtemp(spill_root))
         FAIL("mkdtemp");
     snprintf(save_path, sizeof save_path, "%s/saved", spill_root);
