@@ -56,7 +56,7 @@ static int ensure_file(mempool *p, uint32_t idx)
         if (rc != -EAGAIN)
             return rc;
         w = atomic_load(&mp_entry_at(p, idx)->word);
-        mempool__wait_who(p, MP_W_WHO(w), &spins);
+        mempool__wait_who(p, MP_W_WHO(w), idx, &spins);
     }
 }
 

@@ -97,7 +97,9 @@ bool mempool__slot_alive(mempool *p, int slot);
 int  mempool__reap_slot(mempool *p, int slot);   /* 1 reaped, 0 alive */
 void mempool__register(mempool *p);
 void mempool__unregister(mempool *p);
-void mempool__wait_who(mempool *p, unsigned who, unsigned *spins);
+void mempool__wait_who(mempool *p, unsigned who, uint32_t idx,
+                       unsigned *spins);
+void mempool__repair_entry(mempool *p, int d, uint32_t i);
 uint64_t mempool__now_ns(void);
 
 /* ---- alloc.c: blocks and entries, under the robust allocator lock ----- */

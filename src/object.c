@@ -128,7 +128,7 @@ void mempool__refcheck(mempool *p, uint32_t idx, uint32_t gen)
         if (!alive(w, gen) || !(MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED))
             return;
         if (MP_W_RC(w) || MP_W_ST(w) == MP_ST_EVICTING) {
-            mempool__wait_who(p, MP_W_RC(w) ? MP_W_RC(w) : MP_W_WHO(w),
+            mempool__wait_who(p, MP_W_RC(w) ? MP_W_RC(w) : MP_W_WHO(w), idx,
                               &spins);
             continue;
         }
@@ -417,7 +417,7 @@ static int pin_settled(mempool *p, uint32_t idx, uint32_t gen, uint64_t *wp,
             *wp = w;
             return 0;
         }
-        mempool__wait_who(p, MP_W_WHO(w), &spins);
+        mempool__wait_who(p, MP_W_WHO(w), idx, &spins);
     }
 }
 
@@ -562,7 +562,7 @@ int mempool_delete(mempool *p, mempool_dref r)
         if (!alive(w, gen))
             return -ENOENT;
         if (MP_W_ST(w) == MP_ST_EVICTING) {
-            mempool__wait_who(p, MP_W_WHO(w), &spins);
+            mempool__wait_who(p, MP_W_WHO(w), idx, &spins);
             continue;
         }
         if (atomic_compare_exchange_weak(&e->word, &w, deleted_word(w)))
@@ -609,7 +609,7 @@ int mempool_ref(mempool *p, mempool_dref r)
         }
         if (!MP_W_RC(w))
             break;
-        mempool__wait_who(p, MP_W_RC(w), &spins);    /* await the verdict */
+        mempool__wait_who(p, MP_W_RC(w), idx, &spins); /* the verdict */
     }
     COUNT(p, refs);
     return 0;

@@ -127,32 +127,40 @@ bool mempool__slot_alive(mempool *p, int slot)
 
 /* ---- reaping ----------------------------------------------------------- */
 
-/* Undo what slot @p d left in the table: reservations, file writes,
- * evictions, refcount checks, and unfinished deletes or moves. */
-static void reap_entries(mempool *p, int d)
+/* Undo what dead slot @p d left on entry @p i: a reservation, a file
+ * write, an eviction, a refcount check. CAS-based, so it is harmless if
+ * another reaper or waiter repaired it first. */
+void mempool__repair_entry(mempool *p, int d, uint32_t i)
 {
     unsigned who = (unsigned)d + 1;
+    mp_entry *e = mp_entry_at(p, i);
+    uint64_t w = atomic_load(&e->word);
+
+    if (MP_W_ST(w) == MP_ST_ALLOC && MP_W_WHO(w) == who) {
+        if (mempool__lock(p) == 0) {
+            if (atomic_load(&e->word) == w)
+                mempool__free(p, i);
+            mempool__unlock(p);
+        }
+        return;
+    }
+    if (MP_W_WHO(w) == who)
+        mempool__reap_spill(p, d, i, w);
+    w = atomic_load(&e->word);
+    if (MP_W_RC(w) == who &&
+        atomic_compare_exchange_strong(&e->word, &w, MP_W_SETRC(w, 0)))
+        mempool__refcheck(p, i, MP_W_GEN(w));
+}
+
+/* Undo what slot @p d left in the table, and finish deletes or moves whose
+ * worker died between steps (those words name no owner). */
+static void reap_entries(mempool *p, int d)
+{
     uint64_t hwm = atomic_load(&p->h->hwm);
     for (uint32_t i = 0; i < p->ntab && i < hwm; i++) {
-        mp_entry *e = mp_entry_at(p, i);
-        uint64_t w = atomic_load(&e->word);
-        if (MP_W_ST(w) == MP_ST_ALLOC && MP_W_WHO(w) == who) {
-            if (mempool__lock(p) == 0) {
-                if (atomic_load(&e->word) == w)
-                    mempool__free(p, i);
-                mempool__unlock(p);
-            }
-            continue;
-        }
-        if (MP_W_WHO(w) == who)
-            mempool__reap_spill(p, d, i, w);
-        w = atomic_load(&e->word);
-        if (MP_W_RC(w) == who &&
-            atomic_compare_exchange_strong(&e->word, &w, MP_W_SETRC(w, 0)))
-            mempool__refcheck(p, i, MP_W_GEN(w));
-        /* A deleter or mover may have died before its last step (these
-         * words name no owner): finish it if nobody pins the object. */
-        w = atomic_load(&e->word);
+        uint64_t w;
+        mempool__repair_entry(p, d, i);
+        w = atomic_load(&mp_entry_at(p, i)->word);
         if (MP_W_ST(w) == MP_ST_DELETED || (MP_W_FL(w) & MP_F_MOVE))
             mempool__after_unpin(p, i);
     }
@@ -210,7 +218,11 @@ int mempool_reap(mempool *p)
     return n;
 }
 
-void mempool__wait_who(mempool *p, unsigned who, unsigned *spins)
+/* Wait a little for worker @p who to finish its step on entry @p idx. If
+ * it is not alive, reap it, and repair the entry itself: the word may name
+ * a slot nobody holds (corrupt state), which no reap of that slot fixes. */
+void mempool__wait_who(mempool *p, unsigned who, uint32_t idx,
+                       unsigned *spins)
 {
     ++*spins;
     if (*spins < 64) {
@@ -218,8 +230,10 @@ void mempool__wait_who(mempool *p, unsigned who, unsigned *spins)
         return;
     }
     if ((*spins & 63) == 0 && who >= 1 && who <= MP_WORKERS &&
-        !mempool__slot_alive(p, (int)who - 1))
+        !mempool__slot_alive(p, (int)who - 1)) {
         mempool__reap_slot(p, (int)who - 1);
+        mempool__repair_entry(p, (int)who - 1, idx);
+    }
     sched_yield();
 }
 
@@ -234,11 +248,13 @@ int mempool__claim_slot(mempool *p)
         MP_FP(slot_locked);
         p->slot = s;
         if (pthread_mutex_lock(&p->reap_lock) == 0) {
-            if (atomic_load(&sl->state) ||
-                (atomic_load(&p->h->active) >> s & 1)) {
-                reap_contents(p, s);   /* the previous holder died */
-                atomic_fetch_add(&p->h->reaped, 1);
-            }
+            bool held = atomic_load(&sl->state) ||
+                        (atomic_load(&p->h->active) >> s & 1);
+            /* Always: even a slot marked free must name nothing of ours
+             * before we act under its id (a damaged arena might). */
+            reap_contents(p, s);
+            if (held)
+                atomic_fetch_add(&p->h->reaped, 1);   /* previous holder */
             pthread_mutex_unlock(&p->reap_lock);
         }
         mempool__stats_retire(p, s);   /* counters start at 0 for us */
