@@ -105,6 +105,8 @@ static struct env_counts {
         } \
     } while (0)
 
+static void case_teardown(void);
+
 /* Run @p fn in a child; 77 from it is a skip (noted), else it must pass. */
 static void run_case(const char *what, int (*fn)(void *), void *arg,
                      double timeout)
@@ -117,6 +119,8 @@ static void run_case(const char *what, int (*fn)(void *), void *arg,
         atomic_fetch_add(&counts->skipped, 1);
         return;
     }
+    if (st != 0)
+        case_teardown();        /* a failed check skips the fixture's */
     ck_assert_msg(st == 0, "%s: child ended with %d (-1: hung, >=128: "
                   "signal)", what, st);
     atomic_fetch_add(&counts->ran, 1);

@@ -587,8 +587,9 @@ static void end_input(void)
     int rc;
 
     for (int i = 0; i < MAX_HELD; i++) {
-        if (held[i].used && (rc = mempool_release(H[held[i].h], &held[i].v)))
-            ; /* a forged or stale-copy release may have taken this pin */
+        /* may fail: a forged or stale-copy release may have taken it */
+        if (held[i].used)
+            (void)mempool_release(H[held[i].h], &held[i].v);
         held[i].used = false;
     }
     for (int k = 0; k < nobj; k++) {
@@ -607,9 +608,10 @@ static void end_input(void)
         }
     }
     nobj = FD_NPRE;
-    /* References on objects deleted under them cannot be dropped: they
-     * stay in the handle's cell table until it closes. Reopen before they
-     * fill it (see the report on mempool_delete of refcounted objects). */
+    /* References on refcounted objects deleted under them cannot be
+     * dropped (unref: -ENOENT): they stay in the handle's cell table until
+     * it closes, and enough of them make its gets and refs -ENOBUFS - a
+     * library bug, reported. Reopen the handle before they fill it. */
     for (int h = 0; h < NH; h++)
         if (stuck[h] > 256)
             reopen(h);

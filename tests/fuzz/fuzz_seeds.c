@@ -9,8 +9,11 @@
  * tests/fuzz/run.sh runs it before every fuzzing session, so the seeds
  * always match the build (an arena header carries a format word that
  * changes with the layout); the committed copies under tests/fuzz/ are the
- * same seeds plus the regression inputs of crashes found so far. Rerun
- * `fuzz_seeds tests/fuzz` after a layout change.
+ * same seeds, and the regression inputs of the bugs found so far
+ * (corpus-attach/regress-*, rebuilt here from their patches so that they
+ * follow the layout). The corpus replay tests (ctest fuzz_*_corpus) run
+ * over a fresh copy too. Rerun `fuzz_seeds tests/fuzz` after a layout
+ * change.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +26,7 @@
 
 #include "fuzz_attach_base.h"
 #include "fuzz_params.h"
+#include "layout.h"
 #include "mempool.h"
 
 static const char *outdir;
@@ -168,6 +172,92 @@ static int rm_entry(const char *path, const struct stat *st, int flag,
     return 0;
 }
 
+/* Append a patch record (fuzz_params.h) to @p q; returns its end. */
+static uint8_t *patch(uint8_t *q, unsigned reg, uint32_t off, const void *b,
+                      uint8_t len)
+{
+    q[0] = (uint8_t)reg;
+    memcpy(q + 1, &off, 4);
+    q[5] = len;
+    memcpy(q + 6, b, len);
+    return q + 6 + len;
+}
+
+/* Entry index of the first entry of the image matching @p want (by length
+ * and flags), or -1. */
+static int find_entry(const fa_base *b, uint64_t len, uint16_t setflags)
+{
+    const mp_header *h = (const mp_header *)b->image;
+
+    for (uint64_t i = 0; i < h->max_objects; i++) {
+        mp_entry e;
+
+        memcpy(&e, b->image + h->table_off + i * sizeof e, sizeof e);
+        if (MP_W_ST(e.word) == MP_ST_LIVE && e.len == len &&
+            e.setflags == setflags)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* The inputs of the bugs fuzz_attach found, rebuilt for this layout: each
+ * passes with the harness's masking on, and crashes or hangs the library
+ * with FUZZ_ATTACH_RAW=1 (see fuzz_attach.c and the report). */
+static void attach_regressions(const fa_base *b)
+{
+    uint8_t in[FA_HDR_BYTES + 64], *q, v[16];
+    int plain = find_entry(b, 100, 0);
+    int rc = find_entry(b, 300, MEMPOOL_SET_REFCOUNTED);
+    uint32_t e;
+    uint64_t x;
+
+    if (plain < 0 || rc < 0) {
+        fprintf(stderr, "fuzz_seeds: base image lacks its objects\n");
+        bad = 1;
+        return;
+    }
+    memcpy(in, b->image, FA_HDR_BYTES);
+    /* a refcounted entry's rc byte names the image's other dead worker,
+     * whose slot the reaper of slot 1 cannot take (reap_lock) */
+    v[0] = 2;
+    q = patch(in + FA_HDR_BYTES, FA_REG_TABLE,
+              (uint32_t)(rc * sizeof(mp_entry) + 1), v, 1);
+    emit("corpus-attach", "regress-rc-names-other-dead-worker", in,
+         (size_t)(q - in));
+    /* ... names a slot nobody uses */
+    v[0] = 5;
+    q = patch(in + FA_HDR_BYTES, FA_REG_TABLE,
+              (uint32_t)(rc * sizeof(mp_entry) + 1), v, 1);
+    emit("corpus-attach", "regress-rc-names-unused-slot", in,
+         (size_t)(q - in));
+    /* a LIVE entry made EVICTING by a slot nobody uses */
+    v[0] = 5;
+    v[1] = MP_ST_EVICTING;
+    q = patch(in + FA_HDR_BYTES, FA_REG_TABLE,
+              (uint32_t)(plain * sizeof(mp_entry) + 2), v, 2);
+    emit("corpus-attach", "regress-evicting-who-unused-slot", in,
+         (size_t)(q - in));
+    /* a LIVE entry's length past the arena (spilling reads it all) */
+    x = 0x7fff0000u;
+    e = (uint32_t)(plain * sizeof(mp_entry) + offsetof(mp_entry, len));
+    q = patch(in + FA_HDR_BYTES, FA_REG_TABLE, e, &x, 8);
+    emit("corpus-attach", "regress-entry-len-past-arena", in,
+         (size_t)(q - in));
+    /* ... and its offset: base + off overflows */
+    x = 0xfffffffffff00000ull;
+    e = (uint32_t)(plain * sizeof(mp_entry) + offsetof(mp_entry, off));
+    q = patch(in + FA_HDR_BYTES, FA_REG_TABLE, e, &x, 8);
+    emit("corpus-attach", "regress-entry-off-overflow", in, (size_t)(q - in));
+    /* the allocator mutex: a lock word naming no thread (hangs), and a
+     * PI robust kind with it (glibc asserts) */
+    x = 12345;
+    memcpy(in + b->lock_off, &x, 4);
+    emit("corpus-attach", "regress-alloc-lock-word", in, FA_HDR_BYTES);
+    x = 0x30;                 /* PTHREAD_MUTEX_PRIO_INHERIT_NP | ROBUST */
+    memcpy(in + b->lock_off + 16, &x, 4);
+    emit("corpus-attach", "regress-alloc-lock-pi-kind", in, FA_HDR_BYTES);
+}
+
 static void attach_seeds(void)
 {
     char root[] = "/tmp/fuzz-seeds.XXXXXX", name[64], shm[128];
@@ -207,6 +297,7 @@ static void attach_seeds(void)
         emit("corpus-attach", "base-header-patched", page, FA_HDR_BYTES + 15);
     }
     emit("corpus-attach", "base-first-half", b.image, FA_HDR_BYTES / 2);
+    attach_regressions(&b);
     /* the header page of a fresh, empty pool of the same size */
     mempool_options_init(&o);
     o.arena_bytes = FA_ARENA_BYTES;

@@ -118,21 +118,24 @@ for t in "${TARGETS[@]}"; do
     if [[ $t == codec ]]; then
         cp "$HERE"/corpus/* "$corpus/" 2>/dev/null
         maxlen=8192
+        extra=()
     else
         cp "$HERE/corpus-$t"/* "$corpus/" 2>/dev/null
         for f in "$WORK/seeds/corpus-$t"/*; do
             [[ -e $f ]] && cp "$f" "$corpus/fresh-$(basename "$f")"
         done
+        extra=()
         case $t in
             dref) maxlen=1024 ;;
-            attach) maxlen=8192 ;;
+            # patches past the 4 KiB header need long inputs from the start
+            attach) maxlen=8192 extra=(-len_control=0) ;;
             spillfile) maxlen=16384 ;;
         esac
     fi
     echo "run.sh: fuzz_$t for ${DURATION}s over $(ls "$corpus" | wc -l) seeds"
     "$BIN/fuzz_$t" "$corpus" \
         -max_total_time="$DURATION" -max_len=$maxlen -timeout=10 \
-        -rss_limit_mb=2048 -print_final_stats=1 \
+        -rss_limit_mb=2048 -print_final_stats=1 "${extra[@]}" \
         -artifact_prefix="$WORK/artifacts-$t/" >"$WORK/fuzz-$t.log" 2>&1
     rc=$?
     grep -E '^(#[0-9]+[[:space:]]+DONE|==[0-9]+==|SUMMARY|Test unit written|fuzz_[a-z_]*: )' \
