@@ -24,9 +24,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "failpoint.h"
 #include "internal.h"
@@ -575,9 +577,30 @@ void mempool__alloc_init(mempool *p)
 
 /* ---- the lock ---------------------------------------------------------- */
 
+/* Wait for the allocator lock. A holder that dies makes the kernel hand it
+ * over (EOWNERDEAD); a lock word naming a thread that does not exist can
+ * only come from a damaged arena, so after each second of waiting the
+ * owner is checked and the wait fails instead of lasting forever. */
+static int lock_wait(mempool *p)
+{
+    for (;;) {
+        struct timespec ts;
+        int rc, owner;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        rc = pthread_mutex_timedlock(&p->h->alloc_lock, &ts);
+        if (rc != ETIMEDOUT)
+            return rc;
+        owner = __atomic_load_n(&p->h->alloc_lock.__data.__owner,
+                                __ATOMIC_RELAXED);
+        if (owner <= 0 || (kill(owner, 0) < 0 && errno == ESRCH))
+            return ENOTRECOVERABLE;
+    }
+}
+
 int mempool__lock(mempool *p)
 {
-    int rc = pthread_mutex_lock(&p->h->alloc_lock);
+    int rc = lock_wait(p);
     if (rc == EOWNERDEAD) {
         rebuild(p);
         pthread_mutex_consistent(&p->h->alloc_lock);

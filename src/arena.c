@@ -200,11 +200,28 @@ static int wait_ready(int fd)
     return rc;
 }
 
+static int init_mutex(pthread_mutex_t *m);
+
+/* The allocator mutex must be of the kind we create (robust, shared): a
+ * damaged kind can make the C library abort or block. */
+static bool mutex_kind_ok(const pthread_mutex_t *m)
+{
+    pthread_mutex_t ref;
+    int kind;
+    if (init_mutex(&ref))
+        return false;
+    kind = ref.__data.__kind;
+    pthread_mutex_destroy(&ref);
+    return m->__data.__kind == kind;
+}
+
 /* Check a header read from an existing object of @p size bytes. */
 static int validate_header(const mp_header *h, uint64_t size)
 {
     mp_header chk;
     if (h->magic != MP_MAGIC)
+        return MEMPOOL_ECORRUPT;
+    if (!mutex_kind_ok(&h->alloc_lock))
         return MEMPOOL_ECORRUPT;
     if (h->format != mempool__format_word())
         return MEMPOOL_EFORMAT;

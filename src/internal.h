@@ -159,6 +159,7 @@ int  mempool__map_file(mempool *p, const char *path, struct mp_mapping **out,
 int  mempool__map_put(mempool *p, uint64_t id);   /* by mapping id */
 uint64_t mempool__map_id(const struct mp_mapping *m);
 void mempool__maps_free(mempool *p);
+void mempool__maps_sweep(mempool *p);
 
 /* ---- spiller.c: the pool's elected background spiller ----------------- */
 int  mempool__spiller_start(mempool *p);

@@ -7,7 +7,9 @@
  * mapping between views (each view holds a reference; the entry itself is
  * pinned through the pin cells as usual). A mapping nobody uses is kept for
  * a later get - up to MP_IDLE_MAPS of them - unless its object is gone, in
- * which case it is unmapped at once so a deleted file's space is returned.
+ * which case it is unmapped at once (at its release, or when this handle
+ * deletes the object) so a deleted file's space is returned. Idle mappings
+ * held by *other* processes' handles go at their next release or close.
  * Files opened with mempool_get_file() get a mapping of their own, unmapped
  * at release. Views name their mapping by id, never by pointer, so a forged
  * or twice-released view cannot make us free something we do not own.
@@ -206,6 +208,34 @@ int mempool__map_put(mempool *p, uint64_t id)
     if (gone)
         drop(gone);
     return 0;
+}
+
+/* Unmap every idle mapping whose object is no longer spilled (deleted,
+ * or reused): an unlinked file's disk space comes back only when nobody
+ * maps it. Called when this handle deletes a spilled object. */
+void mempool__maps_sweep(mempool *p)
+{
+    struct mp_mapcache *c = p->maps;
+    struct mp_mapping *gone = NULL, **pp;
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    for (pp = &c->head; *pp;) {
+        struct mp_mapping *m = *pp;
+        if (m->refs == 0 && !still_wanted(p, m)) {
+            *pp = m->next;
+            m->next = gone;
+            gone = m;
+        } else {
+            pp = &m->next;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    while (gone) {
+        struct mp_mapping *m = gone;
+        gone = m->next;
+        drop(m);
+    }
 }
 
 void mempool__maps_free(mempool *p)

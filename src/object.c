@@ -113,6 +113,8 @@ void mempool__try_reclaim(mempool *p, uint32_t idx)
     if (atomic_load(&e->word) == w)
         mempool__free(p, idx);
     mempool__unlock(p);
+    if (MP_W_FL(w) & MP_F_ONDISK)
+        mempool__maps_sweep(p);     /* our idle mapping holds the space */
 }
 
 /* Delete refcounted (idx, gen) if no worker holds a reference to it. */
@@ -620,8 +622,13 @@ int mempool_unref(mempool *p, mempool_dref r)
     uint32_t idx, gen;
     int rc;
 
-    if ((rc = refcounted(p, r, &idx, &gen)))
+    if ((rc = refcounted(p, r, &idx, &gen))) {
+        /* Deleted while we held a reference: drop our cell anyway, or it
+         * would stay until this handle closes. */
+        if (rc == -ENOENT && mempool__ref_sub(p, idx, gen) == 0)
+            COUNT(p, unrefs);
         return rc;
+    }
     if (mempool__ref_sub(p, idx, gen))
         return -EINVAL;              /* this worker holds no reference */
     mempool__refcheck(p, idx, gen);

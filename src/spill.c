@@ -296,18 +296,25 @@ static void finish(mempool *p, uint32_t idx, uint32_t gen, int result)
         mempool__unlink_files(p, idx, gen);
 }
 
-static void fill_req(mempool *p, mp_io_req *r, char *name, uint32_t idx,
+/* Describe the file of (idx, gen); false if the entry's block does not lie
+ * inside the data area (damaged arena: nothing is read). */
+static bool fill_req(mempool *p, mp_io_req *r, char *name, uint32_t idx,
                      uint32_t gen)
 {
     mp_entry *e = mp_entry_at(p, idx);
+    uint64_t off = e->off, len = e->len;
     memset(r, 0, sizeof(*r));
+    if ((off && (off < p->data_off || off > p->size ||
+                 len > p->size - off)) || (!off && len))
+        return false;
     file_name(name, 48, idx, gen);
     r->dirfd = p->dirfd;
     r->name = name;
-    r->len = e->len;
-    r->payload = p->base + (e->off ? e->off : p->data_off);
+    r->len = len;
+    r->payload = p->base + (off ? off : p->data_off);
     mempool__file_header(&r->hdr, p->h->uuid, idx, gen, e->type, 0,
                          r->payload, r->len);
+    return true;
 }
 
 static void count_write(mempool *p, const mp_io_req *r)
@@ -351,8 +358,10 @@ int mempool__write_clean(mempool *p, const uint32_t *idx, unsigned n,
     for (unsigned i = 0; i < n; i++) {
         res[i] = claim(p, idx[i], &gens[i], &toks[i]);
         if (res[i] == 1) {
-            fill_req(p, &reqs[i], names[i], idx[i], gens[i]);
-            rp[q++] = &reqs[i];
+            if (fill_req(p, &reqs[i], names[i], idx[i], gens[i]))
+                rp[q++] = &reqs[i];
+            else
+                reqs[i].result = MEMPOOL_ECORRUPT;
         } else if (res[i] < 0 && res[i] != -EAGAIN && !first) {
             first = res[i];
         }
