@@ -134,12 +134,7 @@ static int save_view(mempool *p, const mempool_view *v, uint32_t idx,
     req.durable = true;
     mempool__file_header(&req.hdr, p->h->uuid, idx, gen, v->type,
                          MP_FILE_SAVED, v->data, v->len);
-    pthread_mutex_lock(&p->io_lock);
-    rc = p->io ? 0 : mempool__io_open(&p->io, p->io_mode == MEMPOOL_IO_PWRITE
-                                                  ? MP_IO_PWRITE : MP_IO_AUTO);
-    if (!rc)
-        mempool__stats_note_io(p);
-    pthread_mutex_unlock(&p->io_lock);
+    rc = mempool__io_get(p);
     if (!rc && !(rc = mempool__io_submit(p->io, &rp, 1)))
         mempool__io_wait(p->io, &rp, 1);
     if (!rc)

@@ -119,11 +119,6 @@ int mempool__fp(enum mp_fp_id id)
     return 0;
 }
 
-/* The name of failpoint @p i, for tests that walk the list. */
-const char *mempool__fp_name(int i)
-{
-    return i >= 0 && i < MP_FP_COUNT ? fp_names[i] : NULL;
-}
 #else
 typedef int mempool__failpoints_off; /* ISO C: no empty translation unit */
 #endif

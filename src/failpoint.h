@@ -27,7 +27,6 @@ enum mp_fp_id {
 
 #ifdef MEMPOOL_FAILPOINTS
 int mempool__fp(enum mp_fp_id id);
-const char *mempool__fp_name(int i);   /* NULL past the last */
 #define MP_FP(id) mempool__fp(MP_FP_##id)
 #else
 static inline int mempool__fp_off(void) { return 0; }

@@ -137,6 +137,7 @@ int  mempool__get(mempool *p, mempool_dref r, mempool_view *v, bool recency);
 
 /* ---- spill.c: clean copies, eviction, making room ---------------------- */
 int  mempool__spill_bind(mempool *p);
+int  mempool__io_get(mempool *p);
 int  mempool__spill_init(mempool *p, const mempool_options *o, bool created);
 void mempool__spill_fini(mempool *p);
 int  mempool__write_clean(mempool *p, const uint32_t *idx, unsigned n,

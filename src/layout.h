@@ -144,7 +144,7 @@ typedef struct mp_header {
     _Atomic uint64_t reaped;   /* workers reaped since creation */
     _Atomic uint64_t hwm;      /* entries [0, hwm) have ever been used */
     _Atomic uint32_t spiller;  /* slot + 1 of the elected spiller, 0 none */
-    _Atomic uint32_t io_backend; /* 1 io_uring, 2 pwrite (of the spiller) */
+    uint32_t pad4;
     uint64_t pad1[3];
 
     /* Allocator: everything below is written only under alloc_lock. */

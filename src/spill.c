@@ -81,7 +81,8 @@ static int ensure_dir(mempool *p)
     return rc ? rc : p->dirfd;
 }
 
-static int ensure_io(mempool *p)
+/* This handle's I/O engine, started at first use. */
+int mempool__io_get(mempool *p)
 {
     int rc = 0;
     pthread_mutex_lock(&p->io_lock);
@@ -350,7 +351,7 @@ int mempool__write_clean(mempool *p, const uint32_t *idx, unsigned n,
         rc = -ENOMEM;
         goto out;
     }
-    if ((rc = ensure_dir(p)) < 0 || (rc = ensure_io(p))) {
+    if ((rc = ensure_dir(p)) < 0 || (rc = mempool__io_get(p))) {
         for (unsigned i = 0; i < n; i++)
             res[i] = rc;
         goto out;

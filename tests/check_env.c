@@ -43,6 +43,7 @@
  * Decoys are files of this test, never /etc/passwd: if a symlink were
  * followed the test must fail, not damage the host.
  */
+#include "t_seccomp.h"
 #include "helpers.h"
 
 #include <dirent.h>
@@ -66,11 +67,6 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <linux/capability.h>
-#if defined(__x86_64__)
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
-#endif
 
 #define NOBODY 65534
 #define KiB 1024ull
@@ -275,34 +271,13 @@ static void spill_scenario(const char *name, const char *dir, char *backend,
 
 /* ---------------------------------------------------- seccomp (S35) */
 
-#if defined(__x86_64__)
-static int deny_uring_setup(void)
-{
-    struct sock_filter f[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    };
-    struct sock_fprog prog = { sizeof f / sizeof f[0], f };
-
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
-        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
-        return -errno;
-    return 0;
-}
-#endif
-
 static int seccomp_child(void *arg)
 {
     const char *name = arg;
     char backend[16];
 
 #if defined(__x86_64__)
-    if (deny_uring_setup() != 0)
+    if (t_deny_uring_setup(EPERM) != 0)
         CHILD_SKIP("seccomp: cannot install a seccomp filter: %s",
                    strerror(errno));
     if (syscall(__NR_io_uring_setup, 4, NULL) != -1 || errno != EPERM)

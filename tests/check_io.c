@@ -36,12 +36,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#if defined(__x86_64__)
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
-#endif
 
+#include "t_seccomp.h"
 #include "mempool.h"
 #include "io_impl.h"
 
@@ -873,27 +869,6 @@ END_TEST
     } while (0)
 
 #if defined(__x86_64__)
-/* Refuse io_uring_setup with @p err, allow everything else. */
-static int deny_uring_setup(int err)
-{
-    struct sock_filter f[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (err & SECCOMP_RET_DATA)),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    };
-    struct sock_fprog prog = { sizeof f / sizeof f[0], f };
-
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
-        return -errno;
-    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
-        return -errno;
-    return 0;
-}
-
 static void seccomp_child(int err)
 {
     uint64_t len = 1 * MiB + 3;
@@ -905,7 +880,7 @@ static void seccomp_child(int err)
 
     C_ASSERT(buf);
     fill(buf, len, 4);
-    C_ASSERT(deny_uring_setup(err) == 0);
+    C_ASSERT(t_deny_uring_setup(err) == 0);
     C_ASSERT(io_uring_queue_init(2, &r, 0) == -err);   /* filter works */
     C_ASSERT(mempool__io_open(&io, MP_IO_AUTO) == 0);
     C_ASSERT(strcmp(mempool__io_backend(io), "pwrite") == 0);

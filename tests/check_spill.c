@@ -25,6 +25,7 @@
  * check_spill --peer-get <pool> <dref> <len> <sum-hex> attaches and reads a
  * spilled object (tests/t_peer insists on MEMPOOL_VIEW_MEMORY).
  */
+#include "t_seccomp.h"
 #include "helpers.h"
 
 #include <dirent.h>
@@ -46,11 +47,6 @@
 #include <unistd.h>
 
 #include <linux/io_uring.h>
-#if defined(__x86_64__)
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
-#endif
 
 #define ASSERT_RC(expr, want) \
     do { \
@@ -2202,28 +2198,6 @@ static void sc_scenario(mempool *p, struct sc_digest *d)
     d->objects = s.objects;
 }
 
-#if defined(__x86_64__)
-static int deny_uring_setup(void)
-{
-    struct sock_filter f[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    };
-    struct sock_fprog prog = { sizeof f / sizeof f[0], f };
-
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
-        return -errno;
-    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
-        return -errno;
-    return 0;
-}
-#endif
-
 static const char *sc_pool;
 static bool sc_filter;
 
@@ -2235,7 +2209,7 @@ static int sc_child(void *arg)
     (void)arg;
 #if defined(__x86_64__)
     if (sc_filter) {
-        T_CHILD_EQ(deny_uring_setup(), 0);
+        T_CHILD_EQ(t_deny_uring_setup(EPERM), 0);
         T_CHILD_ASSERT(!uring_usable());
     }
 #endif
