@@ -179,8 +179,12 @@ int mempool_save_to_disk(mempool *p, mempool_dref r, const char *path,
 
 int mempool_flush(mempool *p)
 {
+    struct mp_io *io;
     int rc = mempool__handle_ok(p);
     if (rc)
         return rc;
-    return p->io ? mempool__io_drain(p->io) : 0;
+    pthread_mutex_lock(&p->io_lock);     /* set lazily by another thread */
+    io = p->io;
+    pthread_mutex_unlock(&p->io_lock);
+    return io ? mempool__io_drain(io) : 0;
 }

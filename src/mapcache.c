@@ -50,8 +50,19 @@ static struct mp_mapcache *cache(mempool *p)
         c->next_id = 1;
         p->maps = c;
     }
+    c = p->maps;
     pthread_mutex_unlock(&p->io_lock);
-    return p->maps;
+    return c;
+}
+
+/* The cache if one was made; read under io_lock, as cache() writes it. */
+static struct mp_mapcache *cache_if_any(mempool *p)
+{
+    struct mp_mapcache *c;
+    pthread_mutex_lock(&p->io_lock);
+    c = p->maps;
+    pthread_mutex_unlock(&p->io_lock);
+    return c;
 }
 
 uint64_t mempool__map_id(const struct mp_mapping *m)
@@ -183,7 +194,7 @@ static struct mp_mapping *pick_drop(mempool *p, struct mp_mapcache *c,
 
 int mempool__map_put(mempool *p, uint64_t id)
 {
-    struct mp_mapcache *c = p->maps;
+    struct mp_mapcache *c = cache_if_any(p);
     struct mp_mapping *m, **pp, *gone = NULL;
 
     if (!c)
@@ -215,7 +226,7 @@ int mempool__map_put(mempool *p, uint64_t id)
  * maps it. Called when this handle deletes a spilled object. */
 void mempool__maps_sweep(mempool *p)
 {
-    struct mp_mapcache *c = p->maps;
+    struct mp_mapcache *c = cache_if_any(p);
     struct mp_mapping *gone = NULL, **pp;
     if (!c)
         return;
