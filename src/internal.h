@@ -15,7 +15,7 @@
 #include <sys/types.h>
 
 #include "layout.h"
-#include "mempool.h"
+#include <mempool/mempool.h>
 
 #define MP_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define MP_LIKELY(x)   __builtin_expect(!!(x), 1)

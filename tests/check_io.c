@@ -38,7 +38,7 @@
 
 
 #include "t_seccomp.h"
-#include "mempool.h"
+#include <mempool/mempool.h>
 #include "io_impl.h"
 
 #define KiB (1ull << 10)

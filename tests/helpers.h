@@ -27,7 +27,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include "mempool.h"
+#include <mempool/mempool.h>
 
 /** Buffer size for a pool name. */
 #define T_NAME_LEN (MEMPOOL_NAME_MAX + 1)

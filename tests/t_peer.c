@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mempool.h"
+#include <mempool/mempool.h>
 
 static uint64_t fnv1a(const void *buf, size_t len)
 {

@@ -23,7 +23,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include <mempool.h>
+#include <mempool/mempool.h>
 
 #define MAX_ROUND 32768 /* objects alive per child at once */
 

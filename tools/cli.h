@@ -4,7 +4,7 @@
  * mempool.c dispatches to, and small helpers (error messages, size parsing
  * and printing, a checksum, whole-buffer I/O, a clock).
  *
- * The tools use only the public API in <mempool.h>; nothing here reaches
+ * The tools use only the public API in <mempool/mempool.h>; nothing here reaches
  * into the library. Exit codes follow one convention everywhere:
  * CLI_OK (0) success, CLI_FAIL (1) an operation failed, CLI_USAGE (2) the
  * command line was wrong.
@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include <mempool.h>
+#include <mempool/mempool.h>
 
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 

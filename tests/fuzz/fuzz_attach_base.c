@@ -16,7 +16,7 @@
 
 #include "fuzz_attach_base.h"
 #include "layout.h"
-#include "mempool.h"
+#include <mempool/mempool.h>
 
 #define SAY(...) (fprintf(stderr, "fuzz_attach_base: " __VA_ARGS__), \
                   fputc('\n', stderr))

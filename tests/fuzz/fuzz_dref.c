@@ -38,7 +38,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "mempool.h"
+#include <mempool/mempool.h>
 #include "fuzz_params.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);

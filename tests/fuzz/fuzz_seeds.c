@@ -27,7 +27,7 @@
 #include "fuzz_attach_base.h"
 #include "fuzz_params.h"
 #include "layout.h"
-#include "mempool.h"
+#include <mempool/mempool.h>
 
 static const char *outdir;
 static int bad;

@@ -29,7 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "mempool.h"
+#include <mempool/mempool.h>
 #include "spill.h"
 #include "fuzz_params.h"
 

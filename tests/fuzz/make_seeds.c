@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mempool.h"
+#include <mempool/mempool.h>
 
 static mempool *pool;
 static const char *outdir;

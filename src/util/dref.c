@@ -8,7 +8,7 @@
 #include <errno.h>
 #include <stdio.h>
 
-#include "mempool.h"
+#include <mempool/mempool.h>
 
 int mempool_dref_format(mempool_dref r, char *buf, size_t len)
 {

@@ -61,7 +61,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mempool.h"
+#include <mempool/mempool.h>
 
 #define MP_MAGIC          UINT64_C(0x314c4f4f504d454d) /* "MEMPOOL1" */
 #define MP_FORMAT_VERSION 1u

@@ -6,7 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "mempool.h"
+#include <mempool/mempool.h>
 
 #define MEMPOOL_ERRORS(X)                                                     \
     X(MEMPOOL_EFORMAT, "pool was created by an incompatible mempool build")   \

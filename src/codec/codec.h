@@ -3,7 +3,7 @@
  * codec.h - what the codec files share (internal): the 64-byte in-object
  * header, overflow-checked arithmetic and the built-in codecs' entry points.
  *
- * The layout itself is documented in include/mempool.h ("Encoded layout"),
+ * The layout itself is documented in include/mempool/mempool.h ("Encoded layout"),
  * where users and other languages read it. Here: the header as a struct,
  * and the rules every built-in follows.
  *
@@ -26,7 +26,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "mempool.h"
+#include <mempool/mempool.h>
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "mempool codecs are defined for little-endian hosts only"

@@ -1,0 +1,866 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mempool.h - share objects between processes on one host through one POSIX
+ * shared-memory arena.
+ *
+ * This header is the whole public API and reads as the manual.
+ *
+ *   mempool *p;
+ *   mempool_open("jobs", NULL, &p);            // create or attach
+ *   mempool_dref r;
+ *   mempool_set(p, buf, len, &r);              // copy bytes in, get a DRef
+ *   // ... send r (16 plain bytes) to another process by any channel ...
+ *   mempool_view v;
+ *   mempool_get(p, r, &v);                     // zero-copy pointer, pinned
+ *   use(v.data, v.len);
+ *   mempool_release(p, &v);                    // unpin
+ *   mempool_delete(p, r);
+ *   mempool_close(p);
+ *
+ * Conventions
+ *   - Every function that can fail returns int: 0 (or a count) on success, a
+ *     negative error code on failure. Errors are -errno values where one fits
+ *     (-EINVAL, -ENOENT, -ENOMEM, -ENOSPC, ...) and MEMPOOL_E* codes, all
+ *     below -4095, for library-only cases. mempool_strerror() names each one.
+ *     errno is never the channel for an error; nothing is printed; the library
+ *     never aborts on a caller's mistake or on corrupt shared state.
+ *   - A failed call changes nothing visible unless its documentation says so.
+ *   - Thread safety: one handle may be used by many threads at once.
+ *     Process safety: any number of processes may open the same pool; each
+ *     handle is one *worker* with its own slot. A handle must not be used in a
+ *     child created by fork() (calls return MEMPOOL_EFORKED); the child opens
+ *     its own.
+ *   - Crash safety: a process killed at any instruction leaves the pool usable.
+ *     Its pins, references and unpublished reservations are dropped when its
+ *     worker is reaped: by the next mempool_open() of the pool, by
+ *     mempool_reap(), or by any operation that finds it has to wait on it.
+ *     Objects it published stay until deleted.
+ */
+#ifndef MEMPOOL_H
+#define MEMPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define MEMPOOL_API __attribute__((visibility("default")))
+#else
+#define MEMPOOL_API
+#endif
+
+#define MEMPOOL_VERSION_MAJOR 0
+#define MEMPOOL_VERSION_MINOR 1
+#define MEMPOOL_VERSION_PATCH 0
+
+/** @brief The library's version as "MAJOR.MINOR.PATCH". */
+MEMPOOL_API const char *mempool_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/** Library-specific error codes. All are below -4095 so that no value is
+ *  ambiguous with a -errno. */
+#define MEMPOOL_EFORMAT  (-4201) /**< shm object has another layout or version */
+#define MEMPOOL_ECORRUPT (-4202) /**< shared state or a file failed validation */
+#define MEMPOOL_EFORKED  (-4203) /**< handle used in a child after fork() */
+#define MEMPOOL_ENOTREADY (-4204) /**< pool creator died before it was ready */
+
+/** @brief A static, human-readable description of @p err (0, -errno or
+ *  MEMPOOL_E*). Never NULL; unknown codes give "unknown error". */
+MEMPOOL_API const char *mempool_strerror(int err);
+
+/* ------------------------------------------------------------------------ */
+/* Opening a pool                                                            */
+/* ------------------------------------------------------------------------ */
+
+/** One process's handle on a pool: a worker. Opaque. */
+typedef struct mempool mempool;
+
+/** mempool_options.flags */
+#define MEMPOOL_OPEN_CREATE 0x1u /**< create the pool if it does not exist */
+#define MEMPOOL_OPEN_EXCL   0x2u /**< with CREATE: fail with -EEXIST if it exists */
+#define MEMPOOL_OPEN_NOVERIFY 0x4u /**< map spill files without checking the
+                                        payload crc (header still checked) */
+#define MEMPOOL_OPEN_OBSERVE 0x8u  /**< attach as an observer, not a worker:
+        no slot, no spiller thread, no reaping, not counted in
+        mempool_stats.workers. Reads figures (mempool_stats(),
+        mempool_worker_stats(), mempool_stats_json(), mempool_info_get(),
+        mempool_check()); every call that would change the pool or pin an
+        object returns -EPERM. Never creates (with CREATE: -EINVAL); a pool
+        still being built is MEMPOOL_ENOTREADY. Needs only read permission
+        on the shm object (mempool_check() then returns -EACCES).
+        mempool_worker_id() returns 0. For monitors such as mempool-top. */
+
+/** Default arena size when creating: 1 GiB. */
+#define MEMPOOL_DEFAULT_ARENA_BYTES (1ull << 30)
+/** Most workers (attached handles) a pool serves at once. */
+#define MEMPOOL_MAX_WORKERS 64
+/** Longest pool name, not counting the terminating NUL. */
+#define MEMPOOL_NAME_MAX 200
+
+typedef struct mempool_options {
+    uint64_t    arena_bytes;  /**< shared memory to reserve when creating;
+                                   default MEMPOOL_DEFAULT_ARENA_BYTES, at
+                                   least 1 MiB; ignored when attaching */
+    uint64_t    max_memsize;  /**< this worker's resident limit; 0 = the
+                                   pool's default, which is the creator's
+                                   max_memsize (none if it gave 0); change
+                                   it with mempool_set_max_memsize()
+                                   (enforced by the spilling layer) */
+    const char *spill_dir;    /**< default ".mempool" */
+    uint32_t    mode;         /**< permission bits of the shm object, 0600 */
+    uint32_t    flags;        /**< MEMPOOL_OPEN_* ; default CREATE */
+    uint64_t    max_objects;  /**< object table capacity when creating;
+                                   0 = arena_bytes / 4096, at least 1024 */
+    uint64_t    max_disksize; /**< this worker's limit on bytes in spill
+                                   files; 0 = none */
+    uint32_t    policy;       /**< MEMPOOL_POLICY_LRU (default) or _MRU;
+                                   fixed by the creator */
+    uint32_t    io_mode;      /**< MEMPOOL_IO_AUTO (io_uring, else pwrite)
+                                   or MEMPOOL_IO_PWRITE */
+    uint32_t    evict_wait_ms;/**< how long a set waits for pinned victims
+                                   before -ENOMEM; default 100 */
+    uint32_t    spiller;      /**< 1 (default): take part in the election
+                                   of the pool's background spiller */
+} mempool_options;
+
+/** Eviction policies (mempool_options.policy). MRU evicts the most recently
+ *  used resident object other than the newcomer, as MemPool.jl's newer
+ *  allocator does. */
+#define MEMPOOL_POLICY_LRU 0u
+#define MEMPOOL_POLICY_MRU 1u
+/** I/O backends (mempool_options.io_mode). */
+#define MEMPOOL_IO_AUTO   0u
+#define MEMPOOL_IO_PWRITE 1u
+
+/** @brief Fill @p o with the defaults: 1 GiB arena, no limits,
+ *  ".mempool", mode 0600, MEMPOOL_OPEN_CREATE, LRU, io_uring if allowed,
+ *  100 ms eviction wait, spiller election on. */
+MEMPOOL_API void mempool_options_init(mempool_options *o);
+
+/**
+ * @brief Open pool @p name, creating it when allowed, and claim a worker slot.
+ *
+ * The pool lives in the shm object "/dev/shm/mempool.<name>". Creation is
+ * race-free: the arena is built under a private name and linked into place
+ * only when its header is complete, so no process ever sees a half-built
+ * pool; of many racing creators exactly one wins and the others attach. The
+ * whole arena is reserved with posix_fallocate() before the pool is marked
+ * ready, so a /dev/shm that is too small fails here, never with SIGBUS later.
+ * Opening also reaps any dead worker it finds.
+ *
+ * @param[in]  name  1..MEMPOOL_NAME_MAX characters from [A-Za-z0-9._-],
+ *                   not starting with '.'
+ * @param[in]  o     options, or NULL for mempool_options_init()'s defaults
+ * @param[out] out   the new handle
+ * @return 0, or
+ *   -EINVAL   bad name or option;
+ *   -ENOENT   the pool does not exist and CREATE was not given;
+ *   -EEXIST   CREATE|EXCL and the pool exists;
+ *   -ENOSPC   /dev/shm cannot hold the arena (in a container, raise
+ *             --shm-size);
+ *   -EACCES   the shm object's permissions do not allow it;
+ *   -EUSERS   all MEMPOOL_MAX_WORKERS slots are held by live workers;
+ *   MEMPOOL_EFORMAT  the object was made by an incompatible build;
+ *   MEMPOOL_ECORRUPT bad magic, size not matching the header, bad layout;
+ *   MEMPOOL_ENOTREADY the creator died before finishing and the pool could
+ *             not be completed;
+ *   -ENOMEM, or another -errno from the system.
+ */
+MEMPOOL_API int mempool_open(const char *name, const mempool_options *o,
+                             mempool **out);
+
+/** @brief Release this worker's pins, references and reservations, give up
+ *  its slot, unmap and free the handle. Objects stay. In a forked child it
+ *  only frees the child's memory. @return 0, or -EINVAL for NULL. */
+MEMPOOL_API int mempool_close(mempool *p);
+
+/** @brief Remove pool @p name: its shm object and its spill directory.
+ *  Attached processes keep working on their mapping until they close, but
+ *  objects that were only on disk are gone for them too (-ENOENT).
+ *  @return 0, -ENOENT if there is no such pool, -EINVAL for a bad name. */
+MEMPOOL_API int mempool_destroy(const char *name);
+
+/** @brief This worker's number, 1..MEMPOOL_MAX_WORKERS; stable while the
+ *  handle is open. @return the id, or -EINVAL / MEMPOOL_EFORKED. */
+MEMPOOL_API int mempool_worker_id(const mempool *p);
+
+/** @brief Reap every dead worker now: drop its pins and references, free its
+ *  unpublished reservations, finish or undo what it was doing.
+ *  @return the number of workers reaped, or a negative error. */
+MEMPOOL_API int mempool_reap(mempool *p);
+
+/* ------------------------------------------------------------------------ */
+/* Objects                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * A reference to an object: 16 plain bytes that any process attached to the
+ * same pool can use. @c off is the arena offset of the object's table entry;
+ * @c gen is the entry's generation (low 32 bits) and a tag of the pool
+ * (high 32 bits), so a DRef from a deleted object, a reused slot or another
+ * pool is recognised. Copy it freely; it carries no reference count.
+ */
+typedef struct mempool_dref { uint64_t off, gen; } mempool_dref;
+
+/** mempool_set_options.flags */
+#define MEMPOOL_SET_REFCOUNTED      0x1u /**< deleted at the last unref */
+#define MEMPOOL_SET_DESTROY_ON_EVICT 0x2u /**< dropped, not spilled, on eviction */
+
+typedef struct mempool_set_options {
+    int      owner;  /**< worker charged for the object; 0 = the caller */
+    uint32_t type;   /**< codec type id; 0 = plain bytes */
+    uint32_t flags;  /**< MEMPOOL_SET_* */
+} mempool_set_options;
+
+/** @brief Copy @p len bytes (0 allowed) into the pool as a new immutable
+ *  object owned by the caller. Same as mempool_set_ex() with NULL options. */
+MEMPOOL_API int mempool_set(mempool *p, const void *data, size_t len,
+                            mempool_dref *out);
+
+/**
+ * @brief Copy @p len bytes into the pool as a new immutable object.
+ * @param[in]  o    owner, type, flags; NULL for defaults
+ * @param[out] out  the object's DRef
+ * @return 0, or
+ *   -EINVAL  NULL argument (data may be NULL when len is 0), unknown flag;
+ *   -ESRCH   @c o->owner is not an attached worker;
+ *   -ENOMEM  the arena has no room (after reaping dead workers);
+ *   -ENOSPC  the object table is full, or /dev/shm could not back memory
+ *            returned earlier by mempool_trim();
+ *   -E2BIG   @p len is larger than the arena.
+ * Nothing is left behind on failure.
+ */
+MEMPOOL_API int mempool_set_ex(mempool *p, const void *data, size_t len,
+                               const mempool_set_options *o,
+                               mempool_dref *out);
+
+/**
+ * @brief Reserve @p len bytes for a new object to be written in place.
+ *
+ * @p *buf points at the object's bytes inside the arena, 64-byte aligned.
+ * Write them, then mempool_publish() the DRef. Until then nobody can get the
+ * object (-ENOENT). mempool_abort(), mempool_close() or this process's death
+ * returns the memory. Errors as mempool_set_ex().
+ */
+MEMPOOL_API int mempool_reserve(mempool *p, size_t len,
+                                const mempool_set_options *o, void **buf,
+                                mempool_dref *out);
+
+/** @brief Make a reserved object visible and immutable.
+ *  @return 0; -EINVAL malformed DRef or not reserved by this worker;
+ *  -ENOENT stale DRef. */
+MEMPOOL_API int mempool_publish(mempool *p, mempool_dref r);
+
+/** @brief Drop an unpublished reservation and free its memory.
+ *  @return 0, or as mempool_publish(). */
+MEMPOOL_API int mempool_abort(mempool *p, mempool_dref r);
+
+/** mempool_view.flags */
+#define MEMPOOL_VIEW_MEMORY 0x1u /**< data points into the shared arena */
+#define MEMPOOL_VIEW_DISK   0x2u /**< data points into a mapped file */
+
+/** A pinned, read-only window on an object's bytes. */
+typedef struct mempool_view {
+    const void *data;    /**< the bytes; never NULL after a successful get */
+    uint64_t    len;
+    uint32_t    type;
+    uint32_t    flags;   /**< MEMPOOL_VIEW_* */
+    uint64_t    priv[4]; /**< the pin; do not touch */
+} mempool_view;
+
+/**
+ * @brief Pin object @p r and point @p v at its bytes, without copying.
+ *
+ * The bytes stay valid and unchanged until mempool_release(), even if the
+ * object is deleted meanwhile. Each get is its own pin. Marks the object
+ * most recently used. O(1), no locks.
+ * @return 0, or -EINVAL malformed DRef (out of the table, misaligned, wrong
+ *   pool) or NULL argument; -ENOENT deleted, never published, or stale;
+ *   -ENOBUFS this worker holds too many distinct pins at once.
+ */
+MEMPOOL_API int mempool_get(mempool *p, mempool_dref r, mempool_view *v);
+
+/** @brief Unpin a view from mempool_get() and clear it. If the object was
+ *  deleted and this was its last pin, its memory is freed.
+ *  @return 0, or -EINVAL if @p v is not a live pin of this worker (already
+ *  released, zeroed, forged). Counts never underflow. */
+MEMPOOL_API int mempool_release(mempool *p, mempool_view *v);
+
+/** @brief Delete object @p r: new gets return -ENOENT at once; its memory is
+ *  freed when the last pin is released (now, if none).
+ *  @return 0, -ENOENT already deleted / stale / unpublished, -EINVAL
+ *  malformed. */
+MEMPOOL_API int mempool_delete(mempool *p, mempool_dref r);
+
+/** @brief Add one reference to a refcounted object, attributed to this
+ *  worker. @return 0, -ENOENT gone, -EINVAL malformed or not refcounted. */
+MEMPOOL_API int mempool_ref(mempool *p, mempool_dref r);
+
+/** @brief Drop one of this worker's references; the last reference in the
+ *  pool deletes the object. References also go when their worker dies.
+ *  @return 0, -ENOENT gone, -EINVAL this worker holds no reference or the
+ *  object is not refcounted. */
+MEMPOOL_API int mempool_unref(mempool *p, mempool_dref r);
+
+/** mempool_info.state bits */
+#define MEMPOOL_STATE_MEMORY 0x1u /**< bytes are in the arena */
+#define MEMPOOL_STATE_DISK   0x2u /**< bytes are in a file */
+
+typedef struct mempool_info {
+    uint64_t len;
+    int      owner;   /**< charged worker */
+    uint32_t type;
+    uint32_t state;   /**< MEMPOOL_STATE_* bits */
+    uint32_t pins;    /**< pins held by all workers */
+    uint32_t refs;    /**< references held by all workers (refcounted) */
+} mempool_info;
+
+/** @brief Describe object @p r. @return 0, -ENOENT, -EINVAL. */
+MEMPOOL_API int mempool_info_get(mempool *p, mempool_dref r,
+                                 mempool_info *out);
+
+/** Characters mempool_dref_format() needs, NUL included. */
+#define MEMPOOL_DREF_STRLEN 34
+
+/** @brief Write @p r as 32 lowercase hex digits plus ':' ("off:gen").
+ *  @return the length written (33), or -ENOSPC if @p len is too small,
+ *  -EINVAL for NULL. */
+MEMPOOL_API int mempool_dref_format(mempool_dref r, char *buf, size_t len);
+
+/** @brief Parse the text form of mempool_dref_format().
+ *  @return 0, or -EINVAL if @p s is not exactly that form. */
+MEMPOOL_API int mempool_dref_parse(const char *s, mempool_dref *out);
+
+/* ------------------------------------------------------------------------ */
+/* Memory limit, spilling and files                                          */
+/* ------------------------------------------------------------------------ */
+/*
+ * Each worker may have a memory limit (max_memsize): the bytes of objects
+ * charged to it that are in the arena. A set that would pass the owner's
+ * limit first spills the owner's least recently used unpinned objects
+ * (MRU: most recently used) to files "<idx>-<gen>" in the pool's spill
+ * directory, <spill_dir>/<pool name>/, an absolute path fixed when the pool
+ * is created. A file is complete (written to "*.tmp" and renamed) before the
+ * object's memory is freed, so nothing is ever lost. When the arena itself
+ * runs short, objects of any worker are spilled the same way, and the
+ * pool's elected background spiller (one process at a time, re-elected when
+ * it dies) keeps arena usage below a high watermark so sets rarely wait.
+ *
+ * A get of a spilled object, from any process, maps its file read-only and
+ * returns a view into the mapping (MEMPOOL_VIEW_DISK): no copy, no arena
+ * memory. The object stays on disk (it is not copied back); the get marks
+ * it most recently used. An object whose file exists is "clean": evicting it
+ * again frees memory without writing.
+ *
+ * Files are written by the handle's I/O thread with io_uring, or with
+ * pwrite() where io_uring is unavailable (seccomp, kernel.io_uring_disabled,
+ * RLIMIT_MEMLOCK) or when MEMPOOL_IO_PWRITE / env MEMPOOL_IO=pwrite asks.
+ * Spill files are a cache: not fsynced. save_to_disk() files are durable.
+ *
+ * Every file has a 4096-byte header (magic "MPSPILL1", version, pool uuid,
+ * entry, generation, length, type, crc32c of header and payload) followed by
+ * the payload, page-aligned. A missing, truncated, foreign or corrupted file
+ * makes get return -ENOENT (missing) or MEMPOOL_ECORRUPT, never SIGBUS.
+ */
+
+/** Where an object's bytes are on disk. */
+typedef struct mempool_fileref {
+    char     path[4096];   /**< absolute path of the file */
+    uint64_t len;          /**< payload bytes */
+} mempool_fileref;
+
+/** @brief Set this worker's memory limit; 0 = none. Takes effect at the
+ *  next set (objects are not spilled just because the limit dropped).
+ *  @return 0, -EINVAL. */
+MEMPOOL_API int mempool_set_max_memsize(mempool *p, uint64_t bytes);
+
+/** @brief Set this worker's disk limit (bytes in files of objects it owns);
+ *  0 = none. A spill that would pass it fails with -ENOSPC. */
+MEMPOOL_API int mempool_set_max_disksize(mempool *p, uint64_t bytes);
+
+/**
+ * @brief Write @p r to its spill file (if it has none) and free its memory;
+ *  it stops counting against its owner's max_memsize. Idempotent: a second
+ *  call, or a call on a spilled object, returns 0 and the same file. If the
+ *  object is pinned, the memory is freed at the last release.
+ * @param[out] out  the file (may be NULL)
+ * @return 0, -ENOENT, -EINVAL, -ENOSPC (disk full or disk limit), -EIO;
+ *  on error the object stays in memory, readable and charged.
+ */
+MEMPOOL_API int mempool_move_to_disk(mempool *p, mempool_dref r,
+                                     mempool_fileref *out);
+
+/** @brief Write @p r's spill file and keep it in memory (still charged,
+ *  still served from the arena; a later eviction need not write).
+ *  Idempotent. Errors as mempool_move_to_disk(). */
+MEMPOOL_API int mempool_copy_to_disk(mempool *p, mempool_dref r,
+                                     mempool_fileref *out);
+
+/** @brief Write @p r durably (write "<path>.tmp", fdatasync, rename over
+ *  @p path, fsync the directory) in the file format above. Changes nothing
+ *  about the object or its recency; the file is the caller's: delete,
+ *  eviction and destroy never touch it.
+ *  @return 0, -ENOENT, -EINVAL, -ENOSPC, -EIO, -errno of open/rename. */
+MEMPOOL_API int mempool_save_to_disk(mempool *p, mempool_dref r,
+                                     const char *path, mempool_fileref *out);
+
+/** @brief Map a file written by move/copy/save_to_disk read-only and pin it
+ *  as a view (MEMPOOL_VIEW_DISK) until mempool_release().
+ *  @return 0, -ENOENT, -EINVAL, MEMPOOL_ECORRUPT. */
+MEMPOOL_API int mempool_get_file(mempool *p, const mempool_fileref *f,
+                                 mempool_view *v);
+
+/** @brief Wait until every spill this handle queued has completed.
+ *  @return 0, or a negative error. */
+MEMPOOL_API int mempool_flush(mempool *p);
+
+/* ------------------------------------------------------------------------ */
+/* Codecs: typed objects                                                     */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A codec turns a structured value into one run of position-independent
+ * bytes and back: the mmwrite/mmread idea. mempool_set_obj() encodes
+ * straight into a reservation in the arena (one copy, no temporary buffer);
+ * mempool_get_obj() pins the object and decodes a *view*: a struct whose
+ * pointers point into the object's bytes (in the arena, or in a mapped spill
+ * or saved file), valid until mempool_release() of the view. Nothing is
+ * parsed into new memory and nothing is copied.
+ *
+ * The type id travels with the object (mempool_set_options.type,
+ * mempool_view.type, mempool_info.type, and inside the bytes). Built-in
+ * types work without registration. A user codec is registered per handle
+ * and is needed only by the processes that encode or decode its type; any
+ * process can still read the object's bytes with mempool_get().
+ *
+ * Encoded layout, format version 1
+ * --------------------------------
+ * The same bytes are the object in the arena, the payload of a spill file
+ * and of a save_to_disk file, so a reader in any language that can map them
+ * can decode them without mempool. All integers are little-endian. Every
+ * offset is a u64 counted from the object's first byte, which is 64-byte
+ * aligned wherever mempool puts it. Every section starts at a multiple of 64
+ * from the object's start; padding bytes are zero.
+ *
+ * MEMPOOL_TYPE_BYTES objects have no header: the object is the bytes.
+ * Every other object starts with this 64-byte header:
+ *
+ *    off size  field
+ *      0    4  magic 0x4A424F4D (the bytes "MOBJ")
+ *      4    2  format version: 1 (a newer one is refused with -ENOTSUP)
+ *      6    1  byte order: 1 = little-endian (anything else is corrupt)
+ *      7    1  header size in 64-byte units, H >= 1 (1 in version 1)
+ *      8    4  type id (MEMPOOL_TYPE_*)
+ *     12    4  codec version (0 for built-ins; mempool_codec.version)
+ *     16    8  total length L of the object, header included; L <= the
+ *              stored length (the rest, if any, is ignored)
+ *     24    8  count: elements (ARRAY, STRINGS), rows (TABLE), 0 (user)
+ *     32    4  flags, per type (unknown bits are corrupt)
+ *     36    4  section count (informative)
+ *     40   24  codec fields F0 F1 F2, three u64
+ *
+ * A section [off, off+len) must satisfy: off % 64 == 0, off >= 64*H,
+ * off + len <= L, with no overflow. A reader checks every one.
+ *
+ * ARRAY (type 1), an n-dimensional array of fixed-size elements
+ *   F0 bytes 40..43 dtype (MEMPOOL_DTYPE_*), bytes 44..47 ndim (0..8);
+ *   F1 element size in bytes (the dtype's size; any value, 0 included, for
+ *   RECORD; 0 for BITS); F2 data offset (0 when the data is empty).
+ *   Bytes 64..127: shape, eight u64, unused dimensions 0.
+ *   count = product of the shape (1 when ndim is 0), no overflow.
+ *   Data: count * element size bytes, or ceil(count / 8) for BITS (element
+ *   i is bit i % 8 of byte i / 8, LSB first; trailing bits zero), in a
+ *   section at the data offset (>= 128). flags bit 0: column-major.
+ *   Writers put the data at 128; L = 128 + data bytes (128 when empty).
+ *   dtype: 1 int8, 2 int16, 3 int32, 4 int64, 5 uint8, 6 uint16, 7 uint32,
+ *   8 uint64, 9 float32, 10 float64 (IEEE 754), 11 bool (one byte), 12
+ *   bits, 13 record.
+ *
+ * STRINGS (type 2), an array of byte strings, some possibly missing
+ *   F0 offsets offset; F1 validity offset (0 = none: all present);
+ *   F2 blob offset. flags 0.
+ *   Offsets: count + 1 u64; offsets[0] = 0, non-decreasing; element i is
+ *   blob bytes [offsets[i], offsets[i+1]); offsets[count] is the blob
+ *   length. Strings are exact byte runs, not NUL-terminated (NULs and any
+ *   UTF-8 are kept). Validity: ceil(count / 8) bytes, bit i (LSB first)
+ *   set = element i present; a missing element has an empty range (and is
+ *   not ""), trailing bits zero. Writers put offsets at 64, then validity,
+ *   then the blob, each 64-aligned.
+ *
+ * TABLE (type 3), named columns of equal length
+ *   count = rows. F0 column count C; F1 directory offset; F2 = 0. flags 0.
+ *   Directory: C entries of four u64: name offset, name length (bytes, not
+ *   counting the 0 byte that must follow the name), column offset, column
+ *   length. Each column is a complete ARRAY (ndim 1, shape[0] = rows) or
+ *   STRINGS (count = rows) object, header included, 64-aligned, whose own
+ *   offsets count from the column's first byte. Nesting stops there.
+ *   Columns lie in directory order without overlapping (so checking them
+ *   all costs one pass over the object). Writers put the directory at 64,
+ *   then the names, then the columns.
+ *
+ * User codecs (type >= MEMPOOL_TYPE_USER): the header with count, flags,
+ *   F0..F2 zero and one section, then the codec's own bytes from offset
+ *   64*H to L, which mempool_codec.encode wrote and .decode reads.
+ */
+
+/** Type ids. 0..0xffff are reserved for built-ins. */
+#define MEMPOOL_TYPE_BYTES   0u       /**< plain bytes: mempool_bytes */
+#define MEMPOOL_TYPE_ARRAY   1u       /**< n-d array: mempool_array */
+#define MEMPOOL_TYPE_STRINGS 2u       /**< string array: mempool_strings */
+#define MEMPOOL_TYPE_TABLE   3u       /**< named columns: mempool_table */
+#define MEMPOOL_TYPE_USER    0x10000u /**< first id for user codecs */
+
+/** Plain bytes (MEMPOOL_TYPE_BYTES): what mempool_set() stores. */
+typedef struct mempool_bytes {
+    const void *data;  /**< may be NULL when len is 0 */
+    uint64_t    len;
+} mempool_bytes;
+
+/** Element types of MEMPOOL_TYPE_ARRAY. */
+enum mempool_dtype {
+    MEMPOOL_DTYPE_INT8 = 1, MEMPOOL_DTYPE_INT16, MEMPOOL_DTYPE_INT32,
+    MEMPOOL_DTYPE_INT64, MEMPOOL_DTYPE_UINT8, MEMPOOL_DTYPE_UINT16,
+    MEMPOOL_DTYPE_UINT32, MEMPOOL_DTYPE_UINT64, MEMPOOL_DTYPE_FLOAT32,
+    MEMPOOL_DTYPE_FLOAT64,
+    MEMPOOL_DTYPE_BOOL,    /**< one byte per element, 0 or 1 (not checked:
+                                read them as uint8_t) */
+    MEMPOOL_DTYPE_BITS,    /**< booleans packed 8 per byte, LSB first */
+    MEMPOOL_DTYPE_RECORD   /**< fixed records of elem_size bytes */
+};
+
+#define MEMPOOL_ARRAY_MAXDIM   8
+#define MEMPOOL_ARRAY_COLMAJOR 0x1u  /**< mempool_array.flags */
+
+/** An n-d array (MEMPOOL_TYPE_ARRAY). To encode, fill dtype, ndim, shape,
+ *  flags, data (and elem_size for RECORD); decoding fills every field. */
+typedef struct mempool_array {
+    uint32_t    dtype;      /**< MEMPOOL_DTYPE_* */
+    uint32_t    ndim;       /**< 0..MEMPOOL_ARRAY_MAXDIM; 0 is a scalar */
+    uint64_t    shape[MEMPOOL_ARRAY_MAXDIM]; /**< the first ndim are used */
+    uint64_t    elem_size;  /**< bytes per element: required for RECORD
+                                 (0 allowed); 0 or the dtype's size for
+                                 the others; 0 for BITS */
+    uint32_t    flags;      /**< MEMPOOL_ARRAY_COLMAJOR or 0 */
+    uint32_t    reserved;   /**< 0 */
+    const void *data;       /**< the elements, 64-byte aligned when decoded;
+                                 NULL allowed when nbytes is 0 */
+    uint64_t    count;      /**< out: product of the shape */
+    uint64_t    nbytes;     /**< out: bytes of data */
+} mempool_array;
+
+/**
+ * An array of byte strings (MEMPOOL_TYPE_STRINGS). Element i is
+ * blob[offsets[i] .. offsets[i+1]) unless it is missing. To encode, point
+ * the fields at your own column: offsets[0] may be non-zero (a slice),
+ * offsets must not decrease, missing elements need empty ranges. Decoded,
+ * offsets[0] is 0 and every pointer is into the object.
+ */
+typedef struct mempool_strings {
+    uint64_t        n;         /**< elements */
+    const uint64_t *offsets;   /**< n + 1 offsets into blob */
+    const uint8_t  *blob;      /**< the bytes of all elements */
+    const uint8_t  *validity;  /**< bit i (LSB first) set = element i
+                                    present; NULL = all present */
+} mempool_strings;
+
+/** True if element @p i (< s->n) is missing (which is not ""). */
+static inline bool mempool_strings_missing(const mempool_strings *s,
+                                           uint64_t i)
+{
+    return s->validity && !((s->validity[i >> 3] >> (i & 7)) & 1u);
+}
+
+/** Element @p i (< s->n): its bytes, and its length in @p *len. NULL (and
+ *  length 0) when it is missing; never NULL for a present "" after a
+ *  decode. Not NUL-terminated. */
+static inline const uint8_t *mempool_strings_at(const mempool_strings *s,
+                                                uint64_t i, uint64_t *len)
+{
+    if (mempool_strings_missing(s, i)) {
+        *len = 0;
+        return NULL;
+    }
+    *len = s->offsets[i + 1] - s->offsets[i];
+    return s->blob + s->offsets[i];
+}
+
+/* C11 anonymous union; __extension__ keeps -std=c99 -pedantic users quiet. */
+#if defined(__GNUC__) && !defined(__cplusplus)
+#define MEMPOOL_ANON_UNION __extension__
+#else
+#define MEMPOOL_ANON_UNION
+#endif
+
+/** One column of a table. */
+typedef struct mempool_column {
+    const char *name;      /**< encode: a C string; decoded: points into the
+                                object, NUL-terminated */
+    uint64_t    name_len;  /**< out: bytes before the NUL */
+    uint32_t    type;      /**< MEMPOOL_TYPE_ARRAY (ndim 1) or _STRINGS */
+    uint32_t    reserved;  /**< 0 */
+    MEMPOOL_ANON_UNION union {
+        mempool_array   array;    /**< when type is MEMPOOL_TYPE_ARRAY */
+        mempool_strings strings;  /**< when type is MEMPOOL_TYPE_STRINGS */
+    };
+} mempool_column;
+
+/**
+ * A table (MEMPOOL_TYPE_TABLE): @c ncols named columns of @c nrows rows
+ * each. To encode, set nrows, ncols and cols (an ARRAY column is 1-d with
+ * shape[0] == nrows; a STRINGS column has n == nrows). Decoding sets cols to
+ * NULL and obj/obj_len to the object: read columns with
+ * mempool_table_column() or mempool_table_find(). A decoded table can be
+ * encoded again as it is (a copy).
+ */
+typedef struct mempool_table {
+    uint64_t              nrows;
+    uint64_t              ncols;
+    const mempool_column *cols;     /**< encode: ncols columns */
+    const void           *obj;      /**< decoded: the object's bytes */
+    uint64_t              obj_len;  /**< decoded: their length */
+} mempool_table;
+
+/** @brief Column @p i of a decoded (or to-be-encoded) table, as a view into
+ *  the object. O(1): the checks of every offset ran in the decode.
+ *  @return 0, -EINVAL (NULL, @p i >= ncols), MEMPOOL_ECORRUPT. */
+MEMPOOL_API int mempool_table_column(const mempool_table *t, uint64_t i,
+                                     mempool_column *out);
+
+/** @brief The first column named @p name (compared as a C string).
+ *  @return 0, -ENOENT (no such column), -EINVAL, MEMPOOL_ECORRUPT. */
+MEMPOOL_API int mempool_table_find(const mempool_table *t, const char *name,
+                                   mempool_column *out);
+
+/**
+ * A user codec. @c size says how many bytes @c encode will write for @p obj;
+ * @c encode writes exactly @p len bytes (padding included: the memory holds
+ * old bytes) at @p dst, 64-byte aligned, with no pointers, only offsets from
+ * @p dst; @c decode fills @p obj with a view into @p src (@p len bytes,
+ * 64-byte aligned) and must check every offset and length against @p len.
+ * Each returns 0 or a negative error, which the call that ran it returns.
+ * The library writes and checks the 64-byte header around these bytes.
+ */
+typedef struct mempool_codec {
+    uint32_t    type;        /**< >= MEMPOOL_TYPE_USER */
+    const char *name;        /**< copied at registration */
+    int (*size)(const void *obj, uint64_t *len);
+    int (*encode)(const void *obj, void *dst, uint64_t len);
+    int (*decode)(const void *src, uint64_t len, void *obj);
+    uint32_t    version;     /**< stored in each object; an object with a
+                                  higher version is refused (-ENOTSUP) */
+} mempool_codec;
+
+/**
+ * @brief Register codec @p c with handle @p p (a copy; @p c may go away).
+ * Thread-safe. A codec stays registered until the handle is closed.
+ * @return 0, or -EINVAL (NULL field, type below MEMPOOL_TYPE_USER),
+ *   -EEXIST (type already registered with this handle), -ENOMEM,
+ *   MEMPOOL_EFORKED.
+ */
+MEMPOOL_API int mempool_register_codec(mempool *p, const mempool_codec *c);
+
+/**
+ * @brief Encode @p obj as a new object of type @p type, straight into the
+ * arena: reserve the size, encode in place, publish.
+ * @param[in]  type  MEMPOOL_TYPE_* or a registered user type
+ * @param[in]  obj   a mempool_bytes, mempool_array, mempool_strings,
+ *                   mempool_table, or the user codec's struct
+ * @param[in]  o     owner and flags; @c o->type must be 0 or @p type; NULL
+ *                   for defaults
+ * @return 0, or -EINVAL (NULL argument, malformed @p obj: unknown dtype,
+ *   more than 8 dimensions, decreasing offsets, unequal column lengths, ...;
+ *   a reserved type id that is not built in), -ENOTSUP (user type not
+ *   registered with @p p), -E2BIG (size overflows or exceeds the arena),
+ *   the user encoder's error, or as mempool_reserve(). Nothing is left
+ *   behind on failure.
+ */
+MEMPOOL_API int mempool_set_obj(mempool *p, uint32_t type, const void *obj,
+                                const mempool_set_options *o,
+                                mempool_dref *out);
+
+/**
+ * @brief Pin object @p r and decode it as @p type into @p obj, a view into
+ * the object's bytes (arena or mapped file; no copy). The pointers in
+ * @p obj are valid until mempool_release(p, v).
+ * @param[out] obj  the struct for @p type (see mempool_set_obj())
+ * @param[out] v    the pin; release it when done with @p obj
+ * @return 0, or as mempool_get(); -EINVAL (NULL argument, or the object's
+ *   type is not @p type); -ENOTSUP (user type not registered with @p p, or
+ *   the object was written by a newer format or codec version);
+ *   MEMPOOL_ECORRUPT (the bytes failed validation); the user decoder's
+ *   error. On failure nothing stays pinned and @p v is cleared.
+ */
+MEMPOOL_API int mempool_get_obj(mempool *p, mempool_dref r, uint32_t type,
+                                void *obj, mempool_view *v);
+
+/**
+ * @brief Decode @p len bytes at @p src (64-byte aligned) as @p type into
+ * @p obj: for bytes pinned some other way, such as a view from
+ * mempool_get() or mempool_get_file() (decode v.data, v.len as v.type), or
+ * a file mapped by hand at its 4096-byte payload offset. The pointers in
+ * @p obj point into @p src. @p p may be NULL for built-in types.
+ * @return 0, -EINVAL (NULL argument, @p src not 64-byte aligned), or as
+ *   mempool_get_obj().
+ */
+MEMPOOL_API int mempool_decode(mempool *p, uint32_t type, const void *src,
+                               uint64_t len, void *obj);
+
+/* ------------------------------------------------------------------------ */
+/* Arena maintenance and figures                                             */
+/* ------------------------------------------------------------------------ */
+
+/** Pool-wide figures (a first cut; the observability layer extends it). */
+struct mempool_stats {
+    uint32_t size;            /**< sizeof(struct mempool_stats) */
+    uint32_t version;         /**< 1 */
+    uint64_t arena_bytes;     /**< size of the shm object */
+    uint64_t data_bytes;      /**< of which usable for objects */
+    uint64_t used_bytes;      /**< allocated to objects, rounding included */
+    uint64_t free_bytes;      /**< data_bytes - used_bytes */
+    uint64_t objects;         /**< table entries in use (any state) */
+    uint64_t max_objects;     /**< table capacity */
+    uint64_t resident_bytes;  /**< sum of lengths of objects in memory */
+    uint32_t workers;         /**< workers attached now */
+    uint32_t max_workers;
+    uint64_t disk_bytes;      /**< bytes in spill files of live objects */
+    uint64_t spills;          /**< files written since creation */
+    uint64_t spill_bytes;
+    uint64_t restores;        /**< gets served from a file */
+    uint64_t spill_errors;    /**< failed file writes */
+    int32_t  spiller;         /**< worker id of the elected spiller, 0 none */
+    char     io_backend[12];  /**< this handle's: "io_uring", "pwrite", or
+                                   "" before its first write */
+    /* The observability layer's figures (README "Stats schema" gives the
+     * JSON twin of each). Totals are since the pool was created. */
+    char     name[MEMPOOL_NAME_MAX + 1]; /**< the pool's name */
+    uint64_t uuid[2];         /**< random at creation */
+    uint64_t created_ns;      /**< CLOCK_REALTIME at creation, ns */
+    uint32_t policy;          /**< MEMPOOL_POLICY_* */
+    uint32_t spiller_alive;   /**< 1 if worker @c spiller is alive */
+    uint64_t largest_free_bytes; /**< longest run of free data pages */
+    uint64_t mem_objects;     /**< objects whose bytes are in the arena */
+    uint64_t disk_objects;    /**< objects with a complete spill file */
+    uint64_t disk_only_objects; /**< of those, not in the arena (spilled) */
+    uint64_t reserved_objects;/**< reserved, not yet published (in flight) */
+    uint64_t deleted_objects; /**< deleted, memory held by a pin */
+    uint64_t pins;            /**< pins held, all workers */
+    uint64_t pinned_objects;  /**< distinct objects pinned by any worker */
+    uint64_t pinned_bytes;    /**< their bytes */
+    char     spill_dir[1024]; /**< absolute: <spill_dir>/<name> */
+    uint64_t fs_free_bytes;   /**< statvfs of the spill directory (or its
+                                   nearest existing parent): available */
+    uint64_t fs_total_bytes;  /**< ... and total */
+    uint32_t workers_alive;   /**< of @c workers, alive */
+    uint32_t workers_dead;    /**< of @c workers, dead, not yet reaped */
+    uint64_t sets, gets, deletes, releases;  /**< totals */
+    uint64_t spill_ns;        /**< time spent writing spill files */
+    uint64_t restore_bytes;   /**< bytes of gets served from files */
+    uint64_t destroys;        /**< DESTROY_ON_EVICT objects dropped */
+    uint64_t set_errors;      /**< sets that failed for lack of room */
+    uint64_t corrupt_files;   /**< spill files gets found corrupt */
+    uint64_t reaped_workers;  /**< dead workers reaped */
+    uint64_t recovered_pins;  /**< pins dropped for workers that died (or
+                                   closed) without releasing them */
+    uint64_t rebuilds;        /**< allocator rebuilds after a lock holder
+                                   died */
+    char     pool_io_backend[12]; /**< the pool's: this handle's, else the
+                                   spiller's, else any attached worker's;
+                                   "" while none has written a file */
+};
+
+/**
+ * @brief Read pool figures without disturbing the workers: no lock a worker
+ * could wait on, no pins, no writes. Each value is read on its own and may
+ * be a moment apart from the others (mempool_check() gives the consistent,
+ * locked view). Scans the table up to its high-water mark, the pin tables
+ * of attached workers and the free-page bitmap: milliseconds on a large
+ * pool, so call it about once a second, not per operation. Works on an
+ * observer handle (MEMPOOL_OPEN_OBSERVE).
+ * @return 0, -EINVAL (NULL), MEMPOOL_EFORKED.
+ */
+MEMPOOL_API int mempool_stats(mempool *p, struct mempool_stats *s);
+
+/** mempool_worker_stats.state */
+#define MEMPOOL_WORKER_FREE  0u /**< slot never used since creation */
+#define MEMPOOL_WORKER_ALIVE 1u /**< attached and alive */
+#define MEMPOOL_WORKER_DEAD  2u /**< died; not reaped yet (its pins and
+                                     reservations still hold memory) */
+#define MEMPOOL_WORKER_GONE  3u /**< closed or reaped; figures are its last */
+
+/** One worker's figures. Event counters (sets .. corrupt_files) count since
+ *  the worker attached; resident, disk and objects are what is charged to
+ *  its id (objects outlive their owner and stay charged to its id). */
+struct mempool_worker_stats {
+    uint32_t size;            /**< sizeof(struct mempool_worker_stats) */
+    uint32_t version;         /**< 1 */
+    int32_t  id;              /**< 1..MEMPOOL_MAX_WORKERS */
+    int32_t  pid;             /**< recorded at attach; display only */
+    uint32_t state;           /**< MEMPOOL_WORKER_* */
+    uint32_t spiller;         /**< 1 if it is the elected spiller */
+    uint64_t attached_ns;     /**< CLOCK_MONOTONIC at attach */
+    uint64_t resident_bytes;  /**< bytes of its objects in the arena */
+    uint64_t max_memsize;     /**< its limit; 0 = none */
+    uint64_t disk_bytes;      /**< bytes of its objects' spill files */
+    uint64_t max_disksize;    /**< 0 = none */
+    uint64_t objects;         /**< objects charged to it */
+    uint64_t pins;            /**< pins it holds */
+    uint64_t pinned_objects;  /**< distinct objects it pins */
+    uint64_t pinned_bytes;    /**< their bytes */
+    uint64_t references;      /**< references it holds (refcounted) */
+    uint64_t sets, gets, deletes, releases, refs, unrefs;
+    uint64_t spills;          /**< spill files it wrote */
+    uint64_t spill_bytes, spill_ns;
+    uint64_t restores;        /**< its gets served from a file */
+    uint64_t restore_bytes;
+    uint64_t destroys;        /**< DESTROY_ON_EVICT victims it dropped */
+    uint64_t errors;          /**< set_errors + spill_errors + corrupt_files */
+    uint64_t set_errors;      /**< its sets that failed for lack of room */
+    uint64_t spill_errors;    /**< its failed file writes */
+    uint64_t corrupt_files;   /**< corrupt files its gets met */
+    char     io_backend[12];  /**< its engine, or "" */
+};
+
+/** @brief Figures of worker @p worker (1..MEMPOOL_MAX_WORKERS), read as
+ *  mempool_stats() reads (no locks, no pins; liveness by F_OFD_GETLK).
+ *  A FREE slot gives zeros with state MEMPOOL_WORKER_FREE.
+ *  @return 0, -EINVAL (NULL, @p worker out of range), MEMPOOL_EFORKED. */
+MEMPOOL_API int mempool_worker_stats(mempool *p, int worker,
+                                     struct mempool_worker_stats *out);
+
+/** Version of the document mempool_stats_json() writes ("schema"). */
+#define MEMPOOL_STATS_SCHEMA 1
+
+/**
+ * @brief The figures of mempool_stats() and of every non-FREE worker's
+ * mempool_worker_stats() as one JSON document on one line, with a
+ * "schema" version (MEMPOOL_STATS_SCHEMA); README "Stats schema" documents
+ * every field. Integers are exact (up to 2^64-1).
+ * @param[out] out  a NUL-terminated string; the caller free()s it
+ * @return the document's length in bytes, or -EINVAL, -ENOMEM,
+ *   MEMPOOL_EFORKED.
+ */
+MEMPOOL_API int mempool_stats_json(mempool *p, char **out);
+
+/** @brief Check the pool's invariants: every data byte free or owned by one
+ *  table entry, allocator state agrees with the table, counters agree with
+ *  the objects, no dead worker holds anything. Writes a one-line reason to
+ *  @p why (may be NULL). Briefly holds the allocator lock.
+ *  @return 0 healthy, MEMPOOL_ECORRUPT with a reason, or another error. */
+MEMPOOL_API int mempool_check(mempool *p, char *why, size_t whylen);
+
+/** @brief Return the memory of free data pages to the kernel
+ *  (fallocate PUNCH_HOLE). Freed pages are otherwise kept for reuse.
+ *  @return bytes returned, or a negative error. */
+MEMPOOL_API int64_t mempool_trim(mempool *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MEMPOOL_H */
