@@ -24,8 +24,9 @@
  * Whoever may have dropped the last one runs a check: put its slot in the
  * word's rc byte (one checker at a time), scan every worker's cells, then
  * either clear rc or move the entry to DELETED. A concurrent mempool_ref()
- * that sees rc set waits for the verdict, so a reference is never granted
- * on an object being deleted.
+ * or unref that sees rc set raises F_RECHECK, which makes the checker scan
+ * again before its verdict, so a reference is never granted on an object
+ * being deleted and nobody waits for a checker that may be stopped.
  */
 #include <errno.h>
 #include <string.h>
@@ -117,38 +118,64 @@ void mempool__try_reclaim(mempool *p, uint32_t idx)
         mempool__maps_sweep(p);     /* our idle mapping holds the space */
 }
 
-/* Delete refcounted (idx, gen) if no worker holds a reference to it. */
+/* Ask the running check (rc set in @p w) to scan again: 1 asked (or
+ * already asked), 0 the word changed (look again). */
+static int ask_recheck(mp_entry *e, uint64_t w)
+{
+    return (MP_W_FL(w) & MP_F_RECHECK) ||
+           atomic_compare_exchange_strong(&e->word, &w, w | MP_F_RECHECK);
+}
+
+/*
+ * Delete refcounted (idx, gen) if no worker holds a reference to it.
+ *
+ * Nobody waits for another checker (it may be stopped for any time): one
+ * that meets rc set raises F_RECHECK instead, and the checker scans again
+ * before it gives its verdict, so the scan that decides always follows
+ * every reference change whose owner saw rc. An entry being evicted is
+ * left to its evictor, which runs this check after its step (spill.c).
+ */
 void mempool__refcheck(mempool *p, uint32_t idx, uint32_t gen)
 {
     mp_entry *e = mp_entry_at(p, idx);
-    unsigned spins = 0, me = (unsigned)p->slot + 1;
+    unsigned me = (unsigned)p->slot + 1;
     bool held;
     uint64_t w;
 
     for (;;) {
         w = atomic_load(&e->word);
-        if (!alive(w, gen) || !(MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED))
+        if (!alive(w, gen) || !(MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED) ||
+            MP_W_ST(w) == MP_ST_EVICTING)
             return;
-        if (MP_W_RC(w) || MP_W_ST(w) == MP_ST_EVICTING) {
-            mempool__wait_who(p, MP_W_RC(w) ? MP_W_RC(w) : MP_W_WHO(w), idx,
-                              &spins);
+        if (MP_W_RC(w)) {
+            if (ask_recheck(e, w))
+                return;
             continue;
         }
         if (atomic_compare_exchange_strong(&e->word, &w, MP_W_SETRC(w, me)))
             break;
     }
     MP_FP(refcheck_flagged);
-    held = mempool__cell_count(p, MP_REF, idx, gen, true) != 0;
-    for (;;) {                  /* writers may change flags meanwhile */
-        w = atomic_load(&e->word);
-        if (MP_W_GEN(w) != gen || MP_W_RC(w) != me)
-            return;
-        if (atomic_compare_exchange_strong(
-                &e->word, &w, held ? MP_W_SETRC(w, 0) : deleted_word(w)))
-            break;
+    for (;;) {
+        held = mempool__cell_count(p, MP_REF, idx, gen, true) != 0;
+        for (;;) {              /* writers may change flags meanwhile */
+            w = atomic_load(&e->word);
+            if (MP_W_GEN(w) != gen || MP_W_RC(w) != me)
+                return;
+            if (MP_W_FL(w) & MP_F_RECHECK) {
+                if (atomic_compare_exchange_strong(
+                        &e->word, &w, w & ~(uint64_t)MP_F_RECHECK))
+                    break;      /* scan again */
+                continue;
+            }
+            if (atomic_compare_exchange_strong(
+                    &e->word, &w, held ? MP_W_SETRC(w, 0) : deleted_word(w))) {
+                if (!held)
+                    mempool__try_reclaim(p, idx);
+                return;
+            }
+        }
     }
-    if (!held)
-        mempool__try_reclaim(p, idx);
 }
 
 /* ---- creating ---------------------------------------------------------- */
@@ -402,7 +429,7 @@ static int pin_settled(mempool *p, uint32_t idx, uint32_t gen, uint64_t *wp,
                        uint64_t *tok)
 {
     mp_entry *e = mp_entry_at(p, idx);
-    unsigned spins = 0;
+    mp_wait wt = { 0, 0 };
     int rc;
     if (!alive(atomic_load(&e->word), gen))
         return -ENOENT;
@@ -419,7 +446,10 @@ static int pin_settled(mempool *p, uint32_t idx, uint32_t gen, uint64_t *wp,
             *wp = w;
             return 0;
         }
-        mempool__wait_who(p, MP_W_WHO(w), idx, &spins);
+        if ((rc = mempool__wait_who(p, MP_W_WHO(w), idx, &wt))) {
+            mempool__unpin(p, idx, gen, *tok);
+            return rc;                  /* the evictor is stopped */
+        }
     }
 }
 
@@ -550,7 +580,7 @@ int mempool_release(mempool *p, mempool_view *v)
 int mempool_delete(mempool *p, mempool_dref r)
 {
     uint32_t idx, gen;
-    unsigned spins = 0;
+    mp_wait wt = { 0, 0 };
     mp_entry *e;
     uint64_t w;
     int rc;
@@ -564,7 +594,8 @@ int mempool_delete(mempool *p, mempool_dref r)
         if (!alive(w, gen))
             return -ENOENT;
         if (MP_W_ST(w) == MP_ST_EVICTING) {
-            mempool__wait_who(p, MP_W_WHO(w), idx, &spins);
+            if ((rc = mempool__wait_who(p, MP_W_WHO(w), idx, &wt)))
+                return rc;              /* the evictor is stopped */
             continue;
         }
         if (atomic_compare_exchange_weak(&e->word, &w, deleted_word(w)))
@@ -579,6 +610,7 @@ int mempool_delete(mempool *p, mempool_dref r)
 /* A live refcounted entry behind @p r. */
 static int refcounted(mempool *p, mempool_dref r, uint32_t *idx, uint32_t *gen)
 {
+    uint16_t fl;
     int rc;
     mp_entry *e;
     if ((rc = mempool__writer_ok(p)) ||
@@ -587,13 +619,18 @@ static int refcounted(mempool *p, mempool_dref r, uint32_t *idx, uint32_t *gen)
     e = mp_entry_at(p, *idx);
     if (!alive(atomic_load(&e->word), *gen))
         return -ENOENT;
-    return (MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED) ? 0 : -EINVAL;
+    fl = MP_LD(e->setflags);
+    /* The flags are the generation's only if it still lives after the
+     * read: a reuse rewrites them (issue 15 item 14). */
+    atomic_thread_fence(memory_order_acquire);
+    if (!alive(atomic_load(&e->word), *gen))
+        return -ENOENT;
+    return (fl & MEMPOOL_SET_REFCOUNTED) ? 0 : -EINVAL;
 }
 
 int mempool_ref(mempool *p, mempool_dref r)
 {
     uint32_t idx, gen;
-    unsigned spins = 0;
     mp_entry *e;
     int rc;
 
@@ -609,9 +646,10 @@ int mempool_ref(mempool *p, mempool_dref r)
             mempool__ref_sub(p, idx, gen);
             return -ENOENT;
         }
-        if (!MP_W_RC(w))
+        /* A running check may have scanned before our cell: make it scan
+         * again (it then sees us) rather than wait for its verdict. */
+        if (!MP_W_RC(w) || ask_recheck(e, w))
             break;
-        mempool__wait_who(p, MP_W_RC(w), idx, &spins); /* the verdict */
     }
     COUNT(p, refs);
     return 0;
@@ -629,8 +667,9 @@ int mempool_unref(mempool *p, mempool_dref r)
             COUNT(p, unrefs);
         return rc;
     }
-    if (mempool__ref_sub(p, idx, gen))
-        return -EINVAL;              /* this worker holds no reference */
+    if (mempool__ref_sub(p, idx, gen))  /* none: or freed and forgotten */
+        return alive(atomic_load(&mp_entry_at(p, idx)->word), gen) ? -EINVAL
+                                                                   : -ENOENT;
     mempool__refcheck(p, idx, gen);
     COUNT(p, unrefs);
     return 0;

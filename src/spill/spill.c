@@ -422,15 +422,17 @@ int mempool__evict(mempool *p, uint32_t idx, uint32_t gen)
     MP_FP(evict_marked);
     if (mempool__cell_count(p, MP_PIN, idx, gen, true)) {
         atomic_store(&e->word, w);       /* nobody else moves EVICTING */
-        return -EBUSY;
-    }
-    if ((rc = mempool__lock(p))) {
+        rc = -EBUSY;
+    } else if ((rc = mempool__lock(p))) {
         atomic_store(&e->word, w);
-        return rc;
+    } else {
+        mempool__evict_locked(p, idx, ev);
+        mempool__unlock(p);
     }
-    mempool__evict_locked(p, idx, ev);
-    mempool__unlock(p);
-    return 0;
+    /* An unref that met EVICTING left its refcount check to us (object.c):
+     * run it after our last store, so it sees the reference gone. */
+    mempool__refcheck(p, idx, gen);
+    return rc;
 }
 
 /* ---- victims -------------------------------------------------------------- */
