@@ -81,13 +81,6 @@ static void pub_dir(char *buf, size_t len)
     ck_assert_int_eq(chmod(buf, 0755), 0);
 }
 
-static int rm_tree(const char *path)
-{
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    return system(cmd);
-}
-
 /* Run argv with a watchdog, as uid 65534 if @p nobody; exit status, or -1
  * if it had to be killed (hung). Output goes to /dev/null. */
 static int run_tool(bool nobody, double timeout_s, char *const argv[])
@@ -170,7 +163,7 @@ START_TEST(test_squatted_name_refused)
     ck_assert_int_eq(mempool_open(q.name, &o, &p), 0);
     mempool_close(p);
     ck_assert_int_eq(mempool_destroy(q.name), 0);
-    rm_tree(q.dir);
+    t_rm_tree(q.dir);
 }
 END_TEST
 
@@ -212,7 +205,7 @@ START_TEST(test_shared_root_pool_needs_no_flag)
     ck_assert_int_eq(as_nobody(attach_shared, &q), 0);
     mempool_close(p);
     ck_assert_int_eq(mempool_destroy(q.name), 0);
-    rm_tree(q.dir);
+    t_rm_tree(q.dir);
 }
 END_TEST
 
@@ -253,7 +246,7 @@ START_TEST(test_any_owner_flag_for_other_users)
     }
     ck_assert_int_eq(as_nobody(attach_foreign, &q), 0);
     ck_assert_int_eq(mempool_destroy(q.name), 0);
-    rm_tree(q.dir);
+    t_rm_tree(q.dir);
 }
 END_TEST
 
