@@ -3,13 +3,8 @@
  * object.c - the object API: reserve/publish/abort, set, get/release,
  * delete, ref/unref and info.
  *
- * Life of an entry (see layout.h for the word):
- *
- *   FREE --reserve--> ALLOC(us) --publish--> LIVE --delete--> DELETED
- *     ^                  |abort/reap         | ^                    |
- *     |                              evict  v | pinned        last pin
- *     |                                EVICTING --> SPILLED --delete-^
- *     +------ free (allocator lock, gen + 1) <--------------------+
+ * The entry word and its transitions are entry.c's (diagram in entry.h);
+ * this file calls them.
  *
  * get is lock-free: read the word, record a pin cell, re-read the word
  * (pin.c explains the handshake). delete is a CAS to DELETED followed by an
@@ -24,14 +19,14 @@
  * Whoever may have dropped the last one runs a check: put its slot in the
  * word's rc byte (one checker at a time), scan every worker's cells, then
  * either clear rc or move the entry to DELETED. A concurrent mempool_ref()
- * or unref that sees rc set raises F_RECHECK, which makes the checker scan
- * again before its verdict, so a reference is never granted on an object
- * being deleted and nobody waits for a checker that may be stopped.
+ * that sees rc set waits for the verdict, so a reference is never granted
+ * on an object being deleted.
  */
 #include <errno.h>
 #include <string.h>
 #include <time.h>
 
+#include "entry.h"
 #include "failpoint.h"
 #include "internal.h"
 
@@ -72,23 +67,6 @@ static mempool_dref dref_of(const mempool *p, uint32_t idx, uint32_t gen)
     return r;
 }
 
-/* Published and not deleted: in memory, on disk, or between the two. */
-static bool alive(uint64_t w, uint32_t gen)
-{
-    unsigned st = MP_W_ST(w);
-    return MP_W_GEN(w) == gen && (st == MP_ST_LIVE || st == MP_ST_SPILLED ||
-                                  st == MP_ST_EVICTING);
-}
-
-/* The DELETED word for @p w: files and a running writer are remembered so
- * the reclaimer removes the file and waits for the writer. */
-static uint64_t deleted_word(uint64_t w)
-{
-    unsigned fl = MP_W_FL(w) & (MP_F_ONDISK | MP_F_WRITING | MP_F_NOMEM);
-    unsigned who = (MP_W_FL(w) & MP_F_WRITING) ? MP_W_WHO(w) : 0;
-    return MP_W(MP_W_GEN(w), MP_ST_DELETED, who, fl);
-}
-
 static void touch(mp_entry *e)
 {
     atomic_store_explicit(&e->stamp, mempool__now_ns(), memory_order_relaxed);
@@ -97,86 +75,6 @@ static void touch(mp_entry *e)
 #define COUNT(p, field) \
     atomic_fetch_add_explicit(&(p)->slots[(p)->slot].field, 1, \
                               memory_order_relaxed)
-
-/* ---- reclaiming -------------------------------------------------------- */
-
-void mempool__try_reclaim(mempool *p, uint32_t idx)
-{
-    mp_entry *e = mp_entry_at(p, idx);
-    uint64_t w = atomic_load(&e->word);
-    if (MP_W_ST(w) != MP_ST_DELETED || (MP_W_FL(w) & MP_F_WRITING) ||
-        mempool__cell_count(p, MP_PIN, idx, MP_W_GEN(w), true))
-        return;                     /* the last unpinner will come back */
-    if (MP_W_FL(w) & MP_F_ONDISK)
-        mempool__unlink_files(p, idx, MP_W_GEN(w));
-    if (mempool__lock(p))
-        return;
-    if (atomic_load(&e->word) == w)
-        mempool__free(p, idx);
-    mempool__unlock(p);
-    if (MP_W_FL(w) & MP_F_ONDISK)
-        mempool__maps_sweep(p);     /* our idle mapping holds the space */
-}
-
-/* Ask the running check (rc set in @p w) to scan again: 1 asked (or
- * already asked), 0 the word changed (look again). */
-static int ask_recheck(mp_entry *e, uint64_t w)
-{
-    return (MP_W_FL(w) & MP_F_RECHECK) ||
-           atomic_compare_exchange_strong(&e->word, &w, w | MP_F_RECHECK);
-}
-
-/*
- * Delete refcounted (idx, gen) if no worker holds a reference to it.
- *
- * Nobody waits for another checker (it may be stopped for any time): one
- * that meets rc set raises F_RECHECK instead, and the checker scans again
- * before it gives its verdict, so the scan that decides always follows
- * every reference change whose owner saw rc. An entry being evicted is
- * left to its evictor, which runs this check after its step (spill.c).
- */
-void mempool__refcheck(mempool *p, uint32_t idx, uint32_t gen)
-{
-    mp_entry *e = mp_entry_at(p, idx);
-    unsigned me = (unsigned)p->slot + 1;
-    bool held;
-    uint64_t w;
-
-    for (;;) {
-        w = atomic_load(&e->word);
-        if (!alive(w, gen) || !(MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED) ||
-            MP_W_ST(w) == MP_ST_EVICTING)
-            return;
-        if (MP_W_RC(w)) {
-            if (ask_recheck(e, w))
-                return;
-            continue;
-        }
-        if (atomic_compare_exchange_strong(&e->word, &w, MP_W_SETRC(w, me)))
-            break;
-    }
-    MP_FP(refcheck_flagged);
-    for (;;) {
-        held = mempool__cell_count(p, MP_REF, idx, gen, true) != 0;
-        for (;;) {              /* writers may change flags meanwhile */
-            w = atomic_load(&e->word);
-            if (MP_W_GEN(w) != gen || MP_W_RC(w) != me)
-                return;
-            if (MP_W_FL(w) & MP_F_RECHECK) {
-                if (atomic_compare_exchange_strong(
-                        &e->word, &w, w & ~(uint64_t)MP_F_RECHECK))
-                    break;      /* scan again */
-                continue;
-            }
-            if (atomic_compare_exchange_strong(
-                    &e->word, &w, held ? MP_W_SETRC(w, 0) : deleted_word(w))) {
-                if (!held)
-                    mempool__try_reclaim(p, idx);
-                return;
-            }
-        }
-    }
-}
 
 /* ---- creating ---------------------------------------------------------- */
 
@@ -337,8 +235,7 @@ int mempool_publish(mempool *p, mempool_dref r)
     e = mp_entry_at(p, idx);
     touch(e);
     MP_FP(publish_before);
-    if (!atomic_compare_exchange_strong(&e->word, &w,
-                                        MP_W(MP_W_GEN(w), MP_ST_LIVE, 0, 0)))
+    if (mempool__entry_publish(e, w))
         return -ENOENT;              /* reaped under us: cannot happen live */
     COUNT(p, sets);
     return 0;
@@ -404,7 +301,7 @@ void mempool__after_unpin(mempool *p, uint32_t idx)
 {
     uint64_t w = atomic_load(&mp_entry_at(p, idx)->word);
     if (MP_W_ST(w) == MP_ST_DELETED)
-        mempool__try_reclaim(p, idx);
+        mempool__entry_reclaim(p, idx);
     else if (MP_W_ST(w) == MP_ST_LIVE && (MP_W_FL(w) & MP_F_MOVE))
         mempool__evict(p, idx, MP_W_GEN(w));
 }
@@ -431,14 +328,20 @@ static int pin_settled(mempool *p, uint32_t idx, uint32_t gen, uint64_t *wp,
     mp_entry *e = mp_entry_at(p, idx);
     mp_wait wt = { 0, 0 };
     int rc;
-    if (!alive(atomic_load(&e->word), gen))
+    if (!mp_entry_alive(atomic_load(&e->word), gen))
         return -ENOENT;
     if ((rc = mempool__pin(p, idx, gen, tok)))
         return rc;
     MP_FP(get_pinned);
     for (;;) {
-        uint64_t w = atomic_load(&e->word);
-        if (!alive(w, gen)) {
+        /* seq_cst, after the seq_cst CAS that wrote our pin cell: a delete
+         * or eviction CASes the word and then scans the cells, so either it
+         * sees our pin (and leaves the free to us) or we see its word here
+         * and back off. A relaxed or acquire load could read the word from
+         * before that CAS while the scan misses our cell (store-load order;
+         * pin.c). */
+        uint64_t w = mp_entry_word(e);
+        if (!mp_entry_alive(w, gen)) {
             mempool__unpin(p, idx, gen, *tok);
             return -ENOENT;
         }
@@ -580,29 +483,15 @@ int mempool_release(mempool *p, mempool_view *v)
 int mempool_delete(mempool *p, mempool_dref r)
 {
     uint32_t idx, gen;
-    mp_wait wt = { 0, 0 };
-    mp_entry *e;
-    uint64_t w;
     int rc;
 
     if ((rc = mempool__writer_ok(p)) ||
         (rc = mempool__entry_of(p, r, &idx, &gen)))
         return rc;
-    e = mp_entry_at(p, idx);
-    for (;;) {
-        w = atomic_load(&e->word);
-        if (!alive(w, gen))
-            return -ENOENT;
-        if (MP_W_ST(w) == MP_ST_EVICTING) {
-            if ((rc = mempool__wait_who(p, MP_W_WHO(w), idx, &wt)))
-                return rc;              /* the evictor is stopped */
-            continue;
-        }
-        if (atomic_compare_exchange_weak(&e->word, &w, deleted_word(w)))
-            break;
-    }
+    if ((rc = mempool__entry_delete(p, idx, gen)))
+        return rc;
     MP_FP(delete_marked);
-    mempool__try_reclaim(p, idx);
+    mempool__entry_reclaim(p, idx);
     COUNT(p, deletes);
     return 0;
 }
@@ -617,13 +506,13 @@ static int refcounted(mempool *p, mempool_dref r, uint32_t *idx, uint32_t *gen)
         (rc = mempool__entry_of(p, r, idx, gen)))
         return rc;
     e = mp_entry_at(p, *idx);
-    if (!alive(atomic_load(&e->word), *gen))
+    if (!mp_entry_alive(atomic_load(&e->word), *gen))
         return -ENOENT;
     fl = MP_LD(e->setflags);
     /* The flags are the generation's only if it still lives after the
      * read: a reuse rewrites them (issue 15 item 14). */
     atomic_thread_fence(memory_order_acquire);
-    if (!alive(atomic_load(&e->word), *gen))
+    if (!mp_entry_alive(mp_entry_word(e), *gen))
         return -ENOENT;
     return (fl & MEMPOOL_SET_REFCOUNTED) ? 0 : -EINVAL;
 }
@@ -641,14 +530,17 @@ int mempool_ref(mempool *p, mempool_dref r)
     MP_FP(ref_added);
     e = mp_entry_at(p, idx);
     for (;;) {
-        uint64_t w = atomic_load(&e->word);
-        if (!alive(w, gen)) {
+        /* seq_cst after the cell CAS: the refcount check CASes rc and then
+         * scans the cells, so it sees our reference or we see its rc or
+         * its DELETED here (the handshake of the get path, pin.c). */
+        uint64_t w = mp_entry_word(e);
+        if (!mp_entry_alive(w, gen)) {
             mempool__ref_sub(p, idx, gen);
             return -ENOENT;
         }
         /* A running check may have scanned before our cell: make it scan
          * again (it then sees us) rather than wait for its verdict. */
-        if (!MP_W_RC(w) || ask_recheck(e, w))
+        if (!MP_W_RC(w) || mempool__entry_ask_recheck(e, w))
             break;
     }
     COUNT(p, refs);
@@ -668,9 +560,9 @@ int mempool_unref(mempool *p, mempool_dref r)
         return rc;
     }
     if (mempool__ref_sub(p, idx, gen))  /* none: or freed and forgotten */
-        return alive(atomic_load(&mp_entry_at(p, idx)->word), gen) ? -EINVAL
-                                                                   : -ENOENT;
-    mempool__refcheck(p, idx, gen);
+        return mp_entry_alive(mp_entry_word(mp_entry_at(p, idx)), gen)
+                   ? -EINVAL : -ENOENT;
+    mempool__entry_refcheck(p, idx, gen);
     COUNT(p, unrefs);
     return 0;
 }
@@ -702,7 +594,7 @@ int mempool_info_get(mempool *p, mempool_dref r, mempool_info *out)
         return rc ? rc : -EINVAL;
     e = mp_entry_at(p, idx);
     w = atomic_load(&e->word);
-    if (!alive(w, gen))
+    if (!mp_entry_alive(w, gen))
         return -ENOENT;
     in.len = MP_LD(e->len);
     in.owner = MP_LD(e->owner);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "entry.h"
 #include "internal.h"
 #include "spill.h"
 
@@ -57,7 +58,7 @@ static int ensure_file(mempool *p, uint32_t idx)
             rc = -EAGAIN;            /* another worker is writing it */
         if (rc != -EAGAIN)
             return rc;
-        w = atomic_load(&mp_entry_at(p, idx)->word);
+        w = mp_entry_word(mp_entry_at(p, idx));
         if ((rc = mempool__wait_who(p, MP_W_WHO(w), idx, &wt)))
             return rc;
     }
@@ -74,18 +75,15 @@ static int evict_or_flag(mempool *p, uint32_t idx, uint32_t gen)
         int rc = mempool__evict(p, idx, gen);
         if (rc != -EBUSY)
             return rc;
-        w = atomic_load(&e->word);
-        if (MP_W_GEN(w) != gen)
-            return -ENOENT;
-        if (MP_W_ST(w) == MP_ST_EVICTING || MP_W_RC(w)) {
+        w = mp_entry_word(e);
+        if (MP_W_GEN(w) == gen &&
+            (MP_W_ST(w) == MP_ST_EVICTING || MP_W_RC(w))) {
             if ((rc = mempool__wait_who(
                      p, MP_W_RC(w) ? MP_W_RC(w) : MP_W_WHO(w), idx, &wt)))
                 return rc;
             continue;
         }
-        if (MP_W_ST(w) != MP_ST_LIVE)
-            continue;
-        if (!atomic_compare_exchange_strong(&e->word, &w, w | MP_F_MOVE))
+        if (!mempool__entry_flag_move(e, gen))
             continue;
         /* The last pin may have gone before the flag was seen: retry. */
         if (mempool__cell_count(p, MP_PIN, idx, gen, true))
