@@ -33,14 +33,6 @@
 
 #include "layout.h"
 
-#define ASSERT_RC(expr, want) \
-    do { \
-        int64_t rc_ = (expr); \
-        ck_assert_msg(rc_ == (want), "%s = %" PRId64 " (%s), want %d (%s)", \
-                      #expr, rc_, mempool_strerror((int)rc_), (int)(want), \
-                      mempool_strerror(want)); \
-    } while (0)
-
 /* A call may use at most this fraction of its wall time on the CPU. A
  * busy-waiter uses all the CPU it is given (even on a loaded machine well
  * over 10 %); the sleeping wait uses well under 1 %. */
