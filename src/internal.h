@@ -99,7 +99,6 @@ void mempool__register(mempool *p);
 void mempool__unregister(mempool *p);
 void mempool__wait_who(mempool *p, unsigned who, uint32_t idx,
                        unsigned *spins);
-void mempool__repair_entry(mempool *p, int d, uint32_t i);
 uint64_t mempool__now_ns(void);
 
 /* ---- alloc.c: blocks and entries, under the robust allocator lock ----- */
@@ -108,7 +107,8 @@ void mempool__unlock(mempool *p);
 int  mempool__alloc(mempool *p, uint64_t len, uint32_t *idx);  /* locked */
 void mempool__free(mempool *p, uint32_t idx);                  /* locked */
 void mempool__charge(mempool *p, uint32_t idx);                /* locked */
-bool mempool__mark_ondisk(mempool *p, uint32_t idx, uint64_t w, uint64_t nw);
+void mempool__charge_ondisk(mempool *p, uint32_t idx, uint64_t w,
+                            uint64_t nw);                 /* locked */
 void mempool__evict_locked(mempool *p, uint32_t idx, uint64_t w);
 void mempool__disown(mempool *p, int d);
 uint64_t mempool__block_bytes(uint64_t len);
@@ -127,8 +127,6 @@ uint32_t mempool__cell_count(mempool *p, int kind, uint32_t idx, uint32_t gen,
 void mempool__cells_drop(mempool *p, int slot); /* reaper: clear and repair */
 
 /* ---- object.c: shared helpers used by the reaper and spill code -------- */
-void mempool__try_reclaim(mempool *p, uint32_t idx);
-void mempool__refcheck(mempool *p, uint32_t idx, uint32_t gen);
 int  mempool__entry_of(const mempool *p, mempool_dref r, uint32_t *idx,
                        uint32_t *gen);
 void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok);
@@ -147,7 +145,6 @@ int  mempool__make_room(mempool *p, int owner, uint64_t need, bool wait);
 void mempool__unlink_files(mempool *p, uint32_t idx, uint32_t gen);
 int  mempool__file_path(mempool *p, uint32_t idx, uint32_t gen, char *buf,
                         size_t len);
-void mempool__reap_spill(mempool *p, int d, uint32_t idx, uint64_t w);
 int  mempool__spill_dir_path(const char *name, char *buf, size_t len);
 void mempool__spill_destroy(const char *dir);
 
