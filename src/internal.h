@@ -87,6 +87,9 @@ struct mempool {
     bool          observer;
     bool          readonly;    /* observer mapped PROT_READ (no write
                                   permission on the shm object) */
+    bool          any_owner;   /* MEMPOOL_OPEN_ANY_OWNER */
+    uid_t         owner_uid;   /* owner and group of the shm object */
+    gid_t         owner_gid;
 };
 
 /* 0, or -EPERM on an observer handle, or as mempool__handle_ok(). For every
@@ -101,6 +104,11 @@ static inline int mempool__writer_ok(const mempool *p)
 /* ---- arena.c: names, layout, create / attach -------------------------- */
 int  mempool__name_ok(const char *name);
 int  mempool__shm_path(const char *name, char *buf, size_t len);
+struct stat;
+/* Open the shm object @p path (O_RDWR or O_RDONLY in @p flags) without
+ * following a symlink or blocking; fd, MEMPOOL_ECORRUPT for anything but a
+ * regular file, or -errno. */
+int  mempool__shm_open(const char *path, int flags, struct stat *st);
 int  mempool__layout(uint64_t arena, uint64_t max_objects, mp_header *out);
 uint64_t mempool__format_word(void);
 void mempool__bind(mempool *p);   /* set p->slots, p->tab, ... from p->h */

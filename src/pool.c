@@ -69,6 +69,7 @@ int mempool_open(const char *name, const mempool_options *o, mempool **out)
         return -ENOMEM;
     snprintf(p->name, sizeof(p->name), "%s", name);
     p->observer = o->flags & MEMPOOL_OPEN_OBSERVE;
+    p->any_owner = o->flags & MEMPOOL_OPEN_ANY_OWNER;
     if ((rc = mempool__arena_open(p, path, name, o, &created)))
         goto fail_free;
     if (p->observer)

@@ -196,8 +196,9 @@ int mempool__spill_dir_path(const char *name, char *buf, size_t len)
     int fd, rc = mempool__shm_path(name, path, sizeof(path));
     if (rc)
         return rc;
-    if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
-        return -errno;
+    struct stat st;
+    if ((fd = mempool__shm_open(path, O_RDONLY, &st)) < 0)
+        return fd;
     rc = pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
                  h.magic == MP_MAGIC && memchr(h.spill_dir, 0, MP_PATH_MAX) &&
                  h.spill_dir[0] == '/'
