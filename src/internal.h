@@ -82,6 +82,11 @@ static inline int mempool__writer_ok(const mempool *p)
     return rc ? rc : p->observer ? -EPERM : 0;
 }
 
+/* ---- options.c: the caller's options by their size field ------------- */
+/* Defaults, then the fields @p in's size covers; NULL gives the defaults.
+ * 0, -EINVAL (bad size or value), -E2BIG (unknown non-zero fields). */
+int  mempool__options_read(const mempool_options *in, mempool_options *out);
+
 /* ---- arena.c: names, layout, create / attach -------------------------- */
 int  mempool__name_ok(const char *name);
 int  mempool__shm_path(const char *name, char *buf, size_t len);

@@ -470,34 +470,6 @@ fail_unmapped:
     return rc;
 }
 
-void mempool_options_init(mempool_options *o)
-{
-    if (!o)
-        return;
-    memset(o, 0, sizeof(*o));
-    o->arena_bytes = MEMPOOL_DEFAULT_ARENA_BYTES;
-    o->spill_dir = ".mempool";
-    o->mode = 0600;
-    o->flags = MEMPOOL_OPEN_CREATE;
-    o->policy = MEMPOOL_POLICY_LRU;
-    o->io_mode = MEMPOOL_IO_AUTO;
-    o->evict_wait_ms = 100;
-    o->spiller = 1;
-}
-
-static int check_options(const mempool_options *o)
-{
-    if (o->flags & ~(MEMPOOL_OPEN_CREATE | MEMPOOL_OPEN_EXCL |
-                     MEMPOOL_OPEN_NOVERIFY | MEMPOOL_OPEN_OBSERVE))
-        return -EINVAL;
-    if ((o->flags & MEMPOOL_OPEN_OBSERVE) && (o->flags & MEMPOOL_OPEN_CREATE))
-        return -EINVAL;
-    if (o->mode & ~0777u || o->policy > MEMPOOL_POLICY_MRU ||
-        o->io_mode > MEMPOOL_IO_PWRITE || o->evict_wait_ms > 3600000u)
-        return -EINVAL;
-    return 0;
-}
-
 /* Attach, or create when allowed; racing creators end up on one pool. */
 static int open_arena(mempool *p, const char *path, const char *name,
                       const mempool_options *o, bool *created)
@@ -568,7 +540,7 @@ static int observe_open(mempool *p, mempool **out)
 int mempool_open(const char *name, const mempool_options *o, mempool **out)
 {
     char path[sizeof(MP_SHM_DIR) + MEMPOOL_NAME_MAX + 16];
-    mempool_options defaults;
+    mempool_options opts;
     bool created = false;
     mempool *p;
     int rc;
@@ -576,13 +548,10 @@ int mempool_open(const char *name, const mempool_options *o, mempool **out)
     if (!out)
         return -EINVAL;
     *out = NULL;
-    if (!o) {
-        mempool_options_init(&defaults);
-        o = &defaults;
-    }
     if ((rc = mempool__shm_path(name, path, sizeof(path))) ||
-        (rc = check_options(o)))
+        (rc = mempool__options_read(o, &opts)))
         return rc;
+    o = &opts;
     if (!(p = calloc(1, sizeof(*p))))
         return -ENOMEM;
     snprintf(p->name, sizeof(p->name), "%s", name);

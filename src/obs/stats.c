@@ -231,8 +231,8 @@ static void worker_fill(mempool *p, int s, const pinfig *pf,
                                                memory_order_relaxed)));
 }
 
-int mempool_worker_stats(mempool *p, int worker,
-                         struct mempool_worker_stats *out)
+int mempool_worker_stats_get(mempool *p, int worker,
+                             struct mempool_worker_stats *out)
 {
     keyset ks = { 0 };
     pinfig pf = { 0 };
@@ -392,7 +392,7 @@ static void sum_slots(mempool *p, struct mempool_stats *s)
     s->corrupt_files = ev[EV_CORRUPT];
 }
 
-int mempool_stats(mempool *p, struct mempool_stats *s)
+int mempool_stats_get(mempool *p, struct mempool_stats *s)
 {
     mp_header *h;
     uint32_t sp;
