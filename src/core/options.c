@@ -59,7 +59,8 @@ static int check_size(const mempool_options *o)
 static int check_values(const mempool_options *o)
 {
     if (o->flags & ~(MEMPOOL_OPEN_CREATE | MEMPOOL_OPEN_EXCL |
-                     MEMPOOL_OPEN_NOVERIFY | MEMPOOL_OPEN_OBSERVE))
+                     MEMPOOL_OPEN_NOVERIFY | MEMPOOL_OPEN_OBSERVE |
+                     MEMPOOL_OPEN_ANY_OWNER))
         return -EINVAL;
     if ((o->flags & MEMPOOL_OPEN_OBSERVE) && (o->flags & MEMPOOL_OPEN_CREATE))
         return -EINVAL;
