@@ -108,8 +108,8 @@ PyObject *mpy_ndarray(const mempool_array *a, PyObject *owner, int writable)
         descr = PyArray_DescrNewFromType(NPY_VOID);
         if (descr)
             descr->elsize = (int)a->elem_size;
-    } else if (a->dtype < sizeof npy_of_mp / sizeof npy_of_mp[0] &&
-               npy_of_mp[a->dtype]) {
+    } else if (a->dtype >= MEMPOOL_DTYPE_INT8 &&
+               a->dtype <= MEMPOOL_DTYPE_BOOL) { /* NPY_BOOL is 0 */
         descr = PyArray_DescrFromType(npy_of_mp[a->dtype]);
     } else {
         return mpy_raise(MEMPOOL_ECORRUPT, "unknown dtype");

@@ -165,7 +165,7 @@ static int is_ndarray(PyObject *obj)
         return 0;
     if ((rc = mpy_numpy()) <= 0)
         return rc;
-    return PyArray_Check(obj);
+    return PyArray_Check(obj) || PyArray_IsScalar(obj, Generic);
 }
 
 PyObject *mpy_pool_put(MpyPool *self, PyObject *args, PyObject *kw)
@@ -185,7 +185,14 @@ PyObject *mpy_pool_put(MpyPool *self, PyObject *args, PyObject *kw)
     flags = refcounted ? MEMPOOL_SET_REFCOUNTED : 0;
     if ((rc = is_ndarray(obj)) < 0)
         return NULL;
-    if (rc)
+    if (rc && PyArray_IsScalar(obj, Generic)) {
+        /* numpy scalars are stored as 0-d arrays */
+        PyObject *arr = PyArray_FromScalar(obj, NULL);
+        if (!arr)
+            return NULL;
+        rc = put_ndarray(self, h, arr, flags, &r);
+        Py_DECREF(arr);
+    } else if (rc)
         rc = put_ndarray(self, h, obj, flags, &r);
     else if (PyObject_CheckBuffer(obj))
         rc = put_buffer(h, obj, flags, &r);
