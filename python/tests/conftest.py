@@ -34,7 +34,7 @@ def name():
 
 @pytest.fixture
 def pool(name, tmp_path):
-    p = mempool.Pool(name, arena_bytes=256 << 20, spill_dir=str(tmp_path))
+    p = mempool.Pool(name, arena_bytes=128 << 20, spill_dir=str(tmp_path))
     yield p
     gc.collect()
     p.close()
