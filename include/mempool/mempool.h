@@ -787,6 +787,7 @@ struct mempool_stats {
     char     pool_io_backend[12]; /**< the pool's: this handle's, else the
                                    spiller's, else any attached worker's;
                                    "" while none has written a file */
+    uint64_t refs, unrefs;    /**< totals of mempool_ref(), mempool_unref() */
 };
 
 /**
@@ -848,8 +849,10 @@ struct mempool_worker_stats {
 MEMPOOL_API int mempool_worker_stats(mempool *p, int worker,
                                      struct mempool_worker_stats *out);
 
-/** Version of the document mempool_stats_json() writes ("schema"). */
-#define MEMPOOL_STATS_SCHEMA 1
+/** Version of the document mempool_stats_json() writes ("schema"); 2 gave
+ *  each counter one name everywhere (README "Stats schema" lists the
+ *  renames from 1). */
+#define MEMPOOL_STATS_SCHEMA 2
 
 /**
  * @brief The figures of mempool_stats() and of every non-FREE worker's

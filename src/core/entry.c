@@ -210,14 +210,14 @@ void mempool__entry_reclaim(mempool *p, uint32_t idx)
         mempool__cell_count(p, MP_PIN, idx, MP_W_GEN(w), true))
         return;                     /* the last unpinner will come back */
     if (MP_W_FL(w) & MP_F_ONDISK)
-        mempool__unlink_files(p, idx, MP_W_GEN(w));
+        p->spill_ops->unlink_files(p, idx, MP_W_GEN(w));
     if (mempool__lock(p))
         return;
     if (atomic_load(&e->word) == w)
         mempool__free(p, idx);
     mempool__unlock(p);
     if (MP_W_FL(w) & MP_F_ONDISK)
-        mempool__maps_sweep(p);     /* our idle mapping holds the space */
+        p->spill_ops->maps_sweep(p); /* our idle mapping holds the space */
 }
 
 /* ---- refcount check ------------------------------------------------------- */
@@ -292,7 +292,7 @@ static void repair_spill(mempool *p, int d, uint32_t idx, uint64_t w)
                (MP_W_FL(w) & MP_F_WRITING)) {
         /* The writer may have died after its rename: the final name is
          * unrecorded (no F_ONDISK) and nobody else writes it, so both go. */
-        mempool__unlink_files(p, idx, MP_W_GEN(w));
+        p->spill_ops->unlink_files(p, idx, MP_W_GEN(w));
         if (cas(e, &w, MP_W_SETST(w, MP_W_ST(w), 0) & ~(uint64_t)MP_F_WRITING))
             disk_unreserve(p, e);
     }

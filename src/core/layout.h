@@ -158,8 +158,8 @@ typedef struct mp_header {
     uint32_t partial[MP_NCLASS];    /* page + 1 of first slab with room */
     _Atomic uint64_t rebuilds;      /* allocator rebuilds after a holder died */
 
-    /* Observability (stats.c). A slot's event counters (MP_NRETIRED of
-     * them, sets .. corrupt) count for its current worker: claiming a slot
+    /* Observability (stats.c). A slot's event counters (MP_NCOUNTERS of
+     * them, in MP_COUNTERS order) count for its current worker: claiming a slot
      * first adds the previous holder's counts here and zeroes them, so the
      * sum over slots plus `retired` is the total since creation. */
     _Atomic uint64_t retired[16];
@@ -179,13 +179,14 @@ typedef struct mp_slot {
     _Atomic uint64_t resident_bytes;/* bytes of objects charged to this slot */
     _Atomic uint64_t objects;       /* objects charged to this slot */
     _Atomic uint64_t overflow_used; /* cells in use in the overflow region */
-    _Atomic uint64_t sets, gets, deletes, releases, refs, unrefs, errors;
+    /* Event counters: the rows of MP_COUNTERS (counters.h), by name. */
+    _Atomic uint64_t sets, gets, deletes, releases, refs, unrefs, set_errors;
     _Atomic uint64_t max_memsize;   /* 0 = no limit */
     _Atomic uint64_t max_disksize;  /* 0 = no limit */
     _Atomic uint64_t disk_bytes;    /* bytes of files of objects charged here */
     _Atomic uint64_t spills, spill_bytes, spill_ns, spill_errors;
     _Atomic uint64_t restores, restore_bytes, destroys;
-    _Atomic uint64_t corrupt;       /* spill files our gets found corrupt */
+    _Atomic uint64_t corrupt_files; /* spill files our gets found corrupt */
     _Atomic uint32_t io_backend;    /* our I/O engine: 0 none yet, 1
                                        io_uring, 2 pwrite (stats.c) */
     uint32_t pad2;

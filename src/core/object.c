@@ -163,7 +163,7 @@ static int alloc_entry(mempool *p, size_t len, const mempool_set_options *o,
         else if (mempool__now_ns() >= deadline)
             return -ENOMEM;               /* after one more admission */
         /* One pass, then admit again: others may have freed room too. */
-        rc = mempool__make_room(p, who, need, false);
+        rc = p->spill_ops->make_room(p, who, need, false);
         if (rc && rc != -ENOMEM && rc != -ENOENT && rc != -EAGAIN)
             return rc;                    /* -ENOSPC, -EIO: say so */
         if (rc == -ENOMEM)
@@ -189,7 +189,7 @@ int mempool_reserve(mempool *p, size_t len, const mempool_set_options *o,
         return -E2BIG;
     if ((rc = alloc_entry(p, len, o, owner, &idx))) {
         if (rc != -E2BIG)
-            COUNT(p, errors);         /* no room: a set that failed */
+            COUNT(p, set_errors);     /* no room: a set that failed */
         return rc;
     }
     e = mp_entry_at(p, idx);
@@ -293,7 +293,7 @@ int mempool_set(mempool *p, const void *data, size_t len, mempool_dref *out)
 /* A view's priv: [0] entry idx + 1 | pin token << 32, [1] generation |
  * mapping id << 32, [2] the handle | VIEW_* bits, [3] a MAC of [0..2]. */
 #define VIEW_DISK UINT64_C(1)            /* pin + file mapping */
-#define VIEW_FILE UINT64_C(2)            /* get_file mapping only */
+#define VIEW_FILE MP_VIEW_FILE           /* get_file mapping only */
 
 /* Drop a pin we took, then do what the last pin leaves to do: free a
  * deleted object, or evict one that move_to_disk() found pinned. */
@@ -303,7 +303,7 @@ void mempool__after_unpin(mempool *p, uint32_t idx)
     if (MP_W_ST(w) == MP_ST_DELETED)
         mempool__entry_reclaim(p, idx);
     else if (MP_W_ST(w) == MP_ST_LIVE && (MP_W_FL(w) & MP_F_MOVE))
-        mempool__evict(p, idx, MP_W_GEN(w));
+        p->spill_ops->evict(p, idx, MP_W_GEN(w));
 }
 
 void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok)
@@ -312,8 +312,8 @@ void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok)
     mempool__after_unpin(p, idx);
 }
 
-static void view_seal(mempool_view *v, const mempool *p, uint64_t a,
-                      uint64_t b, uint64_t kind)
+void mempool__view_seal(mempool_view *v, const mempool *p, uint64_t a,
+                        uint64_t b, uint64_t kind)
 {
     v->priv[0] = a;
     v->priv[1] = b;
@@ -364,25 +364,25 @@ static int view_memory(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok,
     v->data = p->base + (off ? off : p->data_off);
     v->len = len;
     v->flags = MEMPOOL_VIEW_MEMORY;
-    view_seal(v, p, (idx + 1) | (tok << 32), gen, 0);
+    mempool__view_seal(v, p, (idx + 1) | (tok << 32), gen, 0);
     return 0;
 }
 
 static int view_disk(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok,
                      mempool_view *v)
 {
-    struct mp_mapping *m;
     const uint8_t *data;
-    int rc = mempool__map_entry(p, idx, gen, &m, &data);
+    uint64_t id;
+    int rc = p->spill_ops->map_entry(p, idx, gen, &id, &data);
     if (rc == MEMPOOL_ECORRUPT)
-        atomic_fetch_add(&p->slots[p->slot].corrupt, 1);
+        COUNT(p, corrupt_files);
     if (rc)
         return rc;
     v->data = data;
     v->len = MP_LD(mp_entry_at(p, idx)->len);
     v->flags = MEMPOOL_VIEW_DISK;
-    view_seal(v, p, (idx + 1) | (tok << 32),
-              gen | (mempool__map_id(m) << 32), VIEW_DISK);
+    mempool__view_seal(v, p, (idx + 1) | (tok << 32),
+              gen | (id << 32), VIEW_DISK);
     atomic_fetch_add(&p->slots[p->slot].restores, 1);
     atomic_fetch_add(&p->slots[p->slot].restore_bytes, v->len);
     return 0;
@@ -421,28 +421,6 @@ int mempool_get(mempool *p, mempool_dref r, mempool_view *v)
     return mempool__get(p, r, v, true);
 }
 
-int mempool_get_file(mempool *p, const mempool_fileref *f, mempool_view *v)
-{
-    struct mp_mapping *m;
-    const uint8_t *data;
-    uint64_t len;
-    uint32_t type;
-    int rc;
-
-    if ((rc = mempool__writer_ok(p)))
-        return rc;
-    if (!f || !v || !memchr(f->path, '\0', sizeof(f->path)))
-        return -EINVAL;
-    if ((rc = mempool__map_file(p, f->path, &m, &data, &len, &type)))
-        return rc;
-    v->data = data;
-    v->len = len;
-    v->type = type;
-    v->flags = MEMPOOL_VIEW_DISK;
-    view_seal(v, p, 0, mempool__map_id(m), VIEW_FILE);
-    return 0;
-}
-
 int mempool_release(mempool *p, mempool_view *v)
 {
     uint64_t kind, idx1;
@@ -456,7 +434,7 @@ int mempool_release(mempool *p, mempool_view *v)
         return -EINVAL;
     kind = v->priv[2] & 7;
     if (kind == VIEW_FILE) {
-        if ((rc = mempool__map_put(p, v->priv[1])))
+        if ((rc = p->spill_ops->map_put(p, v->priv[1])))
             return rc;
         memset(v, 0, sizeof(*v));
         return 0;
@@ -468,7 +446,7 @@ int mempool_release(mempool *p, mempool_view *v)
         mempool__unpin_cell(p, (uint32_t)idx1 - 1, gen, v->priv[0] >> 32))
         return -EINVAL;
     if (kind == VIEW_DISK)
-        mempool__map_put(p, v->priv[1] >> 32);
+        p->spill_ops->map_put(p, v->priv[1] >> 32);
     memset(v, 0, sizeof(*v));
     mempool__after_unpin(p, (uint32_t)idx1 - 1);
     COUNT(p, releases);

@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "counters.h"
 #include "entry.h"
 #include "failpoint.h"
 #include "internal.h"
@@ -215,6 +216,29 @@ void mempool__wait_who(mempool *p, unsigned who, uint32_t idx,
 
 /* ---- claiming and leaving --------------------------------------------- */
 
+_Static_assert(MP_NCOUNTERS <= sizeof(((mp_header *)0)->retired) /
+                                   sizeof(uint64_t),
+               "retired[] holds every event counter");
+
+/* Fold slot @p s's event counters into the pool's `retired` totals and
+ * zero them, so the counters of whoever claims it start at 0 and the sum
+ * over slots plus retired never goes back (stats.c). */
+static void slot_retire(mempool *p, int s)
+{
+    mp_slot *sl = &p->slots[s];
+    int k = 0;
+#define FOLD(name, prom, div, help)                                    \
+    do {                                                               \
+        uint64_t v = atomic_exchange(&sl->name, 0);                    \
+        if (v)                                                         \
+            atomic_fetch_add(&p->h->retired[k], v);                    \
+        k++;                                                           \
+    } while (0);
+    MP_COUNTERS(FOLD)
+#undef FOLD
+    atomic_store(&sl->io_backend, 0);
+}
+
 int mempool__claim_slot(mempool *p)
 {
     for (int s = 0; s < MP_WORKERS; s++) {
@@ -233,7 +257,7 @@ int mempool__claim_slot(mempool *p)
                 atomic_fetch_add(&p->h->reaped, 1);   /* previous holder */
             pthread_mutex_unlock(&p->reap_lock);
         }
-        mempool__stats_retire(p, s);   /* counters start at 0 for us */
+        slot_retire(p, s);             /* counters start at 0 for us */
         if (getrandom(&sl->token, sizeof(sl->token), 0) < 0)
             sl->token = mempool__now_ns();
         sl->pid = (int32_t)getpid();

@@ -82,6 +82,15 @@ static int ensure_dir(mempool *p)
     return rc ? rc : p->dirfd;
 }
 
+/* Record in our slot which backend our engine uses (stats read it). */
+static void note_backend(mempool *p)
+{
+    const char *b = mempool__io_backend(p->io);
+    if (p->slot >= 0)
+        atomic_store(&p->slots[p->slot].io_backend,
+                     strcmp(b, "io_uring") == 0 ? 1u : 2u);
+}
+
 /* This handle's I/O engine, started at first use. */
 int mempool__io_get(mempool *p)
 {
@@ -90,7 +99,7 @@ int mempool__io_get(mempool *p)
     if (!p->io && (rc = mempool__io_open(&p->io, p->io_mode == MEMPOOL_IO_PWRITE
                                                      ? MP_IO_PWRITE
                                                      : MP_IO_AUTO)) == 0)
-        mempool__stats_note_io(p);
+        note_backend(p);
     pthread_mutex_unlock(&p->io_lock);
     return rc;
 }
@@ -547,3 +556,14 @@ int mempool__make_room(mempool *p, int owner, uint64_t need, bool wait)
         nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
     }
 }
+
+/* ---- what core calls through p->spill_ops (pool.c installs it) --------- */
+
+const mp_spill_ops mempool__spill_ops = {
+    .make_room = mempool__make_room,
+    .evict = mempool__evict,
+    .unlink_files = mempool__unlink_files,
+    .maps_sweep = mempool__maps_sweep,
+    .map_entry = mempool__map_entry,
+    .map_put = mempool__map_put,
+};
