@@ -128,6 +128,8 @@ void mempool__unregister(mempool *p);
 void mempool__wait_who(mempool *p, unsigned who, uint32_t idx,
                        unsigned *spins);
 uint64_t mempool__now_ns(void);
+/* Event counter @p k (MP_COUNTERS order, counters.h) of slot @p s. */
+_Atomic uint64_t *mempool__counter(mp_slot *s, int k);
 
 /* ---- alloc.c: blocks and entries, under the robust allocator lock ----- */
 int  mempool__lock(mempool *p);
