@@ -22,7 +22,7 @@
  * objects are deleted the pool holds nothing but objects whose set returned
  * just before a kill and never reached the table (counted per kill).
  * MEMPOOL_SOAK_SECONDS sets the duration (default 20); the figures are
- * printed at the end. FAILURES.md S17.
+ * printed at the end. docs/scenarios.md S17.
  *
  * stop: a worker SIGSTOPped holding pins, a reference and an unpublished
  * reservation is not dead: mempool_reap() (and a new handle's open) leave
@@ -30,7 +30,7 @@
  * holds memory; others keep working, even deleting an object it pins;
  * after SIGCONT its views still hold their bytes, its releases free what
  * they should and its publish works. A stopped worker that is then killed
- * is reaped. FAILURES.md S18.
+ * is reaped. docs/scenarios.md S18.
  */
 #include "helpers.h"
 

@@ -47,6 +47,8 @@
  *   F_WRITING `who` is writing that file ("<idx>-<gen>.tmp")
  *   F_NOMEM   the bytes are not in the arena
  *   F_MOVE    move_to_disk() asked while pinned: evict at last release
+ *   F_RECHECK (only with rc) a reference changed during the check: the
+ *             checker scans again before its verdict (object.c)
  *
  * Pins and references are not counted in the entry. Each worker records
  * them in its own cell table (pin.c), so the pins of a dead worker are known
@@ -91,6 +93,7 @@ enum {
 #define MP_F_WRITING  0x02u
 #define MP_F_NOMEM    0x04u
 #define MP_F_MOVE     0x08u
+#define MP_F_RECHECK  0x10u
 
 #define MP_W(gen, st, who, fl) \
     (((uint64_t)(gen) << 32) | ((uint64_t)(st) << 24) | \

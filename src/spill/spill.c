@@ -441,15 +441,17 @@ int mempool__evict(mempool *p, uint32_t idx, uint32_t gen)
     MP_FP(evict_marked);
     if (mempool__cell_count(p, MP_PIN, idx, gen, true)) {
         mempool__entry_cancel_evict(e, w);
-        return -EBUSY;
-    }
-    if ((rc = mempool__lock(p))) {
+        rc = -EBUSY;
+    } else if ((rc = mempool__lock(p))) {
         mempool__entry_cancel_evict(e, w);
-        return rc;
+    } else {
+        mempool__evict_locked(p, idx, ev);
+        mempool__unlock(p);
     }
-    mempool__evict_locked(p, idx, ev);
-    mempool__unlock(p);
-    return 0;
+    /* An unref that met EVICTING left its refcount check to us (entry.c):
+     * run it after our last store, so it sees the reference gone. */
+    mempool__entry_refcheck(p, idx, gen);
+    return rc;
 }
 
 /* ---- victims -------------------------------------------------------------- */

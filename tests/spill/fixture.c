@@ -215,7 +215,7 @@ uint64_t sp_sum(const void *buf, size_t len)
 
 /* --------------------------------------------------------- objects */
 
-/* An untyped object of the int64s 1..n (REFERENCE's i64{1,..,n}). */
+/* An untyped object of the int64s 1..n (docs/scenarios.md: i64{1,..,n}). */
 mempool_dref set_i64(mempool *p, int owner, int n, uint32_t flags)
 {
     int64_t v[16];
