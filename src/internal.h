@@ -137,6 +137,8 @@ typedef struct mp_wait {
 int  mempool__wait_who(mempool *p, unsigned who, uint32_t idx, mp_wait *wt);
 uint64_t mempool__wait_bound_ns(const mempool *p);
 uint64_t mempool__now_ns(void);
+/* Event counter @p k (MP_COUNTERS order, counters.h) of slot @p s. */
+_Atomic uint64_t *mempool__counter(mp_slot *s, int k);
 
 /* ---- alloc.c: blocks and entries, under the robust allocator lock ----- */
 int  mempool__lock(mempool *p);
