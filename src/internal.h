@@ -129,9 +129,20 @@ bool mempool__slot_alive(mempool *p, int slot);
 int  mempool__reap_slot(mempool *p, int slot);   /* 1 reaped, 0 alive */
 void mempool__register(mempool *p);
 void mempool__unregister(mempool *p);
-void mempool__wait_who(mempool *p, unsigned who, uint32_t idx,
-                       unsigned *spins);
+/* A bounded wait for another worker's step on one entry: spin briefly,
+ * then sleep with exponential backoff (1 us .. 1 ms) until the deadline
+ * mempool__wait_bound_ns() after the first sleep. */
+typedef struct mp_wait {
+    unsigned spins;
+    uint64_t deadline;
+} mp_wait;
+/* 0: look again; -EAGAIN: the wait's bound passed (the peer is stopped or
+ * very slow). Reaps @p who and repairs the entry if it is dead. */
+int  mempool__wait_who(mempool *p, unsigned who, uint32_t idx, mp_wait *wt);
+uint64_t mempool__wait_bound_ns(const mempool *p);
 uint64_t mempool__now_ns(void);
+/* Event counter @p k (MP_COUNTERS order, counters.h) of slot @p s. */
+_Atomic uint64_t *mempool__counter(mp_slot *s, int k);
 
 /* ---- alloc.c: blocks and entries, under the robust allocator lock ----- */
 int  mempool__lock(mempool *p);
@@ -157,6 +168,13 @@ int  mempool__ref_sub(mempool *p, uint32_t idx, uint32_t gen);
 uint32_t mempool__cell_count(mempool *p, int kind, uint32_t idx, uint32_t gen,
                              bool any);
 void mempool__cells_drop(mempool *p, int slot); /* reaper: clear and repair */
+/* Empty every worker's reference cells of (idx, gen): the entry is being
+ * freed. Returns how many cells were emptied. */
+unsigned mempool__refs_forget(mempool *p, uint32_t idx, uint32_t gen);
+/* Cells of attached workers naming a free entry or another generation (a
+ * leak, or a pinner/referrer between its two steps); *first = slot << 32 |
+ * cell of the first one. */
+uint64_t mempool__cells_stale(mempool *p, uint64_t *first);
 
 /* ---- object.c: shared helpers used by the reaper and spill code -------- */
 int  mempool__entry_of(const mempool *p, mempool_dref r, uint32_t *idx,

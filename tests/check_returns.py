@@ -37,9 +37,6 @@ VAGUE = re.compile(r'(a|another) negative error|another error|an error code',
 # Codes produced inside the library and consumed before they reach a public
 # function's caller: (function or '*', code) -> reason.
 HANDLED = {
-    ('*', '-EAGAIN'): 'internal "try again" of the entry state machine and '
-        'of spill writers; every caller loops (mempool__wait_who) until it '
-        'is something else',
     ('*', '-ESTALE'): 'lock_fd() in open: the shm object was replaced, '
         'open_arena retries',
     ('*', '-EBUSY'): 'trylock results inside the reaper and the spiller; '
@@ -57,6 +54,8 @@ for f in ('mempool_put', 'mempool_put_ex', 'mempool_put_obj', 'mempool_set',
     HANDLED[(f, '-ENOENT')] = ('alloc_entry() filters -ENOENT out of '
         'make_room (a victim deleted meanwhile); publishing the reservation '
         'the call itself holds cannot find it gone')
+    HANDLED[(f, '-EAGAIN')] = ('alloc_entry() retries -EAGAIN from admit() '
+        'and make_room() (a victim being written by another worker)')
 
 # Internal functions whose result is never an error code: the closure does
 # not descend into them.

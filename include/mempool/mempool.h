@@ -131,6 +131,13 @@ typedef struct mempool mempool;
 #define MEMPOOL_MAX_WORKERS 64
 /** Longest pool name, not counting the terminating NUL. */
 #define MEMPOOL_NAME_MAX 200
+/** Longest time (ms) a call waits for another worker's step on the same
+ *  object - an eviction (get, delete), a spill write (move/copy_to_disk) -
+ *  or the pool's evict_wait_ms if that is longer. The wait sleeps (no busy
+ *  spinning), so a peer stopped by SIGSTOP, a debugger or a frozen cgroup
+ *  costs the caller no CPU; past the bound the call answers -EAGAIN and
+ *  changed nothing. A dead peer's step is undone at once instead. */
+#define MEMPOOL_PEER_WAIT_MS 5000
 
 /**
  * Options of mempool_open(). Always start from mempool_options_init(),
@@ -221,6 +228,8 @@ MEMPOOL_API void mempool_options_init(mempool_options *o);
  *             not be completed;
  *   -ENAMETOOLONG the absolute spill directory is longer than 1023 bytes;
  *   -EIO      the new arena could not be written;
+ *   -EAGAIN   getrandom() could not give the new pool's uuid yet (early
+ *             boot);
  *   -ENOMEM, or another -errno of the system calls it makes (shm_open,
  *             ftruncate, posix_fallocate, mmap, mkdir, fcntl).
  */
@@ -349,7 +358,9 @@ typedef struct mempool_view {
  * @return 0, or -EINVAL malformed DRef (out of the table, misaligned, wrong
  *   pool) or NULL argument; -ENOENT deleted, never published, or stale (or
  *   its spill file is missing); -ENOBUFS this worker holds too many
- *   distinct pins at once; -EPERM observer handle; MEMPOOL_EFORKED.
+ *   distinct pins at once; -EAGAIN another worker was evicting the object
+ *   and did not finish within MEMPOOL_PEER_WAIT_MS (it is stopped);
+ *   nothing was pinned; -EPERM observer handle; MEMPOOL_EFORKED.
  *   For a spilled object also: MEMPOOL_ECORRUPT (the file failed its header
  *   or crc check; so does a damaged entry in the arena), -EIO, -ENOMEM,
  *   -ENAMETOOLONG, or another -errno of open/mmap (-EMFILE, -EACCES, ...).
@@ -366,19 +377,26 @@ MEMPOOL_API int mempool_release(mempool *p, mempool_view *v);
 /** @brief Delete object @p r: new gets return -ENOENT at once; its memory is
  *  freed when the last pin is released (now, if none).
  *  @return 0, -ENOENT already deleted / stale / unpublished, -EINVAL
- *  malformed, -EPERM observer handle, MEMPOOL_EFORKED. */
+ *  malformed, -EAGAIN another worker was evicting the object and did not
+ *  finish within MEMPOOL_PEER_WAIT_MS (nothing changed: retry later),
+ *  -EPERM observer handle, MEMPOOL_EFORKED. */
 MEMPOOL_API int mempool_delete(mempool *p, mempool_dref r);
 
 /** @brief Add one reference to a refcounted object, attributed to this
- *  worker. @return 0, -ENOENT gone, -EINVAL malformed or not refcounted,
- *  -ENOBUFS this worker's reference table is full, -EPERM observer handle,
- *  MEMPOOL_EFORKED. */
+ *  worker. Never waits for another worker (a refcount check in progress is
+ *  made to look again). @return 0, -ENOENT gone, -EINVAL malformed or not
+ *  refcounted, -ENOBUFS this worker holds too many distinct pins and
+ *  references at once, -EPERM observer handle, MEMPOOL_EFORKED. */
 MEMPOOL_API int mempool_ref(mempool *p, mempool_dref r);
 
 /** @brief Drop one of this worker's references; the last reference in the
- *  pool deletes the object. References also go when their worker dies.
- *  @return 0, -ENOENT gone, -EINVAL this worker holds no reference or the
- *  object is not refcounted, -EPERM observer handle, MEMPOOL_EFORKED. */
+ *  pool deletes the object. References also go when their worker dies,
+ *  and when the object is deleted and freed. Never waits for another
+ *  worker: if one is checking the object's references (or evicting it),
+ *  that worker gives the verdict after its step.
+ *  @return 0, -ENOENT gone (also after deletion: the reference went with
+ *  the object), -EINVAL this worker holds no reference or the object is
+ *  not refcounted, -EPERM observer handle, MEMPOOL_EFORKED. */
 MEMPOOL_API int mempool_unref(mempool *p, mempool_dref r);
 
 /** mempool_info.state bits */
@@ -475,10 +493,11 @@ MEMPOOL_API int mempool_limit_get(mempool *p, unsigned which, uint64_t *bytes);
  * @param[out] out  the file (may be NULL)
  * @return 0, -ENOENT, -EINVAL, -ENOSPC (disk full or disk limit), -EIO,
  *  -ENOBUFS (this worker's pin table is full), -ENOMEM, -ENAMETOOLONG,
- *  -EPERM (observer handle), MEMPOOL_EFORKED, MEMPOOL_ECORRUPT (damaged
- *  entry or file), or another -errno of the spill directory or file
- *  (mkdir, open, write, rename); on error the object stays in memory,
- *  readable and charged.
+ *  -EAGAIN another worker writing or evicting the object did not finish
+ *  within MEMPOOL_PEER_WAIT_MS (it is stopped), -EPERM (observer handle),
+ *  MEMPOOL_EFORKED, MEMPOOL_ECORRUPT (damaged entry or file), or another
+ *  -errno of the spill directory or file (mkdir, open, write, rename); on
+ *  error the object stays in memory, readable and charged.
  */
 MEMPOOL_API int mempool_move_to_disk(mempool *p, mempool_dref r,
                                      mempool_fileref *out);
@@ -494,7 +513,9 @@ MEMPOOL_API int mempool_copy_to_disk(mempool *p, mempool_dref r,
  *  about the object or its recency; the file is the caller's: delete,
  *  eviction and destroy never touch it.
  *  @return 0, -ENOENT, -EINVAL, -ENOSPC, -EIO, -ENOBUFS (pin table full),
- *  -ENOMEM, -ENAMETOOLONG, -EPERM (observer handle), MEMPOOL_EFORKED,
+ *  -EAGAIN (another worker evicting the object did not finish within
+ *  MEMPOOL_PEER_WAIT_MS), -ENOMEM, -ENAMETOOLONG, -EPERM (observer handle),
+ *  MEMPOOL_EFORKED,
  *  MEMPOOL_ECORRUPT (a spilled source failed its checks), or another -errno
  *  of open/write/fdatasync/rename. */
 MEMPOOL_API int mempool_save_to_disk(mempool *p, mempool_dref r,

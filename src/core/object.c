@@ -326,7 +326,7 @@ static int pin_settled(mempool *p, uint32_t idx, uint32_t gen, uint64_t *wp,
                        uint64_t *tok)
 {
     mp_entry *e = mp_entry_at(p, idx);
-    unsigned spins = 0;
+    mp_wait wt = { 0, 0 };
     int rc;
     if (!mp_entry_alive(atomic_load(&e->word), gen))
         return -ENOENT;
@@ -349,7 +349,10 @@ static int pin_settled(mempool *p, uint32_t idx, uint32_t gen, uint64_t *wp,
             *wp = w;
             return 0;
         }
-        mempool__wait_who(p, MP_W_WHO(w), idx, &spins);
+        if ((rc = mempool__wait_who(p, MP_W_WHO(w), idx, &wt))) {
+            mempool__unpin(p, idx, gen, *tok);
+            return rc;                  /* the evictor is stopped */
+        }
     }
 }
 
@@ -474,6 +477,7 @@ int mempool_delete(mempool *p, mempool_dref r)
 /* A live refcounted entry behind @p r. */
 static int refcounted(mempool *p, mempool_dref r, uint32_t *idx, uint32_t *gen)
 {
+    uint16_t fl;
     int rc;
     mp_entry *e;
     if ((rc = mempool__writer_ok(p)) ||
@@ -482,13 +486,18 @@ static int refcounted(mempool *p, mempool_dref r, uint32_t *idx, uint32_t *gen)
     e = mp_entry_at(p, *idx);
     if (!mp_entry_alive(atomic_load(&e->word), *gen))
         return -ENOENT;
-    return (MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED) ? 0 : -EINVAL;
+    fl = MP_LD(e->setflags);
+    /* The flags are the generation's only if it still lives after the
+     * read: a reuse rewrites them (issue 15 item 14). */
+    atomic_thread_fence(memory_order_acquire);
+    if (!mp_entry_alive(mp_entry_word(e), *gen))
+        return -ENOENT;
+    return (fl & MEMPOOL_PUT_REFCOUNTED) ? 0 : -EINVAL;
 }
 
 int mempool_ref(mempool *p, mempool_dref r)
 {
     uint32_t idx, gen;
-    unsigned spins = 0;
     mp_entry *e;
     int rc;
 
@@ -507,9 +516,10 @@ int mempool_ref(mempool *p, mempool_dref r)
             mempool__ref_sub(p, idx, gen);
             return -ENOENT;
         }
-        if (!MP_W_RC(w))
+        /* A running check may have scanned before our cell: make it scan
+         * again (it then sees us) rather than wait for its verdict. */
+        if (!MP_W_RC(w) || mempool__entry_ask_recheck(e, w))
             break;
-        mempool__wait_who(p, MP_W_RC(w), idx, &spins); /* the verdict */
     }
     COUNT(p, refs);
     return 0;
@@ -527,8 +537,9 @@ int mempool_unref(mempool *p, mempool_dref r)
             COUNT(p, unrefs);
         return rc;
     }
-    if (mempool__ref_sub(p, idx, gen))
-        return -EINVAL;              /* this worker holds no reference */
+    if (mempool__ref_sub(p, idx, gen))  /* none: or freed and forgotten */
+        return mp_entry_alive(mp_entry_word(mp_entry_at(p, idx)), gen)
+                   ? -EINVAL : -ENOENT;
     mempool__entry_refcheck(p, idx, gen);
     COUNT(p, unrefs);
     return 0;
