@@ -50,7 +50,7 @@ typedef struct mp_spill_ops {
     int  (*map_put)(mempool *p, uint64_t id);
     /* (idx, gen)'s file exists and passes every check (payload crc too):
      * 0, -ENOENT, MEMPOOL_ECORRUPT, or another -errno (cannot tell). */
-    int  (*file_check)(mempool *p, uint32_t idx, uint32_t gen);
+    int  (*file_verify)(mempool *p, uint32_t idx, uint32_t gen);
 } mp_spill_ops;
 
 /* One process's handle on a pool: one worker. */

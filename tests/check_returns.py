@@ -48,6 +48,10 @@ HANDLED = {
     ('mempool_open', '-EPERM'): 'open calls mempool_reap() only on a worker '
         'handle and ignores its result',
     ('mempool_open', 'MEMPOOL_EFORKED'): 'the handle is brand new',
+    ('mempool_check', '-ENOENT'): 'check_files() counts a missing spill '
+        'file and answers MEMPOOL_ECORRUPT',
+    ('mempool_repair', '-ENOENT'): 'a missing spill file is what it '
+        'repairs; a delete that finds the object gone is skipped',
 }
 for f in ('mempool_put', 'mempool_put_ex', 'mempool_put_obj', 'mempool_set',
           'mempool_set_ex', 'mempool_set_obj', 'mempool_reserve'):

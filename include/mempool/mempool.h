@@ -989,7 +989,8 @@ MEMPOOL_API int mempool_check(mempool *p, char *why, size_t whylen);
  *  then on), and forget damaged clean copies of objects still in memory (a
  *  later eviction writes a new file). Counts go to @p dropped and
  *  @p forgotten (either may be NULL).
- *  @return 0, -EPERM on an observer handle, MEMPOOL_EFORKED, -EINVAL. */
+ *  @return 0, -EPERM on an observer handle, MEMPOOL_EFORKED, -EINVAL,
+ *  MEMPOOL_ECORRUPT (the allocator's shared state failed validation). */
 MEMPOOL_API int mempool_repair(mempool *p, uint64_t *dropped,
                                uint64_t *forgotten);
 

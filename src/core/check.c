@@ -71,7 +71,7 @@ static uint64_t bad_files(mempool *p, void (*fn)(mempool *, uint32_t,
         if (!mp_entry_alive(w, MP_W_GEN(w)) ||
             !(MP_W_FL(w) & MP_F_ONDISK) || (MP_W_FL(w) & MP_F_WRITING))
             continue;
-        rc = p->spill_ops->file_check(p, i, MP_W_GEN(w));
+        rc = p->spill_ops->file_verify(p, i, MP_W_GEN(w));
         if (!file_bad(rc) || mp_entry_word(e) != w)
             continue;
         if (n++ == 0 && first) {

@@ -603,7 +603,7 @@ int mempool__make_room(mempool *p, int owner, uint64_t need, bool wait)
 
 /* ---- what core calls through p->spill_ops (pool.c installs it) --------- */
 
-static int file_check(mempool *p, uint32_t idx, uint32_t gen)
+static int spill_file_verify(mempool *p, uint32_t idx, uint32_t gen)
 {
     char path[MP_PATH_MAX + 48];
     mp_file_map m;
@@ -621,5 +621,5 @@ const mp_spill_ops mempool__spill_ops = {
     .maps_sweep = mempool__maps_sweep,
     .map_entry = mempool__map_entry,
     .map_put = mempool__map_put,
-    .file_check = file_check,
+    .file_verify = spill_file_verify,
 };
