@@ -71,6 +71,9 @@ struct mempool {
     bool          observer;
     bool          readonly;    /* observer mapped PROT_READ (no write
                                   permission on the shm object) */
+    bool          any_owner;   /* MEMPOOL_OPEN_ANY_OWNER */
+    uid_t         owner_uid;   /* owner and group of the shm object */
+    gid_t         owner_gid;
 };
 
 /* 0, or -EPERM on an observer handle, or as mempool__handle_ok(). For every
@@ -85,6 +88,11 @@ static inline int mempool__writer_ok(const mempool *p)
 /* ---- arena.c: names, layout, create / attach -------------------------- */
 int  mempool__name_ok(const char *name);
 int  mempool__shm_path(const char *name, char *buf, size_t len);
+struct stat;
+/* Open the shm object @p path (O_RDWR or O_RDONLY in @p flags) without
+ * following a symlink or blocking; fd, MEMPOOL_ECORRUPT for anything but a
+ * regular file, or -errno. */
+int  mempool__shm_open(const char *path, int flags, struct stat *st);
 int  mempool__layout(uint64_t arena, uint64_t max_objects, mp_header *out);
 uint64_t mempool__format_word(void);
 void mempool__bind(mempool *p);   /* set p->slots, p->tab, ... from p->h */
@@ -99,7 +107,6 @@ void mempool__register(mempool *p);
 void mempool__unregister(mempool *p);
 void mempool__wait_who(mempool *p, unsigned who, uint32_t idx,
                        unsigned *spins);
-void mempool__repair_entry(mempool *p, int d, uint32_t i);
 uint64_t mempool__now_ns(void);
 
 /* ---- alloc.c: blocks and entries, under the robust allocator lock ----- */
@@ -108,7 +115,8 @@ void mempool__unlock(mempool *p);
 int  mempool__alloc(mempool *p, uint64_t len, uint32_t *idx);  /* locked */
 void mempool__free(mempool *p, uint32_t idx);                  /* locked */
 void mempool__charge(mempool *p, uint32_t idx);                /* locked */
-bool mempool__mark_ondisk(mempool *p, uint32_t idx, uint64_t w, uint64_t nw);
+void mempool__charge_ondisk(mempool *p, uint32_t idx, uint64_t w,
+                            uint64_t nw);                 /* locked */
 void mempool__evict_locked(mempool *p, uint32_t idx, uint64_t w);
 void mempool__disown(mempool *p, int d);
 uint64_t mempool__block_bytes(uint64_t len);
@@ -127,8 +135,6 @@ uint32_t mempool__cell_count(mempool *p, int kind, uint32_t idx, uint32_t gen,
 void mempool__cells_drop(mempool *p, int slot); /* reaper: clear and repair */
 
 /* ---- object.c: shared helpers used by the reaper and spill code -------- */
-void mempool__try_reclaim(mempool *p, uint32_t idx);
-void mempool__refcheck(mempool *p, uint32_t idx, uint32_t gen);
 int  mempool__entry_of(const mempool *p, mempool_dref r, uint32_t *idx,
                        uint32_t *gen);
 void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok);
@@ -147,7 +153,6 @@ int  mempool__make_room(mempool *p, int owner, uint64_t need, bool wait);
 void mempool__unlink_files(mempool *p, uint32_t idx, uint32_t gen);
 int  mempool__file_path(mempool *p, uint32_t idx, uint32_t gen, char *buf,
                         size_t len);
-void mempool__reap_spill(mempool *p, int d, uint32_t idx, uint64_t w);
 int  mempool__spill_dir_path(const char *name, char *buf, size_t len);
 void mempool__spill_destroy(const char *dir);
 

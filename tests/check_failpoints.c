@@ -86,19 +86,9 @@ static const struct fp_def {
 };
 #define NFP ((int)(sizeof fp_list / sizeof fp_list[0]))
 
-#define KiB (1ull << 10)
-#define MiB (1ull << 20)
 #define WL_LIMIT (96 * KiB)      /* the child's max_memsize */
 #define WL_ROUNDS 2
 #define WL_KEEP 20               /* live objects the child keeps at most */
-
-#define ASSERT_RC(expr, want) \
-    do { \
-        int64_t rc_ = (expr); \
-        ck_assert_msg(rc_ == (int64_t)(want), "%s = %" PRId64 " (%s), want " \
-                      "%d (%s)", #expr, rc_, mempool_strerror((int)rc_), \
-                      (int)(want), mempool_strerror((int)(want))); \
-    } while (0)
 
 /* ------------------------------------------------------------ records */
 

@@ -17,14 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ASSERT_RC(expr, want) \
-    do { \
-        int64_t rc_ = (expr); \
-        ck_assert_msg(rc_ == (want), "%s = %" PRId64 " (%s), want %d (%s)", \
-                      #expr, rc_, mempool_strerror((int)rc_), (int)(want), \
-                      mempool_strerror(want)); \
-    } while (0)
-
 static mempool_dref g_obj, g_rsv, g_rc;
 static mempool_view g_view;
 static int g_fd = -1;

@@ -31,7 +31,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <sched.h>
 #include <signal.h>
@@ -48,16 +47,6 @@
 
 #include <linux/io_uring.h>
 
-#define ASSERT_RC(expr, want) \
-    do { \
-        int64_t rc_ = (expr); \
-        ck_assert_msg(rc_ == (int64_t)(want), "%s = %" PRId64 " (%s), want %d (%s)", \
-                      #expr, rc_, mempool_strerror((int)rc_), (int)(want), \
-                      mempool_strerror((int)(want))); \
-    } while (0)
-
-#define MiB (1ull << 20)
-#define KiB (1ull << 10)
 #define SMALL_ARENA (4 * MiB)
 #define FILE_HDR 4096u
 
@@ -77,16 +66,6 @@ static char sp_extra[4][T_NAME_LEN];     /* more pools to destroy */
 static int sp_nextra;
 static mempool *sp_h[16];                /* handles to close */
 static int sp_nh;
-
-static int rm_cb(const char *path, const struct stat *sb, int flag,
-                 struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
 
 static void sp_setup(void)
 {
@@ -112,7 +91,7 @@ static void sp_teardown(void)
     while (sp_nextra > 0)
         (void)mempool_destroy(sp_extra[--sp_nextra]);
     if (sp_dir[0])
-        nftw(sp_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+        t_rm_tree(sp_dir);
 }
 
 static TCase *sp_tcase(Suite *s, const char *name, double timeout)

@@ -25,14 +25,6 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define ASSERT_RC(expr, want) \
-    do { \
-        int64_t rc_ = (expr); \
-        ck_assert_msg(rc_ == (want), "%s = %" PRId64 " (%s), want %d (%s)", \
-                      #expr, rc_, mempool_strerror((int)rc_), (int)(want), \
-                      mempool_strerror(want)); \
-    } while (0)
-
 /* ---- JSON helpers ------------------------------------------------------- */
 
 static cJSON *parse(const char *txt)

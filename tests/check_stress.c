@@ -29,17 +29,8 @@
  * happens-before edge made through one handle's mapping (a CAS, the
  * allocator mutex) is invisible for accesses through the other's, so the
  * two-handle case reports races that are not there. It runs in the other
- * lanes; under TSan only when T_STRESS_TSAN_TWO_HANDLES=1. */
-#if defined(__SANITIZE_THREAD__)
-#define T_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define T_TSAN 1
-#endif
-#endif
-#ifndef T_TSAN
-#define T_TSAN 0
-#endif
+ * lanes; under TSan (T_TSAN, helpers_base.h) only when
+ * T_STRESS_TSAN_TWO_HANDLES=1. */
 
 #define NTHREADS 4
 #define SLOTS 64

@@ -95,7 +95,16 @@ typedef struct mempool mempool;
         object returns -EPERM. Never creates (with CREATE: -EINVAL); a pool
         still being built is MEMPOOL_ENOTREADY. Needs only read permission
         on the shm object (mempool_check() then returns -EACCES).
-        mempool_worker_id() returns 0. For monitors such as mempool-top. */
+        mempool_worker_id() returns 0. For monitors such as mempool-top.
+        An observer may observe a pool of any owner. */
+#define MEMPOOL_OPEN_ANY_OWNER 0x10u /**< attach even to a pool whose shm
+        object belongs to another user than this process's effective uid
+        or root. Without it such an open answers -EPERM: anyone can create
+        /dev/shm/mempool.<name> first, and attaching to a pool hands its
+        owner every object stored there (the rule sshd applies to its
+        files). Pools of root or of the caller need no flag. Give it only
+        to share a pool between users on purpose (see the README's
+        "Security model"). */
 
 /** Default arena size when creating: 1 GiB. */
 #define MEMPOOL_DEFAULT_ARENA_BYTES (1ull << 30)
@@ -166,9 +175,14 @@ MEMPOOL_API void mempool_options_init(mempool_options *o);
  *   -ENOSPC   /dev/shm cannot hold the arena (in a container, raise
  *             --shm-size);
  *   -EACCES   the shm object's permissions do not allow it;
+ *   -EPERM    the shm object belongs to another user than the caller's
+ *             effective uid or root and MEMPOOL_OPEN_ANY_OWNER was not
+ *             given (a name squatted by another user, or a shared pool
+ *             that needs the flag);
  *   -EUSERS   all MEMPOOL_MAX_WORKERS slots are held by live workers;
  *   MEMPOOL_EFORMAT  the object was made by an incompatible build;
- *   MEMPOOL_ECORRUPT bad magic, size not matching the header, bad layout;
+ *   MEMPOOL_ECORRUPT bad magic, size not matching the header, bad layout,
+ *             or the name is not a regular file (a FIFO, a symlink, ...);
  *   MEMPOOL_ENOTREADY the creator died before finishing and the pool could
  *             not be completed;
  *   -ENOMEM, or another -errno from the system.

@@ -250,21 +250,48 @@ static int map_arena(mempool *p, int fd, uint64_t size)
     return 0;
 }
 
+/* May this process attach to an object owned by @p uid? Its own, root's,
+ * or anyone's when asked (MEMPOOL_OPEN_ANY_OWNER); observers only read. */
+static bool owner_ok(const mempool *p, uid_t uid)
+{
+    return uid == geteuid() || uid == 0 || p->any_owner || p->observer;
+}
+
+int mempool__shm_open(const char *path, int flags, struct stat *st)
+{
+    int fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
+                        O_CLOEXEC);
+    if (fd < 0)
+        return errno == ELOOP ? MEMPOOL_ECORRUPT : -errno;
+    if (fstat(fd, st) < 0) {
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    if (!S_ISREG(st->st_mode)) {
+        close(fd);
+        return MEMPOOL_ECORRUPT;      /* a FIFO, device, ... is no pool */
+    }
+    return fd;
+}
+
 static int attach(mempool *p, const char *path)
 {
     struct stat st;
     mp_header h;
-    int rc, fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 && errno == EACCES && p->observer) {
-        fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int rc, fd = mempool__shm_open(path, O_RDWR, &st);
+    if (fd == -EACCES && p->observer) {
+        fd = mempool__shm_open(path, O_RDONLY, &st);
         p->readonly = true;           /* may read: observe through PROT_READ */
     }
     if (fd < 0)
-        return -errno;
-    if (fstat(fd, &st) < 0) {
-        rc = -errno;
+        return fd;
+    if (!owner_ok(p, st.st_uid)) {
+        rc = -EPERM;                  /* squatted name: see owner_ok() */
         goto fail;
     }
+    p->owner_uid = st.st_uid;
+    p->owner_gid = st.st_gid;
     if ((uint64_t)st.st_size < sizeof(h)) {
         rc = MEMPOOL_ECORRUPT;
         goto fail;
@@ -402,14 +429,17 @@ static void sweep_builds(const char *name)
         if (strncmp(de->d_name, prefix, n))
             continue;
         struct stat st;
-        fd = openat(dirfd(d), de->d_name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+        fd = openat(dirfd(d), de->d_name,
+                    O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
         if (fd < 0)
             continue;
         /* A creator locks its file before sizing it: a sized file whose
          * lock is free belongs to a dead creator. An empty one may be a
-         * live creator's between open and lock: leave it. */
-        if (init_lock(fd, F_WRLCK, false) == 0 && fstat(fd, &st) == 0 &&
-            st.st_size > 0)
+         * live creator's between open and lock: leave it. Only our own
+         * regular files: root never sweeps what another user made. */
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+            st.st_uid == geteuid() && st.st_size > 0 &&
+            init_lock(fd, F_WRLCK, false) == 0)
             unlinkat(dirfd(d), de->d_name, 0);
         close(fd);
     }
@@ -440,6 +470,8 @@ static int create(mempool *p, const char *path, const char *name,
     /* Metadata pages are written now: reserve them before touching them. */
     if ((rc = -posix_fallocate(fd, 0, (off_t)tmpl.data_off)))
         goto fail_tmp;
+    p->owner_uid = geteuid();
+    p->owner_gid = getegid();
     if ((rc = map_arena(p, fd, tmpl.arena_bytes)))
         goto fail_tmp;
     if ((rc = build(p, &tmpl)))
@@ -488,7 +520,8 @@ void mempool_options_init(mempool_options *o)
 static int check_options(const mempool_options *o)
 {
     if (o->flags & ~(MEMPOOL_OPEN_CREATE | MEMPOOL_OPEN_EXCL |
-                     MEMPOOL_OPEN_NOVERIFY | MEMPOOL_OPEN_OBSERVE))
+                     MEMPOOL_OPEN_NOVERIFY | MEMPOOL_OPEN_OBSERVE |
+                     MEMPOOL_OPEN_ANY_OWNER))
         return -EINVAL;
     if ((o->flags & MEMPOOL_OPEN_OBSERVE) && (o->flags & MEMPOOL_OPEN_CREATE))
         return -EINVAL;
@@ -529,7 +562,7 @@ static int lock_fd(int fd, const char *path)
     snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
     l = open(proc, O_RDWR | O_CLOEXEC);
     if (l < 0)
-        l = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+        l = open(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (l < 0)
         return -errno;
     if (fstat(fd, &a) < 0 || fstat(l, &b) < 0 || a.st_ino != b.st_ino ||
@@ -587,6 +620,7 @@ int mempool_open(const char *name, const mempool_options *o, mempool **out)
         return -ENOMEM;
     snprintf(p->name, sizeof(p->name), "%s", name);
     p->observer = o->flags & MEMPOOL_OPEN_OBSERVE;
+    p->any_owner = o->flags & MEMPOOL_OPEN_ANY_OWNER;
     if ((rc = open_arena(p, path, name, o, &created)))
         goto fail_free;
     if (p->observer)

@@ -3,13 +3,8 @@
  * object.c - the object API: reserve/publish/abort, set, get/release,
  * delete, ref/unref and info.
  *
- * Life of an entry (see layout.h for the word):
- *
- *   FREE --reserve--> ALLOC(us) --publish--> LIVE --delete--> DELETED
- *     ^                  |abort/reap         | ^                    |
- *     |                              evict  v | pinned        last pin
- *     |                                EVICTING --> SPILLED --delete-^
- *     +------ free (allocator lock, gen + 1) <--------------------+
+ * The entry word and its transitions are entry.c's (diagram in entry.h);
+ * this file calls them.
  *
  * get is lock-free: read the word, record a pin cell, re-read the word
  * (pin.c explains the handshake). delete is a CAS to DELETED followed by an
@@ -31,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "entry.h"
 #include "failpoint.h"
 #include "internal.h"
 
@@ -71,23 +67,6 @@ static mempool_dref dref_of(const mempool *p, uint32_t idx, uint32_t gen)
     return r;
 }
 
-/* Published and not deleted: in memory, on disk, or between the two. */
-static bool alive(uint64_t w, uint32_t gen)
-{
-    unsigned st = MP_W_ST(w);
-    return MP_W_GEN(w) == gen && (st == MP_ST_LIVE || st == MP_ST_SPILLED ||
-                                  st == MP_ST_EVICTING);
-}
-
-/* The DELETED word for @p w: files and a running writer are remembered so
- * the reclaimer removes the file and waits for the writer. */
-static uint64_t deleted_word(uint64_t w)
-{
-    unsigned fl = MP_W_FL(w) & (MP_F_ONDISK | MP_F_WRITING | MP_F_NOMEM);
-    unsigned who = (MP_W_FL(w) & MP_F_WRITING) ? MP_W_WHO(w) : 0;
-    return MP_W(MP_W_GEN(w), MP_ST_DELETED, who, fl);
-}
-
 static void touch(mp_entry *e)
 {
     atomic_store_explicit(&e->stamp, mempool__now_ns(), memory_order_relaxed);
@@ -96,60 +75,6 @@ static void touch(mp_entry *e)
 #define COUNT(p, field) \
     atomic_fetch_add_explicit(&(p)->slots[(p)->slot].field, 1, \
                               memory_order_relaxed)
-
-/* ---- reclaiming -------------------------------------------------------- */
-
-void mempool__try_reclaim(mempool *p, uint32_t idx)
-{
-    mp_entry *e = mp_entry_at(p, idx);
-    uint64_t w = atomic_load(&e->word);
-    if (MP_W_ST(w) != MP_ST_DELETED || (MP_W_FL(w) & MP_F_WRITING) ||
-        mempool__cell_count(p, MP_PIN, idx, MP_W_GEN(w), true))
-        return;                     /* the last unpinner will come back */
-    if (MP_W_FL(w) & MP_F_ONDISK)
-        mempool__unlink_files(p, idx, MP_W_GEN(w));
-    if (mempool__lock(p))
-        return;
-    if (atomic_load(&e->word) == w)
-        mempool__free(p, idx);
-    mempool__unlock(p);
-    if (MP_W_FL(w) & MP_F_ONDISK)
-        mempool__maps_sweep(p);     /* our idle mapping holds the space */
-}
-
-/* Delete refcounted (idx, gen) if no worker holds a reference to it. */
-void mempool__refcheck(mempool *p, uint32_t idx, uint32_t gen)
-{
-    mp_entry *e = mp_entry_at(p, idx);
-    unsigned spins = 0, me = (unsigned)p->slot + 1;
-    bool held;
-    uint64_t w;
-
-    for (;;) {
-        w = atomic_load(&e->word);
-        if (!alive(w, gen) || !(MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED))
-            return;
-        if (MP_W_RC(w) || MP_W_ST(w) == MP_ST_EVICTING) {
-            mempool__wait_who(p, MP_W_RC(w) ? MP_W_RC(w) : MP_W_WHO(w), idx,
-                              &spins);
-            continue;
-        }
-        if (atomic_compare_exchange_strong(&e->word, &w, MP_W_SETRC(w, me)))
-            break;
-    }
-    MP_FP(refcheck_flagged);
-    held = mempool__cell_count(p, MP_REF, idx, gen, true) != 0;
-    for (;;) {                  /* writers may change flags meanwhile */
-        w = atomic_load(&e->word);
-        if (MP_W_GEN(w) != gen || MP_W_RC(w) != me)
-            return;
-        if (atomic_compare_exchange_strong(
-                &e->word, &w, held ? MP_W_SETRC(w, 0) : deleted_word(w)))
-            break;
-    }
-    if (!held)
-        mempool__try_reclaim(p, idx);
-}
 
 /* ---- creating ---------------------------------------------------------- */
 
@@ -310,8 +235,7 @@ int mempool_publish(mempool *p, mempool_dref r)
     e = mp_entry_at(p, idx);
     touch(e);
     MP_FP(publish_before);
-    if (!atomic_compare_exchange_strong(&e->word, &w,
-                                        MP_W(MP_W_GEN(w), MP_ST_LIVE, 0, 0)))
+    if (mempool__entry_publish(e, w))
         return -ENOENT;              /* reaped under us: cannot happen live */
     COUNT(p, sets);
     return 0;
@@ -377,7 +301,7 @@ void mempool__after_unpin(mempool *p, uint32_t idx)
 {
     uint64_t w = atomic_load(&mp_entry_at(p, idx)->word);
     if (MP_W_ST(w) == MP_ST_DELETED)
-        mempool__try_reclaim(p, idx);
+        mempool__entry_reclaim(p, idx);
     else if (MP_W_ST(w) == MP_ST_LIVE && (MP_W_FL(w) & MP_F_MOVE))
         mempool__evict(p, idx, MP_W_GEN(w));
 }
@@ -404,14 +328,20 @@ static int pin_settled(mempool *p, uint32_t idx, uint32_t gen, uint64_t *wp,
     mp_entry *e = mp_entry_at(p, idx);
     unsigned spins = 0;
     int rc;
-    if (!alive(atomic_load(&e->word), gen))
+    if (!mp_entry_alive(atomic_load(&e->word), gen))
         return -ENOENT;
     if ((rc = mempool__pin(p, idx, gen, tok)))
         return rc;
     MP_FP(get_pinned);
     for (;;) {
-        uint64_t w = atomic_load(&e->word);
-        if (!alive(w, gen)) {
+        /* seq_cst, after the seq_cst CAS that wrote our pin cell: a delete
+         * or eviction CASes the word and then scans the cells, so either it
+         * sees our pin (and leaves the free to us) or we see its word here
+         * and back off. A relaxed or acquire load could read the word from
+         * before that CAS while the scan misses our cell (store-load order;
+         * pin.c). */
+        uint64_t w = mp_entry_word(e);
+        if (!mp_entry_alive(w, gen)) {
             mempool__unpin(p, idx, gen, *tok);
             return -ENOENT;
         }
@@ -550,28 +480,15 @@ int mempool_release(mempool *p, mempool_view *v)
 int mempool_delete(mempool *p, mempool_dref r)
 {
     uint32_t idx, gen;
-    unsigned spins = 0;
-    mp_entry *e;
-    uint64_t w;
     int rc;
 
     if ((rc = mempool__writer_ok(p)) ||
         (rc = mempool__entry_of(p, r, &idx, &gen)))
         return rc;
-    e = mp_entry_at(p, idx);
-    for (;;) {
-        w = atomic_load(&e->word);
-        if (!alive(w, gen))
-            return -ENOENT;
-        if (MP_W_ST(w) == MP_ST_EVICTING) {
-            mempool__wait_who(p, MP_W_WHO(w), idx, &spins);
-            continue;
-        }
-        if (atomic_compare_exchange_weak(&e->word, &w, deleted_word(w)))
-            break;
-    }
+    if ((rc = mempool__entry_delete(p, idx, gen)))
+        return rc;
     MP_FP(delete_marked);
-    mempool__try_reclaim(p, idx);
+    mempool__entry_reclaim(p, idx);
     COUNT(p, deletes);
     return 0;
 }
@@ -585,7 +502,7 @@ static int refcounted(mempool *p, mempool_dref r, uint32_t *idx, uint32_t *gen)
         (rc = mempool__entry_of(p, r, idx, gen)))
         return rc;
     e = mp_entry_at(p, *idx);
-    if (!alive(atomic_load(&e->word), *gen))
+    if (!mp_entry_alive(atomic_load(&e->word), *gen))
         return -ENOENT;
     return (MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED) ? 0 : -EINVAL;
 }
@@ -604,8 +521,11 @@ int mempool_ref(mempool *p, mempool_dref r)
     MP_FP(ref_added);
     e = mp_entry_at(p, idx);
     for (;;) {
-        uint64_t w = atomic_load(&e->word);
-        if (!alive(w, gen)) {
+        /* seq_cst after the cell CAS: the refcount check CASes rc and then
+         * scans the cells, so it sees our reference or we see its rc or
+         * its DELETED here (the handshake of the get path, pin.c). */
+        uint64_t w = mp_entry_word(e);
+        if (!mp_entry_alive(w, gen)) {
             mempool__ref_sub(p, idx, gen);
             return -ENOENT;
         }
@@ -631,7 +551,7 @@ int mempool_unref(mempool *p, mempool_dref r)
     }
     if (mempool__ref_sub(p, idx, gen))
         return -EINVAL;              /* this worker holds no reference */
-    mempool__refcheck(p, idx, gen);
+    mempool__entry_refcheck(p, idx, gen);
     COUNT(p, unrefs);
     return 0;
 }
@@ -663,7 +583,7 @@ int mempool_info_get(mempool *p, mempool_dref r, mempool_info *out)
         return rc ? rc : -EINVAL;
     e = mp_entry_at(p, idx);
     w = atomic_load(&e->word);
-    if (!alive(w, gen))
+    if (!mp_entry_alive(w, gen))
         return -ENOENT;
     in.len = MP_LD(e->len);
     in.owner = MP_LD(e->owner);

@@ -31,6 +31,7 @@
  */
 #include <errno.h>
 
+#include "entry.h"
 #include "internal.h"
 
 #define CELL_KEY(kind, idx, gen) \
@@ -225,7 +226,7 @@ void mempool__cells_drop(mempool *p, int d)
         if ((MP_W_GEN(w) & 0xffff) != gen16)
             continue;
         if (v >> 63)
-            mempool__refcheck(p, idx, MP_W_GEN(w));
+            mempool__entry_refcheck(p, idx, MP_W_GEN(w));
         else
             mempool__after_unpin(p, idx);   /* free, or finish a move */
     }

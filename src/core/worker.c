@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "entry.h"
 #include "failpoint.h"
 #include "internal.h"
 
@@ -127,31 +128,6 @@ bool mempool__slot_alive(mempool *p, int slot)
 
 /* ---- reaping ----------------------------------------------------------- */
 
-/* Undo what dead slot @p d left on entry @p i: a reservation, a file
- * write, an eviction, a refcount check. CAS-based, so it is harmless if
- * another reaper or waiter repaired it first. */
-void mempool__repair_entry(mempool *p, int d, uint32_t i)
-{
-    unsigned who = (unsigned)d + 1;
-    mp_entry *e = mp_entry_at(p, i);
-    uint64_t w = atomic_load(&e->word);
-
-    if (MP_W_ST(w) == MP_ST_ALLOC && MP_W_WHO(w) == who) {
-        if (mempool__lock(p) == 0) {
-            if (atomic_load(&e->word) == w)
-                mempool__free(p, i);
-            mempool__unlock(p);
-        }
-        return;
-    }
-    if (MP_W_WHO(w) == who)
-        mempool__reap_spill(p, d, i, w);
-    w = atomic_load(&e->word);
-    if (MP_W_RC(w) == who &&
-        atomic_compare_exchange_strong(&e->word, &w, MP_W_SETRC(w, 0)))
-        mempool__refcheck(p, i, MP_W_GEN(w));
-}
-
 /* Undo what slot @p d left in the table, and finish deletes or moves whose
  * worker died between steps (those words name no owner). */
 static void reap_entries(mempool *p, int d)
@@ -159,7 +135,7 @@ static void reap_entries(mempool *p, int d)
     uint64_t hwm = atomic_load(&p->h->hwm);
     for (uint32_t i = 0; i < p->ntab && i < hwm; i++) {
         uint64_t w;
-        mempool__repair_entry(p, d, i);
+        mempool__entry_repair(p, d, i);
         w = atomic_load(&mp_entry_at(p, i)->word);
         if (MP_W_ST(w) == MP_ST_DELETED || (MP_W_FL(w) & MP_F_MOVE))
             mempool__after_unpin(p, i);
@@ -232,7 +208,7 @@ void mempool__wait_who(mempool *p, unsigned who, uint32_t idx,
     if ((*spins & 63) == 0 && who >= 1 && who <= MP_WORKERS &&
         !mempool__slot_alive(p, (int)who - 1)) {
         mempool__reap_slot(p, (int)who - 1);
-        mempool__repair_entry(p, (int)who - 1, idx);
+        mempool__entry_repair(p, (int)who - 1, idx);
     }
     sched_yield();
 }

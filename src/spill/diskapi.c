@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "entry.h"
 #include "internal.h"
 #include "spill.h"
 
@@ -65,14 +66,10 @@ static int evict_or_flag(mempool *p, uint32_t idx, uint32_t gen)
 {
     mp_entry *e = mp_entry_at(p, idx);
     for (;;) {
-        uint64_t w;
         int rc = mempool__evict(p, idx, gen);
         if (rc != -EBUSY)
             return rc;
-        w = atomic_load(&e->word);
-        if (MP_W_GEN(w) != gen || MP_W_ST(w) != MP_ST_LIVE)
-            continue;
-        if (!atomic_compare_exchange_strong(&e->word, &w, w | MP_F_MOVE))
+        if (!mempool__entry_flag_move(e, gen))
             continue;
         /* The last pin may have gone before the flag was seen: retry. */
         if (mempool__cell_count(p, MP_PIN, idx, gen, true))
