@@ -8,8 +8,12 @@ reference per key:
 
 - numpy arrays of the codec dtypes go through the ARRAY codec
   (``pool.put``); ``store[key]`` is a read-only zero-copy view;
-- anything else (DataFrames included: their index, dtypes and names come back
-  exact) is pickled with protocol 5 into one object: a small header, the
+- pandas DataFrames the TABLE codec stores exactly (unique str column
+  names, numeric/bool columns or all-str object columns, a RangeIndex kept
+  beside the DRef) go through it; ``store[key]`` is ``Table.to_pandas()``,
+  numeric columns zero-copy;
+- anything else (other DataFrames included: their index, dtypes and names
+  come back exact) is pickled with protocol 5 into one object: a small header, the
   pickle stream, then each out-of-band buffer 64-byte aligned. Loading maps
   the buffers, so numeric columns are zero-copy views too;
 - smaller values stay in this process (a plain dict): a pool object per
@@ -31,6 +35,7 @@ from __future__ import annotations
 import contextvars
 import pickle
 import struct
+import sys
 import threading
 import weakref
 from collections import OrderedDict
@@ -62,8 +67,9 @@ class Entry(NamedTuple):
     """One key's pool object as this worker holds it."""
 
     ref: Any        # mempool.DRef; this worker holds one reference on it
-    kind: str       # "array" or "pickle"
+    kind: str       # "array", "table" or "pickle"
     nbytes: int     # dask.sizeof() of the value when it was stored
+    meta: Any = None  # "table": the RangeIndex (start, stop, step, name)
 
 
 def _align(n: int) -> int:
@@ -75,9 +81,35 @@ def _codec_array(value) -> bool:
     if np is None or type(value) is not np.ndarray:
         return False
     dt = value.dtype
-    return (dt.kind in _CODEC_KINDS and dt.isnative and not dt.fields
-            and dt.subdtype is None and 1 <= value.ndim <= _MAXDIM
-            and (dt.kind != "f" or dt.itemsize in (4, 8)))
+    return (_numeric(dt) and not dt.fields and dt.subdtype is None
+            and 1 <= value.ndim <= _MAXDIM)
+
+
+def _numeric(dt) -> bool:
+    return (np is not None and isinstance(dt, np.dtype) and dt.kind in _CODEC_KINDS
+            and dt.isnative and (dt.kind != "f" or dt.itemsize in (4, 8)))
+
+
+def _codec_frame(value):
+    """The RangeIndex of a DataFrame the TABLE codec stores exactly, as
+    (start, stop, step, name); None if the frame needs pickling."""
+    pd = sys.modules.get("pandas")
+    if pd is None or type(value) is not pd.DataFrame or value.attrs:
+        return None
+    idx, cols = value.index, value.columns
+    if (type(idx) is not pd.RangeIndex or type(cols) is not pd.Index
+            or cols.name is not None or not cols.is_unique
+            or not all(type(c) is str for c in cols)
+            or "__index_level_0__" in cols):
+        return None
+    for _, col in value.items():
+        if _numeric(col.dtype):
+            continue
+        if (col.dtype == object
+                and pd.api.types.infer_dtype(col, skipna=False) == "string"):
+            continue
+        return None
+    return (idx.start, idx.stop, idx.step, idx.name)
 
 
 def pack_pickle(value) -> bytearray:
@@ -134,7 +166,7 @@ class SharedRef:
 
     def __reduce__(self):
         e = self.entry
-        return (_receive, (str(e.ref), e.kind, e.nbytes, self.identity))
+        return (_receive, (str(e.ref), e.kind, e.nbytes, self.identity, e.meta))
 
 
 class Received:
@@ -172,7 +204,7 @@ def current_store() -> "PoolStore | None":
     return _current
 
 
-def _receive(text: str, kind: str, nbytes: int, identity) -> Received:
+def _receive(text: str, kind: str, nbytes: int, identity, meta=None) -> Received:
     store = _current
     if store is None or tuple(identity) != store.identity:
         raise RuntimeError("mempool.dask: a DRef of another pool reached "
@@ -183,7 +215,7 @@ def _receive(text: str, kind: str, nbytes: int, identity) -> Received:
     # recomputes the key.
     store.pool.ref(ref)
     store.counters["dref_received"] += 1
-    return Received(Entry(ref, kind, nbytes), store)
+    return Received(Entry(ref, kind, nbytes, meta), store)
 
 
 class PoolStore(MutableMapping):
@@ -287,6 +319,10 @@ class PoolStore(MutableMapping):
         if _codec_array(value):
             ref = self.pool.put(value, refcounted=True)
             return Entry(ref, "array", nbytes)
+        index = _codec_frame(value)
+        if index is not None:
+            ref = self.pool.put(value, refcounted=True)
+            return Entry(ref, "table", nbytes, index)
         try:
             packed = pack_pickle(value)
         except Exception:
@@ -303,6 +339,13 @@ class PoolStore(MutableMapping):
             self._view_refs[key] = entry.ref
             weakref.finalize(obj, self._view_refs.pop, key, None)
             return obj
+        if entry.kind == "table":
+            import pandas as pd
+
+            frame = obj.to_pandas()
+            start, stop, step, name = entry.meta
+            frame.index = pd.RangeIndex(start, stop, step, name=name)
+            return frame
         return unpack_pickle(obj)
 
     def _drop(self, key) -> None:
