@@ -259,7 +259,7 @@ def test_spilling_by_the_pool(pool_name, spill_dir):
                                   pure=False) for a in arrays])
         assert sums == [float(make_array(i, 2 * MiB).sum()) for i in range(8)]
         totals = _figures(pool_name)["totals"]
-        assert totals["spilled_objects"] >= 5 and totals["restored_objects"] >= 1
+        assert totals["spills"] >= 5 and totals["restores"] >= 1
         # no zict: no SpillBuffer, no storage directory with files
         kinds = c.run(lambda dask_worker: type(dask_worker.data).__name__)
         assert set(kinds.values()) == {"PoolStore"}
@@ -297,7 +297,7 @@ def test_dask_spill_threshold_evicts(pool_name, spill_dir):
                 break
             time.sleep(0.2)
         assert list(ev.values())[0] > 0
-        assert _figures(pool_name)["totals"]["spilled_objects"] > 0
+        assert _figures(pool_name)["totals"]["spills"] > 0
         for i, x in enumerate(c.gather(arrays)):
             np.testing.assert_array_equal(x, make_array(i, 4 * MiB))
         del arrays, x
