@@ -239,7 +239,7 @@ class PoolStore(MutableMapping):
             weakref.WeakValueDictionary()
         self._view_refs: dict = {}
         self.counters = {"dref_sent": 0, "dref_received": 0, "bytes_sent": 0,
-                         "stored": 0, "evicted": 0}
+                         "stored": 0, "evicted": 0, "kept_private": 0}
 
     # -- MutableMapping ---------------------------------------------------
     def __setitem__(self, key, value) -> None:
@@ -306,6 +306,16 @@ class PoolStore(MutableMapping):
         self._unref_quiet(shared.entry.ref)
 
     def _encode(self, value) -> "Entry | None":
+        """The pool object for @value, or None to keep it in process: small,
+        not picklable, or the pool has no room for it (PoolFull, TooBig:
+        the task still succeeds, its result stays private)."""
+        try:
+            return self._encode_pool(value)
+        except mempool.Error:
+            self.counters["kept_private"] += 1
+            return None
+
+    def _encode_pool(self, value) -> "Entry | None":
         nbytes = sizeof(value)
         if nbytes < self.min_size:
             return None
