@@ -126,7 +126,7 @@ static int squat_create(void *arg)
     o.spiller = 0;
     if (mempool_open(q->name, &o, &p) != 0)
         return 2;
-    if (mempool_set(p, "bait", 4, &r) != 0)
+    if (mempool_put(p, "bait", 4, &r) != 0)
         return 3;
     mempool_close(p);
     return 0;
@@ -180,7 +180,7 @@ static int attach_shared(void *arg)
     o.spiller = 0;
     if ((rc = mempool_open(q->name, &o, &p)) != 0)
         return rc == -EPERM ? 10 : 11;
-    if (mempool_set(p, "from nobody", 11, &r) != 0 ||
+    if (mempool_put(p, "from nobody", 11, &r) != 0 ||
         mempool_get(p, r, &v) != 0)
         return 12;
     mempool_release(p, &v);
