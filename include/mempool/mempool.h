@@ -70,6 +70,10 @@ MEMPOOL_API const char *mempool_version(void);
 #define MEMPOOL_ECORRUPT (-4202) /**< shared state or a file failed validation */
 #define MEMPOOL_EFORKED  (-4203) /**< handle used in a child after fork() */
 #define MEMPOOL_ENOTREADY (-4204) /**< pool creator died before it was ready */
+#define MEMPOOL_EUNSAFE  (-4205) /**< the spill directory failed its check
+        (a symlink on the path, another owner, writable by others, not this
+        pool's uuid marker): this handle neither writes nor reads spill
+        files; its objects stay in memory (README "Security model") */
 
 /** @brief A static, human-readable description of @p err (0, -errno or
  *  MEMPOOL_E*). Never NULL; unknown codes give "unknown error". */
@@ -197,8 +201,20 @@ MEMPOOL_API int mempool_close(mempool *p);
 
 /** @brief Remove pool @p name: its shm object and its spill directory.
  *  Attached processes keep working on their mapping until they close, but
- *  objects that were only on disk are gone for them too (-ENOENT).
- *  @return 0, -ENOENT if there is no such pool, -EINVAL for a bad name. */
+ *  objects that were only on disk are gone for them too (-ENOENT), and
+ *  their spills fail; files of the destroyed pool still in its directory
+ *  are removed at their close. Restartable: the object is first renamed to
+ *  a tombstone "mempool.<name>#destroy.<uuid>" (the name is free at once),
+ *  the directory is removed, the tombstone last; a destroy killed midway is
+ *  finished by the next destroy of the name. The spill path in the header
+ *  is never followed on trust (README "Security model"): only a directory
+ *  proven to be this pool's is emptied (of the names mempool writes) and
+ *  removed, with the base directory if the pool made it and it is empty.
+ *  Whatever else sits at the name (a FIFO, a corrupt arena) is removed.
+ *  @return 0 (also when only a killed destroy's leftovers were finished),
+ *  -ENOENT if there is no such pool and nothing left of one, -EINVAL for
+ *  a bad name, -EPERM/-EACCES if the caller may not remove the name (sticky
+ *  /dev/shm: another user's pool), or another -errno. */
 MEMPOOL_API int mempool_destroy(const char *name);
 
 /** @brief This worker's number, 1..MEMPOOL_MAX_WORKERS; stable while the
@@ -248,7 +264,9 @@ MEMPOOL_API int mempool_set(mempool *p, const void *data, size_t len,
  *   -ENOMEM  the arena has no room (after reaping dead workers);
  *   -ENOSPC  the object table is full, or /dev/shm could not back memory
  *            returned earlier by mempool_trim();
- *   -E2BIG   @p len is larger than the arena.
+ *   -E2BIG   @p len is larger than the arena;
+ *   and when making room needed a spill that failed, that spill's error
+ *   (-ENOSPC, -EIO, MEMPOOL_EUNSAFE: the spill directory failed its check).
  * Nothing is left behind on failure.
  */
 MEMPOOL_API int mempool_set_ex(mempool *p, const void *data, size_t len,
@@ -297,7 +315,10 @@ typedef struct mempool_view {
  * most recently used. O(1), no locks.
  * @return 0, or -EINVAL malformed DRef (out of the table, misaligned, wrong
  *   pool) or NULL argument; -ENOENT deleted, never published, or stale;
- *   -ENOBUFS this worker holds too many distinct pins at once.
+ *   -ENOBUFS this worker holds too many distinct pins at once;
+ *   for an object only on disk also: MEMPOOL_ECORRUPT (file failed its
+ *   checks), MEMPOOL_EUNSAFE (this handle's spill directory failed its
+ *   check), -EACCES, -EMFILE or another -errno of open/mmap.
  */
 MEMPOOL_API int mempool_get(mempool *p, mempool_dref r, mempool_view *v);
 
@@ -405,7 +426,10 @@ MEMPOOL_API int mempool_set_max_disksize(mempool *p, uint64_t bytes);
  *  call, or a call on a spilled object, returns 0 and the same file. If the
  *  object is pinned, the memory is freed at the last release.
  * @param[out] out  the file (may be NULL)
- * @return 0, -ENOENT, -EINVAL, -ENOSPC (disk full or disk limit), -EIO;
+ * @return 0, -ENOENT, -EINVAL, -ENOSPC (disk full or disk limit), -EIO,
+ *  MEMPOOL_EUNSAFE (this handle's spill directory failed its check: see
+ *  the README's "Security model"; counted in mempool_stats.spill_refused),
+ *  -EACCES or another -errno of the directory or file;
  *  on error the object stays in memory, readable and charged.
  */
 MEMPOOL_API int mempool_move_to_disk(mempool *p, mempool_dref r,
@@ -417,8 +441,11 @@ MEMPOOL_API int mempool_move_to_disk(mempool *p, mempool_dref r,
 MEMPOOL_API int mempool_copy_to_disk(mempool *p, mempool_dref r,
                                      mempool_fileref *out);
 
-/** @brief Write @p r durably (write "<path>.tmp", fdatasync, rename over
- *  @p path, fsync the directory) in the file format above. Changes nothing
+/** @brief Write @p r durably (write an unnamed O_TMPFILE in @p path's
+ *  directory - where the file system lacks it, a temp name unique to this
+ *  call - fdatasync, link and rename it over @p path, fsync the directory)
+ *  in the file format above; a save killed midway never blocks a later
+ *  one. Changes nothing
  *  about the object or its recency; the file is the caller's: delete,
  *  eviction and destroy never touch it.
  *  @return 0, -ENOENT, -EINVAL, -ENOSPC, -EIO, -errno of open/rename. */
@@ -787,6 +814,10 @@ struct mempool_stats {
     char     pool_io_backend[12]; /**< the pool's: this handle's, else the
                                    spiller's, else any attached worker's;
                                    "" while none has written a file */
+    uint64_t spill_refused;   /**< objects not spilled because a worker's
+                                   spill directory failed its check
+                                   (MEMPOOL_EUNSAFE) or could not be
+                                   opened; they stayed in memory */
 };
 
 /**

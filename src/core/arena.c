@@ -32,6 +32,7 @@
 
 #include "failpoint.h"
 #include "internal.h"
+#include "spilldir.h"
 
 #define MP_SHM_DIR "/dev/shm"
 
@@ -160,6 +161,25 @@ static void set_init_state(int fd, uint32_t state, int32_t err)
     (void)!pwrite(fd, &state, sizeof(state), offsetof(mp_header, init_state));
 }
 
+/* Make the new pool's spill directory (spilldir.c) before the pool is
+ * READY, so no attacher ever finds it missing. Only the pool's owner makes
+ * it; a failure is not fatal: the pool then refuses to spill. */
+static void make_dir(int fd, const mp_header *h)
+{
+    struct stat st;
+    bool made = false;
+    uint32_t fl = h->dir_flags;
+    if (fstat(fd, &st) < 0 || st.st_uid != geteuid() ||
+        !memchr(h->spill_dir, '\0', sizeof(h->spill_dir)) ||
+        !memchr(h->name, '\0', sizeof(h->name)))
+        return;
+    if (mempool__dir_make(h->spill_dir, h->name, h->uuid, st.st_mode & 0777,
+                          st.st_gid, &made) == 0 && made) {
+        fl |= MP_DIR_MADE_BASE;
+        (void)!pwrite(fd, &fl, sizeof(fl), offsetof(mp_header, dir_flags));
+    }
+}
+
 /* Reserve the data pages; on failure mark the pool FAILED. */
 static int reserve_data(int fd, const mp_header *h)
 {
@@ -192,8 +212,10 @@ static int wait_ready(int fd)
     if ((rc = init_lock(fd, F_WRLCK, true)))
         return rc;
     rc = read_header(fd, &h);
-    if (!rc && h.init_state == MP_INIT_BUILDING)
+    if (!rc && h.init_state == MP_INIT_BUILDING) {
+        make_dir(fd, &h);
         rc = reserve_data(fd, &h);
+    }
     else if (!rc && h.init_state == MP_INIT_FAILED)
         rc = h.init_err < 0 ? h.init_err : MEMPOOL_ENOTREADY;
     init_lock(fd, F_UNLCK, false);
@@ -292,6 +314,7 @@ static int attach(mempool *p, const char *path)
     }
     p->owner_uid = st.st_uid;
     p->owner_gid = st.st_gid;
+    p->pool_mode = st.st_mode & 0777;
     if ((uint64_t)st.st_size < sizeof(h)) {
         rc = MEMPOOL_ECORRUPT;
         goto fail;
@@ -472,6 +495,7 @@ static int create(mempool *p, const char *path, const char *name,
         goto fail_tmp;
     p->owner_uid = geteuid();
     p->owner_gid = getegid();
+    p->pool_mode = o->mode;
     if ((rc = map_arena(p, fd, tmpl.arena_bytes)))
         goto fail_tmp;
     if ((rc = build(p, &tmpl)))
@@ -483,6 +507,7 @@ static int create(mempool *p, const char *path, const char *name,
     }
     unlink(tmp);
     MP_FP(create_linked);
+    make_dir(fd, p->h);
     if ((rc = reserve_data(fd, &tmpl))) {
         unlink_if_ours(path, fd);
         init_lock(fd, F_UNLCK, false);
@@ -580,7 +605,8 @@ static int observe_open(mempool *p, mempool **out)
 {
     p->lfd = dup(p->fd);
     p->slot = -1;
-    p->dirfd = -1;
+    p->dirfd = p->updfd = -1;
+    p->dir_err = -EPERM;
     if (p->lfd < 0 || !memchr(p->h->spill_dir, '\0', MP_PATH_MAX)) {
         int rc = p->lfd < 0 ? -errno : MEMPOOL_ECORRUPT;
         if (p->lfd >= 0)
@@ -648,6 +674,10 @@ fail_spill:
 fail_slot:
     mempool__leave_slot(p);
 fail_unmap:
+    if (p->dirfd >= 0)
+        close(p->dirfd);
+    if (p->updfd >= 0)
+        close(p->updfd);
     mempool__unregister(p);
     munmap(p->base, p->size);
     close(p->lfd);
@@ -666,6 +696,7 @@ int mempool_close(mempool *p)
     if (rc == 0 && !p->observer) {
         mempool__spiller_stop(p);
         mempool__leave_slot(p);     /* drops our pins, refs, reservations */
+        mempool__spill_close(p);    /* our files, if the pool was destroyed */
         mempool__spill_fini(p);     /* a forked child has no threads to stop */
     } else if (rc == 0) {
         mempool__spill_fini(p);     /* observers hold only the io_lock */
@@ -681,17 +712,92 @@ int mempool_close(mempool *p)
     return 0;
 }
 
+/* ---- destroy ------------------------------------------------------------
+ *
+ * Restartable: the object is first renamed to a tombstone
+ * "mempool.<name>#destroy.<uuid>" (the name is free at once, and '#' keeps
+ * it out of every listing), then its spill directory is proven and removed
+ * (spilldir.c; a path from the header is never followed on trust), and the
+ * tombstone is unlinked last. A destroy killed anywhere leaves a tombstone
+ * that the next destroy of the name finishes. */
+
+static int destroy_tomb(int shm, const char *tomb, const char *name)
+{
+    struct stat st;
+    mp_header h;
+    int rc = 0, fd = openat(shm, tomb, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+                                       O_CLOEXEC | O_NOCTTY);
+    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+        read_header(fd, &h) == 0 && h.magic == MP_MAGIC &&
+        memchr(h.spill_dir, '\0', sizeof(h.spill_dir)))
+        rc = mempool__dir_remove(h.spill_dir, name, h.uuid, st.st_uid,
+                                 st.st_mode & 0777,
+                                 h.dir_flags & MP_DIR_MADE_BASE);
+    if (fd >= 0)
+        close(fd);
+    if (rc == MEMPOOL_EUNSAFE)
+        rc = 0;               /* not the pool's directory: never touched */
+    /* The arena goes even if the directory could not be reached (the
+     * memory is worth more than a retry); only a kill leaves the tomb. */
+    if (unlinkat(shm, tomb, 0) < 0 && errno != ENOENT && !rc)
+        rc = -errno;
+    return rc;
+}
+
+/* Move the live object aside: its tombstone's name into @p tomb. */
+static int bury(int shm, const char *name, char *tomb, size_t len)
+{
+    char live[MEMPOOL_NAME_MAX + 16];
+    uint64_t id[2] = { 0, 0 };
+    struct stat st;
+    mp_header h;
+    int fd;
+    snprintf(live, sizeof(live), "mempool.%s", name);
+    fd = openat(shm, live, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC |
+                           O_NOCTTY);
+    if (fd < 0 && errno == ENOENT)
+        return -ENOENT;
+    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+        read_header(fd, &h) == 0 && h.magic == MP_MAGIC)
+        memcpy(id, h.uuid, sizeof(id));
+    else if (getrandom(id, sizeof(id), 0) != sizeof(id))
+        id[0] = (uint64_t)getpid();
+    if (fd >= 0)
+        close(fd);
+    snprintf(tomb, len, "mempool.%s#destroy.%016llx%016llx", name,
+             (unsigned long long)id[0], (unsigned long long)id[1]);
+    return renameat(shm, live, shm, tomb) < 0 ? -errno : 0;
+}
+
 int mempool_destroy(const char *name)
 {
-    char path[sizeof(MP_SHM_DIR) + MEMPOOL_NAME_MAX + 16], dir[MP_PATH_MAX];
-    int rc = mempool__shm_path(name, path, sizeof(path));
-    bool have_dir;
+    char prefix[MEMPOOL_NAME_MAX + 32], tomb[MEMPOOL_NAME_MAX + 64];
+    int shm, rc = mempool__name_ok(name), found;
+    DIR *d;
+    struct dirent *de;
+    size_t n;
     if (rc)
         return rc;
-    have_dir = mempool__spill_dir_path(name, dir, sizeof(dir)) == 0;
-    if (unlink(path) < 0)
+    if ((shm = open(MP_SHM_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
         return -errno;
-    if (have_dir)
-        mempool__spill_destroy(dir);
-    return 0;
+    rc = bury(shm, name, tomb, sizeof(tomb));
+    found = rc == 0;
+    if (rc == -ENOENT)
+        rc = 0;
+    /* Finish every tombstone of the name: ours and killed destroys'. */
+    n = (size_t)snprintf(prefix, sizeof(prefix), "mempool.%s#destroy.", name);
+    if (!rc && (d = fdopendir(dup(shm)))) {
+        while ((de = readdir(d))) {
+            int r;
+            if (strncmp(de->d_name, prefix, n))
+                continue;
+            found++;
+            r = destroy_tomb(shm, de->d_name, name);
+            if (r && !rc)
+                rc = r;
+        }
+        closedir(d);
+    }
+    close(shm);
+    return rc ? rc : found ? 0 : -ENOENT;
 }

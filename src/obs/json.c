@@ -141,6 +141,7 @@ static void totals_json(jb *b, cJSON *root, const struct mempool_stats *s)
     add_u64(b, o, "failed_spills", s->spill_errors);
     add_u64(b, o, "failed_sets", s->set_errors);
     add_u64(b, o, "corrupt_files", s->corrupt_files);
+    add_u64(b, o, "refused_spills", s->spill_refused);
     add_u64(b, o, "reaped_workers", s->reaped_workers);
     add_u64(b, o, "recovered_pins", s->recovered_pins);
     add_u64(b, o, "allocator_rebuilds", s->rebuilds);

@@ -42,12 +42,12 @@ static const size_t event_off[] = {
     offsetof(mp_slot, spill_bytes), offsetof(mp_slot, spill_ns),
     offsetof(mp_slot, spill_errors), offsetof(mp_slot, restores),
     offsetof(mp_slot, restore_bytes), offsetof(mp_slot, destroys),
-    offsetof(mp_slot, corrupt),
+    offsetof(mp_slot, corrupt),     offsetof(mp_slot, spill_refused),
 };
 enum {
     EV_SETS, EV_GETS, EV_DELETES, EV_RELEASES, EV_REFS, EV_UNREFS, EV_ERRORS,
     EV_SPILLS, EV_SPILL_BYTES, EV_SPILL_NS, EV_SPILL_ERRORS, EV_RESTORES,
-    EV_RESTORE_BYTES, EV_DESTROYS, EV_CORRUPT, EV_N
+    EV_RESTORE_BYTES, EV_DESTROYS, EV_CORRUPT, EV_REFUSED, EV_N
 };
 _Static_assert(sizeof(event_off) / sizeof(event_off[0]) == EV_N,
                "one offset per event counter");
@@ -390,6 +390,7 @@ static void sum_slots(mempool *p, struct mempool_stats *s)
     s->destroys = ev[EV_DESTROYS];
     s->set_errors = ev[EV_ERRORS];
     s->corrupt_files = ev[EV_CORRUPT];
+    s->spill_refused = ev[EV_REFUSED];
 }
 
 int mempool_stats(mempool *p, struct mempool_stats *s)
