@@ -593,6 +593,83 @@ START_TEST(test_shared_pool_spills_readable_by_all)
 }
 END_TEST
 
+/* A pool shared with a group (0660): two non-root members, neither the
+ * owner, spill and read each other's objects; the files carry the pool's
+ * group whatever the writer's primary group and umask. */
+struct member {
+    char name[T_NAME_LEN];
+    uid_t uid;
+    bool write;               /* set + spill, else read */
+    mempool_dref r;
+    int fd;
+};
+
+static int member_main(void *arg)
+{
+    struct member *m = arg;
+    gid_t g0 = 0;
+    mempool_options o;
+    mempool *p;
+    char buf[30000];
+    if (setgroups(1, &g0) != 0 || setresgid(m->uid, m->uid, m->uid) != 0 ||
+        setresuid(m->uid, m->uid, m->uid) != 0)
+        return 70;
+    umask(077);
+    mempool_options_init(&o);
+    o.flags = 0;
+    o.spiller = 0;
+    if (mempool_open(m->name, &o, &p))
+        return 71;
+    if (m->write) {
+        t_fill(buf, sizeof buf, 77);
+        if (mempool_set(p, buf, sizeof buf, &m->r) ||
+            mempool_move_to_disk(p, m->r, NULL))
+            return 72;
+        if (t_send_dref(m->fd, m->r))
+            return 73;
+    } else if (!reads_back(p, m->r, 30000, 77)) {
+        return 74;
+    }
+    mempool_close(p);
+    return 0;
+}
+
+START_TEST(test_group_pool_members_share_spills)
+{
+    char base[200];
+    struct member a, b;
+    mempool *p;
+    int fds[2];
+    pid_t pid;
+
+    if (!need_second_user("group-shared pool"))
+        return;
+    memset(&a, 0, sizeof a);
+    t_pool_name(a.name, NULL);
+    pub_dir(base, sizeof base);
+    p = open_in(a.name, base, 0660);             /* group: root's gid 0 */
+    a.uid = NOBODY;
+    a.write = true;
+    t_pipe(fds);
+    a.fd = fds[1];
+    pid = t_fork(member_main, &a);
+    close(fds[1]);
+    ck_assert_int_eq(t_recv_dref(fds[0], &a.r, T_WAIT_S), 0);
+    close(fds[0]);
+    ck_assert_int_eq(t_wait(pid, T_WAIT_S), 0);
+    b = a;
+    b.uid = NOBODY - 1;
+    b.write = false;
+    ck_assert_msg(t_wait(t_fork(member_main, &b), T_WAIT_S) == 0,
+                  "a second group member could not read the first one's "
+                  "spilled object");
+    ck_assert(reads_back(p, a.r, 30000, 77));
+    mempool_close(p);
+    ck_assert_int_eq(mempool_destroy(a.name), 0);
+    t_rm_tree(base);
+}
+END_TEST
+
 /* ------------------------------ 4: a destroyed pool's handle is harmless */
 
 START_TEST(test_old_handle_spares_new_pool)
@@ -776,6 +853,7 @@ static Suite *sec_suite(void)
     tcase_add_test(tc, test_symlink_in_spill_path_refused);
     tcase_add_test(tc, test_destroy_never_follows_header_path);
     tcase_add_test(tc, test_shared_pool_spills_readable_by_all);
+    tcase_add_test(tc, test_group_pool_members_share_spills);
     tcase_add_test(tc, test_old_handle_spares_new_pool);
     suite_add_tcase(s, tc);
     tc = tcase_create("destroy");
