@@ -35,6 +35,24 @@ static inline void mp_cpu_relax(void)
 #endif
 }
 
+#define MP_SHM_DIR "/dev/shm"
+
+/* What core needs from the spill layer above it. core/ never names a
+ * spill/ function: pool.c points p->spill_ops at spill's table
+ * (mempool__spill_ops) before anything can reap, so calls only go down. */
+typedef struct mp_spill_ops {
+    int  (*make_room)(mempool *p, int owner, uint64_t need, bool wait);
+    int  (*evict)(mempool *p, uint32_t idx, uint32_t gen);
+    void (*unlink_files)(mempool *p, uint32_t idx, uint32_t gen);
+    void (*maps_sweep)(mempool *p);
+    int  (*map_entry)(mempool *p, uint32_t idx, uint32_t gen, uint64_t *id,
+                      const uint8_t **data);
+    int  (*map_put)(mempool *p, uint64_t id);
+    /* a new pool's spill directory (spilldir.h), made by its creator */
+    int  (*make_dir)(const char *dir, const char *name, const uint64_t uuid[2],
+                     mode_t pool_mode, gid_t gid, bool *made_base);
+} mp_spill_ops;
+
 /* One process's handle on a pool: one worker. */
 struct mempool {
     char          name[MEMPOOL_NAME_MAX + 1];
@@ -56,6 +74,7 @@ struct mempool {
     pthread_mutex_t reap_lock; /* one reaper per handle at a time */
     struct mempool *next;      /* process-wide handle list (fork handling) */
     struct mp_codecs *codecs;  /* codecs registered through this handle */
+    const mp_spill_ops *spill_ops; /* the layer above core (pool.c) */
     /* spilling (spill.c, mapcache.c, spiller.c) */
     pthread_mutex_t io_lock;   /* guards the lazy start of io and dirfd */
     struct mp_io *io;          /* this handle's I/O engine, or NULL */
@@ -101,6 +120,10 @@ int  mempool__shm_open(const char *path, int flags, struct stat *st);
 int  mempool__layout(uint64_t arena, uint64_t max_objects, mp_header *out);
 uint64_t mempool__format_word(void);
 void mempool__bind(mempool *p);   /* set p->slots, p->tab, ... from p->h */
+int  mempool__options_ok(const mempool_options *o);
+int  mempool__arena_open(mempool *p, const char *path, const char *name,
+                         const mempool_options *o, bool *created);
+int  mempool__arena_lockfd(int fd, const char *path);
 
 /* ---- worker.c: slots, liveness, reaping, fork ------------------------- */
 int  mempool__handle_ok(const mempool *p);       /* 0 or -EINVAL/EFORKED */
@@ -110,9 +133,20 @@ bool mempool__slot_alive(mempool *p, int slot);
 int  mempool__reap_slot(mempool *p, int slot);   /* 1 reaped, 0 alive */
 void mempool__register(mempool *p);
 void mempool__unregister(mempool *p);
-void mempool__wait_who(mempool *p, unsigned who, uint32_t idx,
-                       unsigned *spins);
+/* A bounded wait for another worker's step on one entry: spin briefly,
+ * then sleep with exponential backoff (1 us .. 1 ms) until the deadline
+ * mempool__wait_bound_ns() after the first sleep. */
+typedef struct mp_wait {
+    unsigned spins;
+    uint64_t deadline;
+} mp_wait;
+/* 0: look again; -EAGAIN: the wait's bound passed (the peer is stopped or
+ * very slow). Reaps @p who and repairs the entry if it is dead. */
+int  mempool__wait_who(mempool *p, unsigned who, uint32_t idx, mp_wait *wt);
+uint64_t mempool__wait_bound_ns(const mempool *p);
 uint64_t mempool__now_ns(void);
+/* Event counter @p k (MP_COUNTERS order, counters.h) of slot @p s. */
+_Atomic uint64_t *mempool__counter(mp_slot *s, int k);
 
 /* ---- alloc.c: blocks and entries, under the robust allocator lock ----- */
 int  mempool__lock(mempool *p);
@@ -138,6 +172,13 @@ int  mempool__ref_sub(mempool *p, uint32_t idx, uint32_t gen);
 uint32_t mempool__cell_count(mempool *p, int kind, uint32_t idx, uint32_t gen,
                              bool any);
 void mempool__cells_drop(mempool *p, int slot); /* reaper: clear and repair */
+/* Empty every worker's reference cells of (idx, gen): the entry is being
+ * freed. Returns how many cells were emptied. */
+unsigned mempool__refs_forget(mempool *p, uint32_t idx, uint32_t gen);
+/* Cells of attached workers naming a free entry or another generation (a
+ * leak, or a pinner/referrer between its two steps); *first = slot << 32 |
+ * cell of the first one. */
+uint64_t mempool__cells_stale(mempool *p, uint64_t *first);
 
 /* ---- object.c: shared helpers used by the reaper and spill code -------- */
 int  mempool__entry_of(const mempool *p, mempool_dref r, uint32_t *idx,
@@ -145,8 +186,12 @@ int  mempool__entry_of(const mempool *p, mempool_dref r, uint32_t *idx,
 void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok);
 void mempool__after_unpin(mempool *p, uint32_t idx);
 int  mempool__get(mempool *p, mempool_dref r, mempool_view *v, bool recency);
+#define MP_VIEW_FILE UINT64_C(2)   /* view kind: a get_file mapping only */
+void mempool__view_seal(mempool_view *v, const mempool *p, uint64_t a,
+                        uint64_t b, uint64_t kind);
 
 /* ---- spill.c: clean copies, eviction, making room ---------------------- */
+extern const mp_spill_ops mempool__spill_ops;   /* for pool.c */
 int  mempool__spill_bind(mempool *p);
 int  mempool__io_get(mempool *p);
 int  mempool__spill_init(mempool *p, const mempool_options *o, bool created);
@@ -162,23 +207,17 @@ void mempool__spill_close(mempool *p);  /* close: files of a destroyed pool */
 int  mempool__spill_dirfd(mempool *p);  /* the proven directory, or error */
 
 /* ---- mapcache.c: read-back mappings ------------------------------------ */
-struct mp_mapping;
-int  mempool__map_entry(mempool *p, uint32_t idx, uint32_t gen,
-                        struct mp_mapping **out, const uint8_t **data);
-int  mempool__map_file(mempool *p, const char *path, struct mp_mapping **out,
+int  mempool__map_entry(mempool *p, uint32_t idx, uint32_t gen, uint64_t *id,
+                        const uint8_t **data);
+int  mempool__map_file(mempool *p, const char *path, uint64_t *id,
                        const uint8_t **data, uint64_t *len, uint32_t *type);
 int  mempool__map_put(mempool *p, uint64_t id);   /* by mapping id */
-uint64_t mempool__map_id(const struct mp_mapping *m);
 void mempool__maps_free(mempool *p);
 void mempool__maps_sweep(mempool *p);
 
 /* ---- spiller.c: the pool's elected background spiller ----------------- */
 int  mempool__spiller_start(mempool *p);
 void mempool__spiller_stop(mempool *p);
-
-/* ---- stats.c: hooks that keep the figures ----------------------------- */
-void mempool__stats_retire(mempool *p, int slot); /* at claim: fold, zero */
-void mempool__stats_note_io(mempool *p);          /* engine started */
 
 /* ---- codec.c ---------------------------------------------------------- */
 void mempool__codecs_free(mempool *p);  /* at close; NULL-safe */

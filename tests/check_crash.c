@@ -10,7 +10,7 @@
  * mempool_check() is clean, and used_bytes is exactly what the surviving
  * objects account for: we delete every object the dead worker is known to
  * have published and require used_bytes to return to its value before the
- * worker ran. FAILURES.md S9-S12, S17.
+ * worker ran. docs/scenarios.md S9-S12, S17.
  */
 #include "helpers.h"
 
@@ -224,7 +224,8 @@ START_TEST(test_no_wait_on_dead_worker)
 }
 END_TEST
 
-/* Every worker killed; the next open reaps them all (REFERENCE B12). */
+/* Every worker killed; the next open reaps them all (docs/scenarios.md
+ * B12). */
 START_TEST(test_all_killed_next_open_reaps)
 {
     struct t_remote w[3];

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * check_env.c - hostile environments (FAILURES.md S6, S31, S35, S37, S45,
- * and planted symlinks in the spill directory).
+ * check_env.c - hostile environments (docs/scenarios.md S6, S31, S35, S37,
+ * S45, and planted symlinks in the spill directory).
  *
  * Each case builds its environment in a forked child - a seccomp filter, a
  * tiny RLIMIT_MEMLOCK without CAP_IPC_LOCK, a private mount namespace with

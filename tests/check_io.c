@@ -3,9 +3,10 @@
  * check_io.c - white-box tests of the spill file format and the I/O engine
  * (src/spill.h): crc32c, headers, both backends writing files that map back
  * byte for byte, many requests at once, durable mode, the io.write /
- * io.nospc / io.short failpoints, every way a file can be bad (FAILURES.md
- * S38, S40-S43) and the fallback to pwrite under a seccomp filter that
- * refuses io_uring_setup (S35, and S39 approximated with ENOSYS).
+ * io.nospc / io.short failpoints, every way a file can be bad
+ * (docs/scenarios.md S38, S40-S43) and the fallback to pwrite under a
+ * seccomp filter that refuses io_uring_setup (S35, and S39 approximated
+ * with ENOSYS).
  *
  * It links the library's objects (mempool_objects) to reach mempool__*
  * internals, so it has its own main() instead of helpers.c (which links the

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * check_linear.c - recorded histories of concurrent set/get/delete checked
- * against a sequential model (FAILURES.md S21, S25, S26).
+ * against a sequential model (docs/scenarios.md S21, S25, S26).
  *
  * A small set of keys (8), each naming one object at a time: a "version".
  * The first versions are set by the test and handed to every worker up

@@ -6,7 +6,7 @@
  * reference; ref/unref are attributed to the calling worker; the object is
  * deleted at the last unref or when the last worker holding references dies
  * (SIGKILL, then mempool_reap() or a new mempool_open()); plain objects live
- * until delete and outlive the process that set them. REFERENCE.md scenarios
+ * until delete and outlive the process that set them. docs/scenarios.md
  * C13-C17. Other workers are t_remote children scripted over pipes.
  */
 #include "helpers.h"

@@ -377,7 +377,7 @@ static bool reads_back(mempool *p, mempool_dref r, size_t len, uint64_t seed)
 START_TEST(test_planted_spill_dir_refused)
 {
     char name[T_NAME_LEN], base[200], pooldir[600], json_key[] =
-        "\"refused_spills\":";
+        "\"spill_refused\":";
     mempool *p;
     mempool_dref r;
     mempool_info in;

@@ -6,9 +6,9 @@
  * + release, delete, and ref/get/unref of refcounted objects over shared
  * slot arrays, first all on one handle, then on two handles of the same pool
  * in one process (threads standing in for processes, so ThreadSanitizer can
- * see the races; FAILURES.md S21, S25, S26, S28). Invariants checked on the
- * way: a get either fails with -ENOENT or returns bytes that verify and do
- * not change until release; each DRef is deleted exactly once and that
+ * see the races; docs/scenarios.md S21, S25, S26, S28). Invariants checked
+ * on the way: a get either fails with -ENOENT or returns bytes that verify
+ * and do not change until release; each DRef is deleted exactly once and that
  * delete succeeds; a referenced object can always be pinned. At the end the
  * pool is empty, used_bytes is back to 0 and mempool_check() is clean.
  *

@@ -116,6 +116,13 @@ typedef struct mempool mempool;
 #define MEMPOOL_MAX_WORKERS 64
 /** Longest pool name, not counting the terminating NUL. */
 #define MEMPOOL_NAME_MAX 200
+/** Longest time (ms) a call waits for another worker's step on the same
+ *  object - an eviction (get, delete), a spill write (move/copy_to_disk) -
+ *  or the pool's evict_wait_ms if that is longer. The wait sleeps (no busy
+ *  spinning), so a peer stopped by SIGSTOP, a debugger or a frozen cgroup
+ *  costs the caller no CPU; past the bound the call answers -EAGAIN and
+ *  changed nothing. A dead peer's step is undone at once instead. */
+#define MEMPOOL_PEER_WAIT_MS 5000
 
 typedef struct mempool_options {
     uint64_t    arena_bytes;  /**< shared memory to reserve when creating;
@@ -316,6 +323,8 @@ typedef struct mempool_view {
  * @return 0, or -EINVAL malformed DRef (out of the table, misaligned, wrong
  *   pool) or NULL argument; -ENOENT deleted, never published, or stale;
  *   -ENOBUFS this worker holds too many distinct pins at once;
+ *   -EAGAIN another worker was evicting the object and did not finish
+ *   within MEMPOOL_PEER_WAIT_MS (it is stopped); nothing was pinned;
  *   for an object only on disk also: MEMPOOL_ECORRUPT (file failed its
  *   checks), MEMPOOL_EUNSAFE (this handle's spill directory failed its
  *   check), -EACCES, -EMFILE or another -errno of open/mmap.
@@ -331,17 +340,25 @@ MEMPOOL_API int mempool_release(mempool *p, mempool_view *v);
 /** @brief Delete object @p r: new gets return -ENOENT at once; its memory is
  *  freed when the last pin is released (now, if none).
  *  @return 0, -ENOENT already deleted / stale / unpublished, -EINVAL
- *  malformed. */
+ *  malformed, -EAGAIN another worker was evicting the object and did not
+ *  finish within MEMPOOL_PEER_WAIT_MS (nothing changed: retry later). */
 MEMPOOL_API int mempool_delete(mempool *p, mempool_dref r);
 
 /** @brief Add one reference to a refcounted object, attributed to this
- *  worker. @return 0, -ENOENT gone, -EINVAL malformed or not refcounted. */
+ *  worker. Never waits for another worker (a refcount check in progress is
+ *  made to look again). @return 0, -ENOENT gone, -EINVAL malformed or not
+ *  refcounted, -ENOBUFS this worker holds too many distinct pins and
+ *  references at once. */
 MEMPOOL_API int mempool_ref(mempool *p, mempool_dref r);
 
 /** @brief Drop one of this worker's references; the last reference in the
- *  pool deletes the object. References also go when their worker dies.
- *  @return 0, -ENOENT gone, -EINVAL this worker holds no reference or the
- *  object is not refcounted. */
+ *  pool deletes the object. References also go when their worker dies,
+ *  and when the object is deleted and freed. Never waits for another
+ *  worker: if one is checking the object's references (or evicting it),
+ *  that worker gives the verdict after its step.
+ *  @return 0, -ENOENT gone (also after deletion: the reference went with
+ *  the object), -EINVAL this worker holds no reference or the object is
+ *  not refcounted. */
 MEMPOOL_API int mempool_unref(mempool *p, mempool_dref r);
 
 /** mempool_info.state bits */
@@ -427,6 +444,8 @@ MEMPOOL_API int mempool_set_max_disksize(mempool *p, uint64_t bytes);
  *  object is pinned, the memory is freed at the last release.
  * @param[out] out  the file (may be NULL)
  * @return 0, -ENOENT, -EINVAL, -ENOSPC (disk full or disk limit), -EIO,
+ *  -EAGAIN another worker writing or evicting the object did not finish
+ *  within MEMPOOL_PEER_WAIT_MS (it is stopped),
  *  MEMPOOL_EUNSAFE (this handle's spill directory failed its check: see
  *  the README's "Security model"; counted in mempool_stats.spill_refused),
  *  -EACCES or another -errno of the directory or file;
@@ -814,6 +833,7 @@ struct mempool_stats {
     char     pool_io_backend[12]; /**< the pool's: this handle's, else the
                                    spiller's, else any attached worker's;
                                    "" while none has written a file */
+    uint64_t refs, unrefs;    /**< totals of mempool_ref(), mempool_unref() */
     uint64_t spill_refused;   /**< objects not spilled because a worker's
                                    spill directory failed its check
                                    (MEMPOOL_EUNSAFE) or could not be
@@ -870,6 +890,8 @@ struct mempool_worker_stats {
     uint64_t spill_errors;    /**< its failed file writes */
     uint64_t corrupt_files;   /**< corrupt files its gets met */
     char     io_backend[12];  /**< its engine, or "" */
+    uint64_t spill_refused;   /**< objects it did not spill: its spill
+                                   directory failed its check */
 };
 
 /** @brief Figures of worker @p worker (1..MEMPOOL_MAX_WORKERS), read as
@@ -879,8 +901,10 @@ struct mempool_worker_stats {
 MEMPOOL_API int mempool_worker_stats(mempool *p, int worker,
                                      struct mempool_worker_stats *out);
 
-/** Version of the document mempool_stats_json() writes ("schema"). */
-#define MEMPOOL_STATS_SCHEMA 1
+/** Version of the document mempool_stats_json() writes ("schema"); 2 gave
+ *  each counter one name everywhere (README "Stats schema" lists the
+ *  renames from 1). */
+#define MEMPOOL_STATS_SCHEMA 2
 
 /**
  * @brief The figures of mempool_stats() and of every non-FREE worker's

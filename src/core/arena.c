@@ -32,9 +32,6 @@
 
 #include "failpoint.h"
 #include "internal.h"
-#include "spilldir.h"
-
-#define MP_SHM_DIR "/dev/shm"
 
 int mempool__name_ok(const char *name)
 {
@@ -161,20 +158,23 @@ static void set_init_state(int fd, uint32_t state, int32_t err)
     (void)!pwrite(fd, &state, sizeof(state), offsetof(mp_header, init_state));
 }
 
-/* Make the new pool's spill directory (spilldir.c) before the pool is
- * READY, so no attacher ever finds it missing. Only the pool's owner makes
- * it; a failure is not fatal: the pool then refuses to spill. */
-static void make_dir(int fd, const mp_header *h)
+/* Make the new pool's spill directory (spill/spilldir.c, through
+ * p->spill_ops) before the pool is READY, so no attacher ever finds it
+ * missing. Only the pool's owner makes it; a failure is not fatal: the
+ * pool then refuses to spill. */
+static void make_dir(mempool *p, int fd, const mp_header *h)
 {
     struct stat st;
     bool made = false;
     uint32_t fl = h->dir_flags;
-    if (fstat(fd, &st) < 0 || st.st_uid != geteuid() ||
+    if (!p->spill_ops || !p->spill_ops->make_dir ||
+        fstat(fd, &st) < 0 || st.st_uid != geteuid() ||
         !memchr(h->spill_dir, '\0', sizeof(h->spill_dir)) ||
         !memchr(h->name, '\0', sizeof(h->name)))
         return;
-    if (mempool__dir_make(h->spill_dir, h->name, h->uuid, st.st_mode & 0777,
-                          st.st_gid, &made) == 0 && made) {
+    if (p->spill_ops->make_dir(h->spill_dir, h->name, h->uuid,
+                               st.st_mode & 0777, st.st_gid, &made) == 0 &&
+        made) {
         fl |= MP_DIR_MADE_BASE;
         (void)!pwrite(fd, &fl, sizeof(fl), offsetof(mp_header, dir_flags));
     }
@@ -194,7 +194,7 @@ static int reserve_data(int fd, const mp_header *h)
 }
 
 /* The pool is still being built: wait for its creator, or finish for it. */
-static int wait_ready(int fd)
+static int wait_ready(mempool *p, int fd)
 {
     mp_header h;
     int rc = init_lock(fd, F_RDLCK, true);
@@ -213,7 +213,7 @@ static int wait_ready(int fd)
         return rc;
     rc = read_header(fd, &h);
     if (!rc && h.init_state == MP_INIT_BUILDING) {
-        make_dir(fd, &h);
+        make_dir(p, fd, &h);
         rc = reserve_data(fd, &h);
     }
     else if (!rc && h.init_state == MP_INIT_FAILED)
@@ -330,7 +330,7 @@ static int attach(mempool *p, const char *path)
         goto fail;
     }
     if (h.init_state != MP_INIT_READY &&
-        (rc = p->observer ? MEMPOOL_ENOTREADY : wait_ready(fd)))
+        (rc = p->observer ? MEMPOOL_ENOTREADY : wait_ready(p, fd)))
         goto fail;                    /* an observer never finishes a build */
     if ((rc = read_header(fd, &h)) ||
         (rc = validate_header(&h, (uint64_t)st.st_size)))
@@ -507,7 +507,7 @@ static int create(mempool *p, const char *path, const char *name,
     }
     unlink(tmp);
     MP_FP(create_linked);
-    make_dir(fd, p->h);
+    make_dir(p, fd, p->h);
     if ((rc = reserve_data(fd, &tmpl))) {
         unlink_if_ours(path, fd);
         init_lock(fd, F_UNLCK, false);
@@ -542,7 +542,7 @@ void mempool_options_init(mempool_options *o)
     o->spiller = 1;
 }
 
-static int check_options(const mempool_options *o)
+int mempool__options_ok(const mempool_options *o)
 {
     if (o->flags & ~(MEMPOOL_OPEN_CREATE | MEMPOOL_OPEN_EXCL |
                      MEMPOOL_OPEN_NOVERIFY | MEMPOOL_OPEN_OBSERVE |
@@ -557,7 +557,7 @@ static int check_options(const mempool_options *o)
 }
 
 /* Attach, or create when allowed; racing creators end up on one pool. */
-static int open_arena(mempool *p, const char *path, const char *name,
+int mempool__arena_open(mempool *p, const char *path, const char *name,
                       const mempool_options *o, bool *created)
 {
     bool create_ok = o->flags & MEMPOOL_OPEN_CREATE;
@@ -579,7 +579,7 @@ static int open_arena(mempool *p, const char *path, const char *name,
 }
 
 /* A new open file description of the mapped object, for the locks. */
-static int lock_fd(int fd, const char *path)
+int mempool__arena_lockfd(int fd, const char *path)
 {
     char proc[64];
     struct stat a, b;
@@ -596,208 +596,4 @@ static int lock_fd(int fd, const char *path)
         return -ESTALE;             /* replaced under us: caller retries */
     }
     return l;
-}
-
-/* The rest of mempool_open() for MEMPOOL_OPEN_OBSERVE: no slot, no spiller,
- * no reaping. Liveness is still read with F_OFD_GETLK, which any open file
- * description may do without holding (or disturbing) a lock. */
-static int observe_open(mempool *p, mempool **out)
-{
-    p->lfd = dup(p->fd);
-    p->slot = -1;
-    p->dirfd = p->updfd = -1;
-    p->dir_err = -EPERM;
-    if (p->lfd < 0 || !memchr(p->h->spill_dir, '\0', MP_PATH_MAX)) {
-        int rc = p->lfd < 0 ? -errno : MEMPOOL_ECORRUPT;
-        if (p->lfd >= 0)
-            close(p->lfd);
-        munmap(p->base, p->size);
-        close(p->fd);
-        free(p);
-        return rc;
-    }
-    memcpy(p->spill_dir, p->h->spill_dir, MP_PATH_MAX);
-    pthread_mutex_init(&p->io_lock, NULL);
-    mempool__bind(p);
-    mempool__register(p);
-    *out = p;
-    return 0;
-}
-
-int mempool_open(const char *name, const mempool_options *o, mempool **out)
-{
-    char path[sizeof(MP_SHM_DIR) + MEMPOOL_NAME_MAX + 16];
-    mempool_options defaults;
-    bool created = false;
-    mempool *p;
-    int rc;
-
-    if (!out)
-        return -EINVAL;
-    *out = NULL;
-    if (!o) {
-        mempool_options_init(&defaults);
-        o = &defaults;
-    }
-    if ((rc = mempool__shm_path(name, path, sizeof(path))) ||
-        (rc = check_options(o)))
-        return rc;
-    if (!(p = calloc(1, sizeof(*p))))
-        return -ENOMEM;
-    snprintf(p->name, sizeof(p->name), "%s", name);
-    p->observer = o->flags & MEMPOOL_OPEN_OBSERVE;
-    p->any_owner = o->flags & MEMPOOL_OPEN_ANY_OWNER;
-    if ((rc = open_arena(p, path, name, o, &created)))
-        goto fail_free;
-    if (p->observer)
-        return observe_open(p, out);
-    if ((p->lfd = lock_fd(p->fd, path)) < 0) {
-        rc = p->lfd;
-        munmap(p->base, p->size);
-        close(p->fd);
-        goto fail_free;
-    }
-    mempool__bind(p);
-    mempool__register(p);
-    if ((rc = mempool__spill_bind(p)) ||
-        (rc = mempool__claim_slot(p)) < 0)
-        goto fail_unmap;
-    if ((rc = mempool__spill_init(p, o, created)))
-        goto fail_slot;
-    mempool_reap(p);
-    if (o->spiller && (rc = mempool__spiller_start(p)))
-        goto fail_spill;
-    *out = p;
-    return 0;
-fail_spill:
-    mempool__spill_fini(p);
-fail_slot:
-    mempool__leave_slot(p);
-fail_unmap:
-    if (p->dirfd >= 0)
-        close(p->dirfd);
-    if (p->updfd >= 0)
-        close(p->updfd);
-    mempool__unregister(p);
-    munmap(p->base, p->size);
-    close(p->lfd);
-    close(p->fd);
-fail_free:
-    free(p);
-    return rc;
-}
-
-int mempool_close(mempool *p)
-{
-    int rc;
-    if (!p)
-        return -EINVAL;
-    rc = mempool__handle_ok(p);
-    if (rc == 0 && !p->observer) {
-        mempool__spiller_stop(p);
-        mempool__leave_slot(p);     /* drops our pins, refs, reservations */
-        mempool__spill_close(p);    /* our files, if the pool was destroyed */
-        mempool__spill_fini(p);     /* a forked child has no threads to stop */
-    } else if (rc == 0) {
-        mempool__spill_fini(p);     /* observers hold only the io_lock */
-    }
-    mempool__unregister(p);         /* in a forked child fd is already shut */
-    mempool__codecs_free(p);
-    munmap(p->base, p->size);
-    if (rc == 0) {
-        close(p->lfd);
-        close(p->fd);
-    }
-    free(p);
-    return 0;
-}
-
-/* ---- destroy ------------------------------------------------------------
- *
- * Restartable: the object is first renamed to a tombstone
- * "mempool.<name>#destroy.<uuid>" (the name is free at once, and '#' keeps
- * it out of every listing), then its spill directory is proven and removed
- * (spilldir.c; a path from the header is never followed on trust), and the
- * tombstone is unlinked last. A destroy killed anywhere leaves a tombstone
- * that the next destroy of the name finishes. */
-
-static int destroy_tomb(int shm, const char *tomb, const char *name)
-{
-    struct stat st;
-    mp_header h;
-    int rc = 0, fd = openat(shm, tomb, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
-                                       O_CLOEXEC | O_NOCTTY);
-    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-        read_header(fd, &h) == 0 && h.magic == MP_MAGIC &&
-        memchr(h.spill_dir, '\0', sizeof(h.spill_dir)))
-        rc = mempool__dir_remove(h.spill_dir, name, h.uuid, st.st_uid,
-                                 st.st_mode & 0777,
-                                 h.dir_flags & MP_DIR_MADE_BASE);
-    if (fd >= 0)
-        close(fd);
-    if (rc == MEMPOOL_EUNSAFE)
-        rc = 0;               /* not the pool's directory: never touched */
-    /* The arena goes even if the directory could not be reached (the
-     * memory is worth more than a retry); only a kill leaves the tomb. */
-    if (unlinkat(shm, tomb, 0) < 0 && errno != ENOENT && !rc)
-        rc = -errno;
-    return rc;
-}
-
-/* Move the live object aside: its tombstone's name into @p tomb. */
-static int bury(int shm, const char *name, char *tomb, size_t len)
-{
-    char live[MEMPOOL_NAME_MAX + 16];
-    uint64_t id[2] = { 0, 0 };
-    struct stat st;
-    mp_header h;
-    int fd;
-    snprintf(live, sizeof(live), "mempool.%s", name);
-    fd = openat(shm, live, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC |
-                           O_NOCTTY);
-    if (fd < 0 && errno == ENOENT)
-        return -ENOENT;
-    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-        read_header(fd, &h) == 0 && h.magic == MP_MAGIC)
-        memcpy(id, h.uuid, sizeof(id));
-    else if (getrandom(id, sizeof(id), 0) != sizeof(id))
-        id[0] = (uint64_t)getpid();
-    if (fd >= 0)
-        close(fd);
-    snprintf(tomb, len, "mempool.%s#destroy.%016llx%016llx", name,
-             (unsigned long long)id[0], (unsigned long long)id[1]);
-    return renameat(shm, live, shm, tomb) < 0 ? -errno : 0;
-}
-
-int mempool_destroy(const char *name)
-{
-    char prefix[MEMPOOL_NAME_MAX + 32], tomb[MEMPOOL_NAME_MAX + 64];
-    int shm, rc = mempool__name_ok(name), found;
-    DIR *d;
-    struct dirent *de;
-    size_t n;
-    if (rc)
-        return rc;
-    if ((shm = open(MP_SHM_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-        return -errno;
-    rc = bury(shm, name, tomb, sizeof(tomb));
-    found = rc == 0;
-    if (rc == -ENOENT)
-        rc = 0;
-    /* Finish every tombstone of the name: ours and killed destroys'. */
-    n = (size_t)snprintf(prefix, sizeof(prefix), "mempool.%s#destroy.", name);
-    if (!rc && (d = fdopendir(dup(shm)))) {
-        while ((de = readdir(d))) {
-            int r;
-            if (strncmp(de->d_name, prefix, n))
-                continue;
-            found++;
-            r = destroy_tomb(shm, de->d_name, name);
-            if (r && !rc)
-                rc = r;
-        }
-        closedir(d);
-    }
-    close(shm);
-    return rc ? rc : found ? 0 : -ENOENT;
 }

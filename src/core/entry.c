@@ -94,19 +94,22 @@ int mempool__entry_publish(mp_entry *e, uint64_t w)
 }
 
 /* LIVE or SPILLED (idx, gen) -> DELETED, waiting out an eviction's
- * verdict. 0, or -ENOENT if it is not alive. */
+ * verdict. 0, -ENOENT if it is not alive, -EAGAIN if the evictor did not
+ * finish within the bound (mempool__wait_who). */
 int mempool__entry_delete(mempool *p, uint32_t idx, uint32_t gen)
 {
     mp_entry *e = mp_entry_at(p, idx);
-    unsigned spins = 0;
+    mp_wait wt = { 0, 0 };
     uint64_t w;
+    int rc;
 
     for (;;) {
         w = atomic_load(&e->word);
         if (!mp_entry_alive(w, gen))
             return -ENOENT;
         if (MP_W_ST(w) == MP_ST_EVICTING) {
-            mempool__wait_who(p, MP_W_WHO(w), idx, &spins);
+            if ((rc = mempool__wait_who(p, MP_W_WHO(w), idx, &wt)))
+                return rc;              /* the evictor is stopped */
             continue;
         }
         if (atomic_compare_exchange_weak(&e->word, &w, deleted_word(w)))
@@ -210,32 +213,49 @@ void mempool__entry_reclaim(mempool *p, uint32_t idx)
         mempool__cell_count(p, MP_PIN, idx, MP_W_GEN(w), true))
         return;                     /* the last unpinner will come back */
     if (MP_W_FL(w) & MP_F_ONDISK)
-        mempool__unlink_files(p, idx, MP_W_GEN(w));
+        p->spill_ops->unlink_files(p, idx, MP_W_GEN(w));
     if (mempool__lock(p))
         return;
     if (atomic_load(&e->word) == w)
         mempool__free(p, idx);
     mempool__unlock(p);
     if (MP_W_FL(w) & MP_F_ONDISK)
-        mempool__maps_sweep(p);     /* our idle mapping holds the space */
+        p->spill_ops->maps_sweep(p); /* our idle mapping holds the space */
 }
 
 /* ---- refcount check ------------------------------------------------------- */
 
-/* Put our slot in the rc byte of alive refcounted (idx, gen), waiting for
- * a running check or eviction. false if there is nothing to check. */
+/*
+ * Nobody waits for another checker (it may be stopped for any time): one
+ * that meets rc set raises F_RECHECK instead (a ref after adding its cell,
+ * an unref after dropping it), and the checker scans again before it gives
+ * its verdict, so the scan that decides follows every reference change
+ * whose owner saw rc. An entry being evicted is left to its evictor, which
+ * runs the check after its step (spill.c), or to the reaper that rolls the
+ * eviction back.
+ */
+
+/* rc is set in word @p w: make its checker scan again. true asked (or
+ * already asked), false the word moved (the caller looks again). */
+bool mempool__entry_ask_recheck(mp_entry *e, uint64_t w)
+{
+    return (MP_W_FL(w) & MP_F_RECHECK) || cas(e, &w, w | MP_F_RECHECK);
+}
+
+/* Put our slot in the rc byte of alive refcounted (idx, gen). false if
+ * there is nothing for us to check (or the running check will). */
 static bool rc_begin(mempool *p, uint32_t idx, uint32_t gen, unsigned me)
 {
     mp_entry *e = mp_entry_at(p, idx);
-    unsigned spins = 0;
     for (;;) {
         uint64_t w = atomic_load(&e->word);
         if (!mp_entry_alive(w, gen) ||
-            !(MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED))
+            !(MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED) ||
+            MP_W_ST(w) == MP_ST_EVICTING)
             return false;
-        if (MP_W_RC(w) || MP_W_ST(w) == MP_ST_EVICTING) {
-            mempool__wait_who(p, MP_W_RC(w) ? MP_W_RC(w) : MP_W_WHO(w), idx,
-                              &spins);
+        if (MP_W_RC(w)) {
+            if (mempool__entry_ask_recheck(e, w))
+                return false;
             continue;
         }
         if (cas(e, &w, MP_W_SETRC(w, me)))
@@ -243,16 +263,22 @@ static bool rc_begin(mempool *p, uint32_t idx, uint32_t gen, unsigned me)
     }
 }
 
-/* Our check's verdict: clear rc (@p held), or -> DELETED. false if the
- * word is no longer ours (reaped and re-checked by someone else). */
-static bool rc_end(mp_entry *e, uint32_t gen, unsigned me, bool held)
+/* Our check's verdict: clear rc (@p held), or -> DELETED. 1 given, 0 the
+ * word is no longer ours (reaped and re-checked by someone else), -1 a
+ * recheck was asked (F_RECHECK now cleared): scan again. */
+static int rc_end(mp_entry *e, uint32_t gen, unsigned me, bool held)
 {
     for (;;) {                  /* writers may change flags meanwhile */
         uint64_t w = atomic_load(&e->word);
         if (MP_W_GEN(w) != gen || MP_W_RC(w) != me)
-            return false;
+            return 0;
+        if (MP_W_FL(w) & MP_F_RECHECK) {
+            if (cas(e, &w, w & ~(uint64_t)MP_F_RECHECK))
+                return -1;
+            continue;
+        }
         if (cas(e, &w, held ? MP_W_SETRC(w, 0) : deleted_word(w)))
-            return true;
+            return 1;
     }
 }
 
@@ -261,12 +287,15 @@ void mempool__entry_refcheck(mempool *p, uint32_t idx, uint32_t gen)
 {
     unsigned me = (unsigned)p->slot + 1;
     bool held;
+    int done;
 
     if (!rc_begin(p, idx, gen, me))
         return;
     MP_FP(refcheck_flagged);
-    held = mempool__cell_count(p, MP_REF, idx, gen, true) != 0;
-    if (rc_end(mp_entry_at(p, idx), gen, me, held) && !held)
+    do {
+        held = mempool__cell_count(p, MP_REF, idx, gen, true) != 0;
+    } while ((done = rc_end(mp_entry_at(p, idx), gen, me, held)) < 0);
+    if (done && !held)
         mempool__entry_reclaim(p, idx);
 }
 
@@ -292,7 +321,7 @@ static void repair_spill(mempool *p, int d, uint32_t idx, uint64_t w)
                (MP_W_FL(w) & MP_F_WRITING)) {
         /* The writer may have died after its rename: the final name is
          * unrecorded (no F_ONDISK) and nobody else writes it, so both go. */
-        mempool__unlink_files(p, idx, MP_W_GEN(w));
+        p->spill_ops->unlink_files(p, idx, MP_W_GEN(w));
         if (cas(e, &w, MP_W_SETST(w, MP_W_ST(w), 0) & ~(uint64_t)MP_F_WRITING))
             disk_unreserve(p, e);
     }
@@ -315,9 +344,14 @@ void mempool__entry_repair(mempool *p, int d, uint32_t idx)
         }
         return;
     }
-    if (MP_W_WHO(w) == who)
+    if (MP_W_WHO(w) == who) {
         repair_spill(p, d, idx, w);
+        /* A dead evictor owed the entry a refcount check (see above). */
+        if (MP_W_ST(w) == MP_ST_EVICTING)
+            mempool__entry_refcheck(p, idx, MP_W_GEN(w));
+    }
     w = atomic_load(&e->word);
-    if (MP_W_RC(w) == who && cas(e, &w, MP_W_SETRC(w, 0)))
+    if (MP_W_RC(w) == who &&
+        cas(e, &w, MP_W_SETRC(w, 0) & ~(uint64_t)MP_F_RECHECK))
         mempool__entry_refcheck(p, idx, MP_W_GEN(w));
 }

@@ -25,6 +25,8 @@
  *   F_WRITING `who` is writing that file ("<idx>-<gen>.tmp")
  *   F_NOMEM   the bytes are not in the arena
  *   F_MOVE    move_to_disk() asked while pinned: evict at last release
+ *   F_RECHECK (only with rc) a reference changed during the check: the
+ *             checker scans again before its verdict
  *
  * Transitions (each one function below; [L] = under the allocator lock):
  *
@@ -56,7 +58,9 @@
  *      so a DRef from before a reuse never matches again.
  *   3. A non-zero `who` names the single worker allowed to move the word
  *      out of ALLOC, EVICTING, FREEING or F_WRITING; everyone else waits
- *      for it (mempool__wait_who) or, if it died, repairs for it.
+ *      for it (mempool__wait_who: sleeping, bounded, -EAGAIN past the
+ *      bound) or, if it died, repairs for it. Nobody waits for rc: a
+ *      reference change raises F_RECHECK instead (refcheck below).
  *   4. Memory is never freed before a file is complete: EVICTING requires
  *      F_ONDISK and no F_WRITING; SPILLED implies F_ONDISK | F_NOMEM.
  *   5. In LIVE, who != 0 exactly when F_WRITING is set.
@@ -101,6 +105,7 @@ int  mempool__entry_begin_evict(mp_entry *e, uint32_t gen, unsigned who,
                                 uint64_t *w, uint64_t *ev);
 void mempool__entry_cancel_evict(mp_entry *e, uint64_t w);
 bool mempool__entry_flag_move(mp_entry *e, uint32_t gen);
+bool mempool__entry_ask_recheck(mp_entry *e, uint64_t w);
 
 /* ---- composite steps: reclaim, refcount check, reaper repair ---------- */
 void mempool__entry_reclaim(mempool *p, uint32_t idx);

@@ -47,6 +47,8 @@
  *   F_WRITING `who` is writing that file ("<idx>-<gen>.tmp")
  *   F_NOMEM   the bytes are not in the arena
  *   F_MOVE    move_to_disk() asked while pinned: evict at last release
+ *   F_RECHECK (only with rc) a reference changed during the check: the
+ *             checker scans again before its verdict (object.c)
  *
  * Pins and references are not counted in the entry. Each worker records
  * them in its own cell table (pin.c), so the pins of a dead worker are known
@@ -95,6 +97,7 @@ enum {
 #define MP_F_WRITING  0x02u
 #define MP_F_NOMEM    0x04u
 #define MP_F_MOVE     0x08u
+#define MP_F_RECHECK  0x10u
 
 #define MP_W(gen, st, who, fl) \
     (((uint64_t)(gen) << 32) | ((uint64_t)(st) << 24) | \
@@ -122,7 +125,7 @@ enum {
 
 typedef struct mp_header {
     uint64_t magic;            /* MP_MAGIC, written before the name exists */
-    uint64_t format;           /* mp_format_word(): version + struct sizes */
+    uint64_t format;           /* mempool__format_word(): version + sizes */
     uint64_t arena_bytes;      /* must equal the object's size */
     uint64_t max_objects;
     uint64_t uuid[2];
@@ -144,7 +147,8 @@ typedef struct mp_header {
 
     /* Shared, changing. */
     _Atomic uint64_t active;   /* bit s: slot s holds state (alive or not yet reaped) */
-    _Atomic uint64_t clock;    /* recency ticket source */
+    _Atomic uint64_t unused0;  /* never used (recency stamps are
+                                  CLOCK_MONOTONIC ns); kept for layout */
     _Atomic uint64_t reaped;   /* workers reaped since creation */
     _Atomic uint64_t hwm;      /* entries [0, hwm) have ever been used */
     _Atomic uint32_t spiller;  /* slot + 1 of the elected spiller, 0 none */
@@ -158,12 +162,13 @@ typedef struct mp_header {
     uint32_t entry_free;            /* idx + 1 of first free entry, 0 = none */
     _Atomic uint64_t entries_used;  /* entries not FREE (read racily by stats) */
     _Atomic uint64_t used_bytes;    /* allocated to objects, rounding included */
-    uint64_t rover;                 /* next-fit start for page runs */
+    uint64_t rover;                 /* first-fit hint: no page below it
+                                       is free (alloc.c) */
     uint32_t partial[MP_NCLASS];    /* page + 1 of first slab with room */
     _Atomic uint64_t rebuilds;      /* allocator rebuilds after a holder died */
 
-    /* Observability (stats.c). A slot's event counters (MP_NRETIRED of
-     * them, sets .. corrupt) count for its current worker: claiming a slot
+    /* Observability (stats.c). A slot's event counters (MP_NCOUNTERS of
+     * them, in MP_COUNTERS order) count for its current worker: claiming a slot
      * first adds the previous holder's counts here and zeroes them, so the
      * sum over slots plus `retired` is the total since creation. */
     _Atomic uint64_t retired[16];
@@ -183,13 +188,14 @@ typedef struct mp_slot {
     _Atomic uint64_t resident_bytes;/* bytes of objects charged to this slot */
     _Atomic uint64_t objects;       /* objects charged to this slot */
     _Atomic uint64_t overflow_used; /* cells in use in the overflow region */
-    _Atomic uint64_t sets, gets, deletes, releases, refs, unrefs, errors;
+    /* Event counters: the rows of MP_COUNTERS (counters.h), by name. */
+    _Atomic uint64_t sets, gets, deletes, releases, refs, unrefs, set_errors;
     _Atomic uint64_t max_memsize;   /* 0 = no limit */
     _Atomic uint64_t max_disksize;  /* 0 = no limit */
     _Atomic uint64_t disk_bytes;    /* bytes of files of objects charged here */
     _Atomic uint64_t spills, spill_bytes, spill_ns, spill_errors;
     _Atomic uint64_t restores, restore_bytes, destroys;
-    _Atomic uint64_t corrupt;       /* spill files our gets found corrupt */
+    _Atomic uint64_t corrupt_files; /* spill files our gets found corrupt */
     _Atomic uint32_t io_backend;    /* our I/O engine: 0 none yet, 1
                                        io_uring, 2 pwrite (stats.c) */
     uint32_t pad2;

@@ -163,7 +163,7 @@ static int alloc_entry(mempool *p, size_t len, const mempool_set_options *o,
         else if (mempool__now_ns() >= deadline)
             return -ENOMEM;               /* after one more admission */
         /* One pass, then admit again: others may have freed room too. */
-        rc = mempool__make_room(p, who, need, false);
+        rc = p->spill_ops->make_room(p, who, need, false);
         if (rc && rc != -ENOMEM && rc != -ENOENT && rc != -EAGAIN)
             return rc;                    /* -ENOSPC, -EIO: say so */
         if (rc == -ENOMEM)
@@ -189,7 +189,7 @@ int mempool_reserve(mempool *p, size_t len, const mempool_set_options *o,
         return -E2BIG;
     if ((rc = alloc_entry(p, len, o, owner, &idx))) {
         if (rc != -E2BIG)
-            COUNT(p, errors);         /* no room: a set that failed */
+            COUNT(p, set_errors);     /* no room: a set that failed */
         return rc;
     }
     e = mp_entry_at(p, idx);
@@ -293,7 +293,7 @@ int mempool_set(mempool *p, const void *data, size_t len, mempool_dref *out)
 /* A view's priv: [0] entry idx + 1 | pin token << 32, [1] generation |
  * mapping id << 32, [2] the handle | VIEW_* bits, [3] a MAC of [0..2]. */
 #define VIEW_DISK UINT64_C(1)            /* pin + file mapping */
-#define VIEW_FILE UINT64_C(2)            /* get_file mapping only */
+#define VIEW_FILE MP_VIEW_FILE           /* get_file mapping only */
 
 /* Drop a pin we took, then do what the last pin leaves to do: free a
  * deleted object, or evict one that move_to_disk() found pinned. */
@@ -303,7 +303,7 @@ void mempool__after_unpin(mempool *p, uint32_t idx)
     if (MP_W_ST(w) == MP_ST_DELETED)
         mempool__entry_reclaim(p, idx);
     else if (MP_W_ST(w) == MP_ST_LIVE && (MP_W_FL(w) & MP_F_MOVE))
-        mempool__evict(p, idx, MP_W_GEN(w));
+        p->spill_ops->evict(p, idx, MP_W_GEN(w));
 }
 
 void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok)
@@ -312,8 +312,8 @@ void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok)
     mempool__after_unpin(p, idx);
 }
 
-static void view_seal(mempool_view *v, const mempool *p, uint64_t a,
-                      uint64_t b, uint64_t kind)
+void mempool__view_seal(mempool_view *v, const mempool *p, uint64_t a,
+                        uint64_t b, uint64_t kind)
 {
     v->priv[0] = a;
     v->priv[1] = b;
@@ -326,7 +326,7 @@ static int pin_settled(mempool *p, uint32_t idx, uint32_t gen, uint64_t *wp,
                        uint64_t *tok)
 {
     mp_entry *e = mp_entry_at(p, idx);
-    unsigned spins = 0;
+    mp_wait wt = { 0, 0 };
     int rc;
     if (!mp_entry_alive(atomic_load(&e->word), gen))
         return -ENOENT;
@@ -349,7 +349,10 @@ static int pin_settled(mempool *p, uint32_t idx, uint32_t gen, uint64_t *wp,
             *wp = w;
             return 0;
         }
-        mempool__wait_who(p, MP_W_WHO(w), idx, &spins);
+        if ((rc = mempool__wait_who(p, MP_W_WHO(w), idx, &wt))) {
+            mempool__unpin(p, idx, gen, *tok);
+            return rc;                  /* the evictor is stopped */
+        }
     }
 }
 
@@ -364,25 +367,25 @@ static int view_memory(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok,
     v->data = p->base + (off ? off : p->data_off);
     v->len = len;
     v->flags = MEMPOOL_VIEW_MEMORY;
-    view_seal(v, p, (idx + 1) | (tok << 32), gen, 0);
+    mempool__view_seal(v, p, (idx + 1) | (tok << 32), gen, 0);
     return 0;
 }
 
 static int view_disk(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok,
                      mempool_view *v)
 {
-    struct mp_mapping *m;
     const uint8_t *data;
-    int rc = mempool__map_entry(p, idx, gen, &m, &data);
+    uint64_t id;
+    int rc = p->spill_ops->map_entry(p, idx, gen, &id, &data);
     if (rc == MEMPOOL_ECORRUPT)
-        atomic_fetch_add(&p->slots[p->slot].corrupt, 1);
+        COUNT(p, corrupt_files);
     if (rc)
         return rc;
     v->data = data;
     v->len = MP_LD(mp_entry_at(p, idx)->len);
     v->flags = MEMPOOL_VIEW_DISK;
-    view_seal(v, p, (idx + 1) | (tok << 32),
-              gen | (mempool__map_id(m) << 32), VIEW_DISK);
+    mempool__view_seal(v, p, (idx + 1) | (tok << 32),
+              gen | (id << 32), VIEW_DISK);
     atomic_fetch_add(&p->slots[p->slot].restores, 1);
     atomic_fetch_add(&p->slots[p->slot].restore_bytes, v->len);
     return 0;
@@ -421,28 +424,6 @@ int mempool_get(mempool *p, mempool_dref r, mempool_view *v)
     return mempool__get(p, r, v, true);
 }
 
-int mempool_get_file(mempool *p, const mempool_fileref *f, mempool_view *v)
-{
-    struct mp_mapping *m;
-    const uint8_t *data;
-    uint64_t len;
-    uint32_t type;
-    int rc;
-
-    if ((rc = mempool__writer_ok(p)))
-        return rc;
-    if (!f || !v || !memchr(f->path, '\0', sizeof(f->path)))
-        return -EINVAL;
-    if ((rc = mempool__map_file(p, f->path, &m, &data, &len, &type)))
-        return rc;
-    v->data = data;
-    v->len = len;
-    v->type = type;
-    v->flags = MEMPOOL_VIEW_DISK;
-    view_seal(v, p, 0, mempool__map_id(m), VIEW_FILE);
-    return 0;
-}
-
 int mempool_release(mempool *p, mempool_view *v)
 {
     uint64_t kind, idx1;
@@ -456,7 +437,7 @@ int mempool_release(mempool *p, mempool_view *v)
         return -EINVAL;
     kind = v->priv[2] & 7;
     if (kind == VIEW_FILE) {
-        if ((rc = mempool__map_put(p, v->priv[1])))
+        if ((rc = p->spill_ops->map_put(p, v->priv[1])))
             return rc;
         memset(v, 0, sizeof(*v));
         return 0;
@@ -468,7 +449,7 @@ int mempool_release(mempool *p, mempool_view *v)
         mempool__unpin_cell(p, (uint32_t)idx1 - 1, gen, v->priv[0] >> 32))
         return -EINVAL;
     if (kind == VIEW_DISK)
-        mempool__map_put(p, v->priv[1] >> 32);
+        p->spill_ops->map_put(p, v->priv[1] >> 32);
     memset(v, 0, sizeof(*v));
     mempool__after_unpin(p, (uint32_t)idx1 - 1);
     COUNT(p, releases);
@@ -496,6 +477,7 @@ int mempool_delete(mempool *p, mempool_dref r)
 /* A live refcounted entry behind @p r. */
 static int refcounted(mempool *p, mempool_dref r, uint32_t *idx, uint32_t *gen)
 {
+    uint16_t fl;
     int rc;
     mp_entry *e;
     if ((rc = mempool__writer_ok(p)) ||
@@ -504,13 +486,18 @@ static int refcounted(mempool *p, mempool_dref r, uint32_t *idx, uint32_t *gen)
     e = mp_entry_at(p, *idx);
     if (!mp_entry_alive(atomic_load(&e->word), *gen))
         return -ENOENT;
-    return (MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED) ? 0 : -EINVAL;
+    fl = MP_LD(e->setflags);
+    /* The flags are the generation's only if it still lives after the
+     * read: a reuse rewrites them (issue 15 item 14). */
+    atomic_thread_fence(memory_order_acquire);
+    if (!mp_entry_alive(mp_entry_word(e), *gen))
+        return -ENOENT;
+    return (fl & MEMPOOL_SET_REFCOUNTED) ? 0 : -EINVAL;
 }
 
 int mempool_ref(mempool *p, mempool_dref r)
 {
     uint32_t idx, gen;
-    unsigned spins = 0;
     mp_entry *e;
     int rc;
 
@@ -529,9 +516,10 @@ int mempool_ref(mempool *p, mempool_dref r)
             mempool__ref_sub(p, idx, gen);
             return -ENOENT;
         }
-        if (!MP_W_RC(w))
+        /* A running check may have scanned before our cell: make it scan
+         * again (it then sees us) rather than wait for its verdict. */
+        if (!MP_W_RC(w) || mempool__entry_ask_recheck(e, w))
             break;
-        mempool__wait_who(p, MP_W_RC(w), idx, &spins); /* the verdict */
     }
     COUNT(p, refs);
     return 0;
@@ -549,8 +537,9 @@ int mempool_unref(mempool *p, mempool_dref r)
             COUNT(p, unrefs);
         return rc;
     }
-    if (mempool__ref_sub(p, idx, gen))
-        return -EINVAL;              /* this worker holds no reference */
+    if (mempool__ref_sub(p, idx, gen))  /* none: or freed and forgotten */
+        return mp_entry_alive(mp_entry_word(mp_entry_at(p, idx)), gen)
+                   ? -EINVAL : -ENOENT;
     mempool__entry_refcheck(p, idx, gen);
     COUNT(p, unrefs);
     return 0;

@@ -28,12 +28,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "counters.h"
 #include "entry.h"
 #include "failpoint.h"
 #include "internal.h"
@@ -194,26 +194,73 @@ int mempool_reap(mempool *p)
     return n;
 }
 
+uint64_t mempool__wait_bound_ns(const mempool *p)
+{
+    uint64_t ms = p->evict_wait_ms > MEMPOOL_PEER_WAIT_MS
+                      ? p->evict_wait_ms : MEMPOOL_PEER_WAIT_MS;
+    return ms * 1000000u;
+}
+
 /* Wait a little for worker @p who to finish its step on entry @p idx. If
  * it is not alive, reap it, and repair the entry itself: the word may name
- * a slot nobody holds (corrupt state), which no reap of that slot fixes. */
-void mempool__wait_who(mempool *p, unsigned who, uint32_t idx,
-                       unsigned *spins)
+ * a slot nobody holds (corrupt state), which no reap of that slot fixes.
+ * A live peer may be stopped (SIGSTOP, a debugger, a frozen cgroup) for
+ * any time, so after a short spin the wait sleeps, doubling from 1 us to
+ * 1 ms, and ends with -EAGAIN at its deadline: a stopped peer costs the
+ * waiter no CPU and no more than the bound. */
+int mempool__wait_who(mempool *p, unsigned who, uint32_t idx, mp_wait *wt)
 {
-    ++*spins;
-    if (*spins < 64) {
+    uint64_t now;
+    unsigned k;
+
+    if (++wt->spins < 64) {
         mp_cpu_relax();
-        return;
+        return 0;
     }
-    if ((*spins & 63) == 0 && who >= 1 && who <= MP_WORKERS &&
+    if (who >= 1 && who <= MP_WORKERS &&
         !mempool__slot_alive(p, (int)who - 1)) {
         mempool__reap_slot(p, (int)who - 1);
         mempool__entry_repair(p, (int)who - 1, idx);
+        return 0;
     }
-    sched_yield();
+    now = mempool__now_ns();
+    if (!wt->deadline)
+        wt->deadline = now + mempool__wait_bound_ns(p);
+    else if (now >= wt->deadline)
+        return -EAGAIN;
+    k = wt->spins - 64 < 10 ? wt->spins - 64 : 10;
+    nanosleep(&(struct timespec){ 0, 1000L << k }, NULL);
+    return 0;
 }
 
 /* ---- claiming and leaving --------------------------------------------- */
+
+_Static_assert(MP_NCOUNTERS <= sizeof(((mp_header *)0)->retired) /
+                                   sizeof(uint64_t),
+               "retired[] holds every event counter");
+
+#define COUNTER_OFF(name, prom, div, help) offsetof(mp_slot, name),
+static const size_t counter_off[] = { MP_COUNTERS(COUNTER_OFF) };
+#undef COUNTER_OFF
+
+_Atomic uint64_t *mempool__counter(mp_slot *s, int k)
+{
+    return (_Atomic uint64_t *)((char *)s + counter_off[k]);
+}
+
+/* Fold slot @p s's event counters into the pool's `retired` totals and
+ * zero them, so the counters of whoever claims it start at 0 and the sum
+ * over slots plus retired never goes back (stats.c). */
+static void slot_retire(mempool *p, int s)
+{
+    mp_slot *sl = &p->slots[s];
+    for (int k = 0; k < MP_NCOUNTERS; k++) {
+        uint64_t v = atomic_exchange(mempool__counter(sl, k), 0);
+        if (v)
+            atomic_fetch_add(&p->h->retired[k], v);
+    }
+    atomic_store(&sl->io_backend, 0);
+}
 
 int mempool__claim_slot(mempool *p)
 {
@@ -233,7 +280,7 @@ int mempool__claim_slot(mempool *p)
                 atomic_fetch_add(&p->h->reaped, 1);   /* previous holder */
             pthread_mutex_unlock(&p->reap_lock);
         }
-        mempool__stats_retire(p, s);   /* counters start at 0 for us */
+        slot_retire(p, s);             /* counters start at 0 for us */
         if (getrandom(&sl->token, sizeof(sl->token), 0) < 0)
             sl->token = mempool__now_ns();
         sl->pid = (int32_t)getpid();

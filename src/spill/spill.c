@@ -110,6 +110,15 @@ static int ensure_dir(mempool *p)
     return mempool__spill_dirfd(p);
 }
 
+/* Record in our slot which backend our engine uses (stats read it). */
+static void note_backend(mempool *p)
+{
+    const char *b = mempool__io_backend(p->io);
+    if (p->slot >= 0)
+        atomic_store(&p->slots[p->slot].io_backend,
+                     strcmp(b, "io_uring") == 0 ? 1u : 2u);
+}
+
 /* This handle's I/O engine, started at first use. */
 int mempool__io_get(mempool *p)
 {
@@ -118,7 +127,7 @@ int mempool__io_get(mempool *p)
     if (!p->io && (rc = mempool__io_open(&p->io, p->io_mode == MEMPOOL_IO_PWRITE
                                                      ? MP_IO_PWRITE
                                                      : MP_IO_AUTO)) == 0)
-        mempool__stats_note_io(p);
+        note_backend(p);
     pthread_mutex_unlock(&p->io_lock);
     return rc;
 }
@@ -307,6 +316,86 @@ static void count_write(mempool *p, const mp_io_req *r)
     atomic_fetch_add(&s->spill_ns, r->ns);
 }
 
+/* The per-entry state of one write_clean() batch. */
+typedef struct batch {
+    mp_io_req *reqs, **rp;       /* rp: the first q of reqs to submit */
+    char (*names)[48];
+    uint32_t *gens;
+    uint64_t *toks;
+    unsigned q;
+} batch;
+
+static void batch_free(batch *b)
+{
+    free(b->reqs);
+    free(b->rp);
+    free(b->names);
+    free(b->gens);
+    free(b->toks);
+}
+
+static int batch_alloc(batch *b, unsigned n)
+{
+    *b = (batch){ calloc(n, sizeof(*b->reqs)), calloc(n, sizeof(*b->rp)),
+                  calloc(n, 48), calloc(n, sizeof(*b->gens)),
+                  calloc(n, sizeof(*b->toks)), 0 };
+    if (b->reqs && b->rp && b->names && b->gens && b->toks)
+        return 0;
+    batch_free(b);
+    return -ENOMEM;
+}
+
+/* Claim each entry and describe its file; res[i] as claim() says.
+ * Returns the first error other than -EAGAIN, or 0. */
+static int batch_claim(mempool *p, batch *b, const uint32_t *idx, unsigned n,
+                       int *res)
+{
+    int first = 0;
+    for (unsigned i = 0; i < n; i++) {
+        res[i] = claim(p, idx[i], &b->gens[i], &b->toks[i]);
+        if (res[i] == 1) {
+            if (fill_req(p, &b->reqs[i], b->names[i], idx[i], b->gens[i]))
+                b->rp[b->q++] = &b->reqs[i];
+            else
+                b->reqs[i].result = MEMPOOL_ECORRUPT;
+        } else if (res[i] < 0 && res[i] != -EAGAIN && !first) {
+            first = res[i];
+        }
+    }
+    return first;
+}
+
+/* Publish or roll back each claimed write (@p rc: the submit's error, if
+ * any) and drop its pin; res[i] becomes its result. Returns the first. */
+static int batch_finish(mempool *p, batch *b, const uint32_t *idx,
+                        unsigned n, int *res, int rc)
+{
+    int first = 0;
+    for (unsigned i = 0; i < n; i++) {
+        mp_io_req *r = &b->reqs[i];
+        if (res[i] != 1)
+            continue;
+        if (rc)
+            r->result = rc;
+        if (!r->result)
+            r->result = MP_FP(spill_written);
+        count_write(p, r);
+        finish(p, idx[i], b->gens[i], r->result);
+        mempool__unpin(p, idx[i], b->gens[i], b->toks[i]);
+        res[i] = r->result;
+        if (res[i] && !first)
+            first = res[i];
+    }
+    return first;
+}
+
+static int fail_all(int *res, unsigned n, int rc)
+{
+    for (unsigned i = 0; i < n; i++)
+        res[i] = rc;
+    return rc;
+}
+
 /*
  * Give each of the @p n entries a complete file. res[i]: 0 done (or was
  * already clean), -EAGAIN another worker is writing it, or an error.
@@ -315,64 +404,25 @@ static void count_write(mempool *p, const mp_io_req *r)
 int mempool__write_clean(mempool *p, const uint32_t *idx, unsigned n,
                          int *res)
 {
-    mp_io_req *reqs = calloc(n, sizeof(*reqs)), **rp = calloc(n, sizeof(*rp));
-    char (*names)[48] = calloc(n, 48);
-    uint32_t *gens = calloc(n, sizeof(*gens));
-    uint64_t *toks = calloc(n, sizeof(*toks));
-    unsigned q = 0;
-    int rc = 0, first = 0;
+    batch b;
+    int rc, first;
 
-    if (!reqs || !rp || !names || !gens || !toks) {
-        for (unsigned i = 0; i < n; i++)
-            res[i] = -ENOMEM;
-        rc = -ENOMEM;
-        goto out;
-    }
-    if ((rc = ensure_dir(p)) < 0) {    /* no directory: refused */
+    if ((rc = batch_alloc(&b, n)))
+        return fail_all(res, n, rc);
+    if ((rc = ensure_dir(p)) < 0)       /* no directory: refused, counted */
         atomic_fetch_add(&p->slots[p->slot].spill_refused, n);
-    } else {
+    else
         rc = mempool__io_get(p);
-    }
     if (rc < 0) {
-        for (unsigned i = 0; i < n; i++)
-            res[i] = rc;
-        goto out;
+        batch_free(&b);
+        return fail_all(res, n, rc);
     }
-    for (unsigned i = 0; i < n; i++) {
-        res[i] = claim(p, idx[i], &gens[i], &toks[i]);
-        if (res[i] == 1) {
-            if (fill_req(p, &reqs[i], names[i], idx[i], gens[i]))
-                rp[q++] = &reqs[i];
-            else
-                reqs[i].result = MEMPOOL_ECORRUPT;
-        } else if (res[i] < 0 && res[i] != -EAGAIN && !first) {
-            first = res[i];
-        }
-    }
-    if (q && (rc = mempool__io_submit(p->io, rp, q)) == 0)
-        mempool__io_wait(p->io, rp, q);
-    for (unsigned i = 0; i < n; i++) {
-        if (res[i] != 1)
-            continue;
-        if (rc)
-            reqs[i].result = rc;
-        if (!reqs[i].result)
-            reqs[i].result = MP_FP(spill_written);
-        count_write(p, &reqs[i]);
-        finish(p, idx[i], gens[i], reqs[i].result);
-        mempool__unpin(p, idx[i], gens[i], toks[i]);
-        res[i] = reqs[i].result;
-        if (res[i] && !first)
-            first = res[i];
-    }
-    rc = first;
-out:
-    free(reqs);
-    free(rp);
-    free(names);
-    free(gens);
-    free(toks);
-    return rc;
+    first = batch_claim(p, &b, idx, n, res);
+    if (b.q && (rc = mempool__io_submit(p->io, b.rp, b.q)) == 0)
+        mempool__io_wait(p->io, b.rp, b.q);
+    rc = batch_finish(p, &b, idx, n, res, rc);
+    batch_free(&b);
+    return first ? first : rc;
 }
 
 /* ---- eviction ------------------------------------------------------------ */
@@ -390,15 +440,17 @@ int mempool__evict(mempool *p, uint32_t idx, uint32_t gen)
     MP_FP(evict_marked);
     if (mempool__cell_count(p, MP_PIN, idx, gen, true)) {
         mempool__entry_cancel_evict(e, w);
-        return -EBUSY;
-    }
-    if ((rc = mempool__lock(p))) {
+        rc = -EBUSY;
+    } else if ((rc = mempool__lock(p))) {
         mempool__entry_cancel_evict(e, w);
-        return rc;
+    } else {
+        mempool__evict_locked(p, idx, ev);
+        mempool__unlock(p);
     }
-    mempool__evict_locked(p, idx, ev);
-    mempool__unlock(p);
-    return 0;
+    /* An unref that met EVICTING left its refcount check to us (entry.c):
+     * run it after our last store, so it sees the reference gone. */
+    mempool__entry_refcheck(p, idx, gen);
+    return rc;
 }
 
 /* ---- victims -------------------------------------------------------------- */
@@ -547,3 +599,15 @@ int mempool__make_room(mempool *p, int owner, uint64_t need, bool wait)
         nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
     }
 }
+
+/* ---- what core calls through p->spill_ops (pool.c installs it) --------- */
+
+const mp_spill_ops mempool__spill_ops = {
+    .make_room = mempool__make_room,
+    .evict = mempool__evict,
+    .unlink_files = mempool__unlink_files,
+    .maps_sweep = mempool__maps_sweep,
+    .map_entry = mempool__map_entry,
+    .map_put = mempool__map_put,
+    .make_dir = mempool__dir_make,
+};
