@@ -50,6 +50,8 @@
 
 #define MP_MARKER ".mempool-pool"
 #define MP_DIRFL  (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+/* Components on the way need only search permission (a 0711 parent). */
+#define MP_PATHFL (O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 
 mode_t mempool__dir_mode(mode_t pool)
 {
@@ -81,21 +83,24 @@ static int split(const char *dir, const char *name, char *base, size_t len)
 static int walk(const char *path, bool create, int *fd, int *up, bool *made)
 {
     char buf[MP_PATH_MAX];
-    int cur = open("/", MP_DIRFL), prev = -1;
+    int cur = open("/", MP_PATHFL), prev = -1;
     char *save = NULL, *c;
     *made = false;
     if (cur < 0)
         return -errno;
     snprintf(buf, sizeof(buf), "%s", path);
     for (c = strtok_r(buf, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
-        int next = openat(cur, c, MP_DIRFL);
+        int next = openat(cur, c, MP_PATHFL);
         *made = false;
-        if (next < 0 && errno == ENOENT && create &&
-            (mkdirat(cur, c, 0755) == 0 || errno == EEXIST)) {
-            next = openat(cur, c, MP_DIRFL);
-            if (next >= 0) {
-                *made = true;
-                (void)fchmod(next, 0755);         /* whatever the umask */
+        if (next < 0 && errno == ENOENT && create) {
+            if (mkdirat(cur, c, 0755) == 0) {
+                next = openat(cur, c, MP_DIRFL);  /* ours: may read it */
+                if (next >= 0) {
+                    *made = true;
+                    (void)fchmod(next, 0755);     /* whatever the umask */
+                }
+            } else if (errno == EEXIST) {         /* made meanwhile */
+                next = openat(cur, c, MP_PATHFL);
             }
         }
         if (next < 0) {
