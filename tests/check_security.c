@@ -129,7 +129,7 @@ static int squat_create(void *arg)
     o.spiller = 0;
     if (mempool_open(q->name, &o, &p) != 0)
         return 2;
-    if (mempool_set(p, "bait", 4, &r) != 0)
+    if (mempool_put(p, "bait", 4, &r) != 0)
         return 3;
     mempool_close(p);
     return 0;
@@ -183,7 +183,7 @@ static int attach_shared(void *arg)
     o.spiller = 0;
     if ((rc = mempool_open(q->name, &o, &p)) != 0)
         return rc == -EPERM ? 10 : 11;
-    if (mempool_set(p, "from nobody", 11, &r) != 0 ||
+    if (mempool_put(p, "from nobody", 11, &r) != 0 ||
         mempool_get(p, r, &v) != 0)
         return 12;
     mempool_release(p, &v);
@@ -356,7 +356,7 @@ static mempool_dref put_fill(mempool *p, size_t len, uint64_t seed)
     mempool_dref r;
     ck_assert_ptr_nonnull(buf);
     t_fill(buf, len, seed);
-    ck_assert_int_eq(mempool_set(p, buf, len, &r), 0);
+    ck_assert_int_eq(mempool_put(p, buf, len, &r), 0);
     free(buf);
     return r;
 }
@@ -523,7 +523,7 @@ static int xuser_child(void *arg)
     if (!reads_back(p, x->root_obj, 20000, 21))   /* root's spilled object */
         return 51;
     t_fill(buf, sizeof buf, 22);
-    if (mempool_set(p, buf, sizeof buf, &r) ||
+    if (mempool_put(p, buf, sizeof buf, &r) ||
         mempool_move_to_disk(p, r, NULL))        /* this user's spill */
         return 52;
     if (t_send_dref(x->fd, r))
@@ -622,7 +622,7 @@ static int member_main(void *arg)
         return 71;
     if (m->write) {
         t_fill(buf, sizeof buf, 77);
-        if (mempool_set(p, buf, sizeof buf, &m->r) ||
+        if (mempool_put(p, buf, sizeof buf, &m->r) ||
             mempool_move_to_disk(p, m->r, NULL))
             return 72;
         if (t_send_dref(m->fd, m->r))
