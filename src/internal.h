@@ -187,8 +187,6 @@ uint64_t mempool__cells_stale(mempool *p, uint64_t *first);
 /* ---- object.c: shared helpers used by the reaper and spill code -------- */
 int  mempool__entry_of(const mempool *p, mempool_dref r, uint32_t *idx,
                        uint32_t *gen);
-void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok);
-void mempool__after_unpin(mempool *p, uint32_t idx);
 int  mempool__get(mempool *p, mempool_dref r, mempool_view *v, bool recency);
 #define MP_VIEW_FILE UINT64_C(2)   /* view kind: a get_file mapping only */
 void mempool__view_seal(mempool_view *v, const mempool *p, uint64_t a,
