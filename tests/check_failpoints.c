@@ -993,6 +993,11 @@ START_TEST(test_kill_matrix)
 
     if (only && *only && strcmp(only, name) != 0)
         return;
+    /* destroy's points kill mempool_destroy(), which no worker workload
+     * calls: check_security kills destroy there and checks a second
+     * destroy finishes (test_destroy_killed_midway_finishes). */
+    if (!strncmp(name, "destroy.", 8))
+        return;
     open_reap = !getenv("T_FP_OPEN_REAP") || atoi(getenv("T_FP_OPEN_REAP"));
     env_setup(&E);
     len = snprintf(line, sizeof line, "failpoint %-17s", name);

@@ -303,7 +303,8 @@ START_TEST(test_kill_after_rename)
     CPU_SET(0, &cpus);
     (void)sched_setaffinity(0, sizeof cpus, &cpus);
     (void)setpriority(PRIO_PROCESS, 0, -20);
-    ck_assert_int_eq(mkdir(sp.pdir, 0700), 0);
+    /* the pool makes its directory when it is created */
+    ck_assert(mkdir(sp.pdir, 0700) == 0 || errno == EEXIST);
     for (attempt = 0; attempt < 30 && !caught; attempt++) {
         int in = inotify_init1(IN_CLOEXEC), go[2], st;
         struct kill_args a = { MEMPOOL_IO_PWRITE, -1, -1, -1, { 0, 0 } };
