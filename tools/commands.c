@@ -195,7 +195,7 @@ static void print_workers(mempool *p)
     for (int id = 1; id <= MEMPOOL_MAX_WORKERS; id++) {
         struct mempool_worker_stats w;
         char a[32], b[32], c[32];
-        if (mempool_worker_stats(p, id, &w) < 0 ||
+        if (mempool_worker_stats_get(p, id, &w) < 0 ||
             w.state == MEMPOOL_WORKER_FREE)
             continue;
         if (!header)
@@ -246,7 +246,7 @@ int cmd_info(int argc, char **argv)
         return CLI_FAIL;
     struct mempool_stats s;
     char *doc = NULL;
-    int rc = json ? mempool_stats_json(p, &doc) : mempool_stats(p, &s);
+    int rc = json ? mempool_stats_json(p, &doc) : mempool_stats_get(p, &s);
     if (rc < 0) {
         cli_error("info", rc, "stats");
     } else if (json) {
@@ -331,14 +331,14 @@ static int fsck_repair(const char *name)
     mempool *q;
     if (cli_observe("fsck", name, &q) < 0)
         return CLI_FAIL;
-    int rc = mempool_stats(q, &before);
+    int rc = mempool_stats_get(q, &before);
     mempool_close(q);
     if (rc == 0 && (rc = mempool_open(name, &o, &p)) == 0) {
         uint64_t dropped = 0, forgotten = 0;
         /* opening reaped already; repair catches late ones */
         rc = mempool_repair(p, &dropped, &forgotten);
         if (rc == 0)
-            rc = mempool_stats(p, &after);
+            rc = mempool_stats_get(p, &after);
         if (rc == 0)
             printf("%s: repair: reaped %" PRIu64 " dead worker(s), dropped "
                    "%" PRIu64 " object(s) whose only copy (a spill file) "
@@ -426,9 +426,9 @@ static size_t put_bound(mempool *p)
     struct mempool_stats s;
     struct mempool_worker_stats w;
     uint64_t bound = UINT64_MAX;
-    if (mempool_stats(p, &s) == 0)
+    if (mempool_stats_get(p, &s) == 0)
         bound = s.data_bytes;
-    if (mempool_worker_stats(p, mempool_worker_id(p), &w) == 0 &&
+    if (mempool_worker_stats_get(p, mempool_worker_id(p), &w) == 0 &&
         w.max_memsize && w.max_memsize < bound)
         bound = w.max_memsize;
     return bound < SIZE_MAX ? (size_t)bound : SIZE_MAX - 1;
@@ -473,7 +473,7 @@ static int put_stream(mempool *p, int fd, mempool_dref *r)
             cap = ncap;
         }
     }
-    int rc = mempool_set(p, buf, len, r);
+    int rc = mempool_put(p, buf, len, r);
     free(buf);
     return rc;
 }
