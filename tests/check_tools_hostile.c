@@ -220,7 +220,7 @@ static mempool_dref put_obj(mempool *p, size_t len, uint64_t seed)
     mempool_dref r;
     ck_assert_ptr_nonnull(buf);
     t_fill(buf, len, seed);
-    ASSERT_RC(mempool_set(p, buf, len, &r), 0);
+    ASSERT_RC(mempool_put(p, buf, len, &r), 0);
     free(buf);
     return r;
 }
