@@ -92,8 +92,9 @@ def test_channel(pool, name):
     proc.start()
     for i in range(10):
         r = pool.put(b"item%d" % i, refcounted=True)
-        ch.send(r, timeout=30)
-        pool.unref(r)  # the item carries its own reference
+        ch.send(r, timeout=30)  # our reference moves into the channel
+        with pytest.raises(mempool.Error):
+            pool.unref(r)
     deadline = time.monotonic() + 30
     while pool.stats()["pool"]["objects"]["used"] and \
             time.monotonic() < deadline:
