@@ -101,6 +101,11 @@ static inline int mempool__writer_ok(const mempool *p)
     return rc ? rc : p->observer ? -EPERM : 0;
 }
 
+/* ---- options.c: the caller's options by their size field ------------- */
+/* Defaults, then the fields @p in's size covers; NULL gives the defaults.
+ * 0, -EINVAL (bad size or value), -E2BIG (unknown non-zero fields). */
+int  mempool__options_read(const mempool_options *in, mempool_options *out);
+
 /* ---- arena.c: names, layout, create / attach -------------------------- */
 int  mempool__name_ok(const char *name);
 int  mempool__shm_path(const char *name, char *buf, size_t len);
@@ -112,7 +117,6 @@ int  mempool__shm_open(const char *path, int flags, struct stat *st);
 int  mempool__layout(uint64_t arena, uint64_t max_objects, mp_header *out);
 uint64_t mempool__format_word(void);
 void mempool__bind(mempool *p);   /* set p->slots, p->tab, ... from p->h */
-int  mempool__options_ok(const mempool_options *o);
 int  mempool__arena_open(mempool *p, const char *path, const char *name,
                          const mempool_options *o, bool *created);
 int  mempool__arena_lockfd(int fd, const char *path);
@@ -175,8 +179,6 @@ uint64_t mempool__cells_stale(mempool *p, uint64_t *first);
 /* ---- object.c: shared helpers used by the reaper and spill code -------- */
 int  mempool__entry_of(const mempool *p, mempool_dref r, uint32_t *idx,
                        uint32_t *gen);
-void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok);
-void mempool__after_unpin(mempool *p, uint32_t idx);
 int  mempool__get(mempool *p, mempool_dref r, mempool_view *v, bool recency);
 #define MP_VIEW_FILE UINT64_C(2)   /* view kind: a get_file mapping only */
 void mempool__view_seal(mempool_view *v, const mempool *p, uint64_t a,

@@ -207,7 +207,7 @@ typedef struct mp_entry {
     _Atomic uint64_t stamp;    /* recency ticket of the last set/get */
     uint32_t type;             /* codec type id */
     uint16_t owner;            /* charged slot + 1 */
-    uint16_t setflags;         /* MEMPOOL_SET_* */
+    uint16_t setflags;         /* MEMPOOL_PUT_* */
     uint32_t next_free;        /* idx + 1, under the allocator lock */
     uint32_t pad;
     uint64_t spare[2];

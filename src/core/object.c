@@ -78,7 +78,7 @@ static void touch(mp_entry *e)
 
 /* ---- creating ---------------------------------------------------------- */
 
-static int owner_slot(mempool *p, const mempool_set_options *o, int *slot)
+static int owner_slot(mempool *p, const mempool_put_options *o, int *slot)
 {
     int s;
     if (!o || o->owner == 0) {
@@ -104,7 +104,7 @@ static uint64_t over_limit(mempool *p, int owner, uint64_t len)
     return lim && res + len > lim ? res + len - lim : 0;
 }
 
-static void set_fields(mempool *p, uint32_t idx, const mempool_set_options *o,
+static void set_fields(mempool *p, uint32_t idx, const mempool_put_options *o,
                        int owner)
 {
     mp_entry *e = mp_entry_at(p, idx);
@@ -115,7 +115,7 @@ static void set_fields(mempool *p, uint32_t idx, const mempool_set_options *o,
 }
 
 /* One admission attempt under the lock; *need says what to free first. */
-static int admit(mempool *p, size_t len, const mempool_set_options *o,
+static int admit(mempool *p, size_t len, const mempool_put_options *o,
                  int owner, uint32_t *idx, uint64_t *need, int *who)
 {
     uint64_t over;
@@ -143,7 +143,7 @@ static int admit(mempool *p, size_t len, const mempool_set_options *o,
  * reaping dead workers). Fails with -E2BIG if @p len alone passes the
  * owner's limit, -ENOMEM if nothing more can be freed within the wait.
  */
-static int alloc_entry(mempool *p, size_t len, const mempool_set_options *o,
+static int alloc_entry(mempool *p, size_t len, const mempool_put_options *o,
                        int owner, uint32_t *idx)
 {
     uint64_t lim = atomic_load(&p->slots[owner].max_memsize), need = 0;
@@ -171,10 +171,10 @@ static int alloc_entry(mempool *p, size_t len, const mempool_set_options *o,
     }
 }
 
-int mempool_reserve(mempool *p, size_t len, const mempool_set_options *o,
+int mempool_reserve(mempool *p, size_t len, const mempool_put_options *o,
                     void **buf, mempool_dref *out)
 {
-    const uint32_t known = MEMPOOL_SET_REFCOUNTED | MEMPOOL_SET_DESTROY_ON_EVICT;
+    const uint32_t known = MEMPOOL_PUT_REFCOUNTED | MEMPOOL_PUT_DESTROY_ON_EVICT;
     uint32_t idx, gen;
     mp_entry *e;
     int rc, owner;
@@ -194,7 +194,7 @@ int mempool_reserve(mempool *p, size_t len, const mempool_set_options *o,
     }
     e = mp_entry_at(p, idx);
     gen = MP_W_GEN(atomic_load(&e->word));
-    if ((MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED) &&
+    if ((MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED) &&
         (rc = mempool__ref_add(p, idx, gen))) {
         if (mempool__lock(p) == 0) {
             mempool__free(p, idx);
@@ -250,7 +250,7 @@ int mempool_abort(mempool *p, mempool_dref r)
     if (rc)
         return rc;
     e = mp_entry_at(p, idx);
-    if (MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED)
+    if (MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED)
         mempool__ref_sub(p, idx, MP_W_GEN(w));
     if ((rc = mempool__lock(p)))
         return rc;
@@ -262,8 +262,8 @@ int mempool_abort(mempool *p, mempool_dref r)
     return rc;
 }
 
-int mempool_set_ex(mempool *p, const void *data, size_t len,
-                   const mempool_set_options *o, mempool_dref *out)
+int mempool_put_ex(mempool *p, const void *data, size_t len,
+                   const mempool_put_options *o, mempool_dref *out)
 {
     void *buf;
     mempool_dref r;
@@ -283,9 +283,9 @@ int mempool_set_ex(mempool *p, const void *data, size_t len,
     return 0;
 }
 
-int mempool_set(mempool *p, const void *data, size_t len, mempool_dref *out)
+int mempool_put(mempool *p, const void *data, size_t len, mempool_dref *out)
 {
-    return mempool_set_ex(p, data, len, NULL, out);
+    return mempool_put_ex(p, data, len, NULL, out);
 }
 
 /* ---- reading ----------------------------------------------------------- */
@@ -294,23 +294,6 @@ int mempool_set(mempool *p, const void *data, size_t len, mempool_dref *out)
  * mapping id << 32, [2] the handle | VIEW_* bits, [3] a MAC of [0..2]. */
 #define VIEW_DISK UINT64_C(1)            /* pin + file mapping */
 #define VIEW_FILE MP_VIEW_FILE           /* get_file mapping only */
-
-/* Drop a pin we took, then do what the last pin leaves to do: free a
- * deleted object, or evict one that move_to_disk() found pinned. */
-void mempool__after_unpin(mempool *p, uint32_t idx)
-{
-    uint64_t w = atomic_load(&mp_entry_at(p, idx)->word);
-    if (MP_W_ST(w) == MP_ST_DELETED)
-        mempool__entry_reclaim(p, idx);
-    else if (MP_W_ST(w) == MP_ST_LIVE && (MP_W_FL(w) & MP_F_MOVE))
-        p->spill_ops->evict(p, idx, MP_W_GEN(w));
-}
-
-void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok)
-{
-    mempool__unpin_cell(p, idx, gen, tok);
-    mempool__after_unpin(p, idx);
-}
 
 void mempool__view_seal(mempool_view *v, const mempool *p, uint64_t a,
                         uint64_t b, uint64_t kind)
@@ -451,7 +434,7 @@ int mempool_release(mempool *p, mempool_view *v)
     if (kind == VIEW_DISK)
         p->spill_ops->map_put(p, v->priv[1] >> 32);
     memset(v, 0, sizeof(*v));
-    mempool__after_unpin(p, (uint32_t)idx1 - 1);
+    mempool__entry_after_unpin(p, (uint32_t)idx1 - 1);
     COUNT(p, releases);
     return 0;
 }
@@ -492,7 +475,7 @@ static int refcounted(mempool *p, mempool_dref r, uint32_t *idx, uint32_t *gen)
     atomic_thread_fence(memory_order_acquire);
     if (!mp_entry_alive(mp_entry_word(e), *gen))
         return -ENOENT;
-    return (fl & MEMPOOL_SET_REFCOUNTED) ? 0 : -EINVAL;
+    return (fl & MEMPOOL_PUT_REFCOUNTED) ? 0 : -EINVAL;
 }
 
 int mempool_ref(mempool *p, mempool_dref r)

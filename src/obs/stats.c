@@ -175,8 +175,8 @@ static void worker_fill(mempool *p, int s, const pinfig *pf,
                                                memory_order_relaxed)));
 }
 
-int mempool_worker_stats(mempool *p, int worker,
-                         struct mempool_worker_stats *out)
+int mempool_worker_stats_get(mempool *p, int worker,
+                             struct mempool_worker_stats *out)
 {
     keyset ks = { 0 };
     pinfig pf = { 0 };
@@ -326,7 +326,7 @@ static void sum_slots(mempool *p, struct mempool_stats *s)
 #undef COPY
 }
 
-int mempool_stats(mempool *p, struct mempool_stats *s)
+int mempool_stats_get(mempool *p, struct mempool_stats *s)
 {
     mp_header *h;
     uint32_t sp;

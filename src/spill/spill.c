@@ -496,7 +496,7 @@ static int candidates(mempool *p, int owner, victim **out, size_t *n)
         v[k].stamp = atomic_load_explicit(&e->stamp, memory_order_relaxed);
         v[k].len = MP_LD(e->len);
         v[k].idx = i;
-        v[k].destroy = MP_LD(e->setflags) & MEMPOOL_SET_DESTROY_ON_EVICT;
+        v[k].destroy = MP_LD(e->setflags) & MEMPOOL_PUT_DESTROY_ON_EVICT;
         k++;
     }
     qsort(v, k, sizeof(*v), by_stamp);
