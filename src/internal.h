@@ -49,6 +49,13 @@ struct mempool {
     mp_entry     *tab;
     mp_page      *pages;
     _Atomic uint64_t *bitmap;
+    mp_hand      *hand;        /* handoff regions (box.c, src/handoff/) */
+    _Atomic uint64_t *boxw;
+    mp_box       *boxes;
+    mp_name      *names;
+    mp_chan      *chans;
+    _Atomic uint64_t *ring;
+    uint32_t      nbox, nnames, nring;
     uint64_t      ntab;        /* copies of header values, validated once */
     uint64_t      data_off, npages, tag;
     int           slot;        /* our slot, 0-based */
@@ -126,6 +133,24 @@ uint32_t mempool__cell_count(mempool *p, int kind, uint32_t idx, uint32_t gen,
                              bool any);
 void mempool__cells_drop(mempool *p, int slot); /* reaper: clear and repair */
 
+/* ---- box.c: items the pool holds (names, channel slots, flight) -------- */
+int  mempool__box_claim(mempool *p, uint32_t idx, uint32_t gen, bool ref,
+                        uint64_t back, uint32_t *b);     /* PREP(us) */
+void mempool__box_commit(mempool *p, uint32_t b);        /* PREP -> HELD */
+bool mempool__box_drop(mempool *p, uint32_t b, uint64_t w); /* free + check */
+bool mempool__box_take(mempool *p, uint32_t b, uint64_t w); /* free, no check */
+int  mempool__box_find(mempool *p, uint32_t idx, uint32_t gen,
+                       bool (*fn)(mempool *, uint32_t, uint64_t, void *),
+                       void *arg);
+bool mempool__box_held(mempool *p, uint32_t idx, uint32_t gen);
+uint32_t mempool__box_count(mempool *p, uint32_t idx, uint32_t gen);
+bool mempool__box_referenced(mempool *p, uint32_t b, uint64_t w);
+uint64_t mempool__box_sweep(mempool *p, int dead);  /* free orphans */
+uint64_t mempool__flight_expire(mempool *p, bool force);
+int  mempool__box_verify(mempool *p, char *why, size_t whylen);
+void mempool__hand_reap(mempool *p, int d);   /* handoff part of a reap */
+void mempool__entry_wake(mempool *p, uint32_t idx);   /* wait.c */
+
 /* ---- object.c: shared helpers used by the reaper and spill code -------- */
 void mempool__try_reclaim(mempool *p, uint32_t idx);
 void mempool__refcheck(mempool *p, uint32_t idx, uint32_t gen);
@@ -134,6 +159,9 @@ int  mempool__entry_of(const mempool *p, mempool_dref r, uint32_t *idx,
 void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok);
 void mempool__after_unpin(mempool *p, uint32_t idx);
 int  mempool__get(mempool *p, mempool_dref r, mempool_view *v, bool recency);
+mempool_dref mempool__dref_of(const mempool *p, uint32_t idx, uint32_t gen);
+bool mempool__alive(uint64_t w, uint32_t gen);
+int  mempool__ref_settle(mempool *p, uint32_t idx, uint32_t gen);
 
 /* ---- spill.c: clean copies, eviction, making room ---------------------- */
 int  mempool__spill_bind(mempool *p);

@@ -402,6 +402,8 @@ void mempool__free(mempool *p, uint32_t idx)
     MP_ST(e->owner, 0);
     nw = next_free_word(w);
     atomic_store(&e->word, nw);
+    if (MP_W_ST(w) == MP_ST_ALLOC)
+        mempool__entry_wake(p, idx);  /* get_wait: reservation is gone */
     if (MP_W_ST(nw) == MP_ST_FREE)
         entry_push(p, idx);
 }

@@ -9,7 +9,7 @@
 #include <errno.h>
 #include <stdio.h>
 
-#include "internal.h"
+#include "handoff.h"
 
 static int check_workers(mempool *p, char *why, size_t whylen)
 {
@@ -43,6 +43,16 @@ int mempool_check(mempool *p, char *why, size_t whylen)
     mempool__unlock(p);
     if (rc == 0)
         rc = check_workers(p, why, whylen);
+    /* Pool-held items: drop expired references in flight first (they are
+     * due), then every box, name and channel slot must agree. */
+    if (rc == 0 && !p->observer)
+        mempool__flight_expire(p, true);
+    if (rc == 0)
+        rc = mempool__box_verify(p, why, whylen);
+    if (rc == 0)
+        rc = mempool__names_verify(p, why, whylen);
+    if (rc == 0)
+        rc = mempool__chan_verify(p, why, whylen);
     return rc;
 }
 

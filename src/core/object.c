@@ -64,7 +64,7 @@ int mempool__entry_of(const mempool *p, mempool_dref r, uint32_t *idx,
     return 0;
 }
 
-static mempool_dref dref_of(const mempool *p, uint32_t idx, uint32_t gen)
+mempool_dref mempool__dref_of(const mempool *p, uint32_t idx, uint32_t gen)
 {
     mempool_dref r = { table_off(p) + (uint64_t)idx * sizeof(mp_entry),
                        p->tag | gen };
@@ -72,7 +72,7 @@ static mempool_dref dref_of(const mempool *p, uint32_t idx, uint32_t gen)
 }
 
 /* Published and not deleted: in memory, on disk, or between the two. */
-static bool alive(uint64_t w, uint32_t gen)
+bool mempool__alive(uint64_t w, uint32_t gen)
 {
     unsigned st = MP_W_ST(w);
     return MP_W_GEN(w) == gen && (st == MP_ST_LIVE || st == MP_ST_SPILLED ||
@@ -127,7 +127,8 @@ void mempool__refcheck(mempool *p, uint32_t idx, uint32_t gen)
 
     for (;;) {
         w = atomic_load(&e->word);
-        if (!alive(w, gen) || !(MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED))
+        if (!mempool__alive(w, gen) ||
+            !(MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED))
             return;
         if (MP_W_RC(w) || MP_W_ST(w) == MP_ST_EVICTING) {
             mempool__wait_who(p, MP_W_RC(w) ? MP_W_RC(w) : MP_W_WHO(w), idx,
@@ -138,7 +139,10 @@ void mempool__refcheck(mempool *p, uint32_t idx, uint32_t gen)
             break;
     }
     MP_FP(refcheck_flagged);
-    held = mempool__cell_count(p, MP_REF, idx, gen, true) != 0;
+    /* Workers' reference cells, then the pool's own (names, channel items,
+     * references in flight: box.c). */
+    held = mempool__cell_count(p, MP_REF, idx, gen, true) != 0 ||
+           mempool__box_held(p, idx, gen);
     for (;;) {                  /* writers may change flags meanwhile */
         w = atomic_load(&e->word);
         if (MP_W_GEN(w) != gen || MP_W_RC(w) != me)
@@ -278,7 +282,7 @@ int mempool_reserve(mempool *p, size_t len, const mempool_set_options *o,
         return rc;
     }
     *buf = p->base + (e->off ? e->off : p->data_off);
-    *out = dref_of(p, idx, gen);
+    *out = mempool__dref_of(p, idx, gen);
     MP_FP(reserve_done);
     return 0;
 }
@@ -313,6 +317,7 @@ int mempool_publish(mempool *p, mempool_dref r)
     if (!atomic_compare_exchange_strong(&e->word, &w,
                                         MP_W(MP_W_GEN(w), MP_ST_LIVE, 0, 0)))
         return -ENOENT;              /* reaped under us: cannot happen live */
+    mempool__entry_wake(p, idx);     /* get_wait sleepers, if any */
     COUNT(p, sets);
     return 0;
 }
@@ -404,14 +409,14 @@ static int pin_settled(mempool *p, uint32_t idx, uint32_t gen, uint64_t *wp,
     mp_entry *e = mp_entry_at(p, idx);
     unsigned spins = 0;
     int rc;
-    if (!alive(atomic_load(&e->word), gen))
+    if (!mempool__alive(atomic_load(&e->word), gen))
         return -ENOENT;
     if ((rc = mempool__pin(p, idx, gen, tok)))
         return rc;
     MP_FP(get_pinned);
     for (;;) {
         uint64_t w = atomic_load(&e->word);
-        if (!alive(w, gen)) {
+        if (!mempool__alive(w, gen)) {
             mempool__unpin(p, idx, gen, *tok);
             return -ENOENT;
         }
@@ -561,7 +566,7 @@ int mempool_delete(mempool *p, mempool_dref r)
     e = mp_entry_at(p, idx);
     for (;;) {
         w = atomic_load(&e->word);
-        if (!alive(w, gen))
+        if (!mempool__alive(w, gen))
             return -ENOENT;
         if (MP_W_ST(w) == MP_ST_EVICTING) {
             mempool__wait_who(p, MP_W_WHO(w), idx, &spins);
@@ -571,6 +576,7 @@ int mempool_delete(mempool *p, mempool_dref r)
             break;
     }
     MP_FP(delete_marked);
+    mempool__entry_wake(p, idx);
     mempool__try_reclaim(p, idx);
     COUNT(p, deletes);
     return 0;
@@ -585,16 +591,31 @@ static int refcounted(mempool *p, mempool_dref r, uint32_t *idx, uint32_t *gen)
         (rc = mempool__entry_of(p, r, idx, gen)))
         return rc;
     e = mp_entry_at(p, *idx);
-    if (!alive(atomic_load(&e->word), *gen))
+    if (!mempool__alive(atomic_load(&e->word), *gen))
         return -ENOENT;
     return (MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED) ? 0 : -EINVAL;
+}
+
+/* A reference to (idx, gen) was just recorded (a cell or a box): wait for
+ * the verdict of a running reference check. 0 if the object is alive (the
+ * new reference keeps it so), -ENOENT if it died first. */
+int mempool__ref_settle(mempool *p, uint32_t idx, uint32_t gen)
+{
+    mp_entry *e = mp_entry_at(p, idx);
+    unsigned spins = 0;
+    for (;;) {
+        uint64_t w = atomic_load(&e->word);
+        if (!mempool__alive(w, gen))
+            return -ENOENT;
+        if (!MP_W_RC(w))
+            return 0;
+        mempool__wait_who(p, MP_W_RC(w), idx, &spins); /* the verdict */
+    }
 }
 
 int mempool_ref(mempool *p, mempool_dref r)
 {
     uint32_t idx, gen;
-    unsigned spins = 0;
-    mp_entry *e;
     int rc;
 
     if ((rc = refcounted(p, r, &idx, &gen)))
@@ -602,16 +623,9 @@ int mempool_ref(mempool *p, mempool_dref r)
     if ((rc = mempool__ref_add(p, idx, gen)))
         return rc;
     MP_FP(ref_added);
-    e = mp_entry_at(p, idx);
-    for (;;) {
-        uint64_t w = atomic_load(&e->word);
-        if (!alive(w, gen)) {
-            mempool__ref_sub(p, idx, gen);
-            return -ENOENT;
-        }
-        if (!MP_W_RC(w))
-            break;
-        mempool__wait_who(p, MP_W_RC(w), idx, &spins); /* the verdict */
+    if (mempool__ref_settle(p, idx, gen)) {
+        mempool__ref_sub(p, idx, gen);
+        return -ENOENT;
     }
     COUNT(p, refs);
     return 0;
@@ -663,14 +677,15 @@ int mempool_info_get(mempool *p, mempool_dref r, mempool_info *out)
         return rc ? rc : -EINVAL;
     e = mp_entry_at(p, idx);
     w = atomic_load(&e->word);
-    if (!alive(w, gen))
+    if (!mempool__alive(w, gen))
         return -ENOENT;
     in.len = MP_LD(e->len);
     in.owner = MP_LD(e->owner);
     in.type = MP_LD(e->type);
     in.state = state_bits(w);
     in.pins = mempool__cell_count(p, MP_PIN, idx, gen, false);
-    in.refs = mempool__cell_count(p, MP_REF, idx, gen, false);
+    in.refs = mempool__cell_count(p, MP_REF, idx, gen, false) +
+              mempool__box_count(p, idx, gen);
     if (MP_W_GEN(atomic_load(&e->word)) != gen)
         return -ENOENT;             /* freed and reused while we looked */
     *out = in;

@@ -171,6 +171,7 @@ static void reap_contents(mempool *p, int d)
 {
     reap_entries(p, d);
     MP_FP(reap_entries);
+    mempool__hand_reap(p, d);   /* its boxes, directory locks, channels */
     mempool__cells_drop(p, d);
     mempool__disown(p, d);
 }
@@ -215,6 +216,7 @@ int mempool_reap(mempool *p)
     for (int d = 0; d < MP_WORKERS; d++)
         if ((act >> d & 1) && d != p->slot && !mempool__slot_alive(p, d))
             n += mempool__reap_slot(p, d);
+    mempool__flight_expire(p, true);   /* references in flight past TTL */
     return n;
 }
 
