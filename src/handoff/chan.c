@@ -405,6 +405,8 @@ static int qsend(mempool_chan *c, mp_chan *h, uint32_t b, uint64_t deadline)
         if (!chan_live(c))
             return -EPIPE;
         rc = qsend_once(c, h, b);
+        if (rc == 0)
+            continue;                /* lost a race: look again */
         if (rc != -EAGAIN)
             return rc;
         if (mp_mono_ns() >= deadline)
@@ -579,6 +581,8 @@ static int qrecv(mempool_chan *c, mp_chan *h, mempool_dref *out,
         if (!chan_live(c))
             return -EPIPE;
         rc = qrecv_once(c, h, out);
+        if (rc == 0)
+            continue;                /* lost a race: look again */
         if (rc != -EAGAIN)
             return rc;
         if (mp_mono_ns() >= deadline)
@@ -660,6 +664,8 @@ static int brecv(mempool_chan *c, mp_chan *h, mempool_dref *out,
         if (!chan_live(c))
             return -EPIPE;
         rc = brecv_once(c, h, out);
+        if (rc == 0)
+            continue;                /* lost a race: look again */
         if (rc == -EINPROGRESS) {
             /* A sender took this position and has not written it. Wait a
              * bounded time (it may be stopped or dead), then skip it. */
