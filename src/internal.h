@@ -35,6 +35,31 @@ static inline void mp_cpu_relax(void)
 #endif
 }
 
+#define MP_SHM_DIR "/dev/shm"
+
+/* What core needs from the spill layer above it. core/ never names a
+ * spill/ function: pool.c points p->spill_ops at spill's table
+ * (mempool__spill_ops) before anything can reap, so calls only go down. */
+typedef struct mp_spill_ops {
+    int  (*make_room)(mempool *p, int owner, uint64_t need, bool wait);
+    int  (*evict)(mempool *p, uint32_t idx, uint32_t gen);
+    void (*unlink_files)(mempool *p, uint32_t idx, uint32_t gen);
+    void (*maps_sweep)(mempool *p);
+    int  (*map_entry)(mempool *p, uint32_t idx, uint32_t gen, uint64_t *id,
+                      const uint8_t **data);
+    int  (*map_put)(mempool *p, uint64_t id);
+} mp_spill_ops;
+
+/* What core needs from the handoff layer (src/handoff/) above it, the same
+ * way: pool.c points p->hand_ops at mempool__hand_ops. */
+typedef struct mp_hand_ops {
+    /* reaper: finish the channel creation or destruction dead worker d was
+     * doing, free its directory locks (before the box sweep) */
+    void (*reap)(mempool *p, int d);
+    /* fsck: names and channel slots agree with their boxes */
+    int  (*verify)(mempool *p, char *why, size_t whylen);
+} mp_hand_ops;
+
 /* One process's handle on a pool: one worker. */
 struct mempool {
     char          name[MEMPOOL_NAME_MAX + 1];
@@ -63,6 +88,8 @@ struct mempool {
     pthread_mutex_t reap_lock; /* one reaper per handle at a time */
     struct mempool *next;      /* process-wide handle list (fork handling) */
     struct mp_codecs *codecs;  /* codecs registered through this handle */
+    const mp_spill_ops *spill_ops; /* the layer above core (pool.c) */
+    const mp_hand_ops *hand_ops;   /* handoff/, above core (pool.c) */
     /* spilling (spill.c, mapcache.c, spiller.c) */
     pthread_mutex_t io_lock;   /* guards the lazy start of io and dirfd */
     struct mp_io *io;          /* this handle's I/O engine, or NULL */
@@ -78,6 +105,9 @@ struct mempool {
     bool          observer;
     bool          readonly;    /* observer mapped PROT_READ (no write
                                   permission on the shm object) */
+    bool          any_owner;   /* MEMPOOL_OPEN_ANY_OWNER */
+    uid_t         owner_uid;   /* owner and group of the shm object */
+    gid_t         owner_gid;
 };
 
 /* 0, or -EPERM on an observer handle, or as mempool__handle_ok(). For every
@@ -92,9 +122,18 @@ static inline int mempool__writer_ok(const mempool *p)
 /* ---- arena.c: names, layout, create / attach -------------------------- */
 int  mempool__name_ok(const char *name);
 int  mempool__shm_path(const char *name, char *buf, size_t len);
+struct stat;
+/* Open the shm object @p path (O_RDWR or O_RDONLY in @p flags) without
+ * following a symlink or blocking; fd, MEMPOOL_ECORRUPT for anything but a
+ * regular file, or -errno. */
+int  mempool__shm_open(const char *path, int flags, struct stat *st);
 int  mempool__layout(uint64_t arena, uint64_t max_objects, mp_header *out);
 uint64_t mempool__format_word(void);
 void mempool__bind(mempool *p);   /* set p->slots, p->tab, ... from p->h */
+int  mempool__options_ok(const mempool_options *o);
+int  mempool__arena_open(mempool *p, const char *path, const char *name,
+                         const mempool_options *o, bool *created);
+int  mempool__arena_lockfd(int fd, const char *path);
 
 /* ---- worker.c: slots, liveness, reaping, fork ------------------------- */
 int  mempool__handle_ok(const mempool *p);       /* 0 or -EINVAL/EFORKED */
@@ -104,9 +143,17 @@ bool mempool__slot_alive(mempool *p, int slot);
 int  mempool__reap_slot(mempool *p, int slot);   /* 1 reaped, 0 alive */
 void mempool__register(mempool *p);
 void mempool__unregister(mempool *p);
-void mempool__wait_who(mempool *p, unsigned who, uint32_t idx,
-                       unsigned *spins);
-void mempool__repair_entry(mempool *p, int d, uint32_t i);
+/* A bounded wait for another worker's step on one entry: spin briefly,
+ * then sleep with exponential backoff (1 us .. 1 ms) until the deadline
+ * mempool__wait_bound_ns() after the first sleep. */
+typedef struct mp_wait {
+    unsigned spins;
+    uint64_t deadline;
+} mp_wait;
+/* 0: look again; -EAGAIN: the wait's bound passed (the peer is stopped or
+ * very slow). Reaps @p who and repairs the entry if it is dead. */
+int  mempool__wait_who(mempool *p, unsigned who, uint32_t idx, mp_wait *wt);
+uint64_t mempool__wait_bound_ns(const mempool *p);
 uint64_t mempool__now_ns(void);
 
 /* ---- alloc.c: blocks and entries, under the robust allocator lock ----- */
@@ -115,7 +162,8 @@ void mempool__unlock(mempool *p);
 int  mempool__alloc(mempool *p, uint64_t len, uint32_t *idx);  /* locked */
 void mempool__free(mempool *p, uint32_t idx);                  /* locked */
 void mempool__charge(mempool *p, uint32_t idx);                /* locked */
-bool mempool__mark_ondisk(mempool *p, uint32_t idx, uint64_t w, uint64_t nw);
+void mempool__charge_ondisk(mempool *p, uint32_t idx, uint64_t w,
+                            uint64_t nw);                 /* locked */
 void mempool__evict_locked(mempool *p, uint32_t idx, uint64_t w);
 void mempool__disown(mempool *p, int d);
 uint64_t mempool__block_bytes(uint64_t len);
@@ -132,6 +180,13 @@ int  mempool__ref_sub(mempool *p, uint32_t idx, uint32_t gen);
 uint32_t mempool__cell_count(mempool *p, int kind, uint32_t idx, uint32_t gen,
                              bool any);
 void mempool__cells_drop(mempool *p, int slot); /* reaper: clear and repair */
+/* Empty every worker's reference cells of (idx, gen): the entry is being
+ * freed. Returns how many cells were emptied. */
+unsigned mempool__refs_forget(mempool *p, uint32_t idx, uint32_t gen);
+/* Cells of attached workers naming a free entry or another generation (a
+ * leak, or a pinner/referrer between its two steps); *first = slot << 32 |
+ * cell of the first one. */
+uint64_t mempool__cells_stale(mempool *p, uint64_t *first);
 
 /* ---- box.c: items the pool holds (names, channel slots, flight) -------- */
 int  mempool__box_claim(mempool *p, uint32_t idx, uint32_t gen, bool ref,
@@ -148,22 +203,24 @@ bool mempool__box_referenced(mempool *p, uint32_t b, uint64_t w);
 uint64_t mempool__box_sweep(mempool *p, int dead);  /* free orphans */
 uint64_t mempool__flight_expire(mempool *p, bool force);
 int  mempool__box_verify(mempool *p, char *why, size_t whylen);
-void mempool__hand_reap(mempool *p, int d);   /* handoff part of a reap */
-void mempool__entry_wake(mempool *p, uint32_t idx);   /* wait.c */
+void mempool__box_reap(mempool *p, int d);  /* sweep, locks, TTLs */
+void mempool__entry_wake(mempool *p, uint32_t idx);   /* get_wait sleepers */
 
 /* ---- object.c: shared helpers used by the reaper and spill code -------- */
-void mempool__try_reclaim(mempool *p, uint32_t idx);
-void mempool__refcheck(mempool *p, uint32_t idx, uint32_t gen);
 int  mempool__entry_of(const mempool *p, mempool_dref r, uint32_t *idx,
                        uint32_t *gen);
 void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok);
 void mempool__after_unpin(mempool *p, uint32_t idx);
 int  mempool__get(mempool *p, mempool_dref r, mempool_view *v, bool recency);
 mempool_dref mempool__dref_of(const mempool *p, uint32_t idx, uint32_t gen);
-bool mempool__alive(uint64_t w, uint32_t gen);
 int  mempool__ref_settle(mempool *p, uint32_t idx, uint32_t gen);
+#define MP_VIEW_FILE UINT64_C(2)   /* view kind: a get_file mapping only */
+void mempool__view_seal(mempool_view *v, const mempool *p, uint64_t a,
+                        uint64_t b, uint64_t kind);
 
 /* ---- spill.c: clean copies, eviction, making room ---------------------- */
+extern const mp_spill_ops mempool__spill_ops;   /* for pool.c */
+extern const mp_hand_ops mempool__hand_ops;     /* handoff/, for pool.c */
 int  mempool__spill_bind(mempool *p);
 int  mempool__io_get(mempool *p);
 int  mempool__spill_init(mempool *p, const mempool_options *o, bool created);
@@ -175,28 +232,21 @@ int  mempool__make_room(mempool *p, int owner, uint64_t need, bool wait);
 void mempool__unlink_files(mempool *p, uint32_t idx, uint32_t gen);
 int  mempool__file_path(mempool *p, uint32_t idx, uint32_t gen, char *buf,
                         size_t len);
-void mempool__reap_spill(mempool *p, int d, uint32_t idx, uint64_t w);
 int  mempool__spill_dir_path(const char *name, char *buf, size_t len);
 void mempool__spill_destroy(const char *dir);
 
 /* ---- mapcache.c: read-back mappings ------------------------------------ */
-struct mp_mapping;
-int  mempool__map_entry(mempool *p, uint32_t idx, uint32_t gen,
-                        struct mp_mapping **out, const uint8_t **data);
-int  mempool__map_file(mempool *p, const char *path, struct mp_mapping **out,
+int  mempool__map_entry(mempool *p, uint32_t idx, uint32_t gen, uint64_t *id,
+                        const uint8_t **data);
+int  mempool__map_file(mempool *p, const char *path, uint64_t *id,
                        const uint8_t **data, uint64_t *len, uint32_t *type);
 int  mempool__map_put(mempool *p, uint64_t id);   /* by mapping id */
-uint64_t mempool__map_id(const struct mp_mapping *m);
 void mempool__maps_free(mempool *p);
 void mempool__maps_sweep(mempool *p);
 
 /* ---- spiller.c: the pool's elected background spiller ----------------- */
 int  mempool__spiller_start(mempool *p);
 void mempool__spiller_stop(mempool *p);
-
-/* ---- stats.c: hooks that keep the figures ----------------------------- */
-void mempool__stats_retire(mempool *p, int slot); /* at claim: fold, zero */
-void mempool__stats_note_io(mempool *p);          /* engine started */
 
 /* ---- codec.c ---------------------------------------------------------- */
 void mempool__codecs_free(mempool *p);  /* at close; NULL-safe */

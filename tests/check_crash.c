@@ -10,7 +10,7 @@
  * mempool_check() is clean, and used_bytes is exactly what the surviving
  * objects account for: we delete every object the dead worker is known to
  * have published and require used_bytes to return to its value before the
- * worker ran. FAILURES.md S9-S12, S17.
+ * worker ran. docs/scenarios.md S9-S12, S17.
  */
 #include "helpers.h"
 
@@ -20,15 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MiB (1ull << 20)
-
-#define ASSERT_RC(expr, want) \
-    do { \
-        int64_t rc_ = (expr); \
-        ck_assert_msg(rc_ == (want), "%s = %" PRId64 " (%s), want %d (%s)", \
-                      #expr, rc_, mempool_strerror((int)rc_), (int)(want), \
-                      mempool_strerror(want)); \
-    } while (0)
 
 /* ------------------------------------------------------- 1,000 pins */
 
@@ -233,7 +224,8 @@ START_TEST(test_no_wait_on_dead_worker)
 }
 END_TEST
 
-/* Every worker killed; the next open reaps them all (REFERENCE B12). */
+/* Every worker killed; the next open reaps them all (docs/scenarios.md
+ * B12). */
 START_TEST(test_all_killed_next_open_reaps)
 {
     struct t_remote w[3];

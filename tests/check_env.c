@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * check_env.c - hostile environments (FAILURES.md S6, S31, S35, S37, S45,
- * and planted symlinks in the spill directory).
+ * check_env.c - hostile environments (docs/scenarios.md S6, S31, S35, S37,
+ * S45, and planted symlinks in the spill directory).
  *
  * Each case builds its environment in a forked child - a seccomp filter, a
  * tiny RLIMIT_MEMLOCK without CAP_IPC_LOCK, a private mount namespace with
@@ -49,7 +49,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <grp.h>
 #include <libgen.h>
 #include <sched.h>
@@ -69,8 +68,6 @@
 #include <linux/capability.h>
 
 #define NOBODY 65534
-#define KiB 1024ull
-#define MiB (1024ull * 1024)
 
 /* Cases that ran / were skipped, shared by every forked test process. */
 static struct env_counts {
@@ -126,21 +123,6 @@ static void run_case(const char *what, int (*fn)(void *), void *arg,
 
 static char case_dir[256];    /* a private directory of the case */
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
-                    struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static void rm_tree(const char *path)
-{
-    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static void case_setup(void)
 {
     snprintf(case_dir, sizeof case_dir, "/tmp/t-env-case.XXXXXX");
@@ -151,7 +133,7 @@ static void case_teardown(void)
 {
     umount2(case_dir, MNT_DETACH);   /* in case a child's mount leaked */
     if (case_dir[0])
-        rm_tree(case_dir);
+        t_rm_tree(case_dir);
 }
 
 static void opts(mempool_options *o, uint64_t arena, const char *spill)

@@ -58,7 +58,8 @@
  *
  * Environment: T_FP_ONLY=<point> runs one point; T_FP_MAXN caps N (default
  * 1000); T_FP_VERBOSE=1 prints every run; T_FP_OPEN_REAP=0 reaps with
- * mempool_reap() only (never by a fresh open). FAILURES.md S2, S9-S16, S18.
+ * mempool_reap() only (never by a fresh open).
+ * Scenarios (docs/scenarios.md): S2, S9-S16, S18.
  */
 #include "helpers.h"
 
@@ -86,19 +87,9 @@ static const struct fp_def {
 };
 #define NFP ((int)(sizeof fp_list / sizeof fp_list[0]))
 
-#define KiB (1ull << 10)
-#define MiB (1ull << 20)
 #define WL_LIMIT (96 * KiB)      /* the child's max_memsize */
 #define WL_ROUNDS 2
 #define WL_KEEP 20               /* live objects the child keeps at most */
-
-#define ASSERT_RC(expr, want) \
-    do { \
-        int64_t rc_ = (expr); \
-        ck_assert_msg(rc_ == (int64_t)(want), "%s = %" PRId64 " (%s), want " \
-                      "%d (%s)", #expr, rc_, mempool_strerror((int)rc_), \
-                      (int)(want), mempool_strerror((int)(want))); \
-    } while (0)
 
 /* ------------------------------------------------------------ records */
 
@@ -1265,7 +1256,7 @@ static int spilled_rc_child(void *arg)
  * whose last reference was the dead worker's; also a dead writer's
  * renamed or *.tmp file, and deletes the reaper finishes). Loop 0 reaps
  * with mempool_reap() first (the control, passes); loop 1 lets the next
- * open reap (fails: one orphaned spill file). FAILURES.md S8, I4.
+ * open reap (fails: one orphaned spill file). docs/scenarios.md S8, I4.
  */
 START_TEST(test_regress_open_reap_leaks_spill_file)
 {

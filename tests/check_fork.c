@@ -5,8 +5,8 @@
  * Issue semantic 10: every call on the parent's handle in a child returns
  * MEMPOOL_EFORKED and changes nothing; mempool_close() there only frees the
  * child's memory; the child opens its own handle and works normally. Also
- * FAILURES.md S19/S20: a child that inherited a handle does not keep its
- * parent's worker alive after the parent dies, and a child's exit does not
+ * docs/scenarios.md S19/S20: a child that inherited a handle does not keep
+ * its parent's worker alive after the parent dies, and a child's exit does not
  * make the parent look dead.
  */
 #include "helpers.h"
@@ -16,14 +16,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define ASSERT_RC(expr, want) \
-    do { \
-        int64_t rc_ = (expr); \
-        ck_assert_msg(rc_ == (want), "%s = %" PRId64 " (%s), want %d (%s)", \
-                      #expr, rc_, mempool_strerror((int)rc_), (int)(want), \
-                      mempool_strerror(want)); \
-    } while (0)
 
 static mempool_dref g_obj, g_rsv, g_rc;
 static mempool_view g_view;

@@ -38,14 +38,6 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#define ASSERT_RC(expr, want) \
-    do { \
-        int64_t rc_ = (expr); \
-        ck_assert_msg(rc_ == (int64_t)(want), "%s = %" PRId64 " (%s), want " \
-                      "%d (%s)", #expr, rc_, mempool_strerror((int)rc_), \
-                      (int)(want), mempool_strerror((int)(want))); \
-    } while (0)
-
 static const struct fp_def {
     const char *name, *what;
 } fp_all[] = {

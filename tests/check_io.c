@@ -3,9 +3,10 @@
  * check_io.c - white-box tests of the spill file format and the I/O engine
  * (src/spill.h): crc32c, headers, both backends writing files that map back
  * byte for byte, many requests at once, durable mode, the io.write /
- * io.nospc / io.short failpoints, every way a file can be bad (FAILURES.md
- * S38, S40-S43) and the fallback to pwrite under a seccomp filter that
- * refuses io_uring_setup (S35, and S39 approximated with ENOSYS).
+ * io.nospc / io.short failpoints, every way a file can be bad
+ * (docs/scenarios.md S38, S40-S43) and the fallback to pwrite under a
+ * seccomp filter that refuses io_uring_setup (S35, and S39 approximated
+ * with ENOSYS).
  *
  * It links the library's objects (mempool_objects) to reach mempool__*
  * internals, so it has its own main() instead of helpers.c (which links the
@@ -22,7 +23,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <liburing.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -36,13 +36,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-
+#include "helpers_base.h"
 #include "t_seccomp.h"
 #include <mempool/mempool.h>
 #include "io_impl.h"
-
-#define KiB (1ull << 10)
-#define MiB (1ull << 20)
 
 static char io_root[64];          /* per binary, removed by main() */
 static char t_dir[128];           /* per test */
@@ -51,19 +48,6 @@ static const uint64_t t_uuid[2] = { 0x0123456789abcdefull,
                                     0xfedcba9876543210ull };
 
 /* ------------------------------------------------------------- helpers */
-
-static int rm_one(const char *p, const struct stat *st, int flag,
-                  struct FTW *ftw)
-{
-    (void)st; (void)flag; (void)ftw;
-    remove(p);
-    return 0;
-}
-
-static void rm_tree(const char *path)
-{
-    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static void setup(void)
 {
@@ -77,7 +61,7 @@ static void teardown(void)
 {
     close(t_dfd);
     t_dfd = -1;
-    rm_tree(t_dir);
+    t_rm_tree(t_dir);
     unsetenv("MEMPOOL_FAILPOINT");
     unsetenv("MEMPOOL_IO");
 }
@@ -984,6 +968,6 @@ int main(void)
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    rm_tree(io_root);
+    t_rm_tree(io_root);
     return failed ? 1 : 0;
 }

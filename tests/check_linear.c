@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * check_linear.c - recorded histories of concurrent set/get/delete checked
- * against a sequential model (FAILURES.md S21, S25, S26).
+ * against a sequential model (docs/scenarios.md S21, S25, S26).
  *
  * A small set of keys (8), each naming one object at a time: a "version".
  * The first versions are set by the test and handed to every worker up
@@ -51,38 +51,10 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#if defined(__SANITIZE_THREAD__)
-#define T_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define T_TSAN 1
-#endif
-#endif
-#ifndef T_TSAN
-#define T_TSAN 0
-#endif
-
-#define KiB (1ull << 10)
 #define NKEY 8
 #define NPROC 3
 #define NTHR 2
 #define LIN_LIMIT (64 * KiB)
-
-#define ASSERT_RC(expr, want) \
-    do { \
-        int64_t rc_ = (expr); \
-        ck_assert_msg(rc_ == (int64_t)(want), "%s = %" PRId64 " (%s), want " \
-                      "%d (%s)", #expr, rc_, mempool_strerror((int)rc_), \
-                      (int)(want), mempool_strerror((int)(want))); \
-    } while (0)
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* ------------------------------------------------------ shared state */
 
@@ -175,7 +147,7 @@ static int64_t new_version(mempool *p, uint32_t key, uint32_t prev,
     x->len = lin_sizes[t_rand(rnd) % NSIZES];
     t_fill(buf, x->len, t_rand(rnd));
     x->sum = t_fnv1a(buf, x->len);
-    x->set_inv = now_ns();
+    x->set_inv = t_now_ns();
     rc = mempool_set(p, buf, x->len, &x->r);
     /* Known library bug (check_failpoints test_bug_set_victims_deleted):
      * a set whose victims other workers delete or spill meanwhile fails
@@ -186,7 +158,7 @@ static int64_t new_version(mempool *p, uint32_t key, uint32_t prev,
         atomic_fetch_add(&sh->spurious, 1);
         rc = mempool_set(p, buf, x->len, &x->r);
     }
-    x->set_ret = now_ns();
+    x->set_ret = t_now_ns();
     if (rc != 0) {
         if (getenv("T_LINEAR_DEBUG")) {
             char *json = NULL;
@@ -244,9 +216,9 @@ static void *thr_main(void *arg)
         e->ver = v;
         if (x < 70) {
             e->op = E_GET;
-            e->inv = now_ns();
+            e->inv = t_now_ns();
             e->rc = mempool_get(th->p, vers[v].r, &view);
-            e->ret = now_ns();
+            e->ret = t_now_ns();
             if (e->rc == 0) {
                 e->len = view.len;
                 e->sum = t_fnv1a(view.data, view.len);
@@ -255,9 +227,9 @@ static void *thr_main(void *arg)
             }
         } else {
             e->op = E_DEL;
-            e->inv = now_ns();
+            e->inv = t_now_ns();
             e->rc = mempool_delete(th->p, vers[v].r);
-            e->ret = now_ns();
+            e->ret = t_now_ns();
             if (e->rc == 0) {
                 /* the winner replaces the key's current version */
                 int64_t nv = new_version(th->p, key, v + 1, &rnd, buf);
@@ -285,7 +257,7 @@ static void run_threads(mempool **h, int nh, int t0, int n)
         th[k].p = h[k % nh];
         th[k].t = t0 + k;
         th[k].seed = ((uint64_t)getpid() << 24) ^ (uint64_t)(t0 + k) ^
-                     now_ns();
+                     t_now_ns();
         if (pthread_create(&tid[k], NULL, thr_main, &th[k]) != 0)
             sh_fail("pthread_create", -EAGAIN);
     }
@@ -463,7 +435,7 @@ enum { M_PROCESSES, M_ONE_HANDLE, M_TWO_HANDLES };
 
 static void lin_run(int mode)
 {
-    uint64_t rnd = now_ns(), t0;
+    uint64_t rnd = t_now_ns(), t0;
     char buf[20000];
     mempool *p;
     pid_t pids[NPROC];
@@ -479,7 +451,7 @@ static void lin_run(int mode)
         ck_assert_int_ge(v, 0);
         atomic_store(&sh->cur[k], (uint32_t)v);
     }
-    t0 = now_ns();
+    t0 = t_now_ns();
     if (mode != M_PROCESSES) {
         int nh = mode == M_TWO_HANDLES ? 2 : 1;
         mempool *h[2] = { lin_open(), nh == 2 ? lin_open() : NULL };

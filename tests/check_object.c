@@ -19,16 +19,6 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#define KiB (1ull << 10)
-#define MiB (1ull << 20)
-
-#define ASSERT_RC(expr, want) \
-    do { \
-        int rc_ = (expr); \
-        ck_assert_msg(rc_ == (want), "%s = %d (%s), want %d (%s)", #expr, \
-                      rc_, mempool_strerror(rc_), (int)(want), \
-                      mempool_strerror(want)); \
-    } while (0)
 
 static uint64_t used(mempool *p)
 {

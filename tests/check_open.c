@@ -25,7 +25,6 @@
 #include <sys/statvfs.h>
 #include <sys/wait.h>
 
-#define MiB (1ull << 20)
 
 static bool shm_exists(const char *name)
 {

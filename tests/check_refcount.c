@@ -6,7 +6,7 @@
  * reference; ref/unref are attributed to the calling worker; the object is
  * deleted at the last unref or when the last worker holding references dies
  * (SIGKILL, then mempool_reap() or a new mempool_open()); plain objects live
- * until delete and outlive the process that set them. REFERENCE.md scenarios
+ * until delete and outlive the process that set them. docs/scenarios.md
  * C13-C17. Other workers are t_remote children scripted over pipes.
  */
 #include "helpers.h"
@@ -16,14 +16,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define ASSERT_RC(expr, want) \
-    do { \
-        int64_t rc_ = (expr); \
-        ck_assert_msg(rc_ == (want), "%s = %" PRId64 " (%s), want %d (%s)", \
-                      #expr, rc_, mempool_strerror((int)rc_), (int)(want), \
-                      mempool_strerror(want)); \
-    } while (0)
 
 static mempool_dref set_rc(mempool *p, const void *data, size_t len,
                            int owner)

@@ -22,7 +22,7 @@
  * objects are deleted the pool holds nothing but objects whose set returned
  * just before a kill and never reached the table (counted per kill).
  * MEMPOOL_SOAK_SECONDS sets the duration (default 20); the figures are
- * printed at the end. FAILURES.md S17.
+ * printed at the end. docs/scenarios.md S17.
  *
  * stop: a worker SIGSTOPped holding pins, a reference and an unpublished
  * reservation is not dead: mempool_reap() (and a new handle's open) leave
@@ -30,7 +30,7 @@
  * holds memory; others keep working, even deleting an object it pins;
  * after SIGCONT its views still hold their bytes, its releases free what
  * they should and its publish works. A stopped worker that is then killed
- * is reaped. FAILURES.md S18.
+ * is reaped. docs/scenarios.md S18.
  */
 #include "helpers.h"
 
@@ -46,24 +46,6 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#define KiB (1ull << 10)
-#define MiB (1ull << 20)
-
-#define ASSERT_RC(expr, want) \
-    do { \
-        int64_t rc_ = (expr); \
-        ck_assert_msg(rc_ == (int64_t)(want), "%s = %" PRId64 " (%s), want " \
-                      "%d (%s)", #expr, rc_, mempool_strerror((int)rc_), \
-                      (int)(want), mempool_strerror((int)(want))); \
-    } while (0)
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* ----------------------------------------------- self-describing bytes */
 
@@ -385,7 +367,7 @@ static int soak_worker(void *arg)
     memset(&w, 0, sizeof w);
     w.id = (int)(intptr_t)arg;
     w.pid = (int32_t)getpid();
-    w.rnd = ((uint64_t)getpid() << 32) ^ (uint64_t)(now_s() * 1e9);
+    w.rnd = ((uint64_t)getpid() << 32) ^ (uint64_t)(t_now_s() * 1e9);
     (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
     w.buf = malloc(100000);
     W_EXPECT(w.buf != NULL, "malloc");
@@ -531,9 +513,9 @@ START_TEST(test_soak)
     snprintf(spill_dir, sizeof spill_dir, "%s", t_stats(p).spill_dir);
     for (i = 0; i < NW; i++)
         pids[i] = soak_start(i);
-    start = last_progress = now_s();
+    start = last_progress = t_now_s();
     next_event = start + 0.05 + (double)(t_rand(&rnd) % 451) / 1000.0;
-    while (now_s() - start < secs) {
+    while (t_now_s() - start < secs) {
         uint64_t ops;
         double t;
         int status;
@@ -542,7 +524,7 @@ START_TEST(test_soak)
         for (i = 0; i < NW; i++)
             if (waitpid(pids[i], &status, WNOHANG) == pids[i])
                 soak_fail_exit(pids[i], status);
-        t = now_s();
+        t = t_now_s();
         ops = total(C_OPS);
         if (ops != last_ops) {
             last_ops = ops;
@@ -590,7 +572,7 @@ START_TEST(test_soak)
             kills++;
             pids[i] = soak_start(i);
         }
-        next_event = now_s() + 0.05 + (double)(t_rand(&rnd) % 451) / 1000.0;
+        next_event = t_now_s() + 0.05 + (double)(t_rand(&rnd) % 451) / 1000.0;
     }
     /* The end: everyone killed, then account for every object. */
     for (i = 0; i < NW; i++) {

@@ -6,9 +6,9 @@
  * + release, delete, and ref/get/unref of refcounted objects over shared
  * slot arrays, first all on one handle, then on two handles of the same pool
  * in one process (threads standing in for processes, so ThreadSanitizer can
- * see the races; FAILURES.md S21, S25, S26, S28). Invariants checked on the
- * way: a get either fails with -ENOENT or returns bytes that verify and do
- * not change until release; each DRef is deleted exactly once and that
+ * see the races; docs/scenarios.md S21, S25, S26, S28). Invariants checked
+ * on the way: a get either fails with -ENOENT or returns bytes that verify
+ * and do not change until release; each DRef is deleted exactly once and that
  * delete succeeds; a referenced object can always be pinned. At the end the
  * pool is empty, used_bytes is back to 0 and mempool_check() is clean.
  *
@@ -29,17 +29,8 @@
  * happens-before edge made through one handle's mapping (a CAS, the
  * allocator mutex) is invisible for accesses through the other's, so the
  * two-handle case reports races that are not there. It runs in the other
- * lanes; under TSan only when T_STRESS_TSAN_TWO_HANDLES=1. */
-#if defined(__SANITIZE_THREAD__)
-#define T_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define T_TSAN 1
-#endif
-#endif
-#ifndef T_TSAN
-#define T_TSAN 0
-#endif
+ * lanes; under TSan (T_TSAN, helpers_base.h) only when
+ * T_STRESS_TSAN_TWO_HANDLES=1. */
 
 #define NTHREADS 4
 #define SLOTS 64

@@ -9,7 +9,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
@@ -605,16 +604,6 @@ void t_remote_kill(struct t_remote *w)
 
 /* ------------------------------------------------------------------ main */
 
-static int t_rm(const char *path, const struct stat *sb, int flag,
-                struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 /* Remove whatever this runner's tests left in /dev/shm (a test that failed
  * exits before its teardown). Matches the token in every name we made. */
 static void t_sweep(void)
@@ -640,7 +629,7 @@ static void t_sweep(void)
         fprintf(stderr, "t_run: swept %d leftover /dev/shm entr%s\n", n,
                 n == 1 ? "y" : "ies");
     if (t_spill_dir[0])
-        nftw(t_spill_dir, t_rm, 16, FTW_DEPTH | FTW_PHYS);
+        t_rm_tree(t_spill_dir);
 }
 
 int t_run(Suite *s, const char *area)

@@ -29,6 +29,8 @@
 
 #include <mempool/mempool.h>
 
+#include "helpers_base.h"
+
 /** Buffer size for a pool name. */
 #define T_NAME_LEN (MEMPOOL_NAME_MAX + 1)
 /** Default arena of test pools: small, since ctest -j2 runs binaries at once. */

@@ -93,7 +93,7 @@ int  cli_pools(struct cli_pool **out, bool json);
 void cli_pools_free(struct cli_pool *v, int n);
 /** The table `mempool ls` prints. */
 void cli_pools_print(FILE *f, const struct cli_pool *v, int n);
-/** {"schema":1,"time_ns":..,"pools":[DOC | {"name":..,"error":..}, ...]} */
+/** {"schema":2,"time_ns":..,"pools":[DOC | {"name":..,"error":..}, ...]} */
 void cli_pools_json(FILE *f, const struct cli_pool *v, int n);
 
 /** A progress line on stderr, only when stderr is a terminal: "@p what

@@ -19,6 +19,7 @@
  * lists the pools on the host (as `mempool ls`) and exits.
  */
 #include "cli.h"
+#include "counters.h"    /* src/core: the counter list */
 
 #include <errno.h>
 #include <inttypes.h>
@@ -672,29 +673,16 @@ static const struct fam pool_fams[] = {
     {"mempool_workers_alive", "gauge", "Workers alive.", PS(workers_alive), 0},
     {"mempool_workers_dead", "gauge", "Workers dead and not reaped yet.",
      PS(workers_dead), 0},
-    {"mempool_sets_total", "counter", "Objects set.", PS(sets), 0},
-    {"mempool_gets_total", "counter", "Gets.", PS(gets), 0},
-    {"mempool_deletes_total", "counter", "Deletes.", PS(deletes), 0},
-    {"mempool_spilled_objects_total", "counter", "Spill files written.",
-     PS(spills), 0},
-    {"mempool_spilled_bytes_total", "counter", "Bytes written to spill "
-     "files.", PS(spill_bytes), 0},
-    {"mempool_spill_seconds_total", "counter", "Time spent writing spill "
-     "files.", PS(spill_ns), 1e-9},
-    {"mempool_restored_objects_total", "counter", "Gets served from spill "
-     "files.", PS(restores), 0},
-    {"mempool_restored_bytes_total", "counter", "Bytes of gets served from "
-     "spill files.", PS(restore_bytes), 0},
-    {"mempool_failed_spills_total", "counter", "Spill file writes that "
-     "failed.", PS(spill_errors), 0},
-    {"mempool_failed_sets_total", "counter", "Sets that failed for lack of "
-     "room.", PS(set_errors), 0},
-    {"mempool_corrupt_files_total", "counter", "Spill files found corrupt.",
-     PS(corrupt_files), 0},
-    {"mempool_reaped_workers_total", "counter", "Dead workers reaped.",
-     PS(reaped_workers), 0},
-    {"mempool_recovered_pins_total", "counter", "Pins dropped for workers "
-     "that died or closed without releasing them.", PS(recovered_pins), 0},
+    /* the counters: one row each in src/core/counters.h */
+#define FAM(name, prom, div, help)                                         \
+    {"mempool_" #prom "_total", "counter", help, PS(name),                \
+     (div) == 1 ? 0 : 1.0 / (div)},
+    MP_COUNTERS(FAM)
+#undef FAM
+#define FAM(name, field, help)                                              \
+    {"mempool_" #name "_total", "counter", help, PS(name), 0},
+    MP_POOL_COUNTERS(FAM)
+#undef FAM
 };
 
 static const struct fam worker_fams[] = {
@@ -708,18 +696,11 @@ static const struct fam worker_fams[] = {
      "pins.", PW(pinned_bytes), 0},
     {"mempool_worker_objects", "gauge", "Objects charged to the worker.",
      PW(objects), 0},
-    {"mempool_worker_sets_total", "counter", "Sets by the worker.",
-     PW(sets), 0},
-    {"mempool_worker_gets_total", "counter", "Gets by the worker.",
-     PW(gets), 0},
-    {"mempool_worker_deletes_total", "counter", "Deletes by the worker.",
-     PW(deletes), 0},
-    {"mempool_worker_spills_total", "counter", "Spill files the worker "
-     "wrote.", PW(spills), 0},
-    {"mempool_worker_spill_bytes_total", "counter", "Bytes the worker "
-     "spilled.", PW(spill_bytes), 0},
-    {"mempool_worker_restores_total", "counter", "The worker's gets served "
-     "from files.", PW(restores), 0},
+#define FAM(name, prom, div, help)                                         \
+    {"mempool_worker_" #prom "_total", "counter", help, PW(name),         \
+     (div) == 1 ? 0 : 1.0 / (div)},
+    MP_COUNTERS(FAM)
+#undef FAM
     {"mempool_worker_errors_total", "counter", "The worker's failed sets, "
      "failed spills and corrupt files met.", PW(errors), 0},
 };

@@ -95,7 +95,16 @@ typedef struct mempool mempool;
         object returns -EPERM. Never creates (with CREATE: -EINVAL); a pool
         still being built is MEMPOOL_ENOTREADY. Needs only read permission
         on the shm object (mempool_check() then returns -EACCES).
-        mempool_worker_id() returns 0. For monitors such as mempool-top. */
+        mempool_worker_id() returns 0. For monitors such as mempool-top.
+        An observer may observe a pool of any owner. */
+#define MEMPOOL_OPEN_ANY_OWNER 0x10u /**< attach even to a pool whose shm
+        object belongs to another user than this process's effective uid
+        or root. Without it such an open answers -EPERM: anyone can create
+        /dev/shm/mempool.<name> first, and attaching to a pool hands its
+        owner every object stored there (the rule sshd applies to its
+        files). Pools of root or of the caller need no flag. Give it only
+        to share a pool between users on purpose (see the README's
+        "Security model"). */
 
 /** Default arena size when creating: 1 GiB. */
 #define MEMPOOL_DEFAULT_ARENA_BYTES (1ull << 30)
@@ -103,6 +112,13 @@ typedef struct mempool mempool;
 #define MEMPOOL_MAX_WORKERS 64
 /** Longest pool name, not counting the terminating NUL. */
 #define MEMPOOL_NAME_MAX 200
+/** Longest time (ms) a call waits for another worker's step on the same
+ *  object - an eviction (get, delete), a spill write (move/copy_to_disk) -
+ *  or the pool's evict_wait_ms if that is longer. The wait sleeps (no busy
+ *  spinning), so a peer stopped by SIGSTOP, a debugger or a frozen cgroup
+ *  costs the caller no CPU; past the bound the call answers -EAGAIN and
+ *  changed nothing. A dead peer's step is undone at once instead. */
+#define MEMPOOL_PEER_WAIT_MS 5000
 
 typedef struct mempool_options {
     uint64_t    arena_bytes;  /**< shared memory to reserve when creating;
@@ -166,9 +182,14 @@ MEMPOOL_API void mempool_options_init(mempool_options *o);
  *   -ENOSPC   /dev/shm cannot hold the arena (in a container, raise
  *             --shm-size);
  *   -EACCES   the shm object's permissions do not allow it;
+ *   -EPERM    the shm object belongs to another user than the caller's
+ *             effective uid or root and MEMPOOL_OPEN_ANY_OWNER was not
+ *             given (a name squatted by another user, or a shared pool
+ *             that needs the flag);
  *   -EUSERS   all MEMPOOL_MAX_WORKERS slots are held by live workers;
  *   MEMPOOL_EFORMAT  the object was made by an incompatible build;
- *   MEMPOOL_ECORRUPT bad magic, size not matching the header, bad layout;
+ *   MEMPOOL_ECORRUPT bad magic, size not matching the header, bad layout,
+ *             or the name is not a regular file (a FIFO, a symlink, ...);
  *   MEMPOOL_ENOTREADY the creator died before finishing and the pool could
  *             not be completed;
  *   -ENOMEM, or another -errno from the system.
@@ -283,7 +304,9 @@ typedef struct mempool_view {
  * most recently used. O(1), no locks.
  * @return 0, or -EINVAL malformed DRef (out of the table, misaligned, wrong
  *   pool) or NULL argument; -ENOENT deleted, never published, or stale;
- *   -ENOBUFS this worker holds too many distinct pins at once.
+ *   -ENOBUFS this worker holds too many distinct pins at once;
+ *   -EAGAIN another worker was evicting the object and did not finish
+ *   within MEMPOOL_PEER_WAIT_MS (it is stopped); nothing was pinned.
  */
 MEMPOOL_API int mempool_get(mempool *p, mempool_dref r, mempool_view *v);
 
@@ -296,17 +319,25 @@ MEMPOOL_API int mempool_release(mempool *p, mempool_view *v);
 /** @brief Delete object @p r: new gets return -ENOENT at once; its memory is
  *  freed when the last pin is released (now, if none).
  *  @return 0, -ENOENT already deleted / stale / unpublished, -EINVAL
- *  malformed. */
+ *  malformed, -EAGAIN another worker was evicting the object and did not
+ *  finish within MEMPOOL_PEER_WAIT_MS (nothing changed: retry later). */
 MEMPOOL_API int mempool_delete(mempool *p, mempool_dref r);
 
 /** @brief Add one reference to a refcounted object, attributed to this
- *  worker. @return 0, -ENOENT gone, -EINVAL malformed or not refcounted. */
+ *  worker. Never waits for another worker (a refcount check in progress is
+ *  made to look again). @return 0, -ENOENT gone, -EINVAL malformed or not
+ *  refcounted, -ENOBUFS this worker holds too many distinct pins and
+ *  references at once. */
 MEMPOOL_API int mempool_ref(mempool *p, mempool_dref r);
 
 /** @brief Drop one of this worker's references; the last reference in the
- *  pool deletes the object. References also go when their worker dies.
- *  @return 0, -ENOENT gone, -EINVAL this worker holds no reference or the
- *  object is not refcounted. */
+ *  pool deletes the object. References also go when their worker dies,
+ *  and when the object is deleted and freed. Never waits for another
+ *  worker: if one is checking the object's references (or evicting it),
+ *  that worker gives the verdict after its step.
+ *  @return 0, -ENOENT gone (also after deletion: the reference went with
+ *  the object), -EINVAL this worker holds no reference or the object is
+ *  not refcounted. */
 MEMPOOL_API int mempool_unref(mempool *p, mempool_dref r);
 
 /** mempool_info.state bits */
@@ -641,7 +672,9 @@ MEMPOOL_API int mempool_set_max_disksize(mempool *p, uint64_t bytes);
  *  call, or a call on a spilled object, returns 0 and the same file. If the
  *  object is pinned, the memory is freed at the last release.
  * @param[out] out  the file (may be NULL)
- * @return 0, -ENOENT, -EINVAL, -ENOSPC (disk full or disk limit), -EIO;
+ * @return 0, -ENOENT, -EINVAL, -ENOSPC (disk full or disk limit), -EIO,
+ *  -EAGAIN another worker writing or evicting the object did not finish
+ *  within MEMPOOL_PEER_WAIT_MS (it is stopped);
  *  on error the object stays in memory, readable and charged.
  */
 MEMPOOL_API int mempool_move_to_disk(mempool *p, mempool_dref r,
@@ -1023,6 +1056,7 @@ struct mempool_stats {
     char     pool_io_backend[12]; /**< the pool's: this handle's, else the
                                    spiller's, else any attached worker's;
                                    "" while none has written a file */
+    uint64_t refs, unrefs;    /**< totals of mempool_ref(), mempool_unref() */
 };
 
 /**
@@ -1084,8 +1118,10 @@ struct mempool_worker_stats {
 MEMPOOL_API int mempool_worker_stats(mempool *p, int worker,
                                      struct mempool_worker_stats *out);
 
-/** Version of the document mempool_stats_json() writes ("schema"). */
-#define MEMPOOL_STATS_SCHEMA 1
+/** Version of the document mempool_stats_json() writes ("schema"); 2 gave
+ *  each counter one name everywhere (README "Stats schema" lists the
+ *  renames from 1). */
+#define MEMPOOL_STATS_SCHEMA 2
 
 /**
  * @brief The figures of mempool_stats() and of every non-FREE worker's

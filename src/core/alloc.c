@@ -30,6 +30,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "entry.h"
 #include "failpoint.h"
 #include "internal.h"
 
@@ -357,7 +358,7 @@ int mempool__alloc(mempool *p, uint64_t len, uint32_t *idx)
     e->next_free = 0;
     if (atomic_load(&h->hwm) < i)
         atomic_store(&h->hwm, i);
-    atomic_store(&e->word, MP_W(MP_W_GEN(w), MP_ST_ALLOC, p->slot + 1, 0));
+    mempool__entry_take(e, w, (unsigned)p->slot + 1);
     MP_ST(e->len, len);      /* len before off: off != 0 claims the block */
     MP_ST(e->off, off);
     atomic_fetch_add(&h->entries_used, 1);
@@ -374,22 +375,18 @@ static void entry_push(mempool *p, uint32_t idx)
     p->h->entry_free = idx + 1;
 }
 
-static uint64_t next_free_word(uint64_t w)
-{
-    uint32_t gen = MP_W_GEN(w);
-    if (gen >= MP_GEN_MAX)
-        return MP_W(gen, MP_ST_RETIRED, 0, 0);
-    return MP_W(gen + 1, MP_ST_FREE, 0, 0);
-}
-
 /* Free entry @p idx and its block; uncharge its owner. Locked. */
 void mempool__free(mempool *p, uint32_t idx)
 {
     mp_entry *e = mp_entry_at(p, idx);
-    uint64_t w = atomic_load(&e->word), nw;
+    uint64_t w = mempool__entry_freeing(e, (unsigned)p->slot + 1), nw;
 
-    atomic_store(&e->word, MP_W(MP_W_GEN(w), MP_ST_FREEING, p->slot + 1, 0));
     MP_FP(free_locked);
+    /* References of a deleted object stay in their holders' cells until
+     * they unref; none may outlive the generation, or a worker that never
+     * unrefs fills its table (issue 15 item 8). */
+    if (MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED)
+        mempool__refs_forget(p, idx, MP_W_GEN(w));
     if (has_block(w)) {
         if (e->off)
             block_free(p, e->off, e->len);
@@ -400,8 +397,7 @@ void mempool__free(mempool *p, uint32_t idx)
     MP_ST(e->off, 0);
     MP_ST(e->len, 0);
     MP_ST(e->owner, 0);
-    nw = next_free_word(w);
-    atomic_store(&e->word, nw);
+    nw = mempool__entry_recycle(e, w);
     if (MP_W_ST(w) == MP_ST_ALLOC)
         mempool__entry_wake(p, idx);  /* get_wait: reservation is gone */
     if (MP_W_ST(nw) == MP_ST_FREE)
@@ -414,19 +410,15 @@ void mempool__charge(mempool *p, uint32_t idx)
     account(p, e, atomic_load(&e->word), +1);
 }
 
-/* The file of entry @p idx is complete: word @p w (LIVE or DELETED with
- * F_WRITING by us) becomes @p nw with F_ONDISK; charge the disk. Locked.
- * Returns false if the word changed meanwhile (caller re-reads). */
-bool mempool__mark_ondisk(mempool *p, uint32_t idx, uint64_t w, uint64_t nw)
+/* Entry @p idx went from word @p w to @p nw (mempool__entry_end_write):
+ * if that gave it a file, charge its owner's disk bytes. Locked. */
+void mempool__charge_ondisk(mempool *p, uint32_t idx, uint64_t w, uint64_t nw)
 {
     mp_entry *e = mp_entry_at(p, idx);
     charges c;
-    if (!atomic_compare_exchange_strong(&e->word, &w, nw))
-        return false;
     if (!(MP_W_FL(w) & MP_F_ONDISK) && (MP_W_FL(nw) & MP_F_ONDISK) &&
         charges_of(p, e->owner, &c))
         atomic_fetch_add(c.disk, e->len);
-    return true;
 }
 
 /* Free the memory of EVICTING entry @p idx (word @p w): it becomes SPILLED.
@@ -435,11 +427,9 @@ bool mempool__mark_ondisk(mempool *p, uint32_t idx, uint64_t w, uint64_t nw)
 void mempool__evict_locked(mempool *p, uint32_t idx, uint64_t w)
 {
     mp_entry *e = mp_entry_at(p, idx);
-    uint64_t nw = MP_W_SETST(w, MP_ST_SPILLED, 0);
     charges c;
-    nw = (nw & ~(uint64_t)MP_F_MOVE) | MP_F_NOMEM;
     MP_FP(evict_locked);
-    atomic_store(&e->word, nw);
+    mempool__entry_end_evict(e, w);
     if (e->off)
         block_free(p, e->off, e->len);
     atomic_fetch_sub(&p->h->used_bytes, mempool__block_bytes(e->len));
@@ -541,8 +531,7 @@ static void rebuild(mempool *p)
             MP_ST(e->off, 0);           /* dying holder's, or corrupt */
             MP_ST(e->len, 0);
             MP_ST(e->owner, 0);
-            w = next_free_word(w);
-            atomic_store(&e->word, w);
+            w = mempool__entry_recycle(e, w);
             st = MP_W_ST(w);
         }
         if (st == MP_ST_FREE) {
@@ -570,7 +559,7 @@ void mempool__alloc_init(mempool *p)
 {
     for (uint32_t i = 0; i < p->ntab; i++) {
         mp_entry *e = mp_entry_at(p, i);
-        atomic_store(&e->word, MP_W(1, MP_ST_FREE, 0, 0));
+        mempool__entry_format(e);
         e->next_free = i + 1 < p->ntab ? i + 2 : 0;
     }
     p->h->entry_free = 1;

@@ -33,8 +33,6 @@
 #include "failpoint.h"
 #include "internal.h"
 
-#define MP_SHM_DIR "/dev/shm"
-
 int mempool__name_ok(const char *name)
 {
     size_t n;
@@ -296,21 +294,48 @@ static int map_arena(mempool *p, int fd, uint64_t size)
     return 0;
 }
 
+/* May this process attach to an object owned by @p uid? Its own, root's,
+ * or anyone's when asked (MEMPOOL_OPEN_ANY_OWNER); observers only read. */
+static bool owner_ok(const mempool *p, uid_t uid)
+{
+    return uid == geteuid() || uid == 0 || p->any_owner || p->observer;
+}
+
+int mempool__shm_open(const char *path, int flags, struct stat *st)
+{
+    int fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
+                        O_CLOEXEC);
+    if (fd < 0)
+        return errno == ELOOP ? MEMPOOL_ECORRUPT : -errno;
+    if (fstat(fd, st) < 0) {
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    if (!S_ISREG(st->st_mode)) {
+        close(fd);
+        return MEMPOOL_ECORRUPT;      /* a FIFO, device, ... is no pool */
+    }
+    return fd;
+}
+
 static int attach(mempool *p, const char *path)
 {
     struct stat st;
     mp_header h;
-    int rc, fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 && errno == EACCES && p->observer) {
-        fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int rc, fd = mempool__shm_open(path, O_RDWR, &st);
+    if (fd == -EACCES && p->observer) {
+        fd = mempool__shm_open(path, O_RDONLY, &st);
         p->readonly = true;           /* may read: observe through PROT_READ */
     }
     if (fd < 0)
-        return -errno;
-    if (fstat(fd, &st) < 0) {
-        rc = -errno;
+        return fd;
+    if (!owner_ok(p, st.st_uid)) {
+        rc = -EPERM;                  /* squatted name: see owner_ok() */
         goto fail;
     }
+    p->owner_uid = st.st_uid;
+    p->owner_gid = st.st_gid;
     if ((uint64_t)st.st_size < sizeof(h)) {
         rc = MEMPOOL_ECORRUPT;
         goto fail;
@@ -448,14 +473,17 @@ static void sweep_builds(const char *name)
         if (strncmp(de->d_name, prefix, n))
             continue;
         struct stat st;
-        fd = openat(dirfd(d), de->d_name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+        fd = openat(dirfd(d), de->d_name,
+                    O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
         if (fd < 0)
             continue;
         /* A creator locks its file before sizing it: a sized file whose
          * lock is free belongs to a dead creator. An empty one may be a
-         * live creator's between open and lock: leave it. */
-        if (init_lock(fd, F_WRLCK, false) == 0 && fstat(fd, &st) == 0 &&
-            st.st_size > 0)
+         * live creator's between open and lock: leave it. Only our own
+         * regular files: root never sweeps what another user made. */
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+            st.st_uid == geteuid() && st.st_size > 0 &&
+            init_lock(fd, F_WRLCK, false) == 0)
             unlinkat(dirfd(d), de->d_name, 0);
         close(fd);
     }
@@ -486,6 +514,8 @@ static int create(mempool *p, const char *path, const char *name,
     /* Metadata pages are written now: reserve them before touching them. */
     if ((rc = -posix_fallocate(fd, 0, (off_t)tmpl.data_off)))
         goto fail_tmp;
+    p->owner_uid = geteuid();
+    p->owner_gid = getegid();
     if ((rc = map_arena(p, fd, tmpl.arena_bytes)))
         goto fail_tmp;
     if ((rc = build(p, &tmpl)))
@@ -531,10 +561,11 @@ void mempool_options_init(mempool_options *o)
     o->spiller = 1;
 }
 
-static int check_options(const mempool_options *o)
+int mempool__options_ok(const mempool_options *o)
 {
     if (o->flags & ~(MEMPOOL_OPEN_CREATE | MEMPOOL_OPEN_EXCL |
-                     MEMPOOL_OPEN_NOVERIFY | MEMPOOL_OPEN_OBSERVE))
+                     MEMPOOL_OPEN_NOVERIFY | MEMPOOL_OPEN_OBSERVE |
+                     MEMPOOL_OPEN_ANY_OWNER))
         return -EINVAL;
     if ((o->flags & MEMPOOL_OPEN_OBSERVE) && (o->flags & MEMPOOL_OPEN_CREATE))
         return -EINVAL;
@@ -545,7 +576,7 @@ static int check_options(const mempool_options *o)
 }
 
 /* Attach, or create when allowed; racing creators end up on one pool. */
-static int open_arena(mempool *p, const char *path, const char *name,
+int mempool__arena_open(mempool *p, const char *path, const char *name,
                       const mempool_options *o, bool *created)
 {
     bool create_ok = o->flags & MEMPOOL_OPEN_CREATE;
@@ -567,7 +598,7 @@ static int open_arena(mempool *p, const char *path, const char *name,
 }
 
 /* A new open file description of the mapped object, for the locks. */
-static int lock_fd(int fd, const char *path)
+int mempool__arena_lockfd(int fd, const char *path)
 {
     char proc[64];
     struct stat a, b;
@@ -575,7 +606,7 @@ static int lock_fd(int fd, const char *path)
     snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
     l = open(proc, O_RDWR | O_CLOEXEC);
     if (l < 0)
-        l = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+        l = open(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (l < 0)
         return -errno;
     if (fstat(fd, &a) < 0 || fstat(l, &b) < 0 || a.st_ino != b.st_ino ||
@@ -584,126 +615,4 @@ static int lock_fd(int fd, const char *path)
         return -ESTALE;             /* replaced under us: caller retries */
     }
     return l;
-}
-
-/* The rest of mempool_open() for MEMPOOL_OPEN_OBSERVE: no slot, no spiller,
- * no reaping. Liveness is still read with F_OFD_GETLK, which any open file
- * description may do without holding (or disturbing) a lock. */
-static int observe_open(mempool *p, mempool **out)
-{
-    p->lfd = dup(p->fd);
-    p->slot = -1;
-    p->dirfd = -1;
-    if (p->lfd < 0 || !memchr(p->h->spill_dir, '\0', MP_PATH_MAX)) {
-        int rc = p->lfd < 0 ? -errno : MEMPOOL_ECORRUPT;
-        if (p->lfd >= 0)
-            close(p->lfd);
-        munmap(p->base, p->size);
-        close(p->fd);
-        free(p);
-        return rc;
-    }
-    memcpy(p->spill_dir, p->h->spill_dir, MP_PATH_MAX);
-    pthread_mutex_init(&p->io_lock, NULL);
-    mempool__bind(p);
-    mempool__register(p);
-    *out = p;
-    return 0;
-}
-
-int mempool_open(const char *name, const mempool_options *o, mempool **out)
-{
-    char path[sizeof(MP_SHM_DIR) + MEMPOOL_NAME_MAX + 16];
-    mempool_options defaults;
-    bool created = false;
-    mempool *p;
-    int rc;
-
-    if (!out)
-        return -EINVAL;
-    *out = NULL;
-    if (!o) {
-        mempool_options_init(&defaults);
-        o = &defaults;
-    }
-    if ((rc = mempool__shm_path(name, path, sizeof(path))) ||
-        (rc = check_options(o)))
-        return rc;
-    if (!(p = calloc(1, sizeof(*p))))
-        return -ENOMEM;
-    snprintf(p->name, sizeof(p->name), "%s", name);
-    p->observer = o->flags & MEMPOOL_OPEN_OBSERVE;
-    if ((rc = open_arena(p, path, name, o, &created)))
-        goto fail_free;
-    if (p->observer)
-        return observe_open(p, out);
-    if ((p->lfd = lock_fd(p->fd, path)) < 0) {
-        rc = p->lfd;
-        munmap(p->base, p->size);
-        close(p->fd);
-        goto fail_free;
-    }
-    mempool__bind(p);
-    mempool__register(p);
-    if ((rc = mempool__spill_bind(p)) ||
-        (rc = mempool__claim_slot(p)) < 0)
-        goto fail_unmap;
-    if ((rc = mempool__spill_init(p, o, created)))
-        goto fail_slot;
-    mempool_reap(p);
-    if (o->spiller && (rc = mempool__spiller_start(p)))
-        goto fail_spill;
-    *out = p;
-    return 0;
-fail_spill:
-    mempool__spill_fini(p);
-fail_slot:
-    mempool__leave_slot(p);
-fail_unmap:
-    mempool__unregister(p);
-    munmap(p->base, p->size);
-    close(p->lfd);
-    close(p->fd);
-fail_free:
-    free(p);
-    return rc;
-}
-
-int mempool_close(mempool *p)
-{
-    int rc;
-    if (!p)
-        return -EINVAL;
-    rc = mempool__handle_ok(p);
-    if (rc == 0 && !p->observer) {
-        mempool__spiller_stop(p);
-        mempool__leave_slot(p);     /* drops our pins, refs, reservations */
-        mempool__spill_fini(p);     /* a forked child has no threads to stop */
-    } else if (rc == 0) {
-        mempool__spill_fini(p);     /* observers hold only the io_lock */
-    }
-    mempool__unregister(p);         /* in a forked child fd is already shut */
-    mempool__codecs_free(p);
-    munmap(p->base, p->size);
-    if (rc == 0) {
-        close(p->lfd);
-        close(p->fd);
-    }
-    free(p);
-    return 0;
-}
-
-int mempool_destroy(const char *name)
-{
-    char path[sizeof(MP_SHM_DIR) + MEMPOOL_NAME_MAX + 16], dir[MP_PATH_MAX];
-    int rc = mempool__shm_path(name, path, sizeof(path));
-    bool have_dir;
-    if (rc)
-        return rc;
-    have_dir = mempool__spill_dir_path(name, dir, sizeof(dir)) == 0;
-    if (unlink(path) < 0)
-        return -errno;
-    if (have_dir)
-        mempool__spill_destroy(dir);
-    return 0;
 }

@@ -38,10 +38,13 @@
  * mempool_check(); orphans only come from deaths, so that is enough.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
+#include "entry.h"
+#include "futex.h"
 #include "internal.h"
 
 static uint32_t nbuckets(const mempool *p) { return p->nbox / 10; }
@@ -124,7 +127,7 @@ bool mempool__box_drop(mempool *p, uint32_t b, uint64_t w)
     gen = (uint32_t)item;
     if (MP_BOX_REF(w) && idx < p->ntab && MP_BOX_IDX1(w) == idx + 1 &&
         p->slot >= 0)
-        mempool__refcheck(p, idx, gen);   /* maybe the last reference */
+        mempool__entry_refcheck(p, idx, gen);   /* maybe the last reference */
     return true;
 }
 
@@ -326,7 +329,7 @@ int mempool__box_verify(mempool *p, char *why, size_t whylen)
         if (MP_BOX_ST(w) == MP_BOX_HELD && MP_BOX_REF(w)) {
             mp_entry *e = mp_entry_at(p, idx);
             uint64_t ew = atomic_load(&e->word);
-            if (mempool__alive(ew, (uint32_t)item) &&
+            if (mp_entry_alive(ew, (uint32_t)item) &&
                 !(MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED)) {
                 snprintf(why, whylen, "box %u holds a reference to plain "
                          "object %u", b, idx);
@@ -341,4 +344,26 @@ int mempool__box_verify(mempool *p, char *why, size_t whylen)
         return MEMPOOL_ECORRUPT;
     }
     return 0;
+}
+
+/* The handoff part of reaping dead slot @p d: its hold on the name
+ * directory (every change there is one CAS: nothing half-done), its boxes,
+ * and any reference in flight that is due. */
+void mempool__box_reap(mempool *p, int d)
+{
+    uint32_t who = (uint32_t)d + 1;
+    atomic_compare_exchange_strong(&p->hand->names_lock, &who, 0);
+    mempool__box_sweep(p, d);
+    mempool__flight_expire(p, true);
+}
+
+/* get_wait sleepers of entry @p idx (handoff/wait.c) sleep on the low half
+ * of its word: wake them after a change that ends the wait. */
+void mempool__entry_wake(mempool *p, uint32_t idx)
+{
+    mp_entry *e = mp_entry_at(p, idx);
+    /* seq_cst after the caller's seq_cst CAS of the word: either we see
+     * the sleeper's count or it sees the new word (Dekker). */
+    if (atomic_load(&e->waiters))
+        mp_futex_wake(mp_word_low(&e->word), INT_MAX);
 }

@@ -53,6 +53,8 @@
  *   F_WRITING `who` is writing that file ("<idx>-<gen>.tmp")
  *   F_NOMEM   the bytes are not in the arena
  *   F_MOVE    move_to_disk() asked while pinned: evict at last release
+ *   F_RECHECK (only with rc) a reference changed during the check: the
+ *             checker scans again before its verdict (object.c)
  *
  * Pins and references are not counted in the entry. Each worker records
  * them in its own cell table (pin.c), so the pins of a dead worker are known
@@ -97,6 +99,7 @@ enum {
 #define MP_F_WRITING  0x02u
 #define MP_F_NOMEM    0x04u
 #define MP_F_MOVE     0x08u
+#define MP_F_RECHECK  0x10u
 
 #define MP_W(gen, st, who, fl) \
     (((uint64_t)(gen) << 32) | ((uint64_t)(st) << 24) | \
@@ -164,8 +167,8 @@ typedef struct mp_header {
     uint32_t partial[MP_NCLASS];    /* page + 1 of first slab with room */
     _Atomic uint64_t rebuilds;      /* allocator rebuilds after a holder died */
 
-    /* Observability (stats.c). A slot's event counters (MP_NRETIRED of
-     * them, sets .. corrupt) count for its current worker: claiming a slot
+    /* Observability (stats.c). A slot's event counters (MP_NCOUNTERS of
+     * them, in MP_COUNTERS order) count for its current worker: claiming a slot
      * first adds the previous holder's counts here and zeroes them, so the
      * sum over slots plus `retired` is the total since creation. */
     _Atomic uint64_t retired[16];
@@ -190,13 +193,14 @@ typedef struct mp_slot {
     _Atomic uint64_t resident_bytes;/* bytes of objects charged to this slot */
     _Atomic uint64_t objects;       /* objects charged to this slot */
     _Atomic uint64_t overflow_used; /* cells in use in the overflow region */
-    _Atomic uint64_t sets, gets, deletes, releases, refs, unrefs, errors;
+    /* Event counters: the rows of MP_COUNTERS (counters.h), by name. */
+    _Atomic uint64_t sets, gets, deletes, releases, refs, unrefs, set_errors;
     _Atomic uint64_t max_memsize;   /* 0 = no limit */
     _Atomic uint64_t max_disksize;  /* 0 = no limit */
     _Atomic uint64_t disk_bytes;    /* bytes of files of objects charged here */
     _Atomic uint64_t spills, spill_bytes, spill_ns, spill_errors;
     _Atomic uint64_t restores, restore_bytes, destroys;
-    _Atomic uint64_t corrupt;       /* spill files our gets found corrupt */
+    _Atomic uint64_t corrupt_files; /* spill files our gets found corrupt */
     _Atomic uint32_t io_backend;    /* our I/O engine: 0 none yet, 1
                                        io_uring, 2 pwrite (stats.c) */
     uint32_t pad2;

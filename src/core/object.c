@@ -3,13 +3,8 @@
  * object.c - the object API: reserve/publish/abort, set, get/release,
  * delete, ref/unref and info.
  *
- * Life of an entry (see layout.h for the word):
- *
- *   FREE --reserve--> ALLOC(us) --publish--> LIVE --delete--> DELETED
- *     ^                  |abort/reap         | ^                    |
- *     |                              evict  v | pinned        last pin
- *     |                                EVICTING --> SPILLED --delete-^
- *     +------ free (allocator lock, gen + 1) <--------------------+
+ * The entry word and its transitions are entry.c's (diagram in entry.h);
+ * this file calls them.
  *
  * get is lock-free: read the word, record a pin cell, re-read the word
  * (pin.c explains the handshake). delete is a CAS to DELETED followed by an
@@ -31,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "entry.h"
 #include "failpoint.h"
 #include "internal.h"
 
@@ -71,23 +67,6 @@ mempool_dref mempool__dref_of(const mempool *p, uint32_t idx, uint32_t gen)
     return r;
 }
 
-/* Published and not deleted: in memory, on disk, or between the two. */
-bool mempool__alive(uint64_t w, uint32_t gen)
-{
-    unsigned st = MP_W_ST(w);
-    return MP_W_GEN(w) == gen && (st == MP_ST_LIVE || st == MP_ST_SPILLED ||
-                                  st == MP_ST_EVICTING);
-}
-
-/* The DELETED word for @p w: files and a running writer are remembered so
- * the reclaimer removes the file and waits for the writer. */
-static uint64_t deleted_word(uint64_t w)
-{
-    unsigned fl = MP_W_FL(w) & (MP_F_ONDISK | MP_F_WRITING | MP_F_NOMEM);
-    unsigned who = (MP_W_FL(w) & MP_F_WRITING) ? MP_W_WHO(w) : 0;
-    return MP_W(MP_W_GEN(w), MP_ST_DELETED, who, fl);
-}
-
 static void touch(mp_entry *e)
 {
     atomic_store_explicit(&e->stamp, mempool__now_ns(), memory_order_relaxed);
@@ -96,64 +75,6 @@ static void touch(mp_entry *e)
 #define COUNT(p, field) \
     atomic_fetch_add_explicit(&(p)->slots[(p)->slot].field, 1, \
                               memory_order_relaxed)
-
-/* ---- reclaiming -------------------------------------------------------- */
-
-void mempool__try_reclaim(mempool *p, uint32_t idx)
-{
-    mp_entry *e = mp_entry_at(p, idx);
-    uint64_t w = atomic_load(&e->word);
-    if (MP_W_ST(w) != MP_ST_DELETED || (MP_W_FL(w) & MP_F_WRITING) ||
-        mempool__cell_count(p, MP_PIN, idx, MP_W_GEN(w), true))
-        return;                     /* the last unpinner will come back */
-    if (MP_W_FL(w) & MP_F_ONDISK)
-        mempool__unlink_files(p, idx, MP_W_GEN(w));
-    if (mempool__lock(p))
-        return;
-    if (atomic_load(&e->word) == w)
-        mempool__free(p, idx);
-    mempool__unlock(p);
-    if (MP_W_FL(w) & MP_F_ONDISK)
-        mempool__maps_sweep(p);     /* our idle mapping holds the space */
-}
-
-/* Delete refcounted (idx, gen) if no worker holds a reference to it. */
-void mempool__refcheck(mempool *p, uint32_t idx, uint32_t gen)
-{
-    mp_entry *e = mp_entry_at(p, idx);
-    unsigned spins = 0, me = (unsigned)p->slot + 1;
-    bool held;
-    uint64_t w;
-
-    for (;;) {
-        w = atomic_load(&e->word);
-        if (!mempool__alive(w, gen) ||
-            !(MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED))
-            return;
-        if (MP_W_RC(w) || MP_W_ST(w) == MP_ST_EVICTING) {
-            mempool__wait_who(p, MP_W_RC(w) ? MP_W_RC(w) : MP_W_WHO(w), idx,
-                              &spins);
-            continue;
-        }
-        if (atomic_compare_exchange_strong(&e->word, &w, MP_W_SETRC(w, me)))
-            break;
-    }
-    MP_FP(refcheck_flagged);
-    /* Workers' reference cells, then the pool's own (names, channel items,
-     * references in flight: box.c). */
-    held = mempool__cell_count(p, MP_REF, idx, gen, true) != 0 ||
-           mempool__box_held(p, idx, gen);
-    for (;;) {                  /* writers may change flags meanwhile */
-        w = atomic_load(&e->word);
-        if (MP_W_GEN(w) != gen || MP_W_RC(w) != me)
-            return;
-        if (atomic_compare_exchange_strong(
-                &e->word, &w, held ? MP_W_SETRC(w, 0) : deleted_word(w)))
-            break;
-    }
-    if (!held)
-        mempool__try_reclaim(p, idx);
-}
 
 /* ---- creating ---------------------------------------------------------- */
 
@@ -242,7 +163,7 @@ static int alloc_entry(mempool *p, size_t len, const mempool_set_options *o,
         else if (mempool__now_ns() >= deadline)
             return -ENOMEM;               /* after one more admission */
         /* One pass, then admit again: others may have freed room too. */
-        rc = mempool__make_room(p, who, need, false);
+        rc = p->spill_ops->make_room(p, who, need, false);
         if (rc && rc != -ENOMEM && rc != -ENOENT && rc != -EAGAIN)
             return rc;                    /* -ENOSPC, -EIO: say so */
         if (rc == -ENOMEM)
@@ -268,7 +189,7 @@ int mempool_reserve(mempool *p, size_t len, const mempool_set_options *o,
         return -E2BIG;
     if ((rc = alloc_entry(p, len, o, owner, &idx))) {
         if (rc != -E2BIG)
-            COUNT(p, errors);         /* no room: a set that failed */
+            COUNT(p, set_errors);     /* no room: a set that failed */
         return rc;
     }
     e = mp_entry_at(p, idx);
@@ -314,8 +235,7 @@ int mempool_publish(mempool *p, mempool_dref r)
     e = mp_entry_at(p, idx);
     touch(e);
     MP_FP(publish_before);
-    if (!atomic_compare_exchange_strong(&e->word, &w,
-                                        MP_W(MP_W_GEN(w), MP_ST_LIVE, 0, 0)))
+    if (mempool__entry_publish(e, w))
         return -ENOENT;              /* reaped under us: cannot happen live */
     mempool__entry_wake(p, idx);     /* get_wait sleepers, if any */
     COUNT(p, sets);
@@ -374,7 +294,7 @@ int mempool_set(mempool *p, const void *data, size_t len, mempool_dref *out)
 /* A view's priv: [0] entry idx + 1 | pin token << 32, [1] generation |
  * mapping id << 32, [2] the handle | VIEW_* bits, [3] a MAC of [0..2]. */
 #define VIEW_DISK UINT64_C(1)            /* pin + file mapping */
-#define VIEW_FILE UINT64_C(2)            /* get_file mapping only */
+#define VIEW_FILE MP_VIEW_FILE           /* get_file mapping only */
 
 /* Drop a pin we took, then do what the last pin leaves to do: free a
  * deleted object, or evict one that move_to_disk() found pinned. */
@@ -382,9 +302,9 @@ void mempool__after_unpin(mempool *p, uint32_t idx)
 {
     uint64_t w = atomic_load(&mp_entry_at(p, idx)->word);
     if (MP_W_ST(w) == MP_ST_DELETED)
-        mempool__try_reclaim(p, idx);
+        mempool__entry_reclaim(p, idx);
     else if (MP_W_ST(w) == MP_ST_LIVE && (MP_W_FL(w) & MP_F_MOVE))
-        mempool__evict(p, idx, MP_W_GEN(w));
+        p->spill_ops->evict(p, idx, MP_W_GEN(w));
 }
 
 void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok)
@@ -393,8 +313,8 @@ void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok)
     mempool__after_unpin(p, idx);
 }
 
-static void view_seal(mempool_view *v, const mempool *p, uint64_t a,
-                      uint64_t b, uint64_t kind)
+void mempool__view_seal(mempool_view *v, const mempool *p, uint64_t a,
+                        uint64_t b, uint64_t kind)
 {
     v->priv[0] = a;
     v->priv[1] = b;
@@ -407,16 +327,22 @@ static int pin_settled(mempool *p, uint32_t idx, uint32_t gen, uint64_t *wp,
                        uint64_t *tok)
 {
     mp_entry *e = mp_entry_at(p, idx);
-    unsigned spins = 0;
+    mp_wait wt = { 0, 0 };
     int rc;
-    if (!mempool__alive(atomic_load(&e->word), gen))
+    if (!mp_entry_alive(atomic_load(&e->word), gen))
         return -ENOENT;
     if ((rc = mempool__pin(p, idx, gen, tok)))
         return rc;
     MP_FP(get_pinned);
     for (;;) {
-        uint64_t w = atomic_load(&e->word);
-        if (!mempool__alive(w, gen)) {
+        /* seq_cst, after the seq_cst CAS that wrote our pin cell: a delete
+         * or eviction CASes the word and then scans the cells, so either it
+         * sees our pin (and leaves the free to us) or we see its word here
+         * and back off. A relaxed or acquire load could read the word from
+         * before that CAS while the scan misses our cell (store-load order;
+         * pin.c). */
+        uint64_t w = mp_entry_word(e);
+        if (!mp_entry_alive(w, gen)) {
             mempool__unpin(p, idx, gen, *tok);
             return -ENOENT;
         }
@@ -424,7 +350,10 @@ static int pin_settled(mempool *p, uint32_t idx, uint32_t gen, uint64_t *wp,
             *wp = w;
             return 0;
         }
-        mempool__wait_who(p, MP_W_WHO(w), idx, &spins);
+        if ((rc = mempool__wait_who(p, MP_W_WHO(w), idx, &wt))) {
+            mempool__unpin(p, idx, gen, *tok);
+            return rc;                  /* the evictor is stopped */
+        }
     }
 }
 
@@ -439,25 +368,25 @@ static int view_memory(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok,
     v->data = p->base + (off ? off : p->data_off);
     v->len = len;
     v->flags = MEMPOOL_VIEW_MEMORY;
-    view_seal(v, p, (idx + 1) | (tok << 32), gen, 0);
+    mempool__view_seal(v, p, (idx + 1) | (tok << 32), gen, 0);
     return 0;
 }
 
 static int view_disk(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok,
                      mempool_view *v)
 {
-    struct mp_mapping *m;
     const uint8_t *data;
-    int rc = mempool__map_entry(p, idx, gen, &m, &data);
+    uint64_t id;
+    int rc = p->spill_ops->map_entry(p, idx, gen, &id, &data);
     if (rc == MEMPOOL_ECORRUPT)
-        atomic_fetch_add(&p->slots[p->slot].corrupt, 1);
+        COUNT(p, corrupt_files);
     if (rc)
         return rc;
     v->data = data;
     v->len = MP_LD(mp_entry_at(p, idx)->len);
     v->flags = MEMPOOL_VIEW_DISK;
-    view_seal(v, p, (idx + 1) | (tok << 32),
-              gen | (mempool__map_id(m) << 32), VIEW_DISK);
+    mempool__view_seal(v, p, (idx + 1) | (tok << 32),
+              gen | (id << 32), VIEW_DISK);
     atomic_fetch_add(&p->slots[p->slot].restores, 1);
     atomic_fetch_add(&p->slots[p->slot].restore_bytes, v->len);
     return 0;
@@ -496,28 +425,6 @@ int mempool_get(mempool *p, mempool_dref r, mempool_view *v)
     return mempool__get(p, r, v, true);
 }
 
-int mempool_get_file(mempool *p, const mempool_fileref *f, mempool_view *v)
-{
-    struct mp_mapping *m;
-    const uint8_t *data;
-    uint64_t len;
-    uint32_t type;
-    int rc;
-
-    if ((rc = mempool__writer_ok(p)))
-        return rc;
-    if (!f || !v || !memchr(f->path, '\0', sizeof(f->path)))
-        return -EINVAL;
-    if ((rc = mempool__map_file(p, f->path, &m, &data, &len, &type)))
-        return rc;
-    v->data = data;
-    v->len = len;
-    v->type = type;
-    v->flags = MEMPOOL_VIEW_DISK;
-    view_seal(v, p, 0, mempool__map_id(m), VIEW_FILE);
-    return 0;
-}
-
 int mempool_release(mempool *p, mempool_view *v)
 {
     uint64_t kind, idx1;
@@ -531,7 +438,7 @@ int mempool_release(mempool *p, mempool_view *v)
         return -EINVAL;
     kind = v->priv[2] & 7;
     if (kind == VIEW_FILE) {
-        if ((rc = mempool__map_put(p, v->priv[1])))
+        if ((rc = p->spill_ops->map_put(p, v->priv[1])))
             return rc;
         memset(v, 0, sizeof(*v));
         return 0;
@@ -543,7 +450,7 @@ int mempool_release(mempool *p, mempool_view *v)
         mempool__unpin_cell(p, (uint32_t)idx1 - 1, gen, v->priv[0] >> 32))
         return -EINVAL;
     if (kind == VIEW_DISK)
-        mempool__map_put(p, v->priv[1] >> 32);
+        p->spill_ops->map_put(p, v->priv[1] >> 32);
     memset(v, 0, sizeof(*v));
     mempool__after_unpin(p, (uint32_t)idx1 - 1);
     COUNT(p, releases);
@@ -555,29 +462,16 @@ int mempool_release(mempool *p, mempool_view *v)
 int mempool_delete(mempool *p, mempool_dref r)
 {
     uint32_t idx, gen;
-    unsigned spins = 0;
-    mp_entry *e;
-    uint64_t w;
     int rc;
 
     if ((rc = mempool__writer_ok(p)) ||
         (rc = mempool__entry_of(p, r, &idx, &gen)))
         return rc;
-    e = mp_entry_at(p, idx);
-    for (;;) {
-        w = atomic_load(&e->word);
-        if (!mempool__alive(w, gen))
-            return -ENOENT;
-        if (MP_W_ST(w) == MP_ST_EVICTING) {
-            mempool__wait_who(p, MP_W_WHO(w), idx, &spins);
-            continue;
-        }
-        if (atomic_compare_exchange_weak(&e->word, &w, deleted_word(w)))
-            break;
-    }
+    if ((rc = mempool__entry_delete(p, idx, gen)))
+        return rc;
     MP_FP(delete_marked);
     mempool__entry_wake(p, idx);
-    mempool__try_reclaim(p, idx);
+    mempool__entry_reclaim(p, idx);
     COUNT(p, deletes);
     return 0;
 }
@@ -585,37 +479,43 @@ int mempool_delete(mempool *p, mempool_dref r)
 /* A live refcounted entry behind @p r. */
 static int refcounted(mempool *p, mempool_dref r, uint32_t *idx, uint32_t *gen)
 {
+    uint16_t fl;
     int rc;
     mp_entry *e;
     if ((rc = mempool__writer_ok(p)) ||
         (rc = mempool__entry_of(p, r, idx, gen)))
         return rc;
     e = mp_entry_at(p, *idx);
-    if (!mempool__alive(atomic_load(&e->word), *gen))
+    if (!mp_entry_alive(atomic_load(&e->word), *gen))
         return -ENOENT;
-    return (MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED) ? 0 : -EINVAL;
+    fl = MP_LD(e->setflags);
+    /* The flags are the generation's only if it still lives after the
+     * read: a reuse rewrites them (issue 15 item 14). */
+    atomic_thread_fence(memory_order_acquire);
+    if (!mp_entry_alive(mp_entry_word(e), *gen))
+        return -ENOENT;
+    return (fl & MEMPOOL_SET_REFCOUNTED) ? 0 : -EINVAL;
 }
 
-/* A reference to (idx, gen) was just recorded (a cell or a box): wait for
- * the verdict of a running reference check. 0 if the object is alive (the
- * new reference keeps it so), -ENOENT if it died first. */
+/* A reference to (idx, gen) was just recorded (a cell or a box): 0 if the
+ * object is still alive (a running check is asked to scan again, so it
+ * sees the new reference), -ENOENT if it died first. */
 int mempool__ref_settle(mempool *p, uint32_t idx, uint32_t gen)
 {
     mp_entry *e = mp_entry_at(p, idx);
-    unsigned spins = 0;
     for (;;) {
-        uint64_t w = atomic_load(&e->word);
-        if (!mempool__alive(w, gen))
+        uint64_t w = mp_entry_word(e);
+        if (!mp_entry_alive(w, gen))
             return -ENOENT;
-        if (!MP_W_RC(w))
+        if (!MP_W_RC(w) || mempool__entry_ask_recheck(e, w))
             return 0;
-        mempool__wait_who(p, MP_W_RC(w), idx, &spins); /* the verdict */
     }
 }
 
 int mempool_ref(mempool *p, mempool_dref r)
 {
     uint32_t idx, gen;
+    mp_entry *e;
     int rc;
 
     if ((rc = refcounted(p, r, &idx, &gen)))
@@ -623,9 +523,20 @@ int mempool_ref(mempool *p, mempool_dref r)
     if ((rc = mempool__ref_add(p, idx, gen)))
         return rc;
     MP_FP(ref_added);
-    if (mempool__ref_settle(p, idx, gen)) {
-        mempool__ref_sub(p, idx, gen);
-        return -ENOENT;
+    e = mp_entry_at(p, idx);
+    for (;;) {
+        /* seq_cst after the cell CAS: the refcount check CASes rc and then
+         * scans the cells, so it sees our reference or we see its rc or
+         * its DELETED here (the handshake of the get path, pin.c). */
+        uint64_t w = mp_entry_word(e);
+        if (!mp_entry_alive(w, gen)) {
+            mempool__ref_sub(p, idx, gen);
+            return -ENOENT;
+        }
+        /* A running check may have scanned before our cell: make it scan
+         * again (it then sees us) rather than wait for its verdict. */
+        if (!MP_W_RC(w) || mempool__entry_ask_recheck(e, w))
+            break;
     }
     COUNT(p, refs);
     return 0;
@@ -643,9 +554,10 @@ int mempool_unref(mempool *p, mempool_dref r)
             COUNT(p, unrefs);
         return rc;
     }
-    if (mempool__ref_sub(p, idx, gen))
-        return -EINVAL;              /* this worker holds no reference */
-    mempool__refcheck(p, idx, gen);
+    if (mempool__ref_sub(p, idx, gen))  /* none: or freed and forgotten */
+        return mp_entry_alive(mp_entry_word(mp_entry_at(p, idx)), gen)
+                   ? -EINVAL : -ENOENT;
+    mempool__entry_refcheck(p, idx, gen);
     COUNT(p, unrefs);
     return 0;
 }
@@ -677,7 +589,7 @@ int mempool_info_get(mempool *p, mempool_dref r, mempool_info *out)
         return rc ? rc : -EINVAL;
     e = mp_entry_at(p, idx);
     w = atomic_load(&e->word);
-    if (!mempool__alive(w, gen))
+    if (!mp_entry_alive(w, gen))
         return -ENOENT;
     in.len = MP_LD(e->len);
     in.owner = MP_LD(e->owner);
@@ -685,7 +597,7 @@ int mempool_info_get(mempool *p, mempool_dref r, mempool_info *out)
     in.state = state_bits(w);
     in.pins = mempool__cell_count(p, MP_PIN, idx, gen, false);
     in.refs = mempool__cell_count(p, MP_REF, idx, gen, false) +
-              mempool__box_count(p, idx, gen);
+              mempool__box_count(p, idx, gen);    /* and the pool's own */
     if (MP_W_GEN(atomic_load(&e->word)) != gen)
         return -ENOENT;             /* freed and reused while we looked */
     *out = in;

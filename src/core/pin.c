@@ -20,8 +20,12 @@
  * Entry idx lives in bucket idx % MP_CELL_NB (8 cells, one cache line);
  * when a bucket is full the worker uses its overflow cells and raises its
  * slot's overflow_used, which tells scanners to look there too. Only the
- * worker's own threads write its cells (with CAS, as several threads may
- * share a handle); anyone may read them.
+ * worker's own threads put cells in its table (with CAS, as several threads
+ * may share a handle); anyone may read them. Emptying is by CAS to 0 only,
+ * so it may also come from outside: the freeing of a refcounted entry
+ * empties every worker's reference cells of that generation (a deleted
+ * object's references would otherwise fill the table, issue 15 item 8), and
+ * whoever wins the CAS of an overflow cell lowers that slot's overflow_used.
  *
  * Ordering (the hazard-pointer handshake). A pinner CASes its cell, then
  * re-reads the entry word; a deleter CASes the entry word to DELETED, then
@@ -31,6 +35,7 @@
  */
 #include <errno.h>
 
+#include "entry.h"
 #include "internal.h"
 
 #define CELL_KEY(kind, idx, gen) \
@@ -79,11 +84,14 @@ static int cell_put(mempool *p, uint32_t idx, uint64_t val)
     return -ENOBUFS;
 }
 
-static void cell_clear(mempool *p, unsigned pos)
+/* One overflow cell of slot @p s was emptied by our CAS. Never below 0:
+ * a reaper may have zeroed the counter of a dead slot meanwhile. */
+static void overflow_done(mempool *p, int s)
 {
-    atomic_store(&table_of(p, p->slot)[pos], 0);
-    if (pos >= MP_CELL_NB * MP_CELL_BW)
-        atomic_fetch_sub(&p->slots[p->slot].overflow_used, 1);
+    _Atomic uint64_t *used = &p->slots[s].overflow_used;
+    uint64_t n = atomic_load(used);
+    while (n && !atomic_compare_exchange_weak(used, &n, n - 1))
+        ;
 }
 
 static _Thread_local uint16_t pin_nonce;
@@ -106,7 +114,7 @@ int mempool__unpin_cell(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok)
         !atomic_compare_exchange_strong(&table_of(p, p->slot)[pos], &want, 0))
         return -EINVAL;              /* not a live pin of this worker */
     if (pos >= MP_CELL_NB * MP_CELL_BW)
-        atomic_fetch_sub(&p->slots[p->slot].overflow_used, 1);
+        overflow_done(p, p->slot);
     return 0;
 }
 
@@ -146,8 +154,10 @@ static int drop_ref(mempool *p, unsigned base, unsigned n, uint64_t key)
         uint64_t v = atomic_load(&c[i]);
         while ((v & CELL_KEYMASK) == key && CELL_COUNT(v) > 0) {
             if (CELL_COUNT(v) == 1) {
-                if (atomic_compare_exchange_weak(&c[i], &v, key | 1)) {
-                    cell_clear(p, base + i);
+                /* Straight to 0: a concurrent forget must not empty it too */
+                if (atomic_compare_exchange_weak(&c[i], &v, 0)) {
+                    if (base + i >= MP_CELL_NB * MP_CELL_BW)
+                        overflow_done(p, p->slot);
                     return 1;
                 }
             } else if (atomic_compare_exchange_weak(&c[i], &v, v - 1)) {
@@ -203,6 +213,70 @@ uint32_t mempool__cell_count(mempool *p, int kind, uint32_t idx, uint32_t gen,
     return sum;
 }
 
+/* Empty the cells equal to @p key among [c, c+n) of slot @p s; how many. */
+static unsigned forget_in(mempool *p, int s, unsigned base, unsigned n,
+                          uint64_t key)
+{
+    _Atomic uint64_t *c = table_of(p, s) + base;
+    unsigned done = 0;
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t v = atomic_load(&c[i]);
+        while (v && (v & CELL_KEYMASK) == key) {
+            if (atomic_compare_exchange_weak(&c[i], &v, 0)) {
+                if (base + i >= MP_CELL_NB * MP_CELL_BW)
+                    overflow_done(p, s);
+                done++;
+                break;
+            }
+        }
+    }
+    return done;
+}
+
+unsigned mempool__refs_forget(mempool *p, uint32_t idx, uint32_t gen)
+{
+    uint64_t key = CELL_KEY(MP_REF, idx, gen);
+    uint64_t act = atomic_load(&p->h->active);
+    unsigned done = 0;
+    for (int s = 0; s < MP_WORKERS; s++) {
+        if (!(act >> s & 1))
+            continue;
+        done += forget_in(p, s, (idx % MP_CELL_NB) * MP_CELL_BW, MP_CELL_BW,
+                          key);
+        if (atomic_load(&p->slots[s].overflow_used))
+            done += forget_in(p, s, MP_CELL_NB * MP_CELL_BW, MP_CELL_OVF, key);
+    }
+    return done;
+}
+
+/* A cell naming an entry that is free or of another generation. */
+static bool cell_stale(mempool *p, uint64_t v)
+{
+    uint32_t idx = (uint32_t)((v >> 32) & 0x7fffffff);
+    uint64_t w;
+    if (idx == 0 || idx > p->ntab)
+        return true;
+    w = atomic_load(&mp_entry_at(p, idx - 1)->word);
+    return MP_W_ST(w) == MP_ST_FREE || MP_W_ST(w) == MP_ST_RETIRED ||
+           (MP_W_GEN(w) & 0xffff) != ((v >> 16) & 0xffff);
+}
+
+uint64_t mempool__cells_stale(mempool *p, uint64_t *first)
+{
+    uint64_t act = atomic_load(&p->h->active), n = 0;
+    for (int s = 0; s < MP_WORKERS; s++) {
+        _Atomic uint64_t *t = table_of(p, s);
+        if (!(act >> s & 1))
+            continue;
+        for (unsigned i = 0; i < MP_CELLS; i++) {
+            uint64_t v = atomic_load(&t[i]);
+            if (v && cell_stale(p, v) && n++ == 0 && first)
+                *first = ((uint64_t)s << 32) | i;
+        }
+    }
+    return n;
+}
+
 /* Reaper: clear slot @p d's cells, then let go of what they held. */
 void mempool__cells_drop(mempool *p, int d)
 {
@@ -225,7 +299,7 @@ void mempool__cells_drop(mempool *p, int d)
         if ((MP_W_GEN(w) & 0xffff) != gen16)
             continue;
         if (v >> 63)
-            mempool__refcheck(p, idx, MP_W_GEN(w));
+            mempool__entry_refcheck(p, idx, MP_W_GEN(w));
         else
             mempool__after_unpin(p, idx);   /* free, or finish a move */
     }

@@ -28,12 +28,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "counters.h"
+#include "entry.h"
 #include "failpoint.h"
 #include "internal.h"
 
@@ -127,31 +128,6 @@ bool mempool__slot_alive(mempool *p, int slot)
 
 /* ---- reaping ----------------------------------------------------------- */
 
-/* Undo what dead slot @p d left on entry @p i: a reservation, a file
- * write, an eviction, a refcount check. CAS-based, so it is harmless if
- * another reaper or waiter repaired it first. */
-void mempool__repair_entry(mempool *p, int d, uint32_t i)
-{
-    unsigned who = (unsigned)d + 1;
-    mp_entry *e = mp_entry_at(p, i);
-    uint64_t w = atomic_load(&e->word);
-
-    if (MP_W_ST(w) == MP_ST_ALLOC && MP_W_WHO(w) == who) {
-        if (mempool__lock(p) == 0) {
-            if (atomic_load(&e->word) == w)
-                mempool__free(p, i);
-            mempool__unlock(p);
-        }
-        return;
-    }
-    if (MP_W_WHO(w) == who)
-        mempool__reap_spill(p, d, i, w);
-    w = atomic_load(&e->word);
-    if (MP_W_RC(w) == who &&
-        atomic_compare_exchange_strong(&e->word, &w, MP_W_SETRC(w, 0)))
-        mempool__refcheck(p, i, MP_W_GEN(w));
-}
-
 /* Undo what slot @p d left in the table, and finish deletes or moves whose
  * worker died between steps (those words name no owner). */
 static void reap_entries(mempool *p, int d)
@@ -159,7 +135,7 @@ static void reap_entries(mempool *p, int d)
     uint64_t hwm = atomic_load(&p->h->hwm);
     for (uint32_t i = 0; i < p->ntab && i < hwm; i++) {
         uint64_t w;
-        mempool__repair_entry(p, d, i);
+        mempool__entry_repair(p, d, i);
         w = atomic_load(&mp_entry_at(p, i)->word);
         if (MP_W_ST(w) == MP_ST_DELETED || (MP_W_FL(w) & MP_F_MOVE))
             mempool__after_unpin(p, i);
@@ -171,7 +147,9 @@ static void reap_contents(mempool *p, int d)
 {
     reap_entries(p, d);
     MP_FP(reap_entries);
-    mempool__hand_reap(p, d);   /* its boxes, directory locks, channels */
+    if (p->hand_ops)
+        p->hand_ops->reap(p, d);    /* channels it was creating/destroying */
+    mempool__box_reap(p, d);        /* its boxes, name lock, due TTLs */
     mempool__cells_drop(p, d);
     mempool__disown(p, d);
 }
@@ -220,26 +198,69 @@ int mempool_reap(mempool *p)
     return n;
 }
 
+uint64_t mempool__wait_bound_ns(const mempool *p)
+{
+    uint64_t ms = p->evict_wait_ms > MEMPOOL_PEER_WAIT_MS
+                      ? p->evict_wait_ms : MEMPOOL_PEER_WAIT_MS;
+    return ms * 1000000u;
+}
+
 /* Wait a little for worker @p who to finish its step on entry @p idx. If
  * it is not alive, reap it, and repair the entry itself: the word may name
- * a slot nobody holds (corrupt state), which no reap of that slot fixes. */
-void mempool__wait_who(mempool *p, unsigned who, uint32_t idx,
-                       unsigned *spins)
+ * a slot nobody holds (corrupt state), which no reap of that slot fixes.
+ * A live peer may be stopped (SIGSTOP, a debugger, a frozen cgroup) for
+ * any time, so after a short spin the wait sleeps, doubling from 1 us to
+ * 1 ms, and ends with -EAGAIN at its deadline: a stopped peer costs the
+ * waiter no CPU and no more than the bound. */
+int mempool__wait_who(mempool *p, unsigned who, uint32_t idx, mp_wait *wt)
 {
-    ++*spins;
-    if (*spins < 64) {
+    uint64_t now;
+    unsigned k;
+
+    if (++wt->spins < 64) {
         mp_cpu_relax();
-        return;
+        return 0;
     }
-    if ((*spins & 63) == 0 && who >= 1 && who <= MP_WORKERS &&
+    if (who >= 1 && who <= MP_WORKERS &&
         !mempool__slot_alive(p, (int)who - 1)) {
         mempool__reap_slot(p, (int)who - 1);
-        mempool__repair_entry(p, (int)who - 1, idx);
+        mempool__entry_repair(p, (int)who - 1, idx);
+        return 0;
     }
-    sched_yield();
+    now = mempool__now_ns();
+    if (!wt->deadline)
+        wt->deadline = now + mempool__wait_bound_ns(p);
+    else if (now >= wt->deadline)
+        return -EAGAIN;
+    k = wt->spins - 64 < 10 ? wt->spins - 64 : 10;
+    nanosleep(&(struct timespec){ 0, 1000L << k }, NULL);
+    return 0;
 }
 
 /* ---- claiming and leaving --------------------------------------------- */
+
+_Static_assert(MP_NCOUNTERS <= sizeof(((mp_header *)0)->retired) /
+                                   sizeof(uint64_t),
+               "retired[] holds every event counter");
+
+/* Fold slot @p s's event counters into the pool's `retired` totals and
+ * zero them, so the counters of whoever claims it start at 0 and the sum
+ * over slots plus retired never goes back (stats.c). */
+static void slot_retire(mempool *p, int s)
+{
+    mp_slot *sl = &p->slots[s];
+    int k = 0;
+#define FOLD(name, prom, div, help)                                    \
+    do {                                                               \
+        uint64_t v = atomic_exchange(&sl->name, 0);                    \
+        if (v)                                                         \
+            atomic_fetch_add(&p->h->retired[k], v);                    \
+        k++;                                                           \
+    } while (0);
+    MP_COUNTERS(FOLD)
+#undef FOLD
+    atomic_store(&sl->io_backend, 0);
+}
 
 int mempool__claim_slot(mempool *p)
 {
@@ -259,7 +280,7 @@ int mempool__claim_slot(mempool *p)
                 atomic_fetch_add(&p->h->reaped, 1);   /* previous holder */
             pthread_mutex_unlock(&p->reap_lock);
         }
-        mempool__stats_retire(p, s);   /* counters start at 0 for us */
+        slot_retire(p, s);             /* counters start at 0 for us */
         if (getrandom(&sl->token, sizeof(sl->token), 0) < 0)
             sl->token = mempool__now_ns();
         sl->pid = (int32_t)getpid();

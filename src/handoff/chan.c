@@ -470,7 +470,7 @@ int mempool_chan_send(mempool_chan *c, mempool_dref r, int64_t timeout_ms)
     if ((rc = mempool__entry_of(p, r, &idx, &gen)))
         return rc;
     e = mp_entry_at(p, idx);
-    if (!mempool__alive(atomic_load(&e->word), gen))
+    if (!mp_entry_alive(atomic_load(&e->word), gen))
         return -ENOENT;
     ref = (MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED) != 0;
     if ((rc = mempool__box_claim(p, idx, gen, ref,
@@ -529,7 +529,7 @@ static void free_taken(mempool *p, uint32_t b, uint64_t bw)
 static void uncell(mempool *p, bool ref, uint32_t idx, uint32_t gen)
 {
     if (ref && mempool__ref_sub(p, idx, gen) == 0)
-        mempool__refcheck(p, idx, gen);
+        mempool__entry_refcheck(p, idx, gen);
 }
 
 /* One attempt at the queue's head: 1 got one, 0 retry, -EAGAIN empty. */

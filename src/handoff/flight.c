@@ -37,7 +37,7 @@ int mempool_ref_give(mempool *p, mempool_dref r, int64_t ttl_ms)
         (rc = mempool__entry_of(p, r, &idx, &gen)))
         return rc;
     e = mp_entry_at(p, idx);
-    if (!mempool__alive(atomic_load(&e->word), gen))
+    if (!mp_entry_alive(atomic_load(&e->word), gen))
         return -ENOENT;
     if (!(MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED))
         return -EINVAL;
@@ -89,7 +89,7 @@ static bool take_one(mempool *p, uint32_t b, uint64_t w, void *a)
         return true;
     /* Someone else took it: give the cell back and look again. */
     mempool__ref_sub(p, idx, gen);
-    mempool__refcheck(p, idx, gen);
+    mempool__entry_refcheck(p, idx, gen);
     return false;
 }
 

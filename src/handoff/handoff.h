@@ -8,17 +8,8 @@
 #define MEMPOOL_HANDOFF_H
 
 #include "futex.h"
+#include "entry.h"
 #include "internal.h"
-
-/* The low 32 bits of a 64-bit arena word, for FUTEX_WAIT. */
-static inline void *mp_low_half(_Atomic uint64_t *w)
-{
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    return (void *)w;
-#else
-    return (uint32_t *)(void *)w + 1;
-#endif
-}
 
 /* Owner lock: a word holding slot + 1 of its holder. A holder that is
  * not alive is replaced (return 1: the caller repairs what it left);

@@ -138,7 +138,7 @@ static bool binding_alive(mempool *p, uint64_t w, mempool_dref *out)
     idx = (uint32_t)(item >> 32);
     gen = (uint32_t)item;
     if (idx >= p->ntab ||
-        !mempool__alive(atomic_load(&mp_entry_at(p, idx)->word), gen))
+        !mp_entry_alive(atomic_load(&mp_entry_at(p, idx)->word), gen))
         return false;
     if (out)
         *out = mempool__dref_of(p, idx, gen);
@@ -163,7 +163,7 @@ static int make_box(mempool *p, mempool_dref r, uint32_t *b)
     if (rc)
         return rc;
     e = mp_entry_at(p, idx);
-    if (!mempool__alive(atomic_load(&e->word), gen))
+    if (!mp_entry_alive(atomic_load(&e->word), gen))
         return -ENOENT;
     ref = (MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED) != 0;
     if ((rc = mempool__box_claim(p, idx, gen, ref, MP_BACK(MP_BK_NAME, 0, 0),
@@ -172,7 +172,7 @@ static int make_box(mempool *p, mempool_dref r, uint32_t *b)
     /* Like mempool_ref(): the box is recorded, now wait out a running
      * reference check; a plain object must simply still be there. */
     if (ref ? mempool__ref_settle(p, idx, gen)
-            : !mempool__alive(atomic_load(&e->word), gen)) {
+            : !mp_entry_alive(atomic_load(&e->word), gen)) {
         mempool__box_drop(p, *b, atomic_load(&p->boxw[*b]));
         return -ENOENT;
     }

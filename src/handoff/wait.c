@@ -27,15 +27,6 @@
 
 #define WAIT_CAP_NS 50000000u   /* look at a silent writer every 50 ms */
 
-void mempool__entry_wake(mempool *p, uint32_t idx)
-{
-    mp_entry *e = mp_entry_at(p, idx);
-    /* seq_cst after the caller's seq_cst CAS of the word: either we see
-     * the sleeper's count or it sees the new word (Dekker). */
-    if (atomic_load(&e->waiters))
-        mp_futex_wake(mp_low_half(&e->word), INT_MAX);
-}
-
 int mempool_get_wait(mempool *p, mempool_dref r, mempool_view *v,
                      int64_t timeout_ms)
 {
@@ -59,7 +50,7 @@ int mempool_get_wait(mempool *p, mempool_dref r, mempool_view *v,
         if (who != (unsigned)p->slot + 1 && who >= 1 && who <= MP_WORKERS &&
             !mempool__slot_alive(p, (int)who - 1)) {
             mempool__reap_slot(p, (int)who - 1);
-            mempool__repair_entry(p, (int)who - 1, idx);
+            mempool__entry_repair(p, (int)who - 1, idx);
             continue;
         }
         if (mp_deadline(0) >= deadline)
@@ -68,7 +59,7 @@ int mempool_get_wait(mempool *p, mempool_dref r, mempool_view *v,
         if (atomic_load(&e->word) == w) {
             atomic_fetch_add_explicit(&p->hand->get_waits, 1,
                                       memory_order_relaxed);
-            rc = mp_futex_wait(mp_low_half(&e->word), (uint32_t)w, deadline,
+            rc = mp_futex_wait(mp_word_low(&e->word), (uint32_t)w, deadline,
                                WAIT_CAP_NS);
         }
         atomic_fetch_sub(&e->waiters, 1);
@@ -107,14 +98,11 @@ void mempool__ounlock(mempool *p, _Atomic uint32_t *l)
 
 /* ---- reaping ---------------------------------------------------------- */
 
-void mempool__hand_reap(mempool *p, int d)
+static int hand_verify(mempool *p, char *why, size_t whylen)
 {
-    uint32_t who = (uint32_t)d + 1;
-    /* Its directory locks: nothing to repair in the names directory (every
-     * change there is one CAS); channels it was creating or destroying are
-     * finished by chan_reap. */
-    atomic_compare_exchange_strong(&p->hand->names_lock, &who, 0);
-    mempool__chan_reap(p, d);
-    mempool__box_sweep(p, d);
-    mempool__flight_expire(p, true);
+    int rc = mempool__names_verify(p, why, whylen);
+    return rc ? rc : mempool__chan_verify(p, why, whylen);
 }
+
+/* What core's reaper and fsck call up through (pool.c sets it). */
+const mp_hand_ops mempool__hand_ops = { mempool__chan_reap, hand_verify };

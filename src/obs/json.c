@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "counters.h"
 #include "internal.h"
 
 /* Each adder leaves the object untouched on failure; the caller checks
@@ -128,22 +129,10 @@ static void pool_json(jb *b, cJSON *root, const struct mempool_stats *s)
 static void totals_json(jb *b, cJSON *root, const struct mempool_stats *s)
 {
     cJSON *o = add_obj(b, root, "totals");
-    add_u64(b, o, "sets", s->sets);
-    add_u64(b, o, "gets", s->gets);
-    add_u64(b, o, "deletes", s->deletes);
-    add_u64(b, o, "releases", s->releases);
-    add_u64(b, o, "spilled_objects", s->spills);
-    add_u64(b, o, "spilled_bytes", s->spill_bytes);
-    add_u64(b, o, "spill_ns", s->spill_ns);
-    add_u64(b, o, "restored_objects", s->restores);
-    add_u64(b, o, "restored_bytes", s->restore_bytes);
-    add_u64(b, o, "destroyed_objects", s->destroys);
-    add_u64(b, o, "failed_spills", s->spill_errors);
-    add_u64(b, o, "failed_sets", s->set_errors);
-    add_u64(b, o, "corrupt_files", s->corrupt_files);
-    add_u64(b, o, "reaped_workers", s->reaped_workers);
-    add_u64(b, o, "recovered_pins", s->recovered_pins);
-    add_u64(b, o, "allocator_rebuilds", s->rebuilds);
+#define ADD(name, ...) add_u64(b, o, #name, s->name);
+    MP_COUNTERS(ADD)
+    MP_POOL_COUNTERS(ADD)
+#undef ADD
 }
 
 static void worker_json(jb *b, cJSON *arr, const struct mempool_worker_stats *w)
@@ -169,22 +158,10 @@ static void worker_json(jb *b, cJSON *arr, const struct mempool_worker_stats *w)
     add_u64(b, o, "pinned_objects", w->pinned_objects);
     add_u64(b, o, "pinned_bytes", w->pinned_bytes);
     add_u64(b, o, "references", w->references);
-    add_u64(b, o, "sets", w->sets);
-    add_u64(b, o, "gets", w->gets);
-    add_u64(b, o, "deletes", w->deletes);
-    add_u64(b, o, "releases", w->releases);
-    add_u64(b, o, "refs", w->refs);
-    add_u64(b, o, "unrefs", w->unrefs);
-    add_u64(b, o, "spills", w->spills);
-    add_u64(b, o, "spill_bytes", w->spill_bytes);
-    add_u64(b, o, "spill_ns", w->spill_ns);
-    add_u64(b, o, "restores", w->restores);
-    add_u64(b, o, "restore_bytes", w->restore_bytes);
-    add_u64(b, o, "destroys", w->destroys);
+#define ADD(name, ...) add_u64(b, o, #name, w->name);
+    MP_COUNTERS(ADD)
+#undef ADD
     add_u64(b, o, "errors", w->errors);
-    add_u64(b, o, "set_errors", w->set_errors);
-    add_u64(b, o, "spill_errors", w->spill_errors);
-    add_u64(b, o, "corrupt_files", w->corrupt_files);
     add_str(b, o, "io_backend", w->io_backend);
 }
 

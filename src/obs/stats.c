@@ -10,7 +10,7 @@
  *
  * Totals since creation. Claiming a slot first folds the previous holder's
  * event counters into the header's `retired` array and zeroes them
- * (mempool__stats_retire), so a worker's counters are its own and the sum
+ * (mempool__slot_retire, worker.c), so a worker's counters are its own and the sum
  * over slots plus `retired` never goes back.
  *
  * How a reader reads. Relaxed atomic loads only: the slots, the table up
@@ -28,31 +28,16 @@
 #include <string.h>
 #include <sys/statvfs.h>
 
+#include "counters.h"
 #include "internal.h"
 #include "spill.h"
 
 /* ---- event counters and their totals ----------------------------------- */
 
 /* A slot's event counters, in the order of mp_header.retired. */
-static const size_t event_off[] = {
-    offsetof(mp_slot, sets),        offsetof(mp_slot, gets),
-    offsetof(mp_slot, deletes),     offsetof(mp_slot, releases),
-    offsetof(mp_slot, refs),        offsetof(mp_slot, unrefs),
-    offsetof(mp_slot, errors),      offsetof(mp_slot, spills),
-    offsetof(mp_slot, spill_bytes), offsetof(mp_slot, spill_ns),
-    offsetof(mp_slot, spill_errors), offsetof(mp_slot, restores),
-    offsetof(mp_slot, restore_bytes), offsetof(mp_slot, destroys),
-    offsetof(mp_slot, corrupt),
-};
-enum {
-    EV_SETS, EV_GETS, EV_DELETES, EV_RELEASES, EV_REFS, EV_UNREFS, EV_ERRORS,
-    EV_SPILLS, EV_SPILL_BYTES, EV_SPILL_NS, EV_SPILL_ERRORS, EV_RESTORES,
-    EV_RESTORE_BYTES, EV_DESTROYS, EV_CORRUPT, EV_N
-};
-_Static_assert(sizeof(event_off) / sizeof(event_off[0]) == EV_N,
-               "one offset per event counter");
-_Static_assert(EV_N <= sizeof(((mp_header *)0)->retired) / sizeof(uint64_t),
-               "retired[] holds every event counter");
+#define EV_OFF(name, prom, div, help) offsetof(mp_slot, name),
+static const size_t event_off[] = { MP_COUNTERS(EV_OFF) };
+#undef EV_OFF
 
 static _Atomic uint64_t *event(mp_slot *s, int k)
 {
@@ -62,25 +47,6 @@ static _Atomic uint64_t *event(mp_slot *s, int k)
 static uint64_t ld(_Atomic uint64_t *x)
 {
     return atomic_load_explicit(x, memory_order_relaxed);
-}
-
-void mempool__stats_retire(mempool *p, int slot)
-{
-    mp_slot *s = &p->slots[slot];
-    for (int k = 0; k < EV_N; k++) {
-        uint64_t v = atomic_exchange(event(s, k), 0);
-        if (v)
-            atomic_fetch_add(&p->h->retired[k], v);
-    }
-    atomic_store(&s->io_backend, 0);
-}
-
-void mempool__stats_note_io(mempool *p)
-{
-    const char *b = mempool__io_backend(p->io);
-    if (p->slot >= 0)
-        atomic_store(&p->slots[p->slot].io_backend,
-                     strcmp(b, "io_uring") == 0 ? 1u : 2u);
 }
 
 static const char *backend_name(uint32_t code)
@@ -210,21 +176,9 @@ static void worker_fill(mempool *p, int s, const pinfig *pf,
     w->pinned_objects = pf->objects;
     w->pinned_bytes = pf->bytes;
     w->references = pf->refs;
-    w->sets = ld(event(sl, EV_SETS));
-    w->gets = ld(event(sl, EV_GETS));
-    w->deletes = ld(event(sl, EV_DELETES));
-    w->releases = ld(event(sl, EV_RELEASES));
-    w->refs = ld(event(sl, EV_REFS));
-    w->unrefs = ld(event(sl, EV_UNREFS));
-    w->spills = ld(event(sl, EV_SPILLS));
-    w->spill_bytes = ld(event(sl, EV_SPILL_BYTES));
-    w->spill_ns = ld(event(sl, EV_SPILL_NS));
-    w->restores = ld(event(sl, EV_RESTORES));
-    w->restore_bytes = ld(event(sl, EV_RESTORE_BYTES));
-    w->destroys = ld(event(sl, EV_DESTROYS));
-    w->set_errors = ld(event(sl, EV_ERRORS));
-    w->spill_errors = ld(event(sl, EV_SPILL_ERRORS));
-    w->corrupt_files = ld(event(sl, EV_CORRUPT));
+#define COPY(name, prom, div, help) w->name = ld(&sl->name);
+    MP_COUNTERS(COPY)
+#undef COPY
     w->errors = w->set_errors + w->spill_errors + w->corrupt_files;
     snprintf(w->io_backend, sizeof(w->io_backend), "%s",
              backend_name(atomic_load_explicit(&sl->io_backend,
@@ -357,9 +311,9 @@ static void pool_backend(mempool *p, struct mempool_stats *s)
 
 static void sum_slots(mempool *p, struct mempool_stats *s)
 {
-    uint64_t ev[EV_N];
+    uint64_t ev[MP_NCOUNTERS];
     uint64_t act = atomic_load(&p->h->active);
-    for (int k = 0; k < EV_N; k++)
+    for (int k = 0; k < MP_NCOUNTERS; k++)
         ev[k] = ld(&p->h->retired[k]);
     s->resident_bytes = ld(&p->h->pool_resident);   /* the pool's own */
     s->disk_bytes = ld(&p->h->pool_disk);
@@ -367,7 +321,7 @@ static void sum_slots(mempool *p, struct mempool_stats *s)
         mp_slot *w = &p->slots[i];
         s->resident_bytes += ld(&w->resident_bytes);
         s->disk_bytes += ld(&w->disk_bytes);
-        for (int k = 0; k < EV_N; k++)
+        for (int k = 0; k < MP_NCOUNTERS; k++)
             ev[k] += ld(event(w, k));
         if (act >> i & 1) {
             s->workers++;
@@ -377,19 +331,9 @@ static void sum_slots(mempool *p, struct mempool_stats *s)
                 s->workers_dead++;
         }
     }
-    s->sets = ev[EV_SETS];
-    s->gets = ev[EV_GETS];
-    s->deletes = ev[EV_DELETES];
-    s->releases = ev[EV_RELEASES];
-    s->spills = ev[EV_SPILLS];
-    s->spill_bytes = ev[EV_SPILL_BYTES];
-    s->spill_ns = ev[EV_SPILL_NS];
-    s->spill_errors = ev[EV_SPILL_ERRORS];
-    s->restores = ev[EV_RESTORES];
-    s->restore_bytes = ev[EV_RESTORE_BYTES];
-    s->destroys = ev[EV_DESTROYS];
-    s->set_errors = ev[EV_ERRORS];
-    s->corrupt_files = ev[EV_CORRUPT];
+#define COPY(name, prom, div, help) s->name = ev[MP_CTR_##name];
+    MP_COUNTERS(COPY)
+#undef COPY
 }
 
 int mempool_stats(mempool *p, struct mempool_stats *s)
@@ -429,8 +373,8 @@ int mempool_stats(mempool *p, struct mempool_stats *s)
     snprintf(s->spill_dir, sizeof(s->spill_dir), "%s", p->spill_dir);
     spill_fs(p->spill_dir, s);
     pool_backend(p, s);
-    s->reaped_workers = ld(&h->reaped);
-    s->recovered_pins = ld(&h->recovered_pins);
-    s->rebuilds = ld(&h->rebuilds);
+#define COPY(name, field, help) s->name = ld(&h->field);
+    MP_POOL_COUNTERS(COPY)
+#undef COPY
     return 0;
 }

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "entry.h"
 #include "internal.h"
 #include "spill.h"
 
@@ -45,34 +46,44 @@ static int fill_ref(mempool *p, uint32_t idx, uint32_t gen,
     return mempool__file_path(p, idx, gen, out->path, sizeof(out->path));
 }
 
-/* Make sure (idx, gen) has a complete file, waiting out another writer. */
+/* Make sure (idx, gen) has a complete file, waiting out another writer
+ * (bounded: -EAGAIN if it is stopped). */
 static int ensure_file(mempool *p, uint32_t idx)
 {
-    for (unsigned spins = 0;;) {
+    mp_wait wt = { 0, 0 };
+    for (;;) {
         int res, rc = mempool__write_clean(p, &idx, 1, &res);
         uint64_t w;
         if (rc == 0 && res == -EAGAIN)
             rc = -EAGAIN;            /* another worker is writing it */
         if (rc != -EAGAIN)
             return rc;
-        w = atomic_load(&mp_entry_at(p, idx)->word);
-        mempool__wait_who(p, MP_W_WHO(w), idx, &spins);
+        w = mp_entry_word(mp_entry_at(p, idx));
+        if ((rc = mempool__wait_who(p, MP_W_WHO(w), idx, &wt)))
+            return rc;
     }
 }
 
-/* Evict now, or - if pinned - flag it so the last release evicts it. */
+/* Evict now, or - if pinned - flag it so the last release evicts it. Waits
+ * (bounded) for another evictor's verdict or a refcount check. */
 static int evict_or_flag(mempool *p, uint32_t idx, uint32_t gen)
 {
     mp_entry *e = mp_entry_at(p, idx);
+    mp_wait wt = { 0, 0 };
     for (;;) {
         uint64_t w;
         int rc = mempool__evict(p, idx, gen);
         if (rc != -EBUSY)
             return rc;
-        w = atomic_load(&e->word);
-        if (MP_W_GEN(w) != gen || MP_W_ST(w) != MP_ST_LIVE)
+        w = mp_entry_word(e);
+        if (MP_W_GEN(w) == gen &&
+            (MP_W_ST(w) == MP_ST_EVICTING || MP_W_RC(w))) {
+            if ((rc = mempool__wait_who(
+                     p, MP_W_RC(w) ? MP_W_RC(w) : MP_W_WHO(w), idx, &wt)))
+                return rc;
             continue;
-        if (!atomic_compare_exchange_strong(&e->word, &w, w | MP_F_MOVE))
+        }
+        if (!mempool__entry_flag_move(e, gen))
             continue;
         /* The last pin may have gone before the flag was seen: retry. */
         if (mempool__cell_count(p, MP_PIN, idx, gen, true))

@@ -3,7 +3,7 @@
  * io_impl.h - what the I/O engine's files share and spill.h does not say:
  * the per-file write state, the two backends' entry points (io_uring.c,
  * io_pwrite.c, one backend per file like Redis's ae_*.c) and a few test
- * hooks. Only io.c, the backends, crc32c.c and the white-box test
+ * hooks. Only io.c, the backends and the white-box test
  * (tests/check_io.c) include it; the rest of the library uses spill.h.
  */
 #ifndef MEMPOOL_IO_IMPL_H
@@ -100,9 +100,5 @@ void mempool__uring_close(mp_uring *u);
 
 /* Short writes the engine continued so far (io.short makes them). */
 unsigned long mempool__io_resubmits(const mp_io *io);
-/* The table-driven crc32c, whatever the CPU has; same result. */
-uint32_t mempool__crc32c_sw(uint32_t crc, const void *buf, size_t len);
-/* True if mempool__crc32c() uses the SSE4.2 instruction. */
-bool mempool__crc32c_hw(void);
 
 #endif /* MEMPOOL_IO_IMPL_H */

@@ -65,11 +65,6 @@ static struct mp_mapcache *cache_if_any(mempool *p)
     return c;
 }
 
-uint64_t mempool__map_id(const struct mp_mapping *m)
-{
-    return m->id;
-}
-
 static void drop(struct mp_mapping *m)
 {
     mempool__file_unmap(&m->m);
@@ -96,8 +91,8 @@ static struct mp_mapping *insert(struct mp_mapcache *c, struct mp_mapping *m)
     return m;
 }
 
-int mempool__map_entry(mempool *p, uint32_t idx, uint32_t gen,
-                       struct mp_mapping **out, const uint8_t **data)
+int mempool__map_entry(mempool *p, uint32_t idx, uint32_t gen, uint64_t *id,
+                       const uint8_t **data)
 {
     struct mp_mapcache *c = cache(p);
     struct mp_mapping *m;
@@ -132,12 +127,12 @@ int mempool__map_entry(mempool *p, uint32_t idx, uint32_t gen,
         }
         m = insert(c, m);
     }
-    *out = m;
+    *id = m->id;
     *data = m->m.data;
     return 0;
 }
 
-int mempool__map_file(mempool *p, const char *path, struct mp_mapping **out,
+int mempool__map_file(mempool *p, const char *path, uint64_t *id,
                       const uint8_t **data, uint64_t *len, uint32_t *type)
 {
     struct mp_mapcache *c = cache(p);
@@ -152,7 +147,7 @@ int mempool__map_file(mempool *p, const char *path, struct mp_mapping **out,
         return rc;
     }
     m = insert(c, m);
-    *out = m;
+    *id = m->id;
     *data = m->m.data;
     *len = m->m.len;
     *type = m->m.type;
@@ -262,4 +257,27 @@ void mempool__maps_free(mempool *p)
     pthread_mutex_destroy(&c->mu);
     free(c);
     p->maps = NULL;
+}
+
+/* A view of a file by path (mempool_get_file): a mapping only, no pin;
+ * mempool_release() gives it back through spill_ops->map_put. */
+int mempool_get_file(mempool *p, const mempool_fileref *f, mempool_view *v)
+{
+    const uint8_t *data;
+    uint64_t len, id;
+    uint32_t type;
+    int rc;
+
+    if ((rc = mempool__writer_ok(p)))
+        return rc;
+    if (!f || !v || !memchr(f->path, '\0', sizeof(f->path)))
+        return -EINVAL;
+    if ((rc = mempool__map_file(p, f->path, &id, &data, &len, &type)))
+        return rc;
+    v->data = data;
+    v->len = len;
+    v->type = type;
+    v->flags = MEMPOOL_VIEW_DISK;
+    mempool__view_seal(v, p, 0, id, MP_VIEW_FILE);
+    return 0;
 }

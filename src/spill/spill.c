@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "entry.h"
 #include "failpoint.h"
 #include "internal.h"
 #include "spill.h"
@@ -81,6 +82,15 @@ static int ensure_dir(mempool *p)
     return rc ? rc : p->dirfd;
 }
 
+/* Record in our slot which backend our engine uses (stats read it). */
+static void note_backend(mempool *p)
+{
+    const char *b = mempool__io_backend(p->io);
+    if (p->slot >= 0)
+        atomic_store(&p->slots[p->slot].io_backend,
+                     strcmp(b, "io_uring") == 0 ? 1u : 2u);
+}
+
 /* This handle's I/O engine, started at first use. */
 int mempool__io_get(mempool *p)
 {
@@ -89,7 +99,7 @@ int mempool__io_get(mempool *p)
     if (!p->io && (rc = mempool__io_open(&p->io, p->io_mode == MEMPOOL_IO_PWRITE
                                                      ? MP_IO_PWRITE
                                                      : MP_IO_AUTO)) == 0)
-        mempool__stats_note_io(p);
+        note_backend(p);
     pthread_mutex_unlock(&p->io_lock);
     return rc;
 }
@@ -186,8 +196,9 @@ int mempool__spill_dir_path(const char *name, char *buf, size_t len)
     int fd, rc = mempool__shm_path(name, path, sizeof(path));
     if (rc)
         return rc;
-    if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
-        return -errno;
+    struct stat st;
+    if ((fd = mempool__shm_open(path, O_RDONLY, &st)) < 0)
+        return fd;
     rc = pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
                  h.magic == MP_MAGIC && memchr(h.spill_dir, 0, MP_PATH_MAX) &&
                  h.spill_dir[0] == '/'
@@ -207,8 +218,6 @@ void mempool__spill_destroy(const char *dir)
 
 /* ---- clean copies ------------------------------------------------------- */
 
-/* Pin (idx) and mark it F_WRITING by us. 1 claimed, 0 already clean,
- * -EAGAIN another writer is at it, -ENOENT gone, -ENOSPC disk limit. */
 /* Reserve @p len bytes of the owner's disk limit for a file being written;
  * false if it would pass the limit. finish() gives the reservation back. */
 static bool disk_reserve(mp_slot *o, uint64_t len)
@@ -250,22 +259,10 @@ static int claim(mempool *p, uint32_t idx, uint32_t *gen, uint64_t *tok)
         mempool__unpin(p, idx, *gen, *tok);
         return -ENOSPC;
     }
-    for (;;) {
-        w = atomic_load(&e->word);
-        rc = MP_W_GEN(w) != *gen                             ? -ENOENT
-             : (MP_W_ST(w) == MP_ST_SPILLED ||
-                MP_W_ST(w) == MP_ST_EVICTING)                ? 0
-             : MP_W_ST(w) != MP_ST_LIVE                      ? -ENOENT
-             : (MP_W_FL(w) & MP_F_ONDISK)                    ? 0
-             : (MP_W_FL(w) & MP_F_WRITING)                   ? -EAGAIN : 1;
-        if (rc != 1)
-            break;
-        if (atomic_compare_exchange_weak(
-                &e->word, &w, MP_W_SETST(w, MP_ST_LIVE, p->slot + 1) |
-                                  MP_F_WRITING)) {
-            MP_FP(spill_claimed);
-            return 1;
-        }
+    rc = mempool__entry_begin_write(e, *gen, (unsigned)p->slot + 1);
+    if (rc == 1) {
+        MP_FP(spill_claimed);
+        return 1;
     }
     if (o)
         atomic_fetch_sub(&o->disk_pending, MP_LD(e->len));
@@ -280,15 +277,9 @@ static void finish(mempool *p, uint32_t idx, uint32_t gen, int result)
     bool deleted = false;
 
     if (mempool__lock(p) == 0) {
-        for (;;) {
-            uint64_t w = atomic_load(&e->word), nw;
-            nw = (w & ~(UINT64_C(0xff) << 16)) & ~(uint64_t)MP_F_WRITING;
-            if (result == 0)
-                nw |= MP_F_ONDISK;
-            deleted = MP_W_ST(w) != MP_ST_LIVE;
-            if (mempool__mark_ondisk(p, idx, w, nw))
-                break;
-        }
+        uint64_t w, nw = mempool__entry_end_write(e, result == 0, &w);
+        deleted = MP_W_ST(w) != MP_ST_LIVE;
+        mempool__charge_ondisk(p, idx, w, nw);
         if (owner_of(p, e))
             atomic_fetch_sub(&owner_of(p, e)->disk_pending, e->len);
         mempool__unlock(p);
@@ -401,36 +392,24 @@ int mempool__evict(mempool *p, uint32_t idx, uint32_t gen)
 {
     mp_entry *e = mp_entry_at(p, idx);
     uint64_t w, ev;
-    int rc;
+    int rc = mempool__entry_begin_evict(e, gen, (unsigned)p->slot + 1, &w, &ev);
 
-    do {
-        w = atomic_load(&e->word);
-        if (MP_W_GEN(w) != gen)
-            return -ENOENT;
-        if (MP_W_ST(w) == MP_ST_SPILLED)
-            return 0;
-        if (MP_W_ST(w) == MP_ST_EVICTING)
-            return -EBUSY;               /* another evictor's verdict */
-        if (MP_W_ST(w) != MP_ST_LIVE)
-            return -ENOENT;
-        if (!(MP_W_FL(w) & MP_F_ONDISK) || (MP_W_FL(w) & MP_F_WRITING))
-            return -EAGAIN;
-        if (MP_W_RC(w))
-            return -EBUSY;               /* a refcount verdict is pending */
-        ev = MP_W_SETST(w, MP_ST_EVICTING, p->slot + 1);
-    } while (!atomic_compare_exchange_weak(&e->word, &w, ev));
+    if (rc != 1)
+        return rc;
     MP_FP(evict_marked);
     if (mempool__cell_count(p, MP_PIN, idx, gen, true)) {
-        atomic_store(&e->word, w);       /* nobody else moves EVICTING */
-        return -EBUSY;
+        mempool__entry_cancel_evict(e, w);
+        rc = -EBUSY;
+    } else if ((rc = mempool__lock(p))) {
+        mempool__entry_cancel_evict(e, w);
+    } else {
+        mempool__evict_locked(p, idx, ev);
+        mempool__unlock(p);
     }
-    if ((rc = mempool__lock(p))) {
-        atomic_store(&e->word, w);
-        return rc;
-    }
-    mempool__evict_locked(p, idx, ev);
-    mempool__unlock(p);
-    return 0;
+    /* An unref that met EVICTING left its refcount check to us (entry.c):
+     * run it after our last store, so it sees the reference gone. */
+    mempool__entry_refcheck(p, idx, gen);
+    return rc;
 }
 
 /* ---- victims -------------------------------------------------------------- */
@@ -498,11 +477,9 @@ static uint64_t destroy_victim(mempool *p, uint32_t idx)
     if (MP_W_ST(w) != MP_ST_LIVE || MP_W_RC(w) ||
         mempool__cell_count(p, MP_PIN, idx, MP_W_GEN(w), true))
         return 0;
-    if (!atomic_compare_exchange_strong(
-            &e->word, &w, MP_W(MP_W_GEN(w), MP_ST_DELETED, MP_W_WHO(w),
-                               MP_W_FL(w) & (MP_F_ONDISK | MP_F_WRITING))))
+    if (!mempool__entry_destroy(e, w))
         return 0;
-    mempool__try_reclaim(p, idx);
+    mempool__entry_reclaim(p, idx);
     atomic_fetch_add(&p->slots[p->slot].destroys, 1);
     return len;
 }
@@ -582,26 +559,13 @@ int mempool__make_room(mempool *p, int owner, uint64_t need, bool wait)
     }
 }
 
-/* ---- reaping -------------------------------------------------------------- */
+/* ---- what core calls through p->spill_ops (pool.c installs it) --------- */
 
-/* Roll back what dead worker @p d was doing to entry @p idx (word @p w). */
-void mempool__reap_spill(mempool *p, int d, uint32_t idx, uint64_t w)
-{
-    mp_entry *e = mp_entry_at(p, idx);
-    if (MP_W_WHO(w) != (unsigned)d + 1)
-        return;
-    if (MP_W_ST(w) == MP_ST_EVICTING) {
-        atomic_compare_exchange_strong(&e->word, &w,
-                                       MP_W_SETST(w, MP_ST_LIVE, 0));
-    } else if ((MP_W_ST(w) == MP_ST_LIVE || MP_W_ST(w) == MP_ST_DELETED) &&
-               (MP_W_FL(w) & MP_F_WRITING)) {
-        /* The writer may have died after its rename: the final name is
-         * unrecorded (no F_ONDISK) and nobody else writes it, so both go. */
-        mempool__unlink_files(p, idx, MP_W_GEN(w));
-        if (atomic_compare_exchange_strong(
-                &e->word, &w,
-                MP_W_SETST(w, MP_W_ST(w), 0) & ~(uint64_t)MP_F_WRITING) &&
-            owner_of(p, e))
-            atomic_fetch_sub(&owner_of(p, e)->disk_pending, MP_LD(e->len));
-    }
-}
+const mp_spill_ops mempool__spill_ops = {
+    .make_room = mempool__make_room,
+    .evict = mempool__evict,
+    .unlink_files = mempool__unlink_files,
+    .maps_sweep = mempool__maps_sweep,
+    .map_entry = mempool__map_entry,
+    .map_put = mempool__map_put,
+};

@@ -38,6 +38,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crc32c.h"
+
 #define MP_FILE_MAGIC   "MPSPILL1"
 #define MP_FILE_VERSION 1u
 #define MP_FILE_HDR     4096u
@@ -59,8 +61,6 @@ typedef struct mp_file_header {
 
 _Static_assert(sizeof(mp_file_header) == 64, "file header prefix is 64 B");
 
-/* crc32c (Castagnoli); hardware-accelerated where the CPU has it. */
-uint32_t mempool__crc32c(uint32_t crc, const void *buf, size_t len);
 
 /* Fill a header (computes both checksums). */
 void mempool__file_header(mp_file_header *h, const uint64_t uuid[2],

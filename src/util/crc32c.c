@@ -17,7 +17,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "io_impl.h"
+#include "crc32c.h"
 
 #if defined(__x86_64__)
 #include <nmmintrin.h>

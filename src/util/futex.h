@@ -68,6 +68,16 @@ static inline int mp_futex_wait(void *w, uint32_t val, uint64_t deadline,
     return 0;
 }
 
+/* The low 32 bits of a 64-bit arena word, for FUTEX_WAIT. */
+static inline void *mp_word_low(void *w)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return w;
+#else
+    return (uint32_t *)w + 1;
+#endif
+}
+
 static inline void mp_futex_wake(void *w, int n)
 {
     (void)syscall(SYS_futex, w, FUTEX_WAKE, n, NULL, NULL, 0);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz_attach.c - libFuzzer target: attach to a mutated arena image
- * (FAILURES.md S3, S5, S51).
+ * (docs/scenarios.md S3, S5, S51).
  *
  * LLVMFuzzerInitialize builds a real pool (fuzz_attach_base.c: objects in
  * every state, two workers holding pins and references), snapshots its shm

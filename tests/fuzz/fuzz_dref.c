@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz_dref.c - libFuzzer target: DRefs and object operations against a
- * live pool (FAILURES.md S46-S50).
+ * live pool (docs/scenarios.md S46-S50).
  *
  * LLVMFuzzerInitialize creates one pool per process with two handles (two
  * workers) and a spill directory under /tmp, and sets the pre-made objects

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz_spillfile.c - libFuzzer target: spill and saved files mapped back
- * (FAILURES.md S40-S43).
+ * (docs/scenarios.md S40-S43).
  *
  * Input (fuzz_params.h): one FLAGS byte, then the file's bytes. The flags
  * can make the harness repair what random bytes rarely get right - the

@@ -1,0 +1,360 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * entry.c - every write of an entry word: the state machine drawn in
+ * entry.h, one function per transition, plus the three composite steps
+ * built from them (reclaim a deleted entry, decide a refcount, repair what
+ * a dead worker left). No other file stores or CASes mp_entry.word.
+ *
+ * Functions report what they found instead of acting on it; waiting for
+ * another worker's verdict (mempool__wait_who) is done only here and in
+ * the callers' loops, never while holding the allocator lock.
+ */
+#include <errno.h>
+
+#include "entry.h"
+#include "failpoint.h"
+
+/* The DELETED word for @p w: files and a running writer are remembered so
+ * the reclaimer removes the file and waits for the writer. */
+static uint64_t deleted_word(uint64_t w)
+{
+    unsigned fl = MP_W_FL(w) & (MP_F_ONDISK | MP_F_WRITING | MP_F_NOMEM);
+    unsigned who = (MP_W_FL(w) & MP_F_WRITING) ? MP_W_WHO(w) : 0;
+    return MP_W(MP_W_GEN(w), MP_ST_DELETED, who, fl);
+}
+
+static bool cas(mp_entry *e, uint64_t *w, uint64_t nw)
+{
+    return atomic_compare_exchange_strong(&e->word, w, nw);
+}
+
+/* ---- under the allocator lock ------------------------------------------ */
+
+void mempool__entry_format(mp_entry *e)
+{
+    atomic_store(&e->word, MP_W(1, MP_ST_FREE, 0, 0));
+}
+
+/* FREE (word @p w) -> ALLOC(@p who). */
+void mempool__entry_take(mp_entry *e, uint64_t w, unsigned who)
+{
+    atomic_store(&e->word, MP_W(MP_W_GEN(w), MP_ST_ALLOC, who, 0));
+}
+
+/* Any state -> FREEING(@p who); returns the word it had. */
+uint64_t mempool__entry_freeing(mp_entry *e, unsigned who)
+{
+    uint64_t w = atomic_load(&e->word);
+    atomic_store(&e->word, MP_W(MP_W_GEN(w), MP_ST_FREEING, who, 0));
+    return w;
+}
+
+/* FREEING (or a corrupt word, in a rebuild) -> FREE with the next
+ * generation, or RETIRED when the generations are used up. */
+uint64_t mempool__entry_recycle(mp_entry *e, uint64_t w)
+{
+    uint32_t gen = MP_W_GEN(w);
+    uint64_t nw = gen >= MP_GEN_MAX ? MP_W(gen, MP_ST_RETIRED, 0, 0)
+                                    : MP_W(gen + 1, MP_ST_FREE, 0, 0);
+    atomic_store(&e->word, nw);
+    return nw;
+}
+
+/* EVICTING(us) @p ev -> SPILLED, no memory. Stored before the block is
+ * freed, so a rebuild after a crash in between ignores the block. */
+uint64_t mempool__entry_end_evict(mp_entry *e, uint64_t ev)
+{
+    uint64_t nw = MP_W_SETST(ev, MP_ST_SPILLED, 0);
+    nw = (nw & ~(uint64_t)MP_F_MOVE) | MP_F_NOMEM;
+    atomic_store(&e->word, nw);
+    return nw;
+}
+
+/* Our write ended: drop F_WRITING and who, add F_ONDISK if @p ok. The word
+ * may be LIVE or DELETED (deleted meanwhile); its other bits may change
+ * under us (rc, F_MOVE), hence the loop. *was gets the word replaced. */
+uint64_t mempool__entry_end_write(mp_entry *e, bool ok, uint64_t *was)
+{
+    uint64_t w = atomic_load(&e->word), nw;
+    do {
+        nw = (w & ~(UINT64_C(0xff) << 16)) & ~(uint64_t)MP_F_WRITING;
+        if (ok)
+            nw |= MP_F_ONDISK;
+    } while (!cas(e, &w, nw));
+    *was = w;
+    return nw;
+}
+
+/* ---- lock-free ------------------------------------------------------------ */
+
+/* ALLOC(us) @p w -> LIVE. -ENOENT if the word moved (reaped under us). */
+int mempool__entry_publish(mp_entry *e, uint64_t w)
+{
+    return cas(e, &w, MP_W(MP_W_GEN(w), MP_ST_LIVE, 0, 0)) ? 0 : -ENOENT;
+}
+
+/* LIVE or SPILLED (idx, gen) -> DELETED, waiting out an eviction's
+ * verdict. 0, -ENOENT if it is not alive, -EAGAIN if the evictor did not
+ * finish within the bound (mempool__wait_who). */
+int mempool__entry_delete(mempool *p, uint32_t idx, uint32_t gen)
+{
+    mp_entry *e = mp_entry_at(p, idx);
+    mp_wait wt = { 0, 0 };
+    uint64_t w;
+    int rc;
+
+    for (;;) {
+        w = atomic_load(&e->word);
+        if (!mp_entry_alive(w, gen))
+            return -ENOENT;
+        if (MP_W_ST(w) == MP_ST_EVICTING) {
+            if ((rc = mempool__wait_who(p, MP_W_WHO(w), idx, &wt)))
+                return rc;              /* the evictor is stopped */
+            continue;
+        }
+        if (atomic_compare_exchange_weak(&e->word, &w, deleted_word(w)))
+            return 0;
+    }
+}
+
+/* A DESTROY_ON_EVICT victim, LIVE word @p w, -> DELETED (file flags and a
+ * running writer kept). false if the word moved. */
+bool mempool__entry_destroy(mp_entry *e, uint64_t w)
+{
+    return cas(e, &w, MP_W(MP_W_GEN(w), MP_ST_DELETED, MP_W_WHO(w),
+                           MP_W_FL(w) & (MP_F_ONDISK | MP_F_WRITING)));
+}
+
+/* Classify word @p w for a writer of generation @p gen: 1 may claim it,
+ * 0 already has a complete file, -EAGAIN another writer is at it, -ENOENT
+ * gone or not published. */
+static int write_verdict(uint64_t w, uint32_t gen)
+{
+    unsigned st = MP_W_ST(w);
+    if (MP_W_GEN(w) != gen)
+        return -ENOENT;
+    if (st == MP_ST_SPILLED || st == MP_ST_EVICTING)
+        return 0;                        /* both imply a complete file */
+    if (st != MP_ST_LIVE)
+        return -ENOENT;
+    if (MP_W_FL(w) & MP_F_ONDISK)
+        return 0;
+    return (MP_W_FL(w) & MP_F_WRITING) ? -EAGAIN : 1;
+}
+
+/* LIVE, no file -> LIVE | F_WRITING by @p who. 1 claimed, or what
+ * write_verdict() says. */
+int mempool__entry_begin_write(mp_entry *e, uint32_t gen, unsigned who)
+{
+    for (;;) {
+        uint64_t w = atomic_load(&e->word);
+        int rc = write_verdict(w, gen);
+        if (rc != 1)
+            return rc;
+        if (atomic_compare_exchange_weak(
+                &e->word, &w, MP_W_SETST(w, MP_ST_LIVE, who) | MP_F_WRITING))
+            return 1;
+    }
+}
+
+/* LIVE with a complete file -> EVICTING(@p who). 1 marked (*w the LIVE word
+ * to go back to, *ev the EVICTING one), 0 already SPILLED, -EBUSY another
+ * evictor or a refcount verdict is pending, -EAGAIN no complete file yet,
+ * -ENOENT gone. */
+int mempool__entry_begin_evict(mp_entry *e, uint32_t gen, unsigned who,
+                               uint64_t *w, uint64_t *ev)
+{
+    do {
+        *w = atomic_load(&e->word);
+        if (MP_W_GEN(*w) != gen)
+            return -ENOENT;
+        if (MP_W_ST(*w) == MP_ST_SPILLED)
+            return 0;
+        if (MP_W_ST(*w) == MP_ST_EVICTING)
+            return -EBUSY;               /* another evictor's verdict */
+        if (MP_W_ST(*w) != MP_ST_LIVE)
+            return -ENOENT;
+        if (!(MP_W_FL(*w) & MP_F_ONDISK) || (MP_W_FL(*w) & MP_F_WRITING))
+            return -EAGAIN;
+        if (MP_W_RC(*w))
+            return -EBUSY;               /* a refcount verdict is pending */
+        *ev = MP_W_SETST(*w, MP_ST_EVICTING, who);
+    } while (!atomic_compare_exchange_weak(&e->word, w, *ev));
+    return 1;
+}
+
+/* EVICTING(us) -> the LIVE word @p w it came from (a pin was found, or the
+ * lock failed). A store: nobody else moves an EVICTING word of a live
+ * worker. */
+void mempool__entry_cancel_evict(mp_entry *e, uint64_t w)
+{
+    atomic_store(&e->word, w);
+}
+
+/* LIVE (idx, gen) -> LIVE | F_MOVE; false if it is not LIVE of @p gen or
+ * the word moved (the caller retries its eviction). */
+bool mempool__entry_flag_move(mp_entry *e, uint32_t gen)
+{
+    uint64_t w = atomic_load(&e->word);
+    if (MP_W_GEN(w) != gen || MP_W_ST(w) != MP_ST_LIVE)
+        return false;
+    return cas(e, &w, w | MP_F_MOVE);
+}
+
+/* ---- reclaim ---------------------------------------------------------------- */
+
+/* Free DELETED entry @p idx if no pin cell names it and no writer is at
+ * it; otherwise the last unpinner (or the writer) comes back here. */
+void mempool__entry_reclaim(mempool *p, uint32_t idx)
+{
+    mp_entry *e = mp_entry_at(p, idx);
+    uint64_t w = atomic_load(&e->word);
+    if (MP_W_ST(w) != MP_ST_DELETED || (MP_W_FL(w) & MP_F_WRITING) ||
+        mempool__cell_count(p, MP_PIN, idx, MP_W_GEN(w), true))
+        return;                     /* the last unpinner will come back */
+    if (MP_W_FL(w) & MP_F_ONDISK)
+        p->spill_ops->unlink_files(p, idx, MP_W_GEN(w));
+    if (mempool__lock(p))
+        return;
+    if (atomic_load(&e->word) == w)
+        mempool__free(p, idx);
+    mempool__unlock(p);
+    if (MP_W_FL(w) & MP_F_ONDISK)
+        p->spill_ops->maps_sweep(p); /* our idle mapping holds the space */
+}
+
+/* ---- refcount check ------------------------------------------------------- */
+
+/*
+ * Nobody waits for another checker (it may be stopped for any time): one
+ * that meets rc set raises F_RECHECK instead (a ref after adding its cell,
+ * an unref after dropping it), and the checker scans again before it gives
+ * its verdict, so the scan that decides follows every reference change
+ * whose owner saw rc. An entry being evicted is left to its evictor, which
+ * runs the check after its step (spill.c), or to the reaper that rolls the
+ * eviction back.
+ */
+
+/* rc is set in word @p w: make its checker scan again. true asked (or
+ * already asked), false the word moved (the caller looks again). */
+bool mempool__entry_ask_recheck(mp_entry *e, uint64_t w)
+{
+    return (MP_W_FL(w) & MP_F_RECHECK) || cas(e, &w, w | MP_F_RECHECK);
+}
+
+/* Put our slot in the rc byte of alive refcounted (idx, gen). false if
+ * there is nothing for us to check (or the running check will). */
+static bool rc_begin(mempool *p, uint32_t idx, uint32_t gen, unsigned me)
+{
+    mp_entry *e = mp_entry_at(p, idx);
+    for (;;) {
+        uint64_t w = atomic_load(&e->word);
+        if (!mp_entry_alive(w, gen) ||
+            !(MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED) ||
+            MP_W_ST(w) == MP_ST_EVICTING)
+            return false;
+        if (MP_W_RC(w)) {
+            if (mempool__entry_ask_recheck(e, w))
+                return false;
+            continue;
+        }
+        if (cas(e, &w, MP_W_SETRC(w, me)))
+            return true;
+    }
+}
+
+/* Our check's verdict: clear rc (@p held), or -> DELETED. 1 given, 0 the
+ * word is no longer ours (reaped and re-checked by someone else), -1 a
+ * recheck was asked (F_RECHECK now cleared): scan again. */
+static int rc_end(mp_entry *e, uint32_t gen, unsigned me, bool held)
+{
+    for (;;) {                  /* writers may change flags meanwhile */
+        uint64_t w = atomic_load(&e->word);
+        if (MP_W_GEN(w) != gen || MP_W_RC(w) != me)
+            return 0;
+        if (MP_W_FL(w) & MP_F_RECHECK) {
+            if (cas(e, &w, w & ~(uint64_t)MP_F_RECHECK))
+                return -1;
+            continue;
+        }
+        if (cas(e, &w, held ? MP_W_SETRC(w, 0) : deleted_word(w)))
+            return 1;
+    }
+}
+
+/* Delete refcounted (idx, gen) if no worker holds a reference to it. */
+void mempool__entry_refcheck(mempool *p, uint32_t idx, uint32_t gen)
+{
+    unsigned me = (unsigned)p->slot + 1;
+    bool held;
+    int done;
+
+    if (!rc_begin(p, idx, gen, me))
+        return;
+    MP_FP(refcheck_flagged);
+    do {
+        /* Workers' reference cells, then the pool's own (names, channel
+         * items, references in flight: box.c). */
+        held = mempool__cell_count(p, MP_REF, idx, gen, true) != 0 ||
+               mempool__box_held(p, idx, gen);
+    } while ((done = rc_end(mp_entry_at(p, idx), gen, me, held)) < 0);
+    if (done && !held)
+        mempool__entry_reclaim(p, idx);
+}
+
+/* ---- repair after a dead worker ------------------------------------------- */
+
+static void disk_unreserve(mempool *p, const mp_entry *e)
+{
+    uint16_t o = MP_LD(e->owner);
+    if (o >= 1 && o <= MP_WORKERS)
+        atomic_fetch_sub(&p->slots[o - 1].disk_pending, MP_LD(e->len));
+}
+
+/* Roll back the eviction or file write dead worker @p d (= who - 1) was
+ * doing on entry @p idx (word @p w). */
+static void repair_spill(mempool *p, int d, uint32_t idx, uint64_t w)
+{
+    mp_entry *e = mp_entry_at(p, idx);
+    if (MP_W_WHO(w) != (unsigned)d + 1)
+        return;
+    if (MP_W_ST(w) == MP_ST_EVICTING) {
+        cas(e, &w, MP_W_SETST(w, MP_ST_LIVE, 0));
+    } else if ((MP_W_ST(w) == MP_ST_LIVE || MP_W_ST(w) == MP_ST_DELETED) &&
+               (MP_W_FL(w) & MP_F_WRITING)) {
+        /* The writer may have died after its rename: the final name is
+         * unrecorded (no F_ONDISK) and nobody else writes it, so both go. */
+        p->spill_ops->unlink_files(p, idx, MP_W_GEN(w));
+        if (cas(e, &w, MP_W_SETST(w, MP_W_ST(w), 0) & ~(uint64_t)MP_F_WRITING))
+            disk_unreserve(p, e);
+    }
+}
+
+/* Undo what dead slot @p d left on entry @p idx: a reservation, a file
+ * write, an eviction, a refcount check. CAS-based, so it is harmless if
+ * another reaper or waiter repaired it first. */
+void mempool__entry_repair(mempool *p, int d, uint32_t idx)
+{
+    unsigned who = (unsigned)d + 1;
+    mp_entry *e = mp_entry_at(p, idx);
+    uint64_t w = atomic_load(&e->word);
+
+    if (MP_W_ST(w) == MP_ST_ALLOC && MP_W_WHO(w) == who) {
+        if (mempool__lock(p) == 0) {
+            if (atomic_load(&e->word) == w)
+                mempool__free(p, idx);
+            mempool__unlock(p);
+        }
+        return;
+    }
+    if (MP_W_WHO(w) == who) {
+        repair_spill(p, d, idx, w);
+        /* A dead evictor owed the entry a refcount check (see above). */
+        if (MP_W_ST(w) == MP_ST_EVICTING)
+            mempool__entry_refcheck(p, idx, MP_W_GEN(w));
+    }
+    w = atomic_load(&e->word);
+    if (MP_W_RC(w) == who &&
+        cas(e, &w, MP_W_SETRC(w, 0) & ~(uint64_t)MP_F_RECHECK))
+        mempool__entry_refcheck(p, idx, MP_W_GEN(w));
+}

@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pool.c - opening, closing and destroying a pool: the top of the library,
+ * the one file that wires the layers together.
+ *
+ * Every other file only calls down (util <- core <- spill <- codec <- obs,
+ * checked by tests/check_layers.sh). Opening needs all of them at once:
+ * core maps and validates the arena and claims a slot, spill binds the
+ * spill directory and starts the spiller, and core must be able to ask
+ * spill to unlink files or make room (a reap during the slot claim may
+ * already do so). So this file lives above all layers, in src/ beside
+ * the handle (internal.h), and hands core the spill layer's operations
+ * (p->spill_ops) instead of letting core call up.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* The rest of mempool_open() for MEMPOOL_OPEN_OBSERVE: no slot, no spiller,
+ * no reaping. Liveness is still read with F_OFD_GETLK, which any open file
+ * description may do without holding (or disturbing) a lock. */
+static int observe_open(mempool *p, mempool **out)
+{
+    p->lfd = dup(p->fd);
+    p->slot = -1;
+    p->dirfd = -1;
+    if (p->lfd < 0 || !memchr(p->h->spill_dir, '\0', MP_PATH_MAX)) {
+        int rc = p->lfd < 0 ? -errno : MEMPOOL_ECORRUPT;
+        if (p->lfd >= 0)
+            close(p->lfd);
+        munmap(p->base, p->size);
+        close(p->fd);
+        free(p);
+        return rc;
+    }
+    memcpy(p->spill_dir, p->h->spill_dir, MP_PATH_MAX);
+    pthread_mutex_init(&p->io_lock, NULL);
+    mempool__bind(p);
+    p->spill_ops = &mempool__spill_ops;
+    p->hand_ops = &mempool__hand_ops;
+    mempool__register(p);
+    *out = p;
+    return 0;
+}
+
+int mempool_open(const char *name, const mempool_options *o, mempool **out)
+{
+    char path[sizeof(MP_SHM_DIR) + MEMPOOL_NAME_MAX + 16];
+    mempool_options defaults;
+    bool created = false;
+    mempool *p;
+    int rc;
+
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    if (!o) {
+        mempool_options_init(&defaults);
+        o = &defaults;
+    }
+    if ((rc = mempool__shm_path(name, path, sizeof(path))) ||
+        (rc = mempool__options_ok(o)))
+        return rc;
+    if (!(p = calloc(1, sizeof(*p))))
+        return -ENOMEM;
+    snprintf(p->name, sizeof(p->name), "%s", name);
+    p->observer = o->flags & MEMPOOL_OPEN_OBSERVE;
+    p->any_owner = o->flags & MEMPOOL_OPEN_ANY_OWNER;
+    if ((rc = mempool__arena_open(p, path, name, o, &created)))
+        goto fail_free;
+    if (p->observer)
+        return observe_open(p, out);
+    if ((p->lfd = mempool__arena_lockfd(p->fd, path)) < 0) {
+        rc = p->lfd;
+        munmap(p->base, p->size);
+        close(p->fd);
+        goto fail_free;
+    }
+    mempool__bind(p);
+    p->spill_ops = &mempool__spill_ops;   /* before the claim, which reaps */
+    p->hand_ops = &mempool__hand_ops;
+    mempool__register(p);
+    if ((rc = mempool__spill_bind(p)) ||
+        (rc = mempool__claim_slot(p)) < 0)
+        goto fail_unmap;
+    if ((rc = mempool__spill_init(p, o, created)))
+        goto fail_slot;
+    mempool_reap(p);
+    if (o->spiller && (rc = mempool__spiller_start(p)))
+        goto fail_spill;
+    *out = p;
+    return 0;
+fail_spill:
+    mempool__spill_fini(p);
+fail_slot:
+    mempool__leave_slot(p);
+fail_unmap:
+    mempool__unregister(p);
+    munmap(p->base, p->size);
+    close(p->lfd);
+    close(p->fd);
+fail_free:
+    free(p);
+    return rc;
+}
+
+int mempool_close(mempool *p)
+{
+    int rc;
+    if (!p)
+        return -EINVAL;
+    rc = mempool__handle_ok(p);
+    if (rc == 0 && !p->observer) {
+        mempool__spiller_stop(p);
+        mempool__leave_slot(p);     /* drops our pins, refs, reservations */
+        mempool__spill_fini(p);     /* a forked child has no threads to stop */
+    } else if (rc == 0) {
+        mempool__spill_fini(p);     /* observers hold only the io_lock */
+    }
+    mempool__unregister(p);         /* in a forked child fd is already shut */
+    mempool__codecs_free(p);
+    munmap(p->base, p->size);
+    if (rc == 0) {
+        close(p->lfd);
+        close(p->fd);
+    }
+    free(p);
+    return 0;
+}
+
+int mempool_destroy(const char *name)
+{
+    char path[sizeof(MP_SHM_DIR) + MEMPOOL_NAME_MAX + 16], dir[MP_PATH_MAX];
+    int rc = mempool__shm_path(name, path, sizeof(path));
+    bool have_dir;
+    if (rc)
+        return rc;
+    have_dir = mempool__spill_dir_path(name, dir, sizeof(dir)) == 0;
+    if (unlink(path) < 0)
+        return -errno;
+    if (have_dir)
+        mempool__spill_destroy(dir);
+    return 0;
+}
