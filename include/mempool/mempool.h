@@ -1057,6 +1057,17 @@ struct mempool_stats {
                                    spiller's, else any attached worker's;
                                    "" while none has written a file */
     uint64_t refs, unrefs;    /**< totals of mempool_ref(), mempool_unref() */
+    /* Handoff (names, references in flight, channels). */
+    uint64_t names;           /**< names bound to a live object */
+    uint64_t names_capacity;  /**< name directory records */
+    uint64_t flight_refs;     /**< references in flight now */
+    uint64_t flight_given, flight_taken, flight_expired; /**< totals */
+    uint64_t channels;        /**< channels that exist */
+    uint64_t items_used;      /**< pool-held items (bindings, channel items,
+                                   references in flight) */
+    uint64_t items_capacity;  /**< their table's size */
+    uint64_t orphans_freed;   /**< items left by dead workers and freed */
+    uint64_t get_waits;       /**< mempool_get_wait() calls that slept */
 };
 
 /**
@@ -1121,7 +1132,7 @@ MEMPOOL_API int mempool_worker_stats(mempool *p, int worker,
 /** Version of the document mempool_stats_json() writes ("schema"); 2 gave
  *  each counter one name everywhere (README "Stats schema" lists the
  *  renames from 1). */
-#define MEMPOOL_STATS_SCHEMA 2
+#define MEMPOOL_STATS_SCHEMA 3
 
 /**
  * @brief The figures of mempool_stats() and of every non-FREE worker's
