@@ -119,6 +119,11 @@ static inline int mempool__writer_ok(const mempool *p)
     return rc ? rc : p->observer ? -EPERM : 0;
 }
 
+/* ---- options.c: the caller's options by their size field ------------- */
+/* Defaults, then the fields @p in's size covers; NULL gives the defaults.
+ * 0, -EINVAL (bad size or value), -E2BIG (unknown non-zero fields). */
+int  mempool__options_read(const mempool_options *in, mempool_options *out);
+
 /* ---- arena.c: names, layout, create / attach -------------------------- */
 int  mempool__name_ok(const char *name);
 int  mempool__shm_path(const char *name, char *buf, size_t len);
@@ -130,7 +135,6 @@ int  mempool__shm_open(const char *path, int flags, struct stat *st);
 int  mempool__layout(uint64_t arena, uint64_t max_objects, mp_header *out);
 uint64_t mempool__format_word(void);
 void mempool__bind(mempool *p);   /* set p->slots, p->tab, ... from p->h */
-int  mempool__options_ok(const mempool_options *o);
 int  mempool__arena_open(mempool *p, const char *path, const char *name,
                          const mempool_options *o, bool *created);
 int  mempool__arena_lockfd(int fd, const char *path);
@@ -155,6 +159,8 @@ typedef struct mp_wait {
 int  mempool__wait_who(mempool *p, unsigned who, uint32_t idx, mp_wait *wt);
 uint64_t mempool__wait_bound_ns(const mempool *p);
 uint64_t mempool__now_ns(void);
+/* Event counter @p k (MP_COUNTERS order, counters.h) of slot @p s. */
+_Atomic uint64_t *mempool__counter(mp_slot *s, int k);
 
 /* ---- alloc.c: blocks and entries, under the robust allocator lock ----- */
 int  mempool__lock(mempool *p);

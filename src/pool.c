@@ -51,7 +51,7 @@ static int observe_open(mempool *p, mempool **out)
 int mempool_open(const char *name, const mempool_options *o, mempool **out)
 {
     char path[sizeof(MP_SHM_DIR) + MEMPOOL_NAME_MAX + 16];
-    mempool_options defaults;
+    mempool_options opts;
     bool created = false;
     mempool *p;
     int rc;
@@ -59,13 +59,10 @@ int mempool_open(const char *name, const mempool_options *o, mempool **out)
     if (!out)
         return -EINVAL;
     *out = NULL;
-    if (!o) {
-        mempool_options_init(&defaults);
-        o = &defaults;
-    }
     if ((rc = mempool__shm_path(name, path, sizeof(path))) ||
-        (rc = mempool__options_ok(o)))
+        (rc = mempool__options_read(o, &opts)))
         return rc;
+    o = &opts;
     if (!(p = calloc(1, sizeof(*p))))
         return -ENOMEM;
     snprintf(p->name, sizeof(p->name), "%s", name);

@@ -20,7 +20,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
-static const mempool_set_options rco = { 0, 0, MEMPOOL_SET_REFCOUNTED };
+static const mempool_put_options rco = { 0, 0, MEMPOOL_PUT_REFCOUNTED };
 
 static void msleep(int ms)
 {
@@ -37,7 +37,7 @@ static double now_s(void)
 static mempool_dref set_rc(mempool *p, const char *s)
 {
     mempool_dref r;
-    ASSERT_RC(mempool_set_ex(p, s, strlen(s) + 1, &rco, &r), 0);
+    ASSERT_RC(mempool_put_ex(p, s, strlen(s) + 1, &rco, &r), 0);
     return r;
 }
 
@@ -145,7 +145,7 @@ START_TEST(test_get_wait_args)
     mempool_view v;
     mempool_dref bad = { 1, 1 }, r;
     ASSERT_RC(mempool_get_wait(t_pool, bad, &v, 0), -EINVAL);
-    ASSERT_RC(mempool_set(t_pool, "x", 2, &r), 0);
+    ASSERT_RC(mempool_put(t_pool, "x", 2, &r), 0);
     ASSERT_RC(mempool_get_wait(t_pool, r, NULL, 0), -EINVAL);
     ASSERT_RC(mempool_get_wait(NULL, r, &v, 0), -EINVAL);
 }
@@ -198,8 +198,8 @@ START_TEST(test_names_basic)
     char longname[300];
     int n = 0;
 
-    ASSERT_RC(mempool_set(t_pool, "alpha", 6, &a), 0);
-    ASSERT_RC(mempool_set(t_pool, "beta", 5, &b), 0);
+    ASSERT_RC(mempool_put(t_pool, "alpha", 6, &a), 0);
+    ASSERT_RC(mempool_put(t_pool, "beta", 5, &b), 0);
     ASSERT_RC(mempool_name_get(t_pool, "n1", &out, 0), -ETIMEDOUT);
     ASSERT_RC(mempool_name_put(t_pool, "n1", a, 0), 0);
     ASSERT_RC(mempool_name_get(t_pool, "n1", &out, 0), 0);
@@ -283,11 +283,11 @@ static int name_putter(void *arg)
     mempool_dref r;
     int how = (int)(intptr_t)arg;
     T_CHILD_EQ(t_attach(t_name, &p), 0);
-    T_CHILD_EQ(mempool_set_ex(p, "from-child", 11, &rco, &r), 0);
+    T_CHILD_EQ(mempool_put_ex(p, "from-child", 11, &rco, &r), 0);
     if (how == 1)
         msleep(50);                  /* the parent is waiting by now */
     T_CHILD_EQ(mempool_name_put(p, "child-name", r, 0), 0);
-    T_CHILD_EQ(mempool_set(p, "plain", 6, &r), 0);
+    T_CHILD_EQ(mempool_put(p, "plain", 6, &r), 0);
     T_CHILD_EQ(mempool_name_put(p, "child-plain", r, 0), 0);
     if (how == 2)
         raise(SIGKILL);              /* dies holding its own reference */
@@ -325,7 +325,7 @@ START_TEST(test_names_fill)
     mempool_dref r, out;
     char nm[32];
     int i, rc = 0;
-    ASSERT_RC(mempool_set(t_pool, "x", 2, &r), 0);
+    ASSERT_RC(mempool_put(t_pool, "x", 2, &r), 0);
     for (i = 0; i < 100000 && rc == 0; i++) {
         snprintf(nm, sizeof(nm), "fill-%d", i);
         rc = mempool_name_put(t_pool, nm, r, 0);
@@ -352,7 +352,7 @@ static int giver(void *arg)
     mempool_dref r;
     int ttl = (int)(intptr_t)arg;
     T_CHILD_EQ(t_attach(t_name, &p), 0);
-    T_CHILD_EQ(mempool_set_ex(p, "given", 6, &rco, &r), 0);
+    T_CHILD_EQ(mempool_put_ex(p, "given", 6, &rco, &r), 0);
     T_CHILD_EQ(mempool_ref_give(p, r, ttl), 0);
     T_CHILD_EQ(mempool_ref_give(p, r, ttl), -EINVAL);  /* none left */
     T_CHILD_EQ(t_send_dref(rep_fd, r), 0);
@@ -384,7 +384,7 @@ START_TEST(test_flight_give_take)
     ASSERT_RC(mempool_unref(t_pool, r), 0);      /* the last */
     ASSERT_RC(mempool_info_get(t_pool, r, &in), -ENOENT);
 
-    ASSERT_RC(mempool_set(t_pool, "plain", 6, &p1), 0);
+    ASSERT_RC(mempool_put(t_pool, "plain", 6, &p1), 0);
     ASSERT_RC(mempool_ref_give(t_pool, p1, -1), -EINVAL);
     ASSERT_RC(mempool_ref_take(t_pool, p1), -ENOENT);
     r = set_rc(t_pool, "two");

@@ -21,7 +21,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
-static const mempool_set_options rco = { 0, 0, MEMPOOL_SET_REFCOUNTED };
+static const mempool_put_options rco = { 0, 0, MEMPOOL_PUT_REFCOUNTED };
 
 static void msleep(int ms)
 {
@@ -38,7 +38,7 @@ static double now_s(void)
 static mempool_dref set_u64(mempool *p, uint64_t x, bool rc)
 {
     mempool_dref r;
-    ASSERT_RC(mempool_set_ex(p, &x, sizeof(x), rc ? &rco : NULL, &r), 0);
+    ASSERT_RC(mempool_put_ex(p, &x, sizeof(x), rc ? &rco : NULL, &r), 0);
     return r;
 }
 
@@ -222,7 +222,7 @@ static int send_and_go(void *arg)
     uint64_t x = 99;
     T_CHILD_EQ(t_attach(t_name, &p), 0);
     T_CHILD_EQ(mempool_chan_open(p, "sg", 4, MEMPOOL_CHAN_CREATE, &c), 0);
-    T_CHILD_EQ(mempool_set_ex(p, &x, sizeof(x), &rco, &r), 0);
+    T_CHILD_EQ(mempool_put_ex(p, &x, sizeof(x), &rco, &r), 0);
     T_CHILD_EQ(mempool_chan_send(c, r, 0), 0);
     if (arg)
         raise(SIGKILL);
@@ -330,7 +330,7 @@ static int producer(void *arg)
         uint64_t x = ((uint64_t)id << 32) | i;
         mempool_dref r;
         int rc;
-        T_CHILD_EQ(mempool_set_ex(p, &x, sizeof(x), &rco, &r), 0);
+        T_CHILD_EQ(mempool_put_ex(p, &x, sizeof(x), &rco, &r), 0);
         rc = mempool_chan_send(c, r, 60000);
         T_CHILD_EQ(rc, 0);
     }
@@ -402,7 +402,7 @@ START_TEST(test_mpmc_exact)
     for (int i = 0; i < NC; i++) {
         uint64_t x = UINT64_MAX;
         mempool_dref r;
-        ASSERT_RC(mempool_set_ex(t_pool, &x, sizeof(x), &rco, &r), 0);
+        ASSERT_RC(mempool_put_ex(t_pool, &x, sizeof(x), &rco, &r), 0);
         ASSERT_RC(mempool_chan_send(c, r, 60000), 0);
     }
     for (int i = 0; i < NC; i++)
@@ -504,7 +504,7 @@ static int pingpong(void *arg)
     for (uint64_t i = 0;; i++) {
         mempool_dref r;
         if (send_side) {
-            T_CHILD_EQ(mempool_set_ex(p, &i, sizeof(i), &rco, &r), 0);
+            T_CHILD_EQ(mempool_put_ex(p, &i, sizeof(i), &rco, &r), 0);
             int rc = mempool_chan_send(c, r, 100);
             if (rc == -ETIMEDOUT) {
                 T_CHILD_EQ(mempool_unref(p, r), 0);

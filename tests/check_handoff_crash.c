@@ -57,7 +57,7 @@ static bool handoff_point(const char *name)
     return false;
 }
 
-static const mempool_set_options rco = { 0, 0, MEMPOOL_SET_REFCOUNTED };
+static const mempool_put_options rco = { 0, 0, MEMPOOL_PUT_REFCOUNTED };
 
 /* ------------------------------------------------------------ records */
 
@@ -101,7 +101,7 @@ static const char *const names_used[] = { "hn-a", "hn-b" };
 static mempool_dref c_obj(mempool *p, uint64_t tag)
 {
     mempool_dref r;
-    T_CHILD_EQ(mempool_set_ex(p, &tag, sizeof(tag), &rco, &r), 0);
+    T_CHILD_EQ(mempool_put_ex(p, &tag, sizeof(tag), &rco, &r), 0);
     put_rec(H_OBJ, 0, r);
     return r;
 }
@@ -509,7 +509,7 @@ START_TEST(test_stop)
         nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
     }
     /* Our own item goes in and comes out, past whatever it holds. */
-    ASSERT_RC(mempool_set_ex(E.p, "p", 2, &rco, &mine), 0);
+    ASSERT_RC(mempool_put_ex(E.p, "p", 2, &rco, &mine), 0);
     ASSERT_RC(mempool_chan_send(E.q, mine, 2000), 0);
     for (;;) {
         ASSERT_RC(mempool_chan_recv(E.q, &r, 2000), 0);

@@ -8,7 +8,7 @@
  *   mempool *p;
  *   mempool_open("jobs", NULL, &p);            // create or attach
  *   mempool_dref r;
- *   mempool_set(p, buf, len, &r);              // copy bytes in, get a DRef
+ *   mempool_put(p, buf, len, &r);              // copy bytes in, get a DRef
  *   // ... send r (16 plain bytes) to another process by any channel ...
  *   mempool_view v;
  *   mempool_get(p, r, &v);                     // zero-copy pointer, pinned
@@ -18,6 +18,11 @@
  *   mempool_close(p);
  *
  * Conventions
+ *   - Names: object operations are verbs on the pool (mempool_put,
+ *     mempool_get, mempool_delete); families are mempool_<noun>_<verb>
+ *     (mempool_limit_set, mempool_stats_get, mempool_dref_parse).
+ *   - Lengths of memory in the caller's address space are size_t;
+ *     pool-wide quantities (arena size, limits, figures) are uint64_t.
  *   - Every function that can fail returns int: 0 (or a count) on success, a
  *     negative error code on failure. Errors are -errno values where one fits
  *     (-EINVAL, -ENOENT, -ENOMEM, -ENOSPC, ...) and MEMPOOL_E* codes, all
@@ -43,6 +48,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <mempool/version.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -53,12 +60,24 @@ extern "C" {
 #define MEMPOOL_API
 #endif
 
-#define MEMPOOL_VERSION_MAJOR 0
-#define MEMPOOL_VERSION_MINOR 1
-#define MEMPOOL_VERSION_PATCH 0
+/* Marks a name kept for one release after it was renamed (the "Deprecated
+ * names" section at the end). Define MEMPOOL_NO_DEPRECATED_WARNINGS to
+ * silence the warnings while moving to the new names. */
+#if defined(__GNUC__) && !defined(MEMPOOL_NO_DEPRECATED_WARNINGS)
+#define MEMPOOL_DEPRECATED(msg) __attribute__((deprecated(msg)))
+#else
+#define MEMPOOL_DEPRECATED(msg)
+#endif
 
-/** @brief The library's version as "MAJOR.MINOR.PATCH". */
+/** @brief The version of the library in use (which may be newer than the
+ *  headers a program was built with: compare with MEMPOOL_VERSION_STRING).
+ *  @return "MAJOR.MINOR.PATCH", a static string. */
 MEMPOOL_API const char *mempool_version(void);
+
+/** @brief The library's version as a number, for comparisons at run time.
+ *  @return MAJOR * 10000 + MINOR * 100 + PATCH (MEMPOOL_VERSION_NUMBER of
+ *  the library's build). */
+MEMPOOL_API unsigned mempool_version_number(void);
 
 /* ------------------------------------------------------------------------ */
 /* Errors                                                                    */
@@ -89,8 +108,8 @@ typedef struct mempool mempool;
                                         payload crc (header still checked) */
 #define MEMPOOL_OPEN_OBSERVE 0x8u  /**< attach as an observer, not a worker:
         no slot, no spiller thread, no reaping, not counted in
-        mempool_stats.workers. Reads figures (mempool_stats(),
-        mempool_worker_stats(), mempool_stats_json(), mempool_info_get(),
+        mempool_stats.workers. Reads figures (mempool_stats_get(),
+        mempool_worker_stats_get(), mempool_stats_json(), mempool_info_get(),
         mempool_check()); every call that would change the pool or pin an
         object returns -EPERM. Never creates (with CREATE: -EINVAL); a pool
         still being built is MEMPOOL_ENOTREADY. Needs only read permission
@@ -120,18 +139,29 @@ typedef struct mempool mempool;
  *  changed nothing. A dead peer's step is undone at once instead. */
 #define MEMPOOL_PEER_WAIT_MS 5000
 
+/**
+ * Options of mempool_open(). Always start from mempool_options_init(),
+ * which sets @c size: the library reads only the fields that @c size
+ * covers and takes mempool_options_init()'s defaults for the rest, so a
+ * program built against an older, shorter struct keeps working when fields
+ * are added at the end, and a newer, longer struct is accepted by an older
+ * library as long as the fields it does not know are zero.
+ */
 typedef struct mempool_options {
+    uint32_t    size;         /**< sizeof(mempool_options) of the caller's
+                                   header; set by mempool_options_init() */
+    uint32_t    flags;        /**< MEMPOOL_OPEN_* ; default CREATE */
     uint64_t    arena_bytes;  /**< shared memory to reserve when creating;
                                    default MEMPOOL_DEFAULT_ARENA_BYTES, at
                                    least 1 MiB; ignored when attaching */
     uint64_t    max_memsize;  /**< this worker's resident limit; 0 = the
                                    pool's default, which is the creator's
                                    max_memsize (none if it gave 0); change
-                                   it with mempool_set_max_memsize()
+                                   it with mempool_limit_set()
                                    (enforced by the spilling layer) */
     const char *spill_dir;    /**< default ".mempool" */
     uint32_t    mode;         /**< permission bits of the shm object, 0600 */
-    uint32_t    flags;        /**< MEMPOOL_OPEN_* ; default CREATE */
+    uint32_t    reserved;     /**< 0 */
     uint64_t    max_objects;  /**< object table capacity when creating;
                                    0 = arena_bytes / 4096, at least 1024 */
     uint64_t    max_disksize; /**< this worker's limit on bytes in spill
@@ -155,9 +185,10 @@ typedef struct mempool_options {
 #define MEMPOOL_IO_AUTO   0u
 #define MEMPOOL_IO_PWRITE 1u
 
-/** @brief Fill @p o with the defaults: 1 GiB arena, no limits,
- *  ".mempool", mode 0600, MEMPOOL_OPEN_CREATE, LRU, io_uring if allowed,
- *  100 ms eviction wait, spiller election on. */
+/** @brief Fill @p o with the defaults: @c size = sizeof(mempool_options),
+ *  1 GiB arena, no limits, ".mempool", mode 0600, MEMPOOL_OPEN_CREATE, LRU,
+ *  io_uring if allowed, 100 ms eviction wait, spiller election on.
+ *  Does nothing for NULL. */
 MEMPOOL_API void mempool_options_init(mempool_options *o);
 
 /**
@@ -176,7 +207,10 @@ MEMPOOL_API void mempool_options_init(mempool_options *o);
  * @param[in]  o     options, or NULL for mempool_options_init()'s defaults
  * @param[out] out   the new handle
  * @return 0, or
- *   -EINVAL   bad name or option;
+ *   -EINVAL   bad name or option; @c o->size is not the end of a field
+ *             (0: the options were not initialised);
+ *   -E2BIG    @c o->size is larger than this library's mempool_options
+ *             and a field it does not know is not zero;
  *   -ENOENT   the pool does not exist and CREATE was not given;
  *   -EEXIST   CREATE|EXCL and the pool exists;
  *   -ENOSPC   /dev/shm cannot hold the arena (in a container, raise
@@ -192,7 +226,12 @@ MEMPOOL_API void mempool_options_init(mempool_options *o);
  *             or the name is not a regular file (a FIFO, a symlink, ...);
  *   MEMPOOL_ENOTREADY the creator died before finishing and the pool could
  *             not be completed;
- *   -ENOMEM, or another -errno from the system.
+ *   -ENAMETOOLONG the absolute spill directory is longer than 1023 bytes;
+ *   -EIO      the new arena could not be written;
+ *   -EAGAIN   getrandom() could not give the new pool's uuid yet (early
+ *             boot);
+ *   -ENOMEM, or another -errno of the system calls it makes (shm_open,
+ *             ftruncate, posix_fallocate, mmap, mkdir, fcntl).
  */
 MEMPOOL_API int mempool_open(const char *name, const mempool_options *o,
                              mempool **out);
@@ -205,7 +244,9 @@ MEMPOOL_API int mempool_close(mempool *p);
 /** @brief Remove pool @p name: its shm object and its spill directory.
  *  Attached processes keep working on their mapping until they close, but
  *  objects that were only on disk are gone for them too (-ENOENT).
- *  @return 0, -ENOENT if there is no such pool, -EINVAL for a bad name. */
+ *  @return 0, -ENOENT if there is no such pool, -EINVAL for a bad name,
+ *  MEMPOOL_ECORRUPT (the header's spill directory is not a valid path),
+ *  -ENAMETOOLONG, or the -errno of shm_unlink/unlink/rmdir (-EACCES, ...). */
 MEMPOOL_API int mempool_destroy(const char *name);
 
 /** @brief This worker's number, 1..MEMPOOL_MAX_WORKERS; stable while the
@@ -214,7 +255,8 @@ MEMPOOL_API int mempool_worker_id(const mempool *p);
 
 /** @brief Reap every dead worker now: drop its pins and references, free its
  *  unpublished reservations, finish or undo what it was doing.
- *  @return the number of workers reaped, or a negative error. */
+ *  @return the number of workers reaped (0 or more), or -EINVAL (NULL),
+ *  -EPERM (observer handle), MEMPOOL_EFORKED. */
 MEMPOOL_API int mempool_reap(mempool *p);
 
 /* ------------------------------------------------------------------------ */
@@ -230,19 +272,21 @@ MEMPOOL_API int mempool_reap(mempool *p);
  */
 typedef struct mempool_dref { uint64_t off, gen; } mempool_dref;
 
-/** mempool_set_options.flags */
-#define MEMPOOL_SET_REFCOUNTED      0x1u /**< deleted at the last unref */
-#define MEMPOOL_SET_DESTROY_ON_EVICT 0x2u /**< dropped, not spilled, on eviction */
+/** mempool_put_options.flags */
+#define MEMPOOL_PUT_REFCOUNTED      0x1u /**< deleted at the last unref */
+#define MEMPOOL_PUT_DESTROY_ON_EVICT 0x2u /**< dropped, not spilled, on eviction */
 
-typedef struct mempool_set_options {
+/** Options of mempool_put_ex(), mempool_reserve(), mempool_put_obj(). */
+typedef struct mempool_put_options {
     int      owner;  /**< worker charged for the object; 0 = the caller */
     uint32_t type;   /**< codec type id; 0 = plain bytes */
-    uint32_t flags;  /**< MEMPOOL_SET_* */
-} mempool_set_options;
+    uint32_t flags;  /**< MEMPOOL_PUT_* */
+} mempool_put_options;
 
 /** @brief Copy @p len bytes (0 allowed) into the pool as a new immutable
- *  object owned by the caller. Same as mempool_set_ex() with NULL options. */
-MEMPOOL_API int mempool_set(mempool *p, const void *data, size_t len,
+ *  object owned by the caller. Same as mempool_put_ex() with NULL options.
+ *  @return as mempool_put_ex(). */
+MEMPOOL_API int mempool_put(mempool *p, const void *data, size_t len,
                             mempool_dref *out);
 
 /**
@@ -253,13 +297,21 @@ MEMPOOL_API int mempool_set(mempool *p, const void *data, size_t len,
  *   -EINVAL  NULL argument (data may be NULL when len is 0), unknown flag;
  *   -ESRCH   @c o->owner is not an attached worker;
  *   -ENOMEM  the arena has no room (after reaping dead workers);
- *   -ENOSPC  the object table is full, or /dev/shm could not back memory
- *            returned earlier by mempool_trim();
- *   -E2BIG   @p len is larger than the arena.
+ *   -ENOSPC  the object table is full, /dev/shm could not back memory
+ *            returned earlier by mempool_trim(), or making room needed a
+ *            spill that the disk (or the owner's disk limit) refused;
+ *   -E2BIG   @p len is larger than the arena or the owner's memory limit;
+ *   -ENOBUFS MEMPOOL_PUT_REFCOUNTED and this worker's reference table is
+ *            full;
+ *   -EPERM   observer handle (MEMPOOL_OPEN_OBSERVE);
+ *   MEMPOOL_EFORKED  handle used in a forked child;
+ *   MEMPOOL_ECORRUPT the allocator's shared state failed validation;
+ *   -EIO, or another -errno of the spill directory or file (mkdir, open,
+ *            write) when room had to be made by spilling.
  * Nothing is left behind on failure.
  */
-MEMPOOL_API int mempool_set_ex(mempool *p, const void *data, size_t len,
-                               const mempool_set_options *o,
+MEMPOOL_API int mempool_put_ex(mempool *p, const void *data, size_t len,
+                               const mempool_put_options *o,
                                mempool_dref *out);
 
 /**
@@ -268,19 +320,20 @@ MEMPOOL_API int mempool_set_ex(mempool *p, const void *data, size_t len,
  * @p *buf points at the object's bytes inside the arena, 64-byte aligned.
  * Write them, then mempool_publish() the DRef. Until then nobody can get the
  * object (-ENOENT). mempool_abort(), mempool_close() or this process's death
- * returns the memory. Errors as mempool_set_ex().
+ * returns the memory. @return as mempool_put_ex().
  */
 MEMPOOL_API int mempool_reserve(mempool *p, size_t len,
-                                const mempool_set_options *o, void **buf,
+                                const mempool_put_options *o, void **buf,
                                 mempool_dref *out);
 
 /** @brief Make a reserved object visible and immutable.
  *  @return 0; -EINVAL malformed DRef or not reserved by this worker;
- *  -ENOENT stale DRef. */
+ *  -ENOENT stale DRef; -EPERM observer handle; MEMPOOL_EFORKED. */
 MEMPOOL_API int mempool_publish(mempool *p, mempool_dref r);
 
 /** @brief Drop an unpublished reservation and free its memory.
- *  @return 0, or as mempool_publish(). */
+ *  @return 0, or as mempool_publish(); MEMPOOL_ECORRUPT (the allocator's
+ *  shared state failed validation). */
 MEMPOOL_API int mempool_abort(mempool *p, mempool_dref r);
 
 /** mempool_view.flags */
@@ -290,7 +343,7 @@ MEMPOOL_API int mempool_abort(mempool *p, mempool_dref r);
 /** A pinned, read-only window on an object's bytes. */
 typedef struct mempool_view {
     const void *data;    /**< the bytes; never NULL after a successful get */
-    uint64_t    len;
+    size_t      len;
     uint32_t    type;
     uint32_t    flags;   /**< MEMPOOL_VIEW_* */
     uint64_t    priv[4]; /**< the pin; do not touch */
@@ -303,31 +356,37 @@ typedef struct mempool_view {
  * object is deleted meanwhile. Each get is its own pin. Marks the object
  * most recently used. O(1), no locks.
  * @return 0, or -EINVAL malformed DRef (out of the table, misaligned, wrong
- *   pool) or NULL argument; -ENOENT deleted, never published, or stale;
- *   -ENOBUFS this worker holds too many distinct pins at once;
- *   -EAGAIN another worker was evicting the object and did not finish
- *   within MEMPOOL_PEER_WAIT_MS (it is stopped); nothing was pinned.
+ *   pool) or NULL argument; -ENOENT deleted, never published, or stale (or
+ *   its spill file is missing); -ENOBUFS this worker holds too many
+ *   distinct pins at once; -EAGAIN another worker was evicting the object
+ *   and did not finish within MEMPOOL_PEER_WAIT_MS (it is stopped);
+ *   nothing was pinned; -EPERM observer handle; MEMPOOL_EFORKED.
+ *   For a spilled object also: MEMPOOL_ECORRUPT (the file failed its header
+ *   or crc check; so does a damaged entry in the arena), -EIO, -ENOMEM,
+ *   -ENAMETOOLONG, or another -errno of open/mmap (-EMFILE, -EACCES, ...).
  */
 MEMPOOL_API int mempool_get(mempool *p, mempool_dref r, mempool_view *v);
 
 /** @brief Unpin a view from mempool_get() and clear it. If the object was
  *  deleted and this was its last pin, its memory is freed.
  *  @return 0, or -EINVAL if @p v is not a live pin of this worker (already
- *  released, zeroed, forged). Counts never underflow. */
+ *  released, zeroed, forged), -EPERM (observer handle), MEMPOOL_EFORKED.
+ *  Counts never underflow. */
 MEMPOOL_API int mempool_release(mempool *p, mempool_view *v);
 
 /** @brief Delete object @p r: new gets return -ENOENT at once; its memory is
  *  freed when the last pin is released (now, if none).
  *  @return 0, -ENOENT already deleted / stale / unpublished, -EINVAL
  *  malformed, -EAGAIN another worker was evicting the object and did not
- *  finish within MEMPOOL_PEER_WAIT_MS (nothing changed: retry later). */
+ *  finish within MEMPOOL_PEER_WAIT_MS (nothing changed: retry later),
+ *  -EPERM observer handle, MEMPOOL_EFORKED. */
 MEMPOOL_API int mempool_delete(mempool *p, mempool_dref r);
 
 /** @brief Add one reference to a refcounted object, attributed to this
  *  worker. Never waits for another worker (a refcount check in progress is
  *  made to look again). @return 0, -ENOENT gone, -EINVAL malformed or not
  *  refcounted, -ENOBUFS this worker holds too many distinct pins and
- *  references at once. */
+ *  references at once, -EPERM observer handle, MEMPOOL_EFORKED. */
 MEMPOOL_API int mempool_ref(mempool *p, mempool_dref r);
 
 /** @brief Drop one of this worker's references; the last reference in the
@@ -337,7 +396,7 @@ MEMPOOL_API int mempool_ref(mempool *p, mempool_dref r);
  *  that worker gives the verdict after its step.
  *  @return 0, -ENOENT gone (also after deletion: the reference went with
  *  the object), -EINVAL this worker holds no reference or the object is
- *  not refcounted. */
+ *  not refcounted, -EPERM observer handle, MEMPOOL_EFORKED. */
 MEMPOOL_API int mempool_unref(mempool *p, mempool_dref r);
 
 /** mempool_info.state bits */
@@ -353,7 +412,8 @@ typedef struct mempool_info {
     uint32_t refs;    /**< references held by all workers (refcounted) */
 } mempool_info;
 
-/** @brief Describe object @p r. @return 0, -ENOENT, -EINVAL. */
+/** @brief Describe object @p r.
+ *  @return 0, -ENOENT, -EINVAL, MEMPOOL_EFORKED. */
 MEMPOOL_API int mempool_info_get(mempool *p, mempool_dref r,
                                  mempool_info *out);
 
@@ -657,14 +717,23 @@ typedef struct mempool_fileref {
     uint64_t len;          /**< payload bytes */
 } mempool_fileref;
 
-/** @brief Set this worker's memory limit; 0 = none. Takes effect at the
- *  next set (objects are not spilled just because the limit dropped).
- *  @return 0, -EINVAL. */
-MEMPOOL_API int mempool_set_max_memsize(mempool *p, uint64_t bytes);
+/** Limits of mempool_limit_set() / mempool_limit_get(). */
+#define MEMPOOL_LIMIT_MEMSIZE  1u /**< bytes of this worker's objects in the
+                                       arena (mempool_options.max_memsize) */
+#define MEMPOOL_LIMIT_DISKSIZE 2u /**< bytes in spill files of objects it
+                                       owns (mempool_options.max_disksize) */
 
-/** @brief Set this worker's disk limit (bytes in files of objects it owns);
- *  0 = none. A spill that would pass it fails with -ENOSPC. */
-MEMPOOL_API int mempool_set_max_disksize(mempool *p, uint64_t bytes);
+/** @brief Set this worker's limit @p which (MEMPOOL_LIMIT_*) to @p bytes;
+ *  0 = none. A memory limit takes effect at the next put (objects are not
+ *  spilled just because the limit dropped); a spill that would pass the
+ *  disk limit fails with -ENOSPC.
+ *  @return 0, -EINVAL (NULL, unknown @p which), -EPERM (observer handle),
+ *  MEMPOOL_EFORKED. */
+MEMPOOL_API int mempool_limit_set(mempool *p, unsigned which, uint64_t bytes);
+
+/** @brief Read this worker's limit @p which (MEMPOOL_LIMIT_*) into
+ *  @p *bytes (0 = none). @return 0, or as mempool_limit_set(). */
+MEMPOOL_API int mempool_limit_get(mempool *p, unsigned which, uint64_t *bytes);
 
 /**
  * @brief Write @p r to its spill file (if it has none) and free its memory;
@@ -673,16 +742,19 @@ MEMPOOL_API int mempool_set_max_disksize(mempool *p, uint64_t bytes);
  *  object is pinned, the memory is freed at the last release.
  * @param[out] out  the file (may be NULL)
  * @return 0, -ENOENT, -EINVAL, -ENOSPC (disk full or disk limit), -EIO,
+ *  -ENOBUFS (this worker's pin table is full), -ENOMEM, -ENAMETOOLONG,
  *  -EAGAIN another worker writing or evicting the object did not finish
- *  within MEMPOOL_PEER_WAIT_MS (it is stopped);
- *  on error the object stays in memory, readable and charged.
+ *  within MEMPOOL_PEER_WAIT_MS (it is stopped), -EPERM (observer handle),
+ *  MEMPOOL_EFORKED, MEMPOOL_ECORRUPT (damaged entry or file), or another
+ *  -errno of the spill directory or file (mkdir, open, write, rename); on
+ *  error the object stays in memory, readable and charged.
  */
 MEMPOOL_API int mempool_move_to_disk(mempool *p, mempool_dref r,
                                      mempool_fileref *out);
 
 /** @brief Write @p r's spill file and keep it in memory (still charged,
  *  still served from the arena; a later eviction need not write).
- *  Idempotent. Errors as mempool_move_to_disk(). */
+ *  Idempotent. @return as mempool_move_to_disk(). */
 MEMPOOL_API int mempool_copy_to_disk(mempool *p, mempool_dref r,
                                      mempool_fileref *out);
 
@@ -690,18 +762,25 @@ MEMPOOL_API int mempool_copy_to_disk(mempool *p, mempool_dref r,
  *  @p path, fsync the directory) in the file format above. Changes nothing
  *  about the object or its recency; the file is the caller's: delete,
  *  eviction and destroy never touch it.
- *  @return 0, -ENOENT, -EINVAL, -ENOSPC, -EIO, -errno of open/rename. */
+ *  @return 0, -ENOENT, -EINVAL, -ENOSPC, -EIO, -ENOBUFS (pin table full),
+ *  -EAGAIN (another worker evicting the object did not finish within
+ *  MEMPOOL_PEER_WAIT_MS), -ENOMEM, -ENAMETOOLONG, -EPERM (observer handle),
+ *  MEMPOOL_EFORKED,
+ *  MEMPOOL_ECORRUPT (a spilled source failed its checks), or another -errno
+ *  of open/write/fdatasync/rename. */
 MEMPOOL_API int mempool_save_to_disk(mempool *p, mempool_dref r,
                                      const char *path, mempool_fileref *out);
 
 /** @brief Map a file written by move/copy/save_to_disk read-only and pin it
  *  as a view (MEMPOOL_VIEW_DISK) until mempool_release().
- *  @return 0, -ENOENT, -EINVAL, MEMPOOL_ECORRUPT. */
+ *  @return 0, -ENOENT, -EINVAL, MEMPOOL_ECORRUPT, -EIO, -ENOMEM,
+ *  -EPERM (observer handle), MEMPOOL_EFORKED, or another -errno of
+ *  open/mmap. */
 MEMPOOL_API int mempool_get_file(mempool *p, const mempool_fileref *f,
                                  mempool_view *v);
 
 /** @brief Wait until every spill this handle queued has completed.
- *  @return 0, or a negative error. */
+ *  @return 0, -EINVAL (NULL), MEMPOOL_EFORKED. */
 MEMPOOL_API int mempool_flush(mempool *p);
 
 /* ------------------------------------------------------------------------ */
@@ -710,14 +789,14 @@ MEMPOOL_API int mempool_flush(mempool *p);
 
 /*
  * A codec turns a structured value into one run of position-independent
- * bytes and back: the mmwrite/mmread idea. mempool_set_obj() encodes
+ * bytes and back: the mmwrite/mmread idea. mempool_put_obj() encodes
  * straight into a reservation in the arena (one copy, no temporary buffer);
  * mempool_get_obj() pins the object and decodes a *view*: a struct whose
  * pointers point into the object's bytes (in the arena, or in a mapped spill
  * or saved file), valid until mempool_release() of the view. Nothing is
  * parsed into new memory and nothing is copied.
  *
- * The type id travels with the object (mempool_set_options.type,
+ * The type id travels with the object (mempool_put_options.type,
  * mempool_view.type, mempool_info.type, and inside the bytes). Built-in
  * types work without registration. A user codec is registered per handle
  * and is needed only by the processes that encode or decode its type; any
@@ -800,10 +879,10 @@ MEMPOOL_API int mempool_flush(mempool *p);
 #define MEMPOOL_TYPE_TABLE   3u       /**< named columns: mempool_table */
 #define MEMPOOL_TYPE_USER    0x10000u /**< first id for user codecs */
 
-/** Plain bytes (MEMPOOL_TYPE_BYTES): what mempool_set() stores. */
+/** Plain bytes (MEMPOOL_TYPE_BYTES): what mempool_put() stores. */
 typedef struct mempool_bytes {
     const void *data;  /**< may be NULL when len is 0 */
-    uint64_t    len;
+    size_t      len;
 } mempool_bytes;
 
 /** Element types of MEMPOOL_TYPE_ARRAY. */
@@ -907,17 +986,19 @@ typedef struct mempool_table {
     uint64_t              ncols;
     const mempool_column *cols;     /**< encode: ncols columns */
     const void           *obj;      /**< decoded: the object's bytes */
-    uint64_t              obj_len;  /**< decoded: their length */
+    size_t                obj_len;  /**< decoded: their length */
 } mempool_table;
 
 /** @brief Column @p i of a decoded (or to-be-encoded) table, as a view into
  *  the object. O(1): the checks of every offset ran in the decode.
- *  @return 0, -EINVAL (NULL, @p i >= ncols), MEMPOOL_ECORRUPT. */
+ *  @return 0, -EINVAL (NULL, @p i >= ncols), MEMPOOL_ECORRUPT, and for a
+ *  table that was not decoded, the column's own checks: -ENOTSUP (newer
+ *  format), -E2BIG (sizes overflow). */
 MEMPOOL_API int mempool_table_column(const mempool_table *t, uint64_t i,
                                      mempool_column *out);
 
 /** @brief The first column named @p name (compared as a C string).
- *  @return 0, -ENOENT (no such column), -EINVAL, MEMPOOL_ECORRUPT. */
+ *  @return 0, -ENOENT (no such column), or as mempool_table_column(). */
 MEMPOOL_API int mempool_table_find(const mempool_table *t, const char *name,
                                    mempool_column *out);
 
@@ -933,9 +1014,9 @@ MEMPOOL_API int mempool_table_find(const mempool_table *t, const char *name,
 typedef struct mempool_codec {
     uint32_t    type;        /**< >= MEMPOOL_TYPE_USER */
     const char *name;        /**< copied at registration */
-    int (*size)(const void *obj, uint64_t *len);
-    int (*encode)(const void *obj, void *dst, uint64_t len);
-    int (*decode)(const void *src, uint64_t len, void *obj);
+    int (*size)(const void *obj, size_t *len);
+    int (*encode)(const void *obj, void *dst, size_t len);
+    int (*decode)(const void *src, size_t len, void *obj);
     uint32_t    version;     /**< stored in each object; an object with a
                                   higher version is refused (-ENOTSUP) */
 } mempool_codec;
@@ -964,21 +1045,22 @@ MEMPOOL_API int mempool_register_codec(mempool *p, const mempool_codec *c);
  *   the user encoder's error, or as mempool_reserve(). Nothing is left
  *   behind on failure.
  */
-MEMPOOL_API int mempool_set_obj(mempool *p, uint32_t type, const void *obj,
-                                const mempool_set_options *o,
+MEMPOOL_API int mempool_put_obj(mempool *p, uint32_t type, const void *obj,
+                                const mempool_put_options *o,
                                 mempool_dref *out);
 
 /**
  * @brief Pin object @p r and decode it as @p type into @p obj, a view into
  * the object's bytes (arena or mapped file; no copy). The pointers in
  * @p obj are valid until mempool_release(p, v).
- * @param[out] obj  the struct for @p type (see mempool_set_obj())
+ * @param[out] obj  the struct for @p type (see mempool_put_obj())
  * @param[out] v    the pin; release it when done with @p obj
  * @return 0, or as mempool_get(); -EINVAL (NULL argument, or the object's
  *   type is not @p type); -ENOTSUP (user type not registered with @p p, or
  *   the object was written by a newer format or codec version);
- *   MEMPOOL_ECORRUPT (the bytes failed validation); the user decoder's
- *   error. On failure nothing stays pinned and @p v is cleared.
+ *   MEMPOOL_ECORRUPT (the bytes failed validation); -E2BIG (sizes
+ *   overflow); the user decoder's error. On failure nothing stays pinned
+ *   and @p v is cleared.
  */
 MEMPOOL_API int mempool_get_obj(mempool *p, mempool_dref r, uint32_t type,
                                 void *obj, mempool_view *v);
@@ -989,11 +1071,13 @@ MEMPOOL_API int mempool_get_obj(mempool *p, mempool_dref r, uint32_t type,
  * mempool_get() or mempool_get_file() (decode v.data, v.len as v.type), or
  * a file mapped by hand at its 4096-byte payload offset. The pointers in
  * @p obj point into @p src. @p p may be NULL for built-in types.
- * @return 0, -EINVAL (NULL argument, @p src not 64-byte aligned), or as
- *   mempool_get_obj().
+ * @return 0, -EINVAL (NULL argument, @p src not 64-byte aligned),
+ *   -ENOTSUP (newer format or codec version, user type not registered),
+ *   -E2BIG (sizes overflow), MEMPOOL_ECORRUPT (the bytes failed
+ *   validation), or the user decoder's error.
  */
 MEMPOOL_API int mempool_decode(mempool *p, uint32_t type, const void *src,
-                               uint64_t len, void *obj);
+                               size_t len, void *obj);
 
 /* ------------------------------------------------------------------------ */
 /* Arena maintenance and figures                                             */
@@ -1078,9 +1162,10 @@ struct mempool_stats {
  * of attached workers and the free-page bitmap: milliseconds on a large
  * pool, so call it about once a second, not per operation. Works on an
  * observer handle (MEMPOOL_OPEN_OBSERVE).
- * @return 0, -EINVAL (NULL), MEMPOOL_EFORKED.
+ * @return 0, -EINVAL (NULL), -ENOMEM (for the table of pinned objects),
+ * MEMPOOL_EFORKED.
  */
-MEMPOOL_API int mempool_stats(mempool *p, struct mempool_stats *s);
+MEMPOOL_API int mempool_stats_get(mempool *p, struct mempool_stats *s);
 
 /** mempool_worker_stats.state */
 #define MEMPOOL_WORKER_FREE  0u /**< slot never used since creation */
@@ -1123,20 +1208,21 @@ struct mempool_worker_stats {
 };
 
 /** @brief Figures of worker @p worker (1..MEMPOOL_MAX_WORKERS), read as
- *  mempool_stats() reads (no locks, no pins; liveness by F_OFD_GETLK).
+ *  mempool_stats_get() reads (no locks, no pins; liveness by F_OFD_GETLK).
  *  A FREE slot gives zeros with state MEMPOOL_WORKER_FREE.
- *  @return 0, -EINVAL (NULL, @p worker out of range), MEMPOOL_EFORKED. */
-MEMPOOL_API int mempool_worker_stats(mempool *p, int worker,
-                                     struct mempool_worker_stats *out);
+ *  @return 0, -EINVAL (NULL, @p worker out of range), -ENOMEM,
+ *  MEMPOOL_EFORKED. */
+MEMPOOL_API int mempool_worker_stats_get(mempool *p, int worker,
+                                         struct mempool_worker_stats *out);
 
 /** Version of the document mempool_stats_json() writes ("schema"); 2 gave
  *  each counter one name everywhere (README "Stats schema" lists the
- *  renames from 1). */
+ *  renames from 1); 3 added "handoff" and "channels". */
 #define MEMPOOL_STATS_SCHEMA 3
 
 /**
- * @brief The figures of mempool_stats() and of every non-FREE worker's
- * mempool_worker_stats() as one JSON document on one line, with a
+ * @brief The figures of mempool_stats_get() and of every non-FREE worker's
+ * mempool_worker_stats_get() as one JSON document on one line, with a
  * "schema" version (MEMPOOL_STATS_SCHEMA); README "Stats schema" documents
  * every field. Integers are exact (up to 2^64-1).
  * @param[out] out  a NUL-terminated string; the caller free()s it
@@ -1149,13 +1235,65 @@ MEMPOOL_API int mempool_stats_json(mempool *p, char **out);
  *  table entry, allocator state agrees with the table, counters agree with
  *  the objects, no dead worker holds anything. Writes a one-line reason to
  *  @p why (may be NULL). Briefly holds the allocator lock.
- *  @return 0 healthy, MEMPOOL_ECORRUPT with a reason, or another error. */
+ *  @return 0 healthy, MEMPOOL_ECORRUPT with a reason, -EINVAL (NULL),
+ *  -EACCES (a read-only observer cannot take the allocator lock), -ENOMEM,
+ *  MEMPOOL_EFORKED. */
 MEMPOOL_API int mempool_check(mempool *p, char *why, size_t whylen);
 
 /** @brief Return the memory of free data pages to the kernel
  *  (fallocate PUNCH_HOLE). Freed pages are otherwise kept for reuse.
- *  @return bytes returned, or a negative error. */
+ *  @return bytes returned (0 or more), -EINVAL (NULL), -EPERM (observer
+ *  handle), MEMPOOL_EFORKED, MEMPOOL_ECORRUPT (the allocator's shared
+ *  state failed validation), or the -errno of fallocate. */
 MEMPOOL_API int64_t mempool_trim(mempool *p);
+
+/* ------------------------------------------------------------------------ */
+/* Deprecated names (0.1.0), removed in the release after next               */
+/* ------------------------------------------------------------------------ */
+/*
+ * The API names were made consistent: object operations are verbs on the
+ * pool (mempool_put, mempool_get, mempool_delete), families are
+ * mempool_<noun>_<verb> (mempool_limit_set, mempool_stats_get). The old
+ * names still compile (with a deprecation warning) and programs built
+ * against them still link: the library exports them as before.
+ */
+#define MEMPOOL_SET_REFCOUNTED       MEMPOOL_PUT_REFCOUNTED
+#define MEMPOOL_SET_DESTROY_ON_EVICT MEMPOOL_PUT_DESTROY_ON_EVICT
+typedef mempool_put_options mempool_set_options
+    MEMPOOL_DEPRECATED("use mempool_put_options");
+
+/** @brief Deprecated name of mempool_put(). @return as mempool_put(). */
+MEMPOOL_API int mempool_set(mempool *p, const void *data, size_t len,
+                            mempool_dref *out)
+    MEMPOOL_DEPRECATED("use mempool_put");
+/** @brief Deprecated name of mempool_put_ex(). @return as mempool_put_ex(). */
+MEMPOOL_API int mempool_set_ex(mempool *p, const void *data, size_t len,
+                               const mempool_put_options *o,
+                               mempool_dref *out)
+    MEMPOOL_DEPRECATED("use mempool_put_ex");
+/** @brief Deprecated name of mempool_put_obj().
+ *  @return as mempool_put_obj(). */
+MEMPOOL_API int mempool_set_obj(mempool *p, uint32_t type, const void *obj,
+                                const mempool_put_options *o,
+                                mempool_dref *out)
+    MEMPOOL_DEPRECATED("use mempool_put_obj");
+/** @brief Deprecated: mempool_limit_set(p, MEMPOOL_LIMIT_MEMSIZE, bytes).
+ *  @return as mempool_limit_set(). */
+MEMPOOL_API int mempool_set_max_memsize(mempool *p, uint64_t bytes)
+    MEMPOOL_DEPRECATED("use mempool_limit_set(p, MEMPOOL_LIMIT_MEMSIZE, n)");
+/** @brief Deprecated: mempool_limit_set(p, MEMPOOL_LIMIT_DISKSIZE, bytes).
+ *  @return as mempool_limit_set(). */
+MEMPOOL_API int mempool_set_max_disksize(mempool *p, uint64_t bytes)
+    MEMPOOL_DEPRECATED("use mempool_limit_set(p, MEMPOOL_LIMIT_DISKSIZE, n)");
+/** @brief Deprecated name of mempool_stats_get().
+ *  @return as mempool_stats_get(). */
+MEMPOOL_API int mempool_stats(mempool *p, struct mempool_stats *s)
+    MEMPOOL_DEPRECATED("use mempool_stats_get");
+/** @brief Deprecated name of mempool_worker_stats_get().
+ *  @return as mempool_worker_stats_get(). */
+MEMPOOL_API int mempool_worker_stats(mempool *p, int worker,
+                                     struct mempool_worker_stats *out)
+    MEMPOOL_DEPRECATED("use mempool_worker_stats_get");
 
 #ifdef __cplusplus
 }

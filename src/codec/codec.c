@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * codec.c - the codec layer: the per-handle registry of user codecs, the
- * 64-byte in-object header, and mempool_set_obj() / mempool_get_obj().
+ * 64-byte in-object header, and mempool_put_obj() / mempool_get_obj().
  *
  * set_obj asks the codec for the size, reserves exactly that in the arena,
  * encodes in place and publishes: one copy, no temporary buffer, and an
@@ -294,10 +294,10 @@ static int enc_setup(mempool *p, uint32_t type, mp_enc *e)
     return lookup(p, type, &e->user);
 }
 
-int mempool_set_obj(mempool *p, uint32_t type, const void *obj,
-                    const mempool_set_options *o, mempool_dref *out)
+int mempool_put_obj(mempool *p, uint32_t type, const void *obj,
+                    const mempool_put_options *o, mempool_dref *out)
 {
-    mempool_set_options opt = {0};
+    mempool_put_options opt = {0};
     mempool_dref r;
     uint64_t len;
     void *buf;
@@ -346,7 +346,7 @@ static int user_decode(mempool *p, uint32_t type, const void *src,
     return c.decode((const uint8_t *)src + hdr, h.total - hdr, obj);
 }
 
-int mempool_decode(mempool *p, uint32_t type, const void *src, uint64_t len,
+int mempool_decode(mempool *p, uint32_t type, const void *src, size_t len,
                    void *obj)
 {
     if (!obj || (!src && len))

@@ -16,15 +16,29 @@
  * *derived*: it can be recomputed from the object table alone, because an
  * entry that owns a block says so (off != 0, len) before the lock is
  * released. If a process dies holding the lock, the next locker gets
- * EOWNERDEAD, rebuilds everything from the table (mempool__rebuild), and
+ * EOWNERDEAD, rebuilds everything from the table (rebuild()), and
  * only then marks the mutex consistent. mempool_check() recomputes the same
  * state into scratch memory and compares, which is how tests prove that no
- * byte leaked. The lock is held for bookkeeping only, never across a copy
- * or a system call on the data path.
+ * byte leaked. The lock is held for bookkeeping only, never across a copy.
+ * Two system calls do run under it, both off the common path:
+ * posix_fallocate() in run_back() when a run reuses pages that
+ * mempool_trim() punched (it must happen before the pages are handed out,
+ * and failing there leaves the allocator unchanged), and trim's own
+ * fallocate(PUNCH_HOLE), which must not race with an allocation of the
+ * pages it punches.
+ *
+ * Who moves what. Only this file writes the page descriptors, the bitmap,
+ * the partial lists, the entry free list (entry_free, next_free), rover,
+ * entries_used, used_bytes and the charges (slots' objects, resident_bytes,
+ * disk_bytes and the pool's own), always under the lock; of an entry it
+ * writes off, len and owner (object.c's admit() sets owner, type and
+ * setflags under the same lock before the charge; the word is entry.c's,
+ * called from here). Each function below says what it moves.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +69,7 @@ static uint64_t pages_for(uint64_t len)
     return (len + MP_PAGE - 1) / MP_PAGE;
 }
 
+/* Bytes a block for @p len takes (size class or whole pages). Pure. */
 uint64_t mempool__block_bytes(uint64_t len)
 {
     if (len == 0)
@@ -335,7 +350,10 @@ static bool has_block(uint64_t w)
            !(MP_W_FL(w) & MP_F_NOMEM);
 }
 
-/* Pop a free entry and give it a block; the entry is ALLOC(us). Locked. */
+/* Pop a free entry and give it a block; the entry is ALLOC(us). Locked.
+ * Moves: entry_free, the entry's next_free, len, off and word (FREE ->
+ * ALLOC), hwm, entries_used, used_bytes, the pages/bitmap/partial lists
+ * of the block, rover. Charges nobody (mempool__charge() does). */
 int mempool__alloc(mempool *p, uint64_t len, uint32_t *idx)
 {
     mp_header *h = p->h;
@@ -375,7 +393,10 @@ static void entry_push(mempool *p, uint32_t idx)
     p->h->entry_free = idx + 1;
 }
 
-/* Free entry @p idx and its block; uncharge its owner. Locked. */
+/* Free entry @p idx and its block; uncharge its owner. Locked.
+ * Moves: the word (-> FREEING -> FREE gen + 1, or RETIRED), off, len,
+ * owner, entry_free, used_bytes, entries_used, the owner's charges, the
+ * block's pages/bitmap/partial lists, rover. */
 void mempool__free(mempool *p, uint32_t idx)
 {
     mp_entry *e = mp_entry_at(p, idx);
@@ -385,7 +406,7 @@ void mempool__free(mempool *p, uint32_t idx)
     /* References of a deleted object stay in their holders' cells until
      * they unref; none may outlive the generation, or a worker that never
      * unrefs fills its table (issue 15 item 8). */
-    if (MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED)
+    if (MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED)
         mempool__refs_forget(p, idx, MP_W_GEN(w));
     if (has_block(w)) {
         if (e->off)
@@ -404,6 +425,8 @@ void mempool__free(mempool *p, uint32_t idx)
         entry_push(p, idx);
 }
 
+/* Charge entry @p idx to its owner (objects, resident, disk). Locked.
+ * Moves: the owner's (or the pool's) charges only. */
 void mempool__charge(mempool *p, uint32_t idx)
 {
     mp_entry *e = mp_entry_at(p, idx);
@@ -411,7 +434,8 @@ void mempool__charge(mempool *p, uint32_t idx)
 }
 
 /* Entry @p idx went from word @p w to @p nw (mempool__entry_end_write):
- * if that gave it a file, charge its owner's disk bytes. Locked. */
+ * if that gave it a file, charge its owner's disk bytes. Locked.
+ * Moves: the owner's (or the pool's) disk_bytes only. */
 void mempool__charge_ondisk(mempool *p, uint32_t idx, uint64_t w, uint64_t nw)
 {
     mp_entry *e = mp_entry_at(p, idx);
@@ -423,7 +447,8 @@ void mempool__charge_ondisk(mempool *p, uint32_t idx, uint64_t w, uint64_t nw)
 
 /* Free the memory of EVICTING entry @p idx (word @p w): it becomes SPILLED.
  * The state is stored first, so a rebuild after a crash here sees SPILLED
- * and ignores the block. Locked. */
+ * and ignores the block. Locked. Moves: the word (EVICTING -> SPILLED),
+ * off, used_bytes, the owner's resident charge, the block's pages. */
 void mempool__evict_locked(mempool *p, uint32_t idx, uint64_t w)
 {
     mp_entry *e = mp_entry_at(p, idx);
@@ -440,7 +465,9 @@ void mempool__evict_locked(mempool *p, uint32_t idx, uint64_t w)
 
 /* Slot @p d is being given up (its worker died or closed): the objects
  * charged to it become the pool's (owner 0), counted against no worker's
- * limit, so whoever claims the slot next starts with nothing charged. */
+ * limit, so whoever claims the slot next starts with nothing charged.
+ * Takes the lock. Moves: owner of d's entries, d's and the pool's
+ * charges. */
 void mempool__disown(mempool *p, int d)
 {
     uint64_t hwm = atomic_load(&p->h->hwm);
@@ -499,7 +526,9 @@ static int place(mempool *p, mp_page *pg, uint64_t off, uint64_t len)
     return 0;
 }
 
-/* After a lock holder died: recompute all allocator state from the table. */
+/* After a lock holder died: recompute all allocator state from the table.
+ * Moves everything the allocator owns (see the top of this file), and
+ * frees entries caught FREEING or naming an invalid block. */
 static void rebuild(mempool *p)
 {
     mp_header *h = p->h;
@@ -555,6 +584,8 @@ static void rebuild(mempool *p)
     atomic_fetch_add(&h->rebuilds, 1);
 }
 
+/* A new arena: every entry FREE (gen 1) on the free list, every page free.
+ * Before the pool is linked, so no lock. */
 void mempool__alloc_init(mempool *p)
 {
     for (uint32_t i = 0; i < p->ntab; i++) {
@@ -589,6 +620,9 @@ static int lock_wait(mempool *p)
     }
 }
 
+/* Take the allocator lock; if its holder died, rebuild first. 0, or
+ * MEMPOOL_ECORRUPT (lock word names no thread), or -errno. Moves:
+ * lock_holder (diagnostics), and all allocator state on a rebuild. */
 int mempool__lock(mempool *p)
 {
     int rc = lock_wait(p);
@@ -614,6 +648,8 @@ void mempool__unlock(mempool *p)
 
 /* ---- trim -------------------------------------------------------------- */
 
+/* Punch the free, not yet punched pages out of the shm object. Locked.
+ * Moves: the pages' punched flags only. Returns bytes punched or -errno. */
 int64_t mempool__trim_locked(mempool *p)
 {
     int64_t done = 0;
@@ -636,99 +672,156 @@ int64_t mempool__trim_locked(mempool *p)
 
 /* ---- verify ------------------------------------------------------------ */
 
-#define FAIL(...) do { snprintf(why, whylen, __VA_ARGS__); \
-                       rc = MEMPOOL_ECORRUPT; goto out; } while (0)
+/* What the table says the derived state should be (alloc_verify). Charges
+ * are per owner; index 0 is the pool's own (owner 0). */
+typedef struct expect {
+    mp_page *pg;                         /* scratch page descriptors */
+    uint64_t used, nused, nfree, npartial;
+    uint64_t res[MP_WORKERS + 1], objs[MP_WORKERS + 1], disk[MP_WORKERS + 1];
+} expect;
 
-/* Recompute the derived state into scratch memory and compare. Locked. */
-int mempool__alloc_verify(mempool *p, char *why, size_t whylen)
+__attribute__((format(printf, 3, 4)))
+static int fail(char *why, size_t whylen, const char *fmt, ...)
 {
-    mp_page *pg = calloc(p->npages, sizeof(*pg));
-    /* charges per owner; index 0 is the pool's own (owner 0) */
-    uint64_t used = 0, nused = 0, nfree = 0, res[MP_WORKERS + 1] = {0};
-    uint64_t objs[MP_WORKERS + 1] = {0}, disk[MP_WORKERS + 1] = {0};
-    uint64_t walked = 0, npartial = 0, expect_partial = 0;
-    int rc = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, whylen, fmt, ap);
+    va_end(ap);
+    return MEMPOOL_ECORRUPT;
+}
 
-    if (!pg)
-        return -ENOMEM;
+/* One entry in use (not FREE or RETIRED): place its block, add its charges. */
+static int expect_entry(mempool *p, expect *x, uint32_t i, char *why,
+                        size_t whylen)
+{
+    mp_entry *e = mp_entry_at(p, i);
+    uint64_t w = atomic_load(&e->word);
+    unsigned st = MP_W_ST(w);
+    if (st > MP_ST_SPILLED || st == MP_ST_FREEING)
+        return fail(why, whylen, "entry %u has state %u outside the lock", i,
+                    st);
+    if (!has_block(w) && e->off)
+        return fail(why, whylen, "entry %u is not in memory but owns a block",
+                    i);
+    if (e->off && place(p, x->pg, e->off, e->len))
+        return fail(why, whylen, "entry %u: block %llu+%llu invalid or shared",
+                    i, (unsigned long long)e->off, (unsigned long long)e->len);
+    if (has_block(w) && !e->off && e->len)
+        return fail(why, whylen, "entry %u: %llu bytes but no block", i,
+                    (unsigned long long)e->len);
+    x->nused++;
+    if (has_block(w))
+        x->used += mempool__block_bytes(e->len);
+    if (e->owner <= MP_WORKERS) {
+        x->res[e->owner] += has_block(w) ? e->len : 0;
+        x->disk[e->owner] += (MP_W_FL(w) & MP_F_ONDISK) ? e->len : 0;
+        x->objs[e->owner]++;
+    }
+    return 0;
+}
+
+static int expect_table(mempool *p, expect *x, char *why, size_t whylen)
+{
     for (uint32_t i = 0; i < p->ntab; i++) {
-        mp_entry *e = mp_entry_at(p, i);
-        uint64_t w = atomic_load(&e->word);
-        unsigned st = MP_W_ST(w);
-        if (st == MP_ST_FREE) {
-            nfree++;
-            continue;
-        }
-        if (st == MP_ST_RETIRED)
-            continue;
-        if (st > MP_ST_SPILLED || st == MP_ST_FREEING)
-            FAIL("entry %u has state %u outside the lock", i, st);
-        if (!has_block(w) && e->off)
-            FAIL("entry %u is not in memory but owns a block", i);
-        if (e->off && place(p, pg, e->off, e->len))
-            FAIL("entry %u: block %llu+%llu invalid or shared", i,
-                 (unsigned long long)e->off, (unsigned long long)e->len);
-        if (has_block(w) && !e->off && e->len)
-            FAIL("entry %u: %llu bytes but no block", i,
-                 (unsigned long long)e->len);
-        nused++;
-        if (has_block(w))
-            used += mempool__block_bytes(e->len);
-        if (e->owner <= MP_WORKERS) {
-            res[e->owner] += has_block(w) ? e->len : 0;
-            disk[e->owner] += (MP_W_FL(w) & MP_F_ONDISK) ? e->len : 0;
-            objs[e->owner]++;
-        }
+        unsigned st = MP_W_ST(atomic_load(&mp_entry_at(p, i)->word));
+        int rc;
+        if (st == MP_ST_FREE)
+            x->nfree++;
+        else if (st != MP_ST_RETIRED && (rc = expect_entry(p, x, i, why,
+                                                           whylen)))
+            return rc;
     }
+    return 0;
+}
+
+/* The page descriptors and the bitmap against the scratch copy. */
+static int check_pages(mempool *p, expect *x, char *why, size_t whylen)
+{
     for (uint64_t k = 0; k < p->npages; k++) {
-        mp_page *a = &p->pages[k], *x = &pg[k];
-        if (a->kind != x->kind || (x->kind == MP_PG_SLAB &&
-            (a->used != x->used || a->cls != x->cls)) ||
-            (x->kind == MP_PG_HEAD && a->run != x->run))
-            FAIL("page %llu: descriptor disagrees with the table",
-                 (unsigned long long)k);
-        if (bit_get(p, k) != (x->kind == MP_PG_FREE))
-            FAIL("page %llu: free bitmap disagrees with the table",
-                 (unsigned long long)k);
-        if (x->kind == MP_PG_SLAB && x->used != slab_full(x->cls))
-            expect_partial++;
+        mp_page *a = &p->pages[k], *c = &x->pg[k];
+        if (a->kind != c->kind || (c->kind == MP_PG_SLAB &&
+            (a->used != c->used || a->cls != c->cls)) ||
+            (c->kind == MP_PG_HEAD && a->run != c->run))
+            return fail(why, whylen,
+                        "page %llu: descriptor disagrees with the table",
+                        (unsigned long long)k);
+        if (bit_get(p, k) != (c->kind == MP_PG_FREE))
+            return fail(why, whylen,
+                        "page %llu: free bitmap disagrees with the table",
+                        (unsigned long long)k);
+        if (c->kind == MP_PG_SLAB && c->used != slab_full(c->cls))
+            x->npartial++;
     }
+    return 0;
+}
+
+/* The slab partial lists and the entry free list: well formed, complete. */
+static int check_lists(mempool *p, const expect *x, char *why, size_t whylen)
+{
+    uint64_t npartial = 0, walked = 0;
     for (unsigned c = 0; c < MP_NCLASS; c++) {
         for (uint32_t q = p->h->partial[c]; q; q = p->pages[q - 1].next) {
             if (q > p->npages || ++npartial > p->npages ||
                 p->pages[q - 1].kind != MP_PG_SLAB || p->pages[q - 1].cls != c)
-                FAIL("slab list of class %u is broken", c);
+                return fail(why, whylen, "slab list of class %u is broken", c);
         }
     }
-    if (npartial != expect_partial)
-        FAIL("slab lists hold %llu pages, %llu have room",
-             (unsigned long long)npartial, (unsigned long long)expect_partial);
+    if (npartial != x->npartial)
+        return fail(why, whylen, "slab lists hold %llu pages, %llu have room",
+                    (unsigned long long)npartial,
+                    (unsigned long long)x->npartial);
     for (uint32_t q = p->h->entry_free; q; q = mp_entry_at(p, q - 1)->next_free) {
-        if (q > p->ntab || ++walked > nfree ||
+        if (q > p->ntab || ++walked > x->nfree ||
             MP_W_ST(atomic_load(&mp_entry_at(p, q - 1)->word)) != MP_ST_FREE)
-            FAIL("entry free list is broken");
+            return fail(why, whylen, "entry free list is broken");
     }
-    if (walked != nfree)
-        FAIL("%llu free entries, %llu on the free list",
-             (unsigned long long)nfree, (unsigned long long)walked);
-    if (used != atomic_load(&p->h->used_bytes) ||
-        nused != atomic_load(&p->h->entries_used))
-        FAIL("counters say %llu bytes/%llu objects, table %llu/%llu",
-             (unsigned long long)atomic_load(&p->h->used_bytes),
-             (unsigned long long)atomic_load(&p->h->entries_used),
-             (unsigned long long)used, (unsigned long long)nused);
+    if (walked != x->nfree)
+        return fail(why, whylen, "%llu free entries, %llu on the free list",
+                    (unsigned long long)x->nfree, (unsigned long long)walked);
+    return 0;
+}
+
+/* The pool's counters and every owner's charges. */
+static int check_counters(mempool *p, const expect *x, char *why,
+                          size_t whylen)
+{
+    if (x->used != atomic_load(&p->h->used_bytes) ||
+        x->nused != atomic_load(&p->h->entries_used))
+        return fail(why, whylen,
+                    "counters say %llu bytes/%llu objects, table %llu/%llu",
+                    (unsigned long long)atomic_load(&p->h->used_bytes),
+                    (unsigned long long)atomic_load(&p->h->entries_used),
+                    (unsigned long long)x->used, (unsigned long long)x->nused);
     for (uint16_t o = 0; o <= MP_WORKERS; o++) {
         charges c;
         charges_of(p, o, &c);
-        if (res[o] != atomic_load(c.resident) ||
-            objs[o] != atomic_load(c.objects) || disk[o] != atomic_load(c.disk))
-            FAIL("%s %d charged %llu/%llu bytes (memory/disk), table "
-                 "says %llu/%llu", o ? "worker" : "pool", o,
-                 (unsigned long long)atomic_load(c.resident),
-                 (unsigned long long)atomic_load(c.disk),
-                 (unsigned long long)res[o], (unsigned long long)disk[o]);
+        if (x->res[o] != atomic_load(c.resident) ||
+            x->objs[o] != atomic_load(c.objects) ||
+            x->disk[o] != atomic_load(c.disk))
+            return fail(why, whylen, "%s %d charged %llu/%llu bytes "
+                        "(memory/disk), table says %llu/%llu",
+                        o ? "worker" : "pool", o,
+                        (unsigned long long)atomic_load(c.resident),
+                        (unsigned long long)atomic_load(c.disk),
+                        (unsigned long long)x->res[o],
+                        (unsigned long long)x->disk[o]);
     }
-out:
-    free(pg);
+    return 0;
+}
+
+/* Recompute the derived state into scratch memory and compare. Locked.
+ * Moves nothing. */
+int mempool__alloc_verify(mempool *p, char *why, size_t whylen)
+{
+    expect x = { .pg = calloc(p->npages, sizeof(mp_page)) };
+    int rc;
+
+    if (!x.pg)
+        return -ENOMEM;
+    if (!(rc = expect_table(p, &x, why, whylen)) &&
+        !(rc = check_pages(p, &x, why, whylen)) &&
+        !(rc = check_lists(p, &x, why, whylen)))
+        rc = check_counters(p, &x, why, whylen);
+    free(x.pg);
     return rc;
 }

@@ -546,35 +546,6 @@ fail_unmapped:
     return rc;
 }
 
-void mempool_options_init(mempool_options *o)
-{
-    if (!o)
-        return;
-    memset(o, 0, sizeof(*o));
-    o->arena_bytes = MEMPOOL_DEFAULT_ARENA_BYTES;
-    o->spill_dir = ".mempool";
-    o->mode = 0600;
-    o->flags = MEMPOOL_OPEN_CREATE;
-    o->policy = MEMPOOL_POLICY_LRU;
-    o->io_mode = MEMPOOL_IO_AUTO;
-    o->evict_wait_ms = 100;
-    o->spiller = 1;
-}
-
-int mempool__options_ok(const mempool_options *o)
-{
-    if (o->flags & ~(MEMPOOL_OPEN_CREATE | MEMPOOL_OPEN_EXCL |
-                     MEMPOOL_OPEN_NOVERIFY | MEMPOOL_OPEN_OBSERVE |
-                     MEMPOOL_OPEN_ANY_OWNER))
-        return -EINVAL;
-    if ((o->flags & MEMPOOL_OPEN_OBSERVE) && (o->flags & MEMPOOL_OPEN_CREATE))
-        return -EINVAL;
-    if (o->mode & ~0777u || o->policy > MEMPOOL_POLICY_MRU ||
-        o->io_mode > MEMPOOL_IO_PWRITE || o->evict_wait_ms > 3600000u)
-        return -EINVAL;
-    return 0;
-}
-
 /* Attach, or create when allowed; racing creators end up on one pool. */
 int mempool__arena_open(mempool *p, const char *path, const char *name,
                       const mempool_options *o, bool *created)

@@ -330,7 +330,7 @@ int mempool__box_verify(mempool *p, char *why, size_t whylen)
             mp_entry *e = mp_entry_at(p, idx);
             uint64_t ew = atomic_load(&e->word);
             if (mp_entry_alive(ew, (uint32_t)item) &&
-                !(MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED)) {
+                !(MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED)) {
                 snprintf(why, whylen, "box %u holds a reference to plain "
                          "object %u", b, idx);
                 return MEMPOOL_ECORRUPT;

@@ -250,7 +250,7 @@ static bool rc_begin(mempool *p, uint32_t idx, uint32_t gen, unsigned me)
     for (;;) {
         uint64_t w = atomic_load(&e->word);
         if (!mp_entry_alive(w, gen) ||
-            !(MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED) ||
+            !(MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED) ||
             MP_W_ST(w) == MP_ST_EVICTING)
             return false;
         if (MP_W_RC(w)) {

@@ -127,7 +127,7 @@ enum {
 
 typedef struct mp_header {
     uint64_t magic;            /* MP_MAGIC, written before the name exists */
-    uint64_t format;           /* mp_format_word(): version + struct sizes */
+    uint64_t format;           /* mempool__format_word(): version + sizes */
     uint64_t arena_bytes;      /* must equal the object's size */
     uint64_t max_objects;
     uint64_t uuid[2];
@@ -149,7 +149,8 @@ typedef struct mp_header {
 
     /* Shared, changing. */
     _Atomic uint64_t active;   /* bit s: slot s holds state (alive or not yet reaped) */
-    _Atomic uint64_t clock;    /* recency ticket source */
+    _Atomic uint64_t unused0;  /* never used (recency stamps are
+                                  CLOCK_MONOTONIC ns); kept for layout */
     _Atomic uint64_t reaped;   /* workers reaped since creation */
     _Atomic uint64_t hwm;      /* entries [0, hwm) have ever been used */
     _Atomic uint32_t spiller;  /* slot + 1 of the elected spiller, 0 none */
@@ -163,7 +164,8 @@ typedef struct mp_header {
     uint32_t entry_free;            /* idx + 1 of first free entry, 0 = none */
     _Atomic uint64_t entries_used;  /* entries not FREE (read racily by stats) */
     _Atomic uint64_t used_bytes;    /* allocated to objects, rounding included */
-    uint64_t rover;                 /* next-fit start for page runs */
+    uint64_t rover;                 /* first-fit hint: no page below it
+                                       is free (alloc.c) */
     uint32_t partial[MP_NCLASS];    /* page + 1 of first slab with room */
     _Atomic uint64_t rebuilds;      /* allocator rebuilds after a holder died */
 
@@ -216,7 +218,7 @@ typedef struct mp_entry {
     _Atomic uint64_t stamp;    /* recency ticket of the last set/get */
     uint32_t type;             /* codec type id */
     uint16_t owner;            /* charged slot + 1 */
-    uint16_t setflags;         /* MEMPOOL_SET_* */
+    uint16_t setflags;         /* MEMPOOL_PUT_* */
     uint32_t next_free;        /* idx + 1, under the allocator lock */
     uint32_t pad;
     _Atomic uint32_t waiters;  /* mempool_get_wait() sleepers on the low

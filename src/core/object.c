@@ -78,7 +78,7 @@ static void touch(mp_entry *e)
 
 /* ---- creating ---------------------------------------------------------- */
 
-static int owner_slot(mempool *p, const mempool_set_options *o, int *slot)
+static int owner_slot(mempool *p, const mempool_put_options *o, int *slot)
 {
     int s;
     if (!o || o->owner == 0) {
@@ -104,7 +104,7 @@ static uint64_t over_limit(mempool *p, int owner, uint64_t len)
     return lim && res + len > lim ? res + len - lim : 0;
 }
 
-static void set_fields(mempool *p, uint32_t idx, const mempool_set_options *o,
+static void set_fields(mempool *p, uint32_t idx, const mempool_put_options *o,
                        int owner)
 {
     mp_entry *e = mp_entry_at(p, idx);
@@ -115,7 +115,7 @@ static void set_fields(mempool *p, uint32_t idx, const mempool_set_options *o,
 }
 
 /* One admission attempt under the lock; *need says what to free first. */
-static int admit(mempool *p, size_t len, const mempool_set_options *o,
+static int admit(mempool *p, size_t len, const mempool_put_options *o,
                  int owner, uint32_t *idx, uint64_t *need, int *who)
 {
     uint64_t over;
@@ -143,7 +143,7 @@ static int admit(mempool *p, size_t len, const mempool_set_options *o,
  * reaping dead workers). Fails with -E2BIG if @p len alone passes the
  * owner's limit, -ENOMEM if nothing more can be freed within the wait.
  */
-static int alloc_entry(mempool *p, size_t len, const mempool_set_options *o,
+static int alloc_entry(mempool *p, size_t len, const mempool_put_options *o,
                        int owner, uint32_t *idx)
 {
     uint64_t lim = atomic_load(&p->slots[owner].max_memsize), need = 0;
@@ -171,10 +171,10 @@ static int alloc_entry(mempool *p, size_t len, const mempool_set_options *o,
     }
 }
 
-int mempool_reserve(mempool *p, size_t len, const mempool_set_options *o,
+int mempool_reserve(mempool *p, size_t len, const mempool_put_options *o,
                     void **buf, mempool_dref *out)
 {
-    const uint32_t known = MEMPOOL_SET_REFCOUNTED | MEMPOOL_SET_DESTROY_ON_EVICT;
+    const uint32_t known = MEMPOOL_PUT_REFCOUNTED | MEMPOOL_PUT_DESTROY_ON_EVICT;
     uint32_t idx, gen;
     mp_entry *e;
     int rc, owner;
@@ -194,7 +194,7 @@ int mempool_reserve(mempool *p, size_t len, const mempool_set_options *o,
     }
     e = mp_entry_at(p, idx);
     gen = MP_W_GEN(atomic_load(&e->word));
-    if ((MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED) &&
+    if ((MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED) &&
         (rc = mempool__ref_add(p, idx, gen))) {
         if (mempool__lock(p) == 0) {
             mempool__free(p, idx);
@@ -251,7 +251,7 @@ int mempool_abort(mempool *p, mempool_dref r)
     if (rc)
         return rc;
     e = mp_entry_at(p, idx);
-    if (MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED)
+    if (MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED)
         mempool__ref_sub(p, idx, MP_W_GEN(w));
     if ((rc = mempool__lock(p)))
         return rc;
@@ -263,8 +263,8 @@ int mempool_abort(mempool *p, mempool_dref r)
     return rc;
 }
 
-int mempool_set_ex(mempool *p, const void *data, size_t len,
-                   const mempool_set_options *o, mempool_dref *out)
+int mempool_put_ex(mempool *p, const void *data, size_t len,
+                   const mempool_put_options *o, mempool_dref *out)
 {
     void *buf;
     mempool_dref r;
@@ -284,9 +284,9 @@ int mempool_set_ex(mempool *p, const void *data, size_t len,
     return 0;
 }
 
-int mempool_set(mempool *p, const void *data, size_t len, mempool_dref *out)
+int mempool_put(mempool *p, const void *data, size_t len, mempool_dref *out)
 {
-    return mempool_set_ex(p, data, len, NULL, out);
+    return mempool_put_ex(p, data, len, NULL, out);
 }
 
 /* ---- reading ----------------------------------------------------------- */
@@ -494,7 +494,7 @@ static int refcounted(mempool *p, mempool_dref r, uint32_t *idx, uint32_t *gen)
     atomic_thread_fence(memory_order_acquire);
     if (!mp_entry_alive(mp_entry_word(e), *gen))
         return -ENOENT;
-    return (fl & MEMPOOL_SET_REFCOUNTED) ? 0 : -EINVAL;
+    return (fl & MEMPOOL_PUT_REFCOUNTED) ? 0 : -EINVAL;
 }
 
 /* A reference to (idx, gen) was just recorded (a cell or a box): 0 if the

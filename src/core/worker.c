@@ -243,22 +243,26 @@ _Static_assert(MP_NCOUNTERS <= sizeof(((mp_header *)0)->retired) /
                                    sizeof(uint64_t),
                "retired[] holds every event counter");
 
+#define COUNTER_OFF(name, prom, div, help) offsetof(mp_slot, name),
+static const size_t counter_off[] = { MP_COUNTERS(COUNTER_OFF) };
+#undef COUNTER_OFF
+
+_Atomic uint64_t *mempool__counter(mp_slot *s, int k)
+{
+    return (_Atomic uint64_t *)((char *)s + counter_off[k]);
+}
+
 /* Fold slot @p s's event counters into the pool's `retired` totals and
  * zero them, so the counters of whoever claims it start at 0 and the sum
  * over slots plus retired never goes back (stats.c). */
 static void slot_retire(mempool *p, int s)
 {
     mp_slot *sl = &p->slots[s];
-    int k = 0;
-#define FOLD(name, prom, div, help)                                    \
-    do {                                                               \
-        uint64_t v = atomic_exchange(&sl->name, 0);                    \
-        if (v)                                                         \
-            atomic_fetch_add(&p->h->retired[k], v);                    \
-        k++;                                                           \
-    } while (0);
-    MP_COUNTERS(FOLD)
-#undef FOLD
+    for (int k = 0; k < MP_NCOUNTERS; k++) {
+        uint64_t v = atomic_exchange(mempool__counter(sl, k), 0);
+        if (v)
+            atomic_fetch_add(&p->h->retired[k], v);
+    }
     atomic_store(&sl->io_backend, 0);
 }
 

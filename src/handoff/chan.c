@@ -472,7 +472,7 @@ int mempool_chan_send(mempool_chan *c, mempool_dref r, int64_t timeout_ms)
     e = mp_entry_at(p, idx);
     if (!mp_entry_alive(atomic_load(&e->word), gen))
         return -ENOENT;
-    ref = (MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED) != 0;
+    ref = (MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED) != 0;
     if ((rc = mempool__box_claim(p, idx, gen, ref,
                                  MP_BACK(MP_BK_CHAN, c->ci, UINT32_C(0xffffff)),
                                  &b)))

@@ -39,7 +39,7 @@ int mempool_ref_give(mempool *p, mempool_dref r, int64_t ttl_ms)
     e = mp_entry_at(p, idx);
     if (!mp_entry_alive(atomic_load(&e->word), gen))
         return -ENOENT;
-    if (!(MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED))
+    if (!(MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED))
         return -EINVAL;
     if ((rc = mempool__box_claim(p, idx, gen, true,
                                  MP_BACK(MP_BK_FLIGHT, 0, 0), &b)))

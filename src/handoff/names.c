@@ -165,7 +165,7 @@ static int make_box(mempool *p, mempool_dref r, uint32_t *b)
     e = mp_entry_at(p, idx);
     if (!mp_entry_alive(atomic_load(&e->word), gen))
         return -ENOENT;
-    ref = (MP_LD(e->setflags) & MEMPOOL_SET_REFCOUNTED) != 0;
+    ref = (MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED) != 0;
     if ((rc = mempool__box_claim(p, idx, gen, ref, MP_BACK(MP_BK_NAME, 0, 0),
                                  b)))
         return rc;

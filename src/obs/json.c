@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * json.c - mempool_stats_json(): the figures of mempool_stats() and
- * mempool_worker_stats() as one JSON document, the twin of the structs.
+ * json.c - mempool_stats_json(): the figures of mempool_stats_get() and
+ * mempool_worker_stats_get() as one JSON document, the twin of the structs.
  *
  * The document is built from the public structs only, so the two can never
  * disagree, and its layout (schema 1) is documented field by field in the
@@ -231,7 +231,7 @@ static int workers_json(mempool *p, jb *b, cJSON *root)
     }
     for (int id = 1; id <= MEMPOOL_MAX_WORKERS; id++) {
         struct mempool_worker_stats w;
-        int rc = mempool_worker_stats(p, id, &w);
+        int rc = mempool_worker_stats_get(p, id, &w);
         if (rc)
             return rc;
         if (w.state != MEMPOOL_WORKER_FREE)
@@ -252,7 +252,7 @@ int mempool_stats_json(mempool *p, char **out)
     if (!out)
         return -EINVAL;
     *out = NULL;
-    if ((rc = mempool_stats(p, &s)))
+    if ((rc = mempool_stats_get(p, &s)))
         return rc;
     if (!(root = cJSON_CreateObject()))
         return -ENOMEM;

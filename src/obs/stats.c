@@ -10,7 +10,7 @@
  *
  * Totals since creation. Claiming a slot first folds the previous holder's
  * event counters into the header's `retired` array and zeroes them
- * (mempool__slot_retire, worker.c), so a worker's counters are its own and the sum
+ * (slot_retire() in worker.c), so a worker's counters are its own and the sum
  * over slots plus `retired` never goes back.
  *
  * How a reader reads. Relaxed atomic loads only: the slots, the table up
@@ -33,16 +33,6 @@
 #include "spill.h"
 
 /* ---- event counters and their totals ----------------------------------- */
-
-/* A slot's event counters, in the order of mp_header.retired. */
-#define EV_OFF(name, prom, div, help) offsetof(mp_slot, name),
-static const size_t event_off[] = { MP_COUNTERS(EV_OFF) };
-#undef EV_OFF
-
-static _Atomic uint64_t *event(mp_slot *s, int k)
-{
-    return (_Atomic uint64_t *)((char *)s + event_off[k]);
-}
 
 static uint64_t ld(_Atomic uint64_t *x)
 {
@@ -185,8 +175,8 @@ static void worker_fill(mempool *p, int s, const pinfig *pf,
                                                memory_order_relaxed)));
 }
 
-int mempool_worker_stats(mempool *p, int worker,
-                         struct mempool_worker_stats *out)
+int mempool_worker_stats_get(mempool *p, int worker,
+                             struct mempool_worker_stats *out)
 {
     keyset ks = { 0 };
     pinfig pf = { 0 };
@@ -322,7 +312,7 @@ static void sum_slots(mempool *p, struct mempool_stats *s)
         s->resident_bytes += ld(&w->resident_bytes);
         s->disk_bytes += ld(&w->disk_bytes);
         for (int k = 0; k < MP_NCOUNTERS; k++)
-            ev[k] += ld(event(w, k));
+            ev[k] += ld(mempool__counter(w, k));
         if (act >> i & 1) {
             s->workers++;
             if (slot_state(p, i) == MEMPOOL_WORKER_ALIVE)
@@ -361,7 +351,7 @@ static void handoff_figures(mempool *p, struct mempool_stats *s)
     s->get_waits = ld(&hd->get_waits);
 }
 
-int mempool_stats(mempool *p, struct mempool_stats *s)
+int mempool_stats_get(mempool *p, struct mempool_stats *s)
 {
     mp_header *h;
     uint32_t sp;

@@ -20,20 +20,41 @@
 #include "internal.h"
 #include "spill.h"
 
-int mempool_set_max_memsize(mempool *p, uint64_t bytes)
+/* The slot field behind limit @p which, or NULL for an unknown one. */
+static _Atomic uint64_t *limit_field(mempool *p, unsigned which)
 {
-    int rc = mempool__writer_ok(p);
-    if (!rc)
-        atomic_store(&p->slots[p->slot].max_memsize, bytes);
-    return rc;
+    switch (which) {
+    case MEMPOOL_LIMIT_MEMSIZE:
+        return &p->slots[p->slot].max_memsize;
+    case MEMPOOL_LIMIT_DISKSIZE:
+        return &p->slots[p->slot].max_disksize;
+    default:
+        return NULL;
+    }
 }
 
-int mempool_set_max_disksize(mempool *p, uint64_t bytes)
+int mempool_limit_set(mempool *p, unsigned which, uint64_t bytes)
 {
+    _Atomic uint64_t *f;
     int rc = mempool__writer_ok(p);
-    if (!rc)
-        atomic_store(&p->slots[p->slot].max_disksize, bytes);
-    return rc;
+    if (rc)
+        return rc;
+    if (!(f = limit_field(p, which)))
+        return -EINVAL;
+    atomic_store(f, bytes);
+    return 0;
+}
+
+int mempool_limit_get(mempool *p, unsigned which, uint64_t *bytes)
+{
+    _Atomic uint64_t *f;
+    int rc = mempool__writer_ok(p);
+    if (rc)
+        return rc;
+    if (!bytes || !(f = limit_field(p, which)))
+        return -EINVAL;
+    *bytes = atomic_load(f);
+    return 0;
 }
 
 static int fill_ref(mempool *p, uint32_t idx, uint32_t gen,

@@ -321,6 +321,86 @@ static void count_write(mempool *p, const mp_io_req *r)
     atomic_fetch_add(&s->spill_ns, r->ns);
 }
 
+/* The per-entry state of one write_clean() batch. */
+typedef struct batch {
+    mp_io_req *reqs, **rp;       /* rp: the first q of reqs to submit */
+    char (*names)[48];
+    uint32_t *gens;
+    uint64_t *toks;
+    unsigned q;
+} batch;
+
+static void batch_free(batch *b)
+{
+    free(b->reqs);
+    free(b->rp);
+    free(b->names);
+    free(b->gens);
+    free(b->toks);
+}
+
+static int batch_alloc(batch *b, unsigned n)
+{
+    *b = (batch){ calloc(n, sizeof(*b->reqs)), calloc(n, sizeof(*b->rp)),
+                  calloc(n, 48), calloc(n, sizeof(*b->gens)),
+                  calloc(n, sizeof(*b->toks)), 0 };
+    if (b->reqs && b->rp && b->names && b->gens && b->toks)
+        return 0;
+    batch_free(b);
+    return -ENOMEM;
+}
+
+/* Claim each entry and describe its file; res[i] as claim() says.
+ * Returns the first error other than -EAGAIN, or 0. */
+static int batch_claim(mempool *p, batch *b, const uint32_t *idx, unsigned n,
+                       int *res)
+{
+    int first = 0;
+    for (unsigned i = 0; i < n; i++) {
+        res[i] = claim(p, idx[i], &b->gens[i], &b->toks[i]);
+        if (res[i] == 1) {
+            if (fill_req(p, &b->reqs[i], b->names[i], idx[i], b->gens[i]))
+                b->rp[b->q++] = &b->reqs[i];
+            else
+                b->reqs[i].result = MEMPOOL_ECORRUPT;
+        } else if (res[i] < 0 && res[i] != -EAGAIN && !first) {
+            first = res[i];
+        }
+    }
+    return first;
+}
+
+/* Publish or roll back each claimed write (@p rc: the submit's error, if
+ * any) and drop its pin; res[i] becomes its result. Returns the first. */
+static int batch_finish(mempool *p, batch *b, const uint32_t *idx,
+                        unsigned n, int *res, int rc)
+{
+    int first = 0;
+    for (unsigned i = 0; i < n; i++) {
+        mp_io_req *r = &b->reqs[i];
+        if (res[i] != 1)
+            continue;
+        if (rc)
+            r->result = rc;
+        if (!r->result)
+            r->result = MP_FP(spill_written);
+        count_write(p, r);
+        finish(p, idx[i], b->gens[i], r->result);
+        mempool__unpin(p, idx[i], b->gens[i], b->toks[i]);
+        res[i] = r->result;
+        if (res[i] && !first)
+            first = res[i];
+    }
+    return first;
+}
+
+static int fail_all(int *res, unsigned n, int rc)
+{
+    for (unsigned i = 0; i < n; i++)
+        res[i] = rc;
+    return rc;
+}
+
 /*
  * Give each of the @p n entries a complete file. res[i]: 0 done (or was
  * already clean), -EAGAIN another worker is writing it, or an error.
@@ -329,59 +409,21 @@ static void count_write(mempool *p, const mp_io_req *r)
 int mempool__write_clean(mempool *p, const uint32_t *idx, unsigned n,
                          int *res)
 {
-    mp_io_req *reqs = calloc(n, sizeof(*reqs)), **rp = calloc(n, sizeof(*rp));
-    char (*names)[48] = calloc(n, 48);
-    uint32_t *gens = calloc(n, sizeof(*gens));
-    uint64_t *toks = calloc(n, sizeof(*toks));
-    unsigned q = 0;
-    int rc = 0, first = 0;
+    batch b;
+    int rc, first;
 
-    if (!reqs || !rp || !names || !gens || !toks) {
-        for (unsigned i = 0; i < n; i++)
-            res[i] = -ENOMEM;
-        rc = -ENOMEM;
-        goto out;
-    }
+    if ((rc = batch_alloc(&b, n)))
+        return fail_all(res, n, rc);
     if ((rc = ensure_dir(p)) < 0 || (rc = mempool__io_get(p))) {
-        for (unsigned i = 0; i < n; i++)
-            res[i] = rc;
-        goto out;
+        batch_free(&b);
+        return fail_all(res, n, rc);
     }
-    for (unsigned i = 0; i < n; i++) {
-        res[i] = claim(p, idx[i], &gens[i], &toks[i]);
-        if (res[i] == 1) {
-            if (fill_req(p, &reqs[i], names[i], idx[i], gens[i]))
-                rp[q++] = &reqs[i];
-            else
-                reqs[i].result = MEMPOOL_ECORRUPT;
-        } else if (res[i] < 0 && res[i] != -EAGAIN && !first) {
-            first = res[i];
-        }
-    }
-    if (q && (rc = mempool__io_submit(p->io, rp, q)) == 0)
-        mempool__io_wait(p->io, rp, q);
-    for (unsigned i = 0; i < n; i++) {
-        if (res[i] != 1)
-            continue;
-        if (rc)
-            reqs[i].result = rc;
-        if (!reqs[i].result)
-            reqs[i].result = MP_FP(spill_written);
-        count_write(p, &reqs[i]);
-        finish(p, idx[i], gens[i], reqs[i].result);
-        mempool__unpin(p, idx[i], gens[i], toks[i]);
-        res[i] = reqs[i].result;
-        if (res[i] && !first)
-            first = res[i];
-    }
-    rc = first;
-out:
-    free(reqs);
-    free(rp);
-    free(names);
-    free(gens);
-    free(toks);
-    return rc;
+    first = batch_claim(p, &b, idx, n, res);
+    if (b.q && (rc = mempool__io_submit(p->io, b.rp, b.q)) == 0)
+        mempool__io_wait(p->io, b.rp, b.q);
+    rc = batch_finish(p, &b, idx, n, res, rc);
+    batch_free(&b);
+    return first ? first : rc;
 }
 
 /* ---- eviction ------------------------------------------------------------ */
@@ -454,7 +496,7 @@ static int candidates(mempool *p, int owner, victim **out, size_t *n)
         v[k].stamp = atomic_load_explicit(&e->stamp, memory_order_relaxed);
         v[k].len = MP_LD(e->len);
         v[k].idx = i;
-        v[k].destroy = MP_LD(e->setflags) & MEMPOOL_SET_DESTROY_ON_EVICT;
+        v[k].destroy = MP_LD(e->setflags) & MEMPOOL_PUT_DESTROY_ON_EVICT;
         k++;
     }
     qsort(v, k, sizeof(*v), by_stamp);

@@ -95,7 +95,7 @@ void mempool__file_unmap(mp_file_map *m);
 
 typedef struct mp_io mp_io;
 
-enum { MP_IO_AUTO = 0, MP_IO_PWRITE = 1 };   /* mp_io_open() mode */
+enum { MP_IO_AUTO = 0, MP_IO_PWRITE = 1 };   /* mempool__io_open() mode */
 
 typedef struct mp_io_req {
     int         dirfd;        /* directory the file goes in */

@@ -35,8 +35,3 @@ const char *mempool_strerror(int err)
     }
     return "unknown error";
 }
-
-const char *mempool_version(void)
-{
-    return "0.1.0";
-}
