@@ -100,7 +100,7 @@ static void rec_write(mp_name *r, const nm_buf *b, size_t len, uint32_t h)
 
 /* Find the BOUND record of a name: 0 with its index and word, or -ENOENT.
  * *ins (if not NULL) gets the first reusable record of the probe, or -1. */
-static int find(mempool *p, const nm_buf *b, size_t len, uint32_t h,
+static int nm_find(mempool *p, const nm_buf *b, size_t len, uint32_t h,
                 uint32_t *rec, uint64_t *word, int64_t *ins)
 {
     uint32_t n = p->nnames, i = h % n;
@@ -189,7 +189,7 @@ static int bind_locked(mempool *p, const nm_buf *nb, size_t len, uint32_t h,
     mp_name *r;
 
     *old = 0;
-    if (find(p, nb, len, h, &rec, &w, &ins) == 0) {
+    if (nm_find(p, nb, len, h, &rec, &w, &ins) == 0) {
         if (!(flags & MEMPOOL_NAME_REPLACE) && binding_alive(p, w, NULL))
             return -EEXIST;
         *old = w;                   /* replaced: its box becomes an orphan */
@@ -255,7 +255,7 @@ int mempool_name_drop(mempool *p, const char *name)
     buf_of(&nb, name, (size_t)len);
     h = mempool__hname_hash(name, (size_t)len);
     mempool__olock(p, &p->hand->names_lock);
-    rc = find(p, &nb, (size_t)len, h, &rec, &w, NULL);
+    rc = nm_find(p, &nb, (size_t)len, h, &rec, &w, NULL);
     if (rc == 0 &&
         !atomic_compare_exchange_strong(&p->names[rec].word, &w,
                                         NM_W(MP_NM_TOMB, NM_VER(w) + 1, 0)))
@@ -270,12 +270,12 @@ int mempool_name_drop(mempool *p, const char *name)
 }
 
 /* One lookup of a live binding. */
-static int lookup(mempool *p, const nm_buf *nb, size_t len, uint32_t h,
+static int nm_lookup(mempool *p, const nm_buf *nb, size_t len, uint32_t h,
                   mempool_dref *out)
 {
     uint32_t rec;
     uint64_t w;
-    if (find(p, nb, len, h, &rec, &w, NULL))
+    if (nm_find(p, nb, len, h, &rec, &w, NULL))
         return -ENOENT;
     return binding_alive(p, w, out) ? 0 : -ENOENT;
 }
@@ -294,7 +294,7 @@ int mempool_name_get(mempool *p, const char *name, mempool_dref *out,
         return -EINVAL;
     buf_of(&nb, name, (size_t)len);
     h = mempool__hname_hash(name, (size_t)len);
-    if (lookup(p, &nb, (size_t)len, h, out) == 0)
+    if (nm_lookup(p, &nb, (size_t)len, h, out) == 0)
         return 0;
     if (timeout_ms == 0)
         return -ETIMEDOUT;
@@ -305,7 +305,7 @@ int mempool_name_get(mempool *p, const char *name, mempool_dref *out,
         uint32_t seq;
         atomic_fetch_add(&p->hand->names_waiters, 1);
         seq = atomic_load(&p->hand->names_seq);
-        rc = lookup(p, &nb, (size_t)len, h, out);
+        rc = nm_lookup(p, &nb, (size_t)len, h, out);
         if (rc)
             rc = mp_futex_wait(&p->hand->names_seq, seq, deadline, 0);
         else
@@ -314,7 +314,7 @@ int mempool_name_get(mempool *p, const char *name, mempool_dref *out,
         if (rc == 1)
             return 0;
         if (rc == -ETIMEDOUT)
-            return lookup(p, &nb, (size_t)len, h, out) ? -ETIMEDOUT : 0;
+            return nm_lookup(p, &nb, (size_t)len, h, out) ? -ETIMEDOUT : 0;
     }
 }
 
