@@ -215,8 +215,6 @@ void mempool__entry_wake(mempool *p, uint32_t idx);   /* get_wait sleepers */
 /* ---- object.c: shared helpers used by the reaper and spill code -------- */
 int  mempool__entry_of(const mempool *p, mempool_dref r, uint32_t *idx,
                        uint32_t *gen);
-void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok);
-void mempool__after_unpin(mempool *p, uint32_t idx);
 int  mempool__get(mempool *p, mempool_dref r, mempool_view *v, bool recency);
 mempool_dref mempool__dref_of(const mempool *p, uint32_t idx, uint32_t gen);
 int  mempool__ref_settle(mempool *p, uint32_t idx, uint32_t gen);

@@ -35,10 +35,11 @@ rank() {        # rank of a path below src/ (a file or an object's source)
 bad=0
 here=$(pwd)
 cd "$src" || exit 1
-for f in $(find . -name '*.[ch]' -o -name '*.def' | sed 's|^\./||' | sort); do
+files=$(find . -name '*.[ch]' -o -name '*.def' | sed 's|^\./||' | sort)
+for f in $files; do
     r=$(rank "$f")
     for h in $(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\)".*/\1/p' "$f"); do
-        hp=$(find . -name "$(basename "$h")" | sed 's|^\./||' | head -n 1)
+        hp=$(printf '%s\n' $files | grep -m 1 -e "^$h\$" -e "/$h\$")
         [ -n "$hp" ] || continue
         hr=$(rank "$hp")
         if [ "$hr" -gt "$r" ]; then
@@ -49,28 +50,28 @@ for f in $(find . -name '*.[ch]' -o -name '*.def' | sed 's|^\./||' | sort); do
 done
 
 if [ $# -gt 0 ]; then
-    defs=$(mktemp)
-    trap 'rm -f "$defs"' EXIT
-    for o in "$@"; do
+    syms=$(mktemp)
+    trap 'rm -f "$syms"' EXIT
+    for o in "$@"; do           # "def|use SYMBOL SOURCE LAYER" per symbol
         case $o in /*) ;; *) o=$here/$o ;; esac
         s=${o#*/src/}; s=${s%.o}
-        nm -g --defined-only "$o" 2>/dev/null |
-            awk -v s="$s" '$2 ~ /^[TDRB]$/ && $3 ~ /^mempool/ {print $3, s}'
-    done >"$defs"
-    for o in "$@"; do
-        case $o in /*) ;; *) o=$here/$o ;; esac
-        s=${o#*/src/}; s=${s%.o}
-        r=$(rank "$s")
-        for u in $(nm -u "$o" 2>/dev/null | awk '$2 ~ /^mempool/ {print $2}'); do
-            d=$(awk -v u="$u" '$1 == u {print $2; exit}' "$defs")
-            [ -n "$d" ] || continue
-            dr=$(rank "$d")
-            if [ "$dr" -gt "$r" ]; then
-                echo "call: $s (layer $r) uses $u of $d (layer $dr)"
-                bad=1
-            fi
-        done
-    done
+        nm "$o" | awk -v s="$s" -v r="$(rank "$s")" '
+            $1 == "U" && $2 ~ /^mempool/ { print "use", $2, s, r }
+            $2 ~ /^[TDRB]$/ && $3 ~ /^mempool/ { print "def", $3, s, r }'
+    done >"$syms" || bad=1
+    awk '$1 == "def" { src[$2] = $3; layer[$2] = $4; next }
+         { use[++n] = $0 }
+         END {
+             for (i = 1; i <= n; i++) {
+                 split(use[i], f, " ")
+                 if ((f[2] in layer) && layer[f[2]] > f[4]) {
+                     printf "call: %s (layer %d) uses %s of %s (layer %d)\n",
+                            f[3], f[4], f[2], src[f[2]], layer[f[2]]
+                     bad = 1
+                 }
+             }
+             exit bad
+         }' "$syms" || bad=1
 fi
 [ $bad -eq 0 ] && echo "layers: every include and call goes down"
 exit $bad

@@ -33,26 +33,29 @@
 #define MEMPOOL_COUNTERS_H
 
 #define MP_COUNTERS(X)                                                       \
-    X(sets,          sets,          1, "Objects published (set, set_obj, publish).") \
-    X(gets,          gets,          1, "Successful gets.")                   \
-    X(deletes,       deletes,       1, "Deletes.")                           \
-    X(releases,      releases,      1, "Releases of pins.")                  \
-    X(refs,          refs,          1, "mempool_ref() calls.")               \
-    X(unrefs,        unrefs,        1, "mempool_unref() calls.")             \
-    X(set_errors,    set_errors,    1, "Sets that failed for lack of room.") \
-    X(spills,        spills,        1, "Spill files written.")               \
-    X(spill_bytes,   spill_bytes,   1, "Payload bytes of spill files written.") \
-    X(spill_ns,      spill_seconds, 1e9, "Time spent writing spill files.")  \
-    X(spill_errors,  spill_errors,  1, "Spill file writes that failed.")     \
-    X(restores,      restores,      1, "Gets served from a spill file.")     \
-    X(restore_bytes, restore_bytes, 1, "Bytes of gets served from spill files.") \
-    X(destroys,      destroys,      1, "DESTROY_ON_EVICT objects dropped instead of spilled.") \
+    X(sets, sets, 1, "Objects published (set, set_obj, publish).")           \
+    X(gets, gets, 1, "Successful gets.")                                     \
+    X(deletes, deletes, 1, "Deletes.")                                       \
+    X(releases, releases, 1, "Releases of pins.")                            \
+    X(refs, refs, 1, "mempool_ref() calls.")                                 \
+    X(unrefs, unrefs, 1, "mempool_unref() calls.")                           \
+    X(set_errors, set_errors, 1, "Sets that failed for lack of room.")       \
+    X(spills, spills, 1, "Spill files written.")                             \
+    X(spill_bytes, spill_bytes, 1, "Payload bytes of spill files written.")  \
+    X(spill_ns, spill_seconds, 1e9, "Time spent writing spill files.")       \
+    X(spill_errors, spill_errors, 1, "Spill file writes that failed.")       \
+    X(restores, restores, 1, "Gets served from a spill file.")               \
+    X(restore_bytes, restore_bytes, 1,                                       \
+      "Bytes of gets served from spill files.")                              \
+    X(destroys, destroys, 1,                                                 \
+      "DESTROY_ON_EVICT objects dropped, not spilled.")                      \
     X(corrupt_files, corrupt_files, 1, "Spill files a get found corrupt.")
 
 #define MP_POOL_COUNTERS(X)                                                  \
-    X(reaped_workers, reaped,         "Dead workers reaped.")                \
-    X(recovered_pins, recovered_pins, "Pins dropped for workers that died or closed without releasing them.") \
-    X(rebuilds,       rebuilds,       "Allocator rebuilds after a lock holder died.")
+    X(reaped_workers, reaped, "Dead workers reaped.")                        \
+    X(recovered_pins, recovered_pins,                                        \
+      "Pins dropped for workers that died or closed holding them.")          \
+    X(rebuilds, rebuilds, "Allocator rebuilds after a lock holder died.")
 
 /* MP_CTR_<name>: a counter's index in MP_COUNTERS and mp_header.retired. */
 #define MP_CTR_ENUM(name, prom, div, help) MP_CTR_##name,

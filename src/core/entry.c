@@ -28,7 +28,7 @@ static bool cas(mp_entry *e, uint64_t *w, uint64_t nw)
     return atomic_compare_exchange_strong(&e->word, w, nw);
 }
 
-/* ---- under the allocator lock ------------------------------------------ */
+/* ---- under the allocator lock ------------------------------------------- */
 
 void mempool__entry_format(mp_entry *e)
 {
@@ -85,7 +85,7 @@ uint64_t mempool__entry_end_write(mp_entry *e, bool ok, uint64_t *was)
     return nw;
 }
 
-/* ---- lock-free ------------------------------------------------------------ */
+/* ---- lock-free ---------------------------------------------------------- */
 
 /* ALLOC(us) @p w -> LIVE. -ENOENT if the word moved (reaped under us). */
 int mempool__entry_publish(mp_entry *e, uint64_t w)
@@ -201,7 +201,7 @@ bool mempool__entry_flag_move(mp_entry *e, uint32_t gen)
     return cas(e, &w, w | MP_F_MOVE);
 }
 
-/* ---- reclaim ---------------------------------------------------------------- */
+/* ---- reclaim ------------------------------------------------------------ */
 
 /* Free DELETED entry @p idx if no pin cell names it and no writer is at
  * it; otherwise the last unpinner (or the writer) comes back here. */
@@ -223,7 +223,26 @@ void mempool__entry_reclaim(mempool *p, uint32_t idx)
         p->spill_ops->maps_sweep(p); /* our idle mapping holds the space */
 }
 
-/* ---- refcount check ------------------------------------------------------- */
+/* What the last pin of entry @p idx leaves to do: free it if deleted
+ * (reclaim), or evict it if move_to_disk() found it pinned (F_MOVE). Run
+ * after every unpin, and by the reaper for the pins it drops. */
+void mempool__entry_after_unpin(mempool *p, uint32_t idx)
+{
+    uint64_t w = atomic_load(&mp_entry_at(p, idx)->word);
+    if (MP_W_ST(w) == MP_ST_DELETED)
+        mempool__entry_reclaim(p, idx);
+    else if (MP_W_ST(w) == MP_ST_LIVE && (MP_W_FL(w) & MP_F_MOVE))
+        p->spill_ops->evict(p, idx, MP_W_GEN(w));
+}
+
+/* Drop pin @p tok of ours on (idx, gen), then the last pin's duty. */
+void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok)
+{
+    mempool__unpin_cell(p, idx, gen, tok);
+    mempool__entry_after_unpin(p, idx);
+}
+
+/* ---- refcount check ----------------------------------------------------- */
 
 /*
  * Nobody waits for another checker (it may be stopped for any time): one
@@ -302,7 +321,7 @@ void mempool__entry_refcheck(mempool *p, uint32_t idx, uint32_t gen)
         mempool__entry_reclaim(p, idx);
 }
 
-/* ---- repair after a dead worker ------------------------------------------- */
+/* ---- repair after a dead worker ----------------------------------------- */
 
 static void disk_unreserve(mempool *p, const mp_entry *e)
 {

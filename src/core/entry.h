@@ -109,6 +109,8 @@ bool mempool__entry_ask_recheck(mp_entry *e, uint64_t w);
 
 /* ---- composite steps: reclaim, refcount check, reaper repair ---------- */
 void mempool__entry_reclaim(mempool *p, uint32_t idx);
+void mempool__entry_after_unpin(mempool *p, uint32_t idx);
+void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok);
 void mempool__entry_refcheck(mempool *p, uint32_t idx, uint32_t gen);
 void mempool__entry_repair(mempool *p, int d, uint32_t idx);
 

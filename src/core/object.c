@@ -296,23 +296,6 @@ int mempool_put(mempool *p, const void *data, size_t len, mempool_dref *out)
 #define VIEW_DISK UINT64_C(1)            /* pin + file mapping */
 #define VIEW_FILE MP_VIEW_FILE           /* get_file mapping only */
 
-/* Drop a pin we took, then do what the last pin leaves to do: free a
- * deleted object, or evict one that move_to_disk() found pinned. */
-void mempool__after_unpin(mempool *p, uint32_t idx)
-{
-    uint64_t w = atomic_load(&mp_entry_at(p, idx)->word);
-    if (MP_W_ST(w) == MP_ST_DELETED)
-        mempool__entry_reclaim(p, idx);
-    else if (MP_W_ST(w) == MP_ST_LIVE && (MP_W_FL(w) & MP_F_MOVE))
-        p->spill_ops->evict(p, idx, MP_W_GEN(w));
-}
-
-void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok)
-{
-    mempool__unpin_cell(p, idx, gen, tok);
-    mempool__after_unpin(p, idx);
-}
-
 void mempool__view_seal(mempool_view *v, const mempool *p, uint64_t a,
                         uint64_t b, uint64_t kind)
 {
@@ -452,7 +435,7 @@ int mempool_release(mempool *p, mempool_view *v)
     if (kind == VIEW_DISK)
         p->spill_ops->map_put(p, v->priv[1] >> 32);
     memset(v, 0, sizeof(*v));
-    mempool__after_unpin(p, (uint32_t)idx1 - 1);
+    mempool__entry_after_unpin(p, (uint32_t)idx1 - 1);
     COUNT(p, releases);
     return 0;
 }

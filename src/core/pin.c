@@ -301,7 +301,7 @@ void mempool__cells_drop(mempool *p, int d)
         if (v >> 63)
             mempool__entry_refcheck(p, idx, MP_W_GEN(w));
         else
-            mempool__after_unpin(p, idx);   /* free, or finish a move */
+            mempool__entry_after_unpin(p, idx); /* free, or finish a move */
     }
     atomic_store(&p->slots[d].overflow_used, 0);
     if (pins)

@@ -138,7 +138,7 @@ static void reap_entries(mempool *p, int d)
         mempool__entry_repair(p, d, i);
         w = atomic_load(&mp_entry_at(p, i)->word);
         if (MP_W_ST(w) == MP_ST_DELETED || (MP_W_FL(w) & MP_F_MOVE))
-            mempool__after_unpin(p, i);
+            mempool__entry_after_unpin(p, i);
     }
 }
 

@@ -447,16 +447,23 @@ START_TEST(test_e34_disk_limit)
 }
 END_TEST
 
-/* The disk limit also holds when one set needs several victims at once. */
+/* The disk limit also holds when one set needs several victims at once.
+ * The set spills a (freeing 40 bytes), then finds b over the disk limit:
+ * -ENOSPC. p1 waits 5 s rather than the fixture's 10 ms, or a loaded
+ * machine's first spill outlasts the wait and the set says -ENOMEM first. */
 START_TEST(test_disk_limit_many_victims)
 {
     unsigned io = (unsigned)_i;
-    mempool *p1 = sp_create(SMALL_ARENA, 0, MEMPOOL_POLICY_LRU, io);
-    mempool *p2 = sp_attach(80, io);
-    int w2 = mempool_worker_id(p2);
+    mempool_options o;
+    mempool *p1, *p2;
     mempool_dref x, a, b, c;
-    int rc;
+    int rc, w2;
 
+    sp_opts(&o, SMALL_ARENA, 0, MEMPOOL_POLICY_LRU, io);
+    o.evict_wait_ms = 5000;
+    p1 = sp_open(&o);
+    p2 = sp_attach(80, io);
+    w2 = mempool_worker_id(p2);
     ASSERT_RC(mempool_set_max_disksize(p2, 100), 0);
     x = set_bytes(p1, w2, 40, 1, 0);
     ASSERT_RC(mempool_move_to_disk(p1, x, NULL), 0);   /* disk 40 */
