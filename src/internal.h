@@ -48,6 +48,9 @@ typedef struct mp_spill_ops {
     int  (*map_entry)(mempool *p, uint32_t idx, uint32_t gen, uint64_t *id,
                       const uint8_t **data);
     int  (*map_put)(mempool *p, uint64_t id);
+    /* a new pool's spill directory (spilldir.h), made by its creator */
+    int  (*make_dir)(const char *dir, const char *name, const uint64_t uuid[2],
+                     mode_t pool_mode, gid_t gid, bool *made_base);
 } mp_spill_ops;
 
 /* What core needs from the handoff layer (src/handoff/) above it, the same
@@ -93,7 +96,11 @@ struct mempool {
     /* spilling (spill.c, mapcache.c, spiller.c) */
     pthread_mutex_t io_lock;   /* guards the lazy start of io and dirfd */
     struct mp_io *io;          /* this handle's I/O engine, or NULL */
-    int           dirfd;       /* the pool's spill directory, or -1 */
+    int           dirfd;       /* the pool's spill directory, opened and
+                                  proven once at attach (spilldir.c), or -1 */
+    int           updfd;       /* its parent, for removal after destroy */
+    int           dir_err;     /* why dirfd is -1: MEMPOOL_EUNSAFE, -errno */
+    uint32_t      file_mode;   /* spill file mode, from the pool's mode */
     char          spill_dir[MP_PATH_MAX];
     uint32_t      io_mode;     /* MEMPOOL_IO_* */
     uint32_t      evict_wait_ms;
@@ -106,8 +113,9 @@ struct mempool {
     bool          readonly;    /* observer mapped PROT_READ (no write
                                   permission on the shm object) */
     bool          any_owner;   /* MEMPOOL_OPEN_ANY_OWNER */
-    uid_t         owner_uid;   /* owner and group of the shm object */
+    uid_t         owner_uid;   /* owner, group and mode of the shm object */
     gid_t         owner_gid;
+    uint32_t      pool_mode;
 };
 
 /* 0, or -EPERM on an observer handle, or as mempool__handle_ok(). For every
@@ -236,8 +244,8 @@ int  mempool__make_room(mempool *p, int owner, uint64_t need, bool wait);
 void mempool__unlink_files(mempool *p, uint32_t idx, uint32_t gen);
 int  mempool__file_path(mempool *p, uint32_t idx, uint32_t gen, char *buf,
                         size_t len);
-int  mempool__spill_dir_path(const char *name, char *buf, size_t len);
-void mempool__spill_destroy(const char *dir);
+void mempool__spill_close(mempool *p);  /* close: files of a destroyed pool */
+int  mempool__spill_dirfd(mempool *p);  /* the proven directory, or error */
 
 /* ---- mapcache.c: read-back mappings ------------------------------------ */
 int  mempool__map_entry(mempool *p, uint32_t idx, uint32_t gen, uint64_t *id,

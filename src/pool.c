@@ -10,7 +10,8 @@
  * spill to unlink files or make room (a reap during the slot claim may
  * already do so). So this file lives above all layers, in src/ beside
  * the handle (internal.h), and hands core the spill layer's operations
- * (p->spill_ops) instead of letting core call up.
+ * (p->spill_ops) instead of letting core call up. mempool_destroy() is
+ * in destroy.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -28,7 +29,8 @@ static int observe_open(mempool *p, mempool **out)
 {
     p->lfd = dup(p->fd);
     p->slot = -1;
-    p->dirfd = -1;
+    p->dirfd = p->updfd = -1;
+    p->dir_err = -EPERM;            /* observers never touch files */
     if (p->lfd < 0 || !memchr(p->h->spill_dir, '\0', MP_PATH_MAX)) {
         int rc = p->lfd < 0 ? -errno : MEMPOOL_ECORRUPT;
         if (p->lfd >= 0)
@@ -68,6 +70,7 @@ int mempool_open(const char *name, const mempool_options *o, mempool **out)
     snprintf(p->name, sizeof(p->name), "%s", name);
     p->observer = o->flags & MEMPOOL_OPEN_OBSERVE;
     p->any_owner = o->flags & MEMPOOL_OPEN_ANY_OWNER;
+    p->spill_ops = &mempool__spill_ops;   /* a creator makes the directory */
     if ((rc = mempool__arena_open(p, path, name, o, &created)))
         goto fail_free;
     if (p->observer)
@@ -97,6 +100,10 @@ fail_spill:
 fail_slot:
     mempool__leave_slot(p);
 fail_unmap:
+    if (p->dirfd >= 0)
+        close(p->dirfd);
+    if (p->updfd >= 0)
+        close(p->updfd);
     mempool__unregister(p);
     munmap(p->base, p->size);
     close(p->lfd);
@@ -115,6 +122,7 @@ int mempool_close(mempool *p)
     if (rc == 0 && !p->observer) {
         mempool__spiller_stop(p);
         mempool__leave_slot(p);     /* drops our pins, refs, reservations */
+        mempool__spill_close(p);    /* our files, if the pool was destroyed */
         mempool__spill_fini(p);     /* a forked child has no threads to stop */
     } else if (rc == 0) {
         mempool__spill_fini(p);     /* observers hold only the io_lock */
@@ -127,20 +135,5 @@ int mempool_close(mempool *p)
         close(p->fd);
     }
     free(p);
-    return 0;
-}
-
-int mempool_destroy(const char *name)
-{
-    char path[sizeof(MP_SHM_DIR) + MEMPOOL_NAME_MAX + 16], dir[MP_PATH_MAX];
-    int rc = mempool__shm_path(name, path, sizeof(path));
-    bool have_dir;
-    if (rc)
-        return rc;
-    have_dir = mempool__spill_dir_path(name, dir, sizeof(dir)) == 0;
-    if (unlink(path) < 0)
-        return -errno;
-    if (have_dir)
-        mempool__spill_destroy(dir);
     return 0;
 }

@@ -195,7 +195,7 @@ static void print_workers(mempool *p)
     for (int id = 1; id <= MEMPOOL_MAX_WORKERS; id++) {
         struct mempool_worker_stats w;
         char a[32], b[32], c[32];
-        if (mempool_worker_stats(p, id, &w) < 0 ||
+        if (mempool_worker_stats_get(p, id, &w) < 0 ||
             w.state == MEMPOOL_WORKER_FREE)
             continue;
         if (!header)
@@ -246,7 +246,7 @@ int cmd_info(int argc, char **argv)
         return CLI_FAIL;
     struct mempool_stats s;
     char *doc = NULL;
-    int rc = json ? mempool_stats_json(p, &doc) : mempool_stats(p, &s);
+    int rc = json ? mempool_stats_json(p, &doc) : mempool_stats_get(p, &s);
     if (rc < 0) {
         cli_error("info", rc, "stats");
     } else if (json) {
@@ -328,11 +328,11 @@ static int fsck_repair(const char *name)
     mempool *q;
     if (cli_observe("fsck", name, &q) < 0)
         return CLI_FAIL;
-    int rc = mempool_stats(q, &before);
+    int rc = mempool_stats_get(q, &before);
     mempool_close(q);
     if (rc == 0 && (rc = mempool_open(name, &o, &p)) == 0) {
         int n = mempool_reap(p);   /* opening reaped already; catch late ones */
-        rc = n < 0 ? n : mempool_stats(p, &after);
+        rc = n < 0 ? n : mempool_stats_get(p, &after);
         if (rc == 0)
             printf("%s: repair: reaped %" PRIu64 " dead worker(s)\n", name,
                    after.reaped_workers - before.reaped_workers);
@@ -434,7 +434,7 @@ static int put_stream(mempool *p, int fd, mempool_dref *r)
             buf = bigger;
         }
     }
-    int rc = mempool_set(p, buf, len, r);
+    int rc = mempool_put(p, buf, len, r);
     free(buf);
     return rc;
 }

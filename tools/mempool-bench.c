@@ -6,7 +6,7 @@
  * each with its own pool; a machine line comes first.
  *
  * core: set, get (from another process) and delete for a few object sizes.
- *   set      mempool_set() from a prefaulted private buffer; the baseline is
+ *   set      mempool_put() from a prefaulted private buffer; the baseline is
  *            memcpy() into a prefaulted shm mapping (shm_open, ftruncate,
  *            mmap, every page touched) at the same object stride.
  *   get      in a forked child that received the DRefs over a pipe:
@@ -306,7 +306,7 @@ static int do_sets(struct bench *b, const struct plan *pl, uint64_t first,
     for (uint64_t i = 0; i < n; i += pl->batch) {
         uint64_t t0 = cli_now_ns();
         for (uint64_t k = i; k < i + pl->batch; k++) {
-            int rc = mempool_set(b->p, b->src, pl->size, &b->drefs[first + k]);
+            int rc = mempool_put(b->p, b->src, pl->size, &b->drefs[first + k]);
             if (rc < 0)
                 return rc;
         }
@@ -600,7 +600,7 @@ static int prefault_pool(struct bench *b, uint64_t arena)
     void *zero = calloc(1, MIB);
     int rc = r == NULL || zero == NULL ? -ENOMEM : 0;
     while (rc == 0 && n < most)
-        rc = mempool_set(b->p, zero, MIB, &r[n++]);
+        rc = mempool_put(b->p, zero, MIB, &r[n++]);
     if (rc == -ENOMEM || rc == -ENOSPC) {
         rc = 0; /* full: done */
         n--;

@@ -89,6 +89,10 @@ MEMPOOL_API unsigned mempool_version_number(void);
 #define MEMPOOL_ECORRUPT (-4202) /**< shared state or a file failed validation */
 #define MEMPOOL_EFORKED  (-4203) /**< handle used in a child after fork() */
 #define MEMPOOL_ENOTREADY (-4204) /**< pool creator died before it was ready */
+#define MEMPOOL_EUNSAFE  (-4205) /**< the spill directory failed its check
+        (a symlink on the path, another owner, writable by others, not this
+        pool's uuid marker): this handle neither writes nor reads spill
+        files; its objects stay in memory (README "Security model") */
 
 /** @brief A static, human-readable description of @p err (0, -errno or
  *  MEMPOOL_E*). Never NULL; unknown codes give "unknown error". */
@@ -243,10 +247,21 @@ MEMPOOL_API int mempool_close(mempool *p);
 
 /** @brief Remove pool @p name: its shm object and its spill directory.
  *  Attached processes keep working on their mapping until they close, but
- *  objects that were only on disk are gone for them too (-ENOENT).
- *  @return 0, -ENOENT if there is no such pool, -EINVAL for a bad name,
- *  MEMPOOL_ECORRUPT (the header's spill directory is not a valid path),
- *  -ENAMETOOLONG, or the -errno of shm_unlink/unlink/rmdir (-EACCES, ...). */
+ *  objects that were only on disk are gone for them too (-ENOENT), and
+ *  their spills fail; files of the destroyed pool still in its directory
+ *  are removed at their close. Restartable: the object is first renamed to
+ *  a tombstone "mempool.<name>#destroy.<uuid>" (the name is free at once),
+ *  the directory is removed, the tombstone last; a destroy killed midway is
+ *  finished by the next destroy of the name. The spill path in the header
+ *  is never followed on trust (README "Security model"): only a directory
+ *  proven to be this pool's is emptied (of the names mempool writes) and
+ *  removed, with the base directory if the pool made it and it is empty.
+ *  Whatever else sits at the name (a FIFO, a corrupt arena) is removed.
+ *  @return 0 (also when only a killed destroy's leftovers were finished),
+ *  -ENOENT if there is no such pool and nothing left of one, -EINVAL for
+ *  a bad name, -EPERM/-EACCES if the caller may not remove the name (sticky
+ *  /dev/shm: another user's pool), -ENAMETOOLONG, or another -errno of
+ *  open/rename/unlink/rmdir. */
 MEMPOOL_API int mempool_destroy(const char *name);
 
 /** @brief This worker's number, 1..MEMPOOL_MAX_WORKERS; stable while the
@@ -306,8 +321,10 @@ MEMPOOL_API int mempool_put(mempool *p, const void *data, size_t len,
  *   -EPERM   observer handle (MEMPOOL_OPEN_OBSERVE);
  *   MEMPOOL_EFORKED  handle used in a forked child;
  *   MEMPOOL_ECORRUPT the allocator's shared state failed validation;
- *   -EIO, or another -errno of the spill directory or file (mkdir, open,
- *            write) when room had to be made by spilling.
+ *   MEMPOOL_EUNSAFE  room had to be made by spilling and this handle's
+ *            spill directory failed its check (README "Security model");
+ *   -EIO, or another -errno of the spill directory or file (open, write)
+ *            when room had to be made by spilling.
  * Nothing is left behind on failure.
  */
 MEMPOOL_API int mempool_put_ex(mempool *p, const void *data, size_t len,
@@ -357,12 +374,14 @@ typedef struct mempool_view {
  * most recently used. O(1), no locks.
  * @return 0, or -EINVAL malformed DRef (out of the table, misaligned, wrong
  *   pool) or NULL argument; -ENOENT deleted, never published, or stale (or
- *   its spill file is missing); -ENOBUFS this worker holds too many
+ *   its spill file is missing; or the pool was destroyed and the object
+ *   was only on disk); -ENOBUFS this worker holds too many
  *   distinct pins at once; -EAGAIN another worker was evicting the object
  *   and did not finish within MEMPOOL_PEER_WAIT_MS (it is stopped);
  *   nothing was pinned; -EPERM observer handle; MEMPOOL_EFORKED.
  *   For a spilled object also: MEMPOOL_ECORRUPT (the file failed its header
- *   or crc check; so does a damaged entry in the arena), -EIO, -ENOMEM,
+ *   or crc check; so does a damaged entry in the arena), MEMPOOL_EUNSAFE
+ *   (this handle's spill directory failed its check), -EIO, -ENOMEM,
  *   -ENAMETOOLONG, or another -errno of open/mmap (-EMFILE, -EACCES, ...).
  */
 MEMPOOL_API int mempool_get(mempool *p, mempool_dref r, mempool_view *v);
@@ -745,9 +764,11 @@ MEMPOOL_API int mempool_limit_get(mempool *p, unsigned which, uint64_t *bytes);
  *  -ENOBUFS (this worker's pin table is full), -ENOMEM, -ENAMETOOLONG,
  *  -EAGAIN another worker writing or evicting the object did not finish
  *  within MEMPOOL_PEER_WAIT_MS (it is stopped), -EPERM (observer handle),
- *  MEMPOOL_EFORKED, MEMPOOL_ECORRUPT (damaged entry or file), or another
- *  -errno of the spill directory or file (mkdir, open, write, rename); on
- *  error the object stays in memory, readable and charged.
+ *  MEMPOOL_EFORKED, MEMPOOL_ECORRUPT (damaged entry or file),
+ *  MEMPOOL_EUNSAFE (this handle's spill directory failed its check: see
+ *  the README's "Security model"; counted in mempool_stats.spill_refused),
+ *  or another -errno of the spill directory or file (open, write,
+ *  rename); on error the object stays in memory, readable and charged.
  */
 MEMPOOL_API int mempool_move_to_disk(mempool *p, mempool_dref r,
                                      mempool_fileref *out);
@@ -758,8 +779,11 @@ MEMPOOL_API int mempool_move_to_disk(mempool *p, mempool_dref r,
 MEMPOOL_API int mempool_copy_to_disk(mempool *p, mempool_dref r,
                                      mempool_fileref *out);
 
-/** @brief Write @p r durably (write "<path>.tmp", fdatasync, rename over
- *  @p path, fsync the directory) in the file format above. Changes nothing
+/** @brief Write @p r durably (write an unnamed O_TMPFILE in @p path's
+ *  directory - where the file system lacks it, a temp name unique to this
+ *  call - fdatasync, link and rename it over @p path, fsync the directory)
+ *  in the file format above; a save killed midway never blocks a later
+ *  one. Changes nothing
  *  about the object or its recency; the file is the caller's: delete,
  *  eviction and destroy never touch it.
  *  @return 0, -ENOENT, -EINVAL, -ENOSPC, -EIO, -ENOBUFS (pin table full),
@@ -1152,6 +1176,10 @@ struct mempool_stats {
     uint64_t items_capacity;  /**< their table's size */
     uint64_t orphans_freed;   /**< items left by dead workers and freed */
     uint64_t get_waits;       /**< mempool_get_wait() calls that slept */
+    uint64_t spill_refused;   /**< objects not spilled because a worker's
+                                   spill directory failed its check
+                                   (MEMPOOL_EUNSAFE) or could not be
+                                   opened; they stayed in memory */
 };
 
 /**
@@ -1205,6 +1233,8 @@ struct mempool_worker_stats {
     uint64_t spill_errors;    /**< its failed file writes */
     uint64_t corrupt_files;   /**< corrupt files its gets met */
     char     io_backend[12];  /**< its engine, or "" */
+    uint64_t spill_refused;   /**< objects it did not spill: its spill
+                                   directory failed its check */
 };
 
 /** @brief Figures of worker @p worker (1..MEMPOOL_MAX_WORKERS), read as

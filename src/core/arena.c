@@ -199,6 +199,28 @@ static void set_init_state(int fd, uint32_t state, int32_t err)
     (void)!pwrite(fd, &state, sizeof(state), offsetof(mp_header, init_state));
 }
 
+/* Make the new pool's spill directory (spill/spilldir.c, through
+ * p->spill_ops) before the pool is READY, so no attacher ever finds it
+ * missing. Only the pool's owner makes it; a failure is not fatal: the
+ * pool then refuses to spill. */
+static void make_dir(mempool *p, int fd, const mp_header *h)
+{
+    struct stat st;
+    bool made = false;
+    uint32_t fl = h->dir_flags;
+    if (!p->spill_ops || !p->spill_ops->make_dir ||
+        fstat(fd, &st) < 0 || st.st_uid != geteuid() ||
+        !memchr(h->spill_dir, '\0', sizeof(h->spill_dir)) ||
+        !memchr(h->name, '\0', sizeof(h->name)))
+        return;
+    if (p->spill_ops->make_dir(h->spill_dir, h->name, h->uuid,
+                               st.st_mode & 0777, st.st_gid, &made) == 0 &&
+        made) {
+        fl |= MP_DIR_MADE_BASE;
+        (void)!pwrite(fd, &fl, sizeof(fl), offsetof(mp_header, dir_flags));
+    }
+}
+
 /* Reserve the data pages; on failure mark the pool FAILED. */
 static int reserve_data(int fd, const mp_header *h)
 {
@@ -213,7 +235,7 @@ static int reserve_data(int fd, const mp_header *h)
 }
 
 /* The pool is still being built: wait for its creator, or finish for it. */
-static int wait_ready(int fd)
+static int wait_ready(mempool *p, int fd)
 {
     mp_header h;
     int rc = init_lock(fd, F_RDLCK, true);
@@ -231,8 +253,10 @@ static int wait_ready(int fd)
     if ((rc = init_lock(fd, F_WRLCK, true)))
         return rc;
     rc = read_header(fd, &h);
-    if (!rc && h.init_state == MP_INIT_BUILDING)
+    if (!rc && h.init_state == MP_INIT_BUILDING) {
+        make_dir(p, fd, &h);
         rc = reserve_data(fd, &h);
+    }
     else if (!rc && h.init_state == MP_INIT_FAILED)
         rc = h.init_err < 0 ? h.init_err : MEMPOOL_ENOTREADY;
     init_lock(fd, F_UNLCK, false);
@@ -336,6 +360,7 @@ static int attach(mempool *p, const char *path)
     }
     p->owner_uid = st.st_uid;
     p->owner_gid = st.st_gid;
+    p->pool_mode = st.st_mode & 0777;
     if ((uint64_t)st.st_size < sizeof(h)) {
         rc = MEMPOOL_ECORRUPT;
         goto fail;
@@ -351,7 +376,7 @@ static int attach(mempool *p, const char *path)
         goto fail;
     }
     if (h.init_state != MP_INIT_READY &&
-        (rc = p->observer ? MEMPOOL_ENOTREADY : wait_ready(fd)))
+        (rc = p->observer ? MEMPOOL_ENOTREADY : wait_ready(p, fd)))
         goto fail;                    /* an observer never finishes a build */
     if ((rc = read_header(fd, &h)) ||
         (rc = validate_header(&h, (uint64_t)st.st_size)))
@@ -516,6 +541,7 @@ static int create(mempool *p, const char *path, const char *name,
         goto fail_tmp;
     p->owner_uid = geteuid();
     p->owner_gid = getegid();
+    p->pool_mode = o->mode;
     if ((rc = map_arena(p, fd, tmpl.arena_bytes)))
         goto fail_tmp;
     if ((rc = build(p, &tmpl)))
@@ -527,6 +553,7 @@ static int create(mempool *p, const char *path, const char *name,
     }
     unlink(tmp);
     MP_FP(create_linked);
+    make_dir(p, fd, p->h);
     if ((rc = reserve_data(fd, &tmpl))) {
         unlink_if_ours(path, fd);
         init_lock(fd, F_UNLCK, false);

@@ -49,7 +49,9 @@
       "Bytes of gets served from spill files.")                              \
     X(destroys, destroys, 1,                                                 \
       "DESTROY_ON_EVICT objects dropped, not spilled.")                      \
-    X(corrupt_files, corrupt_files, 1, "Spill files a get found corrupt.")
+    X(corrupt_files, corrupt_files, 1, "Spill files a get found corrupt.")   \
+    X(spill_refused, spill_refused, 1,                                       \
+      "Objects not spilled: the spill directory failed its check.")
 
 #define MP_POOL_COUNTERS(X)                                                  \
     X(reaped_workers, reaped, "Dead workers reaped.")                        \

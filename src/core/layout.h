@@ -86,6 +86,10 @@
 #define MP_LOCK_INIT      MP_LOCK_BASE
 #define MP_LOCK_SLOT(s)   (MP_LOCK_BASE + 1 + (off_t)(s))
 
+/* header.dir_flags */
+#define MP_DIR_MADE_BASE 0x1u  /* creation made <spill_dir>: destroy removes
+                                  it when empty */
+
 /* header.init_state */
 enum { MP_INIT_BUILDING = 1, MP_INIT_READY = 2, MP_INIT_FAILED = 3 };
 
@@ -144,7 +148,7 @@ typedef struct mp_header {
     char     spill_dir[MP_PATH_MAX];  /* absolute: <spill_dir>/<name> */
     uint32_t policy;           /* MEMPOOL_POLICY_* */
     uint32_t high_pct, low_pct;/* arena watermarks for the spiller */
-    uint32_t pad3;
+    uint32_t dir_flags;        /* MP_DIR_*: what creation made (spilldir.c) */
     uint64_t default_memsize;  /* max_memsize of workers that give none */
 
     /* Shared, changing. */
@@ -208,7 +212,8 @@ typedef struct mp_slot {
     uint32_t pad2;
     _Atomic uint64_t disk_pending;  /* bytes of files being written for
                                        objects charged here (disk limit) */
-    uint64_t spare[5];
+    _Atomic uint64_t spill_refused; /* spills refused: unsafe directory */
+    uint64_t spare[4];
 } mp_slot;
 
 typedef struct mp_entry {

@@ -47,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -105,10 +106,27 @@ static void file_start(mp_io_file *f, mp_io_req *r)
     f->t0 = now_ns();
     memset(f->hdr, 0, sizeof f->hdr);
     memcpy(f->hdr, &r->hdr, sizeof r->hdr);
-    snprintf(f->tmp, sizeof f->tmp, "%s.tmp", r->name);
-    f->fd = openat(r->dirfd, f->tmp, O_WRONLY | O_CREAT | O_EXCL |
-                   O_NOFOLLOW | O_CLOEXEC, 0600);
+    f->anon = false;
+    if (r->unique_tmp) {
+        /* save_to_disk: nothing with a fixed name, so a save killed
+         * midway cannot make later saves fail with -EEXIST. O_TMPFILE
+         * leaves nothing at all; where the file system lacks it, a temp
+         * name with our pid and random bits. */
+        uint64_t rnd = now_ns() ^ ((uint64_t)(uintptr_t)f << 16);
+        snprintf(f->tmp, sizeof f->tmp, ".mempool-save.%d-%016llx.tmp",
+                 (int)getpid(), (unsigned long long)rnd);
+        f->fd = openat(r->dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC,
+                       0600);
+        f->anon = f->fd >= 0;
+    } else {
+        snprintf(f->tmp, sizeof f->tmp, "%s.tmp", r->name);
+    }
+    if (!f->anon)
+        f->fd = openat(r->dirfd, f->tmp, O_WRONLY | O_CREAT | O_EXCL |
+                       O_NOFOLLOW | O_CLOEXEC, 0600);
     if (f->fd < 0)
+        f->err = -errno;
+    else if (r->mode && fchmod(f->fd, (mode_t)r->mode) < 0)
         f->err = -errno;
 }
 
@@ -135,6 +153,13 @@ static void file_finish(mp_io_file *f)
     if (f->fd >= 0) {
         if (err == 0 && r->durable && fdatasync(f->fd) != 0)
             err = -errno;
+        if (err == 0 && f->anon) {
+            char proc[40];
+            snprintf(proc, sizeof proc, "/proc/self/fd/%d", f->fd);
+            if (linkat(AT_FDCWD, proc, r->dirfd, f->tmp,
+                       AT_SYMLINK_FOLLOW) != 0)
+                err = -errno;
+        }
         if (close(f->fd) != 0 && err == 0 && errno != EINTR)
             err = -errno;
         f->fd = -1;

@@ -49,6 +49,7 @@ typedef struct mp_io_file {
     uint64_t   issued;    /* io_uring: bytes handed to writes so far */
     unsigned   inflight;  /* io_uring: writes not yet completed */
     uint64_t   t0;        /* CLOCK_MONOTONIC ns at start */
+    bool       anon;      /* unique_tmp: an O_TMPFILE, linked at finish */
     char       tmp[NAME_MAX + 1];
     uint8_t    hdr[MP_FILE_HDR];
 } mp_io_file;

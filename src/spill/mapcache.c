@@ -96,7 +96,7 @@ int mempool__map_entry(mempool *p, uint32_t idx, uint32_t gen, uint64_t *id,
 {
     struct mp_mapcache *c = cache(p);
     struct mp_mapping *m;
-    char path[MP_PATH_MAX + 48];
+    char name[48];
     int rc;
 
     if (!c)
@@ -109,8 +109,10 @@ int mempool__map_entry(mempool *p, uint32_t idx, uint32_t gen, uint64_t *id,
         m->refs++;
     pthread_mutex_unlock(&c->mu);
     if (!m) {
-        if ((rc = mempool__file_path(p, idx, gen, path, sizeof(path))))
-            return rc;
+        int dfd = mempool__spill_dirfd(p);
+        if (dfd < 0)
+            return dfd;             /* no directory we trust (spilldir.c) */
+        snprintf(name, sizeof(name), "%u-%u", idx, gen);
         if (!(m = calloc(1, sizeof(*m))))
             return -ENOMEM;
         m->idx = idx;
@@ -119,7 +121,7 @@ int mempool__map_entry(mempool *p, uint32_t idx, uint32_t gen, uint64_t *id,
             free(m);
             return rc;
         }
-        rc = mempool__file_map(AT_FDCWD, path, p->h->uuid, idx,
+        rc = mempool__file_map(dfd, name, p->h->uuid, idx,
                                gen, p->verify, &m->m);
         if (rc) {
             free(m);

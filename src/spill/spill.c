@@ -36,6 +36,7 @@
 #include "failpoint.h"
 #include "internal.h"
 #include "spill.h"
+#include "spilldir.h"
 
 /* ---- directory and names ----------------------------------------------- */
 
@@ -51,35 +52,62 @@ int mempool__file_path(mempool *p, uint32_t idx, uint32_t gen, char *buf,
     return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-static int mkdir_p(const char *path)
+/* Is our pool still linked in /dev/shm (not destroyed)? A destroyed
+ * pool's handle stops touching its directory: a re-created pool may be
+ * using it (only when the user kept own files there, see spilldir.c). */
+static bool pool_linked(mempool *p)
 {
-    char tmp[MP_PATH_MAX];
-    snprintf(tmp, sizeof(tmp), "%s", path);
-    for (char *s = tmp + 1; *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-            return -errno;
-        *s = '/';
+    struct stat st;
+    return fstat(p->fd, &st) == 0 && st.st_nlink > 0;
+}
+
+/* Open and prove the directory (made here if it is missing and ours to
+ * make). Caller holds io_lock or is the only thread (open). */
+static void open_dir(mempool *p)
+{
+    bool made = false;
+    int fd, up, rc = mempool__dir_open(p->spill_dir, p->name, p->h->uuid,
+                                       p->owner_uid, (mode_t)p->pool_mode,
+                                       &fd, &up);
+    if (rc == -ENOENT && p->owner_uid == geteuid() && pool_linked(p) &&
+        (rc = mempool__dir_make(p->spill_dir, p->name, p->h->uuid,
+                                (mode_t)p->pool_mode, p->owner_gid,
+                                &made)) == 0) {
+        if (made)
+            p->h->dir_flags |= MP_DIR_MADE_BASE;
+        rc = mempool__dir_open(p->spill_dir, p->name, p->h->uuid,
+                               p->owner_uid, (mode_t)p->pool_mode, &fd, &up);
     }
-    if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-        return -errno;
-    return 0;
+    p->dir_err = rc;
+    if (rc == 0) {
+        p->updfd = up;
+        /* Readers load dirfd without io_lock: publish it last. */
+        __atomic_store_n(&p->dirfd, fd, __ATOMIC_RELEASE);
+    }
+}
+
+/* The spill directory (opened at attach; if that failed, tried again here,
+ * so a directory made writable later is used), or why there is none:
+ * spills and reads of files are then refused, objects stay in memory. */
+int mempool__spill_dirfd(mempool *p)
+{
+    int fd = __atomic_load_n(&p->dirfd, __ATOMIC_ACQUIRE), rc;
+    if (fd < 0) {
+        pthread_mutex_lock(&p->io_lock);
+        if (p->dirfd < 0)
+            open_dir(p);
+        fd = p->dirfd;
+        rc = p->dir_err;
+        pthread_mutex_unlock(&p->io_lock);
+        if (fd < 0)
+            return rc;
+    }
+    return pool_linked(p) ? fd : -ENOENT;
 }
 
 static int ensure_dir(mempool *p)
 {
-    int rc = 0;
-    pthread_mutex_lock(&p->io_lock);
-    if (p->dirfd < 0 && (rc = mkdir_p(p->spill_dir)) == 0) {
-        p->dirfd = open(p->spill_dir,
-                        O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-        if (p->dirfd < 0)
-            rc = -errno;
-    }
-    pthread_mutex_unlock(&p->io_lock);
-    return rc ? rc : p->dirfd;
+    return mempool__spill_dirfd(p);
 }
 
 /* Record in our slot which backend our engine uses (stats read it). */
@@ -102,33 +130,6 @@ int mempool__io_get(mempool *p)
         note_backend(p);
     pthread_mutex_unlock(&p->io_lock);
     return rc;
-}
-
-static bool spill_file_name(const char *n)
-{
-    const char *s = n;
-    if (*s < '0' || *s > '9')
-        return false;
-    while (*s >= '0' && *s <= '9')
-        s++;
-    if (*s++ != '-' || *s < '0' || *s > '9')
-        return false;
-    while (*s >= '0' && *s <= '9')
-        s++;
-    return *s == '\0' || strcmp(s, ".tmp") == 0;
-}
-
-/* Remove the spill files (only names mempool writes) in @p dir. */
-static void wipe_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    if (!d)
-        return;
-    while ((de = readdir(d)))
-        if (spill_file_name(de->d_name))
-            unlinkat(dirfd(d), de->d_name, 0);
-    closedir(d);
 }
 
 void mempool__unlink_files(mempool *p, uint32_t idx, uint32_t gen)
@@ -155,7 +156,9 @@ int mempool__spill_bind(mempool *p)
     if (p->spill_dir[0] != '/')
         return MEMPOOL_ECORRUPT;
     pthread_mutex_init(&p->io_lock, NULL);
-    p->dirfd = -1;
+    p->file_mode = (uint32_t)mempool__file_mode((mode_t)p->pool_mode);
+    p->dirfd = p->updfd = -1;
+    open_dir(p);
     return 0;
 }
 
@@ -172,8 +175,7 @@ int mempool__spill_init(mempool *p, const mempool_options *o, bool created)
     atomic_store(&s->max_memsize, o->max_memsize ? o->max_memsize
                                                  : p->h->default_memsize);
     atomic_store(&s->max_disksize, o->max_disksize);
-    if (created)
-        wipe_dir(p->spill_dir);        /* left by an earlier incarnation */
+    (void)created;                 /* the directory is new (spilldir.c) */
     return 0;
 }
 
@@ -184,36 +186,28 @@ void mempool__spill_fini(mempool *p)
     p->io = NULL;
     if (p->dirfd >= 0)
         close(p->dirfd);
-    p->dirfd = -1;
+    if (p->updfd >= 0)
+        close(p->updfd);
+    p->dirfd = p->updfd = -1;
     mempool__maps_free(p);
     pthread_mutex_destroy(&p->io_lock);
 }
 
-int mempool__spill_dir_path(const char *name, char *buf, size_t len)
+/* At close: if our pool was destroyed (its name is gone or names another
+ * incarnation), files our handle's pool still had - some written after the
+ * destroy - go now, with the directory (spilldir.c). */
+void mempool__spill_close(mempool *p)
 {
     char path[MEMPOOL_NAME_MAX + 32];
-    mp_header h;
-    int fd, rc = mempool__shm_path(name, path, sizeof(path));
-    if (rc)
-        return rc;
-    struct stat st;
-    if ((fd = mempool__shm_open(path, O_RDONLY, &st)) < 0)
-        return fd;
-    rc = pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
-                 h.magic == MP_MAGIC && memchr(h.spill_dir, 0, MP_PATH_MAX) &&
-                 h.spill_dir[0] == '/'
-             ? 0 : MEMPOOL_ECORRUPT;
-    close(fd);
-    if (rc == 0 && (size_t)snprintf(buf, len, "%s", h.spill_dir) >= len)
-        rc = -ENAMETOOLONG;
-    return rc;
-}
-
-/* Used by mempool_destroy(): the directory goes with the pool. */
-void mempool__spill_destroy(const char *dir)
-{
-    wipe_dir(dir);
-    rmdir(dir);
+    struct stat a, b;
+    if (p->dirfd < 0 || p->updfd < 0 || fstat(p->fd, &a) < 0 ||
+        mempool__shm_path(p->name, path, sizeof(path)))
+        return;
+    if (stat(path, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+        return;                                /* still the live pool */
+    if (stat(path, &b) < 0 && errno != ENOENT)
+        return;
+    mempool__dir_release(p->updfd, p->name, p->dirfd, p->h->uuid);
 }
 
 /* ---- clean copies ------------------------------------------------------- */
@@ -301,6 +295,7 @@ static bool fill_req(mempool *p, mp_io_req *r, char *name, uint32_t idx,
         return false;
     file_name(name, 48, idx, gen);
     r->dirfd = p->dirfd;
+    r->mode = p->file_mode;
     r->name = name;
     r->len = len;
     r->payload = p->base + (off ? off : p->data_off);
@@ -414,7 +409,11 @@ int mempool__write_clean(mempool *p, const uint32_t *idx, unsigned n,
 
     if ((rc = batch_alloc(&b, n)))
         return fail_all(res, n, rc);
-    if ((rc = ensure_dir(p)) < 0 || (rc = mempool__io_get(p))) {
+    if ((rc = ensure_dir(p)) < 0)       /* no directory: refused, counted */
+        atomic_fetch_add(&p->slots[p->slot].spill_refused, n);
+    else
+        rc = mempool__io_get(p);
+    if (rc < 0) {
         batch_free(&b);
         return fail_all(res, n, rc);
     }
@@ -610,4 +609,5 @@ const mp_spill_ops mempool__spill_ops = {
     .maps_sweep = mempool__maps_sweep,
     .map_entry = mempool__map_entry,
     .map_put = mempool__map_put,
+    .make_dir = mempool__dir_make,
 };

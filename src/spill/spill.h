@@ -104,6 +104,11 @@ typedef struct mp_io_req {
     uint64_t    len;
     mp_file_header hdr;       /* written as the first 64 of 4096 bytes */
     bool        durable;      /* fdatasync the file and fsync the dir */
+    uint32_t    mode;         /* fchmod the file to this (0: leave 0600);
+                                 the umask cannot narrow it */
+    bool        unique_tmp;   /* write an O_TMPFILE (else a temp name only
+                                 this request uses), never "<name>.tmp":
+                                 a writer killed midway blocks nobody */
     /* filled by the engine */
     int         result;       /* 0 or -errno (-ENOSPC, -EIO, ...) */
     uint64_t    ns;           /* time spent writing */

@@ -12,7 +12,9 @@
     X(MEMPOOL_EFORMAT, "pool was created by an incompatible mempool build")   \
     X(MEMPOOL_ECORRUPT, "pool or file failed validation (corrupt)")           \
     X(MEMPOOL_EFORKED, "handle used in a forked child; open the pool again")  \
-    X(MEMPOOL_ENOTREADY, "pool creator died before the pool was ready")
+    X(MEMPOOL_ENOTREADY, "pool creator died before the pool was ready")    \
+    X(MEMPOOL_EUNSAFE, "spill directory is not the pool's own (symlink, "     \
+                       "other owner, writable by others): not spilling")
 
 const char *mempool_strerror(int err)
 {
