@@ -11,8 +11,8 @@ set(CPACK_PACKAGE_NAME mempool)
 set(CPACK_PACKAGE_VENDOR "the mempool authors")
 set(CPACK_PACKAGE_CONTACT "the mempool authors <mempool@localhost>")
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
-set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
-    "share objects between processes through one POSIX shm arena")
+# No CPACK_PACKAGE_DESCRIPTION_SUMMARY: each package's synopsis is the first
+# line of its CPACK_DEBIAN_<COMPONENT>_DESCRIPTION below.
 set(CPACK_RESOURCE_FILE_LICENSE ${CMAKE_CURRENT_SOURCE_DIR}/LICENSE)
 set(CPACK_GENERATOR DEB)
 set(CPACK_DEB_COMPONENT_INSTALL ON)
@@ -46,24 +46,31 @@ set(CPACK_DEBIAN_TOOLS_PACKAGE_DEPENDS "libc6 (>= 2.34)")
 
 set(CPACK_DEBIAN_PYTHON_PACKAGE_NAME python3-mempool)
 set(CPACK_DEBIAN_PYTHON_PACKAGE_SECTION python)
-set(CPACK_DEBIAN_PYTHON_PACKAGE_DEPENDS "python3 (>= 3.11), python3-numpy")
+set(CPACK_DEBIAN_PYTHON_PACKAGE_DEPENDS "python3, python3-numpy")
+
+# Per package: the first line is the synopsis, the rest the long text.
+set(CPACK_DEBIAN_LIB_DESCRIPTION "shared memory object pool for processes on one host (library)
+mempool lets processes on one Linux host share immutable objects through
+one POSIX shared-memory arena: zero-copy gets, crash-safe reference
+counting, spilling to disk. This package has the shared library.")
+set(CPACK_DEBIAN_DEV_DESCRIPTION "shared memory object pool for processes on one host (development)
+Headers (<mempool/mempool.h>), the static library, pkg-config and CMake
+package files, and the section 3 and 7 manual pages of mempool.")
+set(CPACK_DEBIAN_TOOLS_DESCRIPTION "shared memory object pool for processes on one host (tools)
+mempool (pool administration, fsck, demo), mempool-top (live view,
+--json, --prometheus) and mempool-bench.")
+set(CPACK_DEBIAN_PYTHON_DESCRIPTION "shared memory object pool for processes on one host (Python 3)
+The Python binding of mempool: put and get numpy arrays, strings and
+tables zero-copy between processes.")
+if(Python3_VERSION_MAJOR AND Python3_VERSION_MINOR)
+  math(EXPR next_minor "${Python3_VERSION_MINOR} + 1")
+  set(CPACK_DEBIAN_PYTHON_PACKAGE_DEPENDS "python3 (>= ${Python3_VERSION_MAJOR}.${Python3_VERSION_MINOR}), python3 (<< ${Python3_VERSION_MAJOR}.${next_minor}), python3-numpy")
+endif()
 
 include(CPack)
-cpack_add_component(lib DISPLAY_NAME "libmempool0"
-  DESCRIPTION "mempool shared library
- mempool lets processes on one Linux host share immutable objects through
- one POSIX shared-memory arena, with zero-copy gets, crash-safe reference
- counting and spilling to disk. This package has the shared library.")
-cpack_add_component(dev DISPLAY_NAME "libmempool-dev" DEPENDS lib
-  DESCRIPTION "mempool development files
- Headers (<mempool/mempool.h>), the static library, pkg-config and CMake
- package files, and the section 3 and 7 manual pages of mempool.")
-cpack_add_component(tools DISPLAY_NAME "mempool-tools" DEPENDS lib
-  DESCRIPTION "mempool command-line tools
- mempool (pool administration, fsck, demo), mempool-top (live view,
- --json, --prometheus) and mempool-bench.")
+cpack_add_component(lib DISPLAY_NAME "libmempool0")
+cpack_add_component(dev DISPLAY_NAME "libmempool-dev" DEPENDS lib)
+cpack_add_component(tools DISPLAY_NAME "mempool-tools" DEPENDS lib)
 if(MEMPOOL_BUILD_PYTHON)
-  cpack_add_component(python DISPLAY_NAME "python3-mempool" DEPENDS lib
-    DESCRIPTION "mempool Python 3 module
- The Python binding of mempool.")
+  cpack_add_component(python DISPLAY_NAME "python3-mempool" DEPENDS lib)
 endif()

@@ -3,8 +3,9 @@
  * check_abi.c - the parts of the ABI meant to let the library grow under a
  * stable SONAME: mempool_options read by its size field (an old, shorter
  * struct from an older header; a newer, longer one; a struct that was never
- * initialised), and the version the library reports against the generated
- * <mempool/version.h>. The exported symbol list is check_exports.cmake's.
+ * initialised), the version the library reports against the generated
+ * <mempool/version.h>, and the deprecated 0.1.0 names reaching the new
+ * functions. The exported symbol list is check_exports.cmake's.
  */
 #include "helpers.h"
 
@@ -115,6 +116,47 @@ START_TEST(test_version)
 }
 END_TEST
 
+/* The 0.1.0 names (deprecated, still exported) reach the new functions. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+START_TEST(test_deprecated_names)
+{
+    static const char msg[] = "old names";
+    mempool_set_options o = {0, 0, MEMPOOL_SET_REFCOUNTED};
+    struct mempool_worker_stats w;
+    struct mempool_stats s;
+    mempool_bytes b = {msg, sizeof msg};
+    mempool_dref r1, r2, r3;
+    mempool_view v;
+    uint64_t lim;
+
+    ck_assert_int_eq(mempool_set(t_pool, msg, sizeof msg, &r1), 0);
+    ck_assert_int_eq(mempool_set_ex(t_pool, msg, sizeof msg, &o, &r2), 0);
+    ck_assert_int_eq(mempool_set_obj(t_pool, MEMPOOL_TYPE_BYTES, &b, NULL,
+                                     &r3), 0);
+    ck_assert_int_eq(mempool_get(t_pool, r3, &v), 0);
+    ck_assert_uint_eq(v.len, sizeof msg);
+    ck_assert_int_eq(memcmp(v.data, msg, sizeof msg), 0);
+    ck_assert_int_eq(mempool_release(t_pool, &v), 0);
+    ck_assert_int_eq(mempool_set_max_memsize(t_pool, 12345), 0);
+    ck_assert_int_eq(mempool_limit_get(t_pool, MEMPOOL_LIMIT_MEMSIZE, &lim), 0);
+    ck_assert_uint_eq(lim, 12345);
+    ck_assert_int_eq(mempool_set_max_disksize(t_pool, 678), 0);
+    ck_assert_int_eq(mempool_limit_get(t_pool, MEMPOOL_LIMIT_DISKSIZE, &lim), 0);
+    ck_assert_uint_eq(lim, 678);
+    ck_assert_int_eq(mempool_limit_set(t_pool, 3, 1), -EINVAL);
+    ck_assert_int_eq(mempool_stats(t_pool, &s), 0);
+    ck_assert_uint_eq(s.objects, 3);
+    ck_assert_int_eq(mempool_worker_stats(t_pool, mempool_worker_id(t_pool),
+                                          &w), 0);
+    ck_assert_uint_eq(w.max_memsize, 12345);
+    ck_assert_int_eq(mempool_unref(t_pool, r2), 0);   /* it was refcounted */
+    ck_assert_int_eq(mempool_delete(t_pool, r1), 0);
+    ck_assert_int_eq(mempool_delete(t_pool, r3), 0);
+}
+END_TEST
+#pragma GCC diagnostic pop
+
 static Suite *abi_suite(void)
 {
     Suite *s = suite_create("abi");
@@ -124,6 +166,9 @@ static Suite *abi_suite(void)
     tcase_add_test(tc, test_newer_size_struct);
     tcase_add_test(tc, test_bad_sizes);
     tcase_add_test(tc, test_version);
+
+    tc = t_tcase(s, "names", 60);
+    tcase_add_test(tc, test_deprecated_names);
     return s;
 }
 

@@ -337,7 +337,7 @@ static int load_child(void *arg)
     while (poll(&pf, 1, 0) == 0) {
         mempool_dref r;
         mempool_view v;
-        T_CHILD_EQ(mempool_set(p, buf, 1 + i++ % sizeof buf, &r), 0);
+        T_CHILD_EQ(mempool_put(p, buf, 1 + i++ % sizeof buf, &r), 0);
         T_CHILD_EQ(mempool_get(p, r, &v), 0);
         T_CHILD_EQ(mempool_release(p, &v), 0);
         T_CHILD_EQ(mempool_delete(p, r), 0);
@@ -446,7 +446,7 @@ static int pin_and_wait(void *arg)
     mempool_dref r;
     mempool_view v;
     T_CHILD_EQ(t_attach(a->name, &p), 0);
-    T_CHILD_EQ(mempool_set(p, "pinned", 6, &r), 0);
+    T_CHILD_EQ(mempool_put(p, "pinned", 6, &r), 0);
     T_CHILD_EQ(mempool_get(p, r, &v), 0);
     T_CHILD_EQ(t_send_u64(a->fd, 1), 0);
     pause();

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * check_codec.c - codecs: mempool_set_obj / mempool_get_obj / mempool_decode
+ * check_codec.c - codecs: mempool_put_obj / mempool_get_obj / mempool_decode
  * for the built-in BYTES, ARRAY, STRINGS and TABLE types and user codecs.
  *
  * Issue semantics covered: 1 (the documented layout: header fields at their
@@ -34,7 +34,7 @@ static mempool_dref put(mempool *p, uint32_t type, const void *obj)
 {
     mempool_dref r;
 
-    ASSERT_RC(mempool_set_obj(p, type, obj, NULL, &r), 0);
+    ASSERT_RC(mempool_put_obj(p, type, obj, NULL, &r), 0);
     return r;
 }
 
@@ -120,8 +120,8 @@ START_TEST(test_bytes)
     ck_assert_uint_eq(v.type, MEMPOOL_TYPE_BYTES);
     ASSERT_RC(mempool_release(t_pool, &v), 0);
 
-    /* mempool_set objects are BYTES objects */
-    ASSERT_RC(mempool_set(t_pool, msg, 5, &r0), 0);
+    /* mempool_put objects are BYTES objects */
+    ASSERT_RC(mempool_put(t_pool, msg, 5, &r0), 0);
     ASSERT_RC(mempool_get_obj(t_pool, r0, MEMPOOL_TYPE_BYTES, &out, &v), 0);
     ck_assert_uint_eq(out.len, 5);
     ck_assert(memcmp(out.data, "plain", 5) == 0);
@@ -134,7 +134,7 @@ START_TEST(test_bytes)
     ck_assert_uint_eq(out.len, 0);
     ASSERT_RC(mempool_release(t_pool, &v), 0);
     in.len = 3;                            /* NULL data with a length */
-    ASSERT_RC(mempool_set_obj(t_pool, MEMPOOL_TYPE_BYTES, &in, NULL, &r),
+    ASSERT_RC(mempool_put_obj(t_pool, MEMPOOL_TYPE_BYTES, &in, NULL, &r),
               -EINVAL);
     t_assert_healthy(t_pool);
 }
@@ -236,7 +236,7 @@ START_TEST(test_array_bits)
     ck_assert_uint_eq(((const uint8_t *)out.data)[1], want1); /* tail zero */
     ASSERT_RC(mempool_release(t_pool, &v), 0);
     a.elem_size = 1;                       /* BITS has no element size */
-    ASSERT_RC(mempool_set_obj(t_pool, MEMPOOL_TYPE_ARRAY, &a, NULL, &r),
+    ASSERT_RC(mempool_put_obj(t_pool, MEMPOOL_TYPE_ARRAY, &a, NULL, &r),
               -EINVAL);
 }
 END_TEST
@@ -301,35 +301,35 @@ START_TEST(test_array_shapes)
     array_roundtrip(&a, 1);
     objects = t_stats(t_pool).objects;
     a.ndim = 9;
-    ASSERT_RC(mempool_set_obj(t_pool, MEMPOOL_TYPE_ARRAY, &a, NULL, &r),
+    ASSERT_RC(mempool_put_obj(t_pool, MEMPOOL_TYPE_ARRAY, &a, NULL, &r),
               -EINVAL);
     a.ndim = 1;
     a.dtype = 99;
-    ASSERT_RC(mempool_set_obj(t_pool, MEMPOOL_TYPE_ARRAY, &a, NULL, &r),
+    ASSERT_RC(mempool_put_obj(t_pool, MEMPOOL_TYPE_ARRAY, &a, NULL, &r),
               -EINVAL);
     a.dtype = MEMPOOL_DTYPE_INT64;
     a.elem_size = 4;                                   /* wrong size */
-    ASSERT_RC(mempool_set_obj(t_pool, MEMPOOL_TYPE_ARRAY, &a, NULL, &r),
+    ASSERT_RC(mempool_put_obj(t_pool, MEMPOOL_TYPE_ARRAY, &a, NULL, &r),
               -EINVAL);
     a.elem_size = 0;
     a.flags = 0x80;
-    ASSERT_RC(mempool_set_obj(t_pool, MEMPOOL_TYPE_ARRAY, &a, NULL, &r),
+    ASSERT_RC(mempool_put_obj(t_pool, MEMPOOL_TYPE_ARRAY, &a, NULL, &r),
               -EINVAL);
     a = arr1(MEMPOOL_DTYPE_UINT8, NULL, 5);            /* data missing */
-    ASSERT_RC(mempool_set_obj(t_pool, MEMPOOL_TYPE_ARRAY, &a, NULL, &r),
+    ASSERT_RC(mempool_put_obj(t_pool, MEMPOOL_TYPE_ARRAY, &a, NULL, &r),
               -EINVAL);
     a.ndim = 2;                                        /* count overflow */
     a.data = cube;
     a.shape[0] = a.shape[1] = 1ull << 33;
-    ASSERT_RC(mempool_set_obj(t_pool, MEMPOOL_TYPE_ARRAY, &a, NULL, &r),
+    ASSERT_RC(mempool_put_obj(t_pool, MEMPOOL_TYPE_ARRAY, &a, NULL, &r),
               -E2BIG);
     a.ndim = 1;                                        /* bytes overflow */
     a.dtype = MEMPOOL_DTYPE_INT64;
     a.shape[0] = 1ull << 62;
-    ASSERT_RC(mempool_set_obj(t_pool, MEMPOOL_TYPE_ARRAY, &a, NULL, &r),
+    ASSERT_RC(mempool_put_obj(t_pool, MEMPOOL_TYPE_ARRAY, &a, NULL, &r),
               -E2BIG);
     a.shape[0] = 1ull << 40;                           /* > the arena */
-    ASSERT_RC(mempool_set_obj(t_pool, MEMPOOL_TYPE_ARRAY, &a, NULL, &r),
+    ASSERT_RC(mempool_put_obj(t_pool, MEMPOOL_TYPE_ARRAY, &a, NULL, &r),
               -E2BIG);
     ck_assert_uint_eq(t_stats(t_pool).objects, objects); /* none left */
     t_assert_healthy(t_pool);
@@ -534,20 +534,20 @@ START_TEST(test_strings_slice_and_errors)
     used = t_stats(t_pool).used_bytes;
     s.validity = NULL;
     s.offsets = bad;                          /* decreasing offsets */
-    ASSERT_RC(mempool_set_obj(t_pool, MEMPOOL_TYPE_STRINGS, &s, NULL, &r),
+    ASSERT_RC(mempool_put_obj(t_pool, MEMPOOL_TYPE_STRINGS, &s, NULL, &r),
               -EINVAL);
     miss = 0x0b;                              /* missing but not empty */
     s.offsets = off;
     s.validity = &miss;
-    ASSERT_RC(mempool_set_obj(t_pool, MEMPOOL_TYPE_STRINGS, &s, NULL, &r),
+    ASSERT_RC(mempool_put_obj(t_pool, MEMPOOL_TYPE_STRINGS, &s, NULL, &r),
               -EINVAL);
     s.validity = NULL;
     s.offsets = NULL;
-    ASSERT_RC(mempool_set_obj(t_pool, MEMPOOL_TYPE_STRINGS, &s, NULL, &r),
+    ASSERT_RC(mempool_put_obj(t_pool, MEMPOOL_TYPE_STRINGS, &s, NULL, &r),
               -EINVAL);
     s.offsets = off;
     s.blob = NULL;
-    ASSERT_RC(mempool_set_obj(t_pool, MEMPOOL_TYPE_STRINGS, &s, NULL, &r),
+    ASSERT_RC(mempool_put_obj(t_pool, MEMPOOL_TYPE_STRINGS, &s, NULL, &r),
               -EINVAL);
     ck_assert_uint_eq(t_stats(t_pool).objects, objects);  /* no leftovers */
     ck_assert_uint_eq(t_stats(t_pool).used_bytes, used);
@@ -780,30 +780,30 @@ START_TEST(test_table_errors)
     mixed_init(&m, 10);
     objects = t_stats(t_pool).objects;
     m.cols[1].array.shape[0] = 9;                /* unequal lengths */
-    ASSERT_RC(mempool_set_obj(t_pool, MEMPOOL_TYPE_TABLE, &m.t, NULL, &r),
+    ASSERT_RC(mempool_put_obj(t_pool, MEMPOOL_TYPE_TABLE, &m.t, NULL, &r),
               -EINVAL);
     m.cols[1].array.shape[0] = 10;
     m.cols[5].strings.n = 11;
-    ASSERT_RC(mempool_set_obj(t_pool, MEMPOOL_TYPE_TABLE, &m.t, NULL, &r),
+    ASSERT_RC(mempool_put_obj(t_pool, MEMPOOL_TYPE_TABLE, &m.t, NULL, &r),
               -EINVAL);
     m.cols[5].strings.n = 10;
     m.cols[0].array.ndim = 2;                    /* not 1-d */
     m.cols[0].array.shape[0] = 5;
     m.cols[0].array.shape[1] = 2;
-    ASSERT_RC(mempool_set_obj(t_pool, MEMPOOL_TYPE_TABLE, &m.t, NULL, &r),
+    ASSERT_RC(mempool_put_obj(t_pool, MEMPOOL_TYPE_TABLE, &m.t, NULL, &r),
               -EINVAL);
     m.cols[0].array.ndim = 1;
     m.cols[0].array.shape[0] = 10;
     m.cols[2].type = MEMPOOL_TYPE_TABLE;         /* no nesting */
-    ASSERT_RC(mempool_set_obj(t_pool, MEMPOOL_TYPE_TABLE, &m.t, NULL, &r),
+    ASSERT_RC(mempool_put_obj(t_pool, MEMPOOL_TYPE_TABLE, &m.t, NULL, &r),
               -EINVAL);
     m.cols[2].type = MEMPOOL_TYPE_ARRAY;
     m.cols[3].name = NULL;
-    ASSERT_RC(mempool_set_obj(t_pool, MEMPOOL_TYPE_TABLE, &m.t, NULL, &r),
+    ASSERT_RC(mempool_put_obj(t_pool, MEMPOOL_TYPE_TABLE, &m.t, NULL, &r),
               -EINVAL);
     m.cols[3].name = "flag";
     m.t.cols = NULL;                             /* columns missing */
-    ASSERT_RC(mempool_set_obj(t_pool, MEMPOOL_TYPE_TABLE, &m.t, NULL, &r),
+    ASSERT_RC(mempool_put_obj(t_pool, MEMPOOL_TYPE_TABLE, &m.t, NULL, &r),
               -EINVAL);
     ck_assert_uint_eq(t_stats(t_pool).objects, objects);
     m.t.cols = m.cols;
@@ -836,7 +836,7 @@ START_TEST(test_type_mismatch)
 {
     int64_t x[3] = {1, 2, 3};
     mempool_array a = arr1(MEMPOOL_DTYPE_INT64, x, 3);
-    mempool_set_options o = {0};
+    mempool_put_options o = {0};
     mempool_strings s;
     mempool_array out;
     mempool_view v;
@@ -850,26 +850,26 @@ START_TEST(test_type_mismatch)
     ck_assert_int_eq(t_pins(t_pool, r), 0);      /* nothing pinned */
     ASSERT_RC(mempool_get_obj(t_pool, r, MEMPOOL_TYPE_BYTES, &s, &v),
               -EINVAL);
-    ASSERT_RC(mempool_set(t_pool, x, sizeof x, &rb), 0);
+    ASSERT_RC(mempool_put(t_pool, x, sizeof x, &rb), 0);
     ASSERT_RC(mempool_get_obj(t_pool, rb, MEMPOOL_TYPE_ARRAY, &out, &v),
               -EINVAL);
     ck_assert_int_eq(t_pins(t_pool, rb), 0);
     o.type = MEMPOOL_TYPE_STRINGS;               /* options disagree */
-    ASSERT_RC(mempool_set_obj(t_pool, MEMPOOL_TYPE_ARRAY, &a, &o, &r),
+    ASSERT_RC(mempool_put_obj(t_pool, MEMPOOL_TYPE_ARRAY, &a, &o, &r),
               -EINVAL);
     o.type = MEMPOOL_TYPE_ARRAY;                 /* agree: fine */
-    o.flags = MEMPOOL_SET_REFCOUNTED;
-    ASSERT_RC(mempool_set_obj(t_pool, MEMPOOL_TYPE_ARRAY, &a, &o, &r), 0);
+    o.flags = MEMPOOL_PUT_REFCOUNTED;
+    ASSERT_RC(mempool_put_obj(t_pool, MEMPOOL_TYPE_ARRAY, &a, &o, &r), 0);
     ck_assert_int_eq(t_refs(t_pool, r), 1);
-    ASSERT_RC(mempool_set_obj(t_pool, 7, &a, NULL, &r), -EINVAL);
-    ASSERT_RC(mempool_set_obj(t_pool, MEMPOOL_TYPE_ARRAY, NULL, NULL, &r),
+    ASSERT_RC(mempool_put_obj(t_pool, 7, &a, NULL, &r), -EINVAL);
+    ASSERT_RC(mempool_put_obj(t_pool, MEMPOOL_TYPE_ARRAY, NULL, NULL, &r),
               -EINVAL);
     ASSERT_RC(mempool_get_obj(t_pool, r, MEMPOOL_TYPE_ARRAY, &out, NULL),
               -EINVAL);
     /* raw bytes typed as a reserved id nobody implements */
     o.type = 7;
     o.flags = 0;
-    ASSERT_RC(mempool_set_ex(t_pool, x, sizeof x, &o, &rb), 0);
+    ASSERT_RC(mempool_put_ex(t_pool, x, sizeof x, &o, &rb), 0);
     ASSERT_RC(mempool_get_obj(t_pool, rb, 7, &out, &v), -ENOTSUP);
     ck_assert_int_eq(t_pins(t_pool, rb), 0);
 }
@@ -883,7 +883,7 @@ static void expect_bad(uint32_t type, const uint8_t *b, uint64_t len,
                        int want)
 {
     union { mempool_array a; mempool_strings s; mempool_table t; } o;
-    mempool_set_options opt = {.type = type};
+    mempool_put_options opt = {.type = type};
     void *copy = aligned_copy(b, len);
     mempool_dref r;
     mempool_view v;
@@ -894,7 +894,7 @@ static void expect_bad(uint32_t type, const uint8_t *b, uint64_t len,
     ck_assert_msg(rc == MEMPOOL_ECORRUPT || rc == -ENOTSUP,
                   "decode error %d", rc);
     free(copy);
-    ASSERT_RC(mempool_set_ex(t_pool, b, len, &opt, &r), 0);
+    ASSERT_RC(mempool_put_ex(t_pool, b, len, &opt, &r), 0);
     ASSERT_RC(mempool_get_obj(t_pool, r, type, &o, &v), rc);
     ck_assert_int_eq(t_pins(t_pool, r), 0);
     ASSERT_RC(mempool_delete(t_pool, r), 0);
@@ -1128,7 +1128,7 @@ START_TEST(test_user_codec)
     mempool_info info;
     uint64_t objects, used;
 
-    ASSERT_RC(mempool_set_obj(t_pool, T_TYPE_POINTS, &in, NULL, &r),
+    ASSERT_RC(mempool_put_obj(t_pool, T_TYPE_POINTS, &in, NULL, &r),
               -ENOTSUP);                         /* not registered yet */
     ASSERT_RC(mempool_register_codec(t_pool, &c), 0);
     ASSERT_RC(mempool_register_codec(t_pool, &c), -EEXIST);
@@ -1162,7 +1162,7 @@ START_TEST(test_user_codec)
     ASSERT_RC(mempool_register_codec(t_pool, &c), 0);
     objects = t_stats(t_pool).objects;
     used = t_stats(t_pool).used_bytes;
-    ASSERT_RC(mempool_set_obj(t_pool, c.type, &in, NULL, &r), -EDOM);
+    ASSERT_RC(mempool_put_obj(t_pool, c.type, &in, NULL, &r), -EDOM);
     ck_assert_uint_eq(t_stats(t_pool).objects, objects);
     ck_assert_uint_eq(t_stats(t_pool).used_bytes, used);
     t_assert_healthy(t_pool);
@@ -1263,7 +1263,7 @@ static void *reg_thread(void *arg)
         mempool_view v;
         c.type = MEMPOOL_TYPE_USER + 1000 + (uint32_t)k * 64 + i;
         if (mempool_register_codec(t_pool, &c) ||
-            mempool_set_obj(t_pool, c.type, &in, NULL, &r) ||
+            mempool_put_obj(t_pool, c.type, &in, NULL, &r) ||
             mempool_get_obj(t_pool, r, c.type, &out, &v) ||
             out.xy[1] != (double)i || mempool_release(t_pool, &v) ||
             mempool_delete(t_pool, r))

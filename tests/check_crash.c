@@ -34,7 +34,7 @@ static void kill_holding_pins(bool delete_first)
 
     for (i = 0; i < N; i++) {
         t_fill(buf, sizeof buf, (uint64_t)i);
-        ASSERT_RC(mempool_set(t_pool, buf, sizeof buf, &r[i]), 0);
+        ASSERT_RC(mempool_put(t_pool, buf, sizeof buf, &r[i]), 0);
     }
     t_remote_start(&w, t_name);
     for (i = 0; i < N; i++) {
@@ -139,9 +139,9 @@ START_TEST(test_kill_many_workers)
 
     t_fill(buf, sizeof buf, 50);
     {
-        mempool_set_options o = { 0, 0, MEMPOOL_SET_REFCOUNTED };
+        mempool_put_options o = { 0, 0, MEMPOOL_PUT_REFCOUNTED };
 
-        ASSERT_RC(mempool_set_ex(t_pool, buf, sizeof buf, &o, &shared), 0);
+        ASSERT_RC(mempool_put_ex(t_pool, buf, sizeof buf, &o, &shared), 0);
     }
     for (i = 0; i < W; i++) {
         t_remote_start(&w[i], t_name);
@@ -191,7 +191,7 @@ START_TEST(test_no_wait_on_dead_worker)
     void *buf;
     int n;
 
-    ASSERT_RC(mempool_set(t_pool, "aaaa", 4, &a), 0);
+    ASSERT_RC(mempool_put(t_pool, "aaaa", 4, &a), 0);
     t_remote_start(&w, t_name);
     ASSERT_RC(t_remote_call(&w, T_R_GET, &a, 5), 0);
     ASSERT_RC(t_remote_call(&w, T_R_RESERVE, &rsv, 2 * MiB), 0);
@@ -201,7 +201,7 @@ START_TEST(test_no_wait_on_dead_worker)
     /* no reap yet: everything works */
     ASSERT_RC(mempool_get(t_pool, a, &v), 0);
     ASSERT_RC(mempool_release(t_pool, &v), 0);
-    ASSERT_RC(mempool_set(t_pool, "bbbb", 4, &b), 0);
+    ASSERT_RC(mempool_put(t_pool, "bbbb", 4, &b), 0);
     ASSERT_RC(mempool_reserve(t_pool, MiB, NULL, &buf, &mine), 0);
     ASSERT_RC(mempool_publish(t_pool, mine), 0);
     ASSERT_RC(mempool_delete(t_pool, a), 0);
@@ -325,7 +325,7 @@ static int workload(void *arg)
 
         if (x < 30 && nl < 24) {
             wl_fill(buf, len, t_rand(&s));
-            rc = mempool_set(p, buf, len, &r);
+            rc = mempool_put(p, buf, len, &r);
             T_CHILD_ASSERT(rc == 0 || rc == -ENOMEM);
             if (rc == 0) {
                 wl_send(REC_SET, r);
@@ -349,7 +349,7 @@ static int workload(void *arg)
                 T_CHILD_EQ(mempool_abort(p, r), 0);
             }
         } else if (x < 50) {
-            mempool_set_options o = { 0, 0, MEMPOOL_SET_REFCOUNTED };
+            mempool_put_options o = { 0, 0, MEMPOOL_PUT_REFCOUNTED };
 
             if (nr == 8) {
                 int k = (int)(t_rand(&s) % 8);
@@ -360,7 +360,7 @@ static int workload(void *arg)
                 continue;
             }
             wl_fill(buf, len, t_rand(&s));
-            rc = mempool_set_ex(p, buf, len, &o, &r);
+            rc = mempool_put_ex(p, buf, len, &o, &r);
             T_CHILD_ASSERT(rc == 0 || rc == -ENOMEM);
             if (rc == 0) {
                 wl_send(REC_RC_SET, r);
@@ -515,7 +515,7 @@ START_TEST(test_kill_random_timing)
         mempool_dref r;
 
         ck_assert_ptr_nonnull(buf);
-        ASSERT_RC(mempool_set(t_pool, buf, wl_sizes[i], &r), 0);
+        ASSERT_RC(mempool_put(t_pool, buf, wl_sizes[i], &r), 0);
         charge[i] = t_stats(t_pool).used_bytes - before;
         ck_assert_uint_ge(charge[i], wl_sizes[i]);
         ASSERT_RC(mempool_delete(t_pool, r), 0);

@@ -153,7 +153,7 @@ static int set_many(mempool *p, mempool_dref *r, int n, size_t len,
     T_CHILD_ASSERT(buf != NULL);
     for (int i = 0; i < n && rc == 0; i++) {
         t_fill(buf, len, seed + (uint64_t)i);
-        rc = mempool_set(p, buf, len, &r[i]);
+        rc = mempool_put(p, buf, len, &r[i]);
     }
     free(buf);
     return rc;
@@ -240,7 +240,7 @@ static void spill_scenario(const char *name, const char *dir, char *backend,
     CHILD_RC(mempool_open(name, &o, &p), 0);
     CHILD_RC(set_many(p, r, 8, 32 * KiB, 100), 0);
     CHILD_RC(mempool_flush(p), 0);
-    CHILD_RC(mempool_stats(p, &s), 0);
+    CHILD_RC(mempool_stats_get(p, &s), 0);
     T_CHILD_ASSERT(s.spills >= 6);
     T_CHILD_ASSERT(s.resident_bytes <= 64 * KiB);
     for (int i = 0; i < 8; i++)
@@ -542,7 +542,7 @@ static int spill_full_child(void *arg)
     /* a 1 MiB disk holds 9 files of 4 KiB + 100 KiB */
     T_CHILD_ASSERT(n >= 8 && n < 64);
     CHILD_RC(rc, -ENOSPC);
-    CHILD_RC(mempool_stats(p, &s), 0);
+    CHILD_RC(mempool_stats_get(p, &s), 0);
     T_CHILD_ASSERT(s.resident_bytes <= 256 * KiB);   /* never overshot */
     T_CHILD_EQ(count_files(pooldir, ".tmp"), 0);
     /* Read everything through a second handle, closed before space is

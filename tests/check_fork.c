@@ -27,7 +27,7 @@ static int g_fd = -1;
 static int child_inherited_refused(void *arg)
 {
     mempool *p = t_pool;
-    mempool_set_options o = { 0, 0, MEMPOOL_SET_REFCOUNTED };
+    mempool_put_options o = { 0, 0, MEMPOOL_PUT_REFCOUNTED };
     mempool_dref r = { 0, 0 };
     mempool_view v = g_view, w;
     mempool_info in;
@@ -35,8 +35,8 @@ static int child_inherited_refused(void *arg)
     void *buf = NULL;
     bool close_it = arg != NULL;
 
-    T_CHILD_EQ(mempool_set(p, "x", 1, &r), EF);
-    T_CHILD_EQ(mempool_set_ex(p, "x", 1, &o, &r), EF);
+    T_CHILD_EQ(mempool_put(p, "x", 1, &r), EF);
+    T_CHILD_EQ(mempool_put_ex(p, "x", 1, &o, &r), EF);
     T_CHILD_EQ(mempool_get(p, g_obj, &w), EF);
     T_CHILD_EQ(mempool_release(p, &v), EF);
     T_CHILD_EQ(mempool_delete(p, g_obj), EF);
@@ -50,7 +50,7 @@ static int child_inherited_refused(void *arg)
     T_CHILD_EQ(mempool_worker_id(p), EF);
     T_CHILD_EQ(mempool_check(p, NULL, 0), EF);
     T_CHILD_EQ(mempool_trim(p), EF);
-    T_CHILD_EQ(mempool_stats(p, &s), EF);
+    T_CHILD_EQ(mempool_stats_get(p, &s), EF);
     /* the parent's bytes are still mapped and readable in the child */
     T_CHILD_ASSERT(t_check_fill(g_view.data, g_view.len, 21));
     if (close_it)
@@ -73,7 +73,7 @@ static int child_opens_own(void *arg)
     T_CHILD_ASSERT(t_check_fill(v.data, v.len, 21));
     T_CHILD_ASSERT(t_in_pool_mapping(t_name, v.data, v.len));
     T_CHILD_EQ(mempool_release(q, &v), 0);
-    T_CHILD_EQ(mempool_set(q, "from the child", 14, &r), 0);
+    T_CHILD_EQ(mempool_put(q, "from the child", 14, &r), 0);
     T_CHILD_EQ(t_send_dref(g_fd, r), 0);
     /* the inherited handle is still refused next to the new one */
     T_CHILD_EQ(mempool_worker_id(t_pool), EF);
@@ -85,14 +85,14 @@ static void make_parent_state(void)
 {
     char buf[3333];
     void *rb;
-    mempool_set_options o = { 0, 0, MEMPOOL_SET_REFCOUNTED };
+    mempool_put_options o = { 0, 0, MEMPOOL_PUT_REFCOUNTED };
 
     t_fill(buf, sizeof buf, 21);
-    ASSERT_RC(mempool_set(t_pool, buf, sizeof buf, &g_obj), 0);
+    ASSERT_RC(mempool_put(t_pool, buf, sizeof buf, &g_obj), 0);
     ASSERT_RC(mempool_get(t_pool, g_obj, &g_view), 0);
     ASSERT_RC(mempool_reserve(t_pool, 1000, NULL, &rb, &g_rsv), 0);
     memset(rb, 0x77, 1000);
-    ASSERT_RC(mempool_set_ex(t_pool, "rc", 2, &o, &g_rc), 0);
+    ASSERT_RC(mempool_put_ex(t_pool, "rc", 2, &o, &g_rc), 0);
 }
 
 /* After children played with the parent's handle, the parent's state is
@@ -259,7 +259,7 @@ START_TEST(test_dead_parent_not_kept_alive_by_child)
     char buf[100];
 
     t_fill(buf, sizeof buf, 21);
-    ASSERT_RC(mempool_set(t_pool, buf, sizeof buf, &g_obj), 0);
+    ASSERT_RC(mempool_put(t_pool, buf, sizeof buf, &g_obj), 0);
     t_pipe(up);
     t_pipe(idle);
     g_up = up[1];

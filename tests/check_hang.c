@@ -192,11 +192,11 @@ static void resume(pid_t pid)
 
 static void setup_stop(mempool **p, size_t len, uint32_t flags, char *buf)
 {
-    mempool_set_options o = { 0, 0, flags };
+    mempool_put_options o = { 0, 0, flags };
     t_pool_name(stop_pool, "hang");
     ASSERT_RC(t_open(stop_pool, T_ARENA_BYTES, p), 0);
     t_fill(buf, len, 42);
-    ASSERT_RC(mempool_set_ex(*p, buf, len, &o, &stop_r), 0);
+    ASSERT_RC(mempool_put_ex(*p, buf, len, &o, &stop_r), 0);
 }
 
 static void check_bytes(mempool *p, mempool_dref r, size_t len)
@@ -279,7 +279,7 @@ START_TEST(test_stopped_refcheck)
     mempool *p;
     pid_t pid;
 
-    setup_stop(&p, sizeof buf, MEMPOOL_SET_REFCOUNTED, buf);
+    setup_stop(&p, sizeof buf, MEMPOOL_PUT_REFCOUNTED, buf);
     pid = start_stopped("refcheck.flagged=stop");
     run_timed(p, stop_r, ref_ops, 1, t, 0);        /* we hold 2 */
     ck_assert(t[0].wall < 1.0);
@@ -305,13 +305,13 @@ START_TEST(test_stopped_refcheck_keeps)
     mempool *p;
     pid_t pid;
 
-    setup_stop(&p, sizeof buf, MEMPOOL_SET_REFCOUNTED, buf);
+    setup_stop(&p, sizeof buf, MEMPOOL_PUT_REFCOUNTED, buf);
     ASSERT_RC(mempool_unref(p, stop_r), 0);  /* only the child's soon */
     /* no reference left: deleted already */
     ASSERT_RC(mempool_ref(p, stop_r), -ENOENT);
     {
-        mempool_set_options o = { 0, 0, MEMPOOL_SET_REFCOUNTED };
-        ASSERT_RC(mempool_set_ex(p, buf, sizeof buf, &o, &stop_r), 0);
+        mempool_put_options o = { 0, 0, MEMPOOL_PUT_REFCOUNTED };
+        ASSERT_RC(mempool_put_ex(p, buf, sizeof buf, &o, &stop_r), 0);
     }
     pid = start_stopped("refcheck.flagged=stop");
     ASSERT_RC(mempool_unref(p, stop_r), 0);  /* the child's ref remains */
@@ -340,14 +340,14 @@ END_TEST
  * handle: every call keeps working, and no cell is left behind. */
 START_TEST(test_refcounted_delete_cycles)
 {
-    mempool_set_options o = { 0, 0, MEMPOOL_SET_REFCOUNTED };
+    mempool_put_options o = { 0, 0, MEMPOOL_PUT_REFCOUNTED };
     mempool_dref r, keep;
     mempool_view v;
     uint64_t x = 0;
 
-    ASSERT_RC(mempool_set_ex(t_pool, &x, sizeof x, &o, &keep), 0);
+    ASSERT_RC(mempool_put_ex(t_pool, &x, sizeof x, &o, &keep), 0);
     for (x = 0; x < 100000; x++) {
-        int rc = mempool_set_ex(t_pool, &x, sizeof x, &o, &r);
+        int rc = mempool_put_ex(t_pool, &x, sizeof x, &o, &r);
         ck_assert_msg(rc == 0, "cycle %" PRIu64 ": set_ex %d (%s)", x, rc,
                       mempool_strerror(rc));
         if (x % 3 == 0)
@@ -394,7 +394,7 @@ START_TEST(test_check_sees_leaked_cell)
     int fd, wid = mempool_worker_id(t_pool);
     uint32_t idx;
 
-    ASSERT_RC(mempool_set(t_pool, &x, sizeof x, &r), 0);
+    ASSERT_RC(mempool_put(t_pool, &x, sizeof x, &r), 0);
     ASSERT_RC(mempool_delete(t_pool, r), 0);         /* entry freed */
     t_shm_path(path, sizeof path, t_name);
     fd = open(path, O_RDWR);
@@ -475,7 +475,7 @@ static int race_child(void *arg)
  * see 0 or -ENOENT (never -EINVAL from a reuse's flags). */
 START_TEST(test_ref_races_delete_and_reuse)
 {
-    mempool_set_options rco = { 0, 0, MEMPOOL_SET_REFCOUNTED };
+    mempool_put_options rco = { 0, 0, MEMPOOL_PUT_REFCOUNTED };
     pid_t pid[2];
     mempool *p;
     mempool_dref r, plain;
@@ -492,7 +492,7 @@ START_TEST(test_ref_races_delete_and_reuse)
     end = clock_s(CLOCK_MONOTONIC) + 3.0;
     while (clock_s(CLOCK_MONOTONIC) < end) {
         int rc;
-        ASSERT_RC(mempool_set_ex(p, &x, sizeof x, &rco, &r), 0);
+        ASSERT_RC(mempool_put_ex(p, &x, sizeof x, &rco, &r), 0);
         atomic_store(&race->gen, 0);
         atomic_store(&race->off, r.off);
         atomic_store(&race->gen, r.gen);
@@ -503,7 +503,7 @@ START_TEST(test_ref_races_delete_and_reuse)
         rc = mempool_delete(p, r);
         ck_assert(rc == 0 || rc == -ENOENT);
         /* reuse the entry with a plain object, then free it again */
-        ASSERT_RC(mempool_set(p, &x, sizeof x, &plain), 0);
+        ASSERT_RC(mempool_put(p, &x, sizeof x, &plain), 0);
         ASSERT_RC(mempool_delete(p, plain), 0);
         x++;
     }

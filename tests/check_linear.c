@@ -148,7 +148,7 @@ static int64_t new_version(mempool *p, uint32_t key, uint32_t prev,
     t_fill(buf, x->len, t_rand(rnd));
     x->sum = t_fnv1a(buf, x->len);
     x->set_inv = t_now_ns();
-    rc = mempool_set(p, buf, x->len, &x->r);
+    rc = mempool_put(p, buf, x->len, &x->r);
     /* Known library bug (check_failpoints test_bug_set_victims_deleted):
      * a set whose victims other workers delete or spill meanwhile fails
      * with -ENOMEM or -ENOENT although the object fits. Retried and
@@ -156,7 +156,7 @@ static int64_t new_version(mempool *p, uint32_t key, uint32_t prev,
     for (int tries = 0; (rc == -ENOMEM || rc == -ENOENT) && tries < 100;
          tries++) {
         atomic_fetch_add(&sh->spurious, 1);
-        rc = mempool_set(p, buf, x->len, &x->r);
+        rc = mempool_put(p, buf, x->len, &x->r);
     }
     x->set_ret = t_now_ns();
     if (rc != 0) {
@@ -164,7 +164,7 @@ static int64_t new_version(mempool *p, uint32_t key, uint32_t prev,
             char *json = NULL;
             struct mempool_worker_stats ws;
 
-            if (mempool_worker_stats(p, mempool_worker_id(p), &ws) == 0)
+            if (mempool_worker_stats_get(p, mempool_worker_id(p), &ws) == 0)
                 fprintf(stderr, "linear: right after: worker %d resident %"
                         PRIu64 " objects %" PRIu64 " pins %" PRIu64
                         " set_errors %" PRIu64 " spill_errors %" PRIu64 "\n",

@@ -32,7 +32,7 @@ static mempool_dref set_pattern(mempool *p, size_t len, uint64_t seed)
 
     ck_assert_ptr_nonnull(buf);
     t_fill(buf, len, seed);
-    ASSERT_RC(mempool_set(p, buf, len, &r), 0);
+    ASSERT_RC(mempool_put(p, buf, len, &r), 0);
     free(buf);
     return r;
 }
@@ -71,7 +71,7 @@ START_TEST(test_set_get_zero_copy)
     uint64_t base = used(t_pool);
 
     t_fill(src, LEN, 1);
-    ASSERT_RC(mempool_set(t_pool, src, LEN, &r), 0);
+    ASSERT_RC(mempool_put(t_pool, src, LEN, &r), 0);
     ck_assert_uint_gt(used(t_pool), base);
     ck_assert_uint_eq(t_stats(t_pool).objects, 1);
     memset(src, 0, LEN); /* set copied: changing the source changes nothing */
@@ -138,8 +138,8 @@ START_TEST(test_len_zero_and_null_args)
     mempool_info in;
     struct mempool_stats s0, s1;
 
-    ASSERT_RC(mempool_set(t_pool, NULL, 0, &r1), 0);
-    ASSERT_RC(mempool_set(t_pool, "ignored", 0, &r2), 0);
+    ASSERT_RC(mempool_put(t_pool, NULL, 0, &r1), 0);
+    ASSERT_RC(mempool_put(t_pool, "ignored", 0, &r2), 0);
     ck_assert(r1.off != r2.off || r1.gen != r2.gen);
     ASSERT_RC(mempool_get(t_pool, r1, &v), 0);
     ck_assert_ptr_nonnull(v.data);
@@ -150,15 +150,15 @@ START_TEST(test_len_zero_and_null_args)
     ASSERT_RC(mempool_release(t_pool, &v), 0);
 
     s0 = t_stats(t_pool);
-    ASSERT_RC(mempool_set(t_pool, NULL, 5, &r), -EINVAL);
-    ASSERT_RC(mempool_set(NULL, "x", 1, &r), -EINVAL);
-    ASSERT_RC(mempool_set(t_pool, "x", 1, NULL), -EINVAL);
+    ASSERT_RC(mempool_put(t_pool, NULL, 5, &r), -EINVAL);
+    ASSERT_RC(mempool_put(NULL, "x", 1, &r), -EINVAL);
+    ASSERT_RC(mempool_put(t_pool, "x", 1, NULL), -EINVAL);
     ASSERT_RC(mempool_get(t_pool, r1, NULL), -EINVAL);
     ASSERT_RC(mempool_get(NULL, r1, &v), -EINVAL);
     ASSERT_RC(mempool_info_get(t_pool, r1, NULL), -EINVAL);
     ASSERT_RC(mempool_release(t_pool, NULL), -EINVAL);
-    ASSERT_RC(mempool_stats(t_pool, NULL), -EINVAL);
-    ASSERT_RC(mempool_stats(NULL, &s1), -EINVAL);
+    ASSERT_RC(mempool_stats_get(t_pool, NULL), -EINVAL);
+    ASSERT_RC(mempool_stats_get(NULL, &s1), -EINVAL);
     ASSERT_RC(mempool_worker_id(NULL), -EINVAL);
     s1 = t_stats(t_pool);
     ck_assert_uint_eq(s1.objects, s0.objects);
@@ -172,13 +172,13 @@ END_TEST
 
 START_TEST(test_set_ex_options)
 {
-    mempool_set_options o = { 0, 7, 0 };
+    mempool_put_options o = { 0, 7, 0 };
     mempool_dref r;
     mempool_view v;
     mempool_info in;
     struct mempool_stats s0;
 
-    ASSERT_RC(mempool_set_ex(t_pool, "typed", 5, &o, &r), 0);
+    ASSERT_RC(mempool_put_ex(t_pool, "typed", 5, &o, &r), 0);
     ASSERT_RC(mempool_get(t_pool, r, &v), 0);
     ck_assert_uint_eq(v.type, 7);
     ASSERT_RC(mempool_info_get(t_pool, r, &in), 0);
@@ -188,7 +188,7 @@ START_TEST(test_set_ex_options)
     /* an unknown flag: -EINVAL, nothing left behind */
     s0 = t_stats(t_pool);
     o.flags = 0x80u;
-    ASSERT_RC(mempool_set_ex(t_pool, "x", 1, &o, &r), -EINVAL);
+    ASSERT_RC(mempool_put_ex(t_pool, "x", 1, &o, &r), -EINVAL);
     ck_assert_uint_eq(t_stats(t_pool).objects, s0.objects);
     ck_assert_uint_eq(t_stats(t_pool).used_bytes, s0.used_bytes);
     t_assert_healthy(t_pool);
@@ -371,7 +371,7 @@ START_TEST(test_stale_after_slot_reuse)
     ASSERT_RC(mempool_delete(t_pool, a), 0);
     /* set until a's table entry is reused (at the latest when full) */
     while (n <= s.max_objects) {
-        rc = mempool_set(t_pool, &n, sizeof n, &all[n]);
+        rc = mempool_put(t_pool, &n, sizeof n, &all[n]);
         if (rc != 0)
             break;
         if (all[n].off == a.off) {
@@ -560,7 +560,7 @@ START_TEST(test_malformed_drefs)
         mempool_dref other;
         mempool_view v;
 
-        ASSERT_RC(mempool_set(q, "other", 5, &other), 0);
+        ASSERT_RC(mempool_put(q, "other", 5, &other), 0);
         ASSERT_RC(mempool_get(t_pool, other, &v), -EINVAL);
         ASSERT_RC(mempool_get(q, r, &v), -EINVAL);
     }
@@ -762,7 +762,7 @@ END_TEST
 START_TEST(test_reserve_errors)
 {
     struct mempool_stats s = t_stats(t_pool);
-    mempool_set_options o = { 0, 0, 0x80u };
+    mempool_put_options o = { 0, 0, 0x80u };
     mempool_dref r;
     void *buf = NULL;
 
@@ -784,26 +784,26 @@ START_TEST(test_owner_nonexistent)
 {
     struct mempool_stats s0 = t_stats(t_pool);
     int me = mempool_worker_id(t_pool);
-    mempool_set_options o = { 0, 0, 0 };
+    mempool_put_options o = { 0, 0, 0 };
     mempool_dref r;
     void *buf;
     int rc;
 
     ck_assert_int_ge(me, 1);
     o.owner = me % MEMPOOL_MAX_WORKERS + 1; /* a valid id nobody holds */
-    ASSERT_RC(mempool_set_ex(t_pool, "x", 1, &o, &r), -ESRCH);
+    ASSERT_RC(mempool_put_ex(t_pool, "x", 1, &o, &r), -ESRCH);
     ASSERT_RC(mempool_reserve(t_pool, 10, &o, &buf, &r), -ESRCH);
     o.owner = MEMPOOL_MAX_WORKERS + 1;
-    rc = mempool_set_ex(t_pool, "x", 1, &o, &r);
+    rc = mempool_put_ex(t_pool, "x", 1, &o, &r);
     ck_assert_msg(rc == -ESRCH || rc == -EINVAL, "owner 65: %d", rc);
     o.owner = -1;
-    rc = mempool_set_ex(t_pool, "x", 1, &o, &r);
+    rc = mempool_put_ex(t_pool, "x", 1, &o, &r);
     ck_assert_msg(rc == -ESRCH || rc == -EINVAL, "owner -1: %d", rc);
     ck_assert_uint_eq(t_stats(t_pool).objects, s0.objects);
     ck_assert_uint_eq(t_stats(t_pool).used_bytes, s0.used_bytes);
     /* the caller itself, explicitly */
     o.owner = me;
-    ASSERT_RC(mempool_set_ex(t_pool, "x", 1, &o, &r), 0);
+    ASSERT_RC(mempool_put_ex(t_pool, "x", 1, &o, &r), 0);
     {
         mempool_info in;
 
@@ -832,7 +832,7 @@ START_TEST(test_owner_other_worker)
     int go[2], ack[2];
     uint64_t wid;
     pid_t pid;
-    mempool_set_options o = { 0, 0, 0 };
+    mempool_put_options o = { 0, 0, 0 };
     mempool_dref r, r2;
     mempool_info in;
     void *buf;
@@ -846,7 +846,7 @@ START_TEST(test_owner_other_worker)
     ck_assert_int_eq(t_recv_u64(ack[0], &wid, T_WAIT_S), 0);
     ck_assert_int_ne((int)wid, mempool_worker_id(t_pool));
     o.owner = (int)wid;
-    ASSERT_RC(mempool_set_ex(t_pool, "charged", 7, &o, &r), 0);
+    ASSERT_RC(mempool_put_ex(t_pool, "charged", 7, &o, &r), 0);
     ASSERT_RC(mempool_info_get(t_pool, r, &in), 0);
     ck_assert_int_eq(in.owner, (int)wid);
     ASSERT_RC(mempool_reserve(t_pool, 100, &o, &buf, &r2), 0);
@@ -863,7 +863,7 @@ START_TEST(test_owner_other_worker)
     ASSERT_RC(mempool_get(t_pool, r2, &v), 0);
     ASSERT_RC(mempool_release(t_pool, &v), 0);
     /* and now that worker is gone, charging it is -ESRCH */
-    ASSERT_RC(mempool_set_ex(t_pool, "x", 1, &o, &r), -ESRCH);
+    ASSERT_RC(mempool_put_ex(t_pool, "x", 1, &o, &r), -ESRCH);
     t_assert_healthy(t_pool);
 }
 END_TEST
@@ -887,7 +887,7 @@ START_TEST(test_arena_full)
     ck_assert_ptr_nonnull(buf);
     while (n < MAX) {
         t_fill(buf, LEN, (uint64_t)n);
-        rc = mempool_set(t_pool, buf, LEN, &r[n]);
+        rc = mempool_put(t_pool, buf, LEN, &r[n]);
         if (rc != 0)
             break;
         ASSERT_RC(mempool_get(t_pool, r[n], &v[n]), 0);
@@ -898,7 +898,7 @@ START_TEST(test_arena_full)
     ck_assert_uint_ge((uint64_t)n * LEN, s.data_bytes / 2);
     ck_assert_uint_eq(s.objects, (uint64_t)n);
     /* still full; nothing left behind by the failures */
-    ASSERT_RC(mempool_set(t_pool, buf, LEN, &extra), -ENOMEM);
+    ASSERT_RC(mempool_put(t_pool, buf, LEN, &extra), -ENOMEM);
     ASSERT_RC(mempool_reserve(t_pool, LEN, NULL, &huge, &extra), -ENOMEM);
     s2 = t_stats(t_pool);
     ck_assert_uint_eq(s2.objects, s.objects);
@@ -907,12 +907,12 @@ START_TEST(test_arena_full)
     t_assert_healthy(t_pool);
     /* a deleted but pinned object cannot be freed: still -ENOMEM */
     ASSERT_RC(mempool_delete(t_pool, r[0]), 0);
-    ASSERT_RC(mempool_set(t_pool, buf, LEN, &extra), -ENOMEM);
+    ASSERT_RC(mempool_put(t_pool, buf, LEN, &extra), -ENOMEM);
     /* its last release frees it: now there is room */
     ck_assert(t_check_fill(v[0].data, LEN, 0));
     ASSERT_RC(mempool_release(t_pool, &v[0]), 0);
     t_fill(buf, LEN, 0);
-    ASSERT_RC(mempool_set(t_pool, buf, LEN, &r[0]), 0);
+    ASSERT_RC(mempool_put(t_pool, buf, LEN, &r[0]), 0);
     ASSERT_RC(mempool_get(t_pool, r[0], &v[0]), 0);
     /* everything still reads back */
     for (i = 0; i < n; i++) {
@@ -924,7 +924,7 @@ START_TEST(test_arena_full)
     huge = mmap(NULL, 2 * s.arena_bytes, PROT_READ,
                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     ck_assert_ptr_ne(huge, MAP_FAILED);
-    ASSERT_RC(mempool_set(t_pool, huge, 2 * s.arena_bytes, &extra), -E2BIG);
+    ASSERT_RC(mempool_put(t_pool, huge, 2 * s.arena_bytes, &extra), -E2BIG);
     munmap(huge, 2 * s.arena_bytes);
     for (i = 0; i < n; i++)
         ASSERT_RC(mempool_delete(t_pool, r[i]), 0);
@@ -954,16 +954,16 @@ START_TEST(test_table_full)
     ck_assert_uint_eq(s.max_objects, 1024);
     r = calloc(s.max_objects + 1, sizeof *r);
     ck_assert_ptr_nonnull(r);
-    while (n <= s.max_objects && (rc = mempool_set(p, &n, 1, &r[n])) == 0)
+    while (n <= s.max_objects && (rc = mempool_put(p, &n, 1, &r[n])) == 0)
         n++;
     ck_assert_msg(rc == -ENOSPC, "set = %d after %" PRIu64 " objects", rc, n);
     ck_assert_uint_eq(n, s.max_objects);
     s = t_stats(p);
     ck_assert_uint_eq(s.objects, s.max_objects);
-    ASSERT_RC(mempool_set(p, "x", 1, &extra), -ENOSPC);
+    ASSERT_RC(mempool_put(p, "x", 1, &extra), -ENOSPC);
     ck_assert_uint_eq(t_stats(p).used_bytes, s.used_bytes);
     ASSERT_RC(mempool_delete(p, r[17]), 0);
-    ASSERT_RC(mempool_set(p, "x", 1, &r[17]), 0);
+    ASSERT_RC(mempool_put(p, "x", 1, &r[17]), 0);
     for (i = 0; i < n; i++)
         ASSERT_RC(mempool_delete(p, r[i]), 0);
     ck_assert_uint_eq(t_stats(p).objects, 0);

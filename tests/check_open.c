@@ -300,14 +300,14 @@ static int racer(void *arg)
         /* a half-built pool would fail one of these */
         rep.check = mempool_check(p, NULL, 0);
         rep.wid = mempool_worker_id(p);
-        if (mempool_stats(p, &s) == 0) {
+        if (mempool_stats_get(p, &s) == 0) {
             rep.arena_bytes = s.arena_bytes;
             rep.workers_max = s.max_workers;
         }
         t_shm_path(path, sizeof path, a->name);
         if (stat(path, &st) == 0)
             rep.st_size = (uint64_t)st.st_size;
-        if (mempool_set(p, &v, sizeof v, &rep.r) != 0)
+        if (mempool_put(p, &v, sizeof v, &rep.r) != 0)
             rep.check = -1;
     }
     T_CHILD_ASSERT(t_send(a->out, &rep, sizeof rep) == 0);
@@ -503,7 +503,7 @@ START_TEST(test_exec_unrelated_peer)
 
     ck_assert_ptr_nonnull(buf);
     t_fill(buf, LEN, 7);
-    ck_assert_int_eq(mempool_set(t_pool, buf, LEN, &r), 0);
+    ck_assert_int_eq(mempool_put(t_pool, buf, LEN, &r), 0);
     peer_name = t_name;
     ck_assert_int_eq(mempool_dref_format(r, peer_args[0], 80), 33);
     snprintf(peer_args[1], 80, "%d", LEN);
@@ -566,7 +566,7 @@ START_TEST(test_two_handles_one_process)
     ck_assert_int_eq(t_attach(t_name, &q), 0);
     ck_assert_int_ne(mempool_worker_id(q), mempool_worker_id(t_pool));
     ck_assert_uint_eq(t_stats(t_pool).workers, 2);
-    ck_assert_int_eq(mempool_set(t_pool, msg, sizeof msg, &r), 0);
+    ck_assert_int_eq(mempool_put(t_pool, msg, sizeof msg, &r), 0);
     ck_assert_int_eq(mempool_get(q, r, &v2), 0);
     ck_assert_int_eq(mempool_get(t_pool, r, &v1), 0);
     ck_assert_mem_eq(v2.data, msg, sizeof msg);
@@ -628,7 +628,7 @@ START_TEST(test_max_workers)
         seen[id] = true;
     }
     ck_assert_uint_eq(t_stats(t_pool).workers, MEMPOOL_MAX_WORKERS);
-    ck_assert_int_eq(mempool_set(h[5], "x", 1, &r), 0);
+    ck_assert_int_eq(mempool_put(h[5], "x", 1, &r), 0);
     ck_assert_int_eq(mempool_get(h[5], r, &v), 0);
     /* all slots held by live workers: here and from another process */
     ck_assert_int_eq(t_attach(t_name, &extra), -EUSERS);
@@ -656,7 +656,7 @@ START_TEST(test_destroy_while_attached)
     mempool_view v;
     const char a[] = "old pool";
 
-    ck_assert_int_eq(mempool_set(t_pool, a, sizeof a, &r), 0);
+    ck_assert_int_eq(mempool_put(t_pool, a, sizeof a, &r), 0);
     ck_assert_int_eq(mempool_destroy(t_name), 0);
     ck_assert(!shm_exists(t_name));
     ck_assert_int_eq(mempool_destroy(t_name), -ENOENT);
@@ -664,7 +664,7 @@ START_TEST(test_destroy_while_attached)
     ck_assert_int_eq(mempool_get(t_pool, r, &v), 0);
     ck_assert_mem_eq(v.data, a, sizeof a);
     ck_assert_int_eq(mempool_release(t_pool, &v), 0);
-    ck_assert_int_eq(mempool_set(t_pool, a, sizeof a, &r2), 0);
+    ck_assert_int_eq(mempool_put(t_pool, a, sizeof a, &r2), 0);
     /* the name now makes a new, empty pool that rejects the old DRef */
     ck_assert_int_eq(t_open(t_name, T_ARENA_BYTES, &p2), 0);
     ck_assert_uint_eq(t_stats(p2).objects, 0);
@@ -708,8 +708,8 @@ static int open_probe(void *arg)
         mempool_dref r;
 
         res[1] = mempool_check(p, NULL, 0);
-        mempool_stats(p, &s);
-        mempool_set(p, "probe", 5, &r); /* must not crash */
+        mempool_stats_get(p, &s);
+        mempool_put(p, "probe", 5, &r); /* must not crash */
         mempool_close(p);
     }
     T_CHILD_ASSERT(t_send(fd, res, sizeof res) == 0);

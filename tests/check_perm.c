@@ -122,7 +122,7 @@ static void set_object(void)
     char buf[5000];
 
     t_fill(buf, sizeof buf, 3);
-    ck_assert_int_eq(mempool_set(t_pool, buf, sizeof buf, &g_obj), 0);
+    ck_assert_int_eq(mempool_put(t_pool, buf, sizeof buf, &g_obj), 0);
 }
 
 START_TEST(test_eacces)

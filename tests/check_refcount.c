@@ -2,7 +2,7 @@
 /*
  * check_refcount.c - refcounted objects and their per-worker references.
  *
- * Issue semantic 6: set_ex(MEMPOOL_SET_REFCOUNTED) gives the caller one
+ * Issue semantic 6: set_ex(MEMPOOL_PUT_REFCOUNTED) gives the caller one
  * reference; ref/unref are attributed to the calling worker; the object is
  * deleted at the last unref or when the last worker holding references dies
  * (SIGKILL, then mempool_reap() or a new mempool_open()); plain objects live
@@ -20,10 +20,10 @@
 static mempool_dref set_rc(mempool *p, const void *data, size_t len,
                            int owner)
 {
-    mempool_set_options o = { owner, 0, MEMPOOL_SET_REFCOUNTED };
+    mempool_put_options o = { owner, 0, MEMPOOL_PUT_REFCOUNTED };
     mempool_dref r;
 
-    ASSERT_RC(mempool_set_ex(p, data, len, &o, &r), 0);
+    ASSERT_RC(mempool_put_ex(p, data, len, &o, &r), 0);
     return r;
 }
 
@@ -95,7 +95,7 @@ START_TEST(test_plain_object_not_refcounted)
     mempool_dref r;
     mempool_info in;
 
-    ASSERT_RC(mempool_set(t_pool, "plain", 5, &r), 0);
+    ASSERT_RC(mempool_put(t_pool, "plain", 5, &r), 0);
     ASSERT_RC(mempool_ref(t_pool, r), -EINVAL);
     ASSERT_RC(mempool_unref(t_pool, r), -EINVAL);
     ASSERT_RC(mempool_info_get(t_pool, r, &in), 0);

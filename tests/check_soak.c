@@ -259,7 +259,7 @@ static void slot_create(struct wstate *w, struct sslot *s)
     } else {
         obj_fill(w->buf, len, seed);
         atomic_store(&sk->in_set[w->id], 1);
-        rc = mempool_set(w->p, w->buf, len, &r);
+        rc = mempool_put(w->p, w->buf, len, &r);
         if (denied(w, rc) || NO_ROOM(rc)) {
             atomic_store(&sk->in_set[w->id], 0);
             if (NO_ROOM(rc))
@@ -346,7 +346,7 @@ static void op_disk(struct wstate *w, struct sslot *s)
 static void op_refcount(struct wstate *w)
 {
     struct sslot *s = &sk->rc[t_rand(&w->rnd) % NRC];
-    mempool_set_options o = { 0, 0, MEMPOOL_SET_REFCOUNTED };
+    mempool_put_options o = { 0, 0, MEMPOOL_PUT_REFCOUNTED };
     mempool_view v;
     int rc;
 
@@ -366,7 +366,7 @@ static void op_refcount(struct wstate *w)
         uint64_t len = soak_sizes[t_rand(&w->rnd) % NSIZES];
 
         obj_fill(w->buf, len, t_rand(&w->rnd));
-        rc = mempool_set_ex(w->p, w->buf, len, &o, &s->r);
+        rc = mempool_put_ex(w->p, w->buf, len, &o, &s->r);
         if (denied(w, rc) || NO_ROOM(rc)) {
             s->r = (mempool_dref){ 0, 0 };
             if (NO_ROOM(rc))
@@ -907,13 +907,13 @@ static void scripted_close(struct scripted *w)
 static mempool_dref set_obj(mempool *p, uint64_t len, uint64_t seed,
                             uint32_t flags)
 {
-    mempool_set_options o = { 0, 0, flags };
+    mempool_put_options o = { 0, 0, flags };
     char *buf = malloc(len);
     mempool_dref r;
 
     ck_assert_ptr_nonnull(buf);
     obj_fill(buf, len, seed);
-    ASSERT_RC(mempool_set_ex(p, buf, len, &o, &r), 0);
+    ASSERT_RC(mempool_put_ex(p, buf, len, &o, &r), 0);
     free(buf);
     return r;
 }
@@ -942,7 +942,7 @@ START_TEST(test_stopped_not_dead)
     s0 = t_stats(p);
     a = set_obj(p, 3000, 1, 0);
     b = set_obj(p, 100, 2, 0);
-    c = set_obj(p, 700, 3, MEMPOOL_SET_REFCOUNTED);
+    c = set_obj(p, 700, 3, MEMPOOL_PUT_REFCOUNTED);
     s1 = t_stats(p);
 
     scripted_start(&w);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * check_stats.c - the observability layer: mempool_stats(),
- * mempool_worker_stats(), mempool_stats_json() and observer handles
+ * check_stats.c - the observability layer: mempool_stats_get(),
+ * mempool_worker_stats_get(), mempool_stats_json() and observer handles
  * (MEMPOOL_OPEN_OBSERVE).
  *
  * The JSON document must parse, carry "schema": MEMPOOL_STATS_SCHEMA, and have exactly the
@@ -160,6 +160,19 @@ static void all_documented(cJSON *o, const char *pre, const struct field *f,
     }
 }
 
+/* Arrays of objects documented as "<name>[].<field>" rows. */
+static const char *const arrays[] = { "workers", "channels" };
+
+static int array_of(const char *path)
+{
+    for (int a = 0; a < 2; a++) {
+        size_t n = strlen(arrays[a]);
+        if (!strncmp(path, arrays[a], n) && !strncmp(path + n, "[].", 3))
+            return a;
+    }
+    return -1;
+}
+
 static void assert_schema(cJSON *d)
 {
     struct field f[200];
@@ -168,12 +181,13 @@ static void assert_schema(cJSON *d)
     ck_assert_int_gt(n, 50);
     ASSERT_NUM(d, "schema", MEMPOOL_STATS_SCHEMA);
     for (int i = 0; i < n; i++) {
-        if (!strncmp(f[i].path, "workers[].", 10)) {
-            cJSON_ArrayForEach(w, cJSON_GetObjectItem(d, "workers")) {
-                cJSON *x = at(w, f[i].path + 10);
-                ck_assert_msg(x && type_ok(x, f[i].type), "workers[].%s "
-                              "missing or not of type %c", f[i].path + 10,
-                              f[i].type);
+        int a = array_of(f[i].path);
+        if (a >= 0) {
+            const char *rest = f[i].path + strlen(arrays[a]) + 3;
+            cJSON_ArrayForEach(w, cJSON_GetObjectItem(d, arrays[a])) {
+                cJSON *x = at(w, rest);
+                ck_assert_msg(x && type_ok(x, f[i].type), "%s missing or "
+                              "not of type %c", f[i].path, f[i].type);
             }
             continue;
         }
@@ -181,15 +195,17 @@ static void assert_schema(cJSON *d)
                       "%s missing or not of type %c", f[i].path, f[i].type);
     }
     all_documented(d, "", f, n);
-    cJSON_ArrayForEach(w, cJSON_GetObjectItem(d, "workers")) {
-        cJSON *c;
-        cJSON_ArrayForEach(c, w) {
-            char path[96];
-            bool found = false;
-            snprintf(path, sizeof path, "workers[].%s", c->string);
-            for (int i = 0; i < n && !found; i++)
-                found = !strcmp(f[i].path, path);
-            ck_assert_msg(found, "field %s is not documented", path);
+    for (int a = 0; a < 2; a++) {
+        cJSON_ArrayForEach(w, cJSON_GetObjectItem(d, arrays[a])) {
+            cJSON *c;
+            cJSON_ArrayForEach(c, w) {
+                char path[96];
+                bool found = false;
+                snprintf(path, sizeof path, "%s[].%s", arrays[a], c->string);
+                for (int i = 0; i < n && !found; i++)
+                    found = !strcmp(f[i].path, path);
+                ck_assert_msg(found, "field %s is not documented", path);
+            }
         }
     }
 }
@@ -217,11 +233,11 @@ START_TEST(test_json_schema)
     char buf[5000];
 
     t_fill(buf, sizeof buf, 1);
-    ASSERT_RC(mempool_set(t_pool, buf, sizeof buf, &r), 0);
+    ASSERT_RC(mempool_put(t_pool, buf, sizeof buf, &r), 0);
     ASSERT_RC(mempool_get(t_pool, r, &v), 0);
     d = doc_of(t_pool);
     assert_schema(d);
-    ASSERT_RC(mempool_stats(t_pool, &s), 0);
+    ASSERT_RC(mempool_stats_get(t_pool, &s), 0);
     ck_assert_str_eq(str(d, "pool.name"), t_name);
     ck_assert_str_eq(str(d, "version"), mempool_version());
     ck_assert_uint_eq(strlen(str(d, "pool.uuid")), 32);
@@ -256,10 +272,10 @@ START_TEST(test_scripted_workload)
     int me = mempool_worker_id(t_pool), id2;
     cJSON *d, *w;
 
-    ASSERT_RC(mempool_set_max_memsize(t_pool, LIM * SZ), 0);
+    ASSERT_RC(mempool_limit_set(t_pool, MEMPOOL_LIMIT_MEMSIZE, LIM * SZ), 0);
     for (int i = 0; i < N; i++) {
         t_fill(buf, SZ, (uint64_t)i);
-        ASSERT_RC(mempool_set(t_pool, buf, SZ, &r[i]), 0);
+        ASSERT_RC(mempool_put(t_pool, buf, SZ, &r[i]), 0);
     }
     ASSERT_RC(mempool_delete(t_pool, r[0]), 0);       /* spilled */
     ASSERT_RC(mempool_delete(t_pool, r[N - 1]), 0);   /* resident */
@@ -381,23 +397,23 @@ START_TEST(test_struct_api)
     ck_assert_uint_eq(s.largest_free_bytes, s.data_bytes);
     ck_assert_str_eq(s.name, t_name);
     ck_assert_uint_eq(s.workers_alive, 1);
-    ASSERT_RC(mempool_set(t_pool, buf, sizeof buf, &r), 0);
+    ASSERT_RC(mempool_put(t_pool, buf, sizeof buf, &r), 0);
     s = t_stats(t_pool);
     ck_assert_uint_eq(s.largest_free_bytes, s.data_bytes - sizeof buf);
     ck_assert_uint_eq(s.mem_objects, 1);
-    ASSERT_RC(mempool_worker_stats(t_pool, 0, &w), -EINVAL);
-    ASSERT_RC(mempool_worker_stats(t_pool, MEMPOOL_MAX_WORKERS + 1, &w),
+    ASSERT_RC(mempool_worker_stats_get(t_pool, 0, &w), -EINVAL);
+    ASSERT_RC(mempool_worker_stats_get(t_pool, MEMPOOL_MAX_WORKERS + 1, &w),
               -EINVAL);
-    ASSERT_RC(mempool_worker_stats(t_pool, 1, NULL), -EINVAL);
-    ASSERT_RC(mempool_worker_stats(t_pool, mempool_worker_id(t_pool), &w), 0);
+    ASSERT_RC(mempool_worker_stats_get(t_pool, 1, NULL), -EINVAL);
+    ASSERT_RC(mempool_worker_stats_get(t_pool, mempool_worker_id(t_pool), &w), 0);
     ck_assert_uint_eq(w.size, sizeof w);
     ck_assert_uint_eq(w.state, MEMPOOL_WORKER_ALIVE);
     ck_assert_uint_eq(w.sets, 1);
     ck_assert_uint_eq(w.resident_bytes, sizeof buf);
-    ASSERT_RC(mempool_worker_stats(t_pool, MEMPOOL_MAX_WORKERS, &w), 0);
+    ASSERT_RC(mempool_worker_stats_get(t_pool, MEMPOOL_MAX_WORKERS, &w), 0);
     ck_assert_uint_eq(w.state, MEMPOOL_WORKER_FREE);
     ck_assert_uint_eq(w.sets, 0);
-    ASSERT_RC(mempool_stats(t_pool, NULL), -EINVAL);
+    ASSERT_RC(mempool_stats_get(t_pool, NULL), -EINVAL);
 }
 END_TEST
 
@@ -413,7 +429,7 @@ START_TEST(test_observer_refuses)
     mempool *obs;
     char path[256];
 
-    ASSERT_RC(mempool_set(t_pool, "abc", 3, &r), 0);
+    ASSERT_RC(mempool_put(t_pool, "abc", 3, &r), 0);
     t_options(&o, T_ARENA_BYTES);
     o.flags = MEMPOOL_OPEN_OBSERVE | MEMPOOL_OPEN_CREATE;
     ASSERT_RC(mempool_open(t_name, &o, &obs), -EINVAL);
@@ -422,7 +438,7 @@ START_TEST(test_observer_refuses)
     obs = observe(t_name);
     ck_assert_uint_eq(t_stats(t_pool).workers, 1);
     ck_assert_int_eq(mempool_worker_id(obs), 0);
-    ASSERT_RC(mempool_set(obs, "x", 1, &r), -EPERM);
+    ASSERT_RC(mempool_put(obs, "x", 1, &r), -EPERM);
     ASSERT_RC(mempool_reserve(obs, 10, NULL, &buf, &r), -EPERM);
     ASSERT_RC(mempool_publish(obs, r), -EPERM);
     ASSERT_RC(mempool_abort(obs, r), -EPERM);
@@ -437,13 +453,13 @@ START_TEST(test_observer_refuses)
     ASSERT_RC(mempool_save_to_disk(obs, r, path, &f), -EPERM);
     ck_assert_int_ne(access(path, F_OK), 0);
     ASSERT_RC(mempool_get_file(obs, &f, &v), -EPERM);
-    ASSERT_RC(mempool_set_max_memsize(obs, 1), -EPERM);
-    ASSERT_RC(mempool_set_max_disksize(obs, 1), -EPERM);
+    ASSERT_RC(mempool_limit_set(obs, MEMPOOL_LIMIT_MEMSIZE, 1), -EPERM);
+    ASSERT_RC(mempool_limit_set(obs, MEMPOOL_LIMIT_DISKSIZE, 1), -EPERM);
     ASSERT_RC(mempool_reap(obs), -EPERM);
     ASSERT_RC(mempool_trim(obs), -EPERM);
     ASSERT_RC(mempool_flush(obs), 0);
     /* reading works */
-    ASSERT_RC(mempool_set(t_pool, "abc", 3, &r), 0);
+    ASSERT_RC(mempool_put(t_pool, "abc", 3, &r), 0);
     ASSERT_RC(mempool_info_get(obs, r, &in), 0);
     ck_assert_uint_eq(in.len, 3);
     ASSERT_RC(mempool_check(obs, NULL, 0), 0);
@@ -463,7 +479,7 @@ static int die_holding(void *arg)
     mempool_view v;
     int fd = *(int *)arg;
     T_CHILD_EQ(t_attach(t_name, &p), 0);
-    T_CHILD_EQ(mempool_set(p, "held", 4, &r), 0);
+    T_CHILD_EQ(mempool_put(p, "held", 4, &r), 0);
     T_CHILD_EQ(mempool_get(p, r, &v), 0);
     T_CHILD_EQ(t_send_u64(fd, 1), 0);
     pause();
@@ -517,7 +533,7 @@ static int hammer(void *arg)
     while ((uint64_t)time(NULL) < end) {
         mempool_dref r;
         mempool_view v;
-        T_CHILD_EQ(mempool_set(p, buf, 1 + i++ % sizeof buf, &r), 0);
+        T_CHILD_EQ(mempool_put(p, buf, 1 + i++ % sizeof buf, &r), 0);
         T_CHILD_EQ(mempool_get(p, r, &v), 0);
         T_CHILD_EQ(mempool_release(p, &v), 0);
         T_CHILD_EQ(mempool_delete(p, r), 0);
@@ -572,13 +588,13 @@ static int readonly_child(void *arg)
         return 77;                       /* capabilities bypass the mode */
     o.flags = MEMPOOL_OPEN_OBSERVE;
     T_CHILD_EQ(mempool_open(name, &o, &p), 0);
-    T_CHILD_EQ(mempool_stats(p, &s), 0);
+    T_CHILD_EQ(mempool_stats_get(p, &s), 0);
     T_CHILD_EQ(s.objects, 1);
     T_CHILD_EQ(s.workers_alive, 1);          /* F_OFD_GETLK read-only */
     T_CHILD_ASSERT(mempool_stats_json(p, &doc) > 0);
     free(doc);
     T_CHILD_EQ(mempool_check(p, NULL, 0), -EACCES);
-    T_CHILD_EQ(mempool_set(p, "x", 1, &(mempool_dref){ 0, 0 }), -EPERM);
+    T_CHILD_EQ(mempool_put(p, "x", 1, &(mempool_dref){ 0, 0 }), -EPERM);
     T_CHILD_EQ(mempool_close(p), 0);
     return 0;
 }
@@ -593,7 +609,7 @@ START_TEST(test_observe_readonly)
         return;              /* cannot become another user: nothing to see */
     t_shm_path(path, sizeof path, t_name);
     ck_assert_int_eq(chmod(path, 0644), 0);
-    ASSERT_RC(mempool_set(t_pool, "abc", 3, &r), 0);
+    ASSERT_RC(mempool_put(t_pool, "abc", 3, &r), 0);
     st = t_wait(t_fork(readonly_child, t_name), T_WAIT_S);
     ck_assert_msg(st == 0 || st == 77, "read-only observer child: %d", st);
     if (st == 77)
@@ -614,19 +630,19 @@ START_TEST(test_error_counters)
     char buf[60] = { 1 };
     int fd;
 
-    ASSERT_RC(mempool_set_max_memsize(t_pool, 100), 0);
-    ASSERT_RC(mempool_set(t_pool, buf, sizeof buf, &a), 0);
+    ASSERT_RC(mempool_limit_set(t_pool, MEMPOOL_LIMIT_MEMSIZE, 100), 0);
+    ASSERT_RC(mempool_put(t_pool, buf, sizeof buf, &a), 0);
     ASSERT_RC(mempool_get(t_pool, a, &v), 0);           /* cannot spill a */
-    ASSERT_RC(mempool_set(t_pool, buf, sizeof buf, &b), -ENOMEM);
+    ASSERT_RC(mempool_put(t_pool, buf, sizeof buf, &b), -ENOMEM);
     ASSERT_RC(mempool_release(t_pool, &v), 0);
-    ASSERT_RC(mempool_set(t_pool, buf, sizeof buf, &c), 0);  /* a spilled */
+    ASSERT_RC(mempool_put(t_pool, buf, sizeof buf, &c), 0);  /* a spilled */
     ASSERT_RC(mempool_move_to_disk(t_pool, c, &f), 0);
     fd = open(f.path, O_WRONLY);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(pwrite(fd, "X", 1, 4096 + 7), 1);  /* payload byte */
     close(fd);
     ASSERT_RC(mempool_get(t_pool, c, &v), MEMPOOL_ECORRUPT);
-    ASSERT_RC(mempool_worker_stats(t_pool, mempool_worker_id(t_pool), &w), 0);
+    ASSERT_RC(mempool_worker_stats_get(t_pool, mempool_worker_id(t_pool), &w), 0);
     ck_assert_uint_eq(w.set_errors, 1);
     ck_assert_uint_eq(w.corrupt_files, 1);
     ck_assert_uint_eq(w.spill_errors, 0);

@@ -138,7 +138,7 @@ static void op_set(struct worker *w, mempool *p)
     int rc;
 
     fill(w->buf, len, t_rand(&w->seed));
-    rc = mempool_set(p, w->buf, len, &r);
+    rc = mempool_put(p, w->buf, len, &r);
     if (rc == -ENOMEM) {
         atomic_fetch_add(&enomem, 1);
         return;
@@ -250,14 +250,14 @@ static void op_rc_use(struct worker *w, mempool *p)
 static void op_rc_replace(struct worker *w, mempool *p)
 {
     struct slot *sl = &rc_slots[t_rand(&w->seed) % RC_SLOTS];
-    mempool_set_options o = { 0, 0, MEMPOOL_SET_REFCOUNTED };
+    mempool_put_options o = { 0, 0, MEMPOOL_PUT_REFCOUNTED };
     size_t len = pick_len(&w->seed);
     mempool_dref r, old;
     int rc, holder;
     bool had;
 
     fill(w->buf, len, t_rand(&w->seed));
-    rc = mempool_set_ex(p, w->buf, len, &o, &r);
+    rc = mempool_put_ex(p, w->buf, len, &o, &r);
     if (rc == -ENOMEM) {
         atomic_fetch_add(&enomem, 1);
         return;
@@ -406,7 +406,7 @@ START_TEST(test_release_on_other_thread)
     pthread_t a, b;
     int i;
 
-    ck_assert_int_eq(mempool_set(t_pool, "shared pin", 10, &r), 0);
+    ck_assert_int_eq(mempool_put(t_pool, "shared pin", 10, &r), 0);
     for (i = 0; i < 400; i++)
         ck_assert_int_eq(mempool_get(t_pool, r, &cross_views[i]), 0);
     ck_assert_int_eq(t_pins(t_pool, r), 400);

@@ -121,7 +121,7 @@ struct mempool_stats t_stats(mempool *p)
     int rc;
 
     memset(&s, 0xa5, sizeof s);
-    rc = mempool_stats(p, &s);
+    rc = mempool_stats_get(p, &s);
     ck_assert_msg(rc == 0, "mempool_stats = %d (%s)", rc, mempool_strerror(rc));
     ck_assert_uint_eq(s.size, sizeof s);
     return s;
@@ -445,15 +445,15 @@ static int64_t t_remote_do(mempool *p, struct t_remote_msg *m,
         return mempool_worker_id(p);
     case T_R_SET:
     case T_R_SET_RC: {
-        mempool_set_options o = { 0, 0, 0 };
+        mempool_put_options o = { 0, 0, 0 };
         void *buf = malloc(m->arg ? m->arg : 1);
 
         if (!buf)
             return -ENOMEM;
         t_fill(buf, m->arg, m->arg);
         if (m->op == T_R_SET_RC)
-            o.flags = MEMPOOL_SET_REFCOUNTED;
-        rc = mempool_set_ex(p, buf, m->arg, &o, &m->r);
+            o.flags = MEMPOOL_PUT_REFCOUNTED;
+        rc = mempool_put_ex(p, buf, m->arg, &o, &m->r);
         free(buf);
         return rc;
     }

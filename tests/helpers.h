@@ -72,7 +72,7 @@ void t_teardown(void);
 /** Add a TCase with the checked fixture and @p timeout to @p s. */
 TCase *t_tcase(Suite *s, const char *name, double timeout);
 
-/** mempool_stats() that must succeed (test process only). */
+/** mempool_stats_get() that must succeed (test process only). */
 struct mempool_stats t_stats(mempool *p);
 /** mempool_info_get().pins, or -1 on error (any process). */
 long t_pins(mempool *p, mempool_dref r);

@@ -106,7 +106,7 @@ static int do_set(char **argv)
         free(buf);
         return 3;
     }
-    rc = mempool_set(p, buf, len, &r);
+    rc = mempool_put(p, buf, len, &r);
     if (rc != 0 || mempool_dref_format(r, text, sizeof text) != 33) {
         fprintf(stderr, "t_peer: set: %s\n", mempool_strerror(rc));
         free(buf);

@@ -9,7 +9,7 @@
  * float64, bits, 20-byte records and that string column). ROWS is
  * 1,000,000, or 100,000 with --quick.
  *
- *   set_obj     mempool_set_obj(): reserve, encode in place, publish
+ *   set_obj     mempool_put_obj(): reserve, encode in place, publish
  *   get_obj     mempool_get_obj() + mempool_release(): pin and decode,
  *               which checks every offset (O(rows)) and copies nothing
  *   hand-over   set_obj + get_obj, the sum of their medians
@@ -302,7 +302,7 @@ static int set_get_once(struct codec *c, uint32_t type, const void *obj,
     mempool_view v;
     union decoded out;
     uint64_t t0 = cli_now_ns();
-    int rc = mempool_set_obj(c->p, type, obj, NULL, &ref);
+    int rc = mempool_put_obj(c->p, type, obj, NULL, &ref);
     uint64_t t1 = cli_now_ns();
     if (rc < 0)
         return rc;
@@ -416,10 +416,10 @@ static int probes(struct codec *c, uint32_t type, const void *obj,
 {
     mempool_dref mem, disk;
     struct cprobe pr;
-    int rc = mempool_set_obj(c->p, type, obj, NULL, &mem);
+    int rc = mempool_put_obj(c->p, type, obj, NULL, &mem);
     if (rc < 0)
         return rc;
-    rc = mempool_set_obj(c->p, type, obj, NULL, &disk);
+    rc = mempool_put_obj(c->p, type, obj, NULL, &disk);
     if (rc == 0)
         rc = mempool_move_to_disk(c->p, disk, NULL);
     for (int i = 0; i < c->pl.probes && rc == 0; i++) {
@@ -449,7 +449,7 @@ static int encode_copy(struct codec *c, uint32_t type, const void *obj)
 {
     mempool_dref r;
     mempool_view v;
-    int rc = mempool_set_obj(c->p, type, obj, NULL, &r);
+    int rc = mempool_put_obj(c->p, type, obj, NULL, &r);
     if (rc < 0)
         return rc;
     rc = mempool_get(c->p, r, &v);
@@ -586,7 +586,7 @@ static int prefault(mempool *p)
     mempool_dref r;
     void *buf;
     memset(&st, 0, sizeof st);
-    int rc = mempool_stats(p, &st);
+    int rc = mempool_stats_get(p, &st);
     if (rc < 0)
         return rc;
     uint64_t len = st.free_bytes > 2 * MIB ? st.free_bytes - MIB : MIB;

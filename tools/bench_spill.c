@@ -233,7 +233,7 @@ static int stats(mempool *p, struct mempool_stats *st)
 {
     memset(st, 0, sizeof *st);
     st->size = sizeof *st;
-    return mempool_stats(p, st);
+    return mempool_stats_get(p, st);
 }
 
 /* Remember what backend handle @p i ran, once it has written. */
@@ -320,7 +320,7 @@ static int op_limit(struct spill *s, struct tp_state *t, int h, uint64_t *ns)
 {
     mempool_dref r;
     uint64_t t0 = cli_now_ns();
-    int rc = mempool_set(s->h[h], s->src, BIG, &r);
+    int rc = mempool_put(s->h[h], s->src, BIG, &r);
     *ns = cli_now_ns() - t0;
     if (rc == 0)
         rc = mempool_delete(s->h[h], t->lim[h][0]);
@@ -346,9 +346,9 @@ static int tp_step(struct spill *s, struct tp_state *t, int step,
                    struct tp_results *r)
 {
     uint64_t ns[OP_N] = {0};
-    int rc = mempool_set(s->h[H_SRC], s->src, BIG, &t->src);
+    int rc = mempool_put(s->h[H_SRC], s->src, BIG, &t->src);
     for (int i = 0; i < 2 && rc == 0; i++)
-        rc = mempool_set(s->h[H_SRC], s->src, BIG, &t->mv[i]);
+        rc = mempool_put(s->h[H_SRC], s->src, BIG, &t->mv[i]);
     for (int k = 0; k < OP_N && rc == 0; k++) {
         int op = (step + k) % OP_N;
         rc = tp_op(s, t, op, &ns[op]);
@@ -369,10 +369,10 @@ static int tp_limits(struct spill *s, struct tp_state *t, bool end)
 {
     int rc = 0;
     for (int h = 0; h < 2 && rc == 0; h++) {
-        rc = mempool_set_max_memsize(s->h[h], end ? 0 : 2 * BIG);
+        rc = mempool_limit_set(s->h[h], MEMPOOL_LIMIT_MEMSIZE, end ? 0 : 2 * BIG);
         for (int i = 0; i < 2 && rc == 0; i++)
             rc = end ? mempool_delete(s->h[h], t->lim[h][i])
-                     : mempool_set(s->h[h], s->src, BIG, &t->lim[h][i]);
+                     : mempool_put(s->h[h], s->src, BIG, &t->lim[h][i]);
     }
     return rc;
 }
@@ -392,7 +392,7 @@ static int throughput(struct spill *s, struct tp_results *r)
         rc = tp_limits(s, &t, true);
     for (int i = 0; i < s->pl.sync_files && rc == 0; i++) {
         uint64_t ns = 0;
-        rc = mempool_set(s->h[H_SRC], s->src, BIG, &t.src);
+        rc = mempool_put(s->h[H_SRC], s->src, BIG, &t.src);
         if (rc == 0)
             rc = op_write(s, t.src, true, &ns);
         if (rc == 0)
@@ -552,7 +552,7 @@ struct fb_results {
 static int make_spilled(struct spill *s, uint64_t len, struct spilled *o)
 {
     mempool_fileref *f = malloc(sizeof *f);
-    int rc = f == NULL ? -ENOMEM : mempool_set(s->h[H_SRC], s->src, len, &o->r);
+    int rc = f == NULL ? -ENOMEM : mempool_put(s->h[H_SRC], s->src, len, &o->r);
     if (rc == 0)
         rc = mempool_move_to_disk(s->h[H_AUTO], o->r, f);
     if (rc == 0)
@@ -756,7 +756,7 @@ struct disturber {
 };
 
 /* Background mode: bytes that may still be set before the arena is 97 %
- * full, and the pool's spill count. mempool_stats() reads every worker's
+ * full, and the pool's spill count. mempool_stats_get() reads every worker's
  * pin table, so it is called every 20 ms, not per set: polled in a loop it
  * would itself slow the reader down. */
 static uint64_t room_left(mempool *p, uint64_t *spills)
@@ -803,7 +803,7 @@ static int dist_loop(mempool *p, const unsigned char *src, int mode, int ctl,
             alive--;
         }
         if (rc == 0)
-            rc = mempool_set(p, src, DIST_SIZE, &ring[(head + alive) % cap]);
+            rc = mempool_put(p, src, DIST_SIZE, &ring[(head + alive) % cap]);
         alive += rc == 0;
         room -= bg ? DIST_SIZE : 0;
         sets++;
@@ -968,7 +968,7 @@ static int tails(struct spill *s, struct lat_results *L)
     int rc = res == NULL ? -ENOMEM : 0;
     progress("tails");
     for (int i = 0; i < LAT_COUNT && rc == 0; i++)
-        rc = mempool_set(s->h[H_SRC], small, sizeof small, &drefs[i]);
+        rc = mempool_put(s->h[H_SRC], small, sizeof small, &drefs[i]);
     if (rc == 0)
         rc = start_reader(s, &k, drefs);
     for (int r = 0; r < s->pl.reps && rc == 0; r++)

@@ -195,7 +195,7 @@ static void print_workers(mempool *p)
     for (int id = 1; id <= MEMPOOL_MAX_WORKERS; id++) {
         struct mempool_worker_stats w;
         char a[32], b[32], c[32];
-        if (mempool_worker_stats(p, id, &w) < 0 ||
+        if (mempool_worker_stats_get(p, id, &w) < 0 ||
             w.state == MEMPOOL_WORKER_FREE)
             continue;
         if (!header)
@@ -246,7 +246,7 @@ int cmd_info(int argc, char **argv)
         return CLI_FAIL;
     struct mempool_stats s;
     char *doc = NULL;
-    int rc = json ? mempool_stats_json(p, &doc) : mempool_stats(p, &s);
+    int rc = json ? mempool_stats_json(p, &doc) : mempool_stats_get(p, &s);
     if (rc < 0) {
         cli_error("info", rc, "stats");
     } else if (json) {
@@ -328,11 +328,11 @@ static int fsck_repair(const char *name)
     mempool *q;
     if (cli_observe("fsck", name, &q) < 0)
         return CLI_FAIL;
-    int rc = mempool_stats(q, &before);
+    int rc = mempool_stats_get(q, &before);
     mempool_close(q);
     if (rc == 0 && (rc = mempool_open(name, &o, &p)) == 0) {
         int n = mempool_reap(p);   /* opening reaped already; catch late ones */
-        rc = n < 0 ? n : mempool_stats(p, &after);
+        rc = n < 0 ? n : mempool_stats_get(p, &after);
         if (rc == 0)
             printf("%s: repair: reaped %" PRIu64 " dead worker(s)\n", name,
                    after.reaped_workers - before.reaped_workers);
@@ -434,7 +434,7 @@ static int put_stream(mempool *p, int fd, mempool_dref *r)
             buf = bigger;
         }
     }
-    int rc = mempool_set(p, buf, len, r);
+    int rc = mempool_put(p, buf, len, r);
     free(buf);
     return rc;
 }
@@ -448,14 +448,21 @@ static int put_fd(mempool *p, int fd, mempool_dref *r)
 }
 
 static const char put_usage[] =
-    "Usage: mempool put NAME FILE|-\n"
+    "Usage: mempool put NAME FILE|- [--name OBJNAME]\n"
     "Store the bytes of FILE (or of stdin for '-') as a new object in pool\n"
-    "NAME and print its DRef. The object stays until 'mempool rm'.\n";
+    "NAME and print its DRef. The object stays until 'mempool rm'.\n"
+    "  --name OBJNAME  also bind OBJNAME to it in the pool's name directory\n"
+    "                  (fails, storing nothing, if OBJNAME is bound)\n";
 
 int cmd_put(int argc, char **argv)
 {
     if (handled_help(argc, argv, put_usage))
         return CLI_OK;
+    const char *name = NULL;
+    if (argc == 5 && strcmp(argv[3], "--name") == 0) {
+        name = argv[4];          /* mempool put POOL FILE --name NAME */
+        argc = 3;
+    }
     if (argc != 3)
         return cli_usage_error("put", "want a pool NAME and a FILE (or -)");
     const char *path = argv[2];
@@ -472,6 +479,10 @@ int cmd_put(int argc, char **argv)
         rc = put_fd(p, fd, &r);
         if (rc < 0)
             cli_error("put", rc, path);
+        if (rc == 0 && name && (rc = mempool_name_put(p, name, r, 0)) < 0) {
+            cli_error("put", rc, name);
+            mempool_delete(p, r);
+        }
         mempool_close(p);
     }
     if (fd != STDIN_FILENO)

@@ -25,7 +25,7 @@
  * (mempool_stats: spills, spill_bytes, restores, disk_bytes).
  *
  * A second phase hands tables to the same consumers over the same pipes:
- * typed objects set with mempool_set_obj(), some spilled, decoded with
+ * typed objects set with mempool_put_obj(), some spilled, decoded with
  * mempool_get_obj() and aggregated zero-copy; demo_table.c says how.
  *
  * At the end it prints the figures, checks that the arena's usage and the
@@ -386,7 +386,7 @@ static int produce_one(struct demo *d, long k)
     mempool_dref r;
     int rc;
     for (;;) {
-        rc = mempool_set(d->p, object_bytes(d, k), len, &r);
+        rc = mempool_put(d->p, object_bytes(d, k), len, &r);
         if (rc != -ENOMEM || d->nflight == 0)
             break;
         rc = send_pending(d);
@@ -398,7 +398,7 @@ static int produce_one(struct demo *d, long k)
     if (rc < 0)
         return rc;
     struct mempool_stats st;
-    if (mempool_stats(d->p, &st) == 0 && st.disk_bytes > d->peak_disk)
+    if (mempool_stats_get(d->p, &st) == 0 && st.disk_bytes > d->peak_disk)
         d->peak_disk = st.disk_bytes;
     d->produced++;
     d->sent_bytes += len;
@@ -491,7 +491,7 @@ static bool back_to_zero(mempool *p)
     int rc = mempool_reap(p); /* consumers that crashed leave pins behind */
     if (rc > 0)
         printf("  reaped      %d dead consumer worker(s)\n", rc);
-    rc = mempool_stats(p, &s);
+    rc = mempool_stats_get(p, &s);
     if (rc < 0) {
         cli_error("demo", rc, "stats");
         return false;
@@ -522,7 +522,7 @@ static const char demo_usage[] =
     "--spill-dir (default .mempool in the working directory) and consumers\n"
     "read some from disk. Default --objects 256; default pool name\n"
     "demo-PID. Then the producer sets --tables tables (default 8, 0 skips\n"
-    "them) of 1M rows, an int64 and a string column, with mempool_set_obj;\n"
+    "them) of 1M rows, an int64 and a string column, with mempool_put_obj;\n"
     "some spill, and the consumers decode them with mempool_get_obj and\n"
     "aggregate them zero-copy. Exits 0 only if every object and every\n"
     "table's aggregates verified and the arena's usage and the bytes on\n"
@@ -617,7 +617,7 @@ static int create_pool(struct demo *d)
 
 static void pool_stats(mempool *p, struct mempool_stats *s)
 {
-    if (mempool_stats(p, s) < 0)
+    if (mempool_stats_get(p, s) < 0)
         memset(s, 0, sizeof *s);
 }
 

@@ -9,7 +9,7 @@
  * a small UTF-8 vocabulary, about one in eight missing (which is not the
  * same as "": about one in 64 is a present empty string). Each table comes
  * from its own seed, into buffers reused from table to table, and is set
- * with mempool_set_obj(MEMPOOL_TYPE_TABLE), which encodes it straight into
+ * with mempool_put_obj(MEMPOOL_TYPE_TABLE), which encodes it straight into
  * the arena (one copy). A table is about 27 MB encoded, so the default
  * batch of eight passes the producer's max_memsize (128 MiB) and the later
  * sets spill the earlier tables to files. While building a table the
@@ -280,11 +280,11 @@ static int set_table(struct demo *d, struct phase *ph, long k)
     mempool_dref r;
     mempool_info info;
     fill_table(&ph->src, k, &e);
-    int rc = mempool_set_obj(d->p, MEMPOOL_TYPE_TABLE, &ph->src.t, NULL, &r);
+    int rc = mempool_put_obj(d->p, MEMPOOL_TYPE_TABLE, &ph->src.t, NULL, &r);
     if (rc == -ENOMEM && ph->n > 0) {
         rc = hand_out(d, ph);
         if (rc == 0)
-            rc = mempool_set_obj(d->p, MEMPOOL_TYPE_TABLE, &ph->src.t, NULL,
+            rc = mempool_put_obj(d->p, MEMPOOL_TYPE_TABLE, &ph->src.t, NULL,
                                  &r);
     }
     if (rc == 0)

@@ -52,7 +52,7 @@ static void observe_one(struct cli_pool *cp, bool json)
     cp->err = mempool_open(cp->name, &o, &p);
     if (cp->err)
         return;
-    cp->err = mempool_stats(p, &cp->s);
+    cp->err = mempool_stats_get(p, &cp->s);
     if (!cp->err && json) {
         int n = mempool_stats_json(p, &cp->json);
         cp->err = n < 0 ? n : 0;

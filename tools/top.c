@@ -74,11 +74,11 @@ static volatile sig_atomic_t quit_flag, resize_flag;
 
 static int take(mempool *p, struct snap *sn)
 {
-    int rc = mempool_stats(p, &sn->s);
+    int rc = mempool_stats_get(p, &sn->s);
     sn->t = cli_now_ns();
     sn->nw = 0;
     for (int id = 1; rc == 0 && id <= MAXW; id++) {
-        rc = mempool_worker_stats(p, id, &sn->w[sn->nw]);
+        rc = mempool_worker_stats_get(p, id, &sn->w[sn->nw]);
         if (rc == 0 && sn->w[sn->nw].state != MEMPOOL_WORKER_FREE)
             sn->nw++;
     }

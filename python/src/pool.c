@@ -621,7 +621,7 @@ static PyObject *pool_get_max_memsize(MpyPool *self, void *c)
     (void)c;
     if (!h)
         return NULL;
-    if ((rc = mempool_worker_stats(h, mempool_worker_id(h), &ws)) < 0)
+    if ((rc = mempool_worker_stats_get(h, mempool_worker_id(h), &ws)) < 0)
         return mpy_raise(rc, NULL);
     return PyLong_FromUnsignedLongLong(ws.max_memsize);
 }
@@ -642,7 +642,7 @@ static int pool_set_max_memsize(MpyPool *self, PyObject *v, void *c)
         return -1;
     if (!(h = mpy_pool_handle(self)))
         return -1;
-    if ((rc = mempool_set_max_memsize(h, n)) < 0) {
+    if ((rc = mempool_limit_set(h, MEMPOOL_LIMIT_MEMSIZE, n)) < 0) {
         mpy_raise(rc, NULL);
         return -1;
     }

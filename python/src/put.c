@@ -2,7 +2,7 @@
 /*
  * put.c - Pool.put(): bytes-likes become BYTES objects, numpy arrays ARRAY
  * objects, lists/tuples and numpy string/object arrays STRINGS objects,
- * through the library's codecs (mempool_set_obj), which reserve, encode in
+ * through the library's codecs (mempool_put_obj), which reserve, encode in
  * place and publish: one copy into the arena. DataFrames and dicts of
  * columns go through Pool._put_other() (mempool/_convert.py), which calls
  * _put_table() here. Copies of more than PUT_NOGIL bytes run without the
@@ -19,15 +19,15 @@
 static int set_obj(mempool *h, uint32_t type, const void *obj, uint64_t bytes,
                    uint32_t flags, mempool_dref *out)
 {
-    mempool_set_options o = {0, type, flags};
+    mempool_put_options o = {0, type, flags};
     int rc;
 
     if (bytes >= PUT_NOGIL) {
         Py_BEGIN_ALLOW_THREADS
-        rc = mempool_set_obj(h, type, obj, &o, out);
+        rc = mempool_put_obj(h, type, obj, &o, out);
         Py_END_ALLOW_THREADS
     } else {
-        rc = mempool_set_obj(h, type, obj, &o, out);
+        rc = mempool_put_obj(h, type, obj, &o, out);
     }
     return rc < 0 ? (mpy_raise(rc, NULL), -1) : 0;
 }
@@ -182,7 +182,7 @@ PyObject *mpy_pool_put(MpyPool *self, PyObject *args, PyObject *kw)
         return NULL;
     if (!(h = mpy_pool_handle(self)))
         return NULL;
-    flags = refcounted ? MEMPOOL_SET_REFCOUNTED : 0;
+    flags = refcounted ? MEMPOOL_PUT_REFCOUNTED : 0;
     if ((rc = is_ndarray(obj)) < 0)
         return NULL;
     if (rc && PyArray_IsScalar(obj, Generic)) {
@@ -216,7 +216,7 @@ PyObject *mpy_pool_put_strings(MpyPool *self, PyObject *args, PyObject *kw)
                                      &seq, &refcounted))
         return NULL;
     if (!(h = mpy_pool_handle(self)) ||
-        put_strings(h, seq, refcounted ? MEMPOOL_SET_REFCOUNTED : 0, &r) < 0)
+        put_strings(h, seq, refcounted ? MEMPOOL_PUT_REFCOUNTED : 0, &r) < 0)
         return NULL;
     return mpy_dref_new(r);
 }
@@ -353,7 +353,7 @@ PyObject *mpy_pool_put_table(MpyPool *self, PyObject *args, PyObject *kw)
     tab.obj = NULL;
     tab.obj_len = 0;
     rc = set_obj(h, MEMPOOL_TYPE_TABLE, &tab, bytes,
-                 refcounted ? MEMPOOL_SET_REFCOUNTED : 0, &r);
+                 refcounted ? MEMPOOL_PUT_REFCOUNTED : 0, &r);
 out:
     table_free(&t);
     return rc < 0 ? NULL : mpy_dref_new(r);

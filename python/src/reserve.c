@@ -40,7 +40,7 @@ typedef struct {
 
 static MpyReservation *res_new(MpyPool *pool, size_t len, uint32_t type)
 {
-    mempool_set_options o = {0, type, 0};
+    mempool_put_options o = {0, type, 0};
     MpyReservation *res;
     MpyConn *c = mpy_pool_conn(pool);
     void *buf = NULL;

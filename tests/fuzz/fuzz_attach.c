@@ -244,9 +244,9 @@ static void observe(void)
     o.flags = MEMPOOL_OPEN_OBSERVE;
     if (mempool_open(name, &o, &p))
         return;
-    mempool_stats(p, &s);
+    mempool_stats_get(p, &s);
     for (int w = 1; w <= MEMPOOL_MAX_WORKERS; w++)
-        mempool_worker_stats(p, w, &ws);
+        mempool_worker_stats_get(p, w, &ws);
     if (mempool_stats_json(p, &json) >= 0)
         free(json);
     for (uint64_t i = 0; i < p->ntab && i < 8; i++) {
@@ -315,15 +315,15 @@ static void pressure(mempool *p)
     struct mempool_stats s;
     mempool_dref r;
 
-    if (mempool_stats(p, &s))
+    if (mempool_stats_get(p, &s))
         return;
-    mempool_set_max_memsize(p, 8192);
+    mempool_limit_set(p, MEMPOOL_LIMIT_MEMSIZE, 8192);
     for (int i = 0; i < 4; i++)
-        if (mempool_set(p, big, 3000, &r) == 0 && i & 1)
+        if (mempool_put(p, big, 3000, &r) == 0 && i & 1)
             mempool_delete(p, r);
-    mempool_set_max_memsize(p, 0);
+    mempool_limit_set(p, MEMPOOL_LIMIT_MEMSIZE, 0);
     if (s.data_bytes <= sizeof big &&
-        mempool_set(p, big, s.data_bytes - 3 * 4096, &r) == 0)
+        mempool_put(p, big, s.data_bytes - 3 * 4096, &r) == 0)
         mempool_delete(p, r);
     mempool_trim(p);
 }
@@ -355,7 +355,7 @@ static void attach(void)
     o.evict_wait_ms = 1;
     if (mempool_open(name, &o, &p))
         return;
-    mempool_stats(p, &s);
+    mempool_stats_get(p, &s);
     mempool_check(p, why, sizeof why);
     get_all(p);
     mempool_reap(p);

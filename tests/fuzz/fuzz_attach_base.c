@@ -24,7 +24,7 @@
 static int set_bytes(mempool *p, size_t len, uint32_t flags, int seed,
                      mempool_dref *r)
 {
-    mempool_set_options so = { 0, 0, flags };
+    mempool_put_options so = { 0, 0, flags };
     uint8_t *buf = malloc(len ? len : 1);
     int rc;
 
@@ -32,7 +32,7 @@ static int set_bytes(mempool *p, size_t len, uint32_t flags, int seed,
         return -ENOMEM;
     for (size_t i = 0; i < len; i++)
         buf[i] = (uint8_t)(seed * 31 + i * 7 + (i >> 8));
-    rc = mempool_set_ex(p, buf, len, &so, r);
+    rc = mempool_put_ex(p, buf, len, &so, r);
     free(buf);
     return rc;
 }
@@ -168,13 +168,13 @@ int fa_build_base(const char *name, const char *spill_root, fa_base *out)
         (rc = set_bytes(b, 0, 0, 3, &r)))
         goto fail;
     /* refcounted, one reference held by each worker */
-    if ((rc = set_bytes(a, 300, MEMPOOL_SET_REFCOUNTED, 4, &r)) ||
+    if ((rc = set_bytes(a, 300, MEMPOOL_PUT_REFCOUNTED, 4, &r)) ||
         (rc = mempool_ref(b, r)))
         goto fail;
     /* spilled, and copied to disk */
     if ((rc = set_bytes(a, 3000, 0, 5, &r)) ||
         (rc = mempool_move_to_disk(a, r, NULL)) ||
-        (rc = set_bytes(b, 200, MEMPOOL_SET_DESTROY_ON_EVICT, 6, &r)) ||
+        (rc = set_bytes(b, 200, MEMPOOL_PUT_DESTROY_ON_EVICT, 6, &r)) ||
         (rc = mempool_copy_to_disk(b, r, NULL)))
         goto fail;
     /* deleted while pinned, and deleted (freed, generation 2) */
@@ -192,12 +192,12 @@ int fa_build_base(const char *name, const char *spill_root, fa_base *out)
     arr.ndim = 1;
     arr.shape[0] = 16;
     arr.data = dv;
-    if ((rc = mempool_set_obj(b, MEMPOOL_TYPE_ARRAY, &arr, NULL, &r)) ||
+    if ((rc = mempool_put_obj(b, MEMPOOL_TYPE_ARRAY, &arr, NULL, &r)) ||
         (rc = mempool_reserve(a, 400, NULL, &buf, &r)))
         goto fail;
     memset(buf, 0x42, 200);
     if ((rc = mempool_flush(a)) || (rc = mempool_flush(b)) ||
-        (rc = mempool_stats(a, &st)))
+        (rc = mempool_stats_get(a, &st)))
         goto fail;
     snprintf(shm, sizeof shm, "/dev/shm/mempool.%s", name);
     if ((rc = read_all(shm, &out->image, &out->size)) ||

@@ -192,7 +192,7 @@ static void check_view(mempool_dref r, const mempool_view *v)
 /* Reserve (or set) an object of @p len bytes on handle @p h; 0 or -err. */
 static int make(int h, uint64_t len, uint32_t flags, bool publish, obj *o)
 {
-    mempool_set_options so = { 0, 0, flags };
+    mempool_put_options so = { 0, 0, flags };
     void *buf;
     int rc;
 
@@ -210,7 +210,7 @@ static int make(int h, uint64_t len, uint32_t flags, bool publish, obj *o)
             FAIL("publish of a fresh reservation: %d", rc);
         o->reserved = false;
     }
-    if (flags & MEMPOOL_SET_REFCOUNTED)
+    if (flags & MEMPOOL_PUT_REFCOUNTED)
         o->refs[h] = 1;             /* the reservation's reference */
     return 0;
 }
@@ -235,7 +235,7 @@ static void make_pre(int k)
         a.shape[0] = 100;
         a.data = d;
         memset(o, 0, sizeof *o);
-        if ((rc = mempool_set_obj(H[0], MEMPOOL_TYPE_ARRAY, &a, NULL, &o->r)))
+        if ((rc = mempool_put_obj(H[0], MEMPOOL_TYPE_ARRAY, &a, NULL, &o->r)))
             FAIL("set_obj: %d", rc);
         if ((rc = mempool_get(H[0], o->r, &v)))
             FAIL("get of the array: %d", rc);
@@ -245,8 +245,8 @@ static void make_pre(int k)
         mempool_release(H[0], &v);
         return;
     }
-    rc = make(0, lens[k], k == FD_PRE_REFCOUNTED ? MEMPOOL_SET_REFCOUNTED
-                        : k == FD_PRE_DESTROY ? MEMPOOL_SET_DESTROY_ON_EVICT
+    rc = make(0, lens[k], k == FD_PRE_REFCOUNTED ? MEMPOOL_PUT_REFCOUNTED
+                        : k == FD_PRE_DESTROY ? MEMPOOL_PUT_DESTROY_ON_EVICT
                                               : 0, true, o);
     if (rc)
         FAIL("pre-made object %d: %s", k, mempool_strerror(rc));
@@ -301,7 +301,7 @@ static void specials(void)
     for (int k = 0; k < nobj; k++)
         if (objs[k].r.off < t)
             t = objs[k].r.off;          /* the first entry: the table */
-    if (mempool_stats(H[0], &s))
+    if (mempool_stats_get(H[0], &s))
         FAIL("stats");
     special[i++] = (mempool_dref){ 0, 0 };
     special[i++] = (mempool_dref){ 0, tag | 1 };
@@ -631,7 +631,7 @@ static void end_input(void)
     }
     for (int h = 0; h < NH; h++)
         mempool_flush(H[h]);
-    if (mempool_stats(H[0], &s))
+    if (mempool_stats_get(H[0], &s))
         FAIL("mempool_stats failed");
     if (s.pins != 0)
         FAIL("%llu pins left after every view was released",

@@ -207,7 +207,7 @@ static void attach_regressions(const fa_base *b)
 {
     uint8_t in[FA_HDR_BYTES + 64], *q, v[16];
     int plain = find_entry(b, 100, 0);
-    int rc = find_entry(b, 300, MEMPOOL_SET_REFCOUNTED);
+    int rc = find_entry(b, 300, MEMPOOL_PUT_REFCOUNTED);
     uint32_t e;
     uint64_t x;
 
@@ -391,20 +391,20 @@ static void spillfile_seeds(void)
     }
     for (size_t i = 0; i < sizeof buf; i++)
         buf[i] = (uint8_t)(i * 13 + 1);
-    if (mempool_set(p, buf, 100, &r) == 0)
+    if (mempool_put(p, buf, 100, &r) == 0)
         spill_seed(p, root, "bytes100", r, all, (int)sizeof all);
-    if (mempool_set(p, buf, 0, &r) == 0)
+    if (mempool_put(p, buf, 0, &r) == 0)
         spill_seed(p, root, "empty", r, some, (int)sizeof some);
-    if (mempool_set(p, buf, 1, &r) == 0)
+    if (mempool_put(p, buf, 1, &r) == 0)
         spill_seed(p, root, "bytes1", r, some, (int)sizeof some);
-    if (mempool_set(p, buf, 5000, &r) == 0)
+    if (mempool_put(p, buf, 5000, &r) == 0)
         spill_seed(p, root, "bytes5000", r, some, 1);
     memset(&a, 0, sizeof a);
     a.dtype = MEMPOOL_DTYPE_FLOAT64;
     a.ndim = 1;
     a.shape[0] = 8;
     a.data = d;
-    if (mempool_set_obj(p, MEMPOOL_TYPE_ARRAY, &a, NULL, &r) == 0)
+    if (mempool_put_obj(p, MEMPOOL_TYPE_ARRAY, &a, NULL, &r) == 0)
         spill_seed(p, root, "array", r, some, (int)sizeof some);
     mempool_close(p);
     mempool_destroy(name);

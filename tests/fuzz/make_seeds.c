@@ -2,7 +2,7 @@
 /*
  * make_seeds.c - write the fuzz seed corpus: one file per sample object,
  * a selector byte (0 ARRAY, 1 STRINGS, 2 TABLE; see fuzz_codec.c) followed
- * by the object's bytes as mempool_set_obj() stored them. Uses only the
+ * by the object's bytes as mempool_put_obj() stored them. Uses only the
  * public API. Rerun it when the layout changes:
  *
  *   fuzz_codec_seeds tests/fuzz/corpus
@@ -26,7 +26,7 @@ static int emit(const char *name, uint32_t type, const void *obj)
     FILE *f;
     int rc;
 
-    if ((rc = mempool_set_obj(pool, type, obj, NULL, &r)) ||
+    if ((rc = mempool_put_obj(pool, type, obj, NULL, &r)) ||
         (rc = mempool_get(pool, r, &v)))
         return fprintf(stderr, "%s: %s\n", name, mempool_strerror(rc)), 1;
     snprintf(path, sizeof path, "%s/%s", outdir, name);

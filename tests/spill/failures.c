@@ -43,7 +43,7 @@ static int fp_child(void *arg)
     setenv("MEMPOOL_FAILPOINT", a->failpoint, 1);
     p = child_open(sp.name, 0, a->io, 0, 0);
     T_CHILD_ASSERT(p != NULL);
-    T_CHILD_EQ(mempool_stats(p, &s0), 0);
+    T_CHILD_EQ(mempool_stats_get(p, &s0), 0);
     T_CHILD_EQ(try_set_bytes(p, 0, 5000, 11, &r), 0);
     T_CHILD_EQ(mempool_copy_to_disk(p, r, &f), want);
     T_CHILD_EQ(state_of(p, r), ST_MEM);
@@ -53,7 +53,7 @@ static int fp_child(void *arg)
     T_CHILD_EQ(v.flags, V_MEM);
     T_CHILD_ASSERT(sp_check(v.data, 5000, 11));
     T_CHILD_EQ(mempool_release(p, &v), 0);
-    T_CHILD_EQ(mempool_stats(p, &s), 0);
+    T_CHILD_EQ(mempool_stats_get(p, &s), 0);
     T_CHILD_EQ(s.resident_bytes, s0.resident_bytes + 5000);
     T_CHILD_EQ(s.disk_bytes, s0.disk_bytes);
     T_CHILD_EQ(s.spills, s0.spills);
@@ -62,11 +62,11 @@ static int fp_child(void *arg)
     T_CHILD_EQ(dir_files(sp.pdir, &nt), 0);
     T_CHILD_EQ(nt, 0);
     /* an eviction that cannot write */
-    T_CHILD_EQ(mempool_set_max_memsize(p, 8000), 0);
+    T_CHILD_EQ(mempool_limit_set(p, MEMPOOL_LIMIT_MEMSIZE, 8000), 0);
     s0 = s;
     T_CHILD_EQ(try_set_bytes(p, 0, 5000, 12, &x), want);
     T_CHILD_EQ(state_of(p, r), ST_MEM);
-    T_CHILD_EQ(mempool_stats(p, &s), 0);
+    T_CHILD_EQ(mempool_stats_get(p, &s), 0);
     T_CHILD_EQ(s.objects, s0.objects);
     T_CHILD_EQ(s.used_bytes, s0.used_bytes);
     T_CHILD_EQ(s.resident_bytes, s0.resident_bytes);
@@ -103,9 +103,9 @@ START_TEST(test_f36_failpoints)
     ASSERT_RC(mempool_move_to_disk(p, r, NULL), 0);
     ASSERT_STATE(p, r, ST_DISK);
     expect_bytes(p, r, 5000, 11, V_DISK);
-    ASSERT_RC(mempool_set_max_memsize(p, 8000), 0);
+    ASSERT_RC(mempool_limit_set(p, MEMPOOL_LIMIT_MEMSIZE, 8000), 0);
     y = set_bytes(p, 0, 5000, 13, 0);
-    ASSERT_RC(mempool_set_max_memsize(p, 8000), 0);
+    ASSERT_RC(mempool_limit_set(p, MEMPOOL_LIMIT_MEMSIZE, 8000), 0);
     (void)set_bytes(p, 0, 5000, 14, 0);
     ASSERT_STATE(p, y, ST_DISK);
     expect_bytes(p, y, 5000, 13, V_DISK);
@@ -183,13 +183,13 @@ static int unwritable_child(void *arg)
     mempool_view v;
 
     T_CHILD_ASSERT(p != NULL);
-    T_CHILD_EQ(mempool_set_max_memsize(p, 8000), 0);
+    T_CHILD_EQ(mempool_limit_set(p, MEMPOOL_LIMIT_MEMSIZE, 8000), 0);
     T_CHILD_EQ(try_set_bytes(p, 0, 5000, 21, &a), 0);
-    T_CHILD_EQ(mempool_stats(p, &s0), 0);
+    T_CHILD_EQ(mempool_stats_get(p, &s0), 0);
     T_CHILD_ASSERT(try_set_bytes(p, 0, 5000, 22, &x) < 0);
     T_CHILD_ASSERT(mempool_copy_to_disk(p, a, NULL) < 0);
     T_CHILD_ASSERT(mempool_move_to_disk(p, a, NULL) < 0);
-    T_CHILD_EQ(mempool_stats(p, &s), 0);
+    T_CHILD_EQ(mempool_stats_get(p, &s), 0);
     T_CHILD_EQ(s.objects, s0.objects);
     T_CHILD_EQ(s.used_bytes, s0.used_bytes);
     T_CHILD_EQ(s.resident_bytes, s0.resident_bytes);
@@ -261,12 +261,12 @@ static void sc_scenario(mempool *p, struct sc_digest *d)
 
     memset(d, 0, sizeof *d);
     memset(r, 0, sizeof r);
-    mempool_set_max_memsize(p, 40000);
+    mempool_limit_set(p, MEMPOOL_LIMIT_MEMSIZE, 40000);
     for (int i = 0; i < SC_N - 1; i++)
         d->rc[i] = try_set_bytes(p, 0, sc_len(i), 700 + (uint64_t)i, &r[i]);
     d->rc[0] |= mempool_move_to_disk(p, r[0], NULL);
     d->rc[SC_N - 2] |= mempool_copy_to_disk(p, r[SC_N - 2], NULL);
-    mempool_set_max_memsize(p, 0);
+    mempool_limit_set(p, MEMPOOL_LIMIT_MEMSIZE, 0);
     d->rc[SC_N - 1] = try_set_bytes(p, 0, sc_len(SC_N - 1),
                                     700 + (uint64_t)(SC_N - 1), &r[SC_N - 1]);
     d->rc[SC_N - 1] |= mempool_move_to_disk(p, r[SC_N - 1], NULL);
@@ -281,7 +281,7 @@ static void sc_scenario(mempool *p, struct sc_digest *d)
         }
     }
     mempool_flush(p);
-    mempool_stats(p, &s);
+    mempool_stats_get(p, &s);
     memcpy(d->backend, s.io_backend, sizeof d->backend);
     d->resident = s.resident_bytes;
     d->disk = s.disk_bytes;

@@ -217,7 +217,7 @@ START_TEST(test_d19_copy_then_move)
     ck_assert_uint_eq(t_stats(p).disk_bytes, 0);
     ASSERT_FILES(sp.pdir, 0, 0);
     /* a clean copy is evicted without a write */
-    ASSERT_RC(mempool_set_max_memsize(p, 40), 0);
+    ASSERT_RC(mempool_limit_set(p, MEMPOOL_LIMIT_MEMSIZE, 40), 0);
     c = set_i64(p, 0, 3, 0);
     ASSERT_RC(mempool_copy_to_disk(p, c, &f1), 0);
     st1 = stat_of(f1.path);
@@ -252,14 +252,14 @@ START_TEST(test_destroy_on_evict)
     mempool_view v;
 
     /* explicit move writes */
-    a = set_i64(p, 0, 4, MEMPOOL_SET_DESTROY_ON_EVICT);
+    a = set_i64(p, 0, 4, MEMPOOL_PUT_DESTROY_ON_EVICT);
     ASSERT_RC(mempool_move_to_disk(p, a, &f), 0);
     check_fileref(&f, 32);
     ASSERT_STATE(p, a, ST_DISK);
     expect_i64(p, a, 4, V_DISK);
     ck_assert_uint_eq(t_stats(p).spills, 1);
     /* eviction of a plain one-memory object: destroyed, nothing written */
-    b = set_i64(p, 0, 4, MEMPOOL_SET_DESTROY_ON_EVICT);   /* 32 */
+    b = set_i64(p, 0, 4, MEMPOOL_PUT_DESTROY_ON_EVICT);   /* 32 */
     c = set_i64(p, 0, 4, 0);                              /* 64 */
     d = set_i64(p, 0, 4, 0);                              /* b goes */
     ASSERT_RC(mempool_get(p, b, &v), -ENOENT);
@@ -270,7 +270,7 @@ START_TEST(test_destroy_on_evict)
     ASSERT_FILES(sp.pdir, 1, 0);
     ASSERT_RC(mempool_delete(p, c), 0);
     /* with a clean copy: destroyed too, and its file removed */
-    b = set_i64(p, 0, 4, MEMPOOL_SET_DESTROY_ON_EVICT);   /* d, b: 64 */
+    b = set_i64(p, 0, 4, MEMPOOL_PUT_DESTROY_ON_EVICT);   /* d, b: 64 */
     ASSERT_RC(mempool_copy_to_disk(p, b, &f), 0);
     ck_assert(exists(f.path));
     ASSERT_RC(mempool_delete(p, d), 0);
@@ -450,7 +450,7 @@ START_TEST(test_typed_spill)
     a.ndim = 1;
     a.shape[0] = 10;
     a.data = vals;
-    ASSERT_RC(mempool_set_obj(p, MEMPOOL_TYPE_ARRAY, &a, NULL, &r), 0);
+    ASSERT_RC(mempool_put_obj(p, MEMPOOL_TYPE_ARRAY, &a, NULL, &r), 0);
     ASSERT_RC(mempool_move_to_disk(p, r, NULL), 0);
     ASSERT_RC(mempool_info_get(p, r, &in), 0);
     ck_assert_uint_eq(in.type, MEMPOOL_TYPE_ARRAY);
@@ -492,7 +492,7 @@ START_TEST(test_zero_and_big)
     mempool_dref z, b, c;
     mempool_view v;
 
-    ASSERT_RC(mempool_set(p, NULL, 0, &z), 0);
+    ASSERT_RC(mempool_put(p, NULL, 0, &z), 0);
     ASSERT_RC(mempool_move_to_disk(p, z, &f), 0);
     check_fileref(&f, 0);
     ASSERT_STATE(p, z, ST_DISK);
@@ -506,7 +506,7 @@ START_TEST(test_zero_and_big)
     check_fileref(&f, big);
     expect_bytes(p, b, big, 77, V_DISK);
     /* evicted by the limit rather than moved */
-    ASSERT_RC(mempool_set_max_memsize(p, big + 100), 0);
+    ASSERT_RC(mempool_limit_set(p, MEMPOOL_LIMIT_MEMSIZE, big + 100), 0);
     c = set_bytes(p, 0, big, 78, 0);
     ck_assert_uint_eq(t_stats(p).resident_bytes, big);
     b = set_bytes(p, 0, 200, 79, 0);
@@ -654,11 +654,11 @@ static int env_pwrite_child(void *arg)
     setenv("MEMPOOL_IO", "pwrite", 1);
     p = child_open(sp.name, 0, MEMPOOL_IO_AUTO, 0, 0);
     T_CHILD_ASSERT(p != NULL);
-    T_CHILD_EQ(mempool_stats(p, &s), 0);
+    T_CHILD_EQ(mempool_stats_get(p, &s), 0);
     T_CHILD_ASSERT(s.io_backend[0] == '\0');
-    T_CHILD_EQ(mempool_set(p, buf, sizeof buf, &r), 0);
+    T_CHILD_EQ(mempool_put(p, buf, sizeof buf, &r), 0);
     T_CHILD_EQ(mempool_move_to_disk(p, r, NULL), 0);
-    T_CHILD_EQ(mempool_stats(p, &s), 0);
+    T_CHILD_EQ(mempool_stats_get(p, &s), 0);
     T_CHILD_ASSERT(strcmp(s.io_backend, "pwrite") == 0);
     T_CHILD_EQ(mempool_delete(p, r), 0);
     mempool_close(p);
@@ -683,8 +683,8 @@ START_TEST(test_options_and_backend)
     ASSERT_BACKEND(p, MEMPOOL_IO_AUTO);
     ASSERT_RC(mempool_flush(p), 0);
     t_wait_ok(t_fork(env_pwrite_child, NULL));
-    ASSERT_RC(mempool_set_max_memsize(NULL, 1), -EINVAL);
-    ASSERT_RC(mempool_set_max_disksize(NULL, 1), -EINVAL);
+    ASSERT_RC(mempool_limit_set(NULL, MEMPOOL_LIMIT_MEMSIZE, 1), -EINVAL);
+    ASSERT_RC(mempool_limit_set(NULL, MEMPOOL_LIMIT_DISKSIZE, 1), -EINVAL);
     ASSERT_RC(mempool_flush(NULL), -EINVAL);
     t_assert_healthy(p);
 }

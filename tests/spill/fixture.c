@@ -219,13 +219,13 @@ uint64_t sp_sum(const void *buf, size_t len)
 mempool_dref set_i64(mempool *p, int owner, int n, uint32_t flags)
 {
     int64_t v[16];
-    mempool_set_options o = { owner, 0, flags };
+    mempool_put_options o = { owner, 0, flags };
     mempool_dref r;
 
     ck_assert_int_le(n, 16);
     for (int i = 0; i < n; i++)
         v[i] = i + 1;
-    ASSERT_RC(mempool_set_ex(p, v, (size_t)n * 8, &o, &r), 0);
+    ASSERT_RC(mempool_put_ex(p, v, (size_t)n * 8, &o, &r), 0);
     return r;
 }
 
@@ -251,14 +251,14 @@ void expect_i64(mempool *p, mempool_dref r, int n, uint32_t vflags)
 mempool_dref set_bytes(mempool *p, int owner, size_t len,
                        uint64_t seed, uint32_t flags)
 {
-    mempool_set_options o = { owner, 0, flags };
+    mempool_put_options o = { owner, 0, flags };
     unsigned char *buf = malloc(len ? len : 1);
     mempool_dref r;
     int rc;
 
     ck_assert_ptr_nonnull(buf);
     sp_fill(buf, len, seed);
-    rc = mempool_set_ex(p, buf, len, &o, &r);
+    rc = mempool_put_ex(p, buf, len, &o, &r);
     free(buf);
     ASSERT_RC(rc, 0);
     return r;
@@ -267,14 +267,14 @@ mempool_dref set_bytes(mempool *p, int owner, size_t len,
 int try_set_bytes(mempool *p, int owner, size_t len, uint64_t seed,
                   mempool_dref *r)
 {
-    mempool_set_options o = { owner, 0, 0 };
+    mempool_put_options o = { owner, 0, 0 };
     unsigned char *buf = malloc(len ? len : 1);
     int rc;
 
     if (!buf)
         return -ENOMEM;
     sp_fill(buf, len, seed);
-    rc = mempool_set_ex(p, buf, len, &o, r);
+    rc = mempool_put_ex(p, buf, len, &o, r);
     free(buf);
     return rc;
 }
@@ -471,7 +471,7 @@ const char *want_backend(unsigned io)
 void assert_order(mempool *setter, mempool *owner, unsigned policy,
                   const mempool_dref *r, const uint64_t *len, int n)
 {
-    mempool_set_options o = { mempool_worker_id(owner), 0, 0 };
+    mempool_put_options o = { mempool_worker_id(owner), 0, 0 };
     bool gone[16] = { false };
     uint64_t total = 0;
 
@@ -484,8 +484,8 @@ void assert_order(mempool *setter, mempool *owner, unsigned policy,
         uint64_t lim = total - len[v] ? total - len[v] : 1;
         mempool_dref z;
 
-        ASSERT_RC(mempool_set_max_memsize(owner, lim), 0);
-        ASSERT_RC(mempool_set_ex(setter, "", 0, &o, &z), 0);
+        ASSERT_RC(mempool_limit_set(owner, MEMPOOL_LIMIT_MEMSIZE, lim), 0);
+        ASSERT_RC(mempool_put_ex(setter, "", 0, &o, &z), 0);
         gone[v] = true;
         total -= len[v];
         for (int j = 0; j < n; j++) {

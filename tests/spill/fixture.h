@@ -93,7 +93,7 @@ void expect_i64(mempool *p, mempool_dref r, int n, uint32_t vflags);
 /** Set sp_fill(seed) bytes charged to @p owner (checked). */
 mempool_dref set_bytes(mempool *p, int owner, size_t len, uint64_t seed,
                        uint32_t flags);
-/** Same, unchecked (any process). @return mempool_set_ex()'s result. */
+/** Same, unchecked (any process). @return mempool_put_ex()'s result. */
 int try_set_bytes(mempool *p, int owner, size_t len, uint64_t seed,
                   mempool_dref *r);
 /** Read sp_fill(seed) bytes back; @p vflags 0 = either kind of view. */

@@ -50,7 +50,7 @@ static int kill_child(void *arg)
         k.seed = t_rand(&rs);
         sp_fill(buf, k.len, k.seed);
         k.sum = sp_sum(buf, k.len);
-        T_CHILD_EQ(mempool_set(p, buf, k.len, &k.r), 0);
+        T_CHILD_EQ(mempool_put(p, buf, k.len, &k.r), 0);
         T_CHILD_EQ(t_send(a->fd, &k, sizeof k), 0);
     }
     for (;;)
@@ -133,7 +133,7 @@ static int spiller_child(void *arg)
     T_CHILD_ASSERT(p != NULL);
     me = mempool_worker_id(p);
     for (int i = 0; i < 2000; i++) {
-        T_CHILD_EQ(mempool_stats(p, &s), 0);
+        T_CHILD_EQ(mempool_stats_get(p, &s), 0);
         if (s.spiller == me)
             break;
         usleep(5000);

@@ -99,7 +99,7 @@ START_TEST(test_b10_limit_80)
     /* (a) 16 + 24 + 40 = 80 = the limit: all resident */
     r1 = set_i64(p1, w2, 2, 0);
     r2 = set_i64(p1, w2, 3, 0);
-    r3 = set_i64(p1, w2, 5, MEMPOOL_SET_DESTROY_ON_EVICT);
+    r3 = set_i64(p1, w2, 5, MEMPOOL_PUT_DESTROY_ON_EVICT);
     s = t_stats(p1);
     ck_assert_uint_eq(s.resident_bytes, 80);
     ck_assert_uint_eq(s.spills, 0);
@@ -184,7 +184,7 @@ START_TEST(test_e24_policy_order)
     mempool_fileref f;
     int sn;
 
-    ASSERT_RC(mempool_set_max_disksize(p2, 80000), 0);
+    ASSERT_RC(mempool_limit_set(p2, MEMPOOL_LIMIT_DISKSIZE, 80000), 0);
     r1 = set_i64(p1, w2, 2, 0);
     r2 = set_i64(p1, w2, 3, 0);
     r3 = set_i64(p1, w2, 5, 0);
@@ -246,7 +246,7 @@ START_TEST(test_limit_edges)
     b = set_bytes(p, 0, 40, 2, 0);
     ck_assert_uint_eq(t_stats(p).resident_bytes, 100);
     ck_assert_uint_eq(t_stats(p).spills, 0);
-    ASSERT_RC(mempool_set_max_memsize(p, 50), 0);
+    ASSERT_RC(mempool_limit_set(p, MEMPOOL_LIMIT_MEMSIZE, 50), 0);
     ASSERT_STATE(p, a, ST_MEM);
     ASSERT_STATE(p, b, ST_MEM);
     ck_assert_uint_eq(t_stats(p).resident_bytes, 100);
@@ -255,11 +255,11 @@ START_TEST(test_limit_edges)
     ASSERT_STATE(p, b, ST_MEM);
     ASSERT_STATE(p, c, ST_MEM);
     ck_assert_uint_eq(t_stats(p).resident_bytes, 50);
-    ASSERT_RC(mempool_set_max_memsize(p, 0), 0);
+    ASSERT_RC(mempool_limit_set(p, MEMPOOL_LIMIT_MEMSIZE, 0), 0);
     d = set_bytes(p, 0, 100000, 4, 0);
     ASSERT_STATE(p, b, ST_MEM);
     ck_assert_uint_eq(t_stats(p).resident_bytes, 100050);
-    ASSERT_RC(mempool_set_max_memsize(p, 64), 0);
+    ASSERT_RC(mempool_limit_set(p, MEMPOOL_LIMIT_MEMSIZE, 64), 0);
     ASSERT_RC(try_set_bytes(p, 0, 65, 5, &e), -E2BIG);
     ASSERT_RC(mempool_reserve(p, 65, NULL, &(void *){ NULL }, &e), -E2BIG);
     e = set_bytes(p, 0, 64, 5, 0);        /* everything else goes */
@@ -297,7 +297,7 @@ START_TEST(test_e30_too_big)
     mempool_dref r1, r2, r3, r4, x;
     struct mempool_stats s0, s1;
 
-    ASSERT_RC(mempool_set_max_disksize(p2, 80000), 0);
+    ASSERT_RC(mempool_limit_set(p2, MEMPOOL_LIMIT_DISKSIZE, 80000), 0);
     r1 = set_i64(p1, w2, 2, 0);
     r2 = set_i64(p1, w2, 3, 0);
     r3 = set_i64(p1, w2, 5, 0);
@@ -411,7 +411,7 @@ START_TEST(test_e34_disk_limit)
     mempool_dref a, b, sm, c, x;
     struct mempool_stats s0, s1;
 
-    ASSERT_RC(mempool_set_max_disksize(p2, 100), 0);
+    ASSERT_RC(mempool_limit_set(p2, MEMPOOL_LIMIT_DISKSIZE, 100), 0);
     a = set_bytes(p1, w2, 48, 1, 0);
     b = set_bytes(p1, w2, 48, 2, 0);         /* a spilled: disk 48 */
     sm = set_bytes(p1, w2, 16, 3, 0);
@@ -437,7 +437,7 @@ START_TEST(test_e34_disk_limit)
     ASSERT_FILES(sp.pdir, 2, 0);
     t_assert_healthy(p1);
     /* lifted: the same set spills (c: the read above made sm recent) */
-    ASSERT_RC(mempool_set_max_disksize(p2, 0), 0);
+    ASSERT_RC(mempool_limit_set(p2, MEMPOOL_LIMIT_DISKSIZE, 0), 0);
     ASSERT_RC(try_set_bytes(p1, w2, 24, 5, &x), 0);
     ASSERT_STATE(p1, c, ST_DISK);
     ASSERT_STATE(p1, sm, ST_MEM);
@@ -464,7 +464,7 @@ START_TEST(test_disk_limit_many_victims)
     p1 = sp_open(&o);
     p2 = sp_attach(80, io);
     w2 = mempool_worker_id(p2);
-    ASSERT_RC(mempool_set_max_disksize(p2, 100), 0);
+    ASSERT_RC(mempool_limit_set(p2, MEMPOOL_LIMIT_DISKSIZE, 100), 0);
     x = set_bytes(p1, w2, 40, 1, 0);
     ASSERT_RC(mempool_move_to_disk(p1, x, NULL), 0);   /* disk 40 */
     a = set_bytes(p1, w2, 40, 2, 0);

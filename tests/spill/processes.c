@@ -37,7 +37,7 @@ static int xp_child(void *arg)
         T_CHILD_EQ(mempool_release(p, &v), 0);
         T_CHILD_EQ(state_of(p, xp_r[i]), ST_DISK);
     }
-    T_CHILD_EQ(mempool_stats(p, &s), 0);
+    T_CHILD_EQ(mempool_stats_get(p, &s), 0);
     T_CHILD_ASSERT(s.restores >= 3);
     T_CHILD_EQ(mempool_close(p), 0);
     return 0;
@@ -164,9 +164,9 @@ START_TEST(test_refcounted_spilled)
     mempool_dref a, b, c;
     mempool_fileref f;
 
-    a = set_i64(p, wq, 2, MEMPOOL_SET_REFCOUNTED);
-    b = set_i64(p, wq, 2, MEMPOOL_SET_REFCOUNTED);
-    c = set_i64(p, wq, 4, MEMPOOL_SET_REFCOUNTED);   /* 64 > 48: a goes */
+    a = set_i64(p, wq, 2, MEMPOOL_PUT_REFCOUNTED);
+    b = set_i64(p, wq, 2, MEMPOOL_PUT_REFCOUNTED);
+    c = set_i64(p, wq, 4, MEMPOOL_PUT_REFCOUNTED);   /* 64 > 48: a goes */
     ASSERT_STATE(p, a, ST_DISK);
     ASSERT_STATE(p, b, ST_MEM);
     ASSERT_STATE(p, c, ST_MEM);
