@@ -207,7 +207,8 @@ void mempool__spill_close(mempool *p)
         return;                                /* still the live pool */
     if (stat(path, &b) < 0 && errno != ENOENT)
         return;
-    mempool__dir_release(p->updfd, p->name, p->dirfd, p->h->uuid);
+    mempool__dir_release(p->updfd, p->name, p->dirfd, p->owner_uid,
+                         p->h->uuid);
 }
 
 /* ---- clean copies ------------------------------------------------------- */
