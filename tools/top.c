@@ -55,12 +55,24 @@ struct opts {
 };
 
 /* One sample of a pool. */
+#define MAXC 64                          /* channels a pool can have */
+
 struct snap {
     uint64_t t;                          /* CLOCK_MONOTONIC ns */
     struct mempool_stats s;
     struct mempool_worker_stats w[MAXW];
     int nw;
+    mempool_chan_info c[MAXC];           /* the channels panel */
+    int nc;
 };
+
+static int take_chan(const mempool_chan_info *ci, void *arg)
+{
+    struct snap *sn = arg;
+    if (sn->nc < MAXC)
+        sn->c[sn->nc++] = *ci;
+    return 0;
+}
 
 /* A worker row with its rate, ready to sort. */
 struct row {
@@ -82,6 +94,9 @@ static int take(mempool *p, struct snap *sn)
         if (rc == 0 && sn->w[sn->nw].state != MEMPOOL_WORKER_FREE)
             sn->nw++;
     }
+    sn->nc = 0;
+    if (rc == 0)
+        rc = mempool_chan_list(p, take_chan, sn);
     return rc;
 }
 
@@ -353,12 +368,56 @@ static void draw_workers(struct screen *sc, const struct opts *o,
         put(sc, "  (no workers attached)");
 }
 
+/* The same channel in the previous snapshot (for rates), or NULL. */
+static const mempool_chan_info *prev_chan(const struct snap *prev,
+                                          const mempool_chan_info *c)
+{
+    for (int i = 0; prev && i < prev->nc; i++)
+        if (strcmp(prev->c[i].name, c->name) == 0)
+            return &prev->c[i];
+    return NULL;
+}
+
+/* Names, references in flight, and one row per channel. */
+static void draw_channels(struct screen *sc, const struct snap *cur,
+                          const struct snap *prev)
+{
+    const struct mempool_stats *s = &cur->s;
+    double dt = prev ? (double)(cur->t - prev->t) / 1e9 : 0;
+    put(sc, "%s", "");
+    put(sc, "Handoff  names %" PRIu64 "/%" PRIu64 "  in flight %" PRIu64
+            " (given %" PRIu64 ", taken %" PRIu64 ", expired %" PRIu64
+            ")  items %" PRIu64 "/%" PRIu64 "  channels %" PRIu64,
+        s->names, s->names_capacity, s->flight_refs, s->flight_given,
+        s->flight_taken, s->flight_expired, s->items_used, s->items_capacity,
+        s->channels);
+    if (cur->nc == 0)
+        return;
+    put(sc, "%s%-24s %-9s %6s %6s %9s %9s %8s %5s %5s %6s%s",
+        sgr(sc, "\033[7m"), "CHANNEL", "MODE", "DEPTH", "CAP", "SENT/S",
+        "RECV/S", "DROPPED", "S.WT", "R.WT", "REFS", sgr(sc, "\033[0m"));
+    for (int i = 0; i < cur->nc; i++) {
+        const mempool_chan_info *c = &cur->c[i], *pc = prev_chan(prev, c);
+        char a[16], b[16];
+        put(sc, "%-24.24s %-9s %6" PRIu64 " %6" PRIu32 " %9s %9s %8" PRIu64
+                " %5" PRIu32 " %5" PRIu32 " %6" PRIu64,
+            c->name, (c->flags & MEMPOOL_CHAN_BROADCAST) ? "broadcast"
+                                                         : "queue",
+            c->depth, c->capacity,
+            fmt_rate(pc ? per_s(c->sent, pc->sent, dt) : NAN, a, sizeof a),
+            fmt_rate(pc ? per_s(c->received, pc->received, dt) : NAN, b,
+                     sizeof b),
+            c->dropped, c->senders_waiting, c->receivers_waiting, c->refs);
+    }
+}
+
 static void draw(struct screen *sc, const struct opts *o,
                  const struct snap *cur, const struct snap *prev, bool removed)
 {
     screen_clear(sc);
     draw_header(sc, o, cur, prev, removed);
     draw_workers(sc, o, cur, prev);
+    draw_channels(sc, cur, prev);
 }
 
 /* Length of @p s on screen, SGR sequences excluded, cut at @p max. */
@@ -526,12 +585,34 @@ static bool wait_keys(uint64_t deadline, struct opts *o, bool keys)
     return resize_flag;
 }
 
+/* The shm object we attached to (pool_watch), to tell a destroyed pool -
+ * also one re-created under the same name since - from the one we show. */
+static dev_t watched_dev;
+static ino_t watched_ino;
+static bool watched;
+
+static void pool_watch(const char *name)
+{
+    char path[MEMPOOL_NAME_MAX + 32];
+    struct stat st;
+    snprintf(path, sizeof path, "/dev/shm/mempool.%s", name);
+    if (stat(path, &st) == 0) {
+        watched_dev = st.st_dev;
+        watched_ino = st.st_ino;
+        watched = true;
+    }
+}
+
+/* Our pool is no longer under its name: destroyed (and maybe re-created:
+ * what we show is still the destroyed one). */
 static bool pool_removed(const char *name)
 {
     char path[MEMPOOL_NAME_MAX + 32];
     struct stat st;
     snprintf(path, sizeof path, "/dev/shm/mempool.%s", name);
-    return stat(path, &st) < 0 && errno == ENOENT;
+    if (stat(path, &st) < 0)
+        return errno == ENOENT;
+    return watched && (st.st_dev != watched_dev || st.st_ino != watched_ino);
 }
 
 static int run_view(mempool *p, struct opts *o, bool interactive)
@@ -600,6 +681,11 @@ static int run_json(mempool *p, const struct opts *o)
     for (long i = 0; !quit_flag && (n == 0 || i < n); i++) {
         if (i)
             sleep_s(o->interval);
+        if (p && pool_removed(o->name)) {
+            fprintf(stderr, "%s: pool '%s' was destroyed\n", cli_prog,
+                    o->name);
+            return -ENOENT;
+        }
         if (p) {
             char *doc;
             int rc = mempool_stats_json(p, &doc);
@@ -905,6 +991,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (o.name && cli_observe(NULL, o.name, &p) < 0)
         return CLI_FAIL;
+    if (o.name)
+        pool_watch(o.name);
     if (o.json) {
         rc = run_json(p, &o);
     } else if (o.prom) {

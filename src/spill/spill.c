@@ -69,7 +69,8 @@ static void open_dir(mempool *p)
     int fd, up, rc = mempool__dir_open(p->spill_dir, p->name, p->h->uuid,
                                        p->owner_uid, (mode_t)p->pool_mode,
                                        &fd, &up);
-    if (rc == -ENOENT && p->owner_uid == geteuid() && pool_linked(p) &&
+    if (rc == -ENOENT && !p->observer && p->owner_uid == geteuid() &&
+        pool_linked(p) &&
         (rc = mempool__dir_make(p->spill_dir, p->name, p->h->uuid,
                                 (mode_t)p->pool_mode, p->owner_gid,
                                 &made)) == 0) {
@@ -207,7 +208,8 @@ void mempool__spill_close(mempool *p)
         return;                                /* still the live pool */
     if (stat(path, &b) < 0 && errno != ENOENT)
         return;
-    mempool__dir_release(p->updfd, p->name, p->dirfd, p->h->uuid);
+    mempool__dir_release(p->updfd, p->name, p->dirfd, p->owner_uid,
+                         p->h->uuid);
 }
 
 /* ---- clean copies ------------------------------------------------------- */
@@ -602,6 +604,22 @@ int mempool__make_room(mempool *p, int owner, uint64_t need, bool wait)
 
 /* ---- what core calls through p->spill_ops (pool.c installs it) --------- */
 
+/* Through the proven directory only (observers such as fsck too): a path
+ * from the header is never opened on trust. */
+static int spill_file_verify(mempool *p, uint32_t idx, uint32_t gen)
+{
+    char name[48];
+    mp_file_map m;
+    int rc = mempool__spill_dirfd(p);
+    if (rc < 0)
+        return rc;
+    file_name(name, sizeof(name), idx, gen);
+    if ((rc = mempool__file_map(rc, name, p->h->uuid, idx, gen, true,
+                                &m)) == 0)
+        mempool__file_unmap(&m);
+    return rc;
+}
+
 const mp_spill_ops mempool__spill_ops = {
     .make_room = mempool__make_room,
     .evict = mempool__evict,
@@ -609,5 +627,6 @@ const mp_spill_ops mempool__spill_ops = {
     .maps_sweep = mempool__maps_sweep,
     .map_entry = mempool__map_entry,
     .map_put = mempool__map_put,
+    .file_verify = spill_file_verify,
     .make_dir = mempool__dir_make,
 };
