@@ -65,7 +65,7 @@ _Noreturn void bench_child_main(const char *pool, const struct kid *k,
                                 mempool_dref *drefs,
                                 const unsigned char *bare);
 
-/* ---- shared by the sections (mempool-bench.c) ------------------------- */
+/* ---- shared by the sections (bench_util.c) ---------------------------- */
 
 /** @p ns as "54 ns", "2.31 µs", "8.20 ms" into @p buf. */
 const char *bench_fmt_ns(double ns, char *buf, size_t len);
