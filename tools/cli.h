@@ -33,6 +33,8 @@ int cmd_demo(int argc, char **argv);
 int cmd_demo_consumer(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
+int cmd_name(int argc, char **argv);   /* handoff_cmd.c */
+int cmd_chan(int argc, char **argv);
 
 /** Print "mempool <cmd>: <what>: <mempool_strerror(err)>" to stderr. */
 void cli_error(const char *cmd, int err, const char *what);

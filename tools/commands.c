@@ -448,14 +448,21 @@ static int put_fd(mempool *p, int fd, mempool_dref *r)
 }
 
 static const char put_usage[] =
-    "Usage: mempool put NAME FILE|-\n"
+    "Usage: mempool put NAME FILE|- [--name OBJNAME]\n"
     "Store the bytes of FILE (or of stdin for '-') as a new object in pool\n"
-    "NAME and print its DRef. The object stays until 'mempool rm'.\n";
+    "NAME and print its DRef. The object stays until 'mempool rm'.\n"
+    "  --name OBJNAME  also bind OBJNAME to it in the pool's name directory\n"
+    "                  (fails, storing nothing, if OBJNAME is bound)\n";
 
 int cmd_put(int argc, char **argv)
 {
     if (handled_help(argc, argv, put_usage))
         return CLI_OK;
+    const char *name = NULL;
+    if (argc == 5 && strcmp(argv[3], "--name") == 0) {
+        name = argv[4];          /* mempool put POOL FILE --name NAME */
+        argc = 3;
+    }
     if (argc != 3)
         return cli_usage_error("put", "want a pool NAME and a FILE (or -)");
     const char *path = argv[2];
@@ -472,6 +479,10 @@ int cmd_put(int argc, char **argv)
         rc = put_fd(p, fd, &r);
         if (rc < 0)
             cli_error("put", rc, path);
+        if (rc == 0 && name && (rc = mempool_name_put(p, name, r, 0)) < 0) {
+            cli_error("put", rc, name);
+            mempool_delete(p, r);
+        }
         mempool_close(p);
     }
     if (fd != STDIN_FILENO)

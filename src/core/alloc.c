@@ -419,6 +419,8 @@ void mempool__free(mempool *p, uint32_t idx)
     MP_ST(e->len, 0);
     MP_ST(e->owner, 0);
     nw = mempool__entry_recycle(e, w);
+    if (MP_W_ST(w) == MP_ST_ALLOC)
+        mempool__entry_wake(p, idx);  /* get_wait: reservation is gone */
     if (MP_W_ST(nw) == MP_ST_FREE)
         entry_push(p, idx);
 }

@@ -67,6 +67,14 @@ int mempool_check(mempool *p, char *why, size_t whylen)
         rc = check_workers(p, why, whylen);
     if (rc == 0)
         rc = check_cells(p, why, whylen);
+    /* Pool-held items: drop expired references in flight first (they are
+     * due), then every box, name and channel slot must agree. */
+    if (rc == 0)
+        mempool__flight_expire(p, true);
+    if (rc == 0)
+        rc = mempool__box_verify(p, why, whylen);
+    if (rc == 0 && p->hand_ops)
+        rc = p->hand_ops->verify(p, why, whylen);
     return rc;
 }
 

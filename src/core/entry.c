@@ -312,7 +312,10 @@ void mempool__entry_refcheck(mempool *p, uint32_t idx, uint32_t gen)
         return;
     MP_FP(refcheck_flagged);
     do {
-        held = mempool__cell_count(p, MP_REF, idx, gen, true) != 0;
+        /* Workers' reference cells, then the pool's own (names, channel
+         * items, references in flight: box.c). */
+        held = mempool__cell_count(p, MP_REF, idx, gen, true) != 0 ||
+               mempool__box_held(p, idx, gen);
     } while ((done = rc_end(mp_entry_at(p, idx), gen, me, held)) < 0);
     if (done && !held)
         mempool__entry_reclaim(p, idx);
