@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * top_snap.c - mempool-top's samples of a pool and its quit flag (a leaf:
+ * the screen and the exports call it, it calls neither).
+ */
+#include "top.h"
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <time.h>
+
+volatile sig_atomic_t top_quit;
+
+const char *const top_sort_names[K_N] = {
+    "id", "pid", "resident", "pinned", "objects", "ops", "spills", "errors",
+};
+
+int top_take(mempool *p, struct snap *sn)
+{
+    int rc = mempool_stats_get(p, &sn->s);
+    sn->t = cli_now_ns();
+    sn->nw = 0;
+    for (int id = 1; rc == 0 && id <= MAXW; id++) {
+        rc = mempool_worker_stats_get(p, id, &sn->w[sn->nw]);
+        if (rc == 0 && sn->w[sn->nw].state != MEMPOOL_WORKER_FREE)
+            sn->nw++;
+    }
+    return rc;
+}
+
+/* Interruptible by a quit signal (the view installs the handler). */
+void top_sleep_s(double s)
+{
+    struct timespec ts = { (time_t)s, (long)((s - floor(s)) * 1e9) };
+    while (!top_quit && nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
