@@ -48,6 +48,9 @@ typedef struct mp_spill_ops {
     int  (*map_entry)(mempool *p, uint32_t idx, uint32_t gen, uint64_t *id,
                       const uint8_t **data);
     int  (*map_put)(mempool *p, uint64_t id);
+    /* (idx, gen)'s file exists and passes every check (payload crc too):
+     * 0, -ENOENT, MEMPOOL_ECORRUPT, or another -errno (cannot tell). */
+    int  (*file_verify)(mempool *p, uint32_t idx, uint32_t gen);
     /* a new pool's spill directory (spilldir.h), made by its creator */
     int  (*make_dir)(const char *dir, const char *name, const uint64_t uuid[2],
                      mode_t pool_mode, gid_t gid, bool *made_base);

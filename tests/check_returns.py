@@ -48,6 +48,10 @@ HANDLED = {
     ('mempool_open', '-EPERM'): 'open calls mempool_reap() only on a worker '
         'handle and ignores its result',
     ('mempool_open', 'MEMPOOL_EFORKED'): 'the handle is brand new',
+    ('mempool_check', '-ENOENT'): 'check_files() counts a missing spill '
+        'file and answers MEMPOOL_ECORRUPT',
+    ('mempool_repair', '-ENOENT'): 'a missing spill file is what it '
+        'repairs; a delete that finds the object gone is skipped',
     ('mempool_chan_close', 'MEMPOOL_EFORKED'): 'the handle check only '
         'decides whether to touch the subscriber count; close returns 0',
     ('mempool_chan_send', '-EAGAIN'): 'qsend_once() says "full" with it; '

@@ -122,6 +122,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (o.name && cli_observe(NULL, o.name, &p) < 0)
         return CLI_FAIL;
+    if (o.name)
+        top_pool_watch(o.name);
     if (o.json) {
         rc = top_run_json(p, &o);
     } else if (o.prom) {

@@ -51,6 +51,11 @@ extern const char *const top_sort_names[K_N];
 extern volatile sig_atomic_t top_quit;
 /** Sample pool @p p (its stats and every worker's) into @p sn. */
 int top_take(mempool *p, struct snap *sn);
+/** Remember which shm object pool @p name is now (after attaching). */
+void top_pool_watch(const char *name);
+/** True if pool @p name was destroyed, or replaced by another under its
+ *  name, since top_pool_watch(). */
+bool top_pool_removed(const char *name);
 /** Sleep @p s seconds, or until top_quit. */
 void top_sleep_s(double s);
 

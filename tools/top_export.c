@@ -25,6 +25,11 @@ int top_run_json(mempool *p, const struct opts *o)
     for (long i = 0; !top_quit && (n == 0 || i < n); i++) {
         if (i)
             top_sleep_s(o->interval);
+        if (p && top_pool_removed(o->name)) {
+            fprintf(stderr, "%s: pool '%s' was destroyed\n", cli_prog,
+                    o->name);
+            return -ENOENT;
+        }
         if (p) {
             char *doc;
             int rc = mempool_stats_json(p, &doc);

@@ -469,14 +469,6 @@ static bool wait_keys(uint64_t deadline, struct opts *o, bool keys)
     return resize_flag;
 }
 
-static bool pool_removed(const char *name)
-{
-    char path[MEMPOOL_NAME_MAX + 32];
-    struct stat st;
-    snprintf(path, sizeof path, "/dev/shm/mempool.%s", name);
-    return stat(path, &st) < 0 && errno == ENOENT;
-}
-
 int top_run_view(mempool *p, struct opts *o, bool interactive)
 {
     struct snap *cur = calloc(1, sizeof *cur), *prev = calloc(1, sizeof *prev);
@@ -501,7 +493,7 @@ int top_run_view(mempool *p, struct opts *o, bool interactive)
             break;
         if (interactive)
             term_size(&sc);
-        draw(&sc, o, cur, have_prev ? prev : NULL, pool_removed(o->name));
+        draw(&sc, o, cur, have_prev ? prev : NULL, top_pool_removed(o->name));
         show(&sc, interactive);
         if (o->count && ++frames >= o->count)
             break;
@@ -510,7 +502,7 @@ int top_run_view(mempool *p, struct opts *o, bool interactive)
             resize_flag = 0;
             if (interactive)
                 term_size(&sc);
-            draw(&sc, o, cur, have_prev ? prev : NULL, pool_removed(o->name));
+            draw(&sc, o, cur, have_prev ? prev : NULL, top_pool_removed(o->name));
             show(&sc, interactive);
         }
         struct snap *t = prev;

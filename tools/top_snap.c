@@ -8,6 +8,8 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <time.h>
 
 volatile sig_atomic_t top_quit;
@@ -35,4 +37,34 @@ void top_sleep_s(double s)
     struct timespec ts = { (time_t)s, (long)((s - floor(s)) * 1e9) };
     while (!top_quit && nanosleep(&ts, &ts) < 0 && errno == EINTR)
         ;
+}
+
+/* The shm object we attached to (top_pool_watch), to tell a destroyed pool
+ * - also one re-created under the same name since - from the one we show. */
+static dev_t watched_dev;
+static ino_t watched_ino;
+static bool watched;
+
+void top_pool_watch(const char *name)
+{
+    char path[MEMPOOL_NAME_MAX + 32];
+    struct stat st;
+    snprintf(path, sizeof path, "/dev/shm/mempool.%s", name);
+    if (stat(path, &st) == 0) {
+        watched_dev = st.st_dev;
+        watched_ino = st.st_ino;
+        watched = true;
+    }
+}
+
+/* Our pool is no longer under its name: destroyed (and maybe re-created:
+ * what we show is still the destroyed one). */
+bool top_pool_removed(const char *name)
+{
+    char path[MEMPOOL_NAME_MAX + 32];
+    struct stat st;
+    snprintf(path, sizeof path, "/dev/shm/mempool.%s", name);
+    if (stat(path, &st) < 0)
+        return errno == ENOENT;
+    return watched && (st.st_dev != watched_dev || st.st_ino != watched_ino);
 }

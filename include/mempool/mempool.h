@@ -1263,12 +1263,27 @@ MEMPOOL_API int mempool_stats_json(mempool *p, char **out);
 
 /** @brief Check the pool's invariants: every data byte free or owned by one
  *  table entry, allocator state agrees with the table, counters agree with
- *  the objects, no dead worker holds anything. Writes a one-line reason to
- *  @p why (may be NULL). Briefly holds the allocator lock.
+ *  the objects, no dead worker holds anything, no pin or reference cell
+ *  names a freed object, and every object's spill file (its only copy, or
+ *  a clean copy) exists and passes its checks, payload checksum included
+ *  (files this caller may not read are skipped). Writes a one-line reason
+ *  to @p why (may be NULL). Briefly holds the allocator lock; reads every
+ *  spill file.
  *  @return 0 healthy, MEMPOOL_ECORRUPT with a reason, -EINVAL (NULL),
  *  -EACCES (a read-only observer cannot take the allocator lock), -ENOMEM,
  *  MEMPOOL_EFORKED. */
 MEMPOOL_API int mempool_check(mempool *p, char *why, size_t whylen);
+
+/** @brief Repair what mempool_check() finds and a worker can fix: reap dead
+ *  workers, drop every object whose only copy - its spill file - is
+ *  missing or damaged (its bytes are lost; its DRefs answer -ENOENT from
+ *  then on), and forget damaged clean copies of objects still in memory (a
+ *  later eviction writes a new file). Counts go to @p dropped and
+ *  @p forgotten (either may be NULL).
+ *  @return 0, -EPERM on an observer handle, MEMPOOL_EFORKED, -EINVAL,
+ *  MEMPOOL_ECORRUPT (the allocator's shared state failed validation). */
+MEMPOOL_API int mempool_repair(mempool *p, uint64_t *dropped,
+                               uint64_t *forgotten);
 
 /** @brief Return the memory of free data pages to the kernel
  *  (fallocate PUNCH_HOLE). Freed pages are otherwise kept for reuse.

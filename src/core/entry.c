@@ -201,6 +201,17 @@ bool mempool__entry_flag_move(mp_entry *e, uint32_t gen)
     return cas(e, &w, w | MP_F_MOVE);
 }
 
+/* LIVE word @p w with a complete clean copy -> the same without F_ONDISK
+ * (the file was found damaged; a later eviction writes a new one). false
+ * if the word moved. Under the allocator lock, for the disk charge. */
+bool mempool__entry_drop_file(mp_entry *e, uint64_t w)
+{
+    if (MP_W_ST(w) != MP_ST_LIVE || !(MP_W_FL(w) & MP_F_ONDISK) ||
+        (MP_W_FL(w) & MP_F_WRITING))
+        return false;
+    return cas(e, &w, w & ~(uint64_t)MP_F_ONDISK);
+}
+
 /* ---- reclaim ------------------------------------------------------------ */
 
 /* Free DELETED entry @p idx if no pin cell names it and no writer is at
