@@ -493,7 +493,8 @@ int top_run_view(mempool *p, struct opts *o, bool interactive)
             break;
         if (interactive)
             term_size(&sc);
-        draw(&sc, o, cur, have_prev ? prev : NULL, top_pool_removed(o->name));
+        draw(&sc, o, cur, have_prev ? prev : NULL,
+             top_pool_removed(o->name));
         show(&sc, interactive);
         if (o->count && ++frames >= o->count)
             break;
@@ -502,7 +503,8 @@ int top_run_view(mempool *p, struct opts *o, bool interactive)
             resize_flag = 0;
             if (interactive)
                 term_size(&sc);
-            draw(&sc, o, cur, have_prev ? prev : NULL, top_pool_removed(o->name));
+            draw(&sc, o, cur, have_prev ? prev : NULL,
+             top_pool_removed(o->name));
             show(&sc, interactive);
         }
         struct snap *t = prev;
