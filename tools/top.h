@@ -43,7 +43,7 @@ struct row {
     double ops;        /* per second; NAN when unknown */
 };
 
-/* ---- top_snap.c ---------------------------------------------------------- */
+/* ---- top_snap.c ------------------------------------------------------- */
 
 /** The names of the K_* sort keys (-s KEY, and shown on the screen). */
 extern const char *const top_sort_names[K_N];
@@ -59,7 +59,7 @@ bool top_pool_removed(const char *name);
 /** Sleep @p s seconds, or until top_quit. */
 void top_sleep_s(double s);
 
-/* ---- the modes ------------------------------------------------------------ */
+/* ---- the modes -------------------------------------------------------- */
 
 /** The live view (top_screen.c): frames until quit or o->count. */
 int top_run_view(mempool *p, struct opts *o, bool interactive);
