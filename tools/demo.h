@@ -26,7 +26,7 @@
 struct consumer {
     pid_t    pid;     /* 0 once reaped */
     int      status;  /* wait status, once reaped */
-    int      to_fd;   /* write end of its DRef pipe */
+    mempool_chan *ch; /* its channel "demo.<i>": the producer sends DRefs */
     uint64_t objects; /* confirmed by it */
     uint64_t bytes;
     uint64_t bad;
@@ -86,16 +86,23 @@ static inline uint64_t demo_splitmix64(uint64_t *s)
 
 /* ---- the consumer processes (demo_consumers.c) ------------------------- */
 
-/** Start d->nconsumers consumers and the shared report pipe.
- *  @return 0 or -errno. */
+#define DEMO_STALL_MS 30000 /* no report (or no room to send) this long */
+
+/** Start d->nconsumers consumers, their channels and the shared report
+ *  pipe. @return 0 or a negative error. */
 int demo_consumers_start(struct demo *d);
-/** Close their input, reap them (with @p kill_first, SIGTERM them first).
- *  @return how many did not exit with status 0. */
+/** Destroy their channels (their recv returns -EPIPE) and reap them (with
+ *  @p kill_first, SIGTERM them first). @return how many did not exit with
+ *  status 0. */
 int demo_consumers_stop(struct demo *d, bool kill_first);
 /** Wait for the next complete report line from any consumer and move it
  *  into @p line. @return 0, -EPIPE if a consumer died, -ETIMEDOUT when
  *  none answered for 30 s, or -errno. */
 int demo_next_report(struct demo *d, char *line, size_t len);
+
+/** Hand DRef @p r to consumer @p i through its channel. @return 0 or as
+ *  mempool_chan_send(). */
+int demo_send(struct demo *d, int i, mempool_dref r);
 
 /* ---- the table phase (demo_table.c) ------------------------------------ */
 

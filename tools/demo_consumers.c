@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * demo_consumers.c - the consumer processes of `mempool demo`, seen from
- * the producer: start them (this binary re-executed as `mempool
- * demo-consumer`), read their report lines, notice one that died, reap
- * them. Both phases (demo.c, demo_table.c) talk to the consumers through
- * these functions; this file calls neither of them.
+ * the producer: start them (a channel "demo.<i>" each, then this binary
+ * re-executed as `mempool demo-consumer`), send them DRefs, read their
+ * report lines, notice one that died, stop and reap them. Both phases
+ * (demo.c, demo_table.c) talk to the consumers through these functions;
+ * this file calls neither of them.
  */
 #include "demo.h"
 
@@ -17,38 +18,37 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define DEMO_STALL_MS 30000 /* no report for this long: give up */
-
-/* Fork and exec `mempool demo-consumer` for consumer @p i. */
+/* Create consumer @p i's channel, then fork and exec `mempool
+ * demo-consumer` for it. */
 static int start_consumer(struct demo *d, int i, int report_w)
 {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) < 0)
-        return -errno;
+    char name[32];
+    snprintf(name, sizeof name, "demo.%d", i + 1);
+    int rc = mempool_chan_open(d->p, name, DEMO_MAX_INFLIGHT,
+                               MEMPOOL_CHAN_CREATE, &d->c[i].ch);
+    if (rc < 0)
+        return rc;
     pid_t pid = fork();
-    if (pid < 0) {
-        int err = -errno;
-        close(fds[0]);
-        close(fds[1]);
-        return err;
-    }
+    if (pid < 0)
+        return -errno;
     if (pid == 0) {
-        char idx[16], in[16], out[16];
+        char idx[16], out[16];
         snprintf(idx, sizeof idx, "%d", i + 1);
-        snprintf(in, sizeof in, "%d", fds[0]);
         snprintf(out, sizeof out, "%d", report_w);
-        fcntl(fds[0], F_SETFD, 0); /* these two survive the exec */
-        fcntl(report_w, F_SETFD, 0);
+        fcntl(report_w, F_SETFD, 0); /* survives the exec */
         char *args[] = {"mempool", "demo-consumer", (char *)d->pool, idx,
-                        in, out, NULL};
+                        out, NULL};
         execv(d->self, args);
         perror("mempool demo: exec");
         _exit(127);
     }
-    close(fds[0]);
     d->c[i].pid = pid;
-    d->c[i].to_fd = fds[1];
     return 0;
+}
+
+int demo_send(struct demo *d, int i, mempool_dref r)
+{
+    return mempool_chan_send(d->c[i].ch, r, DEMO_STALL_MS);
 }
 
 int demo_consumers_start(struct demo *d)
@@ -85,9 +85,13 @@ int demo_consumers_stop(struct demo *d, bool kill_first)
     int failed = 0;
     for (int i = 0; i < d->nconsumers; i++) {
         struct consumer *c = &d->c[i];
-        if (c->to_fd >= 0)
-            close(c->to_fd);
-        c->to_fd = -1;
+        if (c->ch) {             /* its recv returns -EPIPE: it is done */
+            char name[32];
+            snprintf(name, sizeof name, "demo.%d", i + 1);
+            mempool_chan_destroy(d->p, name);
+            mempool_chan_close(c->ch);
+        }
+        c->ch = NULL;
         if (c->pid > 0 && kill_first)
             kill(c->pid, SIGTERM);
         if (c->pid > 0)

@@ -30,11 +30,15 @@ struct opts {
 };
 
 /* One sample of a pool. */
+#define MAXC 64                          /* channels a pool can have */
+
 struct snap {
     uint64_t t;                          /* CLOCK_MONOTONIC ns */
     struct mempool_stats s;
     struct mempool_worker_stats w[MAXW];
     int nw;
+    mempool_chan_info c[MAXC];           /* the channels panel */
+    int nc;
 };
 
 /* A worker row with its rate, ready to sort. */

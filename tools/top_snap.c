@@ -18,6 +18,14 @@ const char *const top_sort_names[K_N] = {
     "id", "pid", "resident", "pinned", "objects", "ops", "spills", "errors",
 };
 
+static int take_chan(const mempool_chan_info *ci, void *arg)
+{
+    struct snap *sn = arg;
+    if (sn->nc < MAXC)
+        sn->c[sn->nc++] = *ci;
+    return 0;
+}
+
 int top_take(mempool *p, struct snap *sn)
 {
     int rc = mempool_stats_get(p, &sn->s);
@@ -28,6 +36,9 @@ int top_take(mempool *p, struct snap *sn)
         if (rc == 0 && sn->w[sn->nw].state != MEMPOOL_WORKER_FREE)
             sn->nw++;
     }
+    sn->nc = 0;
+    if (rc == 0)
+        rc = mempool_chan_list(p, take_chan, sn);
     return rc;
 }
 
