@@ -48,10 +48,23 @@ typedef struct mp_spill_ops {
     int  (*map_entry)(mempool *p, uint32_t idx, uint32_t gen, uint64_t *id,
                       const uint8_t **data);
     int  (*map_put)(mempool *p, uint64_t id);
+    /* (idx, gen)'s file exists and passes every check (payload crc too):
+     * 0, -ENOENT, MEMPOOL_ECORRUPT, or another -errno (cannot tell). */
+    int  (*file_verify)(mempool *p, uint32_t idx, uint32_t gen);
     /* a new pool's spill directory (spilldir.h), made by its creator */
     int  (*make_dir)(const char *dir, const char *name, const uint64_t uuid[2],
                      mode_t pool_mode, gid_t gid, bool *made_base);
 } mp_spill_ops;
+
+/* What core needs from the handoff layer (src/handoff/) above it, the same
+ * way: pool.c points p->hand_ops at mempool__hand_ops. */
+typedef struct mp_hand_ops {
+    /* reaper: finish the channel creation or destruction dead worker d was
+     * doing, free its directory locks (before the box sweep) */
+    void (*reap)(mempool *p, int d);
+    /* fsck: names and channel slots agree with their boxes */
+    int  (*verify)(mempool *p, char *why, size_t whylen);
+} mp_hand_ops;
 
 /* One process's handle on a pool: one worker. */
 struct mempool {
@@ -67,6 +80,13 @@ struct mempool {
     mp_entry     *tab;
     mp_page      *pages;
     _Atomic uint64_t *bitmap;
+    mp_hand      *hand;        /* handoff regions (box.c, src/handoff/) */
+    _Atomic uint64_t *boxw;
+    mp_box       *boxes;
+    mp_name      *names;
+    mp_chan      *chans;
+    _Atomic uint64_t *ring;
+    uint32_t      nbox, nnames, nring;
     uint64_t      ntab;        /* copies of header values, validated once */
     uint64_t      data_off, npages, tag;
     int           slot;        /* our slot, 0-based */
@@ -75,6 +95,7 @@ struct mempool {
     struct mempool *next;      /* process-wide handle list (fork handling) */
     struct mp_codecs *codecs;  /* codecs registered through this handle */
     const mp_spill_ops *spill_ops; /* the layer above core (pool.c) */
+    const mp_hand_ops *hand_ops;   /* handoff/, above core (pool.c) */
     /* spilling (spill.c, mapcache.c, spiller.c) */
     pthread_mutex_t io_lock;   /* guards the lazy start of io and dirfd */
     struct mp_io *io;          /* this handle's I/O engine, or NULL */
@@ -184,16 +205,37 @@ unsigned mempool__refs_forget(mempool *p, uint32_t idx, uint32_t gen);
  * cell of the first one. */
 uint64_t mempool__cells_stale(mempool *p, uint64_t *first);
 
+/* ---- box.c: items the pool holds (names, channel slots, flight) -------- */
+int  mempool__box_claim(mempool *p, uint32_t idx, uint32_t gen, bool ref,
+                        uint64_t back, uint32_t *b);     /* PREP(us) */
+void mempool__box_commit(mempool *p, uint32_t b);        /* PREP -> HELD */
+bool mempool__box_drop(mempool *p, uint32_t b, uint64_t w); /* free + check */
+bool mempool__box_take(mempool *p, uint32_t b, uint64_t w); /* free, no check */
+int  mempool__box_find(mempool *p, uint32_t idx, uint32_t gen,
+                       bool (*fn)(mempool *, uint32_t, uint64_t, void *),
+                       void *arg);
+bool mempool__box_held(mempool *p, uint32_t idx, uint32_t gen);
+uint32_t mempool__box_count(mempool *p, uint32_t idx, uint32_t gen);
+bool mempool__box_referenced(mempool *p, uint32_t b, uint64_t w);
+uint64_t mempool__box_sweep(mempool *p, int dead);  /* free orphans */
+uint64_t mempool__flight_expire(mempool *p, bool force);
+int  mempool__box_verify(mempool *p, char *why, size_t whylen);
+void mempool__box_reap(mempool *p, int d);  /* sweep, locks, TTLs */
+void mempool__entry_wake(mempool *p, uint32_t idx);   /* get_wait sleepers */
+
 /* ---- object.c: shared helpers used by the reaper and spill code -------- */
 int  mempool__entry_of(const mempool *p, mempool_dref r, uint32_t *idx,
                        uint32_t *gen);
 int  mempool__get(mempool *p, mempool_dref r, mempool_view *v, bool recency);
+mempool_dref mempool__dref_of(const mempool *p, uint32_t idx, uint32_t gen);
+int  mempool__ref_settle(mempool *p, uint32_t idx, uint32_t gen);
 #define MP_VIEW_FILE UINT64_C(2)   /* view kind: a get_file mapping only */
 void mempool__view_seal(mempool_view *v, const mempool *p, uint64_t a,
                         uint64_t b, uint64_t kind);
 
 /* ---- spill.c: clean copies, eviction, making room ---------------------- */
 extern const mp_spill_ops mempool__spill_ops;   /* for pool.c */
+extern const mp_hand_ops mempool__hand_ops;     /* handoff/, for pool.c */
 int  mempool__spill_bind(mempool *p);
 int  mempool__io_get(mempool *p);
 int  mempool__spill_init(mempool *p, const mempool_options *o, bool created);

@@ -44,6 +44,7 @@ static int observe_open(mempool *p, mempool **out)
     pthread_mutex_init(&p->io_lock, NULL);
     mempool__bind(p);
     p->spill_ops = &mempool__spill_ops;
+    p->hand_ops = &mempool__hand_ops;
     mempool__register(p);
     *out = p;
     return 0;
@@ -82,6 +83,7 @@ int mempool_open(const char *name, const mempool_options *o, mempool **out)
     }
     mempool__bind(p);
     p->spill_ops = &mempool__spill_ops;   /* before the claim, which reaps */
+    p->hand_ops = &mempool__hand_ops;
     mempool__register(p);
     if ((rc = mempool__spill_bind(p)) ||
         (rc = mempool__claim_slot(p)) < 0)

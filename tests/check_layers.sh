@@ -3,7 +3,8 @@
 #
 # check_layers.sh - the library's layers only call down.
 #
-#   util/ < core/ < spill/ < codec/ < obs/ < src/*.c (pool.c, the top)
+#   util/ < core/ < spill/ < codec/ < handoff/ < obs/ < src/*.c (pool.c)
+#   < compat/ (the deprecated names, forwarding to the public API)
 #
 # (src/internal.h, the handle, counts as core; a folder not listed here,
 # e.g. a new one, counts as just below the top until it is added.)
@@ -24,7 +25,9 @@ rank() {        # rank of a path below src/ (a file or an object's source)
     core/*) echo 1 ;;
     spill/*) echo 2 ;;
     codec/*) echo 3 ;;
-    obs/*) echo 4 ;;
+    handoff/*) echo 4 ;;
+    obs/*) echo 5 ;;
+    compat/*) echo 10 ;;
     */*) echo 8 ;;
     *.h) echo 1 ;;                      # internal.h: the handle
     *) echo 9 ;;                        # pool.c: wires the layers

@@ -48,6 +48,22 @@ HANDLED = {
     ('mempool_open', '-EPERM'): 'open calls mempool_reap() only on a worker '
         'handle and ignores its result',
     ('mempool_open', 'MEMPOOL_EFORKED'): 'the handle is brand new',
+    ('mempool_check', '-ENOENT'): 'check_files() counts a missing spill '
+        'file and answers MEMPOOL_ECORRUPT',
+    ('mempool_repair', '-ENOENT'): 'a missing spill file is what it '
+        'repairs; a delete that finds the object gone is skipped',
+    ('mempool_chan_close', 'MEMPOOL_EFORKED'): 'the handle check only '
+        'decides whether to touch the subscriber count; close returns 0',
+    ('mempool_chan_send', '-EAGAIN'): 'qsend_once() says "full" with it; '
+        'qsend() waits or times out (-ETIMEDOUT)',
+    ('mempool_chan_recv', '-EAGAIN'): 'qrecv_once()/brecv_once() say '
+        '"empty" with it; the loops wait or time out (-ETIMEDOUT)',
+    ('mempool_chan_recv', '-EINPROGRESS'): 'brecv_once(): a position '
+        'claimed but not written; brecv() waits, then skips it (-EOVERFLOW)',
+    ('mempool_name_get', '-ENOENT'): 'nm_lookup()\'s "not bound" becomes '
+        'a wait, or -ETIMEDOUT',
+    ('mempool_chan_recv', '-ENOENT'): 'mempool__ref_settle() in '
+        'brecv_once() is a yes/no test: the slot is re-read and retried',
     ('mempool_destroy', '-ENOTEMPTY'): 'spilldir.c: a directory left '
         'holding only the user\'s own files is kept; dir_remove answers 0',
     ('mempool_destroy', 'MEMPOOL_EUNSAFE'): 'destroy.c: a directory that is '

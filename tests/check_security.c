@@ -55,6 +55,16 @@ static bool need_second_user(const char *what)
     return g_can_switch;
 }
 
+/* Attach (never create) @p name with @p flags and no spiller thread. */
+static int attach_as(const char *name, unsigned flags, mempool **p)
+{
+    mempool_options o;
+    mempool_options_init(&o);
+    o.flags = flags;
+    o.spiller = 0;
+    return mempool_open(name, &o, p);
+}
+
 typedef int (*as_fn)(void *arg);
 struct as_call {
     as_fn fn;
@@ -173,15 +183,11 @@ END_TEST
 static int attach_shared(void *arg)
 {
     struct squat *q = arg;
-    mempool_options o;
     mempool *p;
     mempool_dref r;
     mempool_view v;
     int rc;
-    mempool_options_init(&o);
-    o.flags = 0;
-    o.spiller = 0;
-    if ((rc = mempool_open(q->name, &o, &p)) != 0)
+    if ((rc = attach_as(q->name, 0, &p)) != 0)
         return rc == -EPERM ? 10 : 11;
     if (mempool_put(p, "from nobody", 11, &r) != 0 ||
         mempool_get(p, r, &v) != 0)
@@ -216,16 +222,11 @@ END_TEST
 static int attach_foreign(void *arg)
 {
     struct squat *q = arg;
-    mempool_options o;
     mempool *p;
     int rc;
-    mempool_options_init(&o);
-    o.flags = 0;
-    o.spiller = 0;
-    if ((rc = mempool_open(q->name, &o, &p)) != -EPERM)
+    if ((rc = attach_as(q->name, 0, &p)) != -EPERM)
         return 20;
-    o.flags = MEMPOOL_OPEN_ANY_OWNER;
-    if ((rc = mempool_open(q->name, &o, &p)) != 0)
+    if ((rc = attach_as(q->name, MEMPOOL_OPEN_ANY_OWNER, &p)) != 0)
         return 21;
     mempool_close(p);
     return 0;
@@ -258,12 +259,9 @@ END_TEST
 static int observe_fifo(void *arg)
 {
     const char *name = arg;
-    mempool_options o;
     mempool *p;
     int rc;
-    mempool_options_init(&o);
-    o.flags = MEMPOOL_OPEN_OBSERVE;
-    rc = mempool_open(name, &o, &p);
+    rc = attach_as(name, MEMPOOL_OPEN_OBSERVE, &p);
     return rc == MEMPOOL_ECORRUPT ? 0 : 30;
 }
 
@@ -509,16 +507,12 @@ struct xuser {
 static int xuser_child(void *arg)
 {
     struct xuser *x = arg;
-    mempool_options o;
     mempool *p;
     mempool_dref r;
     char buf[20000];
     int rc;
     umask(077);                           /* the mode must not depend on it */
-    mempool_options_init(&o);
-    o.flags = 0;
-    o.spiller = 0;
-    if ((rc = mempool_open(x->name, &o, &p)))
+    if ((rc = attach_as(x->name, 0, &p)))
         return 50;
     if (!reads_back(p, x->root_obj, 20000, 21))   /* root's spilled object */
         return 51;
@@ -536,12 +530,8 @@ static int xuser_child(void *arg)
 static int xuser_reader(void *arg)
 {
     struct xuser *x = arg;
-    mempool_options o;
     mempool *p;
-    mempool_options_init(&o);
-    o.flags = 0;
-    o.spiller = 0;
-    if (mempool_open(x->name, &o, &p))
+    if (attach_as(x->name, 0, &p))
         return 60;
     if (!reads_back(p, x->root_obj, 20000, 21) ||
         !reads_back(p, x->other_obj, 20000, 22))
@@ -608,17 +598,13 @@ static int member_main(void *arg)
 {
     struct member *m = arg;
     gid_t g0 = 0;
-    mempool_options o;
     mempool *p;
     char buf[30000];
     if (setgroups(1, &g0) != 0 || setresgid(m->uid, m->uid, m->uid) != 0 ||
         setresuid(m->uid, m->uid, m->uid) != 0)
         return 70;
     umask(077);
-    mempool_options_init(&o);
-    o.flags = 0;
-    o.spiller = 0;
-    if (mempool_open(m->name, &o, &p))
+    if (attach_as(m->name, 0, &p))
         return 71;
     if (m->write) {
         t_fill(buf, sizeof buf, 77);

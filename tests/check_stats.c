@@ -160,6 +160,19 @@ static void all_documented(cJSON *o, const char *pre, const struct field *f,
     }
 }
 
+/* Arrays of objects documented as "<name>[].<field>" rows. */
+static const char *const arrays[] = { "workers", "channels" };
+
+static int array_of(const char *path)
+{
+    for (int a = 0; a < 2; a++) {
+        size_t n = strlen(arrays[a]);
+        if (!strncmp(path, arrays[a], n) && !strncmp(path + n, "[].", 3))
+            return a;
+    }
+    return -1;
+}
+
 static void assert_schema(cJSON *d)
 {
     struct field f[200];
@@ -168,12 +181,13 @@ static void assert_schema(cJSON *d)
     ck_assert_int_gt(n, 50);
     ASSERT_NUM(d, "schema", MEMPOOL_STATS_SCHEMA);
     for (int i = 0; i < n; i++) {
-        if (!strncmp(f[i].path, "workers[].", 10)) {
-            cJSON_ArrayForEach(w, cJSON_GetObjectItem(d, "workers")) {
-                cJSON *x = at(w, f[i].path + 10);
-                ck_assert_msg(x && type_ok(x, f[i].type), "workers[].%s "
-                              "missing or not of type %c", f[i].path + 10,
-                              f[i].type);
+        int a = array_of(f[i].path);
+        if (a >= 0) {
+            const char *rest = f[i].path + strlen(arrays[a]) + 3;
+            cJSON_ArrayForEach(w, cJSON_GetObjectItem(d, arrays[a])) {
+                cJSON *x = at(w, rest);
+                ck_assert_msg(x && type_ok(x, f[i].type), "%s missing or "
+                              "not of type %c", f[i].path, f[i].type);
             }
             continue;
         }
@@ -181,15 +195,17 @@ static void assert_schema(cJSON *d)
                       "%s missing or not of type %c", f[i].path, f[i].type);
     }
     all_documented(d, "", f, n);
-    cJSON_ArrayForEach(w, cJSON_GetObjectItem(d, "workers")) {
-        cJSON *c;
-        cJSON_ArrayForEach(c, w) {
-            char path[96];
-            bool found = false;
-            snprintf(path, sizeof path, "workers[].%s", c->string);
-            for (int i = 0; i < n && !found; i++)
-                found = !strcmp(f[i].path, path);
-            ck_assert_msg(found, "field %s is not documented", path);
+    for (int a = 0; a < 2; a++) {
+        cJSON_ArrayForEach(w, cJSON_GetObjectItem(d, arrays[a])) {
+            cJSON *c;
+            cJSON_ArrayForEach(c, w) {
+                char path[96];
+                bool found = false;
+                snprintf(path, sizeof path, "%s[].%s", arrays[a], c->string);
+                for (int i = 0; i < n && !found; i++)
+                    found = !strcmp(f[i].path, path);
+                ck_assert_msg(found, "field %s is not documented", path);
+            }
         }
     }
 }

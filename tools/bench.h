@@ -94,6 +94,15 @@ struct codec_opts {
 /** Run the codec section and print its table. @return 0 or an error. */
 int bench_codec(const struct codec_opts *o);
 
+/* ---- the handoff section (bench_handoff.c) ---------------------------- */
+
+struct handoff_opts {
+    bool quick;
+};
+
+/** Run the handoff section and print its table. @return 0 or an error. */
+int bench_handoff(const struct handoff_opts *o);
+
 /* ---- fresh-process probes of spilled objects (bench_child.c) ---------- */
 
 enum { PROBE_FIRST_BYTE = 1, PROBE_READ_ALL = 2 };

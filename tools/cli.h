@@ -33,6 +33,8 @@ int cmd_demo(int argc, char **argv);
 int cmd_demo_consumer(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
+int cmd_name(int argc, char **argv);   /* handoff_cmd.c */
+int cmd_chan(int argc, char **argv);
 
 /** Print "mempool <cmd>: <what>: <mempool_strerror(err)>" to stderr. */
 void cli_error(const char *cmd, int err, const char *what);
@@ -93,6 +95,12 @@ int  cli_pools(struct cli_pool **out, bool json);
 void cli_pools_free(struct cli_pool *v, int n);
 /** The table `mempool ls` prints. */
 void cli_pools_print(FILE *f, const struct cli_pool *v, int n);
+/** Write @p s as a JSON string: quotes, backslashes and every control
+ *  character escaped, invalid UTF-8 replaced by U+FFFD (escape.c). */
+void cli_json_string(FILE *f, const char *s);
+/** @p s with every byte outside printable ASCII (and the backslash) shown
+ *  as \xHH (\\), into @p buf; never a terminal escape. @return buf. */
+const char *cli_printable(const char *s, char *buf, size_t len);
 /** {"schema":2,"time_ns":..,"pools":[DOC | {"name":..,"error":..}, ...]} */
 void cli_pools_json(FILE *f, const struct cli_pool *v, int n);
 

@@ -298,8 +298,11 @@ static const char fsck_usage[] =
     "does when it finds the allocator lock's holder dead: rebuild the\n"
     "allocator state from the table. The check holds the allocator lock\n"
     "while it scans (sets wait; gets do not).\n"
+    "Every spill file is read and its checksums verified.\n"
     "  --repair  attach as a worker and reap dead workers (drop their pins\n"
-    "            and references, free their reservations), then check again\n"
+    "            and references, free their reservations), drop objects\n"
+    "            whose only copy (a spill file) is missing or damaged and\n"
+    "            forget damaged clean copies (counted), then check again\n"
     "Exit status: 0 healthy (or repaired), 1 problems remain or the check\n"
     "failed, 2 usage error.\n";
 
@@ -331,11 +334,18 @@ static int fsck_repair(const char *name)
     int rc = mempool_stats_get(q, &before);
     mempool_close(q);
     if (rc == 0 && (rc = mempool_open(name, &o, &p)) == 0) {
-        int n = mempool_reap(p);   /* opening reaped already; catch late ones */
-        rc = n < 0 ? n : mempool_stats_get(p, &after);
+        uint64_t dropped = 0, forgotten = 0;
+        /* opening reaped already; repair catches late ones */
+        rc = mempool_repair(p, &dropped, &forgotten);
         if (rc == 0)
-            printf("%s: repair: reaped %" PRIu64 " dead worker(s)\n", name,
-                   after.reaped_workers - before.reaped_workers);
+            rc = mempool_stats_get(p, &after);
+        if (rc == 0)
+            printf("%s: repair: reaped %" PRIu64 " dead worker(s), dropped "
+                   "%" PRIu64 " object(s) whose only copy (a spill file) "
+                   "was missing or damaged, forgot %" PRIu64 " damaged "
+                   "clean copies\n", name,
+                   after.reaped_workers - before.reaped_workers, dropped,
+                   forgotten);
         if (rc == 0)
             rc = fsck_check(p, name);
         mempool_close(p);
@@ -377,7 +387,8 @@ int cmd_fsck(int argc, char **argv)
         return fsck_repair(name);
     if (rc == MEMPOOL_ECORRUPT)
         fprintf(stderr, "mempool fsck: %s: problems found; nothing was "
-                        "changed (--repair reaps dead workers)\n", name);
+                        "changed (--repair reaps dead workers and drops "
+                        "objects whose spill file is lost)\n", name);
     return CLI_FAIL;
 }
 
@@ -408,14 +419,34 @@ static int put_regular(mempool *p, int fd, size_t len, mempool_dref *r)
     return rc;
 }
 
-/* Store a stream of unknown length: read it all, then copy it in. */
+/* The most one object of this worker can hold: the pool's data space, or
+ * the worker's memory limit if lower (a bigger set fails with -E2BIG). */
+static size_t put_bound(mempool *p)
+{
+    struct mempool_stats s;
+    struct mempool_worker_stats w;
+    uint64_t bound = UINT64_MAX;
+    if (mempool_stats_get(p, &s) == 0)
+        bound = s.data_bytes;
+    if (mempool_worker_stats_get(p, mempool_worker_id(p), &w) == 0 &&
+        w.max_memsize && w.max_memsize < bound)
+        bound = w.max_memsize;
+    return bound < SIZE_MAX ? (size_t)bound : SIZE_MAX - 1;
+}
+
+/* Store a stream of unknown length (a pipe, a device, a /proc file): read
+ * it all, then copy it in. Reading stops with -EFBIG as soon as the input
+ * passes what the pool could hold, so an endless input (/dev/zero) costs
+ * at most that much memory and ends at once. */
 static int put_stream(mempool *p, int fd, mempool_dref *r)
 {
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
+    size_t bound = put_bound(p), cap = 1 << 16, len = 0;
+    char *buf;
+    if (cap > bound + 1)
+        cap = bound + 1;
+    if (!(buf = malloc(cap)))
+        return -ENOMEM;
     for (;;) {
-        if (buf == NULL)
-            return -ENOMEM;
         ssize_t n = read(fd, buf + len, cap - len);
         if (n < 0 && errno == EINTR)
             continue;
@@ -427,11 +458,19 @@ static int put_stream(mempool *p, int fd, mempool_dref *r)
         if (n == 0)
             break;
         len += (size_t)n;
+        if (len > bound) {
+            free(buf);
+            return -EFBIG;
+        }
         if (len == cap) {
-            char *bigger = realloc(buf, cap *= 2);
-            if (bigger == NULL)
+            size_t ncap = cap > (bound + 1) / 2 ? bound + 1 : cap * 2;
+            char *bigger = realloc(buf, ncap);
+            if (bigger == NULL) {
                 free(buf);
+                return -ENOMEM;
+            }
             buf = bigger;
+            cap = ncap;
         }
     }
     int rc = mempool_put(p, buf, len, r);
@@ -442,20 +481,31 @@ static int put_stream(mempool *p, int fd, mempool_dref *r)
 static int put_fd(mempool *p, int fd, mempool_dref *r)
 {
     struct stat st;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+    /* A regular file that says it is empty may not be (/proc, /sys):
+     * read those as streams. */
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
         return put_regular(p, fd, (size_t)st.st_size, r);
     return put_stream(p, fd, r);
 }
 
 static const char put_usage[] =
-    "Usage: mempool put NAME FILE|-\n"
+    "Usage: mempool put NAME FILE|- [--name OBJNAME]\n"
     "Store the bytes of FILE (or of stdin for '-') as a new object in pool\n"
-    "NAME and print its DRef. The object stays until 'mempool rm'.\n";
+    "NAME and print its DRef. The object stays until 'mempool rm'. Input\n"
+    "larger than one object of the pool can be is refused as soon as that\n"
+    "is known (an endless stream ends at once, memory stays bounded).\n"
+    "  --name OBJNAME  also bind OBJNAME to it in the pool's name directory\n"
+    "                  (fails, storing nothing, if OBJNAME is bound)\n";
 
 int cmd_put(int argc, char **argv)
 {
     if (handled_help(argc, argv, put_usage))
         return CLI_OK;
+    const char *name = NULL;
+    if (argc == 5 && strcmp(argv[3], "--name") == 0) {
+        name = argv[4];          /* mempool put POOL FILE --name NAME */
+        argc = 3;
+    }
     if (argc != 3)
         return cli_usage_error("put", "want a pool NAME and a FILE (or -)");
     const char *path = argv[2];
@@ -470,8 +520,16 @@ int cmd_put(int argc, char **argv)
     mempool_dref r;
     if (rc == 0) {
         rc = put_fd(p, fd, &r);
-        if (rc < 0)
+        if (rc == -EFBIG)
+            fprintf(stderr, "%s put: %s: the input is larger than one "
+                    "object of this pool can be (%zu bytes); stopped "
+                    "reading\n", cli_prog, path, put_bound(p));
+        else if (rc < 0)
             cli_error("put", rc, path);
+        if (rc == 0 && name && (rc = mempool_name_put(p, name, r, 0)) < 0) {
+            cli_error("put", rc, name);
+            mempool_delete(p, r);
+        }
         mempool_close(p);
     }
     if (fd != STDIN_FILENO)

@@ -2,8 +2,8 @@
 /*
  * mempool-bench.c - measure mempool next to baselines run in the same
  * process tree, and print markdown tables ready to paste into the README.
- * Three sections (--section core|spill|codec|all, default all), each with
- * its own pool; a machine line comes first.
+ * Four sections (--section core|spill|codec|handoff|all, default all),
+ * each with its own pool; a machine line comes first.
  *
  * core: set, get (from another process) and delete for a few object sizes.
  *   set      mempool_put() from a prefaulted private buffer; the baseline is
@@ -38,6 +38,9 @@
  * table (also of a spilled table, in a fresh process) against handing the
  * same bytes over with write() + read() into a malloc'd buffer, through a
  * pipe and through a file; bench_codec_section.c says how.
+ *
+ * handoff: channel ping-pong and streams, get_wait and name_get against
+ * pipes carrying DRefs or payloads; bench_handoff.c says how.
  */
 #include "bench.h"
 #include "cli.h"
@@ -65,7 +68,8 @@
 /* ---- options and plan -------------------------------------------------- */
 
 enum {
-    SECTION_CORE = 1, SECTION_SPILL = 2, SECTION_CODEC = 4, SECTION_ALL = 7
+    SECTION_CORE = 1, SECTION_SPILL = 2, SECTION_CODEC = 4,
+    SECTION_HANDOFF = 8, SECTION_ALL = 15
 };
 
 struct options {
@@ -636,7 +640,8 @@ static int setup(struct bench *b)
 /* ---- command line ------------------------------------------------------ */
 
 static const char usage[] =
-    "Usage: mempool-bench [--quick] [--section core|spill|codec|all]\n"
+    "Usage: mempool-bench [--quick]\n"
+    "                     [--section core|spill|codec|handoff|all]\n"
     "                     [--sizes LIST] [--dir DIR]\n"
     "Measure mempool against same-run baselines; print markdown tables.\n"
     "  core:  set, get+release from another process and delete against a\n"
@@ -647,10 +652,12 @@ static const char usage[] =
     "         another process spills;\n"
     "  codec: set_obj and get_obj of a 1M-element string column and a\n"
     "         1M-row table, also spilled, against write() + read() of the\n"
-    "         same bytes through a pipe and a file.\n"
+    "         same bytes through a pipe and a file;\n"
+    "  handoff: channel ping-pong, 1→1 and 4×4 streams, get_wait wake-up\n"
+    "         and name_get against pipes carrying DRefs or payloads.\n"
     "  --quick         few iterations (CI smoke run, a few seconds; codec:\n"
     "                  100,000 rows)\n"
-    "  --section S     core, spill, codec or all (default all)\n"
+    "  --section S     core, spill, codec, handoff or all (default all)\n"
     "  --sizes LIST    core: comma-separated object sizes, suffixes K, M, G\n"
     "                  (default 64,4K,1M,64M; at most 8, each 1 B..256 MiB)\n"
     "  --dir DIR       spill, codec: make the temp dir in DIR (default:\n"
@@ -676,6 +683,7 @@ static int parse_section(struct options *o, const char *s)
     o->sections = strcmp(s, "core") == 0    ? SECTION_CORE
                   : strcmp(s, "spill") == 0 ? SECTION_SPILL
                   : strcmp(s, "codec") == 0 ? SECTION_CODEC
+                  : strcmp(s, "handoff") == 0 ? SECTION_HANDOFF
                   : strcmp(s, "all") == 0   ? SECTION_ALL : 0;
     return o->sections ? 0 : -EINVAL;
 }
@@ -781,5 +789,15 @@ int main(int argc, char **argv)
             fprintf(stderr, "mempool-bench: codec: %s\n",
                     mempool_strerror(codec));
     }
-    return core == 0 && spill == 0 && codec == 0 ? CLI_OK : CLI_FAIL;
+    fflush(stdout);
+    int handoff = 0;
+    if (b.o.sections & SECTION_HANDOFF) {
+        struct handoff_opts ho = {.quick = b.o.quick};
+        handoff = bench_handoff(&ho);
+        if (handoff < 0)
+            fprintf(stderr, "mempool-bench: handoff: %s\n",
+                    mempool_strerror(handoff));
+    }
+    return core == 0 && spill == 0 && codec == 0 && handoff == 0 ? CLI_OK
+                                                                 : CLI_FAIL;
 }

@@ -8,6 +8,7 @@
  *   mempool ls [--json]                  mempool rm NAME DREF
  *   mempool info NAME [--json]           mempool fsck NAME [--repair]
  *   mempool demo [--consumers N] [--pool NAME]
+ *   mempool name put|get|drop|ls ...     mempool chan ls|send|recv ...
  *
  * The live view of a pool is a separate program, mempool-top (top.c).
  *
@@ -36,6 +37,8 @@ static const struct subcommand commands[] = {
     {"get", cmd_get, "write an object's bytes to stdout"},
     {"rm", cmd_rm, "delete an object"},
     {"fsck", cmd_fsck, "check a pool's invariants (--repair: reap dead)"},
+    {"name", cmd_name, "bind, look up, drop, list names (put|get|drop|ls)"},
+    {"chan", cmd_chan, "list channels, send or receive a DRef (ls|send|recv)"},
     {"demo", cmd_demo, "run a producer and consumer processes, verify all"},
     {"demo-consumer", cmd_demo_consumer, NULL},
 };

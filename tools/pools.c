@@ -109,18 +109,20 @@ void cli_pools_free(struct cli_pool *v, int n)
 
 void cli_pools_print(FILE *f, const struct cli_pool *v, int n)
 {
+    char nm[4 * MEMPOOL_NAME_MAX + 8];
     int w = 4;
     for (int i = 0; i < n; i++)
-        if ((int)strlen(v[i].name) > w)
-            w = (int)strlen(v[i].name);
+        if ((int)strlen(cli_printable(v[i].name, nm, sizeof nm)) > w)
+            w = (int)strlen(nm);
     fprintf(f, "%-*s %10s %10s %5s %9s %8s %5s %5s  %s\n", w, "NAME", "SIZE",
             "USED", "USE%", "OBJECTS", "ONDISK", "ALIVE", "DEAD", "STATUS");
     for (int i = 0; i < n; i++) {
         const struct mempool_stats *s = &v[i].s;
         char a[32], b[32];
+        cli_printable(v[i].name, nm, sizeof nm);   /* planted names too */
         if (v[i].err) {
             fprintf(f, "%-*s %10s %10s %5s %9s %8s %5s %5s  %s\n", w,
-                    v[i].name, "-", "-", "-", "-", "-", "-", "-",
+                    nm, "-", "-", "-", "-", "-", "-", "-",
                     v[i].err == MEMPOOL_ENOTREADY
                         ? "not ready (being created, or its creator died)"
                         : mempool_strerror(v[i].err));
@@ -128,7 +130,7 @@ void cli_pools_print(FILE *f, const struct cli_pool *v, int n)
         }
         fprintf(f, "%-*s %10s %10s %4.0f%% %9" PRIu64 " %8" PRIu64
                    " %5" PRIu32 " %5" PRIu32 "  %s\n",
-                w, v[i].name, cli_fmt_bytes(s->arena_bytes, a, sizeof a),
+                w, nm, cli_fmt_bytes(s->arena_bytes, a, sizeof a),
                 cli_fmt_bytes(s->used_bytes, b, sizeof b),
                 s->data_bytes ? 100.0 * (double)s->used_bytes /
                                     (double)s->data_bytes : 0.0,
@@ -147,12 +149,17 @@ void cli_pools_json(FILE *f, const struct cli_pool *v, int n)
             MEMPOOL_STATS_SCHEMA,
             (uint64_t)ts.tv_sec * UINT64_C(1000000000) + (uint64_t)ts.tv_nsec);
     for (int i = 0; i < n; i++) {
-        /* Pool names are [A-Za-z0-9._-]: nothing to escape. */
-        if (v[i].json)
+        /* A pool's own document names it by a valid (plain) name; any
+         * other entry's name is whatever its creator chose: escaped. */
+        if (v[i].json) {
             fprintf(f, "%s%s", i ? "," : "", v[i].json);
-        else
-            fprintf(f, "%s{\"name\":\"%s\",\"error\":\"%s\"}", i ? "," : "",
-                    v[i].name, mempool_strerror(v[i].err));
+        } else {
+            fprintf(f, "%s{\"name\":", i ? "," : "");
+            cli_json_string(f, v[i].name);
+            fprintf(f, ",\"error\":");
+            cli_json_string(f, mempool_strerror(v[i].err));
+            fputc('}', f);
+        }
     }
     fprintf(f, "]}\n");
 }

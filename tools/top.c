@@ -526,12 +526,34 @@ static bool wait_keys(uint64_t deadline, struct opts *o, bool keys)
     return resize_flag;
 }
 
+/* The shm object we attached to (pool_watch), to tell a destroyed pool -
+ * also one re-created under the same name since - from the one we show. */
+static dev_t watched_dev;
+static ino_t watched_ino;
+static bool watched;
+
+static void pool_watch(const char *name)
+{
+    char path[MEMPOOL_NAME_MAX + 32];
+    struct stat st;
+    snprintf(path, sizeof path, "/dev/shm/mempool.%s", name);
+    if (stat(path, &st) == 0) {
+        watched_dev = st.st_dev;
+        watched_ino = st.st_ino;
+        watched = true;
+    }
+}
+
+/* Our pool is no longer under its name: destroyed (and maybe re-created:
+ * what we show is still the destroyed one). */
 static bool pool_removed(const char *name)
 {
     char path[MEMPOOL_NAME_MAX + 32];
     struct stat st;
     snprintf(path, sizeof path, "/dev/shm/mempool.%s", name);
-    return stat(path, &st) < 0 && errno == ENOENT;
+    if (stat(path, &st) < 0)
+        return errno == ENOENT;
+    return watched && (st.st_dev != watched_dev || st.st_ino != watched_ino);
 }
 
 static int run_view(mempool *p, struct opts *o, bool interactive)
@@ -600,6 +622,11 @@ static int run_json(mempool *p, const struct opts *o)
     for (long i = 0; !quit_flag && (n == 0 || i < n); i++) {
         if (i)
             sleep_s(o->interval);
+        if (p && pool_removed(o->name)) {
+            fprintf(stderr, "%s: pool '%s' was destroyed\n", cli_prog,
+                    o->name);
+            return -ENOENT;
+        }
         if (p) {
             char *doc;
             int rc = mempool_stats_json(p, &doc);
@@ -905,6 +932,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (o.name && cli_observe(NULL, o.name, &p) < 0)
         return CLI_FAIL;
+    if (o.name)
+        pool_watch(o.name);
     if (o.json) {
         rc = run_json(p, &o);
     } else if (o.prom) {

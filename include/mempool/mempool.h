@@ -449,6 +449,256 @@ MEMPOOL_API int mempool_dref_format(mempool_dref r, char *buf, size_t len);
 MEMPOOL_API int mempool_dref_parse(const char *s, mempool_dref *out);
 
 /* ------------------------------------------------------------------------ */
+/* Handoff: waiting, names, references in flight, channels                   */
+/* ------------------------------------------------------------------------ */
+/*
+ * Zero-copy handoff between processes with no side channel: a consumer can
+ * wait for an object to be published, find it by name, or receive its DRef
+ * through a channel; and a refcounted object's reference can travel with
+ * it, so the object neither dies in transit nor leaks when nobody takes it.
+ *
+ * Timeouts are milliseconds: < 0 waits forever, 0 does not wait (a call
+ * that would have to wait returns -ETIMEDOUT at once), > 0 waits at most
+ * that long and then returns -ETIMEDOUT. Signals do not interrupt a wait
+ * (EINTR is retried); every wait ends early with the error its function
+ * documents when its object, name or channel goes away. Waiting sleeps on
+ * futexes in the shared arena (no spinning); a call that makes progress
+ * (publish, name_put, send, recv) enters the kernel to wake someone only
+ * when someone sleeps.
+ *
+ * References the pool holds for names, channel items and references in
+ * flight belong to no worker: they survive the death of any process, and
+ * are counted by mempool_info_get().refs. A process killed at any
+ * instruction inside one of these calls leaves its operation done or not
+ * done, with every reference accounted exactly once (reaped as usual:
+ * by the next mempool_open(), mempool_reap(), or a waiter that notices).
+ * Thread safety: every function may be called from any thread of a handle;
+ * a channel handle may be shared by threads too. Process safety: any
+ * number of processes may use the same names and channels. Handles (pool
+ * and channel) are per process: in a child created by fork() they answer
+ * MEMPOOL_EFORKED.
+ */
+
+/**
+ * @brief Wait for reserved object @p r to be published, then pin it as
+ * mempool_get() does (Plasma's create / seal / get).
+ *
+ * An object that is already published is returned at once. While it is
+ * reserved (mempool_reserve() called, mempool_publish() not yet), the call
+ * sleeps until it is published, or until the reservation goes away.
+ * @param[out] v  the pinned view; release it with mempool_release()
+ * @return 0 (published and pinned), or
+ *   -ENOENT     never reserved, or the reservation was aborted, its writer
+ *               died (the waiter notices within 50 ms and reaps it), the
+ *               object was deleted, or the DRef is stale;
+ *   -ETIMEDOUT  still reserved after @p timeout_ms (at once when 0);
+ *   -EINVAL     malformed DRef or NULL @p v;
+ *   -ENOBUFS    this worker holds too many pins;
+ *   -EPERM      observer handle; MEMPOOL_EFORKED;
+ *   or as mempool_get() (MEMPOOL_ECORRUPT for a damaged spill file).
+ */
+MEMPOOL_API int mempool_get_wait(mempool *p, mempool_dref r, mempool_view *v,
+                                 int64_t timeout_ms);
+
+/** mempool_name_put() flags: bind even if the name is bound (the old
+ *  binding's reference is dropped). */
+#define MEMPOOL_NAME_REPLACE 0x1u
+/** Longest name of a name binding or a channel, in bytes. */
+#define MEMPOOL_HNAME_MAX 255
+
+/**
+ * @brief Bind @p name to object @p r in the pool-wide directory.
+ *
+ * Names are 1..MEMPOOL_HNAME_MAX bytes, any byte but NUL. A name bound to
+ * a REFCOUNTED object holds one reference of its own (the object lives
+ * while the name does; the caller keeps its own references); dropping or
+ * replacing the name drops it, which deletes the object if it was the
+ * last. A name bound to a plain object lasts while the object does: once
+ * it is deleted the name reads as unbound. No worker owns a name: names
+ * survive their creator. Wakes mempool_name_get() callers waiting for it.
+ * @return 0, or
+ *   -EEXIST  @p name is bound to a live object and REPLACE was not given;
+ *   -ENOENT  @p r is not a live object (deleted, unpublished, stale);
+ *   -EINVAL  bad name (empty, longer than 255 bytes, NULL), unknown flag,
+ *            malformed DRef;
+ *   -ENOSPC  the directory (nnames records: 4096 in a 1 GiB arena, 256 in
+ *            small ones) or the pool's item table is full;
+ *   -EPERM   observer handle; MEMPOOL_EFORKED; MEMPOOL_ECORRUPT.
+ * Process safety: binders of one name are serialised by a directory lock
+ * that a dead holder loses at once; a binder stopped (SIGSTOP) while
+ * holding it for its few instructions delays other binders and droppers
+ * (never readers) until it continues.
+ */
+MEMPOOL_API int mempool_name_put(mempool *p, const char *name, mempool_dref r,
+                                 unsigned flags);
+
+/**
+ * @brief Look up @p name; wait up to @p timeout_ms for it to be bound.
+ * Lock-free (no writes) when the name is bound; works on an observer
+ * handle then.
+ * @param[out] out  the bound DRef (the caller gets no reference: take one
+ *                  with mempool_ref() if the object must outlive the name)
+ * @return 0, or
+ *   -ETIMEDOUT  not bound (or bound to a deleted object) within the
+ *               timeout (at once when 0);
+ *   -EINVAL     bad name, NULL @p out;
+ *   -EPERM      observer handle asked to wait; MEMPOOL_EFORKED.
+ */
+MEMPOOL_API int mempool_name_get(mempool *p, const char *name,
+                                 mempool_dref *out, int64_t timeout_ms);
+
+/** @brief Unbind @p name, dropping the reference it held (which deletes a
+ *  refcounted object if it was the last).
+ *  @return 0, -ENOENT (not bound, or bound to an object that was deleted:
+ *  the stale binding is removed), -EINVAL (bad name), -EPERM (observer),
+ *  MEMPOOL_EFORKED, MEMPOOL_ECORRUPT. */
+MEMPOOL_API int mempool_name_drop(mempool *p, const char *name);
+
+/** @brief Call @p fn for every name bound to a live object, in directory
+ *  order, with the name (NUL-terminated, valid during the call) and its
+ *  DRef. Names bound or dropped meanwhile may or may not be listed.
+ *  @return 0 after the last, the first non-zero value @p fn returned
+ *  (which stops the listing), -EINVAL (NULL @p fn), MEMPOOL_EFORKED.
+ *  Works on an observer handle. */
+MEMPOOL_API int mempool_name_list(mempool *p,
+                                  int (*fn)(const char *name, mempool_dref r,
+                                            void *arg),
+                                  void *arg);
+
+/**
+ * @brief Move one of the caller's references of REFCOUNTED object @p r
+ * into flight: the caller no longer holds it, no worker does, and the
+ * object stays alive until some process takes it (mempool_ref_take()).
+ * The giver may close or die right after this returns.
+ * @param ttl_ms  drop the reference if nobody takes it within this long
+ *                (< 0: never expires); dropping it deletes the object if
+ *                it was the last reference. Expired references are
+ *                dropped by the next give or take (at most every 10 ms),
+ *                the spiller's tick, mempool_reap() or mempool_check().
+ * @return 0, or -ENOENT (not a live object), -EINVAL (plain object, the
+ *   caller holds no reference, malformed DRef), -ENOSPC (the pool's item
+ *   table is full), -EPERM (observer), MEMPOOL_EFORKED.
+ */
+MEMPOOL_API int mempool_ref_give(mempool *p, mempool_dref r, int64_t ttl_ms);
+
+/** @brief Move one in-flight reference of @p r to the caller (as if it had
+ *  called mempool_ref()). @return 0, -ENOENT (none is in flight, or it
+ *  expired), -EINVAL (malformed DRef), -ENOBUFS (this worker holds too
+ *  many distinct references), -EPERM (observer), MEMPOOL_EFORKED. */
+MEMPOOL_API int mempool_ref_take(mempool *p, mempool_dref r);
+
+/** A channel handle: one process's (one thread's or many threads') end of a
+ *  named channel. Opaque; per process. */
+typedef struct mempool_chan mempool_chan;
+/** mempool_chan_open() flags */
+#define MEMPOOL_CHAN_CREATE    0x1u /**< create if missing (capacity used only then) */
+#define MEMPOOL_CHAN_BROADCAST 0x2u /**< every receiver gets every item sent after it opened */
+
+/**
+ * @brief Open channel @p name, creating it with room for @p capacity items
+ * if it is missing and CREATE is given.
+ *
+ * Queue mode (default): a bounded multi-producer multi-consumer FIFO; each
+ * item is received exactly once, in send order per producer. Broadcast
+ * mode (MEMPOOL_CHAN_BROADCAST, fixed at creation and required to open):
+ * each handle is a subscriber reading every item sent after it opened.
+ * Channels live until mempool_chan_destroy() (or mempool_destroy() of the
+ * pool), whoever created them. At most 64 channels per pool; their
+ * capacities share the pool's ring (16384 slots in a 1 GiB arena, 1024 in
+ * small ones).
+ * @param[out] out  the handle; mempool_chan_close() it
+ * @return 0, or
+ *   -ENOENT   missing and CREATE not given;
+ *   -EINVAL   bad name, unknown flag, NULL @p out, capacity 0 or larger
+ *             than the ring when creating, or BROADCAST not matching the
+ *             channel's mode;
+ *   -ENOSPC   64 channels exist, or no contiguous room in the ring;
+ *   -ENOMEM; -EPERM (observer); MEMPOOL_EFORKED; MEMPOOL_ECORRUPT.
+ */
+MEMPOOL_API int mempool_chan_open(mempool *p, const char *name,
+                                  uint32_t capacity, unsigned flags,
+                                  mempool_chan **out);
+
+/**
+ * @brief Send @p r. Queue mode: wait while the channel is full. Broadcast:
+ * never waits; subscribers that fall a ring behind lose their oldest items.
+ *
+ * References travel with the item: for a REFCOUNTED object, one of the
+ * caller's references moves into the channel (the sender may unref, close
+ * or die right after this returns; the object lives), and the receiver
+ * gets it. A plain object's DRef travels as is (it may be deleted before
+ * it is received; the receiver's get then says -ENOENT).
+ * Lock-free: one CAS commits the item; a stopped or killed process never
+ * holds a slot.
+ * @return 0, or
+ *   -ETIMEDOUT  still full after @p timeout_ms (at once when 0);
+ *   -EPIPE      the channel was destroyed (also while waiting);
+ *   -ENOENT     @p r is not a live object;
+ *   -EINVAL     NULL handle, malformed DRef, refcounted object of which the
+ *               caller holds no reference;
+ *   -ENOSPC     the pool's item table is full;
+ *   -EPERM (observer), MEMPOOL_EFORKED.
+ * On any error the item is not sent and the caller keeps its reference.
+ */
+MEMPOOL_API int mempool_chan_send(mempool_chan *c, mempool_dref r,
+                                  int64_t timeout_ms);
+
+/**
+ * @brief Receive the next item into @p out; wait while there is none.
+ *
+ * For a refcounted object the caller now holds one reference (release it
+ * with mempool_unref()); for a plain object it holds nothing. Broadcast:
+ * if this subscriber fell more than a ring behind, the call returns
+ * -EOVERFLOW once (the lost items are added to the channel's "dropped"
+ * figure), and the next call continues with the oldest item still there;
+ * a position a sender took but did not write within 20 ms (a stopped or
+ * dead sender) is skipped the same way.
+ * @return 0, or
+ *   -ETIMEDOUT  nothing within @p timeout_ms (at once when 0);
+ *   -EPIPE      the channel was destroyed (also while waiting);
+ *   -EOVERFLOW  broadcast only: items were lost, see above;
+ *   -EINVAL     NULL argument;
+ *   -ENOBUFS    this worker holds too many distinct references;
+ *   -EPERM (observer), MEMPOOL_EFORKED, MEMPOOL_ECORRUPT.
+ */
+MEMPOOL_API int mempool_chan_recv(mempool_chan *c, mempool_dref *out,
+                                  int64_t timeout_ms);
+
+/** @brief Free the handle (the channel and its items stay). Also frees a
+ *  handle inherited by a forked child. @return 0, -EINVAL (NULL). */
+MEMPOOL_API int mempool_chan_close(mempool_chan *c);
+
+/** @brief Destroy channel @p name: waiters in send and recv return -EPIPE,
+ *  later calls on its handles return -EPIPE, and the references of items
+ *  still in it are dropped (deleting objects that had no other).
+ *  @return 0, -ENOENT (no such channel), -EINVAL (bad name), -EPERM
+ *  (observer), MEMPOOL_EFORKED, MEMPOOL_ECORRUPT. */
+MEMPOOL_API int mempool_chan_destroy(mempool *p, const char *name);
+
+/** One channel's figures (mempool_chan_list()). */
+typedef struct mempool_chan_info {
+    char     name[MEMPOOL_HNAME_MAX + 1]; /**< NUL-terminated */
+    uint32_t flags;              /**< MEMPOOL_CHAN_BROADCAST or 0 */
+    uint32_t capacity;           /**< ring slots */
+    uint64_t depth;              /**< items in the ring now */
+    uint32_t senders_waiting;    /**< sleeping in send now */
+    uint32_t receivers_waiting;  /**< sleeping in recv now */
+    uint32_t subscribers;        /**< broadcast: open handles (approximate:
+                                      a killed process's stays counted) */
+    uint32_t reserved;
+    uint64_t sent, received;     /**< totals since creation */
+    uint64_t dropped;            /**< broadcast: items subscribers lost */
+    uint64_t refs;               /**< references the ring holds now */
+} mempool_chan_info;
+
+/** @brief Call @p fn for every channel. @return 0, the first non-zero
+ *  value of @p fn, -EINVAL, MEMPOOL_EFORKED. Works on observers. */
+MEMPOOL_API int mempool_chan_list(mempool *p,
+                                  int (*fn)(const mempool_chan_info *ci,
+                                            void *arg),
+                                  void *arg);
+
+/* ------------------------------------------------------------------------ */
 /* Memory limit, spilling and files                                          */
 /* ------------------------------------------------------------------------ */
 /*
@@ -915,6 +1165,17 @@ struct mempool_stats {
                                    spiller's, else any attached worker's;
                                    "" while none has written a file */
     uint64_t refs, unrefs;    /**< totals of mempool_ref(), mempool_unref() */
+    /* Handoff (names, references in flight, channels). */
+    uint64_t names;           /**< names bound to a live object */
+    uint64_t names_capacity;  /**< name directory records */
+    uint64_t flight_refs;     /**< references in flight now */
+    uint64_t flight_given, flight_taken, flight_expired; /**< totals */
+    uint64_t channels;        /**< channels that exist */
+    uint64_t items_used;      /**< pool-held items (bindings, channel items,
+                                   references in flight) */
+    uint64_t items_capacity;  /**< their table's size */
+    uint64_t orphans_freed;   /**< items left by dead workers and freed */
+    uint64_t get_waits;       /**< mempool_get_wait() calls that slept */
     uint64_t spill_refused;   /**< objects not spilled because a worker's
                                    spill directory failed its check
                                    (MEMPOOL_EUNSAFE) or could not be
@@ -986,8 +1247,8 @@ MEMPOOL_API int mempool_worker_stats_get(mempool *p, int worker,
 
 /** Version of the document mempool_stats_json() writes ("schema"); 2 gave
  *  each counter one name everywhere (README "Stats schema" lists the
- *  renames from 1). */
-#define MEMPOOL_STATS_SCHEMA 2
+ *  renames from 1); 3 added "handoff" and "channels". */
+#define MEMPOOL_STATS_SCHEMA 3
 
 /**
  * @brief The figures of mempool_stats_get() and of every non-FREE worker's
@@ -1002,12 +1263,27 @@ MEMPOOL_API int mempool_stats_json(mempool *p, char **out);
 
 /** @brief Check the pool's invariants: every data byte free or owned by one
  *  table entry, allocator state agrees with the table, counters agree with
- *  the objects, no dead worker holds anything. Writes a one-line reason to
- *  @p why (may be NULL). Briefly holds the allocator lock.
+ *  the objects, no dead worker holds anything, no pin or reference cell
+ *  names a freed object, and every object's spill file (its only copy, or
+ *  a clean copy) exists and passes its checks, payload checksum included
+ *  (files this caller may not read are skipped). Writes a one-line reason
+ *  to @p why (may be NULL). Briefly holds the allocator lock; reads every
+ *  spill file.
  *  @return 0 healthy, MEMPOOL_ECORRUPT with a reason, -EINVAL (NULL),
  *  -EACCES (a read-only observer cannot take the allocator lock), -ENOMEM,
  *  MEMPOOL_EFORKED. */
 MEMPOOL_API int mempool_check(mempool *p, char *why, size_t whylen);
+
+/** @brief Repair what mempool_check() finds and a worker can fix: reap dead
+ *  workers, drop every object whose only copy - its spill file - is
+ *  missing or damaged (its bytes are lost; its DRefs answer -ENOENT from
+ *  then on), and forget damaged clean copies of objects still in memory (a
+ *  later eviction writes a new file). Counts go to @p dropped and
+ *  @p forgotten (either may be NULL).
+ *  @return 0, -EPERM on an observer handle, MEMPOOL_EFORKED, -EINVAL,
+ *  MEMPOOL_ECORRUPT (the allocator's shared state failed validation). */
+MEMPOOL_API int mempool_repair(mempool *p, uint64_t *dropped,
+                               uint64_t *forgotten);
 
 /** @brief Return the memory of free data pages to the kernel
  *  (fallocate PUNCH_HOLE). Freed pages are otherwise kept for reuse.

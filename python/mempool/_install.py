@@ -14,7 +14,7 @@ one can call install() in its initializer). Lifetime: see mempool._pickle.
 """
 import pickle
 
-from . import _pickle
+from . import _mempool, _pickle
 from ._pool import _open_named, _remember
 
 _config = None  # (pool, min_size) once installed
@@ -66,6 +66,18 @@ def _reduce_ndarray(a):
     if cfg is None or a.dtype.hasobject or a.nbytes < cfg[1]:
         return a.__reduce_ex__(pickle.DEFAULT_PROTOCOL)
     pool, min_size = cfg
+    base = a.base
+    while base is not None and not isinstance(base, _mempool.Buffer):
+        base = getattr(base, "base", None)
+    if isinstance(base, _mempool.Buffer) and len(base) == a.nbytes and \
+            base.address == a.__array_interface__["data"][0] and \
+            (a.flags.c_contiguous or a.flags.f_contiguous):
+        # An array that came through the pool goes on without a copy.
+        ref = _pickle.resend_hop(pool, base)
+        if ref is not None:
+            order = "C" if a.flags.c_contiguous else "F"
+            return (_rebuild_ndarray, (pool.name, min_size, ref.off, ref.gen,
+                                       a.dtype, a.shape, order))
     if a.flags.c_contiguous:
         order = "C"
     elif a.flags.f_contiguous:

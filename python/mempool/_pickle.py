@@ -2,8 +2,17 @@
 """mempool.dumps / mempool.loads: pickle protocol 5 with the out-of-band
 buffers in the pool.
 
-The hop's lifetime (until the handoff primitives of the C library land):
-each large buffer becomes a plain BYTES object. loads() pins it and deletes
+The hop's lifetime, with the C library's reference handoff
+(_mempool.HAVE_HANDOFF): each large buffer becomes a refcounted BYTES
+object whose only reference is given into flight with a time-to-live of
+HOP_TTL seconds. loads() takes that reference and pins the object; both go
+when the last array made from it is collected. The producer may exit at
+any time after dumps(); a payload never loaded is deleted by the pool when
+the TTL passes; a payload loads once (a second loads raises NotFound). An
+array that came out of the pool is sent on without a copy: the sender adds
+a reference and gives it.
+
+Without handoff (an older library): each large buffer becomes a plain BYTES object. loads() pins it and deletes
 it at once, so its memory is freed when the last array made from it is
 collected, whether or not the producer still runs; a payload is therefore
 loaded once (a second loads raises NotFound). A payload that is never
@@ -54,7 +63,15 @@ def sweep(now=None):
 
 def put_hop(pool, buf):
     """Store *buf* (a contiguous bytes-like) for one load in another
-    process: the object is deleted by the loader (see the module doc)."""
+    process (see the module doc for its lifetime)."""
+    if _mempool.HAVE_HANDOFF:
+        ref = pool.put(buf, refcounted=True)
+        try:
+            pool.give(ref, ttl=HOP_TTL)
+        except BaseException:
+            pool.unref(ref)
+            raise
+        return ref
     sweep()
     ref = pool.put(buf)
     with _lock:
@@ -62,9 +79,30 @@ def put_hop(pool, buf):
     return ref
 
 
+def resend_hop(pool, buf):
+    """Send on an object this process got from a hop, without a copy: the
+    DRef of *buf* (a Buffer that owns a reference) with a new reference in
+    flight, or None when that is not possible."""
+    if not (_mempool.HAVE_HANDOFF and isinstance(buf, _mempool.Buffer)
+            and buf.owns_ref and buf.pool_name == pool.name):
+        return None
+    try:
+        pool.ref(buf.ref)
+    except _mempool.Error:
+        return None
+    try:
+        pool.give(buf.ref, ttl=HOP_TTL)
+    except BaseException:
+        pool.unref(buf.ref)
+        raise
+    return buf.ref
+
+
 def take_hop(pool, ref):
     """The loader's side of put_hop(): a read-only Buffer of the object,
-    which is deleted now and freed when the Buffer's last user is gone."""
+    freed when the Buffer's last user is gone."""
+    if _mempool.HAVE_HANDOFF:
+        return pool._take_pinned(ref)
     return pool._get_consume(ref)
 
 

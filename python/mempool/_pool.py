@@ -79,6 +79,14 @@ class Pool(_mempool.PoolBase):
             f"cannot store a {type(obj).__name__} in the pool; use "
             "mempool.dumps() for arbitrary objects")
 
+    if _mempool.HAVE_HANDOFF:
+        @property
+        def names(self):
+            """The pool's name directory (mempool.Names, a MutableMapping of
+            name -> DRef with wait(name, timeout))."""
+            from ._names import Names
+            return Names(self)
+
     def __reduce__(self):
         # Another process attaches to the same pool by name.
         return (_open_named, (self.name,))

@@ -23,6 +23,7 @@ static void conn_dealloc(MpyConn *c)
     mempool *h = c->h;
 
     c->h = NULL;
+    Py_CLEAR(c->name);
     if (h) {
         /* In a forked child this only frees the child's memory. */
         Py_BEGIN_ALLOW_THREADS
@@ -56,6 +57,7 @@ MpyBuffer *mpy_buffer_new(MpyConn *conn, const mempool_view *v,
     b->exports = 0;
     b->pinned = 1;
     b->release_asked = 0;
+    b->ref_owned = 0;
     b->weaklist = NULL;
     return b;
 }
@@ -67,8 +69,11 @@ void mpy_buffer_release(MpyBuffer *b)
     if (!b->pinned)
         return;
     b->pinned = 0;
-    if (b->conn && b->conn->h && b->conn->gen == mpy_fork_gen)
+    if (b->conn && b->conn->h && b->conn->gen == mpy_fork_gen) {
         mempool_release(b->conn->h, &b->v);
+        if (b->ref_owned)
+            mempool_unref(b->conn->h, b->r);
+    }
 }
 
 static void buffer_dealloc(MpyBuffer *b)
@@ -189,7 +194,23 @@ static PyObject *buffer_get_address(MpyBuffer *b, void *c)
     return PyLong_FromVoidPtr((void *)b->v.data);
 }
 
+static PyObject *buffer_get_owns_ref(MpyBuffer *b, void *c)
+{
+    (void)c;
+    return PyBool_FromLong(b->ref_owned && b->pinned);
+}
+
+static PyObject *buffer_get_pool_name(MpyBuffer *b, void *c)
+{
+    (void)c;
+    return Py_NewRef(b->conn && b->conn->name ? b->conn->name : Py_None);
+}
+
 static PyGetSetDef buffer_getset[] = {
+    {"owns_ref", (getter)buffer_get_owns_ref, NULL,
+     "True if this buffer holds a reference it drops with the pin", NULL},
+    {"pool_name", (getter)buffer_get_pool_name, NULL, "the pool's name",
+     NULL},
     {"ref", (getter)buffer_get_ref, NULL, "the object's DRef", NULL},
     {"type", (getter)buffer_get_type, NULL, "the object's codec type id",
      NULL},

@@ -125,6 +125,10 @@ PyMODINIT_FUNC PyInit__mempool(void)
         add_type(m, &MpyBuffer_Type, "Buffer") < 0 ||
         add_type(m, &MpyStrings_Type, "Strings") < 0 ||
         add_type(m, &MpyReservation_Type, "Reservation") < 0 ||
+#if MPY_HAVE_HANDOFF
+        add_type(m, &MpyChannel_Type, "Channel") < 0 ||
+#endif
+        PyModule_AddIntConstant(m, "HAVE_HANDOFF", MPY_HAVE_HANDOFF) < 0 ||
         PyModule_AddStringConstant(m, "__version__", mempool_version()) < 0 ||
         PyModule_AddIntConstant(m, "TYPE_BYTES", MEMPOOL_TYPE_BYTES) < 0 ||
         PyModule_AddIntConstant(m, "TYPE_ARRAY", MEMPOOL_TYPE_ARRAY) < 0 ||

@@ -38,6 +38,7 @@ typedef struct {
     PyObject_HEAD
     mempool      *h;
     unsigned long gen;  /* mpy_fork_gen at open */
+    PyObject     *name; /* the pool's name (str) */
 } MpyConn;
 
 typedef struct {
@@ -63,6 +64,7 @@ typedef struct {
     Py_ssize_t   exports; /* live buffer-protocol exports */
     int          pinned;
     int          release_asked;
+    int          ref_owned; /* drop one reference with the pin (handoff) */
     PyObject    *weaklist;
 } MpyBuffer;
 
@@ -121,6 +123,22 @@ typedef struct {
 } mpy_strbuild;
 int mpy_strbuild_init(mpy_strbuild *b, PyObject *seq);
 void mpy_strbuild_free(mpy_strbuild *b);
+/* handoff.c: only when the library has the handoff primitives */
+#ifdef MEMPOOL_CHAN_CREATE
+#define MPY_HAVE_HANDOFF 1
+extern PyTypeObject MpyChannel_Type;
+MpyBuffer *mpy_pin_wait(MpyConn *c, mempool_dref r, double timeout_s);
+PyObject *mpy_pool_name_put(MpyPool *self, PyObject *args);
+PyObject *mpy_pool_name_get(MpyPool *self, PyObject *args);
+PyObject *mpy_pool_name_drop(MpyPool *self, PyObject *name);
+PyObject *mpy_pool_name_list(MpyPool *self, PyObject *unused);
+PyObject *mpy_pool_give(MpyPool *self, PyObject *args, PyObject *kw);
+PyObject *mpy_pool_take(MpyPool *self, PyObject *ref);
+PyObject *mpy_pool_take_pinned(MpyPool *self, PyObject *ref);
+PyObject *mpy_pool_channel(MpyPool *self, PyObject *args, PyObject *kw);
+#else
+#define MPY_HAVE_HANDOFF 0
+#endif
 /* reserve.c */
 PyObject *mpy_pool_reserve(MpyPool *self, PyObject *args, PyObject *kw);
 PyObject *mpy_pool_empty(MpyPool *self, PyObject *args, PyObject *kw);

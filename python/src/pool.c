@@ -20,13 +20,16 @@
 #include <string.h>
 #include <time.h>
 
-static MpyConn *conn_open(const char *name, const mempool_options *o,
+static MpyConn *conn_open(PyObject *pyname, const mempool_options *o,
                           int release_gil)
 {
+    const char *name = PyUnicode_AsUTF8(pyname);
     mempool *h = NULL;
     MpyConn *c;
     int rc;
 
+    if (!name)
+        return NULL;
     if (release_gil) {
         Py_BEGIN_ALLOW_THREADS
         rc = mempool_open(name, o, &h);
@@ -43,6 +46,7 @@ static MpyConn *conn_open(const char *name, const mempool_options *o,
     }
     c->h = h;
     c->gen = mpy_fork_gen;
+    c->name = Py_NewRef(pyname);
     return c;
 }
 
@@ -62,7 +66,7 @@ MpyConn *mpy_pool_conn(MpyPool *self)
      * destroyed meanwhile... unless the caller asked to create. The GIL is
      * kept so that two threads cannot both reopen. */
     o = self->opts;
-    c = conn_open(PyUnicode_AsUTF8(self->name), &o, 0);
+    c = conn_open(self->name, &o, 0);
     if (!c)
         return NULL;
     Py_SETREF(self->conn, c);
@@ -122,7 +126,7 @@ static int pool_init(MpyPool *self, PyObject *args, PyObject *kw)
         }
         o.spill_dir = self->spill_dir;
     }
-    c = conn_open(PyUnicode_AsUTF8(name), &o, 1);
+    c = conn_open(name, &o, 1);
     if (!c)
         return -1;
     /* A reopen after fork attaches; it must not re-create a pool that was
@@ -197,6 +201,10 @@ static MpyBuffer *pin(MpyPool *self, mempool_dref r, double timeout)
 
     if (!c)
         return NULL;
+#if MPY_HAVE_HANDOFF
+    if (timeout > 0)
+        return mpy_pin_wait(c, r, timeout);
+#endif
     for (;;) {
         Py_BEGIN_ALLOW_THREADS
         rc = mempool_get(c->h, r, &v);
@@ -687,6 +695,25 @@ static PyMethodDef pool_methods[] = {
      "view(ref, timeout=None)\n--\n\nThe raw bytes of any object as a "
      "Buffer; use it in a with-block to release the pin deterministically."},
     {"_get_consume", (PyCFunction)pool_get_consume, METH_O, NULL},
+#if MPY_HAVE_HANDOFF
+    {"_name_put", (PyCFunction)mpy_pool_name_put, METH_VARARGS, NULL},
+    {"_name_get", (PyCFunction)mpy_pool_name_get, METH_VARARGS, NULL},
+    {"_name_drop", (PyCFunction)mpy_pool_name_drop, METH_O, NULL},
+    {"_name_list", (PyCFunction)mpy_pool_name_list, METH_NOARGS, NULL},
+    {"give", (PyCFunction)(void (*)(void))mpy_pool_give,
+     METH_VARARGS | METH_KEYWORDS,
+     "give(ref, ttl=None)\n--\n\nMove one of this worker's references of a "
+     "refcounted object into flight: no process holds it until one take()s "
+     "it; dropped after *ttl* seconds if nobody does (None: never)."},
+    {"take", (PyCFunction)mpy_pool_take, METH_O,
+     "take(ref)\n--\n\nMove one in-flight reference of *ref* to this "
+     "worker (unref() it when done)."},
+    {"_take_pinned", (PyCFunction)mpy_pool_take_pinned, METH_O, NULL},
+    {"channel", (PyCFunction)(void (*)(void))mpy_pool_channel,
+     METH_VARARGS | METH_KEYWORDS,
+     "channel(name, capacity=64, broadcast=False, create=True)\n--\n\nOpen "
+     "(or create) the named channel of DRefs: a mempool.Channel."},
+#endif
     {"delete", (PyCFunction)pool_delete, METH_O,
      "delete(ref)\n--\n\nDelete the object; pinned memory is freed at the "
      "last release."},

@@ -94,6 +94,8 @@ def test_hop_survives_producer_exit(pool, name):
     assert pool.stats()["pool"]["objects"]["used"] == 0
 
 
+@pytest.mark.skipif(mempool._mempool.HAVE_HANDOFF,
+                    reason="the pool expires hops (test_handoff.py)")
 def test_unloaded_payload_expires(pool):
     data = mempool.dumps(np.zeros(BIG), pool)
     assert pool.stats()["pool"]["objects"]["used"] == 1
@@ -163,7 +165,8 @@ def test_killed_worker_leaves_pool_clean(installed):
     seen = ready.get(timeout=60)
     assert [s[0] for s in seen] == ["Buffer"] * 3
     st = pool.stats()["pool"]["objects"]
-    assert st["pins"] == 3 and st["deleted"] == 3
+    # held by the child's pins (and, with handoff, its references)
+    assert st["pins"] == 3 and st["used"] == 3
     os.kill(p.pid, signal.SIGKILL)
     p.join(30)
     assert pool.reap() == 1

@@ -419,6 +419,8 @@ void mempool__free(mempool *p, uint32_t idx)
     MP_ST(e->len, 0);
     MP_ST(e->owner, 0);
     nw = mempool__entry_recycle(e, w);
+    if (MP_W_ST(w) == MP_ST_ALLOC)
+        mempool__entry_wake(p, idx);  /* get_wait: reservation is gone */
     if (MP_W_ST(nw) == MP_ST_FREE)
         entry_push(p, idx);
 }
@@ -431,16 +433,21 @@ void mempool__charge(mempool *p, uint32_t idx)
     account(p, e, atomic_load(&e->word), +1);
 }
 
-/* Entry @p idx went from word @p w to @p nw (mempool__entry_end_write):
- * if that gave it a file, charge its owner's disk bytes. Locked.
+/* Entry @p idx went from word @p w to @p nw (mempool__entry_end_write, or
+ * mempool_repair() dropping a damaged clean copy): charge or uncharge its
+ * owner's disk bytes as it gained or lost its file. Locked.
  * Moves: the owner's (or the pool's) disk_bytes only. */
 void mempool__charge_ondisk(mempool *p, uint32_t idx, uint64_t w, uint64_t nw)
 {
     mp_entry *e = mp_entry_at(p, idx);
+    bool had = MP_W_FL(w) & MP_F_ONDISK, has = MP_W_FL(nw) & MP_F_ONDISK;
     charges c;
-    if (!(MP_W_FL(w) & MP_F_ONDISK) && (MP_W_FL(nw) & MP_F_ONDISK) &&
-        charges_of(p, e->owner, &c))
-        atomic_fetch_add(c.disk, e->len);
+    if (had != has && charges_of(p, e->owner, &c)) {
+        if (has)
+            atomic_fetch_add(c.disk, e->len);
+        else
+            atomic_fetch_sub(c.disk, e->len);
+    }
 }
 
 /* Free the memory of EVICTING entry @p idx (word @p w): it becomes SPILLED.

@@ -69,6 +69,8 @@ uint64_t mempool__format_word(void)
         sizeof(mp_header), sizeof(mp_slot), sizeof(mp_entry), sizeof(mp_page),
         MP_CELLS, MP_WORKERS, sizeof(pthread_mutex_t), MP_PAGE, MP_NCLASS,
         sizeof(void *), offsetof(mp_header, alloc_lock), 0x0102030405060708ull,
+        sizeof(mp_hand), sizeof(mp_box), sizeof(mp_name), sizeof(mp_chan),
+        MP_CHANS, MP_BOX_BW,
     };
     uint64_t h = 1469598103934665603ull;            /* FNV-1a over parts */
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
@@ -76,6 +78,35 @@ uint64_t mempool__format_word(void)
         h *= 1099511628211ull;
     }
     return ((uint64_t)MP_FORMAT_VERSION << 48) | (h & 0xffffffffffffull);
+}
+
+static uint64_t clamp_u64(uint64_t x, uint64_t lo, uint64_t hi)
+{
+    return x < lo ? lo : x > hi ? hi : x;
+}
+
+/* The handoff regions from @p off on (sizes scale with the arena: 1 GiB
+ * gets 16384 ring slots and 4096 names, small arenas 1024 and 256).
+ * Boxes: 8 per bucket for 0.8 of them, the rest overflow (box.c). */
+static uint64_t handoff_layout(uint64_t arena, uint64_t off, mp_header *out)
+{
+    uint64_t nring = clamp_u64(arena >> 16, 1024, 65536);
+    uint64_t nnames = clamp_u64(arena >> 18, 256, 4096);
+    uint64_t nb = (2 * nring + nnames + 7) / 8;
+    out->nring = (uint32_t)nring;
+    out->nnames = (uint32_t)nnames;
+    out->nbox = (uint32_t)(nb * 10);
+    out->nchans = MP_CHANS;
+    out->hand_off = off;
+    out->boxw_off = off + MP_PAGE;
+    out->boxes_off = align_up(out->boxw_off + out->nbox * 8ull, MP_ALIGN);
+    out->names_off = align_up(out->boxes_off + out->nbox * sizeof(mp_box),
+                              MP_ALIGN);
+    out->chans_off = align_up(out->names_off + nnames * sizeof(mp_name),
+                              MP_ALIGN);
+    out->ring_off = align_up(out->chans_off + MP_CHANS * sizeof(mp_chan),
+                             MP_ALIGN);
+    return out->ring_off + nring * 8;
 }
 
 int mempool__layout(uint64_t arena, uint64_t max_objects, mp_header *out)
@@ -93,6 +124,7 @@ int mempool__layout(uint64_t arena, uint64_t max_objects, mp_header *out)
     off = out->slots_off + (uint64_t)MP_WORKERS * sizeof(mp_slot);
     out->cells_off = off;
     off += (uint64_t)MP_WORKERS * MP_CELLS * sizeof(uint64_t);
+    off = handoff_layout(arena, align_up(off, MP_PAGE), out);
     out->table_off = align_up(off, MP_PAGE);
     off = out->table_off + max_objects * sizeof(mp_entry);
     out->pages_off = align_up(off, MP_ALIGN);
@@ -124,6 +156,15 @@ void mempool__bind(mempool *p)
     p->tab = (mp_entry *)(p->base + h->table_off);
     p->pages = (mp_page *)(p->base + h->pages_off);
     p->bitmap = (_Atomic uint64_t *)(p->base + h->bitmap_off);
+    p->hand = (mp_hand *)(p->base + h->hand_off);
+    p->boxw = (_Atomic uint64_t *)(p->base + h->boxw_off);
+    p->boxes = (mp_box *)(p->base + h->boxes_off);
+    p->names = (mp_name *)(p->base + h->names_off);
+    p->chans = (mp_chan *)(p->base + h->chans_off);
+    p->ring = (_Atomic uint64_t *)(p->base + h->ring_off);
+    p->nbox = h->nbox;
+    p->nnames = h->nnames;
+    p->nring = h->nring;
     p->ntab = h->max_objects;
     p->data_off = h->data_off;
     p->npages = h->npages;
@@ -254,7 +295,12 @@ static int validate_header(const mp_header *h, uint64_t size)
     if (chk.slots_off != h->slots_off || chk.cells_off != h->cells_off ||
         chk.table_off != h->table_off || chk.pages_off != h->pages_off ||
         chk.bitmap_off != h->bitmap_off || chk.data_off != h->data_off ||
-        chk.npages != h->npages)
+        chk.npages != h->npages || chk.hand_off != h->hand_off ||
+        chk.boxw_off != h->boxw_off || chk.boxes_off != h->boxes_off ||
+        chk.names_off != h->names_off || chk.chans_off != h->chans_off ||
+        chk.ring_off != h->ring_off || chk.nbox != h->nbox ||
+        chk.nnames != h->nnames || chk.nring != h->nring ||
+        chk.nchans != h->nchans)
         return MEMPOOL_ECORRUPT;
     return 0;
 }

@@ -201,6 +201,17 @@ bool mempool__entry_flag_move(mp_entry *e, uint32_t gen)
     return cas(e, &w, w | MP_F_MOVE);
 }
 
+/* LIVE word @p w with a complete clean copy -> the same without F_ONDISK
+ * (the file was found damaged; a later eviction writes a new one). false
+ * if the word moved. Under the allocator lock, for the disk charge. */
+bool mempool__entry_drop_file(mp_entry *e, uint64_t w)
+{
+    if (MP_W_ST(w) != MP_ST_LIVE || !(MP_W_FL(w) & MP_F_ONDISK) ||
+        (MP_W_FL(w) & MP_F_WRITING))
+        return false;
+    return cas(e, &w, w & ~(uint64_t)MP_F_ONDISK);
+}
+
 /* ---- reclaim ------------------------------------------------------------ */
 
 /* Free DELETED entry @p idx if no pin cell names it and no writer is at
@@ -312,7 +323,10 @@ void mempool__entry_refcheck(mempool *p, uint32_t idx, uint32_t gen)
         return;
     MP_FP(refcheck_flagged);
     do {
-        held = mempool__cell_count(p, MP_REF, idx, gen, true) != 0;
+        /* Workers' reference cells, then the pool's own (names, channel
+         * items, references in flight: box.c). */
+        held = mempool__cell_count(p, MP_REF, idx, gen, true) != 0 ||
+               mempool__box_held(p, idx, gen);
     } while ((done = rc_end(mp_entry_at(p, idx), gen, me, held)) < 0);
     if (done && !held)
         mempool__entry_reclaim(p, idx);

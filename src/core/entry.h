@@ -95,6 +95,7 @@ uint64_t mempool__entry_freeing(mp_entry *e, unsigned who);  /* old word */
 uint64_t mempool__entry_recycle(mp_entry *e, uint64_t w);    /* new word */
 uint64_t mempool__entry_end_evict(mp_entry *e, uint64_t ev); /* new word */
 uint64_t mempool__entry_end_write(mp_entry *e, bool ok, uint64_t *was);
+bool     mempool__entry_drop_file(mp_entry *e, uint64_t w);
 
 /* ---- lock-free ---------------------------------------------------------- */
 int  mempool__entry_publish(mp_entry *e, uint64_t w);

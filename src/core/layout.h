@@ -13,6 +13,12 @@
  *   header        4 KiB    identity, layout, allocator lock and state
  *   slots         64 x 256 B   one per worker: liveness token, counters
  *   cells         64 x 32 KiB  one pin/ref table per worker
+ *   hand          4 KiB    handoff header: locks, futex words, counters
+ *   boxwords      nbox x 8 B   pool-held items (names, channels, flight)
+ *   boxes         nbox x 32 B  their payloads
+ *   names         nnames x 320 B  the name directory (open addressing)
+ *   chans         64 x 384 B   channel headers
+ *   ring          nring x 8 B  channel ring slots, ranges per channel
  *   table         max_objects x 64 B   the object entries a DRef names
  *   pages         npages x 32 B   page descriptors (allocator)
  *   bitmap        npages bits     1 = page free (allocator)
@@ -177,6 +183,11 @@ typedef struct mp_header {
     /* Charges of objects that belong to the pool (owner 0: their worker
      * closed or died); under alloc_lock like the slots' charges. */
     _Atomic uint64_t pool_objects, pool_resident, pool_disk;
+
+    /* Handoff regions (src/core/box.c, src/handoff/), recomputed on attach
+     * from arena_bytes like the rest of the layout. */
+    uint64_t hand_off, boxw_off, boxes_off, names_off, chans_off, ring_off;
+    uint32_t nbox, nnames, nring, nchans;
 } mp_header;
 
 typedef struct mp_slot {
@@ -215,7 +226,10 @@ typedef struct mp_entry {
     uint16_t setflags;         /* MEMPOOL_PUT_* */
     uint32_t next_free;        /* idx + 1, under the allocator lock */
     uint32_t pad;
-    uint64_t spare[2];
+    _Atomic uint32_t waiters;  /* mempool_get_wait() sleepers on the low
+                                  half of word (handoff/wait.c) */
+    uint32_t pad2;
+    uint64_t spare;
 } mp_entry;
 
 /* Page descriptor kinds. */
@@ -228,6 +242,110 @@ typedef struct mp_page {
     uint8_t  kind, cls, punched, pad0;
     uint64_t pad1;
 } mp_page;
+
+/* ---- handoff: pool-held items (box.c) ---------------------------------
+ *
+ * A box is one item the pool holds for a name, a channel ring slot or an
+ * in-flight reference. Its word (boxwords[b], dense so reference checks
+ * scan little) says which object it names and in which state:
+ *
+ *   63        33 32      17 16 15 14     8  7     6    0
+ *   [ idx + 1   | gen & ffff | state | who    | REF  | nonce ]   0 = free
+ *
+ *   PREP(who)  being filled by worker `who`, not yet in its record
+ *   HELD       committed: in its record (or, for flight, its own record)
+ *   REF        it holds one pool-owned reference of a refcounted object
+ *
+ * Box b lives in bucket (idx % nbuckets) of 8 words or in the overflow
+ * region, so "does the pool hold a reference to (idx, gen)?" scans one
+ * cache line (plus the overflow region while it is in use).
+ */
+enum { MP_BOX_FREE = 0, MP_BOX_PREP = 1, MP_BOX_HELD = 2 };
+enum { MP_BK_NONE = 0, MP_BK_NAME = 1, MP_BK_CHAN = 2, MP_BK_FLIGHT = 3 };
+#define MP_BOX_W(idx, gen, st, who, ref, nonce) \
+    (((uint64_t)((idx) + 1) << 33) | ((uint64_t)((gen) & 0xffffu) << 17) | \
+     ((uint64_t)(st) << 15) | ((uint64_t)(who) << 8) | \
+     ((uint64_t)((ref) ? 1 : 0) << 7) | (uint64_t)((nonce) & 0x7f))
+#define MP_BOX_IDX1(w)  ((uint32_t)((w) >> 33))
+#define MP_BOX_GEN16(w) ((uint32_t)(((w) >> 17) & 0xffff))
+#define MP_BOX_ST(w)    ((unsigned)(((w) >> 15) & 3))
+#define MP_BOX_WHO(w)   ((unsigned)(((w) >> 8) & 0x7f))
+#define MP_BOX_REF(w)   ((unsigned)(((w) >> 7) & 1))
+#define MP_BOX_KEY(w)   ((w) >> 17)         /* idx + gen16 */
+#define MP_BOX_BW       8u
+/* back word: kind << 56 | record index << 24 | ring slot (channel). */
+#define MP_BACK(kind, rec, slot) \
+    (((uint64_t)(kind) << 56) | ((uint64_t)(rec) << 24) | (uint64_t)(slot))
+#define MP_BACK_KIND(b) ((unsigned)((b) >> 56))
+#define MP_BACK_REC(b)  ((uint32_t)(((b) >> 24) & 0xffffffu))
+#define MP_BACK_SLOT(b) ((uint32_t)((b) & 0xffffffu))
+
+typedef struct mp_box {
+    _Atomic uint64_t item;     /* idx << 32 | gen32 of the object */
+    _Atomic uint64_t back;     /* MP_BACK(): the record that holds it */
+    _Atomic uint64_t expire;   /* flight: CLOCK_MONOTONIC deadline ns, 0 never */
+    uint64_t spare;
+} mp_box;
+
+/* Handoff header (one page at hand_off). */
+typedef struct mp_hand {
+    _Atomic uint32_t names_seq;     /* futex: bumped at every bind */
+    _Atomic uint32_t names_waiters; /* name_get sleepers */
+    _Atomic uint32_t names_lock;    /* slot + 1 of the name writer */
+    _Atomic uint32_t dir_lock;      /* slot + 1 creating/destroying channels */
+    _Atomic uint64_t ovf_used;      /* boxes in use in the overflow region */
+    _Atomic uint64_t nonce;         /* box nonces */
+    _Atomic uint64_t expire_ns;     /* last flight expiry sweep */
+    _Atomic uint64_t flight_given, flight_taken, flight_expired;
+    _Atomic uint64_t boxes_gc;      /* orphaned boxes freed by a sweep */
+    _Atomic uint64_t get_waits;     /* get_wait calls that slept */
+    uint64_t spare[6];
+} mp_hand;
+
+/* A name record: word = state << 62 | version << 32 | box + 1. */
+enum { MP_NM_FREE = 0, MP_NM_BOUND = 1, MP_NM_TOMB = 2 };
+#define MP_NAME_MAX 255u
+typedef struct mp_name {
+    _Atomic uint64_t word;
+    uint32_t hash;
+    uint32_t len;
+    char     name[MP_NAME_MAX + 1];
+    uint64_t spare[6];
+} mp_name;
+
+/* A channel header: state word = gen << 32 | st << 24 | who << 16 | mode. */
+enum { MP_CH_FREE = 0, MP_CH_CREATING = 1, MP_CH_OPEN = 2,
+       MP_CH_DESTROYING = 3 };
+#define MP_CHANS 64u
+typedef struct mp_chan {
+    _Atomic uint64_t state;
+    uint32_t cap, start;            /* ring slots [start, start + cap) */
+    _Atomic uint64_t head, tail;    /* positions (broadcast: tail only) */
+    _Atomic uint32_t send_seq, recv_seq;       /* futex words */
+    _Atomic uint32_t send_waiters, recv_waiters;
+    _Atomic uint64_t sent, received, dropped;
+    _Atomic uint32_t subscribers;
+    uint32_t namelen;
+    uint64_t spare[6];
+    char     name[MP_NAME_MAX + 1];
+} mp_chan;
+
+/* Ring slot: pos (low 32 bits of the position) << 32 | FULL << 31 | box + 1.
+ * Vyukov's bounded queue with the item and the turn in one word, so a
+ * send or a receive is one CAS and a stopped process holds no slot. */
+#define MP_RING_FULL   (UINT64_C(1) << 31)
+#define MP_RING(pos, full, box1) \
+    (((uint64_t)(uint32_t)(pos) << 32) | ((full) ? MP_RING_FULL : 0) | \
+     (uint64_t)(box1))
+#define MP_RING_POS(v)  ((uint32_t)((v) >> 32))
+#define MP_RING_BOX1(v) ((uint32_t)((v) & 0x7fffffffu))
+#define MP_RING_CLOSED UINT64_C(0xffffffff7fffffff)
+
+_Static_assert(sizeof(mp_hand) <= MP_PAGE, "handoff header fits its page");
+_Static_assert(sizeof(mp_box) == 32, "mp_box is 32 bytes");
+_Static_assert(sizeof(mp_name) == 320, "mp_name is 320 bytes");
+_Static_assert(sizeof(mp_chan) == 384, "mp_chan is 384 bytes");
+_Static_assert(MP_WORKERS < 128, "box who fits 7 bits");
 
 _Static_assert(sizeof(mp_slot) == 256, "mp_slot is 256 bytes");
 _Static_assert(sizeof(mp_entry) == 64, "mp_entry is one cache line");

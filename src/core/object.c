@@ -60,7 +60,7 @@ int mempool__entry_of(const mempool *p, mempool_dref r, uint32_t *idx,
     return 0;
 }
 
-static mempool_dref dref_of(const mempool *p, uint32_t idx, uint32_t gen)
+mempool_dref mempool__dref_of(const mempool *p, uint32_t idx, uint32_t gen)
 {
     mempool_dref r = { table_off(p) + (uint64_t)idx * sizeof(mp_entry),
                        p->tag | gen };
@@ -203,7 +203,7 @@ int mempool_reserve(mempool *p, size_t len, const mempool_put_options *o,
         return rc;
     }
     *buf = p->base + (e->off ? e->off : p->data_off);
-    *out = dref_of(p, idx, gen);
+    *out = mempool__dref_of(p, idx, gen);
     MP_FP(reserve_done);
     return 0;
 }
@@ -237,6 +237,7 @@ int mempool_publish(mempool *p, mempool_dref r)
     MP_FP(publish_before);
     if (mempool__entry_publish(e, w))
         return -ENOENT;              /* reaped under us: cannot happen live */
+    mempool__entry_wake(p, idx);     /* get_wait sleepers, if any */
     COUNT(p, sets);
     return 0;
 }
@@ -452,6 +453,7 @@ int mempool_delete(mempool *p, mempool_dref r)
     if ((rc = mempool__entry_delete(p, idx, gen)))
         return rc;
     MP_FP(delete_marked);
+    mempool__entry_wake(p, idx);
     mempool__entry_reclaim(p, idx);
     COUNT(p, deletes);
     return 0;
@@ -476,6 +478,21 @@ static int refcounted(mempool *p, mempool_dref r, uint32_t *idx, uint32_t *gen)
     if (!mp_entry_alive(mp_entry_word(e), *gen))
         return -ENOENT;
     return (fl & MEMPOOL_PUT_REFCOUNTED) ? 0 : -EINVAL;
+}
+
+/* A reference to (idx, gen) was just recorded (a cell or a box): 0 if the
+ * object is still alive (a running check is asked to scan again, so it
+ * sees the new reference), -ENOENT if it died first. */
+int mempool__ref_settle(mempool *p, uint32_t idx, uint32_t gen)
+{
+    mp_entry *e = mp_entry_at(p, idx);
+    for (;;) {
+        uint64_t w = mp_entry_word(e);
+        if (!mp_entry_alive(w, gen))
+            return -ENOENT;
+        if (!MP_W_RC(w) || mempool__entry_ask_recheck(e, w))
+            return 0;
+    }
 }
 
 int mempool_ref(mempool *p, mempool_dref r)
@@ -562,7 +579,8 @@ int mempool_info_get(mempool *p, mempool_dref r, mempool_info *out)
     in.type = MP_LD(e->type);
     in.state = state_bits(w);
     in.pins = mempool__cell_count(p, MP_PIN, idx, gen, false);
-    in.refs = mempool__cell_count(p, MP_REF, idx, gen, false);
+    in.refs = mempool__cell_count(p, MP_REF, idx, gen, false) +
+              mempool__box_count(p, idx, gen);    /* and the pool's own */
     if (MP_W_GEN(atomic_load(&e->word)) != gen)
         return -ENOENT;             /* freed and reused while we looked */
     *out = in;

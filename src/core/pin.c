@@ -270,7 +270,10 @@ uint64_t mempool__cells_stale(mempool *p, uint64_t *first)
             continue;
         for (unsigned i = 0; i < MP_CELLS; i++) {
             uint64_t v = atomic_load(&t[i]);
-            if (v && cell_stale(p, v) && n++ == 0 && first)
+            /* Stale only if the cell held v also after the entry's word
+             * was read: else it was released before the entry moved. */
+            if (v && cell_stale(p, v) && atomic_load(&t[i]) == v &&
+                n++ == 0 && first)
                 *first = ((uint64_t)s << 32) | i;
         }
     }

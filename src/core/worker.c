@@ -147,6 +147,9 @@ static void reap_contents(mempool *p, int d)
 {
     reap_entries(p, d);
     MP_FP(reap_entries);
+    if (p->hand_ops)
+        p->hand_ops->reap(p, d);    /* channels it was creating/destroying */
+    mempool__box_reap(p, d);        /* its boxes, name lock, due TTLs */
     mempool__cells_drop(p, d);
     mempool__disown(p, d);
 }
@@ -191,6 +194,7 @@ int mempool_reap(mempool *p)
     for (int d = 0; d < MP_WORKERS; d++)
         if ((act >> d & 1) && d != p->slot && !mempool__slot_alive(p, d))
             n += mempool__reap_slot(p, d);
+    mempool__flight_expire(p, true);   /* references in flight past TTL */
     return n;
 }
 

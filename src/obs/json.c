@@ -67,6 +67,63 @@ static cJSON *add_obj(jb *b, cJSON *o, const char *k)
     return c ? c : o;       /* keep going; the document is dropped anyway */
 }
 
+static void handoff_json(jb *b, cJSON *root, const struct mempool_stats *s)
+{
+    cJSON *o = add_obj(b, root, "handoff");
+    add_u64(b, o, "names", s->names);
+    add_u64(b, o, "names_capacity", s->names_capacity);
+    add_u64(b, o, "channels", s->channels);
+    add_u64(b, o, "flight_refs", s->flight_refs);
+    add_u64(b, o, "flight_given", s->flight_given);
+    add_u64(b, o, "flight_taken", s->flight_taken);
+    add_u64(b, o, "flight_expired", s->flight_expired);
+    add_u64(b, o, "items_used", s->items_used);
+    add_u64(b, o, "items_capacity", s->items_capacity);
+    add_u64(b, o, "orphans_freed", s->orphans_freed);
+    add_u64(b, o, "get_waits", s->get_waits);
+}
+
+struct chan_arr {
+    jb *b;
+    cJSON *arr;
+};
+
+static int chan_json(const mempool_chan_info *ci, void *arg)
+{
+    struct chan_arr *a = arg;
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !cJSON_AddItemToArray(a->arr, o)) {
+        cJSON_Delete(o);
+        a->b->ok = false;
+        return 0;
+    }
+    add_str(a->b, o, "name", ci->name);
+    add_str(a->b, o, "mode", (ci->flags & MEMPOOL_CHAN_BROADCAST)
+                                 ? "broadcast" : "queue");
+    add_u64(a->b, o, "capacity", ci->capacity);
+    add_u64(a->b, o, "depth", ci->depth);
+    add_u64(a->b, o, "senders_waiting", ci->senders_waiting);
+    add_u64(a->b, o, "receivers_waiting", ci->receivers_waiting);
+    add_u64(a->b, o, "subscribers", ci->subscribers);
+    add_u64(a->b, o, "sent", ci->sent);
+    add_u64(a->b, o, "received", ci->received);
+    add_u64(a->b, o, "dropped", ci->dropped);
+    add_u64(a->b, o, "refs", ci->refs);
+    return 0;
+}
+
+static int channels_json(mempool *p, jb *b, cJSON *root)
+{
+    struct chan_arr a = { b, cJSON_AddArrayToObject(root, "channels") };
+    int rc;
+    if (!a.arr) {
+        b->ok = false;
+        return 0;
+    }
+    rc = mempool_chan_list(p, chan_json, &a);
+    return rc < 0 ? rc : 0;
+}
+
 static const char *state_name(uint32_t st)
 {
     switch (st) {
@@ -207,6 +264,9 @@ int mempool_stats_json(mempool *p, char **out)
     pool_json(&b, root, &s);
     rc = workers_json(p, &b, root);
     totals_json(&b, root, &s);
+    handoff_json(&b, root, &s);
+    if (!rc)
+        rc = channels_json(p, &b, root);
     txt = rc || !b.ok ? NULL : cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     if (rc)

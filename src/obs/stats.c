@@ -29,7 +29,7 @@
 #include <sys/statvfs.h>
 
 #include "counters.h"
-#include "internal.h"
+#include "handoff.h"
 #include "spill.h"
 
 /* ---- event counters and their totals ----------------------------------- */
@@ -326,6 +326,31 @@ static void sum_slots(mempool *p, struct mempool_stats *s)
 #undef COPY
 }
 
+static int count_chan(const mempool_chan_info *ci, void *arg)
+{
+    (void)ci;
+    ++*(uint64_t *)arg;
+    return 0;
+}
+
+/* Names, flight and channels: read like the rest (relaxed, no locks). */
+static void handoff_figures(mempool *p, struct mempool_stats *s)
+{
+    mp_hand *hd = p->hand;
+    s->names = mempool__names_count(p);
+    s->names_capacity = p->nnames;
+    s->flight_refs = mempool__flight_count(p);
+    s->flight_given = ld(&hd->flight_given);
+    s->flight_taken = ld(&hd->flight_taken);
+    s->flight_expired = ld(&hd->flight_expired);
+    (void)mempool_chan_list(p, count_chan, &s->channels);
+    for (uint32_t b = 0; b < p->nbox; b++)
+        s->items_used += ld(&p->boxw[b]) != 0;
+    s->items_capacity = p->nbox;
+    s->orphans_freed = ld(&hd->boxes_gc);
+    s->get_waits = ld(&hd->get_waits);
+}
+
 int mempool_stats_get(mempool *p, struct mempool_stats *s)
 {
     mp_header *h;
@@ -366,5 +391,6 @@ int mempool_stats_get(mempool *p, struct mempool_stats *s)
 #define COPY(name, field, help) s->name = ld(&h->field);
     MP_POOL_COUNTERS(COPY)
 #undef COPY
+    handoff_figures(p, s);
     return 0;
 }

@@ -207,7 +207,8 @@ void mempool__spill_close(mempool *p)
         return;                                /* still the live pool */
     if (stat(path, &b) < 0 && errno != ENOENT)
         return;
-    mempool__dir_release(p->updfd, p->name, p->dirfd, p->h->uuid);
+    mempool__dir_release(p->updfd, p->name, p->dirfd, p->owner_uid,
+                         p->h->uuid);
 }
 
 /* ---- clean copies ------------------------------------------------------- */
@@ -602,6 +603,17 @@ int mempool__make_room(mempool *p, int owner, uint64_t need, bool wait)
 
 /* ---- what core calls through p->spill_ops (pool.c installs it) --------- */
 
+static int spill_file_verify(mempool *p, uint32_t idx, uint32_t gen)
+{
+    char path[MP_PATH_MAX + 48];
+    mp_file_map m;
+    int rc = mempool__file_path(p, idx, gen, path, sizeof(path));
+    if (rc == 0 && (rc = mempool__file_map(AT_FDCWD, path, p->h->uuid, idx,
+                                           gen, true, &m)) == 0)
+        mempool__file_unmap(&m);
+    return rc;
+}
+
 const mp_spill_ops mempool__spill_ops = {
     .make_room = mempool__make_room,
     .evict = mempool__evict,
@@ -609,5 +621,6 @@ const mp_spill_ops mempool__spill_ops = {
     .maps_sweep = mempool__maps_sweep,
     .map_entry = mempool__map_entry,
     .map_put = mempool__map_put,
+    .file_verify = spill_file_verify,
     .make_dir = mempool__dir_make,
 };

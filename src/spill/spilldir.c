@@ -127,30 +127,35 @@ static void marker_text(const uint64_t uuid[2], char *buf, size_t len)
              (unsigned long long)uuid[0], (unsigned long long)uuid[1]);
 }
 
-/* Is @p dfd the directory of the pool with @p uuid owned by @p uid? */
-static int prove(int dfd, uid_t uid, mode_t pool_mode, const uint64_t uuid[2])
+/* The marker in @p dfd: 1 it names @p uuid and is a regular file of
+ * @p uid not writable by others, 0 it is something else, -ENOENT none. */
+static int marker_is(int dfd, uid_t uid, const uint64_t uuid[2])
 {
     char want[64], got[64];
     struct stat st;
     ssize_t n;
-    int fd;
-    if (fstat(dfd, &st) < 0)
-        return -errno;
-    if (!S_ISDIR(st.st_mode) || st.st_uid != uid ||
-        (st.st_mode & 022 & ~mempool__dir_mode(pool_mode)))
-        return MEMPOOL_EUNSAFE;
-    fd = openat(dfd, MP_MARKER, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
-                                O_CLOEXEC | O_NOCTTY);
+    int fd = openat(dfd, MP_MARKER, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+                                    O_CLOEXEC | O_NOCTTY);
     if (fd < 0)
-        return errno == ENOENT || errno == ELOOP ? MEMPOOL_EUNSAFE : -errno;
+        return errno == ENOENT ? -ENOENT : 0;
     marker_text(uuid, want, sizeof(want));
     n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == uid &&
                 !(st.st_mode & 022)
             ? pread(fd, got, sizeof(got) - 1, 0) : -1;
     close(fd);
-    if (n != (ssize_t)strlen(want) || memcmp(got, want, (size_t)n))
+    return n == (ssize_t)strlen(want) && !memcmp(got, want, (size_t)n);
+}
+
+/* Is @p dfd the directory of the pool with @p uuid owned by @p uid? */
+static int prove(int dfd, uid_t uid, mode_t pool_mode, const uint64_t uuid[2])
+{
+    struct stat st;
+    if (fstat(dfd, &st) < 0)
+        return -errno;
+    if (!S_ISDIR(st.st_mode) || st.st_uid != uid ||
+        (st.st_mode & 022 & ~mempool__dir_mode(pool_mode)))
         return MEMPOOL_EUNSAFE;
-    return 0;
+    return marker_is(dfd, uid, uuid) == 1 ? 0 : MEMPOOL_EUNSAFE;
 }
 
 static bool spill_name(const char *n)
@@ -346,19 +351,11 @@ int mempool__dir_remove(const char *dir, const char *name,
     return rc;
 }
 
-void mempool__dir_release(int up, const char *name, int dfd,
+void mempool__dir_release(int up, const char *name, int dfd, uid_t uid,
                           const uint64_t uuid[2])
 {
-    char want[64], got[64];
-    ssize_t n = 0;
-    int fd = openat(dfd, MP_MARKER, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
-                                    O_CLOEXEC | O_NOCTTY);
-    marker_text(uuid, want, sizeof(want));
-    if (fd >= 0) {
-        n = pread(fd, got, sizeof(got) - 1, 0);
-        close(fd);
-        if (n != (ssize_t)strlen(want) || memcmp(got, want, (size_t)n))
-            return;               /* a new incarnation's now: not ours */
-    }
-    (void)remove_dir(up, name, dfd);
+    /* No marker: destroy took it, the files are still ours to remove.
+     * Another one: a new incarnation reuses the directory: not ours. */
+    if (marker_is(dfd, uid, uuid) != 0)
+        (void)remove_dir(up, name, dfd);
 }

@@ -36,7 +36,7 @@ int  mempool__dir_remove(const char *dir, const char *name,
                          bool made_base);
 /* A handle of a destroyed pool at close: empty and remove its proven
  * directory @p dfd, entry @p name of @p up. */
-void mempool__dir_release(int up, const char *name, int dfd,
+void mempool__dir_release(int up, const char *name, int dfd, uid_t uid,
                           const uint64_t uuid[2]);
 /* Unlink the spill files ("N-N", "N-N.tmp") in @p dfd; -EBUSY if some
  * could not be removed. */

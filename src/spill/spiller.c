@@ -76,6 +76,8 @@ static void *spiller_main(void *arg)
         pthread_mutex_unlock(&s->mu);
         if (!s->leader)
             s->leader = try_lead(p);
+        if (s->leader)
+            mempool__flight_expire(p, false);  /* TTLs of given refs */
         if (s->leader && keep_watermark(p, &s->active)) {
             pthread_mutex_lock(&s->mu);
             continue;                 /* more to do: no tick in between */

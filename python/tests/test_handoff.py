@@ -1,0 +1,143 @@
+# SPDX-License-Identifier: MIT
+"""The handoff primitives from Python (when the C library has them):
+get with a wait, names, give/take, channels, and pickle hops that survive
+their producer and expire when never loaded."""
+import gc
+import multiprocessing as mp
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import mempool
+from mempool import _mempool, _pickle
+from conftest import pins
+
+pytestmark = pytest.mark.skipif(not _mempool.HAVE_HANDOFF,
+                                reason="libmempool without handoff")
+
+
+def test_get_waits_for_publish(pool):
+    res = pool.reserve(3)
+    res.buffer[:] = b"abc"
+    threading.Timer(0.1, res.publish).start()
+    t = time.monotonic()
+    assert bytes(pool.get(res.ref, timeout=10)) == b"abc"
+    assert time.monotonic() - t < 5
+    res2 = pool.reserve(1)
+    with pytest.raises(TimeoutError):
+        pool.get(res2.ref, timeout=0.05)
+    res2.abort()
+    with pytest.raises(mempool.NotFound):
+        pool.get(res2.ref, timeout=1)
+
+
+def test_names(pool):
+    names = pool.names
+    r1, r2 = pool.put(b"one"), pool.put(b"two", refcounted=True)
+    names["a"] = r1
+    names["b"] = r2
+    assert names["a"] == r1 and set(names) == {"a", "b"} and len(names) == 2
+    with pytest.raises(KeyError):
+        names.bind("a", r2)
+    names["a"] = r2  # replace
+    assert names["a"] == r2
+    pool.unref(r2)  # the names hold it now
+    assert bytes(pool.get(names["b"])) == b"two"
+    del names["a"], names["b"]
+    with pytest.raises(KeyError):
+        names["a"]
+    with pytest.raises(mempool.NotFound):
+        pool.get(r2)  # the last reference went with the last name
+    threading.Timer(0.1, names.__setitem__, ("late", r1)).start()
+    assert names.wait("late", timeout=10) == r1
+    with pytest.raises(TimeoutError):
+        names.wait("never", timeout=0.05)
+
+
+def test_give_take(pool):
+    ref = pool.put(b"in flight", refcounted=True)
+    pool.give(ref, ttl=60)
+    assert pool.info(ref)["refs"] >= 1
+    pool.take(ref)
+    with pytest.raises(mempool.NotFound):
+        pool.take(ref)
+    pool.unref(ref)
+    with pytest.raises(mempool.NotFound):
+        pool.info(ref)
+    ref = pool.put(b"expires", refcounted=True)
+    pool.give(ref, ttl=0.05)
+    time.sleep(0.2)
+    pool.check()  # drops expired references
+    with pytest.raises(mempool.NotFound):
+        pool.get(ref)
+
+
+def _consume(name, chan, out):
+    p = mempool.Pool(name, create=False)
+    got = []
+    for ref in p.channel(chan):
+        got.append(bytes(p.get(ref)))
+        p.unref(ref)
+    out.put(got)
+
+
+def test_channel(pool, name):
+    ch = pool.channel("jobs", capacity=4)
+    assert "jobs" in repr(ch)
+    out = mp.get_context("fork").Queue()
+    proc = mp.get_context("fork").Process(target=_consume,
+                                          args=(name, "jobs", out))
+    proc.start()
+    for i in range(10):
+        r = pool.put(b"item%d" % i, refcounted=True)
+        ch.send(r, timeout=30)  # our reference moves into the channel
+        with pytest.raises(mempool.Error):
+            pool.unref(r)
+    deadline = time.monotonic() + 30
+    while pool.stats()["pool"]["objects"]["used"] and \
+            time.monotonic() < deadline:
+        time.sleep(0.01)
+    ch.destroy()
+    assert out.get(timeout=30) == [b"item%d" % i for i in range(10)]
+    proc.join(30)
+    with pytest.raises(ValueError):
+        ch.recv(timeout=0)
+    with pool.channel("b", broadcast=True) as sub:
+        r = pool.put(b"x")
+        pool.channel("b", broadcast=True).send(r)
+        assert sub.recv(timeout=5) == r
+        with pytest.raises(TimeoutError):
+            sub.recv(timeout=0.05)
+
+
+def test_hop_expires_in_pool(pool):
+    old = _pickle.HOP_TTL
+    _pickle.HOP_TTL = 0.05
+    try:
+        data = mempool.dumps(np.zeros(1 << 17), pool)
+    finally:
+        _pickle.HOP_TTL = old
+    time.sleep(0.2)
+    pool.check()
+    assert pool.stats()["pool"]["objects"]["used"] == 0
+    with pytest.raises(mempool.NotFound):
+        mempool.loads(data, pool)
+
+
+def test_resend_without_copy(pool):
+    a = np.arange(1 << 17, dtype="f8")
+    mempool.install(pool)
+    try:
+        from multiprocessing.reduction import ForkingPickler
+        b = ForkingPickler.loads(ForkingPickler.dumps(a))
+        sets = pool.stats()["totals"]["sets"]
+        c = ForkingPickler.loads(ForkingPickler.dumps(b))  # sent on
+        assert pool.stats()["totals"]["sets"] == sets
+        assert np.shares_memory(b, c) and np.array_equal(a, c)
+    finally:
+        mempool.uninstall()
+    del b, c
+    assert pins(pool) == 0
+    assert pool.stats()["pool"]["objects"]["used"] == 0

@@ -1,0 +1,369 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * box.c - items the pool holds: the bindings of names, the items in
+ * channel rings and the references in flight (layout.h, "handoff").
+ *
+ * A reference that is held by no worker - a refcounted object bound to a
+ * name, sent into a channel, or given with mempool_ref_give() - is a box
+ * with the REF bit: the pool holds it. Reference checks (object.c) count
+ * boxes next to the workers' cells, so an object lives while a box holds
+ * it, whoever made the box and whether that process still exists.
+ *
+ * Every box has a record that holds it: a name (its word names the box), a
+ * channel ring slot (its word names the box), or, for flight, the box
+ * itself. The back word says which. The one invariant:
+ *
+ *   a box is live  iff  it is PREP by a live worker,
+ *                   or  it is referenced by its record
+ *                       (for flight: it is HELD and not expired).
+ *
+ * Everything else is an orphan and anyone may free it (dropping its
+ * reference, which may delete the object). That is the whole crash story:
+ *
+ *   - a sender builds the box (PREP), writes item and back, then commits
+ *     it into the record with one CAS, then marks it HELD. Killed before
+ *     the record CAS: an orphan PREP of a dead worker, freed - not sent.
+ *     Killed after: referenced, so the sweep marks it HELD - sent.
+ *   - a receiver adds its own reference cell, then takes the item out of
+ *     the record with one CAS, then frees the box. Killed between: the box
+ *     is an orphan, freed by the sweep; the receiver's cell is reaped as
+ *     any dead worker's - the item was delivered and released with its
+ *     reference, exactly once.
+ *   - replacing a name or overwriting a broadcast slot leaves the old box
+ *     an orphan for the one who replaced it, or for the sweep.
+ *
+ * A record never names a free box: it lets go of the box (CAS) before the
+ * box is freed. So a stale back word never makes an orphan look held.
+ * The sweep runs when a worker is reaped (worker.c), and from
+ * mempool_check(); orphans only come from deaths, so that is enough.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "entry.h"
+#include "futex.h"
+#include "internal.h"
+
+static uint32_t nbuckets(const mempool *p) { return p->nbox / 10; }
+static uint32_t ovf_base(const mempool *p) { return nbuckets(p) * MP_BOX_BW; }
+
+static uint32_t bucket_base(const mempool *p, uint32_t idx)
+{
+    return (idx % nbuckets(p)) * MP_BOX_BW;
+}
+
+static int take_box(mempool *p, uint32_t from, uint32_t n, uint64_t w)
+{
+    for (uint32_t i = from; i < from + n; i++) {
+        uint64_t zero = 0;
+        if (atomic_load_explicit(&p->boxw[i], memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_strong(&p->boxw[i], &zero, w))
+            return (int)i;
+    }
+    return -1;
+}
+
+int mempool__box_claim(mempool *p, uint32_t idx, uint32_t gen, bool ref,
+                       uint64_t back, uint32_t *b)
+{
+    uint64_t nonce = atomic_fetch_add_explicit(&p->hand->nonce, 1,
+                                               memory_order_relaxed);
+    uint64_t w = MP_BOX_W(idx, gen, MP_BOX_PREP, (unsigned)p->slot + 1, ref,
+                          nonce);
+    int i = take_box(p, bucket_base(p, idx), MP_BOX_BW, w);
+    if (i < 0) {
+        /* Raise the count before taking: checkers must look there. */
+        atomic_fetch_add(&p->hand->ovf_used, 1);
+        i = take_box(p, ovf_base(p), p->nbox - ovf_base(p), w);
+        if (i < 0) {
+            atomic_fetch_sub(&p->hand->ovf_used, 1);
+            return -ENOSPC;
+        }
+    }
+    /* Private while PREP: nobody reads these but a sweep that found us
+     * dead, and a stale back never names a record that holds this box. */
+    atomic_store(&p->boxes[i].item, ((uint64_t)idx << 32) | gen);
+    atomic_store(&p->boxes[i].expire, 0);
+    atomic_store(&p->boxes[i].back, back);
+    *b = (uint32_t)i;
+    return 0;
+}
+
+void mempool__box_commit(mempool *p, uint32_t b)
+{
+    uint64_t w = atomic_load(&p->boxw[b]);
+    if (MP_BOX_ST(w) != MP_BOX_PREP ||
+        MP_BOX_WHO(w) != (unsigned)p->slot + 1)
+        return;                 /* already taken out by a receiver */
+    uint64_t nw = (w & ~(UINT64_C(3) << 15) & ~(UINT64_C(0x7f) << 8)) |
+                  ((uint64_t)MP_BOX_HELD << 15);
+    atomic_compare_exchange_strong(&p->boxw[b], &w, nw);
+}
+
+bool mempool__box_take(mempool *p, uint32_t b, uint64_t w)
+{
+    if (b >= p->nbox || !w ||
+        !atomic_compare_exchange_strong(&p->boxw[b], &w, 0))
+        return false;
+    if (b >= ovf_base(p))
+        atomic_fetch_sub(&p->hand->ovf_used, 1);
+    return true;
+}
+
+bool mempool__box_drop(mempool *p, uint32_t b, uint64_t w)
+{
+    uint64_t item;
+    uint32_t idx, gen;
+    if (b >= p->nbox || !w)
+        return false;
+    /* Read the item before letting go: once free, a claimer rewrites it. */
+    item = atomic_load(&p->boxes[b].item);
+    if (!mempool__box_take(p, b, w))
+        return false;
+    idx = (uint32_t)(item >> 32);
+    gen = (uint32_t)item;
+    if (MP_BOX_REF(w) && idx < p->ntab && MP_BOX_IDX1(w) == idx + 1 &&
+        p->slot >= 0)
+        mempool__entry_refcheck(p, idx, gen);   /* maybe the last reference */
+    return true;
+}
+
+/* Boxes of (idx, gen) in [from, from + n) that @p fn accepts; the first
+ * one's position in *b. */
+int mempool__box_find(mempool *p, uint32_t idx, uint32_t gen,
+                      bool (*fn)(mempool *, uint32_t, uint64_t, void *),
+                      void *arg)
+{
+    uint64_t key = MP_BOX_KEY(MP_BOX_W(idx, gen, 0, 0, 0, 0));
+    uint32_t from = bucket_base(p, idx), n = MP_BOX_BW;
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint32_t i = from; i < from + n; i++) {
+            uint64_t w = atomic_load(&p->boxw[i]);
+            if (w && MP_BOX_KEY(w) == key && fn(p, i, w, arg))
+                return 1;
+        }
+        if (!atomic_load(&p->hand->ovf_used))
+            break;
+        from = ovf_base(p);
+        n = p->nbox - from;
+    }
+    return 0;
+}
+
+static uint32_t count_in(mempool *p, uint32_t from, uint32_t n, uint64_t key,
+                         bool any)
+{
+    uint32_t c = 0;
+    for (uint32_t i = from; i < from + n; i++) {
+        uint64_t w = atomic_load(&p->boxw[i]);
+        if (w && MP_BOX_REF(w) && MP_BOX_KEY(w) == key) {
+            c++;
+            if (any)
+                return c;
+        }
+    }
+    return c;
+}
+
+static uint32_t box_refs(mempool *p, uint32_t idx, uint32_t gen, bool any)
+{
+    uint64_t key = MP_BOX_KEY(MP_BOX_W(idx, gen, 0, 0, 0, 0));
+    uint32_t c = count_in(p, bucket_base(p, idx), MP_BOX_BW, key, any);
+    if ((any && c) || !atomic_load(&p->hand->ovf_used))
+        return c;
+    return c + count_in(p, ovf_base(p), p->nbox - ovf_base(p), key, any);
+}
+
+bool mempool__box_held(mempool *p, uint32_t idx, uint32_t gen)
+{
+    return box_refs(p, idx, gen, true) != 0;
+}
+
+uint32_t mempool__box_count(mempool *p, uint32_t idx, uint32_t gen)
+{
+    return box_refs(p, idx, gen, false);
+}
+
+bool mempool__box_referenced(mempool *p, uint32_t b, uint64_t w)
+{
+    uint64_t back = atomic_load(&p->boxes[b].back);
+    uint32_t rec = MP_BACK_REC(back), slot = MP_BACK_SLOT(back);
+    uint64_t v;
+
+    switch (MP_BACK_KIND(back)) {
+    case MP_BK_FLIGHT:
+        return MP_BOX_ST(w) == MP_BOX_HELD;
+    case MP_BK_NAME:
+        if (rec >= p->nnames)
+            return false;
+        v = atomic_load(&p->names[rec].word);
+        return (v >> 62) == MP_NM_BOUND && (uint32_t)v == b + 1;
+    case MP_BK_CHAN:
+        if (slot >= p->nring)
+            return false;
+        v = atomic_load(&p->ring[slot]);
+        return (v & MP_RING_FULL) && v != MP_RING_CLOSED &&
+               MP_RING_BOX1(v) == b + 1;
+    default:
+        return false;
+    }
+}
+
+/* 1 alive, 0 dead, per slot, asked once per sweep. */
+static bool who_alive(mempool *p, unsigned who, int dead, int8_t *memo)
+{
+    int s = (int)who - 1;
+    if (s < 0 || s >= MP_WORKERS || s == dead)
+        return false;
+    if (s == p->slot)
+        return true;
+    if (memo[s] < 0)
+        memo[s] = (int8_t)mempool__slot_alive(p, s);
+    return memo[s] != 0;
+}
+
+uint64_t mempool__box_sweep(mempool *p, int dead)
+{
+    int8_t memo[MP_WORKERS];
+    uint64_t freed = 0;
+    for (int i = 0; i < MP_WORKERS; i++)
+        memo[i] = -1;
+    for (uint32_t b = 0; b < p->nbox; b++) {
+        uint64_t w = atomic_load_explicit(&p->boxw[b], memory_order_relaxed);
+        if (!w)
+            continue;
+        w = atomic_load(&p->boxw[b]);
+        if (MP_BOX_ST(w) == MP_BOX_PREP) {
+            if (who_alive(p, MP_BOX_WHO(w), dead, memo))
+                continue;
+            if (mempool__box_referenced(p, b, w)) {   /* committed: keep */
+                uint64_t nw = (w & ~(UINT64_C(3) << 15) &
+                               ~(UINT64_C(0x7f) << 8)) |
+                              ((uint64_t)MP_BOX_HELD << 15);
+                atomic_compare_exchange_strong(&p->boxw[b], &w, nw);
+                continue;
+            }
+        } else if (mempool__box_referenced(p, b, w)) {
+            continue;
+        }
+        if (mempool__box_drop(p, b, w))
+            freed++;
+    }
+    if (freed)
+        atomic_fetch_add(&p->hand->boxes_gc, freed);
+    return freed;
+}
+
+uint64_t mempool__flight_expire(mempool *p, bool force)
+{
+    uint64_t now = mempool__now_ns(), last = atomic_load(&p->hand->expire_ns);
+    uint64_t n = 0;
+    /* One sweep per 10 ms is plenty for TTLs given in ms. */
+    if (!force && (now - last < 10000000u ||
+                   !atomic_compare_exchange_strong(&p->hand->expire_ns,
+                                                   &last, now)))
+        return 0;
+    for (uint32_t b = 0; b < p->nbox; b++) {
+        uint64_t w = atomic_load_explicit(&p->boxw[b], memory_order_relaxed);
+        uint64_t back, exp;
+        if (!w || MP_BOX_ST(w) != MP_BOX_HELD)
+            continue;
+        back = atomic_load(&p->boxes[b].back);
+        exp = atomic_load(&p->boxes[b].expire);
+        if (MP_BACK_KIND(back) != MP_BK_FLIGHT || !exp || now < exp)
+            continue;
+        if (atomic_load(&p->boxw[b]) == w && mempool__box_drop(p, b, w))
+            n++;
+    }
+    if (n)
+        atomic_fetch_add(&p->hand->flight_expired, n);
+    return n;
+}
+
+/* fsck: an orphan is a failure only if it stays one (a live receiver
+ * frees the box it just took a moment after taking it). */
+static bool still_orphan(mempool *p, uint32_t b, uint64_t w)
+{
+    for (int i = 0; i < 3; i++) {
+        nanosleep(&(struct timespec){ 0, 2000000 }, NULL);
+        if (atomic_load(&p->boxw[b]) != w ||
+            mempool__box_referenced(p, b, w))
+            return false;
+    }
+    return true;
+}
+
+int mempool__box_verify(mempool *p, char *why, size_t whylen)
+{
+    uint64_t ovf = 0;
+    for (uint32_t b = 0; b < p->nbox; b++) {
+        uint64_t w = atomic_load(&p->boxw[b]), item;
+        uint32_t idx;
+        if (!w)
+            continue;
+        if (b >= ovf_base(p))
+            ovf++;
+        item = atomic_load(&p->boxes[b].item);
+        idx = (uint32_t)(item >> 32);
+        if (MP_BOX_IDX1(w) == 0 || MP_BOX_IDX1(w) - 1 >= p->ntab ||
+            (MP_BOX_ST(w) == MP_BOX_HELD && idx + 1 != MP_BOX_IDX1(w))) {
+            if (atomic_load(&p->boxw[b]) != w)
+                continue;
+            snprintf(why, whylen, "box %u names no object entry", b);
+            return MEMPOOL_ECORRUPT;
+        }
+        if (b < ovf_base(p) && idx % nbuckets(p) != b / MP_BOX_BW &&
+            atomic_load(&p->boxw[b]) == w) {
+            snprintf(why, whylen, "box %u is outside its bucket", b);
+            return MEMPOOL_ECORRUPT;
+        }
+        if (MP_BOX_ST(w) == MP_BOX_HELD && !mempool__box_referenced(p, b, w) &&
+            still_orphan(p, b, w)) {
+            snprintf(why, whylen, "box %u (entry %u) is held by no record",
+                     b, idx);
+            return MEMPOOL_ECORRUPT;
+        }
+        if (MP_BOX_ST(w) == MP_BOX_HELD && MP_BOX_REF(w)) {
+            mp_entry *e = mp_entry_at(p, idx);
+            uint64_t ew = atomic_load(&e->word);
+            if (mp_entry_alive(ew, (uint32_t)item) &&
+                !(MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED)) {
+                snprintf(why, whylen, "box %u holds a reference to plain "
+                         "object %u", b, idx);
+                return MEMPOOL_ECORRUPT;
+            }
+        }
+    }
+    if (ovf > atomic_load(&p->hand->ovf_used)) {
+        snprintf(why, whylen, "%llu overflow boxes, count says %llu",
+                 (unsigned long long)ovf,
+                 (unsigned long long)atomic_load(&p->hand->ovf_used));
+        return MEMPOOL_ECORRUPT;
+    }
+    return 0;
+}
+
+/* The handoff part of reaping dead slot @p d: its hold on the name
+ * directory (every change there is one CAS: nothing half-done), its boxes,
+ * and any reference in flight that is due. */
+void mempool__box_reap(mempool *p, int d)
+{
+    uint32_t who = (uint32_t)d + 1;
+    atomic_compare_exchange_strong(&p->hand->names_lock, &who, 0);
+    mempool__box_sweep(p, d);
+    mempool__flight_expire(p, true);
+}
+
+/* get_wait sleepers of entry @p idx (handoff/wait.c) sleep on the low half
+ * of its word: wake them after a change that ends the wait. */
+void mempool__entry_wake(mempool *p, uint32_t idx)
+{
+    mp_entry *e = mp_entry_at(p, idx);
+    /* seq_cst after the caller's seq_cst CAS of the word: either we see
+     * the sleeper's count or it sees the new word (Dekker). */
+    if (atomic_load(&e->waiters))
+        mp_futex_wake(mp_word_low(&e->word), INT_MAX);
+}

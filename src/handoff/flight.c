@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * flight.c - references in flight (MemPool.jl's send/receive counting):
+ * mempool_ref_give() moves one of the caller's references of a refcounted
+ * object to the pool, mempool_ref_take() moves one back to a worker, so a
+ * DRef can cross any channel (a pipe, a socket, a file) without the object
+ * dying in between or leaking when nobody takes it.
+ *
+ * A reference in flight is a box (box.c) whose back word says FLIGHT: it is
+ * its own record, live while HELD and not expired.
+ *
+ *   give:  box PREP (the pool now holds one more)  -> drop the caller's
+ *          cell -> box HELD. Killed before HELD: the box is a dead worker's
+ *          orphan and is freed, the caller's cell is reaped - not given,
+ *          and the reference is accounted once (dropped with the worker, as
+ *          any reference of a dead worker). Killed after: given.
+ *   take:  add the caller's cell -> free the box with one CAS. Killed
+ *          between: the box is still there (not taken) and the cell is
+ *          reaped. Killed after: taken, and reaped with the worker.
+ *
+ * Expiry: a box whose deadline has passed is dropped by whoever sweeps:
+ * give and take (at most every 10 ms), the reaper, the spiller's tick,
+ * mempool_reap() and mempool_check(). Dropping it may free the object.
+ */
+#include <errno.h>
+
+#include "failpoint.h"
+#include "handoff.h"
+
+int mempool_ref_give(mempool *p, mempool_dref r, int64_t ttl_ms)
+{
+    uint32_t idx, gen, b;
+    mp_entry *e;
+    int rc;
+
+    if ((rc = mempool__writer_ok(p)) ||
+        (rc = mempool__entry_of(p, r, &idx, &gen)))
+        return rc;
+    e = mp_entry_at(p, idx);
+    if (!mp_entry_alive(atomic_load(&e->word), gen))
+        return -ENOENT;
+    if (!(MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED))
+        return -EINVAL;
+    if ((rc = mempool__box_claim(p, idx, gen, true,
+                                 MP_BACK(MP_BK_FLIGHT, 0, 0), &b)))
+        return rc;
+    if (ttl_ms >= 0)
+        atomic_store(&p->boxes[b].expire,
+                     mempool__now_ns() + (uint64_t)ttl_ms * 1000000u + 1);
+    MP_FP(give_boxed);
+    if (mempool__ref_sub(p, idx, gen)) {
+        mempool__box_drop(p, b, atomic_load(&p->boxw[b]));
+        return -EINVAL;              /* the caller holds no reference */
+    }
+    MP_FP(give_moved);
+    mempool__box_commit(p, b);
+    atomic_fetch_add_explicit(&p->hand->flight_given, 1,
+                              memory_order_relaxed);
+    mempool__flight_expire(p, false);
+    return 0;
+}
+
+struct take_arg {
+    uint64_t item;
+    uint64_t now;
+    int rc;
+};
+
+static bool take_one(mempool *p, uint32_t b, uint64_t w, void *a)
+{
+    struct take_arg *t = a;
+    uint64_t back = atomic_load(&p->boxes[b].back);
+    uint64_t exp = atomic_load(&p->boxes[b].expire);
+    uint32_t idx = (uint32_t)(t->item >> 32), gen = (uint32_t)t->item;
+
+    if (MP_BOX_ST(w) != MP_BOX_HELD || !MP_BOX_REF(w) ||
+        MP_BACK_KIND(back) != MP_BK_FLIGHT ||
+        atomic_load(&p->boxes[b].item) != t->item)
+        return false;
+    if (exp && t->now >= exp) {
+        if (mempool__box_drop(p, b, w))        /* expired: the pool's */
+            atomic_fetch_add(&p->hand->flight_expired, 1);
+        return false;
+    }
+    if ((t->rc = mempool__ref_add(p, idx, gen)))
+        return true;                 /* -ENOBUFS: stop */
+    MP_FP(take_celled);
+    if (mempool__box_take(p, b, w))
+        return true;
+    /* Someone else took it: give the cell back and look again. */
+    mempool__ref_sub(p, idx, gen);
+    mempool__entry_refcheck(p, idx, gen);
+    return false;
+}
+
+int mempool_ref_take(mempool *p, mempool_dref r)
+{
+    struct take_arg t = { 0, 0, -ENOENT };
+    uint32_t idx, gen;
+    int rc;
+
+    if ((rc = mempool__writer_ok(p)) ||
+        (rc = mempool__entry_of(p, r, &idx, &gen)))
+        return rc;
+    t.item = ((uint64_t)idx << 32) | gen;
+    t.now = mempool__now_ns();
+    if (!mempool__box_find(p, idx, gen, take_one, &t))
+        return -ENOENT;
+    if (t.rc == 0) {
+        atomic_fetch_add_explicit(&p->hand->flight_taken, 1,
+                                  memory_order_relaxed);
+        mempool__flight_expire(p, false);
+    }
+    return t.rc;
+}
+
+/* References in flight now (stats). */
+uint64_t mempool__flight_count(mempool *p)
+{
+    uint64_t n = 0;
+    for (uint32_t b = 0; b < p->nbox; b++) {
+        uint64_t w = atomic_load_explicit(&p->boxw[b], memory_order_relaxed);
+        if (w && MP_BOX_ST(w) == MP_BOX_HELD &&
+            MP_BACK_KIND(atomic_load(&p->boxes[b].back)) == MP_BK_FLIGHT)
+            n++;
+    }
+    return n;
+}

@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * wait.c - mempool_get_wait(): wait for a reserved object to be published
+ * (Plasma's create/seal/get), the owner locks of the handoff directories,
+ * and the handoff part of reaping a worker.
+ *
+ * get_wait sleeps on the low half of the entry word (state, writer, flags):
+ * publish, abort, delete and the reaper's free of a dead writer's
+ * reservation all change it, and each of them wakes the entry's sleepers
+ * when its waiters count says there are any (publish costs one load of a
+ * word in the entry's own cache line otherwise). Sleeps are capped at 50 ms
+ * so a writer that died with nobody reaping it is noticed: the waiter then
+ * reaps it itself, which frees the reservation (-ENOENT).
+ *
+ * Owner locks (names directory, channel directory) are a word holding the
+ * holder's slot + 1. A dead holder is replaced by the next locker, which
+ * then repairs what the holder left; a holder stopped by SIGSTOP delays
+ * only other writers of that directory (never gets, sends or receives).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <time.h>
+
+#include "failpoint.h"
+#include "handoff.h"
+
+#define WAIT_CAP_NS 50000000u   /* look at a silent writer every 50 ms */
+
+int mempool_get_wait(mempool *p, mempool_dref r, mempool_view *v,
+                     int64_t timeout_ms)
+{
+    uint64_t deadline = mp_deadline(timeout_ms);
+    uint32_t idx, gen;
+    mp_entry *e;
+    int rc;
+
+    if ((rc = mempool__writer_ok(p)))
+        return rc;
+    if (!v || (rc = mempool__entry_of(p, r, &idx, &gen)))
+        return rc ? rc : -EINVAL;
+    e = mp_entry_at(p, idx);
+    for (;;) {
+        uint64_t w = atomic_load(&e->word);
+        unsigned who = MP_W_WHO(w);
+        if (MP_W_GEN(w) != gen)
+            return -ENOENT;          /* aborted, writer reaped, or reused */
+        if (MP_W_ST(w) != MP_ST_ALLOC)
+            return mempool__get(p, r, v, true);
+        if (who != (unsigned)p->slot + 1 && who >= 1 && who <= MP_WORKERS &&
+            !mempool__slot_alive(p, (int)who - 1)) {
+            mempool__reap_slot(p, (int)who - 1);
+            mempool__entry_repair(p, (int)who - 1, idx);
+            continue;
+        }
+        if (mp_deadline(0) >= deadline)
+            return -ETIMEDOUT;
+        atomic_fetch_add(&e->waiters, 1);
+        if (atomic_load(&e->word) == w) {
+            atomic_fetch_add_explicit(&p->hand->get_waits, 1,
+                                      memory_order_relaxed);
+            rc = mp_futex_wait(mp_word_low(&e->word), (uint32_t)w, deadline,
+                               WAIT_CAP_NS);
+        }
+        atomic_fetch_sub(&e->waiters, 1);
+        if (rc == -ETIMEDOUT)
+            return -ETIMEDOUT;
+    }
+}
+
+/* ---- owner locks ------------------------------------------------------ */
+
+int mempool__olock(mempool *p, _Atomic uint32_t *l)
+{
+    uint32_t me = (uint32_t)p->slot + 1;
+    unsigned spins = 0;
+    for (;;) {
+        uint32_t v = 0;
+        if (atomic_compare_exchange_strong(l, &v, me))
+            return 0;
+        if (++spins < 64) {
+            mp_cpu_relax();
+            continue;
+        }
+        if ((spins & 15) == 0 && v != me &&
+            (v > MP_WORKERS || !mempool__slot_alive(p, (int)v - 1)) &&
+            atomic_compare_exchange_strong(l, &v, me))
+            return 1;                 /* its holder is gone: repair */
+        nanosleep(&(struct timespec){ 0, 50000 }, NULL);
+    }
+}
+
+void mempool__ounlock(mempool *p, _Atomic uint32_t *l)
+{
+    uint32_t me = (uint32_t)p->slot + 1;
+    atomic_compare_exchange_strong(l, &me, 0);
+}
+
+/* ---- reaping ---------------------------------------------------------- */
+
+static int hand_verify(mempool *p, char *why, size_t whylen)
+{
+    int rc = mempool__names_verify(p, why, whylen);
+    return rc ? rc : mempool__chan_verify(p, why, whylen);
+}
+
+/* What core's reaper and fsck call up through (pool.c sets it). */
+const mp_hand_ops mempool__hand_ops = { mempool__chan_reap, hand_verify };

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * futex.h - waiting on 32-bit words of the shared arena.
+ *
+ * Shared futexes (no FUTEX_PRIVATE_FLAG): the kernel keys them by the
+ * backing page of the shm object, so processes that map the arena at
+ * different addresses meet on the same word. A waiter sleeps only while
+ * the word still holds the value it saw; a waker bumps the word first, so
+ * a wake can never be lost between a waiter's check and its sleep.
+ *
+ * Callers keep a waiters count next to each word and call wake only when it
+ * is non-zero (the waiter increments it before its last check, seq_cst, so
+ * either the waker sees the waiter or the waiter sees the change).
+ */
+#ifndef MEMPOOL_FUTEX_H
+#define MEMPOOL_FUTEX_H
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* CLOCK_MONOTONIC now, ns. */
+static inline uint64_t mp_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Deadline for a timeout in ms: UINT64_MAX forever (< 0), now for 0. */
+static inline uint64_t mp_deadline(int64_t timeout_ms)
+{
+    if (timeout_ms < 0)
+        return UINT64_MAX;
+    if ((uint64_t)timeout_ms > UINT64_MAX / 2000000u)
+        return UINT64_MAX;
+    return mp_mono_ns() + (uint64_t)timeout_ms * 1000000u;
+}
+
+/* Sleep while *w == val, until woken, @p deadline (CLOCK_MONOTONIC ns,
+ * UINT64_MAX = none) or at most @p cap_ns (0 = no cap; lets a waiter look
+ * again at something no one will wake it for, such as a dead peer).
+ * @return 0 (woken, value changed, or spurious: re-check), -ETIMEDOUT when
+ * the deadline has passed. EINTR is a spurious wake-up. */
+static inline int mp_futex_wait(void *w, uint32_t val, uint64_t deadline,
+                                uint64_t cap_ns)
+{
+    struct timespec ts, *tsp = NULL;
+    uint64_t now = mp_mono_ns(), left = UINT64_MAX;
+    if (deadline != UINT64_MAX) {
+        if (now >= deadline)
+            return -ETIMEDOUT;
+        left = deadline - now;
+    }
+    if (cap_ns && cap_ns < left)
+        left = cap_ns;
+    if (left != UINT64_MAX) {
+        ts.tv_sec = (time_t)(left / 1000000000u);
+        ts.tv_nsec = (long)(left % 1000000000u);
+        tsp = &ts;
+    }
+    /* Relative timeout: FUTEX_WAIT measures it on CLOCK_MONOTONIC. */
+    (void)syscall(SYS_futex, w, FUTEX_WAIT, val, tsp, NULL, 0);
+    return 0;
+}
+
+/* The low 32 bits of a 64-bit arena word, for FUTEX_WAIT. */
+static inline void *mp_word_low(void *w)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return w;
+#else
+    return (uint32_t *)w + 1;
+#endif
+}
+
+static inline void mp_futex_wake(void *w, int n)
+{
+    (void)syscall(SYS_futex, w, FUTEX_WAKE, n, NULL, NULL, 0);
+}
+
+#endif /* MEMPOOL_FUTEX_H */

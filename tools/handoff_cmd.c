@@ -1,0 +1,292 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * handoff_cmd.c - `mempool name ...` and `mempool chan ...`: the handoff
+ * primitives from the shell, so scripts can hand objects over.
+ *
+ *   mempool name put POOL NAME DREF [--replace]
+ *   mempool name get POOL NAME [--timeout MS]      prints the DRef
+ *   mempool name drop POOL NAME
+ *   mempool name ls POOL                           NAME<TAB>DREF lines
+ *   mempool chan ls POOL
+ *   mempool chan send POOL CHAN DREF [--timeout MS] [--create CAP]
+ *   mempool chan recv POOL CHAN [--timeout MS] [--ttl MS]
+ *
+ * A command is a process that exits right away, and a reference it holds
+ * would die with it. So `chan recv` of a refcounted object gives its new
+ * reference into flight (mempool_ref_give, --ttl, default 60 s) before it
+ * prints the DRef, for the next program to mempool_ref_take(); and
+ * `chan send` of a refcounted object first takes a reference in flight
+ * (what such a recv, or a producer's mempool_ref_give, left) to send.
+ * Timeouts: milliseconds, -1 waits forever (default), 0 does not wait;
+ * running out exits 1 with "timed out".
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <string.h>
+
+static bool want_help(int argc, char **argv, const char *usage)
+{
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            fputs(usage, stdout);
+            return true;
+        }
+    }
+    return false;
+}
+
+static int attach(const char *cmd, const char *name, mempool **out)
+{
+    mempool_options o;
+    int rc;
+    mempool_options_init(&o);
+    o.flags = 0;
+    o.spiller = 0;
+    if ((rc = mempool_open(name, &o, out)) < 0) {
+        char what[MEMPOOL_NAME_MAX + 16];
+        snprintf(what, sizeof what, "pool '%s'", name);
+        cli_error(cmd, rc, what);
+    }
+    return rc;
+}
+
+static void print_dref(mempool_dref r)
+{
+    char text[MEMPOOL_DREF_STRLEN];
+    mempool_dref_format(r, text, sizeof text);
+    printf("%s\n", text);
+}
+
+/* Options after the positional arguments: --timeout MS, --ttl MS,
+ * --create CAP, --replace. Returns the count of positionals or -1. */
+struct hopts {
+    long timeout, ttl, create;
+    bool replace;
+};
+
+static int usage_fail(const char *cmd, const char *msg)
+{
+    cli_usage_error(cmd, msg);
+    return -1;
+}
+
+static int parse_opts(const char *cmd, int argc, char **argv,
+                      struct hopts *o, char **pos, int maxpos)
+{
+    int n = 0;
+    o->timeout = -1;
+    o->ttl = 60000;
+    o->create = 0;
+    o->replace = false;
+    for (int i = 0; i < argc; i++) {
+        long *dst = NULL, lo = -1;
+        if (!strcmp(argv[i], "--timeout"))
+            dst = &o->timeout;
+        else if (!strcmp(argv[i], "--ttl"))
+            dst = &o->ttl;
+        else if (!strcmp(argv[i], "--create"))
+            dst = &o->create, lo = 1;
+        else if (!strcmp(argv[i], "--replace"))
+            o->replace = true;
+        else if (argv[i][0] == '-' && argv[i][1] == '-')
+            return usage_fail(cmd, "unknown option");
+        else if (n < maxpos)
+            pos[n++] = argv[i];
+        else
+            return usage_fail(cmd, "too many arguments");
+        if (dst && (i + 1 >= argc ||
+                    cli_parse_count(argv[++i], lo, 1L << 40, dst) < 0))
+            return usage_fail(cmd, "bad number");
+    }
+    return n;
+}
+
+static int parse_dref(const char *cmd, const char *s, mempool_dref *out)
+{
+    if (mempool_dref_parse(s, out) == 0)
+        return 0;
+    fprintf(stderr, "mempool %s: '%s' is not a DRef\n", cmd, s);
+    return -1;
+}
+
+/* ---- names -------------------------------------------------------------- */
+
+static const char name_usage[] =
+    "Usage: mempool name put POOL NAME DREF [--replace]\n"
+    "       mempool name get POOL NAME [--timeout MS]\n"
+    "       mempool name drop POOL NAME\n"
+    "       mempool name ls POOL\n"
+    "The pool's name directory: bind NAME (1..255 bytes) to object DREF,\n"
+    "look it up (waiting up to MS ms for it to be bound; -1 forever, the\n"
+    "default), unbind it, list the bindings (NAME<TAB>DREF). A name bound to\n"
+    "a refcounted object holds a reference of its own.\n";
+
+static int print_name(const char *name, mempool_dref r, void *arg)
+{
+    char text[MEMPOOL_DREF_STRLEN];
+    (void)arg;
+    mempool_dref_format(r, text, sizeof text);
+    printf("%s\t%s\n", name, text);
+    return 0;
+}
+
+int cmd_name(int argc, char **argv)
+{
+    struct hopts o;
+    char *pos[4];
+    mempool_dref r;
+    mempool *p;
+    int n, rc = 0;
+
+    if (want_help(argc, argv, name_usage))
+        return CLI_OK;
+    n = parse_opts("name", argc - 1, argv + 1, &o, pos, 4);
+    if (n < 0)
+        return CLI_USAGE;
+    if (n < 2)
+        return cli_usage_error("name", "want put|get|drop|ls and a POOL");
+    if (!strcmp(pos[0], "put")) {
+        if (n != 4)
+            return cli_usage_error("name", "put wants POOL NAME DREF");
+        if (parse_dref("name", pos[3], &r))
+            return CLI_USAGE;
+    } else if (!strcmp(pos[0], "get") || !strcmp(pos[0], "drop")) {
+        if (n != 3)
+            return cli_usage_error("name", "want POOL NAME");
+    } else if (!strcmp(pos[0], "ls")) {
+        if (n != 2)
+            return cli_usage_error("name", "ls wants POOL");
+    } else {
+        return cli_usage_error("name", "want put, get, drop or ls");
+    }
+    if (attach("name", pos[1], &p) < 0)
+        return CLI_FAIL;
+    if (!strcmp(pos[0], "put"))
+        rc = mempool_name_put(p, pos[2], r,
+                              o.replace ? MEMPOOL_NAME_REPLACE : 0);
+    else if (!strcmp(pos[0], "get") &&
+             (rc = mempool_name_get(p, pos[2], &r, o.timeout)) == 0)
+        print_dref(r);
+    else if (!strcmp(pos[0], "drop"))
+        rc = mempool_name_drop(p, pos[2]);
+    else if (!strcmp(pos[0], "ls"))
+        rc = mempool_name_list(p, print_name, NULL);
+    if (rc < 0)
+        cli_error("name", rc, n > 2 ? pos[2] : pos[1]);
+    mempool_close(p);
+    return rc < 0 ? CLI_FAIL : CLI_OK;
+}
+
+/* ---- channels ----------------------------------------------------------- */
+
+static const char chan_usage[] =
+    "Usage: mempool chan ls POOL\n"
+    "       mempool chan send POOL CHAN DREF [--timeout MS] [--create CAP]\n"
+    "       mempool chan recv POOL CHAN [--timeout MS] [--ttl MS]\n"
+    "Channels of pool POOL: list them; send object DREF (creating a queue\n"
+    "channel of CAP items if missing with --create); receive one and print\n"
+    "its DRef. A refcounted item's reference is handed on through flight:\n"
+    "recv gives it (mempool_ref_give, expiring after --ttl ms, default\n"
+    "60000) and send takes one that is in flight to move it.\n";
+
+static int print_chan(const mempool_chan_info *ci, void *arg)
+{
+    (void)arg;
+    printf("%-24s %-9s %8u %8llu %8llu %8llu %8llu %4u/%-4u\n", ci->name,
+           (ci->flags & MEMPOOL_CHAN_BROADCAST) ? "broadcast" : "queue",
+           ci->capacity, (unsigned long long)ci->depth,
+           (unsigned long long)ci->sent, (unsigned long long)ci->received,
+           (unsigned long long)ci->dropped, ci->senders_waiting,
+           ci->receivers_waiting);
+    return 0;
+}
+
+static int chan_send(mempool *p, const char *name, mempool_dref r,
+                     const struct hopts *o)
+{
+    mempool_chan *c;
+    int rc = mempool_chan_open(p, name, (uint32_t)o->create,
+                               o->create ? MEMPOOL_CHAN_CREATE : 0, &c);
+    if (rc == -EINVAL && !o->create)
+        rc = mempool_chan_open(p, name, 0, MEMPOOL_CHAN_BROADCAST, &c);
+    if (rc < 0)
+        return rc;
+    rc = mempool_chan_send(c, r, o->timeout);
+    if (rc == -EINVAL && mempool_ref_take(p, r) == 0) {
+        /* refcounted: the reference in flight is the one to send */
+        if ((rc = mempool_chan_send(c, r, o->timeout)) < 0) {
+            mempool_ref_give(p, r, -1);   /* put it back */
+        }
+    }
+    mempool_chan_close(c);
+    return rc;
+}
+
+static int chan_recv(mempool *p, const char *name, const struct hopts *o)
+{
+    mempool_chan *c;
+    mempool_dref r;
+    int rc = mempool_chan_open(p, name, 0, 0, &c);
+    if (rc == -EINVAL)
+        rc = mempool_chan_open(p, name, 0, MEMPOOL_CHAN_BROADCAST, &c);
+    if (rc < 0)
+        return rc;
+    rc = mempool_chan_recv(c, &r, o->timeout);
+    mempool_chan_close(c);
+    if (rc < 0)
+        return rc;
+    /* Refcounted: keep the object alive after we exit. Plain: -EINVAL. */
+    rc = mempool_ref_give(p, r, o->ttl);
+    if (rc == -EINVAL)
+        rc = 0;
+    if (rc == 0)
+        print_dref(r);
+    return rc;
+}
+
+int cmd_chan(int argc, char **argv)
+{
+    struct hopts o;
+    char *pos[4];
+    mempool_dref r;
+    mempool *p;
+    int n, rc = 0;
+
+    if (want_help(argc, argv, chan_usage))
+        return CLI_OK;
+    n = parse_opts("chan", argc - 1, argv + 1, &o, pos, 4);
+    if (n < 0)
+        return CLI_USAGE;
+    if (n < 2)
+        return cli_usage_error("chan", "want ls|send|recv and a POOL");
+    if (!strcmp(pos[0], "send")) {
+        if (n != 4)
+            return cli_usage_error("chan", "send wants POOL CHAN DREF");
+        if (parse_dref("chan", pos[3], &r))
+            return CLI_USAGE;
+    } else if (!strcmp(pos[0], "recv")) {
+        if (n != 3)
+            return cli_usage_error("chan", "recv wants POOL CHAN");
+    } else if (!strcmp(pos[0], "ls")) {
+        if (n != 2)
+            return cli_usage_error("chan", "ls wants POOL");
+    } else {
+        return cli_usage_error("chan", "want ls, send or recv");
+    }
+    if (attach("chan", pos[1], &p) < 0)
+        return CLI_FAIL;
+    if (!strcmp(pos[0], "send")) {
+        rc = chan_send(p, pos[2], r, &o);
+    } else if (!strcmp(pos[0], "recv")) {
+        rc = chan_recv(p, pos[2], &o);
+    } else {
+        printf("%-24s %-9s %8s %8s %8s %8s %8s %9s\n", "CHANNEL", "MODE",
+               "CAP", "DEPTH", "SENT", "RECEIVED", "DROPPED", "WAIT S/R");
+        rc = mempool_chan_list(p, print_chan, NULL);
+    }
+    if (rc < 0)
+        cli_error("chan", rc, n > 2 ? pos[2] : pos[1]);
+    mempool_close(p);
+    return rc < 0 ? CLI_FAIL : CLI_OK;
+}
