@@ -75,8 +75,9 @@
 #define MP_FORMAT_VERSION 3u
 #define MP_PAGE           4096u
 #define MP_ALIGN          64u
-#define MP_MIN_ARENA      (UINT64_C(1) << 20)
-#define MP_MAX_OBJECTS    ((UINT64_C(1) << 31) - 2)
+#define MP_MIN_ARENA      MEMPOOL_MIN_ARENA_BYTES
+#define MP_MAX_ARENA      MEMPOOL_MAX_ARENA_BYTES
+#define MP_MAX_OBJECTS    MEMPOOL_MAX_OBJECTS
 #define MP_WORKERS        MEMPOOL_MAX_WORKERS
 #define MP_PATH_MAX       1024
 #define MP_LOCK_SPILLER   (MP_LOCK_BASE - 1)
