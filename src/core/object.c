@@ -29,6 +29,7 @@
 #include "entry.h"
 #include "failpoint.h"
 #include "internal.h"
+#include "recency.h"
 
 #define VIEW_KEY UINT64_C(0x6d656d706f6f6c21)
 
@@ -67,9 +68,12 @@ mempool_dref mempool__dref_of(const mempool *p, uint32_t idx, uint32_t gen)
     return r;
 }
 
-static void touch(mp_entry *e)
+_Thread_local uint64_t mempool__stamp_last;
+
+/* Recency: a get stores a stamp only when it moves (recency.h). */
+static void touch(mp_entry *e, bool set)
 {
-    atomic_store_explicit(&e->stamp, mempool__now_ns(), memory_order_relaxed);
+    mp_stamp_touch(&e->stamp, set);
 }
 
 #define COUNT(p, field) \
@@ -233,7 +237,7 @@ int mempool_publish(mempool *p, mempool_dref r)
     if (rc)
         return rc;
     e = mp_entry_at(p, idx);
-    touch(e);
+    touch(e, true);
     MP_FP(publish_before);
     if (mempool__entry_publish(e, w))
         return -ENOENT;              /* reaped under us: cannot happen live */
@@ -398,7 +402,7 @@ int mempool__get(mempool *p, mempool_dref r, mempool_view *v, bool recency)
     }
     v->type = MP_LD(e->type);
     if (recency)
-        touch(e);
+        touch(e, false);
     COUNT(p, gets);
     return 0;
 }

@@ -199,11 +199,11 @@ uint32_t mempool__cell_count(mempool *p, int kind, uint32_t idx, uint32_t gen,
     uint64_t act = atomic_load(&p->h->active);
     uint32_t sum = 0;
 
-    for (int s = 0; s < MP_WORKERS; s++) {
-        _Atomic uint64_t *t;
-        if (!(act >> s & 1))
-            continue;
-        t = table_of(p, s);
+    /* Only the active slots, by their bits: a delete used to test all 64
+     * (issue 11). */
+    for (; act; act &= act - 1) {
+        int s = __builtin_ctzll(act);
+        _Atomic uint64_t *t = table_of(p, s);
         sum += sum_cells(bucket_of(t, idx), MP_CELL_BW, key);
         if (atomic_load(&p->slots[s].overflow_used))
             sum += sum_cells(t + MP_CELL_NB * MP_CELL_BW, MP_CELL_OVF, key);
@@ -238,9 +238,8 @@ unsigned mempool__refs_forget(mempool *p, uint32_t idx, uint32_t gen)
     uint64_t key = CELL_KEY(MP_REF, idx, gen);
     uint64_t act = atomic_load(&p->h->active);
     unsigned done = 0;
-    for (int s = 0; s < MP_WORKERS; s++) {
-        if (!(act >> s & 1))
-            continue;
+    for (; act; act &= act - 1) {
+        int s = __builtin_ctzll(act);
         done += forget_in(p, s, (idx % MP_CELL_NB) * MP_CELL_BW, MP_CELL_BW,
                           key);
         if (atomic_load(&p->slots[s].overflow_used))
