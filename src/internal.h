@@ -92,6 +92,8 @@ struct mempool {
     int           slot;        /* our slot, 0-based */
     uint64_t      forkgen;     /* process fork generation at open */
     pthread_mutex_t reap_lock; /* one reaper per handle at a time */
+    _Atomic uint64_t populated[64]; /* arena chunks this handle has
+                                       prefaulted (object.c populate) */
     struct mempool *next;      /* process-wide handle list (fork handling) */
     struct mp_codecs *codecs;  /* codecs registered through this handle */
     const mp_spill_ops *spill_ops; /* the layer above core (pool.c) */

@@ -268,20 +268,43 @@ int mempool_abort(mempool *p, mempool_dref r)
     return rc;
 }
 
-/* A large copy into arena pages this process may never have mapped pays a
- * page fault per 4 KiB; MADV_POPULATE_WRITE (Linux 5.14) maps them all in
- * one call first (issue 11 target 3). Only pages wholly inside the block;
- * any failure (an older kernel: EINVAL) just leaves the faults to memcpy. */
+/* A large copy into arena pages this process never mapped pays a page
+ * fault per 4 KiB; MADV_POPULATE_WRITE (Linux 5.14) maps them in one call
+ * first (issue 11 target 3). On pages already mapped it still walks them
+ * (it slowed warm 64 MiB sets), so each handle remembers which chunks of
+ * the arena (1/4096 of it, at least 2 MiB) it has populated and does it
+ * once per chunk. Only whole pages inside the block are populated; any
+ * failure (older kernels: EINVAL) just leaves the faults to memcpy. A
+ * chunk whose pages were punched since (trim) faults again, as before. */
 #define POPULATE_MIN (256u << 10)
+#define POP_CHUNKS   (64u * 64u)
 
-static void populate(void *buf, size_t len)
+static void populate(mempool *p, void *buf, size_t len)
 {
 #ifdef MADV_POPULATE_WRITE
-    uintptr_t a = ((uintptr_t)buf + 4095u) & ~(uintptr_t)4095u;
-    uintptr_t b = ((uintptr_t)buf + len) & ~(uintptr_t)4095u;
-    if (len >= POPULATE_MIN && b > a)
-        (void)madvise((void *)a, b - a, MADV_POPULATE_WRITE);
+    uint8_t *data = p->base + p->data_off, *end = (uint8_t *)buf + len;
+    unsigned sh = 21;
+    if (len < POPULATE_MIN || (uint8_t *)buf < data)
+        return;
+    while (((p->npages * MP_PAGE) >> sh) >= POP_CHUNKS)
+        sh++;
+    for (uint64_t c = (uint64_t)((uint8_t *)buf - data) >> sh;
+         c < POP_CHUNKS && data + (c << sh) < end; c++) {
+        _Atomic uint64_t *word = &p->populated[c / 64];
+        uint64_t bit = UINT64_C(1) << (c % 64);
+        uintptr_t a = (uintptr_t)data + (c << sh), z = a + (UINT64_C(1) << sh);
+        if (atomic_load_explicit(word, memory_order_relaxed) & bit)
+            continue;
+        atomic_fetch_or_explicit(word, bit, memory_order_relaxed);
+        a = a > (uintptr_t)buf ? a : (uintptr_t)buf;
+        z = z < (uintptr_t)end ? z : (uintptr_t)end;
+        a = (a + MP_PAGE - 1) & ~(uintptr_t)(MP_PAGE - 1);
+        z &= ~(uintptr_t)(MP_PAGE - 1);
+        if (z > a)
+            (void)madvise((void *)a, z - a, MADV_POPULATE_WRITE);
+    }
 #else
+    (void)p;
     (void)buf;
     (void)len;
 #endif
@@ -299,7 +322,7 @@ int mempool_put_ex(mempool *p, const void *data, size_t len,
     if ((rc = mempool_reserve(p, len, o, &buf, &r)))
         return rc;
     if (len) {
-        populate(buf, len);
+        populate(p, buf, len);
         memcpy(buf, data, len);
     }
     if ((rc = mempool_publish(p, r))) {
