@@ -47,6 +47,8 @@ set(CPACK_DEBIAN_TOOLS_PACKAGE_DEPENDS "libc6 (>= 2.34)")
 set(CPACK_DEBIAN_PYTHON_PACKAGE_NAME python3-mempool)
 set(CPACK_DEBIAN_PYTHON_PACKAGE_SECTION python)
 set(CPACK_DEBIAN_PYTHON_PACKAGE_DEPENDS "python3, python3-numpy")
+# mempool.dask (the Dask integration) needs these; the rest does not.
+set(CPACK_DEBIAN_PYTHON_PACKAGE_SUGGESTS "python3-dask, python3-distributed")
 
 # Per package: the first line is the synopsis, the rest the long text.
 set(CPACK_DEBIAN_LIB_DESCRIPTION "shared memory object pool for processes on one host (library)

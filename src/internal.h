@@ -91,6 +91,9 @@ struct mempool {
     uint64_t      data_off, npages, tag;
     int           slot;        /* our slot, 0-based */
     uint64_t      forkgen;     /* process fork generation at open */
+    int         (*type_known)(mempool *p, uint32_t type); /* codec layer */
+    bool          closed;      /* set by mempool_close(): the handle is kept
+                                  (poisoned) a while, see worker.c */
     pthread_mutex_t reap_lock; /* one reaper per handle at a time */
     _Atomic uint64_t populated[64]; /* arena chunks this handle has
                                        prefaulted (object.c populate) */
@@ -160,6 +163,10 @@ bool mempool__slot_alive(mempool *p, int slot);
 int  mempool__reap_slot(mempool *p, int slot);   /* 1 reaped, 0 alive */
 void mempool__register(mempool *p);
 void mempool__unregister(mempool *p);
+/* Is @p p an open handle of this process? Reads only the registry. */
+bool mempool__registered(const mempool *p);
+/* Poison closed handle @p p and keep its memory a while (quarantine). */
+void mempool__handle_retire(mempool *p);
 /* A bounded wait for another worker's step on one entry: spin briefly,
  * then sleep with exponential backoff (1 us .. 1 ms) until the deadline
  * mempool__wait_bound_ns() after the first sleep. */
@@ -267,6 +274,9 @@ void mempool__spiller_stop(mempool *p);
 
 /* ---- codec.c ---------------------------------------------------------- */
 void mempool__codecs_free(mempool *p);  /* at close; NULL-safe */
+/* 0 if user type @p type has a codec registered through @p p, else
+ * -ENOTSUP. core calls it through p->type_known (pool.c installs it). */
+int  mempool__codec_known(mempool *p, uint32_t type);
 
 static inline mp_entry *mp_entry_at(mempool *p, uint32_t idx)
 {

@@ -83,6 +83,7 @@ int mempool_open(const char *name, const mempool_options *o, mempool **out)
     }
     mempool__bind(p);
     p->spill_ops = &mempool__spill_ops;   /* before the claim, which reaps */
+    p->type_known = mempool__codec_known;
     p->hand_ops = &mempool__hand_ops;
     mempool__register(p);
     if ((rc = mempool__spill_bind(p)) ||
@@ -116,8 +117,8 @@ fail_free:
 int mempool_close(mempool *p)
 {
     int rc;
-    if (!p)
-        return -EINVAL;
+    if (!p || !mempool__registered(p))
+        return -EINVAL;             /* NULL, or closed already */
     rc = mempool__handle_ok(p);
     if (rc == 0 && !p->observer) {
         mempool__spiller_stop(p);
@@ -134,6 +135,6 @@ int mempool_close(mempool *p)
         close(p->lfd);
         close(p->fd);
     }
-    free(p);
+    mempool__handle_retire(p);      /* poisoned, freed some closes later */
     return 0;
 }

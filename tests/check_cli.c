@@ -28,68 +28,17 @@
 #include <time.h>
 
 #include "layout.h"      /* white box: where the page bitmap is */
+#include "t_cli.h"
 
 #define OUT_MAX (8 << 20)
 
-/* What a program run produced. */
-struct run {
-    int  status;         /* exit status, 128+signal, -1 hung */
-    char out[OUT_MAX];
-    char err[1 << 14];
-};
-
-static struct run R;
-
-static void drain(int fd, char *buf, size_t cap, size_t *len)
-{
-    char sink[4096];
-    ssize_t n = *len + 1 < cap ? read(fd, buf + *len, cap - 1 - *len)
-                               : read(fd, sink, sizeof sink); /* full */
-    if (n > 0 && *len + 1 < cap)
-        *len += (size_t)n;
-    buf[*len] = '\0';
-}
+static struct t_cli_out R;
 
 /* Run argv (NULL-terminated) with @p in as stdin (NULL: /dev/null). */
 static int runv(const char *in, char *const argv[])
 {
-    int o[2], e[2];
-    size_t ol = 0, el = 0;
-    pid_t pid;
-
-    t_pipe(o);
-    t_pipe(e);
-    fflush(stdout);
-    fflush(stderr);
-    pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        int fd = open(in ? in : "/dev/null", O_RDONLY);
-        dup2(fd, 0);
-        dup2(o[1], 1);
-        dup2(e[1], 2);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(o[1]);
-    close(e[1]);
-    R.out[0] = R.err[0] = '\0';
-    for (;;) {
-        struct pollfd pf[2] = { { o[0], POLLIN, 0 }, { e[0], POLLIN, 0 } };
-        if (poll(pf, 2, 60000) <= 0)
-            break;
-        if (pf[0].revents)
-            drain(o[0], R.out, sizeof R.out, &ol);
-        if (pf[1].revents)
-            drain(e[0], R.err, sizeof R.err, &el);
-        if ((pf[0].revents & POLLHUP) && !(pf[0].revents & POLLIN) &&
-            (pf[1].revents & POLLHUP) && !(pf[1].revents & POLLIN))
-            break;
-    }
-    close(o[0]);
-    close(e[0]);
-    R.status = t_wait(pid, T_WAIT_S);
-    return R.status;
+    t_cli_free(&R);
+    return t_cli_run(&R, OUT_MAX, in, argv);
 }
 
 /* run(stdin, prog, args..., NULL) */

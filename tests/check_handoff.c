@@ -437,11 +437,17 @@ END_TEST
 
 /* ----------------------------------------------------------------- fork */
 
+static mempool_chan *fork_chan;
+
 static int forked_calls(void *arg)
 {
     mempool_dref r = *(mempool_dref *)arg, out;
     mempool_view v;
     mempool_chan *c;
+    /* A channel handle opened by the parent answers EFORKED too. */
+    T_CHILD_EQ(mempool_chan_send(fork_chan, r, 0), MEMPOOL_EFORKED);
+    T_CHILD_EQ(mempool_chan_recv(fork_chan, &out, 0), MEMPOOL_EFORKED);
+    T_CHILD_EQ(mempool_chan_close(fork_chan), 0);   /* frees our copy */
     T_CHILD_EQ(mempool_get_wait(t_pool, r, &v, 0), MEMPOOL_EFORKED);
     T_CHILD_EQ(mempool_name_put(t_pool, "f", r, 0), MEMPOOL_EFORKED);
     T_CHILD_EQ(mempool_name_get(t_pool, "f", &out, 0), MEMPOOL_EFORKED);
@@ -456,8 +462,15 @@ static int forked_calls(void *arg)
 
 START_TEST(test_forked_child)
 {
-    mempool_dref r = set_rc(t_pool, "f");
+    mempool_dref r = set_rc(t_pool, "f"), out;
+    ASSERT_RC(mempool_chan_open(t_pool, "fc", 4, MEMPOOL_CHAN_CREATE,
+                                &fork_chan), 0);
     t_wait_ok(t_fork(forked_calls, &r));
+    /* The parent's handle still works: nothing was sent. */
+    ASSERT_RC(mempool_chan_recv(fork_chan, &out, 0), -ETIMEDOUT);
+    ASSERT_RC(mempool_chan_send(fork_chan, r, 0), 0);
+    ASSERT_RC(mempool_chan_recv(fork_chan, &out, 0), 0);
+    ASSERT_RC(mempool_chan_close(fork_chan), 0);
 }
 END_TEST
 

@@ -159,9 +159,8 @@ START_TEST(test_queue_limits)
     ASSERT_RC(mempool_chan_destroy(t_pool, "lim-4"), 0);
     ASSERT_RC(mempool_chan_open(t_pool, "huge", 1020, MEMPOOL_CHAN_CREATE,
                                 &c[65]), -ENOSPC);
-    for (int k = 0; k < 65; k++)
-        if (k != 3 && k != 4)
-            ASSERT_RC(mempool_chan_close(c[k]), 0);
+    for (int k = 0; k < 65; k++)     /* destroyed ones too: frees them */
+        ASSERT_RC(mempool_chan_close(c[k]), 0);
     t_assert_healthy(t_pool);
 }
 END_TEST

@@ -42,6 +42,7 @@ def render_warnings(path):
 
 
 def main(header, man3, man7):
+    header, man3, man7 = (os.path.abspath(x) for x in (header, man3, man7))
     bad = []
     funcs = declared(header)
     pages = {f[:-2] for f in os.listdir(man3) if f.endswith('.3')}

@@ -172,7 +172,7 @@ END_TEST
 
 START_TEST(test_set_ex_options)
 {
-    mempool_put_options o = { 0, 7, 0 };
+    mempool_put_options o = { 0, MEMPOOL_TYPE_STRINGS, 0 };
     mempool_dref r;
     mempool_view v;
     mempool_info in;
@@ -180,9 +180,9 @@ START_TEST(test_set_ex_options)
 
     ASSERT_RC(mempool_put_ex(t_pool, "typed", 5, &o, &r), 0);
     ASSERT_RC(mempool_get(t_pool, r, &v), 0);
-    ck_assert_uint_eq(v.type, 7);
+    ck_assert_uint_eq(v.type, MEMPOOL_TYPE_STRINGS);
     ASSERT_RC(mempool_info_get(t_pool, r, &in), 0);
-    ck_assert_uint_eq(in.type, 7);
+    ck_assert_uint_eq(in.type, MEMPOOL_TYPE_STRINGS);
     ck_assert_int_eq(in.owner, mempool_worker_id(t_pool));
     ASSERT_RC(mempool_release(t_pool, &v), 0);
     /* an unknown flag: -EINVAL, nothing left behind */

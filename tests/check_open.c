@@ -153,7 +153,7 @@ START_TEST(test_bad_options)
     mempool *p = NULL;
 
     t_pool_name(name, NULL);
-    /* arena below the documented 1 MiB minimum */
+    /* arena below the documented minimum (MEMPOOL_MIN_ARENA_BYTES) */
     t_options(&o, 4096);
     ck_assert_int_eq(mempool_open(name, &o, &p), -EINVAL);
     ck_assert(!shm_exists(name));

@@ -55,9 +55,9 @@ HANDLED = {
     ('mempool_chan_close', 'MEMPOOL_EFORKED'): 'the handle check only '
         'decides whether to touch the subscriber count; close returns 0',
     ('mempool_chan_send', '-EAGAIN'): 'qsend_once() says "full" with it; '
-        'qsend() waits or times out (-ETIMEDOUT)',
+        'queue_loop() waits or times out (-ETIMEDOUT)',
     ('mempool_chan_recv', '-EAGAIN'): 'qrecv_once()/brecv_once() say '
-        '"empty" with it; the loops wait or time out (-ETIMEDOUT)',
+        '"empty" with it; queue_loop()/brecv() wait or time out (-ETIMEDOUT)',
     ('mempool_chan_recv', '-EINPROGRESS'): 'brecv_once(): a position '
         'claimed but not written; brecv() waits, then skips it (-EOVERFLOW)',
     ('mempool_name_get', '-ENOENT'): 'nm_lookup()\'s "not bound" becomes '

@@ -17,7 +17,9 @@
  * or one stop in four for 1-8 s, longer than MEMPOOL_PEER_WAIT_MS, while
  * the others go on, so their waits on its half-done steps end with
  * -EAGAIN; mempool_reap() returns 0 for it; a stopped worker may also be
- * killed) and restarts it. One worker runs as another user (uid 65534)
+ * killed; a kill first continues the other stopped workers, because the
+ * test's reap and fsck take the allocator lock, which a stopped worker may
+ * hold) and restarts it. One worker runs as another user (uid 65534)
  * on the pool shared by mode 0666 (where the test runs as root); what it
  * cannot do for want of permission is counted, not failed (issue 15 item
  * 3). After every kill: mempool_reap(), no dead worker left,
@@ -574,7 +576,7 @@ START_TEST(test_soak)
     struct mempool_stats st;
     uint64_t rnd = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull, last_ops = 0;
     unsigned long kills = 0, stops = 0, long_stops = 0, stopped_kills = 0;
-    unsigned long lost = 0, reaped_by_us = 0;
+    unsigned long lost = 0, reaped_by_us = 0, stops_cut = 0;
     double start, last_progress, next_event, stalled_max = 0;
     char spill_dir[1100];
     int i, ntmp = 0;
@@ -655,9 +657,20 @@ START_TEST(test_soak)
             stops++;
             long_stops += lng;
         } else {
-            int sig = t_kill(pids[i]);
-            int n;
+            int sig, n;
 
+            /* The reap and fsck below take the allocator lock, which a
+             * stopped worker may hold (the one unbounded wait, README):
+             * the test, the only one that would continue it, must not
+             * wait on it. So the others' stops end here. */
+            for (int k = 0; k < NW; k++) {
+                if (k != i && cont_at[k] > 0) {
+                    ck_assert_int_eq(kill(pids[k], SIGCONT), 0);
+                    cont_at[k] = 0;
+                    stops_cut++;
+                }
+            }
+            sig = t_kill(pids[i]);
             if (sig != SIGKILL)
                 soak_fail_exit(pids[i], sig);
             stopped_kills += cont_at[i] > 0;
@@ -742,12 +755,13 @@ START_TEST(test_soak)
         fprintf(stderr, "soak: %.0f s, %d workers (1 as uid %d: %s), %lu "
                 "kills survived (%lu of them reaped by the test, the others "
                 "by a worker first; %lu killed while stopped), %lu stops "
-                "(%lu of 1-8 s); longest stall %.2f s, longest operation "
+                "(%lu of 1-8 s; %lu ended early by a kill); longest stall %.2f s, longest operation "
                 "of a running worker %.2f s; final table: %lu published "
                 "objects verified, %lu in-flight ones present; %" PRIu64
                 " objects left from %lu lost set windows\n", secs, NW,
                 OTHER_UID, geteuid() == 0 ? "yes" : "no, not root", kills,
-                reaped_by_us, stopped_kills, stops, long_stops, stalled_max,
+                reaped_by_us, stopped_kills, stops, long_stops, stops_cut,
+                stalled_max,
                 (double)atomic_load(&sk->op_max_ns) / 1e9, published,
                 unknown_alive, st.objects, lost);
         fprintf(stderr, "soak summary: kills survived %lu, operations %"

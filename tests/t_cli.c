@@ -2,7 +2,8 @@
 /*
  * t_cli.c - see t_cli.h. The program's output is drained while it runs
  * (poll on both pipes), so a chatty program never blocks on a full pipe;
- * its peak RSS comes from wait4().
+ * a program silent for T_WAIT_S is killed (status -1); its peak RSS comes
+ * from wait4().
  */
 #include "t_cli.h"
 
@@ -71,6 +72,8 @@ int t_cli_run(struct t_cli_out *r, size_t cap, const char *in,
             drain(o[0], r->out, cap, &r->out_len, &oo);
         if (pf[1].revents)
             drain(e[0], r->err, ERR_CAP, &el, &eo);
+        if (pf[0].revents || pf[1].revents)
+            end = t_now_s() + T_WAIT_S;   /* a watchdog on silence only */
     }
     close(o[0]);
     close(e[0]);

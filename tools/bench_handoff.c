@@ -10,10 +10,11 @@
  *               the 16-byte DRef (same gets and releases: only the
  *               transport differs) and a pipe carrying the 64 B payload
  *               itself (no pool at all).
- *   stream 1→1  a producer puts 64 B refcounted objects and sends them; a
- *               consumer receives, gets, releases and unrefs (the last
- *               reference: deleted). Objects/s against the same with plain
- *               objects whose DRefs go through a pipe (and a delete).
+ *   stream 1→1  a producer puts 64 B objects and sends them; a consumer
+ *               receives, gets, releases and deletes them. Objects/s
+ *               against the same with the DRefs going through a pipe; and
+ *               the channel with refcounted objects (the reference travels,
+ *               the consumer's unref frees).
  *   stream 4×4  the channel stream with 4 producers and 4 consumers on one
  *               channel (the machine's cores are shared by all 8).
  *   get_wait    publish → wake-up of a process asleep in mempool_get_wait()
@@ -39,6 +40,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#define ROUNDS 5          /* interleaved rounds (1 with --quick) */
 
 static char pool[64];
 static const mempool_put_options rco = { .flags = MEMPOOL_PUT_REFCOUNTED };
@@ -199,37 +202,51 @@ static int pingpong(mempool *p, int kind, long n, double *med)
 
 /* ---- streams -------------------------------------------------------------- */
 
-/* Producer: n objects of 64 B. kind 0: channel, 1: pipe of DRefs. */
-static void producer(int kind, long n, int go, int out)
+/* Wait for "go": the parent closes the pipe's write end (which the child
+ * closed its own copy of), so every child sees end of file at once. */
+static void await_go(int go_r, int go_w)
+{
+    char g;
+    close(go_w);
+    (void)!read(go_r, &g, 1);
+}
+
+/* Stream kinds: the channel with plain objects (deleted by the consumer),
+ * a pipe of DRefs with the same, the channel with refcounted objects (the
+ * reference travels; the consumer's unref frees). */
+enum { ST_CHAN = 0, ST_PIPE = 1, ST_CHAN_RC = 2 };
+
+/* Producer: n objects of 64 B. */
+static void producer(int kind, long n, int go, int go_w, int out)
 {
     mempool *p = attach();
-    mempool_chan *c = kind == 0 ? chan(p, "stream") : NULL;
-    char buf[64] = { 2 }, g;
-    rd(go, &g, 1);
+    mempool_chan *c = kind != ST_PIPE ? chan(p, "stream") : NULL;
+    char buf[64] = { 2 };
+    await_go(go, go_w);
     for (long i = 0; i < n; i++) {
         mempool_dref r;
-        if (mempool_put_ex(p, buf, sizeof buf, kind == 0 ? &rco : NULL, &r))
+        if (mempool_put_ex(p, buf, sizeof buf,
+                           kind == ST_CHAN_RC ? &rco : NULL, &r))
             _exit(10);
-        if (kind == 0 ? mempool_chan_send(c, r, -1) < 0
-                      : cli_write_all(out, &r, sizeof r) < 0)
+        if (kind != ST_PIPE ? mempool_chan_send(c, r, -1) < 0
+                            : cli_write_all(out, &r, sizeof r) < 0)
             _exit(11);
     }
     _exit(0);
 }
 
-static void consumer(int kind, long n, int go, int in)
+static void consumer(int kind, long n, int go, int go_w, int in)
 {
     mempool *p = attach();
-    mempool_chan *c = kind == 0 ? chan(p, "stream") : NULL;
-    char g;
-    rd(go, &g, 1);
+    mempool_chan *c = kind != ST_PIPE ? chan(p, "stream") : NULL;
+    await_go(go, go_w);
     for (long i = 0; i < n; i++) {
         mempool_dref r;
-        if (kind == 0 ? mempool_chan_recv(c, &r, -1) < 0
-                      : cli_read_all(in, &r, sizeof r) < 0)
+        if (kind != ST_PIPE ? mempool_chan_recv(c, &r, -1) < 0
+                            : cli_read_all(in, &r, sizeof r) < 0)
             _exit(12);
         touch(p, r);
-        if (kind == 0 ? mempool_unref(p, r) : mempool_delete(p, r))
+        if (kind == ST_CHAN_RC ? mempool_unref(p, r) : mempool_delete(p, r))
             _exit(13);
     }
     _exit(0);
@@ -247,9 +264,9 @@ static int stream(int kind, int np, long n, double *rate)
         return -errno;
     for (int i = 0; i < np; i++) {
         if ((k[i] = fork()) == 0)
-            producer(kind, n / np, go[0], data[1]);
+            producer(kind, n / np, go[0], go[1], data[1]);
         if ((k[np + i] = fork()) == 0)
-            consumer(kind, n / np, go[0], data[0]);
+            consumer(kind, n / np, go[0], go[1], data[0]);
     }
     close(data[0]);
     close(data[1]);
@@ -374,9 +391,9 @@ static void rate_row(const char *what, double r, const char *base, double br)
 
 int bench_handoff(const struct handoff_opts *ho)
 {
-    long rt = ho->quick ? 2000 : 20000, n = ho->quick ? 20000 : 400000;
+    long rt = ho->quick ? 2000 : 10000, n = ho->quick ? 20000 : 200000;
     int trials = ho->quick ? 100 : 1000;
-    double pp_chan, pp_dref, pp_64, s1, s1p, s4, w_get, w_pipe, ng, gg;
+    double pp_chan, pp_dref, pp_64, s1, s1p, s1r, s4, w_get, w_pipe, ng, gg;
     mempool_options o;
     mempool *p;
     int rc;
@@ -388,15 +405,34 @@ int bench_handoff(const struct handoff_opts *ho)
     o.flags = MEMPOOL_OPEN_CREATE | MEMPOOL_OPEN_EXCL;
     if ((rc = mempool_open(pool, &o, &p)) < 0)
         return rc;
-    fprintf(stderr, "mempool-bench: handoff ...\n");
-    if ((rc = pingpong(p, PP_CHAN, rt, &pp_chan)) ||
-        (rc = pingpong(p, PP_PIPE_DREF, rt, &pp_dref)) ||
-        (rc = pingpong(p, PP_PIPE_64, rt, &pp_64)) ||
-        (rc = stream(0, 1, n, &s1)) || (rc = stream(1, 1, n, &s1p)) ||
-        (rc = stream(0, 4, n, &s4)) ||
-        (rc = wakeups(p, false, trials, &w_get)) ||
-        (rc = wakeups(p, true, trials, &w_pipe)) ||
-        (rc = name_get(p, n, &ng, &gg)))
+    /* Interleaved rounds, each figure the median of its rounds, so a
+     * burst of load from other processes hits both sides alike. */
+    double v[9][ROUNDS];
+    int nr = ho->quick ? 1 : ROUNDS;
+    for (int k = 0; k < nr; k++) {
+        fprintf(stderr, "mempool-bench: handoff: round %d/%d ...\n", k + 1,
+                nr);
+        if ((rc = pingpong(p, PP_CHAN, rt, &v[0][k])) ||
+            (rc = pingpong(p, PP_PIPE_DREF, rt, &v[1][k])) ||
+            (rc = pingpong(p, PP_PIPE_64, rt, &v[2][k])) ||
+            (rc = stream(ST_CHAN, 1, n, &v[3][k])) ||
+            (rc = stream(ST_PIPE, 1, n, &v[4][k])) ||
+            (rc = stream(ST_CHAN_RC, 1, n, &v[5][k])) ||
+            (rc = stream(ST_CHAN, 4, n, &v[6][k])) ||
+            (rc = wakeups(p, false, trials, &v[7][k])) ||
+            (rc = wakeups(p, true, trials, &v[8][k])))
+            goto out;
+    }
+    pp_chan = bench_median(v[0], nr);
+    pp_dref = bench_median(v[1], nr);
+    pp_64 = bench_median(v[2], nr);
+    s1 = bench_median(v[3], nr);
+    s1p = bench_median(v[4], nr);
+    s1r = bench_median(v[5], nr);
+    s4 = bench_median(v[6], nr);
+    w_get = bench_median(v[7], nr);
+    w_pipe = bench_median(v[8], nr);
+    if ((rc = name_get(p, n, &ng, &gg)))
         goto out;
     printf("\n### handoff (64 B objects, 2 processes unless noted)\n\n");
     printf("| operation | mempool | baseline | baseline value | ratio |\n");
@@ -405,14 +441,17 @@ int bench_handoff(const struct handoff_opts *ho)
         pp_chan, "pipe carrying the DRef (same gets)", pp_dref);
     row("ping-pong round trip, channel", pp_chan,
         "pipe carrying the 64 B payload", pp_64);
-    rate_row("stream 1→1: put, send, recv, get, release, unref", s1,
-             "pipe carrying DRefs (put, get, release, delete)", s1p);
-    rate_row("stream 4×4 on one channel", s4, "the 1→1 channel stream", s1);
+    rate_row("stream 1→1: put, send, recv, get, release, delete", s1,
+             "pipe carrying DRefs (same put, get, release, delete)", s1p);
+    rate_row("stream 1→1, refcounted: the reference travels, unref frees",
+             s1r, "pipe carrying DRefs (plain, delete)", s1p);
+    rate_row("stream 4×4 on one channel (plain, delete)", s4,
+             "the 1→1 channel stream", s1);
     row("wake-up after publish, get_wait", w_get, "pipe write → read wake-up",
         w_pipe);
     row("name_get of a bound name", ng, "get + release of its object", gg);
-    printf("\nMedians; %ld round trips, %ld objects per stream, %d wake-ups.\n",
-           rt, n, trials);
+    printf("\nMedians of %d interleaved rounds of %ld round trips, %ld "
+           "objects per stream, %d wake-ups.\n", nr, rt, n, trials);
 out:
     mempool_close(p);
     mempool_destroy(pool);

@@ -4,16 +4,20 @@
  * objects through a pool, end to end, and check every byte.
  *
  * The producer creates a fresh pool, sets objects of mixed sizes (64 B to
- * 64 MiB) cut from a deterministic pseudo-random pattern, and sends each
- * DRef as a text line "DREF LEN CHECKSUM" to the consumers round-robin over
- * pipes. Each consumer is this same binary re-executed as the hidden
- * subcommand `demo-consumer`, so it is a separate program with its own
- * mapping, not a forked copy. A consumer gets the object zero-copy,
- * recomputes the checksum over the shared bytes, releases it and writes
- * "INDEX OK|BAD DREF" on a shared report pipe (lines are shorter than
- * PIPE_BUF, so concurrent writes never interleave). The producer deletes an
- * object once its consumer has answered, and keeps the bytes in flight under
- * half the arena, which is the flow control.
+ * 64 MiB) cut from a deterministic pseudo-random pattern, and hands each
+ * DRef to the consumers round-robin through one pool channel per consumer
+ * ("demo.<i>", mempool_chan_send: no side channel carries the objects).
+ * Each consumer is this same binary re-executed as the hidden subcommand
+ * `demo-consumer`, so it is a separate program with its own mapping, not a
+ * forked copy. A consumer receives the DRef (mempool_chan_recv), gets the
+ * object zero-copy, computes the checksum over the shared bytes, releases
+ * it and writes "INDEX SUM DREF M|D LEN CHECKSUM" on a shared report pipe
+ * (lines are shorter than PIPE_BUF, so concurrent writes never
+ * interleave); the producer compares length and checksum with what it
+ * wrote. The producer deletes an object once its consumer has answered,
+ * and keeps the bytes in flight under half the arena, which is the flow
+ * control. At the end it destroys the channels, and the consumers' recv
+ * returns -EPIPE.
  *
  * The producer's max_memsize (128 MiB by default) is smaller than the bytes
  * it keeps in flight, so its sets spill its least recently used unpinned
@@ -24,7 +28,8 @@
  * summary shows those counts next to the pool's spill figures
  * (mempool_stats: spills, spill_bytes, restores, disk_bytes).
  *
- * A second phase hands tables to the same consumers over the same pipes:
+ * A second phase hands tables to the same consumers through the same
+ * channels:
  * typed objects set with mempool_put_obj(), some spilled, decoded with
  * mempool_get_obj() and aggregated zero-copy; demo_table.c says how.
  *
@@ -92,118 +97,129 @@ static int fill_pattern(struct demo *d)
 
 /* ---- consumer side ----------------------------------------------------- */
 
-/* Verify one "DREF LEN CHECKSUM" line; true if the object matched.
- * @p where gets 'M' if the bytes were in the arena, 'D' if in a mapped
- * spill file. */
-static bool consume_line(mempool *p, const char *line, char *dref_text,
-                         char *where)
+/* Read object @p r: its length and checksum go back to the producer, who
+ * knows what they must be. @p where gets 'M' if the bytes were in the
+ * arena, 'D' if in a mapped spill file. */
+static bool consume_bytes(mempool *p, mempool_dref r, uint64_t *len,
+                          uint64_t *sum, char *where)
 {
-    uint64_t len, sum;
-    if (sscanf(line, "%33s %" SCNu64 " %" SCNx64, dref_text, &len, &sum) != 3)
-        return false;
-    mempool_dref r;
     mempool_view v;
-    int rc = mempool_dref_parse(dref_text, &r);
-    if (rc == 0)
-        rc = mempool_get(p, r, &v);
+    int rc = mempool_get(p, r, &v);
     if (rc < 0) {
-        cli_error("demo-consumer", rc, dref_text);
+        cli_error("demo-consumer", rc, "get");
         return false;
     }
-    bool ok = v.len == len && cli_checksum(v.data, v.len) == sum;
+    *len = v.len;
+    *sum = cli_checksum(v.data, v.len);
     *where = (v.flags & MEMPOOL_VIEW_DISK) ? 'D' : 'M';
     rc = mempool_release(p, &v);
     if (rc < 0)
         cli_error("demo-consumer", rc, "release");
-    return ok && rc == 0;
+    return rc == 0;
 }
 
-/* Answer one line: "INDEX OK|BAD DREF M|D" for bytes, "INDEX T DREF M|D
- * AGGREGATES" (or "INDEX BAD DREF ?") for a table line "T DREF". */
-static bool answer_line(mempool *p, const char *idx, const char *line,
-                        char *report, size_t len)
+/* Answer one object: "INDEX SUM DREF M|D LEN CHECKSUM" for bytes, "INDEX
+ * T DREF M|D AGGREGATES" (or "INDEX BAD DREF ?") for a table. */
+static bool answer(mempool *p, const char *idx, mempool_dref r, char *report,
+                   size_t len)
 {
-    char text[MEMPOOL_DREF_STRLEN + 1] = "", where = '?', table[192];
+    char text[MEMPOOL_DREF_STRLEN] = "-", line[64], where = '?', table[192];
+    uint64_t n = 0, sum = 0;
+    mempool_info in;
     bool ok;
-    if (strncmp(line, "T ", 2) == 0) {
+    mempool_dref_format(r, text, sizeof text);
+    if (mempool_info_get(p, r, &in) == 0 && in.type == MEMPOOL_TYPE_TABLE) {
+        snprintf(line, sizeof line, "T %s", text);
         ok = demo_table_consume(p, line, table, sizeof table);
         snprintf(report, len, "%s %s\n", idx, table);
     } else {
-        ok = consume_line(p, line, text, &where);
-        snprintf(report, len, "%s %s %s %c\n", idx, ok ? "OK" : "BAD",
-                 text[0] ? text : "-", where);
+        ok = consume_bytes(p, r, &n, &sum, &where);
+        snprintf(report, len, "%s %s %s %c %" PRIu64 " %" PRIx64 "\n", idx,
+                 ok ? "SUM" : "BAD", text, where, n, sum);
     }
     return ok;
 }
 
-static int consumer_loop(mempool *p, const char *idx, FILE *in, int out)
+/* Receive from our channel until the producer destroys it (-EPIPE). */
+static int consumer_loop(mempool *p, const char *idx, mempool_chan *c,
+                         int out)
 {
-    char line[256], report[256];
-    int failures = 0;
-    while (fgets(line, sizeof line, in) != NULL) {
-        failures += !answer_line(p, idx, line, report, sizeof report);
+    char report[256];
+    int failures = 0, rc;
+    mempool_dref r;
+    while ((rc = mempool_chan_recv(c, &r, DEMO_STALL_MS)) == 0) {
+        failures += !answer(p, idx, r, report, sizeof report);
         if (cli_write_all(out, report, strlen(report)) < 0)
             return CLI_FAIL;
+    }
+    if (rc != -EPIPE) {
+        cli_error("demo-consumer", rc, "recv");
+        return CLI_FAIL;
     }
     return failures == 0 ? CLI_OK : CLI_FAIL;
 }
 
-/* mempool demo-consumer POOL INDEX IN_FD OUT_FD (started by the producer) */
+/* mempool demo-consumer POOL INDEX OUT_FD (started by the producer): its
+ * objects come through channel "demo.<INDEX>", its answers go to OUT_FD. */
 int cmd_demo_consumer(int argc, char **argv)
 {
-    long in_fd, out_fd, idx;
-    if (argc != 5 || cli_parse_count(argv[2], 0, DEMO_MAX_CONSUMERS, &idx) ||
-        cli_parse_count(argv[3], 0, 1 << 20, &in_fd) ||
-        cli_parse_count(argv[4], 0, 1 << 20, &out_fd))
+    long out_fd, idx;
+    if (argc != 4 || cli_parse_count(argv[2], 0, DEMO_MAX_CONSUMERS, &idx) ||
+        cli_parse_count(argv[3], 0, 1 << 20, &out_fd))
         return cli_usage_error("demo-consumer", "internal command of 'demo'");
-    FILE *in = fdopen((int)in_fd, "r");
     mempool_options o;
     mempool_options_init(&o);
     o.flags = 0;
     mempool *p;
-    int rc = in == NULL ? -errno : mempool_open(argv[1], &o, &p);
+    mempool_chan *c = NULL;
+    char name[32];
+    snprintf(name, sizeof name, "demo.%ld", idx);
+    int rc = mempool_open(argv[1], &o, &p);
+    if (rc == 0 && (rc = mempool_chan_open(p, name, 0, 0, &c)) < 0)
+        mempool_close(p);
     if (rc < 0) {
         cli_error("demo-consumer", rc, argv[1]);
         return CLI_FAIL;
     }
-    int status = consumer_loop(p, argv[2], in, (int)out_fd);
+    int status = consumer_loop(p, argv[2], c, (int)out_fd);
+    mempool_chan_close(c);
     mempool_close(p);
-    fclose(in);
     return status;
 }
 
 /* ---- producer side ----------------------------------------------------- */
 
-/* Fork and exec `mempool demo-consumer` for consumer @p i. */
+/* Create consumer @p i's channel, then fork and exec `mempool
+ * demo-consumer` for it. */
 static int start_consumer(struct demo *d, int i, int report_w)
 {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) < 0)
-        return -errno;
+    char name[32];
+    snprintf(name, sizeof name, "demo.%d", i + 1);
+    int rc = mempool_chan_open(d->p, name, DEMO_MAX_INFLIGHT,
+                               MEMPOOL_CHAN_CREATE, &d->c[i].ch);
+    if (rc < 0)
+        return rc;
     pid_t pid = fork();
-    if (pid < 0) {
-        int err = -errno;
-        close(fds[0]);
-        close(fds[1]);
-        return err;
-    }
+    if (pid < 0)
+        return -errno;
     if (pid == 0) {
-        char idx[16], in[16], out[16];
+        char idx[16], out[16];
         snprintf(idx, sizeof idx, "%d", i + 1);
-        snprintf(in, sizeof in, "%d", fds[0]);
         snprintf(out, sizeof out, "%d", report_w);
-        fcntl(fds[0], F_SETFD, 0); /* these two survive the exec */
-        fcntl(report_w, F_SETFD, 0);
+        fcntl(report_w, F_SETFD, 0); /* survives the exec */
         char *args[] = {"mempool", "demo-consumer", (char *)d->pool, idx,
-                        in, out, NULL};
+                        out, NULL};
         execv(d->self, args);
         perror("mempool demo: exec");
         _exit(127);
     }
-    close(fds[0]);
     d->c[i].pid = pid;
-    d->c[i].to_fd = fds[1];
     return 0;
+}
+
+int demo_send(struct demo *d, int i, mempool_dref r)
+{
+    return mempool_chan_send(d->c[i].ch, r, DEMO_STALL_MS);
 }
 
 static int start_consumers(struct demo *d)
@@ -242,9 +258,13 @@ static int stop_consumers(struct demo *d, bool kill_first)
     int failed = 0;
     for (int i = 0; i < d->nconsumers; i++) {
         struct consumer *c = &d->c[i];
-        if (c->to_fd >= 0)
-            close(c->to_fd);
-        c->to_fd = -1;
+        if (c->ch) {             /* its recv returns -EPIPE: it is done */
+            char name[32];
+            snprintf(name, sizeof name, "demo.%d", i + 1);
+            mempool_chan_destroy(d->p, name);
+            mempool_chan_close(c->ch);
+        }
+        c->ch = NULL;
         if (c->pid > 0 && kill_first)
             kill(c->pid, SIGTERM);
         if (c->pid > 0)
@@ -305,11 +325,13 @@ int demo_next_report(struct demo *d, char *line, size_t len)
 static int handle_report(struct demo *d)
 {
     char line[256], status[8], text[MEMPOOL_DREF_STRLEN + 1], where;
+    uint64_t len, sum;
     int idx;
     int rc = demo_next_report(d, line, sizeof line);
     if (rc < 0)
         return rc;
-    if (sscanf(line, "%d %7s %33s %c", &idx, status, text, &where) != 4 ||
+    if (sscanf(line, "%d %7s %33s %c %" SCNu64 " %" SCNx64, &idx, status,
+               text, &where, &len, &sum) != 6 ||
         idx < 1 || idx > d->nconsumers)
         return -EPROTO;
     for (int s = 0; s < DEMO_MAX_INFLIGHT; s++) {
@@ -317,7 +339,9 @@ static int handle_report(struct demo *d)
         if (f->consumer != idx - 1 || strcmp(f->text, text) != 0)
             continue;
         struct consumer *c = &d->c[idx - 1];
-        bool ok = strcmp(status, "OK") == 0;
+        /* The consumer says what it read; we know what we wrote. */
+        bool ok = strcmp(status, "SUM") == 0 && len == f->len &&
+                  sum == f->sum;
         c->objects++;
         c->bytes += f->len;
         c->bad += !ok;
@@ -354,18 +378,18 @@ static void add_inflight(struct demo *d, long k, mempool_dref r, uint64_t len)
     d->flight_bytes += len;
 }
 
-/* Send each consumer the line "DREF LEN CHECKSUM" of its new objects. */
+/* Send each consumer the DRefs of its new objects, through its channel. */
 static int send_pending(struct demo *d)
 {
     int rc = 0;
     for (int s = 0; s < DEMO_MAX_INFLIGHT && rc == 0; s++) {
         struct inflight *f = &d->fl[s];
+        mempool_dref r;
         if (f->consumer < 0 || f->sent)
             continue;
-        char line[128];
-        int n = snprintf(line, sizeof line, "%s %" PRIu64 " %" PRIx64 "\n",
-                         f->text, f->len, f->sum);
-        rc = cli_write_all(d->c[f->consumer].to_fd, line, (size_t)n);
+        rc = mempool_dref_parse(f->text, &r);
+        if (rc == 0)
+            rc = demo_send(d, f->consumer, r);
         f->sent = true;
     }
     return rc;
@@ -578,7 +602,7 @@ static void demo_init(struct demo *d)
     d->spill_dir = DEMO_SPILL_DIR;
     d->max_memsize = DEMO_MAX_MEMSIZE;
     for (int i = 0; i < DEMO_MAX_CONSUMERS; i++)
-        d->c[i].to_fd = -1;
+        d->c[i].ch = NULL;
     for (int s = 0; s < DEMO_MAX_INFLIGHT; s++)
         d->fl[s].consumer = -1;
 }

@@ -26,7 +26,7 @@
 struct consumer {
     pid_t    pid;     /* 0 once reaped */
     int      status;  /* wait status, once reaped */
-    int      to_fd;   /* write end of its DRef pipe */
+    mempool_chan *ch; /* its channel "demo.<i>": the producer sends DRefs */
     uint64_t objects; /* confirmed by it */
     uint64_t bytes;
     uint64_t bad;
@@ -88,6 +88,10 @@ static inline uint64_t demo_splitmix64(uint64_t *s)
  *  into @p line. @return 0, -EPIPE if a consumer died, -ETIMEDOUT when
  *  none answered for 30 s, or -errno. */
 int demo_next_report(struct demo *d, char *line, size_t len);
+
+/** Hand DRef @p r to consumer @p i through its channel. @return 0 or as
+ *  mempool_chan_send(). */
+int demo_send(struct demo *d, int i, mempool_dref r);
 
 /* ---- the table phase (demo_table.c) ------------------------------------ */
 

@@ -261,9 +261,10 @@ static int hand_out(struct demo *d, struct phase *ph)
 {
     int rc = 0;
     for (int i = 0; i < ph->n && rc == 0; i++) {
-        char line[MEMPOOL_DREF_STRLEN + 8];
-        int n = snprintf(line, sizeof line, "T %s\n", ph->f[i].text);
-        rc = cli_write_all(d->c[ph->f[i].consumer].to_fd, line, (size_t)n);
+        mempool_dref r;
+        rc = mempool_dref_parse(ph->f[i].text, &r);
+        if (rc == 0)
+            rc = demo_send(d, ph->f[i].consumer, r);
     }
     for (int left = ph->n; left > 0 && rc == 0; left--)
         rc = take_answer(d, ph);

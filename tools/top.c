@@ -55,12 +55,24 @@ struct opts {
 };
 
 /* One sample of a pool. */
+#define MAXC 64                          /* channels a pool can have */
+
 struct snap {
     uint64_t t;                          /* CLOCK_MONOTONIC ns */
     struct mempool_stats s;
     struct mempool_worker_stats w[MAXW];
     int nw;
+    mempool_chan_info c[MAXC];           /* the channels panel */
+    int nc;
 };
+
+static int take_chan(const mempool_chan_info *ci, void *arg)
+{
+    struct snap *sn = arg;
+    if (sn->nc < MAXC)
+        sn->c[sn->nc++] = *ci;
+    return 0;
+}
 
 /* A worker row with its rate, ready to sort. */
 struct row {
@@ -82,6 +94,9 @@ static int take(mempool *p, struct snap *sn)
         if (rc == 0 && sn->w[sn->nw].state != MEMPOOL_WORKER_FREE)
             sn->nw++;
     }
+    sn->nc = 0;
+    if (rc == 0)
+        rc = mempool_chan_list(p, take_chan, sn);
     return rc;
 }
 
@@ -353,12 +368,56 @@ static void draw_workers(struct screen *sc, const struct opts *o,
         put(sc, "  (no workers attached)");
 }
 
+/* The same channel in the previous snapshot (for rates), or NULL. */
+static const mempool_chan_info *prev_chan(const struct snap *prev,
+                                          const mempool_chan_info *c)
+{
+    for (int i = 0; prev && i < prev->nc; i++)
+        if (strcmp(prev->c[i].name, c->name) == 0)
+            return &prev->c[i];
+    return NULL;
+}
+
+/* Names, references in flight, and one row per channel. */
+static void draw_channels(struct screen *sc, const struct snap *cur,
+                          const struct snap *prev)
+{
+    const struct mempool_stats *s = &cur->s;
+    double dt = prev ? (double)(cur->t - prev->t) / 1e9 : 0;
+    put(sc, "%s", "");
+    put(sc, "Handoff  names %" PRIu64 "/%" PRIu64 "  in flight %" PRIu64
+            " (given %" PRIu64 ", taken %" PRIu64 ", expired %" PRIu64
+            ")  items %" PRIu64 "/%" PRIu64 "  channels %" PRIu64,
+        s->names, s->names_capacity, s->flight_refs, s->flight_given,
+        s->flight_taken, s->flight_expired, s->items_used, s->items_capacity,
+        s->channels);
+    if (cur->nc == 0)
+        return;
+    put(sc, "%s%-24s %-9s %6s %6s %9s %9s %8s %5s %5s %6s%s",
+        sgr(sc, "\033[7m"), "CHANNEL", "MODE", "DEPTH", "CAP", "SENT/S",
+        "RECV/S", "DROPPED", "S.WT", "R.WT", "REFS", sgr(sc, "\033[0m"));
+    for (int i = 0; i < cur->nc; i++) {
+        const mempool_chan_info *c = &cur->c[i], *pc = prev_chan(prev, c);
+        char a[16], b[16];
+        put(sc, "%-24.24s %-9s %6" PRIu64 " %6" PRIu32 " %9s %9s %8" PRIu64
+                " %5" PRIu32 " %5" PRIu32 " %6" PRIu64,
+            c->name, (c->flags & MEMPOOL_CHAN_BROADCAST) ? "broadcast"
+                                                         : "queue",
+            c->depth, c->capacity,
+            fmt_rate(pc ? per_s(c->sent, pc->sent, dt) : NAN, a, sizeof a),
+            fmt_rate(pc ? per_s(c->received, pc->received, dt) : NAN, b,
+                     sizeof b),
+            c->dropped, c->senders_waiting, c->receivers_waiting, c->refs);
+    }
+}
+
 static void draw(struct screen *sc, const struct opts *o,
                  const struct snap *cur, const struct snap *prev, bool removed)
 {
     screen_clear(sc);
     draw_header(sc, o, cur, prev, removed);
     draw_workers(sc, o, cur, prev);
+    draw_channels(sc, cur, prev);
 }
 
 /* Length of @p s on screen, SGR sequences excluded, cut at @p max. */

@@ -133,6 +133,15 @@ typedef struct mempool mempool;
 #define MEMPOOL_DEFAULT_ARENA_BYTES (1ull << 30)
 /** Most workers (attached handles) a pool serves at once. */
 #define MEMPOOL_MAX_WORKERS 64
+/** Smallest arena (mempool_options.arena_bytes): 3 MiB. Every pool carries
+ *  about 2.1 MiB of fixed metadata (64 worker slots with their pin and
+ *  reference tables), so smaller arenas are refused (-EINVAL). */
+#define MEMPOOL_MIN_ARENA_BYTES (3ull << 20)
+/** Largest arena: 64 TiB (offsets and page numbers stay well inside their
+ *  fields; -EINVAL above). */
+#define MEMPOOL_MAX_ARENA_BYTES (1ull << 46)
+/** Largest object table (mempool_options.max_objects): 2^31 - 2 entries. */
+#define MEMPOOL_MAX_OBJECTS ((1ull << 31) - 2)
 /** Longest pool name, not counting the terminating NUL. */
 #define MEMPOOL_NAME_MAX 200
 /** Longest time (ms) a call waits for another worker's step on the same
@@ -156,8 +165,11 @@ typedef struct mempool_options {
                                    header; set by mempool_options_init() */
     uint32_t    flags;        /**< MEMPOOL_OPEN_* ; default CREATE */
     uint64_t    arena_bytes;  /**< shared memory to reserve when creating;
-                                   default MEMPOOL_DEFAULT_ARENA_BYTES, at
-                                   least 1 MiB; ignored when attaching */
+                                   default MEMPOOL_DEFAULT_ARENA_BYTES;
+                                   rounded up to a multiple of 4096, then
+                                   MEMPOOL_MIN_ARENA_BYTES to
+                                   MEMPOOL_MAX_ARENA_BYTES (else -EINVAL);
+                                   ignored when attaching */
     uint64_t    max_memsize;  /**< this worker's resident limit; 0 = the
                                    pool's default, which is the creator's
                                    max_memsize (none if it gave 0); change
@@ -167,7 +179,11 @@ typedef struct mempool_options {
     uint32_t    mode;         /**< permission bits of the shm object, 0600 */
     uint32_t    reserved;     /**< 0 */
     uint64_t    max_objects;  /**< object table capacity when creating;
-                                   0 = arena_bytes / 4096, at least 1024 */
+                                   0 = arena_bytes / 4096, at least 1024;
+                                   at most MEMPOOL_MAX_OBJECTS, and the
+                                   table (64 B per object) must leave the
+                                   arena at least 4 data pages (else
+                                   -EINVAL) */
     uint64_t    max_disksize; /**< this worker's limit on bytes in spill
                                    files; 0 = none */
     uint32_t    policy;       /**< MEMPOOL_POLICY_LRU (default) or _MRU;
@@ -249,7 +265,11 @@ MEMPOOL_API int mempool_open(const char *name, const mempool_options *o,
 
 /** @brief Release this worker's pins, references and reservations, give up
  *  its slot, unmap and free the handle. Objects stay. In a forked child it
- *  only frees the child's memory. @return 0, or -EINVAL for NULL. */
+ *  only frees the child's memory. A closed handle is poisoned, not freed at
+ *  once: a second mempool_close() of the same pointer, or any other call
+ *  on it, answers -EINVAL as long as fewer than 64 other handles of this
+ *  process were closed since (after that the pointer is freed memory, as
+ *  after free()). @return 0, or -EINVAL for NULL or a closed handle. */
 MEMPOOL_API int mempool_close(mempool *p);
 
 /** @brief Remove pool @p name: its shm object and its spill directory.
@@ -316,7 +336,11 @@ MEMPOOL_API int mempool_put(mempool *p, const void *data, size_t len,
  * @param[in]  o    owner, type, flags; NULL for defaults
  * @param[out] out  the object's DRef
  * @return 0, or
- *   -EINVAL  NULL argument (data may be NULL when len is 0), unknown flag;
+ *   -EINVAL  NULL argument (data may be NULL when len is 0), unknown flag,
+ *            or @c o->type is a reserved id (between MEMPOOL_TYPE_TABLE
+ *            and MEMPOOL_TYPE_USER);
+ *   -ENOTSUP @c o->type is a user type with no codec registered through
+ *            this handle (as mempool_put_obj());
  *   -ESRCH   @c o->owner is not an attached worker;
  *   -ENOMEM  the arena has no room (after reaping dead workers);
  *   -ENOSPC  the object table is full, /dev/shm could not back memory

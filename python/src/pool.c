@@ -506,20 +506,29 @@ static PyObject *pool_get_file(MpyPool *self, PyObject *fref)
     return mpy_wrap(b);
 }
 
-static PyObject *pool_flush(MpyPool *self, PyObject *unused)
+/* A call taking only the handle, run without the GIL; its count (>= 0) as
+ * an int, or None when @p none. */
+static PyObject *handle_call(MpyPool *self, int (*fn)(mempool *), int none)
 {
     mempool *h = mpy_pool_handle(self);
     int rc;
 
-    (void)unused;
     if (!h)
         return NULL;
     Py_BEGIN_ALLOW_THREADS
-    rc = mempool_flush(h);
+    rc = fn(h);
     Py_END_ALLOW_THREADS
     if (rc < 0)
         return mpy_raise(rc, NULL);
-    Py_RETURN_NONE;
+    if (none)
+        Py_RETURN_NONE;
+    return PyLong_FromLong(rc);
+}
+
+static PyObject *pool_flush(MpyPool *self, PyObject *unused)
+{
+    (void)unused;
+    return handle_call(self, mempool_flush, 1);
 }
 
 /* ---- figures and maintenance --------------------------------------------- */
@@ -565,18 +574,8 @@ static PyObject *pool_check(MpyPool *self, PyObject *unused)
 
 static PyObject *pool_reap(MpyPool *self, PyObject *unused)
 {
-    mempool *h = mpy_pool_handle(self);
-    int rc;
-
     (void)unused;
-    if (!h)
-        return NULL;
-    Py_BEGIN_ALLOW_THREADS
-    rc = mempool_reap(h);
-    Py_END_ALLOW_THREADS
-    if (rc < 0)
-        return mpy_raise(rc, NULL);
-    return PyLong_FromLong(rc);
+    return handle_call(self, mempool_reap, 0);
 }
 
 static PyObject *pool_trim(MpyPool *self, PyObject *unused)

@@ -4,7 +4,7 @@
  * objects, lists/tuples and numpy string/object arrays STRINGS objects,
  * through the library's codecs (mempool_put_obj), which reserve, encode in
  * place and publish: one copy into the arena. DataFrames and dicts of
- * columns go through Pool._put_other() (mempool/_convert.py), which calls
+ * columns go through Pool._put_other() (mempool/_pool.py), which calls
  * _put_table() here. Copies of more than PUT_NOGIL bytes run without the
  * GIL.
  */

@@ -234,6 +234,12 @@ static int lookup(mempool *p, uint32_t type, mempool_codec *out)
     return rc;
 }
 
+int mempool__codec_known(mempool *p, uint32_t type)
+{
+    mempool_codec c;
+    return lookup(p, type, &c);
+}
+
 void mempool__codecs_free(mempool *p)
 {
     struct mp_codecs *r;

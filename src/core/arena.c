@@ -113,7 +113,7 @@ int mempool__layout(uint64_t arena, uint64_t max_objects, mp_header *out)
 {
     uint64_t off, npages, bitmap_off, data_off;
 
-    if (arena < MP_MIN_ARENA || arena > (UINT64_C(1) << 46) ||
+    if (arena < MP_MIN_ARENA || arena > MP_MAX_ARENA ||
         arena % MP_PAGE)
         return -EINVAL;
     if (max_objects == 0)

@@ -261,6 +261,8 @@ uint64_t mempool__flight_expire(mempool *p, bool force)
 {
     uint64_t now = mempool__now_ns(), last = atomic_load(&p->hand->expire_ns);
     uint64_t n = 0;
+    if (p->slot < 0)
+        return 0;                /* an observer does not drop references */
     /* One sweep per 10 ms is plenty for TTLs given in ms. */
     if (!force && (now - last < 10000000u ||
                    !atomic_compare_exchange_strong(&p->hand->expire_ns,

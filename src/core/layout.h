@@ -17,7 +17,7 @@
  *   boxwords      nbox x 8 B   pool-held items (names, channels, flight)
  *   boxes         nbox x 32 B  their payloads
  *   names         nnames x 320 B  the name directory (open addressing)
- *   chans         64 x 384 B   channel headers
+ *   chans         64 x 448 B   channel headers
  *   ring          nring x 8 B  channel ring slots, ranges per channel
  *   table         max_objects x 64 B   the object entries a DRef names
  *   pages         npages x 32 B   page descriptors (allocator)
@@ -72,11 +72,12 @@
 #include <mempool/mempool.h>
 
 #define MP_MAGIC          UINT64_C(0x314c4f4f504d454d) /* "MEMPOOL1" */
-#define MP_FORMAT_VERSION 2u
+#define MP_FORMAT_VERSION 3u
 #define MP_PAGE           4096u
 #define MP_ALIGN          64u
-#define MP_MIN_ARENA      (UINT64_C(1) << 20)
-#define MP_MAX_OBJECTS    ((UINT64_C(1) << 31) - 2)
+#define MP_MIN_ARENA      MEMPOOL_MIN_ARENA_BYTES
+#define MP_MAX_ARENA      MEMPOOL_MAX_ARENA_BYTES
+#define MP_MAX_OBJECTS    MEMPOOL_MAX_OBJECTS
 #define MP_WORKERS        MEMPOOL_MAX_WORKERS
 #define MP_PATH_MAX       1024
 #define MP_LOCK_SPILLER   (MP_LOCK_BASE - 1)
@@ -318,15 +319,25 @@ enum { MP_CH_FREE = 0, MP_CH_CREATING = 1, MP_CH_OPEN = 2,
        MP_CH_DESTROYING = 3 };
 #define MP_CHANS 64u
 typedef struct mp_chan {
+    /* read-mostly */
     _Atomic uint64_t state;
     uint32_t cap, start;            /* ring slots [start, start + cap) */
-    _Atomic uint64_t head, tail;    /* positions (broadcast: tail only) */
-    _Atomic uint32_t send_seq, recv_seq;       /* futex words */
-    _Atomic uint32_t send_waiters, recv_waiters;
-    _Atomic uint64_t sent, received, dropped;
+    _Atomic uint64_t dropped;
     _Atomic uint32_t subscribers;
     uint32_t namelen;
-    uint64_t spare[6];
+    uint64_t spare[4];
+    /* the senders' line: what a send writes (a receiver only reads it) */
+    _Atomic uint64_t tail;          /* next position to send */
+    _Atomic uint64_t sent;
+    _Atomic uint32_t recv_seq;      /* futex: receivers sleep on it */
+    _Atomic uint32_t recv_waiters;
+    uint64_t spare2[5];
+    /* the receivers' line */
+    _Atomic uint64_t head;          /* next position to receive (queue) */
+    _Atomic uint64_t received;
+    _Atomic uint32_t send_seq;      /* futex: senders sleep on it */
+    _Atomic uint32_t send_waiters;
+    uint64_t spare3[5];
     char     name[MP_NAME_MAX + 1];
 } mp_chan;
 
@@ -344,7 +355,9 @@ typedef struct mp_chan {
 _Static_assert(sizeof(mp_hand) <= MP_PAGE, "handoff header fits its page");
 _Static_assert(sizeof(mp_box) == 32, "mp_box is 32 bytes");
 _Static_assert(sizeof(mp_name) == 320, "mp_name is 320 bytes");
-_Static_assert(sizeof(mp_chan) == 384, "mp_chan is 384 bytes");
+_Static_assert(sizeof(mp_chan) == 448, "mp_chan is 448 bytes");
+_Static_assert(offsetof(mp_chan, tail) % 64 == 0 &&
+               offsetof(mp_chan, head) % 64 == 0, "sides on own lines");
 _Static_assert(MP_WORKERS < 128, "box who fits 7 bits");
 
 _Static_assert(sizeof(mp_slot) == 256, "mp_slot is 256 bytes");

@@ -176,6 +176,18 @@ static int alloc_entry(mempool *p, size_t len, const mempool_put_options *o,
     }
 }
 
+/* A type id an object may carry: plain bytes, a built-in codec's, or a
+ * user type registered through this handle (as mempool_put_obj() wants);
+ * the ids between the built-ins and MEMPOOL_TYPE_USER are reserved. */
+static int type_ok(mempool *p, uint32_t type)
+{
+    if (type <= MEMPOOL_TYPE_TABLE)
+        return 0;
+    if (type < MEMPOOL_TYPE_USER)
+        return -EINVAL;
+    return p->type_known ? p->type_known(p, type) : -ENOTSUP;
+}
+
 int mempool_reserve(mempool *p, size_t len, const mempool_put_options *o,
                     void **buf, mempool_dref *out)
 {
@@ -188,6 +200,8 @@ int mempool_reserve(mempool *p, size_t len, const mempool_put_options *o,
         return rc;
     if (!buf || !out || (o && (o->flags & ~known)))
         return -EINVAL;
+    if (o && (rc = type_ok(p, o->type)))
+        return rc;
     if ((rc = owner_slot(p, o, &owner)))
         return rc;
     if (len > p->npages * MP_PAGE)

@@ -88,9 +88,44 @@ void mempool__unregister(mempool *p)
     pthread_mutex_destroy(&p->reap_lock);
 }
 
+bool mempool__registered(const mempool *p)
+{
+    bool found = false;
+    pthread_once(&registry_once, registry_init);
+    pthread_mutex_lock(&registry_lock);
+    for (mempool *q = registry; q && !found; q = q->next)
+        found = q == p;
+    pthread_mutex_unlock(&registry_lock);
+    return found;
+}
+
+/*
+ * Closed handles are not freed at once: the last MP_QUARANTINE stay
+ * allocated with `closed` set, so a second mempool_close() of the same
+ * pointer, or any call on it, is answered -EINVAL (the handle is not in
+ * the registry, and its memory cannot have been reused for a new handle
+ * yet). After that many later closes the pointer is freed memory, as
+ * after free().
+ */
+#define MP_QUARANTINE 64
+static mempool *quarantine[MP_QUARANTINE];
+static unsigned quarantine_next;
+
+void mempool__handle_retire(mempool *p)
+{
+    mempool *old;
+    p->closed = true;
+    pthread_mutex_lock(&registry_lock);
+    old = quarantine[quarantine_next];
+    quarantine[quarantine_next] = p;
+    quarantine_next = (quarantine_next + 1) % MP_QUARANTINE;
+    pthread_mutex_unlock(&registry_lock);
+    free(old);
+}
+
 int mempool__handle_ok(const mempool *p)
 {
-    if (MP_UNLIKELY(!p))
+    if (MP_UNLIKELY(!p || p->closed))
         return -EINVAL;
     if (MP_UNLIKELY(p->forkgen !=
                     atomic_load_explicit(&fork_generation,

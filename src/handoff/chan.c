@@ -357,6 +357,37 @@ static int sleep_on(_Atomic uint32_t *seq, uint32_t seq0, uint64_t deadline,
     return mp_futex_wait(seq, seq0, deadline, cap_ns);
 }
 
+/* The wait loop of queue send and recv: try @p once until it does not say
+ * "would block" (-EAGAIN), sleeping on @p seq in between (counted in
+ * @p waiters, then a last try, then FUTEX_WAIT: see mp_signal()). */
+static int queue_loop(mempool_chan *c, mp_chan *h,
+                      int (*once)(mempool_chan *, mp_chan *, void *),
+                      void *arg, _Atomic uint32_t *seq,
+                      _Atomic uint32_t *waiters, uint64_t deadline)
+{
+    for (;;) {
+        uint32_t s0;
+        int rc;
+        if (!chan_live(c))
+            return -EPIPE;
+        rc = once(c, h, arg);
+        if (rc == 0)
+            continue;                /* lost a race: look again */
+        if (rc != -EAGAIN)
+            return rc;
+        if (mp_mono_ns() >= deadline)
+            return -ETIMEDOUT;
+        atomic_fetch_add(waiters, 1);
+        s0 = atomic_load(seq);
+        rc = once(c, h, arg);        /* re-check after counting ourselves */
+        if (rc == -EAGAIN && chan_live(c))
+            sleep_on(seq, s0, deadline, 0);
+        atomic_fetch_sub(waiters, 1);
+        if (rc != -EAGAIN && rc != 0)
+            return rc;
+    }
+}
+
 /* ---- send --------------------------------------------------------------- */
 
 /* Undo a send that did not commit: the caller gets its reference back. */
@@ -370,9 +401,11 @@ static void unsend(mempool *p, uint32_t b, bool ref, uint32_t idx,
     mempool__box_drop(p, b, atomic_load(&p->boxw[b]));
 }
 
-/* One attempt at the queue's tail: 1 committed, 0 retry, -EAGAIN full. */
-static int qsend_once(mempool_chan *c, mp_chan *h, uint32_t b)
+/* One attempt at the queue's tail with box *@p arg: 1 committed, 0 retry,
+ * -EAGAIN full. */
+static int qsend_once(mempool_chan *c, mp_chan *h, void *arg)
 {
+    uint32_t b = *(uint32_t *)arg;
     mempool *p = c->p;
     uint64_t t = atomic_load(&h->tail);
     uint32_t j = (uint32_t)(t % c->cap);
@@ -395,31 +428,6 @@ static int qsend_once(mempool_chan *c, mp_chan *h, uint32_t b)
         return 0;
     }
     return atomic_load(&h->tail) == t ? -EAGAIN : 0;   /* full */
-}
-
-static int qsend(mempool_chan *c, mp_chan *h, uint32_t b, uint64_t deadline)
-{
-    for (;;) {
-        uint32_t seq;
-        int rc;
-        if (!chan_live(c))
-            return -EPIPE;
-        rc = qsend_once(c, h, b);
-        if (rc == 0)
-            continue;                /* lost a race: look again */
-        if (rc != -EAGAIN)
-            return rc;
-        if (mp_mono_ns() >= deadline)
-            return -ETIMEDOUT;
-        atomic_fetch_add(&h->send_waiters, 1);
-        seq = atomic_load(&h->send_seq);
-        rc = qsend_once(c, h, b);    /* re-check after counting ourselves */
-        if (rc == -EAGAIN && chan_live(c))
-            sleep_on(&h->send_seq, seq, deadline, 0);
-        atomic_fetch_sub(&h->send_waiters, 1);
-        if (rc != -EAGAIN && rc != 0)
-            return rc;
-    }
 }
 
 static int bsend(mempool_chan *c, mp_chan *h, uint32_t b)
@@ -483,7 +491,9 @@ int mempool_chan_send(mempool_chan *c, mempool_dref r, int64_t timeout_ms)
         return -EINVAL;              /* the sender holds no reference */
     }
     MP_FP(send_moved);
-    rc = c->bcast ? bsend(c, h, b) : qsend(c, h, b, deadline);
+    rc = c->bcast ? bsend(c, h, b)
+                  : queue_loop(c, h, qsend_once, &b, &h->send_seq,
+                               &h->send_waiters, deadline);
     if (rc != 1) {
         unsend(p, b, ref, idx, gen);
         return rc;
@@ -532,9 +542,11 @@ static void uncell(mempool *p, bool ref, uint32_t idx, uint32_t gen)
         mempool__entry_refcheck(p, idx, gen);
 }
 
-/* One attempt at the queue's head: 1 got one, 0 retry, -EAGAIN empty. */
-static int qrecv_once(mempool_chan *c, mp_chan *h, mempool_dref *out)
+/* One attempt at the queue's head into *@p arg (a DRef): 1 got one, 0
+ * retry, -EAGAIN empty. */
+static int qrecv_once(mempool_chan *c, mp_chan *h, void *arg)
 {
+    mempool_dref *out = arg;
     mempool *p = c->p;
     uint64_t hd = atomic_load(&h->head), bw;
     uint32_t j = (uint32_t)(hd % c->cap), b, idx, gen;
@@ -570,32 +582,6 @@ static int qrecv_once(mempool_chan *c, mp_chan *h, mempool_dref *out)
     free_taken(p, b, bw);
     *out = mempool__dref_of(p, idx, gen);
     return 1;
-}
-
-static int qrecv(mempool_chan *c, mp_chan *h, mempool_dref *out,
-                 uint64_t deadline)
-{
-    for (;;) {
-        uint32_t seq;
-        int rc;
-        if (!chan_live(c))
-            return -EPIPE;
-        rc = qrecv_once(c, h, out);
-        if (rc == 0)
-            continue;                /* lost a race: look again */
-        if (rc != -EAGAIN)
-            return rc;
-        if (mp_mono_ns() >= deadline)
-            return -ETIMEDOUT;
-        atomic_fetch_add(&h->recv_waiters, 1);
-        seq = atomic_load(&h->recv_seq);
-        rc = qrecv_once(c, h, out);
-        if (rc == -EAGAIN && chan_live(c))
-            sleep_on(&h->recv_seq, seq, deadline, 0);
-        atomic_fetch_sub(&h->recv_waiters, 1);
-        if (rc != -EAGAIN && rc != 0)
-            return rc;
-    }
 }
 
 /* Broadcast: move our position from @p s to @p to, counting the lost. */
@@ -707,7 +693,9 @@ int mempool_chan_recv(mempool_chan *c, mempool_dref *out, int64_t timeout_ms)
     if (!out)
         return -EINVAL;
     h = &c->p->chans[c->ci];
-    rc = c->bcast ? brecv(c, h, out, deadline) : qrecv(c, h, out, deadline);
+    rc = c->bcast ? brecv(c, h, out, deadline)
+                  : queue_loop(c, h, qrecv_once, out, &h->recv_seq,
+                               &h->recv_waiters, deadline);
     if (rc != 1)
         return rc;
     atomic_fetch_add_explicit(&h->received, 1, memory_order_relaxed);

@@ -17,13 +17,19 @@
 int  mempool__olock(mempool *p, _Atomic uint32_t *l);
 void mempool__ounlock(mempool *p, _Atomic uint32_t *l);
 
-/* Bump a futex word and wake its sleepers if there are any. */
+/* After a change a sleeper may wait for: if anyone sleeps, bump the futex
+ * word and wake. Without sleepers nothing is written: a sleeper counts
+ * itself (seq_cst) before it reads the word and re-checks, so either we
+ * see its count here, after our seq_cst change, or its re-check sees the
+ * change (Dekker); and a bump after its read of the word makes its
+ * FUTEX_WAIT return at once. */
 static inline void mp_signal(_Atomic uint32_t *word, _Atomic uint32_t *waiters,
                              int n)
 {
-    atomic_fetch_add(word, 1);
-    if (atomic_load(waiters))
+    if (atomic_load(waiters)) {
+        atomic_fetch_add(word, 1);
         mp_futex_wake(word, n);
+    }
 }
 
 /* 1..255 bytes, any byte but NUL; its length or -EINVAL. */

@@ -69,7 +69,8 @@ static void open_dir(mempool *p)
     int fd, up, rc = mempool__dir_open(p->spill_dir, p->name, p->h->uuid,
                                        p->owner_uid, (mode_t)p->pool_mode,
                                        &fd, &up);
-    if (rc == -ENOENT && p->owner_uid == geteuid() && pool_linked(p) &&
+    if (rc == -ENOENT && !p->observer && p->owner_uid == geteuid() &&
+        pool_linked(p) &&
         (rc = mempool__dir_make(p->spill_dir, p->name, p->h->uuid,
                                 (mode_t)p->pool_mode, p->owner_gid,
                                 &made)) == 0) {
@@ -603,13 +604,18 @@ int mempool__make_room(mempool *p, int owner, uint64_t need, bool wait)
 
 /* ---- what core calls through p->spill_ops (pool.c installs it) --------- */
 
+/* Through the proven directory only (observers such as fsck too): a path
+ * from the header is never opened on trust. */
 static int spill_file_verify(mempool *p, uint32_t idx, uint32_t gen)
 {
-    char path[MP_PATH_MAX + 48];
+    char name[48];
     mp_file_map m;
-    int rc = mempool__file_path(p, idx, gen, path, sizeof(path));
-    if (rc == 0 && (rc = mempool__file_map(AT_FDCWD, path, p->h->uuid, idx,
-                                           gen, true, &m)) == 0)
+    int rc = mempool__spill_dirfd(p);
+    if (rc < 0)
+        return rc;
+    file_name(name, sizeof(name), idx, gen);
+    if ((rc = mempool__file_map(rc, name, p->h->uuid, idx, gen, true,
+                                &m)) == 0)
         mempool__file_unmap(&m);
     return rc;
 }
