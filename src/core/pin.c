@@ -106,6 +106,12 @@ int mempool__pin(mempool *p, uint32_t idx, uint32_t gen, uint64_t *tok)
     return 0;
 }
 
+/* A CAS, not a release store of 0 (issue 11 asked): the unpinner stores
+ * its cell and then loads the entry word, the deleter stores the word and
+ * then loads the cells - a store-to-load handshake that needs a full
+ * fence on both sides, or both may miss each other and a DELETED entry
+ * is never reclaimed. On x86 the fence costs what the CAS does; the CAS
+ * also refuses a stale copy of a view atomically. */
 int mempool__unpin_cell(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok)
 {
     unsigned pos = (unsigned)(tok >> 16);
