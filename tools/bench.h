@@ -103,6 +103,16 @@ struct handoff_opts {
 /** Run the handoff section and print its table. @return 0 or an error. */
 int bench_handoff(const struct handoff_opts *o);
 
+/* ---- the fresh section (bench_fresh.c) -------------------------------- */
+
+struct fresh_opts {
+    bool quick;
+};
+
+/** Cold figures of new processes, and 1 vs 2 process throughput; prints
+ *  its table. @return 0 or an error. */
+int bench_fresh(const struct fresh_opts *o);
+
 /* ---- fresh-process probes of spilled objects (bench_child.c) ---------- */
 
 enum { PROBE_FIRST_BYTE = 1, PROBE_READ_ALL = 2 };
