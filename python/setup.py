@@ -29,6 +29,26 @@ def library_sources():
     return [os.path.join(TOP, s) for s in block.split()]
 
 
+def generated_include():
+    """Make <mempool/version.h> from its .in template as CMake's
+    configure_file(@ONLY) does; returns the include directory."""
+    with open(os.path.join(HERE, "..", "CMakeLists.txt")) as f:
+        version = re.search(r"project\(mempool VERSION (\d+)\.(\d+)\.(\d+)",
+                            f.read()).groups()
+    tmpl = os.path.join(HERE, "..", "include", "mempool", "version.h.in")
+    out_dir = os.path.join("build", "generated")
+    if not os.path.exists(tmpl):
+        return out_dir
+    with open(tmpl) as f:
+        text = f.read()
+    for key, val in zip(("MAJOR", "MINOR", "PATCH"), version):
+        text = text.replace(f"@PROJECT_VERSION_{key}@", val)
+    os.makedirs(os.path.join(HERE, out_dir, "mempool"), exist_ok=True)
+    with open(os.path.join(HERE, out_dir, "mempool", "version.h"), "w") as f:
+        f.write(text)
+    return out_dir
+
+
 lib = library_sources()
 internal = sorted({os.path.dirname(s) for s in lib} | {os.path.join(TOP, "src")})
 ext_sources = sorted(os.path.join("src", f)
@@ -38,7 +58,8 @@ ext_sources = sorted(os.path.join("src", f)
 setup(ext_modules=[Extension(
     "mempool._mempool",
     sources=ext_sources + lib,
-    include_dirs=[os.path.join(TOP, "include"), numpy.get_include(),
+    include_dirs=[generated_include(), os.path.join(TOP, "include"),
+                  numpy.get_include(),
                   *internal],
     define_macros=[("_GNU_SOURCE", None)],
     libraries=["uring", "cjson", "pthread"],

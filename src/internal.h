@@ -95,6 +95,8 @@ struct mempool {
     bool          closed;      /* set by mempool_close(): the handle is kept
                                   (poisoned) a while, see worker.c */
     pthread_mutex_t reap_lock; /* one reaper per handle at a time */
+    _Atomic uint64_t populated[64]; /* arena chunks this handle has
+                                       prefaulted (object.c populate) */
     struct mempool *next;      /* process-wide handle list (fork handling) */
     struct mp_codecs *codecs;  /* codecs registered through this handle */
     const mp_spill_ops *spill_ops; /* the layer above core (pool.c) */

@@ -65,7 +65,7 @@ _Noreturn void bench_child_main(const char *pool, const struct kid *k,
                                 mempool_dref *drefs,
                                 const unsigned char *bare);
 
-/* ---- shared by the sections (mempool-bench.c) ------------------------- */
+/* ---- shared by the sections (bench_util.c) ---------------------------- */
 
 /** @p ns as "54 ns", "2.31 µs", "8.20 ms" into @p buf. */
 const char *bench_fmt_ns(double ns, char *buf, size_t len);
@@ -102,6 +102,16 @@ struct handoff_opts {
 
 /** Run the handoff section and print its table. @return 0 or an error. */
 int bench_handoff(const struct handoff_opts *o);
+
+/* ---- the fresh section (bench_fresh.c) -------------------------------- */
+
+struct fresh_opts {
+    bool quick;
+};
+
+/** Cold figures of new processes, and 1 vs 2 process throughput; prints
+ *  its table. @return 0 or an error. */
+int bench_fresh(const struct fresh_opts *o);
 
 /* ---- fresh-process probes of spilled objects (bench_child.c) ---------- */
 

@@ -84,6 +84,17 @@ static inline uint64_t demo_splitmix64(uint64_t *s)
     return z ^ (z >> 31);
 }
 
+/* ---- the consumer processes (demo_consumers.c) ------------------------- */
+
+#define DEMO_STALL_MS 30000 /* no report (or no room to send) this long */
+
+/** Start d->nconsumers consumers, their channels and the shared report
+ *  pipe. @return 0 or a negative error. */
+int demo_consumers_start(struct demo *d);
+/** Destroy their channels (their recv returns -EPIPE) and reap them (with
+ *  @p kill_first, SIGTERM them first). @return how many did not exit with
+ *  status 0. */
+int demo_consumers_stop(struct demo *d, bool kill_first);
 /** Wait for the next complete report line from any consumer and move it
  *  into @p line. @return 0, -EPIPE if a consumer died, -ETIMEDOUT when
  *  none answered for 30 s, or -errno. */

@@ -2,7 +2,8 @@
 /*
  * mempool-bench.c - measure mempool next to baselines run in the same
  * process tree, and print markdown tables ready to paste into the README.
- * Four sections (--section core|spill|codec|handoff|all, default all),
+ * Five sections (--section core|spill|codec|handoff|fresh|all, default
+ * all),
  * each with its own pool; a machine line comes first.
  *
  * core: set, get (from another process) and delete for a few object sizes.
@@ -41,6 +42,10 @@
  *
  * handoff: channel ping-pong and streams, get_wait and name_get against
  * pipes carrying DRefs or payloads; bench_handoff.c says how.
+ *
+ * fresh: what a new process sees (first set into pages it never mapped,
+ * first read of an object) and 1 vs 2 process throughput of get and set;
+ * bench_fresh.c says how.
  */
 #include "bench.h"
 #include "cli.h"
@@ -69,7 +74,7 @@
 
 enum {
     SECTION_CORE = 1, SECTION_SPILL = 2, SECTION_CODEC = 4,
-    SECTION_HANDOFF = 8, SECTION_ALL = 15
+    SECTION_HANDOFF = 8, SECTION_FRESH = 16, SECTION_ALL = 31
 };
 
 struct options {
@@ -161,14 +166,6 @@ static double quantile(struct metric *m, double q)
     qsort(m->v, m->n, sizeof *m->v, cmp_double);
     size_t rank = (size_t)ceil(q * (double)m->n);
     return m->v[rank > 0 ? rank - 1 : 0];
-}
-
-double bench_median(double *v, int n)
-{
-    if (n <= 0)
-        return NAN;
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* ---- the benchmark's state --------------------------------------------- */
@@ -431,39 +428,6 @@ static int bench_size(struct bench *b, uint64_t size, struct results *r)
 
 /* ---- output ------------------------------------------------------------ */
 
-const char *bench_fmt_ns(double ns, char *buf, size_t len)
-{
-    if (ns < 10)
-        snprintf(buf, len, "%.1f ns", ns);
-    else if (ns < 1e3)
-        snprintf(buf, len, "%.0f ns", ns);
-    else if (ns < 1e6)
-        snprintf(buf, len, "%.*f µs", ns < 1e4 ? 2 : 1, ns / 1e3);
-    else
-        snprintf(buf, len, "%.*f ms", ns < 1e7 ? 2 : 1, ns / 1e6);
-    return buf;
-}
-
-const char *bench_fmt_rate(double r, char *buf, size_t len)
-{
-    static const char *const prefix[] = {"", " k", " M", " G"};
-    int u = 0;
-    if (r <= 0 || isnan(r)) {
-        snprintf(buf, len, "–");
-        return buf;
-    }
-    while (r >= 1000 && u < 3) {
-        r /= 1000;
-        u++;
-    }
-    if (r < 1)
-        snprintf(buf, len, "%.2g", r);
-    else
-        snprintf(buf, len, "%.*f%s", r < 10 ? 2 : r < 100 ? 1 : 0, r,
-                 prefix[u]);
-    return buf;
-}
-
 /* One table row; ops2 <= 0 and ratio <= 0 print as "–", and GB/s only when
  * the metric moved bytes. */
 static void print_row(const char *size, const char *op, struct metric *m,
@@ -641,7 +605,7 @@ static int setup(struct bench *b)
 
 static const char usage[] =
     "Usage: mempool-bench [--quick]\n"
-    "                     [--section core|spill|codec|handoff|all]\n"
+    "                     [--section core|spill|codec|handoff|fresh|all]\n"
     "                     [--sizes LIST] [--dir DIR]\n"
     "Measure mempool against same-run baselines; print markdown tables.\n"
     "  core:  set, get+release from another process and delete against a\n"
@@ -654,10 +618,14 @@ static const char usage[] =
     "         1M-row table, also spilled, against write() + read() of the\n"
     "         same bytes through a pipe and a file;\n"
     "  handoff: channel ping-pong, 1→1 and 4×4 streams, get_wait wake-up\n"
-    "         and name_get against pipes carrying DRefs or payloads.\n"
+    "         and name_get against pipes carrying DRefs or payloads;\n"
+    "  fresh: first set and first read in a new process (no pre-touch)\n"
+    "         against memcpy into touched memory and a second read, and\n"
+    "         get and set throughput of 2 processes against 1.\n"
     "  --quick         few iterations (CI smoke run, a few seconds; codec:\n"
     "                  100,000 rows)\n"
-    "  --section S     core, spill, codec, handoff or all (default all)\n"
+    "  --section S     core, spill, codec, handoff, fresh or all (default\n"
+    "                  all)\n"
     "  --sizes LIST    core: comma-separated object sizes, suffixes K, M, G\n"
     "                  (default 64,4K,1M,64M; at most 8, each 1 B..256 MiB)\n"
     "  --dir DIR       spill, codec: make the temp dir in DIR (default:\n"
@@ -684,6 +652,7 @@ static int parse_section(struct options *o, const char *s)
                   : strcmp(s, "spill") == 0 ? SECTION_SPILL
                   : strcmp(s, "codec") == 0 ? SECTION_CODEC
                   : strcmp(s, "handoff") == 0 ? SECTION_HANDOFF
+                  : strcmp(s, "fresh") == 0 ? SECTION_FRESH
                   : strcmp(s, "all") == 0   ? SECTION_ALL : 0;
     return o->sections ? 0 : -EINVAL;
 }
@@ -798,6 +767,17 @@ int main(int argc, char **argv)
             fprintf(stderr, "mempool-bench: handoff: %s\n",
                     mempool_strerror(handoff));
     }
-    return core == 0 && spill == 0 && codec == 0 && handoff == 0 ? CLI_OK
-                                                                 : CLI_FAIL;
+    fflush(stdout);
+    int fresh = 0;
+    if (b.o.sections & SECTION_FRESH) {
+        struct fresh_opts fo = {.quick = b.o.quick};
+        fresh = bench_fresh(&fo);
+        if (fresh < 0)
+            fprintf(stderr, "mempool-bench: fresh: %s\n",
+                    mempool_strerror(fresh));
+    }
+    return core == 0 && spill == 0 && codec == 0 && handoff == 0 &&
+                   fresh == 0
+               ? CLI_OK
+               : CLI_FAIL;
 }

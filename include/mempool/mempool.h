@@ -198,7 +198,14 @@ typedef struct mempool_options {
 
 /** Eviction policies (mempool_options.policy). MRU evicts the most recently
  *  used resident object other than the newcomer, as MemPool.jl's newer
- *  allocator does. */
+ *  allocator does.
+ *  Recency (a set or get marks an object used) is exact within one thread:
+ *  of two objects a thread touched, the later one counts as more recent.
+ *  Between threads or processes it is exact to the resolution of
+ *  CLOCK_MONOTONIC_COARSE (clock_getres(); 4 ms at HZ=250, 1 ms at
+ *  HZ=1000): touches closer together than that may be ordered either way.
+ *  The price of this resolution is that repeated gets of an object write
+ *  its shared recency stamp at most once per clock tick. */
 #define MEMPOOL_POLICY_LRU 0u
 #define MEMPOOL_POLICY_MRU 1u
 /** I/O backends (mempool_options.io_mode). */

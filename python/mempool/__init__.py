@@ -31,10 +31,15 @@ from ._mempool import (  # noqa: F401
     destroy,
     strerror,
 )
+from ._mempool import HAVE_HANDOFF  # noqa: F401
 from ._types import FileRef, Table  # noqa: F401
 from ._pool import Pool  # noqa: F401
 from ._pickle import dumps, loads  # noqa: F401
 from ._install import install, uninstall  # noqa: F401
+
+if HAVE_HANDOFF:
+    from ._mempool import Channel  # noqa: F401
+    from ._names import Names  # noqa: F401
 
 __all__ = [
     "Pool", "DRef", "Buffer", "Strings", "Table", "FileRef", "Reservation",

@@ -298,7 +298,41 @@ def test_dask_spill_threshold_evicts(pool_name, spill_dir):
             time.sleep(0.2)
         assert list(ev.values())[0] > 0
         assert _figures(pool_name)["totals"]["spills"] > 0
-        for i, x in enumerate(c.gather(arrays)):
-            np.testing.assert_array_equal(x, make_array(i, 4 * MiB))
-        del arrays, x
+        # read back (spilled ones from their files) on the worker: exact
+        sums = c.gather([c.submit(lambda x: float(x.sum()), a, pure=False)
+                         for a in arrays])
+        assert sums == [float(make_array(i, 4 * MiB).sum()) for i in range(8)]
+        del arrays
+        assert _wait_objects(pool_name, 0) == 0
+
+
+def test_nanny_terminate_ignores_shared_pages(pool_name, spill_dir):
+    """The nanny's terminate threshold looks at private memory: a worker
+    whose RSS passes it only through pool pages is not restarted (with RSS,
+    as stock Dask measures, it would be)."""
+    cfg = {"distributed.worker.memory.spill": False,
+           "distributed.worker.memory.target": False,
+           "distributed.worker.memory.pause": False,
+           "distributed.worker.memory.terminate": 0.9}
+    with dask.config.set(cfg):
+        cluster = LocalCluster(n_workers=1, threads_per_worker=1,
+                               processes=True, dashboard_address=None,
+                               memory_limit="400MiB",
+                               **mempool.dask.worker_kwargs(
+                                   pool_name, spill_dir=spill_dir,
+                                   arena_bytes=512 * MiB))
+    with cluster, Client(cluster) as c:
+        (w,) = c.scheduler_info()["workers"]
+        pid = c.run(os.getpid)[w]
+        arrays = [c.submit(make_array, i, N64, pure=False) for i in range(5)]
+        total = c.submit(lambda *xs: sum(float(x.sum()) for x in xs), *arrays,
+                         pure=False)
+        assert total.result() == sum(float(make_array(i).sum()) for i in range(5))
+        m = c.run(memory_view)[w]
+        # RSS is past 90% of 400 MiB through the 320 MiB of pool pages ...
+        assert m["shmem"] + m["private"] > 0.9 * 400 * MiB, m
+        assert m["private"] < 0.9 * 400 * MiB, m
+        time.sleep(2)                       # ... for 20 nanny checks
+        assert c.run(os.getpid) == {w: pid}
+        del arrays, total
         assert _wait_objects(pool_name, 0) == 0

@@ -14,7 +14,7 @@
  *     copy loops in stats.c);
  *   - the JSON keys totals.<name> and workers[].<name> (json.c);
  *   - the Prometheus families mempool_<prom>_total and
- *     mempool_worker_<prom>_total (tools/top.c);
+ *     mempool_worker_<prom>_total (tools/top_export.c);
  *   - the README "Stats schema" rows (tests/check_counters.sh).
  *
  * MP_COUNTERS(X) calls X(name, prom, div, help) per counter:

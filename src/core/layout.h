@@ -154,8 +154,8 @@ typedef struct mp_header {
 
     /* Shared, changing. */
     _Atomic uint64_t active;   /* bit s: slot s holds state (alive or not yet reaped) */
-    _Atomic uint64_t unused0;  /* never used (recency stamps are
-                                  CLOCK_MONOTONIC ns); kept for layout */
+    _Atomic uint64_t unused0;  /* never used (recency stamps are per
+                                  entry, recency.h); kept for layout */
     _Atomic uint64_t reaped;   /* workers reaped since creation */
     _Atomic uint64_t hwm;      /* entries [0, hwm) have ever been used */
     _Atomic uint32_t spiller;  /* slot + 1 of the elected spiller, 0 none */

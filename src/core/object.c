@@ -24,11 +24,13 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "entry.h"
 #include "failpoint.h"
 #include "internal.h"
+#include "recency.h"
 
 #define VIEW_KEY UINT64_C(0x6d656d706f6f6c21)
 
@@ -67,9 +69,12 @@ mempool_dref mempool__dref_of(const mempool *p, uint32_t idx, uint32_t gen)
     return r;
 }
 
-static void touch(mp_entry *e)
+_Thread_local uint64_t mempool__stamp_last;
+
+/* Recency: a get stores a stamp only when it moves (recency.h). */
+static void touch(mp_entry *e, bool set)
 {
-    atomic_store_explicit(&e->stamp, mempool__now_ns(), memory_order_relaxed);
+    mp_stamp_touch(&e->stamp, set);
 }
 
 #define COUNT(p, field) \
@@ -247,7 +252,7 @@ int mempool_publish(mempool *p, mempool_dref r)
     if (rc)
         return rc;
     e = mp_entry_at(p, idx);
-    touch(e);
+    touch(e, true);
     MP_FP(publish_before);
     if (mempool__entry_publish(e, w))
         return -ENOENT;              /* reaped under us: cannot happen live */
@@ -277,6 +282,48 @@ int mempool_abort(mempool *p, mempool_dref r)
     return rc;
 }
 
+/* A large copy into arena pages this process never mapped pays a page
+ * fault per 4 KiB; MADV_POPULATE_WRITE (Linux 5.14) maps them in one call
+ * first (issue 11 target 3). On pages already mapped it still walks them
+ * (it slowed warm 64 MiB sets), so each handle remembers which chunks of
+ * the arena (1/4096 of it, at least 2 MiB) it has populated and does it
+ * once per chunk. Only whole pages inside the block are populated; any
+ * failure (older kernels: EINVAL) just leaves the faults to memcpy. A
+ * chunk whose pages were punched since (trim) faults again, as before. */
+#define POPULATE_MIN (256u << 10)
+#define POP_CHUNKS   (64u * 64u)
+
+static void populate(mempool *p, void *buf, size_t len)
+{
+#ifdef MADV_POPULATE_WRITE
+    uint8_t *data = p->base + p->data_off, *end = (uint8_t *)buf + len;
+    unsigned sh = 21;
+    if (len < POPULATE_MIN || (uint8_t *)buf < data)
+        return;
+    while (((p->npages * MP_PAGE) >> sh) >= POP_CHUNKS)
+        sh++;
+    for (uint64_t c = (uint64_t)((uint8_t *)buf - data) >> sh;
+         c < POP_CHUNKS && data + (c << sh) < end; c++) {
+        _Atomic uint64_t *word = &p->populated[c / 64];
+        uint64_t bit = UINT64_C(1) << (c % 64);
+        uintptr_t a = (uintptr_t)data + (c << sh), z = a + (UINT64_C(1) << sh);
+        if (atomic_load_explicit(word, memory_order_relaxed) & bit)
+            continue;
+        atomic_fetch_or_explicit(word, bit, memory_order_relaxed);
+        a = a > (uintptr_t)buf ? a : (uintptr_t)buf;
+        z = z < (uintptr_t)end ? z : (uintptr_t)end;
+        a = (a + MP_PAGE - 1) & ~(uintptr_t)(MP_PAGE - 1);
+        z &= ~(uintptr_t)(MP_PAGE - 1);
+        if (z > a)
+            (void)madvise((void *)a, z - a, MADV_POPULATE_WRITE);
+    }
+#else
+    (void)p;
+    (void)buf;
+    (void)len;
+#endif
+}
+
 int mempool_put_ex(mempool *p, const void *data, size_t len,
                    const mempool_put_options *o, mempool_dref *out)
 {
@@ -288,8 +335,10 @@ int mempool_put_ex(mempool *p, const void *data, size_t len,
         return -EINVAL;
     if ((rc = mempool_reserve(p, len, o, &buf, &r)))
         return rc;
-    if (len)
+    if (len) {
+        populate(p, buf, len);
         memcpy(buf, data, len);
+    }
     if ((rc = mempool_publish(p, r))) {
         mempool_abort(p, r);
         return rc;
@@ -412,7 +461,7 @@ int mempool__get(mempool *p, mempool_dref r, mempool_view *v, bool recency)
     }
     v->type = MP_LD(e->type);
     if (recency)
-        touch(e);
+        touch(e, false);
     COUNT(p, gets);
     return 0;
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * spill/kills.c - processes SIGKILLed while they spill: at a random moment, the
- * elected spiller, a writer stopped mid-write, and one stopped between the
- * rename of its file and recording it.
+ * spill/kills.c - processes SIGKILLed while they spill: at a random moment,
+ * the elected spiller, a writer stopped mid-write, and one stopped between
+ * the rename of its file and recording it.
  */
 #include "fixture.h"
 

@@ -138,7 +138,7 @@ def main(argv=None):
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--arrays", type=int, default=12)
     ap.add_argument("--mib", type=int, default=64, help="MiB per array")
-    ap.add_argument("--arena", default="1GiB")
+    ap.add_argument("--arena", default="1280MiB")
     ap.add_argument("--spill-dir", default="/tmp/mempool-dask-bench")
     args = ap.parse_args(argv)
     res = {m: run_mode(m, args) for m in ("stock", "mempool")}

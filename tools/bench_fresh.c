@@ -1,0 +1,407 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench_fresh.c - mempool-bench's "fresh" section: what a new process
+ * sees, and how throughput scales from 1 to 2 processes (issue 11).
+ *
+ * The core section measures warm: its arena and its baseline mapping are
+ * touched before timing. Here every figure comes from a child forked for
+ * it, which opens the pool itself (a new mapping: no page of it is in the
+ * child's page tables) and pre-touches nothing of the pool:
+ *
+ *   set, new pool     the child creates a pool and sets one object: the
+ *                     pages are new to tmpfs as well (allocated, zeroed)
+ *                     and to the child's page tables.
+ *   set, used pages   the pool already exists and its pages were written
+ *                     by an earlier (deleted) object: only the child's page
+ *                     tables are cold.
+ *     baseline: memcpy of the same bytes into a malloc'd buffer the child
+ *     touched first (median of 3), in the same child.
+ *   first read        a consumer child gets a 64 MiB object another process
+ *                     set and sums every byte; baseline: its second read of
+ *                     the same view.
+ *   1 vs 2 procs      one child, then two at once (started together), each
+ *                     doing set+delete of 64 B, get+release of its own 64 B
+ *                     object, or get+release of one 64 B object both read;
+ *                     the 2-process figure is the sum of the two rates and
+ *                     the baseline is the 1-process one.
+ * Medians over a few rounds (each round a new child). Results travel to
+ * the parent over a pipe.
+ */
+#include "bench.h"
+#include "cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MIB (1ull << 20)
+
+static char shared_pool[64];
+
+static mempool *attach(const char *name, uint64_t arena, bool create)
+{
+    mempool_options o;
+    mempool *p = NULL;
+    mempool_options_init(&o);
+    o.arena_bytes = arena;
+    o.spiller = 0;
+    o.flags = create ? MEMPOOL_OPEN_CREATE | MEMPOOL_OPEN_EXCL : 0;
+    return mempool_open(name, &o, &p) < 0 ? NULL : p;
+}
+
+static void *touched(size_t n, int c)
+{
+    void *b = malloc(n);
+    if (b)
+        memset(b, c, n);
+    return b;
+}
+
+/* ---- running one measurement in a fresh child ---------------------------- */
+
+typedef int (*child_fn)(const void *arg, double out[2]);
+
+/* Fork; the child runs @p fn and sends its two figures. Start gate: when
+ * @p gate is a pipe, the child reports ready and waits for one byte. */
+static pid_t spawn(child_fn fn, const void *arg, int res[2], int gate[2])
+{
+    if (pipe(res) < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        double out[2] = { 0, 0 };
+        char c;
+        close(res[0]);
+        if (gate) {
+            close(gate[1]);
+            if (cli_write_all(res[1], "R", 1) || cli_read_all(gate[0], &c, 1))
+                _exit(1);
+        }
+        int rc = fn(arg, out);
+        if (rc == 0)
+            rc = cli_write_all(res[1], out, sizeof out);
+        _exit(rc == 0 ? 0 : 1);
+    }
+    close(res[1]);
+    return pid;
+}
+
+static int collect(pid_t pid, int fd, double out[2])
+{
+    int st = 0, rc = cli_read_all(fd, out, 2 * sizeof(double));
+    close(fd);
+    if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st))
+        rc = rc ? rc : -ECHILD;
+    return rc;
+}
+
+/* Run @p fn in @p n (1 or 2) children started at once; out[k] = the sum
+ * of their figure k. */
+static int run_children(int n, child_fn fn, const void *const *arg,
+                        double out[2])
+{
+    int gate[2], res[2][2], rc = 0;
+    pid_t pid[2];
+    char c;
+    if (pipe(gate) < 0)
+        return -errno;
+    for (int i = 0; i < n; i++)
+        pid[i] = spawn(fn, arg[i], res[i], gate);
+    close(gate[0]);
+    for (int i = 0; i < n; i++)
+        if (pid[i] < 0 || cli_read_all(res[i][0], &c, 1))
+            rc = -ECHILD;
+    for (int i = 0; i < n && rc == 0; i++)
+        if (cli_write_all(gate[1], "G", 1))
+            rc = -EPIPE;
+    close(gate[1]);
+    out[0] = out[1] = 0;
+    for (int i = 0; i < n; i++) {
+        double o[2];
+        int r = pid[i] > 0 ? collect(pid[i], res[i][0], o) : -ECHILD;
+        rc = rc ? rc : r;
+        if (r == 0) {
+            out[0] += o[0];
+            out[1] += o[1];
+        }
+    }
+    return rc;
+}
+
+/* ---- cold set -------------------------------------------------------------- */
+
+struct cold_set {
+    uint64_t size;
+    bool     new_pool; /* create the pool in the child */
+    int      round;
+};
+
+/* out[0] = ns of the first set, out[1] = ns of memcpy into touched memory */
+static int cold_set_child(const void *arg, double out[2])
+{
+    const struct cold_set *a = arg;
+    char name[80];
+    unsigned char *src = touched(a->size, 7), *dst = touched(a->size, 1);
+    mempool *p;
+    mempool_dref r;
+    double base[3];
+    int rc;
+
+    if (!src || !dst)
+        return -ENOMEM;
+    for (int i = 0; i < 3; i++) {
+        uint64_t t0 = cli_now_ns();
+        memcpy(dst, src, a->size);
+        base[i] = (double)(cli_now_ns() - t0);
+    }
+    out[1] = bench_median(base, 3);
+    snprintf(name, sizeof name, "%s-c%d", shared_pool, a->round);
+    p = a->new_pool ? attach(name, 2 * a->size + 16 * MIB, true)
+                    : attach(shared_pool, 0, false);
+    if (!p)
+        return -ENOENT;
+    uint64_t t0 = cli_now_ns();
+    rc = mempool_put(p, src, a->size, &r);
+    out[0] = (double)(cli_now_ns() - t0);
+    if (rc == 0)
+        rc = mempool_delete(p, r);
+    mempool_close(p);
+    if (a->new_pool)
+        mempool_destroy(name);
+    free(src);
+    free(dst);
+    return rc < 0 ? rc : 0;
+}
+
+/* ---- a fresh consumer's first and second read ------------------------------ */
+
+/* out[0] = ns of get + first full read, out[1] = ns of the second read */
+static int first_read_child(const void *arg, double out[2])
+{
+    const mempool_dref *r = arg;
+    mempool *p = attach(shared_pool, 0, false);
+    mempool_view v;
+    volatile uint64_t sink;
+    if (!p)
+        return -ENOENT;
+    uint64_t t0 = cli_now_ns();
+    int rc = mempool_get(p, *r, &v);
+    if (rc == 0) {
+        sink = bench_sum(v.data, v.len);
+        out[0] = (double)(cli_now_ns() - t0);
+        t0 = cli_now_ns();
+        sink = bench_sum(v.data, v.len);
+        out[1] = (double)(cli_now_ns() - t0);
+        (void)sink;
+        rc = mempool_release(p, &v);
+    }
+    mempool_close(p);
+    return rc < 0 ? rc : 0;
+}
+
+/* ---- 1 vs 2 processes ------------------------------------------------------ */
+
+enum { TP_SETDEL, TP_GET_OWN, TP_GET_SHARED };
+
+struct tp {
+    int          mode;
+    uint64_t     ops;
+    mempool_dref shared; /* TP_GET_SHARED */
+};
+
+/* out[0] = ops/s of this child */
+static int tp_child(const void *arg, double out[2])
+{
+    const struct tp *a = arg;
+    static const char src[64] = "bench";
+    mempool *p = attach(shared_pool, 0, false);
+    mempool_dref r = a->shared;
+    mempool_view v;
+    int rc = 0;
+    if (!p)
+        return -ENOENT;
+    if (a->mode == TP_GET_OWN)
+        rc = mempool_put(p, src, sizeof src, &r);
+    uint64_t t0 = cli_now_ns();
+    for (uint64_t i = 0; i < a->ops && rc == 0; i++) {
+        if (a->mode == TP_SETDEL) {
+            rc = mempool_put(p, src, sizeof src, &r);
+            if (rc == 0)
+                rc = mempool_delete(p, r);
+        } else if ((rc = mempool_get(p, r, &v)) == 0) {
+            rc = mempool_release(p, &v);
+        }
+    }
+    out[0] = (double)a->ops * 1e9 / (double)(cli_now_ns() - t0);
+    if (a->mode == TP_GET_OWN && rc == 0)
+        rc = mempool_delete(p, r);
+    mempool_close(p);
+    return rc < 0 ? rc : 0;
+}
+
+/* ---- the section ----------------------------------------------------------- */
+
+struct row {
+    const char *what, *base_what, *target;
+    double      v, base;  /* medians */
+    bool        rate;     /* ops/s (higher is better), else ns */
+    bool        inverse;  /* ratio = v / base (first read), else base / v */
+};
+
+static void print_row(const struct row *r)
+{
+    char a[32], b[32];
+    double ratio = r->rate || r->inverse ? r->v / r->base : r->base / r->v;
+    if (r->rate) {
+        bench_fmt_rate(r->v, a, sizeof a);
+        bench_fmt_rate(r->base, b, sizeof b);
+    } else {
+        bench_fmt_ns(r->v, a, sizeof a);
+        bench_fmt_ns(r->base, b, sizeof b);
+    }
+    printf("| %s | %s%s | %s: %s%s | %.2f× | %s |\n", r->what, a,
+           r->rate ? "/s" : "", r->base_what, b, r->rate ? "/s" : "", ratio,
+           r->target);
+}
+
+static int cold_sets(int rounds, uint64_t size, bool new_pool, struct row *r)
+{
+    double v[8], b[8];
+    for (int i = 0; i < rounds; i++) {
+        struct cold_set a = { size, new_pool, i };
+        const void *arg = &a;
+        double o[2];
+        int rc = run_children(1, cold_set_child, &arg, o);
+        if (rc)
+            return rc;
+        v[i] = o[0];
+        b[i] = o[1];
+    }
+    r->v = bench_median(v, rounds);
+    r->base = bench_median(b, rounds);
+    return 0;
+}
+
+static int first_reads(mempool *p, int rounds, struct row *r)
+{
+    unsigned char *src = touched(64 * MIB, 3);
+    mempool_dref d;
+    double v[8], b[8];
+    int rc = src ? mempool_put(p, src, 64 * MIB, &d) : -ENOMEM;
+    free(src);
+    for (int i = 0; i < rounds && rc == 0; i++) {
+        const void *arg = &d;
+        double o[2];
+        rc = run_children(1, first_read_child, &arg, o);
+        v[i] = o[0];
+        b[i] = o[1];
+    }
+    if (rc == 0) {
+        r->v = bench_median(v, rounds);
+        r->base = bench_median(b, rounds);
+        rc = mempool_delete(p, d);
+    }
+    return rc;
+}
+
+static int scaling(mempool *p, int rounds, uint64_t ops, int mode,
+                   struct row *r)
+{
+    struct tp a = { mode, ops, { 0, 0 } }, b2 = a;
+    static const char src[64] = "shared";
+    const void *args[2] = { &a, &b2 };
+    double one[8], two[8];
+    int rc = 0;
+    if (mode == TP_GET_SHARED &&
+        (rc = mempool_put(p, src, sizeof src, &a.shared)) < 0)
+        return rc;
+    b2.shared = a.shared;
+    for (int i = 0; i < rounds && rc == 0; i++) {
+        double o[2];
+        if ((rc = run_children(1, tp_child, args, o)))
+            break;
+        one[i] = o[0];
+        if ((rc = run_children(2, tp_child, args, o)))
+            break;
+        two[i] = o[0];
+    }
+    if (mode == TP_GET_SHARED)
+        mempool_delete(p, a.shared);
+    if (rc)
+        return rc;
+    r->v = bench_median(two, rounds);
+    r->base = bench_median(one, rounds);
+    return 0;
+}
+
+int bench_fresh(const struct fresh_opts *o)
+{
+    int rounds = o->quick ? 2 : 5;
+    uint64_t ops = o->quick ? 200000 : 2000000;
+    struct row rows[] = {
+        { "64 MiB set, fresh process, new pool", "memcpy into touched memory",
+          "≥ 0.8× (target 3)", 0, 0, false, false },
+        { "64 MiB set, fresh process, used pages", "memcpy into touched memory",
+          "≥ 0.8× (target 3)", 0, 0, false, false },
+        { "1 MiB set, fresh process, new pool", "memcpy into touched memory",
+          "≥ 0.7× (target 3)", 0, 0, false, false },
+        { "1 MiB set, fresh process, used pages", "memcpy into touched memory",
+          "≥ 0.7× (target 3)", 0, 0, false, false },
+        { "64 MiB get + first full read, fresh consumer", "its second read",
+          "≤ 1.25× (target 3)", 0, 0, false, true },
+        { "64 B get+release, 2 procs (own objects)", "1 proc",
+          "≥ 1.8× (target 1)", 0, 0, true, false },
+        { "64 B get+release, 2 procs (one shared object)", "1 proc",
+          "≥ 1.8× (target 1)", 0, 0, true, false },
+        { "64 B set+delete, 2 procs", "1 proc", "≥ 1.6× (target 2)", 0, 0,
+          true, false },
+    };
+    mempool *p;
+    int rc;
+
+    snprintf(shared_pool, sizeof shared_pool, "bench-fresh-%d", (int)getpid());
+    if (!(p = attach(shared_pool, 256 * MIB, true)))
+        return -ENOENT;
+    fprintf(stderr, "mempool-bench: fresh ...\n");
+    /* The used-pages rows set into pages this warm-up wrote. */
+    unsigned char *warm = touched(128 * MIB, 5);
+    mempool_dref d;
+    rc = warm ? mempool_put(p, warm, 128 * MIB, &d) : -ENOMEM;
+    free(warm);
+    if (rc == 0)
+        rc = mempool_delete(p, d);
+    if (rc == 0)
+        rc = cold_sets(rounds, 64 * MIB, true, &rows[0]);
+    if (rc == 0)
+        rc = cold_sets(rounds, 64 * MIB, false, &rows[1]);
+    if (rc == 0)
+        rc = cold_sets(rounds, MIB, true, &rows[2]);
+    if (rc == 0)
+        rc = cold_sets(rounds, MIB, false, &rows[3]);
+    if (rc == 0)
+        rc = first_reads(p, rounds, &rows[4]);
+    if (rc == 0)
+        rc = scaling(p, rounds, ops, TP_GET_OWN, &rows[5]);
+    if (rc == 0)
+        rc = scaling(p, rounds, ops, TP_GET_SHARED, &rows[6]);
+    if (rc == 0)
+        rc = scaling(p, rounds, ops / 4, TP_SETDEL, &rows[7]);
+    mempool_close(p);
+    mempool_destroy(shared_pool);
+    if (rc)
+        return rc;
+    printf("\n### fresh processes, and 1 vs 2 processes\n\n"
+           "| figure | mempool | baseline (same run) | ratio | target |\n"
+           "|---|---:|---:|---:|---|\n");
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        print_row(&rows[i]);
+    printf("\nEach figure is the median of %d rounds, each in a new child "
+           "that opened the pool itself and pre-touched none of it. "
+           "Ratios: memcpy time / set time (higher is better), first read / "
+           "second read (lower is better), 2-process ops/s / 1-process "
+           "ops/s.\n", rounds);
+    return 0;
+}
