@@ -590,7 +590,7 @@ int mempool_ref(mempool *p, mempool_dref r)
 
 int mempool_unref(mempool *p, mempool_dref r)
 {
-    uint32_t idx, gen;
+    uint32_t idx = 0, gen = 0;   /* set by entry_of before any use; -O2 cannot see it */
     int rc;
 
     if ((rc = refcounted(p, r, &idx, &gen))) {
