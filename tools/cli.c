@@ -42,6 +42,26 @@ bool cli_is_help(const char *arg)
     return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
 }
 
+bool cli_help_asked(int argc, char **argv, const char *usage)
+{
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            fputs(usage, stdout);
+            return true;
+        }
+    }
+    return false;
+}
+
+int cli_parse_dref(const char *cmd, const char *s, mempool_dref *out)
+{
+    if (mempool_dref_parse(s, out) == 0)
+        return CLI_OK;
+    fprintf(stderr, "mempool %s: '%s' is not a DRef (want off:gen, 16 hex "
+                    "digits each, as printed by 'mempool put')\n", cmd, s);
+    return CLI_USAGE;
+}
+
 /* The multiplier a size suffix stands for, or 0 for an unknown suffix. */
 static uint64_t suffix_scale(const char *s)
 {

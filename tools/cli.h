@@ -46,6 +46,14 @@ int cli_usage_error(const char *cmd, const char *msg);
 /** True when @p arg is "-h" or "--help". */
 bool cli_is_help(const char *arg);
 
+/** Print @p usage to stdout and return true when any argument asks for
+ *  help. */
+bool cli_help_asked(int argc, char **argv, const char *usage);
+
+/** Parse DRef text for @p cmd; a malformed one is reported and is a usage
+ *  error. @return CLI_OK or CLI_USAGE. */
+int cli_parse_dref(const char *cmd, const char *s, mempool_dref *out);
+
 /** Parse a byte count: digits with an optional K, M, G or T suffix (powers
  *  of 1024, "KiB"/"MB" spellings accepted). @return 0 or -EINVAL. */
 int cli_parse_size(const char *s, uint64_t *out);
@@ -76,6 +84,11 @@ uint64_t cli_now_ns(void);
  *  (prog is "mempool" unless @p cmd is NULL, then only the tool's name
  *  cli_prog). @return 0 or the error. */
 int cli_observe(const char *cmd, const char *name, mempool **out);
+
+/** Attach to the existing pool @p name as a worker (never creates, never
+ *  stands for spiller); failures are reported like cli_observe's.
+ *  @return 0 or the error. */
+int cli_attach(const char *cmd, const char *name, mempool **out);
 
 /** The program name used in messages ("mempool", "mempool-top"). */
 extern const char *cli_prog;

@@ -30,43 +30,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Print @p usage to stdout and return true when any argument asks for help. */
-static bool handled_help(int argc, char **argv, const char *usage)
-{
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            fputs(usage, stdout);
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Attach to the existing pool @p name as a new worker. */
-static int attach(const char *cmd, const char *name, mempool **out)
-{
-    mempool_options o;
-    mempool_options_init(&o);
-    o.flags = 0;   /* never create */
-    o.spiller = 0; /* a short-lived command does not stand for spiller */
-    int rc = mempool_open(name, &o, out);
-    if (rc < 0) {
-        char what[MEMPOOL_NAME_MAX + 16];
-        snprintf(what, sizeof what, "pool '%s'", name);
-        cli_error(cmd, rc, what);
-    }
-    return rc;
-}
-
-/* Parse a DRef argument; a malformed one is a usage error. */
-static int parse_dref(const char *cmd, const char *s, mempool_dref *out)
-{
-    if (mempool_dref_parse(s, out) == 0)
-        return CLI_OK;
-    fprintf(stderr, "mempool %s: '%s' is not a DRef (want off:gen, 16 hex "
-                    "digits each, as printed by 'mempool put')\n", cmd, s);
-    return CLI_USAGE;
-}
 
 static const char create_usage[] =
     "Usage: mempool create NAME [--size BYTES] [--max-memsize BYTES]\n"
@@ -83,7 +46,7 @@ static const char create_usage[] =
 
 int cmd_create(int argc, char **argv)
 {
-    if (handled_help(argc, argv, create_usage))
+    if (cli_help_asked(argc, argv, create_usage))
         return CLI_OK;
     mempool_options o;
     mempool_options_init(&o);
@@ -133,7 +96,7 @@ static const char destroy_usage[] =
 
 int cmd_destroy(int argc, char **argv)
 {
-    if (handled_help(argc, argv, destroy_usage))
+    if (cli_help_asked(argc, argv, destroy_usage))
         return CLI_OK;
     if (argc != 2)
         return cli_usage_error("destroy", "want exactly one pool NAME");
@@ -227,7 +190,7 @@ static const char info_usage[] =
 
 int cmd_info(int argc, char **argv)
 {
-    if (handled_help(argc, argv, info_usage))
+    if (cli_help_asked(argc, argv, info_usage))
         return CLI_OK;
     bool json = false;
     const char *name = NULL;
@@ -269,7 +232,7 @@ static const char ls_usage[] =
 
 int cmd_ls(int argc, char **argv)
 {
-    if (handled_help(argc, argv, ls_usage))
+    if (cli_help_asked(argc, argv, ls_usage))
         return CLI_OK;
     bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
     if (argc > 2 || (argc == 2 && !json))
@@ -362,7 +325,7 @@ static int fsck_repair(const char *name)
 
 int cmd_fsck(int argc, char **argv)
 {
-    if (handled_help(argc, argv, fsck_usage))
+    if (cli_help_asked(argc, argv, fsck_usage))
         return CLI_OK;
     bool repair = false;
     const char *name = NULL;
@@ -499,7 +462,7 @@ static const char put_usage[] =
 
 int cmd_put(int argc, char **argv)
 {
-    if (handled_help(argc, argv, put_usage))
+    if (cli_help_asked(argc, argv, put_usage))
         return CLI_OK;
     const char *name = NULL;
     if (argc == 5 && strcmp(argv[3], "--name") == 0) {
@@ -516,7 +479,7 @@ int cmd_put(int argc, char **argv)
         return CLI_FAIL;
     }
     mempool *p;
-    int rc = attach("put", argv[1], &p);
+    int rc = cli_attach("put", argv[1], &p);
     mempool_dref r;
     if (rc == 0) {
         rc = put_fd(p, fd, &r);
@@ -549,15 +512,15 @@ static const char get_usage[] =
 
 int cmd_get(int argc, char **argv)
 {
-    if (handled_help(argc, argv, get_usage))
+    if (cli_help_asked(argc, argv, get_usage))
         return CLI_OK;
     if (argc != 3)
         return cli_usage_error("get", "want a pool NAME and a DREF");
     mempool_dref r;
-    if (parse_dref("get", argv[2], &r) != CLI_OK)
+    if (cli_parse_dref("get", argv[2], &r) != CLI_OK)
         return CLI_USAGE;
     mempool *p;
-    if (attach("get", argv[1], &p) < 0)
+    if (cli_attach("get", argv[1], &p) < 0)
         return CLI_FAIL;
     mempool_view v;
     int rc = mempool_get(p, r, &v);
@@ -586,15 +549,15 @@ static const char rm_usage[] =
 
 int cmd_rm(int argc, char **argv)
 {
-    if (handled_help(argc, argv, rm_usage))
+    if (cli_help_asked(argc, argv, rm_usage))
         return CLI_OK;
     if (argc != 3)
         return cli_usage_error("rm", "want a pool NAME and a DREF");
     mempool_dref r;
-    if (parse_dref("rm", argv[2], &r) != CLI_OK)
+    if (cli_parse_dref("rm", argv[2], &r) != CLI_OK)
         return CLI_USAGE;
     mempool *p;
-    if (attach("rm", argv[1], &p) < 0)
+    if (cli_attach("rm", argv[1], &p) < 0)
         return CLI_FAIL;
     int rc = mempool_delete(p, r);
     if (rc < 0)

@@ -25,31 +25,6 @@
 #include <errno.h>
 #include <string.h>
 
-static bool want_help(int argc, char **argv, const char *usage)
-{
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            fputs(usage, stdout);
-            return true;
-        }
-    }
-    return false;
-}
-
-static int attach(const char *cmd, const char *name, mempool **out)
-{
-    mempool_options o;
-    int rc;
-    mempool_options_init(&o);
-    o.flags = 0;
-    o.spiller = 0;
-    if ((rc = mempool_open(name, &o, out)) < 0) {
-        char what[MEMPOOL_NAME_MAX + 16];
-        snprintf(what, sizeof what, "pool '%s'", name);
-        cli_error(cmd, rc, what);
-    }
-    return rc;
-}
 
 static void print_dref(mempool_dref r)
 {
@@ -102,13 +77,6 @@ static int parse_opts(const char *cmd, int argc, char **argv,
     return n;
 }
 
-static int parse_dref(const char *cmd, const char *s, mempool_dref *out)
-{
-    if (mempool_dref_parse(s, out) == 0)
-        return 0;
-    fprintf(stderr, "mempool %s: '%s' is not a DRef\n", cmd, s);
-    return -1;
-}
 
 /* ---- names -------------------------------------------------------------- */
 
@@ -139,7 +107,7 @@ int cmd_name(int argc, char **argv)
     mempool *p;
     int n, rc = 0;
 
-    if (want_help(argc, argv, name_usage))
+    if (cli_help_asked(argc, argv, name_usage))
         return CLI_OK;
     n = parse_opts("name", argc - 1, argv + 1, &o, pos, 4);
     if (n < 0)
@@ -149,7 +117,7 @@ int cmd_name(int argc, char **argv)
     if (!strcmp(pos[0], "put")) {
         if (n != 4)
             return cli_usage_error("name", "put wants POOL NAME DREF");
-        if (parse_dref("name", pos[3], &r))
+        if (cli_parse_dref("name", pos[3], &r))
             return CLI_USAGE;
     } else if (!strcmp(pos[0], "get") || !strcmp(pos[0], "drop")) {
         if (n != 3)
@@ -160,7 +128,7 @@ int cmd_name(int argc, char **argv)
     } else {
         return cli_usage_error("name", "want put, get, drop or ls");
     }
-    if (attach("name", pos[1], &p) < 0)
+    if (cli_attach("name", pos[1], &p) < 0)
         return CLI_FAIL;
     if (!strcmp(pos[0], "put"))
         rc = mempool_name_put(p, pos[2], r,
@@ -253,7 +221,7 @@ int cmd_chan(int argc, char **argv)
     mempool *p;
     int n, rc = 0;
 
-    if (want_help(argc, argv, chan_usage))
+    if (cli_help_asked(argc, argv, chan_usage))
         return CLI_OK;
     n = parse_opts("chan", argc - 1, argv + 1, &o, pos, 4);
     if (n < 0)
@@ -263,7 +231,7 @@ int cmd_chan(int argc, char **argv)
     if (!strcmp(pos[0], "send")) {
         if (n != 4)
             return cli_usage_error("chan", "send wants POOL CHAN DREF");
-        if (parse_dref("chan", pos[3], &r))
+        if (cli_parse_dref("chan", pos[3], &r))
             return CLI_USAGE;
     } else if (!strcmp(pos[0], "recv")) {
         if (n != 3)
@@ -274,7 +242,7 @@ int cmd_chan(int argc, char **argv)
     } else {
         return cli_usage_error("chan", "want ls, send or recv");
     }
-    if (attach("chan", pos[1], &p) < 0)
+    if (cli_attach("chan", pos[1], &p) < 0)
         return CLI_FAIL;
     if (!strcmp(pos[0], "send")) {
         rc = chan_send(p, pos[2], r, &o);

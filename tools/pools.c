@@ -21,12 +21,16 @@
 
 const char *cli_prog = "mempool";
 
-int cli_observe(const char *cmd, const char *name, mempool **out)
+/* Open the existing pool @p name with @p flags (never create, never stand
+ * for spiller: a command is short-lived); report a failure as @p cmd. */
+static int open_existing(const char *cmd, const char *name, uint32_t flags,
+                         mempool **out)
 {
     mempool_options o;
     int rc;
     mempool_options_init(&o);
-    o.flags = MEMPOOL_OPEN_OBSERVE;
+    o.flags = flags;
+    o.spiller = 0;
     rc = mempool_open(name, &o, out);
     if (rc < 0) {
         char what[MEMPOOL_NAME_MAX + 16];
@@ -34,6 +38,16 @@ int cli_observe(const char *cmd, const char *name, mempool **out)
         cli_error(cmd, rc, what);
     }
     return rc;
+}
+
+int cli_observe(const char *cmd, const char *name, mempool **out)
+{
+    return open_existing(cmd, name, MEMPOOL_OPEN_OBSERVE, out);
+}
+
+int cli_attach(const char *cmd, const char *name, mempool **out)
+{
+    return open_existing(cmd, name, 0, out);
 }
 
 static int by_name(const void *a, const void *b)
