@@ -22,18 +22,6 @@
 
 static const mempool_put_options rco = { 0, 0, MEMPOOL_PUT_REFCOUNTED };
 
-static void msleep(int ms)
-{
-    nanosleep(&(struct timespec){ ms / 1000, (ms % 1000) * 1000000L }, NULL);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static mempool_dref set_rc(mempool *p, const char *s)
 {
     mempool_dref r;
@@ -67,7 +55,7 @@ static int reserver(void *arg)
     memcpy(buf, "published", 10);
     T_CHILD_EQ(t_send_dref(rep_fd, r), 0);
     T_CHILD_EQ(t_wait_fd(go_fd, T_WAIT_S), 0);
-    msleep(30);                      /* let the parent sleep in get_wait */
+    t_sleep_ms(30);                      /* let the parent sleep in get_wait */
     if (mode == 0)
         T_CHILD_EQ(mempool_publish(p, r), 0);
     else if (mode == 1)
@@ -128,9 +116,9 @@ START_TEST(test_get_wait_abort_and_death)
         double t0;
         pid_t pid = start_reserver(mode, &r, &go);
         close(go);
-        t0 = now_s();
+        t0 = t_now_s();
         ASSERT_RC(mempool_get_wait(t_pool, r, &v, 10000), -ENOENT);
-        ck_assert_msg(now_s() - t0 < 5.0, "woke after %.2f s", now_s() - t0);
+        ck_assert_msg(t_now_s() - t0 < 5.0, "woke after %.2f s", t_now_s() - t0);
         if (mode == 1)
             t_wait_ok(pid);
         else
@@ -154,7 +142,7 @@ END_TEST
 /* Another thread of the same handle publishes our reservation. */
 static void *publish_later(void *arg)
 {
-    msleep(30);
+    t_sleep_ms(30);
     mempool_publish(t_pool, *(mempool_dref *)arg);
     return NULL;
 }
@@ -285,7 +273,7 @@ static int name_putter(void *arg)
     T_CHILD_EQ(t_attach(t_name, &p), 0);
     T_CHILD_EQ(mempool_put_ex(p, "from-child", 11, &rco, &r), 0);
     if (how == 1)
-        msleep(50);                  /* the parent is waiting by now */
+        t_sleep_ms(50);                  /* the parent is waiting by now */
     T_CHILD_EQ(mempool_name_put(p, "child-name", r, 0), 0);
     T_CHILD_EQ(mempool_put(p, "plain", 6, &r), 0);
     T_CHILD_EQ(mempool_name_put(p, "child-plain", r, 0), 0);
@@ -419,7 +407,7 @@ START_TEST(test_flight_ttl_frees)
     ck_assert_int_eq(t_wait(pid, T_WAIT_S), 128 + SIGKILL);
     mempool_reap(t_pool);
     ASSERT_RC(mempool_info_get(t_pool, r, &in), 0);   /* not yet due */
-    msleep(120);
+    t_sleep_ms(120);
     ASSERT_RC(mempool_ref_take(t_pool, r), -ENOENT);  /* expired */
     ASSERT_RC(mempool_info_get(t_pool, r, &in), -ENOENT);
     ck_assert_uint_eq(t_stats(t_pool).objects, 0);
@@ -427,7 +415,7 @@ START_TEST(test_flight_ttl_frees)
     /* Expired with nobody asking: the next sweep (here mempool_reap()). */
     r = set_rc(t_pool, "ttl");
     ASSERT_RC(mempool_ref_give(t_pool, r, 10), 0);
-    msleep(40);
+    t_sleep_ms(40);
     mempool_reap(t_pool);
     ASSERT_RC(mempool_info_get(t_pool, r, &in), -ENOENT);
     ck_assert_uint_eq(t_stats(t_pool).objects, 0);

@@ -23,18 +23,6 @@
 
 static const mempool_put_options rco = { 0, 0, MEMPOOL_PUT_REFCOUNTED };
 
-static void msleep(int ms)
-{
-    nanosleep(&(struct timespec){ ms / 1000, (ms % 1000) * 1000000L }, NULL);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static mempool_dref set_u64(mempool *p, uint64_t x, bool rc)
 {
     mempool_dref r;
@@ -264,11 +252,11 @@ struct waiter {
 static void *wait_main(void *arg)
 {
     struct waiter *w = arg;
-    double t0 = now_s();
+    double t0 = t_now_s();
     mempool_dref out;
     w->rc = w->send ? mempool_chan_send(w->c, w->r, -1)
                     : mempool_chan_recv(w->c, &out, -1);
-    w->waited = now_s() - t0;
+    w->waited = t_now_s() - t0;
     return NULL;
 }
 
@@ -288,7 +276,7 @@ START_TEST(test_destroy_wakes)
         w[i] = (struct waiter){ i < 2 ? e : f, i >= 2, r, 1, 0 };
         ck_assert_int_eq(pthread_create(&th[i], NULL, wait_main, &w[i]), 0);
     }
-    msleep(100);
+    t_sleep_ms(100);
     for (int i = 0; i < 4; i++)
         ck_assert_int_eq(w[i].rc, 1);                /* still waiting */
     ck_assert_uint_eq(chan_info(t_pool, "empty").receivers_waiting, 2);
@@ -546,7 +534,7 @@ START_TEST(test_stopped_peers)
                   (long)(t_rand(&seed) % 3000000) }, NULL);
         kill(s, SIGSTOP);
         kill(r, SIGSTOP);
-        t0 = now_s();
+        t0 = t_now_s();
         /* Make room if full, then our item goes in and comes out. */
         while ((rc = mempool_chan_send(c, x, 0)) == -ETIMEDOUT &&
                nheld < KEEP) {
@@ -563,8 +551,8 @@ START_TEST(test_stopped_peers)
             if (mine)
                 break;
         }
-        ck_assert_msg(now_s() - t0 < 2.0, "blocked %.3f s by stopped peers",
-                      now_s() - t0);
+        ck_assert_msg(t_now_s() - t0 < 2.0, "blocked %.3f s by stopped peers",
+                      t_now_s() - t0);
         kill(s, SIGCONT);
         kill(r, SIGCONT);
         for (int i = 0; i < nheld; i++)

@@ -10,6 +10,11 @@
 #include <sys/stat.h>
 #include <time.h>
 
+void t_sleep_ms(int ms)
+{
+    nanosleep(&(struct timespec){ ms / 1000, (ms % 1000) * 1000000L }, NULL);
+}
+
 double t_now_s(void)
 {
     struct timespec ts;

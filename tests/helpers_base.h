@@ -52,6 +52,9 @@
 double t_now_s(void);
 uint64_t t_now_ns(void);
 
+/** Sleep @p ms milliseconds (an interrupted sleep is not resumed). */
+void t_sleep_ms(int ms);
+
 /** rm -rf @p path: remove a directory tree (or a file) without following
  *  symlinks; errors are ignored (cleanup only, any process). */
 void t_rm_tree(const char *path);
