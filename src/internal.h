@@ -66,20 +66,45 @@ typedef struct mp_hand_ops {
     int  (*verify)(mempool *p, char *why, size_t whylen);
 } mp_hand_ops;
 
+/* The narrow view of a pool that the lowest layers of core/ (allocator,
+ * pin and reference cells, entries, slots) work on: the mapping and the
+ * header values validated once at attach - nothing of the layers above
+ * (spilling, handoff, codecs). A function that takes an mp_core cannot
+ * reach the spill engine or the handoff regions, by its signature.
+ *
+ * The fields are listed once, in MP_CORE_FIELDS, and the handle below holds
+ * them in a union of the tagged mp_core and an untagged twin of it, so the
+ * rest of the library keeps writing p->tab while a lower layer is handed
+ * &p->core (C11 6.5.2.3: the two are one common initial sequence). */
+#define MP_CORE_FIELDS                                                       \
+    int           fd;          /* the shm object, as mapped */              \
+    uint8_t      *base;        /* the mapping */                            \
+    uint64_t      size;                                                     \
+    mp_header    *h;                                                        \
+    mp_slot      *slots;                                                    \
+    _Atomic uint64_t *cells;   /* MP_WORKERS * MP_CELLS */                  \
+    mp_entry     *tab;                                                      \
+    mp_page      *pages;                                                    \
+    _Atomic uint64_t *bitmap;                                               \
+    uint64_t      ntab;        /* copies of header values, validated once */ \
+    uint64_t      data_off, npages, tag;                                    \
+    int           slot;        /* our slot, 0-based; -1 for an observer */
+
+typedef struct mp_core {
+    MP_CORE_FIELDS
+} mp_core;
+
 /* One process's handle on a pool: one worker. */
 struct mempool {
+    union {
+        mp_core core;          /* what lower layers are handed */
+        struct {
+            MP_CORE_FIELDS
+        };
+    };
     char          name[MEMPOOL_NAME_MAX + 1];
-    int           fd;          /* the shm object, as mapped */
     int           lfd;         /* a second open file description of it that
                                   is never mapped: it carries our locks */
-    uint8_t      *base;        /* the mapping */
-    uint64_t      size;
-    mp_header    *h;
-    mp_slot      *slots;
-    _Atomic uint64_t *cells;   /* MP_WORKERS * MP_CELLS */
-    mp_entry     *tab;
-    mp_page      *pages;
-    _Atomic uint64_t *bitmap;
     mp_hand      *hand;        /* handoff regions (box.c, src/handoff/) */
     _Atomic uint64_t *boxw;
     mp_box       *boxes;
@@ -87,9 +112,6 @@ struct mempool {
     mp_chan      *chans;
     _Atomic uint64_t *ring;
     uint32_t      nbox, nnames, nring;
-    uint64_t      ntab;        /* copies of header values, validated once */
-    uint64_t      data_off, npages, tag;
-    int           slot;        /* our slot, 0-based */
     uint64_t      forkgen;     /* process fork generation at open */
     int         (*type_known)(mempool *p, uint32_t type); /* codec layer */
     bool          closed;      /* set by mempool_close(): the handle is kept
