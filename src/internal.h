@@ -82,13 +82,18 @@ typedef struct mp_hand_ops {
     uint64_t      size;                                                     \
     mp_header    *h;                                                        \
     mp_slot      *slots;                                                    \
-    _Atomic uint64_t *cells;   /* MP_WORKERS * MP_CELLS */                  \
+    _Atomic uint64_t *cells;   /* MP_WORKERS * cell_per */                  \
     mp_entry     *tab;                                                      \
     mp_page      *pages;                                                    \
     _Atomic uint64_t *bitmap;                                               \
     uint64_t      ntab;        /* copies of header values, validated once */ \
     uint64_t      data_off, npages, tag;                                    \
-    int           slot;        /* our slot, 0-based; -1 for an observer */
+    int           slot;        /* our slot, 0-based; -1 for an observer */  \
+    uint32_t      cell_per;    /* cells per worker table (pin.c) */         \
+    uint32_t      cell_mask;   /* home buckets - 1 */                       \
+    uint32_t      ovf_base;    /* first overflow cell of a table */         \
+    uint32_t      ovf_mask;    /* overflow buckets - 1 */                   \
+    uint32_t      ovf_shift;   /* 32 - log2(overflow buckets) */
 
 typedef struct mp_core {
     MP_CORE_FIELDS
@@ -170,7 +175,8 @@ struct stat;
  * following a symlink or blocking; fd, MEMPOOL_ECORRUPT for anything but a
  * regular file, or -errno. */
 int  mempool__shm_open(const char *path, int flags, struct stat *st);
-int  mempool__layout(uint64_t arena, uint64_t max_objects, mp_header *out);
+int  mempool__layout(uint64_t arena, uint64_t max_objects, uint64_t max_refs,
+                     mp_header *out);
 uint64_t mempool__format_word(void);
 void mempool__bind(mempool *p);   /* set p->slots, p->tab, ... from p->h */
 int  mempool__arena_open(mempool *p, const char *path, const char *name,

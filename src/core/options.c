@@ -23,6 +23,7 @@ static const size_t field_ends[] = {
     FIELD_END(spill_dir),   FIELD_END(mode),         FIELD_END(reserved),
     FIELD_END(max_objects), FIELD_END(max_disksize), FIELD_END(policy),
     FIELD_END(io_mode),     FIELD_END(evict_wait_ms), FIELD_END(spiller),
+    FIELD_END(max_refs),
 };
 
 void mempool_options_init(mempool_options *o)
@@ -66,7 +67,7 @@ static int check_values(const mempool_options *o)
         return -EINVAL;
     if (o->mode & ~0777u || o->policy > MEMPOOL_POLICY_MRU ||
         o->io_mode > MEMPOOL_IO_PWRITE || o->evict_wait_ms > 3600000u ||
-        o->reserved)
+        o->reserved || o->max_refs > MEMPOOL_MAX_REFS)
         return -EINVAL;
     return 0;
 }
