@@ -234,6 +234,10 @@ int  mempool__ref_sub(mempool *p, uint32_t idx, uint32_t gen);
 uint32_t mempool__cell_count(mempool *p, int kind, uint32_t idx, uint32_t gen,
                              bool any);
 void mempool__cells_drop(mempool *p, int slot); /* reaper: clear and repair */
+/* References on (idx, gen) held by the workers of slots below @p me, by
+ * slot @p me, and by all workers (mempool_share_get()). */
+void mempool__ref_split(mempool *p, uint32_t idx, uint32_t gen, int me,
+                        uint32_t *below, uint32_t *mine, uint32_t *all);
 /* Empty every worker's reference cells of (idx, gen): the entry is being
  * freed. Returns how many cells were emptied. */
 unsigned mempool__refs_forget(mempool *p, uint32_t idx, uint32_t gen);

@@ -490,6 +490,19 @@ typedef struct mempool_info {
 MEMPOOL_API int mempool_info_get(mempool *p, mempool_dref r,
                                  mempool_info *out);
 
+/** @brief This worker's share of refcounted object @p r's bytes, for
+ *  accounting shared objects once (the Dask integration charges each
+ *  holder its share): len x (references this worker holds) / (all
+ *  references), rounded so that while the references do not change the
+ *  shares of all holders add up to exactly len - workers in id order take
+ *  the rounding, and the references the pool itself holds (names, channel
+ *  items, references in flight) form a share no worker gets. 0 for a
+ *  worker that holds none, and on an observer handle.
+ *  @return 0, -ENOENT (gone), -EINVAL (malformed DRef, NULL @p bytes, or
+ *  not refcounted), MEMPOOL_EFORKED. */
+MEMPOOL_API int mempool_share_get(mempool *p, mempool_dref r,
+                                  uint64_t *bytes);
+
 /** Characters mempool_dref_format() needs, NUL included. */
 #define MEMPOOL_DREF_STRLEN 34
 

@@ -311,6 +311,24 @@ uint32_t mempool__cell_count(mempool *p, int kind, uint32_t idx, uint32_t gen,
     return sum;
 }
 
+void mempool__ref_split(mempool *p, uint32_t idx, uint32_t gen, int me,
+                        uint32_t *below, uint32_t *mine, uint32_t *all)
+{
+    const mp_core *c = &p->core;
+    uint64_t key = CELL_KEY(MP_REF, idx, gen);
+    uint64_t act = atomic_load(&c->h->active);
+    *below = *mine = *all = 0;
+    for (; act; act &= act - 1) {
+        int s = __builtin_ctzll(act);
+        uint32_t n = slot_sum(c, s, idx, key);
+        *all += n;
+        if (s < me)
+            *below += n;
+        else if (s == me)
+            *mine += n;
+    }
+}
+
 /* Empty the cells equal to @p key at positions [base, base+n) of slot
  * @p s's table; how many. */
 static unsigned forget_in(const mp_core *c, int s, unsigned base, unsigned n,
