@@ -137,6 +137,13 @@ struct mempool {
     bool          verify;      /* check payload crc when mapping a file */
     struct mp_mapcache *maps;
     struct mp_spiller *spiller;
+    /* victim.c: entry indices of the best candidates left over by the
+     * last sampled pass, offered again first by the next one */
+    struct mp_victim_keep {
+        _Atomic uint32_t busy;  /* a pass holds them (try-lock, no wait) */
+        uint32_t n;
+        uint32_t idx[16];
+    } vkeep;
     /* MEMPOOL_OPEN_OBSERVE: no slot (slot -1), no spiller, no reaping;
      * every call that would change the pool answers -EPERM. */
     bool          observer;
