@@ -248,7 +248,7 @@ static int claim(mempool *p, uint32_t idx, uint32_t *gen, uint64_t *tok)
         return 0;                        /* both imply a complete file */
     if (MP_W_ST(w) != MP_ST_LIVE)
         return -ENOENT;
-    if ((rc = mempool__pin(p, idx, *gen, tok)))
+    if ((rc = mempool__pin(&p->core, idx, *gen, tok)))
         return rc;
     o = owner_of(p, e);
     if (o && !disk_reserve(o, MP_LD(e->len))) {
@@ -440,7 +440,7 @@ int mempool__evict(mempool *p, uint32_t idx, uint32_t gen)
     if (rc != 1)
         return rc;
     MP_FP(evict_marked);
-    if (mempool__cell_count(p, MP_PIN, idx, gen, true)) {
+    if (mempool__cell_count(&p->core, MP_PIN, idx, gen, true)) {
         mempool__entry_cancel_evict(e, w);
         rc = -EBUSY;
     } else if ((rc = mempool__lock(p))) {
@@ -518,7 +518,7 @@ static uint64_t destroy_victim(mempool *p, uint32_t idx)
     mp_entry *e = mp_entry_at(p, idx);
     uint64_t w = atomic_load(&e->word), len = MP_LD(e->len);
     if (MP_W_ST(w) != MP_ST_LIVE || MP_W_RC(w) ||
-        mempool__cell_count(p, MP_PIN, idx, MP_W_GEN(w), true))
+        mempool__cell_count(&p->core, MP_PIN, idx, MP_W_GEN(w), true))
         return 0;
     if (!mempool__entry_destroy(e, w))
         return 0;
@@ -564,7 +564,7 @@ static uint64_t room_pass(mempool *p, int owner, uint64_t need, int *err)
     for (size_t i = 0; w && i < n && got < need; i++) {
         mp_entry *e = mp_entry_at(p, v[i].idx);
         uint32_t gen = MP_W_GEN(atomic_load(&e->word));
-        if (mempool__cell_count(p, MP_PIN, v[i].idx, gen, true))
+        if (mempool__cell_count(&p->core, MP_PIN, v[i].idx, gen, true))
             continue;                        /* pinned: skip, never wait */
         if (v[i].destroy)
             freed += destroy_victim(p, v[i].idx);
