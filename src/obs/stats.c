@@ -49,7 +49,7 @@ static const char *backend_name(uint32_t code)
 static uint32_t slot_state(mempool *p, int s)
 {
     if (atomic_load(&p->h->active) >> s & 1)
-        return mempool__slot_alive(p, s) ? MEMPOOL_WORKER_ALIVE
+        return mempool__slot_alive(&p->core, s) ? MEMPOOL_WORKER_ALIVE
                                          : MEMPOOL_WORKER_DEAD;
     return p->slots[s].claimed_ns ? MEMPOOL_WORKER_GONE : MEMPOOL_WORKER_FREE;
 }

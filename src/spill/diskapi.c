@@ -107,7 +107,7 @@ static int evict_or_flag(mempool *p, uint32_t idx, uint32_t gen)
         if (!mempool__entry_flag_move(e, gen))
             continue;
         /* The last pin may have gone before the flag was seen: retry. */
-        if (mempool__cell_count(p, MP_PIN, idx, gen, true))
+        if (mempool__cell_count(&p->core, MP_PIN, idx, gen, true))
             return 0;
     }
 }

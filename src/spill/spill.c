@@ -249,7 +249,7 @@ static int claim(mempool *p, uint32_t idx, uint32_t *gen, uint64_t *tok)
         return 0;                        /* both imply a complete file */
     if (MP_W_ST(w) != MP_ST_LIVE)
         return -ENOENT;
-    if ((rc = mempool__pin(p, idx, *gen, tok)))
+    if ((rc = mempool__pin(&p->core, idx, *gen, tok)))
         return rc;
     o = owner_of(p, e);
     if (o && !disk_reserve(o, MP_LD(e->len))) {
@@ -441,7 +441,7 @@ int mempool__evict(mempool *p, uint32_t idx, uint32_t gen)
     if (rc != 1)
         return rc;
     MP_FP(evict_marked);
-    if (mempool__cell_count(p, MP_PIN, idx, gen, true)) {
+    if (mempool__cell_count(&p->core, MP_PIN, idx, gen, true)) {
         mempool__entry_cancel_evict(e, w);
         rc = -EBUSY;
     } else if ((rc = mempool__lock(p))) {
@@ -464,7 +464,7 @@ static uint64_t destroy_victim(mempool *p, uint32_t idx)
     mp_entry *e = mp_entry_at(p, idx);
     uint64_t w = atomic_load(&e->word), len = MP_LD(e->len);
     if (MP_W_ST(w) != MP_ST_LIVE || MP_W_RC(w) ||
-        mempool__cell_count(p, MP_PIN, idx, MP_W_GEN(w), true))
+        mempool__cell_count(&p->core, MP_PIN, idx, MP_W_GEN(w), true))
         return 0;
     if (!mempool__entry_destroy(e, w))
         return 0;
@@ -508,7 +508,7 @@ static size_t take_victims(mempool *p, const mp_victims *vs, mp_victim *w,
     for (i = 0; i < vs->n && got < vs->need && taken < vs->take; i++) {
         const mp_victim *v = &vs->v[i];
         uint32_t gen = MP_W_GEN(atomic_load(&mp_entry_at(p, v->idx)->word));
-        if (mempool__cell_count(p, MP_PIN, v->idx, gen, true)) {
+        if (mempool__cell_count(&p->core, MP_PIN, v->idx, gen, true)) {
             ++*pinned;                       /* pinned: skip, never wait */
             continue;
         }
