@@ -15,7 +15,13 @@
  *            random order over all live objects; raw: load the object's
  *            index record, then the first byte of its block, in the same
  *            random order (two dependent loads per object, as a lookup
- *            through any index must do). Memory geometry as for set.
+ *            through any index must do). Memory geometry as for set. Two
+ *            raw figures: independent lookups, which the CPU overlaps
+ *            (several misses in flight), and chained ones, where the next
+ *            key is read from the block just found, so one lookup's misses
+ *            end before the next one's start - what a get, whose pin is a
+ *            locked instruction that waits for all earlier loads, can at
+ *            best do.
  *   delete   mempool_delete() in a random order; raw: clear the index
  *            record (there is nothing else to undo: a floor, not a peer).
  *   spilling set  the worker's limit equals what it holds, so every
@@ -58,12 +64,16 @@
 static const uint32_t sizes_full[] = {1000, 10000, 100000, 250000};
 static const uint32_t sizes_quick[] = {1000, 20000};
 
-/* The raw baseline's shared mapping: index records, then 64 B blocks. */
+/* The raw baseline's shared mapping: index records, then 64 B blocks;
+ * then the same again for the chained lookups (so that neither kind of
+ * lookup finds lines the other just brought in). */
 struct raw {
     unsigned char *map;
     size_t         len;
     uint64_t      *index;   /* record i: index[8 * i] = offset of block i */
     unsigned char *data;
+    uint64_t      *index2;  /* chained lookups: the same layout */
+    unsigned char *data2;
 };
 
 struct fig {
@@ -73,7 +83,7 @@ struct fig {
 
 struct row {
     uint32_t n;
-    double   set, set_raw, get, get_raw, del, del_raw;
+    double   set, set_raw, get, get_raw, get_dep, del, del_raw;
     double   spill, spill_raw, engine;
     double   rank_med, rank_max;          /* % of resident objects */
     uint32_t rank_worst;                  /* objects */
@@ -140,7 +150,7 @@ static int raw_open(struct raw *w)
     if (fd < 0)
         return -errno;
     shm_unlink(name);
-    w->len = (size_t)MAXN * 64 * 2;
+    w->len = (size_t)MAXN * 64 * 4;
     int rc = ftruncate(fd, (off_t)w->len) < 0 ? -errno : 0;
     if (rc == 0) {
         w->map = mmap(NULL, w->len, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
@@ -153,6 +163,10 @@ static int raw_open(struct raw *w)
     memset(w->map, 1, w->len);                   /* touched, like the arena */
     w->index = (uint64_t *)w->map;
     w->data = w->map + (size_t)MAXN * 64;
+    w->index2 = (uint64_t *)(w->map + (size_t)MAXN * 128);
+    w->data2 = w->map + (size_t)MAXN * 192;
+    for (size_t i = 0; i < MAXN; i++)
+        w->index2[8 * i] = i * OBJ;
     return 0;
 }
 
@@ -216,14 +230,35 @@ static int fill(struct scale *s, uint32_t n, struct fig *m, struct fig *raw)
     return 0;
 }
 
+/* Raw lookups one after another: block perm[i] names perm[i + 1], so each
+ * lookup's index load waits for the previous data load (no overlap). */
+static uint64_t raw_chain(struct scale *s, uint32_t k, uint32_t count)
+{
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        uint64_t off = __atomic_load_n(&s->raw.index2[8 * (size_t)k],
+                                       __ATOMIC_ACQUIRE);
+        uint32_t next;
+        memcpy(&next, s->raw.data2 + off + 8, sizeof next);
+        sum += s->raw.data2[off];
+        k = next;
+    }
+    return sum;
+}
+
 static int get_phase(struct scale *s, uint32_t n, struct fig *m,
-                     struct fig *raw, uint64_t *rs)
+                     struct fig *raw, struct fig *dep, uint64_t *rs)
 {
     uint64_t total = s->o->quick ? 20000 : 200000, sum = 0;
     if (total < 2 * (uint64_t)n)
         total = 2 * (uint64_t)n;       /* a warm pass, then timed ones */
     for (uint64_t done = 0; done < total; done += n) {
         shuffle(s->perm, n, rs);
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t next = s->perm[(i + 1) % n];
+            memcpy(s->raw.data2 + (size_t)s->perm[i] * OBJ + 8, &next,
+                   sizeof next);
+        }
         for (uint32_t b = 0; b < n; b += BATCH) {
             uint32_t e = b + BATCH < n ? b + BATCH : n;
             uint64_t t0 = now_ns();
@@ -244,9 +279,12 @@ static int get_phase(struct scale *s, uint32_t n, struct fig *m,
                 sum += s->raw.data[off];
             }
             uint64_t t2 = now_ns();
-            if (done) {           /* the first pass warms both */
+            sum += raw_chain(s, s->perm[b], e - b);
+            uint64_t t3 = now_ns();
+            if (done) {           /* the first pass warms them */
                 fig_add(m, t1 - t0, e - b);
                 fig_add(raw, t2 - t1, e - b);
+                fig_add(dep, t3 - t2, e - b);
             }
         }
     }
@@ -399,14 +437,14 @@ static void clear_all(struct scale *s, uint32_t live)
 static int run_size(struct scale *s, uint32_t n, struct row *row,
                     uint64_t *rs)
 {
-    static struct fig f[8];
+    static struct fig f[9];
     memset(f, 0, sizeof f);
     uint32_t live = n;
     int rc;
     row->n = n;
     fprintf(stderr, "mempool-bench: scale: %u objects ...\n", n);
     if ((rc = fill(s, n, &f[0], &f[1])) ||
-        (rc = get_phase(s, n, &f[2], &f[3], rs)) ||
+        (rc = get_phase(s, n, &f[2], &f[3], &f[8], rs)) ||
         (rc = delete_phase(s, n, &f[4], &f[5], rs)) ||
         (rc = fill(s, n, NULL, NULL)) ||
         (rc = mempool_limit_set(s->p, MEMPOOL_LIMIT_MEMSIZE,
@@ -422,6 +460,7 @@ static int run_size(struct scale *s, uint32_t n, struct row *row,
     row->set_raw = fig_med(&f[1]);
     row->get = fig_med(&f[2]);
     row->get_raw = fig_med(&f[3]);
+    row->get_dep = fig_med(&f[8]);
     row->del = fig_med(&f[4]);
     row->del_raw = fig_med(&f[5]);
     row->spill = fig_med(&f[6]);
@@ -450,7 +489,9 @@ static void print_table(const struct row *r, int n)
         print_row("set", r[i].n, r[i].set, r[i].set_raw, "raw: memcpy + "
                   "index store");
         print_row("get (random)", r[i].n, r[i].get, r[i].get_raw,
-                  "raw: index load, then data load");
+                  "raw: index load, then data load; lookups overlap");
+        print_row("get (random)", r[i].n, r[i].get, r[i].get_dep,
+                  "raw: the same, one lookup at a time (chained)");
         print_row("delete", r[i].n, r[i].del, r[i].del_raw,
                   "raw: clear the index record (a floor)");
         snprintf(note, sizeof note,
