@@ -76,27 +76,11 @@ struct mempool {
     struct mp_codecs *codecs;  /* codecs registered through this handle */
     const mp_spill_ops *spill_ops; /* the layer above core (pool.c) */
     const mp_hand_ops *hand_ops;   /* handoff/, above core (pool.c) */
-    /* spilling (spill.c, mapcache.c, spiller.c) */
-    pthread_mutex_t io_lock;   /* guards the lazy start of io and dirfd */
-    struct mp_io *io;          /* this handle's I/O engine, or NULL */
-    int           dirfd;       /* the pool's spill directory, opened and
-                                  proven once at attach (spilldir.c), or -1 */
-    int           updfd;       /* its parent, for removal after destroy */
-    int           dir_err;     /* why dirfd is -1: MEMPOOL_EUNSAFE, -errno */
-    uint32_t      file_mode;   /* spill file mode, from the pool's mode */
-    char          spill_dir[MP_PATH_MAX];
-    uint32_t      io_mode;     /* MEMPOOL_IO_* */
-    uint32_t      evict_wait_ms;
-    bool          verify;      /* check payload crc when mapping a file */
-    struct mp_mapcache *maps;
-    struct mp_spiller *spiller;
-    /* victim.c: entry indices of the best candidates left over by the
-     * last sampled pass, offered again first by the next one */
-    struct mp_victim_keep {
-        _Atomic uint32_t busy;  /* a pass holds them (try-lock, no wait) */
-        uint32_t n;
-        uint32_t idx[16];
-    } vkeep;
+    /* the spill layer's state (spillstate.h; an incomplete type here, so
+     * core cannot name its fields): made by mempool__spill_bind */
+    struct mp_spill_state *spill;
+    uint32_t      evict_wait_ms; /* bound of a wait for a peer or for room
+                                    (worker.c, object.c, spill.c) */
     /* MEMPOOL_OPEN_OBSERVE: no slot (slot -1), no spiller, no reaping;
      * every call that would change the pool answers -EPERM. */
     bool          observer;

@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "spillstate.h"
 #include "victim.h"
 
 /* ---- the best candidates: a max-heap on (key, idx) --------------------- */
@@ -170,7 +171,7 @@ static uint32_t rnd_below(uint32_t n)
 static int sample(mempool *p, int owner, bool mru, uint32_t hwm,
                   mp_victims *vs)
 {
-    struct mp_victim_keep *k = &p->vkeep;
+    struct mp_victim_keep *k = &p->spill->vkeep;
     uint32_t free_ = 0;
     int rc;
 
@@ -229,7 +230,7 @@ int mempool__victims_pick(mempool *p, int owner, uint64_t need, size_t keep,
 
 void mempool__victims_done(mempool *p, mp_victims *vs, size_t used)
 {
-    struct mp_victim_keep *k = &p->vkeep;
+    struct mp_victim_keep *k = &p->spill->vkeep;
     uint32_t free_ = 0;
 
     if (!vs->exact && used < vs->n &&
