@@ -14,26 +14,9 @@
 #include <pthread.h>
 #include <sys/types.h>
 
+#include "core.h"
 #include "layout.h"
 #include <mempool/mempool.h>
-
-#define MP_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define MP_LIKELY(x)   __builtin_expect(!!(x), 1)
-
-/* Entry fields that a stale reader may look at while the allocator lock
- * holder rewrites them: relaxed atomics, so the race is defined (and the
- * reader re-checks the generation afterwards). */
-#define MP_LD(x)    __atomic_load_n(&(x), __ATOMIC_RELAXED)
-#define MP_ST(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
-
-static inline void mp_cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
 
 #define MP_SHM_DIR "/dev/shm"
 
@@ -66,39 +49,6 @@ typedef struct mp_hand_ops {
     int  (*verify)(mempool *p, char *why, size_t whylen);
 } mp_hand_ops;
 
-/* The narrow view of a pool that the lowest layers of core/ (allocator,
- * pin and reference cells, entries, slots) work on: the mapping and the
- * header values validated once at attach - nothing of the layers above
- * (spilling, handoff, codecs). A function that takes an mp_core cannot
- * reach the spill engine or the handoff regions, by its signature.
- *
- * The fields are listed once, in MP_CORE_FIELDS, and the handle below holds
- * them in a union of the tagged mp_core and an untagged twin of it, so the
- * rest of the library keeps writing p->tab while a lower layer is handed
- * &p->core (C11 6.5.2.3: the two are one common initial sequence). */
-#define MP_CORE_FIELDS                                                       \
-    int           fd;          /* the shm object, as mapped */              \
-    uint8_t      *base;        /* the mapping */                            \
-    uint64_t      size;                                                     \
-    mp_header    *h;                                                        \
-    mp_slot      *slots;                                                    \
-    _Atomic uint64_t *cells;   /* MP_WORKERS * cell_per */                  \
-    mp_entry     *tab;                                                      \
-    mp_page      *pages;                                                    \
-    _Atomic uint64_t *bitmap;                                               \
-    uint64_t      ntab;        /* copies of header values, validated once */ \
-    uint64_t      data_off, npages, tag;                                    \
-    int           slot;        /* our slot, 0-based; -1 for an observer */  \
-    uint32_t      cell_per;    /* cells per worker table (pin.c) */         \
-    uint32_t      cell_mask;   /* home buckets - 1 */                       \
-    uint32_t      ovf_base;    /* first overflow cell of a table */         \
-    uint32_t      ovf_mask;    /* overflow buckets - 1 */                   \
-    uint32_t      ovf_shift;   /* 32 - log2(overflow buckets) */
-
-typedef struct mp_core {
-    MP_CORE_FIELDS
-} mp_core;
-
 /* One process's handle on a pool: one worker. */
 struct mempool {
     union {
@@ -108,8 +58,6 @@ struct mempool {
         };
     };
     char          name[MEMPOOL_NAME_MAX + 1];
-    int           lfd;         /* a second open file description of it that
-                                  is never mapped: it carries our locks */
     mp_hand      *hand;        /* handoff regions (box.c, src/handoff/) */
     _Atomic uint64_t *boxw;
     mp_box       *boxes;
@@ -124,24 +72,17 @@ struct mempool {
     pthread_mutex_t reap_lock; /* one reaper per handle at a time */
     _Atomic uint64_t populated[64]; /* arena chunks this handle has
                                        prefaulted (object.c populate) */
+    bool          huge;        /* back whole free chunks with huge pages
+                                  (backing.c); only under the alloc lock */
     struct mempool *next;      /* process-wide handle list (fork handling) */
     struct mp_codecs *codecs;  /* codecs registered through this handle */
     const mp_spill_ops *spill_ops; /* the layer above core (pool.c) */
     const mp_hand_ops *hand_ops;   /* handoff/, above core (pool.c) */
-    /* spilling (spill.c, mapcache.c, spiller.c) */
-    pthread_mutex_t io_lock;   /* guards the lazy start of io and dirfd */
-    struct mp_io *io;          /* this handle's I/O engine, or NULL */
-    int           dirfd;       /* the pool's spill directory, opened and
-                                  proven once at attach (spilldir.c), or -1 */
-    int           updfd;       /* its parent, for removal after destroy */
-    int           dir_err;     /* why dirfd is -1: MEMPOOL_EUNSAFE, -errno */
-    uint32_t      file_mode;   /* spill file mode, from the pool's mode */
-    char          spill_dir[MP_PATH_MAX];
-    uint32_t      io_mode;     /* MEMPOOL_IO_* */
-    uint32_t      evict_wait_ms;
-    bool          verify;      /* check payload crc when mapping a file */
-    struct mp_mapcache *maps;
-    struct mp_spiller *spiller;
+    /* the spill layer's state (spillstate.h; an incomplete type here, so
+     * core cannot name its fields): made by mempool__spill_bind */
+    struct mp_spill_state *spill;
+    uint32_t      evict_wait_ms; /* bound of a wait for a peer or for room
+                                    (worker.c, object.c, spill.c) */
     /* MEMPOOL_OPEN_OBSERVE: no slot (slot -1), no spiller, no reaping;
      * every call that would change the pool answers -EPERM. */
     bool          observer;
@@ -187,7 +128,6 @@ int  mempool__arena_lockfd(int fd, const char *path);
 int  mempool__handle_ok(const mempool *p);       /* 0 or -EINVAL/EFORKED */
 int  mempool__claim_slot(mempool *p);
 void mempool__leave_slot(mempool *p);
-bool mempool__slot_alive(mempool *p, int slot);
 int  mempool__reap_slot(mempool *p, int slot);   /* 1 reaped, 0 alive */
 void mempool__register(mempool *p);
 void mempool__unregister(mempool *p);
@@ -207,8 +147,19 @@ typedef struct mp_wait {
 int  mempool__wait_who(mempool *p, unsigned who, uint32_t idx, mp_wait *wt);
 uint64_t mempool__wait_bound_ns(const mempool *p);
 uint64_t mempool__now_ns(void);
-/* Event counter @p k (MP_COUNTERS order, counters.h) of slot @p s. */
-_Atomic uint64_t *mempool__counter(mp_slot *s, int k);
+
+/* ---- backing.c: memory for data pages before they are handed out ------ */
+#define MP_CHUNK (2u << 20)      /* a huge page: 2 MiB of the shm object */
+/* The 2 MiB chunk holding data page @p k: its data pages [*first, *end);
+ * true if it can be one huge page (inside the object, the mapping 2 MiB
+ * aligned; the first chunk may begin with metadata). */
+bool mempool__chunk_of(const mp_core *c, uint64_t k, uint64_t *first,
+                       uint64_t *end);
+/* Back the chunk holding data page @p first with one huge page;
+ * 0 or -errno (-EINVAL: the kernel cannot). */
+int  mempool__back_huge(const mp_core *c, uint64_t first);
+/* fallocate() data pages [k, k + n): 0 or -errno (-ENOSPC). */
+int  mempool__back_pages(const mp_core *c, uint64_t k, uint64_t n);
 
 /* ---- alloc.c: blocks and entries, under the robust allocator lock ----- */
 int  mempool__lock(mempool *p);
@@ -221,30 +172,19 @@ void mempool__charge_ondisk(mempool *p, uint32_t idx, uint64_t w,
 void mempool__evict_locked(mempool *p, uint32_t idx, uint64_t w);
 void mempool__disown(mempool *p, int d);
 uint64_t mempool__block_bytes(uint64_t len);
-void mempool__alloc_init(mempool *p);
+void mempool__alloc_init(mempool *p, bool holes);
 int  mempool__alloc_verify(mempool *p, char *why, size_t whylen); /* locked */
 int64_t mempool__trim_locked(mempool *p);
 
-/* ---- pin.c: per-worker pin and reference cells ------------------------ */
-enum { MP_PIN = 0, MP_REF = 1 };
-int  mempool__pin(mempool *p, uint32_t idx, uint32_t gen, uint64_t *tok);
-int  mempool__unpin_cell(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok);
-int  mempool__ref_add(mempool *p, uint32_t idx, uint32_t gen);
-int  mempool__ref_sub(mempool *p, uint32_t idx, uint32_t gen);
-uint32_t mempool__cell_count(mempool *p, int kind, uint32_t idx, uint32_t gen,
-                             bool any);
-void mempool__cells_drop(mempool *p, int slot); /* reaper: clear and repair */
-/* References on (idx, gen) held by the workers of slots below @p me, by
- * slot @p me, and by all workers (mempool_share_get()). */
-void mempool__ref_split(mempool *p, uint32_t idx, uint32_t gen, int me,
-                        uint32_t *below, uint32_t *mine, uint32_t *all);
-/* Empty every worker's reference cells of (idx, gen): the entry is being
- * freed. Returns how many cells were emptied. */
-unsigned mempool__refs_forget(mempool *p, uint32_t idx, uint32_t gen);
-/* Cells of attached workers naming a free entry or another generation (a
- * leak, or a pinner/referrer between its two steps); *first = slot << 32 |
- * cell of the first one. */
-uint64_t mempool__cells_stale(mempool *p, uint64_t *first);
+/* ---- entry.c: the entry word's composite steps (entry.h) -------------- */
+/* These take the handle: they wait for and reap peers (mempool__wait_who)
+ * or reach the layers above through p->spill_ops / p->hand_ops. */
+int  mempool__entry_delete(mempool *p, uint32_t idx, uint32_t gen);
+void mempool__entry_reclaim(mempool *p, uint32_t idx);
+void mempool__entry_after_unpin(mempool *p, uint32_t idx);
+void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok);
+void mempool__entry_refcheck(mempool *p, uint32_t idx, uint32_t gen);
+void mempool__entry_repair(mempool *p, int d, uint32_t idx);
 
 /* ---- box.c: items the pool holds (names, channel slots, flight) -------- */
 int  mempool__box_claim(mempool *p, uint32_t idx, uint32_t gen, bool ref,
@@ -312,7 +252,7 @@ int  mempool__codec_known(mempool *p, uint32_t type);
 
 static inline mp_entry *mp_entry_at(mempool *p, uint32_t idx)
 {
-    return &p->tab[idx];
+    return mp_core_entry(&p->core, idx);
 }
 
 static inline uint32_t mp_entry_idx(mempool *p, const mp_entry *e)

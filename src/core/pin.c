@@ -45,12 +45,16 @@
  * scans the cells. All four are seq_cst, so either the pinner sees DELETED
  * and backs off, or the deleter sees the pin and leaves the freeing to the
  * last unpinner. The same handshake guards refcount checks.
+ *
+ * This file sees only the narrow view (core.h's mp_core), not the handle:
+ * what a dropped cell held is handed back to the reaper's callback
+ * (mempool__cells_drop), which does the entry's part above core's cells.
  */
 #include <errno.h>
 
+#include "core.h"
 #include "entry.h"
 #include "failpoint.h"
-#include "internal.h"
 
 #define CELL_KEY(kind, idx, gen) \
     (((uint64_t)(kind) << 63) | ((uint64_t)((idx) + 1) << 32) | \
@@ -172,10 +176,10 @@ static int64_t place_pos(const mp_core *c, uint32_t idx, unsigned place)
 
 static _Thread_local uint16_t pin_nonce;
 
-int mempool__pin(mempool *p, uint32_t idx, uint32_t gen, uint64_t *tok)
+int mempool__pin(mp_core *c, uint32_t idx, uint32_t gen, uint64_t *tok)
 {
     uint16_t nonce = ++pin_nonce ? pin_nonce : ++pin_nonce;
-    int pos = cell_put(&p->core, idx, CELL_KEY(MP_PIN, idx, gen) | nonce);
+    int pos = cell_put(c, idx, CELL_KEY(MP_PIN, idx, gen) | nonce);
     if (pos < 0)
         return pos;
     *tok = ((uint64_t)pos << 16) | nonce;
@@ -188,9 +192,9 @@ int mempool__pin(mempool *p, uint32_t idx, uint32_t gen, uint64_t *tok)
  * fence on both sides, or both may miss each other and a DELETED entry
  * is never reclaimed. On x86 the fence costs what the CAS does; the CAS
  * also refuses a stale copy of a view atomically. */
-int mempool__unpin_cell(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok)
+int mempool__unpin_cell(mp_core *c, uint32_t idx, uint32_t gen,
+                        uint64_t tok)
 {
-    mp_core *c = &p->core;
     int64_t pos = tok >> 32 ? -1 : place_pos(c, idx, (unsigned)(tok >> 16));
     uint64_t want = CELL_KEY(MP_PIN, idx, gen) | (tok & 0xffff);
     if (pos < 0 ||
@@ -214,9 +218,8 @@ static int bump_existing(_Atomic uint64_t *c, unsigned n, uint64_t key)
     return 0;
 }
 
-int mempool__ref_add(mempool *p, uint32_t idx, uint32_t gen)
+int mempool__ref_add(mp_core *c, uint32_t idx, uint32_t gen)
 {
-    mp_core *c = &p->core;
     _Atomic uint64_t *t = table_of(c, c->slot);
     uint64_t key = CELL_KEY(MP_REF, idx, gen);
     unsigned span = ovf_span(c, c->slot);
@@ -254,9 +257,8 @@ static int drop_ref(mp_core *c, unsigned base, unsigned n, uint64_t key)
     return 0;
 }
 
-int mempool__ref_sub(mempool *p, uint32_t idx, uint32_t gen)
+int mempool__ref_sub(mp_core *c, uint32_t idx, uint32_t gen)
 {
-    mp_core *c = &p->core;
     uint64_t key = CELL_KEY(MP_REF, idx, gen);
     unsigned span;
     if (drop_ref(c, home_of(c, idx), MP_CELL_BW, key))
@@ -293,10 +295,9 @@ static uint32_t slot_sum(const mp_core *c, int s, uint32_t idx, uint64_t key)
 
 /* Holds of @p kind on (idx, gen) by every attached worker (dead but not
  * yet reaped ones included); with @p any, stop at the first one found. */
-uint32_t mempool__cell_count(mempool *p, int kind, uint32_t idx, uint32_t gen,
-                             bool any)
+uint32_t mempool__cell_count(const mp_core *c, int kind, uint32_t idx,
+                             uint32_t gen, bool any)
 {
-    const mp_core *c = &p->core;
     uint64_t key = CELL_KEY(kind, idx, gen);
     uint64_t act = atomic_load(&c->h->active);
     uint32_t sum = 0;
@@ -311,10 +312,9 @@ uint32_t mempool__cell_count(mempool *p, int kind, uint32_t idx, uint32_t gen,
     return sum;
 }
 
-void mempool__ref_split(mempool *p, uint32_t idx, uint32_t gen, int me,
+void mempool__ref_split(const mp_core *c, uint32_t idx, uint32_t gen, int me,
                         uint32_t *below, uint32_t *mine, uint32_t *all)
 {
-    const mp_core *c = &p->core;
     uint64_t key = CELL_KEY(MP_REF, idx, gen);
     uint64_t act = atomic_load(&c->h->active);
     *below = *mine = *all = 0;
@@ -350,9 +350,8 @@ static unsigned forget_in(const mp_core *c, int s, unsigned base, unsigned n,
     return done;
 }
 
-unsigned mempool__refs_forget(mempool *p, uint32_t idx, uint32_t gen)
+unsigned mempool__refs_forget(mp_core *c, uint32_t idx, uint32_t gen)
 {
-    const mp_core *c = &p->core;
     uint64_t key = CELL_KEY(MP_REF, idx, gen);
     uint64_t act = atomic_load(&c->h->active);
     unsigned done = 0;
@@ -367,29 +366,29 @@ unsigned mempool__refs_forget(mempool *p, uint32_t idx, uint32_t gen)
 }
 
 /* A cell naming an entry that is free or of another generation. */
-static bool cell_stale(mempool *p, uint64_t v)
+static bool cell_stale(const mp_core *c, uint64_t v)
 {
     uint32_t idx = (uint32_t)((v >> 32) & 0x7fffffff);
     uint64_t w;
-    if (idx == 0 || idx > p->ntab)
+    if (idx == 0 || idx > c->ntab)
         return true;
-    w = atomic_load(&mp_entry_at(p, idx - 1)->word);
+    w = mp_entry_word(mp_core_entry(c, idx - 1));
     return MP_W_ST(w) == MP_ST_FREE || MP_W_ST(w) == MP_ST_RETIRED ||
            (MP_W_GEN(w) & 0xffff) != ((v >> 16) & 0xffff);
 }
 
-uint64_t mempool__cells_stale(mempool *p, uint64_t *first)
+uint64_t mempool__cells_stale(const mp_core *c, uint64_t *first)
 {
-    uint64_t act = atomic_load(&p->h->active), n = 0;
+    uint64_t act = atomic_load(&c->h->active), n = 0;
     for (int s = 0; s < MP_WORKERS; s++) {
-        _Atomic uint64_t *t = table_of(&p->core, s);
+        _Atomic uint64_t *t = table_of(c, s);
         if (!(act >> s & 1))
             continue;
-        for (unsigned i = 0; i < p->cell_per; i++) {
+        for (unsigned i = 0; i < c->cell_per; i++) {
             uint64_t v = atomic_load(&t[i]);
             /* Stale only if the cell held v also after the entry's word
              * was read: else it was released before the entry moved. */
-            if (v && cell_stale(p, v) && atomic_load(&t[i]) == v &&
+            if (v && cell_stale(c, v) && atomic_load(&t[i]) == v &&
                 n++ == 0 && first)
                 *first = ((uint64_t)s << 32) | i;
         }
@@ -399,33 +398,29 @@ uint64_t mempool__cells_stale(mempool *p, uint64_t *first)
 
 /* Reaper: clear slot @p d's cells, then let go of what they held. Nobody
  * inserts into a dead slot's table, so its overflow counters go to 0. */
-void mempool__cells_drop(mempool *p, int d)
+void mempool__cells_drop(mp_core *c, int d, mp_cell_release *release,
+                         void *arg)
 {
-    _Atomic uint64_t *t = table_of(&p->core, d);
+    _Atomic uint64_t *t = table_of(c, d);
     uint64_t pins = 0;
-    for (unsigned i = 0; i < p->cell_per; i++) {
+    for (unsigned i = 0; i < c->cell_per; i++) {
         uint64_t v = atomic_exchange(&t[i], 0);
         uint32_t idx, gen16;
-        mp_entry *e;
         uint64_t w;
         if (!v)
             continue;
         pins += !(v >> 63);
         idx = (uint32_t)((v >> 32) & 0x7fffffff) - 1;
         gen16 = (uint32_t)(v >> 16) & 0xffff;
-        if (idx >= p->ntab)
+        if (idx >= c->ntab)
             continue;                  /* corrupt cell: nothing to release */
-        e = mp_entry_at(p, idx);
-        w = atomic_load(&e->word);
+        w = mp_entry_word(mp_core_entry(c, idx));
         if ((MP_W_GEN(w) & 0xffff) != gen16)
             continue;
-        if (v >> 63)
-            mempool__entry_refcheck(p, idx, MP_W_GEN(w));
-        else
-            mempool__entry_after_unpin(p, idx); /* free, or finish a move */
+        release(arg, idx, MP_W_GEN(w), (v >> 63) ? MP_REF : MP_PIN);
     }
-    atomic_store(&p->slots[d].overflow_used, 0);
-    atomic_store(&p->slots[d].ovf_probe, 0);
+    atomic_store(&c->slots[d].overflow_used, 0);
+    atomic_store(&c->slots[d].ovf_probe, 0);
     if (pins)
-        atomic_fetch_add(&p->h->recovered_pins, pins);
+        atomic_fetch_add(&c->h->recovered_pins, pins);
 }

@@ -41,7 +41,7 @@ int mempool_share_get(mempool *p, mempool_dref r, uint64_t *bytes)
     if (!(MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED))
         return -EINVAL;
     len = MP_LD(e->len);
-    mempool__ref_split(p, idx, gen, p->slot, &below, &mine, &all);
+    mempool__ref_split(&p->core, idx, gen, p->slot, &below, &mine, &all);
     all += mempool__box_count(p, idx, gen);     /* the pool's, last */
     if (MP_W_GEN(atomic_load(&e->word)) != gen)
         return -ENOENT;             /* freed and reused while we looked */
