@@ -18,6 +18,8 @@
  *   DELETED   gets fail; bytes and file stay until no pin cell names it
  *   FREEING   being freed by the allocator-lock holder `who`
  *   RETIRED   generation exhausted; never reused
+ *   CACHED    in worker `who`'s allocator cache with a block of its size
+ *             class attached; gen already bumped; no object (wcache.c)
  *
  *   rc        slot + 1 of a worker deciding whether a refcounted object
  *             lost its last reference (LIVE or SPILLED), else 0
@@ -39,6 +41,18 @@
  *     |                  |                 SPILLED --delete-----------+
  *     |                  v                                            |
  *     +--recycle[L]-- FREEING(us) <--freeing[L]-----------------------+
+ *     |                                                               |
+ *     +--uncache[L+C]-- CACHED(w) <--recache[C] (own small object)----+
+ *     |                  |  ^
+ *     +--cache[L+C]------+  +---> claim[C]: CACHED(w) -> ALLOC(w)
+ *
+ *   [C] = under worker w's cache lock (wcache.c), not the allocator lock:
+ *   a worker's sets of small objects claim entries it cached (refilled
+ *   under [L+C], 16 at a time), and the delete of its own small object
+ *   (no pins, file, or references) recaches the entry with the next
+ *   generation; a full cache flushes 16 back under [L+C]. freeing and
+ *   recache are CASes from the DELETED word, so of a reclaimer under the
+ *   lock and the owner's cache exactly one wins.
  *
  *   On LIVE (and DELETED, for a writer that was overtaken by a delete):
  *   begin_write sets F_WRITING + who; end_write[L] clears them and sets
@@ -91,7 +105,13 @@ static inline uint64_t mp_entry_word(const mp_entry *e)
 /* ---- under the allocator lock (alloc.c only) -------------------------- */
 void     mempool__entry_format(mp_entry *e);           /* -> FREE, gen 1 */
 void     mempool__entry_take(mp_entry *e, uint64_t w, unsigned who);
-uint64_t mempool__entry_freeing(mp_entry *e, unsigned who);  /* old word */
+bool     mempool__entry_freeing(mp_entry *e, uint64_t w, unsigned who);
+void     mempool__entry_cache(mp_entry *e, uint64_t w, unsigned who);
+void     mempool__entry_uncache(mp_entry *e, uint64_t w);
+
+/* ---- under a worker's cache lock (wcache.c) ------------------------------ */
+void     mempool__entry_claim(mp_entry *e, uint64_t w);
+bool     mempool__entry_recache(mp_entry *e, uint64_t w, unsigned who);
 uint64_t mempool__entry_recycle(mp_entry *e, uint64_t w);    /* new word */
 uint64_t mempool__entry_end_evict(mp_entry *e, uint64_t ev); /* new word */
 uint64_t mempool__entry_end_write(mp_entry *e, bool ok, uint64_t *was);

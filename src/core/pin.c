@@ -263,6 +263,7 @@ static bool cell_stale(mempool *p, uint64_t v)
         return true;
     w = atomic_load(&mp_entry_at(p, idx - 1)->word);
     return MP_W_ST(w) == MP_ST_FREE || MP_W_ST(w) == MP_ST_RETIRED ||
+           MP_W_ST(w) == MP_ST_CACHED ||
            (MP_W_GEN(w) & 0xffff) != ((v >> 16) & 0xffff);
 }
 
