@@ -65,11 +65,14 @@
  *
  * Invariants:
  *   1. entry.c is the only code that writes the word. Lock-free transitions
- *      are seq_cst CASes; the [L] ones are plain seq_cst stores, safe
- *      because while the lock holder owns the state (ALLOC, FREEING,
- *      EVICTING of its own) no CAS elsewhere matches it.
- *   2. The generation changes only in recycle (FREEING -> FREE, gen + 1),
- *      so a DRef from before a reuse never matches again.
+ *      are seq_cst CASes; the [L] and [C] ones are plain seq_cst stores,
+ *      safe because while the lock holder owns the state (ALLOC, FREEING,
+ *      EVICTING of its own; FREE under [L]; CACHED(w) under w's [C]) no
+ *      CAS elsewhere matches it. freeing and recache leave DELETED, which
+ *      nobody owns: both are CASes.
+ *   2. The generation changes only in recycle (FREEING -> FREE, gen + 1)
+ *      and recache (DELETED -> CACHED, gen + 1), so a DRef from before a
+ *      reuse never matches again.
  *   3. A non-zero `who` names the single worker allowed to move the word
  *      out of ALLOC, EVICTING, FREEING or F_WRITING; everyone else waits
  *      for it (mempool__wait_who: sleeping, bounded, -EAGAIN past the

@@ -72,11 +72,19 @@ static void part_add(_Atomic uint64_t *c, uint64_t d)
  * kind, or names no thread). */
 static int wc_lock(mempool *p, int s, bool try)
 {
+    static int kind = -1;           /* the kind we make, found once */
     pthread_mutex_t *m = &wc_of(p, s)->lock;
     int rc;
-    if (MP_UNLIKELY(m->__data.__kind != mempool__mutex_kind()))
+    if (MP_UNLIKELY(kind < 0))
+        __atomic_store_n(&kind, mempool__mutex_kind(), __ATOMIC_RELAXED);
+    if (MP_UNLIKELY(m->__data.__kind !=
+                    __atomic_load_n(&kind, __ATOMIC_RELAXED)))
         return MEMPOOL_ECORRUPT;
-    rc = try ? pthread_mutex_trylock(m) : mempool__mutex_wait(m);
+    /* Uncontended (the common case: only our own threads, fsck and the
+     * reaper take it) a trylock is all it costs. */
+    rc = pthread_mutex_trylock(m);
+    if (rc == EBUSY && !try)
+        rc = mempool__mutex_wait(m);
     if (rc == EOWNERDEAD) {
         wc_of(p, s)->dirty = 1;     /* its holder died mid-step */
         pthread_mutex_consistent(m);
@@ -288,14 +296,16 @@ int mempool__cache_alloc(mempool *p, uint64_t len, uint32_t type,
     unsigned c = mempool__class_of(len);
     mp_wcache *wc = wc_of(p, s);
 
-    if (wc_lock(p, s, false))
-        return 1;
-    if (!wc->dirty && wc->n[c]) {
-        rc = pop(p, c, len, type, flags, idx);
+    /* An unlocked look first: an empty class goes straight to a refill
+     * (a stale count only sends us the longer way). */
+    if (MP_LD(wc->n[c]) && wc_lock(p, s, false) == 0) {
+        if (!wc->dirty && wc->n[c]) {
+            rc = pop(p, c, len, type, flags, idx);
+            wc_unlock(p, s);
+            return rc;
+        }
         wc_unlock(p, s);
-        return rc;
     }
-    wc_unlock(p, s);
     /* Refill: the allocator lock first, then ours again (lock order). */
     if (mempool__lock(p))
         return 1;
@@ -344,14 +354,14 @@ bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w)
         return false;
     c = mempool__class_of(len);
     wc = wc_of(p, s);
-    if (wc_lock(p, s, false))
-        return false;
-    if (!wc->dirty && wc->n[c] < MP_WC_MAX) {
-        recache(p, c, idx, w);
+    if (MP_LD(wc->n[c]) < MP_WC_MAX && wc_lock(p, s, false) == 0) {
+        if (!wc->dirty && wc->n[c] < MP_WC_MAX) {
+            recache(p, c, idx, w);
+            wc_unlock(p, s);
+            return true;
+        }
         wc_unlock(p, s);
-        return true;
     }
-    wc_unlock(p, s);
     /* Full (or to be repaired): flush a batch under both locks. */
     if (mempool__lock(p))
         return false;
