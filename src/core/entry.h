@@ -89,7 +89,7 @@
 #ifndef MEMPOOL_ENTRY_H
 #define MEMPOOL_ENTRY_H
 
-#include "internal.h"
+#include "core.h"
 
 /* Published and not deleted: in memory, on disk, or between the two. */
 static inline bool mp_entry_alive(uint64_t w, uint32_t gen)
@@ -111,18 +111,17 @@ void     mempool__entry_take(mp_entry *e, uint64_t w, unsigned who);
 bool     mempool__entry_freeing(mp_entry *e, uint64_t w, unsigned who);
 void     mempool__entry_cache(mp_entry *e, uint64_t w, unsigned who);
 void     mempool__entry_uncache(mp_entry *e, uint64_t w);
-
-/* ---- under a worker's cache lock (wcache.c) ------------------------------ */
-void     mempool__entry_claim(mp_entry *e, uint64_t w);
-bool     mempool__entry_recache(mp_entry *e, uint64_t w, unsigned who);
 uint64_t mempool__entry_recycle(mp_entry *e, uint64_t w);    /* new word */
 uint64_t mempool__entry_end_evict(mp_entry *e, uint64_t ev); /* new word */
 uint64_t mempool__entry_end_write(mp_entry *e, bool ok, uint64_t *was);
 bool     mempool__entry_drop_file(mp_entry *e, uint64_t w);
 
+/* ---- under a worker's cache lock (wcache.c) ------------------------------ */
+void     mempool__entry_claim(mp_entry *e, uint64_t w);
+bool     mempool__entry_recache(mp_entry *e, uint64_t w, unsigned who);
+
 /* ---- lock-free ---------------------------------------------------------- */
 int  mempool__entry_publish(mp_entry *e, uint64_t w);
-int  mempool__entry_delete(mempool *p, uint32_t idx, uint32_t gen);
 bool mempool__entry_destroy(mp_entry *e, uint64_t w);
 int  mempool__entry_begin_write(mp_entry *e, uint32_t gen, unsigned who);
 int  mempool__entry_begin_evict(mp_entry *e, uint32_t gen, unsigned who,
@@ -131,11 +130,8 @@ void mempool__entry_cancel_evict(mp_entry *e, uint64_t w);
 bool mempool__entry_flag_move(mp_entry *e, uint32_t gen);
 bool mempool__entry_ask_recheck(mp_entry *e, uint64_t w);
 
-/* ---- composite steps: reclaim, refcount check, reaper repair ---------- */
-void mempool__entry_reclaim(mempool *p, uint32_t idx);
-void mempool__entry_after_unpin(mempool *p, uint32_t idx);
-void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok);
-void mempool__entry_refcheck(mempool *p, uint32_t idx, uint32_t gen);
-void mempool__entry_repair(mempool *p, int d, uint32_t idx);
+/* The composite steps (delete, reclaim, unpin, refcount check, reaper
+ * repair) reach up through the handle's tables (spill_ops) or wait for and
+ * reap peers, so they take the handle: internal.h declares them. */
 
 #endif /* MEMPOOL_ENTRY_H */
