@@ -150,8 +150,9 @@ static void cache_repair(mempool *p, int s)
             continue;
         if (mempool__cache_fits(p, e, w, true))
             mempool__cache_adopt(p, i, w);
-        else
-            mempool__uncache_locked(p, i, w);
+        else if (mempool__cache_fits(p, e, w, false))
+            mempool__uncache_locked(p, i, w);   /* no room: back it goes */
+        /* else damaged: fsck reports it, a rebuild frees it */
     }
     mempool__recharge_locked(p, s);
     mempool__cache_zero(p, s);
@@ -203,7 +204,8 @@ static uint64_t flush(mempool *p, int s, unsigned c, uint32_t cnt)
         if (i >= p->ntab)
             continue;
         w = atomic_load(&mp_entry_at(p, i)->word);
-        if (MP_W_ST(w) == MP_ST_CACHED && MP_W_WHO(w) == (unsigned)s + 1)
+        if (MP_W_ST(w) == MP_ST_CACHED && MP_W_WHO(w) == (unsigned)s + 1 &&
+            mempool__cache_fits(p, mp_entry_at(p, i), w, false))
             mempool__uncache_locked(p, i, w);
         MP_FP(cache_flushed);
     }
