@@ -81,7 +81,7 @@ static int brecv_once(mempool_chan *c, mp_chan *h, mempool_dref *out)
     if (!mempool__chan_box_item(p, b, &bw, &idx, &gen))
         return atomic_load(slot) == v ? MEMPOOL_ECORRUPT : 0;
     ref = MP_BOX_REF(bw);
-    if (ref && (rc = mempool__ref_add(p, idx, gen)))
+    if (ref && (rc = mempool__ref_add(&p->core, idx, gen)))
         return rc;
     MP_FP(recv_celled);
     /* The slot still holds the item: its box held the object until our

@@ -32,7 +32,7 @@ static int chan_ok(mempool_chan *c)
 static void unsend(mempool *p, uint32_t b, bool ref, uint32_t idx,
                    uint32_t gen)
 {
-    if (ref && mempool__ref_add(p, idx, gen) == 0) {
+    if (ref && mempool__ref_add(&p->core, idx, gen) == 0) {
         mempool__box_take(p, b, atomic_load(&p->boxw[b]));
         return;
     }
@@ -66,7 +66,7 @@ int mempool_chan_send(mempool_chan *c, mempool_dref r, int64_t timeout_ms)
                                  &b)))
         return rc;
     MP_FP(send_boxed);
-    if (ref && mempool__ref_sub(p, idx, gen)) {
+    if (ref && mempool__ref_sub(&p->core, idx, gen)) {
         mempool__box_drop(p, b, atomic_load(&p->boxw[b]));
         return -EINVAL;              /* the sender holds no reference */
     }
@@ -118,7 +118,7 @@ void mempool__chan_free_taken(mempool *p, uint32_t b, uint64_t bw)
 void mempool__chan_uncell(mempool *p, bool ref, uint32_t idx,
                           uint32_t gen)
 {
-    if (ref && mempool__ref_sub(p, idx, gen) == 0)
+    if (ref && mempool__ref_sub(&p->core, idx, gen) == 0)
         mempool__entry_refcheck(p, idx, gen);
 }
 

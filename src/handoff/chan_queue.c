@@ -102,7 +102,7 @@ static int qrecv_once(mempool_chan *c, mp_chan *h, void *arg)
     if (!mempool__chan_box_item(p, b, &bw, &idx, &gen))
         return atomic_load(s) == v ? MEMPOOL_ECORRUPT : 0;
     ref = MP_BOX_REF(bw);
-    if (ref && (rc = mempool__ref_add(p, idx, gen)))
+    if (ref && (rc = mempool__ref_add(&p->core, idx, gen)))
         return rc;
     MP_FP(recv_celled);
     if (!atomic_compare_exchange_strong(s, &v,
