@@ -296,6 +296,10 @@ static void c_round(mempool *p)
         c_check_view(&v, len, sum);       /* still readable while pinned */
     }
     T_CHILD_EQ(mempool_release(p, &v), 0);
+    /* A small object of our own deleted unpinned: its entry goes back to
+     * our allocator cache (cache.recached). */
+    (void)c_set(p, 64, 0);
+    c_delete(p, c_find(64));
 
     c_stage(S_REFCOUNT);
     sum = c_fill(700);
@@ -442,6 +446,9 @@ static int wl_child(void *arg)
     o.max_memsize = WL_LIMIT;
     o.flags = wl.variant == V_CREATE
                   ? MEMPOOL_OPEN_CREATE | MEMPOOL_OPEN_EXCL : 0;
+    /* new pool: its holes get 4 KiB pages (back.pages); the others may
+     * back whole chunks with huge pages (back.chunk) */
+    o.huge = wl.variant == V_CREATE ? MEMPOOL_HUGE_OFF : MEMPOOL_HUGE_AUTO;
     T_CHILD_EQ(mempool_open(wl.pool, &o, &p), 0);
     c_stage(S_OPENED);
     if (wl.variant == V_REAPER) {
@@ -1105,8 +1112,8 @@ static void others_work(struct env *E, bool lock_held)
 static const char *const stop_outside[] = {
     "slot.locked", "reserve.done", "publish.before", "get.pinned",
     "release.before", "delete.marked", "ref.added", "refcheck.flagged",
-    "spill.claimed", "spill.written", "evict.marked", "map.before",
-    "reap.entries"
+    "spill.claimed", "spill.chunk", "spill.sealed", "spill.written",
+    "evict.marked", "map.before", "reap.entries"
 };
 /* ... and where it does. */
 static const char *const stop_inside[] = {

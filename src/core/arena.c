@@ -7,9 +7,11 @@
  * which pool names cannot contain), holding the init lock, and link()s it to
  * the public name only when the header and tables are complete. Of racing
  * creators exactly one link() succeeds; the others attach to the winner.
- * After linking, the creator reserves the data pages with posix_fallocate()
- * and only then marks the pool READY, so a /dev/shm too small for the arena
- * fails in mempool_open() instead of with SIGBUS later. Attachers that find
+ * After linking, the creator marks the pool READY. Only the metadata pages
+ * are reserved (posix_fallocate()) at creation; data pages get memory when
+ * the allocator first hands them out (backing.c), so a full /dev/shm fails
+ * that allocation with -ENOSPC, never with SIGBUS later, and an arena
+ * larger than the free space of /dev/shm is refused at creation. Attachers that find
  * the pool still building wait on the init lock; if the creator died they
  * finish the reservation themselves.
  *
@@ -32,6 +34,7 @@
 
 #include "failpoint.h"
 #include "internal.h"
+#include "wcache.h"
 
 int mempool__name_ok(const char *name)
 {
@@ -70,7 +73,7 @@ uint64_t mempool__format_word(void)
         MP_CELLS, MP_WORKERS, sizeof(pthread_mutex_t), MP_PAGE, MP_NCLASS,
         sizeof(void *), offsetof(mp_header, alloc_lock), 0x0102030405060708ull,
         sizeof(mp_hand), sizeof(mp_box), sizeof(mp_name), sizeof(mp_chan),
-        MP_CHANS, MP_BOX_BW,
+        MP_CHANS, MP_BOX_BW, sizeof(mp_wcache), MP_WC_MAX,
     };
     uint64_t h = 1469598103934665603ull;            /* FNV-1a over parts */
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
@@ -124,6 +127,8 @@ int mempool__layout(uint64_t arena, uint64_t max_objects, mp_header *out)
     off = out->slots_off + (uint64_t)MP_WORKERS * sizeof(mp_slot);
     out->cells_off = off;
     off += (uint64_t)MP_WORKERS * MP_CELLS * sizeof(uint64_t);
+    out->wcache_off = off;
+    off += (uint64_t)MP_WORKERS * sizeof(mp_wcache);
     off = handoff_layout(arena, align_up(off, MP_PAGE), out);
     out->table_off = align_up(off, MP_PAGE);
     off = out->table_off + max_objects * sizeof(mp_entry);
@@ -153,6 +158,7 @@ void mempool__bind(mempool *p)
     mp_header *h = p->h;
     p->slots = (mp_slot *)(p->base + h->slots_off);
     p->cells = (_Atomic uint64_t *)(p->base + h->cells_off);
+    p->wcs = (mp_wcache *)(p->base + h->wcache_off);
     p->tab = (mp_entry *)(p->base + h->table_off);
     p->pages = (mp_page *)(p->base + h->pages_off);
     p->bitmap = (_Atomic uint64_t *)(p->base + h->bitmap_off);
@@ -221,15 +227,13 @@ static void make_dir(mempool *p, int fd, const mp_header *h)
     }
 }
 
-/* Reserve the data pages; on failure mark the pool FAILED. */
+/* Mark the pool READY. Its data pages stay holes: the allocator gives
+ * them memory when it first hands them out (backing.c), so a full tmpfs
+ * fails that allocation (-ENOSPC) and opening stays fast; space_ok()
+ * refused an arena larger than the free space of the file system. */
 static int reserve_data(int fd, const mp_header *h)
 {
-    int err = posix_fallocate(fd, (off_t)h->data_off,
-                              (off_t)(h->arena_bytes - h->data_off));
-    if (err) {
-        set_init_state(fd, MP_INIT_FAILED, -err);
-        return -err;
-    }
+    (void)h;
     set_init_state(fd, MP_INIT_READY, 0);
     return 0;
 }
@@ -265,17 +269,31 @@ static int wait_ready(mempool *p, int fd)
 
 static int init_mutex(pthread_mutex_t *m);
 
+/* The kind (robust, shared) of the arena's mutexes, found once: -1 if a
+ * mutex of that kind cannot be made. */
+int mempool__mutex_kind(void)
+{
+    static _Atomic int kind = -2;
+    int k = atomic_load_explicit(&kind, memory_order_relaxed);
+    if (k == -2) {
+        pthread_mutex_t ref;
+        k = -1;
+        if (init_mutex(&ref) == 0) {
+            k = ref.__data.__kind;
+            pthread_mutex_destroy(&ref);
+        }
+        atomic_store_explicit(&kind, k, memory_order_relaxed);
+    }
+    return k;
+}
+
 /* The allocator mutex must be of the kind we create (robust, shared): a
- * damaged kind can make the C library abort or block. */
+ * damaged kind can make the C library abort or block. (The caches' locks
+ * are checked before each use, wcache.c.) */
 static bool mutex_kind_ok(const pthread_mutex_t *m)
 {
-    pthread_mutex_t ref;
-    int kind;
-    if (init_mutex(&ref))
-        return false;
-    kind = ref.__data.__kind;
-    pthread_mutex_destroy(&ref);
-    return m->__data.__kind == kind;
+    int kind = mempool__mutex_kind();
+    return kind >= 0 && m->__data.__kind == kind;
 }
 
 /* Check a header read from an existing object of @p size bytes. */
@@ -293,6 +311,7 @@ static int validate_header(const mp_header *h, uint64_t size)
     if (mempool__layout(h->arena_bytes, h->max_objects, &chk))
         return MEMPOOL_ECORRUPT;
     if (chk.slots_off != h->slots_off || chk.cells_off != h->cells_off ||
+        chk.wcache_off != h->wcache_off ||
         chk.table_off != h->table_off || chk.pages_off != h->pages_off ||
         chk.bitmap_off != h->bitmap_off || chk.data_off != h->data_off ||
         chk.npages != h->npages || chk.hand_off != h->hand_off ||
@@ -305,10 +324,34 @@ static int validate_header(const mp_header *h, uint64_t size)
     return 0;
 }
 
+/* Map the object at a 2 MiB-aligned address (reserve 2 MiB more address
+ * space, map over its aligned part, give back the rest): a huge page of
+ * the object (backing.c) is then mapped with one page-table entry in
+ * every process. Without the reservation, an ordinary mapping. */
+static void *map_aligned(int fd, uint64_t size, int prot)
+{
+    uint8_t *r = mmap(NULL, size + MP_CHUNK, PROT_NONE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    uint8_t *a, *m;
+    if (r == MAP_FAILED)
+        return mmap(NULL, size, prot, MAP_SHARED, fd, 0);
+    a = (uint8_t *)(((uintptr_t)r + MP_CHUNK - 1) & ~(uintptr_t)(MP_CHUNK - 1));
+    m = mmap(a, size, prot, MAP_SHARED | MAP_FIXED, fd, 0);
+    if (m == MAP_FAILED) {
+        munmap(r, size + MP_CHUNK);
+        return MAP_FAILED;
+    }
+    if (a > r)
+        munmap(r, (size_t)(a - r));
+    if (r + MP_CHUNK > a)
+        munmap(a + size, (size_t)(r + MP_CHUNK - a));
+    return m;
+}
+
 static int map_arena(mempool *p, int fd, uint64_t size)
 {
     int prot = p->readonly ? PROT_READ : PROT_READ | PROT_WRITE;
-    void *m = mmap(NULL, size, prot, MAP_SHARED, fd, 0);
+    void *m = map_aligned(fd, size, prot);
     if (m == MAP_FAILED)
         return -errno;
     p->fd = fd;
@@ -451,8 +494,10 @@ static int init_mutex(pthread_mutex_t *m)
     return -rc;
 }
 
-/* Build the arena in the mapped private object. */
-static int build(mempool *p, const mp_header *tmpl)
+/* Build the arena in the mapped private object; with @p reserve, give
+ * every data page memory first (MEMPOOL_OPEN_RESERVE), else they stay
+ * holes until first used (backing.c). */
+static int build(mempool *p, const mp_header *tmpl, bool reserve)
 {
     mp_header *h = p->h;
     int rc;
@@ -461,7 +506,12 @@ static int build(mempool *p, const mp_header *tmpl)
     if ((rc = init_mutex(&h->alloc_lock)))
         return rc;
     mempool__bind(p);
-    mempool__alloc_init(p);
+    for (int s = 0; s < MP_WORKERS; s++)
+        if ((rc = init_mutex(&p->wcs[s].lock)))
+            return rc;
+    if (reserve && (rc = mempool__back_pages(&p->core, 0, p->npages)))
+        return rc;
+    mempool__alloc_init(p, !reserve);
     return 0;
 }
 
@@ -544,7 +594,7 @@ static int create(mempool *p, const char *path, const char *name,
     p->pool_mode = o->mode;
     if ((rc = map_arena(p, fd, tmpl.arena_bytes)))
         goto fail_tmp;
-    if ((rc = build(p, &tmpl)))
+    if ((rc = build(p, &tmpl, o->flags & MEMPOOL_OPEN_RESERVE)))
         goto fail_map;
     MP_FP(create_built);
     if (link(tmp, path) < 0) {
