@@ -133,8 +133,13 @@ static void wake_all(mp_chan *c)
     mp_futex_wake(&c->recv_seq, INT_MAX);
 }
 
-/* Under the directory lock: finish what a dead holder left (a channel
- * half created or half destroyed). Ours are never in that state here. */
+/* Under the directory lock, taken over from a dead holder: finish what it
+ * left. Every CREATING or DESTROYING header is its (they exist only while
+ * the lock is held), even one that names our slot: we may have just
+ * claimed the dead holder's slot (mempool__chan_reap from claim). A half
+ * created channel is undone without touching the ring: nobody could send
+ * to it, and its cap and start may be half written (a stale range would
+ * close slots of a live channel). A half destroyed one is finished. */
 static void repair_dir(mempool *p)
 {
     for (uint32_t i = 0; i < MP_CHANS; i++) {
@@ -142,11 +147,12 @@ static void repair_dir(mempool *p)
         uint64_t w = atomic_load(&c->state);
         if (CH_ST(w) != MP_CH_CREATING && CH_ST(w) != MP_CH_DESTROYING)
             continue;
-        if (CH_WHO(w) == (unsigned)p->slot + 1)
-            continue;
-        wake_all(c);
-        close_ring(p, c);
+        if (CH_ST(w) == MP_CH_DESTROYING) {
+            wake_all(c);
+            close_ring(p, c);
+        }
         atomic_store(&c->state, CH_W(CH_GEN(w), MP_CH_FREE, 0, 0));
+        wake_all(c);
     }
 }
 
@@ -156,11 +162,16 @@ static void dir_lock(mempool *p)
         repair_dir(p);
 }
 
+/* Reaping slot @p d (dead, or ours when we claim or leave it): its
+ * subscriptions end, and a channel it was creating or destroying is undone
+ * or finished. */
 void mempool__chan_reap(mempool *p, int d)
 {
     uint32_t who = (uint32_t)d + 1, me = (uint32_t)p->slot + 1;
-    if (p->slot < 0)
+    if (p->slot < 0 || d < 0 || d >= MP_WORKERS)
         return;
+    for (uint32_t i = 0; i < MP_CHANS; i++)
+        atomic_store(&p->hand->subs[i][d], 0);
     if (atomic_compare_exchange_strong(&p->hand->dir_lock, &who, me)) {
         repair_dir(p);
         mempool__ounlock(p, &p->hand->dir_lock);
@@ -221,18 +232,60 @@ static int create_locked(mempool *p, const char *name, size_t len,
         atomic_store(&c->sent, 0);
         atomic_store(&c->received, 0);
         atomic_store(&c->dropped, 0);
-        atomic_store(&c->subscribers, 0);
         for (size_t k = 0; k < sizeof(c->name); k++)
             __atomic_store_n(&c->name[k], k < len ? name[k] : '\0',
                              __ATOMIC_RELAXED);
         MP_ST(c->namelen, (uint32_t)len);
-        for (uint32_t j = 0; j < cap; j++)
+        for (uint32_t j = 0; j < cap; j++) {
             atomic_store(&p->ring[start + j], MP_RING(base + j, 0, 0));
+            if (j == cap / 2)
+                MP_FP(chan_creating);
+        }
         atomic_store(&c->state, CH_W(gen, MP_CH_OPEN, 0, mode));
         *ci = (int)i;
         return 0;
     }
     return -ENOSPC;
+}
+
+/* ---- broadcast subscribers ------------------------------------------------
+ * hand->subs[ci][slot]: gen16 << 16 | this worker's open subscriber handles
+ * of incarnation gen of channel ci. Only the worker's own threads change
+ * it (open, close), and its reaper, which zeroes its row when it died or
+ * leaves (mempool__chan_reap). A word of an older incarnation counts for
+ * nothing and is taken over by the next open. */
+
+static int sub_open(mempool *p, uint32_t ci, uint32_t gen)
+{
+    _Atomic uint32_t *w = &p->hand->subs[ci][p->slot];
+    uint32_t g = gen & 0xffffu, cur = atomic_load(w), n;
+    do {
+        n = (cur >> 16) == g ? (cur & 0xffffu) : 0;
+        if (n == 0xffffu)
+            return -ENOSPC;
+    } while (!atomic_compare_exchange_weak(w, &cur, (g << 16) | (n + 1)));
+    return 0;
+}
+
+static void sub_close(mempool *p, uint32_t ci, uint32_t gen)
+{
+    _Atomic uint32_t *w = &p->hand->subs[ci][p->slot];
+    uint32_t g = gen & 0xffffu, cur = atomic_load(w);
+    do {
+        if ((cur >> 16) != g || (cur & 0xffffu) == 0)
+            return;                 /* reaped, or another incarnation's */
+    } while (!atomic_compare_exchange_weak(w, &cur, cur - 1));
+}
+
+static uint32_t sub_count(mempool *p, uint32_t ci, uint32_t gen)
+{
+    uint32_t n = 0;
+    for (int s = 0; s < MP_WORKERS; s++) {
+        uint32_t v = atomic_load(&p->hand->subs[ci][s]);
+        if ((v >> 16) == (gen & 0xffffu))
+            n += v & 0xffffu;
+    }
+    return n;
 }
 
 int mempool_chan_open(mempool *p, const char *name, uint32_t capacity,
@@ -278,8 +331,10 @@ int mempool_chan_open(mempool *p, const char *name, uint32_t capacity,
         return MEMPOOL_ECORRUPT;
     }
     atomic_store(&c->pos, atomic_load(&p->chans[ci].tail));
-    if (c->bcast)
-        atomic_fetch_add(&p->chans[ci].subscribers, 1);
+    if (c->bcast && (rc = sub_open(p, c->ci, c->gen))) {
+        free(c);
+        return rc;
+    }
     *out = c;
     return 0;
 }
@@ -288,14 +343,8 @@ int mempool_chan_close(mempool_chan *c)
 {
     if (!c)
         return -EINVAL;
-    if (c->bcast && mempool__handle_ok(c->p) == 0) {
-        mp_chan *h = &c->p->chans[c->ci];
-        uint32_t n = atomic_load(&h->subscribers);
-        if (CH_GEN(atomic_load(&h->state)) == c->gen)
-            while (n && !atomic_compare_exchange_weak(&h->subscribers, &n,
-                                                      n - 1))
-                ;
-    }
+    if (c->bcast && mempool__handle_ok(c->p) == 0)
+        sub_close(c->p, c->ci, c->gen);
     free(c);
     return 0;
 }
@@ -323,6 +372,7 @@ int mempool_chan_destroy(mempool *p, const char *name)
         mempool__ounlock(p, &p->hand->dir_lock);
         return MEMPOOL_ECORRUPT;
     }
+    MP_FP(chan_destroying);
     wake_all(c);                      /* sleepers see DESTROYING: -EPIPE */
     close_ring(p, c);
     atomic_store(&c->state, CH_W(CH_GEN(w), MP_CH_FREE, 0, 0));
@@ -388,6 +438,19 @@ static int queue_loop(mempool_chan *c, mp_chan *h,
     }
 }
 
+/* Queue slot word @p v of @p s, at distance @p d from position @p at that
+ * its side's hint @p hint named, is @p odd: a state no interleaving makes
+ * (a slot moves on only after its position was taken, a hint only past
+ * taken positions, so a slot is never more than a lap ahead of either
+ * hint, nor behind the head, nor EMPTY behind the tail). If the slot and
+ * the hint still read the same, it is damage (a flipped bit, a planted
+ * word), on which send or recv would otherwise loop for ever. */
+static bool ring_damaged(bool odd, _Atomic uint64_t *hint, uint64_t at,
+                         _Atomic uint64_t *s, uint64_t v)
+{
+    return odd && atomic_load(hint) == at && atomic_load(s) == v;
+}
+
 /* ---- send --------------------------------------------------------------- */
 
 /* Undo a send that did not commit: the caller gets its reference back. */
@@ -415,6 +478,9 @@ static int qsend_once(mempool_chan *c, mp_chan *h, void *arg)
 
     if (v == MP_RING_CLOSED)
         return -EPIPE;
+    if (ring_damaged(d > (int32_t)c->cap || d < -(int32_t)c->cap ||
+                     (d < 0 && !(v & MP_RING_FULL)), &h->tail, t, s, v))
+        return MEMPOOL_ECORRUPT;
     if (!(v & MP_RING_FULL) && d == 0) {
         atomic_store(&p->boxes[b].back,
                      MP_BACK(MP_BK_CHAN, c->ci, c->start + j));
@@ -439,18 +505,21 @@ static int bsend(mempool_chan *c, mp_chan *h, uint32_t b)
     uint64_t v = atomic_load(s);
 
     atomic_store(&p->boxes[b].back, MP_BACK(MP_BK_CHAN, c->ci, c->start + j));
+    MP_FP(bcast_claimed);
     for (;;) {
         int32_t d = (int32_t)(MP_RING_POS(v) - (uint32_t)t);
         if (v == MP_RING_CLOSED)
             return -EPIPE;
         if (d > 0 || (d == 0 && (v & MP_RING_FULL))) {
-            /* A sender a lap ahead wrote first: ours is overrun at once. */
+            /* A sender a lap ahead wrote first: ours is overrun at once
+             * (2: sent, and the box is gone - nothing to commit). */
             mempool__box_drop(p, b, atomic_load(&p->boxw[b]));
-            return 1;
+            return 2;
         }
         if (atomic_compare_exchange_weak(s, &v, MP_RING(t, 1, b + 1)))
             break;
     }
+    MP_FP(bcast_overwrote);
     if (v & MP_RING_FULL) {          /* the item we overwrote: an orphan */
         uint32_t ob = MP_RING_BOX1(v) - 1;
         if (MP_RING_BOX1(v) && ob < p->nbox)
@@ -494,12 +563,13 @@ int mempool_chan_send(mempool_chan *c, mempool_dref r, int64_t timeout_ms)
     rc = c->bcast ? bsend(c, h, b)
                   : queue_loop(c, h, qsend_once, &b, &h->send_seq,
                                &h->send_waiters, deadline);
-    if (rc != 1) {
+    if (rc != 1 && rc != 2) {
         unsend(p, b, ref, idx, gen);
         return rc;
     }
     MP_FP(send_committed);
-    mempool__box_commit(p, b);
+    if (rc == 1)
+        mempool__box_commit(p, b);
     atomic_fetch_add_explicit(&h->sent, 1, memory_order_relaxed);
     mp_signal(&h->recv_seq, &h->recv_waiters, c->bcast ? INT_MAX : 1);
     return 0;
@@ -558,6 +628,8 @@ static int qrecv_once(mempool_chan *c, mp_chan *h, void *arg)
 
     if (v == MP_RING_CLOSED)
         return -EPIPE;
+    if (ring_damaged(d < 0 || d > (int32_t)c->cap, &h->head, hd, s, v))
+        return MEMPOOL_ECORRUPT;
     if (!(v & MP_RING_FULL) || d != 0) {
         if (d > 0 || (d == 0 && (v & MP_RING_FULL))) {
             atomic_compare_exchange_strong(&h->head, &hd, hd + 1);
@@ -746,7 +818,7 @@ int mempool_chan_list(mempool *p, int (*fn)(const mempool_chan_info *ci,
         (void)tail;
         in.senders_waiting = atomic_load(&c->send_waiters);
         in.receivers_waiting = atomic_load(&c->recv_waiters);
-        in.subscribers = atomic_load(&c->subscribers);
+        in.subscribers = in.flags ? sub_count(p, i, CH_GEN(w)) : 0;
         in.sent = atomic_load(&c->sent);
         in.received = atomic_load(&c->received);
         in.dropped = atomic_load(&c->dropped);
