@@ -14,26 +14,9 @@
 #include <pthread.h>
 #include <sys/types.h>
 
+#include "core.h"
 #include "layout.h"
 #include <mempool/mempool.h>
-
-#define MP_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define MP_LIKELY(x)   __builtin_expect(!!(x), 1)
-
-/* Entry fields that a stale reader may look at while the allocator lock
- * holder rewrites them: relaxed atomics, so the race is defined (and the
- * reader re-checks the generation afterwards). */
-#define MP_LD(x)    __atomic_load_n(&(x), __ATOMIC_RELAXED)
-#define MP_ST(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
-
-static inline void mp_cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
 
 #define MP_SHM_DIR "/dev/shm"
 
@@ -66,34 +49,6 @@ typedef struct mp_hand_ops {
     int  (*verify)(mempool *p, char *why, size_t whylen);
 } mp_hand_ops;
 
-/* The narrow view of a pool that the lowest layers of core/ (allocator,
- * pin and reference cells, entries, slots) work on: the mapping and the
- * header values validated once at attach - nothing of the layers above
- * (spilling, handoff, codecs). A function that takes an mp_core cannot
- * reach the spill engine or the handoff regions, by its signature.
- *
- * The fields are listed once, in MP_CORE_FIELDS, and the handle below holds
- * them in a union of the tagged mp_core and an untagged twin of it, so the
- * rest of the library keeps writing p->tab while a lower layer is handed
- * &p->core (C11 6.5.2.3: the two are one common initial sequence). */
-#define MP_CORE_FIELDS                                                       \
-    int           fd;          /* the shm object, as mapped */              \
-    uint8_t      *base;        /* the mapping */                            \
-    uint64_t      size;                                                     \
-    mp_header    *h;                                                        \
-    mp_slot      *slots;                                                    \
-    _Atomic uint64_t *cells;   /* MP_WORKERS * MP_CELLS */                  \
-    mp_entry     *tab;                                                      \
-    mp_page      *pages;                                                    \
-    _Atomic uint64_t *bitmap;                                               \
-    uint64_t      ntab;        /* copies of header values, validated once */ \
-    uint64_t      data_off, npages, tag;                                    \
-    int           slot;        /* our slot, 0-based; -1 for an observer */
-
-typedef struct mp_core {
-    MP_CORE_FIELDS
-} mp_core;
-
 /* One process's handle on a pool: one worker. */
 struct mempool {
     union {
@@ -103,8 +58,6 @@ struct mempool {
         };
     };
     char          name[MEMPOOL_NAME_MAX + 1];
-    int           lfd;         /* a second open file description of it that
-                                  is never mapped: it carries our locks */
     mp_hand      *hand;        /* handoff regions (box.c, src/handoff/) */
     _Atomic uint64_t *boxw;
     mp_box       *boxes;
@@ -123,20 +76,11 @@ struct mempool {
     struct mp_codecs *codecs;  /* codecs registered through this handle */
     const mp_spill_ops *spill_ops; /* the layer above core (pool.c) */
     const mp_hand_ops *hand_ops;   /* handoff/, above core (pool.c) */
-    /* spilling (spill.c, mapcache.c, spiller.c) */
-    pthread_mutex_t io_lock;   /* guards the lazy start of io and dirfd */
-    struct mp_io *io;          /* this handle's I/O engine, or NULL */
-    int           dirfd;       /* the pool's spill directory, opened and
-                                  proven once at attach (spilldir.c), or -1 */
-    int           updfd;       /* its parent, for removal after destroy */
-    int           dir_err;     /* why dirfd is -1: MEMPOOL_EUNSAFE, -errno */
-    uint32_t      file_mode;   /* spill file mode, from the pool's mode */
-    char          spill_dir[MP_PATH_MAX];
-    uint32_t      io_mode;     /* MEMPOOL_IO_* */
-    uint32_t      evict_wait_ms;
-    bool          verify;      /* check payload crc when mapping a file */
-    struct mp_mapcache *maps;
-    struct mp_spiller *spiller;
+    /* the spill layer's state (spillstate.h; an incomplete type here, so
+     * core cannot name its fields): made by mempool__spill_bind */
+    struct mp_spill_state *spill;
+    uint32_t      evict_wait_ms; /* bound of a wait for a peer or for room
+                                    (worker.c, object.c, spill.c) */
     /* MEMPOOL_OPEN_OBSERVE: no slot (slot -1), no spiller, no reaping;
      * every call that would change the pool answers -EPERM. */
     bool          observer;
@@ -181,7 +125,6 @@ int  mempool__arena_lockfd(int fd, const char *path);
 int  mempool__handle_ok(const mempool *p);       /* 0 or -EINVAL/EFORKED */
 int  mempool__claim_slot(mempool *p);
 void mempool__leave_slot(mempool *p);
-bool mempool__slot_alive(mempool *p, int slot);
 int  mempool__reap_slot(mempool *p, int slot);   /* 1 reaped, 0 alive */
 void mempool__register(mempool *p);
 void mempool__unregister(mempool *p);
@@ -201,8 +144,6 @@ typedef struct mp_wait {
 int  mempool__wait_who(mempool *p, unsigned who, uint32_t idx, mp_wait *wt);
 uint64_t mempool__wait_bound_ns(const mempool *p);
 uint64_t mempool__now_ns(void);
-/* Event counter @p k (MP_COUNTERS order, counters.h) of slot @p s. */
-_Atomic uint64_t *mempool__counter(mp_slot *s, int k);
 
 /* ---- alloc.c: blocks and entries, under the robust allocator lock ----- */
 int  mempool__lock(mempool *p);
@@ -219,22 +160,15 @@ void mempool__alloc_init(mempool *p);
 int  mempool__alloc_verify(mempool *p, char *why, size_t whylen); /* locked */
 int64_t mempool__trim_locked(mempool *p);
 
-/* ---- pin.c: per-worker pin and reference cells ------------------------ */
-enum { MP_PIN = 0, MP_REF = 1 };
-int  mempool__pin(mempool *p, uint32_t idx, uint32_t gen, uint64_t *tok);
-int  mempool__unpin_cell(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok);
-int  mempool__ref_add(mempool *p, uint32_t idx, uint32_t gen);
-int  mempool__ref_sub(mempool *p, uint32_t idx, uint32_t gen);
-uint32_t mempool__cell_count(mempool *p, int kind, uint32_t idx, uint32_t gen,
-                             bool any);
-void mempool__cells_drop(mempool *p, int slot); /* reaper: clear and repair */
-/* Empty every worker's reference cells of (idx, gen): the entry is being
- * freed. Returns how many cells were emptied. */
-unsigned mempool__refs_forget(mempool *p, uint32_t idx, uint32_t gen);
-/* Cells of attached workers naming a free entry or another generation (a
- * leak, or a pinner/referrer between its two steps); *first = slot << 32 |
- * cell of the first one. */
-uint64_t mempool__cells_stale(mempool *p, uint64_t *first);
+/* ---- entry.c: the entry word's composite steps (entry.h) -------------- */
+/* These take the handle: they wait for and reap peers (mempool__wait_who)
+ * or reach the layers above through p->spill_ops / p->hand_ops. */
+int  mempool__entry_delete(mempool *p, uint32_t idx, uint32_t gen);
+void mempool__entry_reclaim(mempool *p, uint32_t idx);
+void mempool__entry_after_unpin(mempool *p, uint32_t idx);
+void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok);
+void mempool__entry_refcheck(mempool *p, uint32_t idx, uint32_t gen);
+void mempool__entry_repair(mempool *p, int d, uint32_t idx);
 
 /* ---- box.c: items the pool holds (names, channel slots, flight) -------- */
 int  mempool__box_claim(mempool *p, uint32_t idx, uint32_t gen, bool ref,
@@ -302,7 +236,7 @@ int  mempool__codec_known(mempool *p, uint32_t type);
 
 static inline mp_entry *mp_entry_at(mempool *p, uint32_t idx)
 {
-    return &p->tab[idx];
+    return mp_core_entry(&p->core, idx);
 }
 
 static inline uint32_t mp_entry_idx(mempool *p, const mp_entry *e)

@@ -27,21 +27,19 @@
  * description may do without holding (or disturbing) a lock. */
 static int observe_open(mempool *p, mempool **out)
 {
+    int rc = 0;
     p->lfd = dup(p->fd);
     p->slot = -1;
-    p->dirfd = p->updfd = -1;
-    p->dir_err = -EPERM;            /* observers never touch files */
-    if (p->lfd < 0 || !memchr(p->h->spill_dir, '\0', MP_PATH_MAX)) {
-        int rc = p->lfd < 0 ? -errno : MEMPOOL_ECORRUPT;
+    if (p->lfd < 0 || (rc = mempool__spill_bind(p))) {
+        rc = p->lfd < 0 ? -errno : rc;
         if (p->lfd >= 0)
             close(p->lfd);
+        mempool__spill_fini(p);
         munmap(p->base, p->size);
         close(p->fd);
         free(p);
         return rc;
     }
-    memcpy(p->spill_dir, p->h->spill_dir, MP_PATH_MAX);
-    pthread_mutex_init(&p->io_lock, NULL);
     mempool__bind(p);
     p->spill_ops = &mempool__spill_ops;
     p->hand_ops = &mempool__hand_ops;
@@ -96,15 +94,11 @@ int mempool_open(const char *name, const mempool_options *o, mempool **out)
         goto fail_spill;
     *out = p;
     return 0;
-fail_spill:
-    mempool__spill_fini(p);
+fail_spill:                         /* the slot first: a reap may unlink */
 fail_slot:
     mempool__leave_slot(p);
 fail_unmap:
-    if (p->dirfd >= 0)
-        close(p->dirfd);
-    if (p->updfd >= 0)
-        close(p->updfd);
+    mempool__spill_fini(p);
     mempool__unregister(p);
     munmap(p->base, p->size);
     close(p->lfd);
@@ -127,6 +121,9 @@ int mempool_close(mempool *p)
         mempool__spill_fini(p);     /* a forked child has no threads to stop */
     } else if (rc == 0) {
         mempool__spill_fini(p);     /* observers hold only the io_lock */
+    } else {
+        free(p->spill);             /* a forked child: the engine and its
+                                       thread are the parent's */
     }
     mempool__unregister(p);         /* in a forked child fd is already shut */
     mempool__codecs_free(p);

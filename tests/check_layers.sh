@@ -8,10 +8,15 @@
 #
 # (src/internal.h, the handle, counts as core; a folder not listed here,
 # e.g. a new one, counts as just below the top until it is added.)
-# Two checks, so the rule cannot rot quietly:
+# Three checks, so the rule cannot rot quietly:
 #   1. includes: no file of src/<layer>/ includes a header of a higher
 #      layer (headers are found by bare name anywhere under src/);
-#   2. calls: with the library's object files as arguments, no object of a
+#   2. narrow views: the lowest core files (NARROW below) see only the
+#      mapping (core.h's mp_core), never the handle: they neither include
+#      internal.h nor take a mempool *; no file of core/ names the spill
+#      layer's state (p->spill, spillstate.h) and only box.c (the pool's
+#      holds) and arena.c (which binds them) name the handoff regions;
+#   3. calls: with the library's object files as arguments, no object of a
 #      layer has an undefined mempool* symbol that a higher layer defines
 #      (this also catches calls declared in the shared internal.h).
 # Usage: check_layers.sh SRC_DIR [OBJECT_FILE...]; exit 0 or 1 with a list.
@@ -49,6 +54,30 @@ for f in $files; do
             bad=1
         fi
     done
+done
+
+# 2. narrow views
+NARROW="core/core.h core/pin.c core/entry.h core/recency.h core/counters.h"
+for f in $NARROW; do
+    [ -f "$f" ] || { echo "narrow: $f is missing (update NARROW)"; bad=1; }
+    if grep -n -e '#[[:space:]]*include[[:space:]]*"internal.h"' \
+            -e 'mempool[[:space:]]*\*' "$f" | grep -v '^[0-9]*:[[:space:]]*/\?\*'
+    then
+        echo "narrow: $f sees the handle (above: include or mempool *)"
+        bad=1
+    fi
+done
+for f in $(printf '%s\n' $files | grep '^core/'); do
+    if grep -n -E -e '->spill\b' "$f"; then
+        echo "core: $f names the spill layer's state (above)"
+        bad=1
+    fi
+    case $f in core/box.c | core/arena.c) continue ;; esac
+    if grep -n -E '\bp->(hand|boxw|boxes|names|chans|ring|nbox|nnames|nring)\b' \
+            "$f"; then
+        echo "core: $f names the handoff regions (above): go through box.c"
+        bad=1
+    fi
 done
 
 if [ $# -gt 0 ]; then

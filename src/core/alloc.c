@@ -422,7 +422,7 @@ void mempool__free(mempool *p, uint32_t idx)
      * they unref; none may outlive the generation, or a worker that never
      * unrefs fills its table (issue 15 item 8). */
     if (MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED)
-        mempool__refs_forget(p, idx, MP_W_GEN(w));
+        mempool__refs_forget(&p->core, idx, MP_W_GEN(w));
     if (has_block(w)) {
         if (e->off)
             block_free(p, e->off, e->len);

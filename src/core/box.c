@@ -221,7 +221,7 @@ static bool who_alive(mempool *p, unsigned who, int dead, int8_t *memo)
     if (s == p->slot)
         return true;
     if (memo[s] < 0)
-        memo[s] = (int8_t)mempool__slot_alive(p, s);
+        memo[s] = (int8_t)mempool__slot_alive(&p->core, s);
     return memo[s] != 0;
 }
 

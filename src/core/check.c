@@ -22,7 +22,7 @@ static int check_workers(mempool *p, char *why, size_t whylen)
 {
     uint64_t act = atomic_load(&p->h->active);
     for (int s = 0; s < MP_WORKERS; s++) {
-        if ((act >> s & 1) && !mempool__slot_alive(p, s)) {
+        if ((act >> s & 1) && !mempool__slot_alive(&p->core, s)) {
             snprintf(why, whylen, "worker %d is dead and not reaped", s + 1);
             return MEMPOOL_ECORRUPT;
         }
@@ -39,7 +39,7 @@ static int check_cells(mempool *p, char *why, size_t whylen)
     for (int round = 0; round < 3; round++) {
         if (round)
             nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
-        if (!(n = mempool__cells_stale(p, &first)))
+        if (!(n = mempool__cells_stale(&p->core, &first)))
             return 0;
     }
     snprintf(why, whylen,

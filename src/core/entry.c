@@ -13,6 +13,7 @@
 
 #include "entry.h"
 #include "failpoint.h"
+#include "internal.h"
 
 /* The DELETED word for @p w: files and a running writer are remembered so
  * the reclaimer removes the file and waits for the writer. */
@@ -221,7 +222,7 @@ void mempool__entry_reclaim(mempool *p, uint32_t idx)
     mp_entry *e = mp_entry_at(p, idx);
     uint64_t w = atomic_load(&e->word);
     if (MP_W_ST(w) != MP_ST_DELETED || (MP_W_FL(w) & MP_F_WRITING) ||
-        mempool__cell_count(p, MP_PIN, idx, MP_W_GEN(w), true))
+        mempool__cell_count(&p->core, MP_PIN, idx, MP_W_GEN(w), true))
         return;                     /* the last unpinner will come back */
     if (MP_W_FL(w) & MP_F_ONDISK)
         p->spill_ops->unlink_files(p, idx, MP_W_GEN(w));
@@ -249,7 +250,7 @@ void mempool__entry_after_unpin(mempool *p, uint32_t idx)
 /* Drop pin @p tok of ours on (idx, gen), then the last pin's duty. */
 void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok)
 {
-    mempool__unpin_cell(p, idx, gen, tok);
+    mempool__unpin_cell(&p->core, idx, gen, tok);
     mempool__entry_after_unpin(p, idx);
 }
 
@@ -325,7 +326,7 @@ void mempool__entry_refcheck(mempool *p, uint32_t idx, uint32_t gen)
     do {
         /* Workers' reference cells, then the pool's own (names, channel
          * items, references in flight: box.c). */
-        held = mempool__cell_count(p, MP_REF, idx, gen, true) != 0 ||
+        held = mempool__cell_count(&p->core, MP_REF, idx, gen, true) != 0 ||
                mempool__box_held(p, idx, gen);
     } while ((done = rc_end(mp_entry_at(p, idx), gen, me, held)) < 0);
     if (done && !held)
@@ -334,11 +335,11 @@ void mempool__entry_refcheck(mempool *p, uint32_t idx, uint32_t gen)
 
 /* ---- repair after a dead worker ----------------------------------------- */
 
-static void disk_unreserve(mempool *p, const mp_entry *e)
+static void disk_unreserve(const mp_core *c, const mp_entry *e)
 {
     uint16_t o = MP_LD(e->owner);
     if (o >= 1 && o <= MP_WORKERS)
-        atomic_fetch_sub(&p->slots[o - 1].disk_pending, MP_LD(e->len));
+        atomic_fetch_sub(&c->slots[o - 1].disk_pending, MP_LD(e->len));
 }
 
 /* Roll back the eviction or file write dead worker @p d (= who - 1) was
@@ -356,7 +357,7 @@ static void repair_spill(mempool *p, int d, uint32_t idx, uint64_t w)
          * unrecorded (no F_ONDISK) and nobody else writes it, so both go. */
         p->spill_ops->unlink_files(p, idx, MP_W_GEN(w));
         if (cas(e, &w, MP_W_SETST(w, MP_W_ST(w), 0) & ~(uint64_t)MP_F_WRITING))
-            disk_unreserve(p, e);
+            disk_unreserve(&p->core, e);
     }
 }
 

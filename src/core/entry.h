@@ -72,7 +72,7 @@
 #ifndef MEMPOOL_ENTRY_H
 #define MEMPOOL_ENTRY_H
 
-#include "internal.h"
+#include "core.h"
 
 /* Published and not deleted: in memory, on disk, or between the two. */
 static inline bool mp_entry_alive(uint64_t w, uint32_t gen)
@@ -99,7 +99,6 @@ bool     mempool__entry_drop_file(mp_entry *e, uint64_t w);
 
 /* ---- lock-free ---------------------------------------------------------- */
 int  mempool__entry_publish(mp_entry *e, uint64_t w);
-int  mempool__entry_delete(mempool *p, uint32_t idx, uint32_t gen);
 bool mempool__entry_destroy(mp_entry *e, uint64_t w);
 int  mempool__entry_begin_write(mp_entry *e, uint32_t gen, unsigned who);
 int  mempool__entry_begin_evict(mp_entry *e, uint32_t gen, unsigned who,
@@ -108,11 +107,8 @@ void mempool__entry_cancel_evict(mp_entry *e, uint64_t w);
 bool mempool__entry_flag_move(mp_entry *e, uint32_t gen);
 bool mempool__entry_ask_recheck(mp_entry *e, uint64_t w);
 
-/* ---- composite steps: reclaim, refcount check, reaper repair ---------- */
-void mempool__entry_reclaim(mempool *p, uint32_t idx);
-void mempool__entry_after_unpin(mempool *p, uint32_t idx);
-void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok);
-void mempool__entry_refcheck(mempool *p, uint32_t idx, uint32_t gen);
-void mempool__entry_repair(mempool *p, int d, uint32_t idx);
+/* The composite steps (delete, reclaim, unpin, refcount check, reaper
+ * repair) reach up through the handle's tables (spill_ops) or wait for and
+ * reap peers, so they take the handle: internal.h declares them. */
 
 #endif /* MEMPOOL_ENTRY_H */

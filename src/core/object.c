@@ -94,7 +94,7 @@ static int owner_slot(mempool *p, const mempool_put_options *o, int *slot)
         return -ESRCH;
     s = o->owner - 1;
     if (s != p->slot && (!(atomic_load(&p->h->active) >> s & 1) ||
-                         !mempool__slot_alive(p, s)))
+                         !mempool__slot_alive(&p->core, s)))
         return -ESRCH;
     *slot = s;
     return 0;
@@ -214,7 +214,7 @@ int mempool_reserve(mempool *p, size_t len, const mempool_put_options *o,
     e = mp_entry_at(p, idx);
     gen = MP_W_GEN(atomic_load(&e->word));
     if ((MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED) &&
-        (rc = mempool__ref_add(p, idx, gen))) {
+        (rc = mempool__ref_add(&p->core, idx, gen))) {
         if (mempool__lock(p) == 0) {
             mempool__free(p, idx);
             mempool__unlock(p);
@@ -271,7 +271,7 @@ int mempool_abort(mempool *p, mempool_dref r)
         return rc;
     e = mp_entry_at(p, idx);
     if (MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED)
-        mempool__ref_sub(p, idx, MP_W_GEN(w));
+        mempool__ref_sub(&p->core, idx, MP_W_GEN(w));
     if ((rc = mempool__lock(p)))
         return rc;
     if (atomic_load(&e->word) == w)
@@ -377,7 +377,7 @@ static int pin_settled(mempool *p, uint32_t idx, uint32_t gen, uint64_t *wp,
     int rc;
     if (!mp_entry_alive(atomic_load(&e->word), gen))
         return -ENOENT;
-    if ((rc = mempool__pin(p, idx, gen, tok)))
+    if ((rc = mempool__pin(&p->core, idx, gen, tok)))
         return rc;
     MP_FP(get_pinned);
     for (;;) {
@@ -493,7 +493,7 @@ int mempool_release(mempool *p, mempool_view *v)
     gen = (uint32_t)v->priv[1];
     MP_FP(release_before);
     if (idx1 == 0 || idx1 > p->ntab ||
-        mempool__unpin_cell(p, (uint32_t)idx1 - 1, gen, v->priv[0] >> 32))
+        mempool__unpin_cell(&p->core, (uint32_t)idx1 - 1, gen, v->priv[0] >> 32))
         return -EINVAL;
     if (kind == VIEW_DISK)
         p->spill_ops->map_put(p, v->priv[1] >> 32);
@@ -566,7 +566,7 @@ int mempool_ref(mempool *p, mempool_dref r)
 
     if ((rc = refcounted(p, r, &idx, &gen)))
         return rc;
-    if ((rc = mempool__ref_add(p, idx, gen)))
+    if ((rc = mempool__ref_add(&p->core, idx, gen)))
         return rc;
     MP_FP(ref_added);
     e = mp_entry_at(p, idx);
@@ -576,7 +576,7 @@ int mempool_ref(mempool *p, mempool_dref r)
          * its DELETED here (the handshake of the get path, pin.c). */
         uint64_t w = mp_entry_word(e);
         if (!mp_entry_alive(w, gen)) {
-            mempool__ref_sub(p, idx, gen);
+            mempool__ref_sub(&p->core, idx, gen);
             return -ENOENT;
         }
         /* A running check may have scanned before our cell: make it scan
@@ -596,11 +596,11 @@ int mempool_unref(mempool *p, mempool_dref r)
     if ((rc = refcounted(p, r, &idx, &gen))) {
         /* Deleted while we held a reference: drop our cell anyway, or it
          * would stay until this handle closes. */
-        if (rc == -ENOENT && mempool__ref_sub(p, idx, gen) == 0)
+        if (rc == -ENOENT && mempool__ref_sub(&p->core, idx, gen) == 0)
             COUNT(p, unrefs);
         return rc;
     }
-    if (mempool__ref_sub(p, idx, gen))  /* none: or freed and forgotten */
+    if (mempool__ref_sub(&p->core, idx, gen))  /* none: or freed and forgotten */
         return mp_entry_alive(mp_entry_word(mp_entry_at(p, idx)), gen)
                    ? -EINVAL : -ENOENT;
     mempool__entry_refcheck(p, idx, gen);
@@ -641,8 +641,8 @@ int mempool_info_get(mempool *p, mempool_dref r, mempool_info *out)
     in.owner = MP_LD(e->owner);
     in.type = MP_LD(e->type);
     in.state = state_bits(w);
-    in.pins = mempool__cell_count(p, MP_PIN, idx, gen, false);
-    in.refs = mempool__cell_count(p, MP_REF, idx, gen, false) +
+    in.pins = mempool__cell_count(&p->core, MP_PIN, idx, gen, false);
+    in.refs = mempool__cell_count(&p->core, MP_REF, idx, gen, false) +
               mempool__box_count(p, idx, gen);    /* and the pool's own */
     if (MP_W_GEN(atomic_load(&e->word)) != gen)
         return -ENOENT;             /* freed and reused while we looked */

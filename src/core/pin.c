@@ -32,11 +32,15 @@
  * scans the cells. All four are seq_cst, so either the pinner sees DELETED
  * and backs off, or the deleter sees the pin and leaves the freeing to the
  * last unpinner. The same handshake guards refcount checks.
+ *
+ * This file sees only the narrow view (core.h's mp_core), not the handle:
+ * what a dropped cell held is handed back to the reaper's callback
+ * (mempool__cells_drop), which does the entry's part above core's cells.
  */
 #include <errno.h>
 
+#include "core.h"
 #include "entry.h"
-#include "internal.h"
 
 #define CELL_KEY(kind, idx, gen) \
     (((uint64_t)(kind) << 63) | ((uint64_t)((idx) + 1) << 32) | \
@@ -44,9 +48,9 @@
 #define CELL_KEYMASK (~(uint64_t)0xffff)
 #define CELL_COUNT(v) ((uint32_t)((v) & 0xffff))
 
-static _Atomic uint64_t *table_of(mempool *p, int slot)
+static _Atomic uint64_t *table_of(const mp_core *c, int slot)
 {
-    return p->cells + (uint64_t)slot * MP_CELLS;
+    return c->cells + (uint64_t)slot * MP_CELLS;
 }
 
 static _Atomic uint64_t *bucket_of(_Atomic uint64_t *t, uint32_t idx)
@@ -68,10 +72,10 @@ static int take_at(_Atomic uint64_t *c, unsigned n, uint64_t val)
 
 /* Put @p val in a free cell of entry @p idx's bucket, else in overflow.
  * Returns the cell's position in the worker's table, or -ENOBUFS. */
-static int cell_put(mempool *p, uint32_t idx, uint64_t val)
+static int cell_put(mp_core *c, uint32_t idx, uint64_t val)
 {
-    _Atomic uint64_t *t = table_of(p, p->slot);
-    _Atomic uint64_t *used = &p->slots[p->slot].overflow_used;
+    _Atomic uint64_t *t = table_of(c, c->slot);
+    _Atomic uint64_t *used = &c->slots[c->slot].overflow_used;
     unsigned base = (idx % MP_CELL_NB) * MP_CELL_BW;
     int i = take_at(t + base, MP_CELL_BW, val);
     if (i >= 0)
@@ -86,9 +90,9 @@ static int cell_put(mempool *p, uint32_t idx, uint64_t val)
 
 /* One overflow cell of slot @p s was emptied by our CAS. Never below 0:
  * a reaper may have zeroed the counter of a dead slot meanwhile. */
-static void overflow_done(mempool *p, int s)
+static void overflow_done(mp_core *c, int s)
 {
-    _Atomic uint64_t *used = &p->slots[s].overflow_used;
+    _Atomic uint64_t *used = &c->slots[s].overflow_used;
     uint64_t n = atomic_load(used);
     while (n && !atomic_compare_exchange_weak(used, &n, n - 1))
         ;
@@ -96,10 +100,10 @@ static void overflow_done(mempool *p, int s)
 
 static _Thread_local uint16_t pin_nonce;
 
-int mempool__pin(mempool *p, uint32_t idx, uint32_t gen, uint64_t *tok)
+int mempool__pin(mp_core *c, uint32_t idx, uint32_t gen, uint64_t *tok)
 {
     uint16_t nonce = ++pin_nonce ? pin_nonce : ++pin_nonce;
-    int pos = cell_put(p, idx, CELL_KEY(MP_PIN, idx, gen) | nonce);
+    int pos = cell_put(c, idx, CELL_KEY(MP_PIN, idx, gen) | nonce);
     if (pos < 0)
         return pos;
     *tok = ((uint64_t)pos << 16) | nonce;
@@ -112,15 +116,16 @@ int mempool__pin(mempool *p, uint32_t idx, uint32_t gen, uint64_t *tok)
  * fence on both sides, or both may miss each other and a DELETED entry
  * is never reclaimed. On x86 the fence costs what the CAS does; the CAS
  * also refuses a stale copy of a view atomically. */
-int mempool__unpin_cell(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok)
+int mempool__unpin_cell(mp_core *c, uint32_t idx, uint32_t gen,
+                        uint64_t tok)
 {
     unsigned pos = (unsigned)(tok >> 16);
     uint64_t want = CELL_KEY(MP_PIN, idx, gen) | (tok & 0xffff);
     if (pos >= MP_CELLS ||
-        !atomic_compare_exchange_strong(&table_of(p, p->slot)[pos], &want, 0))
+        !atomic_compare_exchange_strong(&table_of(c, c->slot)[pos], &want, 0))
         return -EINVAL;              /* not a live pin of this worker */
     if (pos >= MP_CELL_NB * MP_CELL_BW)
-        overflow_done(p, p->slot);
+        overflow_done(c, c->slot);
     return 0;
 }
 
@@ -137,36 +142,36 @@ static int bump_existing(_Atomic uint64_t *c, unsigned n, uint64_t key)
     return 0;
 }
 
-int mempool__ref_add(mempool *p, uint32_t idx, uint32_t gen)
+int mempool__ref_add(mp_core *c, uint32_t idx, uint32_t gen)
 {
-    _Atomic uint64_t *t = table_of(p, p->slot);
+    _Atomic uint64_t *t = table_of(c, c->slot);
     uint64_t key = CELL_KEY(MP_REF, idx, gen);
     int pos;
 
     if (bump_existing(bucket_of(t, idx), MP_CELL_BW, key) ||
-        (atomic_load(&p->slots[p->slot].overflow_used) &&
+        (atomic_load(&c->slots[c->slot].overflow_used) &&
          bump_existing(t + MP_CELL_NB * MP_CELL_BW, MP_CELL_OVF, key)))
         return 0;
-    pos = cell_put(p, idx, key | 1);
+    pos = cell_put(c, idx, key | 1);
     return pos < 0 ? pos : 0;
 }
 
-/* Take one reference from a cell for @p key among [c, c+n) (positions
- * starting at @p base); 1 done, 0 none. */
-static int drop_ref(mempool *p, unsigned base, unsigned n, uint64_t key)
+/* Take one reference from a cell for @p key among positions [base,
+ * base+n) of our table; 1 done, 0 none. */
+static int drop_ref(mp_core *c, unsigned base, unsigned n, uint64_t key)
 {
-    _Atomic uint64_t *c = table_of(p, p->slot) + base;
+    _Atomic uint64_t *t = table_of(c, c->slot) + base;
     for (unsigned i = 0; i < n; i++) {
-        uint64_t v = atomic_load(&c[i]);
+        uint64_t v = atomic_load(&t[i]);
         while ((v & CELL_KEYMASK) == key && CELL_COUNT(v) > 0) {
             if (CELL_COUNT(v) == 1) {
                 /* Straight to 0: a concurrent forget must not empty it too */
-                if (atomic_compare_exchange_weak(&c[i], &v, 0)) {
+                if (atomic_compare_exchange_weak(&t[i], &v, 0)) {
                     if (base + i >= MP_CELL_NB * MP_CELL_BW)
-                        overflow_done(p, p->slot);
+                        overflow_done(c, c->slot);
                     return 1;
                 }
-            } else if (atomic_compare_exchange_weak(&c[i], &v, v - 1)) {
+            } else if (atomic_compare_exchange_weak(&t[i], &v, v - 1)) {
                 return 1;
             }
         }
@@ -174,12 +179,12 @@ static int drop_ref(mempool *p, unsigned base, unsigned n, uint64_t key)
     return 0;
 }
 
-int mempool__ref_sub(mempool *p, uint32_t idx, uint32_t gen)
+int mempool__ref_sub(mp_core *c, uint32_t idx, uint32_t gen)
 {
     uint64_t key = CELL_KEY(MP_REF, idx, gen);
-    if (drop_ref(p, (idx % MP_CELL_NB) * MP_CELL_BW, MP_CELL_BW, key) ||
-        (atomic_load(&p->slots[p->slot].overflow_used) &&
-         drop_ref(p, MP_CELL_NB * MP_CELL_BW, MP_CELL_OVF, key)))
+    if (drop_ref(c, (idx % MP_CELL_NB) * MP_CELL_BW, MP_CELL_BW, key) ||
+        (atomic_load(&c->slots[c->slot].overflow_used) &&
+         drop_ref(c, MP_CELL_NB * MP_CELL_BW, MP_CELL_OVF, key)))
         return 0;
     return -EINVAL;
 }
@@ -198,20 +203,20 @@ static uint32_t sum_cells(_Atomic uint64_t *c, unsigned n, uint64_t key)
 
 /* Holds of @p kind on (idx, gen) by every attached worker (dead but not
  * yet reaped ones included); with @p any, stop at the first one found. */
-uint32_t mempool__cell_count(mempool *p, int kind, uint32_t idx, uint32_t gen,
-                             bool any)
+uint32_t mempool__cell_count(const mp_core *c, int kind, uint32_t idx,
+                             uint32_t gen, bool any)
 {
     uint64_t key = CELL_KEY(kind, idx, gen);
-    uint64_t act = atomic_load(&p->h->active);
+    uint64_t act = atomic_load(&c->h->active);
     uint32_t sum = 0;
 
     /* Only the active slots, by their bits: a delete used to test all 64
      * (issue 11). */
     for (; act; act &= act - 1) {
         int s = __builtin_ctzll(act);
-        _Atomic uint64_t *t = table_of(p, s);
+        _Atomic uint64_t *t = table_of(c, s);
         sum += sum_cells(bucket_of(t, idx), MP_CELL_BW, key);
-        if (atomic_load(&p->slots[s].overflow_used))
+        if (atomic_load(&c->slots[s].overflow_used))
             sum += sum_cells(t + MP_CELL_NB * MP_CELL_BW, MP_CELL_OVF, key);
         if (any && sum)
             return sum;
@@ -219,18 +224,19 @@ uint32_t mempool__cell_count(mempool *p, int kind, uint32_t idx, uint32_t gen,
     return sum;
 }
 
-/* Empty the cells equal to @p key among [c, c+n) of slot @p s; how many. */
-static unsigned forget_in(mempool *p, int s, unsigned base, unsigned n,
+/* Empty the cells equal to @p key at positions [base, base+n) of slot
+ * @p s's table; how many. */
+static unsigned forget_in(mp_core *c, int s, unsigned base, unsigned n,
                           uint64_t key)
 {
-    _Atomic uint64_t *c = table_of(p, s) + base;
+    _Atomic uint64_t *t = table_of(c, s) + base;
     unsigned done = 0;
     for (unsigned i = 0; i < n; i++) {
-        uint64_t v = atomic_load(&c[i]);
+        uint64_t v = atomic_load(&t[i]);
         while (v && (v & CELL_KEYMASK) == key) {
-            if (atomic_compare_exchange_weak(&c[i], &v, 0)) {
+            if (atomic_compare_exchange_weak(&t[i], &v, 0)) {
                 if (base + i >= MP_CELL_NB * MP_CELL_BW)
-                    overflow_done(p, s);
+                    overflow_done(c, s);
                 done++;
                 break;
             }
@@ -239,45 +245,45 @@ static unsigned forget_in(mempool *p, int s, unsigned base, unsigned n,
     return done;
 }
 
-unsigned mempool__refs_forget(mempool *p, uint32_t idx, uint32_t gen)
+unsigned mempool__refs_forget(mp_core *c, uint32_t idx, uint32_t gen)
 {
     uint64_t key = CELL_KEY(MP_REF, idx, gen);
-    uint64_t act = atomic_load(&p->h->active);
+    uint64_t act = atomic_load(&c->h->active);
     unsigned done = 0;
     for (; act; act &= act - 1) {
         int s = __builtin_ctzll(act);
-        done += forget_in(p, s, (idx % MP_CELL_NB) * MP_CELL_BW, MP_CELL_BW,
+        done += forget_in(c, s, (idx % MP_CELL_NB) * MP_CELL_BW, MP_CELL_BW,
                           key);
-        if (atomic_load(&p->slots[s].overflow_used))
-            done += forget_in(p, s, MP_CELL_NB * MP_CELL_BW, MP_CELL_OVF, key);
+        if (atomic_load(&c->slots[s].overflow_used))
+            done += forget_in(c, s, MP_CELL_NB * MP_CELL_BW, MP_CELL_OVF, key);
     }
     return done;
 }
 
 /* A cell naming an entry that is free or of another generation. */
-static bool cell_stale(mempool *p, uint64_t v)
+static bool cell_stale(const mp_core *c, uint64_t v)
 {
     uint32_t idx = (uint32_t)((v >> 32) & 0x7fffffff);
     uint64_t w;
-    if (idx == 0 || idx > p->ntab)
+    if (idx == 0 || idx > c->ntab)
         return true;
-    w = atomic_load(&mp_entry_at(p, idx - 1)->word);
+    w = mp_entry_word(mp_core_entry(c, idx - 1));
     return MP_W_ST(w) == MP_ST_FREE || MP_W_ST(w) == MP_ST_RETIRED ||
            (MP_W_GEN(w) & 0xffff) != ((v >> 16) & 0xffff);
 }
 
-uint64_t mempool__cells_stale(mempool *p, uint64_t *first)
+uint64_t mempool__cells_stale(const mp_core *c, uint64_t *first)
 {
-    uint64_t act = atomic_load(&p->h->active), n = 0;
+    uint64_t act = atomic_load(&c->h->active), n = 0;
     for (int s = 0; s < MP_WORKERS; s++) {
-        _Atomic uint64_t *t = table_of(p, s);
+        _Atomic uint64_t *t = table_of(c, s);
         if (!(act >> s & 1))
             continue;
         for (unsigned i = 0; i < MP_CELLS; i++) {
             uint64_t v = atomic_load(&t[i]);
             /* Stale only if the cell held v also after the entry's word
              * was read: else it was released before the entry moved. */
-            if (v && cell_stale(p, v) && atomic_load(&t[i]) == v &&
+            if (v && cell_stale(c, v) && atomic_load(&t[i]) == v &&
                 n++ == 0 && first)
                 *first = ((uint64_t)s << 32) | i;
         }
@@ -286,32 +292,28 @@ uint64_t mempool__cells_stale(mempool *p, uint64_t *first)
 }
 
 /* Reaper: clear slot @p d's cells, then let go of what they held. */
-void mempool__cells_drop(mempool *p, int d)
+void mempool__cells_drop(mp_core *c, int d, mp_cell_release *release,
+                         void *arg)
 {
-    _Atomic uint64_t *t = table_of(p, d);
+    _Atomic uint64_t *t = table_of(c, d);
     uint64_t pins = 0;
     for (unsigned i = 0; i < MP_CELLS; i++) {
         uint64_t v = atomic_exchange(&t[i], 0);
         uint32_t idx, gen16;
-        mp_entry *e;
         uint64_t w;
         if (!v)
             continue;
         pins += !(v >> 63);
         idx = (uint32_t)((v >> 32) & 0x7fffffff) - 1;
         gen16 = (uint32_t)(v >> 16) & 0xffff;
-        if (idx >= p->ntab)
+        if (idx >= c->ntab)
             continue;                  /* corrupt cell: nothing to release */
-        e = mp_entry_at(p, idx);
-        w = atomic_load(&e->word);
+        w = mp_entry_word(mp_core_entry(c, idx));
         if ((MP_W_GEN(w) & 0xffff) != gen16)
             continue;
-        if (v >> 63)
-            mempool__entry_refcheck(p, idx, MP_W_GEN(w));
-        else
-            mempool__entry_after_unpin(p, idx); /* free, or finish a move */
+        release(arg, idx, MP_W_GEN(w), (v >> 63) ? MP_REF : MP_PIN);
     }
-    atomic_store(&p->slots[d].overflow_used, 0);
+    atomic_store(&c->slots[d].overflow_used, 0);
     if (pins)
-        atomic_fetch_add(&p->h->recovered_pins, pins);
+        atomic_fetch_add(&c->h->recovered_pins, pins);
 }

@@ -143,20 +143,20 @@ uint64_t mempool__now_ns(void)
 
 /* ---- slot locks -------------------------------------------------------- */
 
-static int slot_lock(mempool *p, int slot, short type)
+static int slot_lock(const mp_core *c, int slot, short type)
 {
     struct flock fl = { .l_type = type, .l_whence = SEEK_SET,
                         .l_start = MP_LOCK_SLOT(slot), .l_len = 1 };
-    return fcntl(p->lfd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
+    return fcntl(c->lfd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
 }
 
-bool mempool__slot_alive(mempool *p, int slot)
+bool mempool__slot_alive(const mp_core *c, int slot)
 {
     struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
                         .l_start = MP_LOCK_SLOT(slot), .l_len = 1 };
-    if (slot == p->slot)
+    if (slot == c->slot)
         return true;
-    if (fcntl(p->lfd, F_OFD_GETLK, &fl) < 0)
+    if (fcntl(c->lfd, F_OFD_GETLK, &fl) < 0)
         return true;               /* cannot tell: never treat as dead */
     return fl.l_type != F_UNLCK;
 }
@@ -177,6 +177,17 @@ static void reap_entries(mempool *p, int d)
     }
 }
 
+/* A cell of a dead worker held this: its last-pin or last-reference duty
+ * (mempool__cells_drop calls back for each). */
+static void cell_release(void *arg, uint32_t idx, uint32_t gen, int kind)
+{
+    mempool *p = arg;
+    if (kind == MP_REF)
+        mempool__entry_refcheck(p, idx, gen);
+    else
+        mempool__entry_after_unpin(p, idx); /* free, or finish a move */
+}
+
 /* Repair everything slot @p d held. Caller holds d's slot lock. */
 static void reap_contents(mempool *p, int d)
 {
@@ -185,17 +196,17 @@ static void reap_contents(mempool *p, int d)
     if (p->hand_ops)
         p->hand_ops->reap(p, d);    /* channels it was creating/destroying */
     mempool__box_reap(p, d);        /* its boxes, name lock, due TTLs */
-    mempool__cells_drop(p, d);
+    mempool__cells_drop(&p->core, d, cell_release, p);
     mempool__disown(p, d);
 }
 
-static void slot_clear(mempool *p, int d)
+static void slot_clear(mp_core *c, int d)
 {
-    mp_slot *s = &p->slots[d];
+    mp_slot *s = &c->slots[d];
     s->pid = 0;
     s->token = 0;
     atomic_store(&s->state, 0);
-    atomic_fetch_and(&p->h->active, ~(UINT64_C(1) << d));
+    atomic_fetch_and(&c->h->active, ~(UINT64_C(1) << d));
 }
 
 int mempool__reap_slot(mempool *p, int d)
@@ -205,15 +216,15 @@ int mempool__reap_slot(mempool *p, int d)
         return 0;
     if (pthread_mutex_trylock(&p->reap_lock))
         return 0;                      /* another thread of ours is at it */
-    if (slot_lock(p, d, F_WRLCK) == 0) {
+    if (slot_lock(&p->core, d, F_WRLCK) == 0) {
         if (atomic_load(&p->slots[d].state) ||
             (atomic_load(&p->h->active) >> d & 1)) {
             reap_contents(p, d);
-            slot_clear(p, d);
+            slot_clear(&p->core, d);
             atomic_fetch_add(&p->h->reaped, 1);
             reaped = 1;
         }
-        slot_lock(p, d, F_UNLCK);
+        slot_lock(&p->core, d, F_UNLCK);
     }
     pthread_mutex_unlock(&p->reap_lock);
     return reaped;
@@ -227,7 +238,8 @@ int mempool_reap(mempool *p)
         return rc;
     act = atomic_load(&p->h->active);
     for (int d = 0; d < MP_WORKERS; d++)
-        if ((act >> d & 1) && d != p->slot && !mempool__slot_alive(p, d))
+        if ((act >> d & 1) && d != p->slot &&
+            !mempool__slot_alive(&p->core, d))
             n += mempool__reap_slot(p, d);
     mempool__flight_expire(p, true);   /* references in flight past TTL */
     return n;
@@ -257,7 +269,7 @@ int mempool__wait_who(mempool *p, unsigned who, uint32_t idx, mp_wait *wt)
         return 0;
     }
     if (who >= 1 && who <= MP_WORKERS &&
-        !mempool__slot_alive(p, (int)who - 1)) {
+        !mempool__slot_alive(&p->core, (int)who - 1)) {
         mempool__reap_slot(p, (int)who - 1);
         mempool__entry_repair(p, (int)who - 1, idx);
         return 0;
@@ -290,13 +302,13 @@ _Atomic uint64_t *mempool__counter(mp_slot *s, int k)
 /* Fold slot @p s's event counters into the pool's `retired` totals and
  * zero them, so the counters of whoever claims it start at 0 and the sum
  * over slots plus retired never goes back (stats.c). */
-static void slot_retire(mempool *p, int s)
+static void slot_retire(mp_core *c, int s)
 {
-    mp_slot *sl = &p->slots[s];
+    mp_slot *sl = &c->slots[s];
     for (int k = 0; k < MP_NCOUNTERS; k++) {
         uint64_t v = atomic_exchange(mempool__counter(sl, k), 0);
         if (v)
-            atomic_fetch_add(&p->h->retired[k], v);
+            atomic_fetch_add(&c->h->retired[k], v);
     }
     atomic_store(&sl->io_backend, 0);
 }
@@ -305,7 +317,7 @@ int mempool__claim_slot(mempool *p)
 {
     for (int s = 0; s < MP_WORKERS; s++) {
         mp_slot *sl = &p->slots[s];
-        if (slot_lock(p, s, F_WRLCK))
+        if (slot_lock(&p->core, s, F_WRLCK))
             continue;                  /* a live worker holds it */
         MP_FP(slot_locked);
         p->slot = s;
@@ -319,7 +331,7 @@ int mempool__claim_slot(mempool *p)
                 atomic_fetch_add(&p->h->reaped, 1);   /* previous holder */
             pthread_mutex_unlock(&p->reap_lock);
         }
-        slot_retire(p, s);             /* counters start at 0 for us */
+        slot_retire(&p->core, s);      /* counters start at 0 for us */
         if (getrandom(&sl->token, sizeof(sl->token), 0) < 0)
             sl->token = mempool__now_ns();
         sl->pid = (int32_t)getpid();
@@ -337,8 +349,8 @@ void mempool__leave_slot(mempool *p)
     pthread_mutex_lock(&p->reap_lock);
     reap_contents(p, p->slot);
     pthread_mutex_unlock(&p->reap_lock);
-    slot_clear(p, p->slot);
-    slot_lock(p, p->slot, F_UNLCK);
+    slot_clear(&p->core, p->slot);
+    slot_lock(&p->core, p->slot, F_UNLCK);
 }
 
 int mempool_worker_id(const mempool *p)

@@ -457,7 +457,7 @@ static bool ring_damaged(bool odd, _Atomic uint64_t *hint, uint64_t at,
 static void unsend(mempool *p, uint32_t b, bool ref, uint32_t idx,
                    uint32_t gen)
 {
-    if (ref && mempool__ref_add(p, idx, gen) == 0) {
+    if (ref && mempool__ref_add(&p->core, idx, gen) == 0) {
         mempool__box_take(p, b, atomic_load(&p->boxw[b]));
         return;
     }
@@ -555,7 +555,7 @@ int mempool_chan_send(mempool_chan *c, mempool_dref r, int64_t timeout_ms)
                                  &b)))
         return rc;
     MP_FP(send_boxed);
-    if (ref && mempool__ref_sub(p, idx, gen)) {
+    if (ref && mempool__ref_sub(&p->core, idx, gen)) {
         mempool__box_drop(p, b, atomic_load(&p->boxw[b]));
         return -EINVAL;              /* the sender holds no reference */
     }
@@ -608,7 +608,7 @@ static void free_taken(mempool *p, uint32_t b, uint64_t bw)
 
 static void uncell(mempool *p, bool ref, uint32_t idx, uint32_t gen)
 {
-    if (ref && mempool__ref_sub(p, idx, gen) == 0)
+    if (ref && mempool__ref_sub(&p->core, idx, gen) == 0)
         mempool__entry_refcheck(p, idx, gen);
 }
 
@@ -641,7 +641,7 @@ static int qrecv_once(mempool_chan *c, mp_chan *h, void *arg)
     if (!box_item(p, b, &bw, &idx, &gen))
         return atomic_load(s) == v ? MEMPOOL_ECORRUPT : 0;
     ref = MP_BOX_REF(bw);
-    if (ref && (rc = mempool__ref_add(p, idx, gen)))
+    if (ref && (rc = mempool__ref_add(&p->core, idx, gen)))
         return rc;
     MP_FP(recv_celled);
     if (!atomic_compare_exchange_strong(s, &v,
@@ -695,7 +695,7 @@ static int brecv_once(mempool_chan *c, mp_chan *h, mempool_dref *out)
     if (!box_item(p, b, &bw, &idx, &gen))
         return atomic_load(slot) == v ? MEMPOOL_ECORRUPT : 0;
     ref = MP_BOX_REF(bw);
-    if (ref && (rc = mempool__ref_add(p, idx, gen)))
+    if (ref && (rc = mempool__ref_add(&p->core, idx, gen)))
         return rc;
     MP_FP(recv_celled);
     /* The slot still holds the item: its box held the object until our

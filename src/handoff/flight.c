@@ -48,7 +48,7 @@ int mempool_ref_give(mempool *p, mempool_dref r, int64_t ttl_ms)
         atomic_store(&p->boxes[b].expire,
                      mempool__now_ns() + (uint64_t)ttl_ms * 1000000u + 1);
     MP_FP(give_boxed);
-    if (mempool__ref_sub(p, idx, gen)) {
+    if (mempool__ref_sub(&p->core, idx, gen)) {
         mempool__box_drop(p, b, atomic_load(&p->boxw[b]));
         return -EINVAL;              /* the caller holds no reference */
     }
@@ -82,13 +82,13 @@ static bool take_one(mempool *p, uint32_t b, uint64_t w, void *a)
             atomic_fetch_add(&p->hand->flight_expired, 1);
         return false;
     }
-    if ((t->rc = mempool__ref_add(p, idx, gen)))
+    if ((t->rc = mempool__ref_add(&p->core, idx, gen)))
         return true;                 /* -ENOBUFS: stop */
     MP_FP(take_celled);
     if (mempool__box_take(p, b, w))
         return true;
     /* Someone else took it: give the cell back and look again. */
-    mempool__ref_sub(p, idx, gen);
+    mempool__ref_sub(&p->core, idx, gen);
     mempool__entry_refcheck(p, idx, gen);
     return false;
 }

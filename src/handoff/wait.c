@@ -48,7 +48,7 @@ int mempool_get_wait(mempool *p, mempool_dref r, mempool_view *v,
         if (MP_W_ST(w) != MP_ST_ALLOC)
             return mempool__get(p, r, v, true);
         if (who != (unsigned)p->slot + 1 && who >= 1 && who <= MP_WORKERS &&
-            !mempool__slot_alive(p, (int)who - 1)) {
+            !mempool__slot_alive(&p->core, (int)who - 1)) {
             mempool__reap_slot(p, (int)who - 1);
             mempool__entry_repair(p, (int)who - 1, idx);
             continue;
@@ -83,7 +83,7 @@ int mempool__olock(mempool *p, _Atomic uint32_t *l)
             continue;
         }
         if ((spins & 15) == 0 && v != me &&
-            (v > MP_WORKERS || !mempool__slot_alive(p, (int)v - 1)) &&
+            (v > MP_WORKERS || !mempool__slot_alive(&p->core, (int)v - 1)) &&
             atomic_compare_exchange_strong(l, &v, me))
             return 1;                 /* its holder is gone: repair */
         nanosleep(&(struct timespec){ 0, 50000 }, NULL);

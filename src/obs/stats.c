@@ -31,6 +31,7 @@
 #include "counters.h"
 #include "handoff.h"
 #include "spill.h"
+#include "spillstate.h"
 
 /* ---- event counters and their totals ----------------------------------- */
 
@@ -49,7 +50,7 @@ static const char *backend_name(uint32_t code)
 static uint32_t slot_state(mempool *p, int s)
 {
     if (atomic_load(&p->h->active) >> s & 1)
-        return mempool__slot_alive(p, s) ? MEMPOOL_WORKER_ALIVE
+        return mempool__slot_alive(&p->core, s) ? MEMPOOL_WORKER_ALIVE
                                          : MEMPOOL_WORKER_DEAD;
     return p->slots[s].claimed_ns ? MEMPOOL_WORKER_GONE : MEMPOOL_WORKER_FREE;
 }
@@ -281,11 +282,11 @@ static void spill_fs(const char *dir, struct mempool_stats *s)
 static void pool_backend(mempool *p, struct mempool_stats *s)
 {
     uint32_t code = 0, sp = atomic_load(&p->h->spiller);
-    pthread_mutex_lock(&p->io_lock);
-    if (p->io)
+    pthread_mutex_lock(&p->spill->io_lock);
+    if (p->spill->io)
         snprintf(s->io_backend, sizeof(s->io_backend), "%s",
-                 mempool__io_backend(p->io));
-    pthread_mutex_unlock(&p->io_lock);
+                 mempool__io_backend(p->spill->io));
+    pthread_mutex_unlock(&p->spill->io_lock);
     if (s->io_backend[0]) {
         memcpy(s->pool_io_backend, s->io_backend, sizeof(s->io_backend));
         return;
@@ -385,8 +386,8 @@ int mempool_stats_get(mempool *p, struct mempool_stats *s)
     s->spiller = (int32_t)sp;
     s->spiller_alive = sp >= 1 && sp <= MP_WORKERS &&
                        slot_state(p, (int)sp - 1) == MEMPOOL_WORKER_ALIVE;
-    snprintf(s->spill_dir, sizeof(s->spill_dir), "%s", p->spill_dir);
-    spill_fs(p->spill_dir, s);
+    snprintf(s->spill_dir, sizeof(s->spill_dir), "%s", p->spill->spill_dir);
+    spill_fs(p->spill->spill_dir, s);
     pool_backend(p, s);
 #define COPY(name, field, help) s->name = ld(&h->field);
     MP_POOL_COUNTERS(COPY)

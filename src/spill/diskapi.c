@@ -19,6 +19,7 @@
 #include "entry.h"
 #include "internal.h"
 #include "spill.h"
+#include "spillstate.h"
 
 /* The slot field behind limit @p which, or NULL for an unknown one. */
 static _Atomic uint64_t *limit_field(mempool *p, unsigned which)
@@ -107,7 +108,7 @@ static int evict_or_flag(mempool *p, uint32_t idx, uint32_t gen)
         if (!mempool__entry_flag_move(e, gen))
             continue;
         /* The last pin may have gone before the flag was seen: retry. */
-        if (mempool__cell_count(p, MP_PIN, idx, gen, true))
+        if (mempool__cell_count(&p->core, MP_PIN, idx, gen, true))
             return 0;
     }
 }
@@ -166,10 +167,10 @@ static int save_view(mempool *p, const mempool_view *v, uint32_t idx,
     req.durable = true;
     req.unique_tmp = true;          /* no "<path>.tmp" a kill could strand */
     mempool__file_header(&req.hdr, p->h->uuid, idx, gen, v->type,
-                         MP_FILE_SAVED, v->data, v->len);
+                         MP_FILE_SAVED, v->len);
     rc = mempool__io_get(p);
-    if (!rc && !(rc = mempool__io_submit(p->io, &rp, 1)))
-        mempool__io_wait(p->io, &rp, 1);
+    if (!rc && !(rc = mempool__io_submit(p->spill->io, &rp, 1)))
+        mempool__io_wait(p->spill->io, &rp, 1);
     if (!rc)
         rc = req.result;
 out:
@@ -216,8 +217,8 @@ int mempool_flush(mempool *p)
     int rc = mempool__handle_ok(p);
     if (rc)
         return rc;
-    pthread_mutex_lock(&p->io_lock);     /* set lazily by another thread */
-    io = p->io;
-    pthread_mutex_unlock(&p->io_lock);
+    pthread_mutex_lock(&p->spill->io_lock);     /* set lazily by another thread */
+    io = p->spill->io;
+    pthread_mutex_unlock(&p->spill->io_lock);
     return io ? mempool__io_drain(io) : 0;
 }

@@ -23,6 +23,7 @@
 #include "failpoint.h"
 #include "internal.h"
 #include "spill.h"
+#include "spillstate.h"
 
 #define MP_IDLE_MAPS 256
 
@@ -44,14 +45,14 @@ struct mp_mapcache {
 static struct mp_mapcache *cache(mempool *p)
 {
     struct mp_mapcache *c;
-    pthread_mutex_lock(&p->io_lock);
-    if (!p->maps && (c = calloc(1, sizeof(*c)))) {
+    pthread_mutex_lock(&p->spill->io_lock);
+    if (!p->spill->maps && (c = calloc(1, sizeof(*c)))) {
         pthread_mutex_init(&c->mu, NULL);
         c->next_id = 1;
-        p->maps = c;
+        p->spill->maps = c;
     }
-    c = p->maps;
-    pthread_mutex_unlock(&p->io_lock);
+    c = p->spill->maps;
+    pthread_mutex_unlock(&p->spill->io_lock);
     return c;
 }
 
@@ -59,9 +60,9 @@ static struct mp_mapcache *cache(mempool *p)
 static struct mp_mapcache *cache_if_any(mempool *p)
 {
     struct mp_mapcache *c;
-    pthread_mutex_lock(&p->io_lock);
-    c = p->maps;
-    pthread_mutex_unlock(&p->io_lock);
+    pthread_mutex_lock(&p->spill->io_lock);
+    c = p->spill->maps;
+    pthread_mutex_unlock(&p->spill->io_lock);
     return c;
 }
 
@@ -122,7 +123,7 @@ int mempool__map_entry(mempool *p, uint32_t idx, uint32_t gen, uint64_t *id,
             return rc;
         }
         rc = mempool__file_map(dfd, name, p->h->uuid, idx,
-                               gen, p->verify, &m->m);
+                               gen, p->spill->verify, &m->m);
         if (rc) {
             free(m);
             return rc;
@@ -248,7 +249,7 @@ void mempool__maps_sweep(mempool *p)
 
 void mempool__maps_free(mempool *p)
 {
-    struct mp_mapcache *c = p->maps;
+    struct mp_mapcache *c = p->spill->maps;
     if (!c)
         return;
     while (c->head) {
@@ -258,7 +259,7 @@ void mempool__maps_free(mempool *p)
     }
     pthread_mutex_destroy(&c->mu);
     free(c);
-    p->maps = NULL;
+    p->spill->maps = NULL;
 }
 
 /* A view of a file by path (mempool_get_file): a mapping only, no pin;

@@ -36,6 +36,7 @@
 #include "failpoint.h"
 #include "internal.h"
 #include "spill.h"
+#include "spillstate.h"
 #include "spilldir.h"
 
 /* ---- directory and names ----------------------------------------------- */
@@ -48,7 +49,7 @@ static void file_name(char *buf, size_t n, uint32_t idx, uint32_t gen)
 int mempool__file_path(mempool *p, uint32_t idx, uint32_t gen, char *buf,
                        size_t len)
 {
-    int n = snprintf(buf, len, "%s/%u-%u", p->spill_dir, idx, gen);
+    int n = snprintf(buf, len, "%s/%u-%u", p->spill->spill_dir, idx, gen);
     return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
@@ -66,24 +67,24 @@ static bool pool_linked(mempool *p)
 static void open_dir(mempool *p)
 {
     bool made = false;
-    int fd, up, rc = mempool__dir_open(p->spill_dir, p->name, p->h->uuid,
+    int fd, up, rc = mempool__dir_open(p->spill->spill_dir, p->name, p->h->uuid,
                                        p->owner_uid, (mode_t)p->pool_mode,
                                        &fd, &up);
     if (rc == -ENOENT && !p->observer && p->owner_uid == geteuid() &&
         pool_linked(p) &&
-        (rc = mempool__dir_make(p->spill_dir, p->name, p->h->uuid,
+        (rc = mempool__dir_make(p->spill->spill_dir, p->name, p->h->uuid,
                                 (mode_t)p->pool_mode, p->owner_gid,
                                 &made)) == 0) {
         if (made)
             p->h->dir_flags |= MP_DIR_MADE_BASE;
-        rc = mempool__dir_open(p->spill_dir, p->name, p->h->uuid,
+        rc = mempool__dir_open(p->spill->spill_dir, p->name, p->h->uuid,
                                p->owner_uid, (mode_t)p->pool_mode, &fd, &up);
     }
-    p->dir_err = rc;
+    p->spill->dir_err = rc;
     if (rc == 0) {
-        p->updfd = up;
+        p->spill->updfd = up;
         /* Readers load dirfd without io_lock: publish it last. */
-        __atomic_store_n(&p->dirfd, fd, __ATOMIC_RELEASE);
+        __atomic_store_n(&p->spill->dirfd, fd, __ATOMIC_RELEASE);
     }
 }
 
@@ -92,14 +93,14 @@ static void open_dir(mempool *p)
  * spills and reads of files are then refused, objects stay in memory. */
 int mempool__spill_dirfd(mempool *p)
 {
-    int fd = __atomic_load_n(&p->dirfd, __ATOMIC_ACQUIRE), rc;
+    int fd = __atomic_load_n(&p->spill->dirfd, __ATOMIC_ACQUIRE), rc;
     if (fd < 0) {
-        pthread_mutex_lock(&p->io_lock);
-        if (p->dirfd < 0)
+        pthread_mutex_lock(&p->spill->io_lock);
+        if (p->spill->dirfd < 0)
             open_dir(p);
-        fd = p->dirfd;
-        rc = p->dir_err;
-        pthread_mutex_unlock(&p->io_lock);
+        fd = p->spill->dirfd;
+        rc = p->spill->dir_err;
+        pthread_mutex_unlock(&p->spill->io_lock);
         if (fd < 0)
             return rc;
     }
@@ -114,7 +115,7 @@ static int ensure_dir(mempool *p)
 /* Record in our slot which backend our engine uses (stats read it). */
 static void note_backend(mempool *p)
 {
-    const char *b = mempool__io_backend(p->io);
+    const char *b = mempool__io_backend(p->spill->io);
     if (p->slot >= 0)
         atomic_store(&p->slots[p->slot].io_backend,
                      strcmp(b, "io_uring") == 0 ? 1u : 2u);
@@ -124,12 +125,12 @@ static void note_backend(mempool *p)
 int mempool__io_get(mempool *p)
 {
     int rc = 0;
-    pthread_mutex_lock(&p->io_lock);
-    if (!p->io && (rc = mempool__io_open(&p->io, p->io_mode == MEMPOOL_IO_PWRITE
+    pthread_mutex_lock(&p->spill->io_lock);
+    if (!p->spill->io && (rc = mempool__io_open(&p->spill->io, p->spill->io_mode == MEMPOOL_IO_PWRITE
                                                      ? MP_IO_PWRITE
                                                      : MP_IO_AUTO)) == 0)
         note_backend(p);
-    pthread_mutex_unlock(&p->io_lock);
+    pthread_mutex_unlock(&p->spill->io_lock);
     return rc;
 }
 
@@ -147,18 +148,27 @@ void mempool__unlink_files(mempool *p, uint32_t idx, uint32_t gen)
 
 /* ---- setup -------------------------------------------------------------- */
 
-/* Know the spill directory before anything can unlink files in it (the
- * slot claim may reap a dead worker). */
+/* Make the handle's spill state and know the spill directory before
+ * anything can unlink files in it (the slot claim may reap a dead worker).
+ * An observer only learns the directory's name: it never makes or opens
+ * it at attach. */
 int mempool__spill_bind(mempool *p)
 {
+    struct mp_spill_state *s;
     if (!memchr(p->h->spill_dir, '\0', MP_PATH_MAX))
         return MEMPOOL_ECORRUPT;
-    memcpy(p->spill_dir, p->h->spill_dir, MP_PATH_MAX);
-    if (p->spill_dir[0] != '/')
-        return MEMPOOL_ECORRUPT;
-    pthread_mutex_init(&p->io_lock, NULL);
-    p->file_mode = (uint32_t)mempool__file_mode((mode_t)p->pool_mode);
-    p->dirfd = p->updfd = -1;
+    if (!(s = calloc(1, sizeof(*s))))
+        return -ENOMEM;
+    memcpy(s->spill_dir, p->h->spill_dir, MP_PATH_MAX);
+    pthread_mutex_init(&s->io_lock, NULL);
+    s->dirfd = s->updfd = -1;
+    s->dir_err = -EPERM;            /* observers never touch files */
+    p->spill = s;
+    if (p->observer)
+        return 0;
+    if (s->spill_dir[0] != '/')
+        return MEMPOOL_ECORRUPT;    /* the caller's spill_fini frees s */
+    s->file_mode = (uint32_t)mempool__file_mode((mode_t)p->pool_mode);
     open_dir(p);
     return 0;
 }
@@ -168,11 +178,11 @@ int mempool__spill_init(mempool *p, const mempool_options *o, bool created)
     const char *env = getenv("MEMPOOL_IO");
     mp_slot *s = &p->slots[p->slot];
 
-    p->io_mode = o->io_mode;
+    p->spill->io_mode = o->io_mode;
     if (env && strcmp(env, "pwrite") == 0)
-        p->io_mode = MEMPOOL_IO_PWRITE;
+        p->spill->io_mode = MEMPOOL_IO_PWRITE;
     p->evict_wait_ms = o->evict_wait_ms;
-    p->verify = !(o->flags & MEMPOOL_OPEN_NOVERIFY);
+    p->spill->verify = !(o->flags & MEMPOOL_OPEN_NOVERIFY);
     atomic_store(&s->max_memsize, o->max_memsize ? o->max_memsize
                                                  : p->h->default_memsize);
     atomic_store(&s->max_disksize, o->max_disksize);
@@ -180,18 +190,24 @@ int mempool__spill_init(mempool *p, const mempool_options *o, bool created)
     return 0;
 }
 
+/* Stop the engine, close the directory, free the state (NULL-safe: a
+ * failed open may not have made it). After the slot is left: a reap may
+ * unlink files. */
 void mempool__spill_fini(mempool *p)
 {
-    if (p->io)
-        mempool__io_close(p->io);
-    p->io = NULL;
-    if (p->dirfd >= 0)
-        close(p->dirfd);
-    if (p->updfd >= 0)
-        close(p->updfd);
-    p->dirfd = p->updfd = -1;
+    struct mp_spill_state *s = p->spill;
+    if (!s)
+        return;
+    if (s->io)
+        mempool__io_close(s->io);
+    if (s->dirfd >= 0)
+        close(s->dirfd);
+    if (s->updfd >= 0)
+        close(s->updfd);
     mempool__maps_free(p);
-    pthread_mutex_destroy(&p->io_lock);
+    pthread_mutex_destroy(&s->io_lock);
+    free(s);
+    p->spill = NULL;
 }
 
 /* At close: if our pool was destroyed (its name is gone or names another
@@ -201,14 +217,14 @@ void mempool__spill_close(mempool *p)
 {
     char path[MEMPOOL_NAME_MAX + 32];
     struct stat a, b;
-    if (p->dirfd < 0 || p->updfd < 0 || fstat(p->fd, &a) < 0 ||
+    if (p->spill->dirfd < 0 || p->spill->updfd < 0 || fstat(p->fd, &a) < 0 ||
         mempool__shm_path(p->name, path, sizeof(path)))
         return;
     if (stat(path, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
         return;                                /* still the live pool */
     if (stat(path, &b) < 0 && errno != ENOENT)
         return;
-    mempool__dir_release(p->updfd, p->name, p->dirfd, p->owner_uid,
+    mempool__dir_release(p->spill->updfd, p->name, p->spill->dirfd, p->owner_uid,
                          p->h->uuid);
 }
 
@@ -248,7 +264,7 @@ static int claim(mempool *p, uint32_t idx, uint32_t *gen, uint64_t *tok)
         return 0;                        /* both imply a complete file */
     if (MP_W_ST(w) != MP_ST_LIVE)
         return -ENOENT;
-    if ((rc = mempool__pin(p, idx, *gen, tok)))
+    if ((rc = mempool__pin(&p->core, idx, *gen, tok)))
         return rc;
     o = owner_of(p, e);
     if (o && !disk_reserve(o, MP_LD(e->len))) {
@@ -296,13 +312,12 @@ static bool fill_req(mempool *p, mp_io_req *r, char *name, uint32_t idx,
                  len > p->size - off)) || (!off && len))
         return false;
     file_name(name, 48, idx, gen);
-    r->dirfd = p->dirfd;
-    r->mode = p->file_mode;
+    r->dirfd = p->spill->dirfd;
+    r->mode = p->spill->file_mode;
     r->name = name;
     r->len = len;
     r->payload = p->base + (off ? off : p->data_off);
-    mempool__file_header(&r->hdr, p->h->uuid, idx, gen, e->type, 0,
-                         r->payload, r->len);
+    mempool__file_header(&r->hdr, p->h->uuid, idx, gen, e->type, 0, len);
     return true;
 }
 
@@ -420,8 +435,8 @@ int mempool__write_clean(mempool *p, const uint32_t *idx, unsigned n,
         return fail_all(res, n, rc);
     }
     first = batch_claim(p, &b, idx, n, res);
-    if (b.q && (rc = mempool__io_submit(p->io, b.rp, b.q)) == 0)
-        mempool__io_wait(p->io, b.rp, b.q);
+    if (b.q && (rc = mempool__io_submit(p->spill->io, b.rp, b.q)) == 0)
+        mempool__io_wait(p->spill->io, b.rp, b.q);
     rc = batch_finish(p, &b, idx, n, res, rc);
     batch_free(&b);
     return first ? first : rc;
@@ -440,7 +455,7 @@ int mempool__evict(mempool *p, uint32_t idx, uint32_t gen)
     if (rc != 1)
         return rc;
     MP_FP(evict_marked);
-    if (mempool__cell_count(p, MP_PIN, idx, gen, true)) {
+    if (mempool__cell_count(&p->core, MP_PIN, idx, gen, true)) {
         mempool__entry_cancel_evict(e, w);
         rc = -EBUSY;
     } else if ((rc = mempool__lock(p))) {
@@ -518,7 +533,7 @@ static uint64_t destroy_victim(mempool *p, uint32_t idx)
     mp_entry *e = mp_entry_at(p, idx);
     uint64_t w = atomic_load(&e->word), len = MP_LD(e->len);
     if (MP_W_ST(w) != MP_ST_LIVE || MP_W_RC(w) ||
-        mempool__cell_count(p, MP_PIN, idx, MP_W_GEN(w), true))
+        mempool__cell_count(&p->core, MP_PIN, idx, MP_W_GEN(w), true))
         return 0;
     if (!mempool__entry_destroy(e, w))
         return 0;
@@ -564,7 +579,7 @@ static uint64_t room_pass(mempool *p, int owner, uint64_t need, int *err)
     for (size_t i = 0; w && i < n && got < need; i++) {
         mp_entry *e = mp_entry_at(p, v[i].idx);
         uint32_t gen = MP_W_GEN(atomic_load(&e->word));
-        if (mempool__cell_count(p, MP_PIN, v[i].idx, gen, true))
+        if (mempool__cell_count(&p->core, MP_PIN, v[i].idx, gen, true))
             continue;                        /* pinned: skip, never wait */
         if (v[i].destroy)
             freed += destroy_victim(p, v[i].idx);

@@ -20,6 +20,7 @@
 
 #include "internal.h"
 #include "spill.h"
+#include "spillstate.h"
 
 #define MP_SPILLER_TICK_MS 50
 
@@ -69,7 +70,7 @@ static bool keep_watermark(mempool *p, bool *active)
 static void *spiller_main(void *arg)
 {
     mempool *p = arg;
-    struct mp_spiller *s = p->spiller;
+    struct mp_spiller *s = p->spill->spiller;
     pthread_mutex_lock(&s->mu);
     while (!s->stop) {
         struct timespec ts;
@@ -110,12 +111,12 @@ int mempool__spiller_start(mempool *p)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->cv, &ca);
     pthread_condattr_destroy(&ca);
-    p->spiller = s;
+    p->spill->spiller = s;
     if ((rc = pthread_create(&s->th, NULL, spiller_main, p))) {
         pthread_cond_destroy(&s->cv);
         pthread_mutex_destroy(&s->mu);
         free(s);
-        p->spiller = NULL;
+        p->spill->spiller = NULL;
         return -rc;
     }
     return 0;
@@ -123,7 +124,7 @@ int mempool__spiller_start(mempool *p)
 
 void mempool__spiller_stop(mempool *p)
 {
-    struct mp_spiller *s = p->spiller;
+    struct mp_spiller *s = p->spill->spiller;
     if (!s)
         return;
     pthread_mutex_lock(&s->mu);
@@ -134,5 +135,5 @@ void mempool__spiller_stop(mempool *p)
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     free(s);
-    p->spiller = NULL;
+    p->spill->spiller = NULL;
 }
