@@ -918,8 +918,8 @@ static int symlinks_child(void *arg)
         T_CHILD_ASSERT(fd >= 0 && read(fd, b, 4096 + 3000) == 4096 + 3000);
         close(fd);
         memset(b + 4096, 'E', 3000);                   /* evil payload */
-        c = crc32c(b + 4096, 3000);
-        memcpy(b + 56, &c, 4);
+        c = crc32c(b + 4096, 3000);             /* its one chunk's crc */
+        memcpy(b + 64, &c, 4);
         memcpy(b + 60, &z, 4);
         c = crc32c(b, 4096);
         memcpy(b + 60, &c, 4);

@@ -1105,8 +1105,8 @@ static void others_work(struct env *E, bool lock_held)
 static const char *const stop_outside[] = {
     "slot.locked", "reserve.done", "publish.before", "get.pinned",
     "release.before", "delete.marked", "ref.added", "refcheck.flagged",
-    "spill.claimed", "spill.written", "evict.marked", "map.before",
-    "reap.entries"
+    "spill.claimed", "spill.chunk", "spill.sealed", "spill.written",
+    "evict.marked", "map.before", "reap.entries"
 };
 /* ... and where it does. */
 static const char *const stop_inside[] = {

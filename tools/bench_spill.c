@@ -6,7 +6,8 @@
  * of bench_spill_tp.c, bench_spill_read.c and bench_spill_tails.c.
  *
  *   throughput  resident 64 MiB objects given to mempool_move_to_disk() one
- *               by one (crc32c, write "<idx>-<gen>.tmp", rename, free the
+ *               by one (crc32c of each 1 MiB chunk, its write to
+ *               "<idx>-<gen>.tmp", the header last, rename, free the
  *               memory) through a handle on MEMPOOL_IO_AUTO (stats.io_backend
  *               says what ran) and one on MEMPOOL_IO_PWRITE; and sets of
  *               64 MiB past the setter's max_memsize, each of which spills
@@ -25,7 +26,8 @@
  *               (just written) and dropped.
  *   read-back   get + read of every byte + release of the spilled 64 MiB
  *               object in a fresh process, against open + mmap + read of
- *               every byte of the same file; page cache dropped and warm.
+ *               every byte of the same file, also in a fresh process; page
+ *               cache dropped and warm. Issue 11's target 5: >= 90 %.
  *   tails       each get+touch+release of 64 B resident objects timed on its
  *               own in a reader process: idle, while another process sets
  *               16 MiB objects past its max_memsize (each set spills one),

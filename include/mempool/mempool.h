@@ -109,7 +109,9 @@ typedef struct mempool mempool;
 #define MEMPOOL_OPEN_CREATE 0x1u /**< create the pool if it does not exist */
 #define MEMPOOL_OPEN_EXCL   0x2u /**< with CREATE: fail with -EEXIST if it exists */
 #define MEMPOOL_OPEN_NOVERIFY 0x4u /**< map spill files without checking the
-                                        payload crc (header still checked) */
+                                        payload's chunk crcs (header still
+                                        checked); see "Memory limit,
+                                        spilling and files" */
 #define MEMPOOL_OPEN_OBSERVE 0x8u  /**< attach as an observer, not a worker:
         no slot, no spiller thread, no reaping, not counted in
         mempool_stats.workers. Reads figures (mempool_stats_get(),
@@ -755,10 +757,25 @@ MEMPOOL_API int mempool_chan_list(mempool *p,
  * RLIMIT_MEMLOCK) or when MEMPOOL_IO_PWRITE / env MEMPOOL_IO=pwrite asks.
  * Spill files are a cache: not fsynced. save_to_disk() files are durable.
  *
- * Every file has a 4096-byte header (magic "MPSPILL1", version, pool uuid,
- * entry, generation, length, type, crc32c of header and payload) followed by
- * the payload, page-aligned. A missing, truncated, foreign or corrupted file
- * makes get return -ENOENT (missing) or MEMPOOL_ECORRUPT, never SIGBUS.
+ * Every file has a 4096-byte header (magic "MPSPILL1", version 2, pool
+ * uuid, entry, generation, length, type, the crc32c of each 1 MiB chunk of
+ * the payload - larger chunks past 1008 MiB - and of the header) followed
+ * by the payload, page-aligned. The writer checksums a chunk and writes it
+ * at once, the header last. Version 1 files (one crc of the whole payload)
+ * are still read. A missing, truncated, foreign or corrupted file makes get
+ * return -ENOENT (missing) or MEMPOOL_ECORRUPT, never SIGBUS.
+ *
+ * What a reader is guaranteed: unless the handle was opened with
+ * MEMPOOL_OPEN_NOVERIFY, a handle checks every chunk of a file against its
+ * crc when it first maps the file, before the get returns, so a view never
+ * shows a byte that was not checked since it was read from the file; one
+ * bad chunk makes the get MEMPOOL_ECORRUPT (counted in corrupt_files). The
+ * handle keeps the mapping (see mempool_get), and later gets of it are not
+ * checked again. This costs one extra pass over the object at first map (a
+ * fresh process reading a spilled 64 MiB object all through takes about
+ * twice as long as a plain mmap read: the README's performance section).
+ * With MEMPOOL_OPEN_NOVERIFY only the header (which holds every chunk crc)
+ * is checked; mempool_check() and `mempool fsck` check every chunk anyway.
  */
 
 /** Where an object's bytes are on disk. */

@@ -167,7 +167,7 @@ static int save_view(mempool *p, const mempool_view *v, uint32_t idx,
     req.durable = true;
     req.unique_tmp = true;          /* no "<path>.tmp" a kill could strand */
     mempool__file_header(&req.hdr, p->h->uuid, idx, gen, v->type,
-                         MP_FILE_SAVED, v->data, v->len);
+                         MP_FILE_SAVED, v->len);
     rc = mempool__io_get(p);
     if (!rc && !(rc = mempool__io_submit(p->spill->io, &rp, 1)))
         mempool__io_wait(p->spill->io, &rp, 1);

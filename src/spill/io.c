@@ -9,9 +9,12 @@
  * each batch:
  *   1. opens "<name>.tmp" in the request's directory (O_CREAT | O_EXCL |
  *      O_NOFOLLOW | O_CLOEXEC, mode 0600), with plain syscalls;
- *   2. has the backend write the 4096-byte header block and the payload -
- *      io_uring.c with every file's writes in flight together, or
- *      io_pwrite.c one write after the other;
+ *   2. has the backend write the payload and then the 4096-byte header
+ *      block (mempool__io_next() hands out the writes in that order,
+ *      checksumming each chunk of the payload just before its first write
+ *      and sealing the header, which holds every chunk crc, before it) -
+ *      io_uring.c with several chunks and files in flight while the next
+ *      chunk is checksummed, or io_pwrite.c one chunk after the other;
  *   3. per file: fdatasync if durable, close, rename to "<name>", fsync the
  *      directory if durable. On any failure the temp file (or, if the
  *      directory fsync failed, the renamed file) is unlinked and
@@ -28,7 +31,9 @@
  * mempool__io_backend() names the backend in use. Other MEMPOOL_IO values
  * mean auto.
  *
- * Failpoints: MEMPOOL_FAILPOINT holds names separated by commas or spaces;
+ * Failpoints: "spill.chunk" and "spill.sealed" of failpoints.def (the crash
+ * matrix kills there, between a file's writes). Besides, MEMPOOL_FAILPOINT
+ * holds names separated by commas or spaces;
  * this engine obeys "io.write" (every write fails with -EIO after the
  * kernel did it), "io.nospc" (-ENOSPC) and "io.short" (every write is
  * capped at 4096 bytes, so the short-write continuation runs; the file is
@@ -51,6 +56,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "failpoint.h"
 #include "io_impl.h"
 
 enum { MP_BE_PWRITE = 0, MP_BE_URING = 1 };
@@ -79,18 +85,56 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-const void *mempool__io_ptr(const mp_io_file *f, uint64_t off, size_t *seg)
+const void *mempool__io_ptr(const mp_io_file *f, uint64_t off)
 {
-    uint64_t p, rest;
-
-    if (off < MP_FILE_HDR) {
-        *seg = MP_FILE_HDR - (size_t)off;
+    if (off < MP_FILE_HDR)
         return f->hdr + off;
+    return (const uint8_t *)f->req->payload + (off - MP_FILE_HDR);
+}
+
+/* Checksum the payload chunk starting at payload byte @p q into the
+ * header. @return 0 or the "spill.chunk" failpoint's error. */
+static int chunk_crc(mp_io_file *f, uint64_t q)
+{
+    uint64_t rest = f->req->len - q, cb = 1ull << f->shift;
+    size_t n = (size_t)(rest < cb ? rest : cb);
+
+    mempool__file_chunk_crc(f->hdr, q >> f->shift,
+                            mempool__crc32c(0, (const uint8_t *)
+                                            f->req->payload + q, n));
+    return MP_FP(spill_chunk);
+}
+
+const void *mempool__io_next(mp_io_file *f, uint64_t *off, size_t *seg)
+{
+    uint64_t q = f->issued, len = f->req->len;
+    int err = 0;
+
+    if (q < len) {                      /* payload, chunk by chunk */
+        uint64_t cb = 1ull << f->shift, end = (q | (cb - 1)) + 1;
+
+        if ((q & (cb - 1)) == 0)
+            err = chunk_crc(f, q);
+        if (end > len)
+            end = len;
+        if (end - q > MP_IO_CHUNK)
+            end = q + MP_IO_CHUNK;
+        *off = MP_FILE_HDR + q;
+        *seg = (size_t)(end - q);
+    } else {                            /* then the header block */
+        if (q == len) {
+            mempool__file_seal(f->hdr);
+            err = MP_FP(spill_sealed);
+        }
+        *off = q - len;
+        *seg = (size_t)(MP_FILE_HDR - *off);
     }
-    p = off - MP_FILE_HDR;
-    rest = f->req->len - p;
-    *seg = rest < MP_IO_CHUNK ? (size_t)rest : MP_IO_CHUNK;
-    return (const uint8_t *)f->req->payload + p;
+    if (err) {
+        f->err = err;
+        return NULL;
+    }
+    f->issued += *seg;
+    return mempool__io_ptr(f, *off);
 }
 
 /* ---- one file: open, then sync/rename/clean up ------------------------ */
@@ -106,6 +150,7 @@ static void file_start(mp_io_file *f, mp_io_req *r)
     f->t0 = now_ns();
     memset(f->hdr, 0, sizeof f->hdr);
     memcpy(f->hdr, &r->hdr, sizeof r->hdr);
+    f->shift = r->hdr.chunk_shift;
     f->anon = false;
     if (r->unique_tmp) {
         /* save_to_disk: nothing with a fixed name, so a save killed
@@ -186,10 +231,13 @@ static void batch_write(mp_io *io, unsigned n)
         if (ret == 0)
             return;
         /* The ring broke: finish unfinished files, and all later ones,
-         * with pwrite (rewriting a file from the start is harmless). */
+         * with pwrite (rewriting a file from the start, checksums and all,
+         * is harmless). */
         mempool__uring_close(io->uring);
         io->uring = NULL;
         __atomic_store_n(&io->backend, MP_BE_PWRITE, __ATOMIC_RELAXED);
+        for (unsigned i = 0; i < n; i++)
+            io->batch[i]->issued = 0;
     }
     mempool__pwrite_write(io->batch, n, &io->tune);
 }
@@ -383,6 +431,9 @@ static bool req_ok(const mp_io_req *r)
 {
     return r && name_ok(r->name) && (r->dirfd >= 0 || r->dirfd == AT_FDCWD) &&
            (r->payload || r->len == 0) &&
+           r->hdr.version == MP_FILE_VERSION && r->hdr.len == r->len &&
+           r->hdr.chunk_shift >= MP_FILE_CHUNK_SHIFT &&
+           r->hdr.chunk_shift < 64 &&
            r->len <= (uint64_t)INT64_MAX - MP_FILE_HDR &&
            r->len <= (uint64_t)SIZE_MAX - MP_FILE_HDR;
 }

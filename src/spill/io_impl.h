@@ -37,8 +37,9 @@ typedef struct mp_io_tune {
 
 /*
  * One request being written. io.c opens the temp file (fd >= 0, err 0) and
- * fills hdr; the backend writes bytes [0, total) - the 4096-byte header
- * block, then the payload - and sets err on failure; io.c then syncs,
+ * fills hdr; the backend takes writes from mempool__io_next() - the payload
+ * chunk by chunk, each checksummed just before its first write, then the
+ * sealed 4096-byte header block - and sets err on failure; io.c then syncs,
  * renames or unlinks.
  */
 typedef struct mp_io_file {
@@ -46,7 +47,9 @@ typedef struct mp_io_file {
     int        fd;        /* the temp file, -1 if not open */
     int        err;       /* first error, 0 if none */
     uint64_t   total;     /* MP_FILE_HDR + req->len */
-    uint64_t   issued;    /* io_uring: bytes handed to writes so far */
+    uint64_t   issued;    /* bytes handed to writes so far, in issue
+                             order (payload first, then the header) */
+    uint64_t   shift;     /* log2 of the checksum chunk */
     unsigned   inflight;  /* io_uring: writes not yet completed */
     uint64_t   t0;        /* CLOCK_MONOTONIC ns at start */
     bool       anon;      /* unique_tmp: an O_TMPFILE, linked at finish */
@@ -54,10 +57,16 @@ typedef struct mp_io_file {
     uint8_t    hdr[MP_FILE_HDR];
 } mp_io_file;
 
-/* Address of file byte @p off of @p f; *seg gets how many bytes from there
- * one write may cover (to the end of the header, or MP_IO_CHUNK of the
- * payload). @p off must be below f->total. */
-const void *mempool__io_ptr(const mp_io_file *f, uint64_t off, size_t *seg);
+/* Address of file byte @p off of @p f (@p off below f->total). */
+const void *mempool__io_ptr(const mp_io_file *f, uint64_t off);
+
+/* The next write of @p f (f->issued below f->total): file offset *off and
+ * length *seg, at most MP_IO_CHUNK and never across a checksum chunk.
+ * When it starts a chunk, that chunk's crc32c is computed now (and the
+ * "spill.chunk" failpoint runs); when it is the header block, the header is
+ * sealed first ("spill.sealed"). Advances f->issued. @return the buffer,
+ * or NULL with f->err set (a failpoint's error). */
+const void *mempool__io_next(mp_io_file *f, uint64_t *off, size_t *seg);
 
 /* Apply the write failpoints to a write's result (bytes or -errno). */
 static inline long mp_io_fault(const mp_io_tune *t, long res)

@@ -3,9 +3,14 @@
  * io_uring.c - the io_uring I/O backend: the writes of a whole batch of
  * files in flight at once, MP_URING_DEPTH at most.
  *
- * Each file is cut into writes at fixed points - the 4096-byte header block
- * in one write, then the payload in writes of at most MP_IO_CHUNK - and each
- * write is one "op" (a slot of u->ops, carried in the SQE's user data). A
+ * Each file is cut into writes by mempool__io_next() - the payload in
+ * checksum chunks (1 MiB for objects up to 1008 MiB), each checksummed just
+ * before its write is queued, then the header block - and each write is one
+ * "op" (a slot of u->ops, carried in the SQE's user data). A write of a
+ * chunk is submitted at once, so the kernel (its io-wq workers: buffered
+ * writes to ext4 are not done inline) copies chunk k while this thread
+ * checksums chunk k+1; at most MP_URING_AHEAD bytes are in flight, so a
+ * chunk is still in cache when the kernel copies it. A
  * completion shorter than asked is continued from where it stopped with a
  * new SQE for the same op; -EAGAIN/-EINTR are retried a bounded number of
  * times; any other error marks the file failed and no more of its writes
@@ -31,11 +36,14 @@
 #define MP_URING_DEPTH 64u    /* SQ entries: writes in flight at most */
 #define MP_URING_TRIES 100u   /* -EAGAIN/-EINTR retries of one write */
 #define MP_URING_STALL 1000u  /* 1 ms waits for a submit to get through */
+#define MP_URING_AHEAD (4u << 20)   /* payload bytes in flight at most */
+#define MP_URING_EAGER (256u << 10) /* submit a write this big at once */
 
 typedef struct mp_uring_op {
     mp_io_file         *f;
     uint64_t            off;   /* file offset of the next byte to write */
     uint64_t            want;  /* bytes left of this write */
+    uint64_t            len;   /* bytes of the whole write */
     unsigned            tries;
     struct mp_uring_op *next;  /* free list */
 } mp_uring_op;
@@ -45,6 +53,7 @@ struct mp_uring {
     mp_uring_op     ops[MP_URING_DEPTH];
     mp_uring_op    *free;
     unsigned        inflight;  /* ops taken from the free list */
+    uint64_t        ahead;     /* bytes of the writes in flight */
 };
 
 /* -EOPNOTSUPP unless the kernel has IORING_OP_WRITE (no probe: < 5.6). */
@@ -99,6 +108,7 @@ static void op_release(mp_uring *u, mp_uring_op *op)
 {
     op->f->inflight--;
     u->inflight--;
+    u->ahead -= op->len;
     op->next = u->free;
     u->free = op;
 }
@@ -108,13 +118,10 @@ static void op_release(mp_uring *u, mp_uring_op *op)
 static int op_prep(mp_uring *u, mp_uring_op *op, const mp_io_tune *t)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
-    size_t seg;
-    const void *buf;
 
     if (!sqe)
         return -EBUSY;
-    buf = mempool__io_ptr(op->f, op->off, &seg);
-    io_uring_prep_write(sqe, op->f->fd, buf,
+    io_uring_prep_write(sqe, op->f->fd, mempool__io_ptr(op->f, op->off),
                         (unsigned)mp_io_cap(t, (size_t)op->want), op->off);
     io_uring_sqe_set_data(sqe, op);
     return 0;
@@ -125,13 +132,16 @@ static bool file_issuable(const mp_io_file *f)
     return f->fd >= 0 && f->err == 0 && f->issued < f->total;
 }
 
-/* Start writes for the files from *cur on while ops are free. */
+/* Start writes for the files from *cur on while ops are free and fewer
+ * than MP_URING_AHEAD bytes are in flight; each big one is submitted at
+ * once, before the next chunk is checksummed. */
 static void uring_fill(mp_uring *u, mp_io_file **files, unsigned n,
                        unsigned *cur, const mp_io_tune *t)
 {
-    while (u->free) {
+    while (u->free && (u->inflight == 0 || u->ahead < MP_URING_AHEAD)) {
         mp_io_file *f;
         mp_uring_op *op;
+        uint64_t off;
         size_t seg;
 
         while (*cur < n && !file_issuable(files[*cur]))
@@ -139,16 +149,19 @@ static void uring_fill(mp_uring *u, mp_io_file **files, unsigned n,
         if (*cur == n)
             return;
         f = files[*cur];
+        if (!mempool__io_next(f, &off, &seg))
+            continue;                   /* failpoint: f->err is set */
         op = u->free;
         u->free = op->next;
-        mempool__io_ptr(f, f->issued, &seg);
-        *op = (mp_uring_op){ .f = f, .off = f->issued, .want = seg };
-        f->issued += seg;
+        *op = (mp_uring_op){ .f = f, .off = off, .want = seg, .len = seg };
         f->inflight++;
         u->inflight++;
+        u->ahead += seg;
         if (op_prep(u, op, t) != 0) {
             f->err = -EBUSY;
             op_release(u, op);
+        } else if (seg >= MP_URING_EAGER) {
+            (void)io_uring_submit(&u->ring); /* errors: the caller's submit */
         }
     }
 }

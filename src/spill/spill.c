@@ -317,8 +317,7 @@ static bool fill_req(mempool *p, mp_io_req *r, char *name, uint32_t idx,
     r->name = name;
     r->len = len;
     r->payload = p->base + (off ? off : p->data_off);
-    mempool__file_header(&r->hdr, p->h->uuid, idx, gen, e->type, 0,
-                         r->payload, r->len);
+    mempool__file_header(&r->hdr, p->h->uuid, idx, gen, e->type, 0, len);
     return true;
 }
 

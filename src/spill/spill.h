@@ -8,7 +8,7 @@
  *
  *   off  size  field
  *     0     8  magic "MPSPILL1"
- *     8     4  format version (1)
+ *     8     4  format version (2; version 1 files are still read)
  *    12     4  header bytes (4096)
  *    16    16  pool uuid (the pool that wrote it)
  *    32     4  entry index
@@ -16,20 +16,31 @@
  *    40     8  payload length
  *    48     4  type id
  *    52     4  flags (MP_FILE_SAVED for save_to_disk files)
- *    56     4  crc32c of the payload
+ *    56     4  v2: chunk shift s (20..63): the payload is checksummed in
+ *              chunks of 2^s bytes, the last one shorter; s is the least
+ *              >= 20 that needs at most MP_FILE_MAXCHUNKS chunks
+ *              v1: crc32c of the whole payload
  *    60     4  crc32c of bytes 0..4095 with this field zero
- *    64  4032  zero
+ *    64  4*n   v2: crc32c of each chunk, n = ceil(length / 2^s) <= 1008
+ *   ...        zero
  *
  * All integers little-endian (the only byte order mempool runs on; a file
- * with another version is refused, never swapped).
+ * with another version is refused, never swapped). Version 2 lets the
+ * writer checksum a chunk and write it at once,
+ * while the chunk is still in cache, instead of reading the whole object
+ * once for its crc before the first write; the header block, which holds
+ * every chunk crc, is written last (the file only gets its final name after
+ * every write completed, so the order is invisible). A reader checks every
+ * chunk against its crc (see mempool__file_map).
  *
  * The I/O engine. Each handle owns one engine with one thread. It writes
  * files through io_uring when the kernel allows it, and with pwrite() when
  * io_uring_queue_init() fails (seccomp, kernel.io_uring_disabled, memlock)
- * or when forced. Both produce identical files: write header+payload to
- * "<name>.tmp", optionally fdatasync, rename to "<name>", optionally fsync
- * the directory. Short writes are resubmitted. A failed request leaves no
- * file and no temp file behind.
+ * or when forced. Both produce identical files: checksum the payload chunk
+ * by chunk, writing each chunk to "<name>.tmp" as soon as its crc is known,
+ * then the sealed header block, optionally fdatasync, rename to "<name>",
+ * optionally fsync the directory. Short writes are resubmitted. A failed
+ * request leaves no file and no temp file behind.
  */
 #ifndef MEMPOOL_SPILL_H
 #define MEMPOOL_SPILL_H
@@ -41,9 +52,11 @@
 #include "crc32c.h"
 
 #define MP_FILE_MAGIC   "MPSPILL1"
-#define MP_FILE_VERSION 1u
+#define MP_FILE_VERSION 2u          /* written; 1 is still read */
 #define MP_FILE_HDR     4096u
 #define MP_FILE_SAVED   0x1u
+#define MP_FILE_CHUNK_SHIFT 20u     /* 1 MiB chunks, unless too many */
+#define MP_FILE_MAXCHUNKS ((MP_FILE_HDR - 64u) / 4u)   /* 1008 */
 
 typedef struct mp_file_header {
     char     magic[8];
@@ -55,17 +68,32 @@ typedef struct mp_file_header {
     uint64_t len;
     uint32_t type;
     uint32_t flags;
-    uint32_t payload_crc;
+    union {
+        uint32_t chunk_shift;             /* v2: log2 of chunk bytes */
+        uint32_t payload_crc;             /* v1: crc32c of the payload */
+    };
     uint32_t header_crc;
 } mp_file_header;                         /* first 64 bytes of the 4 KiB */
 
 _Static_assert(sizeof(mp_file_header) == 64, "file header prefix is 64 B");
 
 
-/* Fill a header (computes both checksums). */
+/* Fill a version 2 header for a payload of @p len bytes: identity and
+ * chunk shift, no checksums yet (the writer adds them chunk by chunk). */
 void mempool__file_header(mp_file_header *h, const uint64_t uuid[2],
                           uint32_t idx, uint32_t gen, uint32_t type,
-                          uint32_t flags, const void *payload, uint64_t len);
+                          uint32_t flags, uint64_t len);
+/* Bytes per checksum chunk and number of chunks of a v2 header. */
+uint64_t mempool__file_chunk_bytes(const mp_file_header *h);
+uint64_t mempool__file_chunks(const mp_file_header *h);
+/* Record the crc32c of chunk @p i in header block @p blk. */
+void mempool__file_chunk_crc(uint8_t *blk, uint64_t i, uint32_t crc);
+/* Compute the header crc of block @p blk (every chunk crc recorded). */
+void mempool__file_seal(uint8_t *blk);
+/* Build a complete header block (4096 bytes) for @p h and @p payload in
+ * one go: every chunk crc and the header crc (tests and tools). */
+void mempool__file_block(uint8_t *blk, const mp_file_header *h,
+                         const void *payload);
 
 /* A validated, read-only mapping of a file written by the engine. */
 typedef struct mp_file_map {
@@ -81,7 +109,9 @@ typedef struct mp_file_map {
  * Open and map @p path (relative to @p dirfd, or absolute with AT_FDCWD)
  * read-only after checking: regular file, not a symlink (O_NOFOLLOW), size
  * == 4096 + len, magic, version, header crc, and - if @p uuid is non-NULL -
- * the pool uuid, index and generation; with @p verify, the payload crc.
+ * the pool uuid, index and generation; with @p verify, every chunk's crc
+ * (v1 files: the whole payload's), touching every page at map time, so a
+ * view handed out never shows a byte that was not checked.
  * Returns 0, -ENOENT (missing), -EIO (read error), MEMPOOL_ECORRUPT (any
  * mismatch: truncated, bit flip, foreign or stale). Never SIGBUS on a file
  * that is not changed while mapped.

@@ -15,17 +15,19 @@
  *   missing file                          -ENOENT
  *   symlink at the name (ELOOP)           MEMPOOL_ECORRUPT
  *   not a regular file, size != 4096+len,
- *   magic, version, header size, header
- *   crc, uuid/index/generation, payload
- *   crc (with verify)                     MEMPOOL_ECORRUPT
+ *   magic, version, header size, chunk
+ *   shift, header crc, uuid/index/
+ *   generation, a chunk crc (with verify) MEMPOOL_ECORRUPT
  *   read error on the header              -EIO
  *   anything else from open/mmap          -errno (-EACCES, -EMFILE, ...)
  *
  * A payload is checked only with @p verify; without it a flipped payload
- * bit goes unnoticed (the header crc still covers every header field). An
- * I/O error while a mapped page is read back is a SIGBUS, as with any
- * mapping; verify touches every page while mapping, which is when a bad
- * disk would show.
+ * bit goes unnoticed (the header crc still covers every header field and
+ * every chunk crc). With it, every chunk is checked while mapping, before
+ * any byte is handed out: the first bad chunk makes the map fail, so a
+ * reader never sees a byte that was not checked. An I/O error while a
+ * mapped page is read back is a SIGBUS, as with any mapping; verify touches
+ * every page while mapping, which is when a bad disk would show.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -51,6 +53,7 @@ _Static_assert(offsetof(mp_file_header, len) == 40, "layout");
 _Static_assert(offsetof(mp_file_header, type) == 48, "layout");
 _Static_assert(offsetof(mp_file_header, flags) == 52, "layout");
 _Static_assert(offsetof(mp_file_header, payload_crc) == 56, "layout");
+_Static_assert(offsetof(mp_file_header, chunk_shift) == 56, "layout");
 _Static_assert(offsetof(mp_file_header, header_crc) == 60, "layout");
 
 #define MP_HCRC_OFF offsetof(mp_file_header, header_crc)
@@ -68,12 +71,21 @@ static uint32_t header_crc(const uint8_t *blk)
                            MP_FILE_HDR - MP_HCRC_OFF - 4);
 }
 
+/* The least shift >= MP_FILE_CHUNK_SHIFT that cuts @p len bytes into at
+ * most MP_FILE_MAXCHUNKS chunks. */
+static uint32_t chunk_shift(uint64_t len)
+{
+    uint32_t s = MP_FILE_CHUNK_SHIFT;
+
+    while (len && s < 63 && (len - 1) >> s >= MP_FILE_MAXCHUNKS)
+        s++;
+    return s;
+}
+
 void mempool__file_header(mp_file_header *h, const uint64_t uuid[2],
                           uint32_t idx, uint32_t gen, uint32_t type,
-                          uint32_t flags, const void *payload, uint64_t len)
+                          uint32_t flags, uint64_t len)
 {
-    uint32_t crc;
-
     memset(h, 0, sizeof *h);
     memcpy(h->magic, MP_FILE_MAGIC, sizeof h->magic);
     h->version = MP_FILE_VERSION;
@@ -87,9 +99,48 @@ void mempool__file_header(mp_file_header *h, const uint64_t uuid[2],
     h->len = len;
     h->type = type;
     h->flags = flags;
-    h->payload_crc = mempool__crc32c(0, payload, (size_t)len);
-    crc = mempool__crc32c(0, h, sizeof *h);          /* header_crc is 0 */
-    h->header_crc = mempool__crc32c(crc, mp_zero, MP_FILE_HDR - sizeof *h);
+    h->chunk_shift = chunk_shift(len);
+}
+
+uint64_t mempool__file_chunk_bytes(const mp_file_header *h)
+{
+    return 1ull << h->chunk_shift;
+}
+
+uint64_t mempool__file_chunks(const mp_file_header *h)
+{
+    return h->len ? ((h->len - 1) >> h->chunk_shift) + 1 : 0;
+}
+
+void mempool__file_chunk_crc(uint8_t *blk, uint64_t i, uint32_t crc)
+{
+    memcpy(blk + sizeof(mp_file_header) + 4 * i, &crc, 4);
+}
+
+void mempool__file_seal(uint8_t *blk)
+{
+    uint32_t crc;
+
+    memset(blk + MP_HCRC_OFF, 0, 4);
+    crc = header_crc(blk);
+    memcpy(blk + MP_HCRC_OFF, &crc, 4);
+}
+
+void mempool__file_block(uint8_t *blk, const mp_file_header *h,
+                         const void *payload)
+{
+    uint64_t n = mempool__file_chunks(h), cb = mempool__file_chunk_bytes(h);
+
+    memset(blk, 0, MP_FILE_HDR);
+    memcpy(blk, h, sizeof *h);
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t rest = h->len - i * cb;
+
+        mempool__file_chunk_crc(blk, i, mempool__crc32c(0,
+                                (const uint8_t *)payload + i * cb,
+                                (size_t)(rest < cb ? rest : cb)));
+    }
+    mempool__file_seal(blk);
 }
 
 /* Open @p path for reading, never following a final symlink or blocking. */
@@ -124,14 +175,25 @@ static int file_read_header(int fd, uint8_t *blk)
     return 0;
 }
 
+/* Is the header block after the chunk table all zero (as written)? */
+static bool chunks_zero_after(const uint8_t *blk, const mp_file_header *h)
+{
+    size_t from = sizeof *h + 4 * (size_t)mempool__file_chunks(h);
+
+    return memcmp(blk + from, mp_zero, MP_FILE_HDR - from) == 0;
+}
+
 /* Check a header block against the file size and the expected identity. */
 static int file_check(const uint8_t *blk, off_t size, mp_file_header *h,
                       const uint64_t uuid[2], uint32_t idx, uint32_t gen)
 {
     memcpy(h, blk, sizeof *h);
     if (memcmp(h->magic, MP_FILE_MAGIC, sizeof h->magic) != 0 ||
-        h->version != MP_FILE_VERSION || h->header_bytes != MP_FILE_HDR ||
-        h->header_crc != header_crc(blk))
+        (h->version != 1 && h->version != MP_FILE_VERSION) ||
+        h->header_bytes != MP_FILE_HDR || h->header_crc != header_crc(blk))
+        return MEMPOOL_ECORRUPT;
+    if (h->version == 2 && (h->chunk_shift != chunk_shift(h->len) ||
+                            !chunks_zero_after(blk, h)))
         return MEMPOOL_ECORRUPT;
     if (h->len > (uint64_t)SIZE_MAX - MP_FILE_HDR ||
         h->len > (uint64_t)INT64_MAX - MP_FILE_HDR ||
@@ -143,23 +205,47 @@ static int file_check(const uint8_t *blk, off_t size, mp_file_header *h,
     return 0;
 }
 
-/* Map a checked file and, with @p verify, check its payload crc. */
-static int file_mmap(int fd, bool verify, mp_file_map *out)
+/* Does every chunk of @p data match the crc table of header block @p blk
+ * (v1: the whole payload its crc)? */
+static bool payload_ok(const uint8_t *blk, const mp_file_header *h,
+                       const uint8_t *data)
+{
+    uint64_t n, cb;
+
+    if (h->version == 1)
+        return mempool__crc32c(0, data, (size_t)h->len) == h->payload_crc;
+    n = mempool__file_chunks(h);
+    cb = mempool__file_chunk_bytes(h);
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t rest = h->len - i * cb;
+        uint32_t want;
+
+        memcpy(&want, blk + sizeof *h + 4 * i, 4);
+        if (mempool__crc32c(0, data + i * cb,
+                            (size_t)(rest < cb ? rest : cb)) != want)
+            return false;
+    }
+    return true;
+}
+
+/* Map a checked file and, with @p verify, check its payload. */
+static int file_mmap(int fd, const uint8_t *blk, bool verify,
+                     mp_file_map *out)
 {
     size_t maplen = MP_FILE_HDR + (size_t)out->hdr.len;
     void *map;
 
     if (out->hdr.len == 0) {
         out->data = &mp_empty;
-        return verify && out->hdr.payload_crc != 0 ? MEMPOOL_ECORRUPT : 0;
+        return verify && out->hdr.version == 1 && out->hdr.payload_crc != 0
+                   ? MEMPOOL_ECORRUPT : 0;
     }
     map = mmap(NULL, maplen, PROT_READ,
                MAP_SHARED | (verify ? MAP_POPULATE : 0), fd, 0);
     if (map == MAP_FAILED)
         return -errno;
     out->data = (const uint8_t *)map + MP_FILE_HDR;
-    if (verify && mempool__crc32c(0, out->data, (size_t)out->hdr.len) !=
-                      out->hdr.payload_crc) {
+    if (verify && !payload_ok(blk, &out->hdr, out->data)) {
         munmap(map, maplen);
         out->data = NULL;
         return MEMPOOL_ECORRUPT;
@@ -194,7 +280,7 @@ int mempool__file_map(int dirfd, const char *path, const uint64_t uuid[2],
     if (ret == 0)
         ret = file_check(blk, st.st_size, &out->hdr, uuid, idx, gen);
     if (ret == 0)
-        ret = file_mmap(fd, verify, out);
+        ret = file_mmap(fd, blk, verify, out);
     close(fd);
     if (ret != 0) {
         memset(out, 0, sizeof *out);

@@ -117,10 +117,8 @@ static void write_files(const uint64_t uuid[2])
         char path[256];
         int fd;
 
-        mempool__file_header(&h, uuid, f->idx, f->gen, f->type, 0,
-                             f->payload, f->len);
-        memset(hdr, 0, sizeof hdr);
-        memcpy(hdr, &h, sizeof h);
+        mempool__file_header(&h, uuid, f->idx, f->gen, f->type, 0, f->len);
+        mempool__file_block(hdr, &h, f->payload);
         snprintf(path, sizeof path, "%s/%u-%u", copy_dir, f->idx, f->gen);
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (fd < 0)
