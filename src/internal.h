@@ -72,6 +72,8 @@ struct mempool {
     pthread_mutex_t reap_lock; /* one reaper per handle at a time */
     _Atomic uint64_t populated[64]; /* arena chunks this handle has
                                        prefaulted (object.c populate) */
+    bool          huge;        /* back whole free chunks with huge pages
+                                  (backing.c); only under the alloc lock */
     struct mempool *next;      /* process-wide handle list (fork handling) */
     struct mp_codecs *codecs;  /* codecs registered through this handle */
     const mp_spill_ops *spill_ops; /* the layer above core (pool.c) */
@@ -145,6 +147,19 @@ int  mempool__wait_who(mempool *p, unsigned who, uint32_t idx, mp_wait *wt);
 uint64_t mempool__wait_bound_ns(const mempool *p);
 uint64_t mempool__now_ns(void);
 
+/* ---- backing.c: memory for data pages before they are handed out ------ */
+#define MP_CHUNK (2u << 20)      /* a huge page: 2 MiB of the shm object */
+/* The 2 MiB chunk holding data page @p k: its data pages [*first, *end);
+ * true if it can be one huge page (inside the object, the mapping 2 MiB
+ * aligned; the first chunk may begin with metadata). */
+bool mempool__chunk_of(const mp_core *c, uint64_t k, uint64_t *first,
+                       uint64_t *end);
+/* Back the chunk holding data page @p first with one huge page;
+ * 0 or -errno (-EINVAL: the kernel cannot). */
+int  mempool__back_huge(const mp_core *c, uint64_t first);
+/* fallocate() data pages [k, k + n): 0 or -errno (-ENOSPC). */
+int  mempool__back_pages(const mp_core *c, uint64_t k, uint64_t n);
+
 /* ---- alloc.c: blocks and entries, under the robust allocator lock ----- */
 int  mempool__lock(mempool *p);
 void mempool__unlock(mempool *p);
@@ -156,7 +171,7 @@ void mempool__charge_ondisk(mempool *p, uint32_t idx, uint64_t w,
 void mempool__evict_locked(mempool *p, uint32_t idx, uint64_t w);
 void mempool__disown(mempool *p, int d);
 uint64_t mempool__block_bytes(uint64_t len);
-void mempool__alloc_init(mempool *p);
+void mempool__alloc_init(mempool *p, bool holes);
 int  mempool__alloc_verify(mempool *p, char *why, size_t whylen); /* locked */
 int64_t mempool__trim_locked(mempool *p);
 

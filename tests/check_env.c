@@ -19,8 +19,9 @@
  *               no file left and no SIGBUS, an 8 MiB one works; memory given
  *               back by mempool_trim() and taken by someone else is -ENOSPC
  *               at the next set, not SIGBUS; two creators racing for room
- *               for one: at most one pool, -ENOSPC for the others, nothing
- *               left behind
+ *               for one with MEMPOOL_OPEN_RESERVE: at most one pool,
+ *               -ENOSPC for the others, nothing left behind (without it a
+ *               pool's data pages are holes until used, check_backing)
  *   spill_full  a 1 MiB tmpfs on the spill directory: the set that must
  *               spill into a full disk is -ENOSPC, every object stays
  *               readable, no *.tmp is left; with space freed spilling
@@ -391,6 +392,7 @@ static int racer_child(void *arg)
 
     close(rc->go_w);
     opts(&o, 9 * MiB, case_dir);
+    o.flags |= MEMPOOL_OPEN_RESERVE;   /* the whole arena at open */
     T_CHILD_EQ(t_wait_fd(rc->go, T_WAIT_S), 0);
     ret = mempool_open(rc->name, &o, &p);
     if (ret == -ENOSPC)

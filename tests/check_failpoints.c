@@ -442,6 +442,9 @@ static int wl_child(void *arg)
     o.max_memsize = WL_LIMIT;
     o.flags = wl.variant == V_CREATE
                   ? MEMPOOL_OPEN_CREATE | MEMPOOL_OPEN_EXCL : 0;
+    /* new pool: its holes get 4 KiB pages (back.pages); the others may
+     * back whole chunks with huge pages (back.chunk) */
+    o.huge = wl.variant == V_CREATE ? MEMPOOL_HUGE_OFF : MEMPOOL_HUGE_AUTO;
     T_CHILD_EQ(mempool_open(wl.pool, &o, &p), 0);
     c_stage(S_OPENED);
     if (wl.variant == V_REAPER) {

@@ -130,6 +130,16 @@ typedef struct mempool mempool;
         files). Pools of root or of the caller need no flag. Give it only
         to share a pool between users on purpose (see the README's
         "Security model"). */
+#define MEMPOOL_OPEN_RESERVE 0x20u /**< when creating: give the whole
+        arena memory now (posix_fallocate(), 4 KiB pages), so a /dev/shm
+        that cannot hold it fails this open with -ENOSPC and no later put
+        can. Without it (the default) data pages get memory when first
+        used (see MEMPOOL_HUGE_AUTO): opening a 1 GiB pool takes a few ms
+        instead of a few hundred, memory is committed as it is used, and a
+        put that needs new memory from a full /dev/shm fails with -ENOSPC.
+        The reserved pages are small pages, so a reserved pool gets no huge
+        pages and a fresh process faults its large objects in 4 KiB at a
+        time. Ignored when attaching. */
 
 /** Default arena size when creating: 1 GiB. */
 #define MEMPOOL_DEFAULT_ARENA_BYTES (1ull << 30)
@@ -196,7 +206,31 @@ typedef struct mempool_options {
                                    before -ENOMEM; default 100 */
     uint32_t    spiller;      /**< 1 (default): take part in the election
                                    of the pool's background spiller */
+    uint32_t    huge;         /**< MEMPOOL_HUGE_AUTO (default) or
+                                   MEMPOOL_HUGE_OFF: how this handle backs
+                                   arena memory it is the first to use */
 } mempool_options;
+
+/** Huge pages (mempool_options.huge). A new pool's data pages are holes
+ *  until the allocator first hands them out; whoever does gives them memory
+ *  then (a full /dev/shm is -ENOSPC from that put, never a SIGBUS).
+ *  MEMPOOL_HUGE_AUTO: a 2 MiB-aligned chunk of the arena that is all holes
+ *  gets one 2 MiB huge page (MADV_COLLAPSE, Linux 6.1; on tmpfs it works
+ *  unless /sys/kernel/mm/transparent_hugepage/shmem_enabled is "deny"), and
+ *  every process maps such a chunk with one page-table entry: a process's
+ *  first write or read of a large object costs 1 fault per 2 MiB instead of
+ *  512 (issue 11: a fresh process's 64 MiB set near memcpy speed). Where
+ *  the kernel refuses (no free huge page, an older kernel), 4 KiB pages,
+ *  silently. The cost: memory is committed 2 MiB at a time (at most one
+ *  partly used chunk beyond what 4 KiB pages would commit), a chunk is
+ *  zeroed in one go (0.1-1 ms) by the put that first reaches it,
+ *  and mempool_trim() of part of a huge chunk frees its pages only where
+ *  the kernel can split it (else it zeroes them and keeps the memory).
+ *  MEMPOOL_HUGE_OFF: 4 KiB pages only (the 0.1 behaviour, minus the
+ *  reservation of the whole arena at creation). Per handle: it decides how
+ *  the chunks this handle's allocations first reach are backed. */
+#define MEMPOOL_HUGE_AUTO 0u
+#define MEMPOOL_HUGE_OFF  1u
 
 /** Eviction policies (mempool_options.policy). MRU evicts the most recently
  *  used resident object other than the newcomer, as MemPool.jl's newer
@@ -227,8 +261,11 @@ MEMPOOL_API void mempool_options_init(mempool_options *o);
  * race-free: the arena is built under a private name and linked into place
  * only when its header is complete, so no process ever sees a half-built
  * pool; of many racing creators exactly one wins and the others attach. The
- * whole arena is reserved with posix_fallocate() before the pool is marked
- * ready, so a /dev/shm that is too small fails here, never with SIGBUS later.
+ * metadata is reserved with posix_fallocate() before the pool is marked
+ * ready; data pages get memory when the allocator first hands them out
+ * (or all at once here with MEMPOOL_OPEN_RESERVE), so an arena larger than
+ * the free space of /dev/shm fails here, and a /dev/shm that fills up
+ * later fails a put with -ENOSPC, never anything with SIGBUS.
  * Opening also reaps any dead worker it finds.
  *
  * @param[in]  name  1..MEMPOOL_NAME_MAX characters from [A-Za-z0-9._-],

@@ -20,10 +20,11 @@
  * only then marks the mutex consistent. mempool_check() recomputes the same
  * state into scratch memory and compares, which is how tests prove that no
  * byte leaked. The lock is held for bookkeeping only, never across a copy.
- * Two system calls do run under it, both off the common path:
- * posix_fallocate() in run_back() when a run reuses pages that
- * mempool_trim() punched (it must happen before the pages are handed out,
- * and failing there leaves the allocator unchanged), and trim's own
+ * Two kinds of system calls do run under it, both off the common path:
+ * backing (backing.c) in run_back() when a run takes pages that are still
+ * holes - a new arena's, or ones mempool_trim() punched - (it must happen
+ * before the pages are handed out, and failing there leaves the allocator
+ * unchanged), and trim's own
  * fallocate(PUNCH_HOLE), which must not race with an allocation of the
  * pages it punches.
  *
@@ -138,16 +139,59 @@ static uint64_t run_find(mempool *p, uint64_t from, uint64_t end, uint64_t n)
     return end;
 }
 
-/* Make punched pages of a run usable again; fails cleanly on a full tmpfs. */
+/* Set the punched flags of pages [a, z) to @p v. */
+static void punched_set(mempool *p, uint64_t a, uint64_t z, uint8_t v)
+{
+    for (uint64_t k = a; k < z; k++)
+        p->pages[k].punched = v;
+}
+
+/* Are all pages [a, z) punched? */
+static bool punched_all(mempool *p, uint64_t a, uint64_t z)
+{
+    for (uint64_t k = a; k < z; k++)
+        if (!p->pages[k].punched)
+            return false;
+    return true;
+}
+
+/* Give the punched pages (holes: a new arena's, trimmed, or unknown after
+ * a rebuild) of run [pg, pg + n) memory before it is handed out
+ * (backing.c): a chunk that is all holes gets one huge page when this
+ * handle may, the rest 4 KiB pages, one fallocate() per stretch. Fails
+ * cleanly on a full tmpfs (-ENOSPC; flags of pages already backed are
+ * cleared, the run is not taken). Moves: the pages' punched flags only. */
 static int run_back(mempool *p, uint64_t pg, uint64_t n)
 {
-    for (uint64_t k = pg; k < pg + n; k++) {
-        if (!p->pages[k].punched)
-            continue;
-        if (posix_fallocate(p->fd, (off_t)(p->data_off + k * MP_PAGE),
-                            MP_PAGE))
-            return -ENOSPC;
-        p->pages[k].punched = 0;
+    for (uint64_t k = pg, a, z; k < pg + n; k = z) {
+        bool huge_ok = mempool__chunk_of(&p->core, k, &a, &z);
+        uint64_t e = z < pg + n ? z : pg + n;   /* the run's part of it */
+        uint64_t q = k;
+        int rc;
+        while (q < e && !p->pages[q].punched)
+            q++;
+        if (q == e)
+            continue;                           /* all backed already */
+        rc = MP_FP(back_chunk);
+        if (!rc && huge_ok && p->huge && punched_all(p, a, z)) {
+            rc = mempool__back_huge(&p->core, a);
+            if (rc == 0) {
+                punched_set(p, a, z, 0);
+                continue;
+            }
+            if (rc == -EINVAL)
+                p->huge = false;               /* this kernel cannot */
+        }
+        for (uint64_t i = k, j; i < e; i = j) {
+            j = i + 1;
+            if (!p->pages[i].punched)
+                continue;
+            while (j < e && p->pages[j].punched)
+                j++;
+            if (MP_FP(back_pages) || mempool__back_pages(&p->core, i, j - i))
+                return -ENOSPC;
+            punched_set(p, i, j, 0);
+        }
     }
     return 0;
 }
@@ -604,9 +648,10 @@ static void rebuild(mempool *p)
     atomic_fetch_add(&h->rebuilds, 1);
 }
 
-/* A new arena: every entry FREE (gen 1) on the free list, every page free.
- * Before the pool is linked, so no lock. */
-void mempool__alloc_init(mempool *p)
+/* A new arena: every entry FREE (gen 1) on the free list, every page free
+ * and, if @p holes, a hole to back before use (run_back). Before the pool
+ * is linked, so no lock. */
+void mempool__alloc_init(mempool *p, bool holes)
 {
     for (uint32_t i = 0; i < p->ntab; i++) {
         mp_entry *e = mp_entry_at(p, i);
@@ -615,6 +660,7 @@ void mempool__alloc_init(mempool *p)
     }
     p->h->entry_free = 1;
     bits_set(p, 0, p->npages, true);
+    punched_set(p, 0, p->npages, holes);
 }
 
 /* ---- the lock ---------------------------------------------------------- */

@@ -7,9 +7,11 @@
  * which pool names cannot contain), holding the init lock, and link()s it to
  * the public name only when the header and tables are complete. Of racing
  * creators exactly one link() succeeds; the others attach to the winner.
- * After linking, the creator reserves the data pages with posix_fallocate()
- * and only then marks the pool READY, so a /dev/shm too small for the arena
- * fails in mempool_open() instead of with SIGBUS later. Attachers that find
+ * After linking, the creator marks the pool READY. Only the metadata pages
+ * are reserved (posix_fallocate()) at creation; data pages get memory when
+ * the allocator first hands them out (backing.c), so a full /dev/shm fails
+ * that allocation with -ENOSPC, never with SIGBUS later, and an arena
+ * larger than the free space of /dev/shm is refused at creation. Attachers that find
  * the pool still building wait on the init lock; if the creator died they
  * finish the reservation themselves.
  *
@@ -228,15 +230,13 @@ static void make_dir(mempool *p, int fd, const mp_header *h)
     }
 }
 
-/* Reserve the data pages; on failure mark the pool FAILED. */
+/* Mark the pool READY. Its data pages stay holes: the allocator gives
+ * them memory when it first hands them out (backing.c), so a full tmpfs
+ * fails that allocation (-ENOSPC) and opening stays fast; space_ok()
+ * refused an arena larger than the free space of the file system. */
 static int reserve_data(int fd, const mp_header *h)
 {
-    int err = posix_fallocate(fd, (off_t)h->data_off,
-                              (off_t)(h->arena_bytes - h->data_off));
-    if (err) {
-        set_init_state(fd, MP_INIT_FAILED, -err);
-        return -err;
-    }
+    (void)h;
     set_init_state(fd, MP_INIT_READY, 0);
     return 0;
 }
@@ -312,10 +312,34 @@ static int validate_header(const mp_header *h, uint64_t size)
     return 0;
 }
 
+/* Map the object at a 2 MiB-aligned address (reserve 2 MiB more address
+ * space, map over its aligned part, give back the rest): a huge page of
+ * the object (backing.c) is then mapped with one page-table entry in
+ * every process. Without the reservation, an ordinary mapping. */
+static void *map_aligned(int fd, uint64_t size, int prot)
+{
+    uint8_t *r = mmap(NULL, size + MP_CHUNK, PROT_NONE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    uint8_t *a, *m;
+    if (r == MAP_FAILED)
+        return mmap(NULL, size, prot, MAP_SHARED, fd, 0);
+    a = (uint8_t *)(((uintptr_t)r + MP_CHUNK - 1) & ~(uintptr_t)(MP_CHUNK - 1));
+    m = mmap(a, size, prot, MAP_SHARED | MAP_FIXED, fd, 0);
+    if (m == MAP_FAILED) {
+        munmap(r, size + MP_CHUNK);
+        return MAP_FAILED;
+    }
+    if (a > r)
+        munmap(r, (size_t)(a - r));
+    if (r + MP_CHUNK > a)
+        munmap(a + size, (size_t)(r + MP_CHUNK - a));
+    return m;
+}
+
 static int map_arena(mp_core *c, int fd, uint64_t size, bool readonly)
 {
     int prot = readonly ? PROT_READ : PROT_READ | PROT_WRITE;
-    void *m = mmap(NULL, size, prot, MAP_SHARED, fd, 0);
+    void *m = map_aligned(fd, size, prot);
     if (m == MAP_FAILED)
         return -errno;
     c->fd = fd;
@@ -458,8 +482,10 @@ static int init_mutex(pthread_mutex_t *m)
     return -rc;
 }
 
-/* Build the arena in the mapped private object. */
-static int build(mempool *p, const mp_header *tmpl)
+/* Build the arena in the mapped private object; with @p reserve, give
+ * every data page memory first (MEMPOOL_OPEN_RESERVE), else they stay
+ * holes until first used (backing.c). */
+static int build(mempool *p, const mp_header *tmpl, bool reserve)
 {
     mp_header *h = p->h;
     int rc;
@@ -468,7 +494,9 @@ static int build(mempool *p, const mp_header *tmpl)
     if ((rc = init_mutex(&h->alloc_lock)))
         return rc;
     mempool__bind(p);
-    mempool__alloc_init(p);
+    if (reserve && (rc = mempool__back_pages(&p->core, 0, p->npages)))
+        return rc;
+    mempool__alloc_init(p, !reserve);
     return 0;
 }
 
@@ -551,7 +579,7 @@ static int create(mempool *p, const char *path, const char *name,
     p->pool_mode = o->mode;
     if ((rc = map_arena(&p->core, fd, tmpl.arena_bytes, p->readonly)))
         goto fail_tmp;
-    if ((rc = build(p, &tmpl)))
+    if ((rc = build(p, &tmpl, o->flags & MEMPOOL_OPEN_RESERVE)))
         goto fail_map;
     MP_FP(create_built);
     if (link(tmp, path) < 0) {

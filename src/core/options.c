@@ -17,12 +17,14 @@
 
 #define FIELD_END(f) (offsetof(mempool_options, f) + sizeof(((mempool_options *)0)->f))
 
-/* Every size a caller may pass: the end of one of the fields. */
+/* Every size a caller may pass: the end of one of the fields, or the
+ * whole struct (the last field may be followed by tail padding). */
 static const size_t field_ends[] = {
     FIELD_END(flags),       FIELD_END(arena_bytes),  FIELD_END(max_memsize),
     FIELD_END(spill_dir),   FIELD_END(mode),         FIELD_END(reserved),
     FIELD_END(max_objects), FIELD_END(max_disksize), FIELD_END(policy),
     FIELD_END(io_mode),     FIELD_END(evict_wait_ms), FIELD_END(spiller),
+    FIELD_END(huge),        sizeof(mempool_options),
 };
 
 void mempool_options_init(mempool_options *o)
@@ -60,12 +62,13 @@ static int check_values(const mempool_options *o)
 {
     if (o->flags & ~(MEMPOOL_OPEN_CREATE | MEMPOOL_OPEN_EXCL |
                      MEMPOOL_OPEN_NOVERIFY | MEMPOOL_OPEN_OBSERVE |
-                     MEMPOOL_OPEN_ANY_OWNER))
+                     MEMPOOL_OPEN_ANY_OWNER | MEMPOOL_OPEN_RESERVE))
         return -EINVAL;
     if ((o->flags & MEMPOOL_OPEN_OBSERVE) && (o->flags & MEMPOOL_OPEN_CREATE))
         return -EINVAL;
     if (o->mode & ~0777u || o->policy > MEMPOOL_POLICY_MRU ||
         o->io_mode > MEMPOOL_IO_PWRITE || o->evict_wait_ms > 3600000u ||
+        o->huge > MEMPOOL_HUGE_OFF ||
         o->reserved)
         return -EINVAL;
     return 0;

@@ -1,0 +1,386 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * check_backing.c - how arena pages get memory (src/core/backing.c, issue 11
+ * target 3): a new pool's data pages are holes until the allocator first
+ * hands them out; with MEMPOOL_HUGE_AUTO a 2 MiB chunk that is all holes
+ * gets one huge page, mapped by one page-table entry in every process;
+ * MEMPOOL_HUGE_OFF and every refusal fall back to 4 KiB pages; a failure
+ * to back memory is a clean -ENOSPC with nothing leaked.
+ *
+ *   lazy       a new pool's data pages are holes; a put backs what it uses
+ *   reserve    MEMPOOL_OPEN_RESERVE: the whole arena at open, no huge pages
+ *   huge       AUTO on a kernel that can (probed: MADV_COLLAPSE on a tmpfs
+ *              file, else skipped with a note): the chunks of a 6 MiB object
+ *              are huge pages, PMD-mapped in a fresh process that reads it
+ *   off        MEMPOOL_HUGE_OFF: same puts, no huge page anywhere
+ *   trim       a trimmed huge chunk gives its memory back and is backed
+ *              again by the next put; bytes and fsck stay right
+ *   option     bad values of mempool_options.huge are -EINVAL
+ *   refused    (failpoints) back.chunk=enospc: the huge page is refused,
+ *              the put falls back to 4 KiB pages and succeeds
+ *   nospace    (failpoints) back.pages=enospc: a put and a reserve fail
+ *              with -ENOSPC, nothing is charged or leaked; another process
+ *              (no failpoint) then puts into the same pages
+ */
+#include "helpers.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+
+#define MiB (1ull << 20)
+
+/* Can this kernel put a huge page into a tmpfs file (MADV_COLLAPSE)? */
+static bool huge_possible(void)
+{
+    char path[] = "/dev/shm/t-backing-probe-XXXXXX";
+    size_t len = 4 * MiB;
+    bool ok = false;
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return false;
+    unlink(path);
+    if (ftruncate(fd, (off_t)len) == 0) {
+        uint8_t *r = mmap(NULL, 2 * len, PROT_NONE,
+                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (r != MAP_FAILED) {
+            uint8_t *a = (uint8_t *)(((uintptr_t)r + 2 * MiB - 1) &
+                                     ~(uintptr_t)(2 * MiB - 1));
+            if (mmap(a, 2 * MiB, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+                     fd, 0) != MAP_FAILED) {
+                a[0] = 1;
+                ok = madvise(a, 2 * MiB, MADV_COLLAPSE) == 0;
+            }
+            munmap(r, 2 * len);
+        }
+    }
+    close(fd);
+    return ok;
+}
+
+/* Bytes of pool @p name's shm object mapped by PMDs in this process. */
+static uint64_t pmd_mapped(const char *name)
+{
+    char path[300], line[512];
+    struct stat st;
+    uint64_t kb = 0;
+    bool in = false;
+    FILE *f;
+
+    t_shm_path(path, sizeof path, name);
+    if (stat(path, &st) != 0 || !(f = fopen("/proc/self/smaps", "r")))
+        return 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi, ino, v;
+        if (sscanf(line, "%lx-%lx %*s %*s %*x:%*x %lu", &lo, &hi, &ino) == 3)
+            in = ino == (unsigned long)st.st_ino;
+        else if (in && sscanf(line, "ShmemPmdMapped: %lu kB", &v) == 1)
+            kb += v;
+    }
+    fclose(f);
+    return kb << 10;
+}
+
+/* Bytes of memory the pool's shm object holds. */
+static uint64_t shm_bytes(const char *name)
+{
+    char path[300];
+    struct stat st;
+    t_shm_path(path, sizeof path, name);
+    return stat(path, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
+}
+
+static int open_pool(const char *name, uint64_t arena, uint32_t huge,
+                     uint32_t flags, mempool **p)
+{
+    mempool_options o;
+    t_options(&o, arena);
+    o.flags |= flags;
+    o.huge = huge;
+    return mempool_open(name, &o, p);
+}
+
+static mempool_dref put_fill(mempool *p, size_t len, uint64_t seed)
+{
+    void *buf = malloc(len);
+    mempool_dref r;
+    ck_assert_ptr_nonnull(buf);
+    t_fill(buf, len, seed);
+    ASSERT_RC(mempool_put(p, buf, len, &r), 0);
+    free(buf);
+    return r;
+}
+
+static void verify(mempool *p, mempool_dref r, size_t len, uint64_t seed)
+{
+    mempool_view v;
+    ASSERT_RC(mempool_get(p, r, &v), 0);
+    ck_assert_uint_eq(v.len, len);
+    ck_assert(t_check_fill(v.data, len, seed));
+    ASSERT_RC(mempool_release(p, &v), 0);
+}
+
+START_TEST(test_lazy)
+{
+    char name[T_NAME_LEN];
+    mempool *p;
+    uint64_t before, after;
+
+    t_pool_name(name, "backing");
+    ASSERT_RC(open_pool(name, 64 * MiB, MEMPOOL_HUGE_AUTO, 0, &p), 0);
+    before = shm_bytes(name);
+    ck_assert_uint_lt(before, 32 * MiB);       /* metadata only */
+    mempool_dref r = put_fill(p, 8 * MiB, 1);
+    after = shm_bytes(name);
+    ck_assert_uint_ge(after, before + 8 * MiB);
+    ck_assert_uint_le(after, before + 8 * MiB + 4 * MiB); /* chunk slack */
+    verify(p, r, 8 * MiB, 1);
+    t_assert_healthy(p);
+    ASSERT_RC(mempool_close(p), 0);
+    ASSERT_RC(mempool_destroy(name), 0);
+}
+END_TEST
+
+START_TEST(test_reserve)
+{
+    char name[T_NAME_LEN];
+    struct mempool_stats s;
+    mempool *p;
+
+    t_pool_name(name, "backing");
+    ASSERT_RC(open_pool(name, 32 * MiB, MEMPOOL_HUGE_AUTO,
+                        MEMPOOL_OPEN_RESERVE, &p), 0);
+    s = t_stats(p);
+    ck_assert_uint_ge(shm_bytes(name), s.data_bytes);
+    mempool_dref r = put_fill(p, 6 * MiB, 2);
+    verify(p, r, 6 * MiB, 2);
+    /* reserved pages are 4 KiB ones: nothing to collapse */
+    ck_assert_uint_eq(pmd_mapped(name), 0);
+    t_assert_healthy(p);
+    ASSERT_RC(mempool_close(p), 0);
+    ASSERT_RC(mempool_destroy(name), 0);
+}
+END_TEST
+
+struct reader {
+    const char *name;
+    mempool_dref r;
+    size_t len;
+    uint64_t seed;
+    bool want_pmd;
+};
+
+/* A fresh process: attach, read the object, report its PMD mappings. */
+static int reader_child(void *arg)
+{
+    struct reader *a = arg;
+    mempool_view v;
+    mempool *p;
+    T_CHILD_EQ(t_attach(a->name, &p), 0);
+    T_CHILD_EQ(mempool_get(p, a->r, &v), 0);
+    T_CHILD_ASSERT(v.len == a->len && t_check_fill(v.data, a->len, a->seed));
+    if (a->want_pmd)
+        T_CHILD_ASSERT(pmd_mapped(a->name) >= 4 * MiB);
+    else
+        T_CHILD_EQ(pmd_mapped(a->name), 0);
+    T_CHILD_EQ(mempool_release(p, &v), 0);
+    T_CHILD_EQ(mempool_close(p), 0);
+    return 0;
+}
+
+static void huge_case(uint32_t mode)
+{
+    char name[T_NAME_LEN];
+    mempool *p;
+    bool want = mode == MEMPOOL_HUGE_AUTO;
+
+    if (want && !huge_possible()) {
+        fprintf(stderr, "check_backing: no MADV_COLLAPSE on tmpfs here: "
+                "huge case skipped (the fallback cases still run)\n");
+        return;
+    }
+    t_pool_name(name, "backing");
+    ASSERT_RC(open_pool(name, 64 * MiB, mode, 0, &p), 0);
+    mempool_dref r = put_fill(p, 6 * MiB, 3);
+    struct reader a = { name, r, 6 * MiB, 3, want };
+    t_wait_ok(t_fork(reader_child, &a));
+    /* a small object after it, in chunks already backed */
+    mempool_dref s = put_fill(p, 100, 4);
+    verify(p, s, 100, 4);
+    verify(p, r, 6 * MiB, 3);
+    t_assert_healthy(p);
+    ASSERT_RC(mempool_close(p), 0);
+    ASSERT_RC(mempool_destroy(name), 0);
+}
+
+START_TEST(test_huge)
+{
+    huge_case(MEMPOOL_HUGE_AUTO);
+}
+END_TEST
+
+START_TEST(test_off)
+{
+    huge_case(MEMPOOL_HUGE_OFF);
+}
+END_TEST
+
+START_TEST(test_trim)
+{
+    char name[T_NAME_LEN];
+    struct mempool_stats s0, s1;
+    mempool *p;
+    uint64_t full, trimmed;
+
+    t_pool_name(name, "backing");
+    ASSERT_RC(open_pool(name, 64 * MiB, MEMPOOL_HUGE_AUTO, 0, &p), 0);
+    s0 = t_stats(p);
+    mempool_dref r = put_fill(p, 16 * MiB, 5);
+    full = shm_bytes(name);
+    ASSERT_RC(mempool_delete(p, r), 0);
+    ck_assert_int_ge(mempool_trim(p), (int64_t)(14 * MiB));
+    trimmed = shm_bytes(name);
+    ck_assert_uint_le(trimmed + 14 * MiB, full);   /* memory given back */
+    r = put_fill(p, 16 * MiB, 6);                  /* backed again */
+    ck_assert_uint_ge(shm_bytes(name), trimmed + 16 * MiB);
+    verify(p, r, 16 * MiB, 6);
+    ASSERT_RC(mempool_delete(p, r), 0);
+    s1 = t_stats(p);
+    ck_assert_uint_eq(s1.used_bytes, s0.used_bytes);
+    ck_assert_uint_eq(s1.objects, s0.objects);
+    t_assert_healthy(p);
+    ASSERT_RC(mempool_close(p), 0);
+    ASSERT_RC(mempool_destroy(name), 0);
+}
+END_TEST
+
+START_TEST(test_option)
+{
+    char name[T_NAME_LEN];
+    mempool *p = NULL;
+    mempool_options o;
+
+    t_pool_name(name, "backing");
+    ASSERT_RC(open_pool(name, 32 * MiB, 2, 0, &p), -EINVAL);
+    ASSERT_RC(open_pool(name, 32 * MiB, ~0u, 0, &p), -EINVAL);
+    ck_assert_ptr_null(p);
+    mempool_options_init(&o);
+    ck_assert_uint_eq(o.huge, MEMPOOL_HUGE_AUTO);
+}
+END_TEST
+
+#ifdef T_FAILPOINTS
+struct fp_case {
+    const char *name, *spec;
+};
+
+/* Huge page refused at every chunk: 4 KiB pages, the put succeeds. */
+static int refused_child(void *arg)
+{
+    const struct fp_case *c = arg;
+    mempool *p;
+    setenv("MEMPOOL_FAILPOINT", c->spec, 1);
+    T_CHILD_EQ(open_pool(c->name, 64 * MiB, MEMPOOL_HUGE_AUTO, 0, &p), 0);
+    void *buf = malloc(6 * MiB);
+    mempool_dref r;
+    mempool_view v;
+    T_CHILD_ASSERT(buf != NULL);
+    t_fill(buf, 6 * MiB, 7);
+    T_CHILD_EQ(mempool_put(p, buf, 6 * MiB, &r), 0);
+    T_CHILD_EQ(mempool_get(p, r, &v), 0);
+    T_CHILD_ASSERT(t_check_fill(v.data, 6 * MiB, 7));
+    T_CHILD_EQ(pmd_mapped(c->name), 0);
+    T_CHILD_EQ(mempool_release(p, &v), 0);
+    T_CHILD_EQ(mempool_check(p, NULL, 0), 0);
+    T_CHILD_EQ(mempool_close(p), 0);
+    free(buf);
+    return 0;
+}
+
+START_TEST(test_refused)
+{
+    char name[T_NAME_LEN];
+    struct fp_case c = { name, "back.chunk=enospc" };
+    t_pool_name(name, "backing");
+    t_wait_ok(t_fork(refused_child, &c));
+    ASSERT_RC(mempool_destroy(name), 0);
+}
+END_TEST
+
+/* Backing fails: the put and a reserve are -ENOSPC, nothing is charged
+ * or leaked. */
+static int nospace_child(void *arg)
+{
+    const struct fp_case *c = arg;
+    struct mempool_stats s0, s1;
+    mempool *p;
+    void *buf = malloc(3 * MiB), *w;
+    mempool_dref r;
+
+    setenv("MEMPOOL_FAILPOINT", c->spec, 1);
+    T_CHILD_ASSERT(buf != NULL);
+    t_fill(buf, 3 * MiB, 8);
+    T_CHILD_EQ(open_pool(c->name, 64 * MiB, MEMPOOL_HUGE_AUTO, 0, &p), 0);
+    T_CHILD_EQ(mempool_stats_get(p, &s0), 0);
+    T_CHILD_EQ(mempool_put(p, buf, 3 * MiB, &r), -ENOSPC);
+    T_CHILD_EQ(mempool_reserve(p, 3 * MiB, NULL, &w, &r), -ENOSPC);
+    T_CHILD_EQ(mempool_stats_get(p, &s1), 0);
+    T_CHILD_EQ(s1.objects, s0.objects);
+    T_CHILD_EQ(s1.used_bytes, s0.used_bytes);
+    T_CHILD_EQ(mempool_check(p, NULL, 0), 0);
+    T_CHILD_EQ(mempool_close(p), 0);
+    free(buf);
+    return 0;
+}
+
+START_TEST(test_nospace)
+{
+    char name[T_NAME_LEN];
+    /* huge refused everywhere, so 4 KiB backing runs, and fails */
+    struct fp_case c = { name, "back.chunk=enospc,back.pages=enospc" };
+    mempool *p;
+    t_pool_name(name, "backing");
+    t_wait_ok(t_fork(nospace_child, &c));
+    /* without the failpoint the same pages are backed by the next put */
+    ASSERT_RC(t_attach(name, &p), 0);
+    t_assert_healthy(p);
+    ck_assert_uint_eq(t_stats(p).objects, 0);
+    mempool_dref r = put_fill(p, 3 * MiB, 9);
+    verify(p, r, 3 * MiB, 9);
+    t_assert_healthy(p);
+    ASSERT_RC(mempool_close(p), 0);
+    ASSERT_RC(mempool_destroy(name), 0);
+}
+END_TEST
+#endif
+
+static Suite *backing_suite(void)
+{
+    Suite *s = suite_create("backing");
+    TCase *tc = tcase_create("backing");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_lazy);
+    tcase_add_test(tc, test_reserve);
+    tcase_add_test(tc, test_huge);
+    tcase_add_test(tc, test_off);
+    tcase_add_test(tc, test_trim);
+    tcase_add_test(tc, test_option);
+#ifdef T_FAILPOINTS
+    tcase_add_test(tc, test_refused);
+    tcase_add_test(tc, test_nospace);
+#endif
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return t_run(backing_suite(), "backing");
+}
