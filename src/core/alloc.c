@@ -52,12 +52,10 @@
 
 static const uint32_t class_size[MP_NCLASS] = { 64, 128, 256, 512, 1024, 2048 };
 
+/* The size class of 1 <= @p len <= MP_SMALL_MAX (64 << class). */
 static unsigned class_of(uint64_t len)
 {
-    unsigned c = 0;
-    while (class_size[c] < len)
-        c++;
-    return c;
+    return len <= 64 ? 0 : 58u - (unsigned)__builtin_clzll(len - 1);
 }
 
 static uint64_t slab_full(unsigned c)
@@ -544,14 +542,7 @@ void mempool__recharge_locked(mempool *p, int s)
  * allocator lock (nor can the rest grow). */
 uint64_t mempool__over_limit(mempool *p, int owner, uint64_t len)
 {
-    mp_slot *s = &p->slots[owner];
-    uint64_t lim = atomic_load_explicit(&s->max_memsize, memory_order_relaxed);
-    uint64_t res;
-    if (!lim)
-        return 0;
-    res = atomic_load_explicit(&s->resident_bytes, memory_order_relaxed) +
-          atomic_load_explicit(&p->wcs[owner].resident, memory_order_relaxed);
-    return res + len > lim ? res + len - lim : 0;
+    return mp_over_limit(&p->core, owner, len);
 }
 
 /* Free entry @p idx, if its word is still @p w, and its block; uncharge

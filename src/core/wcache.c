@@ -264,7 +264,7 @@ static int pop(mempool *p, unsigned c, uint64_t len, uint32_t type,
     mp_entry *e;
     uint64_t w;
 
-    if (!wc->n[c] || wc->n[c] > MP_WC_MAX || mempool__over_limit(p, s, len))
+    if (!wc->n[c] || wc->n[c] > MP_WC_MAX || mp_over_limit(&p->core, s, len))
         return 1;                   /* the locked path spills or refuses */
     i = wc->idx[c][wc->n[c] - 1];
     if (i >= p->ntab)
@@ -272,7 +272,7 @@ static int pop(mempool *p, unsigned c, uint64_t len, uint32_t type,
     e = mp_entry_at(p, i);
     w = atomic_load(&e->word);
     if (MP_W_ST(w) != MP_ST_CACHED || MP_W_WHO(w) != (unsigned)s + 1 ||
-        !mempool__cache_fits(p, e, w, false) ||
+        !MP_LD(e->off) || MP_LD(e->len) < 1 || MP_LD(e->len) > MP_SMALL_MAX ||
         mempool__class_of(MP_LD(e->len)) != c)
         goto damaged;
     MP_ST(wc->n[c], wc->n[c] - 1);
@@ -283,7 +283,7 @@ static int pop(mempool *p, unsigned c, uint64_t len, uint32_t type,
     MP_ST(e->owner, (uint16_t)(s + 1));
     part_add(&wc->objects, 1);
     part_add(&wc->resident, len);
-    mempool__entry_claim(e, w);     /* seq_cst: the fields before the word */
+    mempool__entry_claim(e, w);     /* release: the fields before the word */
     *idx = i;
     return 0;
 damaged:

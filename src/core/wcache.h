@@ -9,6 +9,22 @@
 
 #include "internal.h"
 
+/* Bytes over @p owner's limit if @p len more were charged (both parts of
+ * its charge), else 0. Exact under the owner's cache lock and the
+ * allocator lock. */
+static inline uint64_t mp_over_limit(const mp_core *c, int owner,
+                                     uint64_t len)
+{
+    const mp_slot *s = &c->slots[owner];
+    uint64_t lim = atomic_load_explicit(&s->max_memsize, memory_order_relaxed);
+    uint64_t res;
+    if (!lim)
+        return 0;
+    res = atomic_load_explicit(&s->resident_bytes, memory_order_relaxed) +
+          atomic_load_explicit(&c->wcs[owner].resident, memory_order_relaxed);
+    return res + len > lim ? res + len - lim : 0;
+}
+
 /* ---- the common path: the worker's own cache lock only ----------------- */
 /* A set of @p len (1 .. MP_SMALL_MAX) bytes charged to us: 0 and *idx is
  * ALLOC(us) with type, flags, owner and charge set; 1: take the locked
