@@ -338,7 +338,8 @@ START_TEST(test_hammer_kills)
     ASSERT_RC(t_open(pool, T_ARENA_BYTES, &p), 0);
     for (int i = 0; i < 2; i++) {
         t_pipe(fds[i]);
-        a[i] = (struct hargs){ pool, fds[i][1], i ? 0 : 400000, 9u + (uint64_t)i };
+        a[i] = (struct hargs){ pool, fds[i][1], i ? 0 : 400000,
+                               9u + (uint64_t)i };
         pid[i] = t_fork(h_child, &a[i]);
     }
     close(fds[0][1]);

@@ -654,7 +654,7 @@ void mempool__disown(mempool *p, int d)
      * (sets counted by its cache, frees by the lock): both to 0. */
     atomic_store(&p->slots[d].objects, 0);
     atomic_store(&p->slots[d].resident_bytes, 0);
-    mempool__cache_zero(p, d);
+    mempool__cache_zero(&p->core, d);
     mempool__cache_release(p, d);
     mempool__unlock(p);
 }
@@ -717,7 +717,7 @@ static void rebuild(mempool *p)
     /* Every worker's cache too: a refill or flush dies holding both locks;
      * the caches' contents are the table's CACHED words, re-adopted below. */
     held = mempool__cache_hold_all(p, false);
-    mempool__cache_reset(p);
+    mempool__cache_reset(&p->core);
     for (int s = 0; s < MP_WORKERS; s++) {
         atomic_store(&p->slots[s].resident_bytes, 0);
         atomic_store(&p->slots[s].objects, 0);
@@ -733,7 +733,8 @@ static void rebuild(mempool *p)
         if (!has_block(w))
             MP_ST(e->off, 0);           /* e.g. evicted, block not yet freed */
         if (st == MP_ST_FREEING ||
-            (st == MP_ST_CACHED && !mempool__cache_fits(p, e, w, true)) ||
+            (st == MP_ST_CACHED &&
+             !mempool__cache_fits(&p->core, e, w, true)) ||
             (e->off && place(p, p->pages, e->off, e->len))) {
             MP_ST(e->off, 0);           /* dying holder's, or corrupt */
             MP_ST(e->len, 0);
@@ -748,7 +749,7 @@ static void rebuild(mempool *p)
             if (has_block(w))
                 used += mempool__block_bytes(e->len);
             if (st == MP_ST_CACHED)
-                mempool__cache_adopt(p, i, w);
+                mempool__cache_adopt(&p->core, i, w);
             else
                 account(p, e, w, +1);
         }
@@ -906,8 +907,9 @@ static int expect_entry(mempool *p, expect *x, uint32_t i, char *why,
     if (st > MP_ST_CACHED || st == MP_ST_FREEING)
         return fail(why, whylen, "entry %u has state %u outside the lock", i,
                     st);
-    if (st == MP_ST_CACHED && !mempool__cache_fits(p, e, w, false))
-        return fail(why, whylen, "entry %u is cached without a small block", i);
+    if (st == MP_ST_CACHED && !mempool__cache_fits(&p->core, e, w, false))
+        return fail(why, whylen, "entry %u is cached without a small block",
+                    i);
     if (!has_block(w) && e->off)
         return fail(why, whylen, "entry %u is not in memory but owns a block",
                     i);

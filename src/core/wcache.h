@@ -42,11 +42,11 @@ void mempool__cache_release(mempool *p, int s);
 uint64_t mempool__cache_hold_all(mempool *p, bool repair); /* mask held */
 void mempool__cache_release_all(mempool *p, uint64_t held);
 uint64_t mempool__cache_flush_all(mempool *p, int s);      /* s held */
-void mempool__cache_zero(mempool *p, int s);   /* s's cache charges := 0 */
-void mempool__cache_reset(mempool *p);         /* rebuild: all empty */
-bool mempool__cache_fits(mempool *p, const mp_entry *e, uint64_t w,
+void mempool__cache_zero(const mp_core *c, int s); /* s's cache charges := 0 */
+void mempool__cache_reset(const mp_core *c);   /* rebuild: all empty */
+bool mempool__cache_fits(const mp_core *c, const mp_entry *e, uint64_t w,
                          bool room);
-void mempool__cache_adopt(mempool *p, uint32_t idx, uint64_t w);
+void mempool__cache_adopt(const mp_core *c, uint32_t idx, uint64_t w);
 int  mempool__cache_verify(mempool *p, uint64_t ncached, char *why,
                            size_t whylen);
 /* Flush every cache we can lock (@p held: one we hold already, or -1);
