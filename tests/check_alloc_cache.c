@@ -445,6 +445,7 @@ START_TEST(test_drain)
 {
     char pool[T_NAME_LEN];
     mempool_options o;
+    static const char y[200] = "y";
     mempool_dref r[64];
     struct mempool_stats s;
     mempool *p;
@@ -456,7 +457,7 @@ START_TEST(test_drain)
     ASSERT_RC(mempool_open(pool, &o, &p), 0);
     /* we cache entries of two classes */
     for (int i = 0; i < 64; i++)
-        ASSERT_RC(mempool_put(p, "y", i % 2 ? 1 : 200, &r[i]), 0);
+        ASSERT_RC(mempool_put(p, y, i % 2 ? 1 : 200, &r[i]), 0);
     for (int i = 0; i < 64; i++)
         ASSERT_RC(mempool_delete(p, r[i]), 0);
     s = t_stats(p);
