@@ -165,13 +165,20 @@ int  mempool__back_pages(const mp_core *c, uint64_t k, uint64_t n);
 int  mempool__lock(mempool *p);
 void mempool__unlock(mempool *p);
 int  mempool__alloc(mempool *p, uint64_t len, uint32_t *idx);  /* locked */
-void mempool__free(mempool *p, uint32_t idx);                  /* locked */
+bool mempool__free(mempool *p, uint32_t idx, uint64_t w);      /* locked */
 void mempool__charge(mempool *p, uint32_t idx);                /* locked */
 void mempool__charge_ondisk(mempool *p, uint32_t idx, uint64_t w,
                             uint64_t nw);                 /* locked */
 void mempool__evict_locked(mempool *p, uint32_t idx, uint64_t w);
 void mempool__disown(mempool *p, int d);
 uint64_t mempool__block_bytes(uint64_t len);
+/* @p owner's limit passed by @p len more bytes: by how much, else 0. */
+uint64_t mempool__over_limit(mempool *p, int owner, uint64_t len);
+/* Slot @p s's charges (the allocator lock's part plus its cache's). */
+void mempool__charged(mempool *p, int s, uint64_t *objects,
+                      uint64_t *resident);
+/* Entries and block bytes held in workers' caches (no objects). */
+void mempool__cached(mempool *p, uint64_t *entries, uint64_t *bytes);
 void mempool__alloc_init(mempool *p, bool holes);
 int  mempool__alloc_verify(mempool *p, char *why, size_t whylen); /* locked */
 int64_t mempool__trim_locked(mempool *p);

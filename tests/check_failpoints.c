@@ -296,6 +296,10 @@ static void c_round(mempool *p)
         c_check_view(&v, len, sum);       /* still readable while pinned */
     }
     T_CHILD_EQ(mempool_release(p, &v), 0);
+    /* A small object of our own deleted unpinned: its entry goes back to
+     * our allocator cache (cache.recached). */
+    (void)c_set(p, 64, 0);
+    c_delete(p, c_find(64));
 
     c_stage(S_REFCOUNT);
     sum = c_fill(700);

@@ -113,6 +113,17 @@ struct fresh_opts {
  *  its table. @return 0 or an error. */
 int bench_fresh(const struct fresh_opts *o);
 
+/* ---- the scale section (bench_scale.c) -------------------------------- */
+
+struct scale_opts {
+    bool        quick; /* 1e3 and 2e4 objects instead of 1e3 .. 2.5e5 */
+    const char *dir;   /* parent of the spill temp dir; NULL: /var/tmp, ... */
+};
+
+/** set, random get, delete and spilling set at growing live counts beside
+ *  raw baselines; prints its table. @return 0 or an error. */
+int bench_scale(const struct scale_opts *o);
+
 /* ---- fresh-process probes of spilled objects (bench_child.c) ---------- */
 
 enum { PROBE_FIRST_BYTE = 1, PROBE_READ_ALL = 2 };

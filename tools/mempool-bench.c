@@ -2,8 +2,8 @@
 /*
  * mempool-bench.c - measure mempool next to baselines run in the same
  * process tree, and print markdown tables ready to paste into the README.
- * Five sections (--section core|spill|codec|handoff|fresh|all, default
- * all),
+ * Six sections (--section core|spill|codec|handoff|fresh|scale|all,
+ * default all),
  * each with its own pool; a machine line comes first.
  *
  * core: set, get (from another process) and delete for a few object sizes.
@@ -46,6 +46,10 @@
  * fresh: what a new process sees (first set into pages it never mapped,
  * first read of an object) and 1 vs 2 process throughput of get and set;
  * bench_fresh.c says how.
+ *
+ * scale: set, random get, delete and a set that must spill at 1e3 .. 2.5e5
+ * live objects against raw shared memory and write(2), and how far the
+ * spilled victims are from the exact LRU choice; bench_scale.c says how.
  */
 #include "bench.h"
 #include "cli.h"
@@ -74,7 +78,8 @@
 
 enum {
     SECTION_CORE = 1, SECTION_SPILL = 2, SECTION_CODEC = 4,
-    SECTION_HANDOFF = 8, SECTION_FRESH = 16, SECTION_ALL = 31
+    SECTION_HANDOFF = 8, SECTION_FRESH = 16, SECTION_SCALE = 32,
+    SECTION_ALL = 63
 };
 
 struct options {
@@ -605,7 +610,7 @@ static int setup(struct bench *b)
 
 static const char usage[] =
     "Usage: mempool-bench [--quick]\n"
-    "                     [--section core|spill|codec|handoff|fresh|all]\n"
+    "                     [--section core|spill|codec|handoff|fresh|scale|all]\n"
     "                     [--sizes LIST] [--dir DIR]\n"
     "Measure mempool against same-run baselines; print markdown tables.\n"
     "  core:  set, get+release from another process and delete against a\n"
@@ -622,13 +627,16 @@ static const char usage[] =
     "  fresh: first set and first read in a new process (no pre-touch)\n"
     "         against memcpy into touched memory and a second read, and\n"
     "         get and set throughput of 2 processes against 1.\n"
+    "  scale: set, random get, delete and a set that must spill, at 1e3,\n"
+    "         1e4, 1e5 and 2.5e5 live 64 B objects, against raw shared\n"
+    "         memory and write(2); ranks of the victims chosen.\n"
     "  --quick         few iterations (CI smoke run, a few seconds; codec:\n"
     "                  100,000 rows)\n"
-    "  --section S     core, spill, codec, handoff, fresh or all (default\n"
-    "                  all)\n"
+    "  --section S     core, spill, codec, handoff, fresh, scale or all\n"
+    "                  (default all)\n"
     "  --sizes LIST    core: comma-separated object sizes, suffixes K, M, G\n"
     "                  (default 64,4K,1M,64M; at most 8, each 1 B..256 MiB)\n"
-    "  --dir DIR       spill, codec: make the temp dir in DIR (default:\n"
+    "  --dir DIR       spill, codec, scale: make the temp dir in DIR (default:\n"
     "                  /var/tmp, else the working directory (spill), else\n"
     "                  /tmp; spill prefers a disk to tmpfs)\n";
 
@@ -653,6 +661,7 @@ static int parse_section(struct options *o, const char *s)
                   : strcmp(s, "codec") == 0 ? SECTION_CODEC
                   : strcmp(s, "handoff") == 0 ? SECTION_HANDOFF
                   : strcmp(s, "fresh") == 0 ? SECTION_FRESH
+                  : strcmp(s, "scale") == 0 ? SECTION_SCALE
                   : strcmp(s, "all") == 0   ? SECTION_ALL : 0;
     return o->sections ? 0 : -EINVAL;
 }
@@ -776,8 +785,17 @@ int main(int argc, char **argv)
             fprintf(stderr, "mempool-bench: fresh: %s\n",
                     mempool_strerror(fresh));
     }
+    fflush(stdout);
+    int scale = 0;
+    if (b.o.sections & SECTION_SCALE) {
+        struct scale_opts so = {.quick = b.o.quick, .dir = b.o.dir};
+        scale = bench_scale(&so);
+        if (scale < 0)
+            fprintf(stderr, "mempool-bench: scale: %s\n",
+                    mempool_strerror(scale));
+    }
     return core == 0 && spill == 0 && codec == 0 && handoff == 0 &&
-                   fresh == 0
+                   fresh == 0 && scale == 0
                ? CLI_OK
                : CLI_FAIL;
 }

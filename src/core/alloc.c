@@ -48,6 +48,7 @@
 #include "entry.h"
 #include "failpoint.h"
 #include "internal.h"
+#include "wcache.h"
 
 static const uint32_t class_size[MP_NCLASS] = { 64, 128, 256, 512, 1024, 2048 };
 
@@ -419,6 +420,15 @@ static void account(mempool *p, const mp_entry *e, uint64_t w, int sign)
         locked_add(c.disk, (uint64_t)(int64_t)sign * len);
 }
 
+/* Charged to its owner: an object (reserved, published, deleted), not a
+ * free, dying or cached entry. */
+static bool charged(uint64_t w)
+{
+    unsigned st = MP_W_ST(w);
+    return st != MP_ST_FREE && st != MP_ST_RETIRED && st != MP_ST_FREEING &&
+           st != MP_ST_CACHED;
+}
+
 static bool has_block(uint64_t w)
 {
     unsigned st = MP_W_ST(w);
@@ -430,38 +440,6 @@ static bool has_block(uint64_t w)
  * Moves: entry_free, the entry's next_free, len, off and word (FREE ->
  * ALLOC), hwm, entries_used, used_bytes, the pages/bitmap/partial lists
  * of the block, rover. Charges nobody (mempool__charge() does). */
-int mempool__alloc(mempool *p, uint64_t len, uint32_t *idx)
-{
-    mp_header *h = p->h;
-    uint32_t i = h->entry_free;
-    mp_entry *e;
-    uint64_t off, w;
-    int rc;
-
-    if (!i)
-        return -ENOSPC;
-    if (i > p->ntab)
-        return MEMPOOL_ECORRUPT;
-    e = mp_entry_at(p, i - 1);
-    w = atomic_load(&e->word);
-    if (MP_W_ST(w) != MP_ST_FREE)
-        return MEMPOOL_ECORRUPT;
-    if ((rc = block_alloc(p, len, &off)))
-        return rc;
-    h->entry_free = e->next_free;
-    e->next_free = 0;
-    if (atomic_load(&h->hwm) < i)
-        atomic_store(&h->hwm, i);
-    mempool__entry_take(e, w, (unsigned)p->slot + 1);
-    MP_ST(e->len, len);      /* len before off: off != 0 claims the block */
-    MP_ST(e->off, off);
-    locked_add(&h->entries_used, 1);
-    locked_add(&h->used_bytes, mempool__block_bytes(len));
-    *idx = i - 1;
-    MP_FP(alloc_locked);
-    return 0;
-}
-
 static void entry_push(mempool *p, uint32_t idx)
 {
     mp_entry *e = mp_entry_at(p, idx);
@@ -469,15 +447,142 @@ static void entry_push(mempool *p, uint32_t idx)
     p->h->entry_free = idx + 1;
 }
 
-/* Free entry @p idx and its block; uncharge its owner. Locked.
+/* The first free entry (not yet popped) and its FREE word. Locked. */
+static int entry_peek(mempool *p, uint32_t *i, uint64_t *w)
+{
+    *i = p->h->entry_free;
+    if (!*i)
+        return -ENOSPC;
+    if (*i > p->ntab)
+        return MEMPOOL_ECORRUPT;
+    *w = atomic_load(&mp_entry_at(p, *i - 1)->word);
+    return MP_W_ST(*w) == MP_ST_FREE ? 0 : MEMPOOL_ECORRUPT;
+}
+
+/* Pop free entry @p i (entry_peek's) and give it block @p off for @p len:
+ * the counters and the high-water mark follow. Locked. */
+static void entry_pop(mempool *p, uint32_t i, uint64_t len, uint64_t off)
+{
+    mp_header *h = p->h;
+    mp_entry *e = mp_entry_at(p, i - 1);
+    h->entry_free = e->next_free;
+    e->next_free = 0;
+    if (atomic_load(&h->hwm) < i)
+        atomic_store(&h->hwm, i);
+    MP_ST(e->len, len);      /* len before off: off != 0 claims the block */
+    MP_ST(e->off, off);
+    locked_add(&h->entries_used, 1);
+    locked_add(&h->used_bytes, mempool__block_bytes(len));
+}
+
+int mempool__alloc(mempool *p, uint64_t len, uint32_t *idx)
+{
+    uint32_t i;
+    uint64_t off, w;
+    int rc;
+
+    if ((rc = entry_peek(p, &i, &w)) || (rc = block_alloc(p, len, &off)))
+        return rc;
+    /* The word first: a rebuild must not take the entry for a FREE one
+     * that owns a block. */
+    mempool__entry_take(mp_entry_at(p, i - 1), w, (unsigned)p->slot + 1);
+    entry_pop(p, i, len, off);
+    *idx = i - 1;
+    MP_FP(alloc_locked);
+    return 0;
+}
+
+/* ---- worker caches: what wcache.c asks of the allocator ---------------- */
+
+unsigned mempool__class_of(uint64_t len)
+{
+    return class_of(len);
+}
+
+uint64_t mempool__class_bytes(unsigned c)
+{
+    return class_size[c];
+}
+
+/* A free entry with a block of class @p c, CACHED(@p who): a refill.
+ * Locked (and who's cache lock). Moves what mempool__alloc() moves. */
+int mempool__cache_take_locked(mempool *p, unsigned c, unsigned who,
+                               uint32_t *idx)
+{
+    uint32_t i;
+    uint64_t off, w;
+    int rc;
+
+    if ((rc = entry_peek(p, &i, &w)) || (rc = slab_alloc(p, c, &off)))
+        return rc;
+    mempool__entry_cache(mp_entry_at(p, i - 1), w, who);
+    entry_pop(p, i, class_size[c], off);
+    MP_ST(mp_entry_at(p, i - 1)->owner, 0);
+    *idx = i - 1;
+    return 0;
+}
+
+/* CACHED entry @p idx (word @p w) back to the free list, its block freed:
+ * a flush. Locked (and the cache's lock). */
+void mempool__uncache_locked(mempool *p, uint32_t idx, uint64_t w)
+{
+    mp_entry *e = mp_entry_at(p, idx);
+    mempool__entry_uncache(e, w);   /* first: a FREE word owns no block */
+    if (e->off)
+        block_free(p, e->off, e->len);
+    locked_sub(&p->h->used_bytes, mempool__block_bytes(e->len));
+    locked_sub(&p->h->entries_used, 1);
+    MP_ST(e->off, 0);
+    MP_ST(e->len, 0);
+    MP_ST(e->owner, 0);
+    entry_push(p, idx);
+}
+
+/* Slot @p s's allocator-lock charges (objects, resident bytes) recounted
+ * from the table; its cache's part is zeroed by the caller. Locked (and
+ * s's cache lock, so no charge of s moves meanwhile). */
+void mempool__recharge_locked(mempool *p, int s)
+{
+    uint64_t objs = 0, res = 0;
+    for (uint32_t i = 0; i < p->ntab; i++) {
+        mp_entry *e = mp_entry_at(p, i);
+        uint64_t w = atomic_load(&e->word);
+        if (e->owner == s + 1 && charged(w)) {
+            objs++;
+            res += (MP_W_FL(w) & MP_F_NOMEM) ? 0 : e->len;
+        }
+    }
+    atomic_store(&p->slots[s].objects, objs);
+    atomic_store(&p->slots[s].resident_bytes, res);
+}
+
+/* Bytes over @p owner's limit if @p len more were charged. Exact under
+ * the owner's cache lock (its cache's charges cannot move) and the
+ * allocator lock (nor can the rest grow). */
+uint64_t mempool__over_limit(mempool *p, int owner, uint64_t len)
+{
+    mp_slot *s = &p->slots[owner];
+    uint64_t lim = atomic_load_explicit(&s->max_memsize, memory_order_relaxed);
+    uint64_t res;
+    if (!lim)
+        return 0;
+    res = atomic_load_explicit(&s->resident_bytes, memory_order_relaxed) +
+          atomic_load_explicit(&p->wcs[owner].resident, memory_order_relaxed);
+    return res + len > lim ? res + len - lim : 0;
+}
+
+/* Free entry @p idx, if its word is still @p w, and its block; uncharge
+ * its owner. Locked. false if the word moved.
  * Moves: the word (-> FREEING -> FREE gen + 1, or RETIRED), off, len,
  * owner, entry_free, used_bytes, entries_used, the owner's charges, the
  * block's pages/bitmap/partial lists, rover. */
-void mempool__free(mempool *p, uint32_t idx)
+bool mempool__free(mempool *p, uint32_t idx, uint64_t w)
 {
     mp_entry *e = mp_entry_at(p, idx);
-    uint64_t w = mempool__entry_freeing(e, (unsigned)p->slot + 1), nw;
+    uint64_t nw;
 
+    if (!mempool__entry_freeing(e, w, (unsigned)p->slot + 1))
+        return false;               /* moved: freed or recached by another */
     MP_FP(free_locked);
     /* References of a deleted object stay in their holders' cells until
      * they unref; none may outlive the generation, or a worker that never
@@ -499,6 +604,7 @@ void mempool__free(mempool *p, uint32_t idx)
         mempool__entry_wake(p, idx);  /* get_wait: reservation is gone */
     if (MP_W_ST(nw) == MP_ST_FREE)
         entry_push(p, idx);
+    return true;
 }
 
 /* Charge entry @p idx to its owner (objects, resident, disk). Locked.
@@ -554,16 +660,28 @@ void mempool__disown(mempool *p, int d)
     uint64_t hwm = atomic_load(&p->h->hwm);
     if (mempool__lock(p))
         return;
+    /* Its cache first (a worker that closes flushes; a dead one's cache is
+     * returned), under its cache lock, which also stops its charges. */
+    if (mempool__cache_hold(p, d)) {
+        mempool__unlock(p);
+        return;
+    }
+    mempool__cache_flush_all(p, d);
     for (uint32_t i = 0; i < hwm && i < p->ntab; i++) {
         mp_entry *e = mp_entry_at(p, i);
         uint64_t w = atomic_load(&e->word);
-        if (e->owner == d + 1 && MP_W_ST(w) != MP_ST_FREE &&
-            MP_W_ST(w) != MP_ST_RETIRED) {
+        if (e->owner == d + 1 && charged(w)) {
             account(p, e, w, -1);
             MP_ST(e->owner, 0);
             account(p, e, w, +1);        /* now the pool's */
         }
     }
+    /* Nothing is charged to d now; its two parts may still be +x and -x
+     * (sets counted by its cache, frees by the lock): both to 0. */
+    atomic_store(&p->slots[d].objects, 0);
+    atomic_store(&p->slots[d].resident_bytes, 0);
+    mempool__cache_zero(p, d);
+    mempool__cache_release(p, d);
     mempool__unlock(p);
 }
 
@@ -613,7 +731,7 @@ static int place(mempool *p, mp_page *pg, uint64_t off, uint64_t len)
 static void rebuild(mempool *p)
 {
     mp_header *h = p->h;
-    uint64_t used = 0, nused = 0;
+    uint64_t used = 0, nused = 0, held;
 
     for (uint64_t k = 0; k < p->npages; k++) {
         bool was_free = p->pages[k].kind == MP_PG_FREE;
@@ -622,6 +740,10 @@ static void rebuild(mempool *p)
     }
     memset(h->partial, 0, sizeof(h->partial));
     h->entry_free = 0;
+    /* Every worker's cache too: a refill or flush dies holding both locks;
+     * the caches' contents are the table's CACHED words, re-adopted below. */
+    held = mempool__cache_hold_all(p, false);
+    mempool__cache_reset(p);
     for (int s = 0; s < MP_WORKERS; s++) {
         atomic_store(&p->slots[s].resident_bytes, 0);
         atomic_store(&p->slots[s].objects, 0);
@@ -636,8 +758,9 @@ static void rebuild(mempool *p)
         unsigned st = MP_W_ST(w);
         if (!has_block(w))
             MP_ST(e->off, 0);           /* e.g. evicted, block not yet freed */
-        if (st == MP_ST_FREEING || (e->off && place(p, p->pages, e->off,
-                                                    e->len))) {
+        if (st == MP_ST_FREEING ||
+            (st == MP_ST_CACHED && !mempool__cache_fits(p, e, w, true)) ||
+            (e->off && place(p, p->pages, e->off, e->len))) {
             MP_ST(e->off, 0);           /* dying holder's, or corrupt */
             MP_ST(e->len, 0);
             MP_ST(e->owner, 0);
@@ -650,9 +773,13 @@ static void rebuild(mempool *p)
             nused++;
             if (has_block(w))
                 used += mempool__block_bytes(e->len);
-            account(p, e, w, +1);
+            if (st == MP_ST_CACHED)
+                mempool__cache_adopt(p, i, w);
+            else
+                account(p, e, w, +1);
         }
     }
+    mempool__cache_release_all(p, held);
     for (uint64_t k = 0; k < p->npages; k++) {
         mp_page *d = &p->pages[k];
         bits_set(p, k, 1, d->kind == MP_PG_FREE);
@@ -686,7 +813,7 @@ void mempool__alloc_init(mempool *p, bool holes)
  * over (EOWNERDEAD); a lock word naming a thread that does not exist can
  * only come from a damaged arena, so after each second of waiting the
  * owner is checked and the wait fails instead of lasting forever. */
-static int lock_wait(mempool *p)
+static int lock_wait(pthread_mutex_t *m)
 {
     /* Uncontended: no clock read (a CLOCK_REALTIME read cost ~60 ns per
      * lock, issue 11). trylock reports EOWNERDEAD like timedlock does.
@@ -696,12 +823,11 @@ static int lock_wait(mempool *p)
     int rc;
     for (int spin = 0; spin < 64; spin++) {
         /* Read before trying: a failing trylock still takes the line. */
-        if (spin && __atomic_load_n(&p->h->alloc_lock.__data.__lock,
-                                    __ATOMIC_RELAXED)) {
+        if (spin && __atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED)) {
             mp_cpu_relax();
             continue;
         }
-        rc = pthread_mutex_trylock(&p->h->alloc_lock);
+        rc = pthread_mutex_trylock(m);
         if (rc != EBUSY)
             return rc;
     }
@@ -710,11 +836,10 @@ static int lock_wait(mempool *p)
         int owner;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += 1;
-        rc = pthread_mutex_timedlock(&p->h->alloc_lock, &ts);
+        rc = pthread_mutex_timedlock(m, &ts);
         if (rc != ETIMEDOUT)
             return rc;
-        owner = __atomic_load_n(&p->h->alloc_lock.__data.__owner,
-                                __ATOMIC_RELAXED);
+        owner = __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED);
         if (owner <= 0 || (kill(owner, 0) < 0 && errno == ESRCH))
             return ENOTRECOVERABLE;
     }
@@ -723,9 +848,16 @@ static int lock_wait(mempool *p)
 /* Take the allocator lock; if its holder died, rebuild first. 0, or
  * MEMPOOL_ECORRUPT (lock word names no thread), or -errno. Moves:
  * lock_holder (diagnostics), and all allocator state on a rebuild. */
+/* Wait for robust mutex @p m of the arena (the allocator lock, a worker
+ * cache's lock) as above: 0, EOWNERDEAD, ENOTRECOVERABLE or an errno. */
+int mempool__mutex_wait(pthread_mutex_t *m)
+{
+    return lock_wait(m);
+}
+
 int mempool__lock(mempool *p)
 {
-    int rc = lock_wait(p);
+    int rc = lock_wait(&p->h->alloc_lock);
     if (rc == EOWNERDEAD) {
         rebuild(p);
         pthread_mutex_consistent(&p->h->alloc_lock);
@@ -776,7 +908,7 @@ int64_t mempool__trim_locked(mempool *p)
  * are per owner; index 0 is the pool's own (owner 0). */
 typedef struct expect {
     mp_page *pg;                         /* scratch page descriptors */
-    uint64_t used, nused, nfree, npartial;
+    uint64_t used, nused, nfree, npartial, cached;
     uint64_t res[MP_WORKERS + 1], objs[MP_WORKERS + 1], disk[MP_WORKERS + 1];
 } expect;
 
@@ -797,9 +929,11 @@ static int expect_entry(mempool *p, expect *x, uint32_t i, char *why,
     mp_entry *e = mp_entry_at(p, i);
     uint64_t w = atomic_load(&e->word);
     unsigned st = MP_W_ST(w);
-    if (st > MP_ST_SPILLED || st == MP_ST_FREEING)
+    if (st > MP_ST_CACHED || st == MP_ST_FREEING)
         return fail(why, whylen, "entry %u has state %u outside the lock", i,
                     st);
+    if (st == MP_ST_CACHED && !mempool__cache_fits(p, e, w, false))
+        return fail(why, whylen, "entry %u is cached without a small block", i);
     if (!has_block(w) && e->off)
         return fail(why, whylen, "entry %u is not in memory but owns a block",
                     i);
@@ -812,7 +946,9 @@ static int expect_entry(mempool *p, expect *x, uint32_t i, char *why,
     x->nused++;
     if (has_block(w))
         x->used += mempool__block_bytes(e->len);
-    if (e->owner <= MP_WORKERS) {
+    if (st == MP_ST_CACHED)
+        x->cached++;                     /* no object: charged to nobody */
+    else if (e->owner <= MP_WORKERS) {
         x->res[e->owner] += has_block(w) ? e->len : 0;
         x->disk[e->owner] += (MP_W_FL(w) & MP_F_ONDISK) ? e->len : 0;
         x->objs[e->owner]++;
@@ -894,15 +1030,22 @@ static int check_counters(mempool *p, const expect *x, char *why,
                     (unsigned long long)x->used, (unsigned long long)x->nused);
     for (uint16_t o = 0; o <= MP_WORKERS; o++) {
         charges c;
+        uint64_t res, objs;
         charges_of(p, o, &c);
-        if (x->res[o] != atomic_load(c.resident) ||
-            x->objs[o] != atomic_load(c.objects) ||
+        res = atomic_load(c.resident);
+        objs = atomic_load(c.objects);
+        if (o) {                         /* plus its cache's part */
+            res += atomic_load(&p->wcs[o - 1].resident);
+            objs += atomic_load(&p->wcs[o - 1].objects);
+        }
+        if (x->res[o] != res || x->objs[o] != objs ||
             x->disk[o] != atomic_load(c.disk))
-            return fail(why, whylen, "%s %d charged %llu/%llu bytes "
-                        "(memory/disk), table says %llu/%llu",
-                        o ? "worker" : "pool", o,
-                        (unsigned long long)atomic_load(c.resident),
+            return fail(why, whylen, "%s %d charged %llu objects, %llu/%llu "
+                        "bytes (memory/disk), table says %llu, %llu/%llu",
+                        o ? "worker" : "pool", o, (unsigned long long)objs,
+                        (unsigned long long)res,
                         (unsigned long long)atomic_load(c.disk),
+                        (unsigned long long)x->objs[o],
                         (unsigned long long)x->res[o],
                         (unsigned long long)x->disk[o]);
     }
@@ -914,14 +1057,20 @@ static int check_counters(mempool *p, const expect *x, char *why,
 int mempool__alloc_verify(mempool *p, char *why, size_t whylen)
 {
     expect x = { .pg = calloc(p->npages, sizeof(mp_page)) };
+    uint64_t held;
     int rc;
 
     if (!x.pg)
         return -ENOMEM;
+    /* The caches' locks too: their sets and deletes move entries and
+     * charges without the allocator lock. */
+    held = mempool__cache_hold_all(p, true);
     if (!(rc = expect_table(p, &x, why, whylen)) &&
         !(rc = check_pages(p, &x, why, whylen)) &&
-        !(rc = check_lists(p, &x, why, whylen)))
+        !(rc = check_lists(p, &x, why, whylen)) &&
+        !(rc = mempool__cache_verify(p, x.cached, why, whylen)))
         rc = check_counters(p, &x, why, whylen);
+    mempool__cache_release_all(p, held);
     free(x.pg);
     return rc;
 }

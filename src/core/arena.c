@@ -34,6 +34,7 @@
 
 #include "failpoint.h"
 #include "internal.h"
+#include "wcache.h"
 
 int mempool__name_ok(const char *name)
 {
@@ -72,7 +73,7 @@ uint64_t mempool__format_word(void)
         MP_CELLS, MP_WORKERS, sizeof(pthread_mutex_t), MP_PAGE, MP_NCLASS,
         sizeof(void *), offsetof(mp_header, alloc_lock), 0x0102030405060708ull,
         sizeof(mp_hand), sizeof(mp_box), sizeof(mp_name), sizeof(mp_chan),
-        MP_CHANS, MP_BOX_BW,
+        MP_CHANS, MP_BOX_BW, sizeof(mp_wcache), MP_WC_MAX,
     };
     uint64_t h = 1469598103934665603ull;            /* FNV-1a over parts */
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
@@ -126,6 +127,8 @@ int mempool__layout(uint64_t arena, uint64_t max_objects, mp_header *out)
     off = out->slots_off + (uint64_t)MP_WORKERS * sizeof(mp_slot);
     out->cells_off = off;
     off += (uint64_t)MP_WORKERS * MP_CELLS * sizeof(uint64_t);
+    out->wcache_off = off;
+    off += (uint64_t)MP_WORKERS * sizeof(mp_wcache);
     off = handoff_layout(arena, align_up(off, MP_PAGE), out);
     out->table_off = align_up(off, MP_PAGE);
     off = out->table_off + max_objects * sizeof(mp_entry);
@@ -155,6 +158,7 @@ void mempool__bind(mempool *p)
     mp_header *h = p->h;
     p->slots = (mp_slot *)(p->base + h->slots_off);
     p->cells = (_Atomic uint64_t *)(p->base + h->cells_off);
+    p->wcs = (mp_wcache *)(p->base + h->wcache_off);
     p->tab = (mp_entry *)(p->base + h->table_off);
     p->pages = (mp_page *)(p->base + h->pages_off);
     p->bitmap = (_Atomic uint64_t *)(p->base + h->bitmap_off);
@@ -265,17 +269,31 @@ static int wait_ready(mempool *p, int fd)
 
 static int init_mutex(pthread_mutex_t *m);
 
+/* The kind (robust, shared) of the arena's mutexes, found once: -1 if a
+ * mutex of that kind cannot be made. */
+int mempool__mutex_kind(void)
+{
+    static _Atomic int kind = -2;
+    int k = atomic_load_explicit(&kind, memory_order_relaxed);
+    if (k == -2) {
+        pthread_mutex_t ref;
+        k = -1;
+        if (init_mutex(&ref) == 0) {
+            k = ref.__data.__kind;
+            pthread_mutex_destroy(&ref);
+        }
+        atomic_store_explicit(&kind, k, memory_order_relaxed);
+    }
+    return k;
+}
+
 /* The allocator mutex must be of the kind we create (robust, shared): a
- * damaged kind can make the C library abort or block. */
+ * damaged kind can make the C library abort or block. (The caches' locks
+ * are checked before each use, wcache.c.) */
 static bool mutex_kind_ok(const pthread_mutex_t *m)
 {
-    pthread_mutex_t ref;
-    int kind;
-    if (init_mutex(&ref))
-        return false;
-    kind = ref.__data.__kind;
-    pthread_mutex_destroy(&ref);
-    return m->__data.__kind == kind;
+    int kind = mempool__mutex_kind();
+    return kind >= 0 && m->__data.__kind == kind;
 }
 
 /* Check a header read from an existing object of @p size bytes. */
@@ -293,6 +311,7 @@ static int validate_header(const mp_header *h, uint64_t size)
     if (mempool__layout(h->arena_bytes, h->max_objects, &chk))
         return MEMPOOL_ECORRUPT;
     if (chk.slots_off != h->slots_off || chk.cells_off != h->cells_off ||
+        chk.wcache_off != h->wcache_off ||
         chk.table_off != h->table_off || chk.pages_off != h->pages_off ||
         chk.bitmap_off != h->bitmap_off || chk.data_off != h->data_off ||
         chk.npages != h->npages || chk.hand_off != h->hand_off ||
@@ -487,6 +506,9 @@ static int build(mempool *p, const mp_header *tmpl, bool reserve)
     if ((rc = init_mutex(&h->alloc_lock)))
         return rc;
     mempool__bind(p);
+    for (int s = 0; s < MP_WORKERS; s++)
+        if ((rc = init_mutex(&p->wcs[s].lock)))
+            return rc;
     if (reserve && (rc = mempool__back_pages(&p->core, 0, p->npages)))
         return rc;
     mempool__alloc_init(p, !reserve);

@@ -59,6 +59,7 @@ static inline void mp_cpu_relax(void)
     mp_header    *h;                                                        \
     mp_slot      *slots;                                                    \
     _Atomic uint64_t *cells;   /* MP_WORKERS * MP_CELLS */                  \
+    mp_wcache    *wcs;         /* MP_WORKERS allocator caches (wcache.c) */ \
     mp_entry     *tab;                                                      \
     mp_page      *pages;                                                    \
     _Atomic uint64_t *bitmap;                                               \

@@ -14,6 +14,7 @@
 #include "entry.h"
 #include "failpoint.h"
 #include "internal.h"
+#include "wcache.h"
 
 /* The DELETED word for @p w: files and a running writer are remembered so
  * the reclaimer removes the file and waits for the writer. */
@@ -42,12 +43,44 @@ void mempool__entry_take(mp_entry *e, uint64_t w, unsigned who)
     atomic_store(&e->word, MP_W(MP_W_GEN(w), MP_ST_ALLOC, who, 0));
 }
 
-/* Any state -> FREEING(@p who); returns the word it had. */
-uint64_t mempool__entry_freeing(mp_entry *e, unsigned who)
+/* Word @p w -> FREEING(@p who). A CAS, not a store: a DELETED word may be
+ * claimed at the same time by its owner's cache (recache, outside this
+ * lock), and exactly one of the two may free it. false if the word moved. */
+bool mempool__entry_freeing(mp_entry *e, uint64_t w, unsigned who)
 {
-    uint64_t w = atomic_load(&e->word);
-    atomic_store(&e->word, MP_W(MP_W_GEN(w), MP_ST_FREEING, who, 0));
-    return w;
+    return cas(e, &w, MP_W(MP_W_GEN(w), MP_ST_FREEING, who, 0));
+}
+
+/* FREE (word @p w) -> CACHED(@p who), same generation: a refill. */
+void mempool__entry_cache(mp_entry *e, uint64_t w, unsigned who)
+{
+    atomic_store(&e->word, MP_W(MP_W_GEN(w), MP_ST_CACHED, who, 0));
+}
+
+/* CACHED -> FREE, same generation (bumped when it was cached): a flush,
+ * under the allocator lock and the cache's lock. */
+void mempool__entry_uncache(mp_entry *e, uint64_t w)
+{
+    atomic_store(&e->word, MP_W(MP_W_GEN(w), MP_ST_FREE, 0, 0));
+}
+
+/* ---- under a worker's cache lock (wcache.c) ------------------------------ */
+
+/* CACHED(who) @p w -> ALLOC(who): a set took it from its cache. A store:
+ * only the holder of who's cache lock moves a CACHED(who) word. */
+void mempool__entry_claim(mp_entry *e, uint64_t w)
+{
+    atomic_store(&e->word, MP_W(MP_W_GEN(w), MP_ST_ALLOC, MP_W_WHO(w), 0));
+}
+
+/* DELETED @p w, no pins, no file -> CACHED(@p who) with the next
+ * generation, so every DRef of the deleted object fails from here on. A
+ * CAS: a reclaimer under the allocator lock may race for it (freeing
+ * above). false if the word moved (someone else has it). */
+bool mempool__entry_recache(mp_entry *e, uint64_t w, unsigned who)
+{
+    return MP_W_GEN(w) < MP_GEN_MAX &&
+           cas(e, &w, MP_W(MP_W_GEN(w) + 1, MP_ST_CACHED, who, 0));
 }
 
 /* FREEING (or a corrupt word, in a rebuild) -> FREE with the next
@@ -226,10 +259,11 @@ void mempool__entry_reclaim(mempool *p, uint32_t idx)
         return;                     /* the last unpinner will come back */
     if (MP_W_FL(w) & MP_F_ONDISK)
         p->spill_ops->unlink_files(p, idx, MP_W_GEN(w));
+    else if (mempool__cache_free(p, idx, w))
+        return;                     /* into our cache, without the lock */
     if (mempool__lock(p))
         return;
-    if (atomic_load(&e->word) == w)
-        mempool__free(p, idx);
+    mempool__free(p, idx, w);
     mempool__unlock(p);
     if (MP_W_FL(w) & MP_F_ONDISK)
         p->spill_ops->maps_sweep(p); /* our idle mapping holds the space */
@@ -372,8 +406,7 @@ void mempool__entry_repair(mempool *p, int d, uint32_t idx)
 
     if (MP_W_ST(w) == MP_ST_ALLOC && MP_W_WHO(w) == who) {
         if (mempool__lock(p) == 0) {
-            if (atomic_load(&e->word) == w)
-                mempool__free(p, idx);
+            mempool__free(p, idx, w);
             mempool__unlock(p);
         }
         return;

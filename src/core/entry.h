@@ -18,6 +18,8 @@
  *   DELETED   gets fail; bytes and file stay until no pin cell names it
  *   FREEING   being freed by the allocator-lock holder `who`
  *   RETIRED   generation exhausted; never reused
+ *   CACHED    in worker `who`'s allocator cache with a block of its size
+ *             class attached; gen already bumped; no object (wcache.c)
  *
  *   rc        slot + 1 of a worker deciding whether a refcounted object
  *             lost its last reference (LIVE or SPILLED), else 0
@@ -39,6 +41,18 @@
  *     |                  |                 SPILLED --delete-----------+
  *     |                  v                                            |
  *     +--recycle[L]-- FREEING(us) <--freeing[L]-----------------------+
+ *     |                                                               |
+ *     +--uncache[L+C]-- CACHED(w) <--recache[C] (own small object)----+
+ *     |                  |  ^
+ *     +--cache[L+C]------+  +---> claim[C]: CACHED(w) -> ALLOC(w)
+ *
+ *   [C] = under worker w's cache lock (wcache.c), not the allocator lock:
+ *   a worker's sets of small objects claim entries it cached (refilled
+ *   under [L+C], 16 at a time), and the delete of its own small object
+ *   (no pins, file, or references) recaches the entry with the next
+ *   generation; a full cache flushes 16 back under [L+C]. freeing and
+ *   recache are CASes from the DELETED word, so of a reclaimer under the
+ *   lock and the owner's cache exactly one wins.
  *
  *   On LIVE (and DELETED, for a writer that was overtaken by a delete):
  *   begin_write sets F_WRITING + who; end_write[L] clears them and sets
@@ -51,11 +65,14 @@
  *
  * Invariants:
  *   1. entry.c is the only code that writes the word. Lock-free transitions
- *      are seq_cst CASes; the [L] ones are plain seq_cst stores, safe
- *      because while the lock holder owns the state (ALLOC, FREEING,
- *      EVICTING of its own) no CAS elsewhere matches it.
- *   2. The generation changes only in recycle (FREEING -> FREE, gen + 1),
- *      so a DRef from before a reuse never matches again.
+ *      are seq_cst CASes; the [L] and [C] ones are plain seq_cst stores,
+ *      safe because while the lock holder owns the state (ALLOC, FREEING,
+ *      EVICTING of its own; FREE under [L]; CACHED(w) under w's [C]) no
+ *      CAS elsewhere matches it. freeing and recache leave DELETED, which
+ *      nobody owns: both are CASes.
+ *   2. The generation changes only in recycle (FREEING -> FREE, gen + 1)
+ *      and recache (DELETED -> CACHED, gen + 1), so a DRef from before a
+ *      reuse never matches again.
  *   3. A non-zero `who` names the single worker allowed to move the word
  *      out of ALLOC, EVICTING, FREEING or F_WRITING; everyone else waits
  *      for it (mempool__wait_who: sleeping, bounded, -EAGAIN past the
@@ -91,11 +108,17 @@ static inline uint64_t mp_entry_word(const mp_entry *e)
 /* ---- under the allocator lock (alloc.c only) -------------------------- */
 void     mempool__entry_format(mp_entry *e);           /* -> FREE, gen 1 */
 void     mempool__entry_take(mp_entry *e, uint64_t w, unsigned who);
-uint64_t mempool__entry_freeing(mp_entry *e, unsigned who);  /* old word */
+bool     mempool__entry_freeing(mp_entry *e, uint64_t w, unsigned who);
+void     mempool__entry_cache(mp_entry *e, uint64_t w, unsigned who);
+void     mempool__entry_uncache(mp_entry *e, uint64_t w);
 uint64_t mempool__entry_recycle(mp_entry *e, uint64_t w);    /* new word */
 uint64_t mempool__entry_end_evict(mp_entry *e, uint64_t ev); /* new word */
 uint64_t mempool__entry_end_write(mp_entry *e, bool ok, uint64_t *was);
 bool     mempool__entry_drop_file(mp_entry *e, uint64_t w);
+
+/* ---- under a worker's cache lock (wcache.c) ------------------------------ */
+void     mempool__entry_claim(mp_entry *e, uint64_t w);
+bool     mempool__entry_recache(mp_entry *e, uint64_t w, unsigned who);
 
 /* ---- lock-free ---------------------------------------------------------- */
 int  mempool__entry_publish(mp_entry *e, uint64_t w);

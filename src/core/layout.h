@@ -13,6 +13,7 @@
  *   header        4 KiB    identity, layout, allocator lock and state
  *   slots         64 x 256 B   one per worker: liveness token, counters
  *   cells         64 x 32 KiB  one pin/ref table per worker
+ *   wcache        64 x 896 B   one allocator cache per worker (wcache.c)
  *   hand          4 KiB    handoff header: locks, futex words, counters
  *   boxwords      nbox x 8 B   pool-held items (names, channels, flight)
  *   boxes         nbox x 32 B  their payloads
@@ -46,6 +47,9 @@
  *   DELETED   gets fail; bytes and file stay until no pin cell names it
  *   FREEING   being freed by the allocator-lock holder `who`
  *   RETIRED   generation exhausted; never reused
+ *   CACHED    in worker `who`'s allocator cache (wcache.c) with a block of
+ *             its size class still attached (off, len); gen already
+ *             bumped; owns the block but is no object
  *
  *   rc        slot + 1 of a worker deciding whether a refcounted object
  *             lost its last reference (LIVE or SPILLED), else 0
@@ -72,7 +76,7 @@
 #include <mempool/mempool.h>
 
 #define MP_MAGIC          UINT64_C(0x314c4f4f504d454d) /* "MEMPOOL1" */
-#define MP_FORMAT_VERSION 3u
+#define MP_FORMAT_VERSION 4u
 #define MP_PAGE           4096u
 #define MP_ALIGN          64u
 #define MP_MIN_ARENA      MEMPOOL_MIN_ARENA_BYTES
@@ -98,7 +102,7 @@ enum { MP_INIT_BUILDING = 1, MP_INIT_READY = 2, MP_INIT_FAILED = 3 };
 enum {
     MP_ST_FREE = 0, MP_ST_ALLOC = 1, MP_ST_LIVE = 2, MP_ST_DELETED = 3,
     MP_ST_FREEING = 4, MP_ST_RETIRED = 5, MP_ST_EVICTING = 6,
-    MP_ST_SPILLED = 7
+    MP_ST_SPILLED = 7, MP_ST_CACHED = 8
 };
 #define MP_F_ONDISK   0x01u
 #define MP_F_WRITING  0x02u
@@ -160,7 +164,8 @@ typedef struct mp_header {
     _Atomic uint64_t hwm;      /* entries [0, hwm) have ever been used */
     _Atomic uint32_t spiller;  /* slot + 1 of the elected spiller, 0 none */
     uint32_t pad4;
-    uint64_t pad1[3];
+    uint64_t wcache_off;       /* the per-worker allocator caches */
+    uint64_t pad1[2];
 
     /* Allocator: everything below is written only under alloc_lock. */
     pthread_mutex_t alloc_lock;     /* robust, process-shared */
@@ -232,6 +237,29 @@ typedef struct mp_entry {
     uint32_t pad2;
     uint64_t spare;
 } mp_entry;
+
+/* A worker's allocator cache (wcache.c): entries in state CACHED(who =
+ * the worker) with a block of one size class attached, so a small set and
+ * a delete of its own small object take this worker's lock, not the pool's
+ * allocator lock. Everything but the lock is derived: the entry table
+ * (CACHED words) says what is cached, and the charges are recomputed from
+ * the table whenever a holder died (`dirty`). */
+#define MP_WC_MAX   32u        /* entries cached per size class */
+#define MP_WC_BATCH 16u        /* moved per allocator-lock hold */
+typedef struct mp_wcache {
+    pthread_mutex_t lock;      /* robust, process-shared; after alloc_lock */
+    uint8_t  pad0[64 - sizeof(pthread_mutex_t) % 64];
+    /* Written only by the holder of `lock`. */
+    uint32_t dirty;            /* a holder died: repair before use */
+    uint32_t n[MP_NCLASS];     /* cached entries per class */
+    uint32_t pad1;
+    /* The worker's charges moved by its cache (sets and deletes of its own
+     * small objects); its slot's objects/resident_bytes hold the rest (the
+     * allocator lock's). Owner's charge = the sum (modulo 2^64). */
+    _Atomic uint64_t objects, resident;
+    uint64_t pad2[2];
+    uint32_t idx[MP_NCLASS][MP_WC_MAX];   /* entry indices */
+} mp_wcache;
 
 /* Page descriptor kinds. */
 enum { MP_PG_FREE = 0, MP_PG_SLAB = 1, MP_PG_HEAD = 2, MP_PG_TAIL = 3 };
@@ -363,6 +391,8 @@ _Static_assert(MP_WORKERS < 128, "box who fits 7 bits");
 _Static_assert(sizeof(mp_slot) == 256, "mp_slot is 256 bytes");
 _Static_assert(sizeof(mp_entry) == 64, "mp_entry is one cache line");
 _Static_assert(sizeof(mp_page) == 32, "mp_page is 32 bytes");
+_Static_assert(sizeof(mp_wcache) % 64 == 0 &&
+               offsetof(mp_wcache, dirty) % 64 == 0, "wcache lines");
 _Static_assert(sizeof(mp_header) <= MP_PAGE, "header fits its page");
 _Static_assert(offsetof(mp_entry, word) == 0, "entry word first");
 _Static_assert(sizeof(_Atomic uint64_t) == 8, "64-bit atomics");

@@ -31,6 +31,7 @@
 #include "failpoint.h"
 #include "internal.h"
 #include "recency.h"
+#include "wcache.h"
 
 #define VIEW_KEY UINT64_C(0x6d656d706f6f6c21)
 
@@ -100,15 +101,6 @@ static int owner_slot(mempool *p, const mempool_put_options *o, int *slot)
     return 0;
 }
 
-/* Bytes over @p owner's limit if @p len more were charged; locked. */
-static uint64_t over_limit(mempool *p, int owner, uint64_t len)
-{
-    mp_slot *s = &p->slots[owner];
-    uint64_t lim = atomic_load(&s->max_memsize);
-    uint64_t res = atomic_load(&s->resident_bytes);
-    return lim && res + len > lim ? res + len - lim : 0;
-}
-
 static void set_fields(mempool *p, uint32_t idx, const mempool_put_options *o,
                        int owner)
 {
@@ -127,17 +119,31 @@ static int admit(mempool *p, size_t len, const mempool_put_options *o,
     int rc = mempool__lock(p);
     if (rc)
         return rc;
+    /* The owner's cache lock too: its cached sets charge it meanwhile, and
+     * its limit is exact only if neither part moves (wcache.c). */
+    if ((rc = mempool__cache_hold(p, owner))) {
+        mempool__unlock(p);
+        return rc;
+    }
     *need = 0;
-    if ((over = over_limit(p, owner, len))) {
+    if ((over = mempool__over_limit(p, owner, len))) {
         *need = over;                     /* spill the owner's objects */
         *who = owner;
         rc = -EAGAIN;
-    } else if ((rc = mempool__alloc(p, len, idx)) == 0) {
-        set_fields(p, *idx, o, owner);
-    } else if (rc == -ENOMEM) {
-        *need = mempool__block_bytes(len); /* arena short: anyone's */
-        *who = -1;
+    } else {
+        rc = mempool__alloc(p, len, idx);
+        /* Short of entries or blocks: first what caches hold unused. */
+        if ((rc == -ENOSPC || rc == -ENOMEM) &&
+            mempool__cache_drain(p, owner) > 0)
+            rc = mempool__alloc(p, len, idx);
+        if (rc == 0) {
+            set_fields(p, *idx, o, owner);
+        } else if (rc == -ENOMEM) {
+            *need = mempool__block_bytes(len); /* arena short: anyone's */
+            *who = -1;
+        }
     }
+    mempool__cache_release(p, owner);
     mempool__unlock(p);
     return rc;
 }
@@ -157,6 +163,11 @@ static int alloc_entry(mempool *p, size_t len, const mempool_put_options *o,
 
     if (lim && len > lim)
         return -E2BIG;
+    /* The common path: a small object of our own from our cache. */
+    if (owner == p->slot && len && len <= MP_SMALL_MAX &&
+        mempool__cache_alloc(p, len, o ? o->type : 0,
+                             (uint16_t)(o ? o->flags : 0), idx) == 0)
+        return 0;
     for (;;) {
         rc = admit(p, len, o, owner, idx, &need, &who);
         if (rc != -EAGAIN && rc != -ENOMEM)
@@ -216,7 +227,7 @@ int mempool_reserve(mempool *p, size_t len, const mempool_put_options *o,
     if ((MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED) &&
         (rc = mempool__ref_add(&p->core, idx, gen))) {
         if (mempool__lock(p) == 0) {
-            mempool__free(p, idx);
+            mempool__free(p, idx, atomic_load(&e->word));
             mempool__unlock(p);
         }
         return rc;
@@ -236,7 +247,8 @@ static int own_reservation(mempool *p, mempool_dref r, uint32_t *idx,
     if (rc || (rc = mempool__entry_of(p, r, idx, &gen)))
         return rc;
     *w = atomic_load(&mp_entry_at(p, *idx)->word);
-    if (MP_W_GEN(*w) != gen || MP_W_ST(*w) == MP_ST_FREE)
+    if (MP_W_GEN(*w) != gen || MP_W_ST(*w) == MP_ST_FREE ||
+        MP_W_ST(*w) == MP_ST_CACHED)
         return -ENOENT;
     if (MP_W_ST(*w) != MP_ST_ALLOC || MP_W_WHO(*w) != (unsigned)p->slot + 1)
         return -EINVAL;
@@ -274,9 +286,7 @@ int mempool_abort(mempool *p, mempool_dref r)
         mempool__ref_sub(&p->core, idx, MP_W_GEN(w));
     if ((rc = mempool__lock(p)))
         return rc;
-    if (atomic_load(&e->word) == w)
-        mempool__free(p, idx);
-    else
+    if (!mempool__free(p, idx, w))
         rc = -ENOENT;
     mempool__unlock(p);
     return rc;

@@ -269,6 +269,7 @@ static bool cell_stale(const mp_core *c, uint64_t v)
         return true;
     w = mp_entry_word(mp_core_entry(c, idx - 1));
     return MP_W_ST(w) == MP_ST_FREE || MP_W_ST(w) == MP_ST_RETIRED ||
+           MP_W_ST(w) == MP_ST_CACHED ||
            (MP_W_GEN(w) & 0xffff) != ((v >> 16) & 0xffff);
 }
 

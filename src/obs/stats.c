@@ -158,11 +158,10 @@ static void worker_fill(mempool *p, int s, const pinfig *pf,
     w->pid = sl->pid;
     w->spiller = atomic_load(&p->h->spiller) == (uint32_t)s + 1;
     w->attached_ns = sl->claimed_ns;
-    w->resident_bytes = ld(&sl->resident_bytes);
+    mempool__charged(p, s, &w->objects, &w->resident_bytes);
     w->max_memsize = ld(&sl->max_memsize);
     w->disk_bytes = ld(&sl->disk_bytes);
     w->max_disksize = ld(&sl->max_disksize);
-    w->objects = ld(&sl->objects);
     w->pins = pf->pins;
     w->pinned_objects = pf->objects;
     w->pinned_bytes = pf->bytes;
@@ -228,7 +227,8 @@ static void scan_table(mempool *p, struct mempool_stats *s)
         uint64_t w = atomic_load_explicit(&mp_entry_at(p, (uint32_t)i)->word,
                                           memory_order_relaxed);
         unsigned st = MP_W_ST(w), fl = MP_W_FL(w);
-        if (st == MP_ST_FREE || st == MP_ST_RETIRED || st == MP_ST_FREEING)
+        if (st == MP_ST_FREE || st == MP_ST_RETIRED || st == MP_ST_FREEING ||
+            st == MP_ST_CACHED)
             continue;
         s->reserved_objects += st == MP_ST_ALLOC;
         s->deleted_objects += st == MP_ST_DELETED;
@@ -310,7 +310,9 @@ static void sum_slots(mempool *p, struct mempool_stats *s)
     s->disk_bytes = ld(&p->h->pool_disk);
     for (int i = 0; i < MP_WORKERS; i++) {
         mp_slot *w = &p->slots[i];
-        s->resident_bytes += ld(&w->resident_bytes);
+        uint64_t objs, res;
+        mempool__charged(p, i, &objs, &res);
+        s->resident_bytes += res;
         s->disk_bytes += ld(&w->disk_bytes);
         for (int k = 0; k < MP_NCOUNTERS; k++)
             ev[k] += ld(mempool__counter(w, k));
@@ -355,6 +357,7 @@ static void handoff_figures(mempool *p, struct mempool_stats *s)
 int mempool_stats_get(mempool *p, struct mempool_stats *s)
 {
     mp_header *h;
+    uint64_t cached_n, cached_bytes;
     uint32_t sp;
     int rc = mempool__handle_ok(p);
     if (rc)
@@ -371,11 +374,17 @@ int mempool_stats_get(mempool *p, struct mempool_stats *s)
     s->policy = h->policy;
     s->arena_bytes = p->size;
     s->data_bytes = p->npages * MP_PAGE;
+    /* Entries and blocks in workers' allocator caches hold no object:
+     * counted as free here (any set can have them, wcache.c). */
+    mempool__cached(p, &cached_n, &cached_bytes);
     s->used_bytes = ld(&h->used_bytes);
+    s->used_bytes -= cached_bytes < s->used_bytes ? cached_bytes
+                                                  : s->used_bytes;
     s->free_bytes = s->used_bytes < s->data_bytes
                         ? s->data_bytes - s->used_bytes : 0;
     s->largest_free_bytes = largest_free_run(p) * MP_PAGE;
     s->objects = ld(&h->entries_used);
+    s->objects -= cached_n < s->objects ? cached_n : s->objects;
     s->max_objects = p->ntab;
     s->max_workers = MP_WORKERS;
     sum_slots(p, s);

@@ -17,10 +17,10 @@
  *
  * Victims: the owner's (or, under arena pressure, anyone's) unpinned
  * resident objects in policy order - least recently used first, or most
- * recently used first for MRU - until their bytes cover the need. The
- * choice scans the entries in use (exact on small pools, as MemPool.jl's
- * scenarios demand); a set waits a bounded time for pins to go, then fails
- * with -ENOMEM, never overcommitting.
+ * recently used first for MRU - until their bytes cover the need. victim.c
+ * chooses them (exact on small pools, as MemPool.jl's scenarios demand;
+ * sampled on large ones); a set waits a bounded time for pins to go, then
+ * fails with -ENOMEM, never overcommitting.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -38,6 +38,7 @@
 #include "spill.h"
 #include "spillstate.h"
 #include "spilldir.h"
+#include "victim.h"
 
 /* ---- directory and names ----------------------------------------------- */
 
@@ -470,62 +471,7 @@ int mempool__evict(mempool *p, uint32_t idx, uint32_t gen)
     return rc;
 }
 
-/* ---- victims -------------------------------------------------------------- */
-
-typedef struct victim {
-    uint64_t stamp, len;
-    uint32_t idx;
-    bool     destroy;
-} victim;
-
-static int by_stamp(const void *a, const void *b)
-{
-    const victim *x = a, *y = b;
-    return x->stamp < y->stamp ? -1 : x->stamp > y->stamp;
-}
-
-/* Resident, unpinned-at-a-glance candidates of @p owner (-1 any), in
- * policy order. Caller frees *out. */
-static int candidates(mempool *p, int owner, victim **out, size_t *n)
-{
-    uint64_t hwm = atomic_load(&p->h->hwm);
-    size_t cap = 64, k = 0;
-    victim *v = malloc(cap * sizeof(*v));
-
-    if (!v)
-        return -ENOMEM;
-    for (uint32_t i = 0; i < hwm && i < p->ntab; i++) {
-        mp_entry *e = mp_entry_at(p, i);
-        uint64_t w = atomic_load(&e->word);
-        if (MP_W_ST(w) != MP_ST_LIVE || MP_W_RC(w) ||
-            (MP_W_FL(w) & (MP_F_WRITING | MP_F_NOMEM)) || MP_LD(e->len) == 0 ||
-            (owner >= 0 && MP_LD(e->owner) != owner + 1))
-            continue;
-        if (k == cap) {
-            victim *nv = realloc(v, (cap *= 2) * sizeof(*v));
-            if (!nv) {
-                free(v);
-                return -ENOMEM;
-            }
-            v = nv;
-        }
-        v[k].stamp = atomic_load_explicit(&e->stamp, memory_order_relaxed);
-        v[k].len = MP_LD(e->len);
-        v[k].idx = i;
-        v[k].destroy = MP_LD(e->setflags) & MEMPOOL_PUT_DESTROY_ON_EVICT;
-        k++;
-    }
-    qsort(v, k, sizeof(*v), by_stamp);
-    if (p->h->policy == MEMPOOL_POLICY_MRU)
-        for (size_t a = 0, b = k ? k - 1 : 0; a < b; a++, b--) {
-            victim t = v[a];
-            v[a] = v[b];
-            v[b] = t;
-        }
-    *out = v;
-    *n = k;
-    return 0;
-}
+/* ---- victims (chosen by victim.c) -------------------------------------- */
 
 /* Delete a DESTROY_ON_EVICT victim (never while pinned). */
 static uint64_t destroy_victim(mempool *p, uint32_t idx)
@@ -543,7 +489,8 @@ static uint64_t destroy_victim(mempool *p, uint32_t idx)
 }
 
 /* Write and evict the victims in @p v[0..n); returns bytes freed. */
-static uint64_t spill_batch(mempool *p, const victim *v, unsigned n, int *err)
+static uint64_t spill_batch(mempool *p, const mp_victim *v, unsigned n,
+                            int *err)
 {
     uint32_t *idx = malloc(n * sizeof(*idx));
     int *res = malloc(n * sizeof(*res));
@@ -566,32 +513,59 @@ static uint64_t spill_batch(mempool *p, const victim *v, unsigned n, int *err)
     return freed;
 }
 
-/* One pass: pick victims covering @p need and spill them. */
+/* Take victims from @p vs in order until their bytes cover the need,
+ * skipping pinned ones (*pinned counts them), into @p w; the number used. */
+static size_t take_victims(mempool *p, const mp_victims *vs, mp_victim *w,
+                           size_t *k, uint64_t *freed, size_t *pinned)
+{
+    uint64_t got = 0;
+    size_t i, taken = 0;
+    for (i = 0; i < vs->n && got < vs->need && taken < vs->take; i++) {
+        const mp_victim *v = &vs->v[i];
+        uint32_t gen = MP_W_GEN(atomic_load(&mp_entry_at(p, v->idx)->word));
+        if (mempool__cell_count(&p->core, MP_PIN, v->idx, gen, true)) {
+            ++*pinned;                       /* pinned: skip, never wait */
+            continue;
+        }
+        if (v->destroy)
+            *freed += destroy_victim(p, v->idx);
+        else
+            w[(*k)++] = *v;
+        got += v->len;
+        taken++;
+    }
+    return i;
+}
+
+/* One pass: pick victims covering @p need and spill them. When every
+ * listed candidate was pinned and there are more, list more. */
 static uint64_t room_pass(mempool *p, int owner, uint64_t need, int *err)
 {
-    victim *v, *w;
-    size_t n, k = 0;
-    uint64_t got = 0, freed = 0;
+    size_t keep = MP_VICTIM_KEEP;
+    for (;;) {
+        mp_victims vs;
+        mp_victim *w;
+        size_t k = 0, pinned = 0, used;
+        uint64_t freed = 0;
 
-    if ((*err = candidates(p, owner, &v, &n)))
-        return 0;
-    w = malloc((n ? n : 1) * sizeof(*w));
-    for (size_t i = 0; w && i < n && got < need; i++) {
-        mp_entry *e = mp_entry_at(p, v[i].idx);
-        uint32_t gen = MP_W_GEN(atomic_load(&e->word));
-        if (mempool__cell_count(&p->core, MP_PIN, v[i].idx, gen, true))
-            continue;                        /* pinned: skip, never wait */
-        if (v[i].destroy)
-            freed += destroy_victim(p, v[i].idx);
-        else
-            w[k++] = v[i];
-        got += v[i].len;
+        if ((*err = mempool__victims_pick(p, owner, need, keep, &vs)))
+            return 0;
+        if (!(w = malloc((vs.n ? vs.n : 1) * sizeof(*w)))) {
+            mempool__victims_done(p, &vs, 0);
+            *err = -ENOMEM;
+            return 0;
+        }
+        used = take_victims(p, &vs, w, &k, &freed, &pinned);
+        if (k)
+            freed += spill_batch(p, w, (unsigned)k, err);
+        free(w);
+        if (freed || k || !pinned || !vs.dropped || keep >= SIZE_MAX / 4) {
+            mempool__victims_done(p, &vs, used);
+            return freed;
+        }
+        keep = 2 * (keep + pinned);
+        mempool__victims_done(p, &vs, used);
     }
-    if (k)
-        freed += spill_batch(p, w, (unsigned)k, err);
-    free(w);
-    free(v);
-    return freed;
 }
 
 /*

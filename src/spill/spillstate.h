@@ -2,8 +2,8 @@
 /*
  * spillstate.h - what one handle keeps for the spill layer: the spill
  * directory (opened and proven once, spilldir.c), the I/O engine that
- * writes files (io.c), the read-back mappings (mapcache.c) and the
- * background spiller (spiller.c).
+ * writes files (io.c), the read-back mappings (mapcache.c), the
+ * background spiller (spiller.c) and the candidates victim.c keeps.
  *
  * The handle (internal.h) holds only a pointer to it, to a type that is
  * incomplete there: core/ cannot name these fields, so it reaches them only
@@ -14,6 +14,7 @@
 #define MEMPOOL_SPILLSTATE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -32,6 +33,13 @@ struct mp_spill_state {
     bool          verify;      /* check payload crc when mapping a file */
     struct mp_mapcache *maps;
     struct mp_spiller *spiller;
+    /* victim.c: entry indices of the best candidates left over by the
+     * last sampled pass, offered again first by the next one */
+    struct mp_victim_keep {
+        _Atomic uint32_t busy;  /* a pass holds them (try-lock, no wait) */
+        uint32_t n;
+        uint32_t idx[16];
+    } vkeep;
 };
 
 #endif /* MEMPOOL_SPILLSTATE_H */

@@ -1,0 +1,451 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * wcache.c - per-worker allocator caches: a set of a small object and the
+ * delete of one's own small object without the pool-wide allocator lock.
+ *
+ * Robust mutexes do not spin, so two writers taking the allocator lock for
+ * every set and delete collide into futex sleeps (issue 11: 2 writer
+ * processes ran at 0.25x one). Each worker therefore keeps up to MP_WC_MAX
+ * table entries per size class in state CACHED(who = the worker), each
+ * with a free block of that class still attached (off, len), listed in its
+ * mp_wcache (layout.h) under its own robust lock:
+ *
+ *   set     pop an entry of the class: CACHED(us) -> ALLOC(us), charge it
+ *           to our cache's part of our charges (mempool__cache_alloc);
+ *   delete  of our own small object, no pins, file or references: the
+ *           DELETED word CASes to CACHED(us) with the next generation (old
+ *           DRefs fail at once), our cache's part is uncharged, the entry
+ *           is pushed (mempool__cache_free);
+ *   refill  an empty class takes the allocator lock, then ours, and
+ *           caches MP_WC_BATCH free entries with fresh blocks;
+ *   flush   a full class gives its MP_WC_BATCH oldest back the same way.
+ *
+ * Crash safety stays "derived from the table": a CACHED word says which
+ * worker's cache holds the entry and the entry still names its block, so
+ * rebuild() and mempool_check() place the block and count the entry as
+ * used (entries_used and used_bytes include cached ones; stats subtract
+ * them) but charge it to nobody. The cache's list and its charge part are
+ * a summary of the table: whoever takes a cache lock its holder died with
+ * (EOWNERDEAD) marks it dirty, and the next holder that also holds the
+ * allocator lock repairs it (cache_repair: the list re-read from the
+ * table, the owner's charges recounted). The reaper, and a worker that
+ * closes, flush the whole cache (mempool__disown). Anyone short of entries
+ * or blocks drains the caches it can lock (mempool__cache_drain), so a
+ * cache never makes the pool look fuller than it is.
+ *
+ * Who moves what: this file writes a cache's list, dirty flag and charge
+ * part, always under that cache's lock; the entry words through entry.c
+ * (claim, recache; cache and uncache via alloc.c under both locks).
+ * Verification and rebuild hold every cache lock, so they see no set or
+ * delete half done.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "entry.h"
+#include "failpoint.h"
+#include "wcache.h"
+
+static mp_wcache *wc_of(mempool *p, int s)
+{
+    return &p->wcs[s];
+}
+
+/* Stats read the counts without the lock: stores are relaxed atomics. */
+static void counts_clear(mp_wcache *wc)
+{
+    for (unsigned c = 0; c < MP_NCLASS; c++)
+        MP_ST(wc->n[c], 0);
+}
+
+/* A relaxed add to a charge only its cache's lock holder writes. */
+static void part_add(_Atomic uint64_t *c, uint64_t d)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + d,
+                          memory_order_relaxed);
+}
+
+/* Take cache @p s's lock (@p try: or fail with -EBUSY). A holder that died
+ * leaves it dirty. 0, -EBUSY, MEMPOOL_ECORRUPT (a lock that is not of our
+ * kind, or names no thread). */
+static int wc_lock(mempool *p, int s, bool try)
+{
+    static int kind = -1;           /* the kind we make, found once */
+    pthread_mutex_t *m = &wc_of(p, s)->lock;
+    int rc;
+    if (MP_UNLIKELY(kind < 0))
+        __atomic_store_n(&kind, mempool__mutex_kind(), __ATOMIC_RELAXED);
+    if (MP_UNLIKELY(m->__data.__kind !=
+                    __atomic_load_n(&kind, __ATOMIC_RELAXED)))
+        return MEMPOOL_ECORRUPT;
+    /* Uncontended (the common case: only our own threads, fsck and the
+     * reaper take it) a trylock is all it costs. */
+    rc = pthread_mutex_trylock(m);
+    if (rc == EBUSY && !try)
+        rc = mempool__mutex_wait(m);
+    if (rc == EOWNERDEAD) {
+        wc_of(p, s)->dirty = 1;     /* its holder died mid-step */
+        pthread_mutex_consistent(m);
+        rc = 0;
+    }
+    if (rc == ENOTRECOVERABLE)
+        return MEMPOOL_ECORRUPT;
+    return -rc;
+}
+
+static void wc_unlock(mempool *p, int s)
+{
+    pthread_mutex_unlock(&wc_of(p, s)->lock);
+}
+
+/* Structurally a cached entry: a live cache names it, a small block. With
+ * @p room, its cache's list of that class can take it too. */
+bool mempool__cache_fits(mempool *p, const mp_entry *e, uint64_t w, bool room)
+{
+    unsigned who = MP_W_WHO(w);
+    uint64_t len = MP_LD(e->len);
+    if (who < 1 || who > MP_WORKERS || len < 1 || len > MP_SMALL_MAX ||
+        !MP_LD(e->off))
+        return false;
+    return !room ||
+           wc_of(p, (int)who - 1)->n[mempool__class_of(len)] < MP_WC_MAX;
+}
+
+/* Rebuild: list CACHED entry @p idx in its cache (cache_fits said room). */
+void mempool__cache_adopt(mempool *p, uint32_t idx, uint64_t w)
+{
+    mp_wcache *wc = wc_of(p, (int)MP_W_WHO(w) - 1);
+    unsigned c = mempool__class_of(MP_LD(mp_entry_at(p, idx)->len));
+    wc->idx[c][wc->n[c]] = idx;
+    MP_ST(wc->n[c], wc->n[c] + 1);
+}
+
+void mempool__cache_zero(mempool *p, int s)
+{
+    atomic_store(&wc_of(p, s)->objects, 0);
+    atomic_store(&wc_of(p, s)->resident, 0);
+}
+
+void mempool__cache_reset(mempool *p)
+{
+    for (int s = 0; s < MP_WORKERS; s++) {
+        counts_clear(wc_of(p, s));
+        mempool__cache_zero(p, s);
+        wc_of(p, s)->dirty = 0;
+    }
+}
+
+/* A holder of cache @p s died: its list from the table (entries that do
+ * not fit go back to the free list), s's charges recounted. Both locks. */
+static void cache_repair(mempool *p, int s)
+{
+    mp_wcache *wc = wc_of(p, s);
+    counts_clear(wc);
+    for (uint32_t i = 0; i < p->ntab; i++) {
+        mp_entry *e = mp_entry_at(p, i);
+        uint64_t w = atomic_load(&e->word);
+        if (MP_W_ST(w) != MP_ST_CACHED || MP_W_WHO(w) != (unsigned)s + 1)
+            continue;
+        if (mempool__cache_fits(p, e, w, true))
+            mempool__cache_adopt(p, i, w);
+        else if (mempool__cache_fits(p, e, w, false))
+            mempool__uncache_locked(p, i, w);   /* no room: back it goes */
+        /* else damaged: fsck reports it, a rebuild frees it */
+    }
+    mempool__recharge_locked(p, s);
+    mempool__cache_zero(p, s);
+    wc->dirty = 0;
+}
+
+int mempool__cache_hold(mempool *p, int s)
+{
+    int rc = wc_lock(p, s, false);
+    if (rc == 0 && wc_of(p, s)->dirty)
+        cache_repair(p, s);
+    return rc;
+}
+
+void mempool__cache_release(mempool *p, int s)
+{
+    wc_unlock(p, s);
+}
+
+uint64_t mempool__cache_hold_all(mempool *p, bool repair)
+{
+    uint64_t held = 0;
+    for (int s = 0; s < MP_WORKERS; s++) {
+        if (wc_lock(p, s, false))
+            continue;               /* damaged lock: its cache is not used */
+        held |= UINT64_C(1) << s;
+        if (repair && wc_of(p, s)->dirty)
+            cache_repair(p, s);
+    }
+    return held;
+}
+
+void mempool__cache_release_all(mempool *p, uint64_t held)
+{
+    for (int s = 0; s < MP_WORKERS; s++)
+        if (held >> s & 1)
+            wc_unlock(p, s);
+}
+
+/* Give the @p cnt oldest entries of class @p c back. Both locks. */
+static uint64_t flush(mempool *p, int s, unsigned c, uint32_t cnt)
+{
+    mp_wcache *wc = wc_of(p, s);
+    uint32_t n = wc->n[c] < MP_WC_MAX ? wc->n[c] : MP_WC_MAX;
+    cnt = cnt < n ? cnt : n;
+    for (uint32_t k = 0; k < cnt; k++) {
+        uint32_t i = wc->idx[c][k];
+        uint64_t w;
+        if (i >= p->ntab)
+            continue;
+        w = atomic_load(&mp_entry_at(p, i)->word);
+        if (MP_W_ST(w) == MP_ST_CACHED && MP_W_WHO(w) == (unsigned)s + 1 &&
+            mempool__cache_fits(p, mp_entry_at(p, i), w, false))
+            mempool__uncache_locked(p, i, w);
+        MP_FP(cache_flushed);
+    }
+    memmove(wc->idx[c], wc->idx[c] + cnt, (n - cnt) * sizeof(uint32_t));
+    MP_ST(wc->n[c], n - cnt);
+    return cnt;
+}
+
+uint64_t mempool__cache_flush_all(mempool *p, int s)
+{
+    uint64_t n = 0;
+    for (unsigned c = 0; c < MP_NCLASS; c++)
+        n += flush(p, s, c, MP_WC_MAX);
+    return n;
+}
+
+uint64_t mempool__cache_drain(mempool *p, int held)
+{
+    uint64_t n = 0;
+    for (int s = 0; s < MP_WORKERS; s++) {
+        if (s == held) {
+            n += mempool__cache_flush_all(p, s);
+        } else if (wc_lock(p, s, true) == 0) {
+            if (wc_of(p, s)->dirty)
+                cache_repair(p, s);
+            n += mempool__cache_flush_all(p, s);
+            wc_unlock(p, s);
+        }
+    }
+    return n;
+}
+
+/* Cache up to MP_WC_BATCH fresh entries of class @p c. Both locks. */
+static void refill(mempool *p, int s, unsigned c)
+{
+    mp_wcache *wc = wc_of(p, s);
+    for (unsigned k = 0; k < MP_WC_BATCH && wc->n[c] < MP_WC_MAX; k++) {
+        uint32_t i;
+        if (mempool__cache_take_locked(p, c, (unsigned)s + 1, &i))
+            break;
+        MP_FP(cache_refilled);
+        wc->idx[c][wc->n[c]] = i;
+        MP_ST(wc->n[c], wc->n[c] + 1);
+    }
+}
+
+/* ---- the common path ----------------------------------------------------- */
+
+/* Take a cached entry of class @p c for a set. Our cache's lock. */
+static int pop(mempool *p, unsigned c, uint64_t len, uint32_t type,
+               uint16_t flags, uint32_t *idx)
+{
+    int s = p->slot;
+    mp_wcache *wc = wc_of(p, s);
+    uint32_t i;
+    mp_entry *e;
+    uint64_t w;
+
+    if (!wc->n[c] || wc->n[c] > MP_WC_MAX || mempool__over_limit(p, s, len))
+        return 1;                   /* the locked path spills or refuses */
+    i = wc->idx[c][wc->n[c] - 1];
+    if (i >= p->ntab)
+        goto damaged;
+    e = mp_entry_at(p, i);
+    w = atomic_load(&e->word);
+    if (MP_W_ST(w) != MP_ST_CACHED || MP_W_WHO(w) != (unsigned)s + 1 ||
+        !mempool__cache_fits(p, e, w, false) ||
+        mempool__class_of(MP_LD(e->len)) != c)
+        goto damaged;
+    MP_ST(wc->n[c], wc->n[c] - 1);
+    MP_FP(cache_popped);
+    MP_ST(e->len, len);
+    MP_ST(e->type, type);
+    MP_ST(e->setflags, flags);
+    MP_ST(e->owner, (uint16_t)(s + 1));
+    part_add(&wc->objects, 1);
+    part_add(&wc->resident, len);
+    mempool__entry_claim(e, w);     /* seq_cst: the fields before the word */
+    *idx = i;
+    return 0;
+damaged:
+    wc->dirty = 1;                  /* the locked path repairs the list */
+    return 1;
+}
+
+int mempool__cache_alloc(mempool *p, uint64_t len, uint32_t type,
+                         uint16_t flags, uint32_t *idx)
+{
+    int s = p->slot, rc = 1;
+    unsigned c = mempool__class_of(len);
+    mp_wcache *wc = wc_of(p, s);
+
+    /* An unlocked look first: an empty class goes straight to a refill
+     * (a stale count only sends us the longer way). */
+    if (MP_LD(wc->n[c]) && wc_lock(p, s, false) == 0) {
+        if (!wc->dirty && wc->n[c]) {
+            rc = pop(p, c, len, type, flags, idx);
+            wc_unlock(p, s);
+            return rc;
+        }
+        wc_unlock(p, s);
+    }
+    /* Refill: the allocator lock first, then ours again (lock order). */
+    if (mempool__lock(p))
+        return 1;
+    if (mempool__cache_hold(p, s) == 0) {
+        if (!wc->n[c])
+            refill(p, s, c);
+        rc = pop(p, c, len, type, flags, idx);
+        mempool__cache_release(p, s);
+    }
+    mempool__unlock(p);
+    return rc;
+}
+
+/* DELETED @p w of ours -> our cache. Our cache's lock, room in class @p c. */
+static void recache(mempool *p, unsigned c, uint32_t idx, uint64_t w)
+{
+    int s = p->slot;
+    mp_wcache *wc = wc_of(p, s);
+    mp_entry *e = mp_entry_at(p, idx);
+    uint64_t len = MP_LD(e->len);
+
+    if (!mempool__entry_recache(e, w, (unsigned)s + 1))
+        return;                     /* moved: another reclaimer has it */
+    MP_FP(cache_recached);
+    MP_ST(e->owner, 0);
+    part_add(&wc->objects, (uint64_t)0 - 1);
+    part_add(&wc->resident, (uint64_t)0 - len);
+    wc->idx[c][wc->n[c]] = idx;
+    MP_ST(wc->n[c], wc->n[c] + 1);
+}
+
+bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w)
+{
+    int s = p->slot;
+    mp_entry *e = mp_entry_at(p, idx);
+    uint64_t len = MP_LD(e->len);
+    mp_wcache *wc;
+    unsigned c;
+
+    /* Our own small object in memory, no file, writer or references
+     * (their cells must be forgotten under the lock: mempool__free). */
+    if (s < 0 || MP_W_ST(w) != MP_ST_DELETED || MP_W_FL(w) || MP_W_WHO(w) ||
+        MP_W_GEN(w) >= MP_GEN_MAX || MP_LD(e->owner) != s + 1 || len < 1 ||
+        len > MP_SMALL_MAX || !MP_LD(e->off) ||
+        (MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED))
+        return false;
+    c = mempool__class_of(len);
+    wc = wc_of(p, s);
+    if (MP_LD(wc->n[c]) < MP_WC_MAX && wc_lock(p, s, false) == 0) {
+        if (!wc->dirty && wc->n[c] < MP_WC_MAX) {
+            recache(p, c, idx, w);
+            wc_unlock(p, s);
+            return true;
+        }
+        wc_unlock(p, s);
+    }
+    /* Full (or to be repaired): flush a batch under both locks. */
+    if (mempool__lock(p))
+        return false;
+    if (mempool__cache_hold(p, s) == 0) {
+        if (wc->n[c] >= MP_WC_MAX)
+            flush(p, s, c, MP_WC_BATCH);
+        recache(p, c, idx, w);
+        mempool__cache_release(p, s);
+    }
+    mempool__unlock(p);
+    return true;
+}
+
+/* ---- checks and readers -------------------------------------------------- */
+
+int mempool__cache_verify(mempool *p, uint64_t ncached, char *why,
+                          size_t whylen)
+{
+    uint8_t *seen = calloc(p->ntab ? p->ntab : 1, 1);
+    uint64_t listed = 0;
+    int rc = 0;
+
+    if (!seen)
+        return -ENOMEM;
+    for (int s = 0; s < MP_WORKERS && !rc; s++) {
+        mp_wcache *wc = wc_of(p, s);
+        for (unsigned c = 0; c < MP_NCLASS && !rc; c++) {
+            if (wc->n[c] > MP_WC_MAX) {
+                snprintf(why, whylen, "worker %d's cache lists %u entries "
+                         "of class %u", s + 1, wc->n[c], c);
+                rc = MEMPOOL_ECORRUPT;
+                break;
+            }
+            for (uint32_t k = 0; k < wc->n[c] && !rc; k++) {
+                uint32_t i = wc->idx[c][k];
+                mp_entry *e = i < p->ntab ? mp_entry_at(p, i) : NULL;
+                uint64_t w = e ? atomic_load(&e->word) : 0;
+                if (!e || seen[i] || MP_W_ST(w) != MP_ST_CACHED ||
+                    MP_W_WHO(w) != (unsigned)s + 1 ||
+                    !mempool__cache_fits(p, e, w, false) ||
+                    mempool__class_of(e->len) != c) {
+                    snprintf(why, whylen, "worker %d's cache lists entry %u "
+                             "(class %u), which it does not hold", s + 1, i,
+                             c);
+                    rc = MEMPOOL_ECORRUPT;
+                }
+                if (e)
+                    seen[i] = 1;
+                listed++;
+            }
+        }
+    }
+    if (!rc && listed != ncached) {
+        snprintf(why, whylen, "%llu entries are cached, the caches list %llu",
+                 (unsigned long long)ncached, (unsigned long long)listed);
+        rc = MEMPOOL_ECORRUPT;
+    }
+    free(seen);
+    return rc;
+}
+
+void mempool__charged(mempool *p, int s, uint64_t *objects,
+                      uint64_t *resident)
+{
+    mp_slot *sl = &p->slots[s];
+    mp_wcache *wc = wc_of(p, s);
+    *objects = atomic_load_explicit(&sl->objects, memory_order_relaxed) +
+               atomic_load_explicit(&wc->objects, memory_order_relaxed);
+    *resident = atomic_load_explicit(&sl->resident_bytes,
+                                     memory_order_relaxed) +
+                atomic_load_explicit(&wc->resident, memory_order_relaxed);
+}
+
+void mempool__cached(mempool *p, uint64_t *entries, uint64_t *bytes)
+{
+    *entries = *bytes = 0;
+    for (int s = 0; s < MP_WORKERS; s++) {
+        for (unsigned c = 0; c < MP_NCLASS; c++) {
+            uint32_t n = __atomic_load_n(&wc_of(p, s)->n[c], __ATOMIC_RELAXED);
+            n = n < MP_WC_MAX ? n : MP_WC_MAX;
+            *entries += n;
+            *bytes += n * mempool__class_bytes(c);
+        }
+    }
+}

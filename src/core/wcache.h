@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * wcache.h - per-worker allocator caches (wcache.c), and what they ask of
+ * the allocator (alloc.c). Lock order: the allocator lock, then a cache's
+ * lock; a worker never waits for the allocator lock holding its own.
+ */
+#ifndef MEMPOOL_WCACHE_H
+#define MEMPOOL_WCACHE_H
+
+#include "internal.h"
+
+/* ---- the common path: the worker's own cache lock only ----------------- */
+/* A set of @p len (1 .. MP_SMALL_MAX) bytes charged to us: 0 and *idx is
+ * ALLOC(us) with type, flags, owner and charge set; 1: take the locked
+ * path (cache unusable, over our limit, or the arena has no block). */
+int  mempool__cache_alloc(mempool *p, uint64_t len, uint32_t type,
+                          uint16_t flags, uint32_t *idx);
+/* DELETED entry @p idx, word @p w, no pins: if it is our own small object
+ * without file or references, recache it (next generation) and return
+ * true; false: the caller frees it under the allocator lock. */
+bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w);
+
+/* ---- under the allocator lock ------------------------------------------ */
+int  mempool__cache_hold(mempool *p, int s);   /* s's lock; repairs */
+void mempool__cache_release(mempool *p, int s);
+uint64_t mempool__cache_hold_all(mempool *p, bool repair); /* mask held */
+void mempool__cache_release_all(mempool *p, uint64_t held);
+uint64_t mempool__cache_flush_all(mempool *p, int s);      /* s held */
+void mempool__cache_zero(mempool *p, int s);   /* s's cache charges := 0 */
+void mempool__cache_reset(mempool *p);         /* rebuild: all empty */
+bool mempool__cache_fits(mempool *p, const mp_entry *e, uint64_t w,
+                         bool room);
+void mempool__cache_adopt(mempool *p, uint32_t idx, uint64_t w);
+int  mempool__cache_verify(mempool *p, uint64_t ncached, char *why,
+                           size_t whylen);
+/* Flush every cache we can lock (@p held: one we hold already, or -1);
+ * entries returned to the free lists. */
+uint64_t mempool__cache_drain(mempool *p, int held);
+
+/* ---- alloc.c, for the caches (locked) ---------------------------------- */
+unsigned mempool__class_of(uint64_t len);
+uint64_t mempool__class_bytes(unsigned c);
+int  mempool__cache_take_locked(mempool *p, unsigned c, unsigned who,
+                                uint32_t *idx);
+void mempool__uncache_locked(mempool *p, uint32_t idx, uint64_t w);
+void mempool__recharge_locked(mempool *p, int s);
+int  mempool__mutex_wait(pthread_mutex_t *m);
+int  mempool__mutex_kind(void);                /* arena.c */
+
+#endif /* MEMPOOL_WCACHE_H */
