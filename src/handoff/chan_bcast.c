@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * chan_bcast.c - a broadcast channel's ring (iceoryx-style publish /
+ * subscribe): senders take a position with fetch_add(tail) and overwrite
+ * its slot, never waiting; each handle reads at its own position and
+ * loses the oldest items when the ring laps it (chan.c has the design).
+ */
+#include <errno.h>
+#include <limits.h>
+
+#include "chan.h"
+#include "failpoint.h"
+
+#define SKIP_NS     20000000u   /* wait this long for a writer */
+
+int mempool__chanb_send(mempool_chan *c, mp_chan *h, uint32_t b)
+{
+    mempool *p = c->p;
+    uint64_t t = atomic_fetch_add(&h->tail, 1);
+    uint32_t j = (uint32_t)(t % c->cap);
+    _Atomic uint64_t *s = &p->ring[c->start + j];
+    uint64_t v = atomic_load(s);
+
+    atomic_store(&p->boxes[b].back, MP_BACK(MP_BK_CHAN, c->ci, c->start + j));
+    for (;;) {
+        int32_t d = (int32_t)(MP_RING_POS(v) - (uint32_t)t);
+        if (v == MP_RING_CLOSED)
+            return -EPIPE;
+        if (d > 0 || (d == 0 && (v & MP_RING_FULL))) {
+            /* A sender a lap ahead wrote first: ours is overrun at once. */
+            mempool__box_drop(p, b, atomic_load(&p->boxw[b]));
+            return 1;
+        }
+        if (atomic_compare_exchange_weak(s, &v, MP_RING(t, 1, b + 1)))
+            break;
+    }
+    if (v & MP_RING_FULL) {          /* the item we overwrote: an orphan */
+        uint32_t ob = MP_RING_BOX1(v) - 1;
+        if (MP_RING_BOX1(v) && ob < p->nbox)
+            mempool__box_drop(p, ob, atomic_load(&p->boxw[ob]));
+    }
+    return 1;
+}
+
+/* Broadcast: move our position from @p s to @p to, counting the lost. */
+static int overrun(mempool_chan *c, mp_chan *h, uint64_t s, uint64_t to)
+{
+    uint64_t cur = s;
+    if (!atomic_compare_exchange_strong(&c->pos, &cur, to))
+        return 0;                    /* another thread of ours moved it */
+    atomic_fetch_add(&h->dropped, to - s);
+    return -EOVERFLOW;
+}
+
+/* One attempt for a subscriber: 1 got one, 0 retry, -EAGAIN nothing new,
+ * -EINPROGRESS position claimed but not yet written. */
+static int brecv_once(mempool_chan *c, mp_chan *h, mempool_dref *out)
+{
+    mempool *p = c->p;
+    uint64_t s = atomic_load(&c->pos), t = atomic_load(&h->tail), bw, v;
+    uint32_t b, idx, gen;
+    _Atomic uint64_t *slot;
+    int32_t d;
+    bool ref;
+    int rc;
+
+    if (t == s)
+        return -EAGAIN;
+    if (t - s > c->cap)              /* lapped: continue at the oldest */
+        return overrun(c, h, s, t - c->cap);
+    slot = &p->ring[c->start + (uint32_t)(s % c->cap)];
+    v = atomic_load(slot);
+    if (v == MP_RING_CLOSED)
+        return -EPIPE;
+    d = (int32_t)(MP_RING_POS(v) - (uint32_t)s);
+    if (d > 0)
+        return overrun(c, h, s, t > s + c->cap ? t - c->cap : s + 1);
+    if (d < 0 || !(v & MP_RING_FULL))
+        return -EINPROGRESS;
+    b = MP_RING_BOX1(v) - 1;
+    if (!mempool__chan_box_item(p, b, &bw, &idx, &gen))
+        return atomic_load(slot) == v ? MEMPOOL_ECORRUPT : 0;
+    ref = MP_BOX_REF(bw);
+    if (ref && (rc = mempool__ref_add(&p->core, idx, gen)))
+        return rc;
+    MP_FP(recv_celled);
+    /* The slot still holds the item: its box held the object until our
+     * cell was there, so the reference we have is good. */
+    if (atomic_load(slot) != v || (ref && mempool__ref_settle(p, idx, gen))) {
+        mempool__chan_uncell(p, ref, idx, gen);
+        return 0;
+    }
+    if (!atomic_compare_exchange_strong(&c->pos, &s, s + 1)) {
+        mempool__chan_uncell(p, ref, idx, gen);
+        return 0;
+    }
+    *out = mempool__dref_of(p, idx, gen);
+    return 1;
+}
+
+/* A position a sender took and has not written (-EINPROGRESS): wait a
+ * bounded time for it (the sender may be stopped or dead), then skip it.
+ * 0 keep waiting, 1 skipped: look again, -EOVERFLOW skipped: report it. */
+struct stuck {
+    uint64_t since, pos;
+};
+
+static int skip_stuck(mempool_chan *c, mp_chan *h, struct stuck *st)
+{
+    uint64_t s = atomic_load(&c->pos), now = mp_mono_ns();
+    if (!st->since || st->pos != s) {
+        st->since = now;
+        st->pos = s;
+        return 0;
+    }
+    if (now - st->since <= SKIP_NS)
+        return 0;
+    return overrun(c, h, s, s + 1) ? -EOVERFLOW : 1;
+}
+
+/* Count ourselves a waiter, try once more, sleep (capped while a position
+ * is stuck); what the last try said. */
+static int bsleep(mempool_chan *c, mp_chan *h, mempool_dref *out,
+                  uint64_t deadline)
+{
+    uint32_t seq;
+    int rc;
+    atomic_fetch_add(&h->recv_waiters, 1);
+    seq = atomic_load(&h->recv_seq);
+    rc = brecv_once(c, h, out);
+    if ((rc == -EAGAIN || rc == -EINPROGRESS) && mempool__chan_live(c))
+        mp_futex_wait(&h->recv_seq, seq, deadline,
+                      rc == -EINPROGRESS ? 1000000u : 0);
+    atomic_fetch_sub(&h->recv_waiters, 1);
+    return rc;
+}
+
+int mempool__chanb_recv(mempool_chan *c, mp_chan *h, mempool_dref *out,
+                        uint64_t deadline)
+{
+    struct stuck st = { 0, 0 };
+    for (;;) {
+        int rc, skip;
+        if (!mempool__chan_live(c))
+            return -EPIPE;
+        rc = brecv_once(c, h, out);
+        if (rc == -EINPROGRESS && (skip = skip_stuck(c, h, &st)) != 0) {
+            if (skip < 0)
+                return skip;
+            continue;
+        }
+        if (rc == 0)
+            continue;                /* lost a race: look again */
+        if (rc != -EAGAIN && rc != -EINPROGRESS)
+            return rc;
+        if (mp_mono_ns() >= deadline)
+            return -ETIMEDOUT;
+        rc = bsleep(c, h, out, deadline);
+        if (rc != -EAGAIN && rc != -EINPROGRESS && rc != 0)
+            return rc;
+    }
+}

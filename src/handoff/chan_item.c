@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * chan_item.c - mempool_chan_send() and mempool_chan_recv(): an item's
+ * box and reference on their way through a channel's ring (chan_queue.c,
+ * chan_bcast.c), and the wake-up of the other side.
+ *
+ * send: box the item (PREP, the pool's reference) -> drop the sender's
+ * reference cell -> the ring's commit -> box HELD -> wake a receiver if
+ * one sleeps. recv: the ring hands over the item with the receiver's
+ * reference cell already added, and frees the box; wake a sender if one
+ * sleeps. A send that does not commit gives the sender its reference back.
+ */
+#include <errno.h>
+#include <limits.h>
+
+#include "chan.h"
+#include "failpoint.h"
+
+static int chan_ok(mempool_chan *c)
+{
+    int rc;
+    if (!c)
+        return -EINVAL;
+    if ((rc = mempool__writer_ok(c->p)))
+        return rc;
+    return 0;
+}
+
+/* ---- send --------------------------------------------------------------- */
+
+/* Undo a send that did not commit: the caller gets its reference back. */
+static void unsend(mempool *p, uint32_t b, bool ref, uint32_t idx,
+                   uint32_t gen)
+{
+    if (ref && mempool__ref_add(&p->core, idx, gen) == 0) {
+        mempool__box_take(p, b, atomic_load(&p->boxw[b]));
+        return;
+    }
+    mempool__box_drop(p, b, atomic_load(&p->boxw[b]));
+}
+
+int mempool_chan_send(mempool_chan *c, mempool_dref r, int64_t timeout_ms)
+{
+    uint64_t deadline = mp_deadline(timeout_ms);
+    uint32_t idx, gen, b;
+    mempool *p;
+    mp_chan *h;
+    mp_entry *e;
+    bool ref;
+    int rc;
+
+    if ((rc = chan_ok(c)))
+        return rc;
+    p = c->p;
+    h = &p->chans[c->ci];
+    if (!mempool__chan_live(c))
+        return -EPIPE;
+    if ((rc = mempool__entry_of(p, r, &idx, &gen)))
+        return rc;
+    e = mp_entry_at(p, idx);
+    if (!mp_entry_alive(atomic_load(&e->word), gen))
+        return -ENOENT;
+    ref = (MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED) != 0;
+    if ((rc = mempool__box_claim(p, idx, gen, ref,
+                                 MP_BACK(MP_BK_CHAN, c->ci, UINT32_C(0xffffff)),
+                                 &b)))
+        return rc;
+    MP_FP(send_boxed);
+    if (ref && mempool__ref_sub(&p->core, idx, gen)) {
+        mempool__box_drop(p, b, atomic_load(&p->boxw[b]));
+        return -EINVAL;              /* the sender holds no reference */
+    }
+    MP_FP(send_moved);
+    rc = c->bcast ? mempool__chanb_send(c, h, b)
+                  : mempool__chanq_send(c, h, b, deadline);
+    if (rc != 1) {
+        unsend(p, b, ref, idx, gen);
+        return rc;
+    }
+    MP_FP(send_committed);
+    mempool__box_commit(p, b);
+    atomic_fetch_add_explicit(&h->sent, 1, memory_order_relaxed);
+    mp_signal(&h->recv_seq, &h->recv_waiters, c->bcast ? INT_MAX : 1);
+    return 0;
+}
+
+/* ---- recv --------------------------------------------------------------- */
+
+/* The item in box @p b as seen now; false if the box does not hold it. */
+bool mempool__chan_box_item(mempool *p, uint32_t b, uint64_t *bw,
+                            uint32_t *idx, uint32_t *gen)
+{
+    uint64_t item;
+    if (b >= p->nbox)
+        return false;
+    *bw = atomic_load(&p->boxw[b]);
+    item = atomic_load(&p->boxes[b].item);
+    *idx = (uint32_t)(item >> 32);
+    *gen = (uint32_t)item;
+    return *bw && *idx < p->ntab && MP_BOX_IDX1(*bw) == *idx + 1 &&
+           MP_BOX_GEN16(*bw) == (*gen & 0xffff);
+}
+
+/* Free the box we took out of a slot: it may still say PREP (its sender
+ * not yet at box_commit) or have been freed by a sweep already. */
+void mempool__chan_free_taken(mempool *p, uint32_t b, uint64_t bw)
+{
+    const uint64_t same = ~((UINT64_C(3) << 15) | (UINT64_C(0x7f) << 8));
+    for (;;) {
+        uint64_t cur = atomic_load(&p->boxw[b]);
+        if (!cur || (cur & same) != (bw & same))
+            return;
+        if (mempool__box_take(p, b, cur))
+            return;
+    }
+}
+
+void mempool__chan_uncell(mempool *p, bool ref, uint32_t idx,
+                          uint32_t gen)
+{
+    if (ref && mempool__ref_sub(&p->core, idx, gen) == 0)
+        mempool__entry_refcheck(p, idx, gen);
+}
+
+int mempool_chan_recv(mempool_chan *c, mempool_dref *out, int64_t timeout_ms)
+{
+    uint64_t deadline = mp_deadline(timeout_ms);
+    mp_chan *h;
+    int rc;
+
+    if ((rc = chan_ok(c)))
+        return rc;
+    if (!out)
+        return -EINVAL;
+    h = &c->p->chans[c->ci];
+    rc = c->bcast ? mempool__chanb_recv(c, h, out, deadline)
+                  : mempool__chanq_recv(c, h, out, deadline);
+    if (rc != 1)
+        return rc;
+    atomic_fetch_add_explicit(&h->received, 1, memory_order_relaxed);
+    if (!c->bcast)
+        mp_signal(&h->send_seq, &h->send_waiters, 1);
+    return 0;
+}

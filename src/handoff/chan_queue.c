@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * chan_queue.c - a queue-mode channel's ring: Vyukov's bounded MPMC queue
+ * with the item and the turn in one slot word (chan.c has the design).
+ *
+ * A send commits with one CAS of slot EMPTY(tail) -> FULL(tail, box), a
+ * receive with one CAS of FULL(head, box) -> EMPTY(head + cap); head and
+ * tail are hints any process moves on. Between attempts a sender waits
+ * for a free slot, a receiver for an item, asleep on the channel's futex
+ * words (handoff.h: mp_signal() wakes only who sleeps).
+ */
+#include <errno.h>
+#include <limits.h>
+
+#include "chan.h"
+#include "failpoint.h"
+
+/* The wait loop of queue send and recv: try @p once until it does not say
+ * "would block" (-EAGAIN), sleeping on @p seq in between (counted in
+ * @p waiters, then a last try, then FUTEX_WAIT: see mp_signal()). */
+static int queue_loop(mempool_chan *c, mp_chan *h,
+                      int (*once)(mempool_chan *, mp_chan *, void *),
+                      void *arg, _Atomic uint32_t *seq,
+                      _Atomic uint32_t *waiters, uint64_t deadline)
+{
+    for (;;) {
+        uint32_t s0;
+        int rc;
+        if (!mempool__chan_live(c))
+            return -EPIPE;
+        rc = once(c, h, arg);
+        if (rc == 0)
+            continue;                /* lost a race: look again */
+        if (rc != -EAGAIN)
+            return rc;
+        if (mp_mono_ns() >= deadline)
+            return -ETIMEDOUT;
+        atomic_fetch_add(waiters, 1);
+        s0 = atomic_load(seq);
+        rc = once(c, h, arg);        /* re-check after counting ourselves */
+        if (rc == -EAGAIN && mempool__chan_live(c))
+            mp_futex_wait(seq, s0, deadline, 0);
+        atomic_fetch_sub(waiters, 1);
+        if (rc != -EAGAIN && rc != 0)
+            return rc;
+    }
+}
+
+/* One attempt at the queue's tail with box *@p arg: 1 committed, 0 retry,
+ * -EAGAIN full. */
+static int qsend_once(mempool_chan *c, mp_chan *h, void *arg)
+{
+    uint32_t b = *(uint32_t *)arg;
+    mempool *p = c->p;
+    uint64_t t = atomic_load(&h->tail);
+    uint32_t j = (uint32_t)(t % c->cap);
+    _Atomic uint64_t *s = &p->ring[c->start + j];
+    uint64_t v = atomic_load(s);
+    int32_t d = (int32_t)(MP_RING_POS(v) - (uint32_t)t);
+
+    if (v == MP_RING_CLOSED)
+        return -EPIPE;
+    if (!(v & MP_RING_FULL) && d == 0) {
+        atomic_store(&p->boxes[b].back,
+                     MP_BACK(MP_BK_CHAN, c->ci, c->start + j));
+        if (!atomic_compare_exchange_strong(s, &v, MP_RING(t, 1, b + 1)))
+            return 0;
+        atomic_compare_exchange_strong(&h->tail, &t, t + 1);
+        return 1;
+    }
+    if (d >= 0) {                    /* filled at t already: tail lags */
+        atomic_compare_exchange_strong(&h->tail, &t, t + 1);
+        return 0;
+    }
+    return atomic_load(&h->tail) == t ? -EAGAIN : 0;   /* full */
+}
+
+/* One attempt at the queue's head into *@p arg (a DRef): 1 got one, 0
+ * retry, -EAGAIN empty. */
+static int qrecv_once(mempool_chan *c, mp_chan *h, void *arg)
+{
+    mempool_dref *out = arg;
+    mempool *p = c->p;
+    uint64_t hd = atomic_load(&h->head), bw;
+    uint32_t j = (uint32_t)(hd % c->cap), b, idx, gen;
+    _Atomic uint64_t *s = &p->ring[c->start + j];
+    uint64_t v = atomic_load(s);
+    int32_t d = (int32_t)(MP_RING_POS(v) - (uint32_t)hd);
+    bool ref;
+    int rc;
+
+    if (v == MP_RING_CLOSED)
+        return -EPIPE;
+    if (!(v & MP_RING_FULL) || d != 0) {
+        if (d > 0 || (d == 0 && (v & MP_RING_FULL))) {
+            atomic_compare_exchange_strong(&h->head, &hd, hd + 1);
+            return 0;                /* taken at hd already: head lags */
+        }
+        return d == 0 && atomic_load(&h->head) == hd ? -EAGAIN : 0;
+    }
+    b = MP_RING_BOX1(v) - 1;
+    if (!mempool__chan_box_item(p, b, &bw, &idx, &gen))
+        return atomic_load(s) == v ? MEMPOOL_ECORRUPT : 0;
+    ref = MP_BOX_REF(bw);
+    if (ref && (rc = mempool__ref_add(&p->core, idx, gen)))
+        return rc;
+    MP_FP(recv_celled);
+    if (!atomic_compare_exchange_strong(s, &v,
+                                        MP_RING(hd + c->cap, 0, 0))) {
+        mempool__chan_uncell(p, ref, idx, gen);
+        return 0;
+    }
+    atomic_compare_exchange_strong(&h->head, &hd, hd + 1);
+    MP_FP(recv_taken);
+    mempool__chan_free_taken(p, b, bw);
+    *out = mempool__dref_of(p, idx, gen);
+    return 1;
+}
+
+int mempool__chanq_send(mempool_chan *c, mp_chan *h, uint32_t b,
+                        uint64_t deadline)
+{
+    return queue_loop(c, h, qsend_once, &b, &h->send_seq, &h->send_waiters,
+                      deadline);
+}
+
+int mempool__chanq_recv(mempool_chan *c, mp_chan *h, mempool_dref *out,
+                        uint64_t deadline)
+{
+    return queue_loop(c, h, qrecv_once, out, &h->recv_seq, &h->recv_waiters,
+                      deadline);
+}
