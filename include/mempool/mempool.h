@@ -463,6 +463,21 @@ MEMPOOL_API int mempool_get(mempool *p, mempool_dref r, mempool_view *v);
  *  Counts never underflow. */
 MEMPOOL_API int mempool_release(mempool *p, mempool_view *v);
 
+/** @brief Start loading what gets of the objects @p refs[0..n) will touch
+ *  (each one's table entry, then the first line of its bytes), so that the
+ *  memory latency of many gets overlaps. A get pins with a locked
+ *  instruction that waits for earlier loads, so in a pool larger than the
+ *  CPU caches successive random gets cannot overlap their misses by
+ *  themselves (mempool-bench --section scale). Call it with the next 8 to
+ *  32 DRefs, then get them. A hint: it pins nothing and changes nothing; a
+ *  DRef that is not one of this pool's entries is skipped; an object
+ *  deleted or spilled meanwhile is reported by its get as usual. Works on
+ *  observer handles.
+ *  @return 0, -EINVAL (@p p NULL or closed, or @p refs NULL with @p n > 0),
+ *  MEMPOOL_EFORKED. */
+MEMPOOL_API int mempool_prefetch(mempool *p, const mempool_dref *refs,
+                                 size_t n);
+
 /** @brief Delete object @p r: new gets return -ENOENT at once; its memory is
  *  freed when the last pin is released (now, if none).
  *  @return 0, -ENOENT already deleted / stale / unpublished, -EINVAL
