@@ -697,7 +697,8 @@ typedef struct mempool_chan mempool_chan;
  *   -EINVAL   bad name, unknown flag, NULL @p out, capacity 0 or larger
  *             than the ring when creating, or BROADCAST not matching the
  *             channel's mode;
- *   -ENOSPC   64 channels exist, or no contiguous room in the ring;
+ *   -ENOSPC   64 channels exist, or no contiguous room in the ring, or
+ *             this process has 65535 handles of the broadcast channel;
  *   -ENOMEM; -EPERM (observer); MEMPOOL_EFORKED; MEMPOOL_ECORRUPT.
  */
 MEMPOOL_API int mempool_chan_open(mempool *p, const char *name,
@@ -722,7 +723,8 @@ MEMPOOL_API int mempool_chan_open(mempool *p, const char *name,
  *   -EINVAL     NULL handle, malformed DRef, refcounted object of which the
  *               caller holds no reference;
  *   -ENOSPC     the pool's item table is full;
- *   -EPERM (observer), MEMPOOL_EFORKED.
+ *   -EPERM (observer), MEMPOOL_EFORKED;
+ *   MEMPOOL_ECORRUPT  the channel's ring is damaged (queue mode).
  * On any error the item is not sent and the caller keeps its reference.
  */
 MEMPOOL_API int mempool_chan_send(mempool_chan *c, mempool_dref r,
@@ -768,8 +770,9 @@ typedef struct mempool_chan_info {
     uint64_t depth;              /**< items in the ring now */
     uint32_t senders_waiting;    /**< sleeping in send now */
     uint32_t receivers_waiting;  /**< sleeping in recv now */
-    uint32_t subscribers;        /**< broadcast: open handles (approximate:
-                                      a killed process's stays counted) */
+    uint32_t subscribers;        /**< broadcast: open handles, exactly (a
+                                      killed process's count until it is
+                                      reaped; closed ones never) */
     uint32_t reserved;
     uint64_t sent, received;     /**< totals since creation */
     uint64_t dropped;            /**< broadcast: items subscribers lost */
