@@ -1217,7 +1217,9 @@ struct mempool_stats {
     uint64_t arena_bytes;     /**< size of the shm object */
     uint64_t data_bytes;      /**< of which usable for objects */
     uint64_t used_bytes;      /**< allocated to objects, rounding included */
-    uint64_t free_bytes;      /**< data_bytes - used_bytes */
+    uint64_t free_bytes;      /**< data_bytes - used_bytes (blocks in
+                                   workers' allocator caches count as
+                                   free) */
     uint64_t objects;         /**< table entries in use (any state) */
     uint64_t max_objects;     /**< table capacity */
     uint64_t resident_bytes;  /**< sum of lengths of objects in memory */
