@@ -827,8 +827,8 @@ MEMPOOL_API int mempool_chan_list(mempool *p,
  * bad chunk makes the get MEMPOOL_ECORRUPT (counted in corrupt_files). The
  * handle keeps the mapping (see mempool_get), and later gets of it are not
  * checked again. This costs one extra pass over the object at first map (a
- * fresh process reading a spilled 64 MiB object all through takes about
- * twice as long as a plain mmap read: the README's performance section).
+ * fresh process reading a spilled 64 MiB object all through takes 2-3x as
+ * long as a plain mmap read: the README's performance section).
  * With MEMPOOL_OPEN_NOVERIFY only the header (which holds every chunk crc)
  * is checked; mempool_check() and `mempool fsck` check every chunk anyway.
  */
