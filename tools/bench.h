@@ -124,6 +124,16 @@ struct scale_opts {
  *  raw baselines; prints its table. @return 0 or an error. */
 int bench_scale(const struct scale_opts *o);
 
+/* ---- the holds section (bench_holds.c) -------------------------------- */
+
+struct holds_opts {
+    bool quick;        /* 3 batches instead of 15 */
+};
+
+/** get+release and put+delete while the worker holds 0, 3,000 and 100,000
+ *  references; prints its table. @return 0 or an error. */
+int bench_holds(const struct holds_opts *o);
+
 /* ---- fresh-process probes of spilled objects (bench_child.c) ---------- */
 
 enum { PROBE_FIRST_BYTE = 1, PROBE_READ_ALL = 2 };

@@ -2,7 +2,7 @@
 /*
  * mempool-bench.c - measure mempool next to baselines run in the same
  * process tree, and print markdown tables ready to paste into the README.
- * Six sections (--section core|spill|codec|handoff|fresh|scale|all,
+ * Seven sections (--section core|spill|codec|handoff|fresh|scale|holds|all,
  * default all),
  * each with its own pool; a machine line comes first.
  *
@@ -79,7 +79,7 @@
 enum {
     SECTION_CORE = 1, SECTION_SPILL = 2, SECTION_CODEC = 4,
     SECTION_HANDOFF = 8, SECTION_FRESH = 16, SECTION_SCALE = 32,
-    SECTION_ALL = 63
+    SECTION_HOLDS = 64, SECTION_ALL = 127
 };
 
 struct options {
@@ -610,7 +610,8 @@ static int setup(struct bench *b)
 
 static const char usage[] =
     "Usage: mempool-bench [--quick]\n"
-    "                     [--section core|spill|codec|handoff|fresh|scale|all]\n"
+    "                     [--section core|spill|codec|handoff|fresh|scale|\n"
+    "                                holds|all]\n"
     "                     [--sizes LIST] [--dir DIR]\n"
     "Measure mempool against same-run baselines; print markdown tables.\n"
     "  core:  set, get+release from another process and delete against a\n"
@@ -630,10 +631,12 @@ static const char usage[] =
     "  scale: set, random get, delete and a set that must spill, at 1e3,\n"
     "         1e4, 1e5 and 2.5e5 live 64 B objects, against raw shared\n"
     "         memory and write(2); ranks of the victims chosen.\n"
+    "  holds: get+release and put+delete while the worker holds 0, 3,000\n"
+    "         and 100,000 references (the first is the baseline).\n"
     "  --quick         few iterations (CI smoke run, a few seconds; codec:\n"
     "                  100,000 rows)\n"
-    "  --section S     core, spill, codec, handoff, fresh, scale or all\n"
-    "                  (default all)\n"
+    "  --section S     core, spill, codec, handoff, fresh, scale, holds or\n"
+    "                  all (default all)\n"
     "  --sizes LIST    core: comma-separated object sizes, suffixes K, M, G\n"
     "                  (default 64,4K,1M,64M; at most 8, each 1 B..256 MiB)\n"
     "  --dir DIR       spill, codec, scale: make the temp dir in DIR (default:\n"
@@ -662,6 +665,7 @@ static int parse_section(struct options *o, const char *s)
                   : strcmp(s, "handoff") == 0 ? SECTION_HANDOFF
                   : strcmp(s, "fresh") == 0 ? SECTION_FRESH
                   : strcmp(s, "scale") == 0 ? SECTION_SCALE
+                  : strcmp(s, "holds") == 0 ? SECTION_HOLDS
                   : strcmp(s, "all") == 0   ? SECTION_ALL : 0;
     return o->sections ? 0 : -EINVAL;
 }
@@ -794,8 +798,17 @@ int main(int argc, char **argv)
             fprintf(stderr, "mempool-bench: scale: %s\n",
                     mempool_strerror(scale));
     }
+    fflush(stdout);
+    int holds = 0;
+    if (b.o.sections & SECTION_HOLDS) {
+        struct holds_opts ho = {.quick = b.o.quick};
+        holds = bench_holds(&ho);
+        if (holds < 0)
+            fprintf(stderr, "mempool-bench: holds: %s\n",
+                    mempool_strerror(holds));
+    }
     return core == 0 && spill == 0 && codec == 0 && handoff == 0 &&
-                   fresh == 0 && scale == 0
+                   fresh == 0 && scale == 0 && holds == 0
                ? CLI_OK
                : CLI_FAIL;
 }
