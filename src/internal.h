@@ -214,6 +214,9 @@ void mempool__entry_wake(mempool *p, uint32_t idx);   /* get_wait sleepers */
 int  mempool__entry_of(const mempool *p, mempool_dref r, uint32_t *idx,
                        uint32_t *gen);
 int  mempool__get(mempool *p, mempool_dref r, mempool_view *v, bool recency);
+/* The checks every get starts with; 0 with (idx, gen) of @p r. */
+int  mempool__get_entry(mempool *p, mempool_dref r, const mempool_view *v,
+                        uint32_t *idx, uint32_t *gen);
 mempool_dref mempool__dref_of(const mempool *p, uint32_t idx, uint32_t gen);
 int  mempool__ref_settle(mempool *p, uint32_t idx, uint32_t gen);
 #define MP_VIEW_FILE UINT64_C(2)   /* view kind: a get_file mapping only */

@@ -78,9 +78,10 @@ static int plain_read(const struct spilled *o, bool all, double *ns,
     return 0;
 }
 
-/* The baseline of the read-back: plain_read() of every byte in a process
- * forked for it alone, as the gets run. */
-static int plain_read_fresh(const struct spilled *o, double *ns)
+/* Run @p fn(@p arg, @p out) in a process forked for it alone; its @p len
+ * bytes of @p out come back through a pipe. @return 0 or -errno. */
+static int in_fresh_process(void (*fn)(const void *arg, void *out),
+                            const void *arg, void *out, size_t len)
 {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) < 0)
@@ -88,43 +89,57 @@ static int plain_read_fresh(const struct spilled *o, double *ns)
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
-        uint64_t sum = 0;
-        double r = -1;
+        unsigned char buf[512];
         close(fds[0]);
-        if (plain_read(o, true, &r, &sum) < 0)
-            r = -1;
-        _exit(cli_write_all(fds[1], &r, sizeof r) == 0 ? 0 : 1);
+        fn(arg, buf);
+        _exit(cli_write_all(fds[1], buf, len) == 0 ? 0 : 1);
     }
     close(fds[1]);
-    int rc = pid < 0 ? -errno : cli_read_all(fds[0], ns, sizeof *ns);
+    int rc = pid < 0 ? -errno : cli_read_all(fds[0], out, len);
     close(fds[0]);
     int st = 0;
     while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
         ;
+    return rc;
+}
+
+/* The read-back baseline in a fresh process: ns of plain_read() of every
+ * byte, or -1. */
+static void plain_child(const void *arg, void *out)
+{
+    uint64_t sum = 0;
+    double ns = -1;
+    if (plain_read(arg, true, &ns, &sum) < 0)
+        ns = -1;
+    memcpy(out, &ns, sizeof ns);
+}
+
+static int plain_read_fresh(const struct spilled *o, double *ns)
+{
+    int rc = in_fresh_process(plain_child, o, ns, sizeof *ns);
     return rc < 0 ? rc : *ns < 0 ? -EIO : 0;
+}
+
+struct probe_arg {
+    const char             *pool;
+    const struct probe_job *j;
+};
+
+static void probe_child(const void *arg, void *out)
+{
+    const struct probe_arg *a = arg;
+    struct probe_result r;
+    bench_probe(a->pool, a->j, &r);
+    memcpy(out, &r, sizeof r);
 }
 
 /* Run @p j in a process forked for it alone. */
 static int run_probe(struct spill *s, const struct probe_job *j,
                      struct probe_result *res)
 {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) < 0)
-        return -errno;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        struct probe_result r;
-        close(fds[0]);
-        bench_probe(s->pool, j, &r);
-        _exit(cli_write_all(fds[1], &r, sizeof r) == 0 ? 0 : 1);
-    }
-    close(fds[1]);
-    int rc = pid < 0 ? -errno : cli_read_all(fds[0], res, sizeof *res);
-    close(fds[0]);
-    int st = 0;
-    while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
-        ;
+    _Static_assert(sizeof(struct probe_result) <= 512, "in_fresh_process");
+    struct probe_arg a = {s->pool, j};
+    int rc = in_fresh_process(probe_child, &a, res, sizeof *res);
     if (rc == 0 && !(res->view_flags & MEMPOOL_VIEW_DISK) && res->err == 0)
         rc = -EPROTO; /* the object should have been on disk */
     return rc < 0 ? rc : res->err;

@@ -44,6 +44,38 @@ static const char create_usage[] =
     "  --mru            evict the most recently used first (default LRU)\n"
     "A worker may still set its own limit when it attaches.\n";
 
+/* Option argv[*i] of `mempool create` into @p o, its value consumed too:
+ * NULL, or what is wrong with it. */
+static const char *create_option(int argc, char **argv, int *i,
+                                 mempool_options *o)
+{
+    const char *opt = argv[*i], *v;
+    long n;
+    if (strcmp(opt, "--mru") == 0) {
+        o->policy = MEMPOOL_POLICY_MRU;
+        return NULL;
+    }
+    if (*i + 1 >= argc)
+        return "unexpected argument";
+    v = argv[++*i];
+    if (strcmp(opt, "--size") == 0)
+        return cli_parse_size(v, &o->arena_bytes) < 0 ? "bad --size" : NULL;
+    if (strcmp(opt, "--max-memsize") == 0)
+        return cli_parse_size(v, &o->max_memsize) < 0 ? "bad --max-memsize"
+                                                       : NULL;
+    if (strcmp(opt, "--max-objects") == 0) {
+        if (cli_parse_count(v, 1, 2147483646L, &n) < 0)
+            return "bad --max-objects";
+        o->max_objects = (uint64_t)n;
+        return NULL;
+    }
+    if (strcmp(opt, "--spill-dir") == 0) {
+        o->spill_dir = v;
+        return NULL;
+    }
+    return "unexpected argument";
+}
+
 int cmd_create(int argc, char **argv)
 {
     if (cli_help_asked(argc, argv, create_usage))
@@ -53,26 +85,15 @@ int cmd_create(int argc, char **argv)
     o.flags = MEMPOOL_OPEN_CREATE | MEMPOOL_OPEN_EXCL;
     const char *name = NULL;
     for (int i = 1; i < argc; i++) {
-        long n;
-        if (strcmp(argv[i], "--size") == 0 && i + 1 < argc) {
-            if (cli_parse_size(argv[++i], &o.arena_bytes) < 0)
-                return cli_usage_error("create", "bad --size");
-        } else if (strcmp(argv[i], "--max-memsize") == 0 && i + 1 < argc) {
-            if (cli_parse_size(argv[++i], &o.max_memsize) < 0)
-                return cli_usage_error("create", "bad --max-memsize");
-        } else if (strcmp(argv[i], "--max-objects") == 0 && i + 1 < argc) {
-            if (cli_parse_count(argv[++i], 1, 2147483646L, &n) < 0)
-                return cli_usage_error("create", "bad --max-objects");
-            o.max_objects = (uint64_t)n;
-        } else if (strcmp(argv[i], "--spill-dir") == 0 && i + 1 < argc) {
-            o.spill_dir = argv[++i];
-        } else if (strcmp(argv[i], "--mru") == 0) {
-            o.policy = MEMPOOL_POLICY_MRU;
-        } else if (name == NULL && argv[i][0] != '-') {
+        const char *bad = NULL;
+        if (argv[i][0] == '-')
+            bad = create_option(argc, argv, &i, &o);
+        else if (name == NULL)
             name = argv[i];
-        } else {
-            return cli_usage_error("create", "unexpected argument");
-        }
+        else
+            bad = "unexpected argument";
+        if (bad)
+            return cli_usage_error("create", bad);
     }
     if (name == NULL)
         return cli_usage_error("create", "missing pool NAME");

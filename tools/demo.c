@@ -416,40 +416,52 @@ static const char demo_usage[] =
     "table's aggregates verified and the arena's usage and the bytes on\n"
     "disk returned to zero.\n";
 
+/* Option @p opt of `mempool demo` with its value @p v into @p d: NULL, or
+ * what is wrong with it. */
+static const char *demo_option(struct demo *d, const char *opt,
+                               const char *v)
+{
+    long n;
+    uint64_t m;
+    if (strcmp(opt, "--consumers") == 0) {
+        if (cli_parse_count(v, 1, DEMO_MAX_CONSUMERS, &n) < 0)
+            return "--consumers wants 1..32";
+        d->nconsumers = (int)n;
+    } else if (strcmp(opt, "--objects") == 0) {
+        if (cli_parse_count(v, 1, 1000000, &n) < 0)
+            return "--objects wants 1..1000000";
+        d->nobjects = n;
+    } else if (strcmp(opt, "--tables") == 0) {
+        if (cli_parse_count(v, 0, DEMO_MAX_TABLES, &n) < 0)
+            return "--tables wants 0..64";
+        d->t.want = n;
+    } else if (strcmp(opt, "--pool") == 0) {
+        d->pool = v;
+    } else if (strcmp(opt, "--spill-dir") == 0) {
+        d->spill_dir = v;
+    } else if (strcmp(opt, "--max-memsize") == 0) {
+        if (cli_parse_size(v, &m) < 0 || (m != 0 && m < DEMO_MAX_SIZE))
+            return "--max-memsize wants 0 or at least 64M";
+        d->max_memsize = m;
+    } else {
+        return "unexpected argument";
+    }
+    return NULL;
+}
+
 static int parse_demo_args(struct demo *d, int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
-        long v;
-        bool has_value = i + 1 < argc;
+        const char *bad;
         if (cli_is_help(argv[i])) {
             fputs(demo_usage, stdout);
             return 1;
-        } else if (strcmp(argv[i], "--consumers") == 0 && has_value) {
-            if (cli_parse_count(argv[++i], 1, DEMO_MAX_CONSUMERS, &v) < 0)
-                return cli_usage_error("demo", "--consumers wants 1..32");
-            d->nconsumers = (int)v;
-        } else if (strcmp(argv[i], "--objects") == 0 && has_value) {
-            if (cli_parse_count(argv[++i], 1, 1000000, &v) < 0)
-                return cli_usage_error("demo", "--objects wants 1..1000000");
-            d->nobjects = v;
-        } else if (strcmp(argv[i], "--tables") == 0 && has_value) {
-            if (cli_parse_count(argv[++i], 0, DEMO_MAX_TABLES, &v) < 0)
-                return cli_usage_error("demo", "--tables wants 0..64");
-            d->t.want = v;
-        } else if (strcmp(argv[i], "--pool") == 0 && has_value) {
-            d->pool = argv[++i];
-        } else if (strcmp(argv[i], "--spill-dir") == 0 && has_value) {
-            d->spill_dir = argv[++i];
-        } else if (strcmp(argv[i], "--max-memsize") == 0 && has_value) {
-            uint64_t m;
-            if (cli_parse_size(argv[++i], &m) < 0 ||
-                (m != 0 && m < DEMO_MAX_SIZE))
-                return cli_usage_error("demo", "--max-memsize wants 0 or "
-                                       "at least 64M");
-            d->max_memsize = m;
-        } else {
-            return cli_usage_error("demo", "unexpected argument");
         }
+        if (i + 1 >= argc)
+            return cli_usage_error("demo", "unexpected argument");
+        if ((bad = demo_option(d, argv[i], argv[i + 1])))
+            return cli_usage_error("demo", bad);
+        i++;
     }
     return 0;
 }

@@ -55,45 +55,74 @@ static int usage_error(const char *msg)
     return CLI_USAGE;
 }
 
+static bool is_opt(const char *a, const char *s, const char *l)
+{
+    return !strcmp(a, s) || !strcmp(a, l);
+}
+
+/* A flag (an option without a value) into @p o; false if @p a is none. */
+static bool flag_option(struct opts *o, const char *a)
+{
+    if (is_opt(a, "-r", "--reverse"))
+        o->reverse = true;
+    else if (is_opt(a, "-g", "--gone"))
+        o->show_gone = true;
+    else if (is_opt(a, "-b", "--batch"))
+        o->batch = true;
+    else if (!strcmp(a, "--json"))
+        o->json = true;
+    else if (!strcmp(a, "--prometheus"))
+        o->prom = true;
+    else
+        return false;
+    return true;
+}
+
+static const char no_option[] = "unknown option or missing value";
+
+/* Option @p a with value @p v into @p o: NULL, no_option if @p a is not
+ * one, or what is wrong with the value. */
+static const char *value_option(struct opts *o, const char *a, const char *v)
+{
+    char *end;
+    int k;
+    if (is_opt(a, "-d", "--interval")) {
+        o->interval = strtod(v, &end);
+        if (*end || !(o->interval >= 0.05 && o->interval <= 3600))
+            return "--interval wants 0.05..3600 seconds";
+        o->interval_set = true;
+    } else if (is_opt(a, "-n", "--count")) {
+        if (cli_parse_count(v, 1, 1000000000L, &o->count) < 0)
+            return "--count wants a positive number";
+        o->count_set = true;
+    } else if (is_opt(a, "-s", "--sort")) {
+        for (k = 0; k < K_N && strcmp(v, top_sort_names[k]); k++)
+            ;
+        if (k == K_N)
+            return "unknown --sort key";
+        o->sort = k;
+    } else {
+        return no_option;
+    }
+    return NULL;
+}
+
 static int parse(int argc, char **argv, struct opts *o)
 {
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        bool val = i + 1 < argc;
-        if ((!strcmp(a, "-d") || !strcmp(a, "--interval")) && val) {
-            char *end;
-            o->interval = strtod(argv[++i], &end);
-            if (*end || !(o->interval >= 0.05 && o->interval <= 3600))
-                return usage_error("--interval wants 0.05..3600 seconds");
-            o->interval_set = true;
-        } else if ((!strcmp(a, "-n") || !strcmp(a, "--count")) && val) {
-            if (cli_parse_count(argv[++i], 1, 1000000000L, &o->count) < 0)
-                return usage_error("--count wants a positive number");
-            o->count_set = true;
-        } else if ((!strcmp(a, "-s") || !strcmp(a, "--sort")) && val) {
-            int k;
-            for (k = 0; k < K_N && strcmp(argv[i + 1], top_sort_names[k]); k++)
-                ;
-            if (k == K_N)
-                return usage_error("unknown --sort key");
-            o->sort = k;
-            i++;
-        } else if (!strcmp(a, "-r") || !strcmp(a, "--reverse")) {
-            o->reverse = true;
-        } else if (!strcmp(a, "-g") || !strcmp(a, "--gone")) {
-            o->show_gone = true;
-        } else if (!strcmp(a, "-b") || !strcmp(a, "--batch")) {
-            o->batch = true;
-        } else if (!strcmp(a, "--json")) {
-            o->json = true;
-        } else if (!strcmp(a, "--prometheus")) {
-            o->prom = true;
-        } else if (a[0] != '-' && !o->name) {
+        const char *a = argv[i], *bad;
+        if (flag_option(o, a))
+            continue;
+        if (a[0] != '-') {
+            if (o->name)
+                return usage_error("more than one pool NAME");
             o->name = a;
-        } else {
-            return usage_error(a[0] == '-' ? "unknown option or missing value"
-                                           : "more than one pool NAME");
+            continue;
         }
+        bad = i + 1 < argc ? value_option(o, a, argv[i + 1]) : no_option;
+        if (bad)
+            return usage_error(bad);
+        i++;
     }
     if (o->json && o->prom)
         return usage_error("--json and --prometheus exclude each other");

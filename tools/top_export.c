@@ -193,41 +193,53 @@ static void prom_print(const struct snap *v, int n)
 }
 
 /* --prometheus: NAME's figures, or every pool's. */
+/* Snapshots of every observable pool on this host into a new *out (one
+ * each; a pool that cannot be observed is left out): how many, or -errno. */
+static int take_all(struct snap **out)
+{
+    struct cli_pool *pl;
+    int np = cli_pools(&pl, false), k = 0;
+    struct snap *v = np > 0 ? calloc((size_t)np, sizeof *v) : NULL;
+    for (int i = 0; i < np && v; i++) {
+        mempool_options opt;
+        mempool *q;
+        mempool_options_init(&opt);
+        opt.flags = MEMPOOL_OPEN_OBSERVE;
+        if (pl[i].err || mempool_open(pl[i].name, &opt, &q))
+            continue;                   /* not observable: left out */
+        if (top_take(q, &v[k]) == 0)
+            k++;
+        mempool_close(q);
+    }
+    if (np > 0)
+        cli_pools_free(pl, np);
+    *out = v;
+    return np < 0 ? np : k;
+}
+
+/* One snapshot of pool @p p into a new *out: 1, or -errno. */
+static int take_one(mempool *p, struct snap **out)
+{
+    int rc;
+    if (!(*out = calloc(1, sizeof **out)))
+        return -ENOMEM;
+    rc = top_take(p, *out);
+    return rc ? rc : 1;
+}
+
 int top_run_prom(mempool *p, const struct opts *o)
 {
     long n = o->count ? o->count : 1;
     for (long it = 0; !top_quit && it < n; it++) {
         struct snap *v = NULL;
-        int k = 0, rc = 0;
+        int k;
         if (it)
             top_sleep_s(o->interval);
-        if (p) {
-            v = calloc(1, sizeof *v);
-            rc = v ? top_take(p, v) : -ENOMEM;
-            k = 1;
-        } else {
-            struct cli_pool *pl;
-            int np = cli_pools(&pl, false);
-            rc = np < 0 ? np : 0;
-            v = np > 0 ? calloc((size_t)np, sizeof *v) : NULL;
-            for (int i = 0; i < np && v; i++) {
-                mempool_options opt;
-                mempool *q;
-                mempool_options_init(&opt);
-                opt.flags = MEMPOOL_OPEN_OBSERVE;
-                if (pl[i].err || mempool_open(pl[i].name, &opt, &q))
-                    continue;               /* not observable: left out */
-                if (top_take(q, &v[k]) == 0)
-                    k++;
-                mempool_close(q);
-            }
-            if (np > 0)
-                cli_pools_free(pl, np);
-        }
-        if (rc) {
+        k = p ? take_one(p, &v) : take_all(&v);
+        if (k < 0) {
             free(v);
-            cli_error(NULL, rc, p ? "stats" : "/dev/shm");
-            return rc;
+            cli_error(NULL, k, p ? "stats" : "/dev/shm");
+            return k;
         }
         prom_print(v, k);
         free(v);

@@ -101,7 +101,7 @@ static uint64_t handoff_layout(uint64_t arena, uint64_t off, mp_header *out)
     out->nbox = (uint32_t)(nb * 10);
     out->nchans = MP_CHANS;
     out->hand_off = off;
-    out->boxw_off = off + MP_PAGE;
+    out->boxw_off = off + align_up(sizeof(mp_hand), MP_PAGE);
     out->boxes_off = align_up(out->boxw_off + out->nbox * 8ull, MP_ALIGN);
     out->names_off = align_up(out->boxes_off + out->nbox * sizeof(mp_box),
                               MP_ALIGN);
@@ -153,15 +153,26 @@ int mempool__layout(uint64_t arena, uint64_t max_objects, mp_header *out)
     return 0;
 }
 
+/* The narrow view's pointers and copies of the validated header. */
+static void bind_core(mp_core *c)
+{
+    const mp_header *h = c->h;
+    c->slots = (mp_slot *)(c->base + h->slots_off);
+    c->cells = (_Atomic uint64_t *)(c->base + h->cells_off);
+    c->wcs = (mp_wcache *)(c->base + h->wcache_off);
+    c->tab = (mp_entry *)(c->base + h->table_off);
+    c->pages = (mp_page *)(c->base + h->pages_off);
+    c->bitmap = (_Atomic uint64_t *)(c->base + h->bitmap_off);
+    c->ntab = h->max_objects;
+    c->data_off = h->data_off;
+    c->npages = h->npages;
+    c->tag = (uint64_t)h->pool_tag << 32;
+}
+
 void mempool__bind(mempool *p)
 {
     mp_header *h = p->h;
-    p->slots = (mp_slot *)(p->base + h->slots_off);
-    p->cells = (_Atomic uint64_t *)(p->base + h->cells_off);
-    p->wcs = (mp_wcache *)(p->base + h->wcache_off);
-    p->tab = (mp_entry *)(p->base + h->table_off);
-    p->pages = (mp_page *)(p->base + h->pages_off);
-    p->bitmap = (_Atomic uint64_t *)(p->base + h->bitmap_off);
+    bind_core(&p->core);
     p->hand = (mp_hand *)(p->base + h->hand_off);
     p->boxw = (_Atomic uint64_t *)(p->base + h->boxw_off);
     p->boxes = (mp_box *)(p->base + h->boxes_off);
@@ -171,10 +182,6 @@ void mempool__bind(mempool *p)
     p->nbox = h->nbox;
     p->nnames = h->nnames;
     p->nring = h->nring;
-    p->ntab = h->max_objects;
-    p->data_off = h->data_off;
-    p->npages = h->npages;
-    p->tag = (uint64_t)h->pool_tag << 32;
 }
 
 /* ---- locks on the init byte ------------------------------------------- */
@@ -348,16 +355,16 @@ static void *map_aligned(int fd, uint64_t size, int prot)
     return m;
 }
 
-static int map_arena(mempool *p, int fd, uint64_t size)
+static int map_arena(mp_core *c, int fd, uint64_t size, bool readonly)
 {
-    int prot = p->readonly ? PROT_READ : PROT_READ | PROT_WRITE;
+    int prot = readonly ? PROT_READ : PROT_READ | PROT_WRITE;
     void *m = map_aligned(fd, size, prot);
     if (m == MAP_FAILED)
         return -errno;
-    p->fd = fd;
-    p->base = m;
-    p->size = size;
-    p->h = m;
+    c->fd = fd;
+    c->base = m;
+    c->size = size;
+    c->h = m;
     return 0;
 }
 
@@ -424,7 +431,7 @@ static int attach(mempool *p, const char *path)
     if ((rc = read_header(fd, &h)) ||
         (rc = validate_header(&h, (uint64_t)st.st_size)))
         goto fail;
-    if ((rc = map_arena(p, fd, (uint64_t)st.st_size)))
+    if ((rc = map_arena(&p->core, fd, (uint64_t)st.st_size, p->readonly)))
         goto fail;
     return 0;
 fail:
@@ -592,7 +599,7 @@ static int create(mempool *p, const char *path, const char *name,
     p->owner_uid = geteuid();
     p->owner_gid = getegid();
     p->pool_mode = o->mode;
-    if ((rc = map_arena(p, fd, tmpl.arena_bytes)))
+    if ((rc = map_arena(&p->core, fd, tmpl.arena_bytes, p->readonly)))
         goto fail_tmp;
     if ((rc = build(p, &tmpl, o->flags & MEMPOOL_OPEN_RESERVE)))
         goto fail_map;

@@ -298,45 +298,48 @@ static bool still_orphan(mempool *p, uint32_t b, uint64_t w)
     return true;
 }
 
+/* What is wrong with held box @p b (word @p w, item @p item), or NULL;
+ * @p b's word is re-read before a verdict, so a box that moved meanwhile
+ * is not blamed. */
+static const char *box_fault(mempool *p, uint32_t b, uint64_t w,
+                             uint64_t item)
+{
+    uint32_t idx = (uint32_t)(item >> 32);
+    bool held = MP_BOX_ST(w) == MP_BOX_HELD;
+    const mp_entry *e;
+    if (MP_BOX_IDX1(w) == 0 || MP_BOX_IDX1(w) - 1 >= p->ntab ||
+        (held && idx + 1 != MP_BOX_IDX1(w)))
+        return atomic_load(&p->boxw[b]) == w ? "names no object entry"
+                                              : NULL;
+    if (b < ovf_base(p) && idx % nbuckets(p) != b / MP_BOX_BW &&
+        atomic_load(&p->boxw[b]) == w)
+        return "is outside its bucket";
+    if (!held)
+        return NULL;
+    if (!mempool__box_referenced(p, b, w) && still_orphan(p, b, w))
+        return "is held by no record";
+    e = mp_entry_at(p, idx);
+    if (MP_BOX_REF(w) && mp_entry_alive(mp_entry_word(e), (uint32_t)item) &&
+        !(MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED))
+        return "holds a reference to a plain object";
+    return NULL;
+}
+
 int mempool__box_verify(mempool *p, char *why, size_t whylen)
 {
     uint64_t ovf = 0;
     for (uint32_t b = 0; b < p->nbox; b++) {
         uint64_t w = atomic_load(&p->boxw[b]), item;
-        uint32_t idx;
+        const char *fault;
         if (!w)
             continue;
         if (b >= ovf_base(p))
             ovf++;
         item = atomic_load(&p->boxes[b].item);
-        idx = (uint32_t)(item >> 32);
-        if (MP_BOX_IDX1(w) == 0 || MP_BOX_IDX1(w) - 1 >= p->ntab ||
-            (MP_BOX_ST(w) == MP_BOX_HELD && idx + 1 != MP_BOX_IDX1(w))) {
-            if (atomic_load(&p->boxw[b]) != w)
-                continue;
-            snprintf(why, whylen, "box %u names no object entry", b);
+        if ((fault = box_fault(p, b, w, item))) {
+            snprintf(why, whylen, "box %u (entry %u) %s", b,
+                     (unsigned)(item >> 32), fault);
             return MEMPOOL_ECORRUPT;
-        }
-        if (b < ovf_base(p) && idx % nbuckets(p) != b / MP_BOX_BW &&
-            atomic_load(&p->boxw[b]) == w) {
-            snprintf(why, whylen, "box %u is outside its bucket", b);
-            return MEMPOOL_ECORRUPT;
-        }
-        if (MP_BOX_ST(w) == MP_BOX_HELD && !mempool__box_referenced(p, b, w) &&
-            still_orphan(p, b, w)) {
-            snprintf(why, whylen, "box %u (entry %u) is held by no record",
-                     b, idx);
-            return MEMPOOL_ECORRUPT;
-        }
-        if (MP_BOX_ST(w) == MP_BOX_HELD && MP_BOX_REF(w)) {
-            mp_entry *e = mp_entry_at(p, idx);
-            uint64_t ew = atomic_load(&e->word);
-            if (mp_entry_alive(ew, (uint32_t)item) &&
-                !(MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED)) {
-                snprintf(why, whylen, "box %u holds a reference to plain "
-                         "object %u", b, idx);
-                return MEMPOOL_ECORRUPT;
-            }
         }
     }
     if (ovf > atomic_load(&p->hand->ovf_used)) {

@@ -238,15 +238,17 @@ int mempool_reserve(mempool *p, size_t len, const mempool_put_options *o,
     return 0;
 }
 
-/* Our unpublished reservation behind @p r, or an error. */
-static int own_reservation(mempool *p, mempool_dref r, uint32_t *idx,
-                           uint64_t *w)
+/* Our unpublished reservation behind @p r (entry *e, index *idx, ALLOC
+ * word *w), or an error. */
+static int own_reservation(mempool *p, mempool_dref r, mp_entry **e,
+                           uint32_t *idx, uint64_t *w)
 {
     uint32_t gen;
     int rc = mempool__writer_ok(p);
     if (rc || (rc = mempool__entry_of(p, r, idx, &gen)))
         return rc;
-    *w = atomic_load(&mp_entry_at(p, *idx)->word);
+    *e = mp_entry_at(p, *idx);
+    *w = atomic_load(&(*e)->word);
     if (MP_W_GEN(*w) != gen || MP_W_ST(*w) == MP_ST_FREE ||
         MP_W_ST(*w) == MP_ST_CACHED)
         return -ENOENT;
@@ -260,10 +262,9 @@ int mempool_publish(mempool *p, mempool_dref r)
     uint32_t idx;
     uint64_t w;
     mp_entry *e;
-    int rc = own_reservation(p, r, &idx, &w);
+    int rc = own_reservation(p, r, &e, &idx, &w);
     if (rc)
         return rc;
-    e = mp_entry_at(p, idx);
     touch(e, true);
     MP_FP(publish_before);
     if (mempool__entry_publish(e, w))
@@ -278,10 +279,9 @@ int mempool_abort(mempool *p, mempool_dref r)
     uint32_t idx;
     uint64_t w;
     mp_entry *e;
-    int rc = own_reservation(p, r, &idx, &w);
+    int rc = own_reservation(p, r, &e, &idx, &w);
     if (rc)
         return rc;
-    e = mp_entry_at(p, idx);
     if (MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED)
         mempool__ref_sub(&p->core, idx, MP_W_GEN(w));
     if ((rc = mempool__lock(p)))
@@ -448,6 +448,17 @@ static int view_disk(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok,
     return 0;
 }
 
+/* The start of every get of @p r into @p v: 0 with its entry, or why
+ * not (the handle, a NULL view, the DRef). */
+int mempool__get_entry(mempool *p, mempool_dref r, const mempool_view *v,
+                       uint32_t *idx, uint32_t *gen)
+{
+    int rc = mempool__writer_ok(p);
+    if (rc || !v)
+        return rc ? rc : -EINVAL;
+    return mempool__entry_of(p, r, idx, gen);
+}
+
 /* get, and mark the object most recently used if @p recency. */
 int mempool__get(mempool *p, mempool_dref r, mempool_view *v, bool recency)
 {
@@ -456,11 +467,8 @@ int mempool__get(mempool *p, mempool_dref r, mempool_view *v, bool recency)
     mp_entry *e;
     int rc;
 
-    if ((rc = mempool__writer_ok(p)))
-        return rc;
-    if (!v || (rc = mempool__entry_of(p, r, &idx, &gen)))
-        return rc ? rc : -EINVAL;
-    if ((rc = pin_settled(p, idx, gen, &w, &tok)))
+    if ((rc = mempool__get_entry(p, r, v, &idx, &gen)) ||
+        (rc = pin_settled(p, idx, gen, &w, &tok)))
         return rc;
     e = mp_entry_at(p, idx);
     rc = MP_W_ST(w) == MP_ST_LIVE ? view_memory(p, idx, gen, tok, v)

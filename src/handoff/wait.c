@@ -35,10 +35,8 @@ int mempool_get_wait(mempool *p, mempool_dref r, mempool_view *v,
     mp_entry *e;
     int rc;
 
-    if ((rc = mempool__writer_ok(p)))
+    if ((rc = mempool__get_entry(p, r, v, &idx, &gen)))
         return rc;
-    if (!v || (rc = mempool__entry_of(p, r, &idx, &gen)))
-        return rc ? rc : -EINVAL;
     e = mp_entry_at(p, idx);
     for (;;) {
         uint64_t w = atomic_load(&e->word);

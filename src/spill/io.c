@@ -14,7 +14,8 @@
  *      checksumming each chunk of the payload just before its first write
  *      and sealing the header, which holds every chunk crc, before it) -
  *      io_uring.c with several chunks and files in flight while the next
- *      chunk is checksummed, or io_pwrite.c one chunk after the other;
+ *      chunk is checksummed, or io_pwrite.c, whose writer thread calls
+ *      pwrite() for chunk k while this thread checksums chunk k+1;
  *   3. per file: fdatasync if durable, close, rename to "<name>", fsync the
  *      directory if durable. On any failure the temp file (or, if the
  *      directory fsync failed, the renamed file) is unlinked and
@@ -43,8 +44,9 @@
  * subsystems are ignored. Both variables are read once per engine, at open,
  * with secure_getenv().
  *
- * The engine thread blocks every signal. A forked child has no engine
- * thread: it must not use its parent's engine.
+ * The engine thread (and the pwrite backend's writer thread) blocks every
+ * signal. A forked child has no engine thread: it must not use its
+ * parent's engine.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -72,6 +74,8 @@ struct mp_io {
     pthread_t       thread;
     int             backend;   /* MP_BE_*; read by others atomically */
     mp_uring       *uring;     /* only with MP_BE_URING */
+    mp_pwriter     *pw;        /* pwrite's writer thread, started at its
+                                  first batch (NULL: none, or it failed) */
     mp_io_tune      tune;
     mp_io_file      files[MP_IO_BATCH];
     mp_io_file     *batch[MP_IO_BATCH];
@@ -105,7 +109,8 @@ static int chunk_crc(mp_io_file *f, uint64_t q)
     return MP_FP(spill_chunk);
 }
 
-const void *mempool__io_next(mp_io_file *f, uint64_t *off, size_t *seg)
+const void *mempool__io_next(mp_io_file *f, uint64_t *off, size_t *seg,
+                             int *err_out)
 {
     uint64_t q = f->issued, len = f->req->len;
     int err = 0;
@@ -130,7 +135,7 @@ const void *mempool__io_next(mp_io_file *f, uint64_t *off, size_t *seg)
         *seg = (size_t)(MP_FILE_HDR - *off);
     }
     if (err) {
-        f->err = err;
+        *err_out = err;
         return NULL;
     }
     f->issued += *seg;
@@ -239,7 +244,9 @@ static void batch_write(mp_io *io, unsigned n)
         for (unsigned i = 0; i < n; i++)
             io->batch[i]->issued = 0;
     }
-    mempool__pwrite_write(io->batch, n, &io->tune);
+    if (!io->pw && mempool__pwriter_open(&io->pw, &io->tune) != 0)
+        io->pw = NULL;               /* the engine thread writes itself */
+    mempool__pwrite_write(io->pw, io->batch, n, &io->tune);
 }
 
 static void batch_run(mp_io *io, unsigned n)
@@ -394,6 +401,7 @@ void mempool__io_close(mp_io *io)
     pthread_cond_signal(&io->work);
     pthread_mutex_unlock(&io->mu);
     pthread_join(io->thread, NULL);
+    mempool__pwriter_close(io->pw);
     pthread_cond_destroy(&io->done);
     pthread_cond_destroy(&io->work);
     pthread_mutex_destroy(&io->mu);

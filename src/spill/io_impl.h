@@ -65,8 +65,10 @@ const void *mempool__io_ptr(const mp_io_file *f, uint64_t off);
  * When it starts a chunk, that chunk's crc32c is computed now (and the
  * "spill.chunk" failpoint runs); when it is the header block, the header is
  * sealed first ("spill.sealed"). Advances f->issued. @return the buffer,
- * or NULL with f->err set (a failpoint's error). */
-const void *mempool__io_next(mp_io_file *f, uint64_t *off, size_t *seg);
+ * or NULL with *err set (a failpoint's error; the caller records it in
+ * f->err). It never touches f->err, which a writer thread may set. */
+const void *mempool__io_next(mp_io_file *f, uint64_t *off, size_t *seg,
+                             int *err);
 
 /* Apply the write failpoints to a write's result (bytes or -errno). */
 static inline long mp_io_fault(const mp_io_tune *t, long res)
@@ -86,9 +88,18 @@ static inline size_t mp_io_cap(const mp_io_tune *t, size_t want)
 
 /* ---- io_pwrite.c ------------------------------------------------------ */
 
-/* Write every file of @p files whose fd is open and err 0, one after the
- * other with pwrite(); sets err on failure. Never fails as a whole. */
-void mempool__pwrite_write(mp_io_file **files, unsigned n, mp_io_tune *t);
+typedef struct mp_pwriter mp_pwriter;
+
+/* Start the pwrite backend's writer thread (every signal blocked).
+ * @return 0, -ENOMEM, or -errno of pthread_create. */
+int  mempool__pwriter_open(mp_pwriter **out, mp_io_tune *t);
+void mempool__pwriter_close(mp_pwriter *w);
+/* Write every file of @p files whose fd is open and err 0 with pwrite():
+ * checksums on this thread, writes on @p w's thread (or here too if @p w
+ * is NULL); returns when every write is done. Sets err on failure. Never
+ * fails as a whole. */
+void mempool__pwrite_write(mp_pwriter *w, mp_io_file **files, unsigned n,
+                           mp_io_tune *t);
 
 /* ---- io_uring.c ------------------------------------------------------- */
 

@@ -149,7 +149,7 @@ static void uring_fill(mp_uring *u, mp_io_file **files, unsigned n,
         if (*cur == n)
             return;
         f = files[*cur];
-        if (!mempool__io_next(f, &off, &seg))
+        if (!mempool__io_next(f, &off, &seg, &f->err))
             continue;                   /* failpoint: f->err is set */
         op = u->free;
         u->free = op->next;

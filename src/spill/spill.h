@@ -37,7 +37,9 @@
  * files through io_uring when the kernel allows it, and with pwrite() when
  * io_uring_queue_init() fails (seccomp, kernel.io_uring_disabled, memlock)
  * or when forced. Both produce identical files: checksum the payload chunk
- * by chunk, writing each chunk to "<name>.tmp" as soon as its crc is known,
+ * by chunk, writing each chunk to "<name>.tmp" as soon as its crc is known
+ * (the kernel's io-wq, or the pwrite backend's writer thread, copies it
+ * while the engine checksums the next),
  * then the sealed header block, optionally fdatasync, rename to "<name>",
  * optionally fsync the directory. Short writes are resubmitted. A failed
  * request leaves no file and no temp file behind.

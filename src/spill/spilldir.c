@@ -230,66 +230,76 @@ static void remove_base(const char *base, int up_of_base, int base_fd)
         (void)rmdir_same(up_of_base, leaf + 1, base_fd);
 }
 
+/* An earlier incarnation's directory (or one the user made) at @p name
+ * under @p bfd: used only if ours and not writable by others. It is
+ * emptied of spill files and removed, so the new pool gets a new directory
+ * that no handle of the old one holds; if the user keeps own files in it,
+ * it stays (*dfd: handles of the old pool stop touching it once their pool
+ * is gone, see spill.c). Anything else at the name is not touched. 0 with
+ * *dfd -1 (nothing there now) or the kept directory, or an error. */
+static int clear_old(int bfd, const char *name, mode_t pool_mode, int *dfd)
+{
+    struct stat st;
+    int old, rc;
+    *dfd = -1;
+    if (fstatat(bfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return 0;
+    old = openat(bfd, name, MP_DIRFL);
+    rc = old < 0 || fstat(old, &st) < 0 || st.st_uid != geteuid() ||
+                 (st.st_mode & 022 & ~mempool__dir_mode(pool_mode))
+             ? MEMPOOL_EUNSAFE
+             : remove_dir(bfd, name, old);
+    if (rc == -ENOTEMPTY) {
+        *dfd = old;                       /* the user's files stay */
+        return 0;
+    }
+    if (old >= 0)
+        close(old);
+    return rc;
+}
+
+/* Give new directory @p dfd the pool's group and mode and its marker file
+ * naming pool @p uuid. 0 or -errno. */
+static int dir_finish(int dfd, const uint64_t uuid[2], mode_t pool_mode,
+                      gid_t gid)
+{
+    char txt[64];
+    int mfd, rc = 0;
+    if ((pool_mode & 060) && fchown(dfd, (uid_t)-1, gid) < 0)
+        return -errno;
+    if (fchmod(dfd, mempool__dir_mode(pool_mode)) < 0)
+        return -errno;
+    mfd = openat(dfd, MP_MARKER, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+                                 O_CLOEXEC, 0600);
+    if (mfd < 0)
+        return -errno;
+    marker_text(uuid, txt, sizeof(txt));
+    if (write(mfd, txt, strlen(txt)) != (ssize_t)strlen(txt) ||
+        fchmod(mfd, 0644) < 0)
+        rc = errno ? -errno : -EIO;
+    close(mfd);
+    return rc;
+}
+
 int mempool__dir_make(const char *dir, const char *name, const uint64_t uuid[2],
                       mode_t pool_mode, gid_t gid, bool *made_base)
 {
-    char base[MP_PATH_MAX], txt[64];
-    int bfd, up, dfd, mfd, rc;
-    struct stat st;
+    char base[MP_PATH_MAX];
+    int bfd, up, dfd, rc;
     if ((rc = split(dir, name, base, sizeof(base))) ||
         (rc = walk(base, true, &bfd, &up, made_base)))
         return rc;
     if (up >= 0)
         close(up);
-    /* An earlier incarnation's directory (or one the user made): used only
-     * if ours and not writable by others. It is emptied of spill files and
-     * removed, so the new pool gets a new directory that no handle of the
-     * old one holds; if the user keeps own files in it, it stays (and
-     * handles of the old pool stop touching it once their pool is gone,
-     * see spill.c). Anything else at the name is not touched. */
-    dfd = -1;
-    if (fstatat(bfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-        int old = openat(bfd, name, MP_DIRFL);
-        rc = old < 0 || fstat(old, &st) < 0 || st.st_uid != geteuid() ||
-                     (st.st_mode & 022 & ~mempool__dir_mode(pool_mode))
-                 ? MEMPOOL_EUNSAFE
-                 : remove_dir(bfd, name, old);
-        if (rc == -ENOTEMPTY) {
-            dfd = old;                    /* the user's files stay */
-            rc = 0;
-        } else if (old >= 0) {
-            close(old);
-        }
-        if (rc) {
-            close(bfd);
-            return rc;
-        }
-    }
-    if (dfd < 0 && mkdirat(bfd, name, 0700) < 0) {
+    if ((rc = clear_old(bfd, name, pool_mode, &dfd)) == 0 && dfd < 0 &&
+        mkdirat(bfd, name, 0700) < 0)
         rc = -errno;
-        close(bfd);
-        return rc;
-    }
-    if (dfd < 0)
-        dfd = openat(bfd, name, MP_DIRFL);
+    if (rc == 0 && dfd < 0 && (dfd = openat(bfd, name, MP_DIRFL)) < 0)
+        rc = -errno;
     close(bfd);
-    if (dfd < 0)
-        return -errno;
-    rc = 0;
-    if ((pool_mode & 060) && fchown(dfd, (uid_t)-1, gid) < 0)
-        rc = -errno;
-    if (!rc && fchmod(dfd, mempool__dir_mode(pool_mode)) < 0)
-        rc = -errno;
-    mfd = rc ? -1 : openat(dfd, MP_MARKER, O_WRONLY | O_CREAT | O_EXCL |
-                                           O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (!rc && mfd < 0)
-        rc = -errno;
-    marker_text(uuid, txt, sizeof(txt));
-    if (!rc && (write(mfd, txt, strlen(txt)) != (ssize_t)strlen(txt) ||
-                fchmod(mfd, 0644) < 0))
-        rc = errno ? -errno : -EIO;
-    if (mfd >= 0)
-        close(mfd);
+    if (rc)
+        return rc;
+    rc = dir_finish(dfd, uuid, pool_mode, gid);
     close(dfd);
     return rc;
 }

@@ -47,7 +47,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -60,6 +59,7 @@
 #include "fuzz_attach_base.h"
 #include "internal.h"
 #include "spill.h"
+#include "helpers_base.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -367,20 +367,10 @@ static void attach(void)
     mempool_close(p);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
-                    struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 static void bye(void)
 {
     unlink(shm_path);
-    nftw(root, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    t_rm_tree(root);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

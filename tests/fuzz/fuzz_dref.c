@@ -29,7 +29,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -40,6 +39,7 @@
 
 #include <mempool/mempool.h>
 #include "fuzz_params.h"
+#include "helpers_base.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -642,23 +642,13 @@ static void end_input(void)
 
 /* ---------------------------------------------------------------- setup */
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
-                    struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 static void bye(void)
 {
     for (int h = 0; h < NH; h++)
         if (H[h])
             mempool_close(H[h]);
     mempool_destroy(pool);
-    nftw(spill_root, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    t_rm_tree(spill_root);
 }
 
 static void open_handle(int h)

@@ -17,7 +17,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +26,7 @@
 #include "fuzz_attach_base.h"
 #include "fuzz_params.h"
 #include "layout.h"
+#include "helpers_base.h"
 #include <mempool/mempool.h>
 
 static const char *outdir;
@@ -161,16 +161,6 @@ static void dref_seeds(void)
 }
 
 /* -------------------------------------------------------------- attach */
-
-static int rm_entry(const char *path, const struct stat *st, int flag,
-                    struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
 
 /* Append a patch record (fuzz_params.h) to @p q; returns its end. */
 static uint8_t *patch(uint8_t *q, unsigned reg, uint32_t off, const void *b,
@@ -320,7 +310,7 @@ static void attach_seeds(void)
         bad = 1;
     }
 out:
-    nftw(root, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    t_rm_tree(root);
 }
 
 /* ----------------------------------------------------------- spillfile */
@@ -409,7 +399,7 @@ static void spillfile_seeds(void)
     mempool_close(p);
     mempool_destroy(name);
 out:
-    nftw(root, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    t_rm_tree(root);
 }
 
 int main(int argc, char **argv)

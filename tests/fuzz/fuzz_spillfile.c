@@ -20,7 +20,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,6 +31,7 @@
 #include <mempool/mempool.h>
 #include "spill.h"
 #include "fuzz_params.h"
+#include "helpers_base.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -191,22 +191,12 @@ static void try_public(unsigned flags, const uint8_t *b, size_t n)
         FAIL("release of a get_file view: %s", mempool_strerror(rc));
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
-                    struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 static void bye(void)
 {
     if (P)
         mempool_close(P);
     mempool_destroy(pool);
-    nftw(root, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    t_rm_tree(root);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

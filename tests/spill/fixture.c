@@ -306,21 +306,17 @@ unsigned state_of(mempool *p, mempool_dref r)
 
 /* ------------------------------------------------------------- files */
 
-/* Does @p n look like a spill file name ("<idx>-<gen>" or ".tmp")? */
+/* Does @p n look like a spill file name ("<idx>-<gen>" or ".tmp")? Written
+ * apart from the library's own test (spilldir.c), as an oracle. */
 bool spill_name(const char *n, bool *tmp)
 {
-    const char *s = n;
+    static const char digits[] = "0123456789";
+    size_t a = strspn(n, digits), b;
 
-    if (*s < '0' || *s > '9')
+    if (a == 0 || n[a] != '-' || (b = strspn(n + a + 1, digits)) == 0)
         return false;
-    while (*s >= '0' && *s <= '9')
-        s++;
-    if (*s++ != '-' || *s < '0' || *s > '9')
-        return false;
-    while (*s >= '0' && *s <= '9')
-        s++;
-    *tmp = strcmp(s, ".tmp") == 0;
-    return *s == '\0' || *tmp;
+    *tmp = strcmp(n + a + 1 + b, ".tmp") == 0;
+    return n[a + 1 + b] == '\0' || *tmp;
 }
 
 /* Spill files in @p dir (0 if it does not exist); *ntmp gets the temps. */
