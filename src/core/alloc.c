@@ -52,12 +52,10 @@
 
 static const uint32_t class_size[MP_NCLASS] = { 64, 128, 256, 512, 1024, 2048 };
 
+/* The size class of 1 <= @p len <= MP_SMALL_MAX (64 << class). */
 static unsigned class_of(uint64_t len)
 {
-    unsigned c = 0;
-    while (class_size[c] < len)
-        c++;
-    return c;
+    return len <= 64 ? 0 : 58u - (unsigned)__builtin_clzll(len - 1);
 }
 
 static uint64_t slab_full(unsigned c)
@@ -156,43 +154,60 @@ static bool punched_all(mempool *p, uint64_t a, uint64_t z)
     return true;
 }
 
+/* Back the span of @p nc whole-hole chunks from data page @p f to @p z
+ * with huge pages (one MADV_COLLAPSE: the kernel drains every CPU's page
+ * lists once per call, which costs ms on a loaded machine). On failure the
+ * flags stay: the 4 KiB pass backs what the run needs. */
+static void span_back(mempool *p, uint64_t f, uint64_t z, uint64_t nc)
+{
+    int rc = mempool__back_huge(&p->core, f, nc);
+    if (rc == 0)
+        punched_set(p, f, z, 0);
+    else if (rc == -EINVAL)
+        p->huge = false;                      /* this kernel cannot */
+}
+
 /* Give the punched pages (holes: a new arena's, trimmed, or unknown after
  * a rebuild) of run [pg, pg + n) memory before it is handed out
- * (backing.c): a chunk that is all holes gets one huge page when this
- * handle may, the rest 4 KiB pages, one fallocate() per stretch. Fails
- * cleanly on a full tmpfs (-ENOSPC; flags of pages already backed are
- * cleared, the run is not taken). Moves: the pages' punched flags only. */
+ * (backing.c): the chunks of the run that are all holes get one huge page
+ * each when this handle may, the rest 4 KiB pages, one fallocate() per
+ * stretch. Fails cleanly on a full tmpfs (-ENOSPC; flags of pages already
+ * backed are cleared, the run is not taken). Moves: the pages' punched
+ * flags only. */
 static int run_back(mempool *p, uint64_t pg, uint64_t n)
 {
-    for (uint64_t k = pg, a, z; k < pg + n; k = z) {
-        bool huge_ok = mempool__chunk_of(&p->core, k, &a, &z);
-        uint64_t e = z < pg + n ? z : pg + n;   /* the run's part of it */
-        uint64_t q = k;
-        int rc;
-        while (q < e && !p->pages[q].punched)
-            q++;
-        if (q == e)
-            continue;                           /* all backed already */
-        rc = MP_FP(back_chunk);
-        if (!rc && huge_ok && p->huge && punched_all(p, a, z)) {
-            rc = mempool__back_huge(&p->core, a);
-            if (rc == 0) {
-                punched_set(p, a, z, 0);
+    uint64_t end = pg + n, q = pg, a, z, f = 0, fz = 0, nc = 0;
+    while (q < end && !p->pages[q].punched)
+        q++;
+    if (q == end)
+        return 0;                               /* all backed already */
+    if (MP_FP(back_chunk) == 0 && p->huge) {
+        for (uint64_t k = pg; k < end; k = z) {
+            bool ok = mempool__chunk_of(&p->core, k, &a, &z) &&
+                      punched_all(p, a, z);
+            if (ok && nc && a == fz) {
+                fz = z;                         /* extends the span */
+                nc++;
                 continue;
             }
-            if (rc == -EINVAL)
-                p->huge = false;               /* this kernel cannot */
+            if (nc)
+                span_back(p, f, fz, nc);
+            f = a;
+            fz = z;
+            nc = ok;
         }
-        for (uint64_t i = k, j; i < e; i = j) {
-            j = i + 1;
-            if (!p->pages[i].punched)
-                continue;
-            while (j < e && p->pages[j].punched)
-                j++;
-            if (MP_FP(back_pages) || mempool__back_pages(&p->core, i, j - i))
-                return -ENOSPC;
-            punched_set(p, i, j, 0);
-        }
+        if (nc)
+            span_back(p, f, fz, nc);
+    }
+    for (uint64_t i = pg, j; i < end; i = j) {
+        j = i + 1;
+        if (!p->pages[i].punched)
+            continue;
+        while (j < end && p->pages[j].punched)
+            j++;
+        if (MP_FP(back_pages) || mempool__back_pages(&p->core, i, j - i))
+            return -ENOSPC;
+        punched_set(p, i, j, 0);
     }
     return 0;
 }
@@ -544,14 +559,7 @@ void mempool__recharge_locked(mempool *p, int s)
  * allocator lock (nor can the rest grow). */
 uint64_t mempool__over_limit(mempool *p, int owner, uint64_t len)
 {
-    mp_slot *s = &p->slots[owner];
-    uint64_t lim = atomic_load_explicit(&s->max_memsize, memory_order_relaxed);
-    uint64_t res;
-    if (!lim)
-        return 0;
-    res = atomic_load_explicit(&s->resident_bytes, memory_order_relaxed) +
-          atomic_load_explicit(&p->wcs[owner].resident, memory_order_relaxed);
-    return res + len > lim ? res + len - lim : 0;
+    return mp_over_limit(&p->core, owner, len);
 }
 
 /* Free entry @p idx, if its word is still @p w, and its block; uncharge
@@ -663,7 +671,7 @@ void mempool__disown(mempool *p, int d)
      * (sets counted by its cache, frees by the lock): both to 0. */
     atomic_store(&p->slots[d].objects, 0);
     atomic_store(&p->slots[d].resident_bytes, 0);
-    mempool__cache_zero(p, d);
+    mempool__cache_zero(&p->core, d);
     mempool__cache_release(p, d);
     mempool__unlock(p);
 }
@@ -726,7 +734,7 @@ static void rebuild(mempool *p)
     /* Every worker's cache too: a refill or flush dies holding both locks;
      * the caches' contents are the table's CACHED words, re-adopted below. */
     held = mempool__cache_hold_all(p, false);
-    mempool__cache_reset(p);
+    mempool__cache_reset(&p->core);
     for (int s = 0; s < MP_WORKERS; s++) {
         atomic_store(&p->slots[s].resident_bytes, 0);
         atomic_store(&p->slots[s].objects, 0);
@@ -742,7 +750,8 @@ static void rebuild(mempool *p)
         if (!has_block(w))
             MP_ST(e->off, 0);           /* e.g. evicted, block not yet freed */
         if (st == MP_ST_FREEING ||
-            (st == MP_ST_CACHED && !mempool__cache_fits(p, e, w, true)) ||
+            (st == MP_ST_CACHED &&
+             !mempool__cache_fits(&p->core, e, w, true)) ||
             (e->off && place(p, p->pages, e->off, e->len))) {
             MP_ST(e->off, 0);           /* dying holder's, or corrupt */
             MP_ST(e->len, 0);
@@ -757,7 +766,7 @@ static void rebuild(mempool *p)
             if (has_block(w))
                 used += mempool__block_bytes(e->len);
             if (st == MP_ST_CACHED)
-                mempool__cache_adopt(p, i, w);
+                mempool__cache_adopt(&p->core, i, w);
             else
                 account(p, e, w, +1);
         }
@@ -915,8 +924,9 @@ static int expect_entry(mempool *p, expect *x, uint32_t i, char *why,
     if (st > MP_ST_CACHED || st == MP_ST_FREEING)
         return fail(why, whylen, "entry %u has state %u outside the lock", i,
                     st);
-    if (st == MP_ST_CACHED && !mempool__cache_fits(p, e, w, false))
-        return fail(why, whylen, "entry %u is cached without a small block", i);
+    if (st == MP_ST_CACHED && !mempool__cache_fits(&p->core, e, w, false))
+        return fail(why, whylen, "entry %u is cached without a small block",
+                    i);
     if (!has_block(w) && e->off)
         return fail(why, whylen, "entry %u is not in memory but owns a block",
                     i);
