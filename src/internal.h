@@ -154,9 +154,10 @@ uint64_t mempool__now_ns(void);
  * aligned; the first chunk may begin with metadata). */
 bool mempool__chunk_of(const mp_core *c, uint64_t k, uint64_t *first,
                        uint64_t *end);
-/* Back the chunk holding data page @p first with one huge page;
- * 0 or -errno (-EINVAL: the kernel cannot). */
-int  mempool__back_huge(const mp_core *c, uint64_t first);
+/* Back @p n consecutive chunks, the first holding data page @p first,
+ * with one huge page each (one call); 0 or -errno (-EINVAL: the kernel
+ * cannot; any error: some may be done, the rest are still holes). */
+int  mempool__back_huge(const mp_core *c, uint64_t first, uint64_t n);
 /* fallocate() data pages [k, k + n): 0 or -errno (-ENOSPC). */
 int  mempool__back_pages(const mp_core *c, uint64_t k, uint64_t n);
 

@@ -992,7 +992,7 @@ static int max_n(void)
 static bool handoff_point(const char *name)
 {
     static const char *const pre[] = { "name.", "give.", "take.", "send.",
-                                       "recv.", "chan." };
+                                       "recv.", "chan.", "bcast." };
     for (size_t i = 0; i < sizeof pre / sizeof pre[0]; i++)
         if (strncmp(name, pre[i], strlen(pre[i])) == 0)
             return true;
@@ -1013,8 +1013,10 @@ START_TEST(test_kill_matrix)
     if (handoff_point(name)) {
         /* Names, flight and channels have their own workload and exact
          * accounting of pool-held references: check_handoff_crash.c
-         * kills at these points (same failpoints.def, same @N loop). */
-        fprintf(stderr, "failpoint %-17s | in check_handoff_crash\n", name);
+         * kills at these points (same failpoints.def, same @N loop), and
+         * check_handoff_kill.c at the broadcast ones (bcast.*). */
+        fprintf(stderr, "failpoint %-17s | in check_handoff_%s\n", name,
+                strncmp(name, "bcast.", 6) ? "crash" : "kill");
         return;
     }
     /* destroy's points kill mempool_destroy(), which no worker workload

@@ -13,7 +13,10 @@
  *     most 0.7^64 < 1.2e-10 per spill, so this never fails by chance;
  *   - candidates rarer than the sampling can find (an owner with a few
  *     objects among thousands of another worker's) are chosen by the exact
- *     scan again: exact LRU order.
+ *     scan again: exact LRU order;
+ *   - four threads of one handle spilling at once in a sampled pool share
+ *     the handle's kept candidates (a try-lock): every set succeeds, the
+ *     limit holds, each spill made room for one set (TSan lane: stress).
  *
  * Objects are 64 B and set by one thread, whose recency stamps strictly
  * increase (src/core/recency.h), so "least recently used" is exact here.
@@ -23,6 +26,7 @@
 #include "helpers.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +47,7 @@ static void big_open(struct big *b, const char *area, uint32_t cap,
     t_options(&o, 64ull << 20);
     o.max_objects = cap + 64;
     o.policy = policy;
+    o.evict_wait_ms = 2000;        /* threads racing for one victim retry */
     o.flags |= MEMPOOL_OPEN_EXCL;
     ASSERT_RC(mempool_open(b->name, &o, &b->p), 0);
     b->r = calloc(cap, sizeof(*b->r));
@@ -221,6 +226,56 @@ START_TEST(test_rare_candidates_exact)
 }
 END_TEST
 
+#define NTHREADS 4
+#define PER_THREAD 150
+
+struct racer {
+    mempool *p;
+    int      rc;
+};
+
+static void *race_sets(void *arg)
+{
+    struct racer *r = arg;
+    unsigned char buf[OBJ];
+    memset(buf, 9, sizeof buf);
+    for (int i = 0; i < PER_THREAD && r->rc == 0; i++) {
+        mempool_dref d;
+        r->rc = mempool_put(r->p, buf, sizeof buf, &d);
+    }
+    return NULL;
+}
+
+START_TEST(test_threads_share_kept)
+{
+    struct big b;
+    pthread_t th[NTHREADS];
+    struct racer rr[NTHREADS];
+    struct mempool_stats st;
+    uint32_t n = 6000, sets = NTHREADS * PER_THREAD;
+
+    big_open(&b, "victim", n + sets + 16, MEMPOOL_POLICY_LRU);
+    for (uint32_t i = 0; i < n; i++)
+        big_put(&b, b.p);
+    ASSERT_RC(mempool_limit_set(b.p, MEMPOOL_LIMIT_MEMSIZE,
+                                (uint64_t)n * OBJ), 0);
+    for (int t = 0; t < NTHREADS; t++) {
+        rr[t] = (struct racer){ b.p, 0 };
+        ck_assert_int_eq(pthread_create(&th[t], NULL, race_sets, &rr[t]), 0);
+    }
+    for (int t = 0; t < NTHREADS; t++) {
+        pthread_join(th[t], NULL);
+        ASSERT_RC(rr[t].rc, 0);
+    }
+    st = t_stats(b.p);
+    ck_assert_uint_le(st.resident_bytes, (uint64_t)n * OBJ);
+    ck_assert_uint_eq(st.objects, n + sets);
+    ck_assert_uint_eq(st.disk_only_objects, sets);
+    ck_assert_uint_le(count_spilled(&b), sets);
+    big_close(&b);
+}
+END_TEST
+
 static Suite *victim_suite(void)
 {
     Suite *s = suite_create("victim");
@@ -231,6 +286,7 @@ static Suite *victim_suite(void)
     tcase_add_test(tc, test_sampled_lru_bound);
     tcase_add_test(tc, test_sampled_mru_bound);
     tcase_add_test(tc, test_rare_candidates_exact);
+    tcase_add_test(tc, test_threads_share_kept);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -21,7 +21,10 @@
  *            key is read from the block just found, so one lookup's misses
  *            end before the next one's start - what a get, whose pin is a
  *            locked instruction that waits for all earlier loads, can at
- *            best do.
+ *            best do. And gets of the other half of the objects, the next
+ *            16 announced with mempool_prefetch() at every 16th get (a
+ *            pipeline: the group after the one being read), against the
+ *            independent raw lookups.
  *   delete   mempool_delete() in a random order; raw: clear the index
  *            record (there is nothing else to undo: a floor, not a peer).
  *   spilling set  the worker's limit equals what it holds, so every
@@ -60,6 +63,7 @@
 #define NSPILL   200u       /* timed spilling sets per size */
 #define NRANK    32u        /* spilling sets whose victim is ranked */
 #define MAXSAMP  4096u
+#define PF_GROUP 16u       /* DRefs per mempool_prefetch() call */
 
 static const uint32_t sizes_full[] = {1000, 10000, 100000, 250000};
 static const uint32_t sizes_quick[] = {1000, 20000};
@@ -83,7 +87,7 @@ struct fig {
 
 struct row {
     uint32_t n;
-    double   set, set_raw, get, get_raw, get_dep, del, del_raw;
+    double   set, set_raw, get, get_raw, get_dep, get_pf, del, del_raw;
     double   spill, spill_raw, engine;
     double   rank_med, rank_max;          /* % of resident objects */
     uint32_t rank_worst;                  /* objects */
@@ -246,10 +250,46 @@ static uint64_t raw_chain(struct scale *s, uint32_t k, uint32_t count)
     return sum;
 }
 
-static int get_phase(struct scale *s, uint32_t n, struct fig *m,
-                     struct fig *raw, struct fig *dep, uint64_t *rs)
+/* mempool_prefetch() of the objects perm[i .. min(i + PF_GROUP, e)). */
+static void prefetch_group(struct scale *s, uint32_t i, uint32_t e)
+{
+    mempool_dref group[PF_GROUP];
+    uint32_t g = i >= e ? 0 : e - i < PF_GROUP ? e - i : PF_GROUP;
+    for (uint32_t j = 0; j < g; j++)
+        group[j] = s->r[s->perm[i + j]];
+    mempool_prefetch(s->p, group, g);
+}
+
+/* get + read the first byte + release of objects perm[b..e); with
+ * @p pf, pipelined: the next PF_GROUP objects are announced with
+ * mempool_prefetch() as a group of PF_GROUP begins. */
+static int gets(struct scale *s, uint32_t b, uint32_t e, bool pf,
+                uint64_t *sum)
+{
+    if (pf)
+        prefetch_group(s, b, e);
+    for (uint32_t i = b; i < e; i++) {
+        mempool_view v;
+        uint32_t k = s->perm[i];
+        if (pf && (i - b) % PF_GROUP == 0)
+            prefetch_group(s, i + PF_GROUP, e);
+        int rc = mempool_get(s->p, s->r[k], &v);
+        if (rc)
+            return rc;
+        *sum += ((const unsigned char *)v.data)[0];
+        mempool_release(s->p, &v);
+        s->seq[k] = ++s->clock;
+    }
+    return 0;
+}
+
+/* Random gets: the first half of each shuffled pass plainly, beside both
+ * raw lookups (f[0..2]); the second half with mempool_prefetch() (f[3]). */
+static int get_phase(struct scale *s, uint32_t n, struct fig *f,
+                     uint64_t *rs)
 {
     uint64_t total = s->o->quick ? 20000 : 200000, sum = 0;
+    uint32_t half = n / 2, step = half < BATCH ? half : BATCH;
     if (total < 2 * (uint64_t)n)
         total = 2 * (uint64_t)n;       /* a warm pass, then timed ones */
     for (uint64_t done = 0; done < total; done += n) {
@@ -259,19 +299,12 @@ static int get_phase(struct scale *s, uint32_t n, struct fig *m,
             memcpy(s->raw.data2 + (size_t)s->perm[i] * OBJ + 8, &next,
                    sizeof next);
         }
-        for (uint32_t b = 0; b < n; b += BATCH) {
-            uint32_t e = b + BATCH < n ? b + BATCH : n;
+        for (uint32_t b = 0; b < half; b += step) {
+            uint32_t e = b + step < half ? b + step : half;
+            int rc;
             uint64_t t0 = now_ns();
-            for (uint32_t i = b; i < e; i++) {
-                mempool_view v;
-                uint32_t k = s->perm[i];
-                int rc = mempool_get(s->p, s->r[k], &v);
-                if (rc)
-                    return rc;
-                sum += ((const unsigned char *)v.data)[0];
-                mempool_release(s->p, &v);
-                s->seq[k] = ++s->clock;
-            }
+            if ((rc = gets(s, b, e, false, &sum)))
+                return rc;
             uint64_t t1 = now_ns();
             for (uint32_t i = b; i < e; i++) {
                 uint64_t off = __atomic_load_n(
@@ -281,10 +314,14 @@ static int get_phase(struct scale *s, uint32_t n, struct fig *m,
             uint64_t t2 = now_ns();
             sum += raw_chain(s, s->perm[b], e - b);
             uint64_t t3 = now_ns();
+            if ((rc = gets(s, half + b, half + e, true, &sum)))
+                return rc;
+            uint64_t t4 = now_ns();
             if (done) {           /* the first pass warms them */
-                fig_add(m, t1 - t0, e - b);
-                fig_add(raw, t2 - t1, e - b);
-                fig_add(dep, t3 - t2, e - b);
+                fig_add(&f[0], t1 - t0, e - b);
+                fig_add(&f[1], t2 - t1, e - b);
+                fig_add(&f[2], t3 - t2, e - b);
+                fig_add(&f[3], t4 - t3, e - b);
             }
         }
     }
@@ -437,19 +474,19 @@ static void clear_all(struct scale *s, uint32_t live)
 static int run_size(struct scale *s, uint32_t n, struct row *row,
                     uint64_t *rs)
 {
-    static struct fig f[9];
+    static struct fig f[10];
     memset(f, 0, sizeof f);
     uint32_t live = n;
     int rc;
     row->n = n;
     fprintf(stderr, "mempool-bench: scale: %u objects ...\n", n);
     if ((rc = fill(s, n, &f[0], &f[1])) ||
-        (rc = get_phase(s, n, &f[2], &f[3], &f[8], rs)) ||
-        (rc = delete_phase(s, n, &f[4], &f[5], rs)) ||
+        (rc = get_phase(s, n, &f[6], rs)) ||
+        (rc = delete_phase(s, n, &f[2], &f[3], rs)) ||
         (rc = fill(s, n, NULL, NULL)) ||
         (rc = mempool_limit_set(s->p, MEMPOOL_LIMIT_MEMSIZE,
                                 (uint64_t)n * OBJ)) ||
-        (rc = spill_phase(s, n, &live, &f[6], &f[7], &row->engine)) ||
+        (rc = spill_phase(s, n, &live, &f[4], &f[5], &row->engine)) ||
         (rc = rank_phase(s, &live, row))) {
         clear_all(s, live);
         return rc;
@@ -458,13 +495,14 @@ static int run_size(struct scale *s, uint32_t n, struct row *row,
     clear_all(s, live);
     row->set = fig_med(&f[0]);
     row->set_raw = fig_med(&f[1]);
-    row->get = fig_med(&f[2]);
-    row->get_raw = fig_med(&f[3]);
+    row->del = fig_med(&f[2]);
+    row->del_raw = fig_med(&f[3]);
+    row->spill = fig_med(&f[4]);
+    row->spill_raw = fig_med(&f[5]);
+    row->get = fig_med(&f[6]);
+    row->get_raw = fig_med(&f[7]);
     row->get_dep = fig_med(&f[8]);
-    row->del = fig_med(&f[4]);
-    row->del_raw = fig_med(&f[5]);
-    row->spill = fig_med(&f[6]);
-    row->spill_raw = fig_med(&f[7]);
+    row->get_pf = fig_med(&f[9]);
     return 0;
 }
 
@@ -492,6 +530,9 @@ static void print_table(const struct row *r, int n)
                   "raw: index load, then data load; lookups overlap");
         print_row("get (random)", r[i].n, r[i].get, r[i].get_dep,
                   "raw: the same, one lookup at a time (chained)");
+        print_row("get (random), prefetched", r[i].n, r[i].get_pf,
+                  r[i].get_raw, "mempool_prefetch() of the next 16 "
+                  "DRefs at each 16th get; raw: lookups overlap");
         print_row("delete", r[i].n, r[i].del, r[i].del_raw,
                   "raw: clear the index record (a floor)");
         snprintf(note, sizeof note,

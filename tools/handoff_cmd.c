@@ -99,13 +99,47 @@ static int print_name(const char *name, mempool_dref r, void *arg)
     return 0;
 }
 
+/* The arguments `name SUB POOL ...` want: 0, or CLI_USAGE after saying why.
+ * A put's DRef is parsed into *@p r. */
+static int name_args(char **pos, int n, mempool_dref *r)
+{
+    if (!strcmp(pos[0], "put")) {
+        if (n != 4)
+            return cli_usage_error("name", "put wants POOL NAME DREF");
+        return cli_parse_dref("name", pos[3], r) ? CLI_USAGE : 0;
+    }
+    if (!strcmp(pos[0], "get") || !strcmp(pos[0], "drop"))
+        return n == 3 ? 0 : cli_usage_error("name", "want POOL NAME");
+    if (!strcmp(pos[0], "ls"))
+        return n == 2 ? 0 : cli_usage_error("name", "ls wants POOL");
+    return cli_usage_error("name", "want put, get, drop or ls");
+}
+
+/* Run name subcommand @p sub on @p p: 0 or a -errno. */
+static int name_run(mempool *p, const char *sub, const char *name,
+                    mempool_dref r, const struct hopts *o)
+{
+    int rc;
+    if (!strcmp(sub, "put"))
+        return mempool_name_put(p, name, r,
+                                o->replace ? MEMPOOL_NAME_REPLACE : 0);
+    if (!strcmp(sub, "get")) {
+        if ((rc = mempool_name_get(p, name, &r, o->timeout)) == 0)
+            print_dref(r);
+        return rc;
+    }
+    if (!strcmp(sub, "drop"))
+        return mempool_name_drop(p, name);
+    return mempool_name_list(p, print_name, NULL);
+}
+
 int cmd_name(int argc, char **argv)
 {
     struct hopts o;
     char *pos[4] = { NULL };
-    mempool_dref r = { 0 };
+    mempool_dref r = { 0, 0 };
     mempool *p;
-    int n, rc = 0;
+    int n, rc;
 
     if (cli_help_asked(argc, argv, name_usage))
         return CLI_OK;
@@ -114,32 +148,11 @@ int cmd_name(int argc, char **argv)
         return CLI_USAGE;
     if (n < 2)
         return cli_usage_error("name", "want put|get|drop|ls and a POOL");
-    if (!strcmp(pos[0], "put")) {
-        if (n != 4)
-            return cli_usage_error("name", "put wants POOL NAME DREF");
-        if (cli_parse_dref("name", pos[3], &r))
-            return CLI_USAGE;
-    } else if (!strcmp(pos[0], "get") || !strcmp(pos[0], "drop")) {
-        if (n != 3)
-            return cli_usage_error("name", "want POOL NAME");
-    } else if (!strcmp(pos[0], "ls")) {
-        if (n != 2)
-            return cli_usage_error("name", "ls wants POOL");
-    } else {
-        return cli_usage_error("name", "want put, get, drop or ls");
-    }
+    if ((rc = name_args(pos, n, &r)) != 0)
+        return rc;
     if (cli_attach("name", pos[1], &p) < 0)
         return CLI_FAIL;
-    if (!strcmp(pos[0], "put"))
-        rc = mempool_name_put(p, pos[2], r,
-                              o.replace ? MEMPOOL_NAME_REPLACE : 0);
-    else if (!strcmp(pos[0], "get") &&
-             (rc = mempool_name_get(p, pos[2], &r, o.timeout)) == 0)
-        print_dref(r);
-    else if (!strcmp(pos[0], "drop"))
-        rc = mempool_name_drop(p, pos[2]);
-    else if (!strcmp(pos[0], "ls"))
-        rc = mempool_name_list(p, print_name, NULL);
+    rc = name_run(p, pos[0], n > 2 ? pos[2] : NULL, r, &o);
     if (rc < 0)
         cli_error("name", rc, n > 2 ? pos[2] : pos[1]);
     mempool_close(p);

@@ -463,6 +463,21 @@ MEMPOOL_API int mempool_get(mempool *p, mempool_dref r, mempool_view *v);
  *  Counts never underflow. */
 MEMPOOL_API int mempool_release(mempool *p, mempool_view *v);
 
+/** @brief Start loading what gets of the objects @p refs[0..n) will touch
+ *  (each one's table entry, then the first line of its bytes), so that the
+ *  memory latency of many gets overlaps. A get pins with a locked
+ *  instruction that waits for earlier loads, so in a pool larger than the
+ *  CPU caches successive random gets cannot overlap their misses by
+ *  themselves (mempool-bench --section scale). Call it with the next 8 to
+ *  32 DRefs, then get them. A hint: it pins nothing and changes nothing; a
+ *  DRef that is not one of this pool's entries is skipped; an object
+ *  deleted or spilled meanwhile is reported by its get as usual. Works on
+ *  observer handles.
+ *  @return 0, -EINVAL (@p p NULL or closed, or @p refs NULL with @p n > 0),
+ *  MEMPOOL_EFORKED. */
+MEMPOOL_API int mempool_prefetch(mempool *p, const mempool_dref *refs,
+                                 size_t n);
+
 /** @brief Delete object @p r: new gets return -ENOENT at once; its memory is
  *  freed when the last pin is released (now, if none).
  *  @return 0, -ENOENT already deleted / stale / unpublished, -EINVAL
@@ -682,7 +697,8 @@ typedef struct mempool_chan mempool_chan;
  *   -EINVAL   bad name, unknown flag, NULL @p out, capacity 0 or larger
  *             than the ring when creating, or BROADCAST not matching the
  *             channel's mode;
- *   -ENOSPC   64 channels exist, or no contiguous room in the ring;
+ *   -ENOSPC   64 channels exist, or no contiguous room in the ring, or
+ *             this process has 65535 handles of the broadcast channel;
  *   -ENOMEM; -EPERM (observer); MEMPOOL_EFORKED; MEMPOOL_ECORRUPT.
  */
 MEMPOOL_API int mempool_chan_open(mempool *p, const char *name,
@@ -707,7 +723,8 @@ MEMPOOL_API int mempool_chan_open(mempool *p, const char *name,
  *   -EINVAL     NULL handle, malformed DRef, refcounted object of which the
  *               caller holds no reference;
  *   -ENOSPC     the pool's item table is full;
- *   -EPERM (observer), MEMPOOL_EFORKED.
+ *   -EPERM (observer), MEMPOOL_EFORKED;
+ *   MEMPOOL_ECORRUPT  the channel's ring is damaged (queue mode).
  * On any error the item is not sent and the caller keeps its reference.
  */
 MEMPOOL_API int mempool_chan_send(mempool_chan *c, mempool_dref r,
@@ -753,8 +770,9 @@ typedef struct mempool_chan_info {
     uint64_t depth;              /**< items in the ring now */
     uint32_t senders_waiting;    /**< sleeping in send now */
     uint32_t receivers_waiting;  /**< sleeping in recv now */
-    uint32_t subscribers;        /**< broadcast: open handles (approximate:
-                                      a killed process's stays counted) */
+    uint32_t subscribers;        /**< broadcast: open handles, exactly (a
+                                      killed process's count until it is
+                                      reaped; closed ones never) */
     uint32_t reserved;
     uint64_t sent, received;     /**< totals since creation */
     uint64_t dropped;            /**< broadcast: items subscribers lost */

@@ -156,43 +156,60 @@ static bool punched_all(mempool *p, uint64_t a, uint64_t z)
     return true;
 }
 
+/* Back the span of @p nc whole-hole chunks from data page @p f to @p z
+ * with huge pages (one MADV_COLLAPSE: the kernel drains every CPU's page
+ * lists once per call, which costs ms on a loaded machine). On failure the
+ * flags stay: the 4 KiB pass backs what the run needs. */
+static void span_back(mempool *p, uint64_t f, uint64_t z, uint64_t nc)
+{
+    int rc = mempool__back_huge(&p->core, f, nc);
+    if (rc == 0)
+        punched_set(p, f, z, 0);
+    else if (rc == -EINVAL)
+        p->huge = false;                      /* this kernel cannot */
+}
+
 /* Give the punched pages (holes: a new arena's, trimmed, or unknown after
  * a rebuild) of run [pg, pg + n) memory before it is handed out
- * (backing.c): a chunk that is all holes gets one huge page when this
- * handle may, the rest 4 KiB pages, one fallocate() per stretch. Fails
- * cleanly on a full tmpfs (-ENOSPC; flags of pages already backed are
- * cleared, the run is not taken). Moves: the pages' punched flags only. */
+ * (backing.c): the chunks of the run that are all holes get one huge page
+ * each when this handle may, the rest 4 KiB pages, one fallocate() per
+ * stretch. Fails cleanly on a full tmpfs (-ENOSPC; flags of pages already
+ * backed are cleared, the run is not taken). Moves: the pages' punched
+ * flags only. */
 static int run_back(mempool *p, uint64_t pg, uint64_t n)
 {
-    for (uint64_t k = pg, a, z; k < pg + n; k = z) {
-        bool huge_ok = mempool__chunk_of(&p->core, k, &a, &z);
-        uint64_t e = z < pg + n ? z : pg + n;   /* the run's part of it */
-        uint64_t q = k;
-        int rc;
-        while (q < e && !p->pages[q].punched)
-            q++;
-        if (q == e)
-            continue;                           /* all backed already */
-        rc = MP_FP(back_chunk);
-        if (!rc && huge_ok && p->huge && punched_all(p, a, z)) {
-            rc = mempool__back_huge(&p->core, a);
-            if (rc == 0) {
-                punched_set(p, a, z, 0);
+    uint64_t end = pg + n, q = pg, a, z, f = 0, fz = 0, nc = 0;
+    while (q < end && !p->pages[q].punched)
+        q++;
+    if (q == end)
+        return 0;                               /* all backed already */
+    if (MP_FP(back_chunk) == 0 && p->huge) {
+        for (uint64_t k = pg; k < end; k = z) {
+            bool ok = mempool__chunk_of(&p->core, k, &a, &z) &&
+                      punched_all(p, a, z);
+            if (ok && nc && a == fz) {
+                fz = z;                         /* extends the span */
+                nc++;
                 continue;
             }
-            if (rc == -EINVAL)
-                p->huge = false;               /* this kernel cannot */
+            if (nc)
+                span_back(p, f, fz, nc);
+            f = a;
+            fz = z;
+            nc = ok;
         }
-        for (uint64_t i = k, j; i < e; i = j) {
-            j = i + 1;
-            if (!p->pages[i].punched)
-                continue;
-            while (j < e && p->pages[j].punched)
-                j++;
-            if (MP_FP(back_pages) || mempool__back_pages(&p->core, i, j - i))
-                return -ENOSPC;
-            punched_set(p, i, j, 0);
-        }
+        if (nc)
+            span_back(p, f, fz, nc);
+    }
+    for (uint64_t i = pg, j; i < end; i = j) {
+        j = i + 1;
+        if (!p->pages[i].punched)
+            continue;
+        while (j < end && p->pages[j].punched)
+            j++;
+        if (MP_FP(back_pages) || mempool__back_pages(&p->core, i, j - i))
+            return -ENOSPC;
+        punched_set(p, i, j, 0);
     }
     return 0;
 }

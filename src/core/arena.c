@@ -101,7 +101,7 @@ static uint64_t handoff_layout(uint64_t arena, uint64_t off, mp_header *out)
     out->nbox = (uint32_t)(nb * 10);
     out->nchans = MP_CHANS;
     out->hand_off = off;
-    out->boxw_off = off + MP_PAGE;
+    out->boxw_off = off + align_up(sizeof(mp_hand), MP_PAGE);
     out->boxes_off = align_up(out->boxw_off + out->nbox * 8ull, MP_ALIGN);
     out->names_off = align_up(out->boxes_off + out->nbox * sizeof(mp_box),
                               MP_ALIGN);

@@ -55,15 +55,17 @@ bool mempool__chunk_of(const mp_core *c, uint64_t k, uint64_t *first,
     return ce <= c->size && ((uintptr_t)c->base & (MP_CHUNK - 1)) == 0;
 }
 
-int mempool__back_huge(const mp_core *c, uint64_t first)
+int mempool__back_huge(const mp_core *c, uint64_t first, uint64_t n)
 {
     uint64_t off = c->data_off + first * MP_PAGE;
     uint64_t cs = off & ~(uint64_t)(MP_CHUNK - 1);
-    /* MADV_COLLAPSE refuses a range of holes only: give it one page. A
-     * fallocate() here, not a touch, so a full tmpfs is ENOSPC. */
-    if (fallocate(c->fd, 0, (off_t)off, MP_PAGE) < 0)
-        return -errno;
-    if (madvise(c->base + cs, MP_CHUNK, MADV_COLLAPSE) < 0)
+    /* MADV_COLLAPSE refuses a range of holes only: give each chunk one
+     * page. A fallocate() here, not a touch, so a full tmpfs is ENOSPC. */
+    for (uint64_t i = 0; i < n; i++)
+        if (fallocate(c->fd, 0, (off_t)(i ? cs + i * MP_CHUNK : off),
+                      MP_PAGE) < 0)
+            return -errno;
+    if (madvise(c->base + cs, n * MP_CHUNK, MADV_COLLAPSE) < 0)
         return -errno;
     return 0;
 }

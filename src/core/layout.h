@@ -14,7 +14,8 @@
  *   slots         64 x 256 B   one per worker: liveness token, counters
  *   cells         64 x 32 KiB  one pin/ref table per worker
  *   wcache        64 x 896 B   one allocator cache per worker (wcache.c)
- *   hand          4 KiB    handoff header: locks, futex words, counters
+ *   hand          20 KiB   handoff header: locks, futex words, counters,
+ *                          broadcast subscribers per channel and worker
  *   boxwords      nbox x 8 B   pool-held items (names, channels, flight)
  *   boxes         nbox x 32 B  their payloads
  *   names         nnames x 320 B  the name directory (open addressing)
@@ -316,7 +317,7 @@ typedef struct mp_box {
     uint64_t spare;
 } mp_box;
 
-/* Handoff header (one page at hand_off). */
+/* Handoff header (whole pages at hand_off). */
 typedef struct mp_hand {
     _Atomic uint32_t names_seq;     /* futex: bumped at every bind */
     _Atomic uint32_t names_waiters; /* name_get sleepers */
@@ -329,6 +330,11 @@ typedef struct mp_hand {
     _Atomic uint64_t boxes_gc;      /* orphaned boxes freed by a sweep */
     _Atomic uint64_t get_waits;     /* get_wait calls that slept */
     uint64_t spare[6];
+    /* Broadcast subscribers (chan.c): [channel][worker slot] = gen16 << 16
+     * | that worker's open subscriber handles of that incarnation. Written
+     * by the worker (open, close) and zeroed by its reaper, so the sum over
+     * slots of the words whose gen matches is exact once deaths are reaped. */
+    _Atomic uint32_t subs[64][MP_WORKERS];
 } mp_hand;
 
 /* A name record: word = state << 62 | version << 32 | box + 1. */
@@ -380,7 +386,9 @@ typedef struct mp_chan {
 #define MP_RING_BOX1(v) ((uint32_t)((v) & 0x7fffffffu))
 #define MP_RING_CLOSED UINT64_C(0xffffffff7fffffff)
 
-_Static_assert(sizeof(mp_hand) <= MP_PAGE, "handoff header fits its page");
+_Static_assert(sizeof(mp_hand) <= 8 * MP_PAGE, "handoff header: a few pages");
+_Static_assert(sizeof(((mp_hand *)0)->subs) / sizeof(((mp_hand *)0)->subs[0])
+               == MP_CHANS, "a subscriber row per channel");
 _Static_assert(sizeof(mp_box) == 32, "mp_box is 32 bytes");
 _Static_assert(sizeof(mp_name) == 320, "mp_name is 320 bytes");
 _Static_assert(sizeof(mp_chan) == 448, "mp_chan is 448 bytes");

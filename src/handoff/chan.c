@@ -119,8 +119,13 @@ static void wake_all(mp_chan *c)
     mp_futex_wake(&c->recv_seq, INT_MAX);
 }
 
-/* Under the directory lock: finish what a dead holder left (a channel
- * half created or half destroyed). Ours are never in that state here. */
+/* Under the directory lock, taken over from a dead holder: finish what it
+ * left. Every CREATING or DESTROYING header is its (they exist only while
+ * the lock is held), even one that names our slot: we may have just
+ * claimed the dead holder's slot (mempool__chan_reap from claim). A half
+ * created channel is undone without touching the ring: nobody could send
+ * to it, and its cap and start may be half written (a stale range would
+ * close slots of a live channel). A half destroyed one is finished. */
 static void repair_dir(mempool *p)
 {
     for (uint32_t i = 0; i < MP_CHANS; i++) {
@@ -128,11 +133,12 @@ static void repair_dir(mempool *p)
         uint64_t w = atomic_load(&c->state);
         if (CH_ST(w) != MP_CH_CREATING && CH_ST(w) != MP_CH_DESTROYING)
             continue;
-        if (CH_WHO(w) == (unsigned)p->slot + 1)
-            continue;
-        wake_all(c);
-        close_ring(p, c);
+        if (CH_ST(w) == MP_CH_DESTROYING) {
+            wake_all(c);
+            close_ring(p, c);
+        }
         atomic_store(&c->state, CH_W(CH_GEN(w), MP_CH_FREE, 0, 0));
+        wake_all(c);
     }
 }
 
@@ -142,11 +148,16 @@ static void dir_lock(mempool *p)
         repair_dir(p);
 }
 
+/* Reaping slot @p d (dead, or ours when we claim or leave it): its
+ * subscriptions end, and a channel it was creating or destroying is undone
+ * or finished. */
 void mempool__chan_reap(mempool *p, int d)
 {
     uint32_t who = (uint32_t)d + 1, me = (uint32_t)p->slot + 1;
-    if (p->slot < 0)
+    if (p->slot < 0 || d < 0 || d >= MP_WORKERS)
         return;
+    for (uint32_t i = 0; i < MP_CHANS; i++)
+        atomic_store(&p->hand->subs[i][d], 0);
     if (atomic_compare_exchange_strong(&p->hand->dir_lock, &who, me)) {
         repair_dir(p);
         mempool__ounlock(p, &p->hand->dir_lock);
@@ -207,18 +218,60 @@ static int create_locked(mempool *p, const char *name, size_t len,
         atomic_store(&c->sent, 0);
         atomic_store(&c->received, 0);
         atomic_store(&c->dropped, 0);
-        atomic_store(&c->subscribers, 0);
         for (size_t k = 0; k < sizeof(c->name); k++)
             __atomic_store_n(&c->name[k], k < len ? name[k] : '\0',
                              __ATOMIC_RELAXED);
         MP_ST(c->namelen, (uint32_t)len);
-        for (uint32_t j = 0; j < cap; j++)
+        for (uint32_t j = 0; j < cap; j++) {
             atomic_store(&p->ring[start + j], MP_RING(base + j, 0, 0));
+            if (j == cap / 2)
+                MP_FP(chan_creating);
+        }
         atomic_store(&c->state, CH_W(gen, MP_CH_OPEN, 0, mode));
         *ci = (int)i;
         return 0;
     }
     return -ENOSPC;
+}
+
+/* ---- broadcast subscribers ------------------------------------------------
+ * hand->subs[ci][slot]: gen16 << 16 | this worker's open subscriber handles
+ * of incarnation gen of channel ci. Only the worker's own threads change
+ * it (open, close), and its reaper, which zeroes its row when it died or
+ * leaves (mempool__chan_reap). A word of an older incarnation counts for
+ * nothing and is taken over by the next open. */
+
+static int sub_open(mempool *p, uint32_t ci, uint32_t gen)
+{
+    _Atomic uint32_t *w = &p->hand->subs[ci][p->slot];
+    uint32_t g = gen & 0xffffu, cur = atomic_load(w), n;
+    do {
+        n = (cur >> 16) == g ? (cur & 0xffffu) : 0;
+        if (n == 0xffffu)
+            return -ENOSPC;
+    } while (!atomic_compare_exchange_weak(w, &cur, (g << 16) | (n + 1)));
+    return 0;
+}
+
+static void sub_close(mempool *p, uint32_t ci, uint32_t gen)
+{
+    _Atomic uint32_t *w = &p->hand->subs[ci][p->slot];
+    uint32_t g = gen & 0xffffu, cur = atomic_load(w);
+    do {
+        if ((cur >> 16) != g || (cur & 0xffffu) == 0)
+            return;                 /* reaped, or another incarnation's */
+    } while (!atomic_compare_exchange_weak(w, &cur, cur - 1));
+}
+
+uint32_t mempool__chan_subs(mempool *p, uint32_t ci, uint32_t gen)
+{
+    uint32_t n = 0;
+    for (int s = 0; s < MP_WORKERS; s++) {
+        uint32_t v = atomic_load(&p->hand->subs[ci][s]);
+        if ((v >> 16) == (gen & 0xffffu))
+            n += v & 0xffffu;
+    }
+    return n;
 }
 
 int mempool_chan_open(mempool *p, const char *name, uint32_t capacity,
@@ -264,8 +317,10 @@ int mempool_chan_open(mempool *p, const char *name, uint32_t capacity,
         return MEMPOOL_ECORRUPT;
     }
     atomic_store(&c->pos, atomic_load(&p->chans[ci].tail));
-    if (c->bcast)
-        atomic_fetch_add(&p->chans[ci].subscribers, 1);
+    if (c->bcast && (rc = sub_open(p, c->ci, c->gen))) {
+        free(c);
+        return rc;
+    }
     *out = c;
     return 0;
 }
@@ -274,14 +329,8 @@ int mempool_chan_close(mempool_chan *c)
 {
     if (!c)
         return -EINVAL;
-    if (c->bcast && mempool__handle_ok(c->p) == 0) {
-        mp_chan *h = &c->p->chans[c->ci];
-        uint32_t n = atomic_load(&h->subscribers);
-        if (CH_GEN(atomic_load(&h->state)) == c->gen)
-            while (n && !atomic_compare_exchange_weak(&h->subscribers, &n,
-                                                      n - 1))
-                ;
-    }
+    if (c->bcast && mempool__handle_ok(c->p) == 0)
+        sub_close(c->p, c->ci, c->gen);
     free(c);
     return 0;
 }
@@ -309,6 +358,7 @@ int mempool_chan_destroy(mempool *p, const char *name)
         mempool__ounlock(p, &p->hand->dir_lock);
         return MEMPOOL_ECORRUPT;
     }
+    MP_FP(chan_destroying);
     wake_all(c);                      /* sleepers see DESTROYING: -EPIPE */
     close_ring(p, c);
     atomic_store(&c->state, CH_W(CH_GEN(w), MP_CH_FREE, 0, 0));

@@ -54,10 +54,14 @@ int mempool__chanq_send(mempool_chan *c, mp_chan *h, uint32_t b,
 int mempool__chanq_recv(mempool_chan *c, mp_chan *h, mempool_dref *out,
                         uint64_t deadline);
 
-/* chan_bcast.c: the same for broadcast (send never waits; recv may
- * return -EOVERFLOW once after losing items). */
+/* chan_bcast.c: the same for broadcast (send never waits, and returns 2
+ * when its item was overrun at once: sent, its box already dropped; recv
+ * may return -EOVERFLOW once after losing items). */
 int mempool__chanb_send(mempool_chan *c, mp_chan *h, uint32_t b);
 int mempool__chanb_recv(mempool_chan *c, mp_chan *h, mempool_dref *out,
                         uint64_t deadline);
+
+/* chan.c: this incarnation's broadcast subscriber handles, all workers. */
+uint32_t mempool__chan_subs(mempool *p, uint32_t ci, uint32_t gen);
 
 #endif /* MEMPOOL_CHAN_H */

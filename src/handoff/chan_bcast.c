@@ -22,18 +22,21 @@ int mempool__chanb_send(mempool_chan *c, mp_chan *h, uint32_t b)
     uint64_t v = atomic_load(s);
 
     atomic_store(&p->boxes[b].back, MP_BACK(MP_BK_CHAN, c->ci, c->start + j));
+    MP_FP(bcast_claimed);
     for (;;) {
         int32_t d = (int32_t)(MP_RING_POS(v) - (uint32_t)t);
         if (v == MP_RING_CLOSED)
             return -EPIPE;
         if (d > 0 || (d == 0 && (v & MP_RING_FULL))) {
-            /* A sender a lap ahead wrote first: ours is overrun at once. */
+            /* A sender a lap ahead wrote first: ours is overrun at once
+             * (2: sent, and the box is gone - nothing to commit). */
             mempool__box_drop(p, b, atomic_load(&p->boxw[b]));
-            return 1;
+            return 2;
         }
         if (atomic_compare_exchange_weak(s, &v, MP_RING(t, 1, b + 1)))
             break;
     }
+    MP_FP(bcast_overwrote);
     if (v & MP_RING_FULL) {          /* the item we overwrote: an orphan */
         uint32_t ob = MP_RING_BOX1(v) - 1;
         if (MP_RING_BOX1(v) && ob < p->nbox)

@@ -73,12 +73,13 @@ int mempool_chan_send(mempool_chan *c, mempool_dref r, int64_t timeout_ms)
     MP_FP(send_moved);
     rc = c->bcast ? mempool__chanb_send(c, h, b)
                   : mempool__chanq_send(c, h, b, deadline);
-    if (rc != 1) {
+    if (rc != 1 && rc != 2) {
         unsend(p, b, ref, idx, gen);
         return rc;
     }
     MP_FP(send_committed);
-    mempool__box_commit(p, b);
+    if (rc == 1)
+        mempool__box_commit(p, b);   /* 2: overrun at once, box dropped */
     atomic_fetch_add_explicit(&h->sent, 1, memory_order_relaxed);
     mp_signal(&h->recv_seq, &h->recv_waiters, c->bcast ? INT_MAX : 1);
     return 0;

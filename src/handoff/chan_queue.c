@@ -46,6 +46,19 @@ static int queue_loop(mempool_chan *c, mp_chan *h,
     }
 }
 
+/* Queue slot word @p v of @p s, at distance @p d from position @p at that
+ * its side's hint @p hint named, is @p odd: a state no interleaving makes
+ * (a slot moves on only after its position was taken, a hint only past
+ * taken positions, so a slot is never more than a lap ahead of either
+ * hint, nor behind the head, nor EMPTY behind the tail). If the slot and
+ * the hint still read the same, it is damage (a flipped bit, a planted
+ * word), on which send or recv would otherwise loop for ever. */
+static bool ring_damaged(bool odd, _Atomic uint64_t *hint, uint64_t at,
+                         _Atomic uint64_t *s, uint64_t v)
+{
+    return odd && atomic_load(hint) == at && atomic_load(s) == v;
+}
+
 /* One attempt at the queue's tail with box *@p arg: 1 committed, 0 retry,
  * -EAGAIN full. */
 static int qsend_once(mempool_chan *c, mp_chan *h, void *arg)
@@ -60,6 +73,9 @@ static int qsend_once(mempool_chan *c, mp_chan *h, void *arg)
 
     if (v == MP_RING_CLOSED)
         return -EPIPE;
+    if (ring_damaged(d > (int32_t)c->cap || d < -(int32_t)c->cap ||
+                     (d < 0 && !(v & MP_RING_FULL)), &h->tail, t, s, v))
+        return MEMPOOL_ECORRUPT;
     if (!(v & MP_RING_FULL) && d == 0) {
         atomic_store(&p->boxes[b].back,
                      MP_BACK(MP_BK_CHAN, c->ci, c->start + j));
@@ -91,6 +107,8 @@ static int qrecv_once(mempool_chan *c, mp_chan *h, void *arg)
 
     if (v == MP_RING_CLOSED)
         return -EPIPE;
+    if (ring_damaged(d < 0 || d > (int32_t)c->cap, &h->head, hd, s, v))
+        return MEMPOOL_ECORRUPT;
     if (!(v & MP_RING_FULL) || d != 0) {
         if (d > 0 || (d == 0 && (v & MP_RING_FULL))) {
             atomic_compare_exchange_strong(&h->head, &hd, hd + 1);

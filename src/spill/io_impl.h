@@ -17,7 +17,8 @@
 
 #include "spill.h"
 
-#define MP_IO_CHUNK     (16u << 20) /* largest single write of payload */
+#define MP_IO_SEG       (2u << 20)  /* payload writes end at multiples of
+                                       this file offset (io.c) */
 #define MP_IO_BATCH     64u         /* files one engine round handles */
 #define MP_IO_SHORT_CAP 4096u       /* io.short: bytes per write at most */
 
@@ -50,6 +51,7 @@ typedef struct mp_io_file {
     uint64_t   issued;    /* bytes handed to writes so far, in issue
                              order (payload first, then the header) */
     uint64_t   shift;     /* log2 of the checksum chunk */
+    uint64_t   crced;     /* payload bytes whose chunks are checksummed */
     unsigned   inflight;  /* io_uring: writes not yet completed */
     uint64_t   t0;        /* CLOCK_MONOTONIC ns at start */
     bool       anon;      /* unique_tmp: an O_TMPFILE, linked at finish */
@@ -61,10 +63,11 @@ typedef struct mp_io_file {
 const void *mempool__io_ptr(const mp_io_file *f, uint64_t off);
 
 /* The next write of @p f (f->issued below f->total): file offset *off and
- * length *seg, at most MP_IO_CHUNK and never across a checksum chunk.
- * When it starts a chunk, that chunk's crc32c is computed now (and the
- * "spill.chunk" failpoint runs); when it is the header block, the header is
- * sealed first ("spill.sealed"). Advances f->issued. @return the buffer,
+ * length *seg, ending at the next multiple of MP_IO_SEG of the file (or the
+ * payload's end). Every checksum chunk that starts before its end has its
+ * crc32c computed first (and the "spill.chunk" failpoint runs after each);
+ * when it is the header block, the header is sealed first
+ * ("spill.sealed"). Advances f->issued. @return the buffer,
  * or NULL with *err set (a failpoint's error; the caller records it in
  * f->err). It never touches f->err, which a writer thread may set. */
 const void *mempool__io_next(mp_io_file *f, uint64_t *off, size_t *seg,

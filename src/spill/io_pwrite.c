@@ -7,10 +7,11 @@
  * io_uring is refused (Docker's seccomp profile, kernel.io_uring_disabled,
  * old kernels) or forced with MEMPOOL_IO=pwrite.
  *
- * The engine thread (io.c) checksums each chunk; the pwrite() calls run on
- * a writer thread of this backend, fed through a queue of MP_PW_DEPTH
- * writes, so the kernel copies chunk k while the engine checksums chunk
- * k+1 - what io_uring's io-wq workers do for the other backend. The engine
+ * The engine thread (io.c) checksums each write's chunks; the pwrite()
+ * calls run on a writer thread of this backend, fed through a queue of
+ * MP_PW_DEPTH writes, so the kernel copies write k while the engine
+ * checksums write k+1 - what io_uring's io-wq workers do for the other
+ * backend. The engine
  * waits for the queue to drain before it returns a batch, so every write
  * has completed before io.c renames a file, and a payload is never used
  * after its request completed. Where the writer thread cannot be started

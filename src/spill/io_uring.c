@@ -4,13 +4,13 @@
  * files in flight at once, MP_URING_DEPTH at most.
  *
  * Each file is cut into writes by mempool__io_next() - the payload in
- * checksum chunks (1 MiB for objects up to 1008 MiB), each checksummed just
- * before its write is queued, then the header block - and each write is one
- * "op" (a slot of u->ops, carried in the SQE's user data). A write of a
- * chunk is submitted at once, so the kernel (its io-wq workers: buffered
- * writes to ext4 are not done inline) copies chunk k while this thread
- * checksums chunk k+1; at most MP_URING_AHEAD bytes are in flight, so a
- * chunk is still in cache when the kernel copies it. A
+ * 2 MiB writes, whose 1 MiB checksum chunks are checksummed just before the
+ * write is queued, then the header block - and each write is one "op" (a
+ * slot of u->ops, carried in the SQE's user data). A big write is submitted
+ * at once, so the kernel (its io-wq workers: buffered writes to ext4 are
+ * not done inline) copies write k while this thread checksums write k+1;
+ * at most MP_URING_AHEAD bytes are in flight, so the bytes are still in
+ * cache when the kernel copies them. A
  * completion shorter than asked is continued from where it stopped with a
  * new SQE for the same op; -EAGAIN/-EINTR are retried a bounded number of
  * times; any other error marks the file failed and no more of its writes
