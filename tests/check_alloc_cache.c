@@ -338,7 +338,8 @@ START_TEST(test_hammer_kills)
     ASSERT_RC(t_open(pool, T_ARENA_BYTES, &p), 0);
     for (int i = 0; i < 2; i++) {
         t_pipe(fds[i]);
-        a[i] = (struct hargs){ pool, fds[i][1], i ? 0 : 400000, 9u + (uint64_t)i };
+        a[i] = (struct hargs){ pool, fds[i][1], i ? 0 : 400000,
+                               9u + (uint64_t)i };
         pid[i] = t_fork(h_child, &a[i]);
     }
     close(fds[0][1]);
@@ -444,6 +445,7 @@ START_TEST(test_drain)
 {
     char pool[T_NAME_LEN];
     mempool_options o;
+    static const char y[200] = "y";
     mempool_dref r[64];
     struct mempool_stats s;
     mempool *p;
@@ -455,7 +457,7 @@ START_TEST(test_drain)
     ASSERT_RC(mempool_open(pool, &o, &p), 0);
     /* we cache entries of two classes */
     for (int i = 0; i < 64; i++)
-        ASSERT_RC(mempool_put(p, "y", i % 2 ? 1 : 200, &r[i]), 0);
+        ASSERT_RC(mempool_put(p, y, i % 2 ? 1 : 200, &r[i]), 0);
     for (int i = 0; i < 64; i++)
         ASSERT_RC(mempool_delete(p, r[i]), 0);
     s = t_stats(p);

@@ -827,8 +827,8 @@ MEMPOOL_API int mempool_chan_list(mempool *p,
  * bad chunk makes the get MEMPOOL_ECORRUPT (counted in corrupt_files). The
  * handle keeps the mapping (see mempool_get), and later gets of it are not
  * checked again. This costs one extra pass over the object at first map (a
- * fresh process reading a spilled 64 MiB object all through takes about
- * twice as long as a plain mmap read: the README's performance section).
+ * fresh process reading a spilled 64 MiB object all through takes 2-3x as
+ * long as a plain mmap read: the README's performance section).
  * With MEMPOOL_OPEN_NOVERIFY only the header (which holds every chunk crc)
  * is checked; mempool_check() and `mempool fsck` check every chunk anyway.
  */
@@ -1217,7 +1217,9 @@ struct mempool_stats {
     uint64_t arena_bytes;     /**< size of the shm object */
     uint64_t data_bytes;      /**< of which usable for objects */
     uint64_t used_bytes;      /**< allocated to objects, rounding included */
-    uint64_t free_bytes;      /**< data_bytes - used_bytes */
+    uint64_t free_bytes;      /**< data_bytes - used_bytes (blocks in
+                                   workers' allocator caches count as
+                                   free) */
     uint64_t objects;         /**< table entries in use (any state) */
     uint64_t max_objects;     /**< table capacity */
     uint64_t resident_bytes;  /**< sum of lengths of objects in memory */

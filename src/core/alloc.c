@@ -52,12 +52,10 @@
 
 static const uint32_t class_size[MP_NCLASS] = { 64, 128, 256, 512, 1024, 2048 };
 
+/* The size class of 1 <= @p len <= MP_SMALL_MAX (64 << class). */
 static unsigned class_of(uint64_t len)
 {
-    unsigned c = 0;
-    while (class_size[c] < len)
-        c++;
-    return c;
+    return len <= 64 ? 0 : 58u - (unsigned)__builtin_clzll(len - 1);
 }
 
 static uint64_t slab_full(unsigned c)
@@ -561,14 +559,7 @@ void mempool__recharge_locked(mempool *p, int s)
  * allocator lock (nor can the rest grow). */
 uint64_t mempool__over_limit(mempool *p, int owner, uint64_t len)
 {
-    mp_slot *s = &p->slots[owner];
-    uint64_t lim = atomic_load_explicit(&s->max_memsize, memory_order_relaxed);
-    uint64_t res;
-    if (!lim)
-        return 0;
-    res = atomic_load_explicit(&s->resident_bytes, memory_order_relaxed) +
-          atomic_load_explicit(&p->wcs[owner].resident, memory_order_relaxed);
-    return res + len > lim ? res + len - lim : 0;
+    return mp_over_limit(&p->core, owner, len);
 }
 
 /* Free entry @p idx, if its word is still @p w, and its block; uncharge
@@ -680,7 +671,7 @@ void mempool__disown(mempool *p, int d)
      * (sets counted by its cache, frees by the lock): both to 0. */
     atomic_store(&p->slots[d].objects, 0);
     atomic_store(&p->slots[d].resident_bytes, 0);
-    mempool__cache_zero(p, d);
+    mempool__cache_zero(&p->core, d);
     mempool__cache_release(p, d);
     mempool__unlock(p);
 }
@@ -743,7 +734,7 @@ static void rebuild(mempool *p)
     /* Every worker's cache too: a refill or flush dies holding both locks;
      * the caches' contents are the table's CACHED words, re-adopted below. */
     held = mempool__cache_hold_all(p, false);
-    mempool__cache_reset(p);
+    mempool__cache_reset(&p->core);
     for (int s = 0; s < MP_WORKERS; s++) {
         atomic_store(&p->slots[s].resident_bytes, 0);
         atomic_store(&p->slots[s].objects, 0);
@@ -759,7 +750,8 @@ static void rebuild(mempool *p)
         if (!has_block(w))
             MP_ST(e->off, 0);           /* e.g. evicted, block not yet freed */
         if (st == MP_ST_FREEING ||
-            (st == MP_ST_CACHED && !mempool__cache_fits(p, e, w, true)) ||
+            (st == MP_ST_CACHED &&
+             !mempool__cache_fits(&p->core, e, w, true)) ||
             (e->off && place(p, p->pages, e->off, e->len))) {
             MP_ST(e->off, 0);           /* dying holder's, or corrupt */
             MP_ST(e->len, 0);
@@ -774,7 +766,7 @@ static void rebuild(mempool *p)
             if (has_block(w))
                 used += mempool__block_bytes(e->len);
             if (st == MP_ST_CACHED)
-                mempool__cache_adopt(p, i, w);
+                mempool__cache_adopt(&p->core, i, w);
             else
                 account(p, e, w, +1);
         }
@@ -932,8 +924,9 @@ static int expect_entry(mempool *p, expect *x, uint32_t i, char *why,
     if (st > MP_ST_CACHED || st == MP_ST_FREEING)
         return fail(why, whylen, "entry %u has state %u outside the lock", i,
                     st);
-    if (st == MP_ST_CACHED && !mempool__cache_fits(p, e, w, false))
-        return fail(why, whylen, "entry %u is cached without a small block", i);
+    if (st == MP_ST_CACHED && !mempool__cache_fits(&p->core, e, w, false))
+        return fail(why, whylen, "entry %u is cached without a small block",
+                    i);
     if (!has_block(w) && e->off)
         return fail(why, whylen, "entry %u is not in memory but owns a block",
                     i);

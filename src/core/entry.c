@@ -54,14 +54,20 @@ bool mempool__entry_freeing(mp_entry *e, uint64_t w, unsigned who)
 /* FREE (word @p w) -> CACHED(@p who), same generation: a refill. */
 void mempool__entry_cache(mp_entry *e, uint64_t w, unsigned who)
 {
-    atomic_store(&e->word, MP_W(MP_W_GEN(w), MP_ST_CACHED, who, 0));
+    /* Release, not seq_cst (here and in uncache, claim): no lock-free CAS
+     * races with a FREE or CACHED word, the readers that decide on it
+     * (fsck, rebuild, repair) hold both locks, and a stale DRef's reader
+     * finds FREE, CACHED and ALLOC all not alive. */
+    atomic_store_explicit(&e->word, MP_W(MP_W_GEN(w), MP_ST_CACHED, who, 0),
+                          memory_order_release);
 }
 
 /* CACHED -> FREE, same generation (bumped when it was cached): a flush,
  * under the allocator lock and the cache's lock. */
 void mempool__entry_uncache(mp_entry *e, uint64_t w)
 {
-    atomic_store(&e->word, MP_W(MP_W_GEN(w), MP_ST_FREE, 0, 0));
+    atomic_store_explicit(&e->word, MP_W(MP_W_GEN(w), MP_ST_FREE, 0, 0),
+                          memory_order_release);
 }
 
 /* ---- under a worker's cache lock (wcache.c) ------------------------------ */
@@ -70,7 +76,9 @@ void mempool__entry_uncache(mp_entry *e, uint64_t w)
  * only the holder of who's cache lock moves a CACHED(who) word. */
 void mempool__entry_claim(mp_entry *e, uint64_t w)
 {
-    atomic_store(&e->word, MP_W(MP_W_GEN(w), MP_ST_ALLOC, MP_W_WHO(w), 0));
+    atomic_store_explicit(&e->word,
+                          MP_W(MP_W_GEN(w), MP_ST_ALLOC, MP_W_WHO(w), 0),
+                          memory_order_release);
 }
 
 /* DELETED @p w, no pins, no file -> CACHED(@p who) with the next

@@ -48,9 +48,9 @@
 #include "failpoint.h"
 #include "wcache.h"
 
-static mp_wcache *wc_of(mempool *p, int s)
+static mp_wcache *wc_of(const mp_core *c, int s)
 {
-    return &p->wcs[s];
+    return &c->wcs[s];
 }
 
 /* Stats read the counts without the lock: stores are relaxed atomics. */
@@ -73,7 +73,7 @@ static void part_add(_Atomic uint64_t *c, uint64_t d)
 static int wc_lock(mempool *p, int s, bool try)
 {
     static int kind = -1;           /* the kind we make, found once */
-    pthread_mutex_t *m = &wc_of(p, s)->lock;
+    pthread_mutex_t *m = &wc_of(&p->core, s)->lock;
     int rc;
     if (MP_UNLIKELY(kind < 0))
         __atomic_store_n(&kind, mempool__mutex_kind(), __ATOMIC_RELAXED);
@@ -86,7 +86,7 @@ static int wc_lock(mempool *p, int s, bool try)
     if (rc == EBUSY && !try)
         rc = mempool__mutex_wait(m);
     if (rc == EOWNERDEAD) {
-        wc_of(p, s)->dirty = 1;     /* its holder died mid-step */
+        wc_of(&p->core, s)->dirty = 1;     /* its holder died mid-step */
         pthread_mutex_consistent(m);
         rc = 0;
     }
@@ -97,12 +97,13 @@ static int wc_lock(mempool *p, int s, bool try)
 
 static void wc_unlock(mempool *p, int s)
 {
-    pthread_mutex_unlock(&wc_of(p, s)->lock);
+    pthread_mutex_unlock(&wc_of(&p->core, s)->lock);
 }
 
 /* Structurally a cached entry: a live cache names it, a small block. With
  * @p room, its cache's list of that class can take it too. */
-bool mempool__cache_fits(mempool *p, const mp_entry *e, uint64_t w, bool room)
+bool mempool__cache_fits(const mp_core *c, const mp_entry *e, uint64_t w,
+                         bool room)
 {
     unsigned who = MP_W_WHO(w);
     uint64_t len = MP_LD(e->len);
@@ -110,30 +111,30 @@ bool mempool__cache_fits(mempool *p, const mp_entry *e, uint64_t w, bool room)
         !MP_LD(e->off))
         return false;
     return !room ||
-           wc_of(p, (int)who - 1)->n[mempool__class_of(len)] < MP_WC_MAX;
+           wc_of(c, (int)who - 1)->n[mempool__class_of(len)] < MP_WC_MAX;
 }
 
 /* Rebuild: list CACHED entry @p idx in its cache (cache_fits said room). */
-void mempool__cache_adopt(mempool *p, uint32_t idx, uint64_t w)
+void mempool__cache_adopt(const mp_core *c, uint32_t idx, uint64_t w)
 {
-    mp_wcache *wc = wc_of(p, (int)MP_W_WHO(w) - 1);
-    unsigned c = mempool__class_of(MP_LD(mp_entry_at(p, idx)->len));
-    wc->idx[c][wc->n[c]] = idx;
-    MP_ST(wc->n[c], wc->n[c] + 1);
+    mp_wcache *wc = wc_of(c, (int)MP_W_WHO(w) - 1);
+    unsigned k = mempool__class_of(MP_LD(mp_core_entry(c, idx)->len));
+    wc->idx[k][wc->n[k]] = idx;
+    MP_ST(wc->n[k], wc->n[k] + 1);
 }
 
-void mempool__cache_zero(mempool *p, int s)
+void mempool__cache_zero(const mp_core *c, int s)
 {
-    atomic_store(&wc_of(p, s)->objects, 0);
-    atomic_store(&wc_of(p, s)->resident, 0);
+    atomic_store(&wc_of(c, s)->objects, 0);
+    atomic_store(&wc_of(c, s)->resident, 0);
 }
 
-void mempool__cache_reset(mempool *p)
+void mempool__cache_reset(const mp_core *c)
 {
     for (int s = 0; s < MP_WORKERS; s++) {
-        counts_clear(wc_of(p, s));
-        mempool__cache_zero(p, s);
-        wc_of(p, s)->dirty = 0;
+        counts_clear(wc_of(c, s));
+        mempool__cache_zero(c, s);
+        wc_of(c, s)->dirty = 0;
     }
 }
 
@@ -141,28 +142,28 @@ void mempool__cache_reset(mempool *p)
  * not fit go back to the free list), s's charges recounted. Both locks. */
 static void cache_repair(mempool *p, int s)
 {
-    mp_wcache *wc = wc_of(p, s);
+    mp_wcache *wc = wc_of(&p->core, s);
     counts_clear(wc);
     for (uint32_t i = 0; i < p->ntab; i++) {
         mp_entry *e = mp_entry_at(p, i);
         uint64_t w = atomic_load(&e->word);
         if (MP_W_ST(w) != MP_ST_CACHED || MP_W_WHO(w) != (unsigned)s + 1)
             continue;
-        if (mempool__cache_fits(p, e, w, true))
-            mempool__cache_adopt(p, i, w);
-        else if (mempool__cache_fits(p, e, w, false))
+        if (mempool__cache_fits(&p->core, e, w, true))
+            mempool__cache_adopt(&p->core, i, w);
+        else if (mempool__cache_fits(&p->core, e, w, false))
             mempool__uncache_locked(p, i, w);   /* no room: back it goes */
         /* else damaged: fsck reports it, a rebuild frees it */
     }
     mempool__recharge_locked(p, s);
-    mempool__cache_zero(p, s);
+    mempool__cache_zero(&p->core, s);
     wc->dirty = 0;
 }
 
 int mempool__cache_hold(mempool *p, int s)
 {
     int rc = wc_lock(p, s, false);
-    if (rc == 0 && wc_of(p, s)->dirty)
+    if (rc == 0 && wc_of(&p->core, s)->dirty)
         cache_repair(p, s);
     return rc;
 }
@@ -179,7 +180,7 @@ uint64_t mempool__cache_hold_all(mempool *p, bool repair)
         if (wc_lock(p, s, false))
             continue;               /* damaged lock: its cache is not used */
         held |= UINT64_C(1) << s;
-        if (repair && wc_of(p, s)->dirty)
+        if (repair && wc_of(&p->core, s)->dirty)
             cache_repair(p, s);
     }
     return held;
@@ -195,7 +196,7 @@ void mempool__cache_release_all(mempool *p, uint64_t held)
 /* Give the @p cnt oldest entries of class @p c back. Both locks. */
 static uint64_t flush(mempool *p, int s, unsigned c, uint32_t cnt)
 {
-    mp_wcache *wc = wc_of(p, s);
+    mp_wcache *wc = wc_of(&p->core, s);
     uint32_t n = wc->n[c] < MP_WC_MAX ? wc->n[c] : MP_WC_MAX;
     cnt = cnt < n ? cnt : n;
     for (uint32_t k = 0; k < cnt; k++) {
@@ -205,7 +206,7 @@ static uint64_t flush(mempool *p, int s, unsigned c, uint32_t cnt)
             continue;
         w = atomic_load(&mp_entry_at(p, i)->word);
         if (MP_W_ST(w) == MP_ST_CACHED && MP_W_WHO(w) == (unsigned)s + 1 &&
-            mempool__cache_fits(p, mp_entry_at(p, i), w, false))
+            mempool__cache_fits(&p->core, mp_entry_at(p, i), w, false))
             mempool__uncache_locked(p, i, w);
         MP_FP(cache_flushed);
     }
@@ -229,7 +230,7 @@ uint64_t mempool__cache_drain(mempool *p, int held)
         if (s == held) {
             n += mempool__cache_flush_all(p, s);
         } else if (wc_lock(p, s, true) == 0) {
-            if (wc_of(p, s)->dirty)
+            if (wc_of(&p->core, s)->dirty)
                 cache_repair(p, s);
             n += mempool__cache_flush_all(p, s);
             wc_unlock(p, s);
@@ -241,7 +242,7 @@ uint64_t mempool__cache_drain(mempool *p, int held)
 /* Cache up to MP_WC_BATCH fresh entries of class @p c. Both locks. */
 static void refill(mempool *p, int s, unsigned c)
 {
-    mp_wcache *wc = wc_of(p, s);
+    mp_wcache *wc = wc_of(&p->core, s);
     for (unsigned k = 0; k < MP_WC_BATCH && wc->n[c] < MP_WC_MAX; k++) {
         uint32_t i;
         if (mempool__cache_take_locked(p, c, (unsigned)s + 1, &i))
@@ -252,19 +253,19 @@ static void refill(mempool *p, int s, unsigned c)
     }
 }
 
-/* ---- the common path ----------------------------------------------------- */
+/* ---- the common path ---------------------------------------------------- */
 
 /* Take a cached entry of class @p c for a set. Our cache's lock. */
 static int pop(mempool *p, unsigned c, uint64_t len, uint32_t type,
                uint16_t flags, uint32_t *idx)
 {
     int s = p->slot;
-    mp_wcache *wc = wc_of(p, s);
+    mp_wcache *wc = wc_of(&p->core, s);
     uint32_t i;
     mp_entry *e;
     uint64_t w;
 
-    if (!wc->n[c] || wc->n[c] > MP_WC_MAX || mempool__over_limit(p, s, len))
+    if (!wc->n[c] || wc->n[c] > MP_WC_MAX || mp_over_limit(&p->core, s, len))
         return 1;                   /* the locked path spills or refuses */
     i = wc->idx[c][wc->n[c] - 1];
     if (i >= p->ntab)
@@ -272,7 +273,7 @@ static int pop(mempool *p, unsigned c, uint64_t len, uint32_t type,
     e = mp_entry_at(p, i);
     w = atomic_load(&e->word);
     if (MP_W_ST(w) != MP_ST_CACHED || MP_W_WHO(w) != (unsigned)s + 1 ||
-        !mempool__cache_fits(p, e, w, false) ||
+        !MP_LD(e->off) || MP_LD(e->len) < 1 || MP_LD(e->len) > MP_SMALL_MAX ||
         mempool__class_of(MP_LD(e->len)) != c)
         goto damaged;
     MP_ST(wc->n[c], wc->n[c] - 1);
@@ -283,7 +284,7 @@ static int pop(mempool *p, unsigned c, uint64_t len, uint32_t type,
     MP_ST(e->owner, (uint16_t)(s + 1));
     part_add(&wc->objects, 1);
     part_add(&wc->resident, len);
-    mempool__entry_claim(e, w);     /* seq_cst: the fields before the word */
+    mempool__entry_claim(e, w);     /* release: the fields before the word */
     *idx = i;
     return 0;
 damaged:
@@ -296,7 +297,7 @@ int mempool__cache_alloc(mempool *p, uint64_t len, uint32_t type,
 {
     int s = p->slot, rc = 1;
     unsigned c = mempool__class_of(len);
-    mp_wcache *wc = wc_of(p, s);
+    mp_wcache *wc = wc_of(&p->core, s);
 
     /* An unlocked look first: an empty class goes straight to a refill
      * (a stale count only sends us the longer way). */
@@ -325,7 +326,7 @@ int mempool__cache_alloc(mempool *p, uint64_t len, uint32_t type,
 static void recache(mempool *p, unsigned c, uint32_t idx, uint64_t w)
 {
     int s = p->slot;
-    mp_wcache *wc = wc_of(p, s);
+    mp_wcache *wc = wc_of(&p->core, s);
     mp_entry *e = mp_entry_at(p, idx);
     uint64_t len = MP_LD(e->len);
 
@@ -355,7 +356,7 @@ bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w)
         (MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED))
         return false;
     c = mempool__class_of(len);
-    wc = wc_of(p, s);
+    wc = wc_of(&p->core, s);
     if (MP_LD(wc->n[c]) < MP_WC_MAX && wc_lock(p, s, false) == 0) {
         if (!wc->dirty && wc->n[c] < MP_WC_MAX) {
             recache(p, c, idx, w);
@@ -377,7 +378,7 @@ bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w)
     return true;
 }
 
-/* ---- checks and readers -------------------------------------------------- */
+/* ---- checks and readers ------------------------------------------------- */
 
 int mempool__cache_verify(mempool *p, uint64_t ncached, char *why,
                           size_t whylen)
@@ -389,7 +390,7 @@ int mempool__cache_verify(mempool *p, uint64_t ncached, char *why,
     if (!seen)
         return -ENOMEM;
     for (int s = 0; s < MP_WORKERS && !rc; s++) {
-        mp_wcache *wc = wc_of(p, s);
+        mp_wcache *wc = wc_of(&p->core, s);
         for (unsigned c = 0; c < MP_NCLASS && !rc; c++) {
             if (wc->n[c] > MP_WC_MAX) {
                 snprintf(why, whylen, "worker %d's cache lists %u entries "
@@ -403,7 +404,7 @@ int mempool__cache_verify(mempool *p, uint64_t ncached, char *why,
                 uint64_t w = e ? atomic_load(&e->word) : 0;
                 if (!e || seen[i] || MP_W_ST(w) != MP_ST_CACHED ||
                     MP_W_WHO(w) != (unsigned)s + 1 ||
-                    !mempool__cache_fits(p, e, w, false) ||
+                    !mempool__cache_fits(&p->core, e, w, false) ||
                     mempool__class_of(e->len) != c) {
                     snprintf(why, whylen, "worker %d's cache lists entry %u "
                              "(class %u), which it does not hold", s + 1, i,
@@ -429,7 +430,7 @@ void mempool__charged(mempool *p, int s, uint64_t *objects,
                       uint64_t *resident)
 {
     mp_slot *sl = &p->slots[s];
-    mp_wcache *wc = wc_of(p, s);
+    mp_wcache *wc = wc_of(&p->core, s);
     *objects = atomic_load_explicit(&sl->objects, memory_order_relaxed) +
                atomic_load_explicit(&wc->objects, memory_order_relaxed);
     *resident = atomic_load_explicit(&sl->resident_bytes,
@@ -442,7 +443,7 @@ void mempool__cached(mempool *p, uint64_t *entries, uint64_t *bytes)
     *entries = *bytes = 0;
     for (int s = 0; s < MP_WORKERS; s++) {
         for (unsigned c = 0; c < MP_NCLASS; c++) {
-            uint32_t n = __atomic_load_n(&wc_of(p, s)->n[c], __ATOMIC_RELAXED);
+            uint32_t n = MP_LD(wc_of(&p->core, s)->n[c]);
             n = n < MP_WC_MAX ? n : MP_WC_MAX;
             *entries += n;
             *bytes += n * mempool__class_bytes(c);

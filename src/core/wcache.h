@@ -9,6 +9,22 @@
 
 #include "internal.h"
 
+/* Bytes over @p owner's limit if @p len more were charged (both parts of
+ * its charge), else 0. Exact under the owner's cache lock and the
+ * allocator lock. */
+static inline uint64_t mp_over_limit(const mp_core *c, int owner,
+                                     uint64_t len)
+{
+    const mp_slot *s = &c->slots[owner];
+    uint64_t lim = atomic_load_explicit(&s->max_memsize, memory_order_relaxed);
+    uint64_t res;
+    if (!lim)
+        return 0;
+    res = atomic_load_explicit(&s->resident_bytes, memory_order_relaxed) +
+          atomic_load_explicit(&c->wcs[owner].resident, memory_order_relaxed);
+    return res + len > lim ? res + len - lim : 0;
+}
+
 /* ---- the common path: the worker's own cache lock only ----------------- */
 /* A set of @p len (1 .. MP_SMALL_MAX) bytes charged to us: 0 and *idx is
  * ALLOC(us) with type, flags, owner and charge set; 1: take the locked
@@ -26,11 +42,11 @@ void mempool__cache_release(mempool *p, int s);
 uint64_t mempool__cache_hold_all(mempool *p, bool repair); /* mask held */
 void mempool__cache_release_all(mempool *p, uint64_t held);
 uint64_t mempool__cache_flush_all(mempool *p, int s);      /* s held */
-void mempool__cache_zero(mempool *p, int s);   /* s's cache charges := 0 */
-void mempool__cache_reset(mempool *p);         /* rebuild: all empty */
-bool mempool__cache_fits(mempool *p, const mp_entry *e, uint64_t w,
+void mempool__cache_zero(const mp_core *c, int s); /* s's cache charges := 0 */
+void mempool__cache_reset(const mp_core *c);   /* rebuild: all empty */
+bool mempool__cache_fits(const mp_core *c, const mp_entry *e, uint64_t w,
                          bool room);
-void mempool__cache_adopt(mempool *p, uint32_t idx, uint64_t w);
+void mempool__cache_adopt(const mp_core *c, uint32_t idx, uint64_t w);
 int  mempool__cache_verify(mempool *p, uint64_t ncached, char *why,
                            size_t whylen);
 /* Flush every cache we can lock (@p held: one we hold already, or -1);
