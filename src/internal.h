@@ -191,6 +191,8 @@ void mempool__entry_reclaim(mempool *p, uint32_t idx);
 void mempool__entry_after_unpin(mempool *p, uint32_t idx);
 void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok);
 void mempool__entry_refcheck(mempool *p, uint32_t idx, uint32_t gen);
+bool mempool__entry_refcheck_drop(mempool *p, uint32_t idx, uint32_t gen,
+                                  bool (*drop)(mempool *, void *), void *arg);
 void mempool__entry_repair(mempool *p, int d, uint32_t idx);
 
 /* ---- box.c: items the pool holds (names, channel slots, flight) -------- */

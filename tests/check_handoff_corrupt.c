@@ -382,7 +382,7 @@ static void plant(struct arena *a, int arg)
     case 2: *slot = MP_RING(atomic_load(&q->head) - 1000, 1, 3); break;
     case 3: *slot = MP_RING(atomic_load(&q->head) + 100000, 0, 0); break;
     case 4: *slot = MP_RING(atomic_load(&q->head), 1, 0x7ffffff0u); break;
-    case 5: *slot = MP_RING(atomic_load(&q->head), 1, 1); break; /* a stranger */
+    case 5: *slot = MP_RING(atomic_load(&q->head), 1, 1); break; /* another's */
     case 6: atomic_store(&q->head, atomic_load(&q->head) + (UINT64_C(1) << 40));
             break;
     case 7: atomic_store(&q->tail, atomic_load(&q->tail) - (UINT64_C(1) << 40));

@@ -50,7 +50,7 @@ static const struct fp_def {
 static bool handoff_point(const char *name)
 {
     static const char *const pre[] = { "name.", "give.", "take.", "send.",
-                                       "recv.", "chan." };
+                                       "recv.", "chan.", "box." };
     for (size_t i = 0; i < sizeof pre / sizeof pre[0]; i++)
         if (strncmp(name, pre[i], strlen(pre[i])) == 0)
             return true;

@@ -60,32 +60,6 @@ static bool same(mempool_dref a, mempool_dref b)
     return a.off == b.off && a.gen == b.gen;
 }
 
-static int info_of(const mempool_chan_info *ci, void *arg)
-{
-    mempool_chan_info *out = arg;
-    if (strcmp(ci->name, out->name) == 0) {
-        *out = *ci;
-        return 1;
-    }
-    return 0;
-}
-
-/* The figures of channel @p name; found false if there is none. */
-static mempool_chan_info chan_info(mempool *p, const char *name, bool *found)
-{
-    mempool_chan_info in;
-    int rc;
-    memset(&in, 0, sizeof(in));
-    snprintf(in.name, sizeof(in.name), "%s", name);
-    rc = mempool_chan_list(p, info_of, &in);
-    ck_assert_int_ge(rc, 0);
-    if (found)
-        *found = rc == 1;
-    else
-        ck_assert_msg(rc == 1, "channel %s not listed", name);
-    return in;
-}
-
 static int max_n(void)
 {
     const char *v = getenv("T_HK_MAXN");
@@ -254,7 +228,7 @@ static void bverify(mempool_chan **sub, struct outcome *o, uint64_t objects0,
 
     rc = mempool_check(t_pool, why, sizeof(why));
     ck_assert_msg(rc == 0, "%s: check: %s", what, why);
-    in = chan_info(t_pool, "kb", NULL);
+    in = t_chan_info(t_pool, "kb", NULL);
     ck_assert_msg(in.subscribers == 1, "%s: %u subscribers, want 1 (ours)",
                   what, in.subscribers);
     /* The lagging subscriber: -EOVERFLOW for what it lost (and for a
@@ -272,10 +246,10 @@ static void bverify(mempool_chan **sub, struct outcome *o, uint64_t objects0,
                       "sent", what);
         ob->got = 1;
     }
-    ck_assert_msg(t_now_s() - t0 < 5.0, "%s: draining took %.2f s", what,
+    ck_assert_msg(t_now_s() - t0 < 10.0, "%s: draining took %.2f s", what,
                   t_now_s() - t0);
     /* Exact references: ours (one per item received) + the ring's. */
-    in = chan_info(t_pool, "kb", NULL);
+    in = t_chan_info(t_pool, "kb", NULL);
     for (int i = 0; i < o->n; i++) {
         struct obj *ob = &o->o[i];
         long refs = t_refs(t_pool, ob->r), extra;
@@ -411,7 +385,7 @@ START_TEST(test_bcast_stop)
      * stuck position (-EOVERFLOW) within a bounded wait. */
     ASSERT_RC(mempool_chan_open(t_pool, "kb", 0, MEMPOOL_CHAN_BROADCAST,
                                 &fresh), 0);
-    ck_assert_uint_eq(chan_info(t_pool, "kb", NULL).subscribers, 4);
+    ck_assert_uint_eq(t_chan_info(t_pool, "kb", NULL).subscribers, 4);
     t0 = t_now_s();
     for (int k = 0; k < 3; k++) {
         uint64_t x = 1000 + (uint64_t)k;
@@ -433,7 +407,7 @@ START_TEST(test_bcast_stop)
             overflows++;
         }
     }
-    ck_assert_msg(t_now_s() - t0 < 1.0, "a stopped publisher held us %.3f s",
+    ck_assert_msg(t_now_s() - t0 < 5.0, "a stopped publisher held us %.3f s",
                   t_now_s() - t0);
     ck_assert_int_ge(overflows, 1);       /* the lap it lost, the hole */
     for (int k = 0; k < 3; k++) {
@@ -490,7 +464,7 @@ START_TEST(test_create_kill)
     ck_assert_int_eq(t_wait(pid, T_WAIT_S), 128 + SIGKILL);
     /* Half made: not there for anyone. */
     ASSERT_RC(mempool_chan_open(t_pool, "kc", 0, 0, &c), -ENOENT);
-    (void)chan_info(t_pool, "kc", &found);
+    (void)t_chan_info(t_pool, "kc", &found);
     ck_assert(!found);
     repair(path, wid);
     /* Undone: the name and the ring range are free. */
@@ -499,7 +473,7 @@ START_TEST(test_create_kill)
     mempool_reap(t_pool);        /* the next locker repairs only channels */
     t_assert_healthy(t_pool);
     ASSERT_RC(mempool_chan_open(t_pool, "kc", 8, MEMPOOL_CHAN_CREATE, &c), 0);
-    ck_assert_uint_eq(chan_info(t_pool, "kc", NULL).capacity, 8);
+    ck_assert_uint_eq(t_chan_info(t_pool, "kc", NULL).capacity, 8);
     ASSERT_RC(mempool_chan_close(c), 0);
     ASSERT_RC(mempool_chan_destroy(t_pool, "kc"), 0);
     ck_assert_uint_eq(t_stats(t_pool).objects, objects0);
@@ -550,7 +524,7 @@ static int destroyer(void *arg)
 static void wait_waiting(bool bcast)
 {
     for (int k = 0; k < 10000; k++) {
-        mempool_chan_info in = chan_info(t_pool, "kd", NULL);
+        mempool_chan_info in = t_chan_info(t_pool, "kd", NULL);
         if ((bcast ? in.receivers_waiting : in.senders_waiting) == 1)
             return;
         t_sleep_ms(1);
@@ -612,7 +586,7 @@ START_TEST(test_destroy_kill)
     close(wfds[0]);
     ck_assert_msg((int64_t)wrc == -EPIPE, "%s: the blocked call returned "
                   "%" PRId64, what, (int64_t)wrc);
-    ck_assert_msg(t_now_s() - t0 < 5.0, "%s: woke %.2f s after the repair",
+    ck_assert_msg(t_now_s() - t0 < 10.0, "%s: woke %.2f s after the repair",
                   what, t_now_s() - t0);
     close(go[1]);
     t_wait_ok(w);

@@ -134,6 +134,31 @@ long t_pins(mempool *p, mempool_dref r)
     return mempool_info_get(p, r, &in) == 0 ? (long)in.pins : -1;
 }
 
+static int chan_info_of(const mempool_chan_info *ci, void *arg)
+{
+    mempool_chan_info *out = arg;
+    if (strcmp(ci->name, out->name) == 0) {
+        *out = *ci;
+        return 1;
+    }
+    return 0;
+}
+
+mempool_chan_info t_chan_info(mempool *p, const char *name, bool *found)
+{
+    mempool_chan_info in;
+    int rc;
+    memset(&in, 0, sizeof(in));
+    snprintf(in.name, sizeof(in.name), "%s", name);
+    rc = mempool_chan_list(p, chan_info_of, &in);
+    ck_assert_int_ge(rc, 0);
+    if (found)
+        *found = rc == 1;
+    else
+        ck_assert_msg(rc == 1, "channel %s not listed", name);
+    return in;
+}
+
 long t_refs(mempool *p, mempool_dref r)
 {
     mempool_info in;

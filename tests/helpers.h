@@ -78,6 +78,9 @@ struct mempool_stats t_stats(mempool *p);
 long t_pins(mempool *p, mempool_dref r);
 /** mempool_info_get().refs, or -1 on error (any process). */
 long t_refs(mempool *p, mempool_dref r);
+/** Channel @p name's figures (mempool_chan_list()). *@p found (if not NULL)
+ *  says whether it is listed; without @p found it must be. */
+mempool_chan_info t_chan_info(mempool *p, const char *name, bool *found);
 /** mempool_check() == 0, else fail the test with its reason. */
 void t_assert_healthy(mempool *p);
 

@@ -44,6 +44,7 @@
 #include <time.h>
 
 #include "entry.h"
+#include "failpoint.h"
 #include "futex.h"
 #include "internal.h"
 
@@ -113,22 +114,36 @@ bool mempool__box_take(mempool *p, uint32_t b, uint64_t w)
     return true;
 }
 
+struct take_arg {
+    uint32_t b;
+    uint64_t w;
+};
+
+static bool take_ref(mempool *p, void *arg)
+{
+    struct take_arg *t = arg;
+    if (!mempool__box_take(p, t->b, t->w))
+        return false;
+    MP_FP(box_dropped);
+    return true;
+}
+
 bool mempool__box_drop(mempool *p, uint32_t b, uint64_t w)
 {
+    struct take_arg t = { b, w };
     uint64_t item;
     uint32_t idx, gen;
     if (b >= p->nbox || !w)
         return false;
     /* Read the item before letting go: once free, a claimer rewrites it. */
     item = atomic_load(&p->boxes[b].item);
-    if (!mempool__box_take(p, b, w))
-        return false;
     idx = (uint32_t)(item >> 32);
     gen = (uint32_t)item;
-    if (MP_BOX_REF(w) && idx < p->ntab && MP_BOX_IDX1(w) == idx + 1 &&
-        p->slot >= 0)
-        mempool__entry_refcheck(p, idx, gen);   /* maybe the last reference */
-    return true;
+    if (!MP_BOX_REF(w) || idx >= p->ntab || MP_BOX_IDX1(w) != idx + 1 ||
+        p->slot < 0)
+        return mempool__box_take(p, b, w);
+    /* Maybe the last reference: the check is flagged before we let go. */
+    return mempool__entry_refcheck_drop(p, idx, gen, take_ref, &t);
 }
 
 /* Boxes of (idx, gen) in [from, from + n) that @p fn accepts; the first

@@ -355,16 +355,11 @@ static int rc_end(mp_entry *e, uint32_t gen, unsigned me, bool held)
     }
 }
 
-/* Delete refcounted (idx, gen) if no worker holds a reference to it. */
-void mempool__entry_refcheck(mempool *p, uint32_t idx, uint32_t gen)
+/* The check we began (rc byte = @p me): scan, end, reclaim if unheld. */
+static void rc_scan(mempool *p, uint32_t idx, uint32_t gen, unsigned me)
 {
-    unsigned me = (unsigned)p->slot + 1;
     bool held;
     int done;
-
-    if (!rc_begin(p, idx, gen, me))
-        return;
-    MP_FP(refcheck_flagged);
     do {
         /* Workers' reference cells, then the pool's own (names, channel
          * items, references in flight: box.c). */
@@ -373,6 +368,35 @@ void mempool__entry_refcheck(mempool *p, uint32_t idx, uint32_t gen)
     } while ((done = rc_end(mp_entry_at(p, idx), gen, me, held)) < 0);
     if (done && !held)
         mempool__entry_reclaim(p, idx);
+}
+
+/* Delete refcounted (idx, gen) if no worker holds a reference to it. */
+void mempool__entry_refcheck(mempool *p, uint32_t idx, uint32_t gen)
+{
+    unsigned me = (unsigned)p->slot + 1;
+
+    if (!rc_begin(p, idx, gen, me))
+        return;
+    MP_FP(refcheck_flagged);
+    rc_scan(p, idx, gen, me);
+}
+
+/* Let go of a pool-held reference of (idx, gen) with @p drop (box.c), then
+ * check as mempool__entry_refcheck() does. The check is flagged (rc byte =
+ * us) before @p drop runs: if we die after it, the reaper finds our rc
+ * byte and checks again, so the object never outlives its last reference.
+ * (Flagged after, a death in between left an object nobody held and
+ * nobody would ever check.) @return what @p drop returned. */
+bool mempool__entry_refcheck_drop(mempool *p, uint32_t idx, uint32_t gen,
+                                  bool (*drop)(mempool *, void *), void *arg)
+{
+    unsigned me = (unsigned)p->slot + 1;
+    bool began = rc_begin(p, idx, gen, me), dropped = drop(p, arg);
+
+    if (began)          /* else nothing to check, or the running check
+                           was asked to look again (rc_begin) */
+        rc_scan(p, idx, gen, me);
+    return dropped;
 }
 
 /* ---- repair after a dead worker ----------------------------------------- */

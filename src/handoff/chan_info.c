@@ -49,8 +49,8 @@ static bool chan_info(mempool *p, mp_chan *c, uint64_t *w,
     ring_count(p, start, cap, in);
     in->senders_waiting = atomic_load(&c->send_waiters);
     in->receivers_waiting = atomic_load(&c->recv_waiters);
-    in->subscribers = in->flags ? mempool__chan_subs(p, (uint32_t)(c - p->chans),
-                                                     CH_GEN(*w)) : 0;
+    in->subscribers = !in->flags ? 0 :
+        mempool__chan_subs(p, (uint32_t)(c - p->chans), CH_GEN(*w));
     in->sent = atomic_load(&c->sent);
     in->received = atomic_load(&c->received);
     in->dropped = atomic_load(&c->dropped);
