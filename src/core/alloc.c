@@ -789,6 +789,14 @@ static void rebuild(mempool *p)
  * is linked, so no lock. */
 void mempool__alloc_init(mempool *p, bool holes)
 {
+    punched_set(p, 0, p->npages, holes);
+    /* The chunk the data pages begin in also holds metadata: give it its
+     * huge page now, before most of that metadata is written (little to
+     * copy, nobody else maps the file yet), not in the first put, where
+     * collapsing it cost ms on a loaded machine. A failure leaves the
+     * pages holes for run_back() later. */
+    if (holes)
+        (void)run_back(p, 0, 1);
     for (uint32_t i = 0; i < p->ntab; i++) {
         mp_entry *e = mp_entry_at(p, i);
         mempool__entry_format(e);
@@ -796,7 +804,6 @@ void mempool__alloc_init(mempool *p, bool holes)
     }
     p->h->entry_free = 1;
     bits_set(p, 0, p->npages, true);
-    punched_set(p, 0, p->npages, holes);
 }
 
 /* ---- the lock ---------------------------------------------------------- */

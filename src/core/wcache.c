@@ -173,10 +173,18 @@ void mempool__cache_release(mempool *p, int s)
     wc_unlock(p, s);
 }
 
+/* The caches of attached workers (the `active` bits). A slot that becomes
+ * active meanwhile cannot touch its cache until we release the allocator
+ * lock: the reap of its claim emptied it, and filling it (a refill, or a
+ * set charged to it whose delete is recached) takes the allocator lock
+ * first. (It also keeps a thread's locks under 64, ThreadSanitizer's
+ * limit, with fewer than 64 workers.) */
 uint64_t mempool__cache_hold_all(mempool *p, bool repair)
 {
-    uint64_t held = 0;
+    uint64_t held = 0, act = atomic_load(&p->h->active);
     for (int s = 0; s < MP_WORKERS; s++) {
+        if (!(act >> s & 1))
+            continue;
         if (wc_lock(p, s, false))
             continue;               /* damaged lock: its cache is not used */
         held |= UINT64_C(1) << s;
