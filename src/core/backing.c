@@ -76,3 +76,14 @@ int mempool__back_pages(const mp_core *c, uint64_t k, uint64_t n)
                               (off_t)(n * MP_PAGE));
     return err ? -err : 0;
 }
+
+void mempool__back_meta(int fd, uint8_t *base, uint64_t len)
+{
+    uint64_t n = len / MP_CHUNK;
+    if (!n || ((uintptr_t)base & (MP_CHUNK - 1)))
+        return;
+    for (uint64_t i = 0; i < n; i++)
+        if (fallocate(fd, 0, (off_t)(i * MP_CHUNK), MP_PAGE) < 0)
+            return;
+    (void)madvise(base, n * MP_CHUNK, MADV_COLLAPSE);
+}
