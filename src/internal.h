@@ -116,7 +116,8 @@ struct stat;
  * following a symlink or blocking; fd, MEMPOOL_ECORRUPT for anything but a
  * regular file, or -errno. */
 int  mempool__shm_open(const char *path, int flags, struct stat *st);
-int  mempool__layout(uint64_t arena, uint64_t max_objects, mp_header *out);
+int  mempool__layout(uint64_t arena, uint64_t max_objects, uint64_t max_refs,
+                     mp_header *out);
 uint64_t mempool__format_word(void);
 void mempool__bind(mempool *p);   /* set p->slots, p->tab, ... from p->h */
 int  mempool__arena_open(mempool *p, const char *path, const char *name,

@@ -1024,6 +1024,11 @@ START_TEST(test_kill_matrix)
      * destroy finishes (test_destroy_killed_midway_finishes). */
     if (!strncmp(name, "destroy.", 8))
         return;
+    /* cells.overflow needs a full home bucket, which this small workload
+     * never fills: check_capacity kills a worker there at every hit and
+     * checks the reaper (test_killed_in_overflow). */
+    if (!strncmp(name, "cells.", 6))
+        return;
     open_reap = !getenv("T_FP_OPEN_REAP") || atoi(getenv("T_FP_OPEN_REAP"));
     env_setup(&E);
     len = snprintf(line, sizeof line, "failpoint %-17s", name);

@@ -407,11 +407,13 @@ START_TEST(test_check_sees_leaked_cell)
     idx = (uint32_t)((r.off - h->table_off) / sizeof(mp_entry));
     {
         _Atomic uint64_t *cells = (_Atomic uint64_t *)(base + h->cells_off) +
-                                  (uint64_t)(wid - 1) * MP_CELLS;
+                                  (uint64_t)(wid - 1) *
+                                  (h->max_refs + h->max_refs / MP_CELL_OVF_DIV);
         /* a reference cell of the freed generation, count 1 */
         uint64_t v = (UINT64_C(1) << 63) | ((uint64_t)(idx + 1) << 32) |
                      ((r.gen & 0xffff) << 16) | 1;
-        unsigned pos = (idx % MP_CELL_NB) * MP_CELL_BW + MP_CELL_BW - 1;
+        unsigned pos = (unsigned)(idx % (h->max_refs / MP_CELL_BW)) *
+                       MP_CELL_BW + MP_CELL_BW - 1;
         atomic_store(&cells[pos], v);
         ck_assert_int_eq(mempool_check(t_pool, why, sizeof why),
                          MEMPOOL_ECORRUPT);

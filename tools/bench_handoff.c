@@ -148,8 +148,13 @@ static int pingpong(mempool *p, int kind, long n, double *med)
     pid_t k;
     int rc;
 
-    if (!v || pipe(a2b) || pipe(b2a))
-        return -errno;
+    if (!v)
+        return -ENOMEM;
+    if (pipe(a2b) || pipe(b2a)) {
+        rc = -errno;
+        free(v);
+        return rc;
+    }
     if ((k = fork()) == 0) {
         close(a2b[1]);
         close(b2a[0]);
@@ -164,15 +169,19 @@ static int pingpong(mempool *p, int kind, long n, double *med)
     }
     if (kind != PP_PIPE_64 &&
         mempool_put_ex(p, buf, sizeof buf, kind == PP_CHAN ? &rco : NULL,
-                       &r) < 0)
+                       &r) < 0) {
+        free(v);
         return -ENOMEM;
+    }
     for (long b = 0; b < nb; b++) {
         uint64_t t0 = now_ns();
         for (int i = 0; i < 1000; i++) {
             if (kind == PP_CHAN) {
                 if (mempool_chan_send(ping, r, -1) < 0 ||
-                    mempool_chan_recv(pong, &r, -1) < 0)
+                    mempool_chan_recv(pong, &r, -1) < 0) {
+                    free(v);
                     return -EIO;
+                }
                 touch(p, r);
             } else if (kind == PP_PIPE_DREF) {
                 wr(a2b[1], &r, sizeof r);
@@ -258,6 +267,7 @@ static int stream(int kind, int np, long n, double *rate)
     int go[2], data[2];
     pid_t k[16];
     uint64_t t0;
+    long done;
     int rc;
 
     if (pipe(go) || pipe(data))
@@ -274,7 +284,8 @@ static int stream(int kind, int np, long n, double *rate)
     t0 = now_ns();
     close(go[1]);                    /* everyone reads end of file: go */
     rc = wait_kids(k, 2 * np);
-    *rate = (double)(n / np * np) * 1e9 / (double)(now_ns() - t0);
+    done = n / np * np;              /* whole rounds of every process */
+    *rate = (double)done * 1e9 / (double)(now_ns() - t0);
     close(go[0]);
     return rc;
 }
@@ -294,8 +305,12 @@ static int wakeups(mempool *p, bool pipe_kind, int trials, double *med)
     pid_t k;
     int rc;
 
-    if (st == MAP_FAILED || !v || pipe(to_b) || pipe(to_a))
+    if (st == MAP_FAILED || !v || pipe(to_b) || pipe(to_a)) {
+        free(v);
+        if (st != MAP_FAILED)
+            munmap(st, 4096);
         return -ENOMEM;
+    }
     if ((k = fork()) == 0) {
         mempool *q = pipe_kind ? NULL : attach();
         for (int i = 0; i < trials; i++) {
@@ -321,16 +336,20 @@ static int wakeups(mempool *p, bool pipe_kind, int trials, double *med)
         void *buf;
         uint64_t t0;
         char c;
-        if (!pipe_kind && mempool_reserve(p, 64, NULL, &buf, &r) < 0)
+        if (!pipe_kind && mempool_reserve(p, 64, NULL, &buf, &r) < 0) {
+            free(v);
             return -ENOMEM;
+        }
         wr(to_b[1], &r, sizeof r);
         rd(to_a[0], &c, 1);
         usleep(200);                 /* it is asleep by now */
         t0 = now_ns();
         if (pipe_kind)
             wr(to_b[1], "G", 1);
-        else if (mempool_publish(p, r) < 0)
+        else if (mempool_publish(p, r) < 0) {
+            free(v);
             return -EIO;
+        }
         rd(to_a[0], &c, 1);
         v[i] = (double)(st->t1 - t0);
         if (!pipe_kind)

@@ -86,9 +86,20 @@ uint64_t cli_now_ns(void);
 int cli_observe(const char *cmd, const char *name, mempool **out);
 
 /** Attach to the existing pool @p name as a worker (never creates, never
- *  stands for spiller); failures are reported like cli_observe's.
+ *  stands for spiller; with MEMPOOL_OPEN_ANY_OWNER when cli_any_owner is
+ *  set); failures are reported like cli_observe's.
  *  @return 0 or the error. */
 int cli_attach(const char *cmd, const char *name, mempool **out);
+
+/** --any-owner was given: cli_attach() passes MEMPOOL_OPEN_ANY_OWNER. */
+#define CLI_ANY_OWNER_HELP \
+    "  --any-owner     attach even to a pool another user owns (trust it\n" \
+    "                  first: MEMPOOL_OPEN_ANY_OWNER; else -EPERM)\n"
+extern bool cli_any_owner;
+
+/** Remove every "--any-owner" from @p argv[1..argc) (up to a "--") and set
+ *  cli_any_owner if there was one. @return the new argc. */
+int cli_take_any_owner(int argc, char **argv);
 
 /** The program name used in messages ("mempool", "mempool-top"). */
 extern const char *cli_prog;

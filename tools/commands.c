@@ -33,12 +33,15 @@
 
 static const char create_usage[] =
     "Usage: mempool create NAME [--size BYTES] [--max-memsize BYTES]\n"
-    "                           [--max-objects N] [--spill-dir DIR] [--mru]\n"
+    "                           [--max-objects N] [--max-refs N]\n"
+    "                           [--spill-dir DIR] [--mru]\n"
     "Create pool NAME with an arena of BYTES (suffixes K, M, G; default\n"
     "1G). Fails if the pool already exists.\n"
     "  --max-memsize BYTES  default memory limit of each worker that\n"
     "                   attaches without one of its own (default none)\n"
     "  --max-objects N  object table capacity (default BYTES / 4096)\n"
+    "  --max-refs N     pins and references one worker can hold at once\n"
+    "                   (default max-objects / 4, 4096 to 65536)\n"
     "  --spill-dir DIR  spill files go to DIR/NAME (default ./.mempool);\n"
     "                   fixed for the pool's life\n"
     "  --mru            evict the most recently used first (default LRU)\n"
@@ -67,6 +70,12 @@ static const char *create_option(int argc, char **argv, int *i,
         if (cli_parse_count(v, 1, 2147483646L, &n) < 0)
             return "bad --max-objects";
         o->max_objects = (uint64_t)n;
+        return NULL;
+    }
+    if (strcmp(opt, "--max-refs") == 0) {
+        if (cli_parse_count(v, 1, (long)MEMPOOL_MAX_REFS, &n) < 0)
+            return "bad --max-refs";
+        o->max_refs = (uint64_t)n;
         return NULL;
     }
     if (strcmp(opt, "--spill-dir") == 0) {
@@ -473,13 +482,14 @@ static int put_fd(mempool *p, int fd, mempool_dref *r)
 }
 
 static const char put_usage[] =
-    "Usage: mempool put NAME FILE|- [--name OBJNAME]\n"
+    "Usage: mempool put NAME FILE|- [--name OBJNAME] [--any-owner]\n"
     "Store the bytes of FILE (or of stdin for '-') as a new object in pool\n"
     "NAME and print its DRef. The object stays until 'mempool rm'. Input\n"
     "larger than one object of the pool can be is refused as soon as that\n"
     "is known (an endless stream ends at once, memory stays bounded).\n"
     "  --name OBJNAME  also bind OBJNAME to it in the pool's name directory\n"
-    "                  (fails, storing nothing, if OBJNAME is bound)\n";
+    "                  (fails, storing nothing, if OBJNAME is bound)\n"
+    CLI_ANY_OWNER_HELP;
 
 int cmd_put(int argc, char **argv)
 {
@@ -501,7 +511,7 @@ int cmd_put(int argc, char **argv)
     }
     mempool *p;
     int rc = cli_attach("put", argv[1], &p);
-    mempool_dref r;
+    mempool_dref r = { 0 };
     if (rc == 0) {
         rc = put_fd(p, fd, &r);
         if (rc == -EFBIG)
@@ -527,9 +537,10 @@ int cmd_put(int argc, char **argv)
 }
 
 static const char get_usage[] =
-    "Usage: mempool get NAME DREF [> FILE]\n"
+    "Usage: mempool get NAME DREF [--any-owner] [> FILE]\n"
     "Write the bytes of object DREF in pool NAME to stdout (zero-copy from\n"
-    "the arena or its spill file).\n";
+    "the arena or its spill file).\n"
+    CLI_ANY_OWNER_HELP;
 
 int cmd_get(int argc, char **argv)
 {
@@ -537,7 +548,7 @@ int cmd_get(int argc, char **argv)
         return CLI_OK;
     if (argc != 3)
         return cli_usage_error("get", "want a pool NAME and a DREF");
-    mempool_dref r;
+    mempool_dref r = { 0 };
     if (cli_parse_dref("get", argv[2], &r) != CLI_OK)
         return CLI_USAGE;
     mempool *p;
@@ -564,9 +575,10 @@ int cmd_get(int argc, char **argv)
 }
 
 static const char rm_usage[] =
-    "Usage: mempool rm NAME DREF\n"
+    "Usage: mempool rm NAME DREF [--any-owner]\n"
     "Delete object DREF from pool NAME. Readers holding it keep their view\n"
-    "until they release it.\n";
+    "until they release it.\n"
+    CLI_ANY_OWNER_HELP;
 
 int cmd_rm(int argc, char **argv)
 {
@@ -574,7 +586,7 @@ int cmd_rm(int argc, char **argv)
         return CLI_OK;
     if (argc != 3)
         return cli_usage_error("rm", "want a pool NAME and a DREF");
-    mempool_dref r;
+    mempool_dref r = { 0 };
     if (cli_parse_dref("rm", argv[2], &r) != CLI_OK)
         return CLI_USAGE;
     mempool *p;

@@ -88,7 +88,9 @@ static const char name_usage[] =
     "The pool's name directory: bind NAME (1..255 bytes) to object DREF,\n"
     "look it up (waiting up to MS ms for it to be bound; -1 forever, the\n"
     "default), unbind it, list the bindings (NAME<TAB>DREF). A name bound to\n"
-    "a refcounted object holds a reference of its own.\n";
+    "a refcounted object holds a reference of its own.\n"
+    "Every form takes --any-owner:\n"
+    CLI_ANY_OWNER_HELP;
 
 static int print_name(const char *name, mempool_dref r, void *arg)
 {
@@ -136,7 +138,7 @@ static int name_run(mempool *p, const char *sub, const char *name,
 int cmd_name(int argc, char **argv)
 {
     struct hopts o;
-    char *pos[4];
+    char *pos[4] = { NULL };
     mempool_dref r = { 0, 0 };
     mempool *p;
     int n, rc;
@@ -169,7 +171,9 @@ static const char chan_usage[] =
     "channel of CAP items if missing with --create); receive one and print\n"
     "its DRef. A refcounted item's reference is handed on through flight:\n"
     "recv gives it (mempool_ref_give, expiring after --ttl ms, default\n"
-    "60000) and send takes one that is in flight to move it.\n";
+    "60000) and send takes one that is in flight to move it.\n"
+    "Every form takes --any-owner:\n"
+    CLI_ANY_OWNER_HELP;
 
 static int print_chan(const mempool_chan_info *ci, void *arg)
 {
@@ -207,7 +211,7 @@ static int chan_send(mempool *p, const char *name, mempool_dref r,
 static int chan_recv(mempool *p, const char *name, const struct hopts *o)
 {
     mempool_chan *c;
-    mempool_dref r;
+    mempool_dref r = { 0 };
     int rc = mempool_chan_open(p, name, 0, 0, &c);
     if (rc == -EINVAL)
         rc = mempool_chan_open(p, name, 0, MEMPOOL_CHAN_BROADCAST, &c);
@@ -229,8 +233,8 @@ static int chan_recv(mempool *p, const char *name, const struct hopts *o)
 int cmd_chan(int argc, char **argv)
 {
     struct hopts o;
-    char *pos[4];
-    mempool_dref r;
+    char *pos[4] = { NULL };
+    mempool_dref r = { 0 };
     mempool *p;
     int n, rc = 0;
 

@@ -26,21 +26,27 @@ struct subcommand {
     const char *name;
     int (*run)(int argc, char **argv);
     const char *summary; /* NULL: hidden */
+    bool attaches;       /* attaches as a worker: takes --any-owner */
 };
 
 static const struct subcommand commands[] = {
-    {"create", cmd_create, "create a pool (--size BYTES, default 1 GiB)"},
-    {"destroy", cmd_destroy, "remove a pool"},
-    {"ls", cmd_ls, "list the pools on this host"},
-    {"info", cmd_info, "print a pool's figures and workers"},
-    {"put", cmd_put, "store a file (or stdin) and print its DRef"},
-    {"get", cmd_get, "write an object's bytes to stdout"},
-    {"rm", cmd_rm, "delete an object"},
-    {"fsck", cmd_fsck, "check a pool's invariants (--repair: reap dead)"},
-    {"name", cmd_name, "bind, look up, drop, list names (put|get|drop|ls)"},
-    {"chan", cmd_chan, "list channels, send or receive a DRef (ls|send|recv)"},
-    {"demo", cmd_demo, "run a producer and consumer processes, verify all"},
-    {"demo-consumer", cmd_demo_consumer, NULL},
+    {"create", cmd_create, "create a pool (--size BYTES, default 1 GiB)",
+     false},
+    {"destroy", cmd_destroy, "remove a pool", false},
+    {"ls", cmd_ls, "list the pools on this host", false},
+    {"info", cmd_info, "print a pool's figures and workers", false},
+    {"put", cmd_put, "store a file (or stdin) and print its DRef", true},
+    {"get", cmd_get, "write an object's bytes to stdout", true},
+    {"rm", cmd_rm, "delete an object", true},
+    {"fsck", cmd_fsck, "check a pool's invariants (--repair: reap dead)",
+     false},
+    {"name", cmd_name, "bind, look up, drop, list names (put|get|drop|ls)",
+     true},
+    {"chan", cmd_chan, "list channels, send or receive a DRef (ls|send|recv)",
+     true},
+    {"demo", cmd_demo, "run a producer and consumer processes, verify all",
+     false},
+    {"demo-consumer", cmd_demo_consumer, NULL, false},
 };
 
 static void print_help(FILE *f)
@@ -54,6 +60,9 @@ static void print_help(FILE *f)
     fprintf(f, "\nRun 'mempool COMMAND --help' for a command's arguments, "
                "'man mempool' for more.\n"
                "Watch a pool live with mempool-top.\n"
+               "put, get, rm, name and chan take --any-owner: attach to a "
+               "pool another user\n"
+               "owns (MEMPOOL_OPEN_ANY_OWNER; without it, -EPERM).\n"
                "Exit status: 0 success, 1 failure, 2 usage error.\n");
 }
 
@@ -71,9 +80,13 @@ int main(int argc, char **argv)
         printf("mempool %s\n", mempool_version());
         return CLI_OK;
     }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(argv[1], commands[i].name) == 0)
-            return commands[i].run(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(argv[1], commands[i].name) != 0)
+            continue;
+        if (commands[i].attaches)
+            argc = cli_take_any_owner(argc - 1, argv + 1) + 1;
+        return commands[i].run(argc - 1, argv + 1);
+    }
     fprintf(stderr, "mempool: unknown command '%s'\n", argv[1]);
     fprintf(stderr, "Try 'mempool --help'.\n");
     return CLI_USAGE;

@@ -45,9 +45,27 @@ int cli_observe(const char *cmd, const char *name, mempool **out)
     return open_existing(cmd, name, MEMPOOL_OPEN_OBSERVE, out);
 }
 
+bool cli_any_owner;
+
 int cli_attach(const char *cmd, const char *name, mempool **out)
 {
-    return open_existing(cmd, name, 0, out);
+    return open_existing(cmd, name,
+                         cli_any_owner ? MEMPOOL_OPEN_ANY_OWNER : 0, out);
+}
+
+int cli_take_any_owner(int argc, char **argv)
+{
+    int n = 1, i = 1;
+    for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        if (strcmp(argv[i], "--any-owner") == 0)
+            cli_any_owner = true;
+        else
+            argv[n++] = argv[i];
+    }
+    while (i < argc)
+        argv[n++] = argv[i++];
+    argv[n] = NULL;
+    return n;
 }
 
 static int by_name(const void *a, const void *b)

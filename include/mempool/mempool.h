@@ -146,14 +146,18 @@ typedef struct mempool mempool;
 /** Most workers (attached handles) a pool serves at once. */
 #define MEMPOOL_MAX_WORKERS 64
 /** Smallest arena (mempool_options.arena_bytes): 3 MiB. Every pool carries
- *  about 2.1 MiB of fixed metadata (64 worker slots with their pin and
- *  reference tables), so smaller arenas are refused (-EINVAL). */
+ *  metadata before its data pages - 64 worker slots with their pin and
+ *  reference tables (9 B x max_refs each), the handoff regions and the
+ *  object table: about 2.6 MiB for the smallest pools (max_refs 4096), so
+ *  smaller arenas are refused (-EINVAL). */
 #define MEMPOOL_MIN_ARENA_BYTES (3ull << 20)
 /** Largest arena: 64 TiB (offsets and page numbers stay well inside their
  *  fields; -EINVAL above). */
 #define MEMPOOL_MAX_ARENA_BYTES (1ull << 46)
 /** Largest object table (mempool_options.max_objects): 2^31 - 2 entries. */
 #define MEMPOOL_MAX_OBJECTS ((1ull << 31) - 2)
+/** Largest per-worker reference table (mempool_options.max_refs): 2^24. */
+#define MEMPOOL_MAX_REFS (1ull << 24)
 /** Longest pool name, not counting the terminating NUL. */
 #define MEMPOOL_NAME_MAX 200
 /** Longest time (ms) a call waits for another worker's step on the same
@@ -209,6 +213,25 @@ typedef struct mempool_options {
     uint32_t    huge;         /**< MEMPOOL_HUGE_AUTO (default) or
                                    MEMPOOL_HUGE_OFF: how this handle backs
                                    arena memory it is the first to use */
+    uint64_t    max_refs;     /**< when creating: how many pins and
+                                   references each worker can hold at once
+                                   (one per distinct refcounted object it
+                                   holds references to, one per view it
+                                   holds). 0 = max_objects / 4 rounded up to
+                                   a power of two, 4096 to 65536 (a 1 GiB
+                                   arena gets 65536); else rounded up to a
+                                   power of two, 1024 to MEMPOOL_MAX_REFS
+                                   (else -EINVAL). Costs 9 B per unit per
+                                   worker slot, in the arena: 64 x 9 B x
+                                   max_refs (36 MiB at 65536), which must
+                                   leave the arena 4 data pages (else
+                                   -EINVAL). Past the limit a get, ref or
+                                   refcounted put answers -ENOBUFS and
+                                   changes nothing. Objects are placed by
+                                   their index, so an unlucky set may meet
+                                   the limit a little early; the table has
+                                   1/8 spare cells for that. Ignored when
+                                   attaching. */
 } mempool_options;
 
 /** Huge pages (mempool_options.huge). A new pool's data pages are holes
@@ -387,7 +410,7 @@ MEMPOOL_API int mempool_put(mempool *p, const void *data, size_t len,
  *            spill that the disk (or the owner's disk limit) refused;
  *   -E2BIG   @p len is larger than the arena or the owner's memory limit;
  *   -ENOBUFS MEMPOOL_PUT_REFCOUNTED and this worker's reference table is
- *            full;
+ *            full (mempool_options.max_refs); nothing was stored;
  *   -EPERM   observer handle (MEMPOOL_OPEN_OBSERVE);
  *   MEMPOOL_EFORKED  handle used in a forked child;
  *   MEMPOOL_ECORRUPT the allocator's shared state failed validation;
@@ -446,7 +469,7 @@ typedef struct mempool_view {
  *   pool) or NULL argument; -ENOENT deleted, never published, or stale (or
  *   its spill file is missing; or the pool was destroyed and the object
  *   was only on disk); -ENOBUFS this worker holds too many
- *   distinct pins at once; -EAGAIN another worker was evicting the object
+ *   pins and references at once (mempool_options.max_refs); -EAGAIN another worker was evicting the object
  *   and did not finish within MEMPOOL_PEER_WAIT_MS (it is stopped);
  *   nothing was pinned; -EPERM observer handle; MEMPOOL_EFORKED.
  *   For a spilled object also: MEMPOOL_ECORRUPT (the file failed its header
@@ -490,7 +513,7 @@ MEMPOOL_API int mempool_delete(mempool *p, mempool_dref r);
  *  worker. Never waits for another worker (a refcount check in progress is
  *  made to look again). @return 0, -ENOENT gone, -EINVAL malformed or not
  *  refcounted, -ENOBUFS this worker holds too many distinct pins and
- *  references at once, -EPERM observer handle, MEMPOOL_EFORKED. */
+ *  references at once (mempool_options.max_refs; nothing changed), -EPERM observer handle, MEMPOOL_EFORKED. */
 MEMPOOL_API int mempool_ref(mempool *p, mempool_dref r);
 
 /** @brief Drop one of this worker's references; the last reference in the
@@ -520,6 +543,19 @@ typedef struct mempool_info {
  *  @return 0, -ENOENT, -EINVAL, MEMPOOL_EFORKED. */
 MEMPOOL_API int mempool_info_get(mempool *p, mempool_dref r,
                                  mempool_info *out);
+
+/** @brief This worker's share of refcounted object @p r's bytes, for
+ *  accounting shared objects once (the Dask integration charges each
+ *  holder its share): len x (references this worker holds) / (all
+ *  references), rounded so that while the references do not change the
+ *  shares of all holders add up to exactly len - workers in id order take
+ *  the rounding, and the references the pool itself holds (names, channel
+ *  items, references in flight) form a share no worker gets. 0 for a
+ *  worker that holds none, and on an observer handle.
+ *  @return 0, -ENOENT (gone), -EINVAL (malformed DRef, NULL @p bytes, or
+ *  not refcounted), MEMPOOL_EFORKED. */
+MEMPOOL_API int mempool_share_get(mempool *p, mempool_dref r,
+                                  uint64_t *bytes);
 
 /** Characters mempool_dref_format() needs, NUL included. */
 #define MEMPOOL_DREF_STRLEN 34
@@ -715,7 +751,10 @@ MEMPOOL_API int mempool_chan_open(mempool *p, const char *name,
  * gets it. A plain object's DRef travels as is (it may be deleted before
  * it is received; the receiver's get then says -ENOENT).
  * Lock-free: one CAS commits the item; a stopped or killed process never
- * holds a slot.
+ * holds a slot. A sender waiting on a full channel is woken when receivers
+ * have made room for a batch (a quarter of the capacity, at most 64 items;
+ * like a pipe, which wakes its writer a page at a time), and otherwise
+ * finds a free slot within 2 ms.
  * @return 0, or
  *   -ETIMEDOUT  still full after @p timeout_ms (at once when 0);
  *   -EPIPE      the channel was destroyed (also while waiting);
@@ -1285,6 +1324,9 @@ struct mempool_stats {
                                    spill directory failed its check
                                    (MEMPOOL_EUNSAFE) or could not be
                                    opened; they stayed in memory */
+    uint64_t max_refs;        /**< pins and references one worker can hold
+                                   (the creator's mempool_options.max_refs,
+                                   rounded) */
 };
 
 /**

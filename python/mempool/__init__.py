@@ -27,6 +27,7 @@ from ._mempool import (  # noqa: F401
     Reservation,
     Strings,
     TooBig,
+    TooManyRefs,
     __version__,
     destroy,
     strerror,
@@ -43,6 +44,6 @@ if HAVE_HANDOFF:
 
 __all__ = [
     "Pool", "DRef", "Buffer", "Strings", "Table", "FileRef", "Reservation",
-    "Error", "NotFound", "PoolFull", "TooBig", "Corrupt",
+    "Error", "NotFound", "PoolFull", "TooBig", "Corrupt", "TooManyRefs",
     "destroy", "dumps", "loads", "install", "uninstall", "strerror",
 ]

@@ -42,10 +42,11 @@ def _column(col, name):
 
 class Pool(_mempool.PoolBase):
     """Pool(name, create=True, arena_bytes=None, spill_dir=None,
-    max_memsize=None, mode=None)
+    max_memsize=None, mode=None, max_objects=None, max_refs=None)
 
     This process's handle on the shared pool *name* (created if *create*
-    and missing). A context manager; close() drops the handle once no
+    and missing; max_objects and max_refs - how many buffers and references
+    one process can hold at once, else TooManyRefs - apply when creating). A context manager; close() drops the handle once no
     array or buffer from it is alive. Used in a child after fork(), it
     reopens itself transparently (the parent's handle is never used).
 

@@ -10,7 +10,7 @@
 #include <errno.h>
 
 PyObject *MpyExc_Error, *MpyExc_NotFound, *MpyExc_PoolFull, *MpyExc_TooBig,
-    *MpyExc_Corrupt;
+    *MpyExc_Corrupt, *MpyExc_TooManyRefs;
 
 PyObject *mpy_raise(int err, const char *what)
 {
@@ -21,6 +21,7 @@ PyObject *mpy_raise(int err, const char *what)
     case -ENOMEM: type = MpyExc_PoolFull; break;
     case -E2BIG: type = MpyExc_TooBig; break;
     case MEMPOOL_ECORRUPT: type = MpyExc_Corrupt; break;
+    case -ENOBUFS: type = MpyExc_TooManyRefs; break;
     default: break;
     }
     exc = PyObject_CallFunction(type, "is", -err, mempool_strerror(err));
@@ -70,7 +71,12 @@ int mpy_errors_init(PyObject *m)
         !(MpyExc_TooBig = new_exc(m, "TooBig", MpyExc_Error,
             "The object is larger than the arena (E2BIG).")) ||
         !(MpyExc_Corrupt = new_exc(m, "Corrupt", MpyExc_Error,
-            "Shared state or a file failed validation.")))
+            "Shared state or a file failed validation.")) ||
+        !(MpyExc_TooManyRefs = new_exc(m, "TooManyRefs", MpyExc_Error,
+            "This process holds as many pins and references as its table "
+            "allows (ENOBUFS; the pool's max_refs, fixed at creation); the "
+            "call changed nothing. Release buffers or drop references, or "
+            "create the pool with a larger max_refs.")))
         return -1;
     return 0;
 }

@@ -78,7 +78,7 @@ typedef struct {
 extern PyTypeObject MpyConn_Type, MpyPool_Type, MpyDRef_Type, MpyBuffer_Type,
     MpyStrings_Type, MpyReservation_Type;
 extern PyObject *MpyExc_Error, *MpyExc_NotFound, *MpyExc_PoolFull,
-    *MpyExc_TooBig, *MpyExc_Corrupt;
+    *MpyExc_TooBig, *MpyExc_Corrupt, *MpyExc_TooManyRefs;
 /* Python classes the package registers (mempool._types): Table, FileRef. */
 extern PyObject *mpy_table_class, *mpy_fileref_class;
 

@@ -83,15 +83,18 @@ mempool *mpy_pool_handle(MpyPool *self)
 static int pool_init(MpyPool *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"name", "create", "arena_bytes", "spill_dir",
-                             "max_memsize", "mode", NULL};
+                             "max_memsize", "mode", "max_objects", "max_refs",
+                             NULL};
     PyObject *name, *arena = Py_None, *spill = Py_None, *maxm = Py_None,
-                    *mode = Py_None, *spill_b = NULL;
+                    *mode = Py_None, *spill_b = NULL, *maxo = Py_None,
+                    *maxr = Py_None;
     int create = 1;
     mempool_options o;
     MpyConn *c;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "U|pOOOO:Pool", kwlist, &name,
-                                     &create, &arena, &spill, &maxm, &mode))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "U|pOOOOOO:Pool", kwlist, &name,
+                                     &create, &arena, &spill, &maxm, &mode,
+                                     &maxo, &maxr))
         return -1;
     if (self->conn) {
         PyErr_SetString(PyExc_RuntimeError, "Pool is already open");
@@ -105,6 +108,14 @@ static int pool_init(MpyPool *self, PyObject *args, PyObject *kw)
         return -1;
     if (maxm != Py_None &&
         (o.max_memsize = PyLong_AsUnsignedLongLong(maxm)) == (uint64_t)-1 &&
+        PyErr_Occurred())
+        return -1;
+    if (maxo != Py_None &&
+        (o.max_objects = PyLong_AsUnsignedLongLong(maxo)) == (uint64_t)-1 &&
+        PyErr_Occurred())
+        return -1;
+    if (maxr != Py_None &&
+        (o.max_refs = PyLong_AsUnsignedLongLong(maxr)) == (uint64_t)-1 &&
         PyErr_Occurred())
         return -1;
     if (mode != Py_None) {
@@ -359,6 +370,20 @@ static const char *type_name(uint32_t t)
     case MEMPOOL_TYPE_TABLE: return "table";
     default: return "user";
     }
+}
+
+static PyObject *pool_share(MpyPool *self, PyObject *ref)
+{
+    mempool_dref r;
+    uint64_t bytes;
+    mempool *h;
+    int rc;
+
+    if (mpy_dref_arg(ref, &r) < 0 || !(h = mpy_pool_handle(self)))
+        return NULL;
+    if ((rc = mempool_share_get(h, r, &bytes)) < 0)
+        return mpy_raise(rc, NULL);
+    return PyLong_FromUnsignedLongLong(bytes);
 }
 
 static PyObject *pool_info(MpyPool *self, PyObject *ref)
@@ -724,6 +749,10 @@ static PyMethodDef pool_methods[] = {
     {"info", (PyCFunction)pool_info, METH_O,
      "info(ref)\n--\n\nA dict describing the object: len, owner, type, "
      "type_name, in_memory, on_disk, pins, refs."},
+    {"share", (PyCFunction)pool_share, METH_O,
+     "share(ref)\n--\n\nThis worker's share of a refcounted object's bytes: "
+     "len x its references / all references; the shares of all holders add "
+     "up to exactly len."},
     {"move_to_disk", (PyCFunction)pool_move_to_disk, METH_O,
      "move_to_disk(ref)\n--\n\nWrite the object to its spill file and free "
      "its memory. Returns a FileRef."},
@@ -772,8 +801,8 @@ PyTypeObject MpyPool_Type = {
     .tp_basicsize = sizeof(MpyPool),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_doc = "PoolBase(name, create=True, arena_bytes=None, spill_dir=None, "
-              "max_memsize=None, mode=None)\n--\n\nThe native part of "
-              "mempool.Pool.",
+              "max_memsize=None, mode=None, max_objects=None, "
+              "max_refs=None)\n--\n\nThe native part of mempool.Pool.",
     .tp_new = pool_new,
     .tp_init = (initproc)pool_init,
     .tp_dealloc = (destructor)pool_dealloc,

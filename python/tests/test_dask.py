@@ -137,8 +137,17 @@ def test_array_one_copy_between_workers(pool_name, spill_dir):
         c.replicate(a, n=3)
         assert len(c.who_has(a)[a.key]) == 3
         assert _objects(pool_name) == 1
-        info = c.run(lambda dask_worker: dask_worker.data.shares()[0])
-        assert 64 * MiB - 16 <= sum(info.values()) <= 64 * MiB + 4096 * 3
+        # each holder's share is its own figure; together they are exactly
+        # the object's bytes (pool.share() rounds so they add up)
+        def share_and_len(dask_worker, key=a.key):
+            d = dask_worker.data
+            return d.shares()[0], d.pool.info(d.entry(key).ref)["len"]
+        figs = _poll(lambda: c.run(share_and_len),
+                     lambda f: sum(s for s, _ in f.values()) ==
+                     next(iter(f.values()))[1])
+        length = next(iter(figs.values()))[1]
+        assert 64 * MiB <= length < 64 * MiB + 4096
+        assert sum(s for s, _ in figs.values()) == length, figs
         # ... and so does the scheduler's managed memory, after heartbeats
         managed = _poll(lambda: c.run_on_scheduler(scheduler_managed),
                         lambda v: v < 70 * MiB)

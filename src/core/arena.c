@@ -70,10 +70,11 @@ uint64_t mempool__format_word(void)
 {
     const uint64_t parts[] = {
         sizeof(mp_header), sizeof(mp_slot), sizeof(mp_entry), sizeof(mp_page),
-        MP_CELLS, MP_WORKERS, sizeof(pthread_mutex_t), MP_PAGE, MP_NCLASS,
+        MP_CELL_BW, MP_WORKERS, sizeof(pthread_mutex_t), MP_PAGE, MP_NCLASS,
         sizeof(void *), offsetof(mp_header, alloc_lock), 0x0102030405060708ull,
         sizeof(mp_hand), sizeof(mp_box), sizeof(mp_name), sizeof(mp_chan),
-        MP_CHANS, MP_BOX_BW, sizeof(mp_wcache), MP_WC_MAX,
+        MP_CHANS, MP_BOX_BW, sizeof(mp_wcache), MP_WC_MAX, MP_CELL_OVF_DIV,
+        offsetof(mp_header, max_refs),
     };
     uint64_t h = 1469598103934665603ull;            /* FNV-1a over parts */
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
@@ -112,7 +113,33 @@ static uint64_t handoff_layout(uint64_t arena, uint64_t off, mp_header *out)
     return out->ring_off + nring * 8;
 }
 
-int mempool__layout(uint64_t arena, uint64_t max_objects, mp_header *out)
+static uint64_t pow2_up(uint64_t x)
+{
+    uint64_t p = 1;
+    while (p < x)
+        p <<= 1;
+    return p;
+}
+
+/* Each worker's pin/ref table for @p max_refs (0: the default, from the
+ * object table's size): home cells, a power of two. 0 if out of range. */
+static uint64_t refs_of(uint64_t max_refs, uint64_t max_objects)
+{
+    if (max_refs == 0)
+        return clamp_u64(pow2_up(max_objects) / 4, 4096, 65536);
+    if (max_refs > MEMPOOL_MAX_REFS)
+        return 0;
+    return pow2_up(max_refs < MP_REFS_MIN ? MP_REFS_MIN : max_refs);
+}
+
+/* Cells of one worker's table: home buckets, then 1/8 more in overflow. */
+static uint64_t cells_per(uint64_t refs)
+{
+    return refs + refs / MP_CELL_OVF_DIV;
+}
+
+int mempool__layout(uint64_t arena, uint64_t max_objects, uint64_t max_refs,
+                    mp_header *out)
 {
     uint64_t off, npages, bitmap_off, data_off;
 
@@ -121,12 +148,15 @@ int mempool__layout(uint64_t arena, uint64_t max_objects, mp_header *out)
         return -EINVAL;
     if (max_objects == 0)
         max_objects = arena / MP_PAGE < 1024 ? 1024 : arena / MP_PAGE;
-    if (max_objects > MP_MAX_OBJECTS)
+    if (max_objects > MP_MAX_OBJECTS || !(max_refs = refs_of(max_refs,
+                                                             max_objects)))
         return -EINVAL;
     out->slots_off = MP_PAGE;
     off = out->slots_off + (uint64_t)MP_WORKERS * sizeof(mp_slot);
     out->cells_off = off;
-    off += (uint64_t)MP_WORKERS * MP_CELLS * sizeof(uint64_t);
+    off += (uint64_t)MP_WORKERS * cells_per(max_refs) * sizeof(uint64_t);
+    if (off >= arena)
+        return -EINVAL;
     out->wcache_off = off;
     off += (uint64_t)MP_WORKERS * sizeof(mp_wcache);
     off = handoff_layout(arena, align_up(off, MP_PAGE), out);
@@ -150,6 +180,7 @@ int mempool__layout(uint64_t arena, uint64_t max_objects, mp_header *out)
     out->npages = npages;
     out->arena_bytes = arena;
     out->max_objects = max_objects;
+    out->max_refs = max_refs;
     return 0;
 }
 
@@ -167,6 +198,14 @@ static void bind_core(mp_core *c)
     c->data_off = h->data_off;
     c->npages = h->npages;
     c->tag = (uint64_t)h->pool_tag << 32;
+    /* the cell table geometry (pin.c); max_refs was validated: a power of
+     * two, MP_REFS_MIN .. MEMPOOL_MAX_REFS */
+    c->cell_per = (uint32_t)cells_per(h->max_refs);
+    c->cell_mask = (uint32_t)(h->max_refs / MP_CELL_BW - 1);
+    c->ovf_base = (uint32_t)h->max_refs;
+    c->ovf_mask =
+        (uint32_t)(h->max_refs / MP_CELL_OVF_DIV / MP_CELL_BW - 1);
+    c->ovf_shift = 32u - (uint32_t)__builtin_ctzll(c->ovf_mask + 1ull);
 }
 
 void mempool__bind(mempool *p)
@@ -315,7 +354,8 @@ static int validate_header(const mp_header *h, uint64_t size)
         return MEMPOOL_EFORMAT;
     if (h->arena_bytes != size || h->pool_tag == 0)
         return MEMPOOL_ECORRUPT;
-    if (mempool__layout(h->arena_bytes, h->max_objects, &chk))
+    if (mempool__layout(h->arena_bytes, h->max_objects, h->max_refs, &chk) ||
+        chk.max_refs != h->max_refs)
         return MEMPOOL_ECORRUPT;
     if (chk.slots_off != h->slots_off || chk.cells_off != h->cells_off ||
         chk.wcache_off != h->wcache_off ||
@@ -465,7 +505,7 @@ static int new_header(const char *name, const mempool_options *o,
     int rc;
 
     memset(h, 0, sizeof(*h));
-    if ((rc = mempool__layout(arena, o->max_objects, h)))
+    if ((rc = mempool__layout(arena, o->max_objects, o->max_refs, h)))
         return rc;
     if (getrandom(h->uuid, sizeof(h->uuid), 0) != sizeof(h->uuid))
         return -EAGAIN;
@@ -552,7 +592,7 @@ static void sweep_builds(const char *name)
         return;
     while ((de = readdir(d))) {
         int fd;
-        if (strncmp(de->d_name, prefix, n))
+        if (strncmp(de->d_name, prefix, n) != 0)
             continue;
         struct stat st;
         fd = openat(dirfd(d), de->d_name,

@@ -58,14 +58,19 @@ static inline void mp_cpu_relax(void)
     uint64_t      size;                                                     \
     mp_header    *h;                                                        \
     mp_slot      *slots;                                                    \
-    _Atomic uint64_t *cells;   /* MP_WORKERS * MP_CELLS */                  \
+    _Atomic uint64_t *cells;   /* MP_WORKERS * cell_per */                  \
     mp_wcache    *wcs;         /* MP_WORKERS allocator caches (wcache.c) */ \
     mp_entry     *tab;                                                      \
     mp_page      *pages;                                                    \
     _Atomic uint64_t *bitmap;                                               \
     uint64_t      ntab;        /* copies of header values, validated once */ \
     uint64_t      data_off, npages, tag;                                    \
-    int           slot;        /* our slot, 0-based; -1 for an observer */
+    int           slot;        /* our slot, 0-based; -1 for an observer */  \
+    uint32_t      cell_per;    /* cells per worker table (pin.c) */         \
+    uint32_t      cell_mask;   /* home buckets - 1 */                       \
+    uint32_t      ovf_base;    /* first overflow cell of a table */         \
+    uint32_t      ovf_mask;    /* overflow buckets - 1 */                   \
+    uint32_t      ovf_shift;   /* 32 - log2(overflow buckets) */
 
 typedef struct mp_core {
     MP_CORE_FIELDS
@@ -96,6 +101,10 @@ typedef void mp_cell_release(void *arg, uint32_t idx, uint32_t gen,
  * evict, refcount check - worker.c). */
 void mempool__cells_drop(mp_core *c, int d, mp_cell_release *release,
                          void *arg);
+/* References on (idx, gen) held by the workers of slots below @p me, by
+ * slot @p me, and by all workers (mempool_share_get()). */
+void mempool__ref_split(const mp_core *c, uint32_t idx, uint32_t gen, int me,
+                        uint32_t *below, uint32_t *mine, uint32_t *all);
 /* Empty every worker's reference cells of (idx, gen): the entry is being
  * freed. Returns how many cells were emptied. */
 unsigned mempool__refs_forget(mp_core *c, uint32_t idx, uint32_t gen);

@@ -12,7 +12,7 @@
  *
  *   header        4 KiB    identity, layout, allocator lock and state
  *   slots         64 x 256 B   one per worker: liveness token, counters
- *   cells         64 x 32 KiB  one pin/ref table per worker
+ *   cells         64 x max_refs x 9 B  one pin/ref table per worker
  *   wcache        64 x 896 B   one allocator cache per worker (wcache.c)
  *   hand          20 KiB   handoff header: locks, futex words, counters,
  *                          broadcast subscribers per channel and worker
@@ -77,7 +77,7 @@
 #include <mempool/mempool.h>
 
 #define MP_MAGIC          UINT64_C(0x314c4f4f504d454d) /* "MEMPOOL1" */
-#define MP_FORMAT_VERSION 4u
+#define MP_FORMAT_VERSION 5u
 #define MP_PAGE           4096u
 #define MP_ALIGN          64u
 #define MP_MIN_ARENA      MEMPOOL_MIN_ARENA_BYTES
@@ -129,11 +129,13 @@ enum {
 #define MP_NCLASS     6
 #define MP_SMALL_MAX  2048u
 
-/* Per-worker pin/ref cell table: NB buckets of BW cells, plus overflow. */
-#define MP_CELL_NB    256u
-#define MP_CELL_BW    8u
-#define MP_CELL_OVF   2048u
-#define MP_CELLS      (MP_CELL_NB * MP_CELL_BW + MP_CELL_OVF)
+/* Per-worker pin/ref cell table (pin.c), sized per pool by max_refs (a
+ * power of two, MP_REFS_MIN .. MEMPOOL_MAX_REFS): max_refs / MP_CELL_BW
+ * home buckets of MP_CELL_BW cells (one cache line), then max_refs /
+ * MP_CELL_OVF_DIV overflow cells, also in buckets. */
+#define MP_CELL_BW      8u
+#define MP_CELL_OVF_DIV 8u
+#define MP_REFS_MIN     1024u
 
 typedef struct mp_header {
     uint64_t magic;            /* MP_MAGIC, written before the name exists */
@@ -145,7 +147,7 @@ typedef struct mp_header {
     _Atomic uint32_t init_state;
     int32_t  init_err;         /* why MP_INIT_FAILED */
     uint32_t mode;
-    /* Layout: recomputed from arena_bytes/max_objects on attach. */
+    /* Layout: recomputed from arena_bytes/max_objects/max_refs on attach. */
     uint64_t slots_off, cells_off, table_off, pages_off, bitmap_off;
     uint64_t data_off, npages;
     uint64_t created_ns;
@@ -166,7 +168,8 @@ typedef struct mp_header {
     _Atomic uint32_t spiller;  /* slot + 1 of the elected spiller, 0 none */
     uint32_t pad4;
     uint64_t wcache_off;       /* the per-worker allocator caches */
-    uint64_t pad1[2];
+    uint64_t max_refs;         /* cells of each worker's home buckets (pin.c) */
+    uint64_t pad1[1];
 
     /* Allocator: everything below is written only under alloc_lock. */
     pthread_mutex_t alloc_lock;     /* robust, process-shared */
@@ -220,7 +223,9 @@ typedef struct mp_slot {
     _Atomic uint64_t disk_pending;  /* bytes of files being written for
                                        objects charged here (disk limit) */
     _Atomic uint64_t spill_refused; /* spills refused: unsafe directory */
-    uint64_t spare[4];
+    _Atomic uint64_t ovf_probe;     /* overflow buckets a scan of our cells
+                                       must look at past the first (pin.c) */
+    uint64_t spare[3];
 } mp_slot;
 
 typedef struct mp_entry {
@@ -320,7 +325,7 @@ typedef struct mp_box {
 /* Handoff header (whole pages at hand_off). */
 typedef struct mp_hand {
     _Atomic uint32_t names_seq;     /* futex: bumped at every bind */
-    _Atomic uint32_t names_waiters; /* name_get sleepers */
+    _Atomic uint32_t names_waiters; /* name_get sleepers (sleepers.h) */
     _Atomic uint32_t names_lock;    /* slot + 1 of the name writer */
     _Atomic uint32_t dir_lock;      /* slot + 1 creating/destroying channels */
     _Atomic uint64_t ovf_used;      /* boxes in use in the overflow region */
@@ -364,13 +369,13 @@ typedef struct mp_chan {
     _Atomic uint64_t tail;          /* next position to send */
     _Atomic uint64_t sent;
     _Atomic uint32_t recv_seq;      /* futex: receivers sleep on it */
-    _Atomic uint32_t recv_waiters;
+    _Atomic uint32_t recv_waiters;  /* its sleepers (handoff/sleepers.h) */
     uint64_t spare2[5];
     /* the receivers' line */
     _Atomic uint64_t head;          /* next position to receive (queue) */
     _Atomic uint64_t received;
     _Atomic uint32_t send_seq;      /* futex: senders sleep on it */
-    _Atomic uint32_t send_waiters;
+    _Atomic uint32_t send_waiters;  /* its sleepers (handoff/sleepers.h) */
     uint64_t spare3[5];
     char     name[MP_NAME_MAX + 1];
 } mp_chan;

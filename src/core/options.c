@@ -24,7 +24,10 @@ static const size_t field_ends[] = {
     FIELD_END(spill_dir),   FIELD_END(mode),         FIELD_END(reserved),
     FIELD_END(max_objects), FIELD_END(max_disksize), FIELD_END(policy),
     FIELD_END(io_mode),     FIELD_END(evict_wait_ms), FIELD_END(spiller),
-    FIELD_END(huge),        sizeof(mempool_options),
+    FIELD_END(huge),
+    /* sizeof before max_refs (tail padding after huge) */
+    offsetof(mempool_options, max_refs),
+    FIELD_END(max_refs),
 };
 
 void mempool_options_init(mempool_options *o)
@@ -69,7 +72,7 @@ static int check_values(const mempool_options *o)
     if (o->mode & ~0777u || o->policy > MEMPOOL_POLICY_MRU ||
         o->io_mode > MEMPOOL_IO_PWRITE || o->evict_wait_ms > 3600000u ||
         o->huge > MEMPOOL_HUGE_OFF ||
-        o->reserved)
+        o->reserved || o->max_refs > MEMPOOL_MAX_REFS)
         return -EINVAL;
     return 0;
 }

@@ -12,20 +12,33 @@
  *   [kind| entry idx+1 | gen & 0xffff | low16  ]      0 = empty
  *
  * A pin cell is one pin: low16 is a nonce, and the view remembers the cell's
- * position and nonce, so a release clears exactly its own pin - releasing a
+ * place and nonce, so a release clears exactly its own pin - releasing a
  * stale copy of a view is refused instead of dropping someone else's pin.
+ * The place is 16 bits relative to the entry (the view has 32 bits for the
+ * whole token): 0..7 a cell of its home bucket, 8 + k * 8 + i cell i of
+ * the k-th overflow bucket from its hash (k < OVF_MAXK).
  * A reference cell counts references in low16 (a count past 0xffff goes on
  * in another cell; readers sum all matching cells).
  *
- * Entry idx lives in bucket idx % MP_CELL_NB (8 cells, one cache line);
- * when a bucket is full the worker uses its overflow cells and raises its
- * slot's overflow_used, which tells scanners to look there too. Only the
- * worker's own threads put cells in its table (with CAS, as several threads
- * may share a handle); anyone may read them. Emptying is by CAS to 0 only,
- * so it may also come from outside: the freeing of a refcounted entry
- * empties every worker's reference cells of that generation (a deleted
- * object's references would otherwise fill the table, issue 15 item 8), and
- * whoever wins the CAS of an overflow cell lowers that slot's overflow_used.
+ * The table is sized per pool (mempool_options.max_refs, layout.h): R home
+ * cells in R / 8 buckets of 8 (one cache line), then R / 8 overflow cells
+ * in buckets of 8 too. Entry idx lives in home bucket idx & (R/8 - 1), so a
+ * worker holding objects of consecutive indices fills its buckets evenly
+ * and every lookup is one bucket scan. When the home bucket is full the
+ * worker probes overflow buckets from a multiplicative hash of idx on,
+ * raising its slot's overflow_used (cells in overflow) and ovf_probe (how
+ * many overflow buckets from the hash on a scan must look at) before it
+ * stores the cell, so scanners know to look there - and only there, not at
+ * the whole overflow region. ovf_probe never shrinks while the slot lives
+ * (a lower bound would race with an inserter); the reaper resets it.
+ *
+ * Only the worker's own threads put cells in its table (with CAS, as
+ * several threads may share a handle); anyone may read them. Emptying is by
+ * CAS to 0 only, so it may also come from outside: the freeing of a
+ * refcounted entry empties every worker's reference cells of that
+ * generation (a deleted object's references would otherwise fill the
+ * table, issue 15 item 8), and whoever wins the CAS of an overflow cell
+ * lowers that slot's overflow_used.
  *
  * Ordering (the hazard-pointer handshake). A pinner CASes its cell, then
  * re-reads the entry word; a deleter CASes the entry word to DELETED, then
@@ -41,6 +54,7 @@
 
 #include "core.h"
 #include "entry.h"
+#include "failpoint.h"
 
 #define CELL_KEY(kind, idx, gen) \
     (((uint64_t)(kind) << 63) | ((uint64_t)((idx) + 1) << 32) | \
@@ -48,14 +62,37 @@
 #define CELL_KEYMASK (~(uint64_t)0xffff)
 #define CELL_COUNT(v) ((uint32_t)((v) & 0xffff))
 
+/* Overflow buckets one entry's probe may reach: its place fits 16 bits. */
+#define OVF_MAXK 8190u
+
 static _Atomic uint64_t *table_of(const mp_core *c, int slot)
 {
-    return c->cells + (uint64_t)slot * MP_CELLS;
+    return c->cells + (uint64_t)slot * c->cell_per;
 }
 
-static _Atomic uint64_t *bucket_of(_Atomic uint64_t *t, uint32_t idx)
+/* Position of entry @p idx's home bucket in a table. */
+static unsigned home_of(const mp_core *c, uint32_t idx)
 {
-    return t + (idx % MP_CELL_NB) * MP_CELL_BW;
+    return (idx & c->cell_mask) * MP_CELL_BW;
+}
+
+/* Position of the overflow bucket @p k buckets past @p idx's hash. */
+static unsigned ovf_at(const mp_core *c, uint32_t idx, unsigned k)
+{
+    uint32_t h = (uint32_t)(idx * UINT32_C(0x9e3779b1)) >> c->ovf_shift;
+    return c->ovf_base + ((h + k) & c->ovf_mask) * MP_CELL_BW;
+}
+
+/* Overflow buckets a scan of slot @p s's cells must look at: 0 while it
+ * has none in use. Bounded: the word is shared, hence untrusted. */
+static unsigned ovf_span(const mp_core *c, int s)
+{
+    uint64_t n;
+    if (MP_LIKELY(!atomic_load(&c->slots[s].overflow_used)))
+        return 0;
+    n = atomic_load(&c->slots[s].ovf_probe);
+    return n > (uint64_t)c->ovf_mask + 1 ? c->ovf_mask + 1 :
+           n > OVF_MAXK ? OVF_MAXK : (unsigned)n;
 }
 
 /* Claim an empty cell for @p val in [c, c+n); its index, or -1. */
@@ -70,32 +107,71 @@ static int take_at(_Atomic uint64_t *c, unsigned n, uint64_t val)
     return -1;
 }
 
-/* Put @p val in a free cell of entry @p idx's bucket, else in overflow.
- * Returns the cell's position in the worker's table, or -ENOBUFS. */
-static int cell_put(mp_core *c, uint32_t idx, uint64_t val)
+static bool has_room(_Atomic uint64_t *c, unsigned n)
 {
-    _Atomic uint64_t *t = table_of(c, c->slot);
-    _Atomic uint64_t *used = &c->slots[c->slot].overflow_used;
-    unsigned base = (idx % MP_CELL_NB) * MP_CELL_BW;
-    int i = take_at(t + base, MP_CELL_BW, val);
-    if (i >= 0)
-        return (int)base + i;
-    atomic_fetch_add(used, 1);       /* before the cell: scanners must look */
-    i = take_at(t + MP_CELL_NB * MP_CELL_BW, MP_CELL_OVF, val);
-    if (i >= 0)
-        return (int)(MP_CELL_NB * MP_CELL_BW) + i;
-    atomic_fetch_sub(used, 1);
-    return -ENOBUFS;
+    for (unsigned i = 0; i < n; i++)
+        if (atomic_load(&c[i]) == 0)
+            return true;
+    return false;
 }
 
 /* One overflow cell of slot @p s was emptied by our CAS. Never below 0:
  * a reaper may have zeroed the counter of a dead slot meanwhile. */
-static void overflow_done(mp_core *c, int s)
+static void overflow_done(const mp_core *c, int s)
 {
     _Atomic uint64_t *used = &c->slots[s].overflow_used;
     uint64_t n = atomic_load(used);
     while (n && !atomic_compare_exchange_weak(used, &n, n - 1))
         ;
+}
+
+/* The home bucket of @p idx is full: probe the overflow buckets. Both
+ * counters go up before the cell is stored (seq_cst, like the cell CAS),
+ * so a scanner that misses them ran before our cell existed and the
+ * entry-word handshake below covers it. */
+static int ovf_put(mp_core *c, uint32_t idx, uint64_t val)
+{
+    _Atomic uint64_t *t = table_of(c, c->slot);
+    mp_slot *sl = &c->slots[c->slot];
+    atomic_fetch_add(&sl->overflow_used, 1);
+    for (unsigned k = 0; k <= c->ovf_mask && k < OVF_MAXK; k++) {
+        unsigned pos = ovf_at(c, idx, k);
+        uint64_t probe = atomic_load(&sl->ovf_probe);
+        int i;
+        if (!has_room(t + pos, MP_CELL_BW))
+            continue;
+        while (probe < k + 1u &&
+               !atomic_compare_exchange_weak(&sl->ovf_probe, &probe, k + 1u))
+            ;
+        (void)MP_FP(cells_overflow);
+        if ((i = take_at(t + pos, MP_CELL_BW, val)) >= 0)
+            return (int)(MP_CELL_BW + k * MP_CELL_BW) + i;
+    }
+    overflow_done(c, c->slot);
+    return -ENOBUFS;
+}
+
+/* Put @p val in a free cell of entry @p idx's home bucket, else in
+ * overflow. Returns the cell's place (see the top), or -ENOBUFS (the
+ * table is full: nothing was stored). */
+static int cell_put(mp_core *c, uint32_t idx, uint64_t val)
+{
+    int i = take_at(table_of(c, c->slot) + home_of(c, idx), MP_CELL_BW, val);
+    if (MP_LIKELY(i >= 0))
+        return i;
+    return ovf_put(c, idx, val);
+}
+
+/* The position in a table of entry @p idx's cell at @p place, or -1. */
+static int64_t place_pos(const mp_core *c, uint32_t idx, unsigned place)
+{
+    unsigned k;
+    if (MP_LIKELY(place < MP_CELL_BW))
+        return home_of(c, idx) + place;
+    k = (place - MP_CELL_BW) / MP_CELL_BW;
+    if (k > c->ovf_mask || k >= OVF_MAXK)
+        return -1;
+    return ovf_at(c, idx, k) + (place - MP_CELL_BW) % MP_CELL_BW;
 }
 
 static _Thread_local uint16_t pin_nonce;
@@ -119,12 +195,12 @@ int mempool__pin(mp_core *c, uint32_t idx, uint32_t gen, uint64_t *tok)
 int mempool__unpin_cell(mp_core *c, uint32_t idx, uint32_t gen,
                         uint64_t tok)
 {
-    unsigned pos = (unsigned)(tok >> 16);
+    int64_t pos = tok >> 32 ? -1 : place_pos(c, idx, (unsigned)(tok >> 16));
     uint64_t want = CELL_KEY(MP_PIN, idx, gen) | (tok & 0xffff);
-    if (pos >= MP_CELLS ||
+    if (pos < 0 ||
         !atomic_compare_exchange_strong(&table_of(c, c->slot)[pos], &want, 0))
         return -EINVAL;              /* not a live pin of this worker */
-    if (pos >= MP_CELL_NB * MP_CELL_BW)
+    if (pos >= c->ovf_base)
         overflow_done(c, c->slot);
     return 0;
 }
@@ -146,12 +222,14 @@ int mempool__ref_add(mp_core *c, uint32_t idx, uint32_t gen)
 {
     _Atomic uint64_t *t = table_of(c, c->slot);
     uint64_t key = CELL_KEY(MP_REF, idx, gen);
+    unsigned span = ovf_span(c, c->slot);
     int pos;
 
-    if (bump_existing(bucket_of(t, idx), MP_CELL_BW, key) ||
-        (atomic_load(&c->slots[c->slot].overflow_used) &&
-         bump_existing(t + MP_CELL_NB * MP_CELL_BW, MP_CELL_OVF, key)))
+    if (bump_existing(t + home_of(c, idx), MP_CELL_BW, key))
         return 0;
+    for (unsigned k = 0; k < span; k++)
+        if (bump_existing(t + ovf_at(c, idx, k), MP_CELL_BW, key))
+            return 0;
     pos = cell_put(c, idx, key | 1);
     return pos < 0 ? pos : 0;
 }
@@ -167,7 +245,7 @@ static int drop_ref(mp_core *c, unsigned base, unsigned n, uint64_t key)
             if (CELL_COUNT(v) == 1) {
                 /* Straight to 0: a concurrent forget must not empty it too */
                 if (atomic_compare_exchange_weak(&t[i], &v, 0)) {
-                    if (base + i >= MP_CELL_NB * MP_CELL_BW)
+                    if (base + i >= c->ovf_base)
                         overflow_done(c, c->slot);
                     return 1;
                 }
@@ -182,10 +260,13 @@ static int drop_ref(mp_core *c, unsigned base, unsigned n, uint64_t key)
 int mempool__ref_sub(mp_core *c, uint32_t idx, uint32_t gen)
 {
     uint64_t key = CELL_KEY(MP_REF, idx, gen);
-    if (drop_ref(c, (idx % MP_CELL_NB) * MP_CELL_BW, MP_CELL_BW, key) ||
-        (atomic_load(&c->slots[c->slot].overflow_used) &&
-         drop_ref(c, MP_CELL_NB * MP_CELL_BW, MP_CELL_OVF, key)))
+    unsigned span;
+    if (drop_ref(c, home_of(c, idx), MP_CELL_BW, key))
         return 0;
+    span = ovf_span(c, c->slot);
+    for (unsigned k = 0; k < span; k++)
+        if (drop_ref(c, ovf_at(c, idx, k), MP_CELL_BW, key))
+            return 0;
     return -EINVAL;
 }
 
@@ -201,6 +282,17 @@ static uint32_t sum_cells(_Atomic uint64_t *c, unsigned n, uint64_t key)
     return sum;
 }
 
+/* Holds matching @p key in slot @p s's cells for entry @p idx. */
+static uint32_t slot_sum(const mp_core *c, int s, uint32_t idx, uint64_t key)
+{
+    _Atomic uint64_t *t = table_of(c, s);
+    uint32_t sum = sum_cells(t + home_of(c, idx), MP_CELL_BW, key);
+    unsigned span = ovf_span(c, s);
+    for (unsigned k = 0; k < span; k++)
+        sum += sum_cells(t + ovf_at(c, idx, k), MP_CELL_BW, key);
+    return sum;
+}
+
 /* Holds of @p kind on (idx, gen) by every attached worker (dead but not
  * yet reaped ones included); with @p any, stop at the first one found. */
 uint32_t mempool__cell_count(const mp_core *c, int kind, uint32_t idx,
@@ -213,20 +305,33 @@ uint32_t mempool__cell_count(const mp_core *c, int kind, uint32_t idx,
     /* Only the active slots, by their bits: a delete used to test all 64
      * (issue 11). */
     for (; act; act &= act - 1) {
-        int s = __builtin_ctzll(act);
-        _Atomic uint64_t *t = table_of(c, s);
-        sum += sum_cells(bucket_of(t, idx), MP_CELL_BW, key);
-        if (atomic_load(&c->slots[s].overflow_used))
-            sum += sum_cells(t + MP_CELL_NB * MP_CELL_BW, MP_CELL_OVF, key);
+        sum += slot_sum(c, __builtin_ctzll(act), idx, key);
         if (any && sum)
             return sum;
     }
     return sum;
 }
 
+void mempool__ref_split(const mp_core *c, uint32_t idx, uint32_t gen, int me,
+                        uint32_t *below, uint32_t *mine, uint32_t *all)
+{
+    uint64_t key = CELL_KEY(MP_REF, idx, gen);
+    uint64_t act = atomic_load(&c->h->active);
+    *below = *mine = *all = 0;
+    for (; act; act &= act - 1) {
+        int s = __builtin_ctzll(act);
+        uint32_t n = slot_sum(c, s, idx, key);
+        *all += n;
+        if (s < me)
+            *below += n;
+        else if (s == me)
+            *mine += n;
+    }
+}
+
 /* Empty the cells equal to @p key at positions [base, base+n) of slot
  * @p s's table; how many. */
-static unsigned forget_in(mp_core *c, int s, unsigned base, unsigned n,
+static unsigned forget_in(const mp_core *c, int s, unsigned base, unsigned n,
                           uint64_t key)
 {
     _Atomic uint64_t *t = table_of(c, s) + base;
@@ -235,7 +340,7 @@ static unsigned forget_in(mp_core *c, int s, unsigned base, unsigned n,
         uint64_t v = atomic_load(&t[i]);
         while (v && (v & CELL_KEYMASK) == key) {
             if (atomic_compare_exchange_weak(&t[i], &v, 0)) {
-                if (base + i >= MP_CELL_NB * MP_CELL_BW)
+                if (base + i >= c->ovf_base)
                     overflow_done(c, s);
                 done++;
                 break;
@@ -252,10 +357,10 @@ unsigned mempool__refs_forget(mp_core *c, uint32_t idx, uint32_t gen)
     unsigned done = 0;
     for (; act; act &= act - 1) {
         int s = __builtin_ctzll(act);
-        done += forget_in(c, s, (idx % MP_CELL_NB) * MP_CELL_BW, MP_CELL_BW,
-                          key);
-        if (atomic_load(&c->slots[s].overflow_used))
-            done += forget_in(c, s, MP_CELL_NB * MP_CELL_BW, MP_CELL_OVF, key);
+        unsigned span = ovf_span(c, s);
+        done += forget_in(c, s, home_of(c, idx), MP_CELL_BW, key);
+        for (unsigned k = 0; k < span; k++)
+            done += forget_in(c, s, ovf_at(c, idx, k), MP_CELL_BW, key);
     }
     return done;
 }
@@ -280,7 +385,7 @@ uint64_t mempool__cells_stale(const mp_core *c, uint64_t *first)
         _Atomic uint64_t *t = table_of(c, s);
         if (!(act >> s & 1))
             continue;
-        for (unsigned i = 0; i < MP_CELLS; i++) {
+        for (unsigned i = 0; i < c->cell_per; i++) {
             uint64_t v = atomic_load(&t[i]);
             /* Stale only if the cell held v also after the entry's word
              * was read: else it was released before the entry moved. */
@@ -292,13 +397,14 @@ uint64_t mempool__cells_stale(const mp_core *c, uint64_t *first)
     return n;
 }
 
-/* Reaper: clear slot @p d's cells, then let go of what they held. */
+/* Reaper: clear slot @p d's cells, then let go of what they held. Nobody
+ * inserts into a dead slot's table, so its overflow counters go to 0. */
 void mempool__cells_drop(mp_core *c, int d, mp_cell_release *release,
                          void *arg)
 {
     _Atomic uint64_t *t = table_of(c, d);
     uint64_t pins = 0;
-    for (unsigned i = 0; i < MP_CELLS; i++) {
+    for (unsigned i = 0; i < c->cell_per; i++) {
         uint64_t v = atomic_exchange(&t[i], 0);
         uint32_t idx, gen16;
         uint64_t w;
@@ -315,6 +421,7 @@ void mempool__cells_drop(mp_core *c, int d, mp_cell_release *release,
         release(arg, idx, MP_W_GEN(w), (v >> 63) ? MP_REF : MP_PIN);
     }
     atomic_store(&c->slots[d].overflow_used, 0);
+    atomic_store(&c->slots[d].ovf_probe, 0);
     if (pins)
         atomic_fetch_add(&c->h->recovered_pins, pins);
 }

@@ -156,6 +156,7 @@ static void pool_json(jb *b, cJSON *root, const struct mempool_stats *s)
     o = add_obj(b, pool, "objects");
     add_u64(b, o, "used", s->objects);
     add_u64(b, o, "capacity", s->max_objects);
+    add_u64(b, o, "max_refs", s->max_refs);
     add_u64(b, o, "in_memory", s->mem_objects);
     add_u64(b, o, "in_memory_bytes", s->resident_bytes);
     add_u64(b, o, "on_disk", s->disk_objects);

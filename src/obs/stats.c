@@ -120,11 +120,11 @@ typedef struct pinfig {
  * to @p f. */
 static int scan_cells(mempool *p, int s, keyset *ks, pinfig *f)
 {
-    _Atomic uint64_t *t = p->cells + (uint64_t)s * MP_CELLS;
-    unsigned n = MP_CELL_NB * MP_CELL_BW;
+    _Atomic uint64_t *t = p->cells + (uint64_t)s * p->cell_per;
+    unsigned n = p->ovf_base;
     size_t from = ks->n;
     if (ld(&p->slots[s].overflow_used))
-        n = MP_CELLS;
+        n = p->cell_per;
     memset(f, 0, sizeof(*f));
     for (unsigned i = 0; i < n; i++) {
         uint64_t v = ld(&t[i]);
@@ -386,6 +386,7 @@ int mempool_stats_get(mempool *p, struct mempool_stats *s)
     s->objects = ld(&h->entries_used);
     s->objects -= cached_n < s->objects ? cached_n : s->objects;
     s->max_objects = p->ntab;
+    s->max_refs = h->max_refs;
     s->max_workers = MP_WORKERS;
     sum_slots(p, s);
     scan_table(p, s);

@@ -117,7 +117,8 @@ static void regions(fa_base *out)
     out->reg_off[FA_REG_SLOTS] = h.slots_off;
     out->reg_len[FA_REG_SLOTS] = (uint64_t)MP_WORKERS * sizeof(mp_slot);
     out->reg_off[FA_REG_CELLS] = h.cells_off;
-    out->reg_len[FA_REG_CELLS] = (uint64_t)MP_WORKERS * MP_CELLS * 8;
+    out->reg_len[FA_REG_CELLS] = (uint64_t)MP_WORKERS *
+        (h.max_refs + h.max_refs / MP_CELL_OVF_DIV) * 8;
     out->reg_off[FA_REG_TABLE] = h.table_off;
     out->reg_len[FA_REG_TABLE] = h.max_objects * sizeof(mp_entry);
     out->reg_off[FA_REG_PAGES] = h.pages_off;

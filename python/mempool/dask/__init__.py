@@ -31,7 +31,8 @@ __all__ = ["worker_kwargs", "MempoolPlugin", "PoolStore", "SharedRef",
 
 logger = logging.getLogger("mempool.dask")
 
-_OPTIONS = ("max_memsize", "arena_bytes", "spill_dir", "min_size")
+_OPTIONS = ("max_memsize", "arena_bytes", "spill_dir", "min_size",
+            "max_objects", "max_refs")
 
 
 def worker_kwargs(pool_name: str, *, nanny: bool = True, **pool_options) -> dict:
@@ -43,7 +44,10 @@ def worker_kwargs(pool_name: str, *, nanny: bool = True, **pool_options) -> dict
                    looks at private memory (Worker(...) has no nanny: False)
     @pool_options  max_memsize (per worker; bytes or "512MiB"), arena_bytes
                    (when creating), spill_dir, min_size (values smaller than
-                   this stay in the worker process; default 64 KiB)
+                   this stay in the worker process; default 64 KiB),
+                   max_objects and max_refs (when creating: the object
+                   table, and the pool objects one worker can hold at once;
+                   mempool_options)
     """
     argv = ["--mempool-pool", str(pool_name)]
     for key, value in pool_options.items():
@@ -68,8 +72,11 @@ class MempoolPlugin:
     name = "mempool"
 
     def __init__(self, pool_name: str, max_memsize=None, arena_bytes=None,
-                 spill_dir=None, min_size="64KiB"):
+                 spill_dir=None, min_size="64KiB", max_objects=None,
+                 max_refs=None):
         self.pool_name = pool_name
+        self.max_objects = int(max_objects) if max_objects else None
+        self.max_refs = int(max_refs) if max_refs else None
         self.max_memsize = _size(max_memsize)
         self.arena_bytes = _size(arena_bytes)
         self.spill_dir = spill_dir
@@ -90,6 +97,10 @@ class MempoolPlugin:
             kw["spill_dir"] = self.spill_dir
         if self.max_memsize:
             kw["max_memsize"] = self.max_memsize
+        if self.max_objects:
+            kw["max_objects"] = self.max_objects
+        if self.max_refs:
+            kw["max_refs"] = self.max_refs
         self.pool = mempool.Pool(self.pool_name, create=True, **kw)
         ident = transfer.pool_identity(self.pool, self.pool_name)
         self.store = PoolStore(self.pool, ident, min_size=self.min_size)
@@ -122,6 +133,11 @@ _OPTS = [
                  help="Spill directory if this worker creates the pool."),
     click.option("--mempool-min-size", default="64KiB", show_default=True,
                  help="Smaller values stay in the worker process."),
+    click.option("--mempool-max-objects", default=None,
+                 help="Object table size if this worker creates the pool."),
+    click.option("--mempool-max-refs", default=None,
+                 help="Pool objects one worker can hold at once, if this "
+                      "worker creates the pool."),
 ]
 
 
@@ -133,7 +149,8 @@ def _with_options(f):
 
 @_with_options
 def dask_setup(server, mempool_pool, mempool_max_memsize, mempool_arena_bytes,
-               mempool_spill_dir, mempool_min_size):
+               mempool_spill_dir, mempool_min_size, mempool_max_objects=None,
+               mempool_max_refs=None):
     """Preload entry point, for workers and (with no options) nannies."""
     from distributed import Nanny, Worker
 
@@ -148,7 +165,8 @@ def dask_setup(server, mempool_pool, mempool_max_memsize, mempool_arena_bytes,
         raise click.UsageError("mempool.dask needs --mempool-pool NAME")
     plugin = MempoolPlugin(mempool_pool, mempool_max_memsize,
                            mempool_arena_bytes, mempool_spill_dir,
-                           mempool_min_size)
+                           mempool_min_size, mempool_max_objects,
+                           mempool_max_refs)
     # A pending plugin, not a setup right here: preload failures are only
     # logged, plugin failures stop the worker from starting.
     server._pending_plugins = (*server._pending_plugins, plugin)

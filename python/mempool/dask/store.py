@@ -429,16 +429,22 @@ class PoolStore(MutableMapping):
         bytes, in-memory sizeof) over this worker's pool objects.
 
         An object referenced by R workers counts 1/R at each of them, so
-        the figures summed over the workers of a pool count it once."""
+        the figures summed over the workers of a pool count it once: the
+        byte shares exactly (pool.share() rounds so that they add up to the
+        object's length), the sizeof shares to within R - 1."""
         mem_bytes = away_sizeof = disk_bytes = mem_sizeof = 0
         for _, entry, info in self._infos():
             refs = max(int(info.get("refs", 1)), 1)
+            try:
+                share = self.pool.share(entry.ref)
+            except mempool.Error:
+                continue
             if info["in_memory"]:
-                mem_bytes += info["len"] // refs
+                mem_bytes += share
                 mem_sizeof += entry.nbytes // refs
                 away_sizeof += entry.nbytes - entry.nbytes // refs
             else:
-                disk_bytes += info["len"] // refs
+                disk_bytes += share
                 away_sizeof += entry.nbytes
         return mem_bytes, away_sizeof, disk_bytes, mem_sizeof
 
