@@ -107,7 +107,7 @@ int mempool_destroy(const char *name)
         close(dup_fd);
     while (d && (de = readdir(d))) {
         int r;
-        if (strncmp(de->d_name, prefix, n))
+        if (strncmp(de->d_name, prefix, n) != 0)
             continue;
         found++;
         if ((r = finish_tomb(shm, de->d_name, name)) && !rc)

@@ -389,6 +389,7 @@ static int run_probe(struct codec *c, mempool_dref r, uint32_t type,
                      bool noverify, uint32_t want, struct cprobe *res)
 {
     int fds[2];
+    *res = (struct cprobe){ 0 };     /* no garbage if no child answers */
     if (pipe2(fds, O_CLOEXEC) < 0)
         return -errno;
     fflush(NULL);

@@ -113,6 +113,7 @@ static int run_children(int n, child_fn fn, const void *const *arg,
     int gate[2], res[2][2], rc = 0;
     pid_t pid[2];
     char c;
+    out[0] = out[1] = 0;             /* also when nothing runs */
     if (pipe(gate) < 0)
         return -errno;
     for (int i = 0; i < n; i++)
@@ -125,7 +126,6 @@ static int run_children(int n, child_fn fn, const void *const *arg,
         if (cli_write_all(gate[1], "G", 1))
             rc = -EPIPE;
     close(gate[1]);
-    out[0] = out[1] = 0;
     for (int i = 0; i < n; i++) {
         double o[2];
         int r = pid[i] > 0 ? collect(pid[i], res[i][0], o) : -ECHILD;

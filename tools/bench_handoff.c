@@ -148,8 +148,13 @@ static int pingpong(mempool *p, int kind, long n, double *med)
     pid_t k;
     int rc;
 
-    if (!v || pipe(a2b) || pipe(b2a))
-        return -errno;
+    if (!v)
+        return -ENOMEM;
+    if (pipe(a2b) || pipe(b2a)) {
+        rc = -errno;
+        free(v);
+        return rc;
+    }
     if ((k = fork()) == 0) {
         close(a2b[1]);
         close(b2a[0]);
@@ -164,15 +169,19 @@ static int pingpong(mempool *p, int kind, long n, double *med)
     }
     if (kind != PP_PIPE_64 &&
         mempool_put_ex(p, buf, sizeof buf, kind == PP_CHAN ? &rco : NULL,
-                       &r) < 0)
+                       &r) < 0) {
+        free(v);
         return -ENOMEM;
+    }
     for (long b = 0; b < nb; b++) {
         uint64_t t0 = now_ns();
         for (int i = 0; i < 1000; i++) {
             if (kind == PP_CHAN) {
                 if (mempool_chan_send(ping, r, -1) < 0 ||
-                    mempool_chan_recv(pong, &r, -1) < 0)
+                    mempool_chan_recv(pong, &r, -1) < 0) {
+                    free(v);
                     return -EIO;
+                }
                 touch(p, r);
             } else if (kind == PP_PIPE_DREF) {
                 wr(a2b[1], &r, sizeof r);
@@ -258,6 +267,7 @@ static int stream(int kind, int np, long n, double *rate)
     int go[2], data[2];
     pid_t k[16];
     uint64_t t0;
+    long done;
     int rc;
 
     if (pipe(go) || pipe(data))
@@ -274,7 +284,8 @@ static int stream(int kind, int np, long n, double *rate)
     t0 = now_ns();
     close(go[1]);                    /* everyone reads end of file: go */
     rc = wait_kids(k, 2 * np);
-    *rate = (double)(n / np * np) * 1e9 / (double)(now_ns() - t0);
+    done = n / np * np;              /* whole rounds of every process */
+    *rate = (double)done * 1e9 / (double)(now_ns() - t0);
     close(go[0]);
     return rc;
 }
@@ -285,6 +296,57 @@ struct stamp {
     volatile uint64_t t1;
 };
 
+/* The sleeper: for each trial, take the next reservation, say ready,
+ * sleep (in get_wait, or in read() on the pipe), stamp the wake-up. */
+static void wake_child(bool pipe_kind, int trials, int in, int out,
+                       struct stamp *st)
+{
+    mempool *q = pipe_kind ? NULL : attach();
+    for (int i = 0; i < trials; i++) {
+        mempool_dref r;
+        mempool_view view;
+        char c;
+        rd(in, &r, sizeof r);           /* the next reservation */
+        wr(out, "R", 1);
+        if (pipe_kind) {
+            rd(in, &c, 1);
+        } else {
+            if (mempool_get_wait(q, r, &view, -1) < 0)
+                _exit(14);
+            mempool_release(q, &view);
+        }
+        st->t1 = now_ns();
+        wr(out, "D", 1);
+    }
+    _exit(0);
+}
+
+/* One trial from the waker's side: ns from publish (or write) to the
+ * sleeper's stamp in *@p ns. */
+static int wake_trial(mempool *p, bool pipe_kind, int to_b, int to_a,
+                      struct stamp *st, double *ns)
+{
+    mempool_dref r = { 0, 0 };
+    void *buf;
+    uint64_t t0;
+    char c;
+    if (!pipe_kind && mempool_reserve(p, 64, NULL, &buf, &r) < 0)
+        return -ENOMEM;
+    wr(to_b, &r, sizeof r);
+    rd(to_a, &c, 1);
+    usleep(200);                        /* it is asleep by now */
+    t0 = now_ns();
+    if (pipe_kind)
+        wr(to_b, "G", 1);
+    else if (mempool_publish(p, r) < 0)
+        return -EIO;
+    rd(to_a, &c, 1);
+    *ns = (double)(st->t1 - t0);
+    if (!pipe_kind)
+        mempool_delete(p, r);
+    return 0;
+}
+
 static int wakeups(mempool *p, bool pipe_kind, int trials, double *med)
 {
     struct stamp *st = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
@@ -292,52 +354,22 @@ static int wakeups(mempool *p, bool pipe_kind, int trials, double *med)
     double *v = calloc((size_t)trials, sizeof(double));
     int to_b[2], to_a[2];
     pid_t k;
-    int rc;
+    int rc = 0;
 
-    if (st == MAP_FAILED || !v || pipe(to_b) || pipe(to_a))
+    if (st == MAP_FAILED || !v || pipe(to_b) || pipe(to_a)) {
+        free(v);
+        if (st != MAP_FAILED)
+            munmap(st, 4096);
         return -ENOMEM;
-    if ((k = fork()) == 0) {
-        mempool *q = pipe_kind ? NULL : attach();
-        for (int i = 0; i < trials; i++) {
-            mempool_dref r;
-            mempool_view view;
-            char c;
-            rd(to_b[0], &r, sizeof r);       /* the next reservation */
-            wr(to_a[1], "R", 1);
-            if (pipe_kind) {
-                rd(to_b[0], &c, 1);
-            } else {
-                if (mempool_get_wait(q, r, &view, -1) < 0)
-                    _exit(14);
-                mempool_release(q, &view);
-            }
-            st->t1 = now_ns();
-            wr(to_a[1], "D", 1);
-        }
-        _exit(0);
     }
-    for (int i = 0; i < trials; i++) {
-        mempool_dref r = { 0, 0 };
-        void *buf;
-        uint64_t t0;
-        char c;
-        if (!pipe_kind && mempool_reserve(p, 64, NULL, &buf, &r) < 0)
-            return -ENOMEM;
-        wr(to_b[1], &r, sizeof r);
-        rd(to_a[0], &c, 1);
-        usleep(200);                 /* it is asleep by now */
-        t0 = now_ns();
-        if (pipe_kind)
-            wr(to_b[1], "G", 1);
-        else if (mempool_publish(p, r) < 0)
-            return -EIO;
-        rd(to_a[0], &c, 1);
-        v[i] = (double)(st->t1 - t0);
-        if (!pipe_kind)
-            mempool_delete(p, r);
+    if ((k = fork()) == 0)
+        wake_child(pipe_kind, trials, to_b[0], to_a[1], st);
+    for (int i = 0; i < trials && rc == 0; i++)
+        rc = wake_trial(p, pipe_kind, to_b[1], to_a[0], st, &v[i]);
+    if (rc == 0) {
+        rc = wait_kids(&k, 1);
+        *med = bench_median(v, trials);
     }
-    rc = wait_kids(&k, 1);
-    *med = bench_median(v, trials);
     free(v);
     munmap(st, 4096);
     close(to_b[0]);

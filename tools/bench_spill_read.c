@@ -84,6 +84,7 @@ static int in_fresh_process(void (*fn)(const void *arg, void *out),
                             const void *arg, void *out, size_t len)
 {
     int fds[2];
+    memset(out, 0, len);             /* no garbage if no child answers */
     if (pipe2(fds, O_CLOEXEC) < 0)
         return -errno;
     fflush(NULL);
@@ -189,7 +190,7 @@ static int fb_sample(struct spill *s, int si, bool cold, struct fb_results *r)
         if (rc == 0 && !cold)
             smp_add(&c[FB_AGAIN], pr.again_ns);
     }
-    double ns;
+    double ns = 0;
     if (rc == 0 && cold)
         rc = drop_cache(s, o);
     if (rc == 0)

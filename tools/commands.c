@@ -511,7 +511,7 @@ int cmd_put(int argc, char **argv)
     }
     mempool *p;
     int rc = cli_attach("put", argv[1], &p);
-    mempool_dref r;
+    mempool_dref r = { 0 };
     if (rc == 0) {
         rc = put_fd(p, fd, &r);
         if (rc == -EFBIG)
@@ -548,7 +548,7 @@ int cmd_get(int argc, char **argv)
         return CLI_OK;
     if (argc != 3)
         return cli_usage_error("get", "want a pool NAME and a DREF");
-    mempool_dref r;
+    mempool_dref r = { 0 };
     if (cli_parse_dref("get", argv[2], &r) != CLI_OK)
         return CLI_USAGE;
     mempool *p;
@@ -586,7 +586,7 @@ int cmd_rm(int argc, char **argv)
         return CLI_OK;
     if (argc != 3)
         return cli_usage_error("rm", "want a pool NAME and a DREF");
-    mempool_dref r;
+    mempool_dref r = { 0 };
     if (cli_parse_dref("rm", argv[2], &r) != CLI_OK)
         return CLI_USAGE;
     mempool *p;

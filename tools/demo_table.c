@@ -279,7 +279,7 @@ static int set_table(struct demo *d, struct phase *ph, long k)
 {
     struct agg e;
     mempool_dref r;
-    mempool_info info;
+    mempool_info info = { 0 };
     fill_table(&ph->src, k, &e);
     int rc = mempool_put_obj(d->p, MEMPOOL_TYPE_TABLE, &ph->src.t, NULL, &r);
     if (rc == -ENOMEM && ph->n > 0) {

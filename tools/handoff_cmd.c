@@ -138,7 +138,7 @@ static int name_run(mempool *p, const char *sub, const char *name,
 int cmd_name(int argc, char **argv)
 {
     struct hopts o;
-    char *pos[4];
+    char *pos[4] = { NULL };
     mempool_dref r = { 0, 0 };
     mempool *p;
     int n, rc;
@@ -211,7 +211,7 @@ static int chan_send(mempool *p, const char *name, mempool_dref r,
 static int chan_recv(mempool *p, const char *name, const struct hopts *o)
 {
     mempool_chan *c;
-    mempool_dref r;
+    mempool_dref r = { 0 };
     int rc = mempool_chan_open(p, name, 0, 0, &c);
     if (rc == -EINVAL)
         rc = mempool_chan_open(p, name, 0, MEMPOOL_CHAN_BROADCAST, &c);
@@ -233,8 +233,8 @@ static int chan_recv(mempool *p, const char *name, const struct hopts *o)
 int cmd_chan(int argc, char **argv)
 {
     struct hopts o;
-    char *pos[4];
-    mempool_dref r;
+    char *pos[4] = { NULL };
+    mempool_dref r = { 0 };
     mempool *p;
     int n, rc = 0;
 

@@ -565,15 +565,18 @@ static int map_bare(struct bench *b, uint64_t len)
 static int prefault_pool(struct bench *b, uint64_t arena)
 {
     uint64_t most = arena / MIB, n = 0;
-    mempool_dref *r = malloc(most * sizeof *r);
+    mempool_dref *r = most ? malloc(most * sizeof *r) : NULL;
     void *zero = calloc(1, MIB);
-    int rc = r == NULL || zero == NULL ? -ENOMEM : 0;
-    while (rc == 0 && n < most)
-        rc = mempool_put(b->p, zero, MIB, &r[n++]);
-    if (rc == -ENOMEM || rc == -ENOSPC) {
-        rc = 0; /* full: done */
-        n--;
+    int rc = 0;
+    if (!most || !r || !zero) {
+        free(zero);
+        free(r);
+        return most ? -ENOMEM : 0;
     }
+    while (n < most && (rc = mempool_put(b->p, zero, MIB, &r[n])) == 0)
+        n++;
+    if (rc == -ENOMEM || rc == -ENOSPC)
+        rc = 0; /* full: done */
     for (uint64_t i = 0; i < n && rc == 0; i++)
         rc = mempool_delete(b->p, r[i]);
     free(zero);
@@ -594,7 +597,7 @@ static int setup(struct bench *b)
     b->src_len = 0;
     for (int i = 0; i < b->o.nsizes; i++)
         b->src_len = b->o.sizes[i] > b->src_len ? b->o.sizes[i] : b->src_len;
-    b->src = malloc(b->src_len);
+    b->src = malloc(b->src_len ? b->src_len : 1);
     b->drefs = calloc(NKIDS * MAX_ROUND, sizeof *b->drefs);
     if (b->src == NULL || b->drefs == NULL)
         return -ENOMEM;

@@ -96,7 +96,7 @@ static const char *value_option(struct opts *o, const char *a, const char *v)
             return "--count wants a positive number";
         o->count_set = true;
     } else if (is_opt(a, "-s", "--sort")) {
-        for (k = 0; k < K_N && strcmp(v, top_sort_names[k]); k++)
+        for (k = 0; k < K_N && strcmp(v, top_sort_names[k]) != 0; k++)
             ;
         if (k == K_N)
             return "unknown --sort key";

@@ -592,7 +592,7 @@ static void sweep_builds(const char *name)
         return;
     while ((de = readdir(d))) {
         int fd;
-        if (strncmp(de->d_name, prefix, n))
+        if (strncmp(de->d_name, prefix, n) != 0)
             continue;
         struct stat st;
         fd = openat(dirfd(d), de->d_name,

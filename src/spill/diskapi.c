@@ -205,7 +205,8 @@ int mempool_save_to_disk(mempool *p, mempool_dref r, const char *path,
         if (path[0] == '/' || !getcwd(out->path, sizeof(out->path) - 2))
             snprintf(out->path, sizeof(out->path), "%s", path);
         else if (strlen(out->path) + strlen(path) + 2 < sizeof(out->path))
-            strcat(strcat(out->path, "/"), path);
+            snprintf(out->path + strlen(out->path),
+                     sizeof(out->path) - strlen(out->path), "/%s", path);
         out->len = len;
     }
     return rc;

@@ -183,9 +183,7 @@ static void file_start(mp_io_file *f, mp_io_req *r)
     if (!f->anon)
         f->fd = openat(r->dirfd, f->tmp, O_WRONLY | O_CREAT | O_EXCL |
                        O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (f->fd < 0)
-        f->err = -errno;
-    else if (r->mode && fchmod(f->fd, (mode_t)r->mode) < 0)
+    if (f->fd < 0 || (r->mode && fchmod(f->fd, (mode_t)r->mode) < 0))
         f->err = -errno;
 }
 

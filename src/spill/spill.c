@@ -143,7 +143,7 @@ void mempool__unlink_files(mempool *p, uint32_t idx, uint32_t gen)
         return;
     file_name(name, sizeof(name), idx, gen);
     unlinkat(fd, name, 0);
-    strcat(name, ".tmp");
+    snprintf(name, sizeof(name), "%u-%u.tmp", idx, gen);
     unlinkat(fd, name, 0);
 }
 

@@ -70,7 +70,7 @@ static int split(const char *dir, const char *name, char *base, size_t len)
 {
     size_t n = strlen(dir), k = strlen(name);
     if (dir[0] != '/' || n <= k + 1 || dir[n - k - 1] != '/' ||
-        strcmp(dir + n - k, name) || n - k >= len)
+        strcmp(dir + n - k, name) != 0 || n - k >= len)
         return MEMPOOL_EUNSAFE;
     memcpy(base, dir, n - k - 1);
     base[n - k - 1] = '\0';

@@ -58,7 +58,7 @@ static void parse_token(const char *t, size_t n)
     size_t nl = (size_t)((eq ? eq : at ? at : t + n) - t);
     for (int i = 0; i < MP_FP_COUNT; i++) {
         struct fp_rule *r = &fp_rules[i];
-        if (strlen(fp_names[i]) != nl || strncmp(fp_names[i], t, nl))
+        if (strlen(fp_names[i]) != nl || strncmp(fp_names[i], t, nl) != 0)
             continue;
         memset(r, 0, sizeof(*r));
         r->action = FP_KILL;
