@@ -29,12 +29,12 @@ static const mempool_put_options rco = { 0, 0, MEMPOOL_PUT_REFCOUNTED };
 #define KEEP 5             /* handles each opener keeps open at the end */
 
 static _Atomic int errors, pubs_done;
+static mempool_chan *kept[NOPEN][KEEP];   /* the openers' handles left open */
 static _Atomic uint64_t got[NSUB], lost[NSUB];
 
 static void *opener(void *arg)
 {
-    mempool_chan *keep[KEEP];
-    (void)arg;
+    mempool_chan **keep = kept[(intptr_t)arg];
     for (int i = 0; i < 1500; i++) {
         mempool_chan *c, *d;
         if (mempool_chan_open(t_pool, "sb", 0, MEMPOOL_CHAN_BROADCAST, &c))
@@ -50,8 +50,7 @@ static void *opener(void *arg)
         if (mempool_chan_open(t_pool, "sb", 0, MEMPOOL_CHAN_BROADCAST,
                               &keep[i]))
             atomic_fetch_add(&errors, 1);
-    return NULL;            /* the KEEP handles stay open (leaked on purpose
-                               until the pool closes) */
+    return NULL;            /* the KEEP handles stay open: counted below */
 }
 
 static void *churner(void *arg)
@@ -168,6 +167,10 @@ START_TEST(test_subscriber_churn)
     ck_assert_int_eq(atomic_load(&errors), 0);
     /* Ours and the openers' kept ones; readers and publishers closed. */
     ck_assert_int_eq(info_subs("sb"), 1 + NOPEN * KEEP);
+    for (int i = 0; i < NOPEN; i++)
+        for (int k = 0; k < KEEP; k++)
+            ASSERT_RC(mempool_chan_close(kept[i][k]), 0);
+    ck_assert_int_eq(info_subs("sb"), 1);
     ck_assert_int_le(info_subs("churn"), 0);
     in = t_chan_info(t_pool, "sb", NULL);
     for (int i = 0; i < NSUB; i++)

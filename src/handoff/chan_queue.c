@@ -7,7 +7,7 @@
  * receive with one CAS of FULL(head, box) -> EMPTY(head + cap); head and
  * tail are hints any process moves on. Between attempts a sender waits
  * for a free slot, a receiver for an item, asleep on the channel's futex
- * words (handoff.h: mp_signal() wakes only who sleeps).
+ * words (sleepers.h: a waker wakes only who sleeps).
  */
 #include <errno.h>
 #include <limits.h>
