@@ -296,6 +296,57 @@ struct stamp {
     volatile uint64_t t1;
 };
 
+/* The sleeper: per trial, take the next reservation, say ready, wait for
+ * it (a pipe byte or get_wait), stamp the wake-up and say done. */
+static void wake_child(struct stamp *st, bool pipe_kind, int trials,
+                       int in, int out)
+{
+    mempool *q = pipe_kind ? NULL : attach();
+    for (int i = 0; i < trials; i++) {
+        mempool_dref r;
+        mempool_view view;
+        char c;
+        rd(in, &r, sizeof r);            /* the next reservation */
+        wr(out, "R", 1);
+        if (pipe_kind) {
+            rd(in, &c, 1);
+        } else {
+            if (mempool_get_wait(q, r, &view, -1) < 0)
+                _exit(14);
+            mempool_release(q, &view);
+        }
+        st->t1 = now_ns();
+        wr(out, "D", 1);
+    }
+    _exit(0);
+}
+
+/* One trial of the waker: ns from the wake-up call to the sleeper's stamp
+ * into *ns; 0 or -errno. */
+static int wake_once(mempool *p, bool pipe_kind, const struct stamp *st,
+                     int out, int in, double *ns)
+{
+    mempool_dref r = { 0, 0 };
+    void *buf;
+    uint64_t t0;
+    char c;
+    if (!pipe_kind && mempool_reserve(p, 64, NULL, &buf, &r) < 0)
+        return -ENOMEM;
+    wr(out, &r, sizeof r);
+    rd(in, &c, 1);
+    usleep(200);                     /* it is asleep by now */
+    t0 = now_ns();
+    if (pipe_kind)
+        wr(out, "G", 1);
+    else if (mempool_publish(p, r) < 0)
+        return -EIO;
+    rd(in, &c, 1);
+    *ns = (double)(st->t1 - t0);
+    if (!pipe_kind)
+        mempool_delete(p, r);
+    return 0;
+}
+
 static int wakeups(mempool *p, bool pipe_kind, int trials, double *med)
 {
     struct stamp *st = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
@@ -303,7 +354,7 @@ static int wakeups(mempool *p, bool pipe_kind, int trials, double *med)
     double *v = calloc((size_t)trials, sizeof(double));
     int to_b[2], to_a[2];
     pid_t k;
-    int rc;
+    int rc = 0, kids;
 
     if (st == MAP_FAILED || !v || pipe(to_b) || pipe(to_a)) {
         free(v);
@@ -311,51 +362,14 @@ static int wakeups(mempool *p, bool pipe_kind, int trials, double *med)
             munmap(st, 4096);
         return -ENOMEM;
     }
-    if ((k = fork()) == 0) {
-        mempool *q = pipe_kind ? NULL : attach();
-        for (int i = 0; i < trials; i++) {
-            mempool_dref r;
-            mempool_view view;
-            char c;
-            rd(to_b[0], &r, sizeof r);       /* the next reservation */
-            wr(to_a[1], "R", 1);
-            if (pipe_kind) {
-                rd(to_b[0], &c, 1);
-            } else {
-                if (mempool_get_wait(q, r, &view, -1) < 0)
-                    _exit(14);
-                mempool_release(q, &view);
-            }
-            st->t1 = now_ns();
-            wr(to_a[1], "D", 1);
-        }
-        _exit(0);
-    }
-    for (int i = 0; i < trials; i++) {
-        mempool_dref r = { 0, 0 };
-        void *buf;
-        uint64_t t0;
-        char c;
-        if (!pipe_kind && mempool_reserve(p, 64, NULL, &buf, &r) < 0) {
-            free(v);
-            return -ENOMEM;
-        }
-        wr(to_b[1], &r, sizeof r);
-        rd(to_a[0], &c, 1);
-        usleep(200);                 /* it is asleep by now */
-        t0 = now_ns();
-        if (pipe_kind)
-            wr(to_b[1], "G", 1);
-        else if (mempool_publish(p, r) < 0) {
-            free(v);
-            return -EIO;
-        }
-        rd(to_a[0], &c, 1);
-        v[i] = (double)(st->t1 - t0);
-        if (!pipe_kind)
-            mempool_delete(p, r);
-    }
-    rc = wait_kids(&k, 1);
+    if ((k = fork()) == 0)
+        wake_child(st, pipe_kind, trials, to_b[0], to_a[1]);
+    for (int i = 0; i < trials && rc == 0; i++)
+        rc = wake_once(p, pipe_kind, st, to_b[1], to_a[0], &v[i]);
+    if (rc && k > 0)
+        kill(k, SIGKILL);            /* it waits for a trial that never comes */
+    kids = wait_kids(&k, 1);
+    rc = rc ? rc : kids;
     *med = bench_median(v, trials);
     free(v);
     munmap(st, 4096);
