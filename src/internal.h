@@ -159,6 +159,10 @@ bool mempool__chunk_of(const mp_core *c, uint64_t k, uint64_t *first,
  * with one huge page each (one call); 0 or -errno (-EINVAL: the kernel
  * cannot; any error: some may be done, the rest are still holes). */
 int  mempool__back_huge(const mp_core *c, uint64_t first, uint64_t n);
+/* A new pool's metadata [0, @p len) of the object @p fd mapped at @p base:
+ * its whole chunks as huge pages, if the kernel will (no error: the
+ * caller's posix_fallocate() reserves what is left). */
+void mempool__back_meta(int fd, uint8_t *base, uint64_t len);
 /* fallocate() data pages [k, k + n): 0 or -errno (-ENOSPC). */
 int  mempool__back_pages(const mp_core *c, uint64_t k, uint64_t n);
 

@@ -296,17 +296,17 @@ struct stamp {
     volatile uint64_t t1;
 };
 
-/* The sleeper: per trial, take the next reservation, say ready, wait for
- * it (a pipe byte or get_wait), stamp the wake-up and say done. */
-static void wake_child(struct stamp *st, bool pipe_kind, int trials,
-                       int in, int out)
+/* The sleeper: for each trial, take the next reservation, say ready,
+ * sleep (in get_wait, or in read() on the pipe), stamp the wake-up. */
+static void wake_child(bool pipe_kind, int trials, int in, int out,
+                       struct stamp *st)
 {
     mempool *q = pipe_kind ? NULL : attach();
     for (int i = 0; i < trials; i++) {
         mempool_dref r;
         mempool_view view;
         char c;
-        rd(in, &r, sizeof r);            /* the next reservation */
+        rd(in, &r, sizeof r);           /* the next reservation */
         wr(out, "R", 1);
         if (pipe_kind) {
             rd(in, &c, 1);
@@ -321,10 +321,10 @@ static void wake_child(struct stamp *st, bool pipe_kind, int trials,
     _exit(0);
 }
 
-/* One trial of the waker: ns from the wake-up call to the sleeper's stamp
- * into *ns; 0 or -errno. */
-static int wake_once(mempool *p, bool pipe_kind, const struct stamp *st,
-                     int out, int in, double *ns)
+/* One trial from the waker's side: ns from publish (or write) to the
+ * sleeper's stamp in *@p ns. */
+static int wake_trial(mempool *p, bool pipe_kind, int to_b, int to_a,
+                      struct stamp *st, double *ns)
 {
     mempool_dref r = { 0, 0 };
     void *buf;
@@ -332,15 +332,15 @@ static int wake_once(mempool *p, bool pipe_kind, const struct stamp *st,
     char c;
     if (!pipe_kind && mempool_reserve(p, 64, NULL, &buf, &r) < 0)
         return -ENOMEM;
-    wr(out, &r, sizeof r);
-    rd(in, &c, 1);
-    usleep(200);                     /* it is asleep by now */
+    wr(to_b, &r, sizeof r);
+    rd(to_a, &c, 1);
+    usleep(200);                        /* it is asleep by now */
     t0 = now_ns();
     if (pipe_kind)
-        wr(out, "G", 1);
+        wr(to_b, "G", 1);
     else if (mempool_publish(p, r) < 0)
         return -EIO;
-    rd(in, &c, 1);
+    rd(to_a, &c, 1);
     *ns = (double)(st->t1 - t0);
     if (!pipe_kind)
         mempool_delete(p, r);
@@ -354,7 +354,7 @@ static int wakeups(mempool *p, bool pipe_kind, int trials, double *med)
     double *v = calloc((size_t)trials, sizeof(double));
     int to_b[2], to_a[2];
     pid_t k;
-    int rc = 0, kids;
+    int rc = 0;
 
     if (st == MAP_FAILED || !v || pipe(to_b) || pipe(to_a)) {
         free(v);
@@ -363,14 +363,13 @@ static int wakeups(mempool *p, bool pipe_kind, int trials, double *med)
         return -ENOMEM;
     }
     if ((k = fork()) == 0)
-        wake_child(st, pipe_kind, trials, to_b[0], to_a[1]);
+        wake_child(pipe_kind, trials, to_b[0], to_a[1], st);
     for (int i = 0; i < trials && rc == 0; i++)
-        rc = wake_once(p, pipe_kind, st, to_b[1], to_a[0], &v[i]);
-    if (rc && k > 0)
-        kill(k, SIGKILL);            /* it waits for a trial that never comes */
-    kids = wait_kids(&k, 1);
-    rc = rc ? rc : kids;
-    *med = bench_median(v, trials);
+        rc = wake_trial(p, pipe_kind, to_b[1], to_a[0], st, &v[i]);
+    if (rc == 0) {
+        rc = wait_kids(&k, 1);
+        *med = bench_median(v, trials);
+    }
     free(v);
     munmap(st, 4096);
     close(to_b[0]);

@@ -633,14 +633,19 @@ static int create(mempool *p, const char *path, const char *name,
         rc = errno ? -errno : -EIO;
         goto fail_tmp;
     }
-    /* Metadata pages are written now: reserve them before touching them. */
-    if ((rc = -posix_fallocate(fd, 0, (off_t)tmpl.data_off)))
-        goto fail_tmp;
     p->owner_uid = geteuid();
     p->owner_gid = getegid();
     p->pool_mode = o->mode;
     if ((rc = map_arena(&p->core, fd, tmpl.arena_bytes, p->readonly)))
         goto fail_tmp;
+    /* Metadata pages are written now: reserve them before touching them,
+     * its whole 2 MiB chunks as huge pages where allowed (backing.c):
+     * formatting the table then faults a few times instead of thousands,
+     * and so does every process that reads it. */
+    if (p->huge)
+        mempool__back_meta(fd, p->base, tmpl.data_off);
+    if ((rc = -posix_fallocate(fd, 0, (off_t)tmpl.data_off)))
+        goto fail_map;
     if ((rc = build(p, &tmpl, o->flags & MEMPOOL_OPEN_RESERVE)))
         goto fail_map;
     MP_FP(create_built);

@@ -36,6 +36,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 
+#include "failpoint.h"
 #include "internal.h"
 
 #ifndef MADV_COLLAPSE
@@ -75,4 +76,15 @@ int mempool__back_pages(const mp_core *c, uint64_t k, uint64_t n)
     int err = posix_fallocate(c->fd, (off_t)(c->data_off + k * MP_PAGE),
                               (off_t)(n * MP_PAGE));
     return err ? -err : 0;
+}
+
+void mempool__back_meta(int fd, uint8_t *base, uint64_t len)
+{
+    uint64_t n = len / MP_CHUNK;
+    if (!n || ((uintptr_t)base & (MP_CHUNK - 1)) || MP_FP(back_chunk))
+        return;                              /* back.chunk: refused */
+    for (uint64_t i = 0; i < n; i++)
+        if (fallocate(fd, 0, (off_t)(i * MP_CHUNK), MP_PAGE) < 0)
+            return;
+    (void)madvise(base, n * MP_CHUNK, MADV_COLLAPSE);
 }

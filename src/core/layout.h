@@ -325,7 +325,7 @@ typedef struct mp_box {
 /* Handoff header (whole pages at hand_off). */
 typedef struct mp_hand {
     _Atomic uint32_t names_seq;     /* futex: bumped at every bind */
-    _Atomic uint32_t names_waiters; /* name_get sleepers */
+    _Atomic uint32_t names_waiters; /* name_get sleepers (sleepers.h) */
     _Atomic uint32_t names_lock;    /* slot + 1 of the name writer */
     _Atomic uint32_t dir_lock;      /* slot + 1 creating/destroying channels */
     _Atomic uint64_t ovf_used;      /* boxes in use in the overflow region */
@@ -369,13 +369,13 @@ typedef struct mp_chan {
     _Atomic uint64_t tail;          /* next position to send */
     _Atomic uint64_t sent;
     _Atomic uint32_t recv_seq;      /* futex: receivers sleep on it */
-    _Atomic uint32_t recv_waiters;
+    _Atomic uint32_t recv_waiters;  /* its sleepers (handoff/sleepers.h) */
     uint64_t spare2[5];
     /* the receivers' line */
     _Atomic uint64_t head;          /* next position to receive (queue) */
     _Atomic uint64_t received;
     _Atomic uint32_t send_seq;      /* futex: senders sleep on it */
-    _Atomic uint32_t send_waiters;
+    _Atomic uint32_t send_waiters;  /* its sleepers (handoff/sleepers.h) */
     uint64_t spare3[5];
     char     name[MP_NAME_MAX + 1];
 } mp_chan;

@@ -47,10 +47,14 @@
  * Waiting: send_seq / recv_seq are futex words; a waiter counts itself in
  * send_waiters / recv_waiters, then re-checks, then sleeps; a sender or
  * receiver bumps the word after its commit and calls FUTEX_WAKE only if
- * the count is non-zero. Destroy moves the header to DESTROYING, wakes
- * everyone (they return -EPIPE), closes every slot (dropping the boxes of
- * the items still in it) and frees the header. A destroyer that dies is
- * finished by the next directory locker or by its reaper.
+ * the count says someone sleeps not yet woken (sleepers.h). Receivers
+ * wake a sender when there is room for a batch, and senders nap
+ * (chan_item.c: wake_sender()).
+ *
+ * Destroy moves the header to DESTROYING, wakes everyone (they return
+ * -EPIPE), closes every slot (dropping the boxes of the items still in it)
+ * and frees the header. A destroyer that dies is finished by the next
+ * directory locker or by its reaper.
  */
 #include <errno.h>
 #include <limits.h>
@@ -113,10 +117,8 @@ static void close_ring(mempool *p, mp_chan *c)
 
 static void wake_all(mp_chan *c)
 {
-    atomic_fetch_add(&c->send_seq, 1);
-    atomic_fetch_add(&c->recv_seq, 1);
-    mp_futex_wake(&c->send_seq, INT_MAX);
-    mp_futex_wake(&c->recv_seq, INT_MAX);
+    mp_wake(&c->send_seq, &c->send_waiters, INT_MAX);
+    mp_wake(&c->recv_seq, &c->recv_waiters, INT_MAX);
 }
 
 /* Under the directory lock, taken over from a dead holder: finish what it

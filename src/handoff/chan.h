@@ -39,6 +39,15 @@ static inline bool mempool__chan_live(mempool_chan *c)
     return CH_GEN(w) == c->gen && CH_ST(w) == MP_CH_OPEN;
 }
 
+/* Queue mode: a sender blocked on a full channel is woken when there is
+ * room for this many items (a quarter of the ring, at most 64), and looks
+ * again at least every CH_NAP_NS meanwhile (chan_item.c: wake_sender()). */
+#define CH_NAP_NS   2000000u
+static inline uint32_t mempool__chan_batch(uint32_t cap)
+{
+    return cap / 4 < 64 ? (cap / 4 ? cap / 4 : 1) : 64;
+}
+
 /* chan_item.c: box @p b, just taken out of a ring slot, holds (idx, gen)
  * now (false: it does not; its word in *bw); drop a receiver's cell
  * taken for an item it did not get. */

@@ -128,13 +128,14 @@ static int bsleep(mempool_chan *c, mp_chan *h, mempool_dref *out,
 {
     uint32_t seq;
     int rc;
-    atomic_fetch_add(&h->recv_waiters, 1);
+    mp_sleeper_add(&h->recv_waiters);
     seq = atomic_load(&h->recv_seq);
     rc = brecv_once(c, h, out);
     if ((rc == -EAGAIN || rc == -EINPROGRESS) && mempool__chan_live(c))
-        mp_futex_wait(&h->recv_seq, seq, deadline,
-                      rc == -EINPROGRESS ? 1000000u : 0);
-    atomic_fetch_sub(&h->recv_waiters, 1);
+        mp_sleep(&h->recv_seq, &h->recv_waiters, seq, deadline,
+                 rc == -EINPROGRESS ? 1000000u : 0);
+    else
+        mp_sleeper_drop(&h->recv_waiters);
     return rc;
 }
 

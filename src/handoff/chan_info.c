@@ -47,8 +47,8 @@ static bool chan_info(mempool *p, mp_chan *c, uint64_t *w,
     in->flags = CH_MODE(*w) == CH_BCAST ? MEMPOOL_CHAN_BROADCAST : 0;
     in->capacity = cap;
     ring_count(p, start, cap, in);
-    in->senders_waiting = atomic_load(&c->send_waiters);
-    in->receivers_waiting = atomic_load(&c->recv_waiters);
+    in->senders_waiting = mp_sleepers(atomic_load(&c->send_waiters));
+    in->receivers_waiting = mp_sleepers(atomic_load(&c->recv_waiters));
     in->subscribers = !in->flags ? 0 :
         mempool__chan_subs(p, (uint32_t)(c - p->chans), CH_GEN(*w));
     in->sent = atomic_load(&c->sent);

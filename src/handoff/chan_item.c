@@ -123,6 +123,26 @@ void mempool__chan_uncell(mempool *p, bool ref, uint32_t idx,
         mempool__entry_refcheck(p, idx, gen);
 }
 
+/* Queue mode, after a receive: wake a sleeping sender once there is room
+ * for a batch, not at every free slot. A sender woken into a ring with one
+ * free slot fills it and sleeps again: with several senders on two CPUs
+ * that is a wake-up and two context switches per item. A pipe does the
+ * same, waking its writer a page at a time. Senders nap (CH_NAP_NS), so
+ * room made without a wake-up is found even if no receiver comes again. */
+static void wake_sender(mempool_chan *c, mp_chan *h)
+{
+    uint32_t batch = mempool__chan_batch(c->cap);
+    int64_t depth;
+    if (!mp_sleepers(atomic_load(&h->send_waiters)))
+        return;
+    /* Head and tail are hints (either may lag a little): a guess of the
+     * depth is all this needs. */
+    depth = (int64_t)(atomic_load(&h->tail) - atomic_load(&h->head));
+    if (batch > 1 && depth > 0 && (uint64_t)depth + batch > c->cap)
+        return;
+    mp_wake(&h->send_seq, &h->send_waiters, 1);
+}
+
 int mempool_chan_recv(mempool_chan *c, mempool_dref *out, int64_t timeout_ms)
 {
     uint64_t deadline = mp_deadline(timeout_ms);
@@ -140,6 +160,6 @@ int mempool_chan_recv(mempool_chan *c, mempool_dref *out, int64_t timeout_ms)
         return rc;
     atomic_fetch_add_explicit(&h->received, 1, memory_order_relaxed);
     if (!c->bcast)
-        mp_signal(&h->send_seq, &h->send_waiters, 1);
+        wake_sender(c, h);
     return 0;
 }

@@ -7,7 +7,7 @@
  * receive with one CAS of FULL(head, box) -> EMPTY(head + cap); head and
  * tail are hints any process moves on. Between attempts a sender waits
  * for a free slot, a receiver for an item, asleep on the channel's futex
- * words (handoff.h: mp_signal() wakes only who sleeps).
+ * words (sleepers.h: a waker wakes only who sleeps).
  */
 #include <errno.h>
 #include <limits.h>
@@ -17,11 +17,13 @@
 
 /* The wait loop of queue send and recv: try @p once until it does not say
  * "would block" (-EAGAIN), sleeping on @p seq in between (counted in
- * @p waiters, then a last try, then FUTEX_WAIT: see mp_signal()). */
+ * @p waiters, then a last try, then FUTEX_WAIT: sleepers.h), each sleep at
+ * most @p nap_ns (0: no limit). */
 static int queue_loop(mempool_chan *c, mp_chan *h,
                       int (*once)(mempool_chan *, mp_chan *, void *),
                       void *arg, _Atomic uint32_t *seq,
-                      _Atomic uint32_t *waiters, uint64_t deadline)
+                      _Atomic uint32_t *waiters, uint64_t deadline,
+                      uint64_t nap_ns)
 {
     for (;;) {
         uint32_t s0;
@@ -35,12 +37,13 @@ static int queue_loop(mempool_chan *c, mp_chan *h,
             return rc;
         if (mp_mono_ns() >= deadline)
             return -ETIMEDOUT;
-        atomic_fetch_add(waiters, 1);
+        mp_sleeper_add(waiters);
         s0 = atomic_load(seq);
         rc = once(c, h, arg);        /* re-check after counting ourselves */
         if (rc == -EAGAIN && mempool__chan_live(c))
-            mp_futex_wait(seq, s0, deadline, 0);
-        atomic_fetch_sub(waiters, 1);
+            mp_sleep(seq, waiters, s0, deadline, nap_ns);
+        else
+            mp_sleeper_drop(waiters);
         if (rc != -EAGAIN && rc != 0)
             return rc;
     }
@@ -138,13 +141,17 @@ static int qrecv_once(mempool_chan *c, mp_chan *h, void *arg)
 int mempool__chanq_send(mempool_chan *c, mp_chan *h, uint32_t b,
                         uint64_t deadline)
 {
+    /* Receivers wake a sleeping sender only once there is room for a
+     * batch (chan_item.c): a sender naps, so that room they made without
+     * waking anyone is found within CH_NAP_NS. */
+    uint64_t nap = mempool__chan_batch(c->cap) > 1 ? CH_NAP_NS : 0;
     return queue_loop(c, h, qsend_once, &b, &h->send_seq, &h->send_waiters,
-                      deadline);
+                      deadline, nap);
 }
 
 int mempool__chanq_recv(mempool_chan *c, mp_chan *h, mempool_dref *out,
                         uint64_t deadline)
 {
     return queue_loop(c, h, qrecv_once, out, &h->recv_seq, &h->recv_waiters,
-                      deadline);
+                      deadline, 0);
 }

@@ -2,12 +2,13 @@
 /*
  * handoff.h - what the handoff files (wait, names, flight, chan) share:
  * the owner locks of the name directory and the channel directory, and
- * the futex word helpers.
+ * the futex words with their sleepers counts (sleepers.h).
  */
 #ifndef MEMPOOL_HANDOFF_H
 #define MEMPOOL_HANDOFF_H
 
 #include "futex.h"
+#include "sleepers.h"
 #include "entry.h"
 #include "internal.h"
 
@@ -16,21 +17,6 @@
  * a live holder is waited for. 0 when taken normally. */
 int  mempool__olock(mempool *p, _Atomic uint32_t *l);
 void mempool__ounlock(mempool *p, _Atomic uint32_t *l);
-
-/* After a change a sleeper may wait for: if anyone sleeps, bump the futex
- * word and wake. Without sleepers nothing is written: a sleeper counts
- * itself (seq_cst) before it reads the word and re-checks, so either we
- * see its count here, after our seq_cst change, or its re-check sees the
- * change (Dekker); and a bump after its read of the word makes its
- * FUTEX_WAIT return at once. */
-static inline void mp_signal(_Atomic uint32_t *word, _Atomic uint32_t *waiters,
-                             int n)
-{
-    if (atomic_load(waiters)) {
-        atomic_fetch_add(word, 1);
-        mp_futex_wake(word, n);
-    }
-}
 
 /* 1..255 bytes, any byte but NUL; its length or -EINVAL. */
 int mempool__hname_len(const char *name);

@@ -303,16 +303,14 @@ int mempool_name_get(mempool *p, const char *name, mempool_dref *out,
     deadline = mp_deadline(timeout_ms);
     for (;;) {
         uint32_t seq;
-        atomic_fetch_add(&p->hand->names_waiters, 1);
+        mp_sleeper_add(&p->hand->names_waiters);
         seq = atomic_load(&p->hand->names_seq);
-        rc = nm_lookup(p, &nb, (size_t)len, h, out);
-        if (rc)
-            rc = mp_futex_wait(&p->hand->names_seq, seq, deadline, 0);
-        else
-            rc = 1;
-        atomic_fetch_sub(&p->hand->names_waiters, 1);
-        if (rc == 1)
+        if (nm_lookup(p, &nb, (size_t)len, h, out) == 0) {
+            mp_sleeper_drop(&p->hand->names_waiters);
             return 0;
+        }
+        rc = mp_sleep(&p->hand->names_seq, &p->hand->names_waiters, seq,
+                      deadline, 0);
         if (rc == -ETIMEDOUT)
             return nm_lookup(p, &nb, (size_t)len, h, out) ? -ETIMEDOUT : 0;
     }

@@ -221,7 +221,7 @@ int mempool__victims_pick(mempool *p, int owner, uint64_t need, size_t keep,
         *vs = (mp_victims){ 0 };
         return rc;
     }
-    if (vs->n)                     /* qsort(NULL, 0) is undefined */
+    if (vs->n > 1)   /* qsort's pointer must be valid even for n == 0 */
         qsort(vs->v, vs->n, sizeof(*vs->v), by_key);
     vs->take = vs->exact ? vs->n : vs->fresh / MP_VICTIM_TAKE_DIV;
     if (!vs->take)

@@ -10,7 +10,9 @@
  *
  * Callers keep a waiters count next to each word and call wake only when it
  * is non-zero (the waiter increments it before its last check, seq_cst, so
- * either the waker sees the waiter or the waiter sees the change).
+ * either the waker sees the waiter or the waiter sees the change); the
+ * handoff's mp_signal() / mp_sleep() also let the waker take the woken off
+ * the count, so signals that follow do not wake them again.
  */
 #ifndef MEMPOOL_FUTEX_H
 #define MEMPOOL_FUTEX_H
@@ -44,14 +46,16 @@ static inline uint64_t mp_deadline(int64_t timeout_ms)
 /* Sleep while *w == val, until woken, @p deadline (CLOCK_MONOTONIC ns,
  * UINT64_MAX = none) or at most @p cap_ns (0 = no cap; lets a waiter look
  * again at something no one will wake it for, such as a dead peer).
- * @return 0 (woken, value changed, or spurious: re-check), -ETIMEDOUT when
- * the deadline has passed. EINTR is a spurious wake-up. */
-static inline int mp_futex_wait(void *w, uint32_t val, uint64_t deadline,
-                                uint64_t cap_ns)
+ * @return 1 when a FUTEX_WAKE took us off the queue (its caller counted
+ * us: see mp_signal()), 0 when back any other way (value changed, cap,
+ * signal: re-check), -ETIMEDOUT when the deadline has passed. */
+static inline int mp_futex_sleep(void *w, uint32_t val, uint64_t deadline,
+                                 uint64_t cap_ns)
 {
     struct timespec ts, *tsp = NULL;
-    uint64_t now = mp_mono_ns(), left = UINT64_MAX;
+    uint64_t now, left = UINT64_MAX;
     if (deadline != UINT64_MAX) {
+        now = mp_mono_ns();
         if (now >= deadline)
             return -ETIMEDOUT;
         left = deadline - now;
@@ -63,9 +67,19 @@ static inline int mp_futex_wait(void *w, uint32_t val, uint64_t deadline,
         ts.tv_nsec = (long)(left % 1000000000u);
         tsp = &ts;
     }
-    /* Relative timeout: FUTEX_WAIT measures it on CLOCK_MONOTONIC. */
-    (void)syscall(SYS_futex, w, FUTEX_WAIT, val, tsp, NULL, 0);
-    return 0;
+    /* Relative timeout: FUTEX_WAIT measures it on CLOCK_MONOTONIC. It
+     * returns 0 only when a waker dequeued us (the kernel retries its own
+     * spurious wake-ups). */
+    return syscall(SYS_futex, w, FUTEX_WAIT, val, tsp, NULL, 0) == 0;
+}
+
+/* mp_futex_sleep() for callers that do not care who woke them: 0 or
+ * -ETIMEDOUT. EINTR is a spurious wake-up. */
+static inline int mp_futex_wait(void *w, uint32_t val, uint64_t deadline,
+                                uint64_t cap_ns)
+{
+    int rc = mp_futex_sleep(w, val, deadline, cap_ns);
+    return rc < 0 ? rc : 0;
 }
 
 /* The low 32 bits of a 64-bit arena word, for FUTEX_WAIT. */
@@ -78,9 +92,11 @@ static inline void *mp_word_low(void *w)
 #endif
 }
 
-static inline void mp_futex_wake(void *w, int n)
+/* Wake up to @p n sleepers of @p w; how many it woke (0 on error). */
+static inline int mp_futex_wake(void *w, int n)
 {
-    (void)syscall(SYS_futex, w, FUTEX_WAKE, n, NULL, NULL, 0);
+    long r = syscall(SYS_futex, w, FUTEX_WAKE, n, NULL, NULL, 0);
+    return r > 0 ? (int)r : 0;
 }
 
 #endif /* MEMPOOL_FUTEX_H */
