@@ -662,14 +662,16 @@ static int parse_sizes(struct options *o, char *list)
 
 static int parse_section(struct options *o, const char *s)
 {
-    o->sections = strcmp(s, "core") == 0    ? SECTION_CORE
-                  : strcmp(s, "spill") == 0 ? SECTION_SPILL
-                  : strcmp(s, "codec") == 0 ? SECTION_CODEC
-                  : strcmp(s, "handoff") == 0 ? SECTION_HANDOFF
-                  : strcmp(s, "fresh") == 0 ? SECTION_FRESH
-                  : strcmp(s, "scale") == 0 ? SECTION_SCALE
-                  : strcmp(s, "holds") == 0 ? SECTION_HOLDS
-                  : strcmp(s, "all") == 0   ? SECTION_ALL : 0;
+    static const struct { const char *name; int bits; } names[] = {
+        { "core", SECTION_CORE },       { "spill", SECTION_SPILL },
+        { "codec", SECTION_CODEC },     { "handoff", SECTION_HANDOFF },
+        { "fresh", SECTION_FRESH },     { "scale", SECTION_SCALE },
+        { "holds", SECTION_HOLDS },     { "all", SECTION_ALL },
+    };
+    o->sections = 0;
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+        if (strcmp(s, names[k].name) == 0)
+            o->sections = names[k].bits;
     return o->sections ? 0 : -EINVAL;
 }
 

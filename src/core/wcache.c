@@ -100,6 +100,17 @@ static void wc_unlock(mempool *p, int s)
     pthread_mutex_unlock(&wc_of(&p->core, s)->lock);
 }
 
+/* @p off is where a block of @p len (1 .. MP_SMALL_MAX) bytes can be: in
+ * the data pages, on a block boundary of its class. A set writes there
+ * without the allocator lock, so a damaged offset must not pass. (Class
+ * sizes are powers of two dividing MP_PAGE: a mask, not a division.) */
+static bool block_ok(const mp_core *c, uint64_t off, uint64_t len)
+{
+    uint64_t rel = off - c->data_off;
+    return off >= c->data_off && rel / MP_PAGE < c->npages &&
+           !(rel & (mempool__class_bytes(mempool__class_of(len)) - 1));
+}
+
 /* Structurally a cached entry: a live cache names it, a small block. With
  * @p room, its cache's list of that class can take it too. */
 bool mempool__cache_fits(const mp_core *c, const mp_entry *e, uint64_t w,
@@ -108,7 +119,7 @@ bool mempool__cache_fits(const mp_core *c, const mp_entry *e, uint64_t w,
     unsigned who = MP_W_WHO(w);
     uint64_t len = MP_LD(e->len);
     if (who < 1 || who > MP_WORKERS || len < 1 || len > MP_SMALL_MAX ||
-        !MP_LD(e->off))
+        !block_ok(c, MP_LD(e->off), len))
         return false;
     return !room ||
            wc_of(c, (int)who - 1)->n[mempool__class_of(len)] < MP_WC_MAX;
@@ -281,9 +292,9 @@ static int pop(mempool *p, unsigned c, uint64_t len, uint32_t type,
     e = mp_entry_at(p, i);
     w = atomic_load(&e->word);
     if (MP_W_ST(w) != MP_ST_CACHED || MP_W_WHO(w) != (unsigned)s + 1 ||
-        !MP_LD(e->off) || MP_LD(e->len) < 1 || MP_LD(e->len) > MP_SMALL_MAX ||
+        !mempool__cache_fits(&p->core, e, w, false) ||
         mempool__class_of(MP_LD(e->len)) != c)
-        goto damaged;
+        goto damaged;               /* the set will write at e->off */
     MP_ST(wc->n[c], wc->n[c] - 1);
     MP_FP(cache_popped);
     MP_ST(e->len, len);
