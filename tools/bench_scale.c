@@ -86,10 +86,10 @@ struct fig {
 };
 
 struct row {
-    uint32_t n;
     double   set, set_raw, get, get_raw, get_dep, get_pf, del, del_raw;
     double   spill, spill_raw, engine;
     double   rank_med, rank_max;          /* % of resident objects */
+    uint32_t n;
     uint32_t rank_worst;                  /* objects */
 };
 
