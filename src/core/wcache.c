@@ -102,12 +102,13 @@ static void wc_unlock(mempool *p, int s)
 
 /* @p off is where a block of @p len (1 .. MP_SMALL_MAX) bytes can be: in
  * the data pages, on a block boundary of its class. A set writes there
- * without the allocator lock, so a damaged offset must not pass. */
+ * without the allocator lock, so a damaged offset must not pass. (Class
+ * sizes are powers of two dividing MP_PAGE: a mask, not a division.) */
 static bool block_ok(const mp_core *c, uint64_t off, uint64_t len)
 {
     uint64_t rel = off - c->data_off;
     return off >= c->data_off && rel / MP_PAGE < c->npages &&
-           rel % MP_PAGE % mempool__class_bytes(mempool__class_of(len)) == 0;
+           !(rel & (mempool__class_bytes(mempool__class_of(len)) - 1));
 }
 
 /* Structurally a cached entry: a live cache names it, a small block. With
