@@ -86,10 +86,10 @@ struct fig {
 };
 
 struct row {
-    uint32_t n;
     double   set, set_raw, get, get_raw, get_dep, get_pf, del, del_raw;
     double   spill, spill_raw, engine;
     double   rank_med, rank_max;          /* % of resident objects */
+    uint32_t n;
     uint32_t rank_worst;                  /* objects */
 };
 
@@ -413,6 +413,29 @@ static int cmp_u32(const void *a, const void *b)
 
 /* After each of NRANK spilling sets: which object went, and how many
  * resident objects were less recently used than it. */
+/* After one put: mark the objects that left memory since the last look
+ * gone; *victim = the last of them (UINT32_MAX if none), *nres = the
+ * objects resident when it was chosen. 0 or -errno. */
+static int find_victim(struct scale *s, uint32_t live, uint32_t *victim,
+                       uint32_t *nres)
+{
+    *nres = 0;
+    for (uint32_t i = 0; i < live; i++) {
+        mempool_info in;
+        int rc;
+        if (s->gone[i])
+            continue;
+        if ((rc = mempool_info_get(s->p, s->r[i], &in)))
+            return rc;
+        if (!(in.state & MEMPOOL_STATE_MEMORY)) {
+            s->gone[i] = 1;
+            *victim = i;
+        }
+        (*nres)++;           /* resident when the victim was chosen */
+    }
+    return 0;
+}
+
 static int rank_phase(struct scale *s, uint32_t *live, struct row *row)
 {
     uint32_t ranks[NRANK], nr = 0, nres = 0;
@@ -434,19 +457,8 @@ static int rank_phase(struct scale *s, uint32_t *live, struct row *row)
         s->seq[k] = ++s->clock;
         s->gone[k] = 0;
         ++*live;
-        nres = 0;
-        for (uint32_t i = 0; i < *live; i++) {
-            mempool_info in;
-            if (s->gone[i])
-                continue;
-            if ((rc = mempool_info_get(s->p, s->r[i], &in)))
-                return rc;
-            if (!(in.state & MEMPOOL_STATE_MEMORY)) {
-                s->gone[i] = 1;
-                victim = i;
-            }
-            nres++;          /* resident when the victim was chosen */
-        }
+        if ((rc = find_victim(s, *live, &victim, &nres)))
+            return rc;
         if (victim == UINT32_MAX)
             continue;
         uint32_t older = 0;

@@ -174,31 +174,38 @@ static void span_back(mempool *p, uint64_t f, uint64_t z, uint64_t nc)
  * stretch. Fails cleanly on a full tmpfs (-ENOSPC; flags of pages already
  * backed are cleared, the run is not taken). Moves: the pages' punched
  * flags only. */
+/* run_back's first pass: the run's whole, still empty 2 MiB chunks, as
+ * huge pages, one collapse per stretch of adjacent chunks. */
+static void huge_back(mempool *p, uint64_t pg, uint64_t end)
+{
+    uint64_t a, z, f = 0, fz = 0, nc = 0;
+    for (uint64_t k = pg; k < end; k = z) {
+        bool ok = mempool__chunk_of(&p->core, k, &a, &z) &&
+                  punched_all(p, a, z);
+        if (ok && nc && a == fz) {
+            fz = z;                             /* extends the span */
+            nc++;
+            continue;
+        }
+        if (nc)
+            span_back(p, f, fz, nc);
+        f = a;
+        fz = z;
+        nc = ok;
+    }
+    if (nc)
+        span_back(p, f, fz, nc);
+}
+
 static int run_back(mempool *p, uint64_t pg, uint64_t n)
 {
-    uint64_t end = pg + n, q = pg, a, z, f = 0, fz = 0, nc = 0;
+    uint64_t end = pg + n, q = pg;
     while (q < end && !p->pages[q].punched)
         q++;
     if (q == end)
         return 0;                               /* all backed already */
-    if (MP_FP(back_chunk) == 0 && p->huge) {
-        for (uint64_t k = pg; k < end; k = z) {
-            bool ok = mempool__chunk_of(&p->core, k, &a, &z) &&
-                      punched_all(p, a, z);
-            if (ok && nc && a == fz) {
-                fz = z;                         /* extends the span */
-                nc++;
-                continue;
-            }
-            if (nc)
-                span_back(p, f, fz, nc);
-            f = a;
-            fz = z;
-            nc = ok;
-        }
-        if (nc)
-            span_back(p, f, fz, nc);
-    }
+    if (MP_FP(back_chunk) == 0 && p->huge)
+        huge_back(p, pg, end);
     for (uint64_t i = pg, j; i < end; i = j) {
         j = i + 1;
         if (!p->pages[i].punched)

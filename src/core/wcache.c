@@ -399,6 +399,41 @@ bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w)
 
 /* ---- checks and readers ------------------------------------------------- */
 
+/* Does worker @p s's cache really hold entry @p i of class @p c? */
+static bool holds(mempool *p, int s, unsigned c, uint32_t i)
+{
+    mp_entry *e = i < p->ntab ? mp_entry_at(p, i) : NULL;
+    uint64_t w = e ? atomic_load(&e->word) : 0;
+    return e && MP_W_ST(w) == MP_ST_CACHED &&
+           MP_W_WHO(w) == (unsigned)s + 1 &&
+           mempool__cache_fits(&p->core, e, w, false) &&
+           mempool__class_of(e->len) == c;
+}
+
+/* One class list of worker @p s's cache: each entry held, none listed
+ * twice (@p seen, over the whole table); adds the list to *@p listed. */
+static int verify_list(mempool *p, int s, unsigned c, uint8_t *seen,
+                       uint64_t *listed, char *why, size_t whylen)
+{
+    mp_wcache *wc = wc_of(&p->core, s);
+    if (wc->n[c] > MP_WC_MAX) {
+        snprintf(why, whylen, "worker %d's cache lists %u entries of class %u",
+                 s + 1, wc->n[c], c);
+        return MEMPOOL_ECORRUPT;
+    }
+    for (uint32_t k = 0; k < wc->n[c]; k++) {
+        uint32_t i = wc->idx[c][k];
+        if (!holds(p, s, c, i) || seen[i]) {
+            snprintf(why, whylen, "worker %d's cache lists entry %u "
+                     "(class %u), which it does not hold", s + 1, i, c);
+            return MEMPOOL_ECORRUPT;
+        }
+        seen[i] = 1;
+        (*listed)++;
+    }
+    return 0;
+}
+
 int mempool__cache_verify(mempool *p, uint64_t ncached, char *why,
                           size_t whylen)
 {
@@ -408,34 +443,9 @@ int mempool__cache_verify(mempool *p, uint64_t ncached, char *why,
 
     if (!seen)
         return -ENOMEM;
-    for (int s = 0; s < MP_WORKERS && !rc; s++) {
-        mp_wcache *wc = wc_of(&p->core, s);
-        for (unsigned c = 0; c < MP_NCLASS && !rc; c++) {
-            if (wc->n[c] > MP_WC_MAX) {
-                snprintf(why, whylen, "worker %d's cache lists %u entries "
-                         "of class %u", s + 1, wc->n[c], c);
-                rc = MEMPOOL_ECORRUPT;
-                break;
-            }
-            for (uint32_t k = 0; k < wc->n[c] && !rc; k++) {
-                uint32_t i = wc->idx[c][k];
-                mp_entry *e = i < p->ntab ? mp_entry_at(p, i) : NULL;
-                uint64_t w = e ? atomic_load(&e->word) : 0;
-                if (!e || seen[i] || MP_W_ST(w) != MP_ST_CACHED ||
-                    MP_W_WHO(w) != (unsigned)s + 1 ||
-                    !mempool__cache_fits(&p->core, e, w, false) ||
-                    mempool__class_of(e->len) != c) {
-                    snprintf(why, whylen, "worker %d's cache lists entry %u "
-                             "(class %u), which it does not hold", s + 1, i,
-                             c);
-                    rc = MEMPOOL_ECORRUPT;
-                }
-                if (e)
-                    seen[i] = 1;
-                listed++;
-            }
-        }
-    }
+    for (int s = 0; s < MP_WORKERS && !rc; s++)
+        for (unsigned c = 0; c < MP_NCLASS && !rc; c++)
+            rc = verify_list(p, s, c, seen, &listed, why, whylen);
     if (!rc && listed != ncached) {
         snprintf(why, whylen, "%llu entries are cached, the caches list %llu",
                  (unsigned long long)ncached, (unsigned long long)listed);
