@@ -451,7 +451,7 @@ static const char *demo_option(struct demo *d, const char *opt,
 
 static int parse_demo_args(struct demo *d, int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {   /* options come in pairs */
         const char *bad;
         if (cli_is_help(argv[i])) {
             fputs(demo_usage, stdout);
@@ -461,7 +461,6 @@ static int parse_demo_args(struct demo *d, int argc, char **argv)
             return cli_usage_error("demo", "unexpected argument");
         if ((bad = demo_option(d, argv[i], argv[i + 1])))
             return cli_usage_error("demo", bad);
-        i++;
     }
     return 0;
 }
