@@ -40,24 +40,6 @@ static uint64_t read_u64(mempool *p, mempool_dref r)
     return x;
 }
 
-static int info_of(const mempool_chan_info *ci, void *arg)
-{
-    mempool_chan_info *out = arg;
-    if (strcmp(ci->name, out->name) == 0) {
-        *out = *ci;
-        return 1;
-    }
-    return 0;
-}
-
-static mempool_chan_info chan_info(mempool *p, const char *name)
-{
-    mempool_chan_info in;
-    memset(&in, 0, sizeof(in));
-    snprintf(in.name, sizeof(in.name), "%s", name);
-    ck_assert_int_eq(mempool_chan_list(p, info_of, &in), 1);
-    return in;
-}
 
 /* ------------------------------------------------------------ queue */
 
@@ -88,7 +70,7 @@ START_TEST(test_queue_basic)
         ASSERT_RC(mempool_chan_send(c, r[i], 0), 0);
     ASSERT_RC(mempool_chan_send(c, r[4], 0), -ETIMEDOUT);      /* full */
     ASSERT_RC(mempool_chan_send(c, r[4], 30), -ETIMEDOUT);
-    in = chan_info(t_pool, "q");
+    in = t_chan_info(t_pool, "q", NULL);
     ck_assert_uint_eq(in.capacity, 4);
     ck_assert_uint_eq(in.depth, 4);
     ck_assert_uint_eq(in.sent, 4);
@@ -108,7 +90,7 @@ START_TEST(test_queue_basic)
         ASSERT_RC(mempool_chan_recv(c, &out, 0), 0);
         ck_assert(out.off == r[(k + 1) % 6].off);
     }
-    in = chan_info(t_pool, "q");
+    in = t_chan_info(t_pool, "q", NULL);
     ck_assert_uint_eq(in.depth, 0);
     ck_assert_uint_eq(in.sent, 44);
     ck_assert_uint_eq(in.received, 44);
@@ -166,7 +148,7 @@ START_TEST(test_queue_refs_travel)
     ASSERT_RC(mempool_info_get(t_pool, r, &in), 0);
     ck_assert_uint_eq(in.refs, 1);                  /* the channel's */
     ASSERT_RC(mempool_chan_send(c, r, 0), -EINVAL); /* none to move */
-    ck_assert_uint_eq(chan_info(t_pool, "rq").refs, 1);
+    ck_assert_uint_eq(t_chan_info(t_pool, "rq", NULL).refs, 1);
     ASSERT_RC(mempool_chan_recv(c, &out, 0), 0);
     ck_assert_uint_eq(read_u64(t_pool, out), 7);
     ck_assert_int_eq(t_refs(t_pool, out), 1);       /* ours now */
@@ -279,8 +261,8 @@ START_TEST(test_destroy_wakes)
     t_sleep_ms(100);
     for (int i = 0; i < 4; i++)
         ck_assert_int_eq(w[i].rc, 1);                /* still waiting */
-    ck_assert_uint_eq(chan_info(t_pool, "empty").receivers_waiting, 2);
-    ck_assert_uint_eq(chan_info(t_pool, "full").senders_waiting, 2);
+    ck_assert_uint_eq(t_chan_info(t_pool, "empty", NULL).receivers_waiting, 2);
+    ck_assert_uint_eq(t_chan_info(t_pool, "full", NULL).senders_waiting, 2);
     ASSERT_RC(mempool_chan_destroy(t_pool, "empty"), 0);
     ASSERT_RC(mempool_chan_destroy(t_pool, "full"), 0);
     for (int i = 0; i < 4; i++) {
@@ -399,7 +381,7 @@ START_TEST(test_mpmc_exact)
         ck_assert_uint_eq(tl->sum[i], (uint64_t)PER * (PER - 1) / 2);
     }
     ck_assert_int_eq(tl->order_errors, 0);
-    in = chan_info(t_pool, "mpmc");
+    in = t_chan_info(t_pool, "mpmc", NULL);
     ck_assert_uint_eq(in.sent, NP * PER + NC);
     ck_assert_uint_eq(in.received, NP * PER + NC);
     ck_assert_uint_eq(in.depth, 0);
@@ -457,7 +439,7 @@ START_TEST(test_broadcast)
     ASSERT_RC(mempool_chan_recv(late, &out, 0), -EOVERFLOW);
     ASSERT_RC(mempool_chan_recv(late, &out, 0), 0);
     ck_assert_uint_eq(read_u64(t_pool, out), 8);
-    in = chan_info(t_pool, "b");
+    in = t_chan_info(t_pool, "b", NULL);
     ck_assert_uint_eq(in.flags, MEMPOOL_CHAN_BROADCAST);
     ck_assert_uint_eq(in.dropped, 10);
     ck_assert_uint_eq(in.sent, 12);

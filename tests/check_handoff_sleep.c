@@ -146,24 +146,6 @@ END_TEST
 
 /* ---- the channel's use ------------------------------------------------ */
 
-static int info_of(const mempool_chan_info *ci, void *arg)
-{
-    mempool_chan_info *out = arg;
-    if (strcmp(ci->name, out->name) == 0) {
-        *out = *ci;
-        return 1;
-    }
-    return 0;
-}
-
-static mempool_chan_info chan_info(mempool *p, const char *name)
-{
-    mempool_chan_info in;
-    memset(&in, 0, sizeof(in));
-    snprintf(in.name, sizeof(in.name), "%s", name);
-    ck_assert_int_eq(mempool_chan_list(p, info_of, &in), 1);
-    return in;
-}
 
 static int blocked_sender(void *arg)
 {
@@ -198,7 +180,7 @@ START_TEST(test_sender_finds_room)
     }
     k = t_fork(blocked_sender, NULL);
     t0 = t_now_s();
-    while (chan_info(t_pool, "nap").senders_waiting == 0) {
+    while (t_chan_info(t_pool, "nap", NULL).senders_waiting == 0) {
         ck_assert_msg(t_now_s() - t0 < T_WAIT_S, "sender never slept");
         t_sleep_ms(1);
     }
@@ -208,8 +190,8 @@ START_TEST(test_sender_finds_room)
     t_wait_ok(k);
     ck_assert_msg(t_now_s() - t0 < 5.0, "sender took %.3f s to find room",
                   t_now_s() - t0);
-    ck_assert_uint_eq(chan_info(t_pool, "nap").depth, 16);
-    ck_assert_uint_eq(chan_info(t_pool, "nap").senders_waiting, 0);
+    ck_assert_uint_eq(t_chan_info(t_pool, "nap", NULL).depth, 16);
+    ck_assert_uint_eq(t_chan_info(t_pool, "nap", NULL).senders_waiting, 0);
     while (mempool_chan_recv(c, &r, 0) == 0)
         ASSERT_RC(mempool_delete(t_pool, r), 0);
     ASSERT_RC(mempool_chan_close(c), 0);
@@ -261,9 +243,9 @@ START_TEST(test_stream_counts_settle)
             t_sleep_ms(2);           /* let the sender fill it */
     }
     t_wait_ok(k);
-    ck_assert_uint_eq(chan_info(t_pool, "stream").senders_waiting, 0);
-    ck_assert_uint_eq(chan_info(t_pool, "stream").receivers_waiting, 0);
-    ck_assert_uint_eq(chan_info(t_pool, "stream").received, STREAM_N);
+    ck_assert_uint_eq(t_chan_info(t_pool, "stream", NULL).senders_waiting, 0);
+    ck_assert_uint_eq(t_chan_info(t_pool, "stream", NULL).receivers_waiting, 0);
+    ck_assert_uint_eq(t_chan_info(t_pool, "stream", NULL).received, STREAM_N);
     ASSERT_RC(mempool_chan_close(c), 0);
     t_assert_healthy(t_pool);
 }
