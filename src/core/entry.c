@@ -393,9 +393,15 @@ bool mempool__entry_refcheck_drop(mempool *p, uint32_t idx, uint32_t gen,
     unsigned me = (unsigned)p->slot + 1;
     bool began = rc_begin(p, idx, gen, me), dropped = drop(p, arg);
 
-    if (began)          /* else nothing to check, or the running check
-                           was asked to look again (rc_begin) */
+    if (began)
         rc_scan(p, idx, gen, me);
+    else if (dropped)
+        /* Nothing to check, or another check was running: rc_begin asked
+         * it to look again, but it may have done so before our drop and
+         * found the object still held. Ask again now that the reference
+         * is gone (a death right here, during someone else's check, is
+         * the one window left: design.md, "Pool-held references"). */
+        mempool__entry_refcheck(p, idx, gen);
     return dropped;
 }
 
