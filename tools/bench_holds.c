@@ -72,7 +72,7 @@ static int measure(mempool *p, int reps, struct holds_fig *f)
                 (rc = mempool_delete(p, x)))
                 return rc;
         }
-        s[k] = (now_ns() - t) / (double)(HOLDS_BATCH / 4);
+        s[k] = (now_ns() - t) / (HOLDS_BATCH / 4.0);
     }
     f->get_ns = bench_median(g, reps);
     f->put_ns = bench_median(s, reps);
