@@ -314,15 +314,13 @@ static void print_row(const struct row *r)
            r->target);
 }
 
-/* Run @p fn once per round, each time in a new child given args[i]; the
- * medians of its two figures (subject, baseline) go into @p r. */
-static int child_rounds(int rounds, child_fn fn, const void *const *args,
-                        struct row *r)
+static int opens(int rounds, struct row *r)
 {
     double v[8], b[8];
     for (int i = 0; i < rounds; i++) {
+        const void *arg = &i;
         double o[2];
-        int rc = run_children(1, fn, &args[i], o);
+        int rc = run_children(1, open_child, &arg, o);
         if (rc)
             return rc;
         v[i] = o[0];
@@ -333,26 +331,22 @@ static int child_rounds(int rounds, child_fn fn, const void *const *args,
     return 0;
 }
 
-static int opens(int rounds, struct row *r)
-{
-    int round[8];
-    const void *args[8];
-    for (int i = 0; i < rounds; i++) {
-        round[i] = i;
-        args[i] = &round[i];
-    }
-    return child_rounds(rounds, open_child, args, r);
-}
-
 static int cold_sets(int rounds, uint64_t size, bool new_pool, struct row *r)
 {
-    struct cold_set a[8];
-    const void *args[8];
+    double v[8], b[8];
     for (int i = 0; i < rounds; i++) {
-        a[i] = (struct cold_set){ size, new_pool, i };
-        args[i] = &a[i];
+        struct cold_set a = { size, new_pool, i };
+        const void *arg = &a;
+        double o[2];
+        int rc = run_children(1, cold_set_child, &arg, o);
+        if (rc)
+            return rc;
+        v[i] = o[0];
+        b[i] = o[1];
     }
-    return child_rounds(rounds, cold_set_child, args, r);
+    r->v = bench_median(v, rounds);
+    r->base = bench_median(b, rounds);
+    return 0;
 }
 
 static int first_reads(mempool *p, int rounds, struct row *r)
