@@ -145,8 +145,8 @@ static int run_children(int n, child_fn fn, const void *const *arg,
 
 struct cold_set {
     uint64_t size;
-    bool     new_pool; /* create the pool in the child */
     int      round;
+    bool     new_pool; /* create the pool in the child */
     bool     fresh;    /* baseline: memcpy into never-touched memory */
 };
 
@@ -380,7 +380,8 @@ static int cold_sets(int rounds, uint64_t size, bool new_pool, bool fresh,
     struct cold_set a[8];
     const void *args[8];
     for (int i = 0; i < rounds; i++) {
-        a[i] = (struct cold_set){ size, new_pool, i, fresh };
+        a[i] = (struct cold_set){ .size = size, .round = i,
+                                  .new_pool = new_pool, .fresh = fresh };
         args[i] = &a[i];
     }
     return child_rounds(rounds, cold_set_child, args, r);
