@@ -12,7 +12,10 @@
  *            index record (the same geometry: one index record and one
  *            64 B block per object, in shared memory).
  *   get      mempool_get() + read the first byte + mempool_release(), in a
- *            random order over all live objects; raw: load the object's
+ *            random order over all live objects (the DRefs read in order
+ *            from an array permuted before the clock starts, as raw reads
+ *            its keys: a random load of the caller's own DRef array is no
+ *            part of a get, nor of a lookup); raw: load the object's
  *            index record, then the first byte of its block, in the same
  *            random order (two dependent loads per object, as a lookup
  *            through any index must do). Memory geometry as for set. Two
@@ -55,6 +58,10 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25     /* Linux 6.1 */
+#endif
 
 #define OBJ      64u
 #define HDRB     4096u
@@ -100,6 +107,7 @@ struct scale {
     mempool      *p;
     struct raw    raw;
     mempool_dref *r;        /* MAXN + NSPILL + NRANK objects */
+    mempool_dref *q;        /* get phase: q[i] = r[perm[i]] (untimed) */
     uint64_t     *seq;      /* last use of each, in our order of calls */
     uint8_t      *gone;     /* spilled (rank phase) */
     uint32_t     *perm;
@@ -146,6 +154,29 @@ static void shuffle(uint32_t *a, uint32_t n, uint64_t *s)
 
 /* ---- setup --------------------------------------------------------------- */
 
+/* Map @p fd's w->len bytes at a 2 MiB-aligned address, as arena.c maps
+ * the arena (a huge page needs an aligned virtual range). */
+static int map_aligned(struct raw *w, int fd)
+{
+    size_t huge = (size_t)2 << 20;
+    unsigned char *r = mmap(NULL, w->len + huge, PROT_NONE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+                            0);
+    if (r == MAP_FAILED)
+        return -errno;
+    uintptr_t a = ((uintptr_t)r + huge - 1) & ~(uintptr_t)(huge - 1);
+    w->map = mmap((void *)a, w->len, PROT_READ | PROT_WRITE,
+                  MAP_SHARED | MAP_FIXED, fd, 0);
+    int rc = w->map == MAP_FAILED ? -errno : 0;
+    if ((unsigned char *)a > r)                       /* the spare ends */
+        munmap(r, (size_t)((unsigned char *)a - r));
+    munmap((unsigned char *)a + w->len,
+           (size_t)(r + w->len + huge - ((unsigned char *)a + w->len)));
+    if (rc)
+        w->map = NULL;
+    return rc;
+}
+
 static int raw_open(struct raw *w)
 {
     char name[64];
@@ -156,15 +187,16 @@ static int raw_open(struct raw *w)
     shm_unlink(name);
     w->len = (size_t)MAXN * 64 * 4;
     int rc = ftruncate(fd, (off_t)w->len) < 0 ? -errno : 0;
-    if (rc == 0) {
-        w->map = mmap(NULL, w->len, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-                      0);
-        rc = w->map == MAP_FAILED ? -errno : 0;
-    }
+    if (rc == 0)
+        rc = map_aligned(w, fd);
     close(fd);
     if (rc)
         return rc;
     memset(w->map, 1, w->len);                   /* touched, like the arena */
+    /* The arena's page size too: 2 MiB pages where the kernel gives them
+     * (backing.c collapses the pool's metadata and data chunks the same
+     * way), else TLB misses a pool does not pay would slow raw down. */
+    (void)madvise(w->map, w->len, MADV_COLLAPSE);
     w->index = (uint64_t *)w->map;
     w->data = w->map + (size_t)MAXN * 64;
     w->index2 = (uint64_t *)(w->map + (size_t)MAXN * 128);
@@ -253,16 +285,15 @@ static uint64_t raw_chain(struct scale *s, uint32_t k, uint32_t count)
 /* mempool_prefetch() of the objects perm[i .. min(i + PF_GROUP, e)). */
 static void prefetch_group(struct scale *s, uint32_t i, uint32_t e)
 {
-    mempool_dref group[PF_GROUP];
     uint32_t g = i >= e ? 0 : e - i < PF_GROUP ? e - i : PF_GROUP;
-    for (uint32_t j = 0; j < g; j++)
-        group[j] = s->r[s->perm[i + j]];
-    mempool_prefetch(s->p, group, g);
+    mempool_prefetch(s->p, s->q + i, g);
 }
 
-/* get + read the first byte + release of objects perm[b..e); with
- * @p pf, pipelined: the next PF_GROUP objects are announced with
- * mempool_prefetch() as a group of PF_GROUP begins. */
+/* get + read the first byte + release of objects perm[b..e), whose
+ * DRefs are q[b..e) (read in order, as raw reads its keys perm[b..e):
+ * neither side pays a random load of its key); with @p pf, pipelined: the
+ * next PF_GROUP objects are announced with mempool_prefetch() as a group
+ * of PF_GROUP begins. */
 static int gets(struct scale *s, uint32_t b, uint32_t e, bool pf,
                 uint64_t *sum)
 {
@@ -270,17 +301,22 @@ static int gets(struct scale *s, uint32_t b, uint32_t e, bool pf,
         prefetch_group(s, b, e);
     for (uint32_t i = b; i < e; i++) {
         mempool_view v;
-        uint32_t k = s->perm[i];
         if (pf && (i - b) % PF_GROUP == 0)
             prefetch_group(s, i + PF_GROUP, e);
-        int rc = mempool_get(s->p, s->r[k], &v);
+        int rc = mempool_get(s->p, s->q[i], &v);
         if (rc)
             return rc;
         *sum += ((const unsigned char *)v.data)[0];
         mempool_release(s->p, &v);
-        s->seq[k] = ++s->clock;
     }
     return 0;
+}
+
+/* The use order of the gets just timed (untimed bookkeeping). */
+static void gets_done(struct scale *s, uint32_t b, uint32_t e)
+{
+    for (uint32_t i = b; i < e; i++)
+        s->seq[s->perm[i]] = ++s->clock;
 }
 
 /* Random gets: the first half of each shuffled pass plainly, beside both
@@ -298,6 +334,7 @@ static int get_phase(struct scale *s, uint32_t n, struct fig *f,
             uint32_t next = s->perm[(i + 1) % n];
             memcpy(s->raw.data2 + (size_t)s->perm[i] * OBJ + 8, &next,
                    sizeof next);
+            s->q[i] = s->r[s->perm[i]];
         }
         for (uint32_t b = 0; b < half; b += step) {
             uint32_t e = b + step < half ? b + step : half;
@@ -317,6 +354,8 @@ static int get_phase(struct scale *s, uint32_t n, struct fig *f,
             if ((rc = gets(s, half + b, half + e, true, &sum)))
                 return rc;
             uint64_t t4 = now_ns();
+            gets_done(s, b, e);
+            gets_done(s, half + b, half + e);
             if (done) {           /* the first pass warms them */
                 fig_add(&f[0], t1 - t0, e - b);
                 fig_add(&f[1], t2 - t1, e - b);
@@ -578,7 +617,8 @@ int bench_scale(const struct scale_opts *o)
     s.seq = calloc(cap, sizeof *s.seq);
     s.gone = calloc(cap, 1);
     s.perm = calloc(cap, sizeof *s.perm);
-    if (!s.r || !s.seq || !s.gone || !s.perm)
+    s.q = calloc(cap, sizeof *s.q);
+    if (!s.r || !s.q || !s.seq || !s.gone || !s.perm)
         rc = -ENOMEM;
     else if ((rc = make_dir(&s)) == 0 && (rc = raw_open(&s.raw)) == 0 &&
              (rc = open_pool(&s)) == 0) {
@@ -605,5 +645,6 @@ int bench_scale(const struct scale_opts *o)
     free(s.seq);
     free(s.gone);
     free(s.perm);
+    free(s.q);
     return rc;
 }
