@@ -18,13 +18,16 @@
  *            part of a get, nor of a lookup); raw: load the object's
  *            index record, then the first byte of its block, in the same
  *            random order (two dependent loads per object, as a lookup
- *            through any index must do). Memory geometry as for set. Two
- *            raw figures: independent lookups, which the CPU overlaps
- *            (several misses in flight), and chained ones, where the next
- *            key is read from the block just found, so one lookup's misses
- *            end before the next one's start - what a get, whose pin is a
- *            locked instruction that waits for all earlier loads, can at
- *            best do. And gets of the other half of the objects, the next
+ *            through any index must do). Memory geometry as for set,
+ *            on 2 MiB pages where the kernel gives them, like the arena.
+ *            Three raw figures: independent lookups, which the CPU
+ *            overlaps (several misses in flight); chained ones, where the
+ *            next key is read from the block just found, so one lookup's
+ *            misses end before the next one's start; and independent ones
+ *            each bracketed by two locked exchanges (a pin's and an
+ *            unpin's instructions, nothing else of a get), which still
+ *            overlap: what keeps gets from overlapping is their length
+ *            (docs/design.md). And gets of the other half of the objects, the next
  *            16 announced with mempool_prefetch() at every 16th get (a
  *            pipeline: the group after the one being read), against the
  *            independent raw lookups.
@@ -93,7 +96,7 @@ struct fig {
 };
 
 struct row {
-    double   set, set_raw, get, get_raw, get_dep, get_pf, del, del_raw;
+    double   set, set_raw, get, get_raw, get_dep, get_pf, get_lk, del, del_raw;
     double   spill, spill_raw, engine;
     double   rank_med, rank_max;          /* % of resident objects */
     uint32_t n;
@@ -282,6 +285,26 @@ static uint64_t raw_chain(struct scale *s, uint32_t k, uint32_t count)
     return sum;
 }
 
+/* Raw lookups perm[b..e) (of the half whose chained records were not
+ * read this pass) through the chained copy, each bracketed by
+ * two locked exchanges on a private word - what a pin and an unpin cost
+ * a lookup, without the rest of a get: shows that the locked
+ * instructions alone do not stop the misses of successive lookups from
+ * overlapping (the length of a get does; docs/design.md). */
+static uint64_t raw_locked(struct scale *s, uint32_t b, uint32_t e)
+{
+    static _Atomic uint64_t cell;
+    uint64_t sum = 0;
+    for (uint32_t i = b; i < e; i++) {
+        uint64_t off = __atomic_load_n(&s->raw.index2[8 * (size_t)s->perm[i]],
+                                       __ATOMIC_ACQUIRE);
+        __atomic_exchange_n(&cell, (uint64_t)i + 1, __ATOMIC_SEQ_CST);
+        sum += s->raw.data2[off];
+        __atomic_exchange_n(&cell, 0, __ATOMIC_SEQ_CST);
+    }
+    return sum;
+}
+
 /* mempool_prefetch() of the objects perm[i .. min(i + PF_GROUP, e)). */
 static void prefetch_group(struct scale *s, uint32_t i, uint32_t e)
 {
@@ -354,6 +377,8 @@ static int get_phase(struct scale *s, uint32_t n, struct fig *f,
             if ((rc = gets(s, half + b, half + e, true, &sum)))
                 return rc;
             uint64_t t4 = now_ns();
+            sum += raw_locked(s, half + b, half + e);
+            uint64_t t5 = now_ns();
             gets_done(s, b, e);
             gets_done(s, half + b, half + e);
             if (done) {           /* the first pass warms them */
@@ -361,6 +386,7 @@ static int get_phase(struct scale *s, uint32_t n, struct fig *f,
                 fig_add(&f[1], t2 - t1, e - b);
                 fig_add(&f[2], t3 - t2, e - b);
                 fig_add(&f[3], t4 - t3, e - b);
+                fig_add(&f[4], t5 - t4, e - b);
             }
         }
     }
@@ -525,7 +551,7 @@ static void clear_all(struct scale *s, uint32_t live)
 static int run_size(struct scale *s, uint32_t n, struct row *row,
                     uint64_t *rs)
 {
-    static struct fig f[10];
+    static struct fig f[11];
     memset(f, 0, sizeof f);
     uint32_t live = n;
     int rc;
@@ -553,6 +579,7 @@ static int run_size(struct scale *s, uint32_t n, struct row *row,
     row->get = fig_med(&f[6]);
     row->get_raw = fig_med(&f[7]);
     row->get_dep = fig_med(&f[8]);
+    row->get_lk = fig_med(&f[10]);
     row->get_pf = fig_med(&f[9]);
     return 0;
 }
@@ -581,6 +608,9 @@ static void print_table(const struct row *r, int n)
                   "raw: index load, then data load; lookups overlap");
         print_row("get (random)", r[i].n, r[i].get, r[i].get_dep,
                   "raw: the same, one lookup at a time (chained)");
+        print_row("raw lookup + 2 locked xchg", r[i].n, r[i].get_lk,
+                  r[i].get_raw, "a pin's and an unpin's locked "
+                  "instructions alone, no get: vs raw, lookups overlap");
         print_row("get (random), prefetched", r[i].n, r[i].get_pf,
                   r[i].get_raw, "mempool_prefetch() of the next 16 "
                   "DRefs at each 16th get; raw: lookups overlap");
