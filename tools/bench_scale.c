@@ -293,7 +293,7 @@ static uint64_t raw_chain(struct scale *s, uint32_t k, uint32_t count)
  * overlapping (the length of a get does; docs/design.md). */
 static uint64_t raw_locked(struct scale *s, uint32_t b, uint32_t e)
 {
-    static _Atomic uint64_t cell;
+    static uint64_t cell;
     uint64_t sum = 0;
     for (uint32_t i = b; i < e; i++) {
         uint64_t off = __atomic_load_n(&s->raw.index2[8 * (size_t)s->perm[i]],
