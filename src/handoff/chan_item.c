@@ -132,15 +132,16 @@ void mempool__chan_uncell(mempool *p, bool ref, uint32_t idx,
 static void wake_sender(mempool_chan *c, mp_chan *h)
 {
     uint32_t batch = mempool__chan_batch(c->cap);
-    int64_t depth;
-    if (!mp_sleepers(atomic_load(&h->send_waiters)))
-        return;
     /* Head and tail are hints (either may lag a little): a guess of the
      * depth is all this needs. */
-    depth = (int64_t)(atomic_load(&h->tail) - atomic_load(&h->head));
+    int64_t depth = (int64_t)(atomic_load(&h->tail) - atomic_load(&h->head));
     if (batch > 1 && depth > 0 && (uint64_t)depth + batch > c->cap)
         return;
-    mp_wake(&h->send_seq, &h->send_waiters, 1);
+    /* Room for a batch: bump the word (senders still checking see it),
+     * FUTEX_WAKE for a counted sleeper (sleepers.h). Below a batch not
+     * even the bump: a sender that bounced off a moved word at every
+     * free slot would send one item per trip again. */
+    mp_signal(&h->send_seq, &h->send_waiters, 1);
 }
 
 int mempool_chan_recv(mempool_chan *c, mempool_dref *out, int64_t timeout_ms)
