@@ -78,6 +78,16 @@
 #define MP_SL_DRY   (UINT64_C(1) << 31)
 #define MP_SL_CMAX  0x7fffu
 #define MP_SL_NAP   1000000u               /* uncounted sleeps: 1 ms */
+/* Every counted sleep looks again after at most this long. A waker that
+ * dies between its change and its signal (a sender SIGKILLed after its
+ * ring commit, a binder after its bind), or a sleeper that a wake-one
+ * dequeued and that dies before it acts, leaves the others asleep next
+ * to a change nobody will signal: without a limit, until the next change,
+ * which may never come (check_handoff_review: a receiver asleep for ever
+ * beside the item of a killed sender). One look a second per idle waiter
+ * costs nothing measurable; it is a bound on a crash's damage, not how a
+ * wake-up is normally delivered. */
+#define MP_SL_LOOK_NS 1000000000u
 
 /* V - D: the fields above D without D's borrow. */
 static inline uint64_t mp_sl_rest(uint64_t v)
@@ -179,7 +189,8 @@ static inline uint32_t mp_sleep_seen(_Atomic uint32_t *word)
 }
 
 /* The last check failed: count ourselves, sleep on @p word while it holds
- * @p seen (from mp_sleep_seen()), then be off the count: dequeued by a
+ * @p seen (from mp_sleep_seen()) - at most @p cap_ns, and never longer
+ * than MP_SL_LOOK_NS - then be off the count: dequeued by a
  * waker, report it (D -= 1); back any other way, take ourselves off
  * (C -= 1). mp_futex_sleep()'s answer. */
 static inline int mp_sleep(_Atomic uint32_t *word, _Atomic uint64_t *sl,
@@ -196,6 +207,8 @@ static inline int mp_sleep(_Atomic uint32_t *word, _Atomic uint64_t *sl,
         return 0;
     }
     MP_FP(wait_counted);
+    if (!cap_ns || cap_ns > MP_SL_LOOK_NS)
+        cap_ns = MP_SL_LOOK_NS;
     rc = mp_futex_sleep(word, seen, deadline, cap_ns);
     if (rc == 1)
         atomic_fetch_sub(sl, 1u);
