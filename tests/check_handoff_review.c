@@ -216,6 +216,88 @@ START_TEST(test_sender_killed_after_commit)
 }
 END_TEST
 
+/* ---- box nonces ------------------------------------------------------------ */
+
+static mempool_dref shared_x;
+
+/* Child: one receive on "a", stopped at recv.taken (slot taken, box not
+ * yet freed) by the failpoint. */
+static int taker(void *arg)
+{
+    mempool *p;
+    mempool_chan *c;
+    mempool_dref r;
+    (void)arg;
+    setenv("MEMPOOL_FAILPOINT", "recv.taken=stop@1", 1);
+    T_CHILD_EQ(t_attach(t_name, &p), 0);
+    T_CHILD_EQ(mempool_chan_open(p, "a", 0, 0, &c), 0);
+    T_CHILD_EQ(mempool_chan_recv(c, &r, -1), 0);
+    T_CHILD_EQ(mempool_unref(p, r), 0);
+    mempool_chan_close(c);
+    mempool_close(p);
+    return 0;
+}
+
+/* Child: a fresh handle sends shared_x once (its first box). */
+static int resender(void *arg)
+{
+    mempool *p;
+    mempool_chan *c;
+    (void)arg;
+    T_CHILD_EQ(t_attach(t_name, &p), 0);
+    T_CHILD_EQ(mempool_chan_open(p, "a", 0, 0, &c), 0);
+    T_CHILD_EQ(mempool_ref(p, shared_x), 0);
+    T_CHILD_EQ(mempool_chan_send(c, shared_x, -1), 0);
+    mempool_chan_close(c);
+    mempool_close(p);
+    return 0;
+}
+
+static int dies(void *arg)
+{
+    mempool *p;
+    (void)arg;
+    T_CHILD_EQ(t_attach(t_name, &p), 0);
+    _exit(0);                         /* dead, not closed: to be reaped */
+}
+
+/* A receiver stopped between taking the slot and freeing the box: a reap
+ * meanwhile sweeps that box (HELD, in no record), and a fresh handle's
+ * first send of the same object claims the same box. Its word must not
+ * equal the stopped receiver's (the nonce tells them apart), or the
+ * receiver, continued, frees the new box while it sits in the ring: the
+ * item is lost and the ring names a free box (MEMPOOL_ECORRUPT). Fresh
+ * handles whose nonces all started at 0 made exactly that word. */
+START_TEST(test_box_reuse_nonce)
+{
+    mempool_chan *c;
+    mempool_dref r;
+    pid_t t, d, g;
+    uint64_t v = 42;
+    ASSERT_RC(mempool_chan_open(t_pool, "a", 8, MEMPOOL_CHAN_CREATE, &c), 0);
+    ASSERT_RC(mempool_put_ex(t_pool, &v, sizeof(v), &rco, &shared_x), 0);
+    ASSERT_RC(mempool_ref(t_pool, shared_x), 0);
+    ASSERT_RC(mempool_chan_send(c, shared_x, 0), 0);  /* our first box */
+    t = t_fork(taker, NULL);
+    snprintf(fp_spec, sizeof fp_spec, "recv.taken=stop@1");
+    await_stopped(t);
+    d = t_fork(dies, NULL);
+    t_wait_ok(d);
+    ck_assert_int_ge(mempool_reap(t_pool), 1);        /* sweeps the box */
+    g = t_fork(resender, NULL);
+    t_wait_ok(g);
+    ASSERT_RC(kill(t, SIGCONT), 0);
+    t_wait_ok(t);
+    ASSERT_RC(mempool_chan_recv(c, &r, 10000), 0);
+    ck_assert(r.off == shared_x.off && r.gen == shared_x.gen);
+    ASSERT_RC(mempool_unref(t_pool, r), 0);
+    ASSERT_RC(mempool_unref(t_pool, shared_x), 0);
+    ASSERT_RC(mempool_chan_close(c), 0);
+    ASSERT_RC(mempool_chan_destroy(t_pool, "a"), 0);
+    t_assert_healthy(t_pool);
+}
+END_TEST
+
 /* ---- randomized stress --------------------------------------------------- */
 
 #define NPROD 4
@@ -402,6 +484,7 @@ static Suite *review_suite(void)
     tcase_add_test(tc, test_dry_then_sleeper);
     tcase_add_test(tc, test_dry_name_get);
     tcase_add_test(tc, test_sender_killed_after_commit);
+    tcase_add_test(tc, test_box_reuse_nonce);
     tcase_add_test(tc, test_stress_stop_cont);
     tcase_add_test(tc, test_stress_kill);
     return s;

@@ -67,16 +67,41 @@ static int take_box(mempool *p, uint32_t from, uint32_t n, uint64_t w)
     return -1;
 }
 
+/* A box word is told apart from the same box's earlier words by its
+ * nonce (7 bits): a holder of an old word (a receiver that took the box
+ * out of its slot, a sweep, a flight taker) CASes with it, and must fail
+ * once the box was freed and claimed again, even for the same object.
+ * Nonces come from one pool-wide counter, so claims near in time differ
+ * whoever makes them; a counter per handle (all starting at 0) gave the
+ * first send of every fresh process the same word
+ * (check_handoff_review: test_box_reuse_nonce). Taken in blocks of
+ * NONCE_BLOCK, so the shared line is written once per that many claims,
+ * not by every send. */
+#define NONCE_BLOCK 8u
+
+static uint32_t box_nonce(mempool *p)
+{
+    uint64_t w = atomic_load_explicit(&p->box_nonce, memory_order_relaxed);
+    uint32_t base, left;
+    do {
+        base = (uint32_t)(w >> 32);
+        left = (uint32_t)w;
+        if (!left) {                 /* a new block (a lost race wastes one) */
+            base = atomic_fetch_add_explicit(&p->hand->nonce_next,
+                                             NONCE_BLOCK,
+                                             memory_order_relaxed);
+            left = NONCE_BLOCK;
+        }
+    } while (!atomic_compare_exchange_weak_explicit(
+                 &p->box_nonce, &w, ((uint64_t)base << 32) | (left - 1),
+                 memory_order_relaxed, memory_order_relaxed));
+    return base + NONCE_BLOCK - left;
+}
+
 int mempool__box_claim(mempool *p, uint32_t idx, uint32_t gen, bool ref,
                        uint64_t back, uint32_t *b)
 {
-    /* The handle's own counter: a pool-wide one was a line every sender
-     * of every process wrote. A box word is told apart from the same
-     * box's earlier words by its nonce; one process's counter does that
-     * as well as a shared one (a reuse matches by chance 1 time in 128
-     * either way). */
-    uint32_t nonce = atomic_fetch_add_explicit(&p->box_nonce, 1,
-                                               memory_order_relaxed);
+    uint32_t nonce = box_nonce(p);
     uint64_t w = MP_BOX_W(idx, gen, MP_BOX_PREP, (unsigned)p->slot + 1, ref,
                           nonce);
     int i = take_box(p, bucket_base(p, idx), MP_BOX_BW, w);

@@ -331,12 +331,11 @@ typedef struct mp_box {
 /* Handoff header (whole pages at hand_off). */
 typedef struct mp_hand {
     _Atomic uint32_t names_seq;     /* futex: bumped at every bind */
-    uint32_t names_pad;
+    _Atomic uint32_t nonce_next;    /* next block of box nonces (box.c) */
     _Atomic uint32_t names_lock;    /* slot + 1 of the name writer */
     _Atomic uint32_t dir_lock;      /* slot + 1 creating/destroying channels */
     _Atomic uint64_t ovf_used;      /* boxes in use in the overflow region */
-    _Atomic uint64_t names_waiters; /* name_get sleepers (sleepers.h; box
-                                       nonces, once here, are per handle) */
+    _Atomic uint64_t names_waiters; /* name_get sleepers (sleepers.h) */
     _Atomic uint64_t expire_ns;     /* last flight expiry sweep */
     _Atomic uint64_t flight_given, flight_taken, flight_expired;
     _Atomic uint64_t boxes_gc;      /* orphaned boxes freed by a sweep */
