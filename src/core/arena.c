@@ -74,7 +74,7 @@ uint64_t mempool__format_word(void)
         sizeof(void *), offsetof(mp_header, alloc_lock), 0x0102030405060708ull,
         sizeof(mp_hand), sizeof(mp_box), sizeof(mp_name), sizeof(mp_chan),
         MP_CHANS, MP_BOX_BW, sizeof(mp_wcache), MP_WC_MAX, MP_CELL_OVF_DIV,
-        offsetof(mp_header, max_refs),
+        offsetof(mp_header, max_refs), offsetof(mp_slot, sets),
     };
     uint64_t h = 1469598103934665603ull;            /* FNV-1a over parts */
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {

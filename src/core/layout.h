@@ -77,7 +77,7 @@
 #include <mempool/mempool.h>
 
 #define MP_MAGIC          UINT64_C(0x314c4f4f504d454d) /* "MEMPOOL1" */
-#define MP_FORMAT_VERSION 5u
+#define MP_FORMAT_VERSION 6u
 #define MP_PAGE           4096u
 #define MP_ALIGN          64u
 #define MP_MIN_ARENA      MEMPOOL_MIN_ARENA_BYTES
@@ -200,32 +200,38 @@ typedef struct mp_header {
     uint32_t nbox, nnames, nring, nchans;
 } mp_header;
 
+/* One worker's slot. Lines by who writes them (issue 11: two writers must
+ * share no line): line 0 is read by every worker (a pin scan reads
+ * overflow_used/ovf_probe of each attached slot on every delete) and
+ * written rarely; lines 1-3 hold what the worker itself writes on every
+ * operation (its event counters) or what the allocator lock moves. */
 typedef struct mp_slot {
+    /* Line 0: read by others, written at claim or rarely. */
     _Atomic uint64_t state;         /* 0 free, 1 in use (mirrors `active` bit) */
     uint64_t token;                 /* random per claim (diagnostics) */
     int32_t  pid;                   /* for display only; never a liveness test */
-    uint32_t pad;
+    _Atomic uint32_t io_backend;    /* our I/O engine: 0 none yet, 1
+                                       io_uring, 2 pwrite (stats.c) */
     uint64_t claimed_ns;
-    _Atomic uint64_t resident_bytes;/* bytes of objects charged to this slot */
-    _Atomic uint64_t objects;       /* objects charged to this slot */
     _Atomic uint64_t overflow_used; /* cells in use in the overflow region */
-    /* Event counters: the rows of MP_COUNTERS (counters.h), by name. */
-    _Atomic uint64_t sets, gets, deletes, releases, refs, unrefs, set_errors;
+    _Atomic uint64_t ovf_probe;     /* overflow buckets a scan of our cells
+                                       must look at past the first (pin.c) */
     _Atomic uint64_t max_memsize;   /* 0 = no limit */
     _Atomic uint64_t max_disksize;  /* 0 = no limit */
+    /* Line 1: charges (the allocator lock's) and disk accounting. */
+    _Atomic uint64_t resident_bytes;/* bytes of objects charged to this slot */
+    _Atomic uint64_t objects;       /* objects charged to this slot */
     _Atomic uint64_t disk_bytes;    /* bytes of files of objects charged here */
+    _Atomic uint64_t disk_pending;  /* bytes of files being written for
+                                       objects charged here (disk limit) */
+    uint64_t spare[4];
+    /* Lines 2-3: event counters, the rows of MP_COUNTERS (counters.h), by
+     * name; written by the worker itself. */
+    _Atomic uint64_t sets, gets, deletes, releases, refs, unrefs, set_errors;
     _Atomic uint64_t spills, spill_bytes, spill_ns, spill_errors;
     _Atomic uint64_t restores, restore_bytes, destroys;
     _Atomic uint64_t corrupt_files; /* spill files our gets found corrupt */
-    _Atomic uint32_t io_backend;    /* our I/O engine: 0 none yet, 1
-                                       io_uring, 2 pwrite (stats.c) */
-    uint32_t pad2;
-    _Atomic uint64_t disk_pending;  /* bytes of files being written for
-                                       objects charged here (disk limit) */
     _Atomic uint64_t spill_refused; /* spills refused: unsafe directory */
-    _Atomic uint64_t ovf_probe;     /* overflow buckets a scan of our cells
-                                       must look at past the first (pin.c) */
-    uint64_t spare[3];
 } mp_slot;
 
 typedef struct mp_entry {
@@ -402,6 +408,8 @@ _Static_assert(offsetof(mp_chan, tail) % 64 == 0 &&
 _Static_assert(MP_WORKERS < 128, "box who fits 7 bits");
 
 _Static_assert(sizeof(mp_slot) == 256, "mp_slot is 256 bytes");
+_Static_assert(offsetof(mp_slot, resident_bytes) == 64 &&
+               offsetof(mp_slot, sets) == 128, "mp_slot lines");
 _Static_assert(sizeof(mp_entry) == 64, "mp_entry is one cache line");
 _Static_assert(sizeof(mp_page) == 32, "mp_page is 32 bytes");
 _Static_assert(sizeof(mp_wcache) % 64 == 0 &&
