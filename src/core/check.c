@@ -18,11 +18,37 @@
 #include "entry.h"
 #include "internal.h"
 
+/* Is worker slot @p s dead and not reaped? Its `active` bit is set only
+ * while a holder has the slot's lock (claim: lock, then the bit; leave:
+ * the bit cleared, then unlock), but the check reads the bit and the lock
+ * at two moments: a worker that closes in between shows a bit with no
+ * lock behind it. So the bit and the claim's token are read again after
+ * the lock: dead only if the same claim (token) still has its bit with
+ * the lock free, on three looks 1 ms apart (a leave in progress, or a
+ * leave followed by a new claim, is gone by then). */
+static bool slot_dead(mempool *p, int s)
+{
+    for (int look = 0; look < 3; look++) {
+        uint64_t tok = __atomic_load_n(&p->slots[s].token, __ATOMIC_ACQUIRE);
+        bool dead;
+        if (look)
+            nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+        if (!(atomic_load(&p->h->active) >> s & 1) ||
+            mempool__slot_alive(&p->core, s))
+            return false;
+        dead = (atomic_load(&p->h->active) >> s & 1) &&
+               __atomic_load_n(&p->slots[s].token, __ATOMIC_ACQUIRE) == tok;
+        if (!dead)
+            return false;
+    }
+    return true;
+}
+
 static int check_workers(mempool *p, char *why, size_t whylen)
 {
     uint64_t act = atomic_load(&p->h->active);
     for (int s = 0; s < MP_WORKERS; s++) {
-        if ((act >> s & 1) && !mempool__slot_alive(&p->core, s)) {
+        if ((act >> s & 1) && slot_dead(p, s)) {
             snprintf(why, whylen, "worker %d is dead and not reaped", s + 1);
             return MEMPOOL_ECORRUPT;
         }

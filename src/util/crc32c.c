@@ -1,14 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * crc32c.c - CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the
- * checksum of spill file headers and payloads.
+ * checksum of spill file headers and payloads, and the choice between its
+ * three ways of computing it:
  *
- * On x86-64 CPUs with SSE4.2 the crc32 instruction does the work, eight
- * bytes at a time in three interleaved streams for large buffers (the
- * functions are compiled with target("sse4.2"), so the
- * rest of the library needs no -msse4.2 and still runs on older CPUs).
- * Elsewhere a slicing-by-8 table (built once, under pthread_once) is used.
- * Both give the same result; crc32c("123456789") is 0xE3069283.
+ *   fold    carry-less multiplication, 128 bytes a round (crc32c_fold.c):
+ *           x86-64 with AVX2 + VPCLMULQDQ, buffers of MP_CRC_FOLD_MIN
+ *           bytes or more (~40 GB/s, memory speed, on the EPYC test VM);
+ *   sse4.2  the crc32 instruction, eight bytes at a time in three
+ *           interleaved streams (~16 GB/s there); shorter buffers, and
+ *           x86-64 CPUs without VPCLMULQDQ;
+ *   table   slicing-by-8 (built once, under pthread_once): anything else.
+ *
+ * The choice is made once, at run time, by cpuid (__builtin_cpu_supports,
+ * which also checks that the OS saves the AVX registers); the functions are
+ * compiled with target attributes, so the rest of the library needs no
+ * -msse4.2 and still runs on older CPUs. All three give the same result;
+ * crc32c("123456789") is 0xE3069283 (tests/check_crc32c.c checks every way
+ * against known vectors and against the table on odd lengths and offsets).
  *
  * The running value is pre- and post-inverted inside, so calls chain:
  * crc32c(crc32c(0, a), b) == crc32c(0, a || b).
@@ -153,21 +162,57 @@ static uint32_t crc_hw(uint32_t crc, const uint8_t *p, size_t len)
 }
 #endif
 
-bool mempool__crc32c_hw(void)
+/* MP_CRC_* of the fastest way this CPU has; found once. */
+static int crc_best(void)
+{
+    static atomic_int best;   /* 0 unknown, else MP_CRC_* + 1 */
+    int b = atomic_load_explicit(&best, memory_order_relaxed);
+
+    if (b == 0) {
+        b = MP_CRC_TABLE;
+#ifdef MP_CRC_HAVE_HW
+        __builtin_cpu_init();  /* needed if we run from a constructor */
+        if (__builtin_cpu_supports("sse4.2"))
+            b = mempool__crc32c_fold_ok() ? MP_CRC_FOLD : MP_CRC_SSE42;
+#endif
+        atomic_store_explicit(&best, b + 1, memory_order_relaxed);
+        return b;
+    }
+    return b - 1;
+}
+
+bool mempool__crc32c_has(int way)
+{
+    return way >= MP_CRC_TABLE && way <= crc_best();
+}
+
+const char *mempool__crc32c_way(void)
+{
+    static const char *const names[] = { "table", "sse4.2", "vpclmulqdq" };
+
+    return names[crc_best()];
+}
+
+/* @p crc already inverted. */
+static uint32_t crc_by(int way, uint32_t crc, const uint8_t *p, size_t len)
 {
 #ifdef MP_CRC_HAVE_HW
-    static atomic_int state; /* 0 unknown, 1 yes, 2 no */
-    int s = atomic_load_explicit(&state, memory_order_relaxed);
-
-    if (s == 0) {
-        __builtin_cpu_init();  /* needed if we run from a constructor */
-        s = __builtin_cpu_supports("sse4.2") ? 1 : 2;
-        atomic_store_explicit(&state, s, memory_order_relaxed);
-    }
-    return s == 1;
+    if (way == MP_CRC_FOLD && len >= MP_CRC_FOLD_MIN)
+        return mempool__crc32c_fold_raw(crc, p, len);
+    if (way >= MP_CRC_SSE42)
+        return crc_hw(crc, p, len);
 #else
-    return false;
+    (void)way;
 #endif
+    return crc_sw(crc, p, len);
+}
+
+uint32_t mempool__crc32c_by(int way, uint32_t crc, const void *buf,
+                            size_t len)
+{
+    if (!mempool__crc32c_has(way))
+        way = MP_CRC_TABLE;
+    return ~crc_by(way, ~crc, buf, len);
 }
 
 uint32_t mempool__crc32c_sw(uint32_t crc, const void *buf, size_t len)
@@ -177,9 +222,5 @@ uint32_t mempool__crc32c_sw(uint32_t crc, const void *buf, size_t len)
 
 uint32_t mempool__crc32c(uint32_t crc, const void *buf, size_t len)
 {
-#ifdef MP_CRC_HAVE_HW
-    if (mempool__crc32c_hw())
-        return ~crc_hw(~crc, buf, len);
-#endif
-    return ~crc_sw(~crc, buf, len);
+    return ~crc_by(crc_best(), ~crc, buf, len);
 }
