@@ -5,10 +5,8 @@ and copies a dependency a same-pool peer hands over by DRef instead of
 referencing it (counted in data.counters["ref_fallback"]); results stay
 exact. Directly on PoolStores, then on a real LocalCluster whose pool has
 the smallest max_refs."""
-import os
 import pickle
 import time
-import uuid
 
 import numpy as np
 import pandas as pd
@@ -27,13 +25,9 @@ MAX_REFS = 1024                  # the smallest table a pool can have
 
 
 @pytest.fixture
-def pool_name():
-    name = f"dask-refs-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    yield name
-    try:
-        mempool.destroy(name)
-    except mempool.Error:
-        pass
+def pool_name(name):
+    """conftest's unique pool name, destroyed afterwards."""
+    return name
 
 
 def _objects(name):
