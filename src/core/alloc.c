@@ -54,10 +54,10 @@
 
 static const uint32_t class_size[MP_NCLASS] = { 64, 128, 256, 512, 1024, 2048 };
 
-/* The size class of 1 <= @p len <= MP_SMALL_MAX (64 << class). */
+/* The size class of 1 <= @p len <= MP_SMALL_MAX (wcache.h). */
 static unsigned class_of(uint64_t len)
 {
-    return len <= 64 ? 0 : 58u - (unsigned)__builtin_clzll(len - 1);
+    return mp_class_of(len);
 }
 
 static uint64_t slab_full(unsigned c)
@@ -494,16 +494,6 @@ int mempool__alloc(mempool *p, uint64_t len, uint32_t *idx)
 }
 
 /* ---- worker caches: what wcache.c asks of the allocator ---------------- */
-
-unsigned mempool__class_of(uint64_t len)
-{
-    return class_of(len);
-}
-
-uint64_t mempool__class_bytes(unsigned c)
-{
-    return class_size[c];
-}
 
 /* A free entry with a block of class @p c, CACHED(@p who): a refill.
  * Locked (and who's cache lock). Moves what mempool__alloc() moves. */
