@@ -33,7 +33,7 @@
  *                     the 2-process figure is the sum of the two rates and
  *                     the baseline is the 1-process one; for set+delete
  *                     also the CPU time per op (getrusage) of 2 against 1,
- *                     which shows a line both write even under load.
+ *                     which shows a line both write while they overlap.
  * Medians over a few rounds (each round a new child). Results travel to
  * the parent over a pipe.
  */
@@ -303,8 +303,8 @@ static double cpu_ns(void)
 }
 
 /* out[0] = ops/s of this child, out[1] = its CPU ns per op (a line two
- * processes both write shows as more CPU per op, even on a loaded
- * machine where their wall-clock rates say little) */
+ * processes both write shows as more CPU per op while they overlap;
+ * less load-sensitive than their wall-clock rates) */
 static int tp_child(const void *arg, double out[2])
 {
     const struct tp *a = arg;
@@ -543,7 +543,8 @@ int bench_fresh(const struct fresh_opts *o)
            "second read and open / its floor (lower is better), 2-process "
            "ops/s / 1-process "
            "ops/s, and CPU per op of 2 processes / 1 (1.0: they share no "
-           "line they write; unlike ops/s it holds on a loaded machine).\n",
+           "line they write; less load-sensitive than ops/s, but only as "
+           "far as the two ran at once).\n",
            rounds);
     return 0;
 }
