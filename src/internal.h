@@ -65,6 +65,7 @@ struct mempool {
     mp_chan      *chans;
     _Atomic uint64_t *ring;
     uint32_t      nbox, nnames, nring;
+    _Atomic uint32_t box_nonce; /* this handle's box nonces (box.c) */
     uint64_t      forkgen;     /* process fork generation at open */
     int         (*type_known)(mempool *p, uint32_t type); /* codec layer */
     bool          closed;      /* set by mempool_close(): the handle is kept

@@ -303,12 +303,9 @@ int mempool_name_get(mempool *p, const char *name, mempool_dref *out,
     deadline = mp_deadline(timeout_ms);
     for (;;) {
         uint32_t seq;
-        mp_sleeper_add(&p->hand->names_waiters);
-        seq = atomic_load(&p->hand->names_seq);
-        if (nm_lookup(p, &nb, (size_t)len, h, out) == 0) {
-            mp_sleeper_drop(&p->hand->names_waiters);
+        seq = mp_sleep_seen(&p->hand->names_seq);
+        if (nm_lookup(p, &nb, (size_t)len, h, out) == 0)
             return 0;
-        }
         rc = mp_sleep(&p->hand->names_seq, &p->hand->names_waiters, seq,
                       deadline, 0);
         if (rc == -ETIMEDOUT)
