@@ -400,19 +400,6 @@ void mempool__view_seal(mempool_view *v, const mempool *p, uint64_t a,
     v->priv[3] = view_mac(a, b, v->priv[2]);
 }
 
-/* Ask for the first line of @p e's bytes before the pin (issue 11 target
- * 6): the pin's locked CAS waits for all earlier loads, but a prefetch
- * issued before it is not a load it waits for, so the data's miss runs
- * beside the pin's instead of after it. The offset is read unpinned and
- * may be stale or garbage: only an in-arena address is asked for, and a
- * prefetch never faults; view_memory() checks the offset again, pinned. */
-static void prefetch_data(const mempool *p, const mp_entry *e)
-{
-    uint64_t off = MP_LD(e->off);
-    if (off >= p->data_off && off < p->size)
-        __builtin_prefetch(p->base + off);
-}
-
 /* Pin (idx, gen) and wait out an eviction verdict; gives the settled word. */
 static int pin_settled(mempool *p, uint32_t idx, uint32_t gen, uint64_t *wp,
                        uint64_t *tok)
@@ -420,10 +407,8 @@ static int pin_settled(mempool *p, uint32_t idx, uint32_t gen, uint64_t *wp,
     mp_entry *e = mp_entry_at(p, idx);
     mp_wait wt = { 0, 0 };
     int rc;
-    mempool__pin_prefetch(&p->core, idx);
     if (!mp_entry_alive(atomic_load(&e->word), gen))
         return -ENOENT;
-    prefetch_data(p, e);
     if ((rc = mempool__pin(&p->core, idx, gen, tok)))
         return rc;
     MP_FP(get_pinned);
