@@ -172,6 +172,11 @@ int  mempool__back_pages(const mp_core *c, uint64_t k, uint64_t n);
  * the allocator lock; huge pages while *@p huge. 0 or -ENOSPC (the pages
  * keep their flags; the caller frees the block). */
 int  mempool__block_back(mp_core *c, bool *huge, uint64_t pg, uint64_t n);
+/* Are data pages [pg, end) all backed (no punched flag)? */
+bool mempool__all_backed(const mp_core *c, uint64_t pg, uint64_t end);
+/* The 4 KiB pass of both paths: fallocate() each stretch of flagged pages
+ * in [pg, end), clearing their flags; 0 or -ENOSPC. */
+int  mempool__back_stretches(const mp_core *c, uint64_t pg, uint64_t end);
 
 /* ---- alloc.c: blocks and entries, under the robust allocator lock ----- */
 int  mempool__lock(mempool *p);

@@ -24,6 +24,7 @@
 #include "helpers_base.h"
 #include <mempool/mempool.h>
 #include "io_impl.h"
+#include "t_spillfile.h"
 
 static char root[64];                    /* per binary, removed by main() */
 static char t_dir[128];                  /* per test */
@@ -41,81 +42,12 @@ static const uint64_t lens[] = { 3 * MiB + 1000, 2 * MiB + 300, MiB + 200,
 
 static void setup(void)
 {
-    snprintf(t_dir, sizeof t_dir, "%s/t-XXXXXX", root);
-    ck_assert_ptr_nonnull(mkdtemp(t_dir));
-    t_dfd = open(t_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    ck_assert_int_ge(t_dfd, 0);
+    t_sf_dir_make(root, t_dir, sizeof t_dir, &t_dfd);
 }
 
 static void teardown(void)
 {
-    close(t_dfd);
-    t_dfd = -1;
-    t_rm_tree(t_dir);
-}
-
-static uint8_t *pattern(size_t len, uint64_t seed)
-{
-    uint8_t *b = malloc(len);
-    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-
-    ck_assert_ptr_nonnull(b);
-    for (size_t i = 0; i < len; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        b[i] = (uint8_t)(x >> 24);
-    }
-    return b;
-}
-
-static int write_file(int mode, const char *name, const uint8_t *buf,
-                      uint64_t len)
-{
-    mp_io *io;
-    mp_io_req r, *rp = &r;
-
-    ck_assert_int_eq(mempool__io_open(&io, mode), 0);
-    memset(&r, 0, sizeof r);
-    r.dirfd = t_dfd;
-    r.name = name;
-    r.payload = buf;
-    r.len = len;
-    mempool__file_header(&r.hdr, t_uuid, 3, 4, 5, 0, len);
-    ck_assert_int_eq(mempool__io_submit(io, &rp, 1), 0);
-    ck_assert_int_eq(mempool__io_wait(io, &rp, 1), 0);
-    mempool__io_close(io);
-    return r.result;
-}
-
-/* Map @p name; with @p verify the bytes must be @p want's. */
-static int map_check(const char *name, bool verify, const uint8_t *want,
-                     uint64_t len)
-{
-    mp_file_map m;
-    int rc = mempool__file_map(t_dfd, name, t_uuid, 3, 4, verify, &m);
-
-    if (rc == 0) {
-        ck_assert_uint_eq(m.len, len);
-        if (verify)
-            ck_assert_int_eq(memcmp(m.data, want, len), 0);
-        mempool__file_unmap(&m);
-    } else {
-        ck_assert_int_eq(rc, MEMPOOL_ECORRUPT);
-    }
-    return rc;
-}
-
-static void flip(int dfd, const char *name, uint64_t off)
-{
-    int fd = openat(dfd, name, O_RDWR | O_CLOEXEC);
-    uint8_t b;
-
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(pread(fd, &b, 1, (off_t)off), 1);
-    b ^= 0x10;
-    ck_assert_int_eq(pwrite(fd, &b, 1, (off_t)off), 1);
-    close(fd);
+    t_sf_dir_drop(t_dir, &t_dfd);
 }
 
 /* Payload offsets to flip in the last chunk of @p len (start of the chunk
@@ -140,37 +72,19 @@ static unsigned tail_offsets(uint64_t len, uint64_t *offs)
 START_TEST(test_flip_last_chunk)
 {
     uint64_t len = lens[_i / 2], offs[24];
-    uint8_t *buf = pattern(len, 77 + (uint64_t)_i);
+    uint8_t *buf = t_sf_pattern(len, 77 + (uint64_t)_i);
     unsigned n = tail_offsets(len, offs);
 
-    ck_assert_int_eq(write_file(_i % 2 ? MP_IO_PWRITE : MP_IO_AUTO, "f",
-                                buf, len), 0);
-    ck_assert_int_eq(map_check("f", true, buf, len), 0);
-    for (unsigned i = 0; i < n; i++) {
-        flip(t_dfd, "f", MP_FILE_HDR + offs[i]);
-        ck_assert_msg(map_check("f", true, buf, len) == MEMPOOL_ECORRUPT,
-                      "length %llu: flip at payload byte %llu not caught",
-                      (unsigned long long)len, (unsigned long long)offs[i]);
-        ck_assert_int_eq(map_check("f", false, buf, len), 0);
-        flip(t_dfd, "f", MP_FILE_HDR + offs[i]);
-        ck_assert_int_eq(map_check("f", true, buf, len), 0);
-    }
+    ck_assert_int_eq(t_sf_write(t_dfd, _i % 2 ? MP_IO_PWRITE : MP_IO_AUTO,
+                                "f", buf, len, t_uuid), 0);
+    t_sf_flips_caught(t_dfd, "f", t_uuid, buf, len, offs, n);
     free(buf);
 }
 END_TEST
 
 static mempool *open_pool(const char *name, bool create)
 {
-    mempool_options o;
-    mempool *p = NULL;
-
-    mempool_options_init(&o);
-    o.arena_bytes = 64 * MiB;
-    o.spill_dir = root;
-    o.spiller = 0;
-    o.flags = create ? MEMPOOL_OPEN_CREATE | MEMPOOL_OPEN_EXCL : 0;
-    ck_assert_int_eq(mempool_open(name, &o, &p), 0);
-    return p;
+    return t_sf_pool_open(name, root, create);
 }
 
 /* A fresh handle's get of the spilled object: MEMPOOL_ECORRUPT and no
@@ -198,7 +112,7 @@ static void get_expect(const char *name, mempool_dref r, const uint8_t *buf,
 START_TEST(test_get_flipped_last_chunk)
 {
     uint64_t len = lens[0], offs[24];
-    uint8_t *buf = pattern(len, 5);
+    uint8_t *buf = t_sf_pattern(len, 5);
     unsigned n = tail_offsets(len, offs);
     mempool_fileref f;
     char name[64], dir[sizeof f.path];
@@ -215,9 +129,9 @@ START_TEST(test_get_flipped_last_chunk)
     dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     ck_assert_int_ge(dfd, 0);
     for (unsigned i = 0; i < n; i += 3) {
-        flip(dfd, strrchr(f.path, '/') + 1, MP_FILE_HDR + offs[i]);
+        t_sf_flip(dfd, strrchr(f.path, '/') + 1, MP_FILE_HDR + offs[i]);
         get_expect(name, r, buf, len, true);
-        flip(dfd, strrchr(f.path, '/') + 1, MP_FILE_HDR + offs[i]);
+        t_sf_flip(dfd, strrchr(f.path, '/') + 1, MP_FILE_HDR + offs[i]);
         get_expect(name, r, buf, len, false);
     }
     close(dfd);

@@ -85,7 +85,6 @@ static inline mp_entry *mp_core_entry(const mp_core *c, uint32_t idx)
 /* ---- pin.c: per-worker pin and reference cells ------------------------ */
 enum { MP_PIN = 0, MP_REF = 1 };
 int  mempool__pin(mp_core *c, uint32_t idx, uint32_t gen, uint64_t *tok);
-void mempool__pin_prefetch(const mp_core *c, uint32_t idx);
 int  mempool__unpin_cell(mp_core *c, uint32_t idx, uint32_t gen,
                          uint64_t tok);
 int  mempool__ref_add(mp_core *c, uint32_t idx, uint32_t gen);

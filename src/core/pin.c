@@ -176,16 +176,6 @@ static int64_t place_pos(const mp_core *c, uint32_t idx, unsigned place)
 
 static _Thread_local uint16_t pin_nonce;
 
-/* Ask for the line of our home bucket of entry @p idx, for writing, before
- * the get loads the entry (issue 11 target 6): the pin's locked CAS waits
- * for every earlier load, so a bucket line fetched only by the CAS is a
- * cache miss after the entry's, not beside it. A prefetch neither faults
- * nor orders anything: it costs nothing if the pin lands in overflow. */
-void mempool__pin_prefetch(const mp_core *c, uint32_t idx)
-{
-    __builtin_prefetch(table_of(c, c->slot) + home_of(c, idx), 1);
-}
-
 int mempool__pin(mp_core *c, uint32_t idx, uint32_t gen, uint64_t *tok)
 {
     uint16_t nonce = ++pin_nonce ? pin_nonce : ++pin_nonce;
