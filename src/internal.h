@@ -165,6 +165,11 @@ int  mempool__back_huge(const mp_core *c, uint64_t first, uint64_t n);
 void mempool__back_meta(int fd, uint8_t *base, uint64_t len);
 /* fallocate() data pages [k, k + n): 0 or -errno (-ENOSPC). */
 int  mempool__back_pages(const mp_core *c, uint64_t k, uint64_t n);
+/* blockback.c: back the pages [pg, pg + n) of a block the caller owns
+ * (its ALLOC entry names it) that are still flagged as holes, without
+ * the allocator lock; huge pages while *@p huge. 0 or -ENOSPC (the pages
+ * keep their flags; the caller frees the block). */
+int  mempool__block_back(mp_core *c, bool *huge, uint64_t pg, uint64_t n);
 
 /* ---- alloc.c: blocks and entries, under the robust allocator lock ----- */
 int  mempool__lock(mempool *p);

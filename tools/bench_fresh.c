@@ -18,6 +18,9 @@
  *     touched first (median of 3), in the same child; below 32 MiB each
  *     copy goes to another part of a 128 MiB touched buffer, so that the
  *     destination is not in the cache (the arena's is not either).
+ *     The floor row: a brand-new pool's 64 MiB set against memcpy into
+ *     never-touched anonymous memory (2 MiB-aligned, MADV_HUGEPAGE), which
+ *     pays the same kernel zeroing of new pages the pool's chunks do.
  *   first read        a consumer child gets a 64 MiB object another process
  *                     set and sums every byte; baseline: its second read of
  *                     the same view.
@@ -142,9 +145,31 @@ static int run_children(int n, child_fn fn, const void *const *arg,
 
 struct cold_set {
     uint64_t size;
-    bool     new_pool; /* create the pool in the child */
     int      round;
+    bool     new_pool; /* create the pool in the child */
+    bool     fresh;    /* baseline: memcpy into never-touched memory */
 };
+
+/* The floor of any first write of new memory: memcpy into anonymous
+ * memory nobody touched yet, 2 MiB-aligned and MADV_HUGEPAGE, so the
+ * kernel zeroes (and maps) one huge page per 2 MiB as the copy faults -
+ * the work a brand-new pool's chunks cost too. ns, or -1. */
+static double fresh_copy(const unsigned char *src, size_t n)
+{
+    size_t len = n + 2 * MIB;
+    uint8_t *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return -1;
+    uint8_t *a = (uint8_t *)(((uintptr_t)m + 2 * MIB - 1) &
+                             ~(uintptr_t)(2 * MIB - 1));
+    (void)madvise(a, n, MADV_HUGEPAGE);
+    uint64_t t0 = cli_now_ns();
+    memcpy(a, src, n);
+    double ns = (double)(cli_now_ns() - t0);
+    munmap(m, len);
+    return ns;
+}
 
 /* out[0] = ns of the first set, out[1] = ns of memcpy into touched memory */
 static int cold_set_child(const void *arg, double out[2])
@@ -158,26 +183,30 @@ static int cold_set_child(const void *arg, double out[2])
     bool small = a->size < 32 * MIB;
     size_t dlen = small ? 128 * MIB : a->size;
     unsigned char *src = touched(a->size, 7), *dst = touched(dlen, 1);
-    mempool *p;
+    mempool *p = NULL;
     mempool_dref r;
     double base[3];
-    int rc;
+    uint64_t t0;
+    int rc = -ENOMEM;
 
     if (!src || !dst)
-        return -ENOMEM;
+        goto out;
     for (int i = 0; i < 3; i++) {
         unsigned char *d = dst + (small ? (size_t)i * 40 * MIB : 0);
-        uint64_t t0 = cli_now_ns();
+        t0 = cli_now_ns();
         memcpy(d, src, a->size);
         base[i] = (double)(cli_now_ns() - t0);
+        if (a->fresh)
+            base[i] = fresh_copy(src, a->size);
     }
     out[1] = bench_median(base, 3);
     snprintf(name, sizeof name, "%s-c%d", shared_pool, a->round);
     p = a->new_pool ? attach(name, 2 * a->size + 16 * MIB, true)
                     : attach(shared_pool, 0, false);
+    rc = -ENOENT;
     if (!p)
-        return -ENOENT;
-    uint64_t t0 = cli_now_ns();
+        goto out;
+    t0 = cli_now_ns();
     rc = mempool_put(p, src, a->size, &r);
     out[0] = (double)(cli_now_ns() - t0);
     if (rc == 0)
@@ -185,6 +214,7 @@ static int cold_set_child(const void *arg, double out[2])
     mempool_close(p);
     if (a->new_pool)
         mempool_destroy(name);
+out:
     free(src);
     free(dst);
     return rc < 0 ? rc : 0;
@@ -314,13 +344,15 @@ static void print_row(const struct row *r)
            r->target);
 }
 
-static int opens(int rounds, struct row *r)
+/* Run @p fn once per round, each time in a new child given args[i]; the
+ * medians of its two figures (subject, baseline) go into @p r. */
+static int child_rounds(int rounds, child_fn fn, const void *const *args,
+                        struct row *r)
 {
     double v[8], b[8];
     for (int i = 0; i < rounds; i++) {
-        const void *arg = &i;
         double o[2];
-        int rc = run_children(1, open_child, &arg, o);
+        int rc = run_children(1, fn, &args[i], o);
         if (rc)
             return rc;
         v[i] = o[0];
@@ -331,22 +363,28 @@ static int opens(int rounds, struct row *r)
     return 0;
 }
 
-static int cold_sets(int rounds, uint64_t size, bool new_pool, struct row *r)
+static int opens(int rounds, struct row *r)
 {
-    double v[8], b[8];
+    int round[8];
+    const void *args[8];
     for (int i = 0; i < rounds; i++) {
-        struct cold_set a = { size, new_pool, i };
-        const void *arg = &a;
-        double o[2];
-        int rc = run_children(1, cold_set_child, &arg, o);
-        if (rc)
-            return rc;
-        v[i] = o[0];
-        b[i] = o[1];
+        round[i] = i;
+        args[i] = &round[i];
     }
-    r->v = bench_median(v, rounds);
-    r->base = bench_median(b, rounds);
-    return 0;
+    return child_rounds(rounds, open_child, args, r);
+}
+
+static int cold_sets(int rounds, uint64_t size, bool new_pool, bool fresh,
+                     struct row *r)
+{
+    struct cold_set a[8];
+    const void *args[8];
+    for (int i = 0; i < rounds; i++) {
+        a[i] = (struct cold_set){ .size = size, .round = i,
+                                  .new_pool = new_pool, .fresh = fresh };
+        args[i] = &a[i];
+    }
+    return child_rounds(rounds, cold_set_child, args, r);
 }
 
 static int first_reads(mempool *p, int rounds, struct row *r)
@@ -408,6 +446,9 @@ int bench_fresh(const struct fresh_opts *o)
     struct row rows[] = {
         { "64 MiB set, fresh process, new pool", "memcpy into touched memory",
           "≥ 0.8× (target 3)", 0, 0, false, false },
+        { "64 MiB set, fresh process, new pool", "memcpy into fresh "
+          "(untouched, THP) anonymous memory", "the floor: zeroing + copy",
+          0, 0, false, false },
         { "64 MiB set, fresh process, used pages", "memcpy into touched memory",
           "≥ 0.8× (target 3)", 0, 0, false, false },
         { "1 MiB set, fresh process, new pool", "memcpy into touched memory",
@@ -440,23 +481,25 @@ int bench_fresh(const struct fresh_opts *o)
     if (rc == 0)
         rc = mempool_delete(p, d);
     if (rc == 0)
-        rc = cold_sets(rounds, 64 * MIB, true, &rows[0]);
+        rc = cold_sets(rounds, 64 * MIB, true, false, &rows[0]);
     if (rc == 0)
-        rc = cold_sets(rounds, 64 * MIB, false, &rows[1]);
+        rc = cold_sets(rounds, 64 * MIB, true, true, &rows[1]);
     if (rc == 0)
-        rc = cold_sets(rounds, MIB, true, &rows[2]);
+        rc = cold_sets(rounds, 64 * MIB, false, false, &rows[2]);
     if (rc == 0)
-        rc = cold_sets(rounds, MIB, false, &rows[3]);
+        rc = cold_sets(rounds, MIB, true, false, &rows[3]);
     if (rc == 0)
-        rc = first_reads(p, rounds, &rows[4]);
+        rc = cold_sets(rounds, MIB, false, false, &rows[4]);
     if (rc == 0)
-        rc = opens(rounds, &rows[5]);
+        rc = first_reads(p, rounds, &rows[5]);
     if (rc == 0)
-        rc = scaling(p, rounds, ops, TP_GET_OWN, &rows[6]);
+        rc = opens(rounds, &rows[6]);
     if (rc == 0)
-        rc = scaling(p, rounds, ops, TP_GET_SHARED, &rows[7]);
+        rc = scaling(p, rounds, ops, TP_GET_OWN, &rows[7]);
     if (rc == 0)
-        rc = scaling(p, rounds, ops / 4, TP_SETDEL, &rows[8]);
+        rc = scaling(p, rounds, ops, TP_GET_SHARED, &rows[8]);
+    if (rc == 0)
+        rc = scaling(p, rounds, ops / 4, TP_SETDEL, &rows[9]);
     mempool_close(p);
     mempool_destroy(shared_pool);
     if (rc)

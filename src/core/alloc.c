@@ -21,14 +21,16 @@
  * state into scratch memory and compares, which is how tests prove that no
  * byte leaked. The lock is held for bookkeeping only, never across a copy.
  * Two kinds of system calls do run under it, both off the common path:
- * backing (backing.c) in run_back() when a run takes pages that are still
- * holes - a new arena's, or ones mempool_trim() punched - (it must happen
- * before the pages are handed out, and failing there leaves the allocator
- * unchanged), and trim's own
+ * backing (backing.c) in run_back() when a slab page is taken that is
+ * still a hole - a new arena's, or one mempool_trim() punched - (failing
+ * there leaves the allocator unchanged), and trim's own
  * fallocate(PUNCH_HOLE), which must not race with an allocation of the
- * pages it punches.
+ * pages it punches. A large block's run is handed out with its holes still
+ * flagged (punched), and its owner backs them after the lock is released
+ * (blockback.c), so no other process waits for that zeroing.
  *
- * Who moves what. Only this file writes the page descriptors, the bitmap,
+ * Who moves what. Only this file writes the page descriptors (but for the
+ * punched flags of a block's pages, which its owner clears), the bitmap,
  * the partial lists, the entry free list (entry_free, next_free), rover,
  * entries_used, used_bytes and the charges (slots' objects, resident_bytes,
  * disk_bytes and the pool's own), always under the lock; of an entry it
@@ -52,10 +54,10 @@
 
 static const uint32_t class_size[MP_NCLASS] = { 64, 128, 256, 512, 1024, 2048 };
 
-/* The size class of 1 <= @p len <= MP_SMALL_MAX (64 << class). */
+/* The size class of 1 <= @p len <= MP_SMALL_MAX (wcache.h). */
 static unsigned class_of(uint64_t len)
 {
-    return len <= 64 ? 0 : 58u - (unsigned)__builtin_clzll(len - 1);
+    return mp_class_of(len);
 }
 
 static uint64_t slab_full(unsigned c)
@@ -138,18 +140,20 @@ static uint64_t run_find(mempool *p, uint64_t from, uint64_t end, uint64_t n)
     return end;
 }
 
-/* Set the punched flags of pages [a, z) to @p v. */
+/* Set the punched flags of pages [a, z) to @p v. Relaxed atomics: the
+ * owner of a block clears its pages' flags outside the lock
+ * (blockback.c). */
 static void punched_set(mempool *p, uint64_t a, uint64_t z, uint8_t v)
 {
     for (uint64_t k = a; k < z; k++)
-        p->pages[k].punched = v;
+        MP_ST(p->pages[k].punched, v);
 }
 
 /* Are all pages [a, z) punched? */
 static bool punched_all(mempool *p, uint64_t a, uint64_t z)
 {
     for (uint64_t k = a; k < z; k++)
-        if (!p->pages[k].punched)
+        if (!MP_LD(p->pages[k].punched))
             return false;
     return true;
 }
@@ -164,7 +168,7 @@ static void span_back(mempool *p, uint64_t f, uint64_t z, uint64_t nc)
     if (rc == 0)
         punched_set(p, f, z, 0);
     else if (rc == -EINVAL)
-        p->huge = false;                      /* this kernel cannot */
+        MP_ST(p->huge, false);                /* this kernel cannot */
 }
 
 /* Give the punched pages (holes: a new arena's, trimmed, or unknown after
@@ -200,17 +204,17 @@ static void huge_back(mempool *p, uint64_t pg, uint64_t end)
 static int run_back(mempool *p, uint64_t pg, uint64_t n)
 {
     uint64_t end = pg + n, q = pg;
-    while (q < end && !p->pages[q].punched)
+    while (q < end && !MP_LD(p->pages[q].punched))
         q++;
     if (q == end)
         return 0;                               /* all backed already */
-    if (MP_FP(back_chunk) == 0 && p->huge)
+    if (MP_FP(back_chunk) == 0 && MP_LD(p->huge))
         huge_back(p, pg, end);
     for (uint64_t i = pg, j; i < end; i = j) {
         j = i + 1;
-        if (!p->pages[i].punched)
+        if (!MP_LD(p->pages[i].punched))
             continue;
-        while (j < end && p->pages[j].punched)
+        while (j < end && MP_LD(p->pages[j].punched))
             j++;
         if (MP_FP(back_pages) || mempool__back_pages(&p->core, i, j - i))
             return -ENOSPC;
@@ -219,7 +223,11 @@ static int run_back(mempool *p, uint64_t pg, uint64_t n)
     return 0;
 }
 
-static int run_alloc(mempool *p, uint64_t n, uint64_t *pg)
+/* A run of @p n free pages, taken. A slab page (@p back) is backed here,
+ * under the lock: many owners will share it. A block's run keeps the
+ * punched flags of its holes, and its one owner backs them after the lock
+ * is released (mempool__block_back()). */
+static int run_alloc(mempool *p, uint64_t n, bool back, uint64_t *pg)
 {
     mp_header *h = p->h;
     uint64_t start = h->rover < p->npages ? h->rover : 0;
@@ -228,7 +236,7 @@ static int run_alloc(mempool *p, uint64_t n, uint64_t *pg)
         i = run_find(p, 0, p->npages, n);
     if (i == p->npages)
         return -ENOMEM;
-    if (run_back(p, i, n))
+    if (back && run_back(p, i, n))
         return -ENOSPC;
     bits_set(p, i, n, false);
     p->pages[i].kind = MP_PG_HEAD;
@@ -291,7 +299,7 @@ static int slab_alloc(mempool *p, unsigned c, uint64_t *off)
     mp_page *d;
 
     if (!head) {
-        int rc = run_alloc(p, 1, &pg);
+        int rc = run_alloc(p, 1, true, &pg);
         if (rc)
             return rc;
         d = &p->pages[pg];
@@ -347,7 +355,7 @@ static int block_alloc(mempool *p, uint64_t len, uint64_t *off)
         return slab_alloc(p, class_of(len), off);
     if (pages_for(len) > p->npages)
         return -E2BIG;
-    if ((rc = run_alloc(p, pages_for(len), &pg)))
+    if ((rc = run_alloc(p, pages_for(len), false, &pg)))
         return rc;
     *off = p->data_off + pg * MP_PAGE;
     return 0;
@@ -498,16 +506,6 @@ int mempool__alloc(mempool *p, uint64_t len, uint32_t *idx)
 }
 
 /* ---- worker caches: what wcache.c asks of the allocator ---------------- */
-
-unsigned mempool__class_of(uint64_t len)
-{
-    return class_of(len);
-}
-
-uint64_t mempool__class_bytes(unsigned c)
-{
-    return class_size[c];
-}
 
 /* A free entry with a block of class @p c, CACHED(@p who): a refill.
  * Locked (and who's cache lock). Moves what mempool__alloc() moves. */
@@ -739,9 +737,13 @@ static void rebuild(mempool *p)
     uint64_t used = 0, nused = 0, held, busy;
 
     for (uint64_t k = 0; k < p->npages; k++) {
-        bool was_free = p->pages[k].kind == MP_PG_FREE;
+        /* A free page: unknown (a trim may have died mid-punch), back it
+         * before use. An allocated one keeps its flag: a block's owner
+         * backs its pages outside the lock (blockback.c). */
+        uint8_t holes = p->pages[k].kind == MP_PG_FREE ||
+                        MP_LD(p->pages[k].punched);
         memset(&p->pages[k], 0, sizeof(mp_page));
-        p->pages[k].punched = was_free;   /* unknown: back it before use */
+        MP_ST(p->pages[k].punched, holes);
     }
     memset(h->partial, 0, sizeof(h->partial));
     h->entry_free = 0;
@@ -905,16 +907,16 @@ int64_t mempool__trim_locked(mempool *p)
     int64_t done = 0;
     for (uint64_t k = 0, e; k < p->npages; k = e) {
         e = k + 1;
-        if (!bit_get(p, k) || p->pages[k].punched)
+        if (!bit_get(p, k) || MP_LD(p->pages[k].punched))
             continue;
-        while (e < p->npages && bit_get(p, e) && !p->pages[e].punched)
+        while (e < p->npages && bit_get(p, e) && !MP_LD(p->pages[e].punched))
             e++;
         if (fallocate(p->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                       (off_t)(p->data_off + k * MP_PAGE),
                       (off_t)((e - k) * MP_PAGE)) < 0)
             return done ? done : -errno;
         for (uint64_t q = k; q < e; q++)
-            p->pages[q].punched = 1;
+            MP_ST(p->pages[q].punched, 1);
         done += (int64_t)((e - k) * MP_PAGE);
     }
     return done;

@@ -408,7 +408,8 @@ _Static_assert(offsetof(mp_chan, tail) % 64 == 0 &&
 _Static_assert(MP_WORKERS < 128, "box who fits 7 bits");
 
 _Static_assert(sizeof(mp_slot) == 256, "mp_slot is 256 bytes");
-_Static_assert(offsetof(mp_slot, resident_bytes) == 64 &&
+_Static_assert(offsetof(mp_slot, max_disksize) < 64 &&
+               offsetof(mp_slot, resident_bytes) == 64 &&
                offsetof(mp_slot, sets) == 128, "mp_slot lines");
 _Static_assert(sizeof(mp_entry) == 64, "mp_entry is one cache line");
 _Static_assert(sizeof(mp_page) == 32, "mp_page is 32 bytes");

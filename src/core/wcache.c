@@ -152,7 +152,7 @@ static bool block_ok(const mp_core *c, uint64_t off, uint64_t len)
 {
     uint64_t rel = off - c->data_off;
     return off >= c->data_off && rel / MP_PAGE < c->npages &&
-           !(rel & (mempool__class_bytes(mempool__class_of(len)) - 1));
+           !(rel & (mp_class_bytes(mp_class_of(len)) - 1));
 }
 
 /* Structurally a cached entry: a live cache names it, a small block. With
@@ -166,14 +166,25 @@ bool mempool__cache_fits(const mp_core *c, const mp_entry *e, uint64_t w,
         !block_ok(c, MP_LD(e->off), len))
         return false;
     return !room ||
-           wc_of(c, (int)who - 1)->n[mempool__class_of(len)] < MP_WC_MAX;
+           wc_of(c, (int)who - 1)->n[mp_class_of(len)] < MP_WC_MAX;
+}
+
+/* Word @p w of entry @p e is CACHED(worker @p s) and the entry names a
+ * block it may own (the checks of cache_fits without room, inline: the
+ * cached set and the flush run them on every entry). */
+static inline bool cached_by(const mp_core *c, const mp_entry *e, uint64_t w,
+                             int s)
+{
+    uint64_t len = MP_LD(e->len);
+    return (w & UINT64_C(0xffffffff)) == MP_W(0, MP_ST_CACHED, s + 1, 0) &&
+           len >= 1 && len <= MP_SMALL_MAX && block_ok(c, MP_LD(e->off), len);
 }
 
 /* Rebuild: list CACHED entry @p idx in its cache (cache_fits said room). */
 void mempool__cache_adopt(const mp_core *c, uint32_t idx, uint64_t w)
 {
     mp_wcache *wc = wc_of(c, (int)MP_W_WHO(w) - 1);
-    unsigned k = mempool__class_of(MP_LD(mp_core_entry(c, idx)->len));
+    unsigned k = mp_class_of(MP_LD(mp_core_entry(c, idx)->len));
     wc->idx[k][wc->n[k]] = idx;
     MP_ST(wc->n[k], wc->n[k] + 1);
 }
@@ -284,8 +295,7 @@ static uint64_t flush(mempool *p, int s, unsigned c, uint32_t cnt)
         if (i >= p->ntab)
             continue;
         w = atomic_load(&mp_entry_at(p, i)->word);
-        if (MP_W_ST(w) == MP_ST_CACHED && MP_W_WHO(w) == (unsigned)s + 1 &&
-            mempool__cache_fits(&p->core, mp_entry_at(p, i), w, false))
+        if (cached_by(&p->core, mp_entry_at(p, i), w, s))
             mempool__uncache_locked(p, i, w);
         MP_FP(cache_flushed);
     }
@@ -370,10 +380,9 @@ static int pop(mempool *p, unsigned c, uint64_t len, uint32_t type,
         goto damaged;
     e = mp_entry_at(p, i);
     w = atomic_load(&e->word);
-    if (MP_W_ST(w) != MP_ST_CACHED || MP_W_WHO(w) != (unsigned)s + 1 ||
-        !mempool__cache_fits(&p->core, e, w, false) ||
-        mempool__class_of(MP_LD(e->len)) != c)
-        goto damaged;               /* the set will write at e->off */
+    /* CACHED(us) with a block of class c: the set will write at e->off. */
+    if (!cached_by(&p->core, e, w, s) || mp_class_of(MP_LD(e->len)) != c)
+        goto damaged;
     MP_ST(wc->n[c], wc->n[c] - 1);
     MP_FP(cache_popped);
     MP_ST(e->len, len);
@@ -394,7 +403,7 @@ int mempool__cache_alloc(mempool *p, uint64_t len, uint32_t type,
                          uint16_t flags, uint32_t *idx)
 {
     int s = p->slot, rc = 1;
-    unsigned c = mempool__class_of(len);
+    unsigned c = mp_class_of(len);
     mp_wcache *wc = wc_of(&p->core, s);
 
     /* An unlocked look first: an empty class goes straight to a refill
@@ -453,7 +462,7 @@ bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w)
         len > MP_SMALL_MAX || !MP_LD(e->off) ||
         (MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED))
         return false;
-    c = mempool__class_of(len);
+    c = mp_class_of(len);
     wc = wc_of(&p->core, s);
     if (MP_LD(wc->n[c]) < MP_WC_MAX && wc_lock(p, s, false) == 0) {
         if (!wc->dirty && wc->n[c] < MP_WC_MAX) {
@@ -486,7 +495,7 @@ static bool holds(mempool *p, int s, unsigned c, uint32_t i)
     return e && MP_W_ST(w) == MP_ST_CACHED &&
            MP_W_WHO(w) == (unsigned)s + 1 &&
            mempool__cache_fits(&p->core, e, w, false) &&
-           mempool__class_of(e->len) == c;
+           mp_class_of(e->len) == c;
 }
 
 /* One class list of worker @p s's cache: each entry held, none listed
@@ -554,7 +563,7 @@ void mempool__cached(mempool *p, uint64_t *entries, uint64_t *bytes)
             uint32_t n = MP_LD(wc_of(&p->core, s)->n[c]);
             n = n < MP_WC_MAX ? n : MP_WC_MAX;
             *entries += n;
-            *bytes += n * mempool__class_bytes(c);
+            *bytes += n * mp_class_bytes(c);
         }
     }
 }

@@ -58,9 +58,19 @@ uint64_t mempool__cache_drain(mempool *p, int held);
  * workers; live workers keep theirs. Entries returned. */
 uint64_t mempool__cache_trim(mempool *p);
 
+/* The size class of 1 <= @p len <= MP_SMALL_MAX (64 << class), and its
+ * block size. Inline: the cached set and delete test them every time. */
+static inline unsigned mp_class_of(uint64_t len)
+{
+    return len <= 64 ? 0 : 58u - (unsigned)__builtin_clzll(len - 1);
+}
+
+static inline uint64_t mp_class_bytes(unsigned c)
+{
+    return UINT64_C(64) << c;
+}
+
 /* ---- alloc.c, for the caches (locked) ---------------------------------- */
-unsigned mempool__class_of(uint64_t len);
-uint64_t mempool__class_bytes(unsigned c);
 int  mempool__cache_take_locked(mempool *p, unsigned c, unsigned who,
                                 uint32_t *idx);
 void mempool__uncache_locked(mempool *p, uint32_t idx, uint64_t w);
