@@ -728,6 +728,41 @@ static bool cache_busy(uint64_t busy, uint64_t w)
     return who >= 1 && who <= MP_WORKERS && (busy >> (who - 1) & 1);
 }
 
+/* Rebuild: entry @p i back into the derived state (its block placed, the
+ * free list, its cache or its owner's charges, *@p used and *@p nused);
+ * caches in @p busy are not held. */
+static void rebuild_entry(mempool *p, uint32_t i, uint64_t busy,
+                          uint64_t *used, uint64_t *nused)
+{
+    mp_entry *e = mp_entry_at(p, i);
+    uint64_t w = atomic_load(&e->word);
+    unsigned st = MP_W_ST(w);
+    bool mine = st == MP_ST_CACHED && !cache_busy(busy, w);
+    if (!has_block(w))
+        MP_ST(e->off, 0);               /* e.g. evicted, block not yet freed */
+    if (st == MP_ST_FREEING ||
+        (st == MP_ST_CACHED && !mempool__cache_fits(&p->core, e, w, mine)) ||
+        (e->off && place(p, p->pages, e->off, e->len))) {
+        MP_ST(e->off, 0);               /* dying holder's, or corrupt */
+        MP_ST(e->len, 0);
+        MP_ST(e->owner, 0);
+        w = mempool__entry_recycle(e, w);
+        st = MP_W_ST(w);
+        mine = false;
+    }
+    if (st == MP_ST_FREE) {
+        entry_push(p, i);
+    } else if (st != MP_ST_RETIRED) {
+        (*nused)++;
+        if (has_block(w))
+            *used += mempool__block_bytes(e->len);
+        if (mine)
+            mempool__cache_adopt(&p->core, i, w);
+        else if (st != MP_ST_CACHED)    /* a busy cache's: nobody's */
+            account(p, e, w, +1);
+    }
+}
+
 /* After a lock holder died: recompute all allocator state from the table.
  * Moves everything the allocator owns (see the top of this file), and
  * frees entries caught FREEING or naming an invalid block. */
@@ -763,35 +798,8 @@ static void rebuild(mempool *p)
     atomic_store(&h->pool_objects, 0);
     atomic_store(&h->pool_resident, 0);
     atomic_store(&h->pool_disk, 0);
-    for (uint32_t i = (uint32_t)p->ntab; i-- > 0;) {
-        mp_entry *e = mp_entry_at(p, i);
-        uint64_t w = atomic_load(&e->word);
-        unsigned st = MP_W_ST(w);
-        bool mine = st == MP_ST_CACHED && !cache_busy(busy, w);
-        if (!has_block(w))
-            MP_ST(e->off, 0);           /* e.g. evicted, block not yet freed */
-        if (st == MP_ST_FREEING ||
-            (st == MP_ST_CACHED &&
-             !mempool__cache_fits(&p->core, e, w, mine)) ||
-            (e->off && place(p, p->pages, e->off, e->len))) {
-            MP_ST(e->off, 0);           /* dying holder's, or corrupt */
-            MP_ST(e->len, 0);
-            MP_ST(e->owner, 0);
-            w = mempool__entry_recycle(e, w);
-            st = MP_W_ST(w);
-        }
-        if (st == MP_ST_FREE) {
-            entry_push(p, i);
-        } else if (st != MP_ST_RETIRED) {
-            nused++;
-            if (has_block(w))
-                used += mempool__block_bytes(e->len);
-            if (mine)
-                mempool__cache_adopt(&p->core, i, w);
-            else if (st != MP_ST_CACHED)   /* a busy cache's: nobody's */
-                account(p, e, w, +1);
-        }
-    }
+    for (uint32_t i = (uint32_t)p->ntab; i-- > 0;)
+        rebuild_entry(p, i, busy, &used, &nused);
     mempool__cache_release_all(p, held);
     for (uint64_t k = 0; k < p->npages; k++) {
         mp_page *d = &p->pages[k];
