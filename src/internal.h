@@ -65,6 +65,7 @@ struct mempool {
     mp_chan      *chans;
     _Atomic uint64_t *ring;
     uint32_t      nbox, nnames, nring;
+    _Atomic uint32_t box_nonce; /* this handle's box nonces (box.c) */
     uint64_t      forkgen;     /* process fork generation at open */
     int         (*type_known)(mempool *p, uint32_t type); /* codec layer */
     bool          closed;      /* set by mempool_close(): the handle is kept
@@ -170,6 +171,11 @@ int  mempool__back_pages(const mp_core *c, uint64_t k, uint64_t n);
  * the allocator lock; huge pages while *@p huge. 0 or -ENOSPC (the pages
  * keep their flags; the caller frees the block). */
 int  mempool__block_back(mp_core *c, bool *huge, uint64_t pg, uint64_t n);
+/* Are data pages [pg, end) all backed (no punched flag)? */
+bool mempool__all_backed(const mp_core *c, uint64_t pg, uint64_t end);
+/* The 4 KiB pass of both paths: fallocate() each stretch of flagged pages
+ * in [pg, end), clearing their flags; 0 or -ENOSPC. */
+int  mempool__back_stretches(const mp_core *c, uint64_t pg, uint64_t end);
 
 /* ---- alloc.c: blocks and entries, under the robust allocator lock ----- */
 int  mempool__lock(mempool *p);

@@ -18,24 +18,9 @@
 
 #include "helpers_base.h"
 #include "crc32c.h"
+#include "t_spillfile.h"
 
 static const char *const way_name[] = { "table", "sse4.2", "vpclmulqdq" };
-
-/* Deterministic bytes (xorshift) of @p len, seeded by @p seed. */
-static uint8_t *noise(size_t len, uint64_t seed)
-{
-    uint8_t *b = malloc(len ? len : 1);
-    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-
-    ck_assert_ptr_nonnull(b);
-    for (size_t i = 0; i < len; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        b[i] = (uint8_t)(x >> 24);
-    }
-    return b;
-}
 
 /* _i: the way (MP_CRC_*). */
 START_TEST(test_vectors)
@@ -73,7 +58,7 @@ END_TEST
 START_TEST(test_against_table)
 {
     int w = _i;
-    uint8_t *b = noise(4096 + 64, 1 + (uint64_t)w);
+    uint8_t *b = t_sf_pattern(4096 + 64, 1 + (uint64_t)w);
     static const size_t edges[] = { 1023, 1024, 1025, 1151, 1152, 1153,
                                     2047, 2048, 2049, 4095, 4096 };
 
@@ -96,7 +81,7 @@ START_TEST(test_large)
 {
     int w = _i;
     size_t max = 3 * MiB + 333;
-    uint8_t *b = noise(max + 8, 100 + (uint64_t)w);
+    uint8_t *b = t_sf_pattern(max + 8, 100 + (uint64_t)w);
     static const size_t lens[] = { 48 * 1024 - 1, 48 * 1024, 48 * 1024 + 1,
                                    64 * 1024 + 17, MiB - 1, MiB, MiB + 1,
                                    MiB + 77, 3 * MiB + 333 };
@@ -119,7 +104,7 @@ START_TEST(test_chain)
 {
     int w = _i;
     size_t len = 5000;
-    uint8_t *b = noise(len, 7);
+    uint8_t *b = t_sf_pattern(len, 7);
     uint32_t whole = mempool__crc32c_sw(0, b, len);
 
     for (size_t cut = 0; cut <= len; cut += (cut < 300 ? 1 : 97)) {
@@ -139,7 +124,7 @@ END_TEST
 START_TEST(test_flip_detected)
 {
     size_t len = MiB + 5;
-    uint8_t *b = noise(len, 11);
+    uint8_t *b = t_sf_pattern(len, 11);
     uint32_t good = mempool__crc32c(0, b, len);
     static const size_t at[] = { 0, 1, 127, 128, 255, 256, 4096, 65535,
                                  MiB - 1, MiB, MiB + 4 };

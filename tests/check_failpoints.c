@@ -992,7 +992,8 @@ static int max_n(void)
 static bool handoff_point(const char *name)
 {
     static const char *const pre[] = { "name.", "give.", "take.", "send.",
-                                       "recv.", "chan.", "bcast.", "box." };
+                                       "recv.", "chan.", "bcast.", "box.",
+                                       "wait." };
     for (size_t i = 0; i < sizeof pre / sizeof pre[0]; i++)
         if (strncmp(name, pre[i], strlen(pre[i])) == 0)
             return true;

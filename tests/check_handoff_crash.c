@@ -50,7 +50,7 @@ static const struct fp_def {
 static bool handoff_point(const char *name)
 {
     static const char *const pre[] = { "name.", "give.", "take.", "send.",
-                                       "recv.", "chan.", "box." };
+                                       "recv.", "chan.", "box.", "wait." };
     for (size_t i = 0; i < sizeof pre / sizeof pre[0]; i++)
         if (strncmp(name, pre[i], strlen(pre[i])) == 0)
             return true;
@@ -176,6 +176,9 @@ static int hchild(void *arg)
     }
     for (int k = 0; k < 3; k++)
         T_CHILD_EQ(mempool_chan_recv(sub, &r, 1000), 0);
+    /* waits that time out (wait.*: checking, then counted asleep) */
+    T_CHILD_EQ(mempool_chan_recv(sub, &r, 2), -ETIMEDOUT);
+    T_CHILD_EQ(mempool_name_get(p, "hn-never", &r, 2), -ETIMEDOUT);
 
     /* a channel destroyed with items in it */
     T_CHILD_EQ(mempool_chan_open(p, "cd", 4, MEMPOOL_CHAN_CREATE, &d), 0);

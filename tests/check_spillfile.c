@@ -39,6 +39,7 @@
 #include "helpers_base.h"
 #include <mempool/mempool.h>
 #include "io_impl.h"
+#include "t_spillfile.h"
 
 #define T_CHUNK  (1ull << 20)
 #define T_LEN    (5 * T_CHUNK + 1)        /* 6 chunks, the last 1 byte */
@@ -51,80 +52,25 @@ static const uint64_t t_uuid[2] = { 0x1111222233334444ull,
 
 static void setup(void)
 {
-    snprintf(t_dir, sizeof t_dir, "%s/t-XXXXXX", root);
-    ck_assert_ptr_nonnull(mkdtemp(t_dir));
-    t_dfd = open(t_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    ck_assert_int_ge(t_dfd, 0);
+    t_sf_dir_make(root, t_dir, sizeof t_dir, &t_dfd);
 }
 
 static void teardown(void)
 {
-    close(t_dfd);
-    t_dfd = -1;
-    t_rm_tree(t_dir);
+    t_sf_dir_drop(t_dir, &t_dfd);
     unsetenv("MEMPOOL_FAILPOINT");
 }
 
-static uint8_t *pattern(size_t len, uint64_t seed)
-{
-    uint8_t *b = malloc(len ? len : 1);
-    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-
-    ck_assert_ptr_nonnull(b);
-    for (size_t i = 0; i < len; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        b[i] = (uint8_t)(x >> 24);
-    }
-    return b;
-}
-
-/* Write @p name through an engine of mode @p mode (MP_IO_*). */
 static int write_file(int mode, const char *name, const uint8_t *buf,
                       uint64_t len)
 {
-    mp_io *io;
-    mp_io_req r, *rp = &r;
-
-    ck_assert_int_eq(mempool__io_open(&io, mode), 0);
-    memset(&r, 0, sizeof r);
-    r.dirfd = t_dfd;
-    r.name = name;
-    r.payload = buf;
-    r.len = len;
-    mempool__file_header(&r.hdr, t_uuid, 3, 4, 5, 0, len);
-    ck_assert_int_eq(mempool__io_submit(io, &rp, 1), 0);
-    ck_assert_int_eq(mempool__io_wait(io, &rp, 1), 0);
-    mempool__io_close(io);
-    return r.result;
+    return t_sf_write(t_dfd, mode, name, buf, len, t_uuid);
 }
 
 static int map_verify(const char *name, bool verify, const uint8_t *want,
                       uint64_t len)
 {
-    mp_file_map m;
-    int rc = mempool__file_map(t_dfd, name, t_uuid, 3, 4, verify, &m);
-
-    if (rc == 0) {
-        ck_assert_uint_eq(m.len, len);
-        if (verify && len)
-            ck_assert_int_eq(memcmp(m.data, want, len), 0);
-        mempool__file_unmap(&m);
-    }
-    return rc;
-}
-
-static void flip(int dfd, const char *name, uint64_t off)
-{
-    int fd = openat(dfd, name, O_RDWR | O_CLOEXEC);
-    uint8_t b;
-
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(pread(fd, &b, 1, (off_t)off), 1);
-    b ^= 0x5a;
-    ck_assert_int_eq(pwrite(fd, &b, 1, (off_t)off), 1);
-    close(fd);
+    return t_sf_map(t_dfd, name, t_uuid, verify, want, len);
 }
 
 /* ------------------------------------------------------------- format */
@@ -166,7 +112,7 @@ END_TEST
 /* A version 1 file (whole-payload crc), as earlier releases saved them. */
 START_TEST(test_v1_read)
 {
-    uint8_t *buf = pattern(T_LEN, 7), blk[MP_FILE_HDR] = { 0 };
+    uint8_t *buf = t_sf_pattern(T_LEN, 7), blk[MP_FILE_HDR] = { 0 };
     mp_file_header h;
     int fd;
 
@@ -181,7 +127,7 @@ START_TEST(test_v1_read)
     ck_assert_int_eq(pwrite(fd, buf, T_LEN, MP_FILE_HDR), (ssize_t)T_LEN);
     close(fd);
     ck_assert_int_eq(map_verify("v1", true, buf, T_LEN), 0);
-    flip(t_dfd, "v1", MP_FILE_HDR + 3 * T_CHUNK);
+    t_sf_flip(t_dfd, "v1", MP_FILE_HDR + 3 * T_CHUNK);
     ck_assert_int_eq(map_verify("v1", true, buf, T_LEN), MEMPOOL_ECORRUPT);
     ck_assert_int_eq(map_verify("v1", false, buf, T_LEN), 0);
     free(buf);
@@ -192,15 +138,15 @@ END_TEST
  * verify; so is a non-zero byte after the table (header crc fixed). */
 START_TEST(test_table_flip)
 {
-    uint8_t *buf = pattern(T_LEN, 8), blk[MP_FILE_HDR];
+    uint8_t *buf = t_sf_pattern(T_LEN, 8), blk[MP_FILE_HDR];
     int fd;
 
     ck_assert_int_eq(write_file(MP_IO_PWRITE, "f", buf, T_LEN), 0);
     for (uint64_t i = 0; i < 6; i++) {
-        flip(t_dfd, "f", 64 + 4 * i + (i & 3));
+        t_sf_flip(t_dfd, "f", 64 + 4 * i + (i & 3));
         ck_assert_int_eq(map_verify("f", false, buf, T_LEN),
                          MEMPOOL_ECORRUPT);
-        flip(t_dfd, "f", 64 + 4 * i + (i & 3));
+        t_sf_flip(t_dfd, "f", 64 + 4 * i + (i & 3));
     }
     fd = openat(t_dfd, "f", O_RDWR | O_CLOEXEC);
     ck_assert_int_eq(pread(fd, blk, sizeof blk, 0), (ssize_t)sizeof blk);
@@ -238,38 +184,20 @@ static unsigned chunk_offsets(uint64_t *offs)
 /* _i: 0 io_uring (or pwrite where refused), 1 pwrite. */
 START_TEST(test_flip_each_chunk)
 {
-    uint8_t *buf = pattern(T_LEN, 9);
+    uint8_t *buf = t_sf_pattern(T_LEN, 9);
     uint64_t offs[32];
     unsigned n = chunk_offsets(offs);
 
     ck_assert_int_eq(write_file(_i ? MP_IO_PWRITE : MP_IO_AUTO, "f", buf,
                                 T_LEN), 0);
-    ck_assert_int_eq(map_verify("f", true, buf, T_LEN), 0);
-    for (unsigned i = 0; i < n; i++) {
-        flip(t_dfd, "f", MP_FILE_HDR + offs[i]);
-        ck_assert_msg(map_verify("f", true, buf, T_LEN) == MEMPOOL_ECORRUPT,
-                      "flip at payload byte %llu not caught",
-                      (unsigned long long)offs[i]);
-        ck_assert_int_eq(map_verify("f", false, buf, T_LEN), 0);
-        flip(t_dfd, "f", MP_FILE_HDR + offs[i]);
-        ck_assert_int_eq(map_verify("f", true, buf, T_LEN), 0);
-    }
+    t_sf_flips_caught(t_dfd, "f", t_uuid, buf, T_LEN, offs, n);
     free(buf);
 }
 END_TEST
 
 static mempool *open_pool(const char *name, bool create)
 {
-    mempool_options o;
-    mempool *p = NULL;
-
-    mempool_options_init(&o);
-    o.arena_bytes = 64 * MiB;
-    o.spill_dir = root;
-    o.spiller = 0;
-    o.flags = create ? MEMPOOL_OPEN_CREATE | MEMPOOL_OPEN_EXCL : 0;
-    ck_assert_int_eq(mempool_open(name, &o, &p), 0);
-    return p;
+    return t_sf_pool_open(name, root, create);
 }
 
 static void pool_name(char *buf, size_t len, const char *what)
@@ -296,7 +224,7 @@ static int file_dir(mempool *p)
 START_TEST(test_get_flipped_chunk)
 {
     char name[64], why[256], *base;
-    uint8_t *buf = pattern(T_LEN, 10);
+    uint8_t *buf = t_sf_pattern(T_LEN, 10);
     uint64_t offs[32];
     unsigned n = chunk_offsets(offs);
     mempool_fileref f;
@@ -313,14 +241,14 @@ START_TEST(test_get_flipped_chunk)
     for (unsigned i = 0; i < n; i++) {
         mempool_view v;
 
-        flip(dfd, base, MP_FILE_HDR + offs[i]);
+        t_sf_flip(dfd, base, MP_FILE_HDR + offs[i]);
         q = open_pool(name, false);
         memset(&v, 0, sizeof v);
         ck_assert_int_eq(mempool_get(q, r, &v), MEMPOOL_ECORRUPT);
         ck_assert_ptr_null(v.data);
         ck_assert_int_eq(mempool_close(q), 0);
         ck_assert_int_eq(mempool_check(p, why, sizeof why), MEMPOOL_ECORRUPT);
-        flip(dfd, base, MP_FILE_HDR + offs[i]);
+        t_sf_flip(dfd, base, MP_FILE_HDR + offs[i]);
         q = open_pool(name, false);
         ck_assert_int_eq(mempool_get(q, r, &v), 0);
         ck_assert(v.flags & MEMPOOL_VIEW_DISK);
@@ -408,7 +336,7 @@ START_TEST(test_kill_mid_file)
     const char *fp = kill_points[_i];
     bool kill = strstr(fp, "kill") != NULL;
     char name[64], why[256];
-    uint8_t *buf = pattern(T_LEN, 11);
+    uint8_t *buf = t_sf_pattern(T_LEN, 11);
     mempool_view v;
     mempool_dref r;
     mempool *p;

@@ -18,8 +18,10 @@
  *   stream 4×4  the channel stream with 4 producers and 4 consumers on one
  *               channel (the machine's cores are shared by all 8).
  *   get_wait    publish → wake-up of a process asleep in mempool_get_wait()
- *               against write → wake-up of a process asleep in read() on a
- *               pipe (CLOCK_MONOTONIC stamps in shared memory).
+ *               against publish, then a write → wake-up of a process asleep
+ *               in read() on a pipe, which then gets the object: the same
+ *               work but the wake-up (both release the object, then stamp:
+ *               CLOCK_MONOTONIC stamps in shared memory).
  *   name_get    of a bound name, in a loop, against mempool_get+release of
  *               the object it names.
  *
@@ -297,11 +299,13 @@ struct stamp {
 };
 
 /* The sleeper: for each trial, take the next reservation, say ready,
- * sleep (in get_wait, or in read() on the pipe), stamp the wake-up. */
+ * sleep (in get_wait, or in read() on the pipe, then get), release the
+ * object, stamp the wake-up. Both ways end with the object got and
+ * released, as a reader wants it. */
 static void wake_child(bool pipe_kind, int trials, int in, int out,
                        struct stamp *st)
 {
-    mempool *q = pipe_kind ? NULL : attach();
+    mempool *q = attach();
     for (int i = 0; i < trials; i++) {
         mempool_dref r;
         mempool_view view;
@@ -310,19 +314,20 @@ static void wake_child(bool pipe_kind, int trials, int in, int out,
         wr(out, "R", 1);
         if (pipe_kind) {
             rd(in, &c, 1);
-        } else {
-            if (mempool_get_wait(q, r, &view, -1) < 0)
+            if (mempool_get(q, r, &view) < 0)
                 _exit(14);
-            mempool_release(q, &view);
+        } else if (mempool_get_wait(q, r, &view, -1) < 0) {
+            _exit(14);
         }
+        mempool_release(q, &view);
         st->t1 = now_ns();
         wr(out, "D", 1);
     }
     _exit(0);
 }
 
-/* One trial from the waker's side: ns from publish (or write) to the
- * sleeper's stamp in *@p ns. */
+/* One trial from the waker's side: ns from publish (then, for the pipe,
+ * its write) to the sleeper's stamp in *@p ns. */
 static int wake_trial(mempool *p, bool pipe_kind, int to_b, int to_a,
                       struct stamp *st, double *ns)
 {
@@ -330,20 +335,19 @@ static int wake_trial(mempool *p, bool pipe_kind, int to_b, int to_a,
     void *buf;
     uint64_t t0;
     char c;
-    if (!pipe_kind && mempool_reserve(p, 64, NULL, &buf, &r) < 0)
+    if (mempool_reserve(p, 64, NULL, &buf, &r) < 0)
         return -ENOMEM;
     wr(to_b, &r, sizeof r);
     rd(to_a, &c, 1);
     usleep(200);                        /* it is asleep by now */
     t0 = now_ns();
+    if (mempool_publish(p, r) < 0)
+        return -EIO;
     if (pipe_kind)
         wr(to_b, "G", 1);
-    else if (mempool_publish(p, r) < 0)
-        return -EIO;
     rd(to_a, &c, 1);
     *ns = (double)(st->t1 - t0);
-    if (!pipe_kind)
-        mempool_delete(p, r);
+    mempool_delete(p, r);
     return 0;
 }
 
@@ -479,8 +483,8 @@ int bench_handoff(const struct handoff_opts *ho)
              s1r, "pipe carrying DRefs (plain, delete)", s1p);
     rate_row("stream 4×4 on one channel (plain, delete)", s4,
              "the 1→1 channel stream", s1);
-    row("wake-up after publish, get_wait", w_get, "pipe write → read wake-up",
-        w_pipe);
+    row("wake-up after publish, get_wait (+ release)", w_get,
+        "publish, pipe write → read wakes, get (+ release)", w_pipe);
     row("name_get of a bound name", ng, "get + release of its object", gg);
     printf("\nMedians of %d interleaved rounds of %ld round trips, %ld "
            "objects per stream, %d wake-ups.\n", nr, rt, n, trials);

@@ -12,16 +12,22 @@
  *            index record (the same geometry: one index record and one
  *            64 B block per object, in shared memory).
  *   get      mempool_get() + read the first byte + mempool_release(), in a
- *            random order over all live objects; raw: load the object's
+ *            random order over all live objects (the DRefs read in order
+ *            from an array permuted before the clock starts, as raw reads
+ *            its keys: a random load of the caller's own DRef array is no
+ *            part of a get, nor of a lookup); raw: load the object's
  *            index record, then the first byte of its block, in the same
  *            random order (two dependent loads per object, as a lookup
- *            through any index must do). Memory geometry as for set. Two
- *            raw figures: independent lookups, which the CPU overlaps
- *            (several misses in flight), and chained ones, where the next
- *            key is read from the block just found, so one lookup's misses
- *            end before the next one's start - what a get, whose pin is a
- *            locked instruction that waits for all earlier loads, can at
- *            best do. And gets of the other half of the objects, the next
+ *            through any index must do). Memory geometry as for set,
+ *            on 2 MiB pages where the kernel gives them, like the arena.
+ *            Three raw figures: independent lookups, which the CPU
+ *            overlaps (several misses in flight); chained ones, where the
+ *            next key is read from the block just found, so one lookup's
+ *            misses end before the next one's start; and independent ones
+ *            each bracketed by two locked exchanges (a pin's and an
+ *            unpin's instructions, nothing else of a get), which still
+ *            overlap: what keeps gets from overlapping is their length
+ *            (docs/design.md). And gets of the other half of the objects, the next
  *            16 announced with mempool_prefetch() at every 16th get (a
  *            pipeline: the group after the one being read), against the
  *            independent raw lookups.
@@ -56,6 +62,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25     /* Linux 6.1 */
+#endif
+
 #define OBJ      64u
 #define HDRB     4096u
 #define BATCH    1000u
@@ -86,7 +96,7 @@ struct fig {
 };
 
 struct row {
-    double   set, set_raw, get, get_raw, get_dep, get_pf, del, del_raw;
+    double   set, set_raw, get, get_raw, get_dep, get_pf, get_lk, del, del_raw;
     double   spill, spill_raw, engine;
     double   rank_med, rank_max;          /* % of resident objects */
     uint32_t n;
@@ -100,6 +110,7 @@ struct scale {
     mempool      *p;
     struct raw    raw;
     mempool_dref *r;        /* MAXN + NSPILL + NRANK objects */
+    mempool_dref *q;        /* get phase: q[i] = r[perm[i]] (untimed) */
     uint64_t     *seq;      /* last use of each, in our order of calls */
     uint8_t      *gone;     /* spilled (rank phase) */
     uint32_t     *perm;
@@ -146,6 +157,29 @@ static void shuffle(uint32_t *a, uint32_t n, uint64_t *s)
 
 /* ---- setup --------------------------------------------------------------- */
 
+/* Map @p fd's w->len bytes at a 2 MiB-aligned address, as arena.c maps
+ * the arena (a huge page needs an aligned virtual range). */
+static int map_aligned(struct raw *w, int fd)
+{
+    size_t huge = (size_t)2 << 20;
+    unsigned char *r = mmap(NULL, w->len + huge, PROT_NONE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+                            0);
+    if (r == MAP_FAILED)
+        return -errno;
+    uintptr_t a = ((uintptr_t)r + huge - 1) & ~(uintptr_t)(huge - 1);
+    w->map = mmap((void *)a, w->len, PROT_READ | PROT_WRITE,
+                  MAP_SHARED | MAP_FIXED, fd, 0);
+    int rc = w->map == MAP_FAILED ? -errno : 0;
+    if ((unsigned char *)a > r)                       /* the spare ends */
+        munmap(r, (size_t)((unsigned char *)a - r));
+    munmap((unsigned char *)a + w->len,
+           (size_t)(r + w->len + huge - ((unsigned char *)a + w->len)));
+    if (rc)
+        w->map = NULL;
+    return rc;
+}
+
 static int raw_open(struct raw *w)
 {
     char name[64];
@@ -156,15 +190,16 @@ static int raw_open(struct raw *w)
     shm_unlink(name);
     w->len = (size_t)MAXN * 64 * 4;
     int rc = ftruncate(fd, (off_t)w->len) < 0 ? -errno : 0;
-    if (rc == 0) {
-        w->map = mmap(NULL, w->len, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-                      0);
-        rc = w->map == MAP_FAILED ? -errno : 0;
-    }
+    if (rc == 0)
+        rc = map_aligned(w, fd);
     close(fd);
     if (rc)
         return rc;
     memset(w->map, 1, w->len);                   /* touched, like the arena */
+    /* The arena's page size too: 2 MiB pages where the kernel gives them
+     * (backing.c collapses the pool's metadata and data chunks the same
+     * way), else TLB misses a pool does not pay would slow raw down. */
+    (void)madvise(w->map, w->len, MADV_COLLAPSE);
     w->index = (uint64_t *)w->map;
     w->data = w->map + (size_t)MAXN * 64;
     w->index2 = (uint64_t *)(w->map + (size_t)MAXN * 128);
@@ -250,19 +285,38 @@ static uint64_t raw_chain(struct scale *s, uint32_t k, uint32_t count)
     return sum;
 }
 
+/* Raw lookups perm[b..e) (of the half whose chained records were not
+ * read this pass) through the chained copy, each bracketed by
+ * two locked exchanges on a private word - what a pin and an unpin cost
+ * a lookup, without the rest of a get: shows that the locked
+ * instructions alone do not stop the misses of successive lookups from
+ * overlapping (the length of a get does; docs/design.md). */
+static uint64_t raw_locked(struct scale *s, uint32_t b, uint32_t e)
+{
+    static uint64_t cell;
+    uint64_t sum = 0;
+    for (uint32_t i = b; i < e; i++) {
+        uint64_t off = __atomic_load_n(&s->raw.index2[8 * (size_t)s->perm[i]],
+                                       __ATOMIC_ACQUIRE);
+        __atomic_exchange_n(&cell, (uint64_t)i + 1, __ATOMIC_SEQ_CST);
+        sum += s->raw.data2[off];
+        __atomic_exchange_n(&cell, 0, __ATOMIC_SEQ_CST);
+    }
+    return sum;
+}
+
 /* mempool_prefetch() of the objects perm[i .. min(i + PF_GROUP, e)). */
 static void prefetch_group(struct scale *s, uint32_t i, uint32_t e)
 {
-    mempool_dref group[PF_GROUP];
     uint32_t g = i >= e ? 0 : e - i < PF_GROUP ? e - i : PF_GROUP;
-    for (uint32_t j = 0; j < g; j++)
-        group[j] = s->r[s->perm[i + j]];
-    mempool_prefetch(s->p, group, g);
+    mempool_prefetch(s->p, s->q + i, g);
 }
 
-/* get + read the first byte + release of objects perm[b..e); with
- * @p pf, pipelined: the next PF_GROUP objects are announced with
- * mempool_prefetch() as a group of PF_GROUP begins. */
+/* get + read the first byte + release of objects perm[b..e), whose
+ * DRefs are q[b..e) (read in order, as raw reads its keys perm[b..e):
+ * neither side pays a random load of its key); with @p pf, pipelined: the
+ * next PF_GROUP objects are announced with mempool_prefetch() as a group
+ * of PF_GROUP begins. */
 static int gets(struct scale *s, uint32_t b, uint32_t e, bool pf,
                 uint64_t *sum)
 {
@@ -270,17 +324,22 @@ static int gets(struct scale *s, uint32_t b, uint32_t e, bool pf,
         prefetch_group(s, b, e);
     for (uint32_t i = b; i < e; i++) {
         mempool_view v;
-        uint32_t k = s->perm[i];
         if (pf && (i - b) % PF_GROUP == 0)
             prefetch_group(s, i + PF_GROUP, e);
-        int rc = mempool_get(s->p, s->r[k], &v);
+        int rc = mempool_get(s->p, s->q[i], &v);
         if (rc)
             return rc;
         *sum += ((const unsigned char *)v.data)[0];
         mempool_release(s->p, &v);
-        s->seq[k] = ++s->clock;
     }
     return 0;
+}
+
+/* The use order of the gets just timed (untimed bookkeeping). */
+static void gets_done(struct scale *s, uint32_t b, uint32_t e)
+{
+    for (uint32_t i = b; i < e; i++)
+        s->seq[s->perm[i]] = ++s->clock;
 }
 
 /* Random gets: the first half of each shuffled pass plainly, beside both
@@ -298,6 +357,7 @@ static int get_phase(struct scale *s, uint32_t n, struct fig *f,
             uint32_t next = s->perm[(i + 1) % n];
             memcpy(s->raw.data2 + (size_t)s->perm[i] * OBJ + 8, &next,
                    sizeof next);
+            s->q[i] = s->r[s->perm[i]];
         }
         for (uint32_t b = 0; b < half; b += step) {
             uint32_t e = b + step < half ? b + step : half;
@@ -317,11 +377,16 @@ static int get_phase(struct scale *s, uint32_t n, struct fig *f,
             if ((rc = gets(s, half + b, half + e, true, &sum)))
                 return rc;
             uint64_t t4 = now_ns();
+            sum += raw_locked(s, half + b, half + e);
+            uint64_t t5 = now_ns();
+            gets_done(s, b, e);
+            gets_done(s, half + b, half + e);
             if (done) {           /* the first pass warms them */
                 fig_add(&f[0], t1 - t0, e - b);
                 fig_add(&f[1], t2 - t1, e - b);
                 fig_add(&f[2], t3 - t2, e - b);
                 fig_add(&f[3], t4 - t3, e - b);
+                fig_add(&f[4], t5 - t4, e - b);
             }
         }
     }
@@ -486,7 +551,7 @@ static void clear_all(struct scale *s, uint32_t live)
 static int run_size(struct scale *s, uint32_t n, struct row *row,
                     uint64_t *rs)
 {
-    static struct fig f[10];
+    static struct fig f[11];
     memset(f, 0, sizeof f);
     uint32_t live = n;
     int rc;
@@ -514,6 +579,7 @@ static int run_size(struct scale *s, uint32_t n, struct row *row,
     row->get = fig_med(&f[6]);
     row->get_raw = fig_med(&f[7]);
     row->get_dep = fig_med(&f[8]);
+    row->get_lk = fig_med(&f[10]);
     row->get_pf = fig_med(&f[9]);
     return 0;
 }
@@ -542,6 +608,9 @@ static void print_table(const struct row *r, int n)
                   "raw: index load, then data load; lookups overlap");
         print_row("get (random)", r[i].n, r[i].get, r[i].get_dep,
                   "raw: the same, one lookup at a time (chained)");
+        print_row("raw lookup + 2 locked xchg", r[i].n, r[i].get_lk,
+                  r[i].get_raw, "a pin's and an unpin's locked "
+                  "instructions alone, no get: vs raw, lookups overlap");
         print_row("get (random), prefetched", r[i].n, r[i].get_pf,
                   r[i].get_raw, "mempool_prefetch() of the next 16 "
                   "DRefs at each 16th get; raw: lookups overlap");
@@ -578,7 +647,8 @@ int bench_scale(const struct scale_opts *o)
     s.seq = calloc(cap, sizeof *s.seq);
     s.gone = calloc(cap, 1);
     s.perm = calloc(cap, sizeof *s.perm);
-    if (!s.r || !s.seq || !s.gone || !s.perm)
+    s.q = calloc(cap, sizeof *s.q);
+    if (!s.r || !s.q || !s.seq || !s.gone || !s.perm)
         rc = -ENOMEM;
     else if ((rc = make_dir(&s)) == 0 && (rc = raw_open(&s.raw)) == 0 &&
              (rc = open_pool(&s)) == 0) {
@@ -605,5 +675,6 @@ int bench_scale(const struct scale_opts *o)
     free(s.seq);
     free(s.gone);
     free(s.perm);
+    free(s.q);
     return rc;
 }

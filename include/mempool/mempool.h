@@ -644,11 +644,15 @@ MEMPOOL_API int mempool_get_wait(mempool *p, mempool_dref r, mempool_view *v,
  *            malformed DRef;
  *   -ENOSPC  the directory (nnames records: 4096 in a 1 GiB arena, 256 in
  *            small ones) or the pool's item table is full;
+ *   -EAGAIN  another process holds the directory lock and did not let go
+ *            within MEMPOOL_PEER_WAIT_MS (it is stopped); nothing changed;
  *   -EPERM   observer handle; MEMPOOL_EFORKED; MEMPOOL_ECORRUPT.
  * Process safety: binders of one name are serialised by a directory lock
  * that a dead holder loses at once; a binder stopped (SIGSTOP) while
  * holding it for its few instructions delays other binders and droppers
- * (never readers) until it continues.
+ * (never readers: get, list, stats) by at most MEMPOOL_PEER_WAIT_MS (or
+ * the pool's evict_wait_ms if longer), then they answer -EAGAIN. A
+ * stopped holder keeps the lock: it may continue at any moment.
  */
 MEMPOOL_API int mempool_name_put(mempool *p, const char *name, mempool_dref r,
                                  unsigned flags);
@@ -671,8 +675,9 @@ MEMPOOL_API int mempool_name_get(mempool *p, const char *name,
 /** @brief Unbind @p name, dropping the reference it held (which deletes a
  *  refcounted object if it was the last).
  *  @return 0, -ENOENT (not bound, or bound to an object that was deleted:
- *  the stale binding is removed), -EINVAL (bad name), -EPERM (observer),
- *  MEMPOOL_EFORKED, MEMPOOL_ECORRUPT. */
+ *  the stale binding is removed), -EINVAL (bad name), -EAGAIN (the
+ *  directory lock's holder is stopped: as mempool_name_put(); nothing
+ *  changed), -EPERM (observer), MEMPOOL_EFORKED, MEMPOOL_ECORRUPT. */
 MEMPOOL_API int mempool_name_drop(mempool *p, const char *name);
 
 /** @brief Call @p fn for every name bound to a live object, in directory
@@ -735,6 +740,11 @@ typedef struct mempool_chan mempool_chan;
  *             channel's mode;
  *   -ENOSPC   64 channels exist, or no contiguous room in the ring, or
  *             this process has 65535 handles of the broadcast channel;
+ *   -EAGAIN   creating: another process holds the channel directory lock
+ *             and did not let go within MEMPOOL_PEER_WAIT_MS (or the
+ *             pool's evict_wait_ms if longer): it is stopped inside
+ *             mempool_chan_open() or mempool_chan_destroy(); nothing
+ *             changed. Opening an existing channel takes no lock;
  *   -ENOMEM; -EPERM (observer); MEMPOOL_EFORKED; MEMPOOL_ECORRUPT.
  */
 MEMPOOL_API int mempool_chan_open(mempool *p, const char *name,
@@ -797,8 +807,9 @@ MEMPOOL_API int mempool_chan_close(mempool_chan *c);
 /** @brief Destroy channel @p name: waiters in send and recv return -EPIPE,
  *  later calls on its handles return -EPIPE, and the references of items
  *  still in it are dropped (deleting objects that had no other).
- *  @return 0, -ENOENT (no such channel), -EINVAL (bad name), -EPERM
- *  (observer), MEMPOOL_EFORKED, MEMPOOL_ECORRUPT. */
+ *  @return 0, -ENOENT (no such channel), -EINVAL (bad name), -EAGAIN (the
+ *  channel directory lock's holder is stopped: as mempool_chan_open();
+ *  nothing changed), -EPERM (observer), MEMPOOL_EFORKED, MEMPOOL_ECORRUPT. */
 MEMPOOL_API int mempool_chan_destroy(mempool *p, const char *name);
 
 /** One channel's figures (mempool_chan_list()). */

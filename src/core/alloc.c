@@ -203,24 +203,12 @@ static void huge_back(mempool *p, uint64_t pg, uint64_t end)
 
 static int run_back(mempool *p, uint64_t pg, uint64_t n)
 {
-    uint64_t end = pg + n, q = pg;
-    while (q < end && !MP_LD(p->pages[q].punched))
-        q++;
-    if (q == end)
-        return 0;                               /* all backed already */
+    uint64_t end = pg + n;
+    if (mempool__all_backed(&p->core, pg, end))
+        return 0;
     if (MP_FP(back_chunk) == 0 && MP_LD(p->huge))
         huge_back(p, pg, end);
-    for (uint64_t i = pg, j; i < end; i = j) {
-        j = i + 1;
-        if (!MP_LD(p->pages[i].punched))
-            continue;
-        while (j < end && MP_LD(p->pages[j].punched))
-            j++;
-        if (MP_FP(back_pages) || mempool__back_pages(&p->core, i, j - i))
-            return -ENOSPC;
-        punched_set(p, i, j, 0);
-    }
-    return 0;
+    return mempool__back_stretches(&p->core, pg, end);
 }
 
 /* A run of @p n free pages, taken. A slab page (@p back) is backed here,

@@ -5,13 +5,15 @@
  *
  * A new pool's data pages are holes in the shm object: creating one only
  * reserves its metadata, so opening stays fast and memory is committed as
- * the allocator first uses it. A page is given memory ("backed") under the
- * allocator lock before it is handed out (alloc.c run_back(), which also
- * re-backs pages mempool_trim() punched), so a full tmpfs is an -ENOSPC
- * from the allocation and never a SIGBUS in a memcpy.
+ * the allocator first uses it. A page is given memory ("backed") before
+ * anyone writes it - a slab page under the allocator lock (alloc.c
+ * run_back()), a large block's pages by their owner right after the lock
+ * is released (blockback.c); both also re-back pages mempool_trim()
+ * punched - so a full tmpfs is an -ENOSPC from the set or reserve and never
+ * a SIGBUS in a memcpy.
  *
- * Where the allocator backs a 2 MiB-aligned chunk of the object whose
- * pages are all holes, it asks for one huge page (2 MiB folio) for it:
+ * Where a 2 MiB-aligned chunk of the object is to be backed whose pages
+ * are all holes, the backer asks for one huge page (2 MiB folio):
  * fallocate() one page, then MADV_COLLAPSE the chunk (Linux 6.1; it works
  * on tmpfs even when /sys/kernel/mm/transparent_hugepage/shmem_enabled
  * says never - only "deny" refuses). The arena is mapped 2 MiB-aligned in

@@ -124,21 +124,31 @@ static void huge_pass(const mp_core *c, bool *huge, uint64_t pg,
         span_collapse(c, huge, f, fz, n);
 }
 
+bool mempool__all_backed(const mp_core *c, uint64_t pg, uint64_t end)
+{
+    for (uint64_t k = pg; k < end; k++)
+        if (MP_LD(c->pages[k].punched))
+            return false;
+    return true;
+}
+
 int mempool__block_back(mp_core *c, bool *huge, uint64_t pg, uint64_t n)
 {
     uint64_t end = pg + n;
     int rc;
     if (n == 0 || end > c->npages)
         return n ? -EINVAL : 0;
-    uint64_t q = pg;
-    while (q < end && !MP_LD(c->pages[q].punched))
-        q++;
-    if (q == end)
-        return 0;                         /* the common case: all backed */
+    if (mempool__all_backed(c, pg, end))
+        return 0;                         /* the common case */
     if ((rc = MP_FP(back_block)))
         return rc;                        /* back.block=enospc */
     if (MP_FP(back_chunk) == 0)
         huge_pass(c, huge, pg, end);
+    return mempool__back_stretches(c, pg, end);
+}
+
+int mempool__back_stretches(const mp_core *c, uint64_t pg, uint64_t end)
+{
     for (uint64_t i = pg, j; i < end; i = j) {
         j = i + 1;
         if (!MP_LD(c->pages[i].punched))

@@ -70,7 +70,12 @@ static int take_box(mempool *p, uint32_t from, uint32_t n, uint64_t w)
 int mempool__box_claim(mempool *p, uint32_t idx, uint32_t gen, bool ref,
                        uint64_t back, uint32_t *b)
 {
-    uint64_t nonce = atomic_fetch_add_explicit(&p->hand->nonce, 1,
+    /* The handle's own counter: a pool-wide one was a line every sender
+     * of every process wrote. A box word is told apart from the same
+     * box's earlier words by its nonce; one process's counter does that
+     * as well as a shared one (a reuse matches by chance 1 time in 128
+     * either way). */
+    uint32_t nonce = atomic_fetch_add_explicit(&p->box_nonce, 1,
                                                memory_order_relaxed);
     uint64_t w = MP_BOX_W(idx, gen, MP_BOX_PREP, (unsigned)p->slot + 1, ref,
                           nonce);

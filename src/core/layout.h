@@ -77,7 +77,7 @@
 #include <mempool/mempool.h>
 
 #define MP_MAGIC          UINT64_C(0x314c4f4f504d454d) /* "MEMPOOL1" */
-#define MP_FORMAT_VERSION 6u
+#define MP_FORMAT_VERSION 7u   /* 7: handoff sleepers.h protocol */
 #define MP_PAGE           4096u
 #define MP_ALIGN          64u
 #define MP_MIN_ARENA      MEMPOOL_MIN_ARENA_BYTES
@@ -331,11 +331,12 @@ typedef struct mp_box {
 /* Handoff header (whole pages at hand_off). */
 typedef struct mp_hand {
     _Atomic uint32_t names_seq;     /* futex: bumped at every bind */
-    _Atomic uint32_t names_waiters; /* name_get sleepers (sleepers.h) */
+    uint32_t names_pad;
     _Atomic uint32_t names_lock;    /* slot + 1 of the name writer */
     _Atomic uint32_t dir_lock;      /* slot + 1 creating/destroying channels */
     _Atomic uint64_t ovf_used;      /* boxes in use in the overflow region */
-    _Atomic uint64_t nonce;         /* box nonces */
+    _Atomic uint64_t names_waiters; /* name_get sleepers (sleepers.h; box
+                                       nonces, once here, are per handle) */
     _Atomic uint64_t expire_ns;     /* last flight expiry sweep */
     _Atomic uint64_t flight_given, flight_taken, flight_expired;
     _Atomic uint64_t boxes_gc;      /* orphaned boxes freed by a sweep */
@@ -375,14 +376,16 @@ typedef struct mp_chan {
     _Atomic uint64_t tail;          /* next position to send */
     _Atomic uint64_t sent;
     _Atomic uint32_t recv_seq;      /* futex: receivers sleep on it */
-    _Atomic uint32_t recv_waiters;  /* its sleepers (handoff/sleepers.h) */
-    uint64_t spare2[5];
+    uint32_t recv_pad;
+    _Atomic uint64_t recv_waiters;  /* its sleepers (handoff/sleepers.h) */
+    uint64_t spare2[4];
     /* the receivers' line */
     _Atomic uint64_t head;          /* next position to receive (queue) */
     _Atomic uint64_t received;
     _Atomic uint32_t send_seq;      /* futex: senders sleep on it */
-    _Atomic uint32_t send_waiters;  /* its sleepers (handoff/sleepers.h) */
-    uint64_t spare3[5];
+    uint32_t send_pad;
+    _Atomic uint64_t send_waiters;  /* its sleepers (handoff/sleepers.h) */
+    uint64_t spare3[4];
     char     name[MP_NAME_MAX + 1];
 } mp_chan;
 

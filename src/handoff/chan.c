@@ -8,8 +8,10 @@
  * figures and fsck in chan_info.c (chan.h lists them).
  *
  * A channel is a header (mp_chan) and a range of ring slots. Headers are
- * created and destroyed under the channel directory's owner lock; sends
- * and receives take no lock.
+ * created and destroyed under the channel directory's owner lock (a live
+ * holder, maybe stopped, is waited for at most the peer wait bound, then
+ * open-to-create and destroy answer -EAGAIN: wait.c); opening an existing
+ * channel, listing, sends and receives take no lock.
  *
  * Ring slot word: position (low 32 bits) | FULL | box + 1. It is Vyukov's
  * bounded MPMC queue with the item and the turn in one word:
@@ -144,10 +146,14 @@ static void repair_dir(mempool *p)
     }
 }
 
-static void dir_lock(mempool *p)
+/* 0 with the directory lock, or -EAGAIN: a live holder kept it past the
+ * peer wait bound (stopped; wait.c). */
+static int dir_lock(mempool *p)
 {
-    if (mempool__olock(p, &p->hand->dir_lock))
+    int rc = mempool__olock(p, &p->hand->dir_lock);
+    if (rc > 0)
         repair_dir(p);
+    return rc < 0 ? rc : 0;
 }
 
 /* Reaping slot @p d (dead, or ours when we claim or leave it): its
@@ -295,7 +301,8 @@ int mempool_chan_open(mempool *p, const char *name, uint32_t capacity,
             return -ENOENT;
         if (capacity == 0 || capacity > p->nring)
             return -EINVAL;
-        dir_lock(p);
+        if ((rc = dir_lock(p)))
+            return rc;
         ci = find_open(p, name, (size_t)len, &w);
         if (ci < 0 && (rc = create_locked(p, name, (size_t)len, capacity,
                                           mode, &ci)) == 0)
@@ -347,7 +354,8 @@ int mempool_chan_destroy(mempool *p, const char *name)
         return rc;
     if (len < 0)
         return -EINVAL;
-    dir_lock(p);
+    if ((rc = dir_lock(p)))
+        return rc;
     ci = find_open(p, name, (size_t)len, &w);
     if (ci < 0) {
         mempool__ounlock(p, &p->hand->dir_lock);

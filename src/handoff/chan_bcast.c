@@ -121,21 +121,18 @@ static int skip_stuck(mempool_chan *c, mp_chan *h, struct stuck *st)
     return overrun(c, h, s, s + 1) ? -EOVERFLOW : 1;
 }
 
-/* Count ourselves a waiter, try once more, sleep (capped while a position
+/* Read the futex word, try once more, sleep (capped while a position
  * is stuck); what the last try said. */
 static int bsleep(mempool_chan *c, mp_chan *h, mempool_dref *out,
                   uint64_t deadline)
 {
     uint32_t seq;
     int rc;
-    mp_sleeper_add(&h->recv_waiters);
-    seq = atomic_load(&h->recv_seq);
+    seq = mp_sleep_seen(&h->recv_seq);
     rc = brecv_once(c, h, out);
     if ((rc == -EAGAIN || rc == -EINPROGRESS) && mempool__chan_live(c))
         mp_sleep(&h->recv_seq, &h->recv_waiters, seq, deadline,
                  rc == -EINPROGRESS ? 1000000u : 0);
-    else
-        mp_sleeper_drop(&h->recv_waiters);
     return rc;
 }
 

@@ -133,14 +133,25 @@ static void wake_sender(mempool_chan *c, mp_chan *h)
 {
     uint32_t batch = mempool__chan_batch(c->cap);
     int64_t depth;
-    if (!mp_sleepers(atomic_load(&h->send_waiters)))
-        return;
-    /* Head and tail are hints (either may lag a little): a guess of the
-     * depth is all this needs. */
-    depth = (int64_t)(atomic_load(&h->tail) - atomic_load(&h->head));
-    if (batch > 1 && depth > 0 && (uint64_t)depth + batch > c->cap)
-        return;
-    mp_wake(&h->send_seq, &h->send_waiters, 1);
+    if (batch > 1) {
+        /* Senders nap: one still checking (not counted) finds the room
+         * within CH_NAP_NS, or is counted by the next receive. So no bump
+         * without a counted sender, and no read of the senders' line (the
+         * tail) either: a stream pays neither. */
+        if (!mp_sleepers(atomic_load(&h->send_waiters)))
+            return;
+        /* Head and tail are hints (either may lag a little): a guess of
+         * the depth is all this needs. */
+        depth = (int64_t)(atomic_load(&h->tail) - atomic_load(&h->head));
+        if (depth > 0 && (uint64_t)depth + batch > c->cap)
+            return;
+    }
+    /* Room for a batch (or a ring too small to batch, whose senders do
+     * not nap): bump the word for senders still checking, FUTEX_WAKE a
+     * counted one (sleepers.h). Below a batch not even the bump: a sender
+     * that bounced off a moved word at every free slot would send one
+     * item per trip again. */
+    mp_signal(&h->send_seq, &h->send_waiters, 1);
 }
 
 int mempool_chan_recv(mempool_chan *c, mempool_dref *out, int64_t timeout_ms)

@@ -17,12 +17,13 @@
 
 /* The wait loop of queue send and recv: try @p once until it does not say
  * "would block" (-EAGAIN), sleeping on @p seq in between (counted in
- * @p waiters, then a last try, then FUTEX_WAIT: sleepers.h), each sleep at
+ * @p waiters: the futex word read, a last try, counted, FUTEX_WAIT:
+ * sleepers.h), each sleep at
  * most @p nap_ns (0: no limit). */
 static int queue_loop(mempool_chan *c, mp_chan *h,
                       int (*once)(mempool_chan *, mp_chan *, void *),
                       void *arg, _Atomic uint32_t *seq,
-                      _Atomic uint32_t *waiters, uint64_t deadline,
+                      _Atomic uint64_t *waiters, uint64_t deadline,
                       uint64_t nap_ns)
 {
     for (;;) {
@@ -37,13 +38,10 @@ static int queue_loop(mempool_chan *c, mp_chan *h,
             return rc;
         if (mp_mono_ns() >= deadline)
             return -ETIMEDOUT;
-        mp_sleeper_add(waiters);
-        s0 = atomic_load(seq);
-        rc = once(c, h, arg);        /* re-check after counting ourselves */
+        s0 = mp_sleep_seen(seq);
+        rc = once(c, h, arg);        /* the last check (sleepers.h) */
         if (rc == -EAGAIN && mempool__chan_live(c))
             mp_sleep(seq, waiters, s0, deadline, nap_ns);
-        else
-            mp_sleeper_drop(waiters);
         if (rc != -EAGAIN && rc != 0)
             return rc;
     }

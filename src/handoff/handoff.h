@@ -14,7 +14,8 @@
 
 /* Owner lock: a word holding slot + 1 of its holder. A holder that is
  * not alive is replaced (return 1: the caller repairs what it left);
- * a live holder is waited for. 0 when taken normally. */
+ * a live holder (maybe stopped) is waited for, at most
+ * mempool__wait_bound_ns() (then -EAGAIN, not taken). 0 when taken. */
 int  mempool__olock(mempool *p, _Atomic uint32_t *l);
 void mempool__ounlock(mempool *p, _Atomic uint32_t *l);
 

@@ -13,7 +13,8 @@
  *
  * Writers (put, drop) take the directory's owner lock, so a name exists in
  * at most one record; a dead holder's lock is taken over (every change of
- * a record is one CAS, so there is nothing half-done to repair). Readers
+ * a record is one CAS, so there is nothing half-done to repair), a live
+ * one's is waited for at most the peer wait bound (wait.c), then -EAGAIN. Readers
  * (get, list) take no lock: they read the word, the name bytes (relaxed
  * atomic words: a writer may be rewriting a TOMB record), and the word
  * again; the version in the word makes any rewrite visible.
@@ -226,9 +227,10 @@ int mempool_name_put(mempool *p, const char *name, mempool_dref r,
         return rc;
     buf_of(&nb, name, (size_t)len);
     h = mempool__hname_hash(name, (size_t)len);
-    mempool__olock(p, &p->hand->names_lock);
-    rc = bind_locked(p, &nb, (size_t)len, h, b, flags, &old);
-    mempool__ounlock(p, &p->hand->names_lock);
+    if ((rc = mempool__olock(p, &p->hand->names_lock)) >= 0) {
+        rc = bind_locked(p, &nb, (size_t)len, h, b, flags, &old);
+        mempool__ounlock(p, &p->hand->names_lock);
+    }
     if (rc) {
         mempool__box_drop(p, b, atomic_load(&p->boxw[b]));
         return rc;
@@ -254,7 +256,8 @@ int mempool_name_drop(mempool *p, const char *name)
         return -EINVAL;
     buf_of(&nb, name, (size_t)len);
     h = mempool__hname_hash(name, (size_t)len);
-    mempool__olock(p, &p->hand->names_lock);
+    if ((rc = mempool__olock(p, &p->hand->names_lock)) < 0)
+        return rc;                   /* held by a stopped writer */
     rc = nm_find(p, &nb, (size_t)len, h, &rec, &w, NULL);
     if (rc == 0 &&
         !atomic_compare_exchange_strong(&p->names[rec].word, &w,
@@ -303,12 +306,9 @@ int mempool_name_get(mempool *p, const char *name, mempool_dref *out,
     deadline = mp_deadline(timeout_ms);
     for (;;) {
         uint32_t seq;
-        mp_sleeper_add(&p->hand->names_waiters);
-        seq = atomic_load(&p->hand->names_seq);
-        if (nm_lookup(p, &nb, (size_t)len, h, out) == 0) {
-            mp_sleeper_drop(&p->hand->names_waiters);
+        seq = mp_sleep_seen(&p->hand->names_seq);
+        if (nm_lookup(p, &nb, (size_t)len, h, out) == 0)
             return 0;
-        }
         rc = mp_sleep(&p->hand->names_seq, &p->hand->names_waiters, seq,
                       deadline, 0);
         if (rc == -ETIMEDOUT)

@@ -14,8 +14,12 @@
  *
  * Owner locks (names directory, channel directory) are a word holding the
  * holder's slot + 1. A dead holder is replaced by the next locker, which
- * then repairs what the holder left; a holder stopped by SIGSTOP delays
- * only other writers of that directory (never gets, sends or receives).
+ * then repairs what the holder left. A live holder is never replaced, even
+ * a stopped one (SIGSTOP, a debugger, a frozen cgroup): it may continue
+ * mid-change. It delays only other writers of that directory (never gets,
+ * listings, sends or receives), and those for at most the peer wait bound
+ * (mempool__wait_bound_ns(): MEMPOOL_PEER_WAIT_MS, or evict_wait_ms if
+ * longer), after which they answer -EAGAIN having changed nothing.
  */
 #include <errno.h>
 #include <limits.h>
@@ -71,20 +75,31 @@ int mempool_get_wait(mempool *p, mempool_dref r, mempool_view *v,
 int mempool__olock(mempool *p, _Atomic uint32_t *l)
 {
     uint32_t me = (uint32_t)p->slot + 1;
-    unsigned spins = 0;
+    uint64_t deadline = 0;
+    unsigned spins = 0, naps = 0;
     for (;;) {
         uint32_t v = 0;
+        uint64_t now;
         if (atomic_compare_exchange_strong(l, &v, me))
             return 0;
         if (++spins < 64) {
             mp_cpu_relax();
             continue;
         }
-        if ((spins & 15) == 0 && v != me &&
+        /* Only a holder that is not alive is replaced: a stopped one may
+         * continue at any moment, mid-change, so it keeps the lock. */
+        if (v != me &&
             (v > MP_WORKERS || !mempool__slot_alive(&p->core, (int)v - 1)) &&
             atomic_compare_exchange_strong(l, &v, me))
             return 1;                 /* its holder is gone: repair */
-        nanosleep(&(struct timespec){ 0, 50000 }, NULL);
+        now = mempool__now_ns();
+        if (!deadline)
+            deadline = now + mempool__wait_bound_ns(p);
+        else if (now >= deadline)
+            return -EAGAIN;           /* a live holder that does not let go */
+        /* 50 us, doubling to 800 us: a stopped holder costs no CPU. */
+        nanosleep(&(struct timespec){ 0, 50000L << naps }, NULL);
+        naps += naps < 4;
     }
 }
 

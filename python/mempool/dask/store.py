@@ -24,6 +24,16 @@ workers of the same pool is one object; releasing the key on one worker drops
 only that worker's reference; the last one deletes the object; a worker killed
 with -9 loses its references when the pool reaps it, so nothing leaks.
 
+Reference capacity: a worker's pins and references share its cell table of
+the pool's ``max_refs`` cells, and a table full of references leaves no
+pin for reading a key back. So the store holds at most ``max_refs`` minus a
+headroom (:func:`ref_headroom`) references; past that, results stay in
+process (``counters["kept_private"]``), and a dependency a same-pool peer
+hands over by DRef is copied into process memory instead of referenced
+(``counters["ref_fallback"]``, logged at debug level) - also when the
+reference is refused with ``mempool.TooManyRefs`` below the cap. The
+computation is the same, only without sharing for those keys.
+
 Spilling is the pool's: the worker's ``max_memsize`` makes its sets spill its
 least recently used objects to files that gets map back; ``evict()`` and
 ``fast`` implement Dask's manual-evict protocol so Dask's own spill threshold
@@ -33,6 +43,7 @@ Dask's metrics.
 from __future__ import annotations
 
 import contextvars
+import logging
 import pickle
 import struct
 import sys
@@ -50,6 +61,8 @@ except ImportError:  # pragma: no cover - numpy is a Dask dependency here
     np = None
 
 import mempool
+
+logger = logging.getLogger("mempool.dask")
 
 #: dtypes the pool's ARRAY codec stores natively (native byte order only).
 _CODEC_KINDS = {"i", "u", "f", "b"}
@@ -204,18 +217,52 @@ def current_store() -> "PoolStore | None":
     return _current
 
 
-def _receive(text: str, kind: str, nbytes: int, identity, meta=None) -> Received:
+def _receive(text: str, kind: str, nbytes: int, identity, meta=None):
     store = _current
     if store is None or tuple(identity) != store.identity:
         raise RuntimeError("mempool.dask: a DRef of another pool reached "
                            "this worker")
-    ref = mempool.DRef.parse(text)
-    # NotFound (an OSError) if the sender died before we got here: Dask
-    # treats an OSError in a fetch like a network failure and refetches or
-    # recomputes the key.
-    store.pool.ref(ref)
+    entry = Entry(mempool.DRef.parse(text), kind, nbytes, meta)
+    # The sender holds a transfer reference until we acknowledge, so the
+    # object lives while we reference or copy it. NotFound (an OSError) if
+    # the sender died before we got here: Dask treats an OSError in a fetch
+    # like a network failure and refetches or recomputes the key.
+    if store.refs_full():
+        return store.fallback_copy(entry, "at its reference cap")
+    try:
+        store.pool.ref(entry.ref)
+    except mempool.TooManyRefs:
+        return store.fallback_copy(entry, "TooManyRefs")
     store.counters["dref_received"] += 1
-    return Received(Entry(ref, kind, nbytes, meta), store)
+    return Received(entry, store)
+
+
+def ref_headroom(max_refs: int) -> int:
+    """Cells of a ``max_refs`` table a PoolStore leaves for pins (the views
+    of running tasks' inputs) and transfers: 1/16, 64 to 1024."""
+    return min(max(64, max_refs // 16), 1024)
+
+
+def _private_copy(pool, entry: Entry):
+    """The value of @entry as this process's own memory (one pin while
+    copying, nothing held after)."""
+    if entry.kind == "pickle":
+        with pool.view(entry.ref) as buf:
+            raw = bytearray(buf)
+        return unpack_pickle(raw)
+    obj = pool.get(entry.ref)
+    if entry.kind == "array":
+        out = np.array(obj, copy=True)
+        del obj                            # the pin goes with the view
+        return out
+    import pandas as pd
+
+    frame = obj.to_pandas().copy(deep=True)
+    if obj.buffer is not None:
+        obj.buffer.release()
+    start, stop, step, name = entry.meta
+    frame.index = pd.RangeIndex(start, stop, step, name=name)
+    return frame
 
 
 class PoolStore(MutableMapping):
@@ -239,7 +286,15 @@ class PoolStore(MutableMapping):
             weakref.WeakValueDictionary()
         self._view_refs: dict = {}
         self.counters = {"dref_sent": 0, "dref_received": 0, "bytes_sent": 0,
-                         "stored": 0, "evicted": 0, "kept_private": 0}
+                         "stored": 0, "evicted": 0, "kept_private": 0,
+                         "ref_fallback": 0}
+        try:
+            max_refs = int(pool.stats()["pool"]["objects"]["max_refs"])
+        except (mempool.Error, KeyError, TypeError, ValueError):
+            max_refs = 0
+        #: references this store holds at most (module docstring)
+        self.ref_cap = (max_refs - ref_headroom(max_refs) if max_refs
+                        else sys.maxsize)
 
     # -- MutableMapping ---------------------------------------------------
     def __setitem__(self, key, value) -> None:
@@ -291,6 +346,18 @@ class PoolStore(MutableMapping):
                 f" in-process={len(self._small)}>")
 
     # -- pool objects -----------------------------------------------------
+    def refs_full(self) -> bool:
+        """Does this store hold its cap of references (module docstring)?"""
+        return len(self._objs) >= self.ref_cap
+
+    def fallback_copy(self, entry: Entry, why: str):
+        """A fetched DRef this worker cannot reference: copy its value."""
+        value = _private_copy(self.pool, entry)
+        self.counters["ref_fallback"] += 1
+        logger.debug("mempool.dask: %s: fetched %s copied into the worker "
+                     "(%d references held)", why, entry.ref, len(self._objs))
+        return value
+
     def entry(self, key) -> "Entry | None":
         """The pool object behind @key, or None if it is kept in process."""
         return self._objs.get(key)
@@ -319,6 +386,8 @@ class PoolStore(MutableMapping):
         nbytes = sizeof(value)
         if nbytes < self.min_size:
             return None
+        if self.refs_full():
+            raise mempool.TooManyRefs("mempool.dask: reference cap reached")
         if self._views.get(id(value)) is value:
             ref = self._view_refs.get(id(value))
             try:
