@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -523,14 +524,24 @@ START_TEST(test_dead_pool)
 }
 END_TEST
 
-/* Workers hammer the pool while an observer reads documents. */
+/* Workers hammer the pool while an observer reads documents. They stop
+ * when the observer is done (end of file on the pipe), not at a time: on a
+ * loaded machine the observer may need longer for its documents. */
+static bool told_to_stop(int fd)
+{
+    struct pollfd pf = { .fd = fd, .events = POLLIN };
+    return poll(&pf, 1, 0) > 0;
+}
+
 static int hammer(void *arg)
 {
     mempool *p;
-    uint64_t end = *(uint64_t *)arg, i = 0;
+    const int *fds = arg;           /* { read end, write end } */
+    uint64_t i = 0;
     char buf[700];
+    close(fds[1]);
     T_CHILD_EQ(t_attach(t_name, &p), 0);
-    while ((uint64_t)time(NULL) < end) {
+    while (!told_to_stop(fds[0])) {
         mempool_dref r;
         mempool_view v;
         T_CHILD_EQ(mempool_put(p, buf, 1 + i++ % sizeof buf, &r), 0);
@@ -542,17 +553,23 @@ static int hammer(void *arg)
     return 0;
 }
 
+/* At least 2 s, 4 documents and 100 sets under load (a minute at most:
+ * then the assertions below say what was missing). */
 START_TEST(test_observe_under_load)
 {
-    uint64_t end = (uint64_t)time(NULL) + 2;
+    uint64_t start = (uint64_t)time(NULL);
     pid_t kids[3];
     mempool *obs = observe(t_name);
     uint64_t last_sets = 0;
-    int docs = 0;
+    int docs = 0, fds[2];
 
+    t_pipe(fds);
     for (int i = 0; i < 3; i++)
-        kids[i] = t_fork(hammer, &end);
-    while ((uint64_t)time(NULL) < end) {
+        kids[i] = t_fork(hammer, fds);
+    close(fds[0]);
+    while ((uint64_t)time(NULL) < start + 60 &&
+           ((uint64_t)time(NULL) < start + 2 || docs <= 3 ||
+            last_sets <= 100)) {
         cJSON *d = doc_of(obs);
         uint64_t sets = num(d, "totals.sets");
         ck_assert_uint_ge(sets, last_sets);    /* totals never go back */
@@ -562,6 +579,7 @@ START_TEST(test_observe_under_load)
         ASSERT_RC(mempool_check(obs, NULL, 0), 0);
         docs++;
     }
+    close(fds[1]);                             /* the hammers stop */
     for (int i = 0; i < 3; i++)
         t_wait_ok(kids[i]);
     ck_assert_int_gt(docs, 3);

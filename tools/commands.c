@@ -308,6 +308,8 @@ static int fsck_check(mempool *p, const char *name)
         printf("%s: ok\n", name);
     else if (rc == MEMPOOL_ECORRUPT)
         printf("%s: problem: %s\n", name, why[0] ? why : "(no detail)");
+    else if (rc == -EAGAIN && why[0])
+        printf("%s: not checked: %s\n", name, why);   /* a stopped worker */
     else
         cli_error("fsck", rc, "check");
     return rc;

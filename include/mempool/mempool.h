@@ -1425,11 +1425,14 @@ MEMPOOL_API int mempool_stats_json(mempool *p, char **out);
  *  names a freed object, and every object's spill file (its only copy, or
  *  a clean copy) exists and passes its checks, payload checksum included
  *  (files this caller may not read are skipped). Writes a one-line reason
- *  to @p why (may be NULL). Briefly holds the allocator lock; reads every
- *  spill file.
+ *  to @p why (may be NULL). Briefly holds the allocator lock and every
+ *  worker's allocator cache lock; reads every spill file. Safe on a live
+ *  pool: what workers are doing meanwhile is not reported.
  *  @return 0 healthy, MEMPOOL_ECORRUPT with a reason, -EINVAL (NULL),
  *  -EACCES (a read-only observer cannot take the allocator lock), -ENOMEM,
- *  MEMPOOL_EFORKED. */
+ *  -EAGAIN (a worker held its allocator cache's lock for more than
+ *  MEMPOOL_PEER_WAIT_MS: it is stopped; the pool was not checked, @p why
+ *  names it; retry later), MEMPOOL_EFORKED. */
 MEMPOOL_API int mempool_check(mempool *p, char *why, size_t whylen);
 
 /** @brief Repair what mempool_check() finds and a worker can fix: reap dead
@@ -1444,7 +1447,10 @@ MEMPOOL_API int mempool_repair(mempool *p, uint64_t *dropped,
                                uint64_t *forgotten);
 
 /** @brief Return the memory of free data pages to the kernel
- *  (fallocate PUNCH_HOLE). Freed pages are otherwise kept for reuse.
+ *  (fallocate PUNCH_HOLE). Freed pages are otherwise kept for reuse. The
+ *  free entries and blocks the caller's allocator cache keeps, and those of
+ *  dead workers not yet reaped, are given back first (other live workers
+ *  keep theirs).
  *  @return bytes returned (0 or more), -EINVAL (NULL), -EPERM (observer
  *  handle), MEMPOOL_EFORKED, MEMPOOL_ECORRUPT (the allocator's shared
  *  state failed validation), or the -errno of fallocate. */

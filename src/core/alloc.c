@@ -709,13 +709,55 @@ static int place(mempool *p, mp_page *pg, uint64_t off, uint64_t len)
     return 0;
 }
 
+/* Is CACHED word @p w in one of the caches in @p busy (not held)? */
+static bool cache_busy(uint64_t busy, uint64_t w)
+{
+    unsigned who = MP_W_WHO(w);
+    return who >= 1 && who <= MP_WORKERS && (busy >> (who - 1) & 1);
+}
+
+/* Rebuild: entry @p i back into the derived state (its block placed, the
+ * free list, its cache or its owner's charges, *@p used and *@p nused);
+ * caches in @p busy are not held. */
+static void rebuild_entry(mempool *p, uint32_t i, uint64_t busy,
+                          uint64_t *used, uint64_t *nused)
+{
+    mp_entry *e = mp_entry_at(p, i);
+    uint64_t w = atomic_load(&e->word);
+    unsigned st = MP_W_ST(w);
+    bool mine = st == MP_ST_CACHED && !cache_busy(busy, w);
+    if (!has_block(w))
+        MP_ST(e->off, 0);               /* e.g. evicted, block not yet freed */
+    if (st == MP_ST_FREEING ||
+        (st == MP_ST_CACHED && !mempool__cache_fits(&p->core, e, w, mine)) ||
+        (e->off && place(p, p->pages, e->off, e->len))) {
+        MP_ST(e->off, 0);               /* dying holder's, or corrupt */
+        MP_ST(e->len, 0);
+        MP_ST(e->owner, 0);
+        w = mempool__entry_recycle(e, w);
+        st = MP_W_ST(w);
+        mine = false;
+    }
+    if (st == MP_ST_FREE) {
+        entry_push(p, i);
+    } else if (st != MP_ST_RETIRED) {
+        (*nused)++;
+        if (has_block(w))
+            *used += mempool__block_bytes(e->len);
+        if (mine)
+            mempool__cache_adopt(&p->core, i, w);
+        else if (st != MP_ST_CACHED)    /* a busy cache's: nobody's */
+            account(p, e, w, +1);
+    }
+}
+
 /* After a lock holder died: recompute all allocator state from the table.
  * Moves everything the allocator owns (see the top of this file), and
  * frees entries caught FREEING or naming an invalid block. */
 static void rebuild(mempool *p)
 {
     mp_header *h = p->h;
-    uint64_t used = 0, nused = 0, held;
+    uint64_t used = 0, nused = 0, held, busy;
 
     for (uint64_t k = 0; k < p->npages; k++) {
         /* A free page: unknown (a trim may have died mid-punch), back it
@@ -729,9 +771,13 @@ static void rebuild(mempool *p)
     memset(h->partial, 0, sizeof(h->partial));
     h->entry_free = 0;
     /* Every worker's cache too: a refill or flush dies holding both locks;
-     * the caches' contents are the table's CACHED words, re-adopted below. */
-    held = mempool__cache_hold_all(p, false);
-    mempool__cache_reset(&p->core);
+     * the caches' contents are the table's CACHED words, re-adopted below.
+     * A cache whose holder is stopped mid-pop or mid-recache (busy) keeps
+     * its list, and its CACHED entries keep their blocks; it is marked
+     * dirty, so its worker's next locked step re-reads it and recounts its
+     * charges (which until then count its cache's part twice). */
+    held = mempool__cache_hold_all(p, false, &busy);
+    mempool__cache_reset(&p->core, busy);
     for (int s = 0; s < MP_WORKERS; s++) {
         atomic_store(&p->slots[s].resident_bytes, 0);
         atomic_store(&p->slots[s].objects, 0);
@@ -740,34 +786,8 @@ static void rebuild(mempool *p)
     atomic_store(&h->pool_objects, 0);
     atomic_store(&h->pool_resident, 0);
     atomic_store(&h->pool_disk, 0);
-    for (uint32_t i = (uint32_t)p->ntab; i-- > 0;) {
-        mp_entry *e = mp_entry_at(p, i);
-        uint64_t w = atomic_load(&e->word);
-        unsigned st = MP_W_ST(w);
-        if (!has_block(w))
-            MP_ST(e->off, 0);           /* e.g. evicted, block not yet freed */
-        if (st == MP_ST_FREEING ||
-            (st == MP_ST_CACHED &&
-             !mempool__cache_fits(&p->core, e, w, true)) ||
-            (e->off && place(p, p->pages, e->off, e->len))) {
-            MP_ST(e->off, 0);           /* dying holder's, or corrupt */
-            MP_ST(e->len, 0);
-            MP_ST(e->owner, 0);
-            w = mempool__entry_recycle(e, w);
-            st = MP_W_ST(w);
-        }
-        if (st == MP_ST_FREE) {
-            entry_push(p, i);
-        } else if (st != MP_ST_RETIRED) {
-            nused++;
-            if (has_block(w))
-                used += mempool__block_bytes(e->len);
-            if (st == MP_ST_CACHED)
-                mempool__cache_adopt(&p->core, i, w);
-            else
-                account(p, e, w, +1);
-        }
-    }
+    for (uint32_t i = (uint32_t)p->ntab; i-- > 0;)
+        rebuild_entry(p, i, busy, &used, &nused);
     mempool__cache_release_all(p, held);
     for (uint64_t k = 0; k < p->npages; k++) {
         mp_page *d = &p->pages[k];
@@ -1049,23 +1069,39 @@ static int check_counters(mempool *p, const expect *x, char *why,
     return 0;
 }
 
+/* The first worker in @p busy holds its cache lock past the bound. */
+static int fail_busy(const mempool *p, uint64_t busy, char *why,
+                     size_t whylen)
+{
+    snprintf(why, whylen, "worker %d held its allocator cache's lock for "
+             "over %llu ms (stopped?): the pool was not checked; retry",
+             __builtin_ctzll(busy) + 1,
+             (unsigned long long)(mempool__wait_bound_ns(p) / 1000000u));
+    return -EAGAIN;
+}
+
 /* Recompute the derived state into scratch memory and compare. Locked.
  * Moves nothing. */
 int mempool__alloc_verify(mempool *p, char *why, size_t whylen)
 {
     expect x = { .pg = calloc(p->npages, sizeof(mp_page)) };
-    uint64_t held;
+    uint64_t held, busy;
     int rc;
 
     if (!x.pg)
         return -ENOMEM;
     /* The caches' locks too: their sets and deletes move entries and
-     * charges without the allocator lock. */
-    held = mempool__cache_hold_all(p, true);
-    if (!(rc = expect_table(p, &x, why, whylen)) &&
-        !(rc = check_pages(p, &x, why, whylen)) &&
-        !(rc = check_lists(p, &x, why, whylen)) &&
-        !(rc = mempool__cache_verify(p, x.cached, why, whylen)))
+     * charges without the allocator lock. A cache whose holder is stopped
+     * inside such a step cannot be checked (its entry and charges may be
+     * half moved, which is not corruption), nor the pool's totals without
+     * it: -EAGAIN rather than a guess either way. */
+    held = mempool__cache_hold_all(p, true, &busy);
+    if (busy)
+        rc = fail_busy(p, busy, why, whylen);
+    else if (!(rc = expect_table(p, &x, why, whylen)) &&
+             !(rc = check_pages(p, &x, why, whylen)) &&
+             !(rc = check_lists(p, &x, why, whylen)) &&
+             !(rc = mempool__cache_verify(p, x.cached, why, whylen)))
         rc = check_counters(p, &x, why, whylen);
     mempool__cache_release_all(p, held);
     free(x.pg);

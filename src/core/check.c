@@ -17,6 +17,7 @@
 
 #include "entry.h"
 #include "internal.h"
+#include "wcache.h"
 
 /* Is worker slot @p s dead and not reaped? Its `active` bit is set only
  * while a holder has the slot's lock (claim: lock, then the bit; leave:
@@ -211,6 +212,10 @@ int64_t mempool_trim(mempool *p)
         return rc;
     if ((rc = mempool__lock(p)))
         return rc;
+    /* Cached entries keep their blocks, and so their pages: ours and dead
+     * workers' caches are emptied first (a live worker's is its own: it
+     * would only refill it). */
+    mempool__cache_trim(p);
     n = mempool__trim_locked(p);
     mempool__unlock(p);
     return n;

@@ -43,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "entry.h"
 #include "failpoint.h"
@@ -67,24 +68,21 @@ static void part_add(_Atomic uint64_t *c, uint64_t d)
                           memory_order_relaxed);
 }
 
-/* Take cache @p s's lock (@p try: or fail with -EBUSY). A holder that died
- * leaves it dirty. 0, -EBUSY, MEMPOOL_ECORRUPT (a lock that is not of our
- * kind, or names no thread). */
-static int wc_lock(mempool *p, int s, bool try)
+/* Is @p m a mutex of the kind we make (found once)? A damaged arena may
+ * hold anything in a lock's kind word. */
+static bool wc_kind_ok(pthread_mutex_t *m)
 {
-    static int kind = -1;           /* the kind we make, found once */
-    pthread_mutex_t *m = &wc_of(&p->core, s)->lock;
-    int rc;
+    static int kind = -1;
     if (MP_UNLIKELY(kind < 0))
         __atomic_store_n(&kind, mempool__mutex_kind(), __ATOMIC_RELAXED);
-    if (MP_UNLIKELY(m->__data.__kind !=
-                    __atomic_load_n(&kind, __ATOMIC_RELAXED)))
-        return MEMPOOL_ECORRUPT;
-    /* Uncontended (the common case: only our own threads, fsck and the
-     * reaper take it) a trylock is all it costs. */
-    rc = pthread_mutex_trylock(m);
-    if (rc == EBUSY && !try)
-        rc = mempool__mutex_wait(m);
+    return m->__data.__kind == __atomic_load_n(&kind, __ATOMIC_RELAXED);
+}
+
+/* Cache @p s's lock was taken with pthread result @p rc: a holder that
+ * died leaves the cache dirty. 0, or the error. */
+static int wc_got(mempool *p, int s, int rc)
+{
+    pthread_mutex_t *m = &wc_of(&p->core, s)->lock;
     if (rc == EOWNERDEAD) {
         wc_of(&p->core, s)->dirty = 1;     /* its holder died mid-step */
         pthread_mutex_consistent(m);
@@ -93,6 +91,52 @@ static int wc_lock(mempool *p, int s, bool try)
     if (rc == ENOTRECOVERABLE)
         return MEMPOOL_ECORRUPT;
     return -rc;
+}
+
+/* Take cache @p s's lock (@p try: or fail with -EBUSY). A holder that died
+ * leaves it dirty. 0, -EBUSY, MEMPOOL_ECORRUPT (a lock that is not of our
+ * kind, or names no thread). */
+static int wc_lock(mempool *p, int s, bool try)
+{
+    pthread_mutex_t *m = &wc_of(&p->core, s)->lock;
+    int rc;
+    if (MP_UNLIKELY(!wc_kind_ok(m)))
+        return MEMPOOL_ECORRUPT;
+    /* Uncontended (the common case: only our own threads, fsck and the
+     * reaper take it) a trylock is all it costs. */
+    rc = pthread_mutex_trylock(m);
+    if (rc == EBUSY && !try)
+        rc = mempool__mutex_wait(m);
+    return wc_got(p, s, rc);
+}
+
+/* Take another worker's cache lock, waiting until @p until (now_ns clock)
+ * at most. Its holder is inside a step of a few instructions, so a lock
+ * still held at the deadline has a holder that is stopped (SIGSTOP, a
+ * debugger, a frozen cgroup): alive, so the kernel will not hand the lock
+ * over, and the caller (fsck, a rebuild, holding the allocator lock) must
+ * not wait for it. 0, -EAGAIN (held at the deadline), MEMPOOL_ECORRUPT. */
+static int wc_lock_until(mempool *p, int s, uint64_t until)
+{
+    pthread_mutex_t *m = &wc_of(&p->core, s)->lock;
+    int rc;
+    if (MP_UNLIKELY(!wc_kind_ok(m)))
+        return MEMPOOL_ECORRUPT;
+    rc = pthread_mutex_trylock(m);
+    if (rc == EBUSY) {
+        /* timedlock takes a CLOCK_REALTIME time: the rest of the bound
+         * from now (a clock step only lengthens or shortens one wait). */
+        uint64_t now = mempool__now_ns(), left = until > now ? until - now : 0;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        left += (uint64_t)ts.tv_nsec;
+        ts.tv_sec += (time_t)(left / 1000000000u);
+        ts.tv_nsec = (long)(left % 1000000000u);
+        rc = pthread_mutex_timedlock(m, &ts);
+        if (rc == ETIMEDOUT)
+            return -EAGAIN;
+    }
+    return wc_got(p, s, rc);
 }
 
 static void wc_unlock(mempool *p, int s)
@@ -151,9 +195,17 @@ void mempool__cache_zero(const mp_core *c, int s)
     atomic_store(&wc_of(c, s)->resident, 0);
 }
 
-void mempool__cache_reset(const mp_core *c)
+/* Rebuild: every cache empty, but the caches in @p busy (their holder is
+ * stopped mid-step: we do not hold their locks): those are left as they
+ * are and marked dirty, so their next holder with the allocator lock
+ * re-reads them from the table (cache_repair). */
+void mempool__cache_reset(const mp_core *c, uint64_t busy)
 {
     for (int s = 0; s < MP_WORKERS; s++) {
+        if (busy >> s & 1) {
+            __atomic_store_n(&wc_of(c, s)->dirty, 1, __ATOMIC_RELAXED);
+            continue;
+        }
         counts_clear(wc_of(c, s));
         mempool__cache_zero(c, s);
         wc_of(c, s)->dirty = 0;
@@ -200,15 +252,23 @@ void mempool__cache_release(mempool *p, int s)
  * lock: the reap of its claim emptied it, and filling it (a refill, or a
  * set charged to it whose delete is recached) takes the allocator lock
  * first. (It also keeps a thread's locks under 64, ThreadSanitizer's
- * limit, with fewer than 64 workers.) */
-uint64_t mempool__cache_hold_all(mempool *p, bool repair)
+ * limit, with fewer than 64 workers.) All of them within one bound,
+ * mempool__wait_bound_ns(): the caches whose holder is stopped go to
+ * *@p busy, not held. */
+uint64_t mempool__cache_hold_all(mempool *p, bool repair, uint64_t *busy)
 {
     uint64_t held = 0, act = atomic_load(&p->h->active);
+    uint64_t until = mempool__now_ns() + mempool__wait_bound_ns(p);
+    *busy = 0;
     for (int s = 0; s < MP_WORKERS; s++) {
+        int rc;
         if (!(act >> s & 1))
             continue;
-        if (wc_lock(p, s, false))
+        if ((rc = wc_lock_until(p, s, until))) {
+            if (rc == -EAGAIN)
+                *busy |= UINT64_C(1) << s;
             continue;               /* damaged lock: its cache is not used */
+        }
         held |= UINT64_C(1) << s;
         if (repair && wc_of(&p->core, s)->dirty)
             cache_repair(p, s);
@@ -264,6 +324,25 @@ uint64_t mempool__cache_drain(mempool *p, int held)
             n += mempool__cache_flush_all(p, s);
             wc_unlock(p, s);
         }
+    }
+    return n;
+}
+
+uint64_t mempool__cache_trim(mempool *p)
+{
+    uint64_t n = 0, act = atomic_load(&p->h->active);
+    for (int s = 0; s < MP_WORKERS; s++) {
+        bool own = s == p->slot;
+        if (!(act >> s & 1) || (!own && mempool__slot_alive(&p->core, s)))
+            continue;
+        /* A dead worker's lock is free or handed over (EOWNERDEAD: dirty,
+         * repaired below); only our own threads may hold ours. */
+        if (wc_lock(p, s, !own))
+            continue;
+        if (wc_of(&p->core, s)->dirty)
+            cache_repair(p, s);
+        n += mempool__cache_flush_all(p, s);
+        wc_unlock(p, s);
     }
     return n;
 }

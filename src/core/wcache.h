@@ -39,11 +39,13 @@ bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w);
 /* ---- under the allocator lock ------------------------------------------ */
 int  mempool__cache_hold(mempool *p, int s);   /* s's lock; repairs */
 void mempool__cache_release(mempool *p, int s);
-uint64_t mempool__cache_hold_all(mempool *p, bool repair); /* mask held */
+/* Every attached worker's cache lock (mask held), within one bounded wait:
+ * those whose holder is stopped are left out and listed in *busy. */
+uint64_t mempool__cache_hold_all(mempool *p, bool repair, uint64_t *busy);
 void mempool__cache_release_all(mempool *p, uint64_t held);
 uint64_t mempool__cache_flush_all(mempool *p, int s);      /* s held */
 void mempool__cache_zero(const mp_core *c, int s); /* s's cache charges := 0 */
-void mempool__cache_reset(const mp_core *c);   /* rebuild: all empty */
+void mempool__cache_reset(const mp_core *c, uint64_t busy); /* rebuild */
 bool mempool__cache_fits(const mp_core *c, const mp_entry *e, uint64_t w,
                          bool room);
 void mempool__cache_adopt(const mp_core *c, uint32_t idx, uint64_t w);
@@ -52,6 +54,9 @@ int  mempool__cache_verify(mempool *p, uint64_t ncached, char *why,
 /* Flush every cache we can lock (@p held: one we hold already, or -1);
  * entries returned to the free lists. */
 uint64_t mempool__cache_drain(mempool *p, int held);
+/* mempool_trim(): flush our own cache and those of dead (unreaped)
+ * workers; live workers keep theirs. Entries returned. */
+uint64_t mempool__cache_trim(mempool *p);
 
 /* The size class of 1 <= @p len <= MP_SMALL_MAX (64 << class), and its
  * block size. Inline: the cached set and delete test them every time. */
