@@ -424,7 +424,7 @@ static int chaos(pid_t *prod, pid_t *cons, int kills, uint64_t *s)
     return killed;
 }
 
-static void stress(int kills)
+static void stress(int kills, uint32_t cap)
 {
     uint64_t s = 0x1234567u + (uint64_t)kills;
     struct mempool_stats st;
@@ -435,7 +435,7 @@ static void stress(int kills)
     bd = mmap(NULL, sizeof *bd, PROT_READ | PROT_WRITE,
               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     ck_assert(bd != MAP_FAILED);
-    ASSERT_RC(mempool_chan_open(t_pool, "s", 8, MEMPOOL_CHAN_CREATE, &c), 0);
+    ASSERT_RC(mempool_chan_open(t_pool, "s", cap, MEMPOOL_CHAN_CREATE, &c), 0);
     for (int i = 0; i < NCONS; i++)
         cons[i] = t_fork(consumer, (void *)(intptr_t)(i + NPROD));
     for (int i = 0; i < NPROD; i++)
@@ -467,13 +467,21 @@ static void stress(int kills)
 
 START_TEST(test_stress_stop_cont)
 {
-    stress(0);
+    stress(0, 8);
+}
+END_TEST
+
+/* A ring too small to batch: its senders do not nap, every receive
+ * bumps and wakes them. */
+START_TEST(test_stress_small_ring)
+{
+    stress(0, 2);
 }
 END_TEST
 
 START_TEST(test_stress_kill)
 {
-    stress(6);
+    stress(6, 8);
 }
 END_TEST
 
@@ -486,6 +494,7 @@ static Suite *review_suite(void)
     tcase_add_test(tc, test_sender_killed_after_commit);
     tcase_add_test(tc, test_box_reuse_nonce);
     tcase_add_test(tc, test_stress_stop_cont);
+    tcase_add_test(tc, test_stress_small_ring);
     tcase_add_test(tc, test_stress_kill);
     return s;
 }
