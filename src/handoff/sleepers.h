@@ -84,10 +84,12 @@
  * dequeued and that dies before it acts, leaves the others asleep next
  * to a change nobody will signal: without a limit, until the next change,
  * which may never come (check_handoff_review: a receiver asleep for ever
- * beside the item of a killed sender). One look a second per idle waiter
+ * beside the item of a killed sender). One look per 5 s per idle waiter
  * costs nothing measurable; it is a bound on a crash's damage, not how a
- * wake-up is normally delivered. */
-#define MP_SL_LOOK_NS 1000000000u
+ * wake-up is normally delivered (long enough that tests which hold a
+ * sleeper asleep on a loaded machine, check_handoff_sleep, still see it
+ * dequeued rather than back on its own). */
+#define MP_SL_LOOK_NS 5000000000u
 
 /* V - D: the fields above D without D's borrow. */
 static inline uint64_t mp_sl_rest(uint64_t v)
