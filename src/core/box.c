@@ -32,6 +32,26 @@
  *   - replacing a name or overwriting a broadcast slot leaves the old box
  *     an orphan for the one who replaced it, or for the sweep.
  *
+ * "Orphan" needs one more condition: between the CAS that makes a record
+ * let go of a box (a receive, a broadcast overwrite, a name replace or
+ * drop, a channel close) and the free of that box, the box is held by no
+ * record, yet a LIVE worker still acts on it (it frees it by its word).
+ * A sweep that freed it let a new claim reuse the slot, and the 7-bit
+ * nonce aliases after 128 claims: the taker, continued, freed a live box
+ * (an item lost, the ring naming a free box). So the taker announces the
+ * box in its own slot (box_taking) before that CAS and withdraws it after
+ * the free, and the sweep frees no box a live worker announces:
+ *
+ *   the sweep frees box b  iff  b is not referenced by its record,
+ *                               b is not PREP of a live worker,
+ *                           and no live worker announces b.
+ *
+ * The announcement precedes the record's CAS and the sweep reads it after
+ * the record (all seq_cst), so a sweep that saw the record let go sees the
+ * announcement, or the taker has freed the box already. A dead taker's
+ * announcement counts for nothing (its box is an orphan: freed, the item
+ * delivered with its cell) and its reaper zeroes it.
+ *
  * A record never names a free box: it lets go of the box (CAS) before the
  * box is freed. So a stale back word never makes an orphan look held.
  * The sweep runs when a worker is reaped (worker.c), and from
@@ -39,6 +59,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -232,6 +253,70 @@ uint32_t mempool__box_count(mempool *p, uint32_t idx, uint32_t gen)
     return box_refs(p, idx, gen, false);
 }
 
+/* ---- taking: the announcements (see the top of this file) ------------ */
+
+/* Announce box @p b in a free box_taking word of our slot; its index, or
+ * -1 for an observer (which takes nothing). b = UINT32_MAX (no box yet)
+ * announces nothing a box could match. One word per thread of ours in a
+ * taking window: if all are busy (more threads than words), wait. */
+int mempool__box_announce(mempool *p, uint32_t b)
+{
+    _Atomic uint64_t *t;
+    if (p->slot < 0)
+        return -1;
+    t = p->slots[p->slot].box_taking;
+    for (;;) {
+        for (unsigned k = 0; k < MP_TAKING; k++) {
+            uint64_t zero = 0;
+            /* seq_cst: before the record's CAS that follows (the top). */
+            if (atomic_compare_exchange_strong(&t[k], &zero,
+                                               (uint64_t)b + 1))
+                return (int)k;
+        }
+        sched_yield();
+    }
+}
+
+/* Our announcement @p k now names box @p b (before another CAS try). */
+void mempool__box_reannounce(mempool *p, int k, uint32_t b)
+{
+    if (k >= 0)
+        atomic_store(&p->slots[p->slot].box_taking[k], (uint64_t)b + 1);
+}
+
+void mempool__box_unannounce(mempool *p, int k)
+{
+    if (k >= 0)
+        atomic_store(&p->slots[p->slot].box_taking[k], 0);
+}
+
+/* 1 alive, 0 dead, per slot, asked once per sweep. */
+static bool who_alive(mempool *p, unsigned who, int dead, int8_t *memo)
+{
+    int s = (int)who - 1;
+    if (s < 0 || s >= MP_WORKERS || s == dead)
+        return false;
+    if (s == p->slot)
+        return true;
+    if (memo[s] < 0)
+        memo[s] = (int8_t)mempool__slot_alive(&p->core, s);
+    return memo[s] != 0;
+}
+
+/* Does a live worker (not @p dead) announce box @p b? Read after the
+ * box's record (the top of this file). */
+static bool box_announced(mempool *p, uint32_t b, int dead, int8_t *memo)
+{
+    for (int s = 0; s < MP_WORKERS; s++) {
+        for (unsigned k = 0; k < MP_TAKING; k++) {
+            if (atomic_load(&p->slots[s].box_taking[k]) == (uint64_t)b + 1 &&
+                who_alive(p, (unsigned)s + 1, dead, memo))
+                return true;
+        }
+    }
+    return false;
+}
+
 bool mempool__box_referenced(mempool *p, uint32_t b, uint64_t w)
 {
     uint64_t back = atomic_load(&p->boxes[b].back);
@@ -255,19 +340,6 @@ bool mempool__box_referenced(mempool *p, uint32_t b, uint64_t w)
     default:
         return false;
     }
-}
-
-/* 1 alive, 0 dead, per slot, asked once per sweep. */
-static bool who_alive(mempool *p, unsigned who, int dead, int8_t *memo)
-{
-    int s = (int)who - 1;
-    if (s < 0 || s >= MP_WORKERS || s == dead)
-        return false;
-    if (s == p->slot)
-        return true;
-    if (memo[s] < 0)
-        memo[s] = (int8_t)mempool__slot_alive(&p->core, s);
-    return memo[s] != 0;
 }
 
 uint64_t mempool__box_sweep(mempool *p, int dead)
@@ -294,6 +366,8 @@ uint64_t mempool__box_sweep(mempool *p, int dead)
         } else if (mempool__box_referenced(p, b, w)) {
             continue;
         }
+        if (box_announced(p, b, dead, memo))
+            continue;                /* a live taker frees it itself */
         if (mempool__box_drop(p, b, w))
             freed++;
     }
@@ -330,14 +404,18 @@ uint64_t mempool__flight_expire(mempool *p, bool force)
     return n;
 }
 
-/* fsck: an orphan is a failure only if it stays one (a live receiver
- * frees the box it just took a moment after taking it). */
+/* fsck: an orphan is a failure only if it stays one and no live worker
+ * announces it (a live receiver frees the box it took once it runs). */
 static bool still_orphan(mempool *p, uint32_t b, uint64_t w)
 {
+    int8_t memo[MP_WORKERS];
+    for (int i = 0; i < MP_WORKERS; i++)
+        memo[i] = -1;
     for (int i = 0; i < 3; i++) {
         nanosleep(&(struct timespec){ 0, 2000000 }, NULL);
         if (atomic_load(&p->boxw[b]) != w ||
-            mempool__box_referenced(p, b, w))
+            mempool__box_referenced(p, b, w) ||
+            box_announced(p, b, -1, memo))
             return false;
     }
     return true;

@@ -205,6 +205,7 @@ typedef struct mp_header {
  * overflow_used/ovf_probe of each attached slot on every delete) and
  * written rarely; lines 1-3 hold what the worker itself writes on every
  * operation (its event counters) or what the allocator lock moves. */
+#define MP_TAKING 4u             /* box_taking words per worker slot */
 typedef struct mp_slot {
     /* Line 0: read by others, written at claim or rarely. */
     _Atomic uint64_t state;         /* 0 free, 1 in use (mirrors `active` bit) */
@@ -224,7 +225,10 @@ typedef struct mp_slot {
     _Atomic uint64_t disk_bytes;    /* bytes of files of objects charged here */
     _Atomic uint64_t disk_pending;  /* bytes of files being written for
                                        objects charged here (disk limit) */
-    uint64_t spare[4];
+    /* Boxes (b + 1) this worker is taking out of their records: a sweep
+     * frees none of them while we live (box.c, "taking"). One per thread
+     * of ours in such a window; zeroed by the reaper. */
+    _Atomic uint64_t box_taking[MP_TAKING];
     /* Lines 2-3: event counters, the rows of MP_COUNTERS (counters.h), by
      * name; written by the worker itself. */
     _Atomic uint64_t sets, gets, deletes, releases, refs, unrefs, set_errors;

@@ -205,6 +205,8 @@ static void slot_clear(mp_core *c, int d)
     mp_slot *s = &c->slots[d];
     s->pid = 0;
     s->token = 0;
+    for (unsigned k = 0; k < MP_TAKING; k++)   /* its box_taking: void */
+        atomic_store(&s->box_taking[k], 0);
     atomic_store(&s->state, 0);
     atomic_fetch_and(&c->h->active, ~(UINT64_C(1) << d));
 }

@@ -104,14 +104,18 @@ static void close_ring(mempool *p, mp_chan *c)
     for (uint32_t j = 0; j < cap; j++) {
         _Atomic uint64_t *s = &p->ring[start + j];
         uint64_t v = atomic_load(s);
+        /* The box we close out is in no record until we drop it: announced
+         * before each try (box.c, "taking"; BOX1 0 announces no box). */
+        int k = mempool__box_announce(p, MP_RING_BOX1(v) - 1);
         while (v != MP_RING_CLOSED &&
                !atomic_compare_exchange_weak(s, &v, MP_RING_CLOSED))
-            ;
+            mempool__box_reannounce(p, k, MP_RING_BOX1(v) - 1);
         if (v != MP_RING_CLOSED && (v & MP_RING_FULL)) {
             uint32_t b = MP_RING_BOX1(v) - 1;
             if (MP_RING_BOX1(v) && b < p->nbox)
                 mempool__box_drop(p, b, atomic_load(&p->boxw[b]));
         }
+        mempool__box_unannounce(p, k);
         if (j == 0)
             MP_FP(chan_closing);
     }

@@ -20,21 +20,30 @@ int mempool__chanb_send(mempool_chan *c, mp_chan *h, uint32_t b)
     uint32_t j = (uint32_t)(t % c->cap);
     _Atomic uint64_t *s = &p->ring[c->start + j];
     uint64_t v = atomic_load(s);
+    int k;
 
     atomic_store(&p->boxes[b].back, MP_BACK(MP_BK_CHAN, c->ci, c->start + j));
     MP_FP(bcast_claimed);
+    /* The box we overwrite is in no record until we drop it: announced
+     * before each try, so no sweep frees it meanwhile (box.c, "taking").
+     * An empty slot's BOX1 0 announces UINT32_MAX: no box. */
+    k = mempool__box_announce(p, MP_RING_BOX1(v) - 1);
     for (;;) {
         int32_t d = (int32_t)(MP_RING_POS(v) - (uint32_t)t);
-        if (v == MP_RING_CLOSED)
+        if (v == MP_RING_CLOSED) {
+            mempool__box_unannounce(p, k);
             return -EPIPE;
+        }
         if (d > 0 || (d == 0 && (v & MP_RING_FULL))) {
             /* A sender a lap ahead wrote first: ours is overrun at once
              * (2: sent, and the box is gone - nothing to commit). */
+            mempool__box_unannounce(p, k);
             mempool__box_drop(p, b, atomic_load(&p->boxw[b]));
             return 2;
         }
         if (atomic_compare_exchange_weak(s, &v, MP_RING(t, 1, b + 1)))
             break;
+        mempool__box_reannounce(p, k, MP_RING_BOX1(v) - 1);
     }
     MP_FP(bcast_overwrote);
     if (v & MP_RING_FULL) {          /* the item we overwrote: an orphan */
@@ -42,6 +51,7 @@ int mempool__chanb_send(mempool_chan *c, mp_chan *h, uint32_t b)
         if (MP_RING_BOX1(v) && ob < p->nbox)
             mempool__box_drop(p, ob, atomic_load(&p->boxw[ob]));
     }
+    mempool__box_unannounce(p, k);
     return 1;
 }
 

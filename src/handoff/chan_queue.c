@@ -104,7 +104,7 @@ static int qrecv_once(mempool_chan *c, mp_chan *h, void *arg)
     uint64_t v = atomic_load(s);
     int32_t d = (int32_t)(MP_RING_POS(v) - (uint32_t)hd);
     bool ref;
-    int rc;
+    int rc, k;
 
     if (v == MP_RING_CLOSED)
         return -EPIPE;
@@ -124,14 +124,19 @@ static int qrecv_once(mempool_chan *c, mp_chan *h, void *arg)
     if (ref && (rc = mempool__ref_add(&p->core, idx, gen)))
         return rc;
     MP_FP(recv_celled);
+    /* Taken out of the slot, b is in no record until we free it: our
+     * announcement keeps a sweep off it meanwhile (box.c, "taking"). */
+    k = mempool__box_announce(p, b);
     if (!atomic_compare_exchange_strong(s, &v,
                                         MP_RING(hd + c->cap, 0, 0))) {
+        mempool__box_unannounce(p, k);
         mempool__chan_uncell(p, ref, idx, gen);
         return 0;
     }
     atomic_compare_exchange_strong(&h->head, &hd, hd + 1);
     MP_FP(recv_taken);
     mempool__chan_free_taken(p, b, bw);
+    mempool__box_unannounce(p, k);
     *out = mempool__dref_of(p, idx, gen);
     return 1;
 }

@@ -182,7 +182,7 @@ static int make_box(mempool *p, mempool_dref r, uint32_t *b)
 
 /* Under the lock: bind the name to box @p b. */
 static int bind_locked(mempool *p, const nm_buf *nb, size_t len, uint32_t h,
-                       uint32_t b, unsigned flags, uint64_t *old)
+                       uint32_t b, unsigned flags, uint64_t *old, int *k)
 {
     uint32_t rec;
     uint64_t w;
@@ -194,6 +194,8 @@ static int bind_locked(mempool *p, const nm_buf *nb, size_t len, uint32_t h,
         if (!(flags & MEMPOOL_NAME_REPLACE) && binding_alive(p, w, NULL))
             return -EEXIST;
         *old = w;                   /* replaced: its box becomes an orphan */
+        /* ... in no record until we drop it: announced (box.c, "taking") */
+        *k = mempool__box_announce(p, NM_BOX1(w) - 1);
     } else if (ins < 0) {
         return -ENOSPC;             /* the directory is full */
     } else {
@@ -214,7 +216,7 @@ static int bind_locked(mempool *p, const nm_buf *nb, size_t len, uint32_t h,
 int mempool_name_put(mempool *p, const char *name, mempool_dref r,
                      unsigned flags)
 {
-    int len = mempool__hname_len(name), rc;
+    int len = mempool__hname_len(name), rc, k = -1;
     uint64_t old;
     uint32_t h, b;
     nm_buf nb;
@@ -228,25 +230,27 @@ int mempool_name_put(mempool *p, const char *name, mempool_dref r,
     buf_of(&nb, name, (size_t)len);
     h = mempool__hname_hash(name, (size_t)len);
     if ((rc = mempool__olock(p, &p->hand->names_lock)) >= 0) {
-        rc = bind_locked(p, &nb, (size_t)len, h, b, flags, &old);
+        rc = bind_locked(p, &nb, (size_t)len, h, b, flags, &old, &k);
         mempool__ounlock(p, &p->hand->names_lock);
     }
     if (rc) {
+        mempool__box_unannounce(p, k);
         mempool__box_drop(p, b, atomic_load(&p->boxw[b]));
         return rc;
     }
     mempool__box_commit(p, b);
     if (old)
         drop_box_of(p, old);         /* the replaced binding's reference */
+    mempool__box_unannounce(p, k);
     mp_signal(&p->hand->names_seq, &p->hand->names_waiters, INT_MAX);
     return 0;
 }
 
 int mempool_name_drop(mempool *p, const char *name)
 {
-    int len = mempool__hname_len(name), rc;
+    int len = mempool__hname_len(name), rc, k;
     uint32_t h, rec;
-    uint64_t w;
+    uint64_t w = 0;
     bool alive;
     nm_buf nb;
 
@@ -259,16 +263,22 @@ int mempool_name_drop(mempool *p, const char *name)
     if ((rc = mempool__olock(p, &p->hand->names_lock)) < 0)
         return rc;                   /* held by a stopped writer */
     rc = nm_find(p, &nb, (size_t)len, h, &rec, &w, NULL);
+    /* Its box is in no record once the CAS is done, until we drop it:
+     * announced before (box.c, "taking"). */
+    k = mempool__box_announce(p, rc == 0 ? NM_BOX1(w) - 1 : UINT32_MAX);
     if (rc == 0 &&
         !atomic_compare_exchange_strong(&p->names[rec].word, &w,
                                         NM_W(MP_NM_TOMB, NM_VER(w) + 1, 0)))
         rc = MEMPOOL_ECORRUPT;
     mempool__ounlock(p, &p->hand->names_lock);
-    if (rc)
+    if (rc) {
+        mempool__box_unannounce(p, k);
         return rc;
+    }
     MP_FP(name_dropped);
     alive = binding_alive(p, w, NULL);
     drop_box_of(p, w);
+    mempool__box_unannounce(p, k);
     return alive ? 0 : -ENOENT;      /* a deleted plain object's name */
 }
 

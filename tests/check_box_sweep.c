@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * check_box_sweep.c - the box sweep against a LIVE taker (src/core/box.c,
+ * "taking"): a receiver stopped at recv.taken (the ring slot taken, its
+ * box not yet freed) holds a box no record references. A reap's sweep
+ * must leave that box alone: freed, the box is claimed again by later
+ * sends of the same object, and after 128 claims one of them has the
+ * stopped receiver's word (7-bit nonce); the receiver, continued, frees
+ * that live box, the item is lost and the next receive finds a ring naming
+ * a free box (MEMPOOL_ECORRUPT). And a taker killed there leaves an orphan
+ * the sweep does free (delivered with its reference, exactly once).
+ *
+ * INTERNAL: it reads the box words (layout.h) to find the taken box and
+ * to send until a claim of that box aliases the receiver's word.
+ */
+#include "helpers.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+
+#include "internal.h"
+
+static const mempool_put_options rco = { 0, 0, MEMPOOL_PUT_REFCOUNTED };
+
+/* Bits a receiver's free of its taken box compares (chan_item.c:
+ * mempool__chan_free_taken ignores the state and who fields). */
+#define SAME (~((UINT64_C(3) << 15) | (UINT64_C(0x7f) << 8)))
+#define SENDS 300                /* > 128: every nonce comes round */
+
+static void await_stopped(pid_t pid)
+{
+    double t0 = t_now_s();
+    for (;;) {
+        int st;
+        pid_t w = waitpid(pid, &st, WUNTRACED | WNOHANG);
+        if (w == pid) {
+            ck_assert_msg(WIFSTOPPED(st), "child ended (%#x) instead of "
+                          "stopping at recv.taken", st);
+            return;
+        }
+        ck_assert_msg(t_now_s() - t0 < T_WAIT_S, "child never stopped");
+        t_sleep_ms(1);
+    }
+}
+
+/* Child: one receive on "q", stopped at recv.taken by the failpoint. */
+static int taker(void *arg)
+{
+    mempool *p;
+    mempool_chan *c;
+    mempool_dref r;
+    (void)arg;
+    setenv("MEMPOOL_FAILPOINT", "recv.taken=stop@1", 1);
+    T_CHILD_EQ(t_attach(t_name, &p), 0);
+    T_CHILD_EQ(mempool_chan_open(p, "q", 0, 0, &c), 0);
+    T_CHILD_EQ(mempool_chan_recv(c, &r, -1), 0);
+    T_CHILD_EQ(mempool_unref(p, r), 0);
+    mempool_chan_close(c);
+    mempool_close(p);
+    return 0;
+}
+
+static int dies(void *arg)
+{
+    mempool *p;
+    (void)arg;
+    T_CHILD_EQ(t_attach(t_name, &p), 0);
+    _exit(0);                         /* dead, not closed: to be reaped */
+}
+
+/* The one box in use (a fresh pool, one item sent): its index. */
+static uint32_t only_box(mempool *p)
+{
+    uint32_t n = 0, at = 0;
+    for (uint32_t b = 0; b < p->nbox; b++) {
+        if (atomic_load(&p->boxw[b])) {
+            n++;
+            at = b;
+        }
+    }
+    ck_assert_uint_eq(n, 1);
+    return at;
+}
+
+/* Send x with a reference of its own. */
+static void send_x(mempool_chan *c, mempool_dref x)
+{
+    ASSERT_RC(mempool_ref(t_pool, x), 0);
+    ASSERT_RC(mempool_chan_send(c, x, 10000), 0);
+}
+
+/* If the sweep freed box @p b (not @p spared): send x until a new claim
+ * of b holds a word the stopped receiver's free would take (its bits of
+ * @p bw0), and leave that one in the ring; true if that happened. Spared,
+ * b stays the receiver's: send and receive as many items anyway. */
+static bool send_until_alias(mempool_chan *c, mempool_dref x, uint32_t b,
+                             uint64_t bw0, bool spared)
+{
+    for (int i = 0; i < SENDS; i++) {
+        uint64_t w;
+        mempool_dref r;
+        send_x(c, x);
+        w = atomic_load(&t_pool->boxw[b]);
+        if (!spared && (w & SAME) == (bw0 & SAME))
+            return true;
+        ASSERT_RC(mempool_chan_recv(c, &r, 10000), 0);
+        ASSERT_RC(mempool_unref(t_pool, r), 0);
+    }
+    send_x(c, x);
+    return false;
+}
+
+START_TEST(test_sweep_spares_live_taker)
+{
+    mempool_chan *c;
+    mempool_dref x, r;
+    uint64_t v = 42, bw0;
+    uint32_t b;
+    bool aliased, spared;
+    pid_t t, d;
+    int rc;
+
+    ASSERT_RC(mempool_chan_open(t_pool, "q", 8, MEMPOOL_CHAN_CREATE, &c), 0);
+    ASSERT_RC(mempool_put_ex(t_pool, &v, sizeof(v), &rco, &x), 0);
+    send_x(c, x);
+    b = only_box(t_pool);
+    bw0 = atomic_load(&t_pool->boxw[b]);
+    t = t_fork(taker, NULL);
+    await_stopped(t);               /* slot taken, box b not yet freed */
+    d = t_fork(dies, NULL);
+    t_wait_ok(d);
+    ck_assert_int_ge(mempool_reap(t_pool), 1);        /* a sweep */
+    spared = atomic_load(&t_pool->boxw[b]) == bw0;
+    aliased = send_until_alias(c, x, b, bw0, spared);
+    ASSERT_RC(kill(t, SIGCONT), 0);
+    t_wait_ok(t);
+    /* The item sent last is still in the ring, whole. */
+    rc = mempool_chan_recv(c, &r, 10000);
+    ck_assert_msg(spared && rc == 0, "the sweep %s box %u of a live "
+                  "receiver; a claim %s its word; the receive: %d",
+                  spared ? "spared" : "freed", b,
+                  aliased ? "aliased" : "never aliased", rc);
+    ck_assert(r.off == x.off && r.gen == x.gen);
+    ASSERT_RC(mempool_unref(t_pool, r), 0);
+    ck_assert_int_eq(mempool_chan_recv(c, &r, 0), -ETIMEDOUT);
+    ASSERT_RC(mempool_unref(t_pool, x), 0);
+    ASSERT_RC(mempool_chan_close(c), 0);
+    ASSERT_RC(mempool_chan_destroy(t_pool, "q"), 0);
+    t_assert_healthy(t_pool);
+}
+END_TEST
+
+/* The same receiver killed there instead: its announcement counts for
+ * nothing, the box is an orphan the reap frees, the item is delivered
+ * (its reference went with the dead receiver's cell) and not in the ring. */
+START_TEST(test_sweep_frees_dead_taker)
+{
+    mempool_chan *c;
+    mempool_dref x, r;
+    uint64_t v = 43;
+    uint32_t b;
+    pid_t t;
+
+    ASSERT_RC(mempool_chan_open(t_pool, "q", 8, MEMPOOL_CHAN_CREATE, &c), 0);
+    ASSERT_RC(mempool_put_ex(t_pool, &v, sizeof(v), &rco, &x), 0);
+    send_x(c, x);
+    b = only_box(t_pool);
+    t = t_fork(taker, NULL);
+    await_stopped(t);
+    ASSERT_RC(kill(t, SIGKILL), 0);
+    ck_assert_int_eq(t_wait(t, T_WAIT_S), 128 + SIGKILL);
+    ck_assert_int_ge(mempool_reap(t_pool), 1);
+    ck_assert_uint_eq(atomic_load(&t_pool->boxw[b]), 0);
+    ck_assert_int_eq(mempool_chan_recv(c, &r, 0), -ETIMEDOUT);
+    ASSERT_RC(mempool_unref(t_pool, x), 0);   /* the last reference */
+    ck_assert_int_eq(mempool_ref(t_pool, x), -ENOENT);
+    ASSERT_RC(mempool_chan_close(c), 0);
+    ASSERT_RC(mempool_chan_destroy(t_pool, "q"), 0);
+    t_assert_healthy(t_pool);
+}
+END_TEST
+
+static Suite *sweep_suite(void)
+{
+    Suite *s = suite_create("box_sweep");
+    TCase *tc = t_tcase(s, "sweep", 120);
+    tcase_add_test(tc, test_sweep_spares_live_taker);
+    tcase_add_test(tc, test_sweep_frees_dead_taker);
+    return s;
+}
+
+int main(void)
+{
+    return t_run(sweep_suite(), "box_sweep");
+}
