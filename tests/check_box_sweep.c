@@ -9,6 +9,8 @@
  * that live box, the item is lost and the next receive finds a ring naming
  * a free box (MEMPOOL_ECORRUPT). And a taker killed there leaves an orphan
  * the sweep does free (delivered with its reference, exactly once).
+ * The same for the other takers: a broadcast sender stopped after
+ * overwriting a slot, a name replacer or dropper after the record's CAS.
  *
  * INTERNAL: it reads the box words (layout.h) to find the taken box and
  * to send until a claim of that box aliases the receiver's word.
@@ -17,6 +19,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 
@@ -182,12 +185,99 @@ START_TEST(test_sweep_frees_dead_taker)
 }
 END_TEST
 
+/* ---- the other takers: broadcast overwrite, name replace, name drop ---- */
+
+enum { T_BCAST, T_REPLACE, T_DROP };
+static const char *const points[] = {
+    "bcast.overwrote=stop@1", "name.bound=stop@1", "name.dropped=stop@1"
+};
+static mempool_dref shared_y;
+
+/* Child: let go of the record's box holding x (overwrite the broadcast
+ * slot with y, rebind the name to y, drop the name), stopped right after
+ * that CAS, before it drops the box. */
+static int other_taker(void *arg)
+{
+    int kind = (int)(intptr_t)arg;
+    mempool *p;
+    mempool_chan *c;
+    setenv("MEMPOOL_FAILPOINT", points[kind], 1);
+    T_CHILD_EQ(t_attach(t_name, &p), 0);
+    if (kind == T_BCAST) {
+        T_CHILD_EQ(mempool_chan_open(p, "b", 0, MEMPOOL_CHAN_BROADCAST, &c),
+                   0);
+        T_CHILD_EQ(mempool_ref(p, shared_y), 0);
+        T_CHILD_EQ(mempool_chan_send(c, shared_y, -1), 0);
+        mempool_chan_close(c);
+    } else if (kind == T_REPLACE) {
+        T_CHILD_EQ(mempool_name_put(p, "n", shared_y, MEMPOOL_NAME_REPLACE),
+                   0);
+    } else {
+        T_CHILD_EQ(mempool_name_drop(p, "n"), 0);
+    }
+    mempool_close(p);
+    return 0;
+}
+
+/* The record of x's box let go of it, its taker stopped before dropping
+ * it: a reap's sweep must leave it to the taker. */
+static void other_case(int kind)
+{
+    mempool_chan *c = NULL;
+    mempool_dref x;
+    uint64_t v = 44, u = 45, w0;
+    uint32_t b;
+    bool spared;
+    pid_t t, d;
+
+    ASSERT_RC(mempool_put_ex(t_pool, &v, sizeof(v), &rco, &x), 0);
+    ASSERT_RC(mempool_put_ex(t_pool, &u, sizeof(u), &rco, &shared_y), 0);
+    if (kind == T_BCAST) {
+        ASSERT_RC(mempool_chan_open(t_pool, "b", 1, MEMPOOL_CHAN_CREATE |
+                                    MEMPOOL_CHAN_BROADCAST, &c), 0);
+        send_x(c, x);
+    } else {
+        ASSERT_RC(mempool_name_put(t_pool, "n", x, 0), 0);
+    }
+    b = only_box(t_pool);
+    w0 = atomic_load(&t_pool->boxw[b]);
+    t = t_fork(other_taker, (void *)(intptr_t)kind);
+    await_stopped(t);
+    d = t_fork(dies, NULL);
+    t_wait_ok(d);
+    ck_assert_int_ge(mempool_reap(t_pool), 1);        /* a sweep */
+    spared = atomic_load(&t_pool->boxw[b]) == w0;
+    ASSERT_RC(kill(t, SIGCONT), 0);
+    t_wait_ok(t);
+    ck_assert_msg(spared, "%s: the sweep freed box %u of a live taker",
+                  points[kind], b);
+    if (c) {
+        ASSERT_RC(mempool_chan_close(c), 0);
+        ASSERT_RC(mempool_chan_destroy(t_pool, "b"), 0);
+    } else if (kind == T_REPLACE) {
+        ASSERT_RC(mempool_name_drop(t_pool, "n"), 0);
+    }
+    ASSERT_RC(mempool_unref(t_pool, x), 0);
+    ASSERT_RC(mempool_unref(t_pool, shared_y), 0);
+    t_assert_healthy(t_pool);
+}
+
+START_TEST(test_sweep_spares_bcast_overwriter) { other_case(T_BCAST); }
+END_TEST
+START_TEST(test_sweep_spares_name_replacer) { other_case(T_REPLACE); }
+END_TEST
+START_TEST(test_sweep_spares_name_dropper) { other_case(T_DROP); }
+END_TEST
+
 static Suite *sweep_suite(void)
 {
     Suite *s = suite_create("box_sweep");
     TCase *tc = t_tcase(s, "sweep", 120);
     tcase_add_test(tc, test_sweep_spares_live_taker);
     tcase_add_test(tc, test_sweep_frees_dead_taker);
+    tcase_add_test(tc, test_sweep_spares_bcast_overwriter);
+    tcase_add_test(tc, test_sweep_spares_name_replacer);
+    tcase_add_test(tc, test_sweep_spares_name_dropper);
     return s;
 }
 
