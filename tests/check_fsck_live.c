@@ -32,16 +32,6 @@
 
 #define RUN_S 3
 
-static mempool *observe(const char *name)
-{
-    mempool_options o;
-    mempool *p = NULL;
-    t_options(&o, T_ARENA_BYTES);
-    o.flags = MEMPOOL_OPEN_OBSERVE;
-    ASSERT_RC(mempool_open(name, &o, &p), 0);
-    return p;
-}
-
 static uint64_t now_s(void)
 {
     return (uint64_t)time(NULL);
@@ -61,6 +51,20 @@ static uint64_t check_loop(mempool *a, mempool *b, uint64_t end)
         n++;
     }
     return n;
+}
+
+/* Check through observer @p obs until @p end, then wait for the @p nkids
+ * workers and assert that the checks ran and the pool is healthy and empty. */
+static void check_until_done(mempool *obs, uint64_t end, const pid_t *kids,
+                             int nkids)
+{
+    uint64_t n = check_loop(obs, t_pool, end);
+    for (int i = 0; i < nkids; i++)
+        t_wait_ok(kids[i]);
+    ck_assert_uint_gt(n, 3);
+    ASSERT_RC(mempool_close(obs), 0);
+    t_assert_healthy(t_pool);
+    ck_assert_uint_eq(t_stats(t_pool).objects, 0);
 }
 
 /* ----------------------------------------------------------------- churn */
@@ -96,18 +100,11 @@ START_TEST(test_churn)
 {
     uint64_t end = now_s() + RUN_S;
     pid_t kids[3];
-    mempool *obs = observe(t_name);
-    uint64_t n;
+    mempool *obs = t_observe(t_name);
 
     for (int i = 0; i < 3; i++)
         kids[i] = t_fork(churn, &end);
-    n = check_loop(obs, t_pool, end);
-    for (int i = 0; i < 3; i++)
-        t_wait_ok(kids[i]);
-    ck_assert_uint_gt(n, 3);
-    ASSERT_RC(mempool_close(obs), 0);
-    t_assert_healthy(t_pool);
-    ck_assert_uint_eq(t_stats(t_pool).objects, 0);
+    check_until_done(obs, end, kids, 3);
 }
 END_TEST
 
@@ -182,8 +179,7 @@ START_TEST(test_cross)
     uint64_t end = now_s() + RUN_S;
     struct xargs pa[2], ca[2];
     pid_t kids[4];
-    mempool *obs = observe(t_name);
-    uint64_t n;
+    mempool *obs = t_observe(t_name);
 
     for (int i = 0; i < 2; i++) {
         int d[2], k[2];
@@ -198,13 +194,7 @@ START_TEST(test_cross)
             close(k[j]);
         }
     }
-    n = check_loop(obs, t_pool, end);
-    for (int i = 0; i < 4; i++)
-        t_wait_ok(kids[i]);
-    ck_assert_uint_gt(n, 3);
-    ASSERT_RC(mempool_close(obs), 0);
-    t_assert_healthy(t_pool);
-    ck_assert_uint_eq(t_stats(t_pool).objects, 0);
+    check_until_done(obs, end, kids, 4);
 }
 END_TEST
 

@@ -34,23 +34,6 @@
 static const mempool_put_options rco = { 0, 0, MEMPOOL_PUT_REFCOUNTED };
 static char fp_spec[64];
 
-/* Until child @p pid is stopped (SIGSTOP at its failpoint). */
-static void await_stopped(pid_t pid)
-{
-    double t0 = t_now_s();
-    for (;;) {
-        int st;
-        pid_t w = waitpid(pid, &st, WUNTRACED | WNOHANG);
-        if (w == pid) {
-            ck_assert_msg(WIFSTOPPED(st), "child ended (%#x) instead of "
-                          "stopping at %s", st, fp_spec);
-            return;
-        }
-        ck_assert_msg(t_now_s() - t0 < T_WAIT_S, "child never stopped");
-        t_sleep_ms(1);
-    }
-}
-
 static void await_waiting(const char *chan, uint32_t n)
 {
     double t0 = t_now_s();
@@ -107,7 +90,7 @@ START_TEST(test_dry_then_sleeper)
     ASSERT_RC(mempool_chan_open(t_pool, "d", 8, MEMPOOL_CHAN_CREATE, &c), 0);
     snprintf(fp_spec, sizeof fp_spec, "wait.counted=stop@1");
     x = t_fork(receiver, fp_spec);
-    await_stopped(x);                 /* counted, old futex value */
+    t_await_stopped(x, fp_spec);                 /* counted, old futex value */
     send_and_take_back(c);            /* DRY */
     send_and_take_back(c);            /* DRY already: no system call */
     /* Y counts itself after the mark: the next send must wake it. */
@@ -152,7 +135,7 @@ START_TEST(test_dry_name_get)
     pid_t x, y;
     snprintf(fp_spec, sizeof fp_spec, "wait.counted=stop@1");
     x = t_fork(name_waiter, "n.x");
-    await_stopped(x);
+    t_await_stopped(x, fp_spec);
     /* Binds X does not wait for: the first marks names DRY. */
     for (int i = 0; i < 3; i++) {
         char nm[16];
@@ -280,7 +263,7 @@ START_TEST(test_box_reuse_nonce)
     ASSERT_RC(mempool_chan_send(c, shared_x, 0), 0);  /* our first box */
     t = t_fork(taker, NULL);
     snprintf(fp_spec, sizeof fp_spec, "recv.taken=stop@1");
-    await_stopped(t);
+    t_await_stopped(t, fp_spec);
     d = t_fork(dies, NULL);
     t_wait_ok(d);
     ck_assert_int_ge(mempool_reap(t_pool), 1);        /* sweeps the box */

@@ -70,23 +70,6 @@ static void await_asleep(uint32_t n)
     t_sleep_ms(20);
 }
 
-/* Until child @p pid is stopped (SIGSTOP at its failpoint). */
-static void await_stopped(pid_t pid)
-{
-    double t0 = t_now_s();
-    for (;;) {
-        int st;
-        pid_t w = waitpid(pid, &st, WUNTRACED | WNOHANG);
-        if (w == pid) {
-            ck_assert_msg(WIFSTOPPED(st), "child ended (%#x) instead of "
-                          "stopping at %s", st, fp_spec);
-            return;
-        }
-        ck_assert_msg(t_now_s() - t0 < T_WAIT_S, "child never stopped");
-        t_sleep_ms(1);
-    }
-}
-
 /* Receivers asleep while child X is stopped or dead at points[_i]: each
  * item sent wakes one of them; X then gets one sent while it was stopped,
  * or (dead) leaves the count at most one high. */
@@ -104,7 +87,7 @@ static void run(int pt, bool kill_it)
          * wake-up is made for X, at checking): continued, its FUTEX_WAIT
          * must find the futex word moved. */
         x = t_fork(receiver, fp_spec);
-        await_stopped(x);
+        t_await_stopped(x, fp_spec);
         send_one(c);
         t_sleep_ms(20);
         ASSERT_RC(kill(x, SIGCONT), 0);
@@ -114,7 +97,7 @@ static void run(int pt, bool kill_it)
     if (kill_it)
         ck_assert_int_eq(t_wait(x, T_WAIT_S), 128 + SIGKILL);
     else
-        await_stopped(x);
+        t_await_stopped(x, fp_spec);
     for (int i = 0; i < 2; i++)
         y[i] = t_fork(receiver, NULL);
     await_asleep(2u + counted);

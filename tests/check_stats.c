@@ -211,16 +211,6 @@ static void assert_schema(cJSON *d)
     }
 }
 
-static mempool *observe(const char *name)
-{
-    mempool_options o;
-    mempool *p = NULL;
-    t_options(&o, T_ARENA_BYTES);
-    o.flags = MEMPOOL_OPEN_OBSERVE;
-    ASSERT_RC(mempool_open(name, &o, &p), 0);
-    return p;
-}
-
 /* ---- tests -------------------------------------------------------------- */
 
 /* The document parses, has schema 1 and exactly the documented fields,
@@ -289,7 +279,7 @@ START_TEST(test_scripted_workload)
     ASSERT_RC(t_remote_call(&w2, T_R_SET, &r2, 3000), 0);
     ASSERT_RC(t_remote_call(&w2, T_R_GET, &r2, 3), 0);
 
-    obs = observe(t_name);
+    obs = t_observe(t_name);
     d = doc_of(obs);
     assert_schema(d);
     ASSERT_NUM(d, "pool.workers.attached", 2);        /* not the observer */
@@ -436,7 +426,7 @@ START_TEST(test_observer_refuses)
     ASSERT_RC(mempool_open(t_name, &o, &obs), -EINVAL);
     o.flags = MEMPOOL_OPEN_OBSERVE;
     ASSERT_RC(mempool_open("t-stats-no-such-pool", &o, &obs), -ENOENT);
-    obs = observe(t_name);
+    obs = t_observe(t_name);
     ck_assert_uint_eq(t_stats(t_pool).workers, 1);
     ck_assert_int_eq(mempool_worker_id(obs), 0);
     ASSERT_RC(mempool_put(obs, "x", 1, &r), -EPERM);
@@ -502,7 +492,7 @@ START_TEST(test_dead_pool)
     mempool_close(t_pool);                    /* nobody alive is left */
     t_pool = NULL;
     t_kill(pid);
-    obs = observe(t_name);
+    obs = t_observe(t_name);
     s = t_stats(obs);
     ck_assert_uint_eq(s.workers, 1);
     ck_assert_uint_eq(s.workers_dead, 1);
@@ -515,7 +505,7 @@ START_TEST(test_dead_pool)
     cJSON_Delete(d);
     ASSERT_RC(mempool_check(obs, NULL, 0), MEMPOOL_ECORRUPT);
     ASSERT_RC(mempool_close(obs), 0);
-    obs = observe(t_name);                    /* opening did not reap */
+    obs = t_observe(t_name);                    /* opening did not reap */
     ck_assert_uint_eq(t_stats(obs).workers_dead, 1);
     ck_assert_uint_eq(t_stats(obs).reaped_workers, 0);
     ASSERT_RC(mempool_close(obs), 0);
@@ -559,7 +549,7 @@ START_TEST(test_observe_under_load)
 {
     uint64_t start = (uint64_t)time(NULL);
     pid_t kids[3];
-    mempool *obs = observe(t_name);
+    mempool *obs = t_observe(t_name);
     uint64_t last_sets = 0;
     int docs = 0, fds[2];
 

@@ -83,6 +83,17 @@ int t_attach(const char *name, mempool **out)
     return mempool_open(name, &o, out);
 }
 
+mempool *t_observe(const char *name)
+{
+    mempool_options o;
+    mempool *p = NULL;
+
+    t_options(&o, T_ARENA_BYTES);
+    o.flags = MEMPOOL_OPEN_OBSERVE;
+    ASSERT_RC(mempool_open(name, &o, &p), 0);
+    return p;
+}
+
 void t_setup(void)
 {
     int rc;
@@ -326,6 +337,23 @@ int t_wait(pid_t pid, double timeout_s)
             return -1;
         }
         usleep(1000);
+    }
+}
+
+void t_await_stopped(pid_t pid, const char *where)
+{
+    double t0 = t_now_s();
+    for (;;) {
+        int st;
+        pid_t w = waitpid(pid, &st, WUNTRACED | WNOHANG);
+        if (w == pid) {
+            ck_assert_msg(WIFSTOPPED(st), "child ended (%#x) instead of "
+                          "stopping at %s", st, where);
+            return;
+        }
+        ck_assert_msg(t_now_s() - t0 < T_WAIT_S, "child never stopped at %s",
+                      where);
+        t_sleep_ms(1);
     }
 }
 

@@ -60,6 +60,9 @@ void t_options(mempool_options *o, uint64_t arena_bytes);
 int t_open(const char *name, uint64_t arena_bytes, mempool **out);
 /** Attach to an existing @p name (no CREATE). */
 int t_attach(const char *name, mempool **out);
+/** Checked: open existing @p name with MEMPOOL_OPEN_OBSERVE (no worker
+ *  slot, no reaping). */
+mempool *t_observe(const char *name);
 
 /** Fixture state: set by t_setup() before each test of a fixture case. */
 extern mempool *t_pool;
@@ -107,6 +110,9 @@ pid_t t_fork(int (*fn)(void *arg), void *arg);
 int t_wait(pid_t pid, double timeout_s);
 /** SIGKILL @p pid and reap it. @return the terminating signal or -1. */
 int t_kill(pid_t pid);
+/** Checked: wait (at most T_WAIT_S) until @p pid is stopped, e.g. by a
+ *  "=stop" failpoint; @p where names the point in the failure message. */
+void t_await_stopped(pid_t pid, const char *where);
 /** Wait, assert exit status 0 (test process only). */
 #define t_wait_ok(pid) \
     do { \
