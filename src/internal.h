@@ -167,6 +167,9 @@ int  mempool__back_huge(const mp_core *c, uint64_t first, uint64_t n);
 void mempool__back_meta(int fd, uint8_t *base, uint64_t len);
 /* fallocate() data pages [k, k + n): 0 or -errno (-ENOSPC). */
 int  mempool__back_pages(const mp_core *c, uint64_t k, uint64_t n);
+/* MEMPOOL_OPEN_RESERVE: back every data page, whole chunks as huge pages
+ * while @p huge (refusals fall back to 4 KiB); 0 or -errno (-ENOSPC). */
+int  mempool__back_all(const mp_core *c, bool huge);
 /* blockback.c: back the pages [pg, pg + n) of a block the caller owns
  * (its ALLOC entry names it) that are still flagged as holes, without
  * the allocator lock; huge pages while *@p huge. 0 or -ENOSPC (the pages

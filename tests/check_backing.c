@@ -8,7 +8,9 @@
  * to back memory is a clean -ENOSPC with nothing leaked.
  *
  *   lazy       a new pool's data pages are holes; a put backs what it uses
- *   reserve    MEMPOOL_OPEN_RESERVE: the whole arena at open, no huge pages
+ *   reserve    MEMPOOL_OPEN_RESERVE: the whole arena backed at open (huge
+ *              chunks where the kernel can, PMD-mapped in a fresh reader;
+ *              4 KiB with MEMPOOL_HUGE_OFF); a 6 MiB put backs nothing more
  *   huge       AUTO on a kernel that can (probed: MADV_COLLAPSE on a tmpfs
  *              file, else skipped with a note): the chunks of a 6 MiB object
  *              are huge pages, PMD-mapped in a fresh process that reads it
@@ -21,6 +23,8 @@
  *   nospace    (failpoints) back.pages=enospc: a put and a reserve fail
  *              with -ENOSPC, nothing is charged or leaked; another process
  *              (no failpoint) then puts into the same pages
+ *   reserve_flags (failpoints) back.block/back.pages=enospc: puts into a
+ *              reserved pool still succeed (its pages are flagged backed)
  */
 #include "helpers.h"
 
@@ -148,28 +152,6 @@ START_TEST(test_lazy)
 }
 END_TEST
 
-START_TEST(test_reserve)
-{
-    char name[T_NAME_LEN];
-    struct mempool_stats s;
-    mempool *p;
-
-    t_pool_name(name, "backing");
-    ASSERT_RC(open_pool(name, 32 * MiB, MEMPOOL_HUGE_AUTO,
-                        MEMPOOL_OPEN_RESERVE, &p), 0);
-    s = t_stats(p);
-    ck_assert_uint_ge(shm_bytes(name), s.data_bytes);
-    uint64_t meta = pmd_mapped(name);   /* the creator wrote all metadata */
-    mempool_dref r = put_fill(p, 6 * MiB, 2);
-    verify(p, r, 6 * MiB, 2);
-    /* reserved data pages are 4 KiB ones: nothing to collapse */
-    ck_assert_uint_eq(pmd_mapped(name), meta);
-    t_assert_healthy(p);
-    ASSERT_RC(mempool_close(p), 0);
-    ASSERT_RC(mempool_destroy(name), 0);
-}
-END_TEST
-
 struct reader {
     const char *name;
     mempool_dref r;
@@ -230,6 +212,45 @@ END_TEST
 START_TEST(test_off)
 {
     huge_case(MEMPOOL_HUGE_OFF);
+}
+END_TEST
+
+/* MEMPOOL_OPEN_RESERVE: every data page is backed at open - whole chunks
+ * as huge pages where allowed (@p mode AUTO on a kernel that can), so a
+ * fresh process maps a large object by PMDs - and flagged backed, so a
+ * large set into it backs nothing more. */
+static void reserve_case(uint32_t mode)
+{
+    char name[T_NAME_LEN];
+    struct mempool_stats s;
+    mempool *p;
+    uint64_t held;
+    bool want = mode == MEMPOOL_HUGE_AUTO && huge_possible();
+
+    t_pool_name(name, "backing");
+    ASSERT_RC(open_pool(name, 32 * MiB, mode, MEMPOOL_OPEN_RESERVE, &p), 0);
+    s = t_stats(p);
+    held = shm_bytes(name);
+    ck_assert_uint_ge(held, s.data_bytes);
+    mempool_dref r = put_fill(p, 6 * MiB, 2);
+    ck_assert_uint_eq(shm_bytes(name), held);        /* nothing more */
+    verify(p, r, 6 * MiB, 2);
+    struct reader a = { name, r, 6 * MiB, 2, want };
+    t_wait_ok(t_fork(reader_child, &a));
+    t_assert_healthy(p);
+    ASSERT_RC(mempool_close(p), 0);
+    ASSERT_RC(mempool_destroy(name), 0);
+}
+
+START_TEST(test_reserve)
+{
+    reserve_case(MEMPOOL_HUGE_AUTO);
+}
+END_TEST
+
+START_TEST(test_reserve_off)
+{
+    reserve_case(MEMPOOL_HUGE_OFF);
 }
 END_TEST
 
@@ -362,6 +383,48 @@ START_TEST(test_nospace)
 END_TEST
 #endif
 
+#ifdef T_FAILPOINTS
+/* Every backing fails in this process, yet its puts into a reserved pool
+ * succeed: the pool's pages were flagged backed at open, so no set asks
+ * for memory (a lazy pool fails the same put: test_nospace). */
+static int reserved_child(void *arg)
+{
+    const struct fp_case *c = arg;
+    mempool *p;
+    void *buf = malloc(8 * MiB);
+    mempool_dref r, s;
+
+    setenv("MEMPOOL_FAILPOINT", c->spec, 1);
+    T_CHILD_ASSERT(buf != NULL);
+    t_fill(buf, 8 * MiB, 10);
+    T_CHILD_EQ(t_attach(c->name, &p), 0);
+    T_CHILD_EQ(mempool_put(p, buf, 8 * MiB, &r), 0);
+    T_CHILD_EQ(mempool_put(p, buf, 100, &s), 0);     /* a slab page */
+    T_CHILD_EQ(mempool_check(p, NULL, 0), 0);
+    T_CHILD_EQ(mempool_close(p), 0);
+    free(buf);
+    return 0;
+}
+
+START_TEST(test_reserve_flags)
+{
+    char name[T_NAME_LEN];
+    struct fp_case c = { name, "back.block=enospc,back.pages=enospc" };
+    mempool *p;
+    t_pool_name(name, "backing");
+    ASSERT_RC(open_pool(name, 32 * MiB, MEMPOOL_HUGE_AUTO,
+                        MEMPOOL_OPEN_RESERVE, &p), 0);
+    uint64_t held = shm_bytes(name);
+    t_wait_ok(t_fork(reserved_child, &c));
+    ck_assert_uint_eq(shm_bytes(name), held);
+    ck_assert_uint_eq(t_stats(p).objects, 2);
+    t_assert_healthy(p);
+    ASSERT_RC(mempool_close(p), 0);
+    ASSERT_RC(mempool_destroy(name), 0);
+}
+END_TEST
+#endif
+
 static Suite *backing_suite(void)
 {
     Suite *s = suite_create("backing");
@@ -369,6 +432,7 @@ static Suite *backing_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_lazy);
     tcase_add_test(tc, test_reserve);
+    tcase_add_test(tc, test_reserve_off);
     tcase_add_test(tc, test_huge);
     tcase_add_test(tc, test_off);
     tcase_add_test(tc, test_trim);
@@ -376,6 +440,7 @@ static Suite *backing_suite(void)
 #ifdef T_FAILPOINTS
     tcase_add_test(tc, test_refused);
     tcase_add_test(tc, test_nospace);
+    tcase_add_test(tc, test_reserve_flags);
 #endif
     suite_add_tcase(s, tc);
     return s;

@@ -131,15 +131,19 @@ typedef struct mempool mempool;
         to share a pool between users on purpose (see the README's
         "Security model"). */
 #define MEMPOOL_OPEN_RESERVE 0x20u /**< when creating: give the whole
-        arena memory now (posix_fallocate(), 4 KiB pages), so a /dev/shm
-        that cannot hold it fails this open with -ENOSPC and no later put
-        can. Without it (the default) data pages get memory when first
-        used (see MEMPOOL_HUGE_AUTO): opening a 1 GiB pool takes a few ms
-        instead of a few hundred, memory is committed as it is used, and a
-        put that needs new memory from a full /dev/shm fails with -ENOSPC.
-        The reserved pages are small pages, so a reserved pool gets no huge
-        pages and a fresh process faults its large objects in 4 KiB at a
-        time. Ignored when attaching. */
+        arena memory now, so a /dev/shm that cannot hold it fails this open
+        with -ENOSPC and no later put can. Pages get memory as the
+        allocator would give them (see MEMPOOL_HUGE_AUTO): whole 2 MiB
+        chunks as huge pages where the kernel allows (4 KiB pages where it
+        refuses, or with MEMPOOL_HUGE_OFF), and no set ever backs a page
+        again. The trade-off: opening costs the kernel zeroing the whole
+        arena (~60-150 ms per GiB on a small VM, more where the host must
+        first find the memory, against a few ms), in exchange for a fresh
+        process's large sets at memcpy speed (a lazy pool's
+        first set into new memory pays that zeroing, ~0.6-0.7x memcpy).
+        Without it (the default) data pages get memory when first used:
+        memory is committed as it is used, and a put that needs new memory
+        from a full /dev/shm fails with -ENOSPC. Ignored when attaching. */
 
 /** Default arena size when creating: 1 GiB. */
 #define MEMPOOL_DEFAULT_ARENA_BYTES (1ull << 30)

@@ -542,8 +542,10 @@ static int init_mutex(pthread_mutex_t *m)
 }
 
 /* Build the arena in the mapped private object; with @p reserve, give
- * every data page memory first (MEMPOOL_OPEN_RESERVE), else they stay
- * holes until first used (backing.c). */
+ * every data page memory first (MEMPOOL_OPEN_RESERVE: huge pages where
+ * allowed), else they stay holes until first used (backing.c). Only then
+ * are the pages flagged backed (alloc_init), and the object is not yet
+ * linked: a creator killed in here leaves only a build file to sweep. */
 static int build(mempool *p, const mp_header *tmpl, bool reserve)
 {
     mp_header *h = p->h;
@@ -556,7 +558,7 @@ static int build(mempool *p, const mp_header *tmpl, bool reserve)
     for (int s = 0; s < MP_WORKERS; s++)
         if ((rc = init_mutex(&p->wcs[s].lock)))
             return rc;
-    if (reserve && (rc = mempool__back_pages(&p->core, 0, p->npages)))
+    if (reserve && (rc = mempool__back_all(&p->core, p->huge)))
         return rc;
     mempool__alloc_init(p, !reserve);
     return 0;

@@ -25,6 +25,11 @@
  * commit), and a later trim of part of a huge chunk has the kernel split
  * it (or, if it cannot, zero the range and keep the memory).
  *
+ * A pool created with MEMPOOL_OPEN_RESERVE backs its whole data area the
+ * same way before it is linked into place (mempool__back_all): the same
+ * huge chunks, then 4 KiB pages for whatever was refused; its pages are
+ * then flagged backed from the start, so no set ever backs anything.
+ *
  * Anything the kernel refuses (no huge page free, an old kernel, the
  * option MEMPOOL_HUGE_OFF) falls back to fallocate() of the run's pages,
  * 4 KiB backing, as before. Both paths only add memory to the shm object,
@@ -78,6 +83,21 @@ int mempool__back_pages(const mp_core *c, uint64_t k, uint64_t n)
     int err = posix_fallocate(c->fd, (off_t)(c->data_off + k * MP_PAGE),
                               (off_t)(n * MP_PAGE));
     return err ? -err : 0;
+}
+
+int mempool__back_all(const mp_core *c, bool huge)
+{
+    uint64_t first, end;
+    uint64_t cs = c->data_off & ~(uint64_t)(MP_CHUNK - 1);
+    uint64_t n = (c->data_off + c->npages * MP_PAGE - cs) / MP_CHUNK;
+    /* Whole chunks as huge pages where the kernel will; a refusal (or a
+     * chunk it could not collapse) leaves holes that the 4 KiB pass below
+     * fills. That pass is a no-op on pages already backed, and the one
+     * that answers -ENOSPC for a /dev/shm that cannot hold the arena. */
+    if (huge && n && mempool__chunk_of(c, 0, &first, &end) &&
+        MP_FP(back_chunk) == 0)                  /* back.chunk: refused */
+        (void)mempool__back_huge(c, 0, n);
+    return mempool__back_pages(c, 0, c->npages);
 }
 
 void mempool__back_meta(int fd, uint8_t *base, uint64_t len)
