@@ -32,22 +32,6 @@ static const mempool_put_options rco = { 0, 0, MEMPOOL_PUT_REFCOUNTED };
 #define SAME (~((UINT64_C(3) << 15) | (UINT64_C(0x7f) << 8)))
 #define SENDS 300                /* > 128: every nonce comes round */
 
-static void await_stopped(pid_t pid)
-{
-    double t0 = t_now_s();
-    for (;;) {
-        int st;
-        pid_t w = waitpid(pid, &st, WUNTRACED | WNOHANG);
-        if (w == pid) {
-            ck_assert_msg(WIFSTOPPED(st), "child ended (%#x) instead of "
-                          "stopping at recv.taken", st);
-            return;
-        }
-        ck_assert_msg(t_now_s() - t0 < T_WAIT_S, "child never stopped");
-        t_sleep_ms(1);
-    }
-}
-
 /* Child: one receive on "q", stopped at recv.taken by the failpoint. */
 static int taker(void *arg)
 {
@@ -131,7 +115,7 @@ START_TEST(test_sweep_spares_live_taker)
     b = only_box(t_pool);
     bw0 = atomic_load(&t_pool->boxw[b]);
     t = t_fork(taker, NULL);
-    await_stopped(t);               /* slot taken, box b not yet freed */
+    t_await_stopped(t, "recv.taken");               /* slot taken, box b not yet freed */
     d = t_fork(dies, NULL);
     t_wait_ok(d);
     ck_assert_int_ge(mempool_reap(t_pool), 1);        /* a sweep */
@@ -171,7 +155,7 @@ START_TEST(test_sweep_frees_dead_taker)
     send_x(c, x);
     b = only_box(t_pool);
     t = t_fork(taker, NULL);
-    await_stopped(t);
+    t_await_stopped(t, "recv.taken");
     ASSERT_RC(kill(t, SIGKILL), 0);
     ck_assert_int_eq(t_wait(t, T_WAIT_S), 128 + SIGKILL);
     ck_assert_int_ge(mempool_reap(t_pool), 1);
@@ -242,7 +226,7 @@ static void other_case(int kind)
     b = only_box(t_pool);
     w0 = atomic_load(&t_pool->boxw[b]);
     t = t_fork(other_taker, (void *)(intptr_t)kind);
-    await_stopped(t);
+    t_await_stopped(t, points[kind]);
     d = t_fork(dies, NULL);
     t_wait_ok(d);
     ck_assert_int_ge(mempool_reap(t_pool), 1);        /* a sweep */
