@@ -32,23 +32,6 @@ static const mempool_put_options rco = { 0, 0, MEMPOOL_PUT_REFCOUNTED };
 #define SAME (~((UINT64_C(3) << 15) | (UINT64_C(0x7f) << 8)))
 #define SENDS 300                /* > 128: every nonce comes round */
 
-/* Child: one receive on "q", stopped at recv.taken by the failpoint. */
-static int taker(void *arg)
-{
-    mempool *p;
-    mempool_chan *c;
-    mempool_dref r;
-    (void)arg;
-    setenv("MEMPOOL_FAILPOINT", "recv.taken=stop@1", 1);
-    T_CHILD_EQ(t_attach(t_name, &p), 0);
-    T_CHILD_EQ(mempool_chan_open(p, "q", 0, 0, &c), 0);
-    T_CHILD_EQ(mempool_chan_recv(c, &r, -1), 0);
-    T_CHILD_EQ(mempool_unref(p, r), 0);
-    mempool_chan_close(c);
-    mempool_close(p);
-    return 0;
-}
-
 static int dies(void *arg)
 {
     mempool *p;
@@ -114,7 +97,7 @@ START_TEST(test_sweep_spares_live_taker)
     send_x(c, x);
     b = only_box(t_pool);
     bw0 = atomic_load(&t_pool->boxw[b]);
-    t = t_fork(taker, NULL);
+    t = t_fork(t_stopped_receiver, (void *)"q");
     t_await_stopped(t, "recv.taken");               /* slot taken, box b not yet freed */
     d = t_fork(dies, NULL);
     t_wait_ok(d);
@@ -154,7 +137,7 @@ START_TEST(test_sweep_frees_dead_taker)
     ASSERT_RC(mempool_put_ex(t_pool, &v, sizeof(v), &rco, &x), 0);
     send_x(c, x);
     b = only_box(t_pool);
-    t = t_fork(taker, NULL);
+    t = t_fork(t_stopped_receiver, (void *)"q");
     t_await_stopped(t, "recv.taken");
     ASSERT_RC(kill(t, SIGKILL), 0);
     ck_assert_int_eq(t_wait(t, T_WAIT_S), 128 + SIGKILL);

@@ -203,24 +203,6 @@ END_TEST
 
 static mempool_dref shared_x;
 
-/* Child: one receive on "a", stopped at recv.taken (slot taken, box not
- * yet freed) by the failpoint. */
-static int taker(void *arg)
-{
-    mempool *p;
-    mempool_chan *c;
-    mempool_dref r;
-    (void)arg;
-    setenv("MEMPOOL_FAILPOINT", "recv.taken=stop@1", 1);
-    T_CHILD_EQ(t_attach(t_name, &p), 0);
-    T_CHILD_EQ(mempool_chan_open(p, "a", 0, 0, &c), 0);
-    T_CHILD_EQ(mempool_chan_recv(c, &r, -1), 0);
-    T_CHILD_EQ(mempool_unref(p, r), 0);
-    mempool_chan_close(c);
-    mempool_close(p);
-    return 0;
-}
-
 /* Child: a fresh handle sends shared_x once (its first box). */
 static int resender(void *arg)
 {
@@ -261,7 +243,7 @@ START_TEST(test_box_reuse_nonce)
     ASSERT_RC(mempool_put_ex(t_pool, &v, sizeof(v), &rco, &shared_x), 0);
     ASSERT_RC(mempool_ref(t_pool, shared_x), 0);
     ASSERT_RC(mempool_chan_send(c, shared_x, 0), 0);  /* our first box */
-    t = t_fork(taker, NULL);
+    t = t_fork(t_stopped_receiver, (void *)"a");
     snprintf(fp_spec, sizeof fp_spec, "recv.taken=stop@1");
     t_await_stopped(t, fp_spec);
     d = t_fork(dies, NULL);

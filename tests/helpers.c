@@ -155,6 +155,21 @@ static int chan_info_of(const mempool_chan_info *ci, void *arg)
     return 0;
 }
 
+int t_stopped_receiver(void *chan_name)
+{
+    mempool *p;
+    mempool_chan *c;
+    mempool_dref r;
+    setenv("MEMPOOL_FAILPOINT", "recv.taken=stop@1", 1);
+    T_CHILD_EQ(t_attach(t_name, &p), 0);
+    T_CHILD_EQ(mempool_chan_open(p, chan_name, 0, 0, &c), 0);
+    T_CHILD_EQ(mempool_chan_recv(c, &r, -1), 0);
+    T_CHILD_EQ(mempool_unref(p, r), 0);
+    mempool_chan_close(c);
+    mempool_close(p);
+    return 0;
+}
+
 mempool_chan_info t_chan_info(mempool *p, const char *name, bool *found)
 {
     mempool_chan_info in;

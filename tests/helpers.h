@@ -84,6 +84,10 @@ long t_refs(mempool *p, mempool_dref r);
 /** Channel @p name's figures (mempool_chan_list()). *@p found (if not NULL)
  *  says whether it is listed; without @p found it must be. */
 mempool_chan_info t_chan_info(mempool *p, const char *name, bool *found);
+/** A t_fork() child: attach, receive once from channel @p chan_name (a
+ *  char *) with the failpoint recv.taken=stop@1 armed - so it stops with
+ *  the item taken and its box not yet freed - then unref the item. */
+int t_stopped_receiver(void *chan_name);
 /** mempool_check() == 0, else fail the test with its reason. */
 void t_assert_healthy(mempool *p);
 
