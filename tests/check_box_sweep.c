@@ -236,6 +236,35 @@ END_TEST
 START_TEST(test_sweep_spares_name_dropper) { other_case(T_DROP); }
 END_TEST
 
+/* Our own slot's announcement words damaged in shared memory (all four
+ * busy for good): a receive waits the peer bound, then takes its item
+ * unannounced - it does not hang, and nothing is lost or leaked. */
+START_TEST(test_damaged_announce_words)
+{
+    _Atomic uint64_t *t = t_pool->slots[t_pool->slot].box_taking;
+    mempool_chan *c;
+    mempool_dref x, r;
+
+    ASSERT_RC(mempool_chan_open(t_pool, "d", 4, MEMPOOL_CHAN_CREATE, &c), 0);
+    ASSERT_RC(mempool_put_ex(t_pool, "x", 1, &rco, &x), 0);
+    ASSERT_RC(mempool_chan_send(c, x, 10000), 0);       /* our reference */
+    for (unsigned k = 0; k < MP_TAKING; k++)
+        atomic_store(&t[k], UINT64_C(0xdead));
+    ASSERT_RC(mempool_chan_recv(c, &r, 10000), 0);
+    for (unsigned k = 0; k < MP_TAKING; k++) {
+        ck_assert_uint_eq(atomic_load(&t[k]), UINT64_C(0xdead));
+        atomic_store(&t[k], 0);
+    }
+    ck_assert_uint_eq(r.off, x.off);
+    ck_assert_uint_eq(r.gen, x.gen);
+    ASSERT_RC(mempool_unref(t_pool, r), 0);
+    ASSERT_RC(mempool_chan_close(c), 0);
+    ASSERT_RC(mempool_chan_destroy(t_pool, "d"), 0);
+    t_assert_healthy(t_pool);
+    ck_assert_uint_eq(t_stats(t_pool).objects, 0);
+}
+END_TEST
+
 static Suite *sweep_suite(void)
 {
     Suite *s = suite_create("box_sweep");
@@ -245,6 +274,7 @@ static Suite *sweep_suite(void)
     tcase_add_test(tc, test_sweep_spares_bcast_overwriter);
     tcase_add_test(tc, test_sweep_spares_name_replacer);
     tcase_add_test(tc, test_sweep_spares_name_dropper);
+    tcase_add_test(tc, test_damaged_announce_words);
     return s;
 }
 

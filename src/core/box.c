@@ -258,14 +258,19 @@ uint32_t mempool__box_count(mempool *p, uint32_t idx, uint32_t gen)
 /* Announce box @p b in a free box_taking word of our slot; its index, or
  * -1 for an observer (which takes nothing). b = UINT32_MAX (no box yet)
  * announces nothing a box could match. One word per thread of ours in a
- * taking window: if all are busy (more threads than words), wait. */
+ * taking window: if all are busy (more threads than words), wait. A window
+ * lasts microseconds, so words still busy after the peer wait bound were
+ * damaged in shared memory: then go on unannounced (-1), as takers did
+ * before announcements existed, rather than hang on corrupt state. */
 int mempool__box_announce(mempool *p, uint32_t b)
 {
     _Atomic uint64_t *t;
+    uint64_t deadline = 0;
     if (p->slot < 0)
         return -1;
     t = p->slots[p->slot].box_taking;
     for (;;) {
+        uint64_t now;
         for (unsigned k = 0; k < MP_TAKING; k++) {
             uint64_t zero = 0;
             /* seq_cst: before the record's CAS that follows (the top). */
@@ -273,6 +278,11 @@ int mempool__box_announce(mempool *p, uint32_t b)
                                                (uint64_t)b + 1))
                 return (int)k;
         }
+        now = mempool__now_ns();
+        if (!deadline)
+            deadline = now + mempool__wait_bound_ns(p);
+        else if (now >= deadline)
+            return -1;
         sched_yield();
     }
 }
