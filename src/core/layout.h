@@ -77,7 +77,7 @@
 #include <mempool/mempool.h>
 
 #define MP_MAGIC          UINT64_C(0x314c4f4f504d454d) /* "MEMPOOL1" */
-#define MP_FORMAT_VERSION 7u   /* 7: handoff sleepers.h protocol */
+#define MP_FORMAT_VERSION 8u   /* 8: the box sweep's hazard (box.c) */
 #define MP_PAGE           4096u
 #define MP_ALIGN          64u
 #define MP_MIN_ARENA      MEMPOOL_MIN_ARENA_BYTES
@@ -344,7 +344,10 @@ typedef struct mp_hand {
     _Atomic uint64_t flight_given, flight_taken, flight_expired;
     _Atomic uint64_t boxes_gc;      /* orphaned boxes freed by a sweep */
     _Atomic uint64_t get_waits;     /* get_wait calls that slept */
-    uint64_t spare[6];
+    _Atomic uint64_t sweeping;      /* bit s: worker s is sweeping boxes;
+                                       claims keep no box its box_taking
+                                       words name (box.c, "hazard") */
+    uint64_t spare[5];
     /* Broadcast subscribers (chan.c): [channel][worker slot] = gen16 << 16
      * | that worker's open subscriber handles of that incarnation. Written
      * by the worker (open, close) and zeroed by its reaper, so the sum over
