@@ -74,6 +74,7 @@ struct mempool {
     uint64_t      fastgen;
     _Atomic uint64_t *own_cells; /* our slot's pin/ref cell table */
     mp_slot      *own_slot;    /* our slot (its event counters) */
+    uint64_t      own_bit;     /* 1 << slot (entries' holders words) */
     uint64_t      data_span;   /* size - data_off: offsets of blocks */
     int         (*type_known)(mempool *p, uint32_t type); /* codec layer */
     bool          closed;      /* set by mempool_close(): the handle is kept

@@ -10,14 +10,15 @@
  * beside this one's, so every instruction of a get+release counts: the
  * full path was ~400 in a dozen calls. Here each is one function, the
  * checks merged, the handle's values precomputed at open (fastgen,
- * own_cells, own_slot, data_span), no register saved on the common path:
+ * own_cells, own_slot, own_bit, data_span), no register saved on the common path:
  * its only call, the coarse clock's for the stamp, is made last, as a tail
  * call.
  *
  * The short get takes: a writer handle of this process; a well-formed
  * DRef; an entry LIVE in that generation (one compare of the word's bits
  * 63..24); a free cell in the entry's home bucket; a block inside the
- * arena. Anything else goes to the full path with nothing changed (before
+ * arena. Like pin.c it first sets this worker's bit in the entry's
+ * holders word when it is not set yet (failpoint holders.marked). Anything else goes to the full path with nothing changed (before
  * the pin: mempool__get() or mempool__get_at() checks again and says
  * why), or, once pinned, to mempool__get_pinned(), which carries on from
  * the same step: re-read the word, wait out an eviction, and so on. The
@@ -102,6 +103,12 @@ int mempool_get(mempool *p, mempool_dref r, mempool_view *v)
     if (MP_UNLIKELY(atomic_load_explicit(&e->word, memory_order_relaxed) >>
                     24 != live))               /* not LIVE: the full path */
         return mempool__get_at(p, (uint32_t)idx, gen, v, true);
+    /* pin.c's holder mark: our bit in the holders word before our first
+     * cell of this generation (seq_cst, as there; usually set already) */
+    if (MP_UNLIKELY(!(atomic_load(&e->holders) & p->own_bit))) {
+        atomic_fetch_or(&e->holders, p->own_bit);
+        MP_FP(holders_marked);
+    }
     /* priv[0] = entry + 1 | nonce << 32 (| place << 48 below); the cell
      * key is CELL_KEY(MP_PIN, idx, gen) | nonce: the same halves swapped,
      * plus the generation's low bits. */

@@ -343,6 +343,7 @@ int mempool__claim_slot(mempool *p)
         atomic_fetch_or(&p->h->active, UINT64_C(1) << s);
         p->own_cells = p->cells + (uint64_t)s * p->cell_per;
         p->own_slot = sl;
+        p->own_bit = UINT64_C(1) << s;
         p->data_span = p->size - p->data_off;
         p->fastgen = p->forkgen;       /* the short paths may run (get.c) */
         return s;
