@@ -17,6 +17,10 @@
  *               the consumer's unref frees).
  *   stream 4×4  the channel stream with 4 producers and 4 consumers on one
  *               channel (the machine's cores are shared by all 8).
+ *   CPU/object  the streams' CPU time (user + system, all their processes,
+ *               getrusage of the waited-for children) per object: the wall
+ *               rate of 1→1 is 1 or 4 M/s by whether the two processes
+ *               share a CPU; the CPU time says what an object costs.
  *   get_wait    publish → wake-up of a process asleep in mempool_get_wait()
  *               against publish, then a write → wake-up of a process asleep
  *               in read() on a pipe, which then gets the object: the same
@@ -39,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -263,12 +268,26 @@ static void consumer(int kind, long n, int go, int go_w, int in)
     _exit(0);
 }
 
-/* np producers and as many consumers; objects/s of the whole run. */
-static int stream(int kind, int np, long n, double *rate)
+/* CPU time (user + system) of this process's waited-for children, ns. */
+static double children_cpu_ns(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_CHILDREN, &ru))
+        return 0;
+    return ((double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec) * 1e9 +
+           ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) * 1e3;
+}
+
+/* np producers and as many consumers; objects/s of the whole run, and
+ * the CPU time all of them spent per object in *@p cpu (ns): the wall
+ * rate of two processes depends on whether they share a CPU, this does
+ * much less. */
+static int stream(int kind, int np, long n, double *rate, double *cpu)
 {
     int go[2], data[2];
     pid_t k[16];
     uint64_t t0;
+    double c0;
     long done;
     int rc;
 
@@ -283,11 +302,14 @@ static int stream(int kind, int np, long n, double *rate)
     close(data[0]);
     close(data[1]);
     usleep(200000);                  /* attached and waiting on "go" */
+    c0 = children_cpu_ns();
     t0 = now_ns();
     close(go[1]);                    /* everyone reads end of file: go */
     rc = wait_kids(k, 2 * np);
     done = n / np * np;              /* whole rounds of every process */
     *rate = (double)done * 1e9 / (double)(now_ns() - t0);
+    /* Includes each child's attach (the same for both kinds, ~1% here). */
+    *cpu = (children_cpu_ns() - c0) / (double)done;
     close(go[0]);
     return rc;
 }
@@ -430,6 +452,7 @@ int bench_handoff(const struct handoff_opts *ho)
     long rt = ho->quick ? 2000 : 10000, n = ho->quick ? 20000 : 200000;
     int trials = ho->quick ? 100 : 1000;
     double pp_chan, pp_dref, pp_64, s1, s1p, s1r, s4, w_get, w_pipe, ng, gg;
+    double c1, c1p, c4;
     mempool_options o;
     mempool *p;
     int rc;
@@ -443,7 +466,7 @@ int bench_handoff(const struct handoff_opts *ho)
         return rc;
     /* Interleaved rounds, each figure the median of its rounds, so a
      * burst of load from other processes hits both sides alike. */
-    double v[9][ROUNDS];
+    double v[9][ROUNDS], cv[3][ROUNDS], unused;
     int nr = ho->quick ? 1 : ROUNDS;
     for (int k = 0; k < nr; k++) {
         fprintf(stderr, "mempool-bench: handoff: round %d/%d ...\n", k + 1,
@@ -451,10 +474,10 @@ int bench_handoff(const struct handoff_opts *ho)
         if ((rc = pingpong(p, PP_CHAN, rt, &v[0][k])) ||
             (rc = pingpong(p, PP_PIPE_DREF, rt, &v[1][k])) ||
             (rc = pingpong(p, PP_PIPE_64, rt, &v[2][k])) ||
-            (rc = stream(ST_CHAN, 1, n, &v[3][k])) ||
-            (rc = stream(ST_PIPE, 1, n, &v[4][k])) ||
-            (rc = stream(ST_CHAN_RC, 1, n, &v[5][k])) ||
-            (rc = stream(ST_CHAN, 4, n, &v[6][k])) ||
+            (rc = stream(ST_CHAN, 1, n, &v[3][k], &cv[0][k])) ||
+            (rc = stream(ST_PIPE, 1, n, &v[4][k], &cv[1][k])) ||
+            (rc = stream(ST_CHAN_RC, 1, n, &v[5][k], &unused)) ||
+            (rc = stream(ST_CHAN, 4, n, &v[6][k], &cv[2][k])) ||
             (rc = wakeups(p, false, trials, &v[7][k])) ||
             (rc = wakeups(p, true, trials, &v[8][k])))
             goto out;
@@ -466,6 +489,9 @@ int bench_handoff(const struct handoff_opts *ho)
     s1p = bench_median(v[4], nr);
     s1r = bench_median(v[5], nr);
     s4 = bench_median(v[6], nr);
+    c1 = bench_median(cv[0], nr);
+    c1p = bench_median(cv[1], nr);
+    c4 = bench_median(cv[2], nr);
     w_get = bench_median(v[7], nr);
     w_pipe = bench_median(v[8], nr);
     if ((rc = name_get(p, n, &ng, &gg)))
@@ -483,6 +509,10 @@ int bench_handoff(const struct handoff_opts *ho)
              s1r, "pipe carrying DRefs (plain, delete)", s1p);
     rate_row("stream 4×4 on one channel (plain, delete)", s4,
              "the 1→1 channel stream", s1);
+    row("stream 1→1, CPU time per object (both processes)", c1,
+        "pipe carrying DRefs (same put, get, release, delete)", c1p);
+    row("stream 4×4, CPU time per object (all 8 processes)", c4,
+        "the 1→1 channel stream", c1);
     row("wake-up after publish, get_wait (+ release)", w_get,
         "publish, pipe write → read wakes, get (+ release)", w_pipe);
     row("name_get of a bound name", ng, "get + release of its object", gg);
