@@ -221,8 +221,9 @@ static int back_block(mempool *p, const mp_entry *e, mempool_dref r)
     return rc;
 }
 
-int mempool_reserve(mempool *p, size_t len, const mempool_put_options *o,
-                    void **buf, mempool_dref *out)
+/* mempool_reserve() up to the backing of the block: *@p e is ours. */
+static int reserve_entry(mempool *p, size_t len, const mempool_put_options *o,
+                         void **buf, mempool_dref *out, mp_entry **ep)
 {
     const uint32_t known = MEMPOOL_PUT_REFCOUNTED | MEMPOOL_PUT_DESTROY_ON_EVICT;
     uint32_t idx, gen;
@@ -256,8 +257,17 @@ int mempool_reserve(mempool *p, size_t len, const mempool_put_options *o,
     }
     *buf = p->base + (e->off ? e->off : p->data_off);
     *out = mempool__dref_of(p, idx, gen);
+    *ep = e;
     MP_FP(reserve_done);
-    return back_block(p, e, *out);
+    return 0;
+}
+
+int mempool_reserve(mempool *p, size_t len, const mempool_put_options *o,
+                    void **buf, mempool_dref *out)
+{
+    mp_entry *e;
+    int rc = reserve_entry(p, len, o, buf, out, &e);
+    return rc ? rc : back_block(p, e, *out);
 }
 
 /* Our unpublished reservation behind @p r (entry *e, index *idx, ALLOC
@@ -356,21 +366,62 @@ static void populate(mempool *p, void *buf, size_t len)
 #endif
 }
 
+/* A put at least this long into a block with holes backs it on a helper
+ * thread while it copies (backahead.c), when a CPU is free for that. */
+#define FILL_AHEAD_MIN (4u << 20)
+
+/* Shall a put of @p len bytes into data pages [pg, pg + n) use a helper? */
+static bool ahead(mempool *p, size_t len, uint64_t pg, uint64_t n)
+{
+    return len >= FILL_AHEAD_MIN && !p->back_inline &&
+           !mempool__all_backed(&p->core, pg, pg + n) &&
+           (p->back_ahead || mempool__spare_cpu());
+}
+
+/* Copy @p len bytes of @p data into our reservation @p r (entry @p e,
+ * bytes at @p buf), its block backed first: 0, or -ENOSPC with the
+ * reservation given back. */
+static int fill(mempool *p, const mp_entry *e, mempool_dref r, void *buf,
+                const void *data, size_t len)
+{
+    uint64_t off = MP_LD(e->off), pg, n;
+    int rc;
+    if (off && len > MP_SMALL_MAX) {
+        pg = (off - p->data_off) / MP_PAGE;
+        n = (len + MP_PAGE - 1) / MP_PAGE;
+        if (ahead(p, len, pg, n)) {
+            rc = MP_FP(back_block);           /* back.block=enospc */
+            if (rc == 0)
+                rc = mempool__fill(&p->core, &p->huge, pg, n, buf, data,
+                                   len);
+            if (rc) {
+                COUNT(p, set_errors);
+                (void)mempool_abort(p, r);
+            }
+            return rc;
+        }
+    }
+    if ((rc = back_block(p, e, r)))
+        return rc;
+    populate(p, buf, len);
+    memcpy(buf, data, len);
+    return 0;
+}
+
 int mempool_put_ex(mempool *p, const void *data, size_t len,
                    const mempool_put_options *o, mempool_dref *out)
 {
     void *buf;
     mempool_dref r;
+    mp_entry *e;
     int rc;
 
     if ((!data && len) || !out)
         return -EINVAL;
-    if ((rc = mempool_reserve(p, len, o, &buf, &r)))
+    if ((rc = reserve_entry(p, len, o, &buf, &r, &e)))
         return rc;
-    if (len) {
-        populate(p, buf, len);
-        memcpy(buf, data, len);
-    }
+    if (len && (rc = fill(p, e, r, buf, data, len)))
+        return rc;
     if ((rc = mempool_publish(p, r))) {
         mempool_abort(p, r);
         return rc;
