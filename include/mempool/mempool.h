@@ -140,7 +140,8 @@ typedef struct mempool mempool;
         arena (~60-150 ms per GiB on a small VM, more where the host must
         first find the memory, against a few ms), in exchange for a fresh
         process's large sets at memcpy speed (a lazy pool's
-        first set into new memory pays that zeroing, ~0.6-0.7x memcpy).
+        first set into new memory pays that zeroing, ~0.6-0.7x memcpy,
+        unless a second CPU takes it: MEMPOOL_OPEN_BACK_INLINE).
         Without it (the default) data pages get memory when first used:
         memory is committed as it is used, and a put that needs new memory
         from a full /dev/shm fails with -ENOSPC. Ignored when attaching. */
