@@ -31,11 +31,13 @@
  * The helper lives only inside this call: it is joined before the put
  * returns, blocks every signal (no handler runs on it), and the caller's
  * cancellation is held off meanwhile; a fork() by another thread gives a
- * child without either. If the helper has not taken the rest of the block
- * by the time the caller has copied its first chunk (no spare CPU), or it
- * cannot be created (EAGAIN, a seccomp filter), or the handle was opened
- * with MEMPOOL_OPEN_BACK_INLINE, the caller backs the rest itself: one
- * collapse more than an inline put, and no overlap.
+ * child without either. The put asks for it only when a CPU looks free
+ * (mempool__spare_cpu(); object.c decides, and MEMPOOL_OPEN_BACK_INLINE /
+ * _AHEAD override). While the helper has not taken the rest, the caller
+ * takes the next chunk itself, and after ALONE_MAX - 1 of them the whole
+ * rest (a helper that starts late then finds nothing to do); if the
+ * thread cannot be created (EAGAIN, a seccomp filter), the caller backs
+ * the whole block at once, as an inline put does.
  */
 #include <errno.h>
 #include <fcntl.h>
