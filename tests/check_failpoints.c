@@ -1016,8 +1016,10 @@ START_TEST(test_kill_matrix)
          * accounting of pool-held references: check_handoff_crash.c
          * kills at these points (same failpoints.def, same @N loop), and
          * check_handoff_kill.c at the broadcast ones (bcast.*). */
-        fprintf(stderr, "failpoint %-17s | in check_handoff_%s\n", name,
-                strncmp(name, "bcast.", 6) ? "crash" : "kill");
+        fprintf(stderr, "failpoint %-17s | in check_%s\n", name,
+                !strncmp(name, "bcast.", 6)      ? "handoff_kill"
+                : !strcmp(name, "box.sweeping") ? "sweep_alias"
+                                                : "handoff_crash");
         return;
     }
     /* destroy's points kill mempool_destroy(), which no worker workload

@@ -468,6 +468,14 @@ START_TEST(test_kill)
 
     if (!handoff_point(name) || (only && *only && strcmp(only, name)))
         return;
+    /* box.sweeping needs an orphan box when a sweep runs, which this
+     * workload never leaves behind: check_sweep_alias stops and kills a
+     * sweeper there. */
+    if (!strcmp(name, "box.sweeping")) {
+        fprintf(stderr, "handoff failpoint %-15s | in check_sweep_alias\n",
+                name);
+        return;
+    }
     env_setup(&E);
     for (n = 1; n <= max_n(); n++) {
         char spec[160];

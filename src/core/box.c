@@ -52,6 +52,10 @@
  * announcement counts for nothing (its box is an orphan: freed, the item
  * delivered with its cell) and its reaper zeroes it.
  *
+ * The sweep holds a stale word too (it judges, then CASes): it announces
+ * the box as a hazard that no claim keeps, so the word it CASes is the
+ * box it judged ("the sweep's hazard", below).
+ *
  * A record never names a free box: it lets go of the box (CAS) before the
  * box is freed. So a stale back word never makes an orphan look held.
  * The sweep runs when a worker is reaped (worker.c), and from
@@ -77,13 +81,23 @@ static uint32_t bucket_base(const mempool *p, uint32_t idx)
     return (idx % nbuckets(p)) * MP_BOX_BW;
 }
 
+static bool box_hazard(mempool *p, uint32_t b);
+
 static int take_box(mempool *p, uint32_t from, uint32_t n, uint64_t w)
 {
     for (uint32_t i = from; i < from + n; i++) {
         uint64_t zero = 0;
-        if (atomic_load_explicit(&p->boxw[i], memory_order_relaxed) == 0 &&
-            atomic_compare_exchange_strong(&p->boxw[i], &zero, w))
-            return (int)i;
+        if (atomic_load_explicit(&p->boxw[i], memory_order_relaxed) != 0 ||
+            !atomic_compare_exchange_strong(&p->boxw[i], &zero, w))
+            continue;
+        /* seq_cst after our CAS: a sweep that judges box i either sees
+         * our word or we see its hazard (the sweep's hazard, below) and
+         * give the box back - it is PREP of ours, nobody else writes it. */
+        if (MP_UNLIKELY(atomic_load(&p->hand->sweeping)) && box_hazard(p, i)) {
+            atomic_store(&p->boxw[i], 0);
+            continue;
+        }
+        return (int)i;
     }
     return -1;
 }
@@ -136,10 +150,15 @@ int mempool__box_claim(mempool *p, uint32_t idx, uint32_t gen, bool ref,
         }
     }
     /* Private while PREP: nobody reads these but a sweep that found us
-     * dead, and a stale back never names a record that holds this box. */
-    atomic_store(&p->boxes[i].item, ((uint64_t)idx << 32) | gen);
-    atomic_store(&p->boxes[i].expire, 0);
-    atomic_store(&p->boxes[i].back, back);
+     * dead, and a stale back never names a record that holds this box.
+     * Release stores, not seq_cst (three xchg per send on x86): they
+     * only need to precede the record's commit CAS (seq_cst) for whoever
+     * reads the box through that record; no load of ours must wait for
+     * them (issue 12: the stream's send path). */
+    atomic_store_explicit(&p->boxes[i].item, ((uint64_t)idx << 32) | gen,
+                          memory_order_release);
+    atomic_store_explicit(&p->boxes[i].expire, 0, memory_order_release);
+    atomic_store_explicit(&p->boxes[i].back, back, memory_order_release);
     *b = (uint32_t)i;
     return 0;
 }
@@ -296,8 +315,12 @@ void mempool__box_reannounce(mempool *p, int k, uint32_t b)
 
 void mempool__box_unannounce(mempool *p, int k)
 {
+    /* Release: after the box's free (a seq_cst CAS) for a sweep that
+     * reads the word empty; nothing of ours loads before the next
+     * announce, itself a CAS. */
     if (k >= 0)
-        atomic_store(&p->slots[p->slot].box_taking[k], 0);
+        atomic_store_explicit(&p->slots[p->slot].box_taking[k], 0,
+                              memory_order_release);
 }
 
 /* 1 alive, 0 dead, per slot, asked once per sweep. */
@@ -313,16 +336,59 @@ static bool who_alive(mempool *p, unsigned who, int dead, int8_t *memo)
     return memo[s] != 0;
 }
 
-/* Does a live worker (not @p dead) announce box @p b? Read after the
- * box's record (the top of this file). */
-static bool box_announced(mempool *p, uint32_t b, int dead, int8_t *memo)
+/* Does a live worker (not @p dead) announce box @p b in a word other
+ * than @p mine (our own hazard, or NULL)? Read after the box's record
+ * (the top of this file). */
+static bool box_announced(mempool *p, uint32_t b, int dead, int8_t *memo,
+                          const _Atomic uint64_t *mine)
 {
     for (int s = 0; s < MP_WORKERS; s++) {
         for (unsigned k = 0; k < MP_TAKING; k++) {
-            if (atomic_load(&p->slots[s].box_taking[k]) == (uint64_t)b + 1 &&
+            const _Atomic uint64_t *t = &p->slots[s].box_taking[k];
+            if (t != mine && atomic_load(t) == (uint64_t)b + 1 &&
                 who_alive(p, (unsigned)s + 1, dead, memo))
                 return true;
         }
+    }
+    return false;
+}
+
+/* ---- the sweep's hazard -------------------------------------------------
+ *
+ * A sweep judges box b by its word w (read first), its record and the
+ * announcements, then frees it with a CAS on w. Between the read and the
+ * CAS (a preemption, a SIGSTOP) b may be freed by its taker or another
+ * sweep and claimed again; the 7-bit nonce makes a later claim of the same
+ * object carry w again after 128 claims, and the CAS freed that live box
+ * (an item lost, the ring naming a free box: check_sweep_alias). So a
+ * sweep frees no box it did not judge after announcing it as a hazard:
+ *
+ *   sweep:  bit s of hand->sweeping (once per sweep) -> announce b in a
+ *           box_taking word -> read w again -> judge -> CAS w -> 0
+ *   claim:  CAS 0 -> w' -> read hand->sweeping; if a bit is set and that
+ *           worker's box_taking names the box, give it back (store 0)
+ *
+ * All seq_cst: a claim whose CAS follows the sweep's second read sees the
+ * bit and the hazard and gives the box back, so from that read to the
+ * CAS the box can be freed but not claimed again - the word the sweep
+ * CASes is the box it judged. (Its judgement is the taker's rule above,
+ * made after that read.) Other sweeps spare a box a live sweeper
+ * announces: it frees it itself. A dead sweeper's bit and words are
+ * cleared by its reaper (mempool__box_reap). Sweeps of one handle run
+ * under its reap lock, so the bit is set and cleared by one at a time. */
+
+/* Does a sweeping worker announce box @p b? (A claim just took it.) */
+static bool box_hazard(mempool *p, uint32_t b)
+{
+    uint64_t m = atomic_load(&p->hand->sweeping);
+    while (m) {
+        int s = __builtin_ctzll(m);
+        m &= m - 1;
+        if (s >= MP_WORKERS)
+            break;                      /* damaged: no such worker */
+        for (unsigned k = 0; k < MP_TAKING; k++)
+            if (atomic_load(&p->slots[s].box_taking[k]) == (uint64_t)b + 1)
+                return true;
     }
     return false;
 }
@@ -352,35 +418,69 @@ bool mempool__box_referenced(mempool *p, uint32_t b, uint64_t w)
     }
 }
 
+/* Is box @p b (word @p w) an orphan: not PREP of a live worker, not
+ * referenced by its record (a referenced PREP of a dead worker is marked
+ * HELD: it was committed), announced by no live worker (in a word other
+ * than @p mine)? */
+static bool box_orphan(mempool *p, uint32_t b, uint64_t w, int dead,
+                       int8_t *memo, const _Atomic uint64_t *mine)
+{
+    if (MP_BOX_ST(w) == MP_BOX_PREP) {
+        if (who_alive(p, MP_BOX_WHO(w), dead, memo))
+            return false;
+        if (mempool__box_referenced(p, b, w)) {   /* committed: keep */
+            uint64_t nw = (w & ~(UINT64_C(3) << 15) &
+                           ~(UINT64_C(0x7f) << 8)) |
+                          ((uint64_t)MP_BOX_HELD << 15);
+            atomic_compare_exchange_strong(&p->boxw[b], &w, nw);
+            return false;
+        }
+    } else if (mempool__box_referenced(p, b, w)) {
+        return false;
+    }
+    return !box_announced(p, b, dead, memo, mine);  /* a live taker's */
+}
+
+/* Free orphan @p b, judged again under our hazard (above). */
+static bool sweep_free(mempool *p, uint32_t b, int dead, int8_t *memo)
+{
+    int k = mempool__box_announce(p, b);
+    const _Atomic uint64_t *mine;
+    bool freed = false;
+    uint64_t w;
+    if (k < 0)
+        return false;              /* no word free: the next sweep */
+    mine = &p->slots[p->slot].box_taking[k];
+    /* seq_cst, after the hazard: from here b is not claimed again. */
+    w = atomic_load(&p->boxw[b]);
+    if (w && box_orphan(p, b, w, dead, memo, mine)) {
+        MP_FP(box_sweeping);
+        freed = mempool__box_drop(p, b, w);
+    }
+    mempool__box_unannounce(p, k);
+    return freed;
+}
+
 uint64_t mempool__box_sweep(mempool *p, int dead)
 {
     int8_t memo[MP_WORKERS];
-    uint64_t freed = 0;
+    uint64_t freed = 0, bit;
+    if (p->slot < 0)
+        return 0;                  /* an observer frees nothing */
+    bit = UINT64_C(1) << p->slot;
     for (int i = 0; i < MP_WORKERS; i++)
         memo[i] = -1;
+    atomic_fetch_or(&p->hand->sweeping, bit);  /* before any hazard */
     for (uint32_t b = 0; b < p->nbox; b++) {
         uint64_t w = atomic_load_explicit(&p->boxw[b], memory_order_relaxed);
         if (!w)
             continue;
         w = atomic_load(&p->boxw[b]);
-        if (MP_BOX_ST(w) == MP_BOX_PREP) {
-            if (who_alive(p, MP_BOX_WHO(w), dead, memo))
-                continue;
-            if (mempool__box_referenced(p, b, w)) {   /* committed: keep */
-                uint64_t nw = (w & ~(UINT64_C(3) << 15) &
-                               ~(UINT64_C(0x7f) << 8)) |
-                              ((uint64_t)MP_BOX_HELD << 15);
-                atomic_compare_exchange_strong(&p->boxw[b], &w, nw);
-                continue;
-            }
-        } else if (mempool__box_referenced(p, b, w)) {
-            continue;
-        }
-        if (box_announced(p, b, dead, memo))
-            continue;                /* a live taker frees it itself */
-        if (mempool__box_drop(p, b, w))
+        if (box_orphan(p, b, w, dead, memo, NULL) &&
+            sweep_free(p, b, dead, memo))
             freed++;
     }
+    atomic_fetch_and(&p->hand->sweeping, ~bit);
     if (freed)
         atomic_fetch_add(&p->hand->boxes_gc, freed);
     return freed;
@@ -425,7 +525,7 @@ static bool still_orphan(mempool *p, uint32_t b, uint64_t w)
         nanosleep(&(struct timespec){ 0, 2000000 }, NULL);
         if (atomic_load(&p->boxw[b]) != w ||
             mempool__box_referenced(p, b, w) ||
-            box_announced(p, b, -1, memo))
+            box_announced(p, b, -1, memo, NULL))
             return false;
     }
     return true;
@@ -490,6 +590,14 @@ int mempool__box_verify(mempool *p, char *why, size_t whylen)
 void mempool__box_reap(mempool *p, int d)
 {
     uint32_t who = (uint32_t)d + 1;
+    /* Its announcements count for nothing now; zeroed here, not only when
+     * the slot is cleared, because a claim reaps the slot it takes and
+     * never clears it: a stale word left there took one of the new
+     * holder's words for good and spared that box for its whole life. */
+    for (unsigned k = 0; k < MP_TAKING; k++)
+        atomic_store(&p->slots[d].box_taking[k], 0);
+    if (d != p->slot)              /* ours is cleared by our sweep */
+        atomic_fetch_and(&p->hand->sweeping, ~(UINT64_C(1) << d));
     atomic_compare_exchange_strong(&p->hand->names_lock, &who, 0);
     mempool__box_sweep(p, d);
     mempool__flight_expire(p, true);

@@ -56,7 +56,11 @@
  * Destroy moves the header to DESTROYING, wakes everyone (they return
  * -EPIPE), closes every slot (dropping the boxes of the items still in it)
  * and frees the header. A destroyer that dies is finished by the next
- * directory locker or by its reaper.
+ * directory locker or by its reaper. Closing a slot takes its item out
+ * like a receive: announced (box.c, "taking"), CAS to CLOSED, then the
+ * box is dropped; a destroyer killed in between (chan.closed) leaves an
+ * orphan its reaper's sweep frees, one stopped there keeps the box from
+ * sweeps (check_chan_close).
  */
 #include <errno.h>
 #include <limits.h>
@@ -95,6 +99,20 @@ static int find_open(mempool *p, const char *name, size_t len, uint64_t *sw)
     return -1;
 }
 
+/* Drop box @p b, the item of a slot we closed (announced by us: nobody
+ * else frees it, and it is not claimed again while not free). Its word
+ * may still say PREP - its sender not yet at box_commit - and turn HELD
+ * under our CAS: then drop it by its new word, or it leaked until a sweep. */
+static void drop_closed(mempool *p, uint32_t b)
+{
+    uint64_t w;
+    if (b >= p->nbox)
+        return;                         /* BOX1 0 or damaged: no box */
+    MP_FP(chan_closed);
+    while ((w = atomic_load(&p->boxw[b])) && !mempool__box_drop(p, b, w))
+        ;
+}
+
 /* Close every slot of channel @p c, dropping the items still in it. */
 static void close_ring(mempool *p, mp_chan *c)
 {
@@ -110,11 +128,8 @@ static void close_ring(mempool *p, mp_chan *c)
         while (v != MP_RING_CLOSED &&
                !atomic_compare_exchange_weak(s, &v, MP_RING_CLOSED))
             mempool__box_reannounce(p, k, MP_RING_BOX1(v) - 1);
-        if (v != MP_RING_CLOSED && (v & MP_RING_FULL)) {
-            uint32_t b = MP_RING_BOX1(v) - 1;
-            if (MP_RING_BOX1(v) && b < p->nbox)
-                mempool__box_drop(p, b, atomic_load(&p->boxw[b]));
-        }
+        if (v != MP_RING_CLOSED && (v & MP_RING_FULL))
+            drop_closed(p, MP_RING_BOX1(v) - 1);
         mempool__box_unannounce(p, k);
         if (j == 0)
             MP_FP(chan_closing);
