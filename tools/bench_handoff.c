@@ -17,6 +17,10 @@
  *               the consumer's unref frees).
  *   stream 4×4  the channel stream with 4 producers and 4 consumers on one
  *               channel (the machine's cores are shared by all 8).
+ *   CPU/object  the streams' CPU time (user + system, all their processes,
+ *               each from "go" to its end: getrusage) per object: the wall
+ *               rate of 1→1 is 1 or 4 M/s by whether the two processes
+ *               share a CPU; the CPU time says what an object costs.
  *   get_wait    publish → wake-up of a process asleep in mempool_get_wait()
  *               against publish, then a write → wake-up of a process asleep
  *               in read() on a pipe, which then gets the object: the same
@@ -40,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -329,13 +334,36 @@ static void await_go(int go_r, int go_w)
  * reference travels; the consumer's unref frees). */
 enum { ST_CHAN = 0, ST_PIPE = 1, ST_CHAN_RC = 2 };
 
-/* Producer: n objects of 64 B. */
-static void producer(int kind, long n, int go, int go_w, int out)
+/* CPU time (user + system) of this process so far, ns. */
+static double self_cpu_ns(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru))
+        return 0;
+    return ((double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec) * 1e9 +
+           ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) * 1e3;
+}
+
+/* Each stream process's CPU time from "go" to its end, ns (shared with
+ * the parent; attach and channel open are not in it). */
+static double *st_cpu;
+
+static void st_done(int me, double c0)
+{
+    if (st_cpu)
+        st_cpu[me] = self_cpu_ns() - c0;
+    _exit(0);
+}
+
+/* Producer number @p me: n objects of 64 B. */
+static void producer(int me, int kind, long n, int go, int go_w, int out)
 {
     mempool *p = attach();
     mempool_chan *c = kind != ST_PIPE ? chan(p, "stream") : NULL;
     char buf[64] = { 2 };
+    double c0;
     await_go(go, go_w);
+    c0 = self_cpu_ns();
     for (long i = 0; i < n; i++) {
         mempool_dref r;
         if (mempool_put_ex(p, buf, sizeof buf,
@@ -345,14 +373,16 @@ static void producer(int kind, long n, int go, int go_w, int out)
                             : cli_write_all(out, &r, sizeof r) < 0)
             _exit(11);
     }
-    _exit(0);
+    st_done(me, c0);
 }
 
-static void consumer(int kind, long n, int go, int go_w, int in)
+static void consumer(int me, int kind, long n, int go, int go_w, int in)
 {
     mempool *p = attach();
     mempool_chan *c = kind != ST_PIPE ? chan(p, "stream") : NULL;
+    double c0;
     await_go(go, go_w);
+    c0 = self_cpu_ns();
     for (long i = 0; i < n; i++) {
         mempool_dref r;
         if (kind != ST_PIPE ? mempool_chan_recv(c, &r, -1) < 0
@@ -362,25 +392,37 @@ static void consumer(int kind, long n, int go, int go_w, int in)
         if (kind == ST_CHAN_RC ? mempool_unref(p, r) : mempool_delete(p, r))
             _exit(13);
     }
-    _exit(0);
+    st_done(me, c0);
 }
 
-/* np producers and as many consumers; objects/s of the whole run. */
-static int stream(int kind, int np, long n, double *rate)
+/* np producers and as many consumers; objects/s of the whole run, and
+ * the CPU time all of them spent per object in *@p cpu (ns): the wall
+ * rate of two processes depends on whether they share a CPU, this does
+ * much less. */
+static int stream(int kind, int np, long n, double *rate, double *cpu)
 {
     int go[2], data[2];
     pid_t k[16];
     uint64_t t0;
+    double sum = 0;
     long done;
     int rc;
 
+    if (!st_cpu) {
+        st_cpu = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (st_cpu == MAP_FAILED) {
+            st_cpu = NULL;
+            return -ENOMEM;
+        }
+    }
     if (pipe(go) || pipe(data))
         return -errno;
     for (int i = 0; i < np; i++) {
         if ((k[i] = fork()) == 0)
-            producer(kind, n / np, go[0], go[1], data[1]);
+            producer(i, kind, n / np, go[0], go[1], data[1]);
         if ((k[np + i] = fork()) == 0)
-            consumer(kind, n / np, go[0], go[1], data[0]);
+            consumer(np + i, kind, n / np, go[0], go[1], data[0]);
     }
     close(data[0]);
     close(data[1]);
@@ -390,6 +432,9 @@ static int stream(int kind, int np, long n, double *rate)
     rc = wait_kids(k, 2 * np);
     done = n / np * np;              /* whole rounds of every process */
     *rate = (double)done * 1e9 / (double)(now_ns() - t0);
+    for (int i = 0; i < 2 * np; i++)
+        sum += st_cpu[i];
+    *cpu = sum / (double)done;
     close(go[0]);
     return rc;
 }
@@ -610,7 +655,7 @@ static void lat_rows(const struct lat_runs *lr, int nr)
 int bench_handoff(const struct handoff_opts *ho)
 {
     long n = ho->quick ? 20000 : 200000;
-    double s1, s1p, s1r, s4, ng, gg;
+    double s1, s1p, s1r, s4, ng, gg, c1, c1p, c4;
     struct lat_runs *lr = calloc(1, sizeof *lr);
     mempool_options o;
     mempool *p;
@@ -630,22 +675,25 @@ int bench_handoff(const struct handoff_opts *ho)
     }
     /* Interleaved rounds, each figure the median of its rounds, so a
      * burst of load from other processes hits both sides alike. */
-    double v[4][ROUNDS];
+    double v[4][ROUNDS], cv[3][ROUNDS], unused;
     int nr = ho->quick ? 1 : ROUNDS;
     for (int k = 0; k < nr; k++) {
         fprintf(stderr, "mempool-bench: handoff: round %d/%d ...\n", k + 1,
                 nr);
         if ((rc = lat_round(p, ho->quick, lr, k)) ||
-            (rc = stream(ST_CHAN, 1, n, &v[0][k])) ||
-            (rc = stream(ST_PIPE, 1, n, &v[1][k])) ||
-            (rc = stream(ST_CHAN_RC, 1, n, &v[2][k])) ||
-            (rc = stream(ST_CHAN, 4, n, &v[3][k])))
+            (rc = stream(ST_CHAN, 1, n, &v[0][k], &cv[0][k])) ||
+            (rc = stream(ST_PIPE, 1, n, &v[1][k], &cv[1][k])) ||
+            (rc = stream(ST_CHAN_RC, 1, n, &v[2][k], &unused)) ||
+            (rc = stream(ST_CHAN, 4, n, &v[3][k], &cv[2][k])))
             goto out;
     }
     s1 = bench_median(v[0], nr);
     s1p = bench_median(v[1], nr);
     s1r = bench_median(v[2], nr);
     s4 = bench_median(v[3], nr);
+    c1 = bench_median(cv[0], nr);
+    c1p = bench_median(cv[1], nr);
+    c4 = bench_median(cv[2], nr);
     if ((rc = name_get(p, n, &ng, &gg)))
         goto out;
     printf("\n### handoff (64 B objects, 2 processes unless noted)\n\n");
@@ -658,6 +706,10 @@ int bench_handoff(const struct handoff_opts *ho)
              s1r, "pipe carrying DRefs (plain, delete)", s1p);
     rate_row("stream 4×4 on one channel (plain, delete)", s4,
              "the 1→1 channel stream", s1);
+    row("stream 1→1, CPU time per object (both processes)", c1,
+        "pipe carrying DRefs (same put, get, release, delete)", c1p);
+    row("stream 4×4, CPU time per object (all 8 processes)", c4,
+        "the 1→1 channel stream", c1);
     row("name_get of a bound name", ng, "get + release of its object", gg);
     printf("\nMedians of %d interleaved rounds: ping-pong over batches of "
            "%d round trips (%ld a run, a third of that on two CPUs), %d "
