@@ -892,7 +892,10 @@ MEMPOOL_API int mempool_chan_list(mempool *p,
  * shows a byte that was not checked since it was read from the file; one
  * bad chunk makes the get MEMPOOL_ECORRUPT (counted in corrupt_files). The
  * handle keeps the mapping (see mempool_get), and later gets of it are not
- * checked again. This costs one extra pass over the object at first map (a
+ * checked again; it also remembers the last 64 files it checked whole (by
+ * inode, size, mtime and ctime), so mapping one again (mempool_get_file()
+ * after a release) skips the check unless the file changed since.
+ * This costs one extra pass over the object at first map (a
  * fresh process reading a spilled 64 MiB object all through takes 2-3x as
  * long as a plain mmap read: the README's performance section).
  * With MEMPOOL_OPEN_NOVERIFY only the header (which holds every chunk crc)

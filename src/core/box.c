@@ -150,10 +150,15 @@ int mempool__box_claim(mempool *p, uint32_t idx, uint32_t gen, bool ref,
         }
     }
     /* Private while PREP: nobody reads these but a sweep that found us
-     * dead, and a stale back never names a record that holds this box. */
-    atomic_store(&p->boxes[i].item, ((uint64_t)idx << 32) | gen);
-    atomic_store(&p->boxes[i].expire, 0);
-    atomic_store(&p->boxes[i].back, back);
+     * dead, and a stale back never names a record that holds this box.
+     * Release stores, not seq_cst (three xchg per send on x86): they
+     * only need to precede the record's commit CAS (seq_cst) for whoever
+     * reads the box through that record; no load of ours must wait for
+     * them (issue 12: the stream's send path). */
+    atomic_store_explicit(&p->boxes[i].item, ((uint64_t)idx << 32) | gen,
+                          memory_order_release);
+    atomic_store_explicit(&p->boxes[i].expire, 0, memory_order_release);
+    atomic_store_explicit(&p->boxes[i].back, back, memory_order_release);
     *b = (uint32_t)i;
     return 0;
 }
@@ -310,8 +315,12 @@ void mempool__box_reannounce(mempool *p, int k, uint32_t b)
 
 void mempool__box_unannounce(mempool *p, int k)
 {
+    /* Release: after the box's free (a seq_cst CAS) for a sweep that
+     * reads the word empty; nothing of ours loads before the next
+     * announce, itself a CAS. */
     if (k >= 0)
-        atomic_store(&p->slots[p->slot].box_taking[k], 0);
+        atomic_store_explicit(&p->slots[p->slot].box_taking[k], 0,
+                              memory_order_release);
 }
 
 /* 1 alive, 0 dead, per slot, asked once per sweep. */

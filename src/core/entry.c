@@ -37,10 +37,20 @@ void mempool__entry_format(mp_entry *e)
     atomic_store(&e->word, MP_W(1, MP_ST_FREE, 0, 0));
 }
 
+/* The entry was just taken for a new generation: nobody holds a cell of
+ * it yet (pin.c, "which tables to scan"). Relaxed: the publish that lets
+ * anyone pin this generation is a later seq_cst CAS of the same thread, so
+ * every holder's fetch_or of it comes after this store. */
+static void holders_clear(mp_entry *e)
+{
+    atomic_store_explicit(&e->holders, 0, memory_order_relaxed);
+}
+
 /* FREE (word @p w) -> ALLOC(@p who). */
 void mempool__entry_take(mp_entry *e, uint64_t w, unsigned who)
 {
     atomic_store(&e->word, MP_W(MP_W_GEN(w), MP_ST_ALLOC, who, 0));
+    holders_clear(e);
 }
 
 /* Word @p w -> FREEING(@p who). A CAS, not a store: a DELETED word may be
@@ -79,6 +89,7 @@ void mempool__entry_claim(mp_entry *e, uint64_t w)
     atomic_store_explicit(&e->word,
                           MP_W(MP_W_GEN(w), MP_ST_ALLOC, MP_W_WHO(w), 0),
                           memory_order_release);
+    holders_clear(e);
 }
 
 /* DELETED @p w, no pins, no file -> CACHED(@p who) with the next

@@ -64,7 +64,8 @@
  * Pins and references are not counted in the entry. Each worker records
  * them in its own cell table (pin.c), so the pins of a dead worker are known
  * exactly and dropped by clearing its table. "Is this entry pinned?" scans
- * one bucket of every attached worker's table (hazard-pointer style).
+ * one bucket of the tables of the attached workers its holders word names
+ * (hazard-pointer style; pin.c).
  */
 #ifndef MEMPOOL_LAYOUT_H
 #define MEMPOOL_LAYOUT_H
@@ -77,7 +78,9 @@
 #include <mempool/mempool.h>
 
 #define MP_MAGIC          UINT64_C(0x314c4f4f504d454d) /* "MEMPOOL1" */
-#define MP_FORMAT_VERSION 9u   /* 9: owed frees (header.owed, entry.c) */
+#define MP_FORMAT_VERSION 10u  /* 10: owed frees (header.owed, entry.c);
+                                  9: mp_entry.holders (pin.c); 8: the box
+                                  sweep's hazard (box.c) */
 #define MP_PAGE           4096u
 #define MP_ALIGN          64u
 #define MP_MIN_ARENA      MEMPOOL_MIN_ARENA_BYTES
@@ -253,7 +256,10 @@ typedef struct mp_entry {
     _Atomic uint32_t waiters;  /* mempool_get_wait() sleepers on the low
                                   half of word (handoff/wait.c) */
     uint32_t pad2;
-    uint64_t spare;
+    /* Bit s: worker slot s may hold a pin or reference cell of this
+     * generation (set before the cell, zeroed when the entry is taken for
+     * a new generation): the scans read only these slots' cells (pin.c). */
+    _Atomic uint64_t holders;
 } mp_entry;
 
 /* A worker's allocator cache (wcache.c): entries in state CACHED(who =

@@ -46,6 +46,21 @@
  * and backs off, or the deleter sees the pin and leaves the freeing to the
  * last unpinner. The same handshake guards refcount checks.
  *
+ * Which tables to scan: the entry's holders word (layout.h) has bit s set
+ * for every worker slot s that may hold a cell of this generation. A
+ * worker sets its bit (fetch_or, seq_cst) before it stores its first cell
+ * of the generation; a scan loads the word after its CAS of the entry word
+ * and reads only the tables of active slots the word names. If the scan's
+ * load misses a bit, it came before that fetch_or, hence before the cell
+ * CAS and the pinner's re-read of the entry word, which then sees the
+ * scanner's CAS: the handshake above holds with fewer tables. The word is
+ * zeroed when the entry is taken for a new generation (entry.c, before
+ * the publish that lets anyone pin it, so the zero precedes every bit of
+ * that generation); a late bit of a pinner of an older generation (who
+ * backs off) only makes a scan read one table more. In a stream, where
+ * the consumer gets, releases and deletes, a delete reads one table, its
+ * own, instead of one per attached worker (issue 12: the 4x4 stream).
+ *
  * This file sees only the narrow view (core.h's mp_core), not the handle:
  * what a dropped cell held is handed back to the reaper's callback
  * (mempool__cells_drop), which does the entry's part above core's cells.
@@ -68,6 +83,29 @@
 static _Atomic uint64_t *table_of(const mp_core *c, int slot)
 {
     return c->cells + (uint64_t)slot * c->cell_per;
+}
+
+/* Before our first cell of (idx, this generation): our bit in the entry's
+ * holders word (top of file). Seen set already, it stays set for this
+ * generation: only the taking of the entry for the next one zeroes it. */
+static void holder_mark(mp_core *c, uint32_t idx)
+{
+    _Atomic uint64_t *h = &mp_core_entry(c, idx)->holders;
+    uint64_t bit = UINT64_C(1) << c->slot;
+    if (MP_LIKELY(atomic_load(h) & bit))
+        return;
+    atomic_fetch_or(h, bit);
+    MP_FP(holders_marked);
+}
+
+/* The active slots that may hold cells of entry @p idx (all active ones
+ * for an index out of the table: the caller's checks did not see it). */
+static uint64_t holder_slots(const mp_core *c, uint32_t idx)
+{
+    uint64_t act = atomic_load(&c->h->active);
+    if (MP_UNLIKELY(idx >= c->ntab))
+        return act;
+    return act & atomic_load(&mp_core_entry(c, idx)->holders);
 }
 
 /* Position of entry @p idx's home bucket in a table. */
@@ -179,7 +217,9 @@ static _Thread_local uint16_t pin_nonce;
 int mempool__pin(mp_core *c, uint32_t idx, uint32_t gen, uint64_t *tok)
 {
     uint16_t nonce = ++pin_nonce ? pin_nonce : ++pin_nonce;
-    int pos = cell_put(c, idx, CELL_KEY(MP_PIN, idx, gen) | nonce);
+    int pos;
+    holder_mark(c, idx);
+    pos = cell_put(c, idx, CELL_KEY(MP_PIN, idx, gen) | nonce);
     if (pos < 0)
         return pos;
     *tok = ((uint64_t)pos << 16) | nonce;
@@ -230,6 +270,7 @@ int mempool__ref_add(mp_core *c, uint32_t idx, uint32_t gen)
     for (unsigned k = 0; k < span; k++)
         if (bump_existing(t + ovf_at(c, idx, k), MP_CELL_BW, key))
             return 0;
+    holder_mark(c, idx);
     pos = cell_put(c, idx, key | 1);
     return pos < 0 ? pos : 0;
 }
@@ -299,11 +340,11 @@ uint32_t mempool__cell_count(const mp_core *c, int kind, uint32_t idx,
                              uint32_t gen, bool any)
 {
     uint64_t key = CELL_KEY(kind, idx, gen);
-    uint64_t act = atomic_load(&c->h->active);
+    uint64_t act = holder_slots(c, idx);
     uint32_t sum = 0;
 
-    /* Only the active slots, by their bits: a delete used to test all 64
-     * (issue 11). */
+    /* Only the active slots that may hold a cell, by their bits: a delete
+     * used to test all 64 (issue 11), then every attached one (issue 12). */
     for (; act; act &= act - 1) {
         sum += slot_sum(c, __builtin_ctzll(act), idx, key);
         if (any && sum)
@@ -316,7 +357,7 @@ void mempool__ref_split(const mp_core *c, uint32_t idx, uint32_t gen, int me,
                         uint32_t *below, uint32_t *mine, uint32_t *all)
 {
     uint64_t key = CELL_KEY(MP_REF, idx, gen);
-    uint64_t act = atomic_load(&c->h->active);
+    uint64_t act = holder_slots(c, idx);
     *below = *mine = *all = 0;
     for (; act; act &= act - 1) {
         int s = __builtin_ctzll(act);
@@ -353,7 +394,7 @@ static unsigned forget_in(const mp_core *c, int s, unsigned base, unsigned n,
 unsigned mempool__refs_forget(mp_core *c, uint32_t idx, uint32_t gen)
 {
     uint64_t key = CELL_KEY(MP_REF, idx, gen);
-    uint64_t act = atomic_load(&c->h->active);
+    uint64_t act = holder_slots(c, idx);
     unsigned done = 0;
     for (; act; act &= act - 1) {
         int s = __builtin_ctzll(act);

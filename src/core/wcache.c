@@ -15,7 +15,9 @@
  *   delete  of our own small object, no pins, file or references: the
  *           DELETED word CASes to CACHED(us) with the next generation (old
  *           DRefs fail at once), our cache's part is uncharged, the entry
- *           is pushed (mempool__cache_free);
+ *           is pushed (mempool__cache_free); another worker's goes the
+ *           same way into its owner's cache if that lock is free at once
+ *           (give_back: a stream's deletes feed its setter's cache);
  *   refill  an empty class takes the allocator lock, then ours, and
  *           caches MP_WC_BATCH free entries with fresh blocks;
  *   flush   a full class gives its MP_WC_BATCH oldest back the same way.
@@ -432,10 +434,10 @@ int mempool__cache_alloc(mempool *p, uint64_t len, uint32_t type,
     return rc;
 }
 
-/* DELETED @p w of ours -> our cache. Our cache's lock, room in class @p c. */
-static void recache(mempool *p, unsigned c, uint32_t idx, uint64_t w)
+/* DELETED @p w of worker @p s's -> s's cache. s's cache lock, room in
+ * class @p c. */
+static void recache(mempool *p, int s, unsigned c, uint32_t idx, uint64_t w)
 {
-    int s = p->slot;
     mp_wcache *wc = wc_of(&p->core, s);
     mp_entry *e = mp_entry_at(p, idx);
     uint64_t len = MP_LD(e->len);
@@ -450,26 +452,62 @@ static void recache(mempool *p, unsigned c, uint32_t idx, uint64_t w)
     MP_ST(wc->n[c], wc->n[c] + 1);
 }
 
+/*
+ * Another worker's small object, freed by us: into its owner @p o's cache,
+ * as if o had deleted it itself, so o's next set takes the entry back
+ * without the allocator lock. A stream (one worker sets, another gets and
+ * deletes) took the allocator lock twice per item otherwise: the
+ * deleter's free, and a refill of the setter's cache every MP_WC_BATCH
+ * sets (issue 12). Only if o's lock is free at once (o may be stopped
+ * inside it; its own steps are never kept waiting), its cache clean, its
+ * class not full and o still the owner, re-read under o's lock: a reaper
+ * or a closing o disowns o's objects (owner 0) under that lock, so a
+ * disowned entry never lands in a cache nobody flushes. A death in here
+ * is a death of o's cache lock holder: the next holder repairs it from
+ * the table (cache_repair), as for o's own steps. false: the caller frees
+ * it under the allocator lock.
+ */
+static bool give_back(mempool *p, int o, uint32_t idx, uint64_t w)
+{
+    mp_wcache *wc = wc_of(&p->core, o);
+    mp_entry *e = mp_entry_at(p, idx);
+    unsigned c = mp_class_of(MP_LD(e->len));
+    bool done = false;
+
+    if (!(atomic_load(&p->h->active) >> o & 1) ||
+        MP_LD(wc->n[c]) >= MP_WC_MAX || wc_lock(p, o, true))
+        return false;
+    if (!wc->dirty && wc->n[c] < MP_WC_MAX && MP_LD(e->owner) == o + 1) {
+        recache(p, o, c, idx, w);
+        done = true;
+    }
+    wc_unlock(p, o);
+    return done;
+}
+
 bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w)
 {
     int s = p->slot;
     mp_entry *e = mp_entry_at(p, idx);
     uint64_t len = MP_LD(e->len);
+    unsigned owner = MP_LD(e->owner);
     mp_wcache *wc;
     unsigned c;
 
-    /* Our own small object in memory, no file, writer or references
-     * (their cells must be forgotten under the lock: mempool__free). */
+    /* A small object in memory, no file, writer or references (their
+     * cells must be forgotten under the lock: mempool__free). */
     if (s < 0 || MP_W_ST(w) != MP_ST_DELETED || MP_W_FL(w) || MP_W_WHO(w) ||
-        MP_W_GEN(w) >= MP_GEN_MAX || MP_LD(e->owner) != s + 1 || len < 1 ||
-        len > MP_SMALL_MAX || !MP_LD(e->off) ||
-        (MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED))
+        MP_W_GEN(w) >= MP_GEN_MAX || len < 1 || len > MP_SMALL_MAX ||
+        !MP_LD(e->off) || (MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED))
         return false;
+    if (owner != (unsigned)s + 1)         /* another worker's */
+        return owner >= 1 && owner <= MP_WORKERS &&
+               give_back(p, (int)owner - 1, idx, w);
     c = mp_class_of(len);
     wc = wc_of(&p->core, s);
     if (MP_LD(wc->n[c]) < MP_WC_MAX && wc_lock(p, s, false) == 0) {
         if (!wc->dirty && wc->n[c] < MP_WC_MAX) {
-            recache(p, c, idx, w);
+            recache(p, s, c, idx, w);
             wc_unlock(p, s);
             return true;
         }
@@ -484,7 +522,7 @@ bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w)
     if (mempool__cache_hold(p, s) == 0) {
         if (wc->n[c] >= MP_WC_MAX)
             flush(p, s, c, MP_WC_BATCH);
-        recache(p, c, idx, w);
+        recache(p, s, c, idx, w);
         mempool__cache_release(p, s);
     }
     mempool__unlock(p);

@@ -78,8 +78,11 @@ static int qsend_once(mempool_chan *c, mp_chan *h, void *arg)
                      (d < 0 && !(v & MP_RING_FULL)), &h->tail, t, s, v))
         return MEMPOOL_ECORRUPT;
     if (!(v & MP_RING_FULL) && d == 0) {
-        atomic_store(&p->boxes[b].back,
-                     MP_BACK(MP_BK_CHAN, c->ci, c->start + j));
+        /* Release: before the commit CAS below, for whoever finds the box
+         * through the slot (box.c, box_claim). */
+        atomic_store_explicit(&p->boxes[b].back,
+                              MP_BACK(MP_BK_CHAN, c->ci, c->start + j),
+                              memory_order_release);
         if (!atomic_compare_exchange_strong(s, &v, MP_RING(t, 1, b + 1)))
             return 0;
         atomic_compare_exchange_strong(&h->tail, &t, t + 1);

@@ -13,6 +13,15 @@
  * Files opened with mempool_get_file() get a mapping of their own, unmapped
  * at release. Views name their mapping by id, never by pointer, so a forged
  * or twice-released view cannot make us free something we do not own.
+ *
+ * Verdicts: the ids (spill.h mp_file_id: device, inode, size, mtime,
+ * ctime, header crc) of the last MP_VERDICTS files whose every chunk this
+ * handle checked. Mapping a file again - a get_file() after its release, a
+ * spilled object whose idle mapping was dropped - skips the payload check
+ * when the file still has a remembered id, exactly as a get of a mapping
+ * still cached skips it: checked once per handle, and again after any
+ * change that sets the file's ctime (design.md, "What a reader is
+ * guaranteed").
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +35,7 @@
 #include "spillstate.h"
 
 #define MP_IDLE_MAPS 256
+#define MP_VERDICTS  64
 
 struct mp_mapping {
     uint64_t    id;
@@ -40,6 +50,8 @@ struct mp_mapcache {
     pthread_mutex_t    mu;
     struct mp_mapping *head;
     uint64_t           next_id;
+    mp_file_id         verdict[MP_VERDICTS]; /* files checked whole */
+    unsigned           verdicts, verdict_next;
 };
 
 static struct mp_mapcache *cache(mempool *p)
@@ -72,10 +84,36 @@ static void drop(struct mp_mapping *m)
     free(m);
 }
 
+/* Did this handle check every chunk of a file with id @p id? */
+static bool seen(void *ctx, const mp_file_id *id)
+{
+    struct mp_mapcache *c = ctx;
+    bool hit = false;
+
+    pthread_mutex_lock(&c->mu);
+    for (unsigned i = 0; i < c->verdicts && !hit; i++)
+        hit = memcmp(&c->verdict[i], id, sizeof *id) == 0;
+    pthread_mutex_unlock(&c->mu);
+    return hit;
+}
+
+/* Remember @p m's file if this map checked it whole and its ctime had
+ * settled (the oldest verdict makes room). Caller holds c->mu. */
+static void remember(struct mp_mapcache *c, const mp_file_map *m)
+{
+    if (!m->checked || !m->settled)
+        return;
+    c->verdict[c->verdict_next] = m->id;
+    c->verdict_next = (c->verdict_next + 1) % MP_VERDICTS;
+    if (c->verdicts < MP_VERDICTS)
+        c->verdicts++;
+}
+
 /* Insert @p m (refs 1) unless another thread mapped (idx, gen) first. */
 static struct mp_mapping *insert(struct mp_mapcache *c, struct mp_mapping *m)
 {
     pthread_mutex_lock(&c->mu);
+    remember(c, &m->m);
     for (struct mp_mapping *x = c->head; x && !m->file; x = x->next) {
         if (!x->file && x->idx == m->idx && x->gen == m->gen) {
             x->refs++;
@@ -122,8 +160,8 @@ int mempool__map_entry(mempool *p, uint32_t idx, uint32_t gen, uint64_t *id,
             free(m);
             return rc;
         }
-        rc = mempool__file_map(dfd, name, p->h->uuid, idx,
-                               gen, p->spill->verify, &m->m);
+        rc = mempool__file_map_seen(dfd, name, p->h->uuid, idx, gen,
+                                    p->spill->verify, seen, c, &m->m);
         if (rc) {
             free(m);
             return rc;
@@ -145,7 +183,8 @@ int mempool__map_file(mempool *p, const char *path, uint64_t *id,
     if (!c || !(m = calloc(1, sizeof(*m))))
         return -ENOMEM;
     m->file = true;
-    if ((rc = mempool__file_map(AT_FDCWD, path, NULL, 0, 0, true, &m->m))) {
+    if ((rc = mempool__file_map_seen(AT_FDCWD, path, NULL, 0, 0, true, seen,
+                                     c, &m->m))) {
         free(m);
         return rc;
     }

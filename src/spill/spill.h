@@ -97,6 +97,17 @@ void mempool__file_seal(uint8_t *blk);
 void mempool__file_block(uint8_t *blk, const mp_file_header *h,
                          const void *payload);
 
+/* What a file was when it was mapped: fstat's identity and times and its
+ * header crc. Equal ids mean no write, truncate, rename over, chmod or
+ * xattr change happened in between (each sets ctime), within the limits
+ * design.md gives ("What a reader is guaranteed"). Plain uint64_t fields,
+ * no padding: compared with memcmp. */
+typedef struct mp_file_id {
+    uint64_t dev, ino, size;
+    uint64_t mtime_s, mtime_ns, ctime_s, ctime_ns;
+    uint64_t header_crc;
+} mp_file_id;
+
 /* A validated, read-only mapping of a file written by the engine. */
 typedef struct mp_file_map {
     void          *map;      /* mapping of the whole file (NULL if len 0) */
@@ -104,8 +115,19 @@ typedef struct mp_file_map {
     const uint8_t *data;     /* payload */
     uint64_t       len;
     uint32_t       type;
+    bool           checked;  /* every payload chunk was checked by this map */
+    bool           settled;  /* ctime was MP_FILE_SETTLE_NS old at fstat */
+    mp_file_id     id;
     mp_file_header hdr;
 } mp_file_map;
+
+/* A verdict is kept only for a file whose ctime was this much older than
+ * the clock when it was checked: with coarse (per tick, up to 10 ms)
+ * timestamps, a change after that fstat then gets a later ctime. */
+#define MP_FILE_SETTLE_NS 20000000ll
+
+/* Was a file with this id checked whole before (mapcache.c's verdicts)? */
+typedef bool (*mp_file_seen_fn)(void *ctx, const mp_file_id *id);
 
 /*
  * Open and map @p path (relative to @p dirfd, or absolute with AT_FDCWD)
@@ -121,6 +143,13 @@ typedef struct mp_file_map {
 int  mempool__file_map(int dirfd, const char *path, const uint64_t uuid[2],
                        uint32_t idx, uint32_t gen, bool verify,
                        mp_file_map *out);
+/* mempool__file_map() whose @p verify skips the payload check of a file
+ * @p seen (if non-NULL) says was checked whole already, with this very id
+ * (out->checked is then false). */
+int  mempool__file_map_seen(int dirfd, const char *path,
+                            const uint64_t uuid[2], uint32_t idx,
+                            uint32_t gen, bool verify, mp_file_seen_fn seen,
+                            void *ctx, mp_file_map *out);
 void mempool__file_unmap(mp_file_map *m);
 
 /* ---- the I/O engine --------------------------------------------------- */

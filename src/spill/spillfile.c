@@ -18,16 +18,20 @@
  *   magic, version, header size, chunk
  *   shift, header crc, uuid/index/
  *   generation, a chunk crc (with verify) MEMPOOL_ECORRUPT
- *   read error on the header              -EIO
+ *   read error on the header, or (verify)
+ *   on a payload page                     -EIO
  *   anything else from open/mmap          -errno (-EACCES, -EMFILE, ...)
  *
  * A payload is checked only with @p verify; without it a flipped payload
  * bit goes unnoticed (the header crc still covers every header field and
  * every chunk crc). With it, every chunk is checked while mapping, before
  * any byte is handed out: the first bad chunk makes the map fail, so a
- * reader never sees a byte that was not checked. An I/O error while a
- * mapped page is read back is a SIGBUS, as with any mapping; verify touches
- * every page while mapping, which is when a bad disk would show.
+ * reader never sees a byte that was not checked. Verify first faults every
+ * page in with MADV_POPULATE_READ, which is when a bad disk shows, as -EIO
+ * rather than a SIGBUS in the check; a page the kernel drops and cannot
+ * read back later is a SIGBUS, as with any mapping.
+ * mempool__file_map_seen() lets the caller skip the payload check of a
+ * file it checked whole before, named by its mp_file_id (mapcache.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +39,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <mempool/mempool.h>
@@ -228,36 +233,91 @@ static bool payload_ok(const uint8_t *blk, const mp_file_header *h,
     return true;
 }
 
-/* Map a checked file and, with @p verify, check its payload. */
-static int file_mmap(int fd, const uint8_t *blk, bool verify,
+/* Fault in every page of @p map before the payload check reads it, so a
+ * page the disk cannot give back is -EIO here, not a SIGBUS in the check.
+ * Kernels without MADV_POPULATE_READ (< 5.14: EINVAL) fault them in the
+ * check itself, as MAP_POPULATE-less mappings always do. */
+static int populate(void *map, size_t len)
+{
+#ifdef MADV_POPULATE_READ
+    int r;
+
+    do
+        r = madvise(map, len, MADV_POPULATE_READ);
+    while (r != 0 && errno == EINTR);
+    if (r == 0 || errno == EINVAL)
+        return 0;
+    return errno == ENOMEM ? -ENOMEM : -EIO;  /* EFAULT, EHWPOISON, ... */
+#else
+    (void)map;
+    (void)len;
+    return 0;
+#endif
+}
+
+/* Map a checked file and, with @p check, check its payload. */
+static int file_mmap(int fd, const uint8_t *blk, bool check,
                      mp_file_map *out)
 {
     size_t maplen = MP_FILE_HDR + (size_t)out->hdr.len;
     void *map;
+    int ret = 0;
 
     if (out->hdr.len == 0) {
         out->data = &mp_empty;
-        return verify && out->hdr.version == 1 && out->hdr.payload_crc != 0
+        out->checked = check;
+        return check && out->hdr.version == 1 && out->hdr.payload_crc != 0
                    ? MEMPOOL_ECORRUPT : 0;
     }
-    map = mmap(NULL, maplen, PROT_READ,
-               MAP_SHARED | (verify ? MAP_POPULATE : 0), fd, 0);
+    map = mmap(NULL, maplen, PROT_READ, MAP_SHARED, fd, 0);
     if (map == MAP_FAILED)
         return -errno;
     out->data = (const uint8_t *)map + MP_FILE_HDR;
-    if (verify && !payload_ok(blk, &out->hdr, out->data)) {
+    if (check && (ret = populate(map, maplen)) == 0 &&
+        !payload_ok(blk, &out->hdr, out->data))
+        ret = MEMPOOL_ECORRUPT;
+    if (ret != 0) {
         munmap(map, maplen);
         out->data = NULL;
-        return MEMPOOL_ECORRUPT;
+        return ret;
     }
+    out->checked = check;
     out->map = map;
     out->maplen = maplen;
     return 0;
 }
 
-int mempool__file_map(int dirfd, const char *path, const uint64_t uuid[2],
-                      uint32_t idx, uint32_t gen, bool verify,
-                      mp_file_map *out)
+/* Is @p st's ctime MP_FILE_SETTLE_NS older than CLOCK_REALTIME now? */
+static bool settled(const struct stat *st)
+{
+    struct timespec now;
+    int64_t age;
+
+    if (clock_gettime(CLOCK_REALTIME, &now) != 0)
+        return false;
+    age = ((int64_t)now.tv_sec - (int64_t)st->st_ctim.tv_sec) * 1000000000ll
+          + ((int64_t)now.tv_nsec - (int64_t)st->st_ctim.tv_nsec);
+    return age >= MP_FILE_SETTLE_NS;
+}
+
+static void file_id(const struct stat *st, const mp_file_header *h,
+                    mp_file_id *id)
+{
+    memset(id, 0, sizeof *id);
+    id->dev = (uint64_t)st->st_dev;
+    id->ino = (uint64_t)st->st_ino;
+    id->size = (uint64_t)st->st_size;
+    id->mtime_s = (uint64_t)st->st_mtim.tv_sec;
+    id->mtime_ns = (uint64_t)st->st_mtim.tv_nsec;
+    id->ctime_s = (uint64_t)st->st_ctim.tv_sec;
+    id->ctime_ns = (uint64_t)st->st_ctim.tv_nsec;
+    id->header_crc = h->header_crc;
+}
+
+int mempool__file_map_seen(int dirfd, const char *path,
+                           const uint64_t uuid[2], uint32_t idx,
+                           uint32_t gen, bool verify, mp_file_seen_fn seen,
+                           void *ctx, mp_file_map *out)
 {
     uint8_t blk[MP_FILE_HDR];
     struct stat st;
@@ -279,8 +339,14 @@ int mempool__file_map(int dirfd, const char *path, const uint64_t uuid[2],
         ret = file_read_header(fd, blk);
     if (ret == 0)
         ret = file_check(blk, st.st_size, &out->hdr, uuid, idx, gen);
-    if (ret == 0)
-        ret = file_mmap(fd, blk, verify, out);
+    if (ret == 0) {
+        /* The id is taken before the mapping: a change after it makes
+         * the id stale, never a checked id of unchecked bytes. */
+        file_id(&st, &out->hdr, &out->id);
+        out->settled = settled(&st);
+        ret = file_mmap(fd, blk, verify && !(seen && seen(ctx, &out->id)),
+                        out);
+    }
     close(fd);
     if (ret != 0) {
         memset(out, 0, sizeof *out);
@@ -289,6 +355,14 @@ int mempool__file_map(int dirfd, const char *path, const uint64_t uuid[2],
     out->len = out->hdr.len;
     out->type = out->hdr.type;
     return 0;
+}
+
+int mempool__file_map(int dirfd, const char *path, const uint64_t uuid[2],
+                      uint32_t idx, uint32_t gen, bool verify,
+                      mp_file_map *out)
+{
+    return mempool__file_map_seen(dirfd, path, uuid, idx, gen, verify, NULL,
+                                  NULL, out);
 }
 
 void mempool__file_unmap(mp_file_map *m)
