@@ -68,6 +68,14 @@ struct mempool {
     _Atomic uint64_t box_nonce; /* this handle's block of box nonces:
                                    base << 32 | left (box.c) */
     uint64_t      forkgen;     /* process fork generation at open */
+    /* The short get and release paths' copies (get.c), set when the slot
+     * is claimed: fastgen is forkgen while this handle is an open
+     * worker's, else 0 (the fork generation starts at 1). */
+    uint64_t      fastgen;
+    _Atomic uint64_t *own_cells; /* our slot's pin/ref cell table */
+    mp_slot      *own_slot;    /* our slot (its event counters) */
+    uint64_t      own_bit;     /* 1 << slot (entries' holders words) */
+    uint64_t      data_span;   /* size - data_off: offsets of blocks */
     int         (*type_known)(mempool *p, uint32_t type); /* codec layer */
     bool          closed;      /* set by mempool_close(): the handle is kept
                                   (poisoned) a while, see worker.c */
@@ -76,6 +84,10 @@ struct mempool {
                                        prefaulted (object.c populate) */
     bool          huge;        /* back whole free chunks with huge pages
                                   (backing.c); only under the alloc lock */
+    bool          back_inline; /* MEMPOOL_OPEN_BACK_INLINE: a large put backs
+                                  its block without a helper (backahead.c) */
+    bool          back_ahead;  /* MEMPOOL_OPEN_BACK_AHEAD: with a helper even
+                                  when no CPU looks free */
     struct mempool *next;      /* process-wide handle list (fork handling) */
     struct mp_codecs *codecs;  /* codecs registered through this handle */
     const mp_spill_ops *spill_ops; /* the layer above core (pool.c) */
@@ -103,6 +115,16 @@ static inline int mempool__writer_ok(const mempool *p)
 {
     int rc = mempool__handle_ok(p);
     return rc ? rc : p->observer ? -EPERM : 0;
+}
+/* This process's fork generation (worker.c): a handle opened before the
+ * last fork is the parent's (MEMPOOL_EFORKED). */
+extern _Atomic uint64_t mempool__fork_gen;
+/* mempool__writer_ok() would return 0 for handle @p p (not NULL): the
+ * same test, one compare, for the short get and release paths (get.c). */
+static inline bool mempool__writer_fast(const mempool *p)
+{
+    return MP_LIKELY(p->fastgen == atomic_load_explicit(&mempool__fork_gen,
+                                                        memory_order_relaxed));
 }
 
 /* ---- options.c: the caller's options by their size field ------------- */
@@ -175,6 +197,20 @@ int  mempool__back_all(const mp_core *c, bool huge);
  * the allocator lock; huge pages while *@p huge. 0 or -ENOSPC (the pages
  * keep their flags; the caller frees the block). */
 int  mempool__block_back(mp_core *c, bool *huge, uint64_t pg, uint64_t n);
+/* The same for pages [pg, end) of such a block, without the back.block
+ * point: what each step of a pipelined fill (backahead.c) backs. */
+int  mempool__range_back(const mp_core *c, bool *huge, uint64_t pg,
+                         uint64_t end);
+/* backahead.c: a put of @p len bytes from @p src into the block of data
+ * pages [pg, pg + n) at @p dst (ours, ALLOC, some pages still flagged as
+ * holes): back it a chunk at a time, each before it is copied into, the
+ * rest on a helper thread started for the call.
+ * 0 or -ENOSPC (the caller gives the reservation back). */
+int  mempool__fill(mp_core *c, bool *huge, uint64_t pg, uint64_t n,
+                   void *dst, const void *src, size_t len);
+/* Is a CPU free for such a helper now (this thread may run on two or
+ * more, and fewer tasks are runnable than there are CPUs)? */
+bool mempool__spare_cpu(void);
 /* Are data pages [pg, end) all backed (no punched flag)? */
 bool mempool__all_backed(const mp_core *c, uint64_t pg, uint64_t end);
 /* The 4 KiB pass of both paths: fallocate() each stretch of flagged pages
@@ -249,6 +285,16 @@ void mempool__entry_wake(mempool *p, uint32_t idx);   /* get_wait sleepers */
 int  mempool__entry_of(const mempool *p, mempool_dref r, uint32_t *idx,
                        uint32_t *gen);
 int  mempool__get(mempool *p, mempool_dref r, mempool_view *v, bool recency);
+/* A get of (idx, gen), a DRef that passed mempool__get_entry(). */
+int  mempool__get_at(mempool *p, uint32_t idx, uint32_t gen, mempool_view *v,
+                     bool recency);
+/* The rest of a get once our pin @p tok on (idx, gen) is in its cell
+ * (after get.pinned): re-read the word, wait out an eviction, build the
+ * view; on any failure the pin is dropped again. */
+int  mempool__get_pinned(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok,
+                         mempool_view *v, bool recency);
+/* mempool_release() of every kind of view (get.c takes the common one). */
+int  mempool__release(mempool *p, mempool_view *v);
 /* The checks every get starts with; 0 with (idx, gen) of @p r. */
 int  mempool__get_entry(mempool *p, mempool_dref r, const mempool_view *v,
                         uint32_t *idx, uint32_t *gen);

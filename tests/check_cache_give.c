@@ -6,7 +6,9 @@
  *
  * given: the entry is CACHED by the owner after the delete (next
  * generation, the old DRef -ENOENT), the owner's charges drop by the
- * object, and the owner's next set of that class takes the same entry.
+ * object, and the owner's next set of that class takes the same entry;
+ * also when the owner's class is full (a batch goes back to the pool
+ * first).
  * stopped owner (failpoints): the owner stopped inside its cache lock
  * does not hold up the delete (which frees under the allocator lock), and
  * the owner completes after SIGCONT. killed giver (failpoints): a deleter
@@ -90,6 +92,44 @@ START_TEST(test_given_to_owner)
     ck_assert_uint_eq(n.off, r.off);                    /* taken back */
     ck_assert_uint_eq(objects_of(p, wa), before);
     ck_assert_int_eq(mempool_delete(p, n), 0);
+    ck_assert_int_eq(t_remote_quit(&a), 0);
+    t_assert_healthy(p);
+    ck_assert_uint_eq(t_stats(p).objects, 0);
+    munmap((void *)(uintptr_t)arena, arena_len);
+    mempool_close(p);
+    mempool_destroy(t_name);
+}
+END_TEST
+
+/* More deletes than the owner's class holds: a full class gives a batch
+ * back to the pool under the allocator lock, and each entry still goes to
+ * the owner's cache. */
+START_TEST(test_given_to_full_class)
+{
+    enum { N = 3 * MP_WC_MAX };
+    struct t_remote a;
+    mempool_dref r[N], n;
+    mempool *p;
+    uint64_t before;
+    int wa;
+
+    t_pool_name(t_name, "cgive");
+    ck_assert_int_eq(t_open(t_name, T_ARENA_BYTES, &p), 0);
+    map_arena();
+    t_remote_start(&a, t_name);
+    wa = (int)t_remote_call(&a, T_R_WID, &n, 0);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(t_remote_call(&a, T_R_SET, &r[i], 100), 0);
+    before = objects_of(p, wa);
+    for (int i = 0; i < N; i++) {
+        uint64_t w;
+        ck_assert_int_eq(mempool_delete(p, r[i]), 0);
+        w = word_of(r[i]);
+        ck_assert_msg(MP_W_ST(w) == MP_ST_CACHED && MP_W_WHO(w) == (unsigned)wa,
+                      "delete %d: word %llx", i, (unsigned long long)w);
+        ck_assert_uint_eq(objects_of(p, wa), before - (uint64_t)i - 1);
+    }
+    t_assert_healthy(p);
     ck_assert_int_eq(t_remote_quit(&a), 0);
     t_assert_healthy(p);
     ck_assert_uint_eq(t_stats(p).objects, 0);
@@ -211,6 +251,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("cache_give");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_given_to_owner);
+    tcase_add_test(tc, test_given_to_full_class);
 #ifdef T_FAILPOINTS
     tcase_add_test(tc, test_owner_stopped_in_its_lock);
     tcase_add_test(tc, test_giver_killed_in_owner_lock);

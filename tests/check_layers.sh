@@ -57,7 +57,7 @@ for f in $files; do
 done
 
 # 2. narrow views
-NARROW="core/core.h core/pin.c core/entry.h core/recency.h core/counters.h"
+NARROW="core/core.h core/pin.c core/pincell.h core/thread.h core/entry.h core/recency.h core/counters.h"
 for f in $NARROW; do
     [ -f "$f" ] || { echo "narrow: $f is missing (update NARROW)"; bad=1; }
     if grep -n -e '#[[:space:]]*include[[:space:]]*"internal.h"' \

@@ -136,13 +136,14 @@ int bench_holds(const struct holds_opts *o);
 
 /* ---- fresh-process probes of spilled objects (bench_child.c) ---------- */
 
-enum { PROBE_FIRST_BYTE = 1, PROBE_READ_ALL = 2 };
+enum { PROBE_FIRST_BYTE = 1, PROBE_READ_ALL = 2, PROBE_FILE_AGAIN = 3 };
 
 struct probe_job {
     uint32_t     op;       /* PROBE_* */
     uint32_t     noverify; /* open with MEMPOOL_OPEN_NOVERIFY */
     mempool_dref r;        /* a spilled object */
     uint64_t     repeats;  /* PROBE_FIRST_BYTE: gets again afterwards */
+    const char  *path;     /* PROBE_FILE_AGAIN: its file */
 };
 
 struct probe_result {
@@ -150,7 +151,9 @@ struct probe_result {
     uint32_t view_flags; /* of the first view */
     double   first_ns;   /* get call to first byte read, first map */
     double   again_ns;   /* the same with the mapping cached (median) */
-    double   read_ns;    /* PROBE_READ_ALL: get + every byte + release */
+    double   read_ns;    /* PROBE_READ_ALL: get + every byte + release;
+                            PROBE_FILE_AGAIN: the same by get_file, the
+                            second time in the handle */
     uint64_t sum;        /* of the bytes read, so they are read */
 };
 

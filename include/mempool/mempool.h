@@ -140,10 +140,31 @@ typedef struct mempool mempool;
         arena (~60-150 ms per GiB on a small VM, more where the host must
         first find the memory, against a few ms), in exchange for a fresh
         process's large sets at memcpy speed (a lazy pool's
-        first set into new memory pays that zeroing, ~0.6-0.7x memcpy).
+        first set into new memory pays that zeroing, ~0.6-0.7x memcpy,
+        unless a second CPU takes it: MEMPOOL_OPEN_BACK_INLINE).
         Without it (the default) data pages get memory when first used:
         memory is committed as it is used, and a put that needs new memory
         from a full /dev/shm fails with -ENOSPC. Ignored when attaching. */
+#define MEMPOOL_OPEN_BACK_INLINE 0x40u /**< this handle's large puts back
+        new memory in the calling thread only. By default a put of at least
+        4 MiB whose block still has pages without memory (a new pool's, or
+        trimmed ones) starts a helper thread for the length of the call
+        when a CPU is free for it (the thread may run on two or more CPUs
+        and fewer tasks are runnable than there are CPUs, /proc/loadavg):
+        the kernel's zeroing of the block's chunks then runs on that CPU
+        while the caller copies into the chunks already backed, so a fresh
+        process's 64 MiB set into a new pool costs about the copy instead
+        of zeroing + copy (see "Large puts into new memory" in
+        docs/design.md for the figures). The CPU time stays that of zeroing
+        + copy (plus ~50 us to start the thread); the thread is joined
+        before the put returns and blocks every signal; where it cannot be
+        created the put backs inline. Take this flag where a put must use
+        one CPU only. Not with MEMPOOL_OPEN_BACK_AHEAD (-EINVAL). */
+#define MEMPOOL_OPEN_BACK_AHEAD 0x80u /**< this handle's large puts into new
+        memory start the helper thread (see MEMPOOL_OPEN_BACK_INLINE) even
+        when no CPU looks free. On a busy machine that is slower than
+        backing inline (the caller waits for a helper that waits for a
+        CPU); for measurements and tests of the helper. */
 
 /** Default arena size when creating: 1 GiB. */
 #define MEMPOOL_DEFAULT_ARENA_BYTES (1ull << 30)

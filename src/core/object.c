@@ -7,7 +7,9 @@
  * this file calls them.
  *
  * get is lock-free: read the word, record a pin cell, re-read the word
- * (pin.c explains the handshake). delete is a CAS to DELETED followed by an
+ * (pin.c explains the handshake). mempool_get() and mempool_release()
+ * themselves are get.c's: a short path for resident objects that falls
+ * back to the full one here (mempool__get, mempool__release). delete is a CAS to DELETED followed by an
  * attempt to reclaim; whoever drops the last pin of a DELETED entry
  * reclaims it. A DRef names the entry by arena offset and carries its
  * generation, so any DRef from before a reuse is answered -ENOENT.
@@ -31,17 +33,8 @@
 #include "failpoint.h"
 #include "internal.h"
 #include "recency.h"
+#include "view.h"
 #include "wcache.h"
-
-#define VIEW_KEY UINT64_C(0x6d656d706f6f6c21)
-
-static uint64_t view_mac(uint64_t a, uint64_t b, uint64_t c)
-{
-    uint64_t x = a * UINT64_C(0x9E3779B97F4A7C15) ^
-                 b * UINT64_C(0xC2B2AE3D27D4EB4F) ^ c;
-    x ^= x >> 31;
-    return x ^ VIEW_KEY;
-}
 
 static uint64_t table_off(const mempool *p)
 {
@@ -69,8 +62,6 @@ mempool_dref mempool__dref_of(const mempool *p, uint32_t idx, uint32_t gen)
                        p->tag | gen };
     return r;
 }
-
-_Thread_local uint64_t mempool__stamp_last;
 
 /* Recency: a get stores a stamp only when it moves (recency.h). */
 static void touch(mp_entry *e, bool set)
@@ -226,8 +217,9 @@ static int back_block(mempool *p, const mp_entry *e, mempool_dref r)
     return rc;
 }
 
-int mempool_reserve(mempool *p, size_t len, const mempool_put_options *o,
-                    void **buf, mempool_dref *out)
+/* mempool_reserve() up to the backing of the block: *@p e is ours. */
+static int reserve_entry(mempool *p, size_t len, const mempool_put_options *o,
+                         void **buf, mempool_dref *out, mp_entry **ep)
 {
     const uint32_t known = MEMPOOL_PUT_REFCOUNTED | MEMPOOL_PUT_DESTROY_ON_EVICT;
     uint32_t idx, gen;
@@ -261,8 +253,17 @@ int mempool_reserve(mempool *p, size_t len, const mempool_put_options *o,
     }
     *buf = p->base + (e->off ? e->off : p->data_off);
     *out = mempool__dref_of(p, idx, gen);
+    *ep = e;
     MP_FP(reserve_done);
-    return back_block(p, e, *out);
+    return 0;
+}
+
+int mempool_reserve(mempool *p, size_t len, const mempool_put_options *o,
+                    void **buf, mempool_dref *out)
+{
+    mp_entry *e;
+    int rc = reserve_entry(p, len, o, buf, out, &e);
+    return rc ? rc : back_block(p, e, *out);
 }
 
 /* Our unpublished reservation behind @p r (entry *e, index *idx, ALLOC
@@ -362,21 +363,62 @@ static void populate(mempool *p, void *buf, size_t len)
 #endif
 }
 
+/* A put at least this long into a block with holes backs it on a helper
+ * thread while it copies (backahead.c), when a CPU is free for that. */
+#define FILL_AHEAD_MIN (4u << 20)
+
+/* Shall a put of @p len bytes into data pages [pg, pg + n) use a helper? */
+static bool ahead(mempool *p, size_t len, uint64_t pg, uint64_t n)
+{
+    return len >= FILL_AHEAD_MIN && !p->back_inline &&
+           !mempool__all_backed(&p->core, pg, pg + n) &&
+           (p->back_ahead || mempool__spare_cpu());
+}
+
+/* Copy @p len bytes of @p data into our reservation @p r (entry @p e,
+ * bytes at @p buf), its block backed first: 0, or -ENOSPC with the
+ * reservation given back. */
+static int fill(mempool *p, const mp_entry *e, mempool_dref r, void *buf,
+                const void *data, size_t len)
+{
+    uint64_t off = MP_LD(e->off), pg, n;
+    int rc;
+    if (off && len > MP_SMALL_MAX) {
+        pg = (off - p->data_off) / MP_PAGE;
+        n = (len + MP_PAGE - 1) / MP_PAGE;
+        if (ahead(p, len, pg, n)) {
+            rc = MP_FP(back_block);           /* back.block=enospc */
+            if (rc == 0)
+                rc = mempool__fill(&p->core, &p->huge, pg, n, buf, data,
+                                   len);
+            if (rc) {
+                COUNT(p, set_errors);
+                (void)mempool_abort(p, r);
+            }
+            return rc;
+        }
+    }
+    if ((rc = back_block(p, e, r)))
+        return rc;
+    populate(p, buf, len);
+    memcpy(buf, data, len);
+    return 0;
+}
+
 int mempool_put_ex(mempool *p, const void *data, size_t len,
                    const mempool_put_options *o, mempool_dref *out)
 {
     void *buf;
     mempool_dref r;
+    mp_entry *e;
     int rc;
 
     if ((!data && len) || !out)
         return -EINVAL;
-    if ((rc = mempool_reserve(p, len, o, &buf, &r)))
+    if ((rc = reserve_entry(p, len, o, &buf, &r, &e)))
         return rc;
-    if (len) {
-        populate(p, buf, len);
-        memcpy(buf, data, len);
-    }
+    if (len && (rc = fill(p, e, r, buf, data, len)))
+        return rc;
     if ((rc = mempool_publish(p, r))) {
         mempool_abort(p, r);
         return rc;
@@ -392,9 +434,9 @@ int mempool_put(mempool *p, const void *data, size_t len, mempool_dref *out)
 
 /* ---- reading ----------------------------------------------------------- */
 
-/* A view's priv: [0] entry idx + 1 | pin token << 32, [1] generation |
- * mapping id << 32, [2] the handle | VIEW_* bits, [3] a MAC of [0..2]. */
-#define VIEW_DISK UINT64_C(1)            /* pin + file mapping */
+/* A view's priv words: view.h. The short get path (get.c) seals memory
+ * views itself, the same way. */
+#define VIEW_DISK MP_VIEW_DISK
 #define VIEW_FILE MP_VIEW_FILE           /* get_file mapping only */
 
 void mempool__view_seal(mempool_view *v, const mempool *p, uint64_t a,
@@ -403,21 +445,17 @@ void mempool__view_seal(mempool_view *v, const mempool *p, uint64_t a,
     v->priv[0] = a;
     v->priv[1] = b;
     v->priv[2] = (uint64_t)(uintptr_t)p | kind;
-    v->priv[3] = view_mac(a, b, v->priv[2]);
+    v->priv[3] = mp_view_mac(a, b, v->priv[2]);
 }
 
-/* Pin (idx, gen) and wait out an eviction verdict; gives the settled word. */
-static int pin_settled(mempool *p, uint32_t idx, uint32_t gen, uint64_t *wp,
-                       uint64_t *tok)
+/* Our pin @p tok on (idx, gen) is in its cell: wait out an eviction
+ * verdict; gives the settled word, or drops the pin and says why not. */
+static int settle(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok,
+                  uint64_t *wp)
 {
     mp_entry *e = mp_entry_at(p, idx);
     mp_wait wt = { 0, 0 };
     int rc;
-    if (!mp_entry_alive(atomic_load(&e->word), gen))
-        return -ENOENT;
-    if ((rc = mempool__pin(&p->core, idx, gen, tok)))
-        return rc;
-    MP_FP(get_pinned);
     for (;;) {
         /* seq_cst, after the seq_cst CAS that wrote our pin cell: a delete
          * or eviction CASes the word and then scans the cells, so either it
@@ -427,7 +465,7 @@ static int pin_settled(mempool *p, uint32_t idx, uint32_t gen, uint64_t *wp,
          * pin.c). */
         uint64_t w = mp_entry_word(e);
         if (!mp_entry_alive(w, gen)) {
-            mempool__unpin(p, idx, gen, *tok);
+            mempool__unpin(p, idx, gen, tok);
             return -ENOENT;
         }
         if (MP_W_ST(w) != MP_ST_EVICTING) {
@@ -435,7 +473,7 @@ static int pin_settled(mempool *p, uint32_t idx, uint32_t gen, uint64_t *wp,
             return 0;
         }
         if ((rc = mempool__wait_who(p, MP_W_WHO(w), idx, &wt))) {
-            mempool__unpin(p, idx, gen, *tok);
+            mempool__unpin(p, idx, gen, tok);
             return rc;                  /* the evictor is stopped */
         }
     }
@@ -491,14 +529,36 @@ int mempool__get_entry(mempool *p, mempool_dref r, const mempool_view *v,
 int mempool__get(mempool *p, mempool_dref r, mempool_view *v, bool recency)
 {
     uint32_t idx, gen;
-    uint64_t w, tok;
-    mp_entry *e;
     int rc;
 
-    if ((rc = mempool__get_entry(p, r, v, &idx, &gen)) ||
-        (rc = pin_settled(p, idx, gen, &w, &tok)))
+    if ((rc = mempool__get_entry(p, r, v, &idx, &gen)))
         return rc;
-    e = mp_entry_at(p, idx);
+    return mempool__get_at(p, idx, gen, v, recency);
+}
+
+int mempool__get_at(mempool *p, uint32_t idx, uint32_t gen, mempool_view *v,
+                    bool recency)
+{
+    uint64_t tok;
+    int rc;
+
+    if (!mp_entry_alive(atomic_load(&mp_entry_at(p, idx)->word), gen))
+        return -ENOENT;
+    if ((rc = mempool__pin(&p->core, idx, gen, &tok)))
+        return rc;
+    MP_FP(get_pinned);
+    return mempool__get_pinned(p, idx, gen, tok, v, recency);
+}
+
+int mempool__get_pinned(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok,
+                        mempool_view *v, bool recency)
+{
+    mp_entry *e = mp_entry_at(p, idx);
+    uint64_t w;
+    int rc;
+
+    if ((rc = settle(p, idx, gen, tok, &w)))
+        return rc;
     rc = MP_W_ST(w) == MP_ST_LIVE ? view_memory(p, idx, gen, tok, v)
                                   : view_disk(p, idx, gen, tok, v);
     if (rc) {
@@ -512,12 +572,7 @@ int mempool__get(mempool *p, mempool_dref r, mempool_view *v, bool recency)
     return 0;
 }
 
-int mempool_get(mempool *p, mempool_dref r, mempool_view *v)
-{
-    return mempool__get(p, r, v, true);
-}
-
-int mempool_release(mempool *p, mempool_view *v)
+int mempool__release(mempool *p, mempool_view *v)
 {
     uint64_t kind, idx1;
     uint32_t gen;
@@ -526,7 +581,7 @@ int mempool_release(mempool *p, mempool_view *v)
     if ((rc = mempool__writer_ok(p)))
         return rc;
     if (!v || (v->priv[2] & ~UINT64_C(7)) != (uint64_t)(uintptr_t)p ||
-        v->priv[3] != view_mac(v->priv[0], v->priv[1], v->priv[2]))
+        v->priv[3] != mp_view_mac(v->priv[0], v->priv[1], v->priv[2]))
         return -EINVAL;
     kind = v->priv[2] & 7;
     if (kind == VIEW_FILE) {

@@ -70,20 +70,10 @@
 #include "core.h"
 #include "entry.h"
 #include "failpoint.h"
-
-#define CELL_KEY(kind, idx, gen) \
-    (((uint64_t)(kind) << 63) | ((uint64_t)((idx) + 1) << 32) | \
-     ((uint64_t)((gen) & 0xffffu) << 16))
-#define CELL_KEYMASK (~(uint64_t)0xffff)
-#define CELL_COUNT(v) ((uint32_t)((v) & 0xffff))
+#include "pincell.h"
 
 /* Overflow buckets one entry's probe may reach: its place fits 16 bits. */
 #define OVF_MAXK 8190u
-
-static _Atomic uint64_t *table_of(const mp_core *c, int slot)
-{
-    return c->cells + (uint64_t)slot * c->cell_per;
-}
 
 /* Before our first cell of (idx, this generation): our bit in the entry's
  * holders word (top of file). Seen set already, it stays set for this
@@ -106,12 +96,6 @@ static uint64_t holder_slots(const mp_core *c, uint32_t idx)
     if (MP_UNLIKELY(idx >= c->ntab))
         return act;
     return act & atomic_load(&mp_core_entry(c, idx)->holders);
-}
-
-/* Position of entry @p idx's home bucket in a table. */
-static unsigned home_of(const mp_core *c, uint32_t idx)
-{
-    return (idx & c->cell_mask) * MP_CELL_BW;
 }
 
 /* Position of the overflow bucket @p k buckets past @p idx's hash. */
@@ -169,7 +153,7 @@ static void overflow_done(const mp_core *c, int s)
  * entry-word handshake below covers it. */
 static int ovf_put(mp_core *c, uint32_t idx, uint64_t val)
 {
-    _Atomic uint64_t *t = table_of(c, c->slot);
+    _Atomic uint64_t *t = mp_cell_table(c, c->slot);
     mp_slot *sl = &c->slots[c->slot];
     atomic_fetch_add(&sl->overflow_used, 1);
     for (unsigned k = 0; k <= c->ovf_mask && k < OVF_MAXK; k++) {
@@ -194,7 +178,7 @@ static int ovf_put(mp_core *c, uint32_t idx, uint64_t val)
  * table is full: nothing was stored). */
 static int cell_put(mp_core *c, uint32_t idx, uint64_t val)
 {
-    int i = take_at(table_of(c, c->slot) + home_of(c, idx), MP_CELL_BW, val);
+    int i = take_at(mp_cell_table(c, c->slot) + mp_cell_home(c, idx), MP_CELL_BW, val);
     if (MP_LIKELY(i >= 0))
         return i;
     return ovf_put(c, idx, val);
@@ -205,18 +189,16 @@ static int64_t place_pos(const mp_core *c, uint32_t idx, unsigned place)
 {
     unsigned k;
     if (MP_LIKELY(place < MP_CELL_BW))
-        return home_of(c, idx) + place;
+        return mp_cell_home(c, idx) + place;
     k = (place - MP_CELL_BW) / MP_CELL_BW;
     if (k > c->ovf_mask || k >= OVF_MAXK)
         return -1;
     return ovf_at(c, idx, k) + (place - MP_CELL_BW) % MP_CELL_BW;
 }
 
-static _Thread_local uint16_t pin_nonce;
-
 int mempool__pin(mp_core *c, uint32_t idx, uint32_t gen, uint64_t *tok)
 {
-    uint16_t nonce = ++pin_nonce ? pin_nonce : ++pin_nonce;
+    uint16_t nonce = mp_pin_nonce(&mempool__thr);
     int pos;
     holder_mark(c, idx);
     pos = cell_put(c, idx, CELL_KEY(MP_PIN, idx, gen) | nonce);
@@ -238,7 +220,7 @@ int mempool__unpin_cell(mp_core *c, uint32_t idx, uint32_t gen,
     int64_t pos = tok >> 32 ? -1 : place_pos(c, idx, (unsigned)(tok >> 16));
     uint64_t want = CELL_KEY(MP_PIN, idx, gen) | (tok & 0xffff);
     if (pos < 0 ||
-        !atomic_compare_exchange_strong(&table_of(c, c->slot)[pos], &want, 0))
+        !atomic_compare_exchange_strong(&mp_cell_table(c, c->slot)[pos], &want, 0))
         return -EINVAL;              /* not a live pin of this worker */
     if (pos >= c->ovf_base)
         overflow_done(c, c->slot);
@@ -260,12 +242,12 @@ static int bump_existing(_Atomic uint64_t *c, unsigned n, uint64_t key)
 
 int mempool__ref_add(mp_core *c, uint32_t idx, uint32_t gen)
 {
-    _Atomic uint64_t *t = table_of(c, c->slot);
+    _Atomic uint64_t *t = mp_cell_table(c, c->slot);
     uint64_t key = CELL_KEY(MP_REF, idx, gen);
     unsigned span = ovf_span(c, c->slot);
     int pos;
 
-    if (bump_existing(t + home_of(c, idx), MP_CELL_BW, key))
+    if (bump_existing(t + mp_cell_home(c, idx), MP_CELL_BW, key))
         return 0;
     for (unsigned k = 0; k < span; k++)
         if (bump_existing(t + ovf_at(c, idx, k), MP_CELL_BW, key))
@@ -279,7 +261,7 @@ int mempool__ref_add(mp_core *c, uint32_t idx, uint32_t gen)
  * base+n) of our table; 1 done, 0 none. */
 static int drop_ref(mp_core *c, unsigned base, unsigned n, uint64_t key)
 {
-    _Atomic uint64_t *t = table_of(c, c->slot) + base;
+    _Atomic uint64_t *t = mp_cell_table(c, c->slot) + base;
     for (unsigned i = 0; i < n; i++) {
         uint64_t v = atomic_load(&t[i]);
         while ((v & CELL_KEYMASK) == key && CELL_COUNT(v) > 0) {
@@ -302,7 +284,7 @@ int mempool__ref_sub(mp_core *c, uint32_t idx, uint32_t gen)
 {
     uint64_t key = CELL_KEY(MP_REF, idx, gen);
     unsigned span;
-    if (drop_ref(c, home_of(c, idx), MP_CELL_BW, key))
+    if (drop_ref(c, mp_cell_home(c, idx), MP_CELL_BW, key))
         return 0;
     span = ovf_span(c, c->slot);
     for (unsigned k = 0; k < span; k++)
@@ -326,8 +308,8 @@ static uint32_t sum_cells(_Atomic uint64_t *c, unsigned n, uint64_t key)
 /* Holds matching @p key in slot @p s's cells for entry @p idx. */
 static uint32_t slot_sum(const mp_core *c, int s, uint32_t idx, uint64_t key)
 {
-    _Atomic uint64_t *t = table_of(c, s);
-    uint32_t sum = sum_cells(t + home_of(c, idx), MP_CELL_BW, key);
+    _Atomic uint64_t *t = mp_cell_table(c, s);
+    uint32_t sum = sum_cells(t + mp_cell_home(c, idx), MP_CELL_BW, key);
     unsigned span = ovf_span(c, s);
     for (unsigned k = 0; k < span; k++)
         sum += sum_cells(t + ovf_at(c, idx, k), MP_CELL_BW, key);
@@ -375,7 +357,7 @@ void mempool__ref_split(const mp_core *c, uint32_t idx, uint32_t gen, int me,
 static unsigned forget_in(const mp_core *c, int s, unsigned base, unsigned n,
                           uint64_t key)
 {
-    _Atomic uint64_t *t = table_of(c, s) + base;
+    _Atomic uint64_t *t = mp_cell_table(c, s) + base;
     unsigned done = 0;
     for (unsigned i = 0; i < n; i++) {
         uint64_t v = atomic_load(&t[i]);
@@ -399,7 +381,7 @@ unsigned mempool__refs_forget(mp_core *c, uint32_t idx, uint32_t gen)
     for (; act; act &= act - 1) {
         int s = __builtin_ctzll(act);
         unsigned span = ovf_span(c, s);
-        done += forget_in(c, s, home_of(c, idx), MP_CELL_BW, key);
+        done += forget_in(c, s, mp_cell_home(c, idx), MP_CELL_BW, key);
         for (unsigned k = 0; k < span; k++)
             done += forget_in(c, s, ovf_at(c, idx, k), MP_CELL_BW, key);
     }
@@ -423,7 +405,7 @@ uint64_t mempool__cells_stale(const mp_core *c, uint64_t *first)
 {
     uint64_t act = atomic_load(&c->h->active), n = 0;
     for (int s = 0; s < MP_WORKERS; s++) {
-        _Atomic uint64_t *t = table_of(c, s);
+        _Atomic uint64_t *t = mp_cell_table(c, s);
         if (!(act >> s & 1))
             continue;
         for (unsigned i = 0; i < c->cell_per; i++) {
@@ -443,7 +425,7 @@ uint64_t mempool__cells_stale(const mp_core *c, uint64_t *first)
 void mempool__cells_drop(mp_core *c, int d, mp_cell_release *release,
                          void *arg)
 {
-    _Atomic uint64_t *t = table_of(c, d);
+    _Atomic uint64_t *t = mp_cell_table(c, d);
     uint64_t pins = 0;
     for (unsigned i = 0; i < c->cell_per; i++) {
         uint64_t v = atomic_exchange(&t[i], 0);

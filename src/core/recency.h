@@ -23,6 +23,10 @@
  * The per-thread counter can run ahead of the clock only by the number of
  * stamps taken within one tick (1 ns each), far below the resolution.
  * A set always stores a fresh stamp (new generation, new object).
+ *
+ *
+ * The thread's newest stamp lives in mempool__thr (thread.h) beside the
+ * pin nonce: one TLS lookup per get.
  */
 #ifndef MEMPOOL_RECENCY_H
 #define MEMPOOL_RECENCY_H
@@ -32,8 +36,7 @@
 #include <stdint.h>
 #include <time.h>
 
-/* This thread's newest stamp (any pool: stamps are one clock). */
-extern _Thread_local uint64_t mempool__stamp_last;
+#include "thread.h"
 
 static inline uint64_t mp_coarse_ns(void)
 {
@@ -42,23 +45,25 @@ static inline uint64_t mp_coarse_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* A new stamp: the coarse clock, above this thread's previous one. */
-static inline uint64_t mp_stamp_next(uint64_t now)
+/* Mark *stamp most recently used by thread @p t at clock @p now; @p always
+ * for a set. Relaxed: a stamp orders eviction candidates only, it
+ * publishes nothing. */
+static inline void mp_stamp_at(struct mp_thread *t, _Atomic uint64_t *stamp,
+                               uint64_t now, bool always)
 {
-    uint64_t s = now > mempool__stamp_last ? now : mempool__stamp_last + 1;
-    mempool__stamp_last = s;
-    return s;
+    uint64_t last = t->stamp_last;
+    uint64_t cur = atomic_load_explicit(stamp, memory_order_relaxed);
+    if (!always && cur >= now && cur >= last)
+        return;                      /* already newest: leave the line */
+    last = now > last ? now : last + 1;
+    t->stamp_last = last;
+    atomic_store_explicit(stamp, last, memory_order_relaxed);
 }
 
-/* Mark *stamp most recently used; @p always for a set. Relaxed: a stamp
- * orders eviction candidates only, it publishes nothing. */
+/* Mark *stamp most recently used; @p always for a set. */
 static inline void mp_stamp_touch(_Atomic uint64_t *stamp, bool always)
 {
-    uint64_t now = mp_coarse_ns();
-    uint64_t cur = atomic_load_explicit(stamp, memory_order_relaxed);
-    if (!always && cur >= now && cur >= mempool__stamp_last)
-        return;                      /* already newest: leave the line */
-    atomic_store_explicit(stamp, mp_stamp_next(now), memory_order_relaxed);
+    mp_stamp_at(&mempool__thr, stamp, mp_coarse_ns(), always);
 }
 
 #endif /* MEMPOOL_RECENCY_H */

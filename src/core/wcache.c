@@ -458,14 +458,17 @@ static void recache(mempool *p, int s, unsigned c, uint32_t idx, uint64_t w)
  * without the allocator lock. A stream (one worker sets, another gets and
  * deletes) took the allocator lock twice per item otherwise: the
  * deleter's free, and a refill of the setter's cache every MP_WC_BATCH
- * sets (issue 12). Only if o's lock is free at once (o may be stopped
- * inside it; its own steps are never kept waiting), its cache clean, its
- * class not full and o still the owner, re-read under o's lock: a reaper
- * or a closing o disowns o's objects (owner 0) under that lock, so a
- * disowned entry never lands in a cache nobody flushes. A death in here
- * is a death of o's cache lock holder: the next holder repairs it from
- * the table (cache_repair), as for o's own steps. false: the caller frees
- * it under the allocator lock.
+ * sets (issue 12). o's lock is only tried, never waited for (o may be
+ * stopped inside it; its own steps are never kept waiting): busy, the
+ * caller frees under the allocator lock as before. A full class first
+ * gives a batch back under the allocator lock, as o's own delete does (a
+ * consumer that runs ahead of its producer fills it: the receivers wake a
+ * sleeping sender only for a batch of room, chan_item.c). o is re-read as
+ * the owner under o's lock: a reaper or a closing o disowns o's objects
+ * (owner 0) under that lock, so a disowned entry never lands in a cache
+ * nobody flushes. A death in here is a death of o's cache lock holder:
+ * the next holder repairs it from the table (cache_repair), as after o's
+ * own steps. false: nothing done, the caller frees it.
  */
 static bool give_back(mempool *p, int o, uint32_t idx, uint64_t w)
 {
@@ -474,14 +477,33 @@ static bool give_back(mempool *p, int o, uint32_t idx, uint64_t w)
     unsigned c = mp_class_of(MP_LD(e->len));
     bool done = false;
 
-    if (!(atomic_load(&p->h->active) >> o & 1) ||
-        MP_LD(wc->n[c]) >= MP_WC_MAX || wc_lock(p, o, true))
+    if (!(atomic_load(&p->h->active) >> o & 1))
         return false;
-    if (!wc->dirty && wc->n[c] < MP_WC_MAX && MP_LD(e->owner) == o + 1) {
-        recache(p, o, c, idx, w);
-        done = true;
+    if (MP_LD(wc->n[c]) < MP_WC_MAX && wc_lock(p, o, true) == 0) {
+        if (!wc->dirty && wc->n[c] < MP_WC_MAX &&
+            MP_LD(e->owner) == o + 1) {
+            recache(p, o, c, idx, w);
+            done = true;
+        }
+        wc_unlock(p, o);
+        if (done || MP_LD(e->owner) != o + 1)
+            return done;
     }
-    wc_unlock(p, o);
+    /* Full (or dirty, or busy a moment ago): both locks, o's still tried. */
+    if (mempool__lock(p))
+        return false;
+    if (wc_lock(p, o, true) == 0) {
+        if (wc->dirty)
+            cache_repair(p, o);
+        if (MP_LD(e->owner) == o + 1) {
+            if (wc->n[c] >= MP_WC_MAX)
+                flush(p, o, c, MP_WC_BATCH);
+            recache(p, o, c, idx, w);
+            done = true;
+        }
+        wc_unlock(p, o);
+    }
+    mempool__unlock(p);
     return done;
 }
 

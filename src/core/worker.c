@@ -41,14 +41,14 @@
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
 static mempool *registry;
-static _Atomic uint64_t fork_generation;
+_Atomic uint64_t mempool__fork_gen = 1;  /* 0 is no handle's (fastgen) */
 
 static void atfork_prepare(void) { pthread_mutex_lock(&registry_lock); }
 static void atfork_parent(void) { pthread_mutex_unlock(&registry_lock); }
 
 static void atfork_child(void)
 {
-    atomic_fetch_add(&fork_generation, 1);
+    atomic_fetch_add(&mempool__fork_gen, 1);
     for (mempool *p = registry; p; p = p->next) {
         if (p->lfd >= 0)
             close(p->lfd);    /* drop the child's share of our slot lock */
@@ -69,7 +69,7 @@ void mempool__register(mempool *p)
     pthread_once(&registry_once, registry_init);
     pthread_mutex_init(&p->reap_lock, NULL);
     pthread_mutex_lock(&registry_lock);
-    p->forkgen = atomic_load(&fork_generation);
+    p->forkgen = atomic_load(&mempool__fork_gen);
     p->next = registry;
     registry = p;
     pthread_mutex_unlock(&registry_lock);
@@ -115,6 +115,7 @@ void mempool__handle_retire(mempool *p)
 {
     mempool *old;
     p->closed = true;
+    p->fastgen = 0;
     pthread_mutex_lock(&registry_lock);
     old = quarantine[quarantine_next];
     quarantine[quarantine_next] = p;
@@ -128,7 +129,7 @@ int mempool__handle_ok(const mempool *p)
     if (MP_UNLIKELY(!p || p->closed))
         return -EINVAL;
     if (MP_UNLIKELY(p->forkgen !=
-                    atomic_load_explicit(&fork_generation,
+                    atomic_load_explicit(&mempool__fork_gen,
                                          memory_order_relaxed)))
         return MEMPOOL_EFORKED;
     return 0;
@@ -345,6 +346,11 @@ int mempool__claim_slot(mempool *p)
         sl->claimed_ns = mempool__now_ns();
         atomic_store(&sl->state, 1);
         atomic_fetch_or(&p->h->active, UINT64_C(1) << s);
+        p->own_cells = p->cells + (uint64_t)s * p->cell_per;
+        p->own_slot = sl;
+        p->own_bit = UINT64_C(1) << s;
+        p->data_span = p->size - p->data_off;
+        p->fastgen = p->forkgen;       /* the short paths may run (get.c) */
         return s;
     }
     p->slot = -1;
@@ -353,6 +359,7 @@ int mempool__claim_slot(mempool *p)
 
 void mempool__leave_slot(mempool *p)
 {
+    p->fastgen = 0;                    /* no short paths: no slot */
     pthread_mutex_lock(&p->reap_lock);
     reap_contents(p, p->slot);
     pthread_mutex_unlock(&p->reap_lock);
