@@ -218,7 +218,9 @@ bool mempool__all_backed(const mp_core *c, uint64_t pg, uint64_t end);
 int  mempool__back_stretches(const mp_core *c, uint64_t pg, uint64_t end);
 
 /* ---- alloc.c: blocks and entries, under the robust allocator lock ----- */
+/* -EAGAIN after the peer wait bound (a stopped holder); _duty: no bound */
 int  mempool__lock(mempool *p);
+int  mempool__lock_duty(mempool *p);
 void mempool__unlock(mempool *p);
 int  mempool__alloc(mempool *p, uint64_t len, uint32_t *idx);  /* locked */
 bool mempool__free(mempool *p, uint32_t idx, uint64_t w);      /* locked */
@@ -244,6 +246,11 @@ int64_t mempool__trim_locked(mempool *p);
  * or reach the layers above through p->spill_ops / p->hand_ops. */
 int  mempool__entry_delete(mempool *p, uint32_t idx, uint32_t gen);
 void mempool__entry_reclaim(mempool *p, uint32_t idx);
+/* A free that waited out the allocator lock is owed: the next freer or
+ * allocator pays it (mempool__reclaim_owed: DELETED entries, dead
+ * workers' reservations). */
+void mempool__owe(mempool *p);
+void mempool__reclaim_owed(mempool *p);
 void mempool__entry_after_unpin(mempool *p, uint32_t idx);
 void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok);
 void mempool__entry_refcheck(mempool *p, uint32_t idx, uint32_t gen);

@@ -109,7 +109,7 @@ static int admit(mempool *p, size_t len, const mempool_put_options *o,
     uint64_t over;
     int rc = mempool__lock(p);
     if (rc)
-        return rc;
+        return rc == -EAGAIN ? -EBUSY : rc;   /* not "spill first" */
     /* The owner's cache lock too: its cached sets charge it meanwhile, and
      * its limit is exact only if neither part moves (wcache.c). */
     if ((rc = mempool__cache_hold(p, owner))) {
@@ -156,11 +156,16 @@ static int alloc_entry(mempool *p, size_t len, const mempool_put_options *o,
         return -E2BIG;
     /* The common path: a small object of our own from our cache. */
     if (owner == p->slot && len && len <= MP_SMALL_MAX &&
-        mempool__cache_alloc(p, len, o ? o->type : 0,
-                             (uint16_t)(o ? o->flags : 0), idx) == 0)
-        return 0;
+        (rc = mempool__cache_alloc(p, len, o ? o->type : 0,
+                                   (uint16_t)(o ? o->flags : 0), idx)) <= 0)
+        return rc;          /* 0, or -EAGAIN: the allocator lock's holder
+                               is stopped (it would be ours to wait too) */
+    if (MP_UNLIKELY(atomic_load_explicit(&p->h->owed, memory_order_relaxed)))
+        mempool__reclaim_owed(p);       /* frees that waited out the lock */
     for (;;) {
         rc = admit(p, len, o, owner, idx, &need, &who);
+        if (rc == -EBUSY)
+            return -EAGAIN;               /* its holder is stopped */
         if (rc != -EAGAIN && rc != -ENOMEM)
             return rc;
         if (rc == -ENOMEM && mempool_reap(p) > 0)
@@ -240,7 +245,7 @@ static int reserve_entry(mempool *p, size_t len, const mempool_put_options *o,
     gen = MP_W_GEN(atomic_load(&e->word));
     if ((MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED) &&
         (rc = mempool__ref_add(&p->core, idx, gen))) {
-        if (mempool__lock(p) == 0) {
+        if (mempool__lock_duty(p) == 0) {
             mempool__free(p, idx, atomic_load(&e->word));
             mempool__unlock(p);
         }
@@ -305,10 +310,11 @@ int mempool_abort(mempool *p, mempool_dref r)
     int rc = own_reservation(p, r, &e, &idx, &w);
     if (rc)
         return rc;
-    if (MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED)
-        mempool__ref_sub(&p->core, idx, MP_W_GEN(w));
+    /* The lock first: -EAGAIN (a stopped holder) changes nothing. */
     if ((rc = mempool__lock(p)))
         return rc;
+    if (MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED)
+        mempool__ref_sub(&p->core, idx, MP_W_GEN(w));
     if (!mempool__free(p, idx, w))
         rc = -ENOENT;
     mempool__unlock(p);
