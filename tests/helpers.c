@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -50,6 +51,23 @@ char *t_pool_name_fn(char *buf, const char *area, const char *func)
 void t_shm_path(char *buf, size_t len, const char *name)
 {
     snprintf(buf, len, "/dev/shm/mempool.%s", name);
+}
+
+const uint8_t *t_map_arena(const char *name, size_t *len)
+{
+    char path[512];
+    struct stat st;
+    void *a;
+    int fd;
+    t_shm_path(path, sizeof path, name);
+    fd = open(path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(fstat(fd, &st), 0);
+    *len = (size_t)st.st_size;
+    a = mmap(NULL, *len, PROT_READ, MAP_SHARED, fd, 0);
+    ck_assert(a != MAP_FAILED);
+    close(fd);
+    return a;
 }
 
 /* ---------------------------------------------------------------- pools */
@@ -721,4 +739,70 @@ int t_run(Suite *s, const char *area)
     srunner_free(sr);
     t_sweep();
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* ---------------------------------------------------- memory backing */
+
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25     /* Linux 6.1 */
+#endif
+
+/* Can this kernel put a huge page into a tmpfs file (MADV_COLLAPSE)? */
+bool t_huge_possible(void)
+{
+    char path[] = "/dev/shm/t-huge-probe-XXXXXX";
+    const size_t chunk = 2u << 20, len = 2 * chunk;
+    bool ok = false;
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return false;
+    unlink(path);
+    if (ftruncate(fd, (off_t)len) == 0) {
+        uint8_t *r = mmap(NULL, 2 * len, PROT_NONE,
+                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (r != MAP_FAILED) {
+            uint8_t *a = (uint8_t *)(((uintptr_t)r + chunk - 1) &
+                                     ~(uintptr_t)(chunk - 1));
+            if (mmap(a, chunk, PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_FIXED, fd, 0) != MAP_FAILED) {
+                a[0] = 1;
+                ok = madvise(a, chunk, MADV_COLLAPSE) == 0;
+            }
+            munmap(r, 2 * len);
+        }
+    }
+    close(fd);
+    return ok;
+}
+
+/* Bytes of pool @p name's shm object mapped by PMDs in this process. */
+uint64_t t_pmd_mapped(const char *name)
+{
+    char path[300], line[512];
+    struct stat st;
+    uint64_t kb = 0;
+    bool in = false;
+    FILE *f;
+
+    t_shm_path(path, sizeof path, name);
+    if (stat(path, &st) != 0 || !(f = fopen("/proc/self/smaps", "r")))
+        return 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi, ino, v;
+        if (sscanf(line, "%lx-%lx %*s %*s %*x:%*x %lu", &lo, &hi, &ino) == 3)
+            in = ino == (unsigned long)st.st_ino;
+        else if (in && sscanf(line, "ShmemPmdMapped: %lu kB", &v) == 1)
+            kb += v;
+    }
+    fclose(f);
+    return kb << 10;
+}
+
+/* Bytes of memory the pool's shm object holds. */
+uint64_t t_shm_bytes(const char *name)
+{
+    char path[300];
+    struct stat st;
+    t_shm_path(path, sizeof path, name);
+    return stat(path, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
 }

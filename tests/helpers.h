@@ -50,6 +50,9 @@ char *t_pool_name_fn(char *buf, const char *area, const char *func);
 
 /** "/dev/shm/mempool.<name>" */
 void t_shm_path(char *buf, size_t len, const char *name);
+/** Map pool @p name's whole arena read-only (to look at shared words);
+ *  its length in *@p len (test process only; munmap it after). */
+const uint8_t *t_map_arena(const char *name, size_t *len);
 
 /* ---------------------------------------------------------------- pools */
 
@@ -94,6 +97,13 @@ void t_assert_healthy(mempool *p);
 /** True if [ptr, ptr+len) lies inside one mapping of pool @p name's shm
  *  object in this process (matched by device and inode). */
 bool t_in_pool_mapping(const char *name, const void *ptr, size_t len);
+
+/** Can this kernel put a huge page into a tmpfs file (MADV_COLLAPSE)? */
+bool t_huge_possible(void);
+/** Bytes of pool @p name's shm object mapped by PMDs in this process. */
+uint64_t t_pmd_mapped(const char *name);
+/** Bytes of memory pool @p name's shm object holds. */
+uint64_t t_shm_bytes(const char *name);
 
 /* ----------------------------------------------------------------- data */
 
