@@ -84,6 +84,10 @@ struct mempool {
                                        prefaulted (object.c populate) */
     bool          huge;        /* back whole free chunks with huge pages
                                   (backing.c); only under the alloc lock */
+    bool          back_inline; /* MEMPOOL_OPEN_BACK_INLINE: a large put backs
+                                  its block without a helper (backahead.c) */
+    bool          back_ahead;  /* MEMPOOL_OPEN_BACK_AHEAD: with a helper even
+                                  when no CPU looks free */
     struct mempool *next;      /* process-wide handle list (fork handling) */
     struct mp_codecs *codecs;  /* codecs registered through this handle */
     const mp_spill_ops *spill_ops; /* the layer above core (pool.c) */
@@ -193,6 +197,20 @@ int  mempool__back_all(const mp_core *c, bool huge);
  * the allocator lock; huge pages while *@p huge. 0 or -ENOSPC (the pages
  * keep their flags; the caller frees the block). */
 int  mempool__block_back(mp_core *c, bool *huge, uint64_t pg, uint64_t n);
+/* The same for pages [pg, end) of such a block, without the back.block
+ * point: what each step of a pipelined fill (backahead.c) backs. */
+int  mempool__range_back(const mp_core *c, bool *huge, uint64_t pg,
+                         uint64_t end);
+/* backahead.c: a put of @p len bytes from @p src into the block of data
+ * pages [pg, pg + n) at @p dst (ours, ALLOC, some pages still flagged as
+ * holes): back it a chunk at a time, each before it is copied into, the
+ * rest on a helper thread started for the call.
+ * 0 or -ENOSPC (the caller gives the reservation back). */
+int  mempool__fill(mp_core *c, bool *huge, uint64_t pg, uint64_t n,
+                   void *dst, const void *src, size_t len);
+/* Is a CPU free for such a helper now (this thread may run on two or
+ * more, and fewer tasks are runnable than there are CPUs)? */
+bool mempool__spare_cpu(void);
 /* Are data pages [pg, end) all backed (no punched flag)? */
 bool mempool__all_backed(const mp_core *c, uint64_t pg, uint64_t end);
 /* The 4 KiB pass of both paths: fallocate() each stretch of flagged pages
@@ -200,7 +218,9 @@ bool mempool__all_backed(const mp_core *c, uint64_t pg, uint64_t end);
 int  mempool__back_stretches(const mp_core *c, uint64_t pg, uint64_t end);
 
 /* ---- alloc.c: blocks and entries, under the robust allocator lock ----- */
+/* -EAGAIN after the peer wait bound (a stopped holder); _duty: no bound */
 int  mempool__lock(mempool *p);
+int  mempool__lock_duty(mempool *p);
 void mempool__unlock(mempool *p);
 int  mempool__alloc(mempool *p, uint64_t len, uint32_t *idx);  /* locked */
 bool mempool__free(mempool *p, uint32_t idx, uint64_t w);      /* locked */
@@ -226,6 +246,11 @@ int64_t mempool__trim_locked(mempool *p);
  * or reach the layers above through p->spill_ops / p->hand_ops. */
 int  mempool__entry_delete(mempool *p, uint32_t idx, uint32_t gen);
 void mempool__entry_reclaim(mempool *p, uint32_t idx);
+/* A free that waited out the allocator lock is owed: the next freer or
+ * allocator pays it (mempool__reclaim_owed: DELETED entries, dead
+ * workers' reservations). */
+void mempool__owe(mempool *p);
+void mempool__reclaim_owed(mempool *p);
 void mempool__entry_after_unpin(mempool *p, uint32_t idx);
 void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok);
 void mempool__entry_refcheck(mempool *p, uint32_t idx, uint32_t gen);

@@ -69,6 +69,8 @@ int mempool_open(const char *name, const mempool_options *o, mempool **out)
     p->observer = o->flags & MEMPOOL_OPEN_OBSERVE;
     p->any_owner = o->flags & MEMPOOL_OPEN_ANY_OWNER;
     p->huge = o->huge == MEMPOOL_HUGE_AUTO;
+    p->back_inline = o->flags & MEMPOOL_OPEN_BACK_INLINE;
+    p->back_ahead = o->flags & MEMPOOL_OPEN_BACK_AHEAD;
     p->spill_ops = &mempool__spill_ops;   /* a creator makes the directory */
     if ((rc = mempool__arena_open(p, path, name, o, &created)))
         goto fail_free;

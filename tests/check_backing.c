@@ -41,66 +41,6 @@
 
 #define MiB (1ull << 20)
 
-/* Can this kernel put a huge page into a tmpfs file (MADV_COLLAPSE)? */
-static bool huge_possible(void)
-{
-    char path[] = "/dev/shm/t-backing-probe-XXXXXX";
-    size_t len = 4 * MiB;
-    bool ok = false;
-    int fd = mkstemp(path);
-    if (fd < 0)
-        return false;
-    unlink(path);
-    if (ftruncate(fd, (off_t)len) == 0) {
-        uint8_t *r = mmap(NULL, 2 * len, PROT_NONE,
-                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (r != MAP_FAILED) {
-            uint8_t *a = (uint8_t *)(((uintptr_t)r + 2 * MiB - 1) &
-                                     ~(uintptr_t)(2 * MiB - 1));
-            if (mmap(a, 2 * MiB, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
-                     fd, 0) != MAP_FAILED) {
-                a[0] = 1;
-                ok = madvise(a, 2 * MiB, MADV_COLLAPSE) == 0;
-            }
-            munmap(r, 2 * len);
-        }
-    }
-    close(fd);
-    return ok;
-}
-
-/* Bytes of pool @p name's shm object mapped by PMDs in this process. */
-static uint64_t pmd_mapped(const char *name)
-{
-    char path[300], line[512];
-    struct stat st;
-    uint64_t kb = 0;
-    bool in = false;
-    FILE *f;
-
-    t_shm_path(path, sizeof path, name);
-    if (stat(path, &st) != 0 || !(f = fopen("/proc/self/smaps", "r")))
-        return 0;
-    while (fgets(line, sizeof line, f)) {
-        unsigned long lo, hi, ino, v;
-        if (sscanf(line, "%lx-%lx %*s %*s %*x:%*x %lu", &lo, &hi, &ino) == 3)
-            in = ino == (unsigned long)st.st_ino;
-        else if (in && sscanf(line, "ShmemPmdMapped: %lu kB", &v) == 1)
-            kb += v;
-    }
-    fclose(f);
-    return kb << 10;
-}
-
-/* Bytes of memory the pool's shm object holds. */
-static uint64_t shm_bytes(const char *name)
-{
-    char path[300];
-    struct stat st;
-    t_shm_path(path, sizeof path, name);
-    return stat(path, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
-}
-
 static int open_pool(const char *name, uint64_t arena, uint32_t huge,
                      uint32_t flags, mempool **p)
 {
@@ -139,10 +79,10 @@ START_TEST(test_lazy)
 
     t_pool_name(name, "backing");
     ASSERT_RC(open_pool(name, 64 * MiB, MEMPOOL_HUGE_AUTO, 0, &p), 0);
-    before = shm_bytes(name);
+    before = t_shm_bytes(name);
     ck_assert_uint_lt(before, 32 * MiB);       /* metadata only */
     mempool_dref r = put_fill(p, 8 * MiB, 1);
-    after = shm_bytes(name);
+    after = t_shm_bytes(name);
     ck_assert_uint_ge(after, before + 8 * MiB);
     ck_assert_uint_le(after, before + 8 * MiB + 4 * MiB); /* chunk slack */
     verify(p, r, 8 * MiB, 1);
@@ -170,9 +110,9 @@ static int reader_child(void *arg)
     T_CHILD_EQ(mempool_get(p, a->r, &v), 0);
     T_CHILD_ASSERT(v.len == a->len && t_check_fill(v.data, a->len, a->seed));
     if (a->want_pmd)
-        T_CHILD_ASSERT(pmd_mapped(a->name) >= 4 * MiB);
+        T_CHILD_ASSERT(t_pmd_mapped(a->name) >= 4 * MiB);
     else
-        T_CHILD_EQ(pmd_mapped(a->name), 0);
+        T_CHILD_EQ(t_pmd_mapped(a->name), 0);
     T_CHILD_EQ(mempool_release(p, &v), 0);
     T_CHILD_EQ(mempool_close(p), 0);
     return 0;
@@ -184,7 +124,7 @@ static void huge_case(uint32_t mode)
     mempool *p;
     bool want = mode == MEMPOOL_HUGE_AUTO;
 
-    if (want && !huge_possible()) {
+    if (want && !t_huge_possible()) {
         fprintf(stderr, "check_backing: no MADV_COLLAPSE on tmpfs here: "
                 "huge case skipped (the fallback cases still run)\n");
         return;
@@ -225,15 +165,15 @@ static void reserve_case(uint32_t mode)
     struct mempool_stats s;
     mempool *p;
     uint64_t held;
-    bool want = mode == MEMPOOL_HUGE_AUTO && huge_possible();
+    bool want = mode == MEMPOOL_HUGE_AUTO && t_huge_possible();
 
     t_pool_name(name, "backing");
     ASSERT_RC(open_pool(name, 32 * MiB, mode, MEMPOOL_OPEN_RESERVE, &p), 0);
     s = t_stats(p);
-    held = shm_bytes(name);
+    held = t_shm_bytes(name);
     ck_assert_uint_ge(held, s.data_bytes);
     mempool_dref r = put_fill(p, 6 * MiB, 2);
-    ck_assert_uint_eq(shm_bytes(name), held);        /* nothing more */
+    ck_assert_uint_eq(t_shm_bytes(name), held);        /* nothing more */
     verify(p, r, 6 * MiB, 2);
     struct reader a = { name, r, 6 * MiB, 2, want };
     t_wait_ok(t_fork(reader_child, &a));
@@ -265,13 +205,13 @@ START_TEST(test_trim)
     ASSERT_RC(open_pool(name, 64 * MiB, MEMPOOL_HUGE_AUTO, 0, &p), 0);
     s0 = t_stats(p);
     mempool_dref r = put_fill(p, 16 * MiB, 5);
-    full = shm_bytes(name);
+    full = t_shm_bytes(name);
     ASSERT_RC(mempool_delete(p, r), 0);
     ck_assert_int_ge(mempool_trim(p), (int64_t)(14 * MiB));
-    trimmed = shm_bytes(name);
+    trimmed = t_shm_bytes(name);
     ck_assert_uint_le(trimmed + 14 * MiB, full);   /* memory given back */
     r = put_fill(p, 16 * MiB, 6);                  /* backed again */
-    ck_assert_uint_ge(shm_bytes(name), trimmed + 16 * MiB);
+    ck_assert_uint_ge(t_shm_bytes(name), trimmed + 16 * MiB);
     verify(p, r, 16 * MiB, 6);
     ASSERT_RC(mempool_delete(p, r), 0);
     s1 = t_stats(p);
@@ -318,7 +258,7 @@ static int refused_child(void *arg)
     T_CHILD_EQ(mempool_put(p, buf, 6 * MiB, &r), 0);
     T_CHILD_EQ(mempool_get(p, r, &v), 0);
     T_CHILD_ASSERT(t_check_fill(v.data, 6 * MiB, 7));
-    T_CHILD_EQ(pmd_mapped(c->name), 0);
+    T_CHILD_EQ(t_pmd_mapped(c->name), 0);
     T_CHILD_EQ(mempool_release(p, &v), 0);
     T_CHILD_EQ(mempool_check(p, NULL, 0), 0);
     T_CHILD_EQ(mempool_close(p), 0);
@@ -414,9 +354,9 @@ START_TEST(test_reserve_flags)
     t_pool_name(name, "backing");
     ASSERT_RC(open_pool(name, 32 * MiB, MEMPOOL_HUGE_AUTO,
                         MEMPOOL_OPEN_RESERVE, &p), 0);
-    uint64_t held = shm_bytes(name);
+    uint64_t held = t_shm_bytes(name);
     t_wait_ok(t_fork(reserved_child, &c));
-    ck_assert_uint_eq(shm_bytes(name), held);
+    ck_assert_uint_eq(t_shm_bytes(name), held);
     ck_assert_uint_eq(t_stats(p).objects, 2);
     t_assert_healthy(p);
     ASSERT_RC(mempool_close(p), 0);

@@ -16,7 +16,8 @@
  * .. 70000 (slab and page-run objects), reserve/publish, reserve/abort,
  * get/release, delete while pinned, refcounted set/ref/unref (its own
  * objects and one of the parent's), set with owner = another live worker
- * (the "peer"), move_to_disk (also while pinned: evicted at the last
+ * (the "peer"; one of them 5 MiB, which backs new pages on a helper
+ * thread: back.ahead), move_to_disk (also while pinned: evicted at the last
  * release), copy_to_disk, get of spilled objects (its own and one of the
  * parent's), delete of a spilled object. Before each operation can make an
  * object visible, and after it did, the child writes a record to a pipe, so
@@ -90,6 +91,7 @@ static const struct fp_def {
 #define WL_LIMIT (96 * KiB)      /* the child's max_memsize */
 #define WL_ROUNDS 2
 #define WL_KEEP 20               /* live objects the child keeps at most */
+#define WL_BIG (5 * MiB + 4097)  /* a large put (the peer's): backahead.c */
 
 /* ------------------------------------------------------------ records */
 
@@ -273,6 +275,9 @@ static void c_round(mempool *p)
         c_stage(S_OWNED);
         (void)c_set(p, 3000, wl.peer_wid);
         (void)c_set(p, 100, wl.peer_wid);
+        /* over the child's limit, but not the peer's: a large put into
+         * new pages backs them on a helper thread (back.ahead) */
+        (void)c_set(p, WL_BIG, wl.peer_wid);
     }
 
     c_stage(S_GETS);
@@ -432,7 +437,7 @@ static int wl_child(void *arg)
     int r;
 
     (void)arg;
-    c_buf = malloc(128 * KiB);
+    c_buf = malloc(WL_BIG);
     T_CHILD_ASSERT(c_buf != NULL);
     c_n = 0;
     c_seed = (uint64_t)getpid() << 20;
@@ -446,6 +451,7 @@ static int wl_child(void *arg)
     o.max_memsize = WL_LIMIT;
     o.flags = wl.variant == V_CREATE
                   ? MEMPOOL_OPEN_CREATE | MEMPOOL_OPEN_EXCL : 0;
+    o.flags |= MEMPOOL_OPEN_BACK_AHEAD;   /* even on a busy machine */
     /* new pool: its holes get 4 KiB pages (back.pages); the others may
      * back whole chunks with huge pages (back.chunk) */
     o.huge = wl.variant == V_CREATE ? MEMPOOL_HUGE_OFF : MEMPOOL_HUGE_AUTO;

@@ -77,6 +77,11 @@ for f in ('mempool_put', 'mempool_put_ex', 'mempool_put_obj', 'mempool_set',
     HANDLED[(f, '-EAGAIN')] = ('alloc_entry() retries -EAGAIN from admit() '
         'and make_room() (a victim being written by another worker)')
 
+for f in ('mempool_put', 'mempool_put_ex', 'mempool_set', 'mempool_set_ex'):
+    HANDLED[(f, '-ETIMEDOUT')] = ('backahead.c: a large put waits for its '
+        'helper thread with mp_futex_wait() and no deadline (UINT64_MAX, '
+        'a 50 us cap only to look again) and ignores the result')
+
 # Internal functions whose result is never an error code: the closure does
 # not descend into them.
 OPAQUE = {

@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -721,4 +722,70 @@ int t_run(Suite *s, const char *area)
     srunner_free(sr);
     t_sweep();
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* ---------------------------------------------------- memory backing */
+
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25     /* Linux 6.1 */
+#endif
+
+/* Can this kernel put a huge page into a tmpfs file (MADV_COLLAPSE)? */
+bool t_huge_possible(void)
+{
+    char path[] = "/dev/shm/t-huge-probe-XXXXXX";
+    const size_t chunk = 2u << 20, len = 2 * chunk;
+    bool ok = false;
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return false;
+    unlink(path);
+    if (ftruncate(fd, (off_t)len) == 0) {
+        uint8_t *r = mmap(NULL, 2 * len, PROT_NONE,
+                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (r != MAP_FAILED) {
+            uint8_t *a = (uint8_t *)(((uintptr_t)r + chunk - 1) &
+                                     ~(uintptr_t)(chunk - 1));
+            if (mmap(a, chunk, PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_FIXED, fd, 0) != MAP_FAILED) {
+                a[0] = 1;
+                ok = madvise(a, chunk, MADV_COLLAPSE) == 0;
+            }
+            munmap(r, 2 * len);
+        }
+    }
+    close(fd);
+    return ok;
+}
+
+/* Bytes of pool @p name's shm object mapped by PMDs in this process. */
+uint64_t t_pmd_mapped(const char *name)
+{
+    char path[300], line[512];
+    struct stat st;
+    uint64_t kb = 0;
+    bool in = false;
+    FILE *f;
+
+    t_shm_path(path, sizeof path, name);
+    if (stat(path, &st) != 0 || !(f = fopen("/proc/self/smaps", "r")))
+        return 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi, ino, v;
+        if (sscanf(line, "%lx-%lx %*s %*s %*x:%*x %lu", &lo, &hi, &ino) == 3)
+            in = ino == (unsigned long)st.st_ino;
+        else if (in && sscanf(line, "ShmemPmdMapped: %lu kB", &v) == 1)
+            kb += v;
+    }
+    fclose(f);
+    return kb << 10;
+}
+
+/* Bytes of memory the pool's shm object holds. */
+uint64_t t_shm_bytes(const char *name)
+{
+    char path[300];
+    struct stat st;
+    t_shm_path(path, sizeof path, name);
+    return stat(path, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
 }

@@ -95,6 +95,13 @@ void t_assert_healthy(mempool *p);
  *  object in this process (matched by device and inode). */
 bool t_in_pool_mapping(const char *name, const void *ptr, size_t len);
 
+/** Can this kernel put a huge page into a tmpfs file (MADV_COLLAPSE)? */
+bool t_huge_possible(void);
+/** Bytes of pool @p name's shm object mapped by PMDs in this process. */
+uint64_t t_pmd_mapped(const char *name);
+/** Bytes of memory pool @p name's shm object holds. */
+uint64_t t_shm_bytes(const char *name);
+
 /* ----------------------------------------------------------------- data */
 
 uint64_t t_rand(uint64_t *state);                  /**< xorshift64* */

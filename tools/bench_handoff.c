@@ -38,6 +38,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,12 +112,82 @@ static int wait_kids(pid_t *k, int n)
     return bad ? -ECHILD : 0;
 }
 
+/* ---- placement ------------------------------------------------------------ */
+
+/* Where the two processes of a latency figure run. Left to the scheduler,
+ * the same pair makes 5 µs round trips when it shares a CPU and 30 µs when
+ * it does not (each wake-up of an idle vCPU is a trip through the
+ * hypervisor), and a pipe (whose writer wakes its reader with a sync hint:
+ * "run it here") lands on one CPU more often than a futex does: the free
+ * figure of a run says mostly where each pair landed. So each latency is
+ * also measured with both processes pinned, the same way for the channel
+ * and its baselines: both on one CPU, and one on each of two. The library
+ * never pins; only this bench does. */
+enum { PL_FREE, PL_ONE, PL_TWO, PL_N };
+
+static const char *const pl_name[PL_N] = {
+    "unpinned", "both pinned to one CPU", "pinned to two CPUs"
+};
+static cpu_set_t pl_all;              /* the affinity we started with */
+static int pl_cpu[2] = { -1, -1 };    /* the first two CPUs of it */
+
+static void pl_init(void)
+{
+    int k = 0;
+    if (sched_getaffinity(0, sizeof pl_all, &pl_all))
+        return;
+    for (int c = 0; c < CPU_SETSIZE && k < 2; c++)
+        if (CPU_ISSET(c, &pl_all))
+            pl_cpu[k++] = c;
+}
+
+/* Can placement @p pl be made here (two CPUs needs two)? */
+static bool pl_ok(int pl)
+{
+    return pl == PL_FREE || (pl == PL_ONE ? pl_cpu[0] >= 0 : pl_cpu[1] >= 0);
+}
+
+/* Pin the caller, side @p side (0 the parent, 1 the child) of placement
+ * @p pl; PL_FREE gives back the whole starting set. */
+static void pl_pin(int pl, int side)
+{
+    cpu_set_t one;
+    if (pl == PL_FREE) {
+        sched_setaffinity(0, sizeof pl_all, &pl_all);
+        return;
+    }
+    CPU_ZERO(&one);
+    CPU_SET(pl_cpu[pl == PL_TWO ? side : 0], &one);
+    sched_setaffinity(0, sizeof one, &one);
+}
+
+/* Shared with the child: where it ran last, and its wake-up stamps. */
+struct shared {
+    volatile uint64_t t1;             /* wake-ups: the sleeper's stamp */
+    volatile int cpu;                 /* the child's CPU, last seen */
+};
+
+static struct shared *shared_map(void)
+{
+    struct shared *s = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    return s == MAP_FAILED ? NULL : s;
+}
+
+/* One latency figure of one run: the median, and the share of its batches
+ * (trials) in which both processes were on one CPU. */
+struct lat {
+    double ns, one;
+};
+
 /* ---- ping-pong ------------------------------------------------------------ */
 
-enum { PP_CHAN, PP_PIPE_DREF, PP_PIPE_64 };
+enum { PP_CHAN, PP_PIPE_DREF, PP_PIPE_64, PP_N };
 
-/* B's side: echo n items back. */
-static void pp_echo(int kind, long n, int in, int out)
+#define PP_BATCH 100      /* round trips per timed batch */
+
+/* B's side: echo n items back, saying where it runs. */
+static void pp_echo(int kind, long n, int in, int out, struct shared *sh)
 {
     mempool *p = kind == PP_PIPE_64 ? NULL : attach();
     mempool_chan *ping = p && kind == PP_CHAN ? chan(p, "ping") : NULL;
@@ -129,81 +200,72 @@ static void pp_echo(int kind, long n, int in, int out)
             if (mempool_chan_recv(ping, &r, -1) < 0)
                 _exit(8);
             touch(p, r);
+            sh->cpu = sched_getcpu();
             if (mempool_chan_send(pong, r, -1) < 0)
                 _exit(9);
         } else if (kind == PP_PIPE_DREF) {
             rd(in, &r, sizeof r);
             touch(p, r);
+            sh->cpu = sched_getcpu();
             wr(out, &r, sizeof r);
         } else {
             rd(in, buf, sizeof buf);
+            sh->cpu = sched_getcpu();
             wr(out, buf, sizeof buf);
         }
     }
     _exit(0);
 }
 
-/* Median ns per round trip over batches of 1000. */
-static int pingpong(mempool *p, int kind, long n, double *med)
+/* A's side: one round trip of @p kind. */
+static int pp_trip(mempool *p, int kind, mempool_chan *ping,
+                   mempool_chan *pong, int out, int in, mempool_dref *r)
 {
-    int a2b[2], b2a[2];
-    long nb = n / 1000;
+    char buf[64] = { 1 };
+    if (kind == PP_CHAN) {
+        if (mempool_chan_send(ping, *r, -1) < 0 ||
+            mempool_chan_recv(pong, r, -1) < 0)
+            return -EIO;
+        touch(p, *r);
+    } else if (kind == PP_PIPE_DREF) {
+        wr(out, r, sizeof *r);
+        rd(in, r, sizeof *r);
+        touch(p, *r);
+    } else {
+        wr(out, buf, sizeof buf);
+        rd(in, buf, sizeof buf);
+    }
+    return 0;
+}
+
+/* Batches of PP_BATCH round trips: their median ns per round trip. */
+static int pp_batches(mempool *p, int kind, long n, int out, int in,
+                      struct shared *sh, struct lat *res)
+{
+    long nb = n / PP_BATCH, one = 0;
     double *v = calloc((size_t)nb, sizeof(double));
     mempool_chan *ping = NULL, *pong = NULL;
-    mempool_dref r;
-    char buf[64] = { 1 }, c;
-    pid_t k;
-    int rc;
+    char buf[64] = { 1 };
+    mempool_dref r = { 0, 0 };
+    int rc = 0;
 
     if (!v)
         return -ENOMEM;
-    if (pipe(a2b) || pipe(b2a)) {
-        rc = -errno;
-        free(v);
-        return rc;
-    }
-    if ((k = fork()) == 0) {
-        close(a2b[1]);
-        close(b2a[0]);
-        pp_echo(kind, n, a2b[0], b2a[1]);
-    }
-    close(a2b[0]);
-    close(b2a[1]);
-    rd(b2a[0], &c, 1);
     if (kind == PP_CHAN) {
         ping = chan(p, "ping");
         pong = chan(p, "pong");
     }
     if (kind != PP_PIPE_64 &&
         mempool_put_ex(p, buf, sizeof buf, kind == PP_CHAN ? &rco : NULL,
-                       &r) < 0) {
-        free(v);
-        return -ENOMEM;
-    }
-    for (long b = 0; b < nb; b++) {
+                       &r) < 0)
+        rc = -ENOMEM;
+    for (long b = 0; b < nb && rc == 0; b++) {
         uint64_t t0 = now_ns();
-        for (int i = 0; i < 1000; i++) {
-            if (kind == PP_CHAN) {
-                if (mempool_chan_send(ping, r, -1) < 0 ||
-                    mempool_chan_recv(pong, &r, -1) < 0) {
-                    free(v);
-                    return -EIO;
-                }
-                touch(p, r);
-            } else if (kind == PP_PIPE_DREF) {
-                wr(a2b[1], &r, sizeof r);
-                rd(b2a[0], &r, sizeof r);
-                touch(p, r);
-            } else {
-                wr(a2b[1], buf, sizeof buf);
-                rd(b2a[0], buf, sizeof buf);
-            }
-        }
-        v[b] = (double)(now_ns() - t0) / 1000.0;
+        for (int i = 0; i < PP_BATCH && rc == 0; i++)
+            rc = pp_trip(p, kind, ping, pong, out, in, &r);
+        v[b] = (double)(now_ns() - t0) / PP_BATCH;
+        one += sh->cpu == sched_getcpu();
     }
-    close(a2b[1]);
-    close(b2a[0]);
-    rc = wait_kids(&k, 1);
     if (kind == PP_CHAN) {
         mempool_unref(p, r);
         mempool_chan_close(ping);
@@ -211,8 +273,48 @@ static int pingpong(mempool *p, int kind, long n, double *med)
     } else if (kind == PP_PIPE_DREF) {
         mempool_delete(p, r);
     }
-    *med = bench_median(v, (int)nb);
+    res->ns = bench_median(v, (int)nb);
+    res->one = (double)one / (double)nb;
     free(v);
+    return rc;
+}
+
+/* n round trips of @p kind between this process and a child, placed as
+ * @p pl. */
+static int pingpong(mempool *p, int kind, int pl, long n, struct lat *res)
+{
+    struct shared *sh = shared_map();
+    int a2b[2], b2a[2], rc;
+    pid_t k;
+    char c;
+
+    n -= n % PP_BATCH;               /* whole batches, both sides */
+    if (!sh)
+        return -ENOMEM;
+    if (pipe(a2b) || pipe(b2a)) {
+        rc = -errno;
+        munmap(sh, 4096);
+        return rc;
+    }
+    pl_pin(pl, 0);
+    if ((k = fork()) == 0) {
+        pl_pin(pl, 1);
+        close(a2b[1]);
+        close(b2a[0]);
+        pp_echo(kind, n, a2b[0], b2a[1], sh);
+    }
+    close(a2b[0]);
+    close(b2a[1]);
+    rd(b2a[0], &c, 1);
+    rc = pp_batches(p, kind, n, a2b[1], b2a[0], sh, res);
+    close(a2b[1]);
+    close(b2a[0]);
+    if (rc)
+        kill(k, SIGKILL);            /* it may wait on the channel */
+    if (wait_kids(&k, 1) && rc == 0)
+        rc = -ECHILD;
+    pl_pin(PL_FREE, 0);
+    munmap(sh, 4096);
     return rc;
 }
 
@@ -339,16 +441,12 @@ static int stream(int kind, int np, long n, double *rate, double *cpu)
 
 /* ---- wake-ups ------------------------------------------------------------- */
 
-struct stamp {
-    volatile uint64_t t1;
-};
-
 /* The sleeper: for each trial, take the next reservation, say ready,
  * sleep (in get_wait, or in read() on the pipe, then get), release the
  * object, stamp the wake-up. Both ways end with the object got and
  * released, as a reader wants it. */
 static void wake_child(bool pipe_kind, int trials, int in, int out,
-                       struct stamp *st)
+                       struct shared *st)
 {
     mempool *q = attach();
     for (int i = 0; i < trials; i++) {
@@ -366,25 +464,29 @@ static void wake_child(bool pipe_kind, int trials, int in, int out,
         }
         mempool_release(q, &view);
         st->t1 = now_ns();
+        st->cpu = sched_getcpu();
         wr(out, "D", 1);
     }
     _exit(0);
 }
 
 /* One trial from the waker's side: ns from publish (then, for the pipe,
- * its write) to the sleeper's stamp in *@p ns. */
+ * its write) to the sleeper's stamp in *@p ns; whether both ran on one
+ * CPU in *@p one. */
 static int wake_trial(mempool *p, bool pipe_kind, int to_b, int to_a,
-                      struct stamp *st, double *ns)
+                      struct shared *st, double *ns, bool *one)
 {
     mempool_dref r = { 0, 0 };
     void *buf;
     uint64_t t0;
+    int cpu;
     char c;
     if (mempool_reserve(p, 64, NULL, &buf, &r) < 0)
         return -ENOMEM;
     wr(to_b, &r, sizeof r);
     rd(to_a, &c, 1);
     usleep(200);                        /* it is asleep by now */
+    cpu = sched_getcpu();
     t0 = now_ns();
     if (mempool_publish(p, r) < 0)
         return -EIO;
@@ -392,33 +494,43 @@ static int wake_trial(mempool *p, bool pipe_kind, int to_b, int to_a,
         wr(to_b, "G", 1);
     rd(to_a, &c, 1);
     *ns = (double)(st->t1 - t0);
+    *one = st->cpu == cpu;
     mempool_delete(p, r);
     return 0;
 }
 
-static int wakeups(mempool *p, bool pipe_kind, int trials, double *med)
+static int wakeups(mempool *p, bool pipe_kind, int pl, int trials,
+                   struct lat *res)
 {
-    struct stamp *st = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
-                            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    struct shared *st = shared_map();
     double *v = calloc((size_t)trials, sizeof(double));
-    int to_b[2], to_a[2];
+    int to_b[2], to_a[2], one = 0;
     pid_t k;
     int rc = 0;
 
-    if (st == MAP_FAILED || !v || pipe(to_b) || pipe(to_a)) {
+    if (!st || !v || pipe(to_b) || pipe(to_a)) {
         free(v);
-        if (st != MAP_FAILED)
+        if (st)
             munmap(st, 4096);
         return -ENOMEM;
     }
-    if ((k = fork()) == 0)
+    pl_pin(pl, 0);
+    if ((k = fork()) == 0) {
+        pl_pin(pl, 1);
         wake_child(pipe_kind, trials, to_b[0], to_a[1], st);
-    for (int i = 0; i < trials && rc == 0; i++)
-        rc = wake_trial(p, pipe_kind, to_b[1], to_a[0], st, &v[i]);
-    if (rc == 0) {
-        rc = wait_kids(&k, 1);
-        *med = bench_median(v, trials);
     }
+    for (int i = 0; i < trials && rc == 0; i++) {
+        bool same = false;
+        rc = wake_trial(p, pipe_kind, to_b[1], to_a[0], st, &v[i], &same);
+        one += same;
+    }
+    if (rc)
+        kill(k, SIGKILL);
+    if (wait_kids(&k, 1) && rc == 0)
+        rc = -ECHILD;
+    pl_pin(PL_FREE, 0);
+    res->ns = bench_median(v, trials);
+    res->one = (double)one / trials;
     free(v);
     munmap(st, 4096);
     close(to_b[0]);
@@ -470,62 +582,124 @@ static void rate_row(const char *what, double r, const char *base, double br)
            bench_fmt_rate(br, b, sizeof b), r / br);
 }
 
+/* The latency figures of every round, by placement. */
+struct lat_runs {
+    struct lat pp[PL_N][PP_N][ROUNDS];
+    struct lat wk[PL_N][2][ROUNDS];   /* [0] get_wait, [1] pipe */
+};
+
+/* One round of the latency figures: every placement, the channel and its
+ * baselines back to back. */
+static int lat_round(mempool *p, bool quick, struct lat_runs *lr, int k)
+{
+    long rt = quick ? 2000 : 10000;
+    int trials = quick ? 100 : 500, rc = 0;
+    for (int pl = 0; pl < PL_N && rc == 0; pl++) {
+        if (!pl_ok(pl))
+            continue;
+        for (int kind = 0; kind < PP_N && rc == 0; kind++)
+            rc = pingpong(p, kind, pl, pl == PL_TWO ? rt / 3 : rt,
+                          &lr->pp[pl][kind][k]);
+        if (rc == 0)
+            rc = wakeups(p, false, pl, trials, &lr->wk[pl][0][k]);
+        if (rc == 0)
+            rc = wakeups(p, true, pl, trials, &lr->wk[pl][1][k]);
+    }
+    return rc;
+}
+
+/* The median latency of @p n rounds, and their mean share on one CPU. */
+static struct lat lat_median(const struct lat *r, int n)
+{
+    double v[ROUNDS], one = 0;
+    for (int i = 0; i < n; i++) {
+        v[i] = r[i].ns;
+        one += r[i].one;
+    }
+    return (struct lat){ bench_median(v, n), one / n };
+}
+
+static void lat_rows(const struct lat_runs *lr, int nr)
+{
+    char what[256];
+    for (int pl = 0; pl < PL_N; pl++) {
+        struct lat c, d, b, g, w;
+        if (!pl_ok(pl))
+            continue;
+        c = lat_median(lr->pp[pl][PP_CHAN], nr);
+        d = lat_median(lr->pp[pl][PP_PIPE_DREF], nr);
+        b = lat_median(lr->pp[pl][PP_PIPE_64], nr);
+        g = lat_median(lr->wk[pl][0], nr);
+        w = lat_median(lr->wk[pl][1], nr);
+        snprintf(what, sizeof what, "ping-pong round trip, channel (send, "
+                 "recv, get, release ×2), %s", pl_name[pl]);
+        if (pl == PL_FREE)
+            snprintf(what + strlen(what), sizeof what - strlen(what),
+                     " (one CPU: %.0f%% of its batches, the pipe's %.0f%%)",
+                     100 * c.one, 100 * d.one);
+        row(what, c.ns, "pipe carrying the DRef (same gets)", d.ns);
+        snprintf(what, sizeof what, "ping-pong round trip, channel, %s",
+                 pl_name[pl]);
+        row(what, c.ns, "pipe carrying the 64 B payload", b.ns);
+        snprintf(what, sizeof what, "wake-up after publish, get_wait "
+                 "(+ release), %s", pl_name[pl]);
+        if (pl == PL_FREE)
+            snprintf(what + strlen(what), sizeof what - strlen(what),
+                     " (one CPU: %.0f%% of trials, the pipe's %.0f%%)",
+                     100 * g.one, 100 * w.one);
+        row(what, g.ns, "publish, pipe write → read wakes, get (+ release)",
+            w.ns);
+    }
+}
+
 int bench_handoff(const struct handoff_opts *ho)
 {
-    long rt = ho->quick ? 2000 : 10000, n = ho->quick ? 20000 : 200000;
-    int trials = ho->quick ? 100 : 1000;
-    double pp_chan, pp_dref, pp_64, s1, s1p, s1r, s4, w_get, w_pipe, ng, gg;
-    double c1, c1p, c4;
+    long n = ho->quick ? 20000 : 200000;
+    double s1, s1p, s1r, s4, ng, gg, c1, c1p, c4;
+    struct lat_runs *lr = calloc(1, sizeof *lr);
     mempool_options o;
     mempool *p;
     int rc;
 
+    if (!lr)
+        return -ENOMEM;
+    pl_init();
     snprintf(pool, sizeof pool, "bench-handoff-%d", (int)getpid());
     mempool_options_init(&o);
     o.arena_bytes = 256ull << 20;
     o.spiller = 0;
     o.flags = MEMPOOL_OPEN_CREATE | MEMPOOL_OPEN_EXCL;
-    if ((rc = mempool_open(pool, &o, &p)) < 0)
+    if ((rc = mempool_open(pool, &o, &p)) < 0) {
+        free(lr);
         return rc;
+    }
     /* Interleaved rounds, each figure the median of its rounds, so a
      * burst of load from other processes hits both sides alike. */
-    double v[9][ROUNDS], cv[3][ROUNDS], unused;
+    double v[4][ROUNDS], cv[3][ROUNDS], unused;
     int nr = ho->quick ? 1 : ROUNDS;
     for (int k = 0; k < nr; k++) {
         fprintf(stderr, "mempool-bench: handoff: round %d/%d ...\n", k + 1,
                 nr);
-        if ((rc = pingpong(p, PP_CHAN, rt, &v[0][k])) ||
-            (rc = pingpong(p, PP_PIPE_DREF, rt, &v[1][k])) ||
-            (rc = pingpong(p, PP_PIPE_64, rt, &v[2][k])) ||
-            (rc = stream(ST_CHAN, 1, n, &v[3][k], &cv[0][k])) ||
-            (rc = stream(ST_PIPE, 1, n, &v[4][k], &cv[1][k])) ||
-            (rc = stream(ST_CHAN_RC, 1, n, &v[5][k], &unused)) ||
-            (rc = stream(ST_CHAN, 4, n, &v[6][k], &cv[2][k])) ||
-            (rc = wakeups(p, false, trials, &v[7][k])) ||
-            (rc = wakeups(p, true, trials, &v[8][k])))
+        if ((rc = lat_round(p, ho->quick, lr, k)) ||
+            (rc = stream(ST_CHAN, 1, n, &v[0][k], &cv[0][k])) ||
+            (rc = stream(ST_PIPE, 1, n, &v[1][k], &cv[1][k])) ||
+            (rc = stream(ST_CHAN_RC, 1, n, &v[2][k], &unused)) ||
+            (rc = stream(ST_CHAN, 4, n, &v[3][k], &cv[2][k])))
             goto out;
     }
-    pp_chan = bench_median(v[0], nr);
-    pp_dref = bench_median(v[1], nr);
-    pp_64 = bench_median(v[2], nr);
-    s1 = bench_median(v[3], nr);
-    s1p = bench_median(v[4], nr);
-    s1r = bench_median(v[5], nr);
-    s4 = bench_median(v[6], nr);
+    s1 = bench_median(v[0], nr);
+    s1p = bench_median(v[1], nr);
+    s1r = bench_median(v[2], nr);
+    s4 = bench_median(v[3], nr);
     c1 = bench_median(cv[0], nr);
     c1p = bench_median(cv[1], nr);
     c4 = bench_median(cv[2], nr);
-    w_get = bench_median(v[7], nr);
-    w_pipe = bench_median(v[8], nr);
     if ((rc = name_get(p, n, &ng, &gg)))
         goto out;
     printf("\n### handoff (64 B objects, 2 processes unless noted)\n\n");
     printf("| operation | mempool | baseline | baseline value | ratio |\n");
     printf("|---|---|---|---|---|\n");
-    row("ping-pong round trip, channel (send, recv, get, release ×2)",
-        pp_chan, "pipe carrying the DRef (same gets)", pp_dref);
-    row("ping-pong round trip, channel", pp_chan,
-        "pipe carrying the 64 B payload", pp_64);
+    lat_rows(lr, nr);
     rate_row("stream 1→1: put, send, recv, get, release, delete", s1,
              "pipe carrying DRefs (same put, get, release, delete)", s1p);
     rate_row("stream 1→1, refcounted: the reference travels, unref frees",
@@ -536,12 +710,15 @@ int bench_handoff(const struct handoff_opts *ho)
         "pipe carrying DRefs (same put, get, release, delete)", c1p);
     row("stream 4×4, CPU time per object (all 8 processes)", c4,
         "the 1→1 channel stream", c1);
-    row("wake-up after publish, get_wait (+ release)", w_get,
-        "publish, pipe write → read wakes, get (+ release)", w_pipe);
     row("name_get of a bound name", ng, "get + release of its object", gg);
-    printf("\nMedians of %d interleaved rounds of %ld round trips, %ld "
-           "objects per stream, %d wake-ups.\n", nr, rt, n, trials);
+    printf("\nMedians of %d interleaved rounds: ping-pong over batches of "
+           "%d round trips (%ld a run, a third of that on two CPUs), %d "
+           "wake-ups a run, %ld objects per stream. \"one CPU\": the share "
+           "of batches (trials) that ended with both processes on one "
+           "CPU.\n", nr, PP_BATCH, ho->quick ? 2000L : 10000L,
+           ho->quick ? 100 : 500, n);
 out:
+    free(lr);
     mempool_close(p);
     mempool_destroy(pool);
     return rc;

@@ -140,10 +140,31 @@ typedef struct mempool mempool;
         arena (~60-150 ms per GiB on a small VM, more where the host must
         first find the memory, against a few ms), in exchange for a fresh
         process's large sets at memcpy speed (a lazy pool's
-        first set into new memory pays that zeroing, ~0.6-0.7x memcpy).
+        first set into new memory pays that zeroing, ~0.6-0.7x memcpy,
+        unless a second CPU takes it: MEMPOOL_OPEN_BACK_INLINE).
         Without it (the default) data pages get memory when first used:
         memory is committed as it is used, and a put that needs new memory
         from a full /dev/shm fails with -ENOSPC. Ignored when attaching. */
+#define MEMPOOL_OPEN_BACK_INLINE 0x40u /**< this handle's large puts back
+        new memory in the calling thread only. By default a put of at least
+        4 MiB whose block still has pages without memory (a new pool's, or
+        trimmed ones) starts a helper thread for the length of the call
+        when a CPU is free for it (the thread may run on two or more CPUs
+        and fewer tasks are runnable than there are CPUs, /proc/loadavg):
+        the kernel's zeroing of the block's chunks then runs on that CPU
+        while the caller copies into the chunks already backed, so a fresh
+        process's 64 MiB set into a new pool costs about the copy instead
+        of zeroing + copy (see "Large puts into new memory" in
+        docs/design.md for the figures). The CPU time stays that of zeroing
+        + copy (plus ~50 us to start the thread); the thread is joined
+        before the put returns and blocks every signal; where it cannot be
+        created the put backs inline. Take this flag where a put must use
+        one CPU only. Not with MEMPOOL_OPEN_BACK_AHEAD (-EINVAL). */
+#define MEMPOOL_OPEN_BACK_AHEAD 0x80u /**< this handle's large puts into new
+        memory start the helper thread (see MEMPOOL_OPEN_BACK_INLINE) even
+        when no CPU looks free. On a busy machine that is slower than
+        backing inline (the caller waits for a helper that waits for a
+        CPU); for measurements and tests of the helper. */
 
 /** Default arena size when creating: 1 GiB. */
 #define MEMPOOL_DEFAULT_ARENA_BYTES (1ull << 30)
@@ -166,10 +187,13 @@ typedef struct mempool mempool;
 #define MEMPOOL_NAME_MAX 200
 /** Longest time (ms) a call waits for another worker's step on the same
  *  object - an eviction (get, delete), a spill write (move/copy_to_disk) -
- *  or the pool's evict_wait_ms if that is longer. The wait sleeps (no busy
+ *  or for the pool's allocator lock (sets, frees, check, trim), or the
+ *  pool's evict_wait_ms if that is longer. The wait sleeps (no busy
  *  spinning), so a peer stopped by SIGSTOP, a debugger or a frozen cgroup
  *  costs the caller no CPU; past the bound the call answers -EAGAIN and
- *  changed nothing. A dead peer's step is undone at once instead. */
+ *  changed nothing (a free answers 0 and leaves the memory to the next
+ *  process that frees or allocates: mempool_delete()). A dead peer's step
+ *  is undone at once instead. */
 #define MEMPOOL_PEER_WAIT_MS 5000
 
 /**
@@ -415,6 +439,9 @@ MEMPOOL_API int mempool_put(mempool *p, const void *data, size_t len,
  *   -E2BIG   @p len is larger than the arena or the owner's memory limit;
  *   -ENOBUFS MEMPOOL_PUT_REFCOUNTED and this worker's reference table is
  *            full (mempool_options.max_refs); nothing was stored;
+ *   -EAGAIN  another worker holds the pool's allocator lock and did not
+ *            let go within MEMPOOL_PEER_WAIT_MS (it is stopped inside an
+ *            allocation or a free); nothing was stored: retry later;
  *   -EPERM   observer handle (MEMPOOL_OPEN_OBSERVE);
  *   MEMPOOL_EFORKED  handle used in a forked child;
  *   MEMPOOL_ECORRUPT the allocator's shared state failed validation;
@@ -447,7 +474,9 @@ MEMPOOL_API int mempool_publish(mempool *p, mempool_dref r);
 
 /** @brief Drop an unpublished reservation and free its memory.
  *  @return 0, or as mempool_publish(); MEMPOOL_ECORRUPT (the allocator's
- *  shared state failed validation). */
+ *  shared state failed validation); -EAGAIN (another worker held the
+ *  allocator lock past MEMPOOL_PEER_WAIT_MS: it is stopped; nothing
+ *  changed, the reservation is still ours: retry). */
 MEMPOOL_API int mempool_abort(mempool *p, mempool_dref r);
 
 /** mempool_view.flags */
@@ -506,7 +535,11 @@ MEMPOOL_API int mempool_prefetch(mempool *p, const mempool_dref *refs,
                                  size_t n);
 
 /** @brief Delete object @p r: new gets return -ENOENT at once; its memory is
- *  freed when the last pin is released (now, if none).
+ *  freed when the last pin is released (now, if none). If another worker
+ *  holds the pool's allocator lock past MEMPOOL_PEER_WAIT_MS (it is
+ *  stopped), the delete still answers 0 after that wait and the memory is
+ *  freed by the next process that frees or allocates once the lock is free
+ *  (the same for the last release and the last unref).
  *  @return 0, -ENOENT already deleted / stale / unpublished, -EINVAL
  *  malformed, -EAGAIN another worker was evicting the object and did not
  *  finish within MEMPOOL_PEER_WAIT_MS (nothing changed: retry later),
@@ -922,8 +955,9 @@ MEMPOOL_API int mempool_limit_get(mempool *p, unsigned which, uint64_t *bytes);
  * @param[out] out  the file (may be NULL)
  * @return 0, -ENOENT, -EINVAL, -ENOSPC (disk full or disk limit), -EIO,
  *  -ENOBUFS (this worker's pin table is full), -ENOMEM, -ENAMETOOLONG,
- *  -EAGAIN another worker writing or evicting the object did not finish
- *  within MEMPOOL_PEER_WAIT_MS (it is stopped), -EPERM (observer handle),
+ *  -EAGAIN another worker writing or evicting the object did not finish,
+ *  or held the allocator lock, past MEMPOOL_PEER_WAIT_MS (it is stopped),
+ *  -EPERM (observer handle),
  *  MEMPOOL_EFORKED, MEMPOOL_ECORRUPT (damaged entry or file),
  *  MEMPOOL_EUNSAFE (this handle's spill directory failed its check: see
  *  the README's "Security model"; counted in mempool_stats.spill_refused),
@@ -1437,9 +1471,10 @@ MEMPOOL_API int mempool_stats_json(mempool *p, char **out);
  *  pool: what workers are doing meanwhile is not reported.
  *  @return 0 healthy, MEMPOOL_ECORRUPT with a reason, -EINVAL (NULL),
  *  -EACCES (a read-only observer cannot take the allocator lock), -ENOMEM,
- *  -EAGAIN (a worker held its allocator cache's lock for more than
- *  MEMPOOL_PEER_WAIT_MS: it is stopped; the pool was not checked, @p why
- *  names it; retry later), MEMPOOL_EFORKED. */
+ *  -EAGAIN (a worker held the allocator lock or its allocator cache's lock
+ *  for more than MEMPOOL_PEER_WAIT_MS: it is stopped; the pool was not
+ *  checked, @p why names the cache's worker; retry later),
+ *  MEMPOOL_EFORKED. */
 MEMPOOL_API int mempool_check(mempool *p, char *why, size_t whylen);
 
 /** @brief Repair what mempool_check() finds and a worker can fix: reap dead
@@ -1460,7 +1495,9 @@ MEMPOOL_API int mempool_repair(mempool *p, uint64_t *dropped,
  *  keep theirs).
  *  @return bytes returned (0 or more), -EINVAL (NULL), -EPERM (observer
  *  handle), MEMPOOL_EFORKED, MEMPOOL_ECORRUPT (the allocator's shared
- *  state failed validation), or the -errno of fallocate. */
+ *  state failed validation), -EAGAIN (another worker held the allocator
+ *  lock past MEMPOOL_PEER_WAIT_MS: it is stopped; nothing returned), or
+ *  the -errno of fallocate. */
 MEMPOOL_API int64_t mempool_trim(mempool *p);
 
 /* ------------------------------------------------------------------------ */

@@ -639,10 +639,33 @@ void mempool__evict_locked(mempool *p, uint32_t idx, uint64_t w)
  * limit, so whoever claims the slot next starts with nothing charged.
  * Takes the lock. Moves: owner of d's entries, d's and the pool's
  * charges. */
+/* Does slot @p d hold nothing to give up: no charge, no cached entry,
+ * its cache's lock free (a holder that died there may have left an entry
+ * half moved: the locked path repairs it)? Racy reads: d is dead, or ours
+ * while we claim or leave it. */
+static bool holds_nothing(mempool *p, int d)
+{
+    mp_slot *sl = &p->slots[d];
+    mp_wcache *wc = &p->wcs[d];
+    uint32_t cached = 0;
+    for (unsigned c = 0; c < MP_NCLASS; c++)
+        cached += MP_LD(wc->n[c]);
+    return !cached && !MP_LD(wc->dirty) &&
+           !__atomic_load_n(&wc->lock.__data.__lock, __ATOMIC_ACQUIRE) &&
+           atomic_load(&sl->objects) + atomic_load(&wc->objects) == 0 &&
+           atomic_load(&sl->resident_bytes) + atomic_load(&wc->resident) ==
+               0 &&
+           atomic_load(&sl->disk_bytes) == 0;
+}
+
 void mempool__disown(mempool *p, int d)
 {
     uint64_t hwm = atomic_load(&p->h->hwm);
-    if (mempool__lock(p))
+    /* Most claims take a clean slot: no allocator lock for them, so
+     * opening a pool never waits for a stopped holder of it. A slot that
+     * does hold something keeps it if the lock's holder is stopped past
+     * the bound (its next claimer or leaver gives it up). */
+    if (holds_nothing(p, d) || mempool__lock(p))
         return;
     /* Its cache first (a worker that closes flushes; a dead one's cache is
      * returned), under its cache lock, which also stops its charges. */
@@ -825,17 +848,21 @@ void mempool__alloc_init(mempool *p, bool holes)
 
 /* ---- the lock ---------------------------------------------------------- */
 
-/* Wait for the allocator lock. A holder that dies makes the kernel hand it
- * over (EOWNERDEAD); a lock word naming a thread that does not exist can
- * only come from a damaged arena, so after each second of waiting the
- * owner is checked and the wait fails instead of lasting forever. */
-static int lock_wait(pthread_mutex_t *m)
+/* Wait for a robust mutex of the arena. A holder that dies makes the
+ * kernel hand it over (EOWNERDEAD); a lock word naming a thread that does
+ * not exist can only come from a damaged arena, so after each second of
+ * waiting the owner is checked and the wait fails instead of lasting
+ * forever. A holder that is alive but stopped (SIGSTOP, a debugger, a
+ * frozen cgroup) keeps the lock - it may continue mid-step - so with
+ * @p bound_ns (not 0) the wait ends there with ETIMEDOUT. */
+static int lock_wait(pthread_mutex_t *m, uint64_t bound_ns)
 {
     /* Uncontended: no clock read (a CLOCK_REALTIME read cost ~60 ns per
      * lock, issue 11). trylock reports EOWNERDEAD like timedlock does.
      * Robust mutexes never spin, so a short spin here keeps a collision
      * between writers (held for well under a microsecond) from becoming a
      * futex sleep. */
+    uint64_t deadline;
     int rc;
     for (int spin = 0; spin < 64; spin++) {
         /* Read before trying: a failing trylock still takes the line. */
@@ -847,11 +874,24 @@ static int lock_wait(pthread_mutex_t *m)
         if (rc != EBUSY)
             return rc;
     }
+    deadline = bound_ns ? mempool__now_ns() + bound_ns : 0;
     for (;;) {
+        /* timedlock takes a CLOCK_REALTIME time: a second, or what is
+         * left of the bound (a clock step only moves one wait). */
+        uint64_t step = 1000000000u, now;
         struct timespec ts;
         int owner;
+        if (deadline) {
+            now = mempool__now_ns();
+            if (now >= deadline)
+                return ETIMEDOUT;
+            if (deadline - now < step)
+                step = deadline - now;
+        }
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 1;
+        step += (uint64_t)ts.tv_nsec;
+        ts.tv_sec += (time_t)(step / 1000000000u);
+        ts.tv_nsec = (long)(step % 1000000000u);
         rc = pthread_mutex_timedlock(m, &ts);
         if (rc != ETIMEDOUT)
             return rc;
@@ -861,19 +901,19 @@ static int lock_wait(pthread_mutex_t *m)
     }
 }
 
-/* Take the allocator lock; if its holder died, rebuild first. 0, or
- * MEMPOOL_ECORRUPT (lock word names no thread), or -errno. Moves:
- * lock_holder (diagnostics), and all allocator state on a rebuild. */
-/* Wait for robust mutex @p m of the arena (the allocator lock, a worker
- * cache's lock) as above: 0, EOWNERDEAD, ENOTRECOVERABLE or an errno. */
+/* Wait for robust mutex @p m of the arena (a worker cache's lock) as
+ * above, without a bound: 0, EOWNERDEAD, ENOTRECOVERABLE or an errno. */
 int mempool__mutex_wait(pthread_mutex_t *m)
 {
-    return lock_wait(m);
+    return lock_wait(m, 0);
 }
 
-int mempool__lock(mempool *p)
+/* Take the allocator lock, waiting at most @p bound_ns (0: no bound); if
+ * its holder died, rebuild first. Moves: lock_holder (diagnostics), and
+ * all allocator state on a rebuild. */
+static int lock_alloc(mempool *p, uint64_t bound_ns)
 {
-    int rc = lock_wait(&p->h->alloc_lock);
+    int rc = lock_wait(&p->h->alloc_lock, bound_ns);
     if (rc == EOWNERDEAD) {
         rebuild(p);
         pthread_mutex_consistent(&p->h->alloc_lock);
@@ -881,11 +921,29 @@ int mempool__lock(mempool *p)
     }
     if (rc == ENOTRECOVERABLE)
         return MEMPOOL_ECORRUPT;
+    if (rc == ETIMEDOUT)
+        return -EAGAIN;
     if (rc)
         return -rc;
     atomic_store_explicit(&p->h->lock_holder, (uint32_t)p->slot + 1,
                           memory_order_relaxed);
     return 0;
+}
+
+/* 0, or -EAGAIN: a live holder kept the lock past the peer wait bound
+ * (stopped: the caller gives up, or leaves its free owed: entry.c), or
+ * MEMPOOL_ECORRUPT (lock word names no thread), or -errno. */
+int mempool__lock(mempool *p)
+{
+    return lock_alloc(p, mempool__wait_bound_ns(p));
+}
+
+/* The same without a bound, for the few steps that must finish and have
+ * nobody to leave their work to (a spill write's end, undoing a
+ * reservation whose reference failed). */
+int mempool__lock_duty(mempool *p)
+{
+    return lock_alloc(p, 0);
 }
 
 void mempool__unlock(mempool *p)

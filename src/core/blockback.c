@@ -142,6 +142,14 @@ int mempool__block_back(mp_core *c, bool *huge, uint64_t pg, uint64_t n)
         return 0;                         /* the common case */
     if ((rc = MP_FP(back_block)))
         return rc;                        /* back.block=enospc */
+    return mempool__range_back(c, huge, pg, end);
+}
+
+int mempool__range_back(const mp_core *c, bool *huge, uint64_t pg,
+                        uint64_t end)
+{
+    if (mempool__all_backed(c, pg, end))
+        return 0;
     if (MP_FP(back_chunk) == 0)
         huge_pass(c, huge, pg, end);
     return mempool__back_stretches(c, pg, end);

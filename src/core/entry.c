@@ -280,12 +280,64 @@ void mempool__entry_reclaim(mempool *p, uint32_t idx)
         p->spill_ops->unlink_files(p, idx, MP_W_GEN(w));
     else if (mempool__cache_free(p, idx, w))
         return;                     /* into our cache, without the lock */
-    if (mempool__lock(p))
+    if (mempool__lock(p)) {
+        mempool__owe(p);            /* a stopped holder: freed later */
         return;
+    }
     mempool__free(p, idx, w);
     mempool__unlock(p);
     if (MP_W_FL(w) & MP_F_ONDISK)
         p->spill_ops->maps_sweep(p); /* our idle mapping holds the space */
+    if (MP_UNLIKELY(atomic_load_explicit(&p->h->owed, memory_order_relaxed)))
+        mempool__reclaim_owed(p);
+}
+
+/* ---- owed frees ----------------------------------------------------------
+ *
+ * The allocator lock is waited for at most the peer wait bound (alloc.c):
+ * its holder may be stopped. A free that cannot wait - the last unpin,
+ * unref or delete of an object, the reaper undoing a dead worker's
+ * reservation - then leaves its entry as it is (DELETED, or ALLOC of a
+ * dead worker: gone for readers either way) and raises header.owed. The
+ * next freer or allocator (entry_reclaim above, a set's slow path, a
+ * cache refill) scans the table and frees every such entry; none is lost,
+ * since both states are final but for this free. The flag is cleared
+ * before the scan, so a free that gives up during it raises it again, and
+ * the scan stops there (the holder is still stopped). */
+
+void mempool__owe(mempool *p)
+{
+    atomic_store(&p->h->owed, 1);
+}
+
+/* One entry's owed free, if it is one. */
+static void pay_owed(mempool *p, uint32_t i)
+{
+    uint64_t w = atomic_load(&mp_entry_at(p, i)->word);
+    unsigned who = MP_W_WHO(w);
+    if (MP_W_ST(w) == MP_ST_DELETED)
+        mempool__entry_reclaim(p, i);   /* pinned: its last unpin frees it */
+    else if (MP_W_ST(w) == MP_ST_ALLOC && who >= 1 && who <= MP_WORKERS &&
+             (int)who - 1 != p->slot &&
+             !mempool__slot_alive(&p->core, (int)who - 1))
+        mempool__entry_repair(p, (int)who - 1, i);
+}
+
+void mempool__reclaim_owed(mempool *p)
+{
+    static _Thread_local bool paying;  /* the frees below come back here */
+    uint64_t hwm;
+    if (paying || p->slot < 0 || !atomic_exchange(&p->h->owed, 0))
+        return;
+    paying = true;
+    hwm = atomic_load(&p->h->hwm);
+    /* A free that gives up again raises the flag: the holder is still
+     * stopped, so stop too (one bound per try, not one per entry). */
+    for (uint32_t i = 0; i < hwm && i < p->ntab &&
+                         !atomic_load_explicit(&p->h->owed,
+                                               memory_order_relaxed); i++)
+        pay_owed(p, i);
+    paying = false;
 }
 
 /* What the last pin of entry @p idx leaves to do: free it if deleted
@@ -454,9 +506,16 @@ void mempool__entry_repair(mempool *p, int d, uint32_t idx)
     uint64_t w = atomic_load(&e->word);
 
     if (MP_W_ST(w) == MP_ST_ALLOC && MP_W_WHO(w) == who) {
+        /* Frees owed already: a dead worker's reservation is one more
+         * (ours - a slot we claim - we still wait for, once). */
+        if (d != p->slot &&
+            atomic_load_explicit(&p->h->owed, memory_order_relaxed))
+            return;
         if (mempool__lock(p) == 0) {
             mempool__free(p, idx, w);
             mempool__unlock(p);
+        } else {
+            mempool__owe(p);            /* a stopped holder: freed later */
         }
         return;
     }

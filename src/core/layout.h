@@ -78,7 +78,8 @@
 #include <mempool/mempool.h>
 
 #define MP_MAGIC          UINT64_C(0x314c4f4f504d454d) /* "MEMPOOL1" */
-#define MP_FORMAT_VERSION 9u   /* 9: mp_entry.holders (pin.c); 8: the box
+#define MP_FORMAT_VERSION 10u  /* 10: owed frees (header.owed, entry.c);
+                                  9: mp_entry.holders (pin.c); 8: the box
                                   sweep's hazard (box.c) */
 #define MP_PAGE           4096u
 #define MP_ALIGN          64u
@@ -163,8 +164,10 @@ typedef struct mp_header {
 
     /* Shared, changing. */
     _Atomic uint64_t active;   /* bit s: slot s holds state (alive or not yet reaped) */
-    _Atomic uint64_t unused0;  /* never used (recency stamps are per
-                                  entry, recency.h); kept for layout */
+    _Atomic uint64_t owed;     /* 1: a free gave up waiting for the
+                                  allocator lock (a stopped holder): the
+                                  next freer or allocator scans the table
+                                  (entry.c, mempool__reclaim_owed) */
     _Atomic uint64_t reaped;   /* workers reaped since creation */
     _Atomic uint64_t hwm;      /* entries [0, hwm) have ever been used */
     _Atomic uint32_t spiller;  /* slot + 1 of the elected spiller, 0 none */

@@ -109,7 +109,7 @@ static int admit(mempool *p, size_t len, const mempool_put_options *o,
     uint64_t over;
     int rc = mempool__lock(p);
     if (rc)
-        return rc;
+        return rc == -EAGAIN ? -EBUSY : rc;   /* not "spill first" */
     /* The owner's cache lock too: its cached sets charge it meanwhile, and
      * its limit is exact only if neither part moves (wcache.c). */
     if ((rc = mempool__cache_hold(p, owner))) {
@@ -156,11 +156,16 @@ static int alloc_entry(mempool *p, size_t len, const mempool_put_options *o,
         return -E2BIG;
     /* The common path: a small object of our own from our cache. */
     if (owner == p->slot && len && len <= MP_SMALL_MAX &&
-        mempool__cache_alloc(p, len, o ? o->type : 0,
-                             (uint16_t)(o ? o->flags : 0), idx) == 0)
-        return 0;
+        (rc = mempool__cache_alloc(p, len, o ? o->type : 0,
+                                   (uint16_t)(o ? o->flags : 0), idx)) <= 0)
+        return rc;          /* 0, or -EAGAIN: the allocator lock's holder
+                               is stopped (it would be ours to wait too) */
+    if (MP_UNLIKELY(atomic_load_explicit(&p->h->owed, memory_order_relaxed)))
+        mempool__reclaim_owed(p);       /* frees that waited out the lock */
     for (;;) {
         rc = admit(p, len, o, owner, idx, &need, &who);
+        if (rc == -EBUSY)
+            return -EAGAIN;               /* its holder is stopped */
         if (rc != -EAGAIN && rc != -ENOMEM)
             return rc;
         if (rc == -ENOMEM && mempool_reap(p) > 0)
@@ -212,8 +217,9 @@ static int back_block(mempool *p, const mp_entry *e, mempool_dref r)
     return rc;
 }
 
-int mempool_reserve(mempool *p, size_t len, const mempool_put_options *o,
-                    void **buf, mempool_dref *out)
+/* mempool_reserve() up to the backing of the block: *@p e is ours. */
+static int reserve_entry(mempool *p, size_t len, const mempool_put_options *o,
+                         void **buf, mempool_dref *out, mp_entry **ep)
 {
     const uint32_t known = MEMPOOL_PUT_REFCOUNTED | MEMPOOL_PUT_DESTROY_ON_EVICT;
     uint32_t idx, gen;
@@ -239,7 +245,7 @@ int mempool_reserve(mempool *p, size_t len, const mempool_put_options *o,
     gen = MP_W_GEN(atomic_load(&e->word));
     if ((MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED) &&
         (rc = mempool__ref_add(&p->core, idx, gen))) {
-        if (mempool__lock(p) == 0) {
+        if (mempool__lock_duty(p) == 0) {
             mempool__free(p, idx, atomic_load(&e->word));
             mempool__unlock(p);
         }
@@ -247,8 +253,17 @@ int mempool_reserve(mempool *p, size_t len, const mempool_put_options *o,
     }
     *buf = p->base + (e->off ? e->off : p->data_off);
     *out = mempool__dref_of(p, idx, gen);
+    *ep = e;
     MP_FP(reserve_done);
-    return back_block(p, e, *out);
+    return 0;
+}
+
+int mempool_reserve(mempool *p, size_t len, const mempool_put_options *o,
+                    void **buf, mempool_dref *out)
+{
+    mp_entry *e;
+    int rc = reserve_entry(p, len, o, buf, out, &e);
+    return rc ? rc : back_block(p, e, *out);
 }
 
 /* Our unpublished reservation behind @p r (entry *e, index *idx, ALLOC
@@ -295,10 +310,11 @@ int mempool_abort(mempool *p, mempool_dref r)
     int rc = own_reservation(p, r, &e, &idx, &w);
     if (rc)
         return rc;
-    if (MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED)
-        mempool__ref_sub(&p->core, idx, MP_W_GEN(w));
+    /* The lock first: -EAGAIN (a stopped holder) changes nothing. */
     if ((rc = mempool__lock(p)))
         return rc;
+    if (MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED)
+        mempool__ref_sub(&p->core, idx, MP_W_GEN(w));
     if (!mempool__free(p, idx, w))
         rc = -ENOENT;
     mempool__unlock(p);
@@ -347,21 +363,62 @@ static void populate(mempool *p, void *buf, size_t len)
 #endif
 }
 
+/* A put at least this long into a block with holes backs it on a helper
+ * thread while it copies (backahead.c), when a CPU is free for that. */
+#define FILL_AHEAD_MIN (4u << 20)
+
+/* Shall a put of @p len bytes into data pages [pg, pg + n) use a helper? */
+static bool ahead(mempool *p, size_t len, uint64_t pg, uint64_t n)
+{
+    return len >= FILL_AHEAD_MIN && !p->back_inline &&
+           !mempool__all_backed(&p->core, pg, pg + n) &&
+           (p->back_ahead || mempool__spare_cpu());
+}
+
+/* Copy @p len bytes of @p data into our reservation @p r (entry @p e,
+ * bytes at @p buf), its block backed first: 0, or -ENOSPC with the
+ * reservation given back. */
+static int fill(mempool *p, const mp_entry *e, mempool_dref r, void *buf,
+                const void *data, size_t len)
+{
+    uint64_t off = MP_LD(e->off), pg, n;
+    int rc;
+    if (off && len > MP_SMALL_MAX) {
+        pg = (off - p->data_off) / MP_PAGE;
+        n = (len + MP_PAGE - 1) / MP_PAGE;
+        if (ahead(p, len, pg, n)) {
+            rc = MP_FP(back_block);           /* back.block=enospc */
+            if (rc == 0)
+                rc = mempool__fill(&p->core, &p->huge, pg, n, buf, data,
+                                   len);
+            if (rc) {
+                COUNT(p, set_errors);
+                (void)mempool_abort(p, r);
+            }
+            return rc;
+        }
+    }
+    if ((rc = back_block(p, e, r)))
+        return rc;
+    populate(p, buf, len);
+    memcpy(buf, data, len);
+    return 0;
+}
+
 int mempool_put_ex(mempool *p, const void *data, size_t len,
                    const mempool_put_options *o, mempool_dref *out)
 {
     void *buf;
     mempool_dref r;
+    mp_entry *e;
     int rc;
 
     if ((!data && len) || !out)
         return -EINVAL;
-    if ((rc = mempool_reserve(p, len, o, &buf, &r)))
+    if ((rc = reserve_entry(p, len, o, &buf, &r, &e)))
         return rc;
-    if (len) {
-        populate(p, buf, len);
-        memcpy(buf, data, len);
-    }
+    if (len && (rc = fill(p, e, r, buf, data, len)))
+        return rc;
     if ((rc = mempool_publish(p, r))) {
         mempool_abort(p, r);
         return rc;

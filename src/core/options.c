@@ -65,7 +65,11 @@ static int check_values(const mempool_options *o)
 {
     if (o->flags & ~(MEMPOOL_OPEN_CREATE | MEMPOOL_OPEN_EXCL |
                      MEMPOOL_OPEN_NOVERIFY | MEMPOOL_OPEN_OBSERVE |
-                     MEMPOOL_OPEN_ANY_OWNER | MEMPOOL_OPEN_RESERVE))
+                     MEMPOOL_OPEN_ANY_OWNER | MEMPOOL_OPEN_RESERVE |
+                     MEMPOOL_OPEN_BACK_INLINE | MEMPOOL_OPEN_BACK_AHEAD))
+        return -EINVAL;
+    if ((o->flags & MEMPOOL_OPEN_BACK_INLINE) &&
+        (o->flags & MEMPOOL_OPEN_BACK_AHEAD))
         return -EINVAL;
     if ((o->flags & MEMPOOL_OPEN_OBSERVE) && (o->flags & MEMPOOL_OPEN_CREATE))
         return -EINVAL;

@@ -419,8 +419,11 @@ int mempool__cache_alloc(mempool *p, uint64_t len, uint32_t type,
         wc_unlock(p, s);
     }
     /* Refill: the allocator lock first, then ours again (lock order). */
-    if (mempool__lock(p))
-        return 1;
+    if (MP_UNLIKELY(atomic_load_explicit(&p->h->owed, memory_order_relaxed)))
+        mempool__reclaim_owed(p);     /* no lock of ours held here */
+    if ((rc = mempool__lock(p)))
+        return rc;                    /* -EAGAIN: not the allocator's either */
+    rc = 1;
     if (mempool__cache_hold(p, s) == 0) {
         if (!wc->n[c])
             refill(p, s, c);
@@ -532,9 +535,12 @@ bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w)
         }
         wc_unlock(p, s);
     }
-    /* Full (or to be repaired): flush a batch under both locks. */
-    if (mempool__lock(p))
-        return false;
+    /* Full (or to be repaired): flush a batch under both locks. A stopped
+     * holder of the allocator lock: the free is owed (entry.c). */
+    if (mempool__lock(p)) {
+        mempool__owe(p);
+        return true;
+    }
     if (mempool__cache_hold(p, s) == 0) {
         if (wc->n[c] >= MP_WC_MAX)
             flush(p, s, c, MP_WC_BATCH);

@@ -28,7 +28,9 @@ static inline uint64_t mp_over_limit(const mp_core *c, int owner,
 /* ---- the common path: the worker's own cache lock only ----------------- */
 /* A set of @p len (1 .. MP_SMALL_MAX) bytes charged to us: 0 and *idx is
  * ALLOC(us) with type, flags, owner and charge set; 1: take the locked
- * path (cache unusable, over our limit, or the arena has no block). */
+ * path (cache unusable, over our limit, or the arena has no block); or the
+ * error of taking the allocator lock for a refill (-EAGAIN: its holder is
+ * stopped). */
 int  mempool__cache_alloc(mempool *p, uint64_t len, uint32_t type,
                           uint16_t flags, uint32_t *idx);
 /* DELETED entry @p idx, word @p w, no pins: if it is our own small object

@@ -165,7 +165,10 @@ bool mempool__slot_alive(const mp_core *c, int slot)
 /* ---- reaping ----------------------------------------------------------- */
 
 /* Undo what slot @p d left in the table, and finish deletes or moves whose
- * worker died between steps (those words name no owner). */
+ * worker died between steps (those words name no owner). Once frees are
+ * owed (the allocator lock's holder is stopped: entry.c), deletes are left
+ * to whoever pays them, so a reap waits for that holder once, not once per
+ * deleted entry. */
 static void reap_entries(mempool *p, int d)
 {
     uint64_t hwm = atomic_load(&p->h->hwm);
@@ -173,7 +176,9 @@ static void reap_entries(mempool *p, int d)
         uint64_t w;
         mempool__entry_repair(p, d, i);
         w = atomic_load(&mp_entry_at(p, i)->word);
-        if (MP_W_ST(w) == MP_ST_DELETED || (MP_W_FL(w) & MP_F_MOVE))
+        if ((MP_W_ST(w) == MP_ST_DELETED &&
+             !atomic_load_explicit(&p->h->owed, memory_order_relaxed)) ||
+            (MP_W_FL(w) & MP_F_MOVE))
             mempool__entry_after_unpin(p, i);
     }
 }

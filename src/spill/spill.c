@@ -289,7 +289,7 @@ static void finish(mempool *p, uint32_t idx, uint32_t gen, int result)
     mp_entry *e = mp_entry_at(p, idx);
     bool deleted = false;
 
-    if (mempool__lock(p) == 0) {
+    if (mempool__lock_duty(p) == 0) {    /* the write's end must land */
         uint64_t w, nw = mempool__entry_end_write(e, result == 0, &w);
         deleted = MP_W_ST(w) != MP_ST_LIVE;
         mempool__charge_ondisk(p, idx, w, nw);
