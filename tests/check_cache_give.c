@@ -20,32 +20,15 @@
 #include "layout.h"                /* mp_entry: its word */
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 static const uint8_t *arena;
 static size_t arena_len;
-
-static void map_arena(void)
-{
-    char path[512];
-    struct stat st;
-    int fd;
-    t_shm_path(path, sizeof path, t_name);
-    fd = open(path, O_RDONLY);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(fstat(fd, &st), 0);
-    arena_len = (size_t)st.st_size;
-    arena = mmap(NULL, arena_len, PROT_READ, MAP_SHARED, fd, 0);
-    ck_assert(arena != MAP_FAILED);
-    close(fd);
-}
 
 static uint64_t word_of(mempool_dref r)
 {
@@ -73,7 +56,7 @@ START_TEST(test_given_to_owner)
 
     t_pool_name(t_name, "cgive");
     ck_assert_int_eq(t_open(t_name, T_ARENA_BYTES, &p), 0);
-    map_arena();
+    arena = t_map_arena(t_name, &arena_len);
     t_remote_start(&a, t_name);
     wa = (int)t_remote_call(&a, T_R_WID, &r, 0);
     ck_assert_int_gt(wa, 0);
@@ -115,7 +98,7 @@ START_TEST(test_given_to_full_class)
 
     t_pool_name(t_name, "cgive");
     ck_assert_int_eq(t_open(t_name, T_ARENA_BYTES, &p), 0);
-    map_arena();
+    arena = t_map_arena(t_name, &arena_len);
     t_remote_start(&a, t_name);
     wa = (int)t_remote_call(&a, T_R_WID, &n, 0);
     for (int i = 0; i < N; i++)

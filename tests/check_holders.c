@@ -24,13 +24,11 @@
 #include "layout.h"                /* mp_entry: the holders word */
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,23 +39,6 @@ struct arena {
     const uint8_t *base;
     size_t len;
 };
-
-static struct arena map_arena(const char *name)
-{
-    char path[512];
-    struct stat st;
-    struct arena a;
-    int fd;
-    t_shm_path(path, sizeof path, name);
-    fd = open(path, O_RDONLY);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(fstat(fd, &st), 0);
-    a.len = (size_t)st.st_size;
-    a.base = mmap(NULL, a.len, PROT_READ, MAP_SHARED, fd, 0);
-    ck_assert(a.base != MAP_FAILED);
-    close(fd);
-    return a;
-}
 
 /* The holders word of the entry @p r names (a DRef's off is its entry's). */
 static uint64_t holders(const struct arena *a, mempool_dref r)
@@ -85,7 +66,7 @@ START_TEST(test_holders_word)
 
     t_pool_name(t_name, "holders");
     ck_assert_int_eq(t_open(t_name, T_ARENA_BYTES, &p), 0);
-    ar = map_arena(t_name);
+    ar.base = t_map_arena(t_name, &ar.len);
     me = mempool_worker_id(p);
     t_remote_start(&a, t_name);
     t_remote_start(&b, t_name);

@@ -53,6 +53,23 @@ void t_shm_path(char *buf, size_t len, const char *name)
     snprintf(buf, len, "/dev/shm/mempool.%s", name);
 }
 
+const uint8_t *t_map_arena(const char *name, size_t *len)
+{
+    char path[512];
+    struct stat st;
+    void *a;
+    int fd;
+    t_shm_path(path, sizeof path, name);
+    fd = open(path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(fstat(fd, &st), 0);
+    *len = (size_t)st.st_size;
+    a = mmap(NULL, *len, PROT_READ, MAP_SHARED, fd, 0);
+    ck_assert(a != MAP_FAILED);
+    close(fd);
+    return a;
+}
+
 /* ---------------------------------------------------------------- pools */
 
 void t_options(mempool_options *o, uint64_t arena_bytes)

@@ -50,6 +50,9 @@ char *t_pool_name_fn(char *buf, const char *area, const char *func);
 
 /** "/dev/shm/mempool.<name>" */
 void t_shm_path(char *buf, size_t len, const char *name);
+/** Map pool @p name's whole arena read-only (to look at shared words);
+ *  its length in *@p len (test process only; munmap it after). */
+const uint8_t *t_map_arena(const char *name, size_t *len);
 
 /* ---------------------------------------------------------------- pools */
 
