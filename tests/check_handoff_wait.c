@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 static const mempool_put_options rco = { 0, 0, MEMPOOL_PUT_REFCOUNTED };
 static int rep_fd = -1, go_fd = -1, go_wfd = -1;
@@ -392,6 +393,9 @@ static int mk_producer(void *arg)
         if (id == 0 && i % 50 == 0)
             t_sleep_ms(1);          /* still running when it is killed */
     }
+    if (id == 0)            /* on a loaded machine it may send everything */
+        for (;;)            /* before the parent looks: wait for the kill */
+            pause();
     T_CHILD_EQ(mempool_close(p), 0);
     return 0;
 }

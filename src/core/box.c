@@ -94,7 +94,11 @@ static int take_box(mempool *p, uint32_t from, uint32_t n, uint64_t w)
          * our word or we see its hazard (the sweep's hazard, below) and
          * give the box back - it is PREP of ours, nobody else writes it. */
         if (MP_UNLIKELY(atomic_load(&p->hand->sweeping)) && box_hazard(p, i)) {
-            atomic_store(&p->boxw[i], 0);
+            /* A CAS, not a store: the sweep's CAS of an equal stale word
+             * (the nonce wrapped) may have freed it already, and a later
+             * claim may hold it by the time we get here. */
+            uint64_t mine = w;
+            atomic_compare_exchange_strong(&p->boxw[i], &mine, 0);
             continue;
         }
         return (int)i;

@@ -100,7 +100,13 @@ int mempool_get(mempool *p, mempool_dref r, mempool_view *v)
         MP_UNLIKELY(idx >= p->ntab))
         return mempool__get(p, r, v, true);
     e = &p->tab[idx];
-    if (MP_UNLIKELY(atomic_load_explicit(&e->word, memory_order_relaxed) >>
+    /* Acquire, not relaxed (a plain load on x86 all the same): the LIVE
+     * word we see was published after the taking of the entry zeroed its
+     * holders word (entry.c), so the holders load below must not read an
+     * older value - a bit of ours left from an earlier generation, seen
+     * set, would skip the mark of this one and a delete would not scan
+     * our cell. */
+    if (MP_UNLIKELY(atomic_load_explicit(&e->word, memory_order_acquire) >>
                     24 != live))               /* not LIVE: the full path */
         return mempool__get_at(p, (uint32_t)idx, gen, v, true);
     /* pin.c's holder mark: our bit in the holders word before our first

@@ -1,0 +1,372 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * check_review5.c - a hostile review of session 5's shared-state protocol
+ * changes: the entry's holders word (pin.c, get.c's short get) and the
+ * give-back of another worker's small object into its owner's allocator
+ * cache (wcache.c give_back).
+ *
+ * reused_slot: a worker's holders bit outlives the worker. A new worker in
+ * the same slot finds its bit already set and skips the mark (pin.c's and
+ * get.c's "seen set already"): its pin must still stop a delete by
+ * another worker, be counted, and free the object at its release.
+ *
+ * marked_stopped: a pinner stopped between its mark and its cell (failpoint
+ * holders.marked) while the object is deleted and its entry reused for new
+ * generations (the taking zeroes the word): resumed, its get fails cleanly,
+ * the new object is freed by its delete at once (no cell of the stopped
+ * pinner names it), nothing leaks.
+ *
+ * give_storm: producers reserve, fill and publish small objects onto a
+ * board; consumers take them, check the bytes while pinned and delete them
+ * (so each is given back into its producer's cache, or freed under the
+ * allocator lock when that cache is busy or full). The parent SIGKILLs a
+ * random producer or consumer every few milliseconds - at whatever
+ * instruction it is - replaces it (usually in the same worker slot, so a
+ * new owner gets the slot of the old one's objects), reaps, and runs the
+ * online check after every kill. At the end every object ever made is
+ * deleted: the pool must hold no object and check clean (every block and
+ * charge accounted for).
+ */
+#include "helpers.h"
+#include "layout.h"                /* mp_entry: the holders word */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The holders word of the entry DRef @p r names, read through a read-only
+ * mapping of pool @p name's arena. */
+static uint64_t holders_of(const char *name, mempool_dref r)
+{
+    char path[512];
+    struct stat st;
+    const uint8_t *base;
+    uint64_t h;
+    int fd;
+    t_shm_path(path, sizeof path, name);
+    fd = open(path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(fstat(fd, &st), 0);
+    ck_assert_uint_lt(r.off + sizeof(mp_entry), (uint64_t)st.st_size + 1);
+    base = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    ck_assert(base != MAP_FAILED);
+    close(fd);
+    h = atomic_load((_Atomic uint64_t *)(uintptr_t)(base + r.off +
+                                                    offsetof(mp_entry, holders)));
+    munmap((void *)(uintptr_t)base, (size_t)st.st_size);
+    return h;
+}
+
+/* ------------------------------------------------------------ reused_slot */
+
+START_TEST(test_reused_slot)
+{
+    struct t_remote a, b;
+    mempool *p;
+    mempool_dref r, x = { 0, 0 };
+    uint64_t objects;
+    int wa, wb;
+
+    t_pool_name(t_name, "review5");
+    ck_assert_int_eq(t_open(t_name, T_ARENA_BYTES, &p), 0);
+    t_remote_start(&a, t_name);
+    wa = (int)t_remote_call(&a, T_R_WID, &x, 0);
+    ck_assert_int_gt(wa, 0);
+    ck_assert_int_eq(mempool_put(p, "0123456789abcdef", 16, &r), 0);
+    objects = t_stats(p).objects;
+
+    /* a pins it (its bit set), dies holding the pin, is reaped. */
+    ck_assert_int_eq(t_remote_call(&a, T_R_GET, &r, 1), 0);
+    ck_assert_uint_ne(holders_of(t_name, r) & (UINT64_C(1) << (wa - 1)), 0);
+    t_remote_kill(&a);
+    ck_assert_int_ge(mempool_reap(p), 0);
+    ck_assert_int_eq(t_pins(p, r), 0);
+
+    /* b gets a's slot: its bit is set already, so its get does not mark. */
+    t_remote_start(&b, t_name);
+    wb = (int)t_remote_call(&b, T_R_WID, &x, 0);
+    ck_assert_int_eq(wb, wa);
+    ck_assert_uint_ne(holders_of(t_name, r) & (UINT64_C(1) << (wb - 1)), 0);
+    ck_assert_int_eq(t_remote_call(&b, T_R_GET, &r, 1), 0);
+    ck_assert_int_eq(t_pins(p, r), 1);
+
+    /* Our delete must see b's pin: the object stays, b's bytes intact. */
+    ck_assert_int_eq(mempool_delete(p, r), 0);
+    ck_assert_uint_eq(t_stats(p).objects, objects);
+    for (int i = 0; i < 200; i++) {         /* churn: reuse what is free */
+        mempool_dref n;
+        ck_assert_int_eq(mempool_put(p, "zzzzzzzzzzzzzzzz", 16, &n), 0);
+        ck_assert_uint_ne(n.off, r.off);
+        ck_assert_int_eq(mempool_delete(p, n), 0);
+    }
+    ck_assert_int_eq(t_remote_call(&b, T_R_VERIFY, &r, 0), 1);
+    ck_assert_int_eq(t_remote_call(&b, T_R_RELEASE_ALL, &r, 0), 1);
+    ck_assert_uint_eq(t_stats(p).objects, objects - 1);
+    ck_assert_int_eq(t_remote_quit(&b), 0);
+    t_assert_healthy(p);
+    mempool_close(p);
+    mempool_destroy(t_name);
+}
+END_TEST
+
+/* --------------------------------------------------------- marked_stopped */
+#ifdef MEMPOOL_FAILPOINTS
+
+static mempool_dref stop_ref;
+
+/* Attach with holders.marked=stop armed and get stop_ref once: stops after
+ * the mark, before the cell. Exits with 0 if the get then failed cleanly
+ * (-ENOENT) and a later get of a live object works. */
+static int marked_getter(void *arg)
+{
+    mempool *p;
+    mempool_view v;
+    mempool_dref fresh;
+    int rc;
+    (void)arg;
+    setenv("MEMPOOL_FAILPOINT", "holders.marked=stop@1", 1);
+    T_CHILD_ASSERT(t_attach(t_name, &p) == 0);
+    rc = mempool_get(p, stop_ref, &v);
+    T_CHILD_EQ(rc, -ENOENT);
+    T_CHILD_ASSERT(mempool_put(p, "after", 5, &fresh) == 0);
+    T_CHILD_ASSERT(mempool_get(p, fresh, &v) == 0);
+    T_CHILD_ASSERT(v.len == 5 && memcmp(v.data, "after", 5) == 0);
+    T_CHILD_ASSERT(mempool_release(p, &v) == 0);
+    T_CHILD_ASSERT(mempool_delete(p, fresh) == 0);
+    mempool_close(p);
+    return 0;
+}
+
+START_TEST(test_marked_stopped)
+{
+    mempool *p;
+    mempool_dref n = { 0, 0 };
+    uint64_t objects;
+    bool found = false;
+    pid_t k;
+
+    t_pool_name(t_name, "review5");
+    ck_assert_int_eq(t_open(t_name, T_ARENA_BYTES, &p), 0);
+    ck_assert_int_eq(mempool_put(p, "0123456789abcdef", 16, &stop_ref), 0);
+    objects = t_stats(p).objects;
+    k = t_fork(marked_getter, NULL);
+    t_await_stopped(k, "holders.marked");
+    ck_assert_uint_ne(holders_of(t_name, stop_ref), 0);
+
+    /* Deleted (no cell names it yet: freed at once), and its entry taken
+     * again for a new object: the word starts at zero. */
+    ck_assert_int_eq(mempool_delete(p, stop_ref), 0);
+    ck_assert_uint_eq(t_stats(p).objects, objects - 1);
+    for (int i = 0; i < 256 && !found; i++) {
+        ck_assert_int_eq(mempool_put(p, "fedcba9876543210", 16, &n), 0);
+        found = n.off == stop_ref.off;
+        if (!found)
+            ck_assert_int_eq(mempool_delete(p, n), 0);
+    }
+    ck_assert_msg(found, "the freed entry was not reused within 256 sets");
+    ck_assert_uint_ne(n.gen, stop_ref.gen);
+    ck_assert_uint_eq(holders_of(t_name, n), 0);
+
+    /* The stopped pinner resumes: cell of the old generation, backs off. */
+    ck_assert_int_eq(kill(k, SIGCONT), 0);
+    t_wait_ok(k);
+    ck_assert_int_eq(t_pins(p, n), 0);
+    ck_assert_int_eq(mempool_delete(p, n), 0);
+    ck_assert_uint_eq(t_stats(p).objects, objects - 1);
+    ck_assert_int_ge(mempool_reap(p), 0);
+    t_assert_healthy(p);
+    mempool_close(p);
+    mempool_destroy(t_name);
+}
+END_TEST
+#endif /* MEMPOOL_FAILPOINTS */
+
+/* ------------------------------------------------------------- give_storm */
+
+#define NPROD 2
+#define NCONS 2
+#define NB 48
+#define NMADE (1u << 18)
+#define GIVE_S 4.0
+
+struct board {
+    _Atomic uint64_t cell[NB];        /* 1 + index into refs, 0 = empty */
+    _Atomic uint64_t next;
+    _Atomic int failed;
+    _Atomic uint64_t made[NMADE / 64]; /* refs[v] written */
+    char why[200];
+    mempool_dref refs[NMADE];
+};
+
+static struct board *bd;
+
+static void bug(const char *what, long long rc)
+{
+    int z = 0;
+    if (atomic_compare_exchange_strong(&bd->failed, &z, 1))
+        snprintf(bd->why, sizeof bd->why, "pid %d: %.150s (%lld)",
+                 (int)getpid(), what, rc);
+}
+
+/* One new object onto an empty cell: reserve (its DRef recorded before
+ * anything else, so the parent can delete it whatever happens after),
+ * fill, publish, place. */
+static void produce(mempool *p, uint64_t *rng)
+{
+    uint64_t v = atomic_fetch_add(&bd->next, 1);
+    size_t len = 8 + t_rand(rng) % 500;
+    mempool_dref r;
+    void *buf;
+    int rc;
+    if (v >= NMADE)
+        return;
+    rc = mempool_reserve(p, len, NULL, &buf, &r);
+    if (rc == -ENOMEM || rc == -ENOSPC)
+        return;
+    if (rc) {
+        bug("reserve", rc);
+        return;
+    }
+    bd->refs[v] = r;
+    atomic_fetch_or(&bd->made[v / 64], UINT64_C(1) << (v % 64));
+    t_fill(buf, len, v + 1);
+    if ((rc = mempool_publish(p, r))) {
+        bug("publish", rc);
+        return;
+    }
+    for (unsigned j = (unsigned)(t_rand(rng) % NB), k = 0; k < NB; k++) {
+        uint64_t z = 0;
+        if (atomic_compare_exchange_strong(&bd->cell[(j + k) % NB], &z, v + 1))
+            return;
+    }
+    if ((rc = mempool_delete(p, r)))  /* board full */
+        bug("delete of an unplaced object", rc);
+}
+
+/* Take a cell's object, check it while pinned, delete it. */
+static void consume(mempool *p, unsigned j)
+{
+    uint64_t v = atomic_exchange(&bd->cell[j], 0);
+    mempool_view view;
+    int rc;
+    if (!v)
+        return;
+    if ((rc = mempool_get(p, bd->refs[v - 1], &view))) {
+        bug("get of a taken object", rc);
+        return;
+    }
+    if (!t_check_fill(view.data, view.len, v))
+        bug("bytes of a pinned object", (long long)v);
+    if ((rc = mempool_release(p, &view)))
+        bug("release", rc);
+    if ((rc = mempool_delete(p, bd->refs[v - 1])))
+        bug("delete of a taken object", rc);
+}
+
+static int giver(void *arg)
+{
+    uint64_t rng = (uint64_t)getpid() * 7919 + 17;
+    bool producer = arg != NULL;
+    mempool *p;
+    T_CHILD_ASSERT(t_attach(t_name, &p) == 0);
+    while (!atomic_load(&bd->failed)) {
+        if (producer)
+            produce(p, &rng);
+        else
+            consume(p, (unsigned)(t_rand(&rng) % NB));
+    }
+    mempool_close(p);
+    return 0;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Delete every object ever made that is still there. */
+static void delete_all(mempool *p)
+{
+    uint64_t n = atomic_load(&bd->next);
+    for (uint64_t v = 0; v < n && v < NMADE; v++) {
+        int rc;
+        if (!(atomic_load(&bd->made[v / 64]) >> (v % 64) & 1))
+            continue;
+        rc = mempool_delete(p, bd->refs[v]);
+        ck_assert_msg(rc == 0 || rc == -ENOENT, "delete %llu: %d",
+                      (unsigned long long)v, rc);
+    }
+}
+
+START_TEST(test_give_storm)
+{
+    pid_t k[NPROD + NCONS];
+    uint64_t rng = 12345, kills = 0;
+    double end;
+    char why[256];
+    mempool *p;
+
+    bd = mmap(NULL, sizeof *bd, PROT_READ | PROT_WRITE,
+              MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ck_assert(bd != MAP_FAILED);
+    t_pool_name(t_name, "review5");
+    ck_assert_int_eq(t_open(t_name, T_ARENA_BYTES, &p), 0);
+    for (int i = 0; i < NPROD + NCONS; i++)
+        k[i] = t_fork(giver, i < NPROD ? (void *)1 : NULL);
+    end = now_s() + GIVE_S;
+    while (now_s() < end && !atomic_load(&bd->failed) &&
+           atomic_load(&bd->next) < NMADE) {
+        int i = (int)(t_rand(&rng) % (NPROD + NCONS)), rc;
+        nanosleep(&(struct timespec){ 0, (long)(1 + t_rand(&rng) % 8) *
+                                             1000000 }, NULL);
+        ck_assert_int_eq(t_kill(k[i]), SIGKILL);
+        kills++;
+        ck_assert_int_ge(mempool_reap(p), 0);
+        rc = mempool_check(p, why, sizeof why);
+        ck_assert_msg(rc == 0, "check after kill %llu: %d %s",
+                      (unsigned long long)kills, rc, why);
+        k[i] = t_fork(giver, i < NPROD ? (void *)1 : NULL);
+    }
+    atomic_store(&bd->failed, atomic_load(&bd->failed) ? 1 : 2);
+    for (int i = 0; i < NPROD + NCONS; i++)
+        ck_assert_int_eq(t_wait(k[i], T_WAIT_S), 0);
+    ck_assert_msg(atomic_load(&bd->failed) == 2, "%s", bd->why);
+    ck_assert_uint_gt(kills, 10);
+    ck_assert_int_ge(mempool_reap(p), 0);
+    delete_all(p);
+    t_assert_healthy(p);
+    ck_assert_uint_eq(t_stats(p).objects, 0);
+    mempool_close(p);
+    mempool_destroy(t_name);
+    munmap(bd, sizeof *bd);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("review5");
+    TCase *tc = tcase_create("review5");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_reused_slot);
+#ifdef MEMPOOL_FAILPOINTS
+    tcase_add_test(tc, test_marked_stopped);
+#endif
+    tcase_add_test(tc, test_give_storm);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return t_run(suite(), "review5");
+}
