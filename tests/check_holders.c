@@ -168,10 +168,12 @@ static void drop(mempool *p, uint64_t v)
 {
     mempool_dref r = bd->refs[v - 1];
     int rc = v % 4 ? mempool_delete(p, r) : mempool_ref_take(p, r);
-    if (rc == 0 && v % 4 == 0)
-        rc = mempool_unref(p, r);
-    if (rc)
-        bug("drop of a board object", rc);
+    if (rc) {
+        bug(v % 4 ? "delete of a board object" : "ref_take of a board object", rc);
+        return;
+    }
+    if (v % 4 == 0 && (rc = mempool_unref(p, r)))
+        bug("unref of a board object", rc);
 }
 
 /* A new object (refcounted every fourth) on empty cell @p j. */

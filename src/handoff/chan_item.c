@@ -33,8 +33,13 @@ static void unsend(mempool *p, uint32_t b, bool ref, uint32_t idx,
                    uint32_t gen)
 {
     if (ref && mempool__ref_add(&p->core, idx, gen) == 0) {
-        mempool__box_take(p, b, atomic_load(&p->boxw[b]));
-        return;
+        /* The cell before the box goes, and a running check told to
+         * scan again (as mempool_ref_take does). */
+        if (mempool__ref_settle(p, idx, gen) == 0) {
+            mempool__box_take(p, b, atomic_load(&p->boxw[b]));
+            return;
+        }
+        mempool__ref_sub(&p->core, idx, gen);
     }
     mempool__box_drop(p, b, atomic_load(&p->boxw[b]));
 }

@@ -126,6 +126,13 @@ static int qrecv_once(mempool_chan *c, mp_chan *h, void *arg)
     ref = MP_BOX_REF(bw);
     if (ref && (rc = mempool__ref_add(&p->core, idx, gen)))
         return rc;
+    /* A refcount check may have read the cells before ours and will read
+     * the boxes after we free b: settle makes it scan again. The slot's
+     * box holds the object, so it can only be dead if the slot moved on. */
+    if (ref && mempool__ref_settle(p, idx, gen)) {
+        mempool__chan_uncell(p, ref, idx, gen);
+        return atomic_load(s) == v ? MEMPOOL_ECORRUPT : 0;
+    }
     MP_FP(recv_celled);
     /* Taken out of the slot, b is in no record until we free it: our
      * announcement keeps a sweep off it meanwhile (box.c, "taking"). */

@@ -84,6 +84,12 @@ static bool take_one(mempool *p, uint32_t b, uint64_t w, void *a)
     }
     if ((t->rc = mempool__ref_add(&p->core, idx, gen)))
         return true;                 /* -ENOBUFS: stop */
+    /* A refcount check may have read the cells before ours and will read
+     * the boxes after we free this one: settle makes it scan again. */
+    if ((t->rc = mempool__ref_settle(p, idx, gen))) {
+        mempool__ref_sub(&p->core, idx, gen);
+        return true;                 /* died first: nothing to take */
+    }
     MP_FP(take_celled);
     if (mempool__box_take(p, b, w))
         return true;
