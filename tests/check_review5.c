@@ -46,6 +46,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define T_HAS_TSAN 1
+#endif
+#endif
+#ifndef T_HAS_TSAN
+#define T_HAS_TSAN 0
+#endif
+
 /* The holders word of the entry DRef @p r names, read through a read-only
  * mapping of pool @p name's arena. */
 static uint64_t holders_of(const char *name, mempool_dref r)
@@ -425,7 +434,15 @@ static Suite *suite(void)
 #ifdef MEMPOOL_FAILPOINTS
     tcase_add_test(tc, test_marked_stopped);
 #endif
+    /* Not under ThreadSanitizer: after a kill, a lock whose holder died is
+     * taken in a way it does not see (EOWNERDEAD, another process), and it
+     * reports the unlock as "unlock of an unlocked mutex" and fails the
+     * child: a kill test says nothing about races anyway. */
+#if !defined(__SANITIZE_THREAD__) && !T_HAS_TSAN
     tcase_add_test(tc, test_give_storm);
+#else
+    (void)test_give_storm;
+#endif
     suite_add_tcase(s, tc);
     return s;
 }
