@@ -449,8 +449,8 @@ END_TEST
 
 /* The disk limit also holds when one set needs several victims at once.
  * The set spills a (freeing 40 bytes), then finds b over the disk limit:
- * -ENOSPC. p1 waits 5 s rather than the fixture's 10 ms, or a loaded
- * machine's first spill outlasts the wait and the set says -ENOMEM first. */
+ * -ENOSPC (sp_opts' 5 s wait: a loaded machine's first spill outlasted
+ * 10 ms and the set said -ENOMEM first). */
 START_TEST(test_disk_limit_many_victims)
 {
     unsigned io = (unsigned)_i;
@@ -460,7 +460,6 @@ START_TEST(test_disk_limit_many_victims)
     int rc, w2;
 
     sp_opts(&o, SMALL_ARENA, 0, MEMPOOL_POLICY_LRU, io);
-    o.evict_wait_ms = 5000;
     p1 = sp_open(&o);
     p2 = sp_attach(80, io);
     w2 = mempool_worker_id(p2);
