@@ -6,8 +6,9 @@
  * state from the object table (alloc.c) and compares, then makes sure no
  * worker that is gone still holds pins or references, and that no pin or
  * reference cell outlives the object it names (a leak that would fill the
- * worker's table), and that every object with a spill file - its only copy
- * (SPILLED) or a clean copy (LIVE) - has that file, intact. mempool_repair()
+ * worker's table) or is missing from its object's holders word (pin.c),
+ * and that every object with a spill file - its only copy (SPILLED) or a
+ * clean copy (LIVE) - has that file, intact. mempool_repair()
  * reaps, drops the objects whose only copy is gone and forgets damaged
  * clean copies.
  */
@@ -57,22 +58,38 @@ static int check_workers(mempool *p, char *why, size_t whylen)
     return 0;
 }
 
-/* Cells naming a freed entry. A pinner or referrer between its two steps
- * names one for an instant, so only cells still there after three looks
- * 10 ms apart are reported. */
-static int check_cells(mempool *p, char *why, size_t whylen)
+/* Cells that @p count finds wrong on three looks 10 ms apart (a pinner or
+ * referrer between its two steps names a freed entry for an instant):
+ * how many on the last, and the first one's slot << 32 | cell. */
+static uint64_t cells_persist(mempool *p, uint64_t *first,
+                              uint64_t (*count)(const mp_core *, uint64_t *))
 {
-    uint64_t first = 0, n = 0;
+    uint64_t n = 0;
     for (int round = 0; round < 3; round++) {
         if (round)
             nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
-        if (!(n = mempool__cells_stale(&p->core, &first)))
+        if (!(n = count(&p->core, first)))
+            return 0;
+    }
+    return n;
+}
+
+/* Cells naming a freed entry (leaked), or the current generation of one
+ * whose holders word lacks their worker (pin.c: a delete would not see
+ * them, and free a held object). */
+static int check_cells(mempool *p, char *why, size_t whylen)
+{
+    uint64_t first = 0, n;
+    const char *what = "name freed objects (leaked";
+    if (!(n = cells_persist(p, &first, mempool__cells_stale))) {
+        what = "are missing from their objects' holders words (unseen";
+        if (!(n = cells_persist(p, &first, mempool__cells_unmarked)))
             return 0;
     }
     snprintf(why, whylen,
-             "%llu pin/reference cells name freed objects (leaked; the "
-             "first: worker %u, cell %u)", (unsigned long long)n,
-             (unsigned)(first >> 32) + 1, (unsigned)(first & 0xffffffffu));
+             "%llu pin/reference cells %s; the first: worker %u, cell %u)",
+             (unsigned long long)n, what, (unsigned)(first >> 32) + 1,
+             (unsigned)(first & 0xffffffffu));
     return MEMPOOL_ECORRUPT;
 }
 

@@ -112,6 +112,9 @@ unsigned mempool__refs_forget(mp_core *c, uint32_t idx, uint32_t gen);
  * leak, or a pinner/referrer between its two steps); *first = slot << 32 |
  * cell of the first one. */
 uint64_t mempool__cells_stale(const mp_core *c, uint64_t *first);
+/* Cells of an object's current generation whose worker's bit is missing
+ * from the entry's holders word (scans would skip them; fsck). */
+uint64_t mempool__cells_unmarked(const mp_core *c, uint64_t *first);
 
 /* ---- worker.c: slot liveness and counters ------------------------------ */
 /* Does a live process hold slot @p slot (its OFD lock)? Ours always is;

@@ -389,10 +389,11 @@ unsigned mempool__refs_forget(mp_core *c, uint32_t idx, uint32_t gen)
 }
 
 /* A cell naming an entry that is free or of another generation. */
-static bool cell_stale(const mp_core *c, uint64_t v)
+static bool cell_stale(const mp_core *c, int s, uint64_t v)
 {
     uint32_t idx = (uint32_t)((v >> 32) & 0x7fffffff);
     uint64_t w;
+    (void)s;
     if (idx == 0 || idx > c->ntab)
         return true;
     w = mp_entry_word(mp_core_entry(c, idx - 1));
@@ -401,7 +402,30 @@ static bool cell_stale(const mp_core *c, uint64_t v)
            (MP_W_GEN(w) & 0xffff) != ((v >> 16) & 0xffff);
 }
 
-uint64_t mempool__cells_stale(const mp_core *c, uint64_t *first)
+/* A cell of slot @p s naming its entry's current generation while the
+ * entry's holders word lacks bit s: scans of that entry skip the cell
+ * (top of file). The bit is set before the cell, so this is never a
+ * moment between two steps. The word is read twice around the holders
+ * load: a new generation zeroes it (taking the entry), and a cell of the
+ * old one then no longer names the current generation. */
+static bool cell_unmarked(const mp_core *c, int s, uint64_t v)
+{
+    uint32_t idx = (uint32_t)((v >> 32) & 0x7fffffff);
+    const mp_entry *e;
+    uint64_t w, h;
+    if (idx == 0 || idx > c->ntab || cell_stale(c, s, v))
+        return false;
+    e = mp_core_entry(c, idx - 1);
+    w = mp_entry_word(e);
+    h = atomic_load(&((mp_entry *)(uintptr_t)e)->holders);
+    return !(h >> s & 1) && mp_entry_word(e) == w &&
+           (MP_W_GEN(w) & 0xffff) == ((v >> 16) & 0xffff);
+}
+
+/* Cells of active slots that @p bad() says are wrong, each still there
+ * after it was judged; the first one's slot << 32 | cell in *@p first. */
+static uint64_t cells_scan(const mp_core *c, uint64_t *first,
+                           bool (*bad)(const mp_core *, int, uint64_t))
 {
     uint64_t act = atomic_load(&c->h->active), n = 0;
     for (int s = 0; s < MP_WORKERS; s++) {
@@ -410,14 +434,24 @@ uint64_t mempool__cells_stale(const mp_core *c, uint64_t *first)
             continue;
         for (unsigned i = 0; i < c->cell_per; i++) {
             uint64_t v = atomic_load(&t[i]);
-            /* Stale only if the cell held v also after the entry's word
-             * was read: else it was released before the entry moved. */
-            if (v && cell_stale(c, v) && atomic_load(&t[i]) == v &&
+            /* Only if the cell held v also after the entry's word was
+             * read: else it was released before the entry moved. */
+            if (v && bad(c, s, v) && atomic_load(&t[i]) == v &&
                 n++ == 0 && first)
                 *first = ((uint64_t)s << 32) | i;
         }
     }
     return n;
+}
+
+uint64_t mempool__cells_stale(const mp_core *c, uint64_t *first)
+{
+    return cells_scan(c, first, cell_stale);
+}
+
+uint64_t mempool__cells_unmarked(const mp_core *c, uint64_t *first)
+{
+    return cells_scan(c, first, cell_unmarked);
 }
 
 /* Reaper: clear slot @p d's cells, then let go of what they held. Nobody

@@ -75,7 +75,8 @@ static void part_add(_Atomic uint64_t *c, uint64_t d)
 static bool wc_kind_ok(pthread_mutex_t *m)
 {
     static int kind = -1;
-    if (MP_UNLIKELY(kind < 0))
+    /* Atomic loads too: two threads may make the first call at once. */
+    if (MP_UNLIKELY(__atomic_load_n(&kind, __ATOMIC_RELAXED) < 0))
         __atomic_store_n(&kind, mempool__mutex_kind(), __ATOMIC_RELAXED);
     return m->__data.__kind == __atomic_load_n(&kind, __ATOMIC_RELAXED);
 }
