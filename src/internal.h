@@ -201,6 +201,10 @@ int  mempool__block_back(mp_core *c, bool *huge, uint64_t pg, uint64_t n);
  * point: what each step of a pipelined fill (backahead.c) backs. */
 int  mempool__range_back(const mp_core *c, bool *huge, uint64_t pg,
                          uint64_t end);
+/* Are data pages [a, z) (at most one chunk) all in the shm object?
+ * (mincore; page @p probe, in [a, z), asked alone first.) */
+bool mempool__resident(const mp_core *c, uint64_t a, uint64_t z,
+                       uint64_t probe);
 /* backahead.c: a put of @p len bytes from @p src into the block of data
  * pages [pg, pg + n) at @p dst (ours, ALLOC, some pages still flagged as
  * holes): back it a chunk at a time, each before it is copied into, the

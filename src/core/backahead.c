@@ -143,22 +143,6 @@ static bool helper_start(struct fill *f, pthread_t *th)
     return rc == 0;
 }
 
-/* Are all of data pages [a, z) (at most one chunk) in the shm object?
- * The last page first: the kernel fills a chunk's holes in one go, and
- * the first page of each chunk was given memory before the collapse. */
-static bool all_resident(const mp_core *c, uint64_t a, uint64_t z)
-{
-    unsigned char v[MP_CHUNK / MP_PAGE];
-    uint8_t *s = c->base + c->data_off + a * MP_PAGE;
-    if (mincore(s + (z - a - 1) * MP_PAGE, MP_PAGE, v) < 0 || !(v[0] & 1) ||
-        mincore(s, (z - a) * MP_PAGE, v) < 0)
-        return false;
-    for (uint64_t i = 0; i < z - a; i++)
-        if (!(v[i] & 1))
-            return false;
-    return true;
-}
-
 /* Wait until the helper's chunk [a, z) may be written: 0, or -ENOSPC.
  * It sleeps, not spins: the helper's collapse first waits for every CPU
  * to drain its page lists, ours included, which a spinning caller would
@@ -169,7 +153,10 @@ static int helper_chunk(struct fill *f, uint64_t a, uint64_t z)
     for (;;) {
         if ((d = atomic_load(&f->done)))
             return d == 1 ? 0 : -ENOSPC;
-        if (mempool__all_backed(f->c, a, z) || all_resident(f->c, a, z))
+        if (mempool__all_backed(f->c, a, z) ||
+            /* the last page first: the kernel fills a chunk's holes in
+             * one go, and its first page had memory before the collapse */
+            mempool__resident(f->c, a, z, z - 1))
             return 0;
         (void)mp_futex_wait(&f->done, 0, UINT64_MAX, POLL_NS);
     }

@@ -54,13 +54,16 @@ static void own_clear(const mp_core *c, uint64_t a, uint64_t z)
 
 /* Are data pages [a, z) (at most one chunk) all in the shm object? For a
  * shared file mapping mincore() answers from the page cache, whether or
- * not this process has mapped the pages. The first page alone first: new
- * memory is the common case, and a whole chunk costs ~30 us to ask. */
-static bool resident(const mp_core *c, uint64_t a, uint64_t z)
+ * not this process has mapped the pages. Page @p probe alone first (a
+ * whole chunk costs ~30 us to ask): the caller knows which page is the
+ * likeliest hole. */
+bool mempool__resident(const mp_core *c, uint64_t a, uint64_t z,
+                       uint64_t probe)
 {
     unsigned char v[MP_CHUNK / MP_PAGE];
     uint8_t *s = c->base + c->data_off + a * MP_PAGE;
-    if (z - a > sizeof v || mincore(s, MP_PAGE, v) < 0 || !(v[0] & 1) ||
+    if (z - a > sizeof v || probe < a || probe >= z ||
+        mincore(s + (probe - a) * MP_PAGE, MP_PAGE, v) < 0 || !(v[0] & 1) ||
         mincore(s, (z - a) * MP_PAGE, v) < 0)
         return false;
     for (uint64_t i = 0; i < z - a; i++)
@@ -91,7 +94,7 @@ static bool wants_collapse(const mp_core *c, uint64_t a, uint64_t z)
     uint64_t ca, cz;
     if (!own_punched(c, a, z))
         return false;                     /* partly backed: 4 KiB pass */
-    if (resident(c, a, z)) {
+    if (mempool__resident(c, a, z, a)) {   /* new memory: the first page */
         own_clear(c, a, z);
         return false;
     }
