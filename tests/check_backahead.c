@@ -36,6 +36,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -409,9 +410,18 @@ static int writer_case(const char *spec, bool stops)
     ck_assert_int_eq(mempool_reap(p), st == 128 + SIGKILL);
     t_assert_healthy(p);
     ck_assert_uint_eq(t_stats(p).used_bytes, used);
-    if (st == 128 + SIGKILL || st == W_NOSPC)
-        ck_assert_int_eq(t_wait(t_fork(writer_child, &refused), T_WAIT_S),
-                         W_NOSPC);
+    /* A put into its pages with backing refused is -ENOSPC: they are
+     * still known to be holes. But a kill at back.ahead comes as the
+     * helper starts, before it takes anything: a slow start (ASan, load)
+     * finds the caller has backed the whole block alone, and then a put
+     * there needs no backing (0). */
+    if (st == 128 + SIGKILL || st == W_NOSPC) {
+        int rst = t_wait(t_fork(writer_child, &refused), T_WAIT_S);
+        ck_assert_msg(rst == W_NOSPC ||
+                      (rst == 0 && strcmp(spec, "back.ahead=kill") == 0),
+                      "%s: a put with backing refused ended with %d", spec,
+                      rst);
+    }
     t_assert_healthy(p);
     put_check_delete(p, name, BIG, 21);
     t_assert_healthy(p);
