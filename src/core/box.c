@@ -510,7 +510,10 @@ uint64_t mempool__flight_expire(mempool *p, bool force)
         exp = atomic_load(&p->boxes[b].expire);
         if (MP_BACK_KIND(back) != MP_BK_FLIGHT || !exp || now < exp)
             continue;
-        if (atomic_load(&p->boxw[b]) == w && mempool__box_drop(p, b, w))
+        if (atomic_load(&p->boxw[b]) != w)
+            continue;
+        MP_FP(take_expiring);
+        if (mempool__box_drop(p, b, w))
             n++;
     }
     if (n)
