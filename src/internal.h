@@ -67,6 +67,9 @@ struct mempool {
     uint32_t      nbox, nnames, nring;
     _Atomic uint64_t box_nonce; /* this handle's block of box nonces:
                                    base << 32 | left (box.c) */
+    _Atomic uint32_t hazards;  /* this handle's threads holding a box
+                                  hazard, | 1 << 31 while the last one
+                                  clears our hand->sweeping bit (box.c) */
     uint64_t      forkgen;     /* process fork generation at open */
     /* The short get and release paths' copies (get.c), set when the slot
      * is claimed: fastgen is forkgen while this handle is an open
@@ -280,7 +283,15 @@ bool mempool__box_held(mempool *p, uint32_t idx, uint32_t gen);
 uint32_t mempool__box_count(mempool *p, uint32_t idx, uint32_t gen);
 bool mempool__box_referenced(mempool *p, uint32_t b, uint64_t w);
 uint64_t mempool__box_sweep(mempool *p, int dead);  /* free orphans */
+/* A stale box word made safe (box.c, "hazards"): between enter and exit
+ * no claim keeps a box we announce, so a word read after the announcement
+ * names the box we judged until we free it (the sweep, flight take and
+ * expiry). Any thread; they nest. */
+void mempool__hazard_enter(mempool *p);
+void mempool__hazard_exit(mempool *p);
 uint64_t mempool__flight_expire(mempool *p, bool force);
+/* Is box @p b (word @p w) a HELD reference in flight due at @p now? */
+bool mempool__flight_due(mempool *p, uint32_t b, uint64_t w, uint64_t now);
 int  mempool__box_verify(mempool *p, char *why, size_t whylen);
 void mempool__box_reap(mempool *p, int d);  /* sweep, locks, TTLs */
 void mempool__entry_wake(mempool *p, uint32_t idx);   /* get_wait sleepers */
