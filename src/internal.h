@@ -228,6 +228,9 @@ int  mempool__back_stretches(const mp_core *c, uint64_t pg, uint64_t end);
 /* -EAGAIN after the peer wait bound (a stopped holder); _duty: no bound */
 int  mempool__lock(mempool *p);
 int  mempool__lock_duty(mempool *p);
+/* For a step that can be owed (a free): one try once frees are owed, and
+ * header.owed raised when it fails (entry.c, "owed frees"). */
+int  mempool__lock_or_owe(mempool *p);
 void mempool__unlock(mempool *p);
 int  mempool__alloc(mempool *p, uint64_t len, uint32_t *idx);  /* locked */
 bool mempool__free(mempool *p, uint32_t idx, uint64_t w);      /* locked */
@@ -235,7 +238,8 @@ void mempool__charge(mempool *p, uint32_t idx);                /* locked */
 void mempool__charge_ondisk(mempool *p, uint32_t idx, uint64_t w,
                             uint64_t nw);                 /* locked */
 void mempool__evict_locked(mempool *p, uint32_t idx, uint64_t w);
-void mempool__disown(mempool *p, int d);
+bool mempool__disown(mempool *p, int d);   /* false: left owed */
+bool mempool__slot_holds(mempool *p, int d); /* charges, cache: racy */
 uint64_t mempool__block_bytes(uint64_t len);
 /* @p owner's limit passed by @p len more bytes: by how much, else 0. */
 uint64_t mempool__over_limit(mempool *p, int owner, uint64_t len);
@@ -258,6 +262,8 @@ void mempool__entry_reclaim(mempool *p, uint32_t idx);
  * workers' reservations). */
 void mempool__owe(mempool *p);
 void mempool__reclaim_owed(mempool *p);
+/* Give up the charges of slots left while frees were owed (worker.c). */
+void mempool__settle_left(mempool *p);
 void mempool__entry_after_unpin(mempool *p, uint32_t idx);
 void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok);
 void mempool__entry_refcheck(mempool *p, uint32_t idx, uint32_t gen);
