@@ -268,7 +268,7 @@ typedef struct mp_entry {
  * allocator lock. Everything but the lock is derived: the entry table
  * (CACHED words) says what is cached, and the charges are recomputed from
  * the table whenever a holder died (`dirty`). */
-#define MP_WC_MAX   32u        /* entries cached per size class */
+#define MP_WC_MAX   128u       /* entries cached per size class */
 #define MP_WC_BATCH 16u        /* moved per allocator-lock hold */
 typedef struct mp_wcache {
     pthread_mutex_t lock;      /* robust, process-shared; after alloc_lock */
