@@ -83,7 +83,9 @@ START_TEST(test_lazy)
     ck_assert_uint_lt(before, 32 * MiB);       /* metadata only */
     mempool_dref r = put_fill(p, 8 * MiB, 1);
     after = t_shm_bytes(name);
-    ck_assert_uint_ge(after, before + 8 * MiB);
+    /* Its first pages may lie in the metadata's last chunk, backed at
+     * open, and a last sliver of under 512 KiB takes 4 KiB pages. */
+    ck_assert_uint_ge(after + 2 * MiB, before + 8 * MiB);
     ck_assert_uint_le(after, before + 8 * MiB + 4 * MiB); /* chunk slack */
     verify(p, r, 8 * MiB, 1);
     t_assert_healthy(p);

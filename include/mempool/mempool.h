@@ -160,11 +160,11 @@ typedef struct mempool mempool;
         before the put returns and blocks every signal; where it cannot be
         created the put backs inline. Take this flag where a put must use
         one CPU only. Not with MEMPOOL_OPEN_BACK_AHEAD (-EINVAL). With or
-        without it, such a put (>= 4 MiB into new memory) copies with
-        streaming stores on x86-64: the kernel has just zeroed those
-        lines, and reading each one back before overwriting it made the
-        copy twice as slow; the trade-off is that the object's bytes are
-        not in the CPU cache when the put returns. */
+        without it, such a put (>= 4 MiB into new memory; any put of
+        >= 32 MiB) copies with streaming stores on x86-64: reading each
+        line of new (just zeroed) or cold memory before overwriting it
+        made the copy up to twice as slow; the trade-off is that the
+        object's bytes are not in the CPU cache when the put returns. */
 #define MEMPOOL_OPEN_BACK_AHEAD 0x80u /**< this handle's large puts into new
         memory start the helper thread (see MEMPOOL_OPEN_BACK_INLINE) even
         when no CPU looks free. On a busy machine that is slower than
