@@ -60,7 +60,6 @@ int mempool_chan_send(mempool_chan *c, mempool_dref r, int64_t timeout_ms)
     h = &p->chans[c->ci];
     if (!mempool__chan_live(c))
         return -EPIPE;
-    mempool__run_awake(p);           /* receivers may spin for us */
     if ((rc = mempool__entry_of(p, r, &idx, &gen)))
         return rc;
     e = mp_entry_at(p, idx);

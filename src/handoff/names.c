@@ -243,7 +243,6 @@ int mempool_name_put(mempool *p, const char *name, mempool_dref r,
     if (old)
         drop_box_of(p, old);         /* the replaced binding's reference */
     mempool__box_unannounce(p, k);
-    mempool__run_awake(p);           /* name_get may spin for us */
     mempool__peer_note(p, &p->hand->binder);
     mempool__lead(MP_SPIN_KEY_NAMES,
                   mp_signal(&p->hand->names_seq, &p->hand->names_waiters,

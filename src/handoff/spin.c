@@ -56,7 +56,8 @@ void mempool__run_awake(mempool *p)
 }
 
 /* This thread's CPU + 1 as it last published it in @p w (at its last
- * send, bind or wake-up), else asked: a sched_getcpu() less per wait. */
+ * spin decision or wake-up), else asked: a sched_getcpu() less per
+ * sleep. */
 static uint64_t run_mine(_Atomic uint64_t *w)
 {
     return pub.w == w ? pub.v & 0xffffu : run_here();
@@ -188,8 +189,9 @@ bool mempool__spin(mempool *p, uint64_t peer1, _Atomic uint64_t *gate,
     lead.on = false;                 /* one spin decision per lead */
     if (!peer1 || peer1 > MP_WORKERS || lead.key == st->key)
         return false;
-    me = p->slot >= 0 ? run_mine(run_word(p, (uint64_t)p->slot + 1))
-                      : run_here();
+    /* A spinner keeps its own word fresh: its peer decides by it. */
+    mempool__run_awake(p);
+    me = p->slot >= 0 ? pub.v & 0xffffu : run_here();
     fails = atomic_load_explicit(&st->fails, memory_order_relaxed);
     pw = run_word(p, peer1);
     limit = spin_limit(atomic_load_explicit(pw, memory_order_relaxed), me);

@@ -25,8 +25,10 @@
  * When it cannot hurt: only while the peer that will end the wait is
  * known to run on ANOTHER CPU. Each worker publishes, in one word of the
  * handoff header (mp_hand.run[slot], written only by itself), the CPU it
- * last ran a handoff call on (sched_getcpu(): glibc's rseq read) and
- * whether it is asleep in a handoff wait. The channels, the names
+ * last woke up or made a spin decision on (sched_getcpu(), ~7 ns here)
+ * and whether it is asleep in a handoff wait. Sends and receives do not
+ * touch it (a stream pays nothing); a pair in the spinning regime keeps
+ * it fresh through its spin decisions. The channels, the names
  * directory and the entry word say who the peer is (the last sender, the
  * last receiver, the last binder, the writer of a reservation). A waiter
  * spins
@@ -41,16 +43,17 @@
  * the CPU), unknown (an older library, a reaped slot), or asleep without
  * a wake-up of ours. The spin reads only the word the wait would sleep on
  * (or the ring slot it would take next) and, every few iterations, the
- * clock and the peer's run word; it writes nothing shared. Spins that end
+ * clock and the peer's run word; it writes nothing shared but its own
+ * run word and its channel side's gate (below). Spins that end
  * without the word moving (the peer did not answer in time) halve the
  * next bound, down to 1/32 of it (at once if the spin was preempted: the
  * CPU is wanted), where every 16th decision probes with the whole bound
  * (a pair that fell asleep can only spin again after a spin long enough
- * to catch an answer); one that sees the word move resets it. One waiter per
- * channel side spins at a time (its gate word, like the kernel's one
+ * to catch an answer); one that sees the word move resets it. One waiter
+ * per channel side spins at a time (its gate word: until when its one
+ * spinner spins, so it expires by itself; like the kernel's one
  * optimistic spinner per mutex): four receivers on two CPUs do not burn
- * both while one of them would get the item anyway.
- * After a spin the wait goes on exactly as before it existed: last check,
+ * both while one of them would get the item anyway. After a spin the wait goes on exactly as before it existed: last check,
  * counted, FUTEX_WAIT (sleepers.h), so no wake-up can be lost by it.
  *
  * The run word is a hint: a process that blocks elsewhere (a pipe, a
@@ -95,8 +98,8 @@ static inline uint64_t mp_look_u32(const void *arg)
     return atomic_load((_Atomic uint32_t *)arg);
 }
 
-/* This worker runs (a handoff call): its run word says so, on this CPU.
- * A load and, only when the CPU changed or it slept, a store. */
+/* This worker runs: its run word says so, on this CPU. No load; a store
+ * only when this thread's last publication differs. */
 void mempool__run_awake(mempool *p);
 
 /* This thread just sent on / bound in @p key (MP_SPIN_KEY_*), waking
