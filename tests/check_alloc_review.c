@@ -55,8 +55,7 @@ struct shared {
     _Atomic uint64_t board[NBOARD];  /* 1 + an index in refs, 0 = empty */
     _Atomic uint64_t hand[NWORK + 1];/* a DRef a worker may leave behind */
     _Atomic uint64_t ops[NWORK + 1]; /* progress of each worker, checker */
-    _Atomic int failed;              /* set by a child that saw a bug */
-    char why[320];
+    struct t_note note;              /* set by a child that saw a bug */
     _Atomic uint64_t nrefs;          /* refs handed out */
     mempool_dref refs[NREFS];        /* written before its index is shown */
 };
@@ -70,10 +69,7 @@ static mempool_dref dec(uint64_t v)
 
 static void bug(const char *what, long long rc)
 {
-    int z = 0;
-    if (atomic_compare_exchange_strong(&sh->failed, &z, 1))
-        snprintf(sh->why, sizeof sh->why, "pid %d: %.250s (%lld)",
-                 (int)getpid(), what, rc);
+    t_note_bug(&sh->note, what, rc);
 }
 
 static uint64_t len_of(uint64_t *rng)
@@ -192,13 +188,6 @@ static int checker(void *arg)
     }
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void nap_ms(uint64_t ms)
 {
     nanosleep(&(struct timespec){ (time_t)(ms / 1000),
@@ -209,11 +198,11 @@ static void nap_ms(uint64_t ms)
 static void assert_moves(int k, const char *what)
 {
     uint64_t a = atomic_load(&sh->ops[k]);
-    double end = now_s() + 20;
-    while (atomic_load(&sh->ops[k]) == a && now_s() < end &&
-           !atomic_load(&sh->failed))
+    double end = t_now_s() + 20;
+    while (atomic_load(&sh->ops[k]) == a && t_now_s() < end &&
+           !atomic_load(&sh->note.failed))
         nap_ms(1);
-    ck_assert_msg(!atomic_load(&sh->failed), "%s", sh->why);
+    ck_assert_msg(!atomic_load(&sh->note.failed), "%s", sh->note.why);
     ck_assert_msg(atomic_load(&sh->ops[k]) != a, "%s %d made no progress",
                   what, k);
 }
@@ -228,15 +217,12 @@ START_TEST(storm)
     static uint64_t orphans[NORPHANS];
     double end;
 
-    sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE,
-              MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    ck_assert_ptr_ne(sh, MAP_FAILED);
-    memset(sh, 0, sizeof *sh);
+    sh = t_shared_map(sizeof *sh);
     for (int k = 0; k < NWORK; k++)
         pid[k] = t_fork(worker, (void *)(intptr_t)k);
     pid[NWORK] = t_fork(checker, NULL);
-    end = now_s() + STORM_S;
-    while (now_s() < end && !atomic_load(&sh->failed)) {
+    end = t_now_s() + STORM_S;
+    while (t_now_s() < end && !atomic_load(&sh->note.failed)) {
         int k = (int)(t_rand(&rng) % (NWORK + 1));
         nap_ms(20 + t_rand(&rng) % 60);
         if (k < NWORK && t_rand(&rng) % 3 == 0) {
@@ -260,12 +246,12 @@ START_TEST(storm)
                             (void *)(intptr_t)k);   /* claims a dead slot */
         }
     }
-    ck_assert_msg(!atomic_load(&sh->failed), "%s", sh->why);
+    ck_assert_msg(!atomic_load(&sh->note.failed), "%s", sh->note.why);
     for (int k = 0; k <= NWORK; k++)
         assert_moves(k, k < NWORK ? "worker" : "checker");
     for (int k = 0; k <= NWORK; k++)
         ck_assert_int_eq(t_kill(pid[k]), SIGKILL);
-    ck_assert_msg(!atomic_load(&sh->failed), "%s", sh->why);
+    ck_assert_msg(!atomic_load(&sh->note.failed), "%s", sh->note.why);
 
     /* The dead are reaped; every object we know of is deleted. */
     ck_assert_int_ge(mempool_reap(t_pool), 0);
@@ -424,14 +410,14 @@ START_TEST(claim)
     close(fds[1]);
     /* The claimer's reap stops at the recache, holding slot 2's cache
      * lock; the slot is still marked attached (its dead holder's bit). */
-    for (double end = now_s() + T_WAIT_S;;) {
+    for (double end = t_now_s() + T_WAIT_S;;) {
         pid_t w = waitpid(c, &st, WNOHANG | WUNTRACED);
         ck_assert_int_ne(w, -1);
         if (w == c) {
             ck_assert_msg(WIFSTOPPED(st), "claimer ended: %d", st);
             break;
         }
-        ck_assert_msg(now_s() < end, "the claimer did not stop");
+        ck_assert_msg(t_now_s() < end, "the claimer did not stop");
         nap_ms(1);
     }
     /* A check meanwhile (another process) waits for it, sees its step

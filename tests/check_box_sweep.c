@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 
 #include "internal.h"
+#include "handoff_helpers.h"
 
 static const mempool_put_options rco = { 0, 0, MEMPOOL_PUT_REFCOUNTED };
 
@@ -31,35 +32,6 @@ static const mempool_put_options rco = { 0, 0, MEMPOOL_PUT_REFCOUNTED };
  * mempool__chan_free_taken ignores the state and who fields). */
 #define SAME (~((UINT64_C(3) << 15) | (UINT64_C(0x7f) << 8)))
 #define SENDS 300                /* > 128: every nonce comes round */
-
-static int dies(void *arg)
-{
-    mempool *p;
-    (void)arg;
-    T_CHILD_EQ(t_attach(t_name, &p), 0);
-    _exit(0);                         /* dead, not closed: to be reaped */
-}
-
-/* The one box in use (a fresh pool, one item sent): its index. */
-static uint32_t only_box(mempool *p)
-{
-    uint32_t n = 0, at = 0;
-    for (uint32_t b = 0; b < p->nbox; b++) {
-        if (atomic_load(&p->boxw[b])) {
-            n++;
-            at = b;
-        }
-    }
-    ck_assert_uint_eq(n, 1);
-    return at;
-}
-
-/* Send x with a reference of its own. */
-static void send_x(mempool_chan *c, mempool_dref x)
-{
-    ASSERT_RC(mempool_ref(t_pool, x), 0);
-    ASSERT_RC(mempool_chan_send(c, x, 10000), 0);
-}
 
 /* If the sweep freed box @p b (not @p spared): send x until a new claim
  * of b holds a word the stopped receiver's free would take (its bits of
@@ -71,14 +43,14 @@ static bool send_until_alias(mempool_chan *c, mempool_dref x, uint32_t b,
     for (int i = 0; i < SENDS; i++) {
         uint64_t w;
         mempool_dref r;
-        send_x(c, x);
+        t_send_ref(c, x);
         w = atomic_load(&t_pool->boxw[b]);
         if (!spared && (w & SAME) == (bw0 & SAME))
             return true;
         ASSERT_RC(mempool_chan_recv(c, &r, 10000), 0);
         ASSERT_RC(mempool_unref(t_pool, r), 0);
     }
-    send_x(c, x);
+    t_send_ref(c, x);
     return false;
 }
 
@@ -94,12 +66,12 @@ START_TEST(test_sweep_spares_live_taker)
 
     ASSERT_RC(mempool_chan_open(t_pool, "q", 8, MEMPOOL_CHAN_CREATE, &c), 0);
     ASSERT_RC(mempool_put_ex(t_pool, &v, sizeof(v), &rco, &x), 0);
-    send_x(c, x);
-    b = only_box(t_pool);
+    t_send_ref(c, x);
+    b = t_only_box(t_pool);
     bw0 = atomic_load(&t_pool->boxw[b]);
     t = t_fork(t_stopped_receiver, (void *)"q");
     t_await_stopped(t, "recv.taken");               /* slot taken, box b not yet freed */
-    d = t_fork(dies, NULL);
+    d = t_fork(t_dies, NULL);
     t_wait_ok(d);
     ck_assert_int_ge(mempool_reap(t_pool), 1);        /* a sweep */
     spared = atomic_load(&t_pool->boxw[b]) == bw0;
@@ -135,8 +107,8 @@ START_TEST(test_sweep_frees_dead_taker)
 
     ASSERT_RC(mempool_chan_open(t_pool, "q", 8, MEMPOOL_CHAN_CREATE, &c), 0);
     ASSERT_RC(mempool_put_ex(t_pool, &v, sizeof(v), &rco, &x), 0);
-    send_x(c, x);
-    b = only_box(t_pool);
+    t_send_ref(c, x);
+    b = t_only_box(t_pool);
     t = t_fork(t_stopped_receiver, (void *)"q");
     t_await_stopped(t, "recv.taken");
     ASSERT_RC(kill(t, SIGKILL), 0);
@@ -202,15 +174,15 @@ static void other_case(int kind)
     if (kind == T_BCAST) {
         ASSERT_RC(mempool_chan_open(t_pool, "b", 1, MEMPOOL_CHAN_CREATE |
                                     MEMPOOL_CHAN_BROADCAST, &c), 0);
-        send_x(c, x);
+        t_send_ref(c, x);
     } else {
         ASSERT_RC(mempool_name_put(t_pool, "n", x, 0), 0);
     }
-    b = only_box(t_pool);
+    b = t_only_box(t_pool);
     w0 = atomic_load(&t_pool->boxw[b]);
     t = t_fork(other_taker, (void *)(intptr_t)kind);
     t_await_stopped(t, points[kind]);
-    d = t_fork(dies, NULL);
+    d = t_fork(t_dies, NULL);
     t_wait_ok(d);
     ck_assert_int_ge(mempool_reap(t_pool), 1);        /* a sweep */
     spared = atomic_load(&t_pool->boxw[b]) == w0;

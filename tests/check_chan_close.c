@@ -33,14 +33,6 @@ static const mempool_put_options rco = { 0, 0, MEMPOOL_PUT_REFCOUNTED };
 #define NITEMS 3
 static char fp_spec[64];
 
-static int dies(void *arg)
-{
-    mempool *p;
-    (void)arg;
-    T_CHILD_EQ(t_attach(t_name, &p), 0);
-    _exit(0);                         /* dead, not closed: to be reaped */
-}
-
 static int destroyer(void *arg)
 {
     mempool *p;
@@ -157,7 +149,7 @@ START_TEST(test_close_stop)
     t_await_stopped(d, "chan.closed");
     /* A reap's sweep: the second item's box is taken out of its slot by a
      * live destroyer, which drops it itself. */
-    k = t_fork(dies, NULL);
+    k = t_fork(t_dies, NULL);
     t_wait_ok(k);
     ck_assert_int_ge(mempool_reap(t_pool), 1);
     ck_assert_int_eq(t_refs(t_pool, items[0]), 1);

@@ -319,6 +319,20 @@ static void c_round(mempool *p)
     c_send(R_RC, 0, r, 3000, sum);
     T_CHILD_EQ(mempool_unref(p, r), 0);  /* the last: deleted */
     T_CHILD_EQ(mempool_get(p, r, &v), -ENOENT);
+    /* Small ones go back to our allocator cache (cache.recached): at the
+     * last unref, and when deleted while referenced (its cells forgotten
+     * first). */
+    sum = c_fill(64);
+    T_CHILD_EQ(mempool_put_ex(p, c_buf, 64, &rco, &r), 0);
+    c_send(R_RC, 0, r, 64, sum);
+    T_CHILD_EQ(mempool_unref(p, r), 0);
+    T_CHILD_EQ(mempool_get(p, r, &v), -ENOENT);
+    sum = c_fill(64);
+    T_CHILD_EQ(mempool_put_ex(p, c_buf, 64, &rco, &r), 0);
+    c_send(R_RC, 0, r, 64, sum);
+    T_CHILD_EQ(mempool_ref(p, r), 0);
+    T_CHILD_EQ(mempool_delete(p, r), 0);
+    T_CHILD_EQ(mempool_get(p, r, &v), -ENOENT);
     if (wl.has_base) {
         T_CHILD_EQ(mempool_ref(p, wl.base_rc), 0);
         c_verify(p, wl.base_rc, wl.base_rc_len, wl.base_rc_sum);
@@ -1024,8 +1038,9 @@ START_TEST(test_kill_matrix)
          * check_handoff_kill.c at the broadcast ones (bcast.*). */
         fprintf(stderr, "failpoint %-17s | in check_%s\n", name,
                 !strncmp(name, "bcast.", 6)      ? "handoff_kill"
-                : !strcmp(name, "box.sweeping") ? "sweep_alias"
-                                                : "handoff_crash");
+                : !strcmp(name, "box.sweeping")  ? "sweep_alias"
+                : !strcmp(name, "take.expiring") ? "flight_alias"
+                                                 : "handoff_crash");
         return;
     }
     /* destroy's points kill mempool_destroy(), which no worker workload

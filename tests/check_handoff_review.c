@@ -218,14 +218,6 @@ static int resender(void *arg)
     return 0;
 }
 
-static int dies(void *arg)
-{
-    mempool *p;
-    (void)arg;
-    T_CHILD_EQ(t_attach(t_name, &p), 0);
-    _exit(0);                         /* dead, not closed: to be reaped */
-}
-
 /* A receiver stopped between taking the slot and freeing the box: a reap
  * meanwhile sweeps that box (HELD, in no record), and a fresh handle's
  * first send of the same object claims the same box. Its word must not
@@ -246,7 +238,7 @@ START_TEST(test_box_reuse_nonce)
     t = t_fork(t_stopped_receiver, (void *)"a");
     snprintf(fp_spec, sizeof fp_spec, "recv.taken=stop@1");
     t_await_stopped(t, fp_spec);
-    d = t_fork(dies, NULL);
+    d = t_fork(t_dies, NULL);
     t_wait_ok(d);
     ck_assert_int_ge(mempool_reap(t_pool), 1);        /* sweeps the box */
     g = t_fork(resender, NULL);

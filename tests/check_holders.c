@@ -140,8 +140,7 @@ END_TEST
 struct board {
     _Atomic uint64_t cell[NBOARD];   /* 1 + an index in refs, 0 = empty */
     _Atomic uint64_t next;
-    _Atomic int failed;
-    char why[200];
+    struct t_note note;
     mempool_dref refs[1u << 20];
 };
 
@@ -149,17 +148,7 @@ static struct board *bd;
 
 static void bug(const char *what, long long rc)
 {
-    int z = 0;
-    if (atomic_compare_exchange_strong(&bd->failed, &z, 1))
-        snprintf(bd->why, sizeof bd->why, "pid %d: %.150s (%lld)",
-                 (int)getpid(), what, rc);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    t_note_bug(&bd->note, what, rc);
 }
 
 /* Let go of board object @p v: delete it, or take the board's reference
@@ -258,10 +247,10 @@ static void take(mempool *p, unsigned j, uint64_t v)
 static int stormer(void *arg)
 {
     uint64_t rng = (uint64_t)(uintptr_t)arg * 7919 + 17;
-    double end = now_s() + STORM_S;
+    double end = t_now_s() + STORM_S;
     mempool *p;
     T_CHILD_ASSERT(t_attach(t_name, &p) == 0);
-    while (now_s() < end && !atomic_load(&bd->failed)) {
+    while (t_now_s() < end && !atomic_load(&bd->note.failed)) {
         unsigned j = (unsigned)(t_rand(&rng) % NBOARD), op = t_rand(&rng) % 8;
         uint64_t v = atomic_load(&bd->cell[j]);
         if (!v)
@@ -282,28 +271,21 @@ START_TEST(test_holders_storm)
     pid_t k[NPROC];
     mempool *p;
 
-    bd = mmap(NULL, sizeof *bd, PROT_READ | PROT_WRITE,
-              MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    ck_assert(bd != MAP_FAILED);
+    bd = t_shared_map(sizeof *bd);
     t_pool_name(t_name, "holders");
     ck_assert_int_eq(t_open(t_name, T_ARENA_BYTES, &p), 0);
     for (int i = 0; i < NPROC; i++)
         k[i] = t_fork(stormer, (void *)(uintptr_t)(i + 1));
     for (int i = 0; i < NPROC; i++)
         ck_assert_int_eq(t_wait(k[i], T_WAIT_S), 0);
-    ck_assert_msg(!atomic_load(&bd->failed), "%s", bd->why);
+    ck_assert_msg(!atomic_load(&bd->note.failed), "%s", bd->note.why);
     ck_assert_uint_gt(atomic_load(&bd->next), NBOARD);
     for (unsigned j = 0; j < NBOARD; j++) {
         uint64_t v = atomic_load(&bd->cell[j]);
         if (v)
             drop(p, v);
     }
-    ck_assert_msg(!atomic_load(&bd->failed), "%s", bd->why);
-    ck_assert_int_eq(mempool_reap(p), 0);
-    t_assert_healthy(p);
-    ck_assert_uint_eq(t_stats(p).objects, 0);
-    mempool_close(p);
-    mempool_destroy(t_name);
+    t_storm_end(p, &bd->note);
     munmap(bd, sizeof *bd);
 }
 END_TEST

@@ -272,9 +272,9 @@ END_TEST
 struct board {
     _Atomic uint64_t cell[NB];        /* 1 + index into refs, 0 = empty */
     _Atomic uint64_t next;
-    _Atomic int failed;
+    _Atomic int stop;                 /* the parent's: the storm is over */
+    struct t_note note;
     _Atomic uint64_t made[NMADE / 64]; /* refs[v] written */
-    char why[200];
     mempool_dref refs[NMADE];
 };
 
@@ -282,10 +282,7 @@ static struct board *bd;
 
 static void bug(const char *what, long long rc)
 {
-    int z = 0;
-    if (atomic_compare_exchange_strong(&bd->failed, &z, 1))
-        snprintf(bd->why, sizeof bd->why, "pid %d: %.150s (%lld)",
-                 (int)getpid(), what, rc);
+    t_note_bug(&bd->note, what, rc);
 }
 
 /* One new object onto an empty cell: reserve (its DRef recorded before
@@ -349,7 +346,7 @@ static int giver(void *arg)
     bool producer = arg != NULL;
     mempool *p;
     T_CHILD_ASSERT(t_attach(t_name, &p) == 0);
-    while (!atomic_load(&bd->failed)) {
+    while (!atomic_load(&bd->note.failed) && !atomic_load(&bd->stop)) {
         if (producer)
             produce(p, &rng);
         else
@@ -357,13 +354,6 @@ static int giver(void *arg)
     }
     mempool_close(p);
     return 0;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* Delete every object ever made that is still there. */
@@ -388,15 +378,13 @@ START_TEST(test_give_storm)
     char why[256];
     mempool *p;
 
-    bd = mmap(NULL, sizeof *bd, PROT_READ | PROT_WRITE,
-              MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    ck_assert(bd != MAP_FAILED);
+    bd = t_shared_map(sizeof *bd);
     t_pool_name(t_name, "review5");
     ck_assert_int_eq(t_open(t_name, T_ARENA_BYTES, &p), 0);
     for (int i = 0; i < NPROD + NCONS; i++)
         k[i] = t_fork(giver, i < NPROD ? (void *)1 : NULL);
-    end = now_s() + GIVE_S;
-    while (now_s() < end && !atomic_load(&bd->failed) &&
+    end = t_now_s() + GIVE_S;
+    while (t_now_s() < end && !atomic_load(&bd->note.failed) &&
            atomic_load(&bd->next) < NMADE) {
         int i = (int)(t_rand(&rng) % (NPROD + NCONS)), rc;
         nanosleep(&(struct timespec){ 0, (long)(1 + t_rand(&rng) % 8) *
@@ -409,17 +397,14 @@ START_TEST(test_give_storm)
                       (unsigned long long)kills, rc, why);
         k[i] = t_fork(giver, i < NPROD ? (void *)1 : NULL);
     }
-    atomic_store(&bd->failed, atomic_load(&bd->failed) ? 1 : 2);
+    atomic_store(&bd->stop, 1);
     for (int i = 0; i < NPROD + NCONS; i++)
         ck_assert_int_eq(t_wait(k[i], T_WAIT_S), 0);
-    ck_assert_msg(atomic_load(&bd->failed) == 2, "%s", bd->why);
+    ck_assert_msg(!atomic_load(&bd->note.failed), "%s", bd->note.why);
     ck_assert_uint_gt(kills, 10);
     ck_assert_int_ge(mempool_reap(p), 0);
     delete_all(p);
-    t_assert_healthy(p);
-    ck_assert_uint_eq(t_stats(p).objects, 0);
-    mempool_close(p);
-    mempool_destroy(t_name);
+    t_storm_end(p, &bd->note);
     munmap(bd, sizeof *bd);
 }
 END_TEST

@@ -13,8 +13,8 @@
  * worker announces, so the word it CASes is the box it judged.
  *
  *   stopped_sweeper  a sweeper stopped at box.sweeping on a dead
- *                    receiver's orphan, another sweep, 300 sends of the
- *                    same object (every nonce comes round), the sweeper
+ *                    receiver's orphan, another sweep, T_ALIAS_SENDS sends of
+ *                    the same object (every nonce comes round), the sweeper
  *                    continued: the last item is received whole, the
  *                    references are exact, the pool checks clean.
  *   killed_sweeper   the same sweeper killed there: its reaper frees the
@@ -32,18 +32,9 @@
 #include <sys/wait.h>
 
 #include "internal.h"
+#include "handoff_helpers.h"
 
 static const mempool_put_options rco = { 0, 0, MEMPOOL_PUT_REFCOUNTED };
-
-#define SENDS 300                /* > 128: every nonce comes round */
-
-static int dies(void *arg)
-{
-    mempool *p;
-    (void)arg;
-    T_CHILD_EQ(t_attach(t_name, &p), 0);
-    _exit(0);                         /* dead, not closed: to be reaped */
-}
 
 /* Child: attach and reap, stopping in the first sweep that finds an orphan
  * (at its slot claim or in mempool_reap, whichever meets it first). */
@@ -58,49 +49,6 @@ static int sweeper(void *arg)
     return 0;
 }
 
-/* The one box in use (a fresh pool, one item sent): its index. */
-static uint32_t only_box(mempool *p)
-{
-    uint32_t n = 0, at = 0;
-    for (uint32_t b = 0; b < p->nbox; b++) {
-        if (atomic_load(&p->boxw[b])) {
-            n++;
-            at = b;
-        }
-    }
-    ck_assert_uint_eq(n, 1);
-    return at;
-}
-
-static void send_x(mempool_chan *c, mempool_dref x)
-{
-    ASSERT_RC(mempool_ref(t_pool, x), 0);
-    ASSERT_RC(mempool_chan_send(c, x, 10000), 0);
-}
-
-/* Send x (and receive it back) until box b, once freed or claimed anew,
- * holds word @p w0 again with the item in the ring, at most SENDS times;
- * then one more stays in the ring anyway. True if b held w0 again. */
-static bool send_until_alias(mempool_chan *c, mempool_dref x, uint32_t b,
-                             uint64_t w0)
-{
-    bool moved = false;
-    for (int i = 0; i < SENDS; i++) {
-        mempool_dref r;
-        uint64_t w;
-        send_x(c, x);
-        w = atomic_load(&t_pool->boxw[b]);
-        if (w != w0)
-            moved = true;            /* freed, or a claim of another nonce */
-        else if (moved)
-            return true;             /* a claim with the sweeper's word */
-        ASSERT_RC(mempool_chan_recv(c, &r, 10000), 0);
-        ASSERT_RC(mempool_unref(t_pool, r), 0);
-    }
-    send_x(c, x);
-    return false;
-}
-
 /* An orphan: x's box taken out of the ring by a receiver killed before it
  * freed it (recv.taken); its slot not reaped yet. The box's index and
  * word through @p b and @p w0. */
@@ -111,8 +59,8 @@ static void make_orphan(mempool_chan **c, mempool_dref *x, uint32_t *b,
     pid_t t;
     ASSERT_RC(mempool_chan_open(t_pool, "q", 8, MEMPOOL_CHAN_CREATE, c), 0);
     ASSERT_RC(mempool_put_ex(t_pool, &v, sizeof(v), &rco, x), 0);
-    send_x(*c, *x);
-    *b = only_box(t_pool);
+    t_send_ref(*c, *x);
+    *b = t_only_box(t_pool);
     *w0 = atomic_load(&t_pool->boxw[*b]);
     t = t_fork(t_stopped_receiver, (void *)"q");
     t_await_stopped(t, "recv.taken");
@@ -148,10 +96,10 @@ START_TEST(test_stopped_sweeper)
     s = t_fork(sweeper, NULL);
     t_await_stopped(s, "box.sweeping");     /* about to free b by w0 */
     /* Another sweep (a claim's, a reap's) meets the same orphan. */
-    d = t_fork(dies, NULL);
+    d = t_fork(t_dies, NULL);
     t_wait_ok(d);
     ck_assert_int_ge(mempool_reap(t_pool), 1);
-    aliased = send_until_alias(c, x, b, w0);
+    aliased = t_send_until_alias(c, x, b, w0);
     ASSERT_RC(kill(s, SIGCONT), 0);
     t_wait_ok(s);
     /* The item sent last is still in the ring, whole. */

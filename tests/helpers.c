@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -171,6 +172,40 @@ static int chan_info_of(const mempool_chan_info *ci, void *arg)
         return 1;
     }
     return 0;
+}
+
+int t_dies(void *unused)
+{
+    mempool *p;
+    (void)unused;
+    T_CHILD_EQ(t_attach(t_name, &p), 0);
+    _exit(0);                         /* dead, not closed: to be reaped */
+}
+
+void t_note_bug(struct t_note *n, const char *what, long long rc)
+{
+    int z = 0;
+    if (atomic_compare_exchange_strong(&n->failed, &z, 1))
+        snprintf(n->why, sizeof n->why, "pid %d: %.250s (%lld)",
+                 (int)getpid(), what, rc);
+}
+
+void *t_shared_map(size_t len)
+{
+    void *a = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ck_assert(a != MAP_FAILED);
+    return a;
+}
+
+void t_storm_end(mempool *p, const struct t_note *n)
+{
+    ck_assert_msg(atomic_load(&n->failed) == 0, "%s", n->why);
+    ck_assert_int_eq(mempool_reap(p), 0);
+    t_assert_healthy(p);
+    ck_assert_uint_eq(t_stats(p).objects, 0);
+    mempool_close(p);
+    mempool_destroy(t_name);
 }
 
 int t_stopped_receiver(void *chan_name)

@@ -91,6 +91,9 @@ mempool_chan_info t_chan_info(mempool *p, const char *name, bool *found);
  *  char *) with the failpoint recv.taken=stop@1 armed - so it stops with
  *  the item taken and its box not yet freed - then unref the item. */
 int t_stopped_receiver(void *chan_name);
+/** A t_fork() child: attach to t_name and _exit(0) without closing - a
+ *  dead worker for a reap to find. */
+int t_dies(void *unused);
 /** mempool_check() == 0, else fail the test with its reason. */
 void t_assert_healthy(mempool *p);
 
@@ -157,6 +160,27 @@ void t_await_stopped(pid_t pid, const char *where);
             _exit(1); \
         } \
     } while (0)
+
+/* --------------------------------------------------------------- storms */
+
+/*
+ * A storm: children hammer one pool and note the first thing that went
+ * wrong in a struct t_note that lives in shared memory (t_shared_map), so
+ * the test process can report it after they end.
+ */
+struct t_note {
+    _Atomic int failed;   /**< 0 = fine, 1 = a child noted a failure */
+    char why[320];
+};
+/** Note "pid: what (rc)" unless a failure is noted already (any process). */
+void t_note_bug(struct t_note *n, const char *what, long long rc);
+/** Checked: @p len zeroed bytes of anonymous memory shared with children
+ *  forked later (test process only; munmap it after). */
+void *t_shared_map(size_t len);
+/** Checked end of a storm on @p p (test process only): the storm left no
+ *  failure note in @p n, nothing to reap, the pool checks clean and holds
+ *  no object; then close @p p and destroy t_name. */
+void t_storm_end(mempool *p, const struct t_note *n);
 
 /* ---------------------------------------------------------------- pipes */
 

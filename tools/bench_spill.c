@@ -14,7 +14,9 @@
  *               one victim. Baseline: write(2) of the same bytes, from the
  *               same arena pages, to a new file in the same directory
  *               (4096 header bytes + payload, no fsync: spill files are a
- *               cache and are not synced); with fdatasync for context.
+ *               cache and are not synced); for context, with fdatasync,
+ *               and after a fallocate() of the whole file (what the spill
+ *               engine does for payloads of 1 MiB or more: see io.c).
  *               Rounds alternate which backend goes first; the figures are
  *               medians of per-file GB/s.
  *   first byte  a get of a spilled 4 KiB, 1 MiB and 64 MiB object, from the
@@ -167,7 +169,7 @@ static void print_notes(void)
 {
     printf("\nThroughput: per file, open to close for write(2), the whole "
            "call for move_to_disk and set; bytes are the file's (4 KiB "
-           "header + payload). Each step runs the five 64 MiB writes back to "
+           "header + payload). Each step runs the six 64 MiB writes back to "
            "back, in an order that rotates from step to step. "
            "First byte and read-back run each get in a process forked for "
            "it, so the handle maps the file anew; the baseline maps the "

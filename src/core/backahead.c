@@ -14,8 +14,9 @@
  * since every such call first waits for each CPU to drain its page lists
  * (lru_add_drain_all(): 0.1-10 ms on a loaded machine, so a call per
  * chunk was 2-10x slower than one for the block). The kernel collapses the
- * chunks in address order and zeroes faster than the caller copies, so
- * the caller finds each next chunk done; it learns that from mincore():
+ * chunks in address order, about as fast as the caller copies them (~0.12
+ * ms per 2 MiB each on this VM), so once the helper's first chunk is done
+ * the caller finds each next one done; it learns that from mincore():
  * a page of the shm object that mincore() reports is backed (the rule
  * blockback.c already trusts), and a huge chunk answers in ~1 us.
  *
@@ -27,6 +28,13 @@
  * still say "maybe a hole", in a block that is the caller's reservation
  * (its ALLOC entry), which the reaper frees. A write into a chunk the
  * kernel is still collapsing waits for it (the same as for khugepaged).
+ *
+ * The caller copies with streaming stores (streamcopy.c): memcpy() into
+ * the lines the other CPU has just zeroed took twice as long (~7.8 ms of
+ * CPU for 64 MiB against ~3.7 ms; a plain store first reads its line for
+ * ownership, here out of the zeroing CPU's cache), which made the copy,
+ * not the zeroing, the longer of the two and the set ~0.75-0.85x memcpy
+ * into touched memory instead of ~1.2-1.5x.
  *
  * The helper lives only inside this call: it is joined before the put
  * returns, blocks every signal (no handler runs on it), and the caller's
@@ -54,6 +62,7 @@
 #include "failpoint.h"
 #include "futex.h"
 #include "internal.h"
+#include "streamcopy.h"
 
 /* Stack for the helper: it makes system calls (mincore's vector is 512
  * bytes) and nothing more. */
@@ -221,8 +230,9 @@ int mempool__fill(mp_core *c, bool *huge, uint64_t pg, uint64_t n,
             (a - pg) * MP_PAGE < len) {
             size_t o = (size_t)((a - pg) * MP_PAGE);
             size_t e = (size_t)((z - pg) * MP_PAGE);
-            memcpy((uint8_t *)dst + o, (const uint8_t *)src + o,
-                   (e < len ? e : len) - o);
+            mempool__copy_stream((uint8_t *)dst + o,
+                                 (const uint8_t *)src + o,
+                                 (e < len ? e : len) - o);
         }
     }
     rest = rest_settled(&f);

@@ -268,8 +268,10 @@ bool mempool__entry_drop_file(mp_entry *e, uint64_t w)
 /* ---- reclaim ------------------------------------------------------------ */
 
 /* Free DELETED entry @p idx if no pin cell names it and no writer is at
- * it; otherwise the last unpinner (or the writer) comes back here. */
-void mempool__entry_reclaim(mempool *p, uint32_t idx)
+ * it; otherwise the last unpinner (or the writer) comes back here. With
+ * @p unheld the caller's refcount check just found no reference cell of
+ * it (rc_scan), so the cached free need not look for cells to forget. */
+static void reclaim(mempool *p, uint32_t idx, bool unheld)
 {
     mp_entry *e = mp_entry_at(p, idx);
     uint64_t w = atomic_load(&e->word);
@@ -278,18 +280,21 @@ void mempool__entry_reclaim(mempool *p, uint32_t idx)
         return;                     /* the last unpinner will come back */
     if (MP_W_FL(w) & MP_F_ONDISK)
         p->spill_ops->unlink_files(p, idx, MP_W_GEN(w));
-    else if (mempool__cache_free(p, idx, w))
+    else if (mempool__cache_free(p, idx, w, !unheld))
         return;                     /* into our cache, without the lock */
-    if (mempool__lock(p)) {
-        mempool__owe(p);            /* a stopped holder: freed later */
-        return;
-    }
+    if (mempool__lock_or_owe(p))
+        return;                     /* a stopped holder: freed later */
     mempool__free(p, idx, w);
     mempool__unlock(p);
     if (MP_W_FL(w) & MP_F_ONDISK)
         p->spill_ops->maps_sweep(p); /* our idle mapping holds the space */
     if (MP_UNLIKELY(atomic_load_explicit(&p->h->owed, memory_order_relaxed)))
         mempool__reclaim_owed(p);
+}
+
+void mempool__entry_reclaim(mempool *p, uint32_t idx)
+{
+    reclaim(p, idx, false);
 }
 
 /* ---- owed frees ----------------------------------------------------------
@@ -303,7 +308,12 @@ void mempool__entry_reclaim(mempool *p, uint32_t idx)
  * cache refill) scans the table and frees every such entry; none is lost,
  * since both states are final but for this free. The flag is cleared
  * before the scan, so a free that gives up during it raises it again, and
- * the scan stops there (the holder is still stopped). */
+ * the scan stops there (the holder is still stopped). While it is raised
+ * a free tries the lock once, not for the whole bound again
+ * (mempool__lock_or_owe): one stall costs one bound, not one per free.
+ * A slot given up meanwhile (its worker closed or was reaped) keeps its
+ * charges: owed too, given up to the pool after the scan
+ * (mempool__settle_left). */
 
 void mempool__owe(mempool *p)
 {
@@ -337,6 +347,8 @@ void mempool__reclaim_owed(mempool *p)
                          !atomic_load_explicit(&p->h->owed,
                                                memory_order_relaxed); i++)
         pay_owed(p, i);
+    if (!atomic_load_explicit(&p->h->owed, memory_order_relaxed))
+        mempool__settle_left(p);
     paying = false;
 }
 
@@ -429,8 +441,11 @@ static void rc_scan(mempool *p, uint32_t idx, uint32_t gen, unsigned me)
         held = mempool__cell_count(&p->core, MP_REF, idx, gen, true) != 0 ||
                mempool__box_held(p, idx, gen);
     } while ((done = rc_end(mp_entry_at(p, idx), gen, me, held)) < 0);
+    /* Unheld: the scan that decided saw no reference cell, and a cell
+     * added since is its adder's to take back - it sees the entry dead
+     * (mempool_ref, ref_settle) - so there are none to forget. */
     if (done && !held)
-        mempool__entry_reclaim(p, idx);
+        reclaim(p, idx, true);
 }
 
 /* Delete refcounted (idx, gen) if no worker holds a reference to it. */

@@ -268,7 +268,7 @@ typedef struct mp_entry {
  * allocator lock. Everything but the lock is derived: the entry table
  * (CACHED words) says what is cached, and the charges are recomputed from
  * the table whenever a holder died (`dirty`). */
-#define MP_WC_MAX   32u        /* entries cached per size class */
+#define MP_WC_MAX   128u       /* entries cached per size class */
 #define MP_WC_BATCH 16u        /* moved per allocator-lock hold */
 typedef struct mp_wcache {
     pthread_mutex_t lock;      /* robust, process-shared; after alloc_lock */
@@ -352,9 +352,10 @@ typedef struct mp_hand {
     _Atomic uint64_t flight_given, flight_taken, flight_expired;
     _Atomic uint64_t boxes_gc;      /* orphaned boxes freed by a sweep */
     _Atomic uint64_t get_waits;     /* get_wait calls that slept */
-    _Atomic uint64_t sweeping;      /* bit s: worker s is sweeping boxes;
+    _Atomic uint64_t sweeping;      /* bit s: worker s holds box hazards
+                                       (a sweep, a flight take or expiry);
                                        claims keep no box its box_taking
-                                       words name (box.c, "hazard") */
+                                       words name (box.c, "hazards") */
     _Atomic uint64_t binder;        /* slot + 1 of the last name binder:
                                        name_get's spin peer (spin.h) */
     uint64_t spare[4];

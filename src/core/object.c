@@ -33,6 +33,7 @@
 #include "failpoint.h"
 #include "internal.h"
 #include "recency.h"
+#include "streamcopy.h"
 #include "view.h"
 #include "wcache.h"
 
@@ -363,16 +364,18 @@ static void populate(mempool *p, void *buf, size_t len)
 #endif
 }
 
-/* A put at least this long into a block with holes backs it on a helper
- * thread while it copies (backahead.c), when a CPU is free for that. */
+/* A put at least this long into a block with holes (new memory) copies
+ * with streaming stores (streamcopy.c: the kernel has just zeroed those
+ * lines, and a memcpy() would read each one back before overwriting it),
+ * and backs the block on a helper thread while it copies (backahead.c)
+ * when a CPU is free for that. Shorter puts, and puts into pages already
+ * backed, whose lines may still be cached, use memcpy() as before. */
 #define FILL_AHEAD_MIN (4u << 20)
 
-/* Shall a put of @p len bytes into data pages [pg, pg + n) use a helper? */
-static bool ahead(mempool *p, size_t len, uint64_t pg, uint64_t n)
+/* Shall a large put into new memory use a helper? */
+static bool ahead(const mempool *p)
 {
-    return len >= FILL_AHEAD_MIN && !p->back_inline &&
-           !mempool__all_backed(&p->core, pg, pg + n) &&
-           (p->back_ahead || mempool__spare_cpu());
+    return !p->back_inline && (p->back_ahead || mempool__spare_cpu());
 }
 
 /* Copy @p len bytes of @p data into our reservation @p r (entry @p e,
@@ -382,11 +385,14 @@ static int fill(mempool *p, const mp_entry *e, mempool_dref r, void *buf,
                 const void *data, size_t len)
 {
     uint64_t off = MP_LD(e->off), pg, n;
+    bool fresh = false;
     int rc;
     if (off && len > MP_SMALL_MAX) {
         pg = (off - p->data_off) / MP_PAGE;
         n = (len + MP_PAGE - 1) / MP_PAGE;
-        if (ahead(p, len, pg, n)) {
+        fresh = len >= FILL_AHEAD_MIN &&
+                !mempool__all_backed(&p->core, pg, pg + n);
+        if (fresh && ahead(p)) {
             rc = MP_FP(back_block);           /* back.block=enospc */
             if (rc == 0)
                 rc = mempool__fill(&p->core, &p->huge, pg, n, buf, data,
@@ -401,7 +407,10 @@ static int fill(mempool *p, const mp_entry *e, mempool_dref r, void *buf,
     if ((rc = back_block(p, e, r)))
         return rc;
     populate(p, buf, len);
-    memcpy(buf, data, len);
+    if (fresh)
+        mempool__copy_stream(buf, data, len);     /* see streamcopy.c */
+    else
+        memcpy(buf, data, len);
     return 0;
 }
 

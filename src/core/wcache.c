@@ -12,7 +12,8 @@
  *
  *   set     pop an entry of the class: CACHED(us) -> ALLOC(us), charge it
  *           to our cache's part of our charges (mempool__cache_alloc);
- *   delete  of our own small object, no pins, file or references: the
+ *   delete  of our own small object, no pins or file (a refcounted one's
+ *           stale reference cells forgotten first, as mempool__free does): the
  *           DELETED word CASes to CACHED(us) with the next generation (old
  *           DRefs fail at once), our cache's part is uncharged, the entry
  *           is pushed (mempool__cache_free); another worker's goes the
@@ -490,8 +491,10 @@ static bool give_back(mempool *p, int o, uint32_t idx, uint64_t w)
         if (done || MP_LD(e->owner) != o + 1)
             return done;
     }
-    /* Full (or dirty, or busy a moment ago): both locks, o's still tried. */
-    if (mempool__lock(p))
+    /* Full (or dirty, or busy a moment ago): both locks, o's still tried.
+     * A stopped holder of the allocator lock: owed (entry.c), the caller
+     * then tries once and leaves it so. */
+    if (mempool__lock_or_owe(p))
         return false;
     if (wc_lock(p, o, true) == 0) {
         if (wc->dirty)
@@ -508,7 +511,7 @@ static bool give_back(mempool *p, int o, uint32_t idx, uint64_t w)
     return done;
 }
 
-bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w)
+bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w, bool forget)
 {
     int s = p->slot;
     mp_entry *e = mp_entry_at(p, idx);
@@ -517,12 +520,22 @@ bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w)
     mp_wcache *wc;
     unsigned c;
 
-    /* A small object in memory, no file, writer or references (their
-     * cells must be forgotten under the lock: mempool__free). */
+    /* A small object in memory, no file or writer. */
     if (s < 0 || MP_W_ST(w) != MP_ST_DELETED || MP_W_FL(w) || MP_W_WHO(w) ||
         MP_W_GEN(w) >= MP_GEN_MAX || len < 1 || len > MP_SMALL_MAX ||
-        !MP_LD(e->off) || (MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED))
+        !MP_LD(e->off))
         return false;
+    /* A refcounted one deleted while referenced: its holders' cells of
+     * this generation must not outlive it (issue 15 item 8), as in
+     * mempool__free. Forgotten before the recache below, while the entry
+     * is still DELETED and its holders word intact: a death in between
+     * leaves a DELETED entry with fewer cells, a state every unref makes.
+     * Two reclaimers may both forget: each cell is CASed to 0 once. Not
+     * after a refcount check found none (@p forget false: the unref that
+     * freed it). So a refcounted stream (the consumer's unref frees) takes
+     * the caches too, not the allocator lock per object (issue 12). */
+    if (forget && (MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED))
+        mempool__refs_forget(&p->core, idx, MP_W_GEN(w));
     if (owner != (unsigned)s + 1)         /* another worker's */
         return owner >= 1 && owner <= MP_WORKERS &&
                give_back(p, (int)owner - 1, idx, w);
@@ -538,10 +551,8 @@ bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w)
     }
     /* Full (or to be repaired): flush a batch under both locks. A stopped
      * holder of the allocator lock: the free is owed (entry.c). */
-    if (mempool__lock(p)) {
-        mempool__owe(p);
+    if (mempool__lock_or_owe(p))
         return true;
-    }
     if (mempool__cache_hold(p, s) == 0) {
         if (wc->n[c] >= MP_WC_MAX)
             flush(p, s, c, MP_WC_BATCH);

@@ -33,10 +33,12 @@ static inline uint64_t mp_over_limit(const mp_core *c, int owner,
  * stopped). */
 int  mempool__cache_alloc(mempool *p, uint64_t len, uint32_t type,
                           uint16_t flags, uint32_t *idx);
-/* DELETED entry @p idx, word @p w, no pins: if it is our own small object
- * without file or references, recache it (next generation) and return
- * true; false: the caller frees it under the allocator lock. */
-bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w);
+/* DELETED entry @p idx, word @p w, no pins: if it is a small object
+ * without file, recache it (next generation) and return true; false: the
+ * caller frees it under the allocator lock. With @p forget a refcounted
+ * one's reference cells are forgotten first (false: a refcount check just
+ * found none). */
+bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w, bool forget);
 
 /* ---- under the allocator lock ------------------------------------------ */
 int  mempool__cache_hold(mempool *p, int s);   /* s's lock; repairs */

@@ -21,13 +21,17 @@
                                        this file offset (io.c) */
 #define MP_IO_BATCH     64u         /* files one engine round handles */
 #define MP_IO_SHORT_CAP 4096u       /* io.short: bytes per write at most */
+#define MP_IO_PREALLOC  (1u << 20)  /* payloads this big get their blocks
+                                       in one fallocate() first (io.c) */
 
 /* Failpoints (MEMPOOL_FAILPOINT), read once per engine at open. */
 enum {
     MP_FP_WRITE = 1u << 0, /* "io.write": every write completes with -EIO */
-    MP_FP_NOSPC = 1u << 1, /* "io.nospc": every write gives -ENOSPC */
+    MP_FP_NOSPC = 1u << 1, /* "io.nospc": every write (and fallocate)
+                              gives -ENOSPC */
     MP_FP_SHORT = 1u << 2, /* "io.short": cap writes at MP_IO_SHORT_CAP */
     MP_FP_RING  = 1u << 3, /* "io.ring": the ring breaks (see io_uring.c) */
+    MP_FP_FALLOC = 1u << 4, /* "io.falloc": no fallocate (io.c) */
 };
 
 /* Knobs and counters a backend sees; only the engine thread writes them. */

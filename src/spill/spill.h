@@ -194,8 +194,9 @@ int  mempool__io_drain(mp_io *io);
 void mempool__io_close(mp_io *io);
 
 /* Failpoint hook for tests: when the environment variable
- * MEMPOOL_FAILPOINT names "io.write" (fail with -EIO), "io.nospc" (-ENOSPC)
- * or "io.short" (cap every write at 4096 bytes), the engine obeys. Read once
- * per engine at open. */
+ * MEMPOOL_FAILPOINT names "io.write" (fail with -EIO), "io.nospc" (-ENOSPC,
+ * from the preallocation of a large file too), "io.short" (cap every write
+ * at 4096 bytes) or "io.falloc" (no preallocation, as on a file system
+ * without fallocate), the engine obeys. Read once per engine at open. */
 
 #endif /* MEMPOOL_SPILL_H */
