@@ -39,7 +39,7 @@ static void unsend(mempool *p, uint32_t b, bool ref, uint32_t idx,
             mempool__box_take(p, b, atomic_load(&p->boxw[b]));
             return;
         }
-        mempool__ref_sub(&p->core, idx, gen);
+        mempool__ref_undo(p, idx, gen);
     }
     mempool__box_drop(p, b, atomic_load(&p->boxw[b]));
 }
