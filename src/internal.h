@@ -67,6 +67,9 @@ struct mempool {
     uint32_t      nbox, nnames, nring;
     _Atomic uint64_t box_nonce; /* this handle's block of box nonces:
                                    base << 32 | left (box.c) */
+    _Atomic uint32_t hazards;  /* this handle's threads holding a box
+                                  hazard, | 1 << 31 while the last one
+                                  clears our hand->sweeping bit (box.c) */
     uint64_t      forkgen;     /* process fork generation at open */
     /* The short get and release paths' copies (get.c), set when the slot
      * is claimed: fastgen is forkgen while this handle is an open
@@ -225,6 +228,9 @@ int  mempool__back_stretches(const mp_core *c, uint64_t pg, uint64_t end);
 /* -EAGAIN after the peer wait bound (a stopped holder); _duty: no bound */
 int  mempool__lock(mempool *p);
 int  mempool__lock_duty(mempool *p);
+/* For a step that can be owed (a free): one try once frees are owed, and
+ * header.owed raised when it fails (entry.c, "owed frees"). */
+int  mempool__lock_or_owe(mempool *p);
 void mempool__unlock(mempool *p);
 int  mempool__alloc(mempool *p, uint64_t len, uint32_t *idx);  /* locked */
 bool mempool__free(mempool *p, uint32_t idx, uint64_t w);      /* locked */
@@ -232,7 +238,8 @@ void mempool__charge(mempool *p, uint32_t idx);                /* locked */
 void mempool__charge_ondisk(mempool *p, uint32_t idx, uint64_t w,
                             uint64_t nw);                 /* locked */
 void mempool__evict_locked(mempool *p, uint32_t idx, uint64_t w);
-void mempool__disown(mempool *p, int d);
+bool mempool__disown(mempool *p, int d);   /* false: left owed */
+bool mempool__slot_holds(mempool *p, int d); /* charges, cache: racy */
 uint64_t mempool__block_bytes(uint64_t len);
 /* @p owner's limit passed by @p len more bytes: by how much, else 0. */
 uint64_t mempool__over_limit(mempool *p, int owner, uint64_t len);
@@ -255,6 +262,8 @@ void mempool__entry_reclaim(mempool *p, uint32_t idx);
  * workers' reservations). */
 void mempool__owe(mempool *p);
 void mempool__reclaim_owed(mempool *p);
+/* Give up the charges of slots left while frees were owed (worker.c). */
+void mempool__settle_left(mempool *p);
 void mempool__entry_after_unpin(mempool *p, uint32_t idx);
 void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok);
 void mempool__entry_refcheck(mempool *p, uint32_t idx, uint32_t gen);
@@ -280,7 +289,15 @@ bool mempool__box_held(mempool *p, uint32_t idx, uint32_t gen);
 uint32_t mempool__box_count(mempool *p, uint32_t idx, uint32_t gen);
 bool mempool__box_referenced(mempool *p, uint32_t b, uint64_t w);
 uint64_t mempool__box_sweep(mempool *p, int dead);  /* free orphans */
+/* A stale box word made safe (box.c, "hazards"): between enter and exit
+ * no claim keeps a box we announce, so a word read after the announcement
+ * names the box we judged until we free it (the sweep, flight take and
+ * expiry). Any thread; they nest. */
+void mempool__hazard_enter(mempool *p);
+void mempool__hazard_exit(mempool *p);
 uint64_t mempool__flight_expire(mempool *p, bool force);
+/* Is box @p b (word @p w) a HELD reference in flight due at @p now? */
+bool mempool__flight_due(mempool *p, uint32_t b, uint64_t w, uint64_t now);
 int  mempool__box_verify(mempool *p, char *why, size_t whylen);
 void mempool__box_reap(mempool *p, int d);  /* sweep, locks, TTLs */
 void mempool__entry_wake(mempool *p, uint32_t idx);   /* get_wait sleepers */

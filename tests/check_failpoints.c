@@ -1038,8 +1038,9 @@ START_TEST(test_kill_matrix)
          * check_handoff_kill.c at the broadcast ones (bcast.*). */
         fprintf(stderr, "failpoint %-17s | in check_%s\n", name,
                 !strncmp(name, "bcast.", 6)      ? "handoff_kill"
-                : !strcmp(name, "box.sweeping") ? "sweep_alias"
-                                                : "handoff_crash");
+                : !strcmp(name, "box.sweeping")  ? "sweep_alias"
+                : !strcmp(name, "take.expiring") ? "flight_alias"
+                                                 : "handoff_crash");
         return;
     }
     /* destroy's points kill mempool_destroy(), which no worker workload

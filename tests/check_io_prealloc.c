@@ -44,8 +44,8 @@
 #include "helpers_base.h"
 #include <mempool/mempool.h>
 #include "io_impl.h"
+#include "t_spillfile.h"
 
-#define MiB (1ull << 20)
 #define EXT4_MAGIC_ 0xEF53
 #define XFS_MAGIC_  0x58465342
 
@@ -57,82 +57,28 @@ static const uint64_t t_uuid[2] = { 0x1122334455667788ull,
 
 static void setup(void)
 {
-    snprintf(t_dir, sizeof t_dir, "%s/t-XXXXXX", root);
-    ck_assert_ptr_nonnull(mkdtemp(t_dir));
-    t_dfd = open(t_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    ck_assert_int_ge(t_dfd, 0);
+    t_sf_dir_make(root, t_dir, sizeof t_dir, &t_dfd);
 }
 
 static void teardown(void)
 {
-    close(t_dfd);
-    t_dfd = -1;
-    t_rm_tree(t_dir);
+    t_sf_dir_drop(t_dir, &t_dfd);
     unsetenv("MEMPOOL_FAILPOINT");
 }
 
-static uint8_t *payload(size_t len, uint64_t seed)
+/* Write @p len bytes of @p buf as @p name of @p dfd through an engine of
+ * backend mode @p m (0: MP_IO_AUTO, io_uring where the kernel allows it;
+ * 1: pwrite) and map it back with every chunk checked. @return the
+ * write's result, or 1 if the file did not map back. */
+static int write_back(int dfd, int m, const char *name, const uint8_t *buf,
+                      uint64_t len)
 {
-    uint8_t *b = malloc(len ? len : 1);
-    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+    int rc = t_sf_write(dfd, m ? MP_IO_PWRITE : MP_IO_AUTO, name, buf, len,
+                        t_uuid);
 
-    ck_assert_ptr_nonnull(b);
-    for (size_t i = 0; i < len; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        b[i] = (uint8_t)(x >> 24);
-    }
-    return b;
-}
-
-/* Mode 0: MP_IO_AUTO (io_uring where the kernel allows it), 1: pwrite. */
-static mp_io *open_mode(int m)
-{
-    mp_io *io = NULL;
-
-    ck_assert_int_eq(mempool__io_open(&io, m ? MP_IO_PWRITE : MP_IO_AUTO), 0);
-    return io;
-}
-
-/* Write @p len bytes of @p buf as file @p name of directory @p dfd. */
-static int write_one(mp_io *io, int dfd, const char *name, const void *buf,
-                     uint64_t len, uint32_t idx)
-{
-    mp_io_req r, *rp = &r;
-
-    memset(&r, 0, sizeof r);
-    r.dirfd = dfd;
-    r.name = name;
-    r.payload = buf;
-    r.len = len;
-    mempool__file_header(&r.hdr, t_uuid, idx, idx + 3, 7, 0, len);
-    if (mempool__io_submit(io, &rp, 1) != 0 ||
-        mempool__io_wait(io, &rp, 1) != 0)
-        return -EINVAL;                  /* a bad request: a test bug */
-    return r.result;
-}
-
-/* Does @p name map with every chunk checked and hold @p buf? (No
- * assertions: the full-disk child calls it too.) */
-static bool file_ok(int dfd, const char *name, const uint8_t *buf,
-                    uint64_t len, uint32_t idx)
-{
-    mp_file_map m;
-    bool ok;
-
-    if (mempool__file_map(dfd, name, t_uuid, idx, idx + 3, true, &m) != 0)
-        return false;
-    ok = m.len == len && memcmp(m.data, buf, len) == 0;
-    mempool__file_unmap(&m);
-    return ok;
-}
-
-static void check_file(int dfd, const char *name, const uint8_t *buf,
-                       uint64_t len, uint32_t idx)
-{
-    ck_assert_msg(file_ok(dfd, name, buf, len, idx), "%s: does not map back",
-                  name);
+    if (rc == 0 && t_sf_map(dfd, name, t_uuid, true, buf, len) != 0)
+        rc = 1;
+    return rc;
 }
 
 /* Entries of @p dfd, and how many end in ".tmp". */
@@ -189,13 +135,11 @@ static bool extents(const char *name, uint64_t *mapped, unsigned *delalloc)
 START_TEST(test_blocks_up_front)
 {
     uint64_t len = 3 * MiB + 5, mapped;
-    uint8_t *buf = payload(len, 1);
-    mp_io *io = open_mode(_i);
+    uint8_t *buf = t_sf_pattern(len, 1);
     struct statfs sf;
     unsigned delalloc;
 
-    ck_assert_int_eq(write_one(io, t_dfd, "big", buf, len, 1), 0);
-    check_file(t_dfd, "big", buf, len, 1);
+    ck_assert_int_eq(write_back(t_dfd, _i, "big", buf, len), 0);
     ck_assert_int_eq(fstatfs(t_dfd, &sf), 0);
     if ((sf.f_type == EXT4_MAGIC_ || sf.f_type == XFS_MAGIC_) &&
         extents("big", &mapped, &delalloc)) {
@@ -206,7 +150,6 @@ START_TEST(test_blocks_up_front)
         fprintf(stderr, "check_io_prealloc: %s is not ext4/xfs (or has no "
                 "FIEMAP): extent check skipped\n", t_dir);
     }
-    mempool__io_close(io);
     free(buf);
 }
 END_TEST
@@ -218,23 +161,19 @@ START_TEST(test_refused)
 {
     static const uint64_t lens[] = { MP_IO_PREALLOC - 1, MP_IO_PREALLOC,
                                      5 * MiB + 3 };
-    mp_io *io;
     int tmps;
 
     setenv("MEMPOOL_FAILPOINT", "io.falloc", 1);
-    io = open_mode(_i);
     for (unsigned i = 0; i < sizeof lens / sizeof lens[0]; i++) {
         char name[16];
-        uint8_t *buf = payload(lens[i], i + 10);
+        uint8_t *buf = t_sf_pattern(lens[i], i + 10);
 
         snprintf(name, sizeof name, "f%u", i);
-        ck_assert_int_eq(write_one(io, t_dfd, name, buf, lens[i], i), 0);
-        check_file(t_dfd, name, buf, lens[i], i);
+        ck_assert_int_eq(write_back(t_dfd, _i, name, buf, lens[i]), 0);
         free(buf);
     }
     ck_assert_int_eq(dir_entries(t_dfd, &tmps), 3);
     ck_assert_int_eq(tmps, 0);
-    mempool__io_close(io);
 }
 END_TEST
 
@@ -242,12 +181,12 @@ END_TEST
 
 /* In a child: a private mount namespace with a 2 MiB tmpfs on t_dir.
  * @return 0 if it passed, 77 if it could not set up, else the failed
- * step. */
+ * step (1: an assertion of a t_sf_* helper). */
 static int full_child(int mode)
 {
-    uint8_t *big = payload(4 * MiB, 3), *mid = payload(3 * MiB / 2, 4),
-            *small = payload(64 * 1024, 5);
-    mp_io *io = NULL;
+    uint8_t *big = t_sf_pattern(4 * MiB, 3),
+            *mid = t_sf_pattern(3 * MiB / 2, 4),
+            *small = t_sf_pattern(64 * 1024, 5);
     int dfd, tmps;
 
     if (unshare(CLONE_NEWNS) != 0 ||
@@ -255,20 +194,17 @@ static int full_child(int mode)
         mount("tmpfs", t_dir, "tmpfs", 0, "size=2m,mode=0700") != 0)
         return 77;
     dfd = open(t_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || mempool__io_open(&io, mode ? MP_IO_PWRITE : MP_IO_AUTO))
+    if (dfd < 0)
         return 2;
-    if (write_one(io, dfd, "big", big, 4 * MiB, 1) != -ENOSPC)
+    if (write_back(dfd, mode, "big", big, 4 * MiB) != -ENOSPC)
         return 3;
     if (dir_entries(dfd, &tmps) != 0)
         return 4;                        /* nothing left behind */
-    if (write_one(io, dfd, "mid", mid, 3 * MiB / 2, 2) != 0 ||
-        !file_ok(dfd, "mid", mid, 3 * MiB / 2, 2))
+    if (write_back(dfd, mode, "mid", mid, 3 * MiB / 2) != 0)
         return 5;
     if (unlinkat(dfd, "mid", 0) != 0 ||
-        write_one(io, dfd, "small", small, 64 * 1024, 3) != 0 ||
-        !file_ok(dfd, "small", small, 64 * 1024, 3))
+        write_back(dfd, mode, "small", small, 64 * 1024) != 0)
         return 6;
-    mempool__io_close(io);
     return 0;
 }
 

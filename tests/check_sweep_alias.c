@@ -13,8 +13,8 @@
  * worker announces, so the word it CASes is the box it judged.
  *
  *   stopped_sweeper  a sweeper stopped at box.sweeping on a dead
- *                    receiver's orphan, another sweep, 300 sends of the
- *                    same object (every nonce comes round), the sweeper
+ *                    receiver's orphan, another sweep, T_ALIAS_SENDS sends of
+ *                    the same object (every nonce comes round), the sweeper
  *                    continued: the last item is received whole, the
  *                    references are exact, the pool checks clean.
  *   killed_sweeper   the same sweeper killed there: its reaper frees the
@@ -36,8 +36,6 @@
 
 static const mempool_put_options rco = { 0, 0, MEMPOOL_PUT_REFCOUNTED };
 
-#define SENDS 300                /* > 128: every nonce comes round */
-
 /* Child: attach and reap, stopping in the first sweep that finds an orphan
  * (at its slot claim or in mempool_reap, whichever meets it first). */
 static int sweeper(void *arg)
@@ -49,29 +47,6 @@ static int sweeper(void *arg)
     T_CHILD_ASSERT(mempool_reap(p) >= 0);
     mempool_close(p);
     return 0;
-}
-
-/* Send x (and receive it back) until box b, once freed or claimed anew,
- * holds word @p w0 again with the item in the ring, at most SENDS times;
- * then one more stays in the ring anyway. True if b held w0 again. */
-static bool send_until_alias(mempool_chan *c, mempool_dref x, uint32_t b,
-                             uint64_t w0)
-{
-    bool moved = false;
-    for (int i = 0; i < SENDS; i++) {
-        mempool_dref r;
-        uint64_t w;
-        t_send_ref(c, x);
-        w = atomic_load(&t_pool->boxw[b]);
-        if (w != w0)
-            moved = true;            /* freed, or a claim of another nonce */
-        else if (moved)
-            return true;             /* a claim with the sweeper's word */
-        ASSERT_RC(mempool_chan_recv(c, &r, 10000), 0);
-        ASSERT_RC(mempool_unref(t_pool, r), 0);
-    }
-    t_send_ref(c, x);
-    return false;
 }
 
 /* An orphan: x's box taken out of the ring by a receiver killed before it
@@ -124,7 +99,7 @@ START_TEST(test_stopped_sweeper)
     d = t_fork(t_dies, NULL);
     t_wait_ok(d);
     ck_assert_int_ge(mempool_reap(t_pool), 1);
-    aliased = send_until_alias(c, x, b, w0);
+    aliased = t_send_until_alias(c, x, b, w0);
     ASSERT_RC(kill(s, SIGCONT), 0);
     t_wait_ok(s);
     /* The item sent last is still in the ring, whole. */

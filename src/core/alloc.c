@@ -634,11 +634,6 @@ void mempool__evict_locked(mempool *p, uint32_t idx, uint64_t w)
     MP_ST(e->off, 0);
 }
 
-/* Slot @p d is being given up (its worker died or closed): the objects
- * charged to it become the pool's (owner 0), counted against no worker's
- * limit, so whoever claims the slot next starts with nothing charged.
- * Takes the lock. Moves: owner of d's entries, d's and the pool's
- * charges. */
 /* Does slot @p d hold nothing to give up: no charge, no cached entry,
  * its cache's lock free (a holder that died there may have left an entry
  * half moved: the locked path repairs it)? Racy reads: d is dead, or ours
@@ -658,20 +653,34 @@ static bool holds_nothing(mempool *p, int d)
            atomic_load(&sl->disk_bytes) == 0;
 }
 
-void mempool__disown(mempool *p, int d)
+bool mempool__slot_holds(mempool *p, int d)
+{
+    return !holds_nothing(p, d);
+}
+
+/* Slot @p d is being given up (its worker died or closed): the objects
+ * charged to it become the pool's (owner 0), counted against no worker's
+ * limit, so whoever claims the slot next starts with nothing charged.
+ * Takes the lock. Moves: owner of d's entries, d's and the pool's
+ * charges. True once d holds nothing. */
+bool mempool__disown(mempool *p, int d)
 {
     uint64_t hwm = atomic_load(&p->h->hwm);
     /* Most claims take a clean slot: no allocator lock for them, so
      * opening a pool never waits for a stopped holder of it. A slot that
      * does hold something keeps it if the lock's holder is stopped past
-     * the bound (its next claimer or leaver gives it up). */
-    if (holds_nothing(p, d) || mempool__lock(p))
-        return;
+     * the bound: owed, so the lock's next holder gives it up
+     * (mempool__settle_left), or its next claimer or leaver. */
+    if (holds_nothing(p, d))
+        return true;
+    if (mempool__lock_or_owe(p))
+        return false;
     /* Its cache first (a worker that closes flushes; a dead one's cache is
      * returned), under its cache lock, which also stops its charges. */
     if (mempool__cache_hold(p, d)) {
         mempool__unlock(p);
-        return;
+        mempool__owe(p);
+        return false;
     }
     mempool__cache_flush_all(p, d);
     for (uint32_t i = 0; i < hwm && i < p->ntab; i++) {
@@ -690,6 +699,7 @@ void mempool__disown(mempool *p, int d)
     mempool__cache_zero(&p->core, d);
     mempool__cache_release(p, d);
     mempool__unlock(p);
+    return true;
 }
 
 /* ---- derived state: placement shared by rebuild and verify ------------- */
@@ -936,6 +946,21 @@ static int lock_alloc(mempool *p, uint64_t bound_ns)
 int mempool__lock(mempool *p)
 {
     return lock_alloc(p, mempool__wait_bound_ns(p));
+}
+
+/* The lock for a step that can be left owed if it cannot have it (a free,
+ * giving up a slot: entry.c, "owed frees"). Once anything is owed, the
+ * holder was stopped past the bound a moment ago: one try (the short spin
+ * of lock_wait), not another whole bound - every free of a stall paid
+ * the bound before (check_alloc_owed). 0, or the error with header.owed
+ * raised: whoever has the lock next pays. */
+int mempool__lock_or_owe(mempool *p)
+{
+    bool owing = atomic_load_explicit(&p->h->owed, memory_order_relaxed);
+    int rc = lock_alloc(p, owing ? 1 : mempool__wait_bound_ns(p));
+    if (rc)
+        mempool__owe(p);
+    return rc;
 }
 
 /* The same without a bound, for the few steps that must finish and have

@@ -52,9 +52,10 @@
  * announcement counts for nothing (its box is an orphan: freed, the item
  * delivered with its cell) and its reaper zeroes it.
  *
- * The sweep holds a stale word too (it judges, then CASes): it announces
- * the box as a hazard that no claim keeps, so the word it CASes is the
- * box it judged ("the sweep's hazard", below).
+ * The sweep holds a stale word too (it judges, then CASes), and so do a
+ * flight taker and expirer: they announce the box as a hazard that no
+ * claim keeps, so the word they CAS is the box they judged ("hazards",
+ * below).
  *
  * A record never names a free box: it lets go of the box (CAS) before the
  * box is freed. So a stale back word never makes an orphan look held.
@@ -90,9 +91,10 @@ static int take_box(mempool *p, uint32_t from, uint32_t n, uint64_t w)
         if (atomic_load_explicit(&p->boxw[i], memory_order_relaxed) != 0 ||
             !atomic_compare_exchange_strong(&p->boxw[i], &zero, w))
             continue;
-        /* seq_cst after our CAS: a sweep that judges box i either sees
-         * our word or we see its hazard (the sweep's hazard, below) and
-         * give the box back - it is PREP of ours, nobody else writes it. */
+        /* seq_cst after our CAS: a hazard holder (a sweep, a flight
+         * taker or expirer) that judges box i either sees our word or we
+         * see its hazard ("hazards", below) and give the box back - it is
+         * PREP of ours, nobody else writes it. */
         if (MP_UNLIKELY(atomic_load(&p->hand->sweeping)) && box_hazard(p, i)) {
             /* A CAS, not a store: the sweep's CAS of an equal stale word
              * (the nonce wrapped) may have freed it already, and a later
@@ -357,31 +359,84 @@ static bool box_announced(mempool *p, uint32_t b, int dead, int8_t *memo,
     return false;
 }
 
-/* ---- the sweep's hazard -------------------------------------------------
+/* ---- hazards --------------------------------------------------------
  *
  * A sweep judges box b by its word w (read first), its record and the
- * announcements, then frees it with a CAS on w. Between the read and the
- * CAS (a preemption, a SIGSTOP) b may be freed by its taker or another
- * sweep and claimed again; the 7-bit nonce makes a later claim of the same
- * object carry w again after 128 claims, and the CAS freed that live box
- * (an item lost, the ring naming a free box: check_sweep_alias). So a
- * sweep frees no box it did not judge after announcing it as a hazard:
+ * announcements, then frees it with a CAS on w; a flight taker or expirer
+ * (flight.c, mempool__flight_expire) judges a reference in flight by its
+ * word and takes or drops it with a CAS on that word. Between the read
+ * and the CAS (a preemption, a SIGSTOP) b may be freed by another and
+ * claimed again; the 7-bit nonce makes a later claim of the same object
+ * carry w again after 128 claims (and a HELD channel box of an object
+ * looks like a HELD flight box of it), and the CAS freed that live box (an
+ * item lost, the ring naming a free box: check_sweep_alias,
+ * check_flight_alias). So none of them frees a box it did not judge after
+ * announcing it as a hazard:
  *
- *   sweep:  bit s of hand->sweeping (once per sweep) -> announce b in a
+ *   holder: bit s of hand->sweeping (hazard_enter) -> announce b in a
  *           box_taking word -> read w again -> judge -> CAS w -> 0
  *   claim:  CAS 0 -> w' -> read hand->sweeping; if a bit is set and that
  *           worker's box_taking names the box, give it back (store 0)
  *
- * All seq_cst: a claim whose CAS follows the sweep's second read sees the
+ * All seq_cst: a claim whose CAS follows the holder's second read sees the
  * bit and the hazard and gives the box back, so from that read to the
- * CAS the box can be freed but not claimed again - the word the sweep
- * CASes is the box it judged. (Its judgement is the taker's rule above,
- * made after that read.) Other sweeps spare a box a live sweeper
- * announces: it frees it itself. A dead sweeper's bit and words are
- * cleared by its reaper (mempool__box_reap). Sweeps of one handle run
- * under its reap lock, so the bit is set and cleared by one at a time. */
+ * CAS the box can be freed but not claimed again - the word the holder
+ * CASes is the box it judged. (A sweep's judgement is the taker's rule
+ * above, made after that read.) Other sweeps spare a box a live sweeper
+ * announces: it frees it itself. A dead holder's bit and words are
+ * cleared by its reaper (mempool__box_reap).
+ *
+ * The bit is the handle's, the hazards its threads': p->hazards counts
+ * them, each enter sets the bit if it finds it clear, and the thread that
+ * ends the last one clears it under HZ_CLEARING, which holds off new
+ * ones until it is clear (else a new hazard could be left without its
+ * bit between the count's drop and the clear). */
+#define HZ_CLEARING (UINT32_C(1) << 31)
 
-/* Does a sweeping worker announce box @p b? (A claim just took it.) */
+void mempool__hazard_enter(mempool *p)
+{
+    uint64_t bit;
+    uint32_t v;
+    if (p->slot < 0)
+        return;                      /* an observer takes and frees nothing */
+    bit = UINT64_C(1) << p->slot;
+    v = atomic_load_explicit(&p->hazards, memory_order_relaxed);
+    for (;;) {
+        if (v & HZ_CLEARING) {
+            sched_yield();           /* two stores away from clear */
+            v = atomic_load_explicit(&p->hazards, memory_order_relaxed);
+        } else if (atomic_compare_exchange_weak(&p->hazards, &v, v + 1)) {
+            break;
+        }
+    }
+    /* seq_cst, before any announcement of ours: a claim after it sees the
+     * bit. Clear only while the count is 0, so a set bit stays set. */
+    if (!(atomic_load(&p->hand->sweeping) & bit))
+        atomic_fetch_or(&p->hand->sweeping, bit);
+}
+
+void mempool__hazard_exit(mempool *p)
+{
+    uint32_t v;
+    if (p->slot < 0)
+        return;
+    v = atomic_load_explicit(&p->hazards, memory_order_relaxed);
+    while (v > 1 && !(v & HZ_CLEARING)) {
+        if (atomic_compare_exchange_weak(&p->hazards, &v, v - 1))
+            return;
+    }
+    if (v != 1 || !atomic_compare_exchange_strong(&p->hazards, &v,
+                                                  HZ_CLEARING))
+        return;                      /* unbalanced: nothing of ours */
+    /* seq_cst, after our last free and withdrawal. */
+    atomic_fetch_and(&p->hand->sweeping, ~(UINT64_C(1) << p->slot));
+    atomic_store(&p->hazards, 0);
+}
+
+/* Does a live worker holding hazards announce box @p b? (A claim just
+ * took it.) A dead one never CASes: its hazard counts for nothing, also
+ * before its reaper clears it - one killed in a slot claim's reap (not
+ * yet active) is reaped only when its slot is claimed again. */
 static bool box_hazard(mempool *p, uint32_t b)
 {
     uint64_t m = atomic_load(&p->hand->sweeping);
@@ -392,7 +447,7 @@ static bool box_hazard(mempool *p, uint32_t b)
             break;                      /* damaged: no such worker */
         for (unsigned k = 0; k < MP_TAKING; k++)
             if (atomic_load(&p->slots[s].box_taking[k]) == (uint64_t)b + 1)
-                return true;
+                return mempool__slot_alive(&p->core, s);
     }
     return false;
 }
@@ -468,13 +523,12 @@ static bool sweep_free(mempool *p, uint32_t b, int dead, int8_t *memo)
 uint64_t mempool__box_sweep(mempool *p, int dead)
 {
     int8_t memo[MP_WORKERS];
-    uint64_t freed = 0, bit;
+    uint64_t freed = 0;
     if (p->slot < 0)
         return 0;                  /* an observer frees nothing */
-    bit = UINT64_C(1) << p->slot;
     for (int i = 0; i < MP_WORKERS; i++)
         memo[i] = -1;
-    atomic_fetch_or(&p->hand->sweeping, bit);  /* before any hazard */
+    mempool__hazard_enter(p);      /* before any hazard */
     for (uint32_t b = 0; b < p->nbox; b++) {
         uint64_t w = atomic_load_explicit(&p->boxw[b], memory_order_relaxed);
         if (!w)
@@ -484,16 +538,46 @@ uint64_t mempool__box_sweep(mempool *p, int dead)
             sweep_free(p, b, dead, memo))
             freed++;
     }
-    atomic_fetch_and(&p->hand->sweeping, ~bit);
+    mempool__hazard_exit(p);
     if (freed)
         atomic_fetch_add(&p->hand->boxes_gc, freed);
     return freed;
+}
+
+bool mempool__flight_due(mempool *p, uint32_t b, uint64_t w, uint64_t now)
+{
+    uint64_t exp;
+    if (!w || MP_BOX_ST(w) != MP_BOX_HELD ||
+        MP_BACK_KIND(atomic_load(&p->boxes[b].back)) != MP_BK_FLIGHT)
+        return false;
+    exp = atomic_load(&p->boxes[b].expire);
+    return exp && now >= exp;
+}
+
+/* Drop expired reference in flight @p b, judged again under our hazard
+ * (above). */
+static bool expire_one(mempool *p, uint32_t b, uint64_t now)
+{
+    int k = mempool__box_announce(p, b);
+    bool dropped = false;
+    uint64_t w;
+    if (k < 0)
+        return false;              /* no word free: the next sweep */
+    /* seq_cst, after the hazard: from here b is not claimed again. */
+    w = atomic_load(&p->boxw[b]);
+    if (mempool__flight_due(p, b, w, now)) {
+        MP_FP(take_expiring);
+        dropped = mempool__box_drop(p, b, w);
+    }
+    mempool__box_unannounce(p, k);
+    return dropped;
 }
 
 uint64_t mempool__flight_expire(mempool *p, bool force)
 {
     uint64_t now = mempool__now_ns(), last = atomic_load(&p->hand->expire_ns);
     uint64_t n = 0;
+    bool entered = false;
     if (p->slot < 0)
         return 0;                /* an observer does not drop references */
     /* One sweep per 10 ms is plenty for TTLs given in ms. */
@@ -503,16 +587,16 @@ uint64_t mempool__flight_expire(mempool *p, bool force)
         return 0;
     for (uint32_t b = 0; b < p->nbox; b++) {
         uint64_t w = atomic_load_explicit(&p->boxw[b], memory_order_relaxed);
-        uint64_t back, exp;
-        if (!w || MP_BOX_ST(w) != MP_BOX_HELD)
+        if (!mempool__flight_due(p, b, w, now))
             continue;
-        back = atomic_load(&p->boxes[b].back);
-        exp = atomic_load(&p->boxes[b].expire);
-        if (MP_BACK_KIND(back) != MP_BK_FLIGHT || !exp || now < exp)
-            continue;
-        if (atomic_load(&p->boxw[b]) == w && mempool__box_drop(p, b, w))
+        if (!entered)
+            mempool__hazard_enter(p);  /* the first due box only */
+        entered = true;
+        if (expire_one(p, b, now))
             n++;
     }
+    if (entered)
+        mempool__hazard_exit(p);
     if (n)
         atomic_fetch_add(&p->hand->flight_expired, n);
     return n;

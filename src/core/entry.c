@@ -282,10 +282,8 @@ static void reclaim(mempool *p, uint32_t idx, bool unheld)
         p->spill_ops->unlink_files(p, idx, MP_W_GEN(w));
     else if (mempool__cache_free(p, idx, w, !unheld))
         return;                     /* into our cache, without the lock */
-    if (mempool__lock(p)) {
-        mempool__owe(p);            /* a stopped holder: freed later */
-        return;
-    }
+    if (mempool__lock_or_owe(p))
+        return;                     /* a stopped holder: freed later */
     mempool__free(p, idx, w);
     mempool__unlock(p);
     if (MP_W_FL(w) & MP_F_ONDISK)
@@ -310,7 +308,12 @@ void mempool__entry_reclaim(mempool *p, uint32_t idx)
  * cache refill) scans the table and frees every such entry; none is lost,
  * since both states are final but for this free. The flag is cleared
  * before the scan, so a free that gives up during it raises it again, and
- * the scan stops there (the holder is still stopped). */
+ * the scan stops there (the holder is still stopped). While it is raised
+ * a free tries the lock once, not for the whole bound again
+ * (mempool__lock_or_owe): one stall costs one bound, not one per free.
+ * A slot given up meanwhile (its worker closed or was reaped) keeps its
+ * charges: owed too, given up to the pool after the scan
+ * (mempool__settle_left). */
 
 void mempool__owe(mempool *p)
 {
@@ -344,6 +347,8 @@ void mempool__reclaim_owed(mempool *p)
                          !atomic_load_explicit(&p->h->owed,
                                                memory_order_relaxed); i++)
         pay_owed(p, i);
+    if (!atomic_load_explicit(&p->h->owed, memory_order_relaxed))
+        mempool__settle_left(p);
     paying = false;
 }
 

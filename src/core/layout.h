@@ -352,9 +352,10 @@ typedef struct mp_hand {
     _Atomic uint64_t flight_given, flight_taken, flight_expired;
     _Atomic uint64_t boxes_gc;      /* orphaned boxes freed by a sweep */
     _Atomic uint64_t get_waits;     /* get_wait calls that slept */
-    _Atomic uint64_t sweeping;      /* bit s: worker s is sweeping boxes;
+    _Atomic uint64_t sweeping;      /* bit s: worker s holds box hazards
+                                       (a sweep, a flight take or expiry);
                                        claims keep no box its box_taking
-                                       words name (box.c, "hazard") */
+                                       words name (box.c, "hazards") */
     uint64_t spare[5];
     /* Broadcast subscribers (chan.c): [channel][worker slot] = gen16 << 16
      * | that worker's open subscriber handles of that incarnation. Written

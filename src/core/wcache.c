@@ -491,8 +491,10 @@ static bool give_back(mempool *p, int o, uint32_t idx, uint64_t w)
         if (done || MP_LD(e->owner) != o + 1)
             return done;
     }
-    /* Full (or dirty, or busy a moment ago): both locks, o's still tried. */
-    if (mempool__lock(p))
+    /* Full (or dirty, or busy a moment ago): both locks, o's still tried.
+     * A stopped holder of the allocator lock: owed (entry.c), the caller
+     * then tries once and leaves it so. */
+    if (mempool__lock_or_owe(p))
         return false;
     if (wc_lock(p, o, true) == 0) {
         if (wc->dirty)
@@ -549,10 +551,8 @@ bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w, bool forget)
     }
     /* Full (or to be repaired): flush a batch under both locks. A stopped
      * holder of the allocator lock: the free is owed (entry.c). */
-    if (mempool__lock(p)) {
-        mempool__owe(p);
+    if (mempool__lock_or_owe(p))
         return true;
-    }
     if (mempool__cache_hold(p, s) == 0) {
         if (wc->n[c] >= MP_WC_MAX)
             flush(p, s, c, MP_WC_BATCH);

@@ -203,7 +203,23 @@ static void reap_contents(mempool *p, int d)
         p->hand_ops->reap(p, d);    /* channels it was creating/destroying */
     mempool__box_reap(p, d);        /* its boxes, name lock, due TTLs */
     mempool__cells_drop(&p->core, d, cell_release, p);
-    mempool__disown(p, d);
+    mempool__disown(p, d);          /* or owed: mempool__settle_left */
+}
+
+void mempool__settle_left(mempool *p)
+{
+    uint64_t act = atomic_load(&p->h->active);
+    for (int d = 0; d < MP_WORKERS; d++) {
+        /* Not active: closed or reaped. Its slot lock keeps a claimer
+         * out while we give its charges up (a claim would start charging
+         * its own objects there). */
+        if ((act >> d & 1) || d == p->slot || !mempool__slot_holds(p, d) ||
+            slot_lock(&p->core, d, F_WRLCK))
+            continue;
+        if (!(atomic_load(&p->h->active) >> d & 1))
+            mempool__disown(p, d);
+        slot_lock(&p->core, d, F_UNLCK);
+    }
 }
 
 static void slot_clear(mp_core *c, int d)

@@ -21,6 +21,12 @@
  * Expiry: a box whose deadline has passed is dropped by whoever sweeps:
  * give and take (at most every 10 ms), the reaper, the spiller's tick,
  * mempool_reap() and mempool_check(). Dropping it may free the object.
+ *
+ * A taker or expirer judges a box by a word it read and then CASes that
+ * word: it announces the box as a hazard first (box.c, "hazards"), so a
+ * box freed meanwhile by another is not claimed again under it - after
+ * 128 claims of the same object a new box (a channel item's too) would
+ * carry the same word (check_flight_alias).
  */
 #include <errno.h>
 
@@ -66,18 +72,23 @@ struct take_arg {
     int rc;
 };
 
-static bool take_one(mempool *p, uint32_t b, uint64_t w, void *a)
+/* Is box @p b (word @p w) a HELD reference in flight of @p item? */
+static bool flight_of(mempool *p, uint32_t b, uint64_t w, uint64_t item)
 {
-    struct take_arg *t = a;
-    uint64_t back = atomic_load(&p->boxes[b].back);
-    uint64_t exp = atomic_load(&p->boxes[b].expire);
+    return MP_BOX_ST(w) == MP_BOX_HELD && MP_BOX_REF(w) &&
+           MP_BACK_KIND(atomic_load(&p->boxes[b].back)) == MP_BK_FLIGHT &&
+           atomic_load(&p->boxes[b].item) == item;
+}
+
+/* Take reference in flight @p b (word @p w), judged under our hazard: or
+ * drop it if it is expired. True to stop looking. */
+static bool take_judged(mempool *p, uint32_t b, uint64_t w,
+                        struct take_arg *t)
+{
     uint32_t idx = (uint32_t)(t->item >> 32), gen = (uint32_t)t->item;
 
-    if (MP_BOX_ST(w) != MP_BOX_HELD || !MP_BOX_REF(w) ||
-        MP_BACK_KIND(back) != MP_BK_FLIGHT ||
-        atomic_load(&p->boxes[b].item) != t->item)
-        return false;
-    if (exp && t->now >= exp) {
+    if (mempool__flight_due(p, b, w, t->now)) {
+        MP_FP(take_expiring);
         if (mempool__box_drop(p, b, w))        /* expired: the pool's */
             atomic_fetch_add(&p->hand->flight_expired, 1);
         return false;
@@ -99,18 +110,40 @@ static bool take_one(mempool *p, uint32_t b, uint64_t w, void *a)
     return false;
 }
 
+static bool take_one(mempool *p, uint32_t b, uint64_t w, void *a)
+{
+    struct take_arg *t = a;
+    bool done = false;
+    int k;
+
+    if (!flight_of(p, b, w, t->item))
+        return false;
+    /* The word we CAS must be the box we judge (box.c, "hazards"): -1 (no
+     * word free, damaged state) goes on unannounced, as before hazards. */
+    k = mempool__box_announce(p, b);
+    /* seq_cst, after the hazard: from here b is not claimed again. */
+    w = atomic_load(&p->boxw[b]);
+    if (flight_of(p, b, w, t->item))
+        done = take_judged(p, b, w, t);
+    mempool__box_unannounce(p, k);
+    return done;
+}
+
 int mempool_ref_take(mempool *p, mempool_dref r)
 {
     struct take_arg t = { 0, 0, -ENOENT };
     uint32_t idx, gen;
-    int rc;
+    int rc, found;
 
     if ((rc = mempool__writer_ok(p)) ||
         (rc = mempool__entry_of(p, r, &idx, &gen)))
         return rc;
     t.item = ((uint64_t)idx << 32) | gen;
     t.now = mempool__now_ns();
-    if (!mempool__box_find(p, idx, gen, take_one, &t))
+    mempool__hazard_enter(p);          /* before take_one's announcements */
+    found = mempool__box_find(p, idx, gen, take_one, &t);
+    mempool__hazard_exit(p);
+    if (!found)
         return -ENOENT;
     if (t.rc == 0) {
         atomic_fetch_add_explicit(&p->hand->flight_taken, 1,
