@@ -345,7 +345,8 @@ uint64_t mempool__cache_trim(mempool *p)
         if (!(act >> s & 1) || (!own && mempool__slot_alive(&p->core, s)))
             continue;
         /* A dead worker's lock is free or handed over (EOWNERDEAD: dirty,
-         * repaired below); only our own threads may hold ours. */
+         * repaired below); ours is held by our threads or a giver
+         * (give_back), waited for the bound at most. */
         if (wc_lock(p, s, !own))
             continue;
         if (wc_of(&p->core, s)->dirty)
