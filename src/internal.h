@@ -267,6 +267,12 @@ void mempool__settle_left(mempool *p);
 void mempool__entry_after_unpin(mempool *p, uint32_t idx);
 void mempool__unpin(mempool *p, uint32_t idx, uint32_t gen, uint64_t tok);
 void mempool__entry_refcheck(mempool *p, uint32_t idx, uint32_t gen);
+/* Take back the reference cell we added for (idx, gen), found dead. Cells
+ * keep 16 bits of the generation: if the entry has come round to one with
+ * the same 16 bits meanwhile, a check of that object may have counted our
+ * cell (and a bump of it by another thread of ours: pin.c) - check it
+ * again, or it outlives its last reference (check_ref_gen16). */
+void mempool__ref_undo(mempool *p, uint32_t idx, uint32_t gen);
 bool mempool__entry_refcheck_drop(mempool *p, uint32_t idx, uint32_t gen,
                                   bool (*drop)(mempool *, void *), void *arg);
 void mempool__entry_repair(mempool *p, int d, uint32_t idx);

@@ -35,25 +35,9 @@
 static mempool_dref objs[NFREE];       /* set before the forks */
 static int rep_fd = -1;
 
-/* Child: stop inside a put, holding the allocator lock; continued, delete
- * that object and close. */
-static int holder(void *arg)
-{
-    static char buf[BIG];
-    mempool *p;
-    mempool_dref r;
-    (void)arg;
-    setenv("MEMPOOL_FAILPOINT", "alloc.locked=stop@1", 1);
-    T_CHILD_EQ(t_attach(t_name, &p), 0);
-    T_CHILD_EQ(mempool_put(p, buf, sizeof buf, &r), 0);   /* stops inside */
-    T_CHILD_EQ(mempool_delete(p, r), 0);
-    T_CHILD_EQ(mempool_close(p), 0);
-    return 0;
-}
-
 static pid_t stop_holder(void)
 {
-    pid_t h = t_fork(holder, NULL);
+    pid_t h = t_fork(t_alloc_holder, NULL);
     t_await_stopped(h, "alloc.locked");
     return h;
 }
@@ -62,17 +46,6 @@ static void go_on(pid_t h)
 {
     ASSERT_RC(kill(h, SIGCONT), 0);
     t_wait_ok(h);
-}
-
-/* The next allocation pays what was owed: the figures of the start. */
-static void settled(uint64_t objects0, uint64_t used0)
-{
-    mempool_dref r;
-    ASSERT_RC(mempool_put(t_pool, "x", 1, &r), 0);
-    ASSERT_RC(mempool_delete(t_pool, r), 0);
-    ck_assert_uint_eq(t_stats(t_pool).objects, objects0);
-    ck_assert_uint_eq(t_stats(t_pool).used_bytes, used0);
-    t_assert_healthy(t_pool);
 }
 
 /* Child: delete objs[] one by one, each result over rep_fd. */
@@ -122,7 +95,7 @@ START_TEST(test_many_frees)
     v = atomic_load(&t_pool->h->owed);
     ck_assert_uint_eq(v, 1);
     go_on(h);
-    settled(objects0, used0);
+    t_assert_settled(t_pool, objects0, used0);
 }
 END_TEST
 
@@ -157,7 +130,7 @@ static void charges(int s, uint64_t *objects, uint64_t *resident)
 START_TEST(test_closed)
 {
     uint64_t objects0 = t_stats(t_pool).objects, wid, v, n, res;
-    uint64_t used0 = t_stats(t_pool).used_bytes;
+    uint64_t used0 = t_stats(t_pool).used_bytes, objects1, used1;
     int fds[2], go[2];
     pid_t h, c;
 
@@ -172,6 +145,8 @@ START_TEST(test_closed)
     ASSERT_RC(t_recv_u64(fds[0], &wid, T_WAIT_S), 0);
     charges((int)wid - 1, &n, &res);
     ck_assert_uint_eq(n, NCLOSED);
+    objects1 = t_stats(t_pool).objects;
+    used1 = t_stats(t_pool).used_bytes;
     h = stop_holder();
     ASSERT_RC(t_send_u64(go[1], 1), 0);             /* close in the stall */
     ASSERT_RC(t_recv_u64(fds[0], &v, T_WAIT_S), 0);
@@ -182,19 +157,14 @@ START_TEST(test_closed)
     charges((int)wid - 1, &n, &res);
     ck_assert_uint_eq(n, NCLOSED);                 /* left, owed */
     go_on(h);                    /* the holder's next free pays it */
-    {
-        mempool_dref r;
-        ASSERT_RC(mempool_put(t_pool, "y", 1, &r), 0);
-        ASSERT_RC(mempool_delete(t_pool, r), 0);
-    }
+    t_assert_settled(t_pool, objects1, used1);
     charges((int)wid - 1, &n, &res);
     ck_assert_msg(n == 0 && res == 0, "closed worker %d still charged %llu "
                   "objects, %llu bytes", (int)wid, (unsigned long long)n,
                   (unsigned long long)res);
-    t_assert_healthy(t_pool);
     for (int i = 0; i < NCLOSED; i++)
         ASSERT_RC(mempool_delete(t_pool, objs[i]), 0);   /* the pool's */
-    settled(objects0, used0);
+    t_assert_settled(t_pool, objects0, used0);
 }
 END_TEST
 

@@ -182,6 +182,30 @@ int t_dies(void *unused)
     _exit(0);                         /* dead, not closed: to be reaped */
 }
 
+int t_alloc_holder(void *unused)
+{
+    static char buf[64 * 1024];       /* a page run: the allocator lock */
+    mempool *p;
+    mempool_dref r;
+    (void)unused;
+    setenv("MEMPOOL_FAILPOINT", "alloc.locked=stop@1", 1);
+    T_CHILD_EQ(t_attach(t_name, &p), 0);
+    T_CHILD_EQ(mempool_put(p, buf, sizeof buf, &r), 0);   /* stops inside */
+    T_CHILD_EQ(mempool_delete(p, r), 0);
+    T_CHILD_EQ(mempool_close(p), 0);
+    return 0;
+}
+
+void t_assert_settled(mempool *p, uint64_t objects0, uint64_t used0)
+{
+    mempool_dref r;
+    ASSERT_RC(mempool_put(p, "x", 1, &r), 0);
+    ASSERT_RC(mempool_delete(p, r), 0);
+    ck_assert_uint_eq(t_stats(p).objects, objects0);
+    ck_assert_uint_eq(t_stats(p).used_bytes, used0);
+    t_assert_healthy(p);
+}
+
 void t_note_bug(struct t_note *n, const char *what, long long rc)
 {
     int z = 0;

@@ -94,6 +94,14 @@ int t_stopped_receiver(void *chan_name);
 /** A t_fork() child: attach to t_name and _exit(0) without closing - a
  *  dead worker for a reap to find. */
 int t_dies(void *unused);
+/** A t_fork() child: attach, and put a page-run object with the failpoint
+ *  alloc.locked=stop@1 armed, so it stops holding the allocator lock;
+ *  continued, delete that object and close. */
+int t_alloc_holder(void *unused);
+/** Checked: the next allocation pays what was owed (entry.c): put and
+ *  delete a byte, then @p p's objects and used bytes are back at @p objects0
+ *  and @p used0 and it checks clean (test process only). */
+void t_assert_settled(mempool *p, uint64_t objects0, uint64_t used0);
 /** mempool_check() == 0, else fail the test with its reason. */
 void t_assert_healthy(mempool *p);
 

@@ -20,7 +20,8 @@
  *   CPU/object  the streams' CPU time (user + system, all their processes,
  *               each from "go" to its end: getrusage) per object: the wall
  *               rate of 1→1 is 1 or 4 M/s by whether the two processes
- *               share a CPU; the CPU time says what an object costs.
+ *               share a CPU; the CPU time says what an object costs
+ *               (also of the refcounted 1→1 against the plain one).
  *   get_wait    publish → wake-up of a process asleep in mempool_get_wait()
  *               against publish, then a write → wake-up of a process asleep
  *               in read() on a pipe, which then gets the object: the same
@@ -655,7 +656,7 @@ static void lat_rows(const struct lat_runs *lr, int nr)
 int bench_handoff(const struct handoff_opts *ho)
 {
     long n = ho->quick ? 20000 : 200000;
-    double s1, s1p, s1r, s4, ng, gg, c1, c1p, c4;
+    double s1, s1p, s1r, s4, ng, gg, c1, c1p, c1r, c4;
     struct lat_runs *lr = calloc(1, sizeof *lr);
     mempool_options o;
     mempool *p;
@@ -675,7 +676,7 @@ int bench_handoff(const struct handoff_opts *ho)
     }
     /* Interleaved rounds, each figure the median of its rounds, so a
      * burst of load from other processes hits both sides alike. */
-    double v[4][ROUNDS], cv[3][ROUNDS], unused;
+    double v[4][ROUNDS], cv[4][ROUNDS];
     int nr = ho->quick ? 1 : ROUNDS;
     for (int k = 0; k < nr; k++) {
         fprintf(stderr, "mempool-bench: handoff: round %d/%d ...\n", k + 1,
@@ -683,7 +684,7 @@ int bench_handoff(const struct handoff_opts *ho)
         if ((rc = lat_round(p, ho->quick, lr, k)) ||
             (rc = stream(ST_CHAN, 1, n, &v[0][k], &cv[0][k])) ||
             (rc = stream(ST_PIPE, 1, n, &v[1][k], &cv[1][k])) ||
-            (rc = stream(ST_CHAN_RC, 1, n, &v[2][k], &unused)) ||
+            (rc = stream(ST_CHAN_RC, 1, n, &v[2][k], &cv[3][k])) ||
             (rc = stream(ST_CHAN, 4, n, &v[3][k], &cv[2][k])))
             goto out;
     }
@@ -694,6 +695,7 @@ int bench_handoff(const struct handoff_opts *ho)
     c1 = bench_median(cv[0], nr);
     c1p = bench_median(cv[1], nr);
     c4 = bench_median(cv[2], nr);
+    c1r = bench_median(cv[3], nr);
     if ((rc = name_get(p, n, &ng, &gg)))
         goto out;
     printf("\n### handoff (64 B objects, 2 processes unless noted)\n\n");
@@ -710,6 +712,8 @@ int bench_handoff(const struct handoff_opts *ho)
         "pipe carrying DRefs (same put, get, release, delete)", c1p);
     row("stream 4×4, CPU time per object (all 8 processes)", c4,
         "the 1→1 channel stream", c1);
+    row("stream 1→1 refcounted, CPU time per object (both processes)", c1r,
+        "the plain 1→1 channel stream", c1);
     row("name_get of a bound name", ng, "get + release of its object", gg);
     printf("\nMedians of %d interleaved rounds: ping-pong over batches of "
            "%d round trips (%ld a run, a third of that on two CPUs), %d "

@@ -140,7 +140,7 @@ typedef struct mempool mempool;
         arena (~60-150 ms per GiB on a small VM, more where the host must
         first find the memory, against a few ms), in exchange for a fresh
         process's large sets at memcpy speed (a lazy pool's
-        first set into new memory pays that zeroing, ~0.6-0.7x memcpy,
+        first set into new memory pays that zeroing, ~0.85-0.95x memcpy,
         unless a second CPU takes it: MEMPOOL_OPEN_BACK_INLINE).
         Without it (the default) data pages get memory when first used:
         memory is committed as it is used, and a put that needs new memory
@@ -159,7 +159,12 @@ typedef struct mempool mempool;
         + copy (plus ~50 us to start the thread); the thread is joined
         before the put returns and blocks every signal; where it cannot be
         created the put backs inline. Take this flag where a put must use
-        one CPU only. Not with MEMPOOL_OPEN_BACK_AHEAD (-EINVAL). */
+        one CPU only. Not with MEMPOOL_OPEN_BACK_AHEAD (-EINVAL). With or
+        without it, such a put (>= 4 MiB into new memory) copies with
+        streaming stores on x86-64: the kernel has just zeroed those
+        lines, and reading each one back before overwriting it made the
+        copy twice as slow; the trade-off is that the object's bytes are
+        not in the CPU cache when the put returns. */
 #define MEMPOOL_OPEN_BACK_AHEAD 0x80u /**< this handle's large puts into new
         memory start the helper thread (see MEMPOOL_OPEN_BACK_INLINE) even
         when no CPU looks free. On a busy machine that is slower than
@@ -622,9 +627,15 @@ MEMPOOL_API int mempool_dref_parse(const char *s, mempool_dref *out);
  * that long and then returns -ETIMEDOUT. Signals do not interrupt a wait
  * (EINTR is retried); every wait ends early with the error its function
  * documents when its object, name or channel goes away. Waiting sleeps on
- * futexes in the shared arena (no spinning); a call that makes progress
- * (publish, name_put, send, recv) enters the kernel to wake someone only
- * when someone sleeps.
+ * futexes in the shared arena. A request/response (a thread that sent or
+ * bound a name, now waiting on something else) first watches the word
+ * while its peer (the channel's last sender or receiver, the last name
+ * binder, the writer) runs on another CPU: at most 10 us (30 us when its
+ * send woke that peer; less after spins that went unanswered; one waiter
+ * per channel side), never while the peer shares its CPU or sleeps.
+ * Streams (receive-only consumers, producers blocked on a full channel)
+ * do not spin. A call that makes progress (publish, name_put, send,
+ * recv) enters the kernel to wake someone only when someone sleeps.
  *
  * References the pool holds for names, channel items and references in
  * flight belong to no worker: they survive the death of any process, and

@@ -421,13 +421,17 @@ void mempool__hazard_exit(mempool *p)
     if (p->slot < 0)
         return;
     v = atomic_load_explicit(&p->hazards, memory_order_relaxed);
-    while (v > 1 && !(v & HZ_CLEARING)) {
-        if (atomic_compare_exchange_weak(&p->hazards, &v, v - 1))
-            return;
+    for (;;) {
+        if (v == 0 || (v & HZ_CLEARING))
+            return;                  /* unbalanced: nothing of ours */
+        if (v > 1) {
+            if (atomic_compare_exchange_weak(&p->hazards, &v, v - 1))
+                return;
+        } else if (atomic_compare_exchange_weak(&p->hazards, &v,
+                                                HZ_CLEARING)) {
+            break;                   /* the last: clear the bit */
+        }
     }
-    if (v != 1 || !atomic_compare_exchange_strong(&p->hazards, &v,
-                                                  HZ_CLEARING))
-        return;                      /* unbalanced: nothing of ours */
     /* seq_cst, after our last free and withdrawal. */
     atomic_fetch_and(&p->hand->sweeping, ~(UINT64_C(1) << p->slot));
     atomic_store(&p->hazards, 0);

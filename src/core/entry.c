@@ -459,6 +459,17 @@ void mempool__entry_refcheck(mempool *p, uint32_t idx, uint32_t gen)
     rc_scan(p, idx, gen, me);
 }
 
+void mempool__ref_undo(mempool *p, uint32_t idx, uint32_t gen)
+{
+    uint64_t w;
+    mempool__ref_sub(&p->core, idx, gen);
+    /* seq_cst after our cell's CAS: a check that counted it sees it gone
+     * or we see its generation here. */
+    w = atomic_load(&mp_entry_at(p, idx)->word);
+    if (MP_W_GEN(w) != gen && ((MP_W_GEN(w) ^ gen) & 0xffff) == 0)
+        mempool__entry_refcheck(p, idx, MP_W_GEN(w));
+}
+
 /* Let go of a pool-held reference of (idx, gen) with @p drop (box.c), then
  * check as mempool__entry_refcheck() does. The check is flagged (rc byte =
  * us) before @p drop runs: if we die after it, the reaper finds our rc

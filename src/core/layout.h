@@ -356,12 +356,18 @@ typedef struct mp_hand {
                                        (a sweep, a flight take or expiry);
                                        claims keep no box its box_taking
                                        words name (box.c, "hazards") */
-    uint64_t spare[5];
+    _Atomic uint64_t binder;        /* slot + 1 of the last name binder:
+                                       name_get's spin peer (spin.h) */
+    uint64_t spare[4];
     /* Broadcast subscribers (chan.c): [channel][worker slot] = gen16 << 16
      * | that worker's open subscriber handles of that incarnation. Written
      * by the worker (open, close) and zeroed by its reaper, so the sum over
      * slots of the words whose gen matches is exact once deaths are reaped. */
     _Atomic uint32_t subs[64][MP_WORKERS];
+    /* Run words (handoff/spin.h): [worker slot] = CPU + 1 | asleep in a
+     * handoff wait; written by that worker only, zeroed by its reaper. A
+     * hint that decides whether a waiter spins before it sleeps. */
+    _Atomic uint64_t run[MP_WORKERS];
 } mp_hand;
 
 /* A name record: word = state << 62 | version << 32 | box + 1. */
@@ -393,14 +399,22 @@ typedef struct mp_chan {
     _Atomic uint32_t recv_seq;      /* futex: receivers sleep on it */
     uint32_t recv_pad;
     _Atomic uint64_t recv_waiters;  /* its sleepers (handoff/sleepers.h) */
-    uint64_t spare2[4];
+    _Atomic uint64_t sender;        /* slot + 1 of the last sender: a
+                                       receiver's spin peer (spin.h) */
+    _Atomic uint64_t send_gate;     /* a full channel's one spinning
+                                       sender: until when (spin.h) */
+    uint64_t spare2[2];
     /* the receivers' line */
     _Atomic uint64_t head;          /* next position to receive (queue) */
     _Atomic uint64_t received;
     _Atomic uint32_t send_seq;      /* futex: senders sleep on it */
     uint32_t send_pad;
     _Atomic uint64_t send_waiters;  /* its sleepers (handoff/sleepers.h) */
-    uint64_t spare3[4];
+    _Atomic uint64_t receiver;      /* slot + 1 of the last receiver: a
+                                       full channel's sender's spin peer */
+    _Atomic uint64_t recv_gate;     /* the one spinning receiver: until
+                                       when (spin.h) */
+    uint64_t spare3[2];
     char     name[MP_NAME_MAX + 1];
 } mp_chan;
 

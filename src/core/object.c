@@ -686,7 +686,7 @@ int mempool_ref(mempool *p, mempool_dref r)
          * its DELETED here (the handshake of the get path, pin.c). */
         uint64_t w = mp_entry_word(e);
         if (!mp_entry_alive(w, gen)) {
-            mempool__ref_sub(&p->core, idx, gen);
+            mempool__ref_undo(p, idx, gen);
             return -ENOENT;
         }
         /* A running check may have scanned before our cell: make it scan

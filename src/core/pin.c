@@ -247,12 +247,18 @@ int mempool__ref_add(mp_core *c, uint32_t idx, uint32_t gen)
     unsigned span = ovf_span(c, c->slot);
     int pos;
 
+    /* Marked before a bump too: the cell may be a stale one of an older
+     * generation with the same 16 bits (its adder, held up, has yet to
+     * take it back: mempool__ref_undo), whose mark that generation's
+     * taking zeroed; a check must read our table (check_ref_gen16). One
+     * load when the bit is set, as it is for any cell of ours that is
+     * not stale. */
+    holder_mark(c, idx);
     if (bump_existing(t + mp_cell_home(c, idx), MP_CELL_BW, key))
         return 0;
     for (unsigned k = 0; k < span; k++)
         if (bump_existing(t + ovf_at(c, idx, k), MP_CELL_BW, key))
             return 0;
-    holder_mark(c, idx);
     pos = cell_put(c, idx, key | 1);
     return pos < 0 ? pos : 0;
 }

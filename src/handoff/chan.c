@@ -185,6 +185,7 @@ void mempool__chan_reap(mempool *p, int d)
         return;
     for (uint32_t i = 0; i < MP_CHANS; i++)
         atomic_store(&p->hand->subs[i][d], 0);
+    mempool__run_reap(p, d);
     if (atomic_compare_exchange_strong(&p->hand->dir_lock, &who, me)) {
         repair_dir(p);
         mempool__ounlock(p, &p->hand->dir_lock);
@@ -340,6 +341,7 @@ int mempool_chan_open(mempool *p, const char *name, uint32_t capacity,
     c->cap = MP_LD(p->chans[ci].cap);
     c->start = MP_LD(p->chans[ci].start);
     c->bcast = mode == CH_BCAST;
+    c->spin_recv.key = c->spin_send.key = MP_SPIN_KEY_CHAN(c->ci);
     if (c->cap == 0 || c->cap > p->nring || c->start > p->nring - c->cap) {
         free(c);
         return MEMPOOL_ECORRUPT;

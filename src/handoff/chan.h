@@ -15,6 +15,7 @@
 #define MEMPOOL_CHAN_H
 
 #include "handoff.h"
+#include "spin.h"
 
 #define CH_ST(w)    ((unsigned)(((w) >> 24) & 0xff))
 #define CH_WHO(w)   ((unsigned)(((w) >> 16) & 0xff))
@@ -30,6 +31,7 @@ struct mempool_chan {
     uint32_t ci, gen, cap, start;
     bool bcast;
     _Atomic uint64_t pos;       /* broadcast: next position to read */
+    mp_spin spin_recv, spin_send; /* this handle's past spins (spin.h) */
 };
 
 /* The header this handle opened is still that incarnation, and OPEN. */

@@ -131,18 +131,23 @@ static int skip_stuck(mempool_chan *c, mp_chan *h, struct stuck *st)
     return overrun(c, h, s, s + 1) ? -EOVERFLOW : 1;
 }
 
-/* Read the futex word, try once more, sleep (capped while a position
- * is stuck); what the last try said. */
+/* Spin a bounded time while the last sender runs on another CPU; if
+ * nothing was sent meanwhile, read the futex word, try once more, sleep
+ * (capped while a position is stuck); what the last try said (0 after a
+ * spin that saw a send: look again). */
 static int bsleep(mempool_chan *c, mp_chan *h, mempool_dref *out,
                   uint64_t deadline)
 {
     uint32_t seq;
     int rc;
+    if (mempool__spin(c->p, atomic_load(&h->sender), NULL, &c->spin_recv,
+                      mp_look_u32, &h->recv_seq, deadline))
+        return 0;
     seq = mp_sleep_seen(&h->recv_seq);
     rc = brecv_once(c, h, out);
     if ((rc == -EAGAIN || rc == -EINPROGRESS) && mempool__chan_live(c))
-        mp_sleep(&h->recv_seq, &h->recv_waiters, seq, deadline,
-                 rc == -EINPROGRESS ? 1000000u : 0);
+        mempool__hsleep(c->p, &h->recv_seq, &h->recv_waiters, seq, deadline,
+                        rc == -EINPROGRESS ? 1000000u : 0);
     return rc;
 }
 

@@ -39,7 +39,7 @@ static void unsend(mempool *p, uint32_t b, bool ref, uint32_t idx,
             mempool__box_take(p, b, atomic_load(&p->boxw[b]));
             return;
         }
-        mempool__ref_sub(&p->core, idx, gen);
+        mempool__ref_undo(p, idx, gen);
     }
     mempool__box_drop(p, b, atomic_load(&p->boxw[b]));
 }
@@ -82,11 +82,14 @@ int mempool_chan_send(mempool_chan *c, mempool_dref r, int64_t timeout_ms)
         unsend(p, b, ref, idx, gen);
         return rc;
     }
+    mempool__peer_note(p, &h->sender);
     MP_FP(send_committed);
     if (rc == 1)
         mempool__box_commit(p, b);   /* 2: overrun at once, box dropped */
     atomic_fetch_add_explicit(&h->sent, 1, memory_order_relaxed);
-    mp_signal(&h->recv_seq, &h->recv_waiters, c->bcast ? INT_MAX : 1);
+    mempool__lead(MP_SPIN_KEY_CHAN(c->ci),
+                  mp_signal(&h->recv_seq, &h->recv_waiters,
+                            c->bcast ? INT_MAX : 1) != 0);
     return 0;
 }
 
@@ -174,6 +177,8 @@ int mempool_chan_recv(mempool_chan *c, mempool_dref *out, int64_t timeout_ms)
                   : mempool__chanq_recv(c, h, out, deadline);
     if (rc != 1)
         return rc;
+    if (!c->bcast)
+        mempool__peer_note(c->p, &h->receiver);
     atomic_fetch_add_explicit(&h->received, 1, memory_order_relaxed);
     if (!c->bcast)
         wake_sender(c, h);

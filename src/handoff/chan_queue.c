@@ -15,15 +15,35 @@
 #include "chan.h"
 #include "failpoint.h"
 
+/* One side's wait: the futex word it sleeps on and its sleepers, its
+ * ring hint (head for receivers, tail for senders), the other side's last
+ * worker (its spin peer) and this handle's past spins there. */
+struct side {
+    _Atomic uint32_t *seq;
+    _Atomic uint64_t *waiters, *hint, *peer, *gate;
+    mp_spin *spin;
+    mempool_chan *c;
+};
+
+/* What a waiting side watches while it spins: the slot at its hint (a
+ * receiver's next item lands there, a sender's next room opens there)
+ * and the hint itself. Reads only lines the next try reads anyway. */
+static uint64_t side_look(const void *arg)
+{
+    const struct side *sd = arg;
+    uint64_t at = atomic_load(sd->hint);
+    _Atomic uint64_t *s = &sd->c->p->ring[sd->c->start + at % sd->c->cap];
+    return atomic_load(s) ^ (at << 1);
+}
+
 /* The wait loop of queue send and recv: try @p once until it does not say
- * "would block" (-EAGAIN), sleeping on @p seq in between (counted in
- * @p waiters: the futex word read, a last try, counted, FUTEX_WAIT:
- * sleepers.h), each sleep at
- * most @p nap_ns (0: no limit). */
+ * "would block" (-EAGAIN), spinning a bounded time while the other side
+ * runs on another CPU (spin.h), then sleeping on @p sd's seq (counted in
+ * its waiters: the futex word read, a last try, counted, FUTEX_WAIT:
+ * sleepers.h), each sleep at most @p nap_ns (0: no limit). */
 static int queue_loop(mempool_chan *c, mp_chan *h,
                       int (*once)(mempool_chan *, mp_chan *, void *),
-                      void *arg, _Atomic uint32_t *seq,
-                      _Atomic uint64_t *waiters, uint64_t deadline,
+                      void *arg, const struct side *sd, uint64_t deadline,
                       uint64_t nap_ns)
 {
     for (;;) {
@@ -38,10 +58,13 @@ static int queue_loop(mempool_chan *c, mp_chan *h,
             return rc;
         if (mp_mono_ns() >= deadline)
             return -ETIMEDOUT;
-        s0 = mp_sleep_seen(seq);
+        if (mempool__spin(c->p, atomic_load(sd->peer), sd->gate, sd->spin,
+                          side_look, sd, deadline))
+            continue;                /* it moved while we spun */
+        s0 = mp_sleep_seen(sd->seq);
         rc = once(c, h, arg);        /* the last check (sleepers.h) */
         if (rc == -EAGAIN && mempool__chan_live(c))
-            mp_sleep(seq, waiters, s0, deadline, nap_ns);
+            mempool__hsleep(c->p, sd->seq, sd->waiters, s0, deadline, nap_ns);
         if (rc != -EAGAIN && rc != 0)
             return rc;
     }
@@ -158,13 +181,15 @@ int mempool__chanq_send(mempool_chan *c, mp_chan *h, uint32_t b,
      * batch (chan_item.c): a sender naps, so that room they made without
      * waking anyone is found within CH_NAP_NS. */
     uint64_t nap = mempool__chan_batch(c->cap) > 1 ? CH_NAP_NS : 0;
-    return queue_loop(c, h, qsend_once, &b, &h->send_seq, &h->send_waiters,
-                      deadline, nap);
+    struct side sd = { &h->send_seq, &h->send_waiters, &h->tail,
+                       &h->receiver, &h->send_gate, &c->spin_send, c };
+    return queue_loop(c, h, qsend_once, &b, &sd, deadline, nap);
 }
 
 int mempool__chanq_recv(mempool_chan *c, mp_chan *h, mempool_dref *out,
                         uint64_t deadline)
 {
-    return queue_loop(c, h, qrecv_once, out, &h->recv_seq, &h->recv_waiters,
-                      deadline, 0);
+    struct side sd = { &h->recv_seq, &h->recv_waiters, &h->head,
+                       &h->sender, &h->recv_gate, &c->spin_recv, c };
+    return queue_loop(c, h, qrecv_once, out, &sd, deadline, 0);
 }

@@ -98,7 +98,7 @@ static bool take_judged(mempool *p, uint32_t b, uint64_t w,
     /* A refcount check may have read the cells before ours and will read
      * the boxes after we free this one: settle makes it scan again. */
     if ((t->rc = mempool__ref_settle(p, idx, gen))) {
-        mempool__ref_sub(&p->core, idx, gen);
+        mempool__ref_undo(p, idx, gen);
         return true;                 /* died first: nothing to take */
     }
     MP_FP(take_celled);

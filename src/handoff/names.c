@@ -37,6 +37,7 @@
 
 #include "failpoint.h"
 #include "handoff.h"
+#include "spin.h"
 
 #define NM_ST(w)   ((unsigned)((w) >> 62))
 #define NM_VER(w)  (((w) >> 32) & 0x3fffffffu)
@@ -242,7 +243,10 @@ int mempool_name_put(mempool *p, const char *name, mempool_dref r,
     if (old)
         drop_box_of(p, old);         /* the replaced binding's reference */
     mempool__box_unannounce(p, k);
-    mp_signal(&p->hand->names_seq, &p->hand->names_waiters, INT_MAX);
+    mempool__peer_note(p, &p->hand->binder);
+    mempool__lead(MP_SPIN_KEY_NAMES,
+                  mp_signal(&p->hand->names_seq, &p->hand->names_waiters,
+                            INT_MAX) != 0);
     return 0;
 }
 
@@ -293,6 +297,9 @@ static int nm_lookup(mempool *p, const nm_buf *nb, size_t len, uint32_t h,
     return binding_alive(p, w, out) ? 0 : -ENOENT;
 }
 
+/* name_get's past spins, this thread's (spin.h). */
+static _Thread_local mp_spin name_spin = { MP_SPIN_KEY_NAMES, 0 };
+
 int mempool_name_get(mempool *p, const char *name, mempool_dref *out,
                      int64_t timeout_ms)
 {
@@ -319,8 +326,12 @@ int mempool_name_get(mempool *p, const char *name, mempool_dref *out,
         seq = mp_sleep_seen(&p->hand->names_seq);
         if (nm_lookup(p, &nb, (size_t)len, h, out) == 0)
             return 0;
-        rc = mp_sleep(&p->hand->names_seq, &p->hand->names_waiters, seq,
-                      deadline, 0);
+        /* A binder running on another CPU: watch the word a while. */
+        if (mempool__spin(p, atomic_load(&p->hand->binder), NULL, &name_spin,
+                          mp_look_u32, &p->hand->names_seq, deadline))
+            continue;
+        rc = mempool__hsleep(p, &p->hand->names_seq, &p->hand->names_waiters,
+                             seq, deadline, 0);
         if (rc == -ETIMEDOUT)
             return nm_lookup(p, &nb, (size_t)len, h, out) ? -ETIMEDOUT : 0;
     }

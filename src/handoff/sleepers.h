@@ -168,20 +168,21 @@ static inline void mp_wake(_Atomic uint32_t *word, _Atomic uint64_t *sl,
  * counted sleepers unless there are none or the word is DRY. A FUTEX_WAKE
  * that finds nobody while every counted waiter read @p word before this
  * bump (E older than it, by less than 2^30: no doubt about wrapping) marks
- * it DRY, if it is still as loaded. */
-static inline void mp_signal(_Atomic uint32_t *word, _Atomic uint64_t *sl,
-                             int n)
+ * it DRY, if it is still as loaded. How many it woke. */
+static inline uint32_t mp_signal(_Atomic uint32_t *word, _Atomic uint64_t *sl,
+                                 int n)
 {
-    uint32_t s = atomic_fetch_add(word, 1) + 1;
+    uint32_t s = atomic_fetch_add(word, 1) + 1, k;
     uint64_t v = atomic_load(sl);
     uint32_t e;
     if (!mp_sleepers(v) || mp_sleepers_dry(v))
-        return;
-    if (mp_wake_counted(word, sl, n))
-        return;
+        return 0;
+    if ((k = mp_wake_counted(word, sl, n)) != 0)
+        return k;
     e = (uint32_t)(mp_sl_rest(v) >> 32);
     if ((int32_t)(s - e) > 0 && s - e < (UINT32_C(1) << 30))
         atomic_compare_exchange_strong(sl, &v, v + MP_SL_DRY);
+    return 0;
 }
 
 /* A waiter's first step: the futex word as it is before the last check. */

@@ -28,8 +28,18 @@
 
 #include "failpoint.h"
 #include "handoff.h"
+#include "spin.h"
 
 #define WAIT_CAP_NS 50000000u   /* look at a silent writer every 50 ms */
+
+/* get_wait's past spins, this thread's (spin.h). */
+static _Thread_local mp_spin wait_spin = { MP_SPIN_KEY_ENTRY, 0 };
+
+/* get_wait spins watching the entry word (spin.h). */
+static uint64_t entry_look(const void *arg)
+{
+    return atomic_load((_Atomic uint64_t *)arg);
+}
 
 int mempool_get_wait(mempool *p, mempool_dref r, mempool_view *v,
                      int64_t timeout_ms)
@@ -57,12 +67,18 @@ int mempool_get_wait(mempool *p, mempool_dref r, mempool_view *v,
         }
         if (mp_deadline(0) >= deadline)
             return -ETIMEDOUT;
+        /* The writer running on another CPU may publish in a moment. */
+        if (mempool__spin(p, who <= MP_WORKERS ? who : 0, NULL, &wait_spin,
+                          entry_look, &e->word, deadline))
+            continue;
         atomic_fetch_add(&e->waiters, 1);
         if (atomic_load(&e->word) == w) {
             atomic_fetch_add_explicit(&p->hand->get_waits, 1,
                                       memory_order_relaxed);
+            mempool__run_asleep(p);
             rc = mp_futex_wait(mp_word_low(&e->word), (uint32_t)w, deadline,
                                WAIT_CAP_NS);
+            mempool__run_awake(p);
         }
         atomic_fetch_sub(&e->waiters, 1);
         if (rc == -ETIMEDOUT)

@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * spin.c - the adaptive, bounded spin before a handoff futex sleep and
+ * the run words it decides by (spin.h has the design and its bounds).
+ */
+#include <sched.h>
+
+#include "failpoint.h"
+#include "handoff.h"
+#include "spin.h"
+
+/* This thread's lead (spin.h): its last send or bind since its last
+ * spin decision, and whether that woke a sleeper. */
+static _Thread_local struct {
+    uint32_t key;
+    bool on, woke;
+} lead;
+
+/* The run word this thread wrote last and what it wrote: a send or a
+ * receive then costs no load of the run words' line (other workers'
+ * sleeps write it) unless the CPU changed. */
+static _Thread_local struct {
+    _Atomic uint64_t *w;
+    uint64_t v;
+} pub;
+
+static void publish(_Atomic uint64_t *w, uint64_t v)
+{
+    /* Relaxed: a hint read by spinners, ordered with nothing. */
+    atomic_store_explicit(w, v, memory_order_relaxed);
+    pub.w = w;
+    pub.v = v;
+}
+
+static _Atomic uint64_t *run_word(mempool *p, uint64_t slot1)
+{
+    return &p->hand->run[slot1 - 1];
+}
+
+static uint64_t run_here(void)
+{
+    int cpu = sched_getcpu();
+    return cpu >= 0 && cpu < 0xffff ? (uint64_t)cpu + 1 : 0;
+}
+
+void mempool__run_awake(mempool *p)
+{
+    _Atomic uint64_t *w;
+    uint64_t v;
+    if (p->slot < 0)
+        return;
+    w = run_word(p, (uint64_t)p->slot + 1);
+    v = run_here();
+    if (pub.w != w || pub.v != v)
+        publish(w, v);
+}
+
+/* This thread's CPU + 1 as it last published it in @p w (at its last
+ * spin decision or wake-up), else asked: a sched_getcpu() less per
+ * sleep. */
+static uint64_t run_mine(_Atomic uint64_t *w)
+{
+    return pub.w == w ? pub.v & 0xffffu : run_here();
+}
+
+void mempool__run_asleep(mempool *p)
+{
+    _Atomic uint64_t *w;
+    if (p->slot < 0)
+        return;
+    w = run_word(p, (uint64_t)p->slot + 1);
+    publish(w, run_mine(w) | MP_RUN_ASLEEP);
+    MP_FP(wait_published);
+}
+
+void mempool__lead(uint32_t key, bool woke)
+{
+    lead.key = key;
+    lead.woke = woke;
+    lead.on = true;
+}
+
+int mempool__hsleep(mempool *p, _Atomic uint32_t *word, _Atomic uint64_t *sl,
+                    uint32_t seen, uint64_t deadline, uint64_t cap_ns)
+{
+    int rc;
+    mempool__run_asleep(p);
+    rc = mp_sleep(word, sl, seen, deadline, cap_ns);
+    mempool__run_awake(p);
+    return rc;
+}
+
+void mempool__run_reap(mempool *p, int d)
+{
+    atomic_store_explicit(&p->hand->run[d], 0, memory_order_relaxed);
+}
+
+/* The bound a peer with run word @p pv allows a spinner on CPU + 1
+ * @p me: 0 none (spin.h: RUN, WOKE). */
+static uint64_t spin_limit(uint64_t pv, uint64_t me)
+{
+    uint64_t cpu = pv & 0xffffu;
+    if (!cpu || !me || cpu == me)
+        return 0;
+    if (!(pv & MP_RUN_ASLEEP))
+        return MP_SPIN_RUN_NS;
+    return lead.woke ? MP_SPIN_WOKE_NS : 0;
+}
+
+/* pause between looks; the clock and the peer every SPIN_EVERY looks */
+#define SPIN_EVERY 8u
+/* Unanswered spins halve the bound, down to 1/32 of it; from there every
+ * SPIN_PROBE-th decision spins the whole bound again: a pair that fell
+ * asleep (a preempted peer, a slow wake-up) can only spin again after a
+ * spin long enough to catch an answer. */
+#define SPIN_SHIFT_MAX 5u
+#define SPIN_PROBE 16u
+/* A spin that ends this much past its bound was preempted: the CPU is
+ * wanted by someone else, so the next bound is the smallest. */
+#define SPIN_LATE_NS 20000u
+
+/* Take @p gate (the side's spin gate: until when its spinner spins) for
+ * a spin until @p until; false if another spins there now. */
+static bool gate_take(_Atomic uint64_t *gate, uint64_t now, uint64_t until)
+{
+    uint64_t g;
+    if (!gate)
+        return true;
+    g = atomic_load_explicit(gate, memory_order_relaxed);
+    return g <= now && atomic_compare_exchange_strong(gate, &g, until);
+}
+
+static void gate_give(_Atomic uint64_t *gate, uint64_t until)
+{
+    if (gate)
+        atomic_compare_exchange_strong(gate, &until, 0);
+}
+
+/* The bound's shift after @p fails unanswered spins in a row. */
+static unsigned spin_shift(uint32_t fails)
+{
+    if (fails < SPIN_SHIFT_MAX)
+        return fails;
+    return (fails - SPIN_SHIFT_MAX) % SPIN_PROBE == SPIN_PROBE - 1
+               ? 0 : SPIN_SHIFT_MAX;
+}
+
+/* The count after a spin: 0 answered, the floor's if it was preempted
+ * (ran SPIN_LATE_NS past its bound), else one more (cycling at the floor
+ * for the probes). */
+static uint32_t spin_fails(uint32_t fails, bool moved, bool late)
+{
+    if (moved)
+        return 0;
+    if (late && fails < SPIN_SHIFT_MAX)
+        return SPIN_SHIFT_MAX;
+    return fails < SPIN_SHIFT_MAX + 1000u ? fails + 1 : SPIN_SHIFT_MAX;
+}
+
+/* Watch @p look until it differs from @p v0 (true), @p until passes or
+ * the peer's run word @p pw stops allowing a spin (false). */
+static bool spin_watch(mp_look_fn look, const void *arg, uint64_t v0,
+                       _Atomic uint64_t *pw, uint64_t me, uint64_t until)
+{
+    for (unsigned i = 1;; i++) {
+        mp_cpu_relax();
+        if (look(arg) != v0)
+            return true;
+        if (i % SPIN_EVERY)
+            continue;
+        /* The peer went to sleep or onto our CPU: it will not answer
+         * while we spin. */
+        if (mp_mono_ns() >= until ||
+            !spin_limit(atomic_load_explicit(pw, memory_order_relaxed), me))
+            return false;
+    }
+}
+
+bool mempool__spin(mempool *p, uint64_t peer1, _Atomic uint64_t *gate,
+                   mp_spin *st, mp_look_fn look, const void *arg,
+                   uint64_t deadline)
+{
+    uint64_t me, limit, now, until, v0;
+    uint32_t fails;
+    _Atomic uint64_t *pw;
+    bool moved;
+    if (!lead.on)
+        return false;
+    lead.on = false;                 /* one spin decision per lead */
+    if (!peer1 || peer1 > MP_WORKERS || lead.key == st->key)
+        return false;
+    /* A spinner keeps its own word fresh: its peer decides by it. */
+    mempool__run_awake(p);
+    me = p->slot >= 0 ? pub.v & 0xffffu : run_here();
+    fails = atomic_load_explicit(&st->fails, memory_order_relaxed);
+    pw = run_word(p, peer1);
+    limit = spin_limit(atomic_load_explicit(pw, memory_order_relaxed), me);
+    if (!limit)
+        return false;
+    limit >>= spin_shift(fails);
+    now = mp_mono_ns();
+    until = now + limit < deadline ? now + limit : deadline;
+    if (!gate_take(gate, now, until))
+        return false;
+    v0 = look(arg);
+    moved = spin_watch(look, arg, v0, pw, me, until);
+    gate_give(gate, until);
+    atomic_store_explicit(&st->fails,
+                          spin_fails(fails, moved,
+                                     mp_mono_ns() > now + limit + SPIN_LATE_NS),
+                          memory_order_relaxed);
+    return moved;
+}
