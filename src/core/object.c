@@ -115,7 +115,7 @@ static int admit(mempool *p, size_t len, const mempool_put_options *o,
      * its limit is exact only if neither part moves (wcache.c). */
     if ((rc = mempool__cache_hold(p, owner))) {
         mempool__unlock(p);
-        return rc;
+        return rc == -EAGAIN ? -EBUSY : rc;   /* a stopped giver holds it */
     }
     *need = 0;
     if ((over = mempool__over_limit(p, owner, len))) {

@@ -97,23 +97,6 @@ static int wc_got(mempool *p, int s, int rc)
     return -rc;
 }
 
-/* Take cache @p s's lock (@p try: or fail with -EBUSY). A holder that died
- * leaves it dirty. 0, -EBUSY, MEMPOOL_ECORRUPT (a lock that is not of our
- * kind, or names no thread). */
-static int wc_lock(mempool *p, int s, bool try)
-{
-    pthread_mutex_t *m = &wc_of(&p->core, s)->lock;
-    int rc;
-    if (MP_UNLIKELY(!wc_kind_ok(m)))
-        return MEMPOOL_ECORRUPT;
-    /* Uncontended (the common case: only our own threads, fsck and the
-     * reaper take it) a trylock is all it costs. */
-    rc = pthread_mutex_trylock(m);
-    if (rc == EBUSY && !try)
-        rc = mempool__mutex_wait(m);
-    return wc_got(p, s, rc);
-}
-
 /* Take another worker's cache lock, waiting until @p until (now_ns clock)
  * at most. Its holder is inside a step of a few instructions, so a lock
  * still held at the deadline has a holder that is stopped (SIGSTOP, a
@@ -140,6 +123,28 @@ static int wc_lock_until(mempool *p, int s, uint64_t until)
         if (rc == ETIMEDOUT)
             return -EAGAIN;
     }
+    return wc_got(p, s, rc);
+}
+
+/* Take cache @p s's lock (@p try: or fail with -EBUSY). Otherwise wait
+ * the peer bound at most: besides s's own threads, fsck and the reaper,
+ * any worker that frees an object of s's holds it (give_back), and one
+ * stopped in there kept s's sets and close (under the allocator lock)
+ * waiting until it was continued (check_review6). A holder that died
+ * leaves it dirty. 0, -EBUSY, -EAGAIN (held past the bound: the caller
+ * goes around the cache), MEMPOOL_ECORRUPT (a lock that is not of our
+ * kind, or names no thread). */
+static int wc_lock(mempool *p, int s, bool try)
+{
+    pthread_mutex_t *m = &wc_of(&p->core, s)->lock;
+    int rc;
+    if (MP_UNLIKELY(!wc_kind_ok(m)))
+        return MEMPOOL_ECORRUPT;
+    /* Uncontended (the common case) a trylock is all it costs. */
+    rc = pthread_mutex_trylock(m);
+    if (rc == EBUSY && !try)
+        return wc_lock_until(p, s, mempool__now_ns() +
+                                   mempool__wait_bound_ns(p));
     return wc_got(p, s, rc);
 }
 
@@ -340,7 +345,8 @@ uint64_t mempool__cache_trim(mempool *p)
         if (!(act >> s & 1) || (!own && mempool__slot_alive(&p->core, s)))
             continue;
         /* A dead worker's lock is free or handed over (EOWNERDEAD: dirty,
-         * repaired below); only our own threads may hold ours. */
+         * repaired below); ours is held by our threads or a giver
+         * (give_back), waited for the bound at most. */
         if (wc_lock(p, s, !own))
             continue;
         if (wc_of(&p->core, s)->dirty)
@@ -412,7 +418,7 @@ int mempool__cache_alloc(mempool *p, uint64_t len, uint32_t type,
 
     /* An unlocked look first: an empty class goes straight to a refill
      * (a stale count only sends us the longer way). */
-    if (MP_LD(wc->n[c]) && wc_lock(p, s, false) == 0) {
+    if (MP_LD(wc->n[c]) && (rc = wc_lock(p, s, false)) == 0) {
         if (!wc->dirty && wc->n[c]) {
             rc = pop(p, c, len, type, flags, idx);
             wc_unlock(p, s);
@@ -420,17 +426,20 @@ int mempool__cache_alloc(mempool *p, uint64_t len, uint32_t type,
         }
         wc_unlock(p, s);
     }
+    if (rc == -EAGAIN)
+        return rc;                    /* a stopped giver holds it (wc_lock) */
     /* Refill: the allocator lock first, then ours again (lock order). */
     if (MP_UNLIKELY(atomic_load_explicit(&p->h->owed, memory_order_relaxed)))
         mempool__reclaim_owed(p);     /* no lock of ours held here */
     if ((rc = mempool__lock(p)))
         return rc;                    /* -EAGAIN: not the allocator's either */
-    rc = 1;
-    if (mempool__cache_hold(p, s) == 0) {
+    if ((rc = mempool__cache_hold(p, s)) == 0) {
         if (!wc->n[c])
             refill(p, s, c);
         rc = pop(p, c, len, type, flags, idx);
         mempool__cache_release(p, s);
+    } else if (rc != -EAGAIN) {
+        rc = 1;                       /* damaged: the allocator's way */
     }
     mempool__unlock(p);
     return rc;
@@ -519,6 +528,7 @@ bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w, bool forget)
     unsigned owner = MP_LD(e->owner);
     mp_wcache *wc;
     unsigned c;
+    int rc = 0;
 
     /* A small object in memory, no file or writer. */
     if (s < 0 || MP_W_ST(w) != MP_ST_DELETED || MP_W_FL(w) || MP_W_WHO(w) ||
@@ -541,7 +551,7 @@ bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w, bool forget)
                give_back(p, (int)owner - 1, idx, w);
     c = mp_class_of(len);
     wc = wc_of(&p->core, s);
-    if (MP_LD(wc->n[c]) < MP_WC_MAX && wc_lock(p, s, false) == 0) {
+    if (MP_LD(wc->n[c]) < MP_WC_MAX && (rc = wc_lock(p, s, false)) == 0) {
         if (!wc->dirty && wc->n[c] < MP_WC_MAX) {
             recache(p, s, c, idx, w);
             wc_unlock(p, s);
@@ -549,16 +559,20 @@ bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w, bool forget)
         }
         wc_unlock(p, s);
     }
+    if (rc == -EAGAIN)
+        return false;     /* a stopped giver holds it: the caller frees */
     /* Full (or to be repaired): flush a batch under both locks. A stopped
      * holder of the allocator lock: the free is owed (entry.c). */
     if (mempool__lock_or_owe(p))
         return true;
-    if (mempool__cache_hold(p, s) == 0) {
-        if (wc->n[c] >= MP_WC_MAX)
-            flush(p, s, c, MP_WC_BATCH);
-        recache(p, s, c, idx, w);
-        mempool__cache_release(p, s);
+    if (mempool__cache_hold(p, s) != 0) {
+        mempool__unlock(p);
+        return false;     /* held past the bound, damaged: the caller's */
     }
+    if (wc->n[c] >= MP_WC_MAX)
+        flush(p, s, c, MP_WC_BATCH);
+    recache(p, s, c, idx, w);
+    mempool__cache_release(p, s);
     mempool__unlock(p);
     return true;
 }

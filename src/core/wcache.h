@@ -30,7 +30,7 @@ static inline uint64_t mp_over_limit(const mp_core *c, int owner,
  * ALLOC(us) with type, flags, owner and charge set; 1: take the locked
  * path (cache unusable, over our limit, or the arena has no block); or the
  * error of taking the allocator lock for a refill (-EAGAIN: its holder is
- * stopped). */
+ * stopped; or our cache lock's: a giver, wcache.c wc_lock). */
 int  mempool__cache_alloc(mempool *p, uint64_t len, uint32_t type,
                           uint16_t flags, uint32_t *idx);
 /* DELETED entry @p idx, word @p w, no pins: if it is a small object
@@ -41,7 +41,9 @@ int  mempool__cache_alloc(mempool *p, uint64_t len, uint32_t type,
 bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w, bool forget);
 
 /* ---- under the allocator lock ------------------------------------------ */
-int  mempool__cache_hold(mempool *p, int s);   /* s's lock; repairs */
+/* s's lock, waited for the peer bound at most; repairs. 0, -EAGAIN (its
+ * holder is stopped: a giver, wcache.c wc_lock), MEMPOOL_ECORRUPT. */
+int  mempool__cache_hold(mempool *p, int s);
 void mempool__cache_release(mempool *p, int s);
 /* Every attached worker's cache lock (mask held), within one bounded wait:
  * those whose holder is stopped are left out and listed in *busy. */
