@@ -956,6 +956,8 @@ int mempool__lock(mempool *p)
  * raised: whoever has the lock next pays. */
 int mempool__lock_or_owe(mempool *p)
 {
+    /* Relaxed: the flag only chooses how long to wait; the frees it
+     * stands for are found by reading the entry words themselves. */
     bool owing = atomic_load_explicit(&p->h->owed, memory_order_relaxed);
     int rc = lock_alloc(p, owing ? 1 : mempool__wait_bound_ns(p));
     if (rc)

@@ -209,6 +209,15 @@ static void reap_contents(mempool *p, int d)
 void mempool__settle_left(mempool *p)
 {
     uint64_t act = atomic_load(&p->h->active);
+    /* Slot locks are OFD locks, shared by every thread of this handle: a
+     * reaping thread's lock on a slot would be ours too, and our unlock
+     * its. So not while one reaps (perhaps this thread, under a reap):
+     * the charges then wait for the next stall's settling or for the
+     * slot's next claimer or leaver - accounting only, nothing leaks
+     * (raising the flag again would make every free scan the table for
+     * as long as the reap runs). */
+    if (pthread_mutex_trylock(&p->reap_lock))
+        return;
     for (int d = 0; d < MP_WORKERS; d++) {
         /* Not active: closed or reaped. Its slot lock keeps a claimer
          * out while we give its charges up (a claim would start charging
@@ -220,6 +229,7 @@ void mempool__settle_left(mempool *p)
             mempool__disown(p, d);
         slot_lock(&p->core, d, F_UNLCK);
     }
+    pthread_mutex_unlock(&p->reap_lock);
 }
 
 static void slot_clear(mp_core *c, int d)

@@ -43,9 +43,9 @@
  * bytes, so the short-write continuation runs; the file is still
  * complete), "io.falloc" (fallocate is refused as by a file system
  * without it: the file is written without) and, beyond spill.h's list,
- * "io.ring" (io_uring_submit()
- * fails in the second round of each batch, so the switch to pwrite in the
- * middle of a batch runs; every file is still complete). Names of other
+ * "io.ring" (io_uring_submit() fails in the second round of each batch,
+ * so the switch to pwrite in the middle of a batch runs; every file is
+ * still complete). Names of other
  * subsystems are ignored. Both variables are read once per engine, at open,
  * with secure_getenv().
  *
