@@ -20,7 +20,6 @@
  * io_uring-only assertion is skipped with a note on stderr.
  */
 #include <check.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
@@ -40,6 +39,7 @@
 #include "t_seccomp.h"
 #include <mempool/mempool.h>
 #include "io_impl.h"
+#include "t_spillfile.h"
 
 static char io_root[64];          /* per binary, removed by main() */
 static char t_dir[128];           /* per test */
@@ -145,29 +145,6 @@ static int write_one(mp_io *io, const char *name, const void *buf,
     return r.result;
 }
 
-/* Entries in the test dir, and how many of them end in ".tmp". */
-static int dir_entries(int *tmps)
-{
-    int dfd = openat(t_dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *d = fdopendir(dfd);
-    struct dirent *e;
-    int n = 0;
-
-    ck_assert_ptr_nonnull(d);
-    *tmps = 0;
-    while ((e = readdir(d))) {
-        size_t l = strlen(e->d_name);
-
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        n++;
-        if (l > 4 && !strcmp(e->d_name + l - 4, ".tmp"))
-            (*tmps)++;
-    }
-    closedir(d);
-    return n;
-}
-
 /* Map @p name with every check and compare it with @p buf. */
 static void check_file(const char *name, const uint8_t *buf, uint64_t len,
                        uint32_t idx)
@@ -194,7 +171,7 @@ static void assert_no_tmp(void)
 {
     int tmps;
 
-    dir_entries(&tmps);
+    t_sf_dir_entries(t_dfd, &tmps);
     ck_assert_int_eq(tmps, 0);
 }
 
@@ -388,7 +365,7 @@ START_TEST(test_many)
                        b[t].base + i);
             free(b[t].bufs[i]);
         }
-    ck_assert_int_eq(dir_entries(&tmps), T_THREADS * T_PER_THREAD);
+    ck_assert_int_eq(t_sf_dir_entries(t_dfd, &tmps), T_THREADS * T_PER_THREAD);
     ck_assert_int_eq(tmps, 0);
     mempool__io_close(io);
 }
@@ -474,7 +451,7 @@ START_TEST(test_bad_requests)
     ck_assert_int_eq(mempool__io_submit(io, &rp, 1), -EINVAL);
     ck_assert_int_eq(mempool__io_submit(io, &rp, 0), 0);
     ck_assert_int_eq(mempool__io_drain(io), 0);
-    ck_assert_int_eq(dir_entries(&tmps), 0);
+    ck_assert_int_eq(t_sf_dir_entries(t_dfd, &tmps), 0);
     mempool__io_close(io);
 }
 END_TEST
@@ -521,7 +498,7 @@ static void fail_all(int mode, const char *fp, int want)
     ck_assert_int_eq(mempool__io_wait(io, rp, 4), 0);
     for (unsigned i = 0; i < 4; i++)
         ck_assert_int_eq(r[i].result, want);
-    ck_assert_int_eq(dir_entries(&tmps), 0);     /* no file, no .tmp */
+    ck_assert_int_eq(t_sf_dir_entries(t_dfd, &tmps), 0); /* no file, no .tmp */
     mempool__io_close(io);
     free(buf);
 }

@@ -25,7 +25,6 @@
  * per-binary mkdtemp() root that main() removes.
  */
 #include <check.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fiemap.h>
@@ -79,28 +78,6 @@ static int write_back(int dfd, int m, const char *name, const uint8_t *buf,
     if (rc == 0 && t_sf_map(dfd, name, t_uuid, true, buf, len) != 0)
         rc = 1;
     return rc;
-}
-
-/* Entries of @p dfd, and how many end in ".tmp". */
-static int dir_entries(int dfd, int *tmps)
-{
-    DIR *d = fdopendir(openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    struct dirent *e;
-    int n = 0;
-
-    ck_assert_ptr_nonnull(d);
-    *tmps = 0;
-    while ((e = readdir(d))) {
-        size_t l = strlen(e->d_name);
-
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        n++;
-        if (l > 4 && !strcmp(e->d_name + l - 4, ".tmp"))
-            (*tmps)++;
-    }
-    closedir(d);
-    return n;
 }
 
 /* ------------------------------------------------------------ blocks */
@@ -172,7 +149,7 @@ START_TEST(test_refused)
         ck_assert_int_eq(write_back(t_dfd, _i, name, buf, lens[i]), 0);
         free(buf);
     }
-    ck_assert_int_eq(dir_entries(t_dfd, &tmps), 3);
+    ck_assert_int_eq(t_sf_dir_entries(t_dfd, &tmps), 3);
     ck_assert_int_eq(tmps, 0);
 }
 END_TEST
@@ -198,7 +175,7 @@ static int full_child(int mode)
         return 2;
     if (write_back(dfd, mode, "big", big, 4 * MiB) != -ENOSPC)
         return 3;
-    if (dir_entries(dfd, &tmps) != 0)
+    if (t_sf_dir_entries(dfd, &tmps) != 0)
         return 4;                        /* nothing left behind */
     if (write_back(dfd, mode, "mid", mid, 3 * MiB / 2) != 0)
         return 5;

@@ -4,6 +4,7 @@
  * t_spillfile.h).
  */
 #include <check.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,4 +122,25 @@ struct mempool *t_sf_pool_open(const char *name, const char *spill_dir,
     o.flags = create ? MEMPOOL_OPEN_CREATE | MEMPOOL_OPEN_EXCL : 0;
     ck_assert_int_eq(mempool_open(name, &o, &p), 0);
     return p;
+}
+
+int t_sf_dir_entries(int dfd, int *tmps)
+{
+    DIR *d = fdopendir(openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    struct dirent *e;
+    int n = 0;
+
+    ck_assert_ptr_nonnull(d);
+    *tmps = 0;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        n++;
+        if (l > 4 && !strcmp(e->d_name + l - 4, ".tmp"))
+            (*tmps)++;
+    }
+    closedir(d);
+    return n;
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * t_spillfile.h - helpers of the white-box spill file suites
- * (check_spillfile, check_spill_verify, check_crc32c): a scratch directory
+ * (check_spillfile, check_spill_verify, check_crc32c, check_io,
+ * check_io_prealloc): a scratch directory
  * per test, deterministic payloads, a file written through an I/O engine
  * and mapped back, a flipped byte. Files get entry 3, generation 4, type 5.
  */
@@ -27,6 +28,9 @@ int t_sf_write(int dfd, int mode, const char *name, const uint8_t *buf,
  * map's result. */
 int t_sf_map(int dfd, const char *name, const uint64_t uuid[2], bool verify,
              const uint8_t *want, uint64_t len);
+/* Entries of directory @p dfd (not "." and ".."), and in *tmps how many
+ * of them end in ".tmp". */
+int t_sf_dir_entries(int dfd, int *tmps);
 /* Flip bits of file byte @p off (xor 0x5a). */
 void t_sf_flip(int dfd, const char *name, uint64_t off);
 /* For each of the @p n payload offsets @p offs of file @p name (holding
