@@ -283,6 +283,7 @@ int  mempool__box_claim(mempool *p, uint32_t idx, uint32_t gen, bool ref,
 void mempool__box_commit(mempool *p, uint32_t b);        /* PREP -> HELD */
 bool mempool__box_drop(mempool *p, uint32_t b, uint64_t w); /* free + check */
 bool mempool__box_take(mempool *p, uint32_t b, uint64_t w); /* free, no check */
+void mempool__box_drop_out(mempool *p, uint32_t b);  /* ours: PREP/HELD */
 /* Box @p b is being taken out of its record by us (box.c, "taking"):
  * announce it before the record's CAS, withdraw after freeing it. */
 int mempool__box_announce(mempool *p, uint32_t b);

@@ -99,18 +99,11 @@ static int find_open(mempool *p, const char *name, size_t len, uint64_t *sw)
     return -1;
 }
 
-/* Drop box @p b, the item of a slot we closed (announced by us: nobody
- * else frees it, and it is not claimed again while not free). Its word
- * may still say PREP - its sender not yet at box_commit - and turn HELD
- * under our CAS: then drop it by its new word, or it leaked until a sweep. */
+/* Drop box @p b, the item of a slot we closed (box.c says how). */
 static void drop_closed(mempool *p, uint32_t b)
 {
-    uint64_t w;
-    if (b >= p->nbox)
-        return;                         /* BOX1 0 or damaged: no box */
     MP_FP(chan_closed);
-    while ((w = atomic_load(&p->boxw[b])) && !mempool__box_drop(p, b, w))
-        ;
+    mempool__box_drop_out(p, b);
 }
 
 /* Close every slot of channel @p c, dropping the items still in it. */

@@ -46,11 +46,8 @@ int mempool__chanb_send(mempool_chan *c, mp_chan *h, uint32_t b)
         mempool__box_reannounce(p, k, MP_RING_BOX1(v) - 1);
     }
     MP_FP(bcast_overwrote);
-    if (v & MP_RING_FULL) {          /* the item we overwrote: an orphan */
-        uint32_t ob = MP_RING_BOX1(v) - 1;
-        if (MP_RING_BOX1(v) && ob < p->nbox)
-            mempool__box_drop(p, ob, atomic_load(&p->boxw[ob]));
-    }
+    if ((v & MP_RING_FULL) && MP_RING_BOX1(v)) /* ours now: an orphan */
+        mempool__box_drop_out(p, MP_RING_BOX1(v) - 1);
     mempool__box_unannounce(p, k);
     return 1;
 }

@@ -147,11 +147,11 @@ static bool binding_alive(mempool *p, uint64_t w, mempool_dref *out)
     return true;
 }
 
+/* The box of binding word @p w, which we replaced (announced by us). */
 static void drop_box_of(mempool *p, uint64_t w)
 {
-    uint32_t b = NM_BOX1(w) - 1;
-    if (NM_BOX1(w) && b < p->nbox)
-        mempool__box_drop(p, b, atomic_load(&p->boxw[b]));
+    if (NM_BOX1(w))
+        mempool__box_drop_out(p, NM_BOX1(w) - 1);
 }
 
 /* Build the box of a new binding of @p r: a reference of its own for a
