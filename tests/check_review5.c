@@ -59,22 +59,13 @@
  * mapping of pool @p name's arena. */
 static uint64_t holders_of(const char *name, mempool_dref r)
 {
-    char path[512];
-    struct stat st;
-    const uint8_t *base;
+    size_t len;
+    const uint8_t *base = t_map_arena(name, &len);
     uint64_t h;
-    int fd;
-    t_shm_path(path, sizeof path, name);
-    fd = open(path, O_RDONLY);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(fstat(fd, &st), 0);
-    ck_assert_uint_lt(r.off + sizeof(mp_entry), (uint64_t)st.st_size + 1);
-    base = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-    ck_assert(base != MAP_FAILED);
-    close(fd);
+    ck_assert_uint_lt(r.off + sizeof(mp_entry), (uint64_t)len + 1);
     h = atomic_load((_Atomic uint64_t *)(uintptr_t)(base + r.off +
                                                     offsetof(mp_entry, holders)));
-    munmap((void *)(uintptr_t)base, (size_t)st.st_size);
+    munmap((void *)(uintptr_t)base, len);
     return h;
 }
 
