@@ -114,8 +114,20 @@ static bool spin_led(_Atomic uint64_t *rw, uint64_t run, bool woke,
     return mempool__spin(P, MP_WORKERS, gate, st, look, l, deadline);
 }
 
+/* After a spin the peer did not answer, from @p f unanswered ones: one
+ * more, or - if the VM preempted the spin (it ran 20 us past its bound:
+ * spin.c, SPIN_LATE_NS; seen under ASan in CI) - the floor, 1/32 of the
+ * bound (a count of 5), at once. */
+static void unanswered(const mp_spin *st, uint32_t f)
+{
+    uint32_t n = atomic_load(&st->fails);
+    ck_assert_msg(n == f + 1 || (f < 5 && n == 5),
+                  "unanswered spins %u after %u", n, f);
+}
+
 START_TEST(test_decide)
 {
+    uint32_t f;
     const uint64_t peer1 = MP_WORKERS;     /* a slot nobody uses here */
     _Atomic uint64_t *run = &P->hand->run[peer1 - 1], gate;
     uint64_t me = pin_here(), other = me + 1;
@@ -148,16 +160,19 @@ START_TEST(test_decide)
         ck_assert_uint_eq(atomic_load(&st.fails), 0);
     }
 
-    /* awake on another CPU, silent: spins to its bound, then halves it */
+    /* awake on another CPU, silent: spins to its bound, then halves it
+     * (unanswered() allows the preempted case) */
     ck_assert(!spin_led(run, other, false, NULL, &st, &l, UINT64_MAX));
     ck_assert_uint_gt(atomic_load(&l.looks), 1);
-    ck_assert_uint_eq(atomic_load(&st.fails), 1);
+    unanswered(&st, 0);
+    f = atomic_load(&st.fails);
     ck_assert(!spin_led(run, other, false, NULL, &st, &l, UINT64_MAX));
-    ck_assert_uint_eq(atomic_load(&st.fails), 2);
+    unanswered(&st, f);
     /* a deadline already past: no wait beyond it */
+    f = atomic_load(&st.fails);
     ck_assert(!spin_led(run, other, false, NULL, &st, &l, 0));
     ck_assert_uint_le(atomic_load(&l.looks), 1 + 8);
-    ck_assert_uint_eq(atomic_load(&st.fails), 3);
+    unanswered(&st, f);
 
     /* the word moves while it spins: true, and the bound is whole again */
     l.move_at = 5;
