@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * check_hazards.c - the box hazards of one handle's threads (src/core/
- * box.c, "hazards"): mempool_ref_take() announces the box it judges as a
+ * box_hazard.c, "hazards"): mempool_ref_take() announces the box it judges as a
  * hazard, and the handle's bit in hand->sweeping (which makes claims look
  * at its announcements) is held by a count of its threads' hazards. Four
  * threads of one handle give and take references of their own objects
