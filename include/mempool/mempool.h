@@ -424,8 +424,9 @@ typedef struct mempool_dref { uint64_t off, gen; } mempool_dref;
 /** The bits of mempool_dref.off that name the entry (the rest: the hint). */
 #define MEMPOOL_DREF_ENTRY_BITS ((uint64_t)0x00003fffffffffc0u)
 
-/** @brief 1 if @p a and @p b name the same object (entry offset and
- *  generation with the pool's tag; hints ignored), else 0. */
+/** @brief Whether @p a and @p b name the same object: entry offset and
+ *  generation with the pool's tag compared, data hints ignored.
+ *  @return 1 if they do, else 0. */
 MEMPOOL_API int mempool_dref_equal(mempool_dref a, mempool_dref b);
 
 /** mempool_put_options.flags */
