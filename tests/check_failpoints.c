@@ -906,7 +906,7 @@ static void verify_after(struct env *E, const struct outcome *o,
             if (o->recs[i].op != R_STAGE && o->recs[i].op != R_DONE)
                 fprintf(stderr, "  rec %d op %u len %" PRIu64 " entry ~%"
                         PRIu64 "-%u\n", i, o->recs[i].op, o->recs[i].len,
-                        (o->recs[i].r.off - wl.base_mem.off) / 64,
+                        ((o->recs[i].r.off & MEMPOOL_DREF_ENTRY_BITS) - (wl.base_mem.off & MEMPOOL_DREF_ENTRY_BITS)) / 64,
                         (unsigned)o->recs[i].r.gen);
     }
     ck_assert_msg(files == files0 && ntmp == 0, "%s: %d spill files (%d tmp)"
