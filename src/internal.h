@@ -280,15 +280,16 @@ bool mempool__entry_refcheck_drop(mempool *p, uint32_t idx, uint32_t gen,
                                   bool (*drop)(mempool *, void *), void *arg);
 void mempool__entry_repair(mempool *p, int d, uint32_t idx);
 
-/* ---- box.c: items the pool holds (names, channel slots, flight) -------- */
+/* ---- box*.c: items the pool holds (names, channel slots, flight) ------- */
 int  mempool__box_claim(mempool *p, uint32_t idx, uint32_t gen, bool ref,
                         uint64_t back, uint32_t *b);     /* PREP(us) */
 void mempool__box_commit(mempool *p, uint32_t b);        /* PREP -> HELD */
 bool mempool__box_drop(mempool *p, uint32_t b, uint64_t w); /* free + check */
 bool mempool__box_take(mempool *p, uint32_t b, uint64_t w); /* free, no check */
 void mempool__box_drop_out(mempool *p, uint32_t b);  /* ours: PREP/HELD */
-/* Box @p b is being taken out of its record by us (box.c, "taking"):
- * announce it before the record's CAS, withdraw after freeing it. */
+/* Box @p b is being taken out of its record by us (box_hazard.c,
+ * "taking"): announce it before the record's CAS, withdraw after freeing
+ * it. */
 int mempool__box_announce(mempool *p, uint32_t b);
 void mempool__box_reannounce(mempool *p, int k, uint32_t b);
 void mempool__box_unannounce(mempool *p, int k);
@@ -298,19 +299,20 @@ int  mempool__box_find(mempool *p, uint32_t idx, uint32_t gen,
 bool mempool__box_held(mempool *p, uint32_t idx, uint32_t gen);
 uint32_t mempool__box_count(mempool *p, uint32_t idx, uint32_t gen);
 bool mempool__box_referenced(mempool *p, uint32_t b, uint64_t w);
-uint64_t mempool__box_sweep(mempool *p, int dead);  /* free orphans */
-/* A stale box word made safe (box.c, "hazards"): between enter and exit
- * no claim keeps a box we announce, so a word read after the announcement
- * names the box we judged until we free it (the sweep, flight take and
- * expiry). Any thread; they nest. */
+uint64_t mempool__box_sweep(mempool *p, int dead);  /* box_sweep.c */
+/* A stale box word made safe (box_hazard.c, "hazards"): between enter and
+ * exit no claim keeps a box we announce, so a word read after the
+ * announcement names the box we judged until we free it (the sweep,
+ * flight take and expiry). Any thread; they nest. */
 void mempool__hazard_enter(mempool *p);
 void mempool__hazard_exit(mempool *p);
-uint64_t mempool__flight_expire(mempool *p, bool force);
+uint64_t mempool__flight_expire(mempool *p, bool force);  /* box_expire.c */
 /* Is box @p b (word @p w) a HELD reference in flight due at @p now? */
 bool mempool__flight_due(mempool *p, uint32_t b, uint64_t w, uint64_t now);
-int  mempool__box_verify(mempool *p, char *why, size_t whylen);
+int  mempool__box_verify(mempool *p, char *why, size_t whylen); /* fsck */
 void mempool__box_reap(mempool *p, int d);  /* sweep, locks, TTLs */
-void mempool__entry_wake(mempool *p, uint32_t idx);   /* get_wait sleepers */
+/* entry_wake.c: wake get_wait sleepers of entry @p idx. */
+void mempool__entry_wake(mempool *p, uint32_t idx);
 
 /* ---- object.c: shared helpers used by the reaper and spill code -------- */
 int  mempool__entry_of(const mempool *p, mempool_dref r, uint32_t *idx,

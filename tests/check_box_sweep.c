@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * check_box_sweep.c - the box sweep against a LIVE taker (src/core/box.c,
- * "taking"): a receiver stopped at recv.taken (the ring slot taken, its
+ * check_box_sweep.c - the box sweep against a LIVE taker (src/core/
+ * box_hazard.c, "taking"): a receiver stopped at recv.taken (the ring slot taken, its
  * box not yet freed) holds a box no record references. A reap's sweep
  * must leave that box alone: freed, the box is claimed again by later
  * sends of the same object, and after 128 claims one of them has the

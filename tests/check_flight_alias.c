@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * check_flight_alias.c - the word a flight taker or expirer holds
- * (src/handoff/flight.c, src/core/box.c "hazards"). mempool_ref_take()
+ * (src/handoff/flight.c, src/core/box_hazard.c "hazards"). mempool_ref_take()
  * and the expiry sweep read a reference in flight's box word, judge the
  * box, and take or drop it with a CAS on the word they read. Stopped (or
  * just preempted) between the two, they hold a word that another taker or

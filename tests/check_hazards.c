@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * check_hazards.c - the box hazards of one handle's threads (src/core/
- * box.c, "hazards"): mempool_ref_take() announces the box it judges as a
- * hazard, and the handle's bit in hand->sweeping (which makes claims look
- * at its announcements) is held by a count of its threads' hazards. Four
- * threads of one handle give and take references of their own objects
- * at once: every take finds its reference, and afterwards the count is 0
- * and the bit clear - a count that missed a decrement (an exit racing an
- * enter) would leave the bit set for good, and every claim of the pool
+ * check_hazards.c - the box hazards of one handle's threads
+ * (src/core/box_hazard.c, "hazards"): mempool_ref_take() announces the box
+ * it judges as a hazard, and the handle's bit in hand->sweeping (which makes
+ * claims look at its announcements) is held by a count of its threads'
+ * hazards. Four threads of one handle give and take references of their own
+ * objects at once: every take finds its reference, and afterwards the count
+ * is 0 and the bit clear - a count that missed a decrement (an exit racing
+ * an enter) would leave the bit set for good, and every claim of the pool
  * would read this worker's announcements from then on.
  *
  * INTERNAL: it reads the handle's count and hand->sweeping. Labelled

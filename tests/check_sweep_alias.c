@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * check_sweep_alias.c - the box sweep's own word (src/core/box.c, "the
+ * check_sweep_alias.c - the box sweep's own word (src/core/box_sweep.c, "the
  * sweep's hazard"). A sweep reads box b's word, finds b an orphan, and
  * frees it with a CAS on the word it read. Stopped (or just preempted)
  * between the two, it holds a word that another sweep may free meanwhile;

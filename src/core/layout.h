@@ -234,7 +234,7 @@ typedef struct mp_slot {
     _Atomic uint64_t disk_pending;  /* bytes of files being written for
                                        objects charged here (disk limit) */
     /* Boxes (b + 1) this worker is taking out of their records: a sweep
-     * frees none of them while we live (box.c, "taking"). One per thread
+     * frees none of them while we live (box_hazard.c). One per thread
      * of ours in such a window; zeroed by the reaper. */
     _Atomic uint64_t box_taking[MP_TAKING];
     /* Lines 2-3: event counters, the rows of MP_COUNTERS (counters.h), by
@@ -358,7 +358,7 @@ typedef struct mp_hand {
     _Atomic uint64_t sweeping;      /* bit s: worker s holds box hazards
                                        (a sweep, a flight take or expiry);
                                        claims keep no box its box_taking
-                                       words name (box.c, "hazards") */
+                                       words name (box_hazard.c) */
     _Atomic uint64_t binder;        /* slot + 1 of the last name binder:
                                        name_get's spin peer (spin.h) */
     uint64_t spare[4];

@@ -23,7 +23,7 @@
  * mempool_reap() and mempool_check(). Dropping it may free the object.
  *
  * A taker or expirer judges a box by a word it read and then CASes that
- * word: it announces the box as a hazard first (box.c, "hazards"), so a
+ * word: it announces the box as a hazard first (box_hazard.c), so a
  * box freed meanwhile by another is not claimed again under it - after
  * 128 claims of the same object a new box (a channel item's too) would
  * carry the same word (check_flight_alias).
@@ -118,7 +118,7 @@ static bool take_one(mempool *p, uint32_t b, uint64_t w, void *a)
 
     if (!flight_of(p, b, w, t->item))
         return false;
-    /* The word we CAS must be the box we judge (box.c, "hazards"): -1 (no
+    /* The word we CAS must be the box we judge (box_hazard.c): -1 (no
      * word free, damaged state) goes on unannounced, as before hazards. */
     k = mempool__box_announce(p, b);
     /* seq_cst, after the hazard: from here b is not claimed again. */

@@ -195,7 +195,7 @@ static int bind_locked(mempool *p, const nm_buf *nb, size_t len, uint32_t h,
         if (!(flags & MEMPOOL_NAME_REPLACE) && binding_alive(p, w, NULL))
             return -EEXIST;
         *old = w;                   /* replaced: its box becomes an orphan */
-        /* ... in no record until we drop it: announced (box.c, "taking") */
+        /* ... in no record until we drop it: announced (box_hazard.c) */
         *k = mempool__box_announce(p, NM_BOX1(w) - 1);
     } else if (ins < 0) {
         return -ENOSPC;             /* the directory is full */
@@ -268,7 +268,7 @@ int mempool_name_drop(mempool *p, const char *name)
         return rc;                   /* held by a stopped writer */
     rc = nm_find(p, &nb, (size_t)len, h, &rec, &w, NULL);
     /* Its box is in no record once the CAS is done, until we drop it:
-     * announced before (box.c, "taking"). */
+     * announced before (box_hazard.c, "taking"). */
     k = mempool__box_announce(p, rc == 0 ? NM_BOX1(w) - 1 : UINT32_MAX);
     if (rc == 0 &&
         !atomic_compare_exchange_strong(&p->names[rec].word, &w,
