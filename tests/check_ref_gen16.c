@@ -16,23 +16,24 @@
  *
  *   wrapped  thread A of a child: mempool_ref(x) stopped between its
  *            holders mark and its cell (holders.marked) while x is freed,
- *            then held at ref.added (delay) with its stale cell while the
- *            parent cycles x's entry to the generation 65,536 on and puts
- *            y there; thread B of the same child refs y; the parent
- *            drops its own reference of y: y must live (B holds it);
- *            B unrefs, A ends: y must be gone.
+ *            then parked at ref.added with its stale cell (only A waits:
+ *            the failpoint's park action) while the parent cycles x's
+ *            entry to the generation 65,536 on and puts y there; thread B
+ *            of the same child refs y; the parent drops its own reference
+ *            of y: y must live (B holds it); B unrefs, A is let go and
+ *            ends: y must be gone.
  *
- * Needs a -DMEMPOOL_FAILPOINTS=ON build. A holds for 8 s (its delay at
- * ref.added): the cycling takes well under that; were it slower, A would
- * take its cell back first and the test could not fail, never the
- * other way round.
+ * Needs a -DMEMPOOL_FAILPOINTS=ON build. A stays parked until the parent
+ * lets it go, so no step depends on how fast the others run.
  */
 #include "helpers.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 static const mempool_put_options rco = { 0, 0, MEMPOOL_PUT_REFCOUNTED };
@@ -41,6 +42,7 @@ static const mempool_put_options rco = { 0, 0, MEMPOOL_PUT_REFCOUNTED };
 
 static mempool_dref x;               /* set before the fork */
 static int cmd_fd = -1, rep_fd = -1;
+static int park_fd = -1;             /* A's end of the park socket */
 static mempool *wp;                  /* the child's handle, both threads */
 
 /* Thread B: ref y (sent by the parent), say how; unref it when told. */
@@ -61,9 +63,11 @@ static void *thread_b(void *arg)
 static int child(void *arg)
 {
     pthread_t b;
+    char fp[80];
     (void)arg;
-    setenv("MEMPOOL_FAILPOINT", "holders.marked=stop@1,ref.added=delay:"
-           "8000@1", 1);
+    snprintf(fp, sizeof fp, "holders.marked=stop@1,ref.added=park:%d@1",
+             park_fd);
+    setenv("MEMPOOL_FAILPOINT", fp, 1);
     T_CHILD_EQ(t_attach(t_name, &wp), 0);
     T_CHILD_EQ(pthread_create(&b, NULL, thread_b, NULL), 0);
     T_CHILD_EQ(mempool_ref(wp, x), -ENOENT);     /* x died meanwhile */
@@ -93,7 +97,8 @@ START_TEST(test_wrapped)
     uint64_t objects0 = t_stats(t_pool).objects, v;
     mempool_view view;
     mempool_dref y;
-    int cmd[2], rep[2], rc;
+    int cmd[2], rep[2], sv[2], rc;
+    char byte;
     pid_t c;
 
     ASSERT_RC(mempool_put_ex(t_pool, "x", 2, &rco, &x), 0);
@@ -101,14 +106,17 @@ START_TEST(test_wrapped)
     t_pipe(rep);
     cmd_fd = cmd[0];
     rep_fd = rep[1];
+    ASSERT_RC(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    park_fd = sv[1];
     c = t_fork(child, NULL);
     close(cmd[0]);
     close(rep[1]);
+    close(sv[1]);
     t_await_stopped(c, "holders.marked");    /* marked, no cell yet */
     ASSERT_RC(mempool_unref(t_pool, x), 0);  /* the last: x is freed */
     ck_assert_int_eq(mempool_ref(t_pool, x), -ENOENT);
-    ASSERT_RC(kill(c, SIGCONT), 0);          /* A's stale cell, then held */
-    t_sleep_ms(200);
+    ASSERT_RC(kill(c, SIGCONT), 0);          /* A's stale cell, then parked */
+    ASSERT_RC(t_recv(sv[0], &byte, 1, T_WAIT_S), 0);
     y = come_round();
     ASSERT_RC(t_send_dref(cmd[1], y), 0);
     ASSERT_RC(t_recv_u64(rep[0], &v, T_WAIT_S), 0);
@@ -122,9 +130,11 @@ START_TEST(test_wrapped)
     ASSERT_RC(t_send_u64(cmd[1], 1), 0);
     ASSERT_RC(t_recv_u64(rep[0], &v, T_WAIT_S), 0);
     ck_assert_int_eq((int64_t)v, 0);         /* B's unref */
+    ASSERT_RC(t_send(sv[0], "g", 1), 0);     /* A: let go */
     t_wait_ok(c);                            /* A took its cell back */
     close(cmd[1]);
     close(rep[0]);
+    close(sv[0]);
     ck_assert_msg(mempool_get(t_pool, y, &view) == -ENOENT, "y outlived "
                   "its last reference");
     ck_assert_uint_eq(t_stats(t_pool).objects, objects0);

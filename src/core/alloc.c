@@ -834,19 +834,33 @@ static void rebuild(mempool *p)
     atomic_fetch_add(&h->rebuilds, 1);
 }
 
+/* mempool__alloc_init's backing of the data's first chunk. */
+static void first_chunk_back(mempool *p)
+{
+    uint64_t a, z;
+    if (mempool__chunk_of(&p->core, 0, &a, &z) && a == 0 &&
+        p->data_off % MP_CHUNK == 0 && mempool__resident(&p->core, a, z, a))
+        punched_set(p, a, z, 0);
+    else
+        (void)run_back(p, 0, 1);
+}
+
 /* A new arena: every entry FREE (gen 1) on the free list, every page free
  * and, if @p holes, a hole to back before use (run_back). Before the pool
  * is linked, so no lock. */
 void mempool__alloc_init(mempool *p, bool holes)
 {
     punched_set(p, 0, p->npages, holes);
-    /* The chunk the data pages begin in also holds metadata: give it its
-     * huge page now, before most of that metadata is written (little to
-     * copy, nobody else maps the file yet), not in the first put, where
-     * collapsing it cost ms on a loaded machine. A failure leaves the
-     * pages holes for run_back() later. */
+    /* The chunk the data pages begin in: back it now, not in the first
+     * put, where collapsing it cost ms on a loaded machine. Where the data
+     * starts on a chunk boundary, create() had it collapsed with the
+     * metadata (mincore says so: its flags are cleared, nothing is asked
+     * of the kernel twice); where it also holds metadata (a small arena),
+     * its huge page is made here, before most of that metadata is written
+     * (little to copy, nobody else maps the file yet). A failure leaves
+     * the pages holes for run_back() later. */
     if (holes)
-        (void)run_back(p, 0, 1);
+        first_chunk_back(p);
     for (uint32_t i = 0; i < p->ntab; i++) {
         mp_entry *e = mp_entry_at(p, i);
         mempool__entry_format(e);

@@ -139,10 +139,36 @@ static uint64_t cells_per(uint64_t refs)
     return refs + refs / MP_CELL_OVF_DIV;
 }
 
+/* The most data pages that fit in @p arena after the page descriptors
+ * (from @p pages_off) and the bitmap, the data starting on a multiple of
+ * @p align; their offsets in @p bitmap_off and @p data_off. 0 if none.
+ *
+ * The data region starts on a 2 MiB chunk boundary (MP_CHUNK) where the
+ * arena can spare the gap (under a chunk, never written, never backed):
+ * then no huge page mixes metadata and data, and a new pool's first data
+ * chunk - backed whole at creation with the metadata's (create(),
+ * mempool__alloc_init) - is 2 MiB of data however large the metadata is.
+ * Before this (format 10) the data began wherever the metadata ended, so
+ * a new pool's first 1 MiB set found 0 - 2 MiB of its block backed at
+ * creation, and paid for the rest as the metadata grew. */
+static uint64_t data_fit(uint64_t arena, uint64_t pages_off, uint64_t align,
+                         uint64_t *bitmap_off, uint64_t *data_off)
+{
+    uint64_t npages = (arena - pages_off) / (MP_PAGE + sizeof(mp_page) + 1);
+    for (; npages > 0; npages--) {
+        *bitmap_off = align_up(pages_off + npages * sizeof(mp_page),
+                               MP_ALIGN);
+        *data_off = align_up(*bitmap_off + (npages + 63) / 64 * 8, align);
+        if (*data_off + npages * MP_PAGE <= arena)
+            break;
+    }
+    return npages;
+}
+
 int mempool__layout(uint64_t arena, uint64_t max_objects, uint64_t max_refs,
                     mp_header *out)
 {
-    uint64_t off, npages, bitmap_off, data_off;
+    uint64_t off, npages, bitmap_off, data_off, na, ba, da;
 
     if (arena < MP_MIN_ARENA || arena > MP_MAX_ARENA ||
         arena % MP_PAGE)
@@ -166,16 +192,16 @@ int mempool__layout(uint64_t arena, uint64_t max_objects, uint64_t max_refs,
     out->pages_off = align_up(off, MP_ALIGN);
     if (out->pages_off + 4 * MP_PAGE > arena)
         return -EINVAL;                 /* table leaves no room for data */
-    npages = (arena - out->pages_off) / (MP_PAGE + sizeof(mp_page) + 1);
-    for (;; npages--) {
-        bitmap_off = align_up(out->pages_off + npages * sizeof(mp_page),
-                              MP_ALIGN);
-        data_off = align_up(bitmap_off + (npages + 63) / 64 * 8, MP_PAGE);
-        if (data_off + npages * MP_PAGE <= arena)
-            break;
-    }
+    npages = data_fit(arena, out->pages_off, MP_PAGE, &bitmap_off, &data_off);
     if (npages < 1)
         return -EINVAL;
+    /* Data from a 2 MiB boundary when that costs at most an eighth of it. */
+    na = data_fit(arena, out->pages_off, MP_CHUNK, &ba, &da);
+    if (na >= npages - npages / 8) {
+        npages = na;
+        bitmap_off = ba;
+        data_off = da;
+    }
     out->bitmap_off = bitmap_off;
     out->data_off = data_off;
     out->npages = npages;
@@ -618,6 +644,22 @@ static void sweep_builds(const char *name)
     closedir(d);
 }
 
+/* The end of the metadata (the bitmap's last page): the gap after it, up
+ * to data_off, is never written, so never backed either. */
+static uint64_t meta_end(const mp_header *h)
+{
+    return align_up(h->bitmap_off + (h->npages + 63) / 64 * 8, MP_PAGE);
+}
+
+/* What creation backs with huge pages: the metadata's whole chunks, and
+ * the first data chunk where the data starts on a chunk boundary. */
+static uint64_t huge_end(const mp_header *h)
+{
+    if (h->data_off % MP_CHUNK || h->npages < MP_CHUNK / MP_PAGE)
+        return h->data_off;
+    return h->data_off + MP_CHUNK;
+}
+
 /* Create under a private name, link into place, reserve, mark READY. */
 static int create(mempool *p, const char *path, const char *name,
                   const mempool_options *o)
@@ -647,10 +689,13 @@ static int create(mempool *p, const char *path, const char *name,
     /* Metadata pages are written now: reserve them before touching them,
      * its whole 2 MiB chunks as huge pages where allowed (backing.c):
      * formatting the table then faults a few times instead of thousands,
-     * and so does every process that reads it. */
+     * and so does every process that reads it. The first data chunk joins
+     * that one collapse (one drain of the CPUs' page lists, not two), so
+     * a new pool's first 2 MiB of data are backed before its first set
+     * (mempool__alloc_init marks them so). */
     if (p->huge)
-        mempool__back_meta(fd, p->base, tmpl.data_off);
-    if ((rc = -posix_fallocate(fd, 0, (off_t)tmpl.data_off)))
+        mempool__back_meta(fd, p->base, huge_end(&tmpl));
+    if ((rc = -posix_fallocate(fd, 0, (off_t)meta_end(&tmpl))))
         goto fail_map;
     if ((rc = build(p, &tmpl, o->flags & MEMPOOL_OPEN_RESERVE)))
         goto fail_map;

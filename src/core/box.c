@@ -196,14 +196,20 @@ bool mempool__box_drop(mempool *p, uint32_t b, uint64_t w)
  * then drop it by its new word. One try, as the broadcast overwrite and
  * the name rebind made, left such a box HELD in no record, holding its
  * object for good (check_handoff_stress's thread cases under TSan, ~1 run
- * in 50: "box held by no record"). */
+ * in 50: "box held by no record"; check_box_drop_out stops both hands
+ * there). */
 void mempool__box_drop_out(mempool *p, uint32_t b)
 {
-    uint64_t w;
     if (b >= p->nbox)
         return;                         /* BOX1 0 or damaged: no box */
-    while ((w = atomic_load(&p->boxw[b])) && !mempool__box_drop(p, b, w))
-        ;
+    for (;;) {
+        uint64_t w = atomic_load(&p->boxw[b]);
+        if (!w)
+            return;
+        MP_FP(box_dropping_out);        /* its writer may commit it now */
+        if (mempool__box_drop(p, b, w))
+            return;
+    }
 }
 
 /* Boxes of (idx, gen) in [from, from + n) that @p fn accepts; the first

@@ -313,7 +313,8 @@ void mempool__entry_reclaim(mempool *p, uint32_t idx)
  * (mempool__lock_or_owe): one stall costs one bound, not one per free.
  * A slot given up meanwhile (its worker closed or was reaped) keeps its
  * charges: owed too, given up to the pool after the scan
- * (mempool__settle_left). */
+ * (mempool__settle_left); a claim meanwhile takes another slot (worker.c
+ * claim_reap). */
 
 void mempool__owe(mempool *p)
 {

@@ -26,6 +26,8 @@
  *   table         max_objects x 64 B   the object entries a DRef names
  *   pages         npages x 32 B   page descriptors (allocator)
  *   bitmap        npages bits     1 = page free (allocator)
+ *   (gap)         < 2 MiB, never backed, so that the data starts on a
+ *                 2 MiB chunk when that costs at most 1/8 of it (arena.c)
  *   data          npages x 4 KiB  object bytes, 64-byte aligned
  *
  * Liveness. A worker owns slot s while it holds an OFD write lock on byte
@@ -80,8 +82,9 @@
 #include <mempool/mempool.h>
 
 #define MP_MAGIC          UINT64_C(0x314c4f4f504d454d) /* "MEMPOOL1" */
-#define MP_FORMAT_VERSION 11u  /* 11: direct ring items (chan_direct.c);
-                                  10: owed frees (header.owed, entry.c);
+#define MP_FORMAT_VERSION 12u  /* 12: direct ring items (chan_direct.c);
+                                  11: data from a 2 MiB boundary (arena.c
+                                  data_fit); 10: owed frees (header.owed);
                                   9: mp_entry.holders (pin.c); 8: the box
                                   sweep's hazard (box.c) */
 #define MP_PAGE           4096u

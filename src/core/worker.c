@@ -347,23 +347,48 @@ static void slot_retire(mp_core *c, int s)
     atomic_store(&sl->io_backend, 0);
 }
 
+/* Reap slot @p s, whose lock we took, before claiming it. false if its
+ * last holder's charges are still on it - owed, a stopped holder of the
+ * allocator lock kept it from giving them up (mempool__disown) - and
+ * @p any is false: the slot is then left reaped and free (not active), so
+ * the lock's next holder gives them up (mempool__settle_left skips
+ * claimed slots), and the caller looks for another. A worker that claimed
+ * it carried them until it left: against its limit, in its stats. */
+static bool claim_reap(mempool *p, int s, bool any)
+{
+    mp_slot *sl = &p->slots[s];
+    bool clean = true;
+    if (pthread_mutex_lock(&p->reap_lock) == 0) {
+        bool held = atomic_load(&sl->state) ||
+                    (atomic_load(&p->h->active) >> s & 1);
+        /* Always: even a slot marked free must name nothing of ours
+         * before we act under its id (a damaged arena might). */
+        reap_contents(p, s);
+        if (held)
+            atomic_fetch_add(&p->h->reaped, 1);   /* previous holder */
+        clean = any || !mempool__slot_holds(p, s);
+        if (!clean)
+            slot_clear(&p->core, s);
+        pthread_mutex_unlock(&p->reap_lock);
+    }
+    return clean;
+}
+
+/* A slot to claim: first one whose charges are settled; only if there is
+ * none, one that still holds owed charges (they stay on it until we
+ * leave, as before). */
 int mempool__claim_slot(mempool *p)
 {
-    for (int s = 0; s < MP_WORKERS; s++) {
+    for (int k = 0; k < 2 * MP_WORKERS; k++) {
+        int s = k % MP_WORKERS;
         mp_slot *sl = &p->slots[s];
         if (slot_lock(&p->core, s, F_WRLCK))
             continue;                  /* a live worker holds it */
         MP_FP(slot_locked);
         p->slot = s;
-        if (pthread_mutex_lock(&p->reap_lock) == 0) {
-            bool held = atomic_load(&sl->state) ||
-                        (atomic_load(&p->h->active) >> s & 1);
-            /* Always: even a slot marked free must name nothing of ours
-             * before we act under its id (a damaged arena might). */
-            reap_contents(p, s);
-            if (held)
-                atomic_fetch_add(&p->h->reaped, 1);   /* previous holder */
-            pthread_mutex_unlock(&p->reap_lock);
+        if (!claim_reap(p, s, k >= MP_WORKERS)) {
+            slot_lock(&p->core, s, F_UNLCK);     /* owed: another one */
+            continue;
         }
         slot_retire(&p->core, s);      /* counters start at 0 for us */
         if (getrandom(&sl->token, sizeof(sl->token), 0) < 0)

@@ -21,11 +21,11 @@ static const char *const fp_names[MP_FP_COUNT] = {
 #undef MP_FAILPOINT
 };
 
-enum { FP_OFF, FP_KILL, FP_STOP, FP_DELAY, FP_ERROR };
+enum { FP_OFF, FP_KILL, FP_STOP, FP_DELAY, FP_ERROR, FP_PARK };
 
 struct fp_rule {
     int      action;
-    int      arg;          /* delay ms, or -errno */
+    int      arg;          /* delay ms, -errno, or the park fd */
     unsigned nth;          /* 0 = every hit */
 };
 
@@ -42,6 +42,9 @@ static void parse_action(struct fp_rule *r, const char *a, size_t n)
     else if (n > 6 && !strncmp(a, "delay:", 6)) {
         r->action = FP_DELAY;
         r->arg = atoi(a + 6);
+    } else if (n > 5 && !strncmp(a, "park:", 5)) {
+        r->action = FP_PARK;
+        r->arg = atoi(a + 5);
     } else if (n == 3 && !strncmp(a, "eio", 3)) {
         r->action = FP_ERROR;
         r->arg = -EIO;
@@ -84,6 +87,23 @@ static void parse_env(void)
     }
 }
 
+/* Park the calling thread (only it: the rest of the process runs on) on
+ * socket @p fd: say so with one byte, then wait for one byte back. A
+ * closed or broken socket (the test gone) lets it go on. */
+static void park(int fd)
+{
+    char c = 'P';
+    ssize_t n;
+    do
+        n = write(fd, &c, 1);
+    while (n < 0 && errno == EINTR);
+    if (n != 1)
+        return;
+    do
+        n = read(fd, &c, 1);
+    while (n < 0 && errno == EINTR);
+}
+
 int mempool__fp(enum mp_fp_id id)
 {
     struct fp_rule r;
@@ -112,6 +132,9 @@ int mempool__fp(enum mp_fp_id id)
     case FP_DELAY:
         nanosleep(&(struct timespec){ r.arg / 1000,
                                       (long)(r.arg % 1000) * 1000000L }, NULL);
+        break;
+    case FP_PARK:
+        park(r.arg);
         break;
     case FP_ERROR:
         return r.arg;

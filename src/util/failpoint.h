@@ -10,9 +10,11 @@
  *   MEMPOOL_FAILPOINT="reserve.done=kill,spill.written=eio@3"
  *
  * Each entry is NAME[=ACTION][@N]: ACTION is kill (SIGKILL to itself, the
- * default), stop (SIGSTOP), delay:MS, or eio / enospc (MP_FP returns that
- * error at points that can fail); @N fires on the Nth hit only (default:
- * every hit). The variable is read again after fork, so a test sets it in a
+ * default), stop (SIGSTOP), delay:MS, park:FD (the hitting thread alone
+ * writes one byte to socket FD, then waits until it reads one back: a test
+ * holds one thread there, as long as it needs, while the process's other
+ * threads run), or eio / enospc (MP_FP returns that error at points that
+ * can fail); @N fires on the Nth hit only (default: every hit). The variable is read again after fork, so a test sets it in a
  * child just before the child opens a pool.
  */
 #ifndef MEMPOOL_FAILPOINT_H
