@@ -326,7 +326,7 @@ START_TEST(damaged)
     memset(b, 1, sizeof b);
     ASSERT_RC(mempool_put(t_pool, b, sizeof b, &r), 0);
     ASSERT_RC(mempool_delete(t_pool, r), 0);
-    e = (mp_entry *)(m + r.off);
+    e = (mp_entry *)(m + (r.off & MEMPOOL_DREF_ENTRY_BITS));
     if (_i == 2)
         off += e->off;                   /* inside its page, off a block */
     e->off = off;

@@ -32,8 +32,8 @@ static size_t arena_len;
 
 static uint64_t word_of(mempool_dref r)
 {
-    ck_assert_uint_le(r.off + sizeof(mp_entry), arena_len);
-    return atomic_load((_Atomic uint64_t *)(uintptr_t)(arena + r.off));
+    ck_assert_uint_le((r.off & MEMPOOL_DREF_ENTRY_BITS) + sizeof(mp_entry), arena_len);
+    return atomic_load((_Atomic uint64_t *)(uintptr_t)(arena + (r.off & MEMPOOL_DREF_ENTRY_BITS)));
 }
 
 static uint64_t objects_of(mempool *p, int wid)

@@ -227,7 +227,7 @@ START_TEST(test_colliding_indices)
         ASSERT_RC(mempool_put(q, &i, sizeof i, &r[i]), 0);
     /* entries are 64 B apart: same home bucket <=> off differs by STEP */
     for (int i = 0; i < NOBJ; i++) {
-        if ((r[i].off - r[0].off) / 64 % STEP)
+        if (((r[i].off & MEMPOOL_DREF_ENTRY_BITS) - (r[0].off & MEMPOOL_DREF_ENTRY_BITS)) / 64 % STEP)
             continue;
         ASSERT_RC(mempool_get(p, r[i], &v[k]), 0);
         ck_assert_int_eq(*(const int *)v[k].data, i);
@@ -235,7 +235,7 @@ START_TEST(test_colliding_indices)
     }
     ck_assert_int_eq(k, NOBJ / STEP);         /* 64: 8 home, 56 overflow */
     for (int i = 0, j = 0; i < NOBJ; i++) {
-        if ((r[i].off - r[0].off) / 64 % STEP)
+        if (((r[i].off & MEMPOOL_DREF_ENTRY_BITS) - (r[0].off & MEMPOOL_DREF_ENTRY_BITS)) / 64 % STEP)
             continue;
         ck_assert_int_eq(t_pins(q, r[i]), 1);
         ASSERT_RC(mempool_delete(q, r[i]), 0);   /* held by our pin */

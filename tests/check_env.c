@@ -822,7 +822,7 @@ static void file_name_of(mempool_dref r, uint64_t table, char *buf,
                          size_t len)
 {
     snprintf(buf, len, "%llu-%u",
-             (unsigned long long)((r.off - table) / 64), (uint32_t)r.gen);
+             (unsigned long long)(((r.off & MEMPOOL_DREF_ENTRY_BITS) - table) / 64), (uint32_t)r.gen);
 }
 
 static mempool *sym_open(const char *name, const char *spill)
@@ -863,7 +863,7 @@ static int symlinks_child(void *arg)
     snprintf(pooldir, sizeof pooldir, "%s", dirname(tmpname));
     T_CHILD_ASSERT(sscanf(strrchr(f.path, '/') + 1, "%llu-",
                           (unsigned long long *)&idx) == 1);
-    table = y.off - idx * 64;
+    table = (y.off & MEMPOOL_DREF_ENTRY_BITS) - idx * 64;
 
     /* A: a symlink at the final name is replaced, never followed */
     CHILD_RC(set_many(p, &x, 1, 5000, 2), 0);

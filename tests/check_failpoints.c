@@ -906,7 +906,7 @@ static void verify_after(struct env *E, const struct outcome *o,
             if (o->recs[i].op != R_STAGE && o->recs[i].op != R_DONE)
                 fprintf(stderr, "  rec %d op %u len %" PRIu64 " entry ~%"
                         PRIu64 "-%u\n", i, o->recs[i].op, o->recs[i].len,
-                        (o->recs[i].r.off - wl.base_mem.off) / 64,
+                        ((o->recs[i].r.off & MEMPOOL_DREF_ENTRY_BITS) - (wl.base_mem.off & MEMPOOL_DREF_ENTRY_BITS)) / 64,
                         (unsigned)o->recs[i].r.gen);
     }
     ck_assert_msg(files == files0 && ntmp == 0, "%s: %d spill files (%d tmp)"
@@ -1013,7 +1013,7 @@ static bool handoff_point(const char *name)
 {
     static const char *const pre[] = { "name.", "give.", "take.", "send.",
                                        "recv.", "chan.", "bcast.", "box.",
-                                       "wait." };
+                                       "wait.", "spin." };
     for (size_t i = 0; i < sizeof pre / sizeof pre[0]; i++)
         if (strncmp(name, pre[i], strlen(pre[i])) == 0)
             return true;
@@ -1035,9 +1035,11 @@ START_TEST(test_kill_matrix)
         /* Names, flight and channels have their own workload and exact
          * accounting of pool-held references: check_handoff_crash.c
          * kills at these points (same failpoints.def, same @N loop), and
-         * check_handoff_kill.c at the broadcast ones (bcast.*). */
+         * check_handoff_kill.c at the broadcast ones (bcast.*),
+         * check_handoff_yield.c at spin.yield (a one-CPU ping-pong). */
         fprintf(stderr, "failpoint %-17s | in check_%s\n", name,
                 !strncmp(name, "bcast.", 6)      ? "handoff_kill"
+                : !strncmp(name, "spin.", 5)     ? "handoff_yield"
                 : !strcmp(name, "box.sweeping")  ? "sweep_alias"
                 : !strcmp(name, "take.expiring") ? "flight_alias"
                                                  : "handoff_crash");

@@ -5,10 +5,10 @@
  *
  *   decide    mempool__spin() does not even look at the word without a
  *             lead (a send elsewhere since the last spin decision, which
- *             spends it), when the peer
- *             is unknown, on our CPU, or asleep without a wake-up of
- *             ours; it watches the word while the peer runs on another
- *             CPU, gives up at its bound (and halves the next one), and
+ *             spends it), when the peer is unknown, or asleep without a
+ *             wake-up of ours (on our CPU it yields instead:
+ *             check_handoff_yield.c); it watches the word while the peer
+ *             runs on another CPU, gives up at its bound (and halves the next one), and
  *             returns as soon as the word moves; one waiter per side
  *             spins (a running gate keeps the others off it).
  *   reaped    a worker killed asleep in a receive leaves its run word
@@ -150,9 +150,9 @@ START_TEST(test_decide)
                              UINT64_MAX));
     ck_assert_uint_eq(atomic_load(&l.looks), 0);
 
-    /* the peer unknown, on our CPU, asleep (our lead woke nobody): no
-     * look at all */
-    const uint64_t never[] = { 0, me, me | MP_RUN_ASLEEP,
+    /* the peer unknown, asleep (our lead woke nobody): no look at all
+     * (awake on our CPU it gets the CPU instead: check_handoff_yield) */
+    const uint64_t never[] = { 0, me | MP_RUN_ASLEEP,
                                other | MP_RUN_ASLEEP };
     for (size_t i = 0; i < sizeof never / sizeof never[0]; i++) {
         ck_assert(!spin_led(run, never[i], false, NULL, &st, &l, UINT64_MAX));

@@ -416,7 +416,7 @@ START_TEST(test_check_sees_leaked_cell)
                 fd, 0);
     ck_assert(base != MAP_FAILED);
     h = (mp_header *)base;
-    idx = (uint32_t)((r.off - h->table_off) / sizeof(mp_entry));
+    idx = (uint32_t)(((r.off & MEMPOOL_DREF_ENTRY_BITS) - h->table_off) / sizeof(mp_entry));
     {
         _Atomic uint64_t *cells = (_Atomic uint64_t *)(base + h->cells_off) +
                                   (uint64_t)(wid - 1) *

@@ -43,8 +43,9 @@ struct arena {
 /* The holders word of the entry @p r names (a DRef's off is its entry's). */
 static uint64_t holders(const struct arena *a, mempool_dref r)
 {
-    const mp_entry *e = (const mp_entry *)(const void *)(a->base + r.off);
-    ck_assert_uint_lt(r.off + sizeof(mp_entry), a->len + 1);
+    uint64_t off = r.off & MEMPOOL_DREF_ENTRY_BITS;
+    const mp_entry *e = (const mp_entry *)(const void *)(a->base + off);
+    ck_assert_uint_lt(off + sizeof(mp_entry), a->len + 1);
     return atomic_load(&((mp_entry *)(uintptr_t)e)->holders);
 }
 

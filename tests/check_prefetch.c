@@ -32,7 +32,7 @@ START_TEST(test_hint_any_dref)
     for (int i = 0; i < 8; i++)                      /* garbage */
         bad[i] = (mempool_dref){ t_rand(&rs), t_rand(&rs) };
     bad[0].gen = r[0].gen;                  /* our tag, offset anywhere */
-    bad[1] = (mempool_dref){ r[0].off + 8, r[0].gen };   /* misaligned */
+    bad[1] = (mempool_dref){ r[0].off ^ 8, r[0].gen };   /* forged hint */
     a = t_stats(t_pool);
     ASSERT_RC(mempool_prefetch(t_pool, r, 6), 0);
     ASSERT_RC(mempool_prefetch(t_pool, bad, 8), 0);

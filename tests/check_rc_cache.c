@@ -35,8 +35,8 @@ static const mempool_put_options rco = { .flags = MEMPOOL_PUT_REFCOUNTED };
 
 static uint64_t word_of(mempool_dref r)
 {
-    ck_assert_uint_le(r.off + sizeof(mp_entry), arena_len);
-    return atomic_load((_Atomic uint64_t *)(uintptr_t)(arena + r.off));
+    ck_assert_uint_le((r.off & MEMPOOL_DREF_ENTRY_BITS) + sizeof(mp_entry), arena_len);
+    return atomic_load((_Atomic uint64_t *)(uintptr_t)(arena + (r.off & MEMPOOL_DREF_ENTRY_BITS)));
 }
 
 static mempool_dref put_rc(mempool *p)

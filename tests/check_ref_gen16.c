@@ -83,7 +83,7 @@ static mempool_dref come_round(void)
     for (uint32_t i = 0; i < MAXCYCLE; i++) {
         mempool_dref r;
         ASSERT_RC(mempool_put_ex(t_pool, "y", 2, &rco, &r), 0);
-        if (r.off == x.off && r.gen != x.gen &&
+        if (((r.off ^ x.off) & MEMPOOL_DREF_ENTRY_BITS) == 0 && r.gen != x.gen &&
             ((r.gen ^ x.gen) & 0xffff) == 0)
             return r;
         ASSERT_RC(mempool_unref(t_pool, r), 0);

@@ -62,6 +62,7 @@ static uint64_t holders_of(const char *name, mempool_dref r)
     size_t len;
     const uint8_t *base = t_map_arena(name, &len);
     uint64_t h;
+    r.off &= MEMPOOL_DREF_ENTRY_BITS;
     ck_assert_uint_lt(r.off + sizeof(mp_entry), (uint64_t)len + 1);
     h = atomic_load((_Atomic uint64_t *)(uintptr_t)(base + r.off +
                                                     offsetof(mp_entry, holders)));
@@ -135,6 +136,7 @@ static void holders_store(const char *name, mempool_dref r, uint64_t h)
     fd = open(path, O_RDWR);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(fstat(fd, &st), 0);
+    r.off &= MEMPOOL_DREF_ENTRY_BITS;
     ck_assert_uint_lt(r.off + sizeof(mp_entry), (uint64_t)st.st_size + 1);
     base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED,
                 fd, 0);

@@ -402,12 +402,32 @@ MEMPOOL_API int mempool_reap(mempool *p);
 
 /**
  * A reference to an object: 16 plain bytes that any process attached to the
- * same pool can use. @c off is the arena offset of the object's table entry;
- * @c gen is the entry's generation (low 32 bits) and a tag of the pool
- * (high 32 bits), so a DRef from a deleted object, a reused slot or another
- * pool is recognised. Copy it freely; it carries no reference count.
+ * same pool can use. @c off is the arena offset of the object's table entry
+ * in its bits 6..45 (MEMPOOL_DREF_ENTRY_BITS); @c gen is the entry's
+ * generation (low 32 bits) and a tag of the pool (high 32 bits), so a DRef
+ * from a deleted object, a reused slot or another pool is recognised. Copy
+ * it freely; it carries no reference count.
+ *
+ * The other 24 bits of @c off (0..5 and 46..63) are a data hint: where the
+ * object's bytes were when the library made this DRef (put, reserve, a name
+ * or channel lookup), so that a get in a large pool can start loading the
+ * data before the entry arrives (issue 11, docs/design.md "Random gets in
+ * large pools"). The hint is only ever compared with the entry, never read
+ * through: a stale one (the object was spilled and mapped back, moved, its
+ * slot reused) or one a caller forged or zeroed changes no result, only the
+ * speed. So two DRefs of one object may differ in these bits: compare DRefs
+ * with mempool_dref_equal() (or (off & MEMPOOL_DREF_ENTRY_BITS, gen)), not
+ * memcmp. The text form carries all 128 bits.
  */
 typedef struct mempool_dref { uint64_t off, gen; } mempool_dref;
+
+/** The bits of mempool_dref.off that name the entry (the rest: the hint). */
+#define MEMPOOL_DREF_ENTRY_BITS ((uint64_t)0x00003fffffffffc0u)
+
+/** @brief Whether @p a and @p b name the same object: entry offset and
+ *  generation with the pool's tag compared, data hints ignored.
+ *  @return 1 if they do, else 0. */
+MEMPOOL_API int mempool_dref_equal(mempool_dref a, mempool_dref b);
 
 /** mempool_put_options.flags */
 #define MEMPOOL_PUT_REFCOUNTED      0x1u /**< deleted at the last unref */

@@ -77,7 +77,9 @@ static PyObject *dref_repr(MpyDRef *d)
 
 static Py_hash_t dref_hash(MpyDRef *d)
 {
-    uint64_t h = d->r.off * 0x9E3779B97F4A7C15ull ^ d->r.gen;
+    /* what names the object: the data hint (mempool.h) masked away */
+    uint64_t h = (d->r.off & MEMPOOL_DREF_ENTRY_BITS) * 0x9E3779B97F4A7C15ull ^
+                 d->r.gen;
     Py_hash_t v = (Py_hash_t)(h >> 1);
 
     return v == -1 ? -2 : v;
@@ -93,6 +95,8 @@ static PyObject *dref_richcmp(PyObject *a, PyObject *b, int op)
         Py_RETURN_NOTIMPLEMENTED;
     x = ((MpyDRef *)a)->r;
     y = ((MpyDRef *)b)->r;
+    x.off &= MEMPOOL_DREF_ENTRY_BITS;          /* hints ignored (mempool.h) */
+    y.off &= MEMPOOL_DREF_ENTRY_BITS;
     eq = x.off == y.off && x.gen == y.gen;
     lt = x.off < y.off || (x.off == y.off && x.gen < y.gen);
     switch (op) {

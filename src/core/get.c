@@ -35,6 +35,7 @@
  */
 #include <string.h>
 
+#include "dhint.h"
 #include "entry.h"
 #include "failpoint.h"
 #include "internal.h"
@@ -85,17 +86,19 @@ int mempool_get(mempool *p, mempool_dref r, mempool_view *v)
 {
     uint32_t gen = (uint32_t)r.gen;
     uint64_t live = (uint64_t)gen << 8 | MP_ST_LIVE;   /* word bits 63..24 */
-    uint64_t rel, idx, off, len, a, x;
+    uint64_t rel, idx, off, len, a, x, hint;
+    uint8_t *hp;
     mp_entry *e;
     int place;
 
     if (MP_UNLIKELY(!p || !v) || !mempool__writer_fast(p))
         return mempool__get(p, r, v, true);
-    /* mempool__entry_of()'s tests: the pool's tag, gen != 0, an aligned
-     * offset inside the table (rotated, a misaligned one is huge; one
-     * below the table wraps). */
-    rel = r.off - (uint64_t)((uint8_t *)p->tab - p->base);
-    idx = rel >> 6 | rel << 58;
+    /* mempool__entry_of()'s tests: the pool's tag, gen != 0, an entry
+     * offset inside the table (the hint's bits masked away; one below the
+     * table wraps). */
+    rel = (r.off & MEMPOOL_DREF_ENTRY_BITS) -
+          (uint64_t)((uint8_t *)p->tab - p->base);
+    idx = rel >> 6;
     if (MP_UNLIKELY((r.gen ^ p->tag) >> 32) || MP_UNLIKELY(!gen) ||
         MP_UNLIKELY(idx >= p->ntab))
         return mempool__get(p, r, v, true);
@@ -136,7 +139,21 @@ int mempool_get(mempool *p, mempool_dref r, mempool_view *v)
     x = off - p->data_off;
     if (MP_UNLIKELY(x > p->data_span) || MP_UNLIKELY(len > p->data_span - x))
         return get_full(p, a, gen, v);
-    v->data = p->base + off;
+    /* Where the DRef's data hint says the block is (dhint.h; no hint:
+     * data_off - 64, which no block has), used only when equal to the
+     * entry's own off, so a stale or forged one is never read through.
+     * Behind an empty asm so that the compiler cannot take it from off:
+     * the CPU, predicting the compare, runs the caller's data load while
+     * the entry load is still out. */
+    hint = p->data_off + (mp_dhint_block(r.off) << 6) - 64;
+    hp = p->base + hint;
+    __asm__("" : "+r"(hp));
+    if (MP_UNLIKELY(off != hint)) {
+        hp = p->base + off;
+        /* a branch, not a cmov: a cmov would wait for the entry's off */
+        __asm__ volatile("" : "+r"(hp));
+    }
+    v->data = hp;
     v->len = len;
     v->type = MP_LD(e->type);
     v->flags = MEMPOOL_VIEW_MEMORY;

@@ -29,6 +29,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "dhint.h"
 #include "entry.h"
 #include "failpoint.h"
 #include "internal.h"
@@ -47,6 +48,7 @@ int mempool__entry_of(const mempool *p, mempool_dref r, uint32_t *idx,
                       uint32_t *gen)
 {
     uint64_t t = table_off(p);
+    r.off &= MEMPOOL_DREF_ENTRY_BITS;          /* the data hint: dhint.h */
     if ((r.gen & ~UINT64_C(0xffffffff)) != p->tag || (uint32_t)r.gen == 0)
         return -EINVAL;
     if (r.off < t || r.off - t >= p->ntab * sizeof(mp_entry) ||
@@ -57,9 +59,12 @@ int mempool__entry_of(const mempool *p, mempool_dref r, uint32_t *idx,
     return 0;
 }
 
+/* The DRef of (idx, gen), with the hint of where its data is now (a
+ * plain load: a racing move only makes the hint stale, dhint.h). */
 mempool_dref mempool__dref_of(const mempool *p, uint32_t idx, uint32_t gen)
 {
-    mempool_dref r = { table_off(p) + (uint64_t)idx * sizeof(mp_entry),
+    mempool_dref r = { (table_off(p) + (uint64_t)idx * sizeof(mp_entry)) |
+                           mp_dhint_make(p->data_off, MP_LD(p->tab[idx].off)),
                        p->tag | gen };
     return r;
 }

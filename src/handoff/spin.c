@@ -176,11 +176,85 @@ static bool spin_watch(mp_look_fn look, const void *arg, uint64_t v0,
     }
 }
 
+/* The yields a peer with run word @p pv allows a waiter on CPU + 1
+ * @p me: 0 none (spin.h: YIELD). */
+static unsigned yield_limit(uint64_t pv, uint64_t me)
+{
+    uint64_t cpu = pv & 0xffffu;
+    if (!cpu || !me || cpu != me)
+        return 0;
+    if (!(pv & MP_RUN_ASLEEP) || lead.woke)
+        return MP_SPIN_YIELDS;
+    return 0;
+}
+
+/* This thread's yields are off until @c off (CLOCK_MONOTONIC ns): its
+ * last yield that came back late (someone else had the CPU) put them off
+ * for @c backoff ns, doubled by every late one in a row. */
+static _Thread_local struct {
+    uint64_t off, backoff;
+} yq;
+
+/* A yield that came back at @p t1, having started at @p t0: late ones
+ * put the next ones off (spin.h: YIELD). True if it was late. */
+static bool yield_timed(uint64_t t0, uint64_t t1)
+{
+    if (t1 - t0 <= MP_YIELD_LATE_NS) {
+        yq.backoff = 0;
+        return false;
+    }
+    yq.backoff = yq.backoff ? yq.backoff * 2 : MP_YIELD_OFF_MIN_NS;
+    if (yq.backoff > MP_YIELD_OFF_MAX_NS)
+        yq.backoff = MP_YIELD_OFF_MAX_NS;
+    yq.off = t1 + yq.backoff;
+    return true;
+}
+
+/* Give the CPU to the peer at most @p n times, until @p look differs
+ * from @p v0 (true), a yield comes back late, or the peer's run word
+ * @p pw says it will not answer on our CPU (asleep, elsewhere, unknown:
+ * false). */
+static bool yield_watch(mp_look_fn look, const void *arg, uint64_t v0,
+                        _Atomic uint64_t *pw, uint64_t me, unsigned n)
+{
+    uint64_t t0 = mp_mono_ns(), t1;
+    for (unsigned i = 0; i < n; i++, t0 = t1) {
+        uint64_t pv;
+        bool late;
+        MP_FP(spin_yield);
+        sched_yield();
+        t1 = mp_mono_ns();
+        late = yield_timed(t0, t1);
+        if (look(arg) != v0)
+            return true;
+        pv = atomic_load_explicit(pw, memory_order_relaxed);
+        if (late || (pv & 0xffffu) != me || (pv & MP_RUN_ASLEEP))
+            return false;
+    }
+    return false;
+}
+
+/* The peer is on our CPU: yield to it (spin.h: YIELD), unless yields
+ * are put off. */
+static bool spin_yield(mp_spin *st, mp_look_fn look, const void *arg,
+                       _Atomic uint64_t *pw, uint64_t me, unsigned n)
+{
+    uint32_t fails = atomic_load_explicit(&st->fails, memory_order_relaxed);
+    bool moved;
+    n >>= spin_shift(fails);
+    if (!n || (yq.off && mp_mono_ns() < yq.off))
+        return false;
+    moved = yield_watch(look, arg, look(arg), pw, me, n);
+    atomic_store_explicit(&st->fails, spin_fails(fails, moved, false),
+                          memory_order_relaxed);
+    return moved;
+}
+
 bool mempool__spin(mempool *p, uint64_t peer1, _Atomic uint64_t *gate,
                    mp_spin *st, mp_look_fn look, const void *arg,
                    uint64_t deadline)
 {
-    uint64_t me, limit, now, until, v0;
+    uint64_t me, limit, now, until, v0, pv;
     uint32_t fails;
     _Atomic uint64_t *pw;
     bool moved;
@@ -194,9 +268,12 @@ bool mempool__spin(mempool *p, uint64_t peer1, _Atomic uint64_t *gate,
     me = p->slot >= 0 ? pub.v & 0xffffu : run_here();
     fails = atomic_load_explicit(&st->fails, memory_order_relaxed);
     pw = run_word(p, peer1);
-    limit = spin_limit(atomic_load_explicit(pw, memory_order_relaxed), me);
-    if (!limit)
-        return false;
+    pv = atomic_load_explicit(pw, memory_order_relaxed);
+    limit = spin_limit(pv, me);
+    if (!limit) {
+        unsigned n = yield_limit(pv, me);
+        return n && spin_yield(st, look, arg, pw, me, n);
+    }
     limit >>= spin_shift(fails);
     now = mp_mono_ns();
     until = now + limit < deadline ? now + limit : deadline;

@@ -3,7 +3,9 @@
  * dref.c - the text form of a DRef: "<16 hex digits>:<16 hex digits>"
  * (entry offset, generation), lowercase on output, exact on input, so it
  * can travel through argv, environment variables, files and shells. Parsing
- * accepts exactly that form (lowercase), so every DRef has one spelling.
+ * accepts exactly that form (lowercase), so every DRef has one spelling;
+ * all 128 bits travel, the data hint in off's spare bits included.
+ * mempool_dref_equal(): what names an object, the hint masked away.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -56,4 +58,9 @@ int mempool_dref_parse(const char *s, mempool_dref *out)
         return -EINVAL;
     *out = r;
     return 0;
+}
+
+int mempool_dref_equal(mempool_dref a, mempool_dref b)
+{
+    return ((a.off ^ b.off) & MEMPOOL_DREF_ENTRY_BITS) == 0 && a.gen == b.gen;
 }

@@ -628,7 +628,7 @@ START_TEST(test_bad_files_and_drefs)
     bad.gen += 2;
     ASSERT_RC(mempool_copy_to_disk(p, bad, NULL), -ENOENT);
     bad = r;
-    bad.off += 8;
+    bad.off += UINT64_C(1) << 45;           /* past the table */
     ASSERT_RC(mempool_get(p, bad, &v), -EINVAL);
     ASSERT_RC(mempool_move_to_disk(p, bad, NULL), -EINVAL);
     bad = r;
