@@ -64,7 +64,10 @@ struct mempool {
     mp_name      *names;
     mp_chan      *chans;
     _Atomic uint64_t *ring;
-    uint32_t      nbox, nnames, nring;
+    mp_direct    *direct;      /* MP_WORKERS x ndirect (chan_direct.c) */
+    uint32_t      nbox, nnames, nring, ndirect;
+    _Atomic uint32_t dnext;    /* this handle's next direct record, and */
+    _Atomic uint8_t dbusy[MP_DIRECT_KMAX];   /* which its threads fill now */
     _Atomic uint64_t box_nonce; /* this handle's block of box nonces:
                                    base << 32 | left (box.c) */
     _Atomic uint32_t hazards;  /* this handle's threads holding a box

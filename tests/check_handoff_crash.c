@@ -78,6 +78,7 @@ enum {
     H_BSENDING,     /* about to publish r */
     H_BSENT,
     H_DESTROYED,    /* channel "cd" destroyed */
+    H_POBJ,         /* r: plain object of the child */
     H_DONE
 };
 
@@ -104,6 +105,37 @@ static mempool_dref c_obj(mempool *p, uint64_t tag)
     T_CHILD_EQ(mempool_put_ex(p, &tag, sizeof(tag), &rco, &r), 0);
     put_rec(H_OBJ, 0, r);
     return r;
+}
+
+static mempool_dref c_plain(mempool *p, uint64_t tag)
+{
+    mempool_dref r;
+    T_CHILD_EQ(mempool_put(p, &tag, sizeof(tag), &r), 0);
+    put_rec(H_POBJ, 0, r);
+    return r;
+}
+
+/* Plain objects through queue "cp" (direct items, chan_direct.c): send
+ * three, receive two and delete them. The H_SENDING/H_RECVING records
+ * count per object as for "cq"; the parent drains "cp" apart. */
+static void c_plain_queue(mempool *p, uint64_t *tag)
+{
+    mempool_chan *cp;
+    mempool_dref x, r;
+    T_CHILD_EQ(mempool_chan_open(p, "cp", 0, 0, &cp), 0);
+    for (int k = 0; k < 3; k++) {
+        x = c_plain(p, ++*tag);
+        put_rec(H_SENDING, 1, x);
+        T_CHILD_EQ(mempool_chan_send(cp, x, 1000), 0);
+        put_rec(H_SENT, 1, x);
+    }
+    for (int k = 0; k < 2; k++) {
+        put_rec(H_RECVING, 1, x);
+        T_CHILD_EQ(mempool_chan_recv(cp, &r, 1000), 0);
+        put_rec(H_RECVD, 1, r);
+        T_CHILD_EQ(mempool_delete(p, r), 0);
+    }
+    T_CHILD_EQ(mempool_chan_close(cp), 0);
 }
 
 /* ------------------------------------------------------------ workload */
@@ -166,6 +198,7 @@ static int hchild(void *arg)
         T_CHILD_EQ(mempool_chan_recv(q, &r, 1000), 0);
         put_rec(H_RECVD, 0, r);
     }
+    c_plain_queue(p, &tag);
 
     /* broadcast: publish three, read them back */
     for (int k = 0; k < 3; k++) {
@@ -208,6 +241,7 @@ struct obj {
     int bsent, bsending;
     int in_queue, taken_back, in_bcast;    /* what the parent found */
     int in_cd;                  /* still in channel "cd" (not destroyed) */
+    int plain;                  /* a plain object (through "cp") */
 };
 
 struct outcome {
@@ -216,6 +250,7 @@ struct outcome {
     int naming[2], named[2];
     mempool_dref name_r[2];    /* last binding asked for */
     int dropping, dropped, recving_open, done;
+    int precving_open;          /* receives from "cp" cut short */
 };
 
 static bool same(mempool_dref a, mempool_dref b)
@@ -237,9 +272,18 @@ static void read_recs(int fd, struct outcome *out)
     memset(out, 0, sizeof(*out));
     while (t_recv(fd, &x, sizeof(x), T_WAIT_S) == 0) {
         struct obj *ob = find_obj(out, x.r);
-        if (x.op == H_OBJ) {
+        if (x.op == H_OBJ || x.op == H_POBJ) {
             ck_assert_int_lt(out->n, MAXOBJ);
+            out->o[out->n].plain = x.op == H_POBJ;
             out->o[out->n++].r = x.r;
+            continue;
+        }
+        if (x.arg == 1 && (x.op == H_RECVING || x.op == H_RECVD)) {
+            out->precving_open += x.op == H_RECVING ? 1 : -1;
+            if (x.op == H_RECVD) {
+                ck_assert_msg(ob != NULL, "child received an unknown item");
+                ob->recvd++;
+            }
             continue;
         }
         switch (x.op) {
@@ -269,7 +313,7 @@ static void read_recs(int fd, struct outcome *out)
 
 struct env {
     mempool *p;
-    mempool_chan *q, *b, *sub;
+    mempool_chan *q, *b, *sub, *cp;
     uint64_t objects0;
 };
 
@@ -278,6 +322,8 @@ static void env_setup(struct env *E)
     t_pool_name(pool_name, "hcrash");
     ASSERT_RC(t_open(pool_name, T_ARENA_BYTES, &E->p), 0);
     ASSERT_RC(mempool_chan_open(E->p, "cq", 16, MEMPOOL_CHAN_CREATE, &E->q),
+              0);
+    ASSERT_RC(mempool_chan_open(E->p, "cp", 8, MEMPOOL_CHAN_CREATE, &E->cp),
               0);
     ASSERT_RC(mempool_chan_open(E->p, "cb", 8,
                                 MEMPOOL_CHAN_CREATE | MEMPOOL_CHAN_BROADCAST,
@@ -289,8 +335,40 @@ static void env_teardown(struct env *E)
 {
     mempool_chan_close(E->q);
     mempool_chan_close(E->b);
+    mempool_chan_close(E->cp);
     ASSERT_RC(mempool_close(E->p), 0);
     ASSERT_RC(mempool_destroy(pool_name), 0);
+}
+
+/* Queue "cp" of plain (direct) items: exactly the sent and not received
+ * ones, once each (one more may be gone with a receive cut short); then
+ * every plain object of the child is deleted. */
+static void verify_plain(struct env *E, struct outcome *out, const char *what)
+{
+    int open_recv = out->precving_open > 0, rc;
+    mempool_dref r;
+    while ((rc = mempool_chan_recv(E->cp, &r, 0)) == 0) {
+        struct obj *ob = find_obj(out, r);
+        ck_assert_msg(ob && ob->plain, "%s: cp holds an unknown item", what);
+        ck_assert_msg(ob->sent || ob->sending, "%s: cp holds an item never "
+                      "sent", what);
+        ck_assert_msg(!ob->recvd && !ob->in_queue, "%s: plain item "
+                      "delivered twice", what);
+        ob->in_queue = 1;
+    }
+    ASSERT_RC(rc, -ETIMEDOUT);
+    for (int i = 0; i < out->n; i++) {
+        struct obj *ob = &out->o[i];
+        if (!ob->plain)
+            continue;
+        if (ob->sent && !ob->recvd && !ob->in_queue) {
+            ck_assert_msg(open_recv, "%s: a sent plain item was lost", what);
+            open_recv = 0;
+        }
+        rc = mempool_delete(E->p, ob->r);
+        ck_assert_msg(rc == 0 || rc == -ENOENT, "%s: delete %d", what, rc);
+        ob->in_queue = ob->sent = ob->sending = ob->recvd = 0;
+    }
 }
 
 /* Check and drain everything the child left; afterwards the pool is as
@@ -303,6 +381,7 @@ static void verify(struct env *E, struct outcome *out, const char *what)
 
     rc = mempool_check(E->p, why, sizeof(why));
     ck_assert_msg(rc == 0, "%s: check: %s", what, why);
+    verify_plain(E, out, what);
 
     /* The queue: exactly the sent-and-not-received items, once each. */
     while ((rc = mempool_chan_recv(E->q, &r, 0)) == 0) {

@@ -110,7 +110,8 @@ static uint64_t handoff_layout(uint64_t arena, uint64_t off, mp_header *out)
                               MP_ALIGN);
     out->ring_off = align_up(out->chans_off + MP_CHANS * sizeof(mp_chan),
                              MP_ALIGN);
-    return out->ring_off + nring * 8;
+    return MP_DIRECT_OFF(out->ring_off, nring) +
+           (uint64_t)MP_WORKERS * MP_DIRECT_K(arena) * sizeof(mp_direct);
 }
 
 static uint64_t pow2_up(uint64_t x)
@@ -244,9 +245,12 @@ void mempool__bind(mempool *p)
     p->names = (mp_name *)(p->base + h->names_off);
     p->chans = (mp_chan *)(p->base + h->chans_off);
     p->ring = (_Atomic uint64_t *)(p->base + h->ring_off);
+    p->direct = (mp_direct *)(p->base +
+                              MP_DIRECT_OFF(h->ring_off, h->nring));
     p->nbox = h->nbox;
     p->nnames = h->nnames;
     p->nring = h->nring;
+    p->ndirect = MP_DIRECT_K(h->arena_bytes);
 }
 
 /* ---- locks on the init byte ------------------------------------------- */

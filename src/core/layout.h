@@ -21,6 +21,8 @@
  *   names         nnames x 320 B  the name directory (open addressing)
  *   chans         64 x 448 B   channel headers
  *   ring          nring x 8 B  channel ring slots, ranges per channel
+ *   direct        64 x 16..1024 x 16 B  plain items in queue rings, one
+ *                          block per worker (handoff/chan_direct.c)
  *   table         max_objects x 64 B   the object entries a DRef names
  *   pages         npages x 32 B   page descriptors (allocator)
  *   bitmap        npages bits     1 = page free (allocator)
@@ -80,7 +82,8 @@
 #include <mempool/mempool.h>
 
 #define MP_MAGIC          UINT64_C(0x314c4f4f504d454d) /* "MEMPOOL1" */
-#define MP_FORMAT_VERSION 11u  /* 11: data from a 2 MiB boundary (arena.c
+#define MP_FORMAT_VERSION 12u  /* 12: direct ring items (chan_direct.c);
+                                  11: data from a 2 MiB boundary (arena.c
                                   data_fit); 10: owed frees (header.owed);
                                   9: mp_entry.holders (pin.c); 8: the box
                                   sweep's hazard (box.c) */
@@ -431,6 +434,30 @@ typedef struct mp_chan {
 #define MP_RING_POS(v)  ((uint32_t)((v) >> 32))
 #define MP_RING_BOX1(v) ((uint32_t)((v) & 0x7fffffffu))
 #define MP_RING_CLOSED UINT64_C(0xffffffff7fffffff)
+
+/* A FULL queue slot whose low bits have MP_RING_DIRECT holds no box but a
+ * direct item: record k of worker w's block (handoff/chan_direct.c), a
+ * plain object's (idx, gen) and where it was sent (ring slot << 32 | the
+ * low 32 bits of the position). Box numbers stay below 2^30. */
+#define MP_DIRECT_KMAX  1024u
+/* Records per worker: one per 256 KiB of arena, 16..1024 (1/256 of the
+ * arena in all, 16 KiB for the smallest; 1 MiB from 256 MiB on). */
+#define MP_DIRECT_K(arena) \
+    ((arena) >> 18 < 16u ? 16u \
+     : (arena) >> 18 > MP_DIRECT_KMAX ? MP_DIRECT_KMAX : (uint32_t)((arena) >> 18))
+#define MP_RING_DIRECT  (UINT32_C(1) << 30)
+#define MP_RING_D(w, k) (MP_RING_DIRECT | ((uint32_t)(w) << 16) | (uint32_t)(k))
+#define MP_RING_IS_D(v) (((v) & MP_RING_FULL) && (v) != MP_RING_CLOSED && \
+                         (MP_RING_BOX1(v) & MP_RING_DIRECT))
+#define MP_RING_DW(v)   ((MP_RING_BOX1(v) >> 16) & 0x3fffu)
+#define MP_RING_DK(v)   (MP_RING_BOX1(v) & 0xffffu)
+typedef struct mp_direct {
+    _Atomic uint64_t item;          /* idx << 32 | gen */
+    _Atomic uint64_t where;         /* ring slot << 32 | position (low 32) */
+} mp_direct;
+/* The direct blocks follow the ring, aligned (arena.c). */
+#define MP_DIRECT_OFF(ring_off, nring) \
+    (((ring_off) + (uint64_t)(nring) * 8 + MP_ALIGN - 1) / MP_ALIGN * MP_ALIGN)
 
 _Static_assert(sizeof(mp_hand) <= 8 * MP_PAGE, "handoff header: a few pages");
 _Static_assert(sizeof(((mp_hand *)0)->subs) / sizeof(((mp_hand *)0)->subs[0])

@@ -25,6 +25,9 @@
  *   sleeps. recv: read FULL(head, b) and b's item -> add the receiver's
  *   reference cell -> CAS slot -> EMPTY(head + cap) (the commit) -> help
  *   head on -> free the box -> wake a sender if one sleeps.
+ *   A plain object's item needs no box (it holds no reference): in queue
+ *   mode it travels in one of its sender's direct records, FULL(t, D(w,
+ *   k)), with the same one-CAS commit and take (chan_direct.c).
  *
  * Each commit is one CAS, and no slot is ever held "in progress": a
  * process stopped or killed anywhere in send or recv holds no slot, so it
@@ -106,6 +109,13 @@ static void drop_closed(mempool *p, uint32_t b)
     mempool__box_drop_out(p, b);
 }
 
+/* The box slot word @p v names, or UINT32_MAX: none (empty, or a direct
+ * item, which holds no reference: chan_direct.c). */
+static uint32_t slot_box(uint64_t v)
+{
+    return MP_RING_IS_D(v) ? UINT32_MAX : MP_RING_BOX1(v) - 1;
+}
+
 /* Close every slot of channel @p c, dropping the items still in it. */
 static void close_ring(mempool *p, mp_chan *c)
 {
@@ -117,11 +127,11 @@ static void close_ring(mempool *p, mp_chan *c)
         uint64_t v = atomic_load(s);
         /* The box we close out is in no record until we drop it: announced
          * before each try (box.c, "taking"; BOX1 0 announces no box). */
-        int k = mempool__box_announce(p, MP_RING_BOX1(v) - 1);
+        int k = mempool__box_announce(p, slot_box(v));
         while (v != MP_RING_CLOSED &&
                !atomic_compare_exchange_weak(s, &v, MP_RING_CLOSED))
-            mempool__box_reannounce(p, k, MP_RING_BOX1(v) - 1);
-        if (v != MP_RING_CLOSED && (v & MP_RING_FULL))
+            mempool__box_reannounce(p, k, slot_box(v));
+        if (v != MP_RING_CLOSED && (v & MP_RING_FULL) && !MP_RING_IS_D(v))
             drop_closed(p, MP_RING_BOX1(v) - 1);
         mempool__box_unannounce(p, k);
         if (j == 0)

@@ -7,6 +7,7 @@
  *   chan_item.c   send and recv: the item's box and reference, waking
  *   chan_queue.c  queue mode: the bounded MPMC ring
  *   chan_bcast.c  broadcast mode: the overwriting ring, one reader each
+ *   chan_direct.c plain items in queue rings without a box
  *   chan_info.c   mempool_chan_list() and fsck
  *
  * The design and the crash story of the whole are at the top of chan.c.
@@ -62,6 +63,19 @@ void mempool__chan_free_taken(mempool *p, uint32_t b, uint64_t bw);
  * until @p deadline. 1 done, else -EPIPE, -ETIMEDOUT or an error. */
 int mempool__chanq_send(mempool_chan *c, mp_chan *h, uint32_t b,
                         uint64_t deadline);
+/* The same with our direct record @p k (chan_direct.c) for a box. */
+int mempool__chanq_send_direct(mempool_chan *c, mp_chan *h, uint32_t k,
+                               uint64_t deadline);
+
+/* chan_direct.c: take one of our direct records for a plain (@p idx,
+ * @p gen), its item written: the record, or -1 (none free: use a box);
+ * give it back after the send; the record @p w, @p k (NULL: no such);
+ * the item of FULL slot word @p v naming a record (false: damaged). */
+int mempool__direct_claim(mempool *p, uint32_t idx, uint32_t gen);
+void mempool__direct_release(mempool *p, uint32_t k);
+mp_direct *mempool__direct_rec(mempool *p, uint32_t w, uint32_t k);
+bool mempool__direct_item(mempool *p, uint64_t v, uint32_t *idx,
+                          uint32_t *gen);
 int mempool__chanq_recv(mempool_chan *c, mp_chan *h, mempool_dref *out,
                         uint64_t deadline);
 

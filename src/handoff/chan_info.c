@@ -77,8 +77,26 @@ int mempool_chan_list(mempool *p, int (*fn)(const mempool_chan_info *ci,
     return 0;
 }
 
+/* fsck of FULL slot word @p v of ring slot @p at naming a direct item
+ * (chan_direct.c): its record exists and says it was sent there. */
+static int verify_direct(mempool *p, uint32_t i, uint32_t at, uint64_t v,
+                         char *why, size_t whylen)
+{
+    mp_direct *d = mempool__direct_rec(p, MP_RING_DW(v), MP_RING_DK(v));
+    uint32_t idx, gen;
+    uint64_t wh = d ? atomic_load(&d->where) : 0;
+    bool ok = d && mempool__direct_item(p, v, &idx, &gen) &&
+              wh == (((uint64_t)at << 32) | MP_RING_POS(v));
+    if (ok || atomic_load(&p->ring[at]) != v)
+        return 0;                    /* sound, or moved on while we looked */
+    snprintf(why, whylen, "channel %u slot %u: direct item %u.%u is %s", i,
+             at, MP_RING_DW(v), MP_RING_DK(v),
+             d ? "another slot's" : "out of range");
+    return MEMPOOL_ECORRUPT;
+}
+
 /* fsck of slot @p j of channel @p i: a FULL slot holds a live box that
- * points back at the slot. */
+ * points back at the slot, or a direct item whose record does. */
 static int verify_slot(mempool *p, uint32_t i, uint32_t start, uint32_t j,
                        char *why, size_t whylen)
 {
@@ -86,6 +104,8 @@ static int verify_slot(mempool *p, uint32_t i, uint32_t start, uint32_t j,
     uint32_t b = MP_RING_BOX1(v) - 1;
     if (v == MP_RING_CLOSED || !(v & MP_RING_FULL))
         return 0;
+    if (MP_RING_IS_D(v))
+        return verify_direct(p, i, start + j, v, why, whylen);
     if (!MP_RING_BOX1(v) || b >= p->nbox) {
         snprintf(why, whylen, "channel %u slot %u names no box", i, j);
         return MEMPOOL_ECORRUPT;

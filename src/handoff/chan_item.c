@@ -44,6 +44,34 @@ static void unsend(mempool *p, uint32_t b, bool ref, uint32_t idx,
     mempool__box_drop(p, b, atomic_load(&p->boxw[b]));
 }
 
+/* After a commit: counted, and a sleeping receiver woken. */
+static void sent(mempool_chan *c, mp_chan *h)
+{
+    atomic_fetch_add_explicit(&h->sent, 1, memory_order_relaxed);
+    mempool__lead(MP_SPIN_KEY_CHAN(c->ci),
+                  mp_signal(&h->recv_seq, &h->recv_waiters,
+                            c->bcast ? INT_MAX : 1) != 0);
+}
+
+/* A plain object into a queue channel: in one of our direct records
+ * (chan_direct.c), no box. 1 sent, 0 no record free (send it boxed),
+ * else the error. */
+static int send_direct(mempool_chan *c, mp_chan *h, uint32_t idx,
+                       uint32_t gen, uint64_t deadline)
+{
+    int k = mempool__direct_claim(c->p, idx, gen), rc;
+    if (k < 0)
+        return 0;
+    rc = mempool__chanq_send_direct(c, h, (uint32_t)k, deadline);
+    mempool__direct_release(c->p, (uint32_t)k);
+    if (rc != 1)
+        return rc;
+    mempool__peer_note(c->p, &h->sender);
+    MP_FP(send_committed);
+    sent(c, h);
+    return 1;
+}
+
 int mempool_chan_send(mempool_chan *c, mempool_dref r, int64_t timeout_ms)
 {
     uint64_t deadline = mp_deadline(timeout_ms);
@@ -66,6 +94,8 @@ int mempool_chan_send(mempool_chan *c, mempool_dref r, int64_t timeout_ms)
     if (!mp_entry_alive(atomic_load(&e->word), gen))
         return -ENOENT;
     ref = (MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED) != 0;
+    if (!ref && !c->bcast && (rc = send_direct(c, h, idx, gen, deadline)))
+        return rc < 0 ? rc : 0;
     if ((rc = mempool__box_claim(p, idx, gen, ref,
                                  MP_BACK(MP_BK_CHAN, c->ci, UINT32_C(0xffffff)),
                                  &b)))
@@ -86,10 +116,7 @@ int mempool_chan_send(mempool_chan *c, mempool_dref r, int64_t timeout_ms)
     MP_FP(send_committed);
     if (rc == 1)
         mempool__box_commit(p, b);   /* 2: overrun at once, box dropped */
-    atomic_fetch_add_explicit(&h->sent, 1, memory_order_relaxed);
-    mempool__lead(MP_SPIN_KEY_CHAN(c->ci),
-                  mp_signal(&h->recv_seq, &h->recv_waiters,
-                            c->bcast ? INT_MAX : 1) != 0);
+    sent(c, h);
     return 0;
 }
 

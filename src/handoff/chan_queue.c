@@ -5,7 +5,8 @@
  *
  * A send commits with one CAS of slot EMPTY(tail) -> FULL(tail, box), a
  * receive with one CAS of FULL(head, box) -> EMPTY(head + cap); head and
- * tail are hints any process moves on. Between attempts a sender waits
+ * tail are hints any process moves on. The box is a direct record for a
+ * plain object (chan_direct.c). Between attempts a sender waits
  * for a free slot, a receiver for an item, asleep on the channel's futex
  * words (sleepers.h: a waker wakes only who sleeps).
  */
@@ -83,11 +84,37 @@ static bool ring_damaged(bool odd, _Atomic uint64_t *hint, uint64_t at,
     return odd && atomic_load(hint) == at && atomic_load(s) == v;
 }
 
-/* One attempt at the queue's tail with box *@p arg: 1 committed, 0 retry,
- * -EAGAIN full. */
+/* What a send puts in a slot: box b, or our direct record (d, the slot
+ * word's low bits in box1). */
+struct qitem {
+    uint32_t b, box1;
+    mp_direct *d;
+};
+
+/* Before the commit CAS (seq_cst, a release) that publishes it: where the
+ * item goes, for whoever finds it through the slot - a box's back word
+ * (box.c, box_claim), a direct record's where (chan_direct.c: its reuse
+ * check looks there). */
+static void qitem_at(mempool_chan *c, const struct qitem *it, uint32_t at,
+                     uint64_t t)
+{
+    if (it->d) {
+        atomic_store_explicit(&it->d->where,
+                              ((uint64_t)at << 32) | (uint32_t)t,
+                              memory_order_relaxed);
+        MP_FP(send_direct);
+    } else {
+        atomic_store_explicit(&c->p->boxes[it->b].back,
+                              MP_BACK(MP_BK_CHAN, c->ci, at),
+                              memory_order_release);
+    }
+}
+
+/* One attempt at the queue's tail with item *@p arg: 1 committed, 0
+ * retry, -EAGAIN full. */
 static int qsend_once(mempool_chan *c, mp_chan *h, void *arg)
 {
-    uint32_t b = *(uint32_t *)arg;
+    const struct qitem *it = arg;
     mempool *p = c->p;
     uint64_t t = atomic_load(&h->tail);
     uint32_t j = (uint32_t)(t % c->cap);
@@ -101,12 +128,8 @@ static int qsend_once(mempool_chan *c, mp_chan *h, void *arg)
                      (d < 0 && !(v & MP_RING_FULL)), &h->tail, t, s, v))
         return MEMPOOL_ECORRUPT;
     if (!(v & MP_RING_FULL) && d == 0) {
-        /* Release: before the commit CAS below, for whoever finds the box
-         * through the slot (box.c, box_claim). */
-        atomic_store_explicit(&p->boxes[b].back,
-                              MP_BACK(MP_BK_CHAN, c->ci, c->start + j),
-                              memory_order_release);
-        if (!atomic_compare_exchange_strong(s, &v, MP_RING(t, 1, b + 1)))
+        qitem_at(c, it, c->start + j, t);
+        if (!atomic_compare_exchange_strong(s, &v, MP_RING(t, 1, it->box1)))
             return 0;
         atomic_compare_exchange_strong(&h->tail, &t, t + 1);
         return 1;
@@ -116,6 +139,24 @@ static int qsend_once(mempool_chan *c, mp_chan *h, void *arg)
         return 0;
     }
     return atomic_load(&h->tail) == t ? -EAGAIN : 0;   /* full */
+}
+
+/* Take FULL slot word @p v of slot @p s at position @p hd, a direct item
+ * (chan_direct.c): read its record's item, then the ring's CAS. Nothing
+ * else to do: a plain item holds no reference and no box. */
+static int qrecv_direct(mempool_chan *c, mp_chan *h, _Atomic uint64_t *s,
+                        uint64_t v, uint64_t hd, mempool_dref *out)
+{
+    uint32_t idx, gen;
+    if (!mempool__direct_item(c->p, v, &idx, &gen))
+        return atomic_load(s) == v ? MEMPOOL_ECORRUPT : 0;
+    MP_FP(recv_direct);
+    if (!atomic_compare_exchange_strong(s, &v, MP_RING(hd + c->cap, 0, 0)))
+        return 0;
+    atomic_compare_exchange_strong(&h->head, &hd, hd + 1);
+    MP_FP(recv_taken);
+    *out = mempool__dref_of(c->p, idx, gen);
+    return 1;
 }
 
 /* One attempt at the queue's head into *@p arg (a DRef): 1 got one, 0
@@ -143,6 +184,8 @@ static int qrecv_once(mempool_chan *c, mp_chan *h, void *arg)
         }
         return d == 0 && atomic_load(&h->head) == hd ? -EAGAIN : 0;
     }
+    if (MP_RING_BOX1(v) & MP_RING_DIRECT)
+        return qrecv_direct(c, h, s, v, hd, out);
     b = MP_RING_BOX1(v) - 1;
     if (!mempool__chan_box_item(p, b, &bw, &idx, &gen))
         return atomic_load(s) == v ? MEMPOOL_ECORRUPT : 0;
@@ -174,8 +217,8 @@ static int qrecv_once(mempool_chan *c, mp_chan *h, void *arg)
     return 1;
 }
 
-int mempool__chanq_send(mempool_chan *c, mp_chan *h, uint32_t b,
-                        uint64_t deadline)
+static int queue_send(mempool_chan *c, mp_chan *h, struct qitem *it,
+                      uint64_t deadline)
 {
     /* Receivers wake a sleeping sender only once there is room for a
      * batch (chan_item.c): a sender naps, so that room they made without
@@ -183,7 +226,22 @@ int mempool__chanq_send(mempool_chan *c, mp_chan *h, uint32_t b,
     uint64_t nap = mempool__chan_batch(c->cap) > 1 ? CH_NAP_NS : 0;
     struct side sd = { &h->send_seq, &h->send_waiters, &h->tail,
                        &h->receiver, &h->send_gate, &c->spin_send, c };
-    return queue_loop(c, h, qsend_once, &b, &sd, deadline, nap);
+    return queue_loop(c, h, qsend_once, it, &sd, deadline, nap);
+}
+
+int mempool__chanq_send(mempool_chan *c, mp_chan *h, uint32_t b,
+                        uint64_t deadline)
+{
+    struct qitem it = { b, b + 1, NULL };
+    return queue_send(c, h, &it, deadline);
+}
+
+int mempool__chanq_send_direct(mempool_chan *c, mp_chan *h, uint32_t k,
+                               uint64_t deadline)
+{
+    uint32_t w = (uint32_t)c->p->slot;
+    struct qitem it = { 0, MP_RING_D(w, k), mempool__direct_rec(c->p, w, k) };
+    return it.d ? queue_send(c, h, &it, deadline) : -EINVAL;
 }
 
 int mempool__chanq_recv(mempool_chan *c, mp_chan *h, mempool_dref *out,
