@@ -577,7 +577,8 @@ END_TEST
 /* A child stopped inside send or recv: the parent keeps using the queue. */
 static const char *const stop_points[] = { "send.boxed", "send.moved",
                                            "send.committed", "recv.celled",
-                                           "recv.taken" };
+                                           "recv.taken", "send.direct",
+                                           "recv.direct" };
 #define NSTOP ((int)(sizeof stop_points / sizeof stop_points[0]))
 
 START_TEST(test_stop)
@@ -612,6 +613,16 @@ START_TEST(test_stop)
         ASSERT_RC(mempool_chan_send(E.q, r, 2000), 0);
     }
     ASSERT_RC(mempool_unref(E.p, mine), 0);
+    /* The same through "cp" with a plain object (direct items). */
+    ASSERT_RC(mempool_put(E.p, "p", 2, &mine), 0);
+    ASSERT_RC(mempool_chan_send(E.cp, mine, 2000), 0);
+    for (;;) {
+        ASSERT_RC(mempool_chan_recv(E.cp, &r, 2000), 0);
+        if (same(r, mine))
+            break;
+        ASSERT_RC(mempool_chan_send(E.cp, r, 2000), 0);
+    }
+    ASSERT_RC(mempool_delete(E.p, mine), 0);
     ASSERT_RC(mempool_reap(E.p), 0);         /* stopped is alive */
     kill(pid, SIGCONT);
     read_recs(fds[0], &out);

@@ -179,7 +179,9 @@ typedef struct mempool mempool;
  *  metadata before its data pages - 64 worker slots with their pin and
  *  reference tables (9 B x max_refs each), the handoff regions and the
  *  object table: about 2.6 MiB for the smallest pools (max_refs 4096), so
- *  smaller arenas are refused (-EINVAL). */
+ *  smaller arenas are refused (-EINVAL). From about 16 MiB the data pages
+ *  start on the next 2 MiB boundary (a gap of under 2 MiB, never backed,
+ *  at most 1/8 of the data): see mempool_stats.data_bytes. */
 #define MEMPOOL_MIN_ARENA_BYTES (3ull << 20)
 /** Largest arena: 64 TiB (offsets and page numbers stay well inside their
  *  fields; -EINVAL above). */
@@ -319,9 +321,10 @@ MEMPOOL_API void mempool_options_init(mempool_options *o);
  * pool; of many racing creators exactly one wins and the others attach. The
  * metadata is reserved with posix_fallocate() before the pool is marked
  * ready; data pages get memory when the allocator first hands them out
- * (or all at once here with MEMPOOL_OPEN_RESERVE), so an arena larger than
- * the free space of /dev/shm fails here, and a /dev/shm that fills up
- * later fails a put with -ENOSPC, never anything with SIGBUS.
+ * (the first 2 MiB of them at creation where the data starts on a 2 MiB
+ * boundary; all at once here with MEMPOOL_OPEN_RESERVE), so an arena
+ * larger than the free space of /dev/shm fails here, and a /dev/shm that
+ * fills up later fails a put with -ENOSPC, never anything with SIGBUS.
  * Opening also reaps any dead worker it finds.
  *
  * @param[in]  name  1..MEMPOOL_NAME_MAX characters from [A-Za-z0-9._-],

@@ -202,7 +202,7 @@ static int qrecv_once(mempool_chan *c, mp_chan *h, void *arg)
     }
     MP_FP(recv_celled);
     /* Taken out of the slot, b is in no record until we free it: our
-     * announcement keeps a sweep off it meanwhile (box.c, "taking"). */
+     * announcement keeps a sweep off it meanwhile (box_hazard.c). */
     k = mempool__box_announce(p, b);
     if (!atomic_compare_exchange_strong(s, &v,
                                         MP_RING(hd + c->cap, 0, 0))) {
