@@ -73,6 +73,11 @@ struct mempool {
     _Atomic uint32_t hazards;  /* this handle's threads holding a box
                                   hazard, | 1 << 31 while the last one
                                   clears our hand->sweeping bit (box.c) */
+    /* The header as validated at attach (or built at creation): bind
+     * reads the geometry from this copy, never from the live header,
+     * which another user of a shared (0666) pool could rewrite between
+     * the check and the bind. */
+    mp_header     hv;
     uint64_t      forkgen;     /* process fork generation at open */
     /* The short get and release paths' copies (get.c), set when the slot
      * is claimed: fastgen is forkgen while this handle is an open

@@ -211,10 +211,9 @@ int mempool__layout(uint64_t arena, uint64_t max_objects, uint64_t max_refs,
     return 0;
 }
 
-/* The narrow view's pointers and copies of the validated header. */
-static void bind_core(mp_core *c)
+/* The narrow view's pointers and copies of the validated header @p h. */
+static void bind_core(mp_core *c, const mp_header *h)
 {
-    const mp_header *h = c->h;
     c->slots = (mp_slot *)(c->base + h->slots_off);
     c->cells = (_Atomic uint64_t *)(c->base + h->cells_off);
     c->wcs = (mp_wcache *)(c->base + h->wcache_off);
@@ -237,8 +236,8 @@ static void bind_core(mp_core *c)
 
 void mempool__bind(mempool *p)
 {
-    mp_header *h = p->h;
-    bind_core(&p->core);
+    const mp_header *h = &p->hv;
+    bind_core(&p->core, h);
     p->hand = (mp_hand *)(p->base + h->hand_off);
     p->boxw = (_Atomic uint64_t *)(p->base + h->boxw_off);
     p->boxes = (mp_box *)(p->base + h->boxes_off);
@@ -503,6 +502,8 @@ static int attach(mempool *p, const char *path)
         goto fail;
     if ((rc = map_arena(&p->core, fd, (uint64_t)st.st_size, p->readonly)))
         goto fail;
+    p->hv = h;                        /* what mempool__bind() reads */
+    MP_FP(attach_checked);
     return 0;
 fail:
     close(fd);
@@ -582,6 +583,7 @@ static int build(mempool *p, const mp_header *tmpl, bool reserve)
     int rc;
 
     memcpy(h, tmpl, sizeof(*h));
+    p->hv = *tmpl;                    /* what mempool__bind() reads */
     if ((rc = init_mutex(&h->alloc_lock)))
         return rc;
     mempool__bind(p);
