@@ -157,22 +157,14 @@ START_TEST(test_deprecated_names)
 END_TEST
 #pragma GCC diagnostic pop
 
-static Suite *abi_suite(void)
-{
-    Suite *s = suite_create("abi");
-    TCase *tc = t_tcase(s, "abi", 60);
-
-    tcase_add_test(tc, test_old_size_struct);
-    tcase_add_test(tc, test_newer_size_struct);
-    tcase_add_test(tc, test_bad_sizes);
-    tcase_add_test(tc, test_version);
-
-    tc = t_tcase(s, "names", 60);
-    tcase_add_test(tc, test_deprecated_names);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(abi_suite(), "abi");
+    const struct t_case cases[] = {
+        { "abi", 60, true, {
+              test_old_size_struct, test_newer_size_struct, test_bad_sizes,
+              test_version } },
+        { "names", 60, true, { test_deprecated_names } },
+        { .name = NULL }
+    };
+    return t_main("abi", cases);
 }

@@ -168,16 +168,11 @@ START_TEST(test_closed)
 }
 END_TEST
 
-static Suite *owed_suite(void)
-{
-    Suite *s = suite_create("alloc_owed");
-    TCase *tc = t_tcase(s, "owed", 200);
-    tcase_add_test(tc, test_many_frees);
-    tcase_add_test(tc, test_closed);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(owed_suite(), "alloc_owed");
+    const struct t_case cases[] = {
+        { "owed", 200, true, { test_many_frees, test_closed } },
+        { .name = NULL }
+    };
+    return t_main("alloc_owed", cases);
 }

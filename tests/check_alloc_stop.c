@@ -147,16 +147,12 @@ END_TEST
 START_TEST(test_stopped_holder_killed) { stopped_holder(true); }
 END_TEST
 
-static Suite *astop_suite(void)
-{
-    Suite *s = suite_create("alloc_stop");
-    TCase *tc = t_tcase(s, "stop", 240);
-    tcase_add_test(tc, test_stopped_holder_continued);
-    tcase_add_test(tc, test_stopped_holder_killed);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(astop_suite(), "alloc_stop");
+    const struct t_case cases[] = {
+        { "stop", 240, true, {
+              test_stopped_holder_continued, test_stopped_holder_killed } },
+        { .name = NULL }
+    };
+    return t_main("alloc_stop", cases);
 }

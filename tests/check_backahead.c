@@ -474,29 +474,18 @@ START_TEST(test_stopped)
 END_TEST
 #endif
 
-static Suite *backahead_suite(void)
-{
-    Suite *s = suite_create("backahead");
-    TCase *tc = tcase_create("backahead");
-    tcase_set_timeout(tc, 240);
-    tcase_add_test(tc, test_content);
-    tcase_add_test(tc, test_content_inline);
-    tcase_add_test(tc, test_content_ahead);
-    tcase_add_test(tc, test_trimmed);
-    tcase_add_test(tc, test_no_thread);
-    tcase_add_test(tc, test_killed_anytime);
-    tcase_add_test(tc, test_option);
-#ifdef T_FAILPOINTS
-    tcase_add_test(tc, test_killed_helper);
-    tcase_add_test(tc, test_killed_chunks);
-    tcase_add_test(tc, test_refused);
-    tcase_add_test(tc, test_stopped);
-#endif
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(backahead_suite(), "backahead");
+    const struct t_case cases[] = {
+        { "backahead", 240, false, {
+              test_content, test_content_inline, test_content_ahead,
+              test_trimmed, test_no_thread, test_killed_anytime, test_option,
+#ifdef T_FAILPOINTS
+              test_killed_helper, test_killed_chunks, test_refused,
+              test_stopped,
+#endif
+          } },
+        { .name = NULL }
+    };
+    return t_main("backahead", cases);
 }

@@ -367,28 +367,17 @@ START_TEST(test_reserve_flags)
 END_TEST
 #endif
 
-static Suite *backing_suite(void)
-{
-    Suite *s = suite_create("backing");
-    TCase *tc = tcase_create("backing");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_lazy);
-    tcase_add_test(tc, test_reserve);
-    tcase_add_test(tc, test_reserve_off);
-    tcase_add_test(tc, test_huge);
-    tcase_add_test(tc, test_off);
-    tcase_add_test(tc, test_trim);
-    tcase_add_test(tc, test_option);
-#ifdef T_FAILPOINTS
-    tcase_add_test(tc, test_refused);
-    tcase_add_test(tc, test_nospace);
-    tcase_add_test(tc, test_reserve_flags);
-#endif
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(backing_suite(), "backing");
+    const struct t_case cases[] = {
+        { "backing", 60, false, {
+              test_lazy, test_reserve, test_reserve_off, test_huge, test_off,
+              test_trim, test_option,
+#ifdef T_FAILPOINTS
+              test_refused, test_nospace, test_reserve_flags,
+#endif
+          } },
+        { .name = NULL }
+    };
+    return t_main("backing", cases);
 }

@@ -176,21 +176,15 @@ START_TEST(test_rebuilt)
 END_TEST
 #endif
 
-static Suite *blockback_suite(void)
-{
-    Suite *s = suite_create("blockback");
-    TCase *tc = tcase_create("blockback");
-    tcase_set_timeout(tc, 120);
-#ifdef T_FAILPOINTS
-    tcase_add_test(tc, test_unlocked);
-    tcase_add_test(tc, test_killed);
-    tcase_add_test(tc, test_rebuilt);
-#endif
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(blockback_suite(), "blockback");
+    const struct t_case cases[] = {
+        { "blockback", 120, false, {
+#ifdef T_FAILPOINTS
+              test_unlocked, test_killed, test_rebuilt,
+#endif
+          } },
+        { .name = NULL }
+    };
+    return t_main("blockback", cases);
 }

@@ -122,15 +122,11 @@ START_TEST(test_writer_commits_under_drop)
 }
 END_TEST
 
-static Suite *drop_out_suite(void)
-{
-    Suite *s = suite_create("box_drop_out");
-    TCase *tc = t_tcase(s, "drop_out", 120);
-    tcase_add_test(tc, test_writer_commits_under_drop);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(drop_out_suite(), "box_drop_out");
+    const struct t_case cases[] = {
+        { "drop_out", 120, true, { test_writer_commits_under_drop } },
+        { .name = NULL }
+    };
+    return t_main("box_drop_out", cases);
 }

@@ -237,20 +237,15 @@ START_TEST(test_damaged_announce_words)
 }
 END_TEST
 
-static Suite *sweep_suite(void)
-{
-    Suite *s = suite_create("box_sweep");
-    TCase *tc = t_tcase(s, "sweep", 120);
-    tcase_add_test(tc, test_sweep_spares_live_taker);
-    tcase_add_test(tc, test_sweep_frees_dead_taker);
-    tcase_add_test(tc, test_sweep_spares_bcast_overwriter);
-    tcase_add_test(tc, test_sweep_spares_name_replacer);
-    tcase_add_test(tc, test_sweep_spares_name_dropper);
-    tcase_add_test(tc, test_damaged_announce_words);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(sweep_suite(), "box_sweep");
+    const struct t_case cases[] = {
+        { "sweep", 120, true, {
+              test_sweep_spares_live_taker, test_sweep_frees_dead_taker,
+              test_sweep_spares_bcast_overwriter,
+              test_sweep_spares_name_replacer, test_sweep_spares_name_dropper,
+              test_damaged_announce_words } },
+        { .name = NULL }
+    };
+    return t_main("box_sweep", cases);
 }

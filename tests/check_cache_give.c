@@ -228,22 +228,16 @@ START_TEST(test_giver_killed_in_owner_lock)
 END_TEST
 #endif
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("cache_give");
-    TCase *tc = tcase_create("cache_give");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_given_to_owner);
-    tcase_add_test(tc, test_given_to_full_class);
-#ifdef T_FAILPOINTS
-    tcase_add_test(tc, test_owner_stopped_in_its_lock);
-    tcase_add_test(tc, test_giver_killed_in_owner_lock);
-#endif
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(suite(), "cache_give");
+    const struct t_case cases[] = {
+        { "cache_give", 120, false, {
+              test_given_to_owner, test_given_to_full_class,
+#ifdef T_FAILPOINTS
+              test_owner_stopped_in_its_lock, test_giver_killed_in_owner_lock,
+#endif
+          } },
+        { .name = NULL }
+    };
+    return t_main("cache_give", cases);
 }

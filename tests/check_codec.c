@@ -1390,43 +1390,24 @@ END_TEST
 
 /* --------------------------------------------------------------- suite */
 
-static Suite *codec_suite(void)
-{
-    Suite *s = suite_create("codec");
-    TCase *tc = t_tcase(s, "builtin", 60);
-
-    tcase_add_test(tc, test_bytes);
-    tcase_add_test(tc, test_array_f64_and_dtypes);
-    tcase_add_test(tc, test_array_bits);
-    tcase_add_test(tc, test_array_records);
-    tcase_add_test(tc, test_array_shapes);
-    tcase_add_test(tc, test_strings_basic);
-    tcase_add_test(tc, test_strings_bytes_exact);
-    tcase_add_test(tc, test_strings_slice_and_errors);
-    tcase_add_test(tc, test_table_mixed);
-    tcase_add_test(tc, test_table_layout);
-    tcase_add_test(tc, test_table_errors);
-    tcase_add_test(tc, test_type_mismatch);
-    tc = t_tcase(s, "big", 240);
-    tcase_add_test(tc, test_strings_million);
-    tcase_add_test(tc, test_table_million);
-    tc = t_tcase(s, "corrupt", 120);
-    tcase_add_test(tc, test_corrupt_array);
-    tcase_add_test(tc, test_corrupt_strings);
-    tcase_add_test(tc, test_corrupt_table);
-    tcase_add_test(tc, test_fuzz_regressions);
-    tc = t_tcase(s, "user", 60);
-    tcase_add_test(tc, test_user_codec);
-    tcase_add_test(tc, test_user_codec_version);
-    tcase_add_test(tc, test_other_process);
-    tcase_add_test(tc, test_register_threads);
-    tc = t_tcase(s, "disk", 60);
-    tcase_add_test(tc, test_disk_strings);
-    tcase_add_test(tc, test_disk_table_and_user);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(codec_suite(), "codec");
+    const struct t_case cases[] = {
+        { "builtin", 60, true, {
+              test_bytes, test_array_f64_and_dtypes, test_array_bits,
+              test_array_records, test_array_shapes, test_strings_basic,
+              test_strings_bytes_exact, test_strings_slice_and_errors,
+              test_table_mixed, test_table_layout, test_table_errors,
+              test_type_mismatch } },
+        { "big", 240, true, { test_strings_million, test_table_million } },
+        { "corrupt", 120, true, {
+              test_corrupt_array, test_corrupt_strings, test_corrupt_table,
+              test_fuzz_regressions } },
+        { "user", 60, true, {
+              test_user_codec, test_user_codec_version, test_other_process,
+              test_register_threads } },
+        { "disk", 60, true, { test_disk_strings, test_disk_table_and_user } },
+        { .name = NULL }
+    };
+    return t_main("codec", cases);
 }

@@ -531,25 +531,17 @@ START_TEST(test_kill_random_timing)
 }
 END_TEST
 
-static Suite *crash_suite(void)
-{
-    Suite *s = suite_create("crash");
-    TCase *tc;
-
-    tc = t_tcase(s, "points", 120);
-    tcase_add_test(tc, test_kill_holding_1000_pins);
-    tcase_add_test(tc, test_kill_holding_1000_pins_of_deleted);
-    tcase_add_test(tc, test_kill_between_reserve_and_publish);
-    tcase_add_test(tc, test_kill_many_workers);
-    tcase_add_test(tc, test_no_wait_on_dead_worker);
-    tcase_add_test(tc, test_all_killed_next_open_reaps);
-
-    tc = t_tcase(s, "random", 300);
-    tcase_add_test(tc, test_kill_random_timing);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(crash_suite(), "crash");
+    const struct t_case cases[] = {
+        { "points", 120, true, {
+              test_kill_holding_1000_pins,
+              test_kill_holding_1000_pins_of_deleted,
+              test_kill_between_reserve_and_publish, test_kill_many_workers,
+              test_no_wait_on_dead_worker, test_all_killed_next_open_reaps,
+          } },
+        { "random", 300, true, { test_kill_random_timing } },
+        { .name = NULL }
+    };
+    return t_main("crash", cases);
 }

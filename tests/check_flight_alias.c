@@ -196,17 +196,13 @@ START_TEST(test_stopped_taker)
 }
 END_TEST
 
-static Suite *alias_suite(void)
-{
-    Suite *s = suite_create("flight_alias");
-    TCase *tc = t_tcase(s, "alias", 120);
-    tcase_add_test(tc, test_stopped_expirer);
-    tcase_add_test(tc, test_killed_expirer);
-    tcase_add_test(tc, test_stopped_taker);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(alias_suite(), "flight_alias");
+    const struct t_case cases[] = {
+        { "alias", 120, true, {
+              test_stopped_expirer, test_killed_expirer, test_stopped_taker,
+          } },
+        { .name = NULL }
+    };
+    return t_main("flight_alias", cases);
 }

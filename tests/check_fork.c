@@ -283,20 +283,14 @@ START_TEST(test_dead_parent_not_kept_alive_by_child)
 }
 END_TEST
 
-static Suite *fork_suite(void)
-{
-    Suite *s = suite_create("fork");
-    TCase *tc = t_tcase(s, "fork", 60);
-
-    tcase_add_test(tc, test_forked_handle_refused);
-    tcase_add_test(tc, test_forked_close_frees_only_child);
-    tcase_add_test(tc, test_forked_child_opens_own);
-    tcase_add_test(tc, test_child_death_keeps_parent_alive);
-    tcase_add_test(tc, test_dead_parent_not_kept_alive_by_child);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(fork_suite(), "fork");
+    const struct t_case cases[] = {
+        { "fork", 60, true, {
+              test_forked_handle_refused, test_forked_close_frees_only_child,
+              test_forked_child_opens_own, test_child_death_keeps_parent_alive,
+              test_dead_parent_not_kept_alive_by_child } },
+        { .name = NULL }
+    };
+    return t_main("fork", cases);
 }

@@ -462,27 +462,19 @@ START_TEST(test_forked_child)
 }
 END_TEST
 
-static Suite *handoff_suite(void)
-{
-    Suite *s = suite_create("handoff");
-    TCase *tc = t_tcase(s, "get_wait", 60);
-    tcase_add_test(tc, test_get_wait_publish);
-    tcase_add_test(tc, test_get_wait_abort_and_death);
-    tcase_add_test(tc, test_get_wait_args);
-    tcase_add_test(tc, test_get_wait_same_handle_thread);
-    tc = t_tcase(s, "names", 120);
-    tcase_add_test(tc, test_names_basic);
-    tcase_add_test(tc, test_names_refcounted);
-    tcase_add_test(tc, test_names_survive_creator);
-    tcase_add_test(tc, test_names_fill);
-    tc = t_tcase(s, "flight", 60);
-    tcase_add_test(tc, test_flight_give_take);
-    tcase_add_test(tc, test_flight_ttl_frees);
-    tcase_add_test(tc, test_forked_child);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(handoff_suite(), "handoff");
+    const struct t_case cases[] = {
+        { "get_wait", 60, true, {
+              test_get_wait_publish, test_get_wait_abort_and_death,
+              test_get_wait_args, test_get_wait_same_handle_thread } },
+        { "names", 120, true, {
+              test_names_basic, test_names_refcounted,
+              test_names_survive_creator, test_names_fill } },
+        { "flight", 60, true, {
+              test_flight_give_take, test_flight_ttl_frees, test_forked_child,
+          } },
+        { .name = NULL }
+    };
+    return t_main("handoff", cases);
 }

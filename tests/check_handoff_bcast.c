@@ -461,20 +461,14 @@ START_TEST(test_bcast_stopped_subscriber)
 }
 END_TEST
 
-static Suite *bcast_suite(void)
-{
-    Suite *s = suite_create("handoff_bcast");
-    TCase *tc = t_tcase(s, "subscribers", 60);
-    tcase_add_test(tc, test_subscribers_exact);
-    tc = t_tcase(s, "exact", 120);
-    tcase_add_test(tc, test_bcast_exact);
-    tc = t_tcase(s, "wakes", 60);
-    tcase_add_test(tc, test_bcast_destroy_wakes);
-    tcase_add_test(tc, test_bcast_stopped_subscriber);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(bcast_suite(), "handoff_bcast");
+    const struct t_case cases[] = {
+        { "subscribers", 60, true, { test_subscribers_exact } },
+        { "exact", 120, true, { test_bcast_exact } },
+        { "wakes", 60, true, {
+              test_bcast_destroy_wakes, test_bcast_stopped_subscriber } },
+        { .name = NULL }
+    };
+    return t_main("handoff_bcast", cases);
 }

@@ -554,25 +554,16 @@ START_TEST(test_stopped_peers)
 }
 END_TEST
 
-static Suite *chan_suite(void)
-{
-    Suite *s = suite_create("handoff_chan");
-    TCase *tc = t_tcase(s, "queue", 120);
-    tcase_add_test(tc, test_queue_basic);
-    tcase_add_test(tc, test_queue_limits);
-    tcase_add_test(tc, test_queue_refs_travel);
-    tcase_add_test(tc, test_queue_sender_goes);
-    tcase_add_test(tc, test_destroy_wakes);
-    tc = t_tcase(s, "mpmc", 300);
-    tcase_add_test(tc, test_mpmc_exact);
-    tc = t_tcase(s, "broadcast", 60);
-    tcase_add_test(tc, test_broadcast);
-    tc = t_tcase(s, "stopped", 120);
-    tcase_add_test(tc, test_stopped_peers);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(chan_suite(), "handoff_chan");
+    const struct t_case cases[] = {
+        { "queue", 120, true, {
+              test_queue_basic, test_queue_limits, test_queue_refs_travel,
+              test_queue_sender_goes, test_destroy_wakes } },
+        { "mpmc", 300, true, { test_mpmc_exact } },
+        { "broadcast", 60, true, { test_broadcast } },
+        { "stopped", 120, true, { test_stopped_peers } },
+        { .name = NULL }
+    };
+    return t_main("handoff_chan", cases);
 }

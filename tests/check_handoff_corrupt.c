@@ -424,24 +424,13 @@ START_TEST(test_plant_other_user)
 }
 END_TEST
 
-static Suite *corrupt_suite(void)
-{
-    Suite *s = suite_create("handoff_corrupt");
-    TCase *tc = tcase_create("flip");
-    tcase_set_timeout(tc, 240);
-    tcase_add_test(tc, test_flip_queue);
-    tcase_add_test(tc, test_flip_bcast);
-    tcase_add_test(tc, test_flip_name);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("plant");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_plant);
-    tcase_add_test(tc, test_plant_other_user);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(corrupt_suite(), "hcorrupt");
+    const struct t_case cases[] = {
+        { "flip", 240, false, {
+              test_flip_queue, test_flip_bcast, test_flip_name } },
+        { "plant", 120, false, { test_plant, test_plant_other_user } },
+        { .name = NULL }
+    };
+    return t_main("hcorrupt", cases);
 }

@@ -442,21 +442,15 @@ START_TEST(test_stress_kill)
 }
 END_TEST
 
-static Suite *review_suite(void)
-{
-    Suite *s = suite_create("handoff_review");
-    TCase *tc = t_tcase(s, "wake", 300);
-    tcase_add_test(tc, test_dry_then_sleeper);
-    tcase_add_test(tc, test_dry_name_get);
-    tcase_add_test(tc, test_sender_killed_after_commit);
-    tcase_add_test(tc, test_box_reuse_nonce);
-    tcase_add_test(tc, test_stress_stop_cont);
-    tcase_add_test(tc, test_stress_small_ring);
-    tcase_add_test(tc, test_stress_kill);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(review_suite(), "handoff_review");
+    const struct t_case cases[] = {
+        { "wake", 300, true, {
+              test_dry_then_sleeper, test_dry_name_get,
+              test_sender_killed_after_commit, test_box_reuse_nonce,
+              test_stress_stop_cont, test_stress_small_ring, test_stress_kill,
+          } },
+        { .name = NULL }
+    };
+    return t_main("handoff_review", cases);
 }

@@ -259,22 +259,15 @@ START_TEST(test_stream_counts_settle)
 }
 END_TEST
 
-static Suite *sleep_suite(void)
-{
-    Suite *s = suite_create("handoff_sleep");
-    TCase *tc = tcase_create("sleepers");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_count_back_to_zero);
-    tcase_add_test(tc, test_dead_waker_overcounts_never_under);
-    tcase_add_test(tc, test_wake_one_each);
-    suite_add_tcase(s, tc);
-    tc = t_tcase(s, "chan", 120);
-    tcase_add_test(tc, test_sender_finds_room);
-    tcase_add_test(tc, test_stream_counts_settle);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(sleep_suite(), "handoff_sleep");
+    const struct t_case cases[] = {
+        { "sleepers", 120, false, {
+              test_count_back_to_zero, test_dead_waker_overcounts_never_under,
+              test_wake_one_each } },
+        { "chan", 120, true, {
+              test_sender_finds_room, test_stream_counts_settle } },
+        { .name = NULL }
+    };
+    return t_main("handoff_sleep", cases);
 }

@@ -41,37 +41,8 @@
 #include <mempool/mempool.h>
 #include "internal.h"
 #include "spin.h"
-
-static char pname[64];
-static mempool *P;
-
-static void setup(void)
-{
-    mempool_options o;
-    snprintf(pname, sizeof pname, "t-spin-%d", (int)getpid());
-    (void)mempool_destroy(pname);
-    mempool_options_init(&o);
-    o.arena_bytes = 32ull << 20;
-    o.flags = MEMPOOL_OPEN_CREATE;
-    o.spiller = 0;
-    ck_assert_int_eq(mempool_open(pname, &o, &P), 0);
-}
-
-static void teardown(void)
-{
-    mempool_close(P);
-    mempool_destroy(pname);
-}
-
-static mempool *attach(void)
-{
-    mempool_options o;
-    mempool *p = NULL;
-    mempool_options_init(&o);
-    o.flags = 0;
-    o.spiller = 0;
-    return mempool_open(pname, &o, &p) == 0 ? p : NULL;
-}
+#define T_WB_TAG "spin"
+#include "t_wbpool.h"
 
 /* ---- decide --------------------------------------------------------------- */
 
@@ -215,7 +186,7 @@ START_TEST(test_reaped)
                      0);
     ck_assert_int_eq(pipe(fds), 0);
     if ((k = fork()) == 0) {
-        mempool *q = attach();
+        mempool *q = t_wb_attach();
         mempool_chan *qc;
         mempool_dref r;
         if (!q || mempool_chan_open(q, "sp", 0, 0, &qc))
@@ -267,7 +238,7 @@ static void pin_to(int nth)
 /* The echo side: receive on "ping", check the object, send it back. */
 static int echo(void)
 {
-    mempool *q = attach();
+    mempool *q = t_wb_attach();
     mempool_chan *in, *out;
     mempool_dref r;
     if (!q || mempool_chan_open(q, "ping", 0, 0, &in) ||
@@ -412,7 +383,7 @@ int main(void)
     TCase *tc = tcase_create("spin");
     SRunner *sr;
     int nf;
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, t_wb_setup, t_wb_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_decide);
     tcase_add_test(tc, test_reaped);

@@ -323,17 +323,13 @@ START_TEST(test_names_flight_threads)
 }
 END_TEST
 
-static Suite *stress_suite(void)
-{
-    Suite *s = suite_create("handoff_stress");
-    TCase *tc = t_tcase(s, "threads", 300);
-    tcase_add_test(tc, test_queue_threads);
-    tcase_add_test(tc, test_broadcast_threads);
-    tcase_add_test(tc, test_names_flight_threads);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(stress_suite(), "hstress");
+    const struct t_case cases[] = {
+        { "threads", 300, true, {
+              test_queue_threads, test_broadcast_threads,
+              test_names_flight_threads } },
+        { .name = NULL }
+    };
+    return t_main("hstress", cases);
 }

@@ -189,15 +189,11 @@ START_TEST(test_subscriber_churn)
 }
 END_TEST
 
-static Suite *subs_suite(void)
-{
-    Suite *s = suite_create("handoff_subs");
-    TCase *tc = t_tcase(s, "churn", 240);
-    tcase_add_test(tc, test_subscriber_churn);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(subs_suite(), "handoff_subs");
+    const struct t_case cases[] = {
+        { "churn", 240, true, { test_subscriber_churn } },
+        { .name = NULL }
+    };
+    return t_main("handoff_subs", cases);
 }

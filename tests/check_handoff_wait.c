@@ -496,22 +496,15 @@ START_TEST(test_mpmc_kill)
 }
 END_TEST
 
-static Suite *wait_suite(void)
-{
-    Suite *s = suite_create("handoff_wait");
-    TCase *tc = t_tcase(s, "signals", 60);
-    tcase_add_test(tc, test_timeouts_under_signals);
-    tc = t_tcase(s, "wake", 60);
-    tcase_add_test(tc, test_name_get_sleepers_wake);
-    tcase_add_test(tc, test_get_wait_sleepers_wake);
-    tc = t_tcase(s, "ttl", 60);
-    tcase_add_test(tc, test_ttl_race);
-    tc = t_tcase(s, "mpmc_kill", 120);
-    tcase_add_test(tc, test_mpmc_kill);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(wait_suite(), "handoff_wait");
+    const struct t_case cases[] = {
+        { "signals", 60, true, { test_timeouts_under_signals } },
+        { "wake", 60, true, {
+              test_name_get_sleepers_wake, test_get_wait_sleepers_wake } },
+        { "ttl", 60, true, { test_ttl_race } },
+        { "mpmc_kill", 120, true, { test_mpmc_kill } },
+        { .name = NULL }
+    };
+    return t_main("handoff_wait", cases);
 }

@@ -42,38 +42,10 @@
 #include <mempool/mempool.h>
 #include "internal.h"
 #include "spin.h"
+#define T_WB_TAG "yield"
+#include "t_wbpool.h"
 
-static char pname[64];
-static mempool *P;
 static const mempool_put_options rco = { .flags = MEMPOOL_PUT_REFCOUNTED };
-
-static void setup(void)
-{
-    mempool_options o;
-    snprintf(pname, sizeof pname, "t-yield-%d", (int)getpid());
-    (void)mempool_destroy(pname);
-    mempool_options_init(&o);
-    o.arena_bytes = 32ull << 20;
-    o.flags = MEMPOOL_OPEN_CREATE;
-    o.spiller = 0;
-    ck_assert_int_eq(mempool_open(pname, &o, &P), 0);
-}
-
-static void teardown(void)
-{
-    mempool_close(P);
-    mempool_destroy(pname);
-}
-
-static mempool *attach(void)
-{
-    mempool_options o;
-    mempool *p = NULL;
-    mempool_options_init(&o);
-    o.flags = 0;
-    o.spiller = 0;
-    return mempool_open(pname, &o, &p) == 0 ? p : NULL;
-}
 
 /* Pin the caller to the first CPU it may run on. */
 static uint64_t pin_first(void)
@@ -198,7 +170,7 @@ static int echo(const char *fp)
     mempool_dref r;
     if (fp)
         setenv("MEMPOOL_FAILPOINT", fp, 1);
-    if (!(q = attach()) || mempool_chan_open(q, "ping", 0, 0, &in) ||
+    if (!(q = t_wb_attach()) || mempool_chan_open(q, "ping", 0, 0, &in) ||
         mempool_chan_open(q, "pong", 0, 0, &out))
         return 2;
     pin_first();
@@ -398,7 +370,7 @@ int main(void)
     TCase *tc = tcase_create("yield");
     SRunner *sr;
     int nf;
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, t_wb_setup, t_wb_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_decide);
     tcase_add_test(tc, test_one_cpu_stopped);

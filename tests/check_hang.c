@@ -538,27 +538,20 @@ START_TEST(test_ref_races_delete_and_reuse)
 }
 END_TEST
 
-static Suite *hang_suite(void)
-{
-    Suite *s = suite_create("hang");
-    TCase *tc = tcase_create("stopped");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_stopped_evictor);
-#ifdef T_FAILPOINTS
-    tcase_add_test(tc, test_stopped_writer);
-    tcase_add_test(tc, test_stopped_refcheck);
-    tcase_add_test(tc, test_stopped_refcheck_keeps);
-#endif
-    tcase_add_test(tc, test_ref_races_delete_and_reuse);
-    suite_add_tcase(s, tc);
-    tc = t_tcase(s, "cells", 60);
-    tcase_add_test(tc, test_refcounted_delete_cycles);
-    tcase_add_test(tc, test_foreign_refs_forgotten);
-    tcase_add_test(tc, test_check_sees_leaked_cell);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(hang_suite(), "hang");
+    const struct t_case cases[] = {
+        { "stopped", 60, false, {
+              test_stopped_evictor,
+#ifdef T_FAILPOINTS
+              test_stopped_writer, test_stopped_refcheck,
+              test_stopped_refcheck_keeps,
+#endif
+              test_ref_races_delete_and_reuse } },
+        { "cells", 60, true, {
+              test_refcounted_delete_cycles, test_foreign_refs_forgotten,
+              test_check_sees_leaked_cell } },
+        { .name = NULL }
+    };
+    return t_main("hang", cases);
 }

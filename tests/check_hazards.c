@@ -63,15 +63,11 @@ START_TEST(test_threads)
 }
 END_TEST
 
-static Suite *hazards_suite(void)
-{
-    Suite *s = suite_create("hazards");
-    TCase *tc = t_tcase(s, "threads", 120);
-    tcase_add_test(tc, test_threads);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(hazards_suite(), "hazards");
+    const struct t_case cases[] = {
+        { "threads", 120, true, { test_threads } },
+        { .name = NULL }
+    };
+    return t_main("hazards", cases);
 }

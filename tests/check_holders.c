@@ -291,18 +291,11 @@ START_TEST(test_holders_storm)
 }
 END_TEST
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("holders");
-    TCase *tc = tcase_create("holders");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_holders_word);
-    tcase_add_test(tc, test_holders_storm);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(suite(), "holders");
+    const struct t_case cases[] = {
+        { "holders", 120, false, { test_holders_word, test_holders_storm } },
+        { .name = NULL }
+    };
+    return t_main("holders", cases);
 }

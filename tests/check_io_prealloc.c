@@ -223,18 +223,5 @@ static Suite *prealloc_suite(void)
 
 int main(void)
 {
-    SRunner *sr;
-    int failed;
-
-    snprintf(root, sizeof root, "/tmp/mempool-check-prealloc-XXXXXX");
-    if (!mkdtemp(root)) {
-        perror("check_io_prealloc: mkdtemp");
-        return 77;
-    }
-    sr = srunner_create(prealloc_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    t_rm_tree(root);
-    return failed ? 1 : 0;
+    return t_run_in_dir(prealloc_suite(), root, sizeof root, "prealloc");
 }

@@ -139,20 +139,12 @@ START_TEST(test_double_close)
 }
 END_TEST
 
-static Suite *limits_suite(void)
-{
-    Suite *s = suite_create("limits");
-    TCase *tc = tcase_create("arena");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_arena_limits);
-    suite_add_tcase(s, tc);
-    tc = t_tcase(s, "handle", 60);
-    tcase_add_test(tc, test_put_type_ids);
-    tcase_add_test(tc, test_double_close);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(limits_suite(), "limits");
+    const struct t_case cases[] = {
+        { "arena", 60, false, { test_arena_limits } },
+        { "handle", 60, true, { test_put_type_ids, test_double_close } },
+        { .name = NULL }
+    };
+    return t_main("limits", cases);
 }

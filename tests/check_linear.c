@@ -572,21 +572,13 @@ START_TEST(test_checker_catches)
 }
 END_TEST
 
-static Suite *linear_suite(void)
-{
-    Suite *s = suite_create("linear");
-    TCase *tc = tcase_create("history");
-
-    tcase_set_timeout(tc, 600);
-    tcase_add_test(tc, test_checker_catches);
-    tcase_add_test(tc, test_linear_processes);
-    tcase_add_test(tc, test_linear_one_mapping);
-    tcase_add_test(tc, test_linear_two_mappings);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(linear_suite(), "linear");
+    const struct t_case cases[] = {
+        { "history", 600, false, {
+              test_checker_catches, test_linear_processes,
+              test_linear_one_mapping, test_linear_two_mappings } },
+        { .name = NULL }
+    };
+    return t_main("linear", cases);
 }

@@ -996,49 +996,28 @@ START_TEST(test_trim)
 }
 END_TEST
 
-static Suite *object_suite(void)
-{
-    Suite *s = suite_create("object");
-    TCase *tc;
-
-    tc = t_tcase(s, "setget", 60);
-    tcase_add_test(tc, test_set_get_zero_copy);
-    tcase_add_test(tc, test_get_from_other_process);
-    tcase_add_test(tc, test_len_zero_and_null_args);
-    tcase_add_test(tc, test_set_ex_options);
-    tcase_add_test(tc, test_pins_and_double_release);
-    tcase_add_test(tc, test_release_copy_keeps_other_pin);
-    tcase_add_test(tc, test_release_zeroed_and_forged);
-
-    tc = t_tcase(s, "delete", 60);
-    tcase_add_test(tc, test_delete_while_pinned);
-    tcase_add_test(tc, test_delete_pinned_by_other_process);
-    tcase_add_test(tc, test_stale_after_slot_reuse);
-    tcase_add_test(tc, test_double_delete_two_processes);
-
-    tc = t_tcase(s, "dref", 60);
-    tcase_add_test(tc, test_malformed_drefs);
-    tcase_add_test(tc, test_dref_text);
-    tcase_add_test(tc, test_dref_parse_errors);
-
-    tc = t_tcase(s, "reserve", 60);
-    tcase_add_test(tc, test_reserve_publish);
-    tcase_add_test(tc, test_reserve_abort);
-    tcase_add_test(tc, test_reserve_close_returns_memory);
-    tcase_add_test(tc, test_reserve_errors);
-
-    tc = t_tcase(s, "owner", 60);
-    tcase_add_test(tc, test_owner_nonexistent);
-    tcase_add_test(tc, test_owner_other_worker);
-
-    tc = t_tcase(s, "full", 60);
-    tcase_add_test(tc, test_arena_full);
-    tcase_add_test(tc, test_table_full);
-    tcase_add_test(tc, test_trim);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(object_suite(), "object");
+    const struct t_case cases[] = {
+        { "setget", 60, true, {
+              test_set_get_zero_copy, test_get_from_other_process,
+              test_len_zero_and_null_args, test_set_ex_options,
+              test_pins_and_double_release, test_release_copy_keeps_other_pin,
+              test_release_zeroed_and_forged } },
+        { "delete", 60, true, {
+              test_delete_while_pinned, test_delete_pinned_by_other_process,
+              test_stale_after_slot_reuse, test_double_delete_two_processes,
+          } },
+        { "dref", 60, true, {
+              test_malformed_drefs, test_dref_text, test_dref_parse_errors,
+          } },
+        { "reserve", 60, true, {
+              test_reserve_publish, test_reserve_abort,
+              test_reserve_close_returns_memory, test_reserve_errors } },
+        { "owner", 60, true, {
+              test_owner_nonexistent, test_owner_other_worker } },
+        { "full", 60, true, { test_arena_full, test_table_full, test_trim } },
+        { .name = NULL }
+    };
+    return t_main("object", cases);
 }

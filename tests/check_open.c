@@ -940,42 +940,24 @@ START_TEST(test_strerror_version)
 }
 END_TEST
 
-static Suite *open_suite(void)
-{
-    Suite *s = suite_create("open");
-    TCase *tc;
-
-    tc = t_tcase(s, "names", 30);
-    tcase_add_test(tc, test_name_invalid);
-    tcase_add_test(tc, test_name_max_length);
-    tcase_add_test(tc, test_open_flags);
-    tcase_add_test(tc, test_bad_options);
-    tcase_add_test(tc, test_options_init_defaults);
-    tcase_add_test(tc, test_strerror_version);
-
-    tc = t_tcase(s, "create", 60);
-    tcase_add_test(tc, test_mode_default_0600);
-    tcase_add_test(tc, test_mode_option);
-    tcase_add_test(tc, test_arena_larger_than_devshm);
-    tcase_add_test(tc, test_destroy_while_attached);
-
-    tc = t_tcase(s, "processes", 120);
-    tcase_add_test(tc, test_create_race_32);
-    tcase_add_test(tc, test_creator_killed);
-    tcase_add_test(tc, test_exec_unrelated_peer);
-    tcase_add_test(tc, test_two_handles_one_process);
-    tcase_add_test(tc, test_max_workers);
-
-    tc = t_tcase(s, "corrupt", 120);
-    tcase_add_test(tc, test_bad_magic);
-    tcase_add_test(tc, test_header_words);
-    tcase_add_test(tc, test_size_mismatch);
-    tcase_add_test(tc, test_size_tiny);
-    tcase_add_test(tc, test_foreign_file);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(open_suite(), "open");
+    const struct t_case cases[] = {
+        { "names", 30, true, {
+              test_name_invalid, test_name_max_length, test_open_flags,
+              test_bad_options, test_options_init_defaults,
+              test_strerror_version } },
+        { "create", 60, true, {
+              test_mode_default_0600, test_mode_option,
+              test_arena_larger_than_devshm, test_destroy_while_attached } },
+        { "processes", 120, true, {
+              test_create_race_32, test_creator_killed,
+              test_exec_unrelated_peer, test_two_handles_one_process,
+              test_max_workers } },
+        { "corrupt", 120, true, {
+              test_bad_magic, test_header_words, test_size_mismatch,
+              test_size_tiny, test_foreign_file } },
+        { .name = NULL }
+    };
+    return t_main("open", cases);
 }

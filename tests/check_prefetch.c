@@ -99,18 +99,13 @@ START_TEST(test_no_recency)
 }
 END_TEST
 
-static Suite *prefetch_suite(void)
-{
-    Suite *s = suite_create("prefetch");
-    TCase *tc = t_tcase(s, "prefetch", 60);
-    tcase_add_test(tc, test_hint_any_dref);
-    tcase_add_test(tc, test_observer_and_closed);
-    tcase_add_test(tc, test_forked_child);
-    tcase_add_test(tc, test_no_recency);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(prefetch_suite(), "prefetch");
+    const struct t_case cases[] = {
+        { "prefetch", 60, true, {
+              test_hint_any_dref, test_observer_and_closed, test_forked_child,
+              test_no_recency } },
+        { .name = NULL }
+    };
+    return t_main("prefetch", cases);
 }

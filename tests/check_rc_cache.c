@@ -267,22 +267,17 @@ START_TEST(test_unref_killed_in_owner_lock)
 END_TEST
 #endif
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("rc_cache");
-    TCase *tc = tcase_create("rc_cache");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_last_unref_recaches);
-    tcase_add_test(tc, test_deleted_while_referenced);
-    tcase_add_test(tc, test_stream_into_producer_cache);
-#ifdef T_FAILPOINTS
-    tcase_add_test(tc, test_unref_killed_in_owner_lock);
-#endif
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(suite(), "rc_cache");
+    const struct t_case cases[] = {
+        { "rc_cache", 120, false, {
+              test_last_unref_recaches, test_deleted_while_referenced,
+              test_stream_into_producer_cache,
+#ifdef T_FAILPOINTS
+              test_unref_killed_in_owner_lock,
+#endif
+          } },
+        { .name = NULL }
+    };
+    return t_main("rc_cache", cases);
 }

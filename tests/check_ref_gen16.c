@@ -142,15 +142,11 @@ START_TEST(test_wrapped)
 }
 END_TEST
 
-static Suite *gen16_suite(void)
-{
-    Suite *s = suite_create("ref_gen16");
-    TCase *tc = t_tcase(s, "gen16", 120);
-    tcase_add_test(tc, test_wrapped);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(gen16_suite(), "ref_gen16");
+    const struct t_case cases[] = {
+        { "gen16", 120, true, { test_wrapped } },
+        { .name = NULL }
+    };
+    return t_main("ref_gen16", cases);
 }

@@ -361,32 +361,21 @@ START_TEST(test_refcount_many_objects)
 }
 END_TEST
 
-static Suite *refcount_suite(void)
-{
-    Suite *s = suite_create("refcount");
-    TCase *tc;
-
-    tc = t_tcase(s, "local", 30);
-    tcase_add_test(tc, test_ref_unref_basic);
-    tcase_add_test(tc, test_last_unref_while_pinned);
-    tcase_add_test(tc, test_plain_object_not_refcounted);
-    tcase_add_test(tc, test_refcount_many_objects);
-
-    tc = t_tcase(s, "workers", 90);
-    tcase_add_test(tc, test_refs_attributed_per_worker);
-    tcase_add_test(tc, test_ref_handoff);
-    tcase_add_test(tc, test_close_drops_refs);
-    tcase_add_test(tc, test_plain_outlives_setter);
-
-    tc = t_tcase(s, "death", 90);
-    tcase_add_test(tc, test_killed_last_holder_reap);
-    tcase_add_test(tc, test_killed_holder_other_keeps);
-    tcase_add_test(tc, test_killed_holder_reaped_by_open);
-    tcase_add_test(tc, test_holders_die_one_by_one);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(refcount_suite(), "refcount");
+    const struct t_case cases[] = {
+        { "local", 30, true, {
+              test_ref_unref_basic, test_last_unref_while_pinned,
+              test_plain_object_not_refcounted, test_refcount_many_objects,
+          } },
+        { "workers", 90, true, {
+              test_refs_attributed_per_worker, test_ref_handoff,
+              test_close_drops_refs, test_plain_outlives_setter } },
+        { "death", 90, true, {
+              test_killed_last_holder_reap, test_killed_holder_other_keeps,
+              test_killed_holder_reaped_by_open, test_holders_die_one_by_one,
+          } },
+        { .name = NULL }
+    };
+    return t_main("refcount", cases);
 }

@@ -160,20 +160,16 @@ START_TEST(test_killed_points)
 END_TEST
 #endif
 
-static Suite *reserve_kill_suite(void)
-{
-    Suite *s = suite_create("reserve_kill");
-    TCase *tc = tcase_create("reserve_kill");
-    tcase_set_timeout(tc, 240);
-    tcase_add_test(tc, test_killed_anytime);
-#ifdef T_FAILPOINTS
-    tcase_add_test(tc, test_killed_points);
-#endif
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(reserve_kill_suite(), "reserve_kill");
+    const struct t_case cases[] = {
+        { "reserve_kill", 240, false, {
+              test_killed_anytime,
+#ifdef T_FAILPOINTS
+              test_killed_points,
+#endif
+          } },
+        { .name = NULL }
+    };
+    return t_main("reserve_kill", cases);
 }

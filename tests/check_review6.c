@@ -143,20 +143,15 @@ START_TEST(test_close_while_giver_stopped)
 END_TEST
 #endif
 
-static Suite *suite(void)
-{
-    Suite *s = suite_create("review6");
-    TCase *tc = tcase_create("review6");
-    tcase_set_timeout(tc, 240);
-#ifdef T_FAILPOINTS
-    tcase_add_test(tc, test_put_while_giver_stopped);
-    tcase_add_test(tc, test_close_while_giver_stopped);
-#endif
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(suite(), "review6");
+    const struct t_case cases[] = {
+        { "review6", 240, false, {
+#ifdef T_FAILPOINTS
+              test_put_while_giver_stopped, test_close_while_giver_stopped,
+#endif
+          } },
+        { .name = NULL }
+    };
+    return t_main("review6", cases);
 }

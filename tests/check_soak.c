@@ -1054,24 +1054,12 @@ START_TEST(test_stopped_not_dead)
 }
 END_TEST
 
-static Suite *soak_suite(void)
-{
-    Suite *s = suite_create("soak");
-    TCase *tc;
-
-    tc = tcase_create("stop");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_stopped_not_dead);
-    suite_add_tcase(s, tc);
-
-    tc = tcase_create("soak");
-    tcase_set_timeout(tc, soak_seconds() + 240);
-    tcase_add_test(tc, test_soak);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(soak_suite(), "soak");
+    const struct t_case cases[] = {
+        { "stop", 60, false, { test_stopped_not_dead } },
+        { "soak", soak_seconds() + 240, false, { test_soak } },
+        { .name = NULL }
+    };
+    return t_main("soak", cases);
 }

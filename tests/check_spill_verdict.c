@@ -200,18 +200,5 @@ static Suite *verdict_suite(void)
 
 int main(void)
 {
-    SRunner *sr;
-    int failed;
-
-    snprintf(root, sizeof root, "/tmp/mempool-check-spillverdict-XXXXXX");
-    if (!mkdtemp(root)) {
-        perror("check_spill_verdict: mkdtemp");
-        return 77;
-    }
-    sr = srunner_create(verdict_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    t_rm_tree(root);
-    return failed ? 1 : 0;
+    return t_run_in_dir(verdict_suite(), root, sizeof root, "spillverdict");
 }

@@ -156,18 +156,5 @@ static Suite *verify_suite(void)
 
 int main(void)
 {
-    SRunner *sr;
-    int failed;
-
-    snprintf(root, sizeof root, "/tmp/mempool-check-spillverify-XXXXXX");
-    if (!mkdtemp(root)) {
-        perror("check_spill_verify: mkdtemp");
-        return 77;
-    }
-    sr = srunner_create(verify_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    t_rm_tree(root);
-    return failed ? 1 : 0;
+    return t_run_in_dir(verify_suite(), root, sizeof root, "spillverify");
 }

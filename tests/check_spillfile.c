@@ -411,18 +411,5 @@ static Suite *spillfile_suite(void)
 
 int main(void)
 {
-    SRunner *sr;
-    int failed;
-
-    snprintf(root, sizeof root, "/tmp/mempool-check-spillfile-XXXXXX");
-    if (!mkdtemp(root)) {
-        perror("check_spillfile: mkdtemp");
-        return 77;
-    }
-    sr = srunner_create(spillfile_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    t_rm_tree(root);
-    return failed ? 1 : 0;
+    return t_run_in_dir(spillfile_suite(), root, sizeof root, "spillfile");
 }

@@ -665,23 +665,16 @@ START_TEST(test_error_counters)
 }
 END_TEST
 
-static Suite *stats_suite(void)
-{
-    Suite *s = suite_create("stats");
-    TCase *tc = t_tcase(s, "document", 60);
-    tcase_add_test(tc, test_json_schema);
-    tcase_add_test(tc, test_struct_api);
-    tcase_add_test(tc, test_scripted_workload);
-    tcase_add_test(tc, test_error_counters);
-    tc = t_tcase(s, "observer", 60);
-    tcase_add_test(tc, test_observer_refuses);
-    tcase_add_test(tc, test_dead_pool);
-    tcase_add_test(tc, test_observe_under_load);
-    tcase_add_test(tc, test_observe_readonly);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(stats_suite(), "stats");
+    const struct t_case cases[] = {
+        { "document", 60, true, {
+              test_json_schema, test_struct_api, test_scripted_workload,
+              test_error_counters } },
+        { "observer", 60, true, {
+              test_observer_refuses, test_dead_pool, test_observe_under_load,
+              test_observe_readonly } },
+        { .name = NULL }
+    };
+    return t_main("stats", cases);
 }

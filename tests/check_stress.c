@@ -422,18 +422,13 @@ START_TEST(test_release_on_other_thread)
 }
 END_TEST
 
-static Suite *stress_suite(void)
-{
-    Suite *s = suite_create("stress");
-    TCase *tc = t_tcase(s, "threads", 300);
-
-    tcase_add_test(tc, test_threads_one_handle);
-    tcase_add_test(tc, test_threads_two_handles);
-    tcase_add_test(tc, test_release_on_other_thread);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(stress_suite(), "stress");
+    const struct t_case cases[] = {
+        { "threads", 300, true, {
+              test_threads_one_handle, test_threads_two_handles,
+              test_release_on_other_thread } },
+        { .name = NULL }
+    };
+    return t_main("stress", cases);
 }

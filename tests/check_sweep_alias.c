@@ -137,17 +137,12 @@ START_TEST(test_killed_sweeper)
 }
 END_TEST
 
-static Suite *alias_suite(void)
-{
-    Suite *s = suite_create("sweep_alias");
-    TCase *tc = t_tcase(s, "alias", 120);
-    tcase_add_test(tc, test_stopped_sweeper);
-    tcase_add_test(tc, test_killed_sweeper);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(alias_suite(), "sweep_alias");
+    const struct t_case cases[] = {
+        { "alias", 120, true, { test_stopped_sweeper, test_killed_sweeper } },
+        { .name = NULL }
+    };
+    return t_main("sweep_alias", cases);
 }
 

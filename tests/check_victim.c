@@ -276,22 +276,14 @@ START_TEST(test_threads_share_kept)
 }
 END_TEST
 
-static Suite *victim_suite(void)
-{
-    Suite *s = suite_create("victim");
-    TCase *tc = tcase_create("victim");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_exact_small_pool);
-    tcase_add_test(tc, test_many_pinned_at_lru_end);
-    tcase_add_test(tc, test_sampled_lru_bound);
-    tcase_add_test(tc, test_sampled_mru_bound);
-    tcase_add_test(tc, test_rare_candidates_exact);
-    tcase_add_test(tc, test_threads_share_kept);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(victim_suite(), "victim");
+    const struct t_case cases[] = {
+        { "victim", 120, false, {
+              test_exact_small_pool, test_many_pinned_at_lru_end,
+              test_sampled_lru_bound, test_sampled_mru_bound,
+              test_rare_candidates_exact, test_threads_share_kept } },
+        { .name = NULL }
+    };
+    return t_main("victim", cases);
 }

@@ -800,6 +800,25 @@ int t_run(Suite *s, const char *area)
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
+int t_main(const char *area, const struct t_case cases[])
+{
+    Suite *s = suite_create(area);
+
+    for (const struct t_case *c = cases; c->name; c++) {
+        TCase *tc;
+        if (c->fixture) {
+            tc = t_tcase(s, c->name, c->timeout);
+        } else {
+            tc = tcase_create(c->name);
+            tcase_set_timeout(tc, c->timeout);
+            suite_add_tcase(s, tc);
+        }
+        for (size_t i = 0; i < T_CASE_TESTS && c->tests[i]; i++)
+            tcase_add_test(tc, c->tests[i]);
+    }
+    return t_run(s, area);
+}
+
 /* ---------------------------------------------------- memory backing */
 
 #ifndef MADV_COLLAPSE

@@ -250,4 +250,18 @@ void t_remote_kill(struct t_remote *w);
  *  status (77 if /dev/shm is unusable). */
 int t_run(Suite *s, const char *area);
 
+#define T_CASE_TESTS 32          /**< tests one t_case holds at most */
+/** One test case of a t_main() suite: its name, its timeout in s, whether
+ *  t_setup() / t_teardown() run around each test (t_tcase()'s checked
+ *  fixture), and its tests (the rest of the array NULL). */
+struct t_case {
+    const char *name;
+    double timeout;
+    bool fixture;
+    const TTest *tests[T_CASE_TESTS];
+};
+/** The usual main(): suite @p area of @p cases, up to one whose name is
+ *  NULL, run by t_run(). @return t_run()'s exit status. */
+int t_main(const char *area, const struct t_case cases[]);
+
 #endif /* T_HELPERS_H */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * helpers_base.h - the test helpers that need nothing but libc and Check:
- * ASSERT_RC, sizes, sanitizer detection, clocks and rm -rf.
+ * ASSERT_RC, sizes, sanitizer detection, clocks, rm -rf, and main() for a
+ * white-box suite that works in a directory of its own.
  *
  * Split from helpers.h because the white-box suites (check_io) link the
  * library's objects instead of libmempool and so cannot link the full
@@ -17,6 +18,7 @@
 
 #include <check.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define KiB (1ull << 10)
@@ -58,5 +60,11 @@ void t_sleep_ms(int ms);
 /** rm -rf @p path: remove a directory tree (or a file) without following
  *  symlinks; errors are ignored (cleanup only, any process). */
 void t_rm_tree(const char *path);
+
+/** main() of a white-box suite that works below a directory of its own:
+ *  make @p root (@p len bytes) a fresh /tmp/mempool-check-@p area-XXXXXX,
+ *  run @p s (CK_NORMAL), then remove the tree. @return 0, 1 if a test
+ *  failed, or 77 (skipped) if the directory could not be made. */
+int t_run_in_dir(Suite *s, char *root, size_t len, const char *area);
 
 #endif /* T_HELPERS_BASE_H */

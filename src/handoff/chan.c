@@ -60,7 +60,7 @@
  * -EPIPE), closes every slot (dropping the boxes of the items still in it)
  * and frees the header. A destroyer that dies is finished by the next
  * directory locker or by its reaper. Closing a slot takes its item out
- * like a receive: announced (box.c, "taking"), CAS to CLOSED, then the
+ * like a receive: announced (box_hazard.c), CAS to CLOSED, then the
  * box is dropped; a destroyer killed in between (chan.closed) leaves an
  * orphan its reaper's sweep frees, one stopped there keeps the box from
  * sweeps (check_chan_close).
@@ -126,7 +126,7 @@ static void close_ring(mempool *p, mp_chan *c)
         _Atomic uint64_t *s = &p->ring[start + j];
         uint64_t v = atomic_load(s);
         /* The box we close out is in no record until we drop it: announced
-         * before each try (box.c, "taking"; BOX1 0 announces no box). */
+         * before each try (box_hazard.c; BOX1 0 announces no box). */
         int k = mempool__box_announce(p, slot_box(v));
         while (v != MP_RING_CLOSED &&
                !atomic_compare_exchange_weak(s, &v, MP_RING_CLOSED))

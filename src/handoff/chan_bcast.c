@@ -25,7 +25,7 @@ int mempool__chanb_send(mempool_chan *c, mp_chan *h, uint32_t b)
     atomic_store(&p->boxes[b].back, MP_BACK(MP_BK_CHAN, c->ci, c->start + j));
     MP_FP(bcast_claimed);
     /* The box we overwrite is in no record until we drop it: announced
-     * before each try, so no sweep frees it meanwhile (box.c, "taking").
+     * before each try, so no sweep frees it meanwhile (box_hazard.c).
      * An empty slot's BOX1 0 announces UINT32_MAX: no box. */
     k = mempool__box_announce(p, MP_RING_BOX1(v) - 1);
     for (;;) {
