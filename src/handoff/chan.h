@@ -70,12 +70,13 @@ int mempool__chanq_send_direct(mempool_chan *c, mp_chan *h, uint32_t k,
 /* chan_direct.c: take one of our direct records for a plain (@p idx,
  * @p gen), its item written: the record, or -1 (none free: use a box);
  * give it back after the send; the record @p w, @p k (NULL: no such);
- * the item of FULL slot word @p v naming a record (false: damaged). */
+ * the item of FULL slot word @p v of ring slot @p at naming a record
+ * (false: damaged - no such record, or not one sent to @p at then). */
 int mempool__direct_claim(mempool *p, uint32_t idx, uint32_t gen);
 void mempool__direct_release(mempool *p, uint32_t k);
 mp_direct *mempool__direct_rec(mempool *p, uint32_t w, uint32_t k);
-bool mempool__direct_item(mempool *p, uint64_t v, uint32_t *idx,
-                          uint32_t *gen);
+bool mempool__direct_item(mempool *p, uint32_t at, uint64_t v,
+                          uint32_t *idx, uint32_t *gen);
 int mempool__chanq_recv(mempool_chan *c, mp_chan *h, mempool_dref *out,
                         uint64_t deadline);
 

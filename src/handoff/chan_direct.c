@@ -93,16 +93,22 @@ void mempool__direct_release(mempool *p, uint32_t k)
     atomic_store_explicit(&p->dbusy[k], 0, memory_order_release);
 }
 
-bool mempool__direct_item(mempool *p, uint64_t v, uint32_t *idx,
-                          uint32_t *gen)
+bool mempool__direct_item(mempool *p, uint32_t at, uint64_t v,
+                          uint32_t *idx, uint32_t *gen)
 {
     mp_direct *d = mempool__direct_rec(p, MP_RING_DW(v), MP_RING_DK(v));
-    uint64_t item;
+    uint64_t item, wh;
     if (!d)
         return false;
-    /* After the slot's seq_cst load (acquire): the sender's write. */
+    /* After the slot's seq_cst load (acquire): the sender's writes, both
+     * made before its commit CAS. A record that does not say it was sent
+     * to this slot at this position is damaged (or was never written: a
+     * word naming another worker's record), like a box whose word and
+     * item disagree (chan_item.c): not an item to hand out. */
     item = atomic_load_explicit(&d->item, memory_order_relaxed);
+    wh = atomic_load_explicit(&d->where, memory_order_relaxed);
     *idx = (uint32_t)(item >> 32);
     *gen = (uint32_t)item;
-    return *idx < p->ntab;
+    return *idx < p->ntab && *gen != 0 &&
+           wh == (((uint64_t)at << 32) | MP_RING_POS(v));
 }

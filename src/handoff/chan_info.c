@@ -78,20 +78,19 @@ int mempool_chan_list(mempool *p, int (*fn)(const mempool_chan_info *ci,
 }
 
 /* fsck of FULL slot word @p v of ring slot @p at naming a direct item
- * (chan_direct.c): its record exists and says it was sent there. */
+ * (chan_direct.c): its record exists, says it was sent there and holds
+ * an item (mempool__direct_item, the receive's own test). */
 static int verify_direct(mempool *p, uint32_t i, uint32_t at, uint64_t v,
                          char *why, size_t whylen)
 {
     mp_direct *d = mempool__direct_rec(p, MP_RING_DW(v), MP_RING_DK(v));
     uint32_t idx, gen;
-    uint64_t wh = d ? atomic_load(&d->where) : 0;
-    bool ok = d && mempool__direct_item(p, v, &idx, &gen) &&
-              wh == (((uint64_t)at << 32) | MP_RING_POS(v));
-    if (ok || atomic_load(&p->ring[at]) != v)
+    if (mempool__direct_item(p, at, v, &idx, &gen) ||
+        atomic_load(&p->ring[at]) != v)
         return 0;                    /* sound, or moved on while we looked */
     snprintf(why, whylen, "channel %u slot %u: direct item %u.%u is %s", i,
              at, MP_RING_DW(v), MP_RING_DK(v),
-             d ? "another slot's" : "out of range");
+             d ? "another slot's or damaged" : "out of range");
     return MEMPOOL_ECORRUPT;
 }
 

@@ -148,7 +148,8 @@ static int qrecv_direct(mempool_chan *c, mp_chan *h, _Atomic uint64_t *s,
                         uint64_t v, uint64_t hd, mempool_dref *out)
 {
     uint32_t idx, gen;
-    if (!mempool__direct_item(c->p, v, &idx, &gen))
+    if (!mempool__direct_item(c->p, (uint32_t)(s - c->p->ring), v, &idx,
+                              &gen))
         return atomic_load(s) == v ? MEMPOOL_ECORRUPT : 0;
     MP_FP(recv_direct);
     if (!atomic_compare_exchange_strong(s, &v, MP_RING(hd + c->cap, 0, 0)))
