@@ -99,25 +99,6 @@ START_TEST(test_many_frees)
 }
 END_TEST
 
-/* Child: NCLOSED page-run objects charged to us, our worker id and their
- * DRefs over rep_fd, then wait for the stall (a byte on fd arg) and
- * close in it; the close's result over rep_fd. */
-static int closer(void *arg)
-{
-    static char buf[BIG];
-    int go = (int)(intptr_t)arg;
-    mempool *p;
-    T_CHILD_EQ(t_attach(t_name, &p), 0);
-    for (int i = 0; i < NCLOSED; i++) {
-        T_CHILD_EQ(mempool_put(p, buf, sizeof buf, &objs[i]), 0);
-        T_CHILD_EQ(t_send_dref(rep_fd, objs[i]), 0);
-    }
-    T_CHILD_EQ(t_send_u64(rep_fd, (uint64_t)mempool_worker_id(p)), 0);
-    T_CHILD_EQ(t_wait_fd(go, T_WAIT_S), 0);
-    T_CHILD_EQ(t_send_u64(rep_fd, (uint64_t)(int64_t)mempool_close(p)), 0);
-    return 0;
-}
-
 /* Objects and resident bytes charged to slot @p s. */
 static void charges(int s, uint64_t *objects, uint64_t *resident)
 {
@@ -137,7 +118,7 @@ START_TEST(test_closed)
     t_pipe(fds);
     t_pipe(go);
     rep_fd = fds[1];
-    c = t_fork(closer, (void *)(intptr_t)go[0]);
+    c = t_fork(t_closer, &(struct t_closer){ NCLOSED, BIG, fds[1], go[0] });
     close(fds[1]);
     close(go[0]);
     for (int i = 0; i < NCLOSED; i++)

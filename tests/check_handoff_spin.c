@@ -240,24 +240,11 @@ static int echo(void)
 {
     mempool *q = t_wb_attach();
     mempool_chan *in, *out;
-    mempool_dref r;
     if (!q || mempool_chan_open(q, "ping", 0, 0, &in) ||
         mempool_chan_open(q, "pong", 0, 0, &out))
         return 2;
     pin_to(1);
-    for (int i = 0; i < TRIPS; i++) {
-        mempool_view v;
-        if (mempool_chan_recv(in, &r, 60000) ||
-            mempool_get(q, r, &v) || *(const int *)v.data != 42)
-            return 3;
-        mempool_release(q, &v);
-        if (mempool_chan_send(out, r, 60000))
-            return 4;
-    }
-    mempool_chan_close(in);
-    mempool_chan_close(out);
-    mempool_close(q);
-    return 0;
+    return t_wb_echo(q, in, out, TRIPS);
 }
 
 START_TEST(test_pingpong_stopped)

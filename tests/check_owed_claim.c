@@ -31,25 +31,6 @@
 static mempool_dref objs[NCLOSED];
 static int rep_fd = -1;
 
-/* Child: NCLOSED page-run objects charged to us, their DRefs and our
- * worker id over rep_fd, then wait for a byte on fd arg and close; the
- * close's result over rep_fd. */
-static int closer(void *arg)
-{
-    static char buf[BIG];
-    int go = (int)(intptr_t)arg;
-    mempool *p;
-    T_CHILD_EQ(t_attach(t_name, &p), 0);
-    for (int i = 0; i < NCLOSED; i++) {
-        T_CHILD_EQ(mempool_put(p, buf, sizeof buf, &objs[i]), 0);
-        T_CHILD_EQ(t_send_dref(rep_fd, objs[i]), 0);
-    }
-    T_CHILD_EQ(t_send_u64(rep_fd, (uint64_t)mempool_worker_id(p)), 0);
-    T_CHILD_EQ(t_wait_fd(go, T_WAIT_S), 0);
-    T_CHILD_EQ(t_send_u64(rep_fd, (uint64_t)(int64_t)mempool_close(p)), 0);
-    return 0;
-}
-
 /* Child: open (a claim), our worker id over rep_fd, then stay open until
  * a byte on fd arg, and close. */
 static int claimer(void *arg)
@@ -89,7 +70,7 @@ static pid_t start_closer(int fds[2], int go[2], uint64_t *wid)
     t_pipe(fds);
     t_pipe(go);
     rep_fd = fds[1];
-    c = t_fork(closer, (void *)(intptr_t)go[0]);
+    c = t_fork(t_closer, &(struct t_closer){ NCLOSED, BIG, fds[1], go[0] });
     close(go[0]);
     for (int i = 0; i < NCLOSED; i++)
         ASSERT_RC(t_recv_dref(fds[0], &objs[i], T_WAIT_S), 0);

@@ -196,6 +196,26 @@ int t_alloc_holder(void *unused)
     return 0;
 }
 
+int t_closer(void *arg)
+{
+    const struct t_closer *a = arg;
+    char *buf = calloc(1, a->size);
+    mempool *p;
+    T_CHILD_ASSERT(buf != NULL);
+    T_CHILD_EQ(t_attach(t_name, &p), 0);
+    for (int i = 0; i < a->n; i++) {
+        mempool_dref r;
+        T_CHILD_EQ(mempool_put(p, buf, a->size, &r), 0);
+        T_CHILD_EQ(t_send_dref(a->rep_fd, r), 0);
+    }
+    T_CHILD_EQ(t_send_u64(a->rep_fd, (uint64_t)mempool_worker_id(p)), 0);
+    T_CHILD_EQ(t_wait_fd(a->go_fd, T_WAIT_S), 0);
+    T_CHILD_EQ(t_send_u64(a->rep_fd, (uint64_t)(int64_t)mempool_close(p)),
+               0);
+    free(buf);
+    return 0;
+}
+
 void t_assert_settled(mempool *p, uint64_t objects0, uint64_t used0)
 {
     mempool_dref r;

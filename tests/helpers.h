@@ -98,6 +98,16 @@ int t_dies(void *unused);
  *  alloc.locked=stop@1 armed, so it stops holding the allocator lock;
  *  continued, delete that object and close. */
 int t_alloc_holder(void *unused);
+/** A t_fork() child (argument: a struct t_closer): attach, put @p n
+ *  objects of @p size bytes (charged to it), send their DRefs and then its
+ *  worker id over @p rep_fd, wait for a byte on @p go_fd, close; the
+ *  close's result over rep_fd. */
+struct t_closer {
+    int n;
+    size_t size;
+    int rep_fd, go_fd;
+};
+int t_closer(void *arg);
 /** Checked: the next allocation pays what was owed (entry.c): put and
  *  delete a byte, then @p p's objects and used bytes are back at @p objects0
  *  and @p used0 and it checks clean (test process only). */

@@ -8,7 +8,8 @@
  *   P            the test's handle on a pool t-T_WB_TAG-PID of 32 MiB
  *                without a spiller, created by the checked fixture
  *                t_wb_setup() and destroyed by t_wb_teardown();
- *   t_wb_attach  another handle on it (any process), or NULL.
+ *   t_wb_attach  another handle on it (any process), or NULL;
+ *   t_wb_echo    the echo side of a ping-pong on two of its channels.
  *
  * Define T_WB_TAG (a string) before including it, once per suite.
  */
@@ -51,6 +52,28 @@ static mempool *t_wb_attach(void)
     o.flags = 0;
     o.spiller = 0;
     return mempool_open(t_wb_name, &o, &p) == 0 ? p : NULL;
+}
+
+/* The echo side's trips: @p trips times receive on @p in, check the
+ * object (an int 42), send it back on @p out; then close both and @p q.
+ * 0, or 3 (receive or check failed) / 4 (send failed), its exit status. */
+static int t_wb_echo(mempool *q, mempool_chan *in, mempool_chan *out,
+                     int trips)
+{
+    for (int i = 0; i < trips; i++) {
+        mempool_view v;
+        mempool_dref r;
+        if (mempool_chan_recv(in, &r, 60000) ||
+            mempool_get(q, r, &v) || *(const int *)v.data != 42)
+            return 3;
+        mempool_release(q, &v);
+        if (mempool_chan_send(out, r, 60000))
+            return 4;
+    }
+    mempool_chan_close(in);
+    mempool_chan_close(out);
+    mempool_close(q);
+    return 0;
 }
 
 #endif /* T_WBPOOL_H */

@@ -189,10 +189,14 @@ static unsigned yield_limit(uint64_t pv, uint64_t me)
 }
 
 /* This thread's yields are off until @c off (CLOCK_MONOTONIC ns): its
- * last yield that came back late (someone else had the CPU) put them off
- * for @c backoff ns, doubled by every late one in a row. */
+ * last yield that came back late (someone else had the CPU), at @c late,
+ * put them off for @c backoff ns, doubled by every late one until a
+ * whole MP_YIELD_OFF_MAX_NS passes without one. Quick yields in between
+ * do not reset it: beside a CPU hog some yields are quick (the hog was
+ * not due), and forgetting at each of them cost a time slice every few
+ * milliseconds. */
 static _Thread_local struct {
-    uint64_t off, backoff;
+    uint64_t off, backoff, late;
 } yq;
 
 /* A yield that came back at @p t1, having started at @p t0: late ones
@@ -200,12 +204,14 @@ static _Thread_local struct {
 static bool yield_timed(uint64_t t0, uint64_t t1)
 {
     if (t1 - t0 <= MP_YIELD_LATE_NS) {
-        yq.backoff = 0;
+        if (yq.backoff && t1 - yq.late > MP_YIELD_OFF_MAX_NS)
+            yq.backoff = 0;          /* calm for a while: forget */
         return false;
     }
     yq.backoff = yq.backoff ? yq.backoff * 2 : MP_YIELD_OFF_MIN_NS;
     if (yq.backoff > MP_YIELD_OFF_MAX_NS)
         yq.backoff = MP_YIELD_OFF_MAX_NS;
+    yq.late = t1;
     yq.off = t1 + yq.backoff;
     return true;
 }
