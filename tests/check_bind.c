@@ -20,11 +20,9 @@
  */
 #include "helpers.h"
 
-#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"           /* white box: the handle's bound regions */
@@ -32,22 +30,6 @@
 static uint32_t want_nring;     /* set before the fork */
 static uint64_t want_ring_off;
 
-static mp_header *header_map(size_t *len)
-{
-    char path[300];
-    struct stat st;
-    void *m;
-    int fd;
-    t_shm_path(path, sizeof path, t_name);
-    fd = open(path, O_RDWR);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(fstat(fd, &st), 0);
-    *len = (size_t)st.st_size;
-    m = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    ck_assert(m != MAP_FAILED);
-    close(fd);
-    return m;
-}
 
 /* The child: attach through the stop, then check what it bound. */
 static int child(void *arg)
@@ -71,9 +53,10 @@ static int child(void *arg)
 START_TEST(test_rebound_geometry)
 {
     size_t len;
-    mp_header *h = header_map(&len);
+    mp_header *h = (mp_header *)(void *)t_map_arena_rw(t_name, &len);
     pid_t c;
 
+    ck_assert(h != NULL);
     want_nring = h->nring;
     want_ring_off = h->ring_off;
     c = t_fork(child, NULL);

@@ -46,17 +46,8 @@ struct arena {
 
 static void arena_map(struct arena *a)
 {
-    char path[300];
-    struct stat st;
-    int fd;
-    t_shm_path(path, sizeof path, pname);
-    fd = open(path, O_RDWR);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(fstat(fd, &st), 0);
-    a->size = (size_t)st.st_size;
-    a->base = mmap(NULL, a->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    ck_assert(a->base != MAP_FAILED);
-    close(fd);
+    a->base = t_map_arena_rw(pname, &a->size);
+    ck_assert(a->base != NULL);
     a->h = (mp_header *)(void *)a->base;
 }
 

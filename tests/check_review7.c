@@ -166,17 +166,8 @@ struct arena {
 
 static void arena_map(struct arena *a, const char *name)
 {
-    char path[300];
-    struct stat st;
-    int fd;
-    t_shm_path(path, sizeof path, name);
-    fd = open(path, O_RDWR);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(fstat(fd, &st), 0);
-    a->size = (size_t)st.st_size;
-    a->base = mmap(NULL, a->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    ck_assert(a->base != MAP_FAILED);
-    close(fd);
+    a->base = t_map_arena_rw(name, &a->size);
+    ck_assert(a->base != NULL);
     a->h = (mp_header *)(void *)a->base;
 }
 
@@ -310,9 +301,6 @@ static int other_sender(void *arg)
     mempool *p;
     mempool_chan *c;
     struct arena a;
-    char path[300];
-    struct stat st;
-    int fd;
     unsigned char buf[200];
     (void)arg;
 
@@ -331,12 +319,8 @@ static int other_sender(void *arg)
         T_CHILD_EQ(mempool_chan_send(c, r, 1000), 0);
     }
     /* the damage, written as this user through its own mapping */
-    t_shm_path(path, sizeof path, t_name);
-    fd = open(path, O_RDWR);
-    T_CHILD_ASSERT(fd >= 0 && fstat(fd, &st) == 0);
-    a.size = (size_t)st.st_size;
-    a.base = mmap(NULL, a.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    T_CHILD_ASSERT(a.base != MAP_FAILED);
+    a.base = t_map_arena_rw(t_name, &a.size);
+    T_CHILD_ASSERT(a.base != NULL);
     a.h = (mp_header *)(void *)a.base;
     {
         mp_hand *hd = (mp_hand *)(void *)(a.base + a.h->hand_off);

@@ -450,19 +450,12 @@ struct forge {
 static int forge_header(void *arg)
 {
     struct forge *fg = arg;
-    char shm[300];
-    mp_header *h;
-    int fd;
-    t_shm_path(shm, sizeof shm, fg->name);
-    fd = open(shm, O_RDWR);
-    if (fd < 0)
+    size_t len;
+    mp_header *h = (mp_header *)(void *)t_map_arena_rw(fg->name, &len);
+    if (!h)
         return 40;
-    h = mmap(NULL, sizeof *h, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (h == MAP_FAILED)
-        return 41;
     snprintf(h->spill_dir, sizeof h->spill_dir, "%s", fg->path);
-    munmap(h, sizeof *h);
-    close(fd);
+    munmap(h, len);
     return 0;
 }
 

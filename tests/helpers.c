@@ -54,21 +54,36 @@ void t_shm_path(char *buf, size_t len, const char *name)
     snprintf(buf, len, "/dev/shm/mempool.%s", name);
 }
 
-const uint8_t *t_map_arena(const char *name, size_t *len)
+/* Pool @p name's whole arena, mapped shared; NULL if it cannot be. */
+static void *map_shm(const char *name, size_t *len, bool rw)
 {
     char path[512];
     struct stat st;
-    void *a;
+    void *a = MAP_FAILED;
     int fd;
     t_shm_path(path, sizeof path, name);
-    fd = open(path, O_RDONLY);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(fstat(fd, &st), 0);
-    *len = (size_t)st.st_size;
-    a = mmap(NULL, *len, PROT_READ, MAP_SHARED, fd, 0);
-    ck_assert(a != MAP_FAILED);
+    fd = open(path, rw ? O_RDWR : O_RDONLY);
+    if (fd < 0)
+        return NULL;
+    if (fstat(fd, &st) == 0) {
+        *len = (size_t)st.st_size;
+        a = mmap(NULL, *len, rw ? PROT_READ | PROT_WRITE : PROT_READ,
+                 MAP_SHARED, fd, 0);
+    }
     close(fd);
+    return a == MAP_FAILED ? NULL : a;
+}
+
+const uint8_t *t_map_arena(const char *name, size_t *len)
+{
+    const uint8_t *a = map_shm(name, len, false);
+    ck_assert_msg(a != NULL, "cannot map the arena of %s", name);
     return a;
+}
+
+uint8_t *t_map_arena_rw(const char *name, size_t *len)
+{
+    return map_shm(name, len, true);
 }
 
 /* ---------------------------------------------------------------- pools */

@@ -53,6 +53,9 @@ void t_shm_path(char *buf, size_t len, const char *name);
 /** Map pool @p name's whole arena read-only (to look at shared words);
  *  its length in *@p len (test process only; munmap it after). */
 const uint8_t *t_map_arena(const char *name, size_t *len);
+/** The same, read-write (to damage or forge shared words), also in a
+ *  forked child or as another user: NULL if it cannot be mapped. */
+uint8_t *t_map_arena_rw(const char *name, size_t *len);
 
 /* ---------------------------------------------------------------- pools */
 
