@@ -205,21 +205,13 @@ START_TEST(test_threads_exactly_once)
 }
 END_TEST
 
-static Suite *direct_suite(void)
-{
-    Suite *s = suite_create("chan_direct");
-    TCase *tc = tcase_create("many");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_more_than_records);
-    suite_add_tcase(s, tc);
-    tc = t_tcase(s, "succ", 120);
-    tcase_add_test(tc, test_successor_keeps_items);
-    tc = t_tcase(s, "threads", 240);
-    tcase_add_test(tc, test_threads_exactly_once);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(direct_suite(), "chan_direct");
+    const struct t_case cases[] = {
+        { "many", 120, false, { test_more_than_records } },
+        { "succ", 120, true, { test_successor_keeps_items } },
+        { "threads", 240, true, { test_threads_exactly_once } },
+        { .name = NULL }
+    };
+    return t_main("chan_direct", cases);
 }

@@ -147,17 +147,11 @@ START_TEST(test_gap)
 }
 END_TEST
 
-static Suite *chunk_suite(void)
-{
-    Suite *s = suite_create("data_chunk");
-    TCase *tc = t_tcase(s, "data_chunk", 60);
-    tcase_add_test(tc, test_layout);
-    tcase_add_test(tc, test_first);
-    tcase_add_test(tc, test_gap);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(chunk_suite(), "data_chunk");
+    const struct t_case cases[] = {
+        { "data_chunk", 60, true, { test_layout, test_first, test_gap } },
+        { .name = NULL }
+    };
+    return t_main("data_chunk", cases);
 }

@@ -128,17 +128,13 @@ START_TEST(test_stale_after_move_and_reuse)
 }
 END_TEST
 
-static Suite *dref_hint_suite(void)
-{
-    Suite *s = suite_create("dref_hint");
-    TCase *tc = t_tcase(s, "dref_hint", 60);
-    tcase_add_test(tc, test_minted_and_equal);
-    tcase_add_test(tc, test_forged_never_read);
-    tcase_add_test(tc, test_stale_after_move_and_reuse);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(dref_hint_suite(), "dref_hint");
+    const struct t_case cases[] = {
+        { "dref_hint", 60, true, {
+              test_minted_and_equal, test_forged_never_read,
+              test_stale_after_move_and_reuse } },
+        { .name = NULL }
+    };
+    return t_main("dref_hint", cases);
 }

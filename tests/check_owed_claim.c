@@ -118,15 +118,11 @@ START_TEST(test_claim_in_stall)
 }
 END_TEST
 
-static Suite *owed_claim_suite(void)
-{
-    Suite *s = suite_create("owed_claim");
-    TCase *tc = t_tcase(s, "owed_claim", 120);
-    tcase_add_test(tc, test_claim_in_stall);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(owed_claim_suite(), "owed_claim");
+    const struct t_case cases[] = {
+        { "owed_claim", 120, true, { test_claim_in_stall } },
+        { .name = NULL }
+    };
+    return t_main("owed_claim", cases);
 }
