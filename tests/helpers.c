@@ -835,7 +835,22 @@ int t_run(Suite *s, const char *area)
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
+/* @p t's count of runs in @p loops, or 0 (a plain test). */
+static int loop_runs(const struct t_loop *loops, const TTest *t)
+{
+    for (; loops && loops->test; loops++)
+        if (loops->test == t)
+            return loops->runs;
+    return 0;
+}
+
 int t_main(const char *area, const struct t_case cases[])
+{
+    return t_main_loops(area, cases, NULL);
+}
+
+int t_main_loops(const char *area, const struct t_case cases[],
+                 const struct t_loop loops[])
 {
     Suite *s = suite_create(area);
 
@@ -848,8 +863,13 @@ int t_main(const char *area, const struct t_case cases[])
             tcase_set_timeout(tc, c->timeout);
             suite_add_tcase(s, tc);
         }
-        for (size_t i = 0; i < T_CASE_TESTS && c->tests[i]; i++)
-            tcase_add_test(tc, c->tests[i]);
+        for (size_t i = 0; i < T_CASE_TESTS && c->tests[i]; i++) {
+            int runs = loop_runs(loops, c->tests[i]);
+            if (runs)
+                tcase_add_loop_test(tc, c->tests[i], 0, runs);
+            else
+                tcase_add_test(tc, c->tests[i]);
+        }
     }
     return t_run(s, area);
 }

@@ -276,5 +276,15 @@ struct t_case {
 /** The usual main(): suite @p area of @p cases, up to one whose name is
  *  NULL, run by t_run(). @return t_run()'s exit status. */
 int t_main(const char *area, const struct t_case cases[]);
+/** A loop test of a t_main_loops() suite and its count of runs (_i from 0
+ *  to @p runs - 1). */
+struct t_loop {
+    const TTest *test;
+    int runs;
+};
+/** t_main() where the tests named in @p loops (up to one whose test is
+ *  NULL) are loop tests. */
+int t_main_loops(const char *area, const struct t_case cases[],
+                 const struct t_loop loops[]);
 
 #endif /* T_HELPERS_H */
