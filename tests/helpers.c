@@ -384,6 +384,26 @@ bool t_check_fill(const void *buf, size_t len, uint64_t seed)
     return true;
 }
 
+mempool_dref t_put_fill(mempool *p, size_t len, uint64_t seed)
+{
+    void *buf = malloc(len ? len : 1);
+    mempool_dref r;
+    ck_assert_ptr_nonnull(buf);
+    t_fill(buf, len, seed);
+    ASSERT_RC(mempool_put(p, buf, len, &r), 0);
+    free(buf);
+    return r;
+}
+
+void t_expect_fill(mempool *p, mempool_dref r, size_t len, uint64_t seed)
+{
+    mempool_view v;
+    ASSERT_RC(mempool_get(p, r, &v), 0);
+    ck_assert_uint_eq(v.len, len);
+    ck_assert(t_check_fill(v.data, len, seed));
+    ASSERT_RC(mempool_release(p, &v), 0);
+}
+
 uint64_t t_fnv1a(const void *buf, size_t len)
 {
     const unsigned char *b = buf;

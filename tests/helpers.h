@@ -135,6 +135,12 @@ uint64_t t_rand(uint64_t *state);                  /**< xorshift64* */
 void t_fill(void *buf, size_t len, uint64_t seed);  /**< pattern from seed */
 bool t_check_fill(const void *buf, size_t len, uint64_t seed);
 uint64_t t_fnv1a(const void *buf, size_t len);
+/** Checked (test process only): put @p len bytes of t_fill(@p seed) into
+ *  @p p as a plain object. @return its DRef. */
+mempool_dref t_put_fill(mempool *p, size_t len, uint64_t seed);
+/** Checked (test process only): @p r reads back as exactly @p len bytes of
+ *  t_fill(@p seed). */
+void t_expect_fill(mempool *p, mempool_dref r, size_t len, uint64_t seed);
 uint32_t t_crc32(const void *buf, size_t len);
 
 /* ------------------------------------------------------------ processes */
