@@ -176,8 +176,13 @@ static int alloc_entry(mempool *p, size_t len, const mempool_put_options *o,
             return rc;
         if (rc == -ENOMEM && mempool_reap(p) > 0)
             continue;                     /* a dead worker's memory is back */
-        if (!deadline)
+        if (!deadline) {
             deadline = mempool__now_ns() + p->evict_wait_ms * 1000000ull;
+            if (rc == -ENOMEM) {          /* deleters' stashes first */
+                mempool__handback_collect(p);
+                continue;
+            }
+        }
         else if (mempool__now_ns() >= deadline)
             return -ENOMEM;               /* after one more admission */
         /* One pass, then admit again: others may have freed room too. */
