@@ -5,10 +5,11 @@
  *
  * Robust mutexes do not spin, so two writers taking the allocator lock for
  * every set and delete collide into futex sleeps (issue 11: 2 writer
- * processes ran at 0.25x one). Each worker therefore keeps up to MP_WC_MAX
- * table entries per size class in state CACHED(who = the worker), each
- * with a free block of that class still attached (off, len), listed in its
- * mp_wcache (layout.h) under its own robust lock:
+ * processes ran at 0.25x one). Each worker therefore keeps up to
+ * mp_wc_cap(class) table entries per size class (512 of 64 B: a stream's
+ * producer runs up to a channel's capacity ahead) in state CACHED(who =
+ * the worker), each with a free block of that class still attached (off,
+ * len), listed in its mp_wcache (layout.h) under its own robust lock:
  *
  *   set     pop an entry of the class: CACHED(us) -> ALLOC(us), charge it
  *           to our cache's part of our charges (mempool__cache_alloc);
@@ -17,8 +18,9 @@
  *           DELETED word CASes to CACHED(us) with the next generation (old
  *           DRefs fail at once), our cache's part is uncharged, the entry
  *           is pushed (mempool__cache_free); another worker's goes the
- *           same way into its owner's cache if that lock is free at once
- *           (give_back: a stream's deletes feed its setter's cache);
+ *           same way into its owner's cache, a batch per try of that lock
+ *           (mempool__cache_give, batched by the deleter's stash:
+ *           handback.c; a stream's deletes feed its setter's cache);
  *   refill  an empty class takes the allocator lock, then ours, and
  *           caches MP_WC_BATCH free entries with fresh blocks;
  *   flush   a full class gives its MP_WC_BATCH oldest back the same way.
@@ -35,6 +37,14 @@
  * closes, flush the whole cache (mempool__disown). Anyone short of entries
  * or blocks drains the caches it can lock (mempool__cache_drain), so a
  * cache never makes the pool look fuller than it is.
+ *
+ * A deleter's stash (handback.c) holds no entry of its own: what it lists
+ * is DELETED in the table, charged to its owner like any deleted object
+ * not yet reclaimed, so rebuild() and mempool_check() see nothing new; a
+ * deleter SIGKILLed with a full stash leaves DELETED entries that its
+ * reaper frees (worker.c reap_entries), and a stashed entry another
+ * reclaimer took fails the recache CAS here (give_locked skips it before
+ * reading its class: it may hold a large object by then).
  *
  * Who moves what: this file writes a cache's list, dirty flag and charge
  * part, always under that cache's lock; the entry words through entry.c
@@ -134,7 +144,7 @@ static int wc_lock_until(mempool *p, int s, uint64_t until)
 
 /* Take cache @p s's lock (@p try: or fail with -EBUSY). Otherwise wait
  * the peer bound at most: besides s's own threads, fsck and the reaper,
- * any worker that frees an object of s's holds it (give_back), and one
+ * any worker that frees an object of s's holds it (cache_give), and one
  * stopped in there kept s's sets and close (under the allocator lock)
  * waiting until it was continued (check_review6). A holder that died
  * leaves it dirty. 0, -EBUSY, -EAGAIN (held past the bound: the caller
@@ -354,7 +364,7 @@ uint64_t mempool__cache_trim(mempool *p)
             continue;
         /* A dead worker's lock is free or handed over (EOWNERDEAD: dirty,
          * repaired below); ours is held by our threads or a giver
-         * (give_back), waited for the bound at most. */
+         * (mempool__cache_give), waited for the bound at most. */
         if (wc_lock(p, s, !own))
             continue;
         if (wc_of(&p->core, s)->dirty)
