@@ -72,20 +72,20 @@ static void give_owner(mempool *p, mp_stash *st, int o, uint64_t *keep,
 {
     mp_give b;                      /* n and done only: no 800-byte memset */
     uint8_t pos[MP_STASH_MAX];
+    unsigned cnt = 0;
     int owed;
 
-    b.n = 0;
-    b.done = 0;
-
-    for (unsigned k = 0; k < st->n; k++) {
+    for (unsigned k = 0; k < st->n && k < MP_STASH_MAX; k++) {
         if (st->owner[k] != o)
             continue;
-        pos[b.n] = (uint8_t)k;
-        b.idx[b.n] = st->idx[k];
-        b.w[b.n++] = st->w[k];
+        pos[cnt] = (uint8_t)k;
+        b.idx[cnt] = st->idx[k];
+        b.w[cnt++] = st->w[k];
     }
+    b.n = cnt;
+    b.done = 0;
     owed = mempool__cache_give(p, o, &b, !all);
-    for (unsigned j = 0; j < b.n; j++) {
+    for (unsigned j = 0; j < cnt; j++) {
         bool done = b.done >> j & 1;
         if (!done && !all)
             continue;               /* busy or full: the next batch's */
