@@ -145,11 +145,15 @@ static int admit(mempool *p, size_t len, const mempool_put_options *o,
     return rc;
 }
 
-/* Short of arena memory: first what dead workers held (reaped), then,
- * once, what deleters' stashes hold (handback.c). true: admit again. */
-static bool room_back(mempool *p, bool *collected)
+/* Short of arena memory (@p rc -ENOMEM): first what dead workers held
+ * (reaped); then, once, what deleters' stashes hold (handback.c) - over
+ * the owner's limit (-EAGAIN) too: a stashed object is deleted but still
+ * charged to its owner, whose live objects must not be spilled for it (a
+ * limit set after such deletes found nothing to spill: -ENOMEM).
+ * true: admit again. */
+static bool room_back(mempool *p, int rc, bool *collected)
 {
-    if (mempool_reap(p) > 0)
+    if (rc == -ENOMEM && mempool_reap(p) > 0)
         return true;
     if (*collected)
         return false;
@@ -188,7 +192,7 @@ static int alloc_entry(mempool *p, size_t len, const mempool_put_options *o,
             return -EAGAIN;               /* its holder is stopped */
         if (rc != -EAGAIN && rc != -ENOMEM)
             return rc;
-        if (rc == -ENOMEM && room_back(p, &collected))
+        if (room_back(p, rc, &collected))
             continue;
         if (!deadline)
             deadline = mempool__now_ns() + p->evict_wait_ms * 1000000ull;
