@@ -10,6 +10,10 @@
  *             put must succeed without spilling anything, since the
  *             stashed objects are deleted (they failed -ENOMEM: the limit
  *             path spilled our own objects, and there were none).
+ *   table full   the same stash in a pool whose object table we filled:
+ *             our next put must take one of the deleted objects' entries
+ *             (it failed -ENOSPC, "the object table is full", while a
+ *             twentieth of the table was deleted objects).
  */
 #include "helpers.h"
 
@@ -54,10 +58,47 @@ START_TEST(test_limit_after_stash)
 }
 END_TEST
 
+START_TEST(test_table_full_stash)
+{
+    enum { TAB = 128 };
+    char name[T_NAME_LEN];
+    mempool_options o;
+    mempool *p;
+    mempool_dref r[TAB], x;
+    struct t_remote w;
+    char buf[SMALL];
+    int n = 0, rc;
+
+    memset(buf, 3, sizeof buf);
+    t_pool_name(name, "review8");
+    t_options(&o, T_ARENA_BYTES);
+    o.max_objects = TAB;
+    ASSERT_RC(mempool_open(name, &o, &p), 0);
+    while (n < TAB && (rc = mempool_put(p, buf, sizeof buf, &r[n])) == 0)
+        n++;
+    ck_assert_msg(n > NSTASH, "%d objects fit in a table of %d",
+                  n, TAB);
+    ASSERT_RC(mempool_put(p, buf, sizeof buf, &x), -ENOSPC);
+    t_remote_start(&w, name);
+    for (int i = 0; i < NSTASH; i++)
+        ASSERT_RC(t_remote_call(&w, T_R_DELETE, &r[i], 0), 0);
+    /* NSTASH objects deleted: as many puts fit again. */
+    for (int i = 0; i < NSTASH; i++)
+        ASSERT_RC(mempool_put(p, buf, sizeof buf, &r[i]), 0);
+    for (int i = 0; i < n; i++)
+        ASSERT_RC(mempool_delete(p, r[i]), 0);
+    ck_assert_int_eq(t_remote_quit(&w), 0);
+    t_assert_healthy(p);
+    ASSERT_RC(mempool_close(p), 0);
+    ASSERT_RC(mempool_destroy(name), 0);
+}
+END_TEST
+
 int main(void)
 {
     const struct t_case cases[] = {
         { "review8", 120, true, { test_limit_after_stash } },
+        { "review8-own", 120, false, { test_table_full_stash } },
         { .name = NULL }
     };
     return t_main("review8", cases);
