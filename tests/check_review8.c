@@ -14,6 +14,13 @@
  *             our next put must take one of the deleted objects' entries
  *             (it failed -ENOSPC, "the object table is full", while a
  *             twentieth of the table was deleted objects).
+ *   owner gone   (loop: the owner closes / is SIGKILLed) another
+ *             process's small objects wait in our stash; their DRefs are
+ *             -ENOENT for get and delete, an observer's fsck is clean;
+ *             the owner goes, a new worker takes a slot and sets, we
+ *             delete its objects (a batch goes with the stale entries in
+ *             it): every figure is exact, no entry is handed out twice
+ *             (100 new objects read back their own bytes), fsck clean.
  */
 #include "helpers.h"
 
@@ -94,12 +101,85 @@ START_TEST(test_table_full_stash)
 }
 END_TEST
 
+/* Remote @p w sets @p n objects of SMALL bytes into @p r. */
+static void remote_sets(struct t_remote *w, mempool_dref *r, int n)
+{
+    for (int i = 0; i < n; i++)
+        ASSERT_RC(t_remote_call(w, T_R_SET, &r[i], SMALL), 0);
+}
+
+static void gone(mempool *p, const mempool_dref *r, int n)
+{
+    mempool_view v;
+    for (int i = 0; i < n; i++) {
+        ASSERT_RC(mempool_get(p, r[i], &v), -ENOENT);
+        ASSERT_RC(mempool_delete(p, r[i]), -ENOENT);
+    }
+}
+
+START_TEST(test_owner_gone)
+{
+    enum { NB = 40, NNEW = 100 };
+    struct t_remote a, b;
+    mempool_dref ra[NSTASH], rb[NB], rn[NNEW];
+    mempool *obs;
+    char why[256];
+    struct mempool_stats s;
+    int bid;
+
+    t_remote_start(&a, t_name);
+    remote_sets(&a, ra, NSTASH);
+    for (int i = 0; i < NSTASH; i++)
+        ASSERT_RC(mempool_delete(t_pool, ra[i]), 0);
+    gone(t_pool, ra, NSTASH);
+    obs = t_observe(t_name);
+    ck_assert_msg(mempool_check(obs, why, sizeof why) == 0, "%s", why);
+    if (_i == 0)
+        ck_assert_int_eq(t_remote_quit(&a), 0);
+    else
+        t_remote_kill(&a);
+    t_remote_start(&b, t_name);
+    bid = (int)t_remote_call(&b, T_R_WID, NULL, 0);
+    ck_assert_int_gt(bid, 0);
+    remote_sets(&b, rb, NB);
+    for (int i = 0; i < NB; i++)
+        ASSERT_RC(mempool_delete(t_pool, rb[i]), 0);
+    ck_assert_msg(mempool_check(obs, why, sizeof why) == 0, "%s", why);
+    gone(t_pool, ra, NSTASH);
+    gone(t_pool, rb, NB);
+    remote_sets(&b, rn, NNEW);
+    for (int i = 0; i < NNEW; i++)
+        t_expect_fill(t_pool, rn[i], SMALL, SMALL);
+    s = t_stats(t_pool);
+    ck_assert_uint_eq(s.objects, NNEW);
+    for (int i = 0; i < NNEW; i++)
+        ASSERT_RC(mempool_delete(t_pool, rn[i]), 0);
+    s = t_stats(t_pool);
+    ck_assert_uint_eq(s.objects, 0);
+    {
+        struct mempool_worker_stats ws;
+        memset(&ws, 0, sizeof ws);
+        ws.size = sizeof ws;
+        ASSERT_RC(mempool_worker_stats_get(t_pool, bid, &ws), 0);
+        ck_assert_uint_eq(ws.objects, 0);
+        ck_assert_uint_eq(ws.resident_bytes, 0);
+    }
+    ck_assert_int_eq(t_remote_quit(&b), 0);
+    ASSERT_RC(mempool_close(obs), 0);
+    t_assert_healthy(t_pool);
+}
+END_TEST
+
 int main(void)
 {
     const struct t_case cases[] = {
-        { "review8", 120, true, { test_limit_after_stash } },
+        { "review8", 120, true, { test_limit_after_stash, test_owner_gone } },
         { "review8-own", 120, false, { test_table_full_stash } },
         { .name = NULL }
     };
-    return t_main("review8", cases);
+    const struct t_loop loops[] = {
+        { test_owner_gone, 2 },
+        { NULL, 0 }
+    };
+    return t_main_loops("review8", cases, loops);
 }
