@@ -21,10 +21,25 @@
  *             delete its objects (a batch goes with the stale entries in
  *             it): every figure is exact, no entry is handed out twice
  *             (100 new objects read back their own bytes), fsck clean.
+ *   stats, giver stopped  (failpoint builds) a deleter of our objects is
+ *             stopped inside our cache lock mid-batch (handback.given),
+ *             the rest of its batch still listed in its stash: our
+ *             mempool_stats_get() and mempool_worker_stats_get() end at
+ *             once, as reads do (stats.c: no lock a worker could wait on).
+ *             They took the peer bound (5 s) per listed object - minutes -
+ *             collecting each through our own cache lock.
+ *   get_wait cycles  handles opened, made to sleep in get_wait (a keeper
+ *             thread per handle, handoff/keeper.c) and closed, over and
+ *             over, one while a forked child holds a copy: no thread and
+ *             no descriptor is left behind, the child's copy answers
+ *             MEMPOOL_EFORKED and its own new handle sleeps and closes.
  */
 #include "helpers.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,10 +185,155 @@ START_TEST(test_owner_gone)
 }
 END_TEST
 
+#ifdef T_FAILPOINTS
+enum { NGIVE = 40 };                /* > a batch: the batch goes at 32 */
+static mempool_dref given[NGIVE];
+
+/* Deletes our objects, stopping in our cache lock at the first recache
+ * of its batch. */
+static int stopped_deleter(void *unused)
+{
+    mempool *q;
+    (void)unused;
+    setenv("MEMPOOL_FAILPOINT", "handback.given=stop@1", 1);
+    T_CHILD_EQ(t_attach(t_name, &q), 0);
+    for (int i = 0; i < NGIVE; i++)
+        T_CHILD_EQ(mempool_delete(q, given[i]), 0);
+    T_CHILD_EQ(mempool_close(q), 0);
+    return 0;
+}
+
+struct reader {
+    mempool *p;
+    int wid, rc;
+    _Atomic int done;
+};
+
+static void *read_stats(void *arg)
+{
+    struct reader *rd = arg;
+    struct mempool_stats s;
+    struct mempool_worker_stats ws;
+    memset(&ws, 0, sizeof ws);
+    ws.size = sizeof ws;
+    rd->rc = mempool_stats_get(rd->p, &s);
+    if (rd->rc == 0)
+        rd->rc = mempool_worker_stats_get(rd->p, rd->wid, &ws);
+    atomic_store(&rd->done, 1);
+    return NULL;
+}
+
+START_TEST(test_stats_giver_stopped)
+{
+    struct reader rd = { .p = t_pool };
+    pthread_t th;
+    double t0;
+    pid_t k;
+
+    rd.wid = mempool_worker_id(t_pool);
+    for (int i = 0; i < NGIVE; i++)
+        given[i] = t_put_fill(t_pool, SMALL, (uint64_t)i);
+    k = t_fork(stopped_deleter, NULL);
+    t_await_stopped(k, "handback.given");
+    t0 = t_now_s();
+    ck_assert_int_eq(pthread_create(&th, NULL, read_stats, &rd), 0);
+    /* A watchdog, not a measurement: one peer bound is 5 s; the stall
+     * was one bound per object of the stopped batch. */
+    while (!atomic_load(&rd.done) && t_now_s() - t0 < 30)
+        t_sleep_ms(10);
+    ck_assert_int_eq(kill(k, SIGCONT), 0);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_msg(t_now_s() - t0 < 30, "stats waited %.1f s for a stopped "
+                  "giver", t_now_s() - t0);
+    ASSERT_RC(rd.rc, 0);
+    t_wait_ok(k);
+    ck_assert_uint_eq(t_stats(t_pool).objects, 0);
+    t_assert_healthy(t_pool);
+}
+END_TEST
+#endif
+
+/* Entries of /proc/self/@p dir (task: threads, fd: descriptors). */
+static int count_of(const char *dir)
+{
+    char path[64];
+    struct dirent *d;
+    DIR *D;
+    int n = 0;
+    snprintf(path, sizeof path, "/proc/self/%s", dir);
+    if (!(D = opendir(path)))
+        return -1;
+    while ((d = readdir(D)))
+        n += d->d_name[0] != '.';
+    closedir(D);
+    return n;
+}
+
+/* A get_wait of reservation @p r on @p q that sleeps and times out. */
+static int sleeps(mempool *q, mempool_dref r)
+{
+    mempool_view v;
+    return mempool_get_wait(q, r, &v, 120);
+}
+
+/* Forked with a sleeping handle's copy (@p arg): EFORKED, then a new
+ * handle of its own sleeps and closes. */
+static int forked_sleeper(void *arg)
+{
+    mempool *old = *(mempool **)arg, *q;
+    mempool_dref *r = (mempool_dref *)((mempool **)arg + 1);
+    T_CHILD_EQ(sleeps(old, *r), MEMPOOL_EFORKED);
+    T_CHILD_EQ(t_attach(t_name, &q), 0);
+    T_CHILD_EQ(sleeps(q, *r), -ETIMEDOUT);
+    T_CHILD_EQ(mempool_close(q), 0);
+    T_CHILD_EQ(mempool_close(old), 0);
+    return 0;
+}
+
+START_TEST(test_get_wait_cycles)
+{
+    struct t_remote w;
+    mempool_dref r;
+    int tasks, fds;
+    struct {
+        mempool *q;
+        mempool_dref r;
+    } fa;
+
+    t_remote_start(&w, t_name);
+    ASSERT_RC(t_remote_call(&w, T_R_RESERVE, &r, SMALL), 0);
+    ASSERT_RC(sleeps(t_pool, r), -ETIMEDOUT);   /* t_pool's own keeper */
+    tasks = count_of("task");
+    fds = count_of("fd");
+    for (int i = 0; i < 12; i++) {
+        mempool *q;
+        ASSERT_RC(t_attach(t_name, &q), 0);
+        ASSERT_RC(sleeps(q, r), -ETIMEDOUT);
+        if (i == 5) {
+            fa.q = q;
+            fa.r = r;
+            t_wait_ok(t_fork(forked_sleeper, &fa));
+        }
+        ASSERT_RC(mempool_close(q), 0);
+    }
+    ck_assert_int_eq(count_of("task"), tasks);
+    ck_assert_int_eq(count_of("fd"), fds);
+    t_remote_kill(&w);              /* dead before publishing: -ENOENT */
+    {
+        mempool_view v;
+        ASSERT_RC(mempool_get_wait(t_pool, r, &v, 60000), -ENOENT);
+    }
+}
+END_TEST
+
 int main(void)
 {
     const struct t_case cases[] = {
-        { "review8", 120, true, { test_limit_after_stash, test_owner_gone } },
+        { "review8", 120, true, { test_limit_after_stash, test_owner_gone,
+                                    test_get_wait_cycles } },
+#ifdef T_FAILPOINTS
+        { "review8-fp", 240, true, { test_stats_giver_stopped } },
+#endif
         { "review8-own", 120, false, { test_table_full_stash } },
         { .name = NULL }
     };

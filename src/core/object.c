@@ -160,7 +160,7 @@ static bool room_back(mempool *p, int rc, bool *collected)
     if (*collected)
         return false;
     *collected = true;
-    mempool__handback_collect(p);
+    mempool__handback_collect(p, true);
     return true;
 }
 
