@@ -48,6 +48,9 @@
 #define NSIZES 7
 static const uint64_t sizes[NSIZES] = { 1, 64, 100, 200, 700, 1500, 2048 };
 
+/* ------------------------------------------------------------------ kill */
+#ifdef MEMPOOL_FAILPOINTS
+
 static uint64_t block_of(uint64_t len)
 {
     uint64_t b = 64;
@@ -55,9 +58,6 @@ static uint64_t block_of(uint64_t len)
         b *= 2;
     return b;
 }
-
-/* ------------------------------------------------------------------ kill */
-#ifdef MEMPOOL_FAILPOINTS
 
 static const char *const points[] = { "cache.refilled", "cache.popped",
                                       "cache.recached", "cache.flushed" };

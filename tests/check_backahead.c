@@ -82,22 +82,11 @@ static int reader_child(void *arg)
     return 0;
 }
 
-static mempool_dref put_fill(mempool *p, size_t len, uint64_t seed)
-{
-    void *buf = malloc(len);
-    mempool_dref r;
-    ck_assert_ptr_nonnull(buf);
-    t_fill(buf, len, seed);
-    ASSERT_RC(mempool_put(p, buf, len, &r), 0);
-    free(buf);
-    return r;
-}
-
 static void put_check_delete(mempool *p, const char *name, size_t len,
                              uint64_t seed)
 {
     uint64_t used = t_stats(p).used_bytes;
-    mempool_dref r = put_fill(p, len, seed);
+    mempool_dref r = t_put_fill(p, len, seed);
     struct reader a = { name, r, len, seed, false };
     t_wait_ok(t_fork(reader_child, &a));
     ASSERT_RC(mempool_delete(p, r), 0);
@@ -114,7 +103,7 @@ static void content_case(uint32_t flags)
     ASSERT_RC(open_pool(name, true, flags, &p), 0);
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         uint64_t held = t_shm_bytes(name);
-        mempool_dref r = put_fill(p, sizes[i], i + 1);
+        mempool_dref r = t_put_fill(p, sizes[i], i + 1);
         ck_assert_uint_ge(t_shm_bytes(name), held + sizes[i] - 4 * MiB);
         struct reader a = { name, r, sizes[i], i + 1, true };
         t_wait_ok(t_fork(reader_child, &a));
@@ -150,8 +139,8 @@ START_TEST(test_trimmed)
     mempool *p;
     t_pool_name(name, "backahead");
     ASSERT_RC(open_pool(name, true, MEMPOOL_OPEN_BACK_AHEAD, &p), 0);
-    mempool_dref a = put_fill(p, 16 * MiB, 1);
-    mempool_dref b = put_fill(p, 16 * MiB, 2);
+    mempool_dref a = t_put_fill(p, 16 * MiB, 1);
+    mempool_dref b = t_put_fill(p, 16 * MiB, 2);
     ASSERT_RC(mempool_delete(p, a), 0);
     ck_assert_int_ge(mempool_trim(p), (int64_t)(12 * MiB));
     /* a's pages are holes again (flagged), b's are backed: a put of 16

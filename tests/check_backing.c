@@ -51,26 +51,6 @@ static int open_pool(const char *name, uint64_t arena, uint32_t huge,
     return mempool_open(name, &o, p);
 }
 
-static mempool_dref put_fill(mempool *p, size_t len, uint64_t seed)
-{
-    void *buf = malloc(len);
-    mempool_dref r;
-    ck_assert_ptr_nonnull(buf);
-    t_fill(buf, len, seed);
-    ASSERT_RC(mempool_put(p, buf, len, &r), 0);
-    free(buf);
-    return r;
-}
-
-static void verify(mempool *p, mempool_dref r, size_t len, uint64_t seed)
-{
-    mempool_view v;
-    ASSERT_RC(mempool_get(p, r, &v), 0);
-    ck_assert_uint_eq(v.len, len);
-    ck_assert(t_check_fill(v.data, len, seed));
-    ASSERT_RC(mempool_release(p, &v), 0);
-}
-
 START_TEST(test_lazy)
 {
     char name[T_NAME_LEN];
@@ -81,13 +61,13 @@ START_TEST(test_lazy)
     ASSERT_RC(open_pool(name, 64 * MiB, MEMPOOL_HUGE_AUTO, 0, &p), 0);
     before = t_shm_bytes(name);
     ck_assert_uint_lt(before, 32 * MiB);       /* metadata only */
-    mempool_dref r = put_fill(p, 8 * MiB, 1);
+    mempool_dref r = t_put_fill(p, 8 * MiB, 1);
     after = t_shm_bytes(name);
     /* Its first pages may lie in the metadata's last chunk, backed at
      * open, and a last sliver of under 512 KiB takes 4 KiB pages. */
     ck_assert_uint_ge(after + 2 * MiB, before + 8 * MiB);
     ck_assert_uint_le(after, before + 8 * MiB + 4 * MiB); /* chunk slack */
-    verify(p, r, 8 * MiB, 1);
+    t_expect_fill(p, r, 8 * MiB, 1);
     t_assert_healthy(p);
     ASSERT_RC(mempool_close(p), 0);
     ASSERT_RC(mempool_destroy(name), 0);
@@ -133,13 +113,13 @@ static void huge_case(uint32_t mode)
     }
     t_pool_name(name, "backing");
     ASSERT_RC(open_pool(name, 64 * MiB, mode, 0, &p), 0);
-    mempool_dref r = put_fill(p, 6 * MiB, 3);
+    mempool_dref r = t_put_fill(p, 6 * MiB, 3);
     struct reader a = { name, r, 6 * MiB, 3, want };
     t_wait_ok(t_fork(reader_child, &a));
     /* a small object after it, in chunks already backed */
-    mempool_dref s = put_fill(p, 100, 4);
-    verify(p, s, 100, 4);
-    verify(p, r, 6 * MiB, 3);
+    mempool_dref s = t_put_fill(p, 100, 4);
+    t_expect_fill(p, s, 100, 4);
+    t_expect_fill(p, r, 6 * MiB, 3);
     t_assert_healthy(p);
     ASSERT_RC(mempool_close(p), 0);
     ASSERT_RC(mempool_destroy(name), 0);
@@ -174,9 +154,9 @@ static void reserve_case(uint32_t mode)
     s = t_stats(p);
     held = t_shm_bytes(name);
     ck_assert_uint_ge(held, s.data_bytes);
-    mempool_dref r = put_fill(p, 6 * MiB, 2);
+    mempool_dref r = t_put_fill(p, 6 * MiB, 2);
     ck_assert_uint_eq(t_shm_bytes(name), held);        /* nothing more */
-    verify(p, r, 6 * MiB, 2);
+    t_expect_fill(p, r, 6 * MiB, 2);
     struct reader a = { name, r, 6 * MiB, 2, want };
     t_wait_ok(t_fork(reader_child, &a));
     t_assert_healthy(p);
@@ -206,15 +186,15 @@ START_TEST(test_trim)
     t_pool_name(name, "backing");
     ASSERT_RC(open_pool(name, 64 * MiB, MEMPOOL_HUGE_AUTO, 0, &p), 0);
     s0 = t_stats(p);
-    mempool_dref r = put_fill(p, 16 * MiB, 5);
+    mempool_dref r = t_put_fill(p, 16 * MiB, 5);
     full = t_shm_bytes(name);
     ASSERT_RC(mempool_delete(p, r), 0);
     ck_assert_int_ge(mempool_trim(p), (int64_t)(14 * MiB));
     trimmed = t_shm_bytes(name);
     ck_assert_uint_le(trimmed + 14 * MiB, full);   /* memory given back */
-    r = put_fill(p, 16 * MiB, 6);                  /* backed again */
+    r = t_put_fill(p, 16 * MiB, 6);                  /* backed again */
     ck_assert_uint_ge(t_shm_bytes(name), trimmed + 16 * MiB);
-    verify(p, r, 16 * MiB, 6);
+    t_expect_fill(p, r, 16 * MiB, 6);
     ASSERT_RC(mempool_delete(p, r), 0);
     s1 = t_stats(p);
     ck_assert_uint_eq(s1.used_bytes, s0.used_bytes);
@@ -316,8 +296,8 @@ START_TEST(test_nospace)
     ASSERT_RC(t_attach(name, &p), 0);
     t_assert_healthy(p);
     ck_assert_uint_eq(t_stats(p).objects, 0);
-    mempool_dref r = put_fill(p, 3 * MiB, 9);
-    verify(p, r, 3 * MiB, 9);
+    mempool_dref r = t_put_fill(p, 3 * MiB, 9);
+    t_expect_fill(p, r, 3 * MiB, 9);
     t_assert_healthy(p);
     ASSERT_RC(mempool_close(p), 0);
     ASSERT_RC(mempool_destroy(name), 0);

@@ -86,17 +86,9 @@ static void wait_stopped(pid_t pid)
 
 static void put_verify_delete(mempool *p, size_t len, uint64_t seed)
 {
-    void *buf = malloc(len);
-    mempool_dref r;
-    mempool_view v;
-    ck_assert_ptr_nonnull(buf);
-    t_fill(buf, len, seed);
-    ASSERT_RC(mempool_put(p, buf, len, &r), 0);
-    ASSERT_RC(mempool_get(p, r, &v), 0);
-    ck_assert(t_check_fill(v.data, len, seed));
-    ASSERT_RC(mempool_release(p, &v), 0);
+    mempool_dref r = t_put_fill(p, len, seed);
+    t_expect_fill(p, r, len, seed);
     ASSERT_RC(mempool_delete(p, r), 0);
-    free(buf);
 }
 
 START_TEST(test_unlocked)

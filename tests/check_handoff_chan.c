@@ -533,8 +533,11 @@ START_TEST(test_stopped_peers)
             if (mine)
                 break;
         }
-        ck_assert_msg(t_now_s() - t0 < 2.0, "blocked %.3f s by stopped peers",
-                      t_now_s() - t0);
+        /* A wait for a stopped peer lasts the peer bound; a loaded 2-CPU
+         * machine kept a thread off the CPU for over a second, so the
+         * line is drawn just below the bound (as check_hang's). */
+        ck_assert_msg(t_now_s() - t0 < MEMPOOL_PEER_WAIT_MS / 1000.0 * 0.9,
+                      "blocked %.3f s by stopped peers", t_now_s() - t0);
         kill(s, SIGCONT);
         kill(r, SIGCONT);
         for (int i = 0; i < nheld; i++)

@@ -45,24 +45,7 @@ static double clock_s(clockid_t c)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Wait until @p pid is stopped (by its failpoint). */
-static void wait_stopped(pid_t pid)
-{
-    int st;
-    for (int i = 0; i < 60000; i++) {
-        pid_t w = waitpid(pid, &st, WUNTRACED | WNOHANG);
-        ck_assert_int_ne(w, -1);
-        if (w == pid) {
-            ck_assert_msg(WIFSTOPPED(st), "child %d ended (status %d) "
-                          "instead of stopping at its failpoint", (int)pid,
-                          st);
-            return;
-        }
-        usleep(1000);
-    }
-    ck_abort_msg("child %d never stopped", (int)pid);
-}
-
+#ifdef T_FAILPOINTS
 /* ---- one timed call per thread ---------------------------------------- */
 
 enum { OP_GET, OP_DELETE, OP_MOVE, OP_REF, OP_UNREF };
@@ -164,7 +147,6 @@ static int spill_files(mempool *p)
     return n;
 }
 
-#ifdef T_FAILPOINTS
 static char stop_pool[T_NAME_LEN];
 static mempool_dref stop_r;
 
@@ -192,7 +174,7 @@ static int stop_child(void *arg)
 static pid_t start_stopped(const char *fp)
 {
     pid_t pid = t_fork(stop_child, (void *)fp);
-    wait_stopped(pid);
+    t_await_stopped(pid, fp);
     return pid;
 }
 

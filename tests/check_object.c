@@ -25,18 +25,6 @@ static uint64_t used(mempool *p)
     return t_stats(p).used_bytes;
 }
 
-static mempool_dref set_pattern(mempool *p, size_t len, uint64_t seed)
-{
-    mempool_dref r;
-    void *buf = malloc(len ? len : 1);
-
-    ck_assert_ptr_nonnull(buf);
-    t_fill(buf, len, seed);
-    ASSERT_RC(mempool_put(p, buf, len, &r), 0);
-    free(buf);
-    return r;
-}
-
 /* Fill the arena with 64 KiB reservations of 0xee bytes, then abort them
  * all: memory freed too early would now hold that pattern. Reservations
  * cannot be spilled, so this really fills the arena. @return how many. */
@@ -124,7 +112,7 @@ static int child_get_in_mapping(void *arg)
 
 START_TEST(test_get_from_other_process)
 {
-    child_ref = set_pattern(t_pool, 4096, 2);
+    child_ref = t_put_fill(t_pool, 4096, 2);
     t_wait_ok(t_fork(child_get_in_mapping, NULL));
     ck_assert_int_eq(t_pins(t_pool, child_ref), 0);
     ck_assert_uint_eq(t_stats(t_pool).workers, 1);
@@ -199,7 +187,7 @@ END_TEST
 
 START_TEST(test_pins_and_double_release)
 {
-    mempool_dref r = set_pattern(t_pool, 100, 3);
+    mempool_dref r = t_put_fill(t_pool, 100, 3);
     mempool_view a, b, copy;
 
     ASSERT_RC(mempool_get(t_pool, r, &a), 0);
@@ -228,7 +216,7 @@ END_TEST
  * another live pin of the same object by the same worker. */
 START_TEST(test_release_copy_keeps_other_pin)
 {
-    mempool_dref r = set_pattern(t_pool, 100, 4);
+    mempool_dref r = t_put_fill(t_pool, 100, 4);
     mempool_view a, b, copy;
 
     ASSERT_RC(mempool_get(t_pool, r, &a), 0);
@@ -245,7 +233,7 @@ END_TEST
 
 START_TEST(test_release_zeroed_and_forged)
 {
-    mempool_dref r = set_pattern(t_pool, 100, 5);
+    mempool_dref r = t_put_fill(t_pool, 100, 5);
     mempool_view v, z, f;
     uint64_t seed = 77;
     int i;
@@ -279,7 +267,7 @@ START_TEST(test_delete_while_pinned)
 {
     enum { LEN = 64 * 1024 };
     uint64_t base = used(t_pool), held;
-    mempool_dref r = set_pattern(t_pool, LEN, 6);
+    mempool_dref r = t_put_fill(t_pool, LEN, 6);
     mempool_view v, w;
     mempool_info in;
     uint64_t sum;
@@ -337,7 +325,7 @@ START_TEST(test_delete_pinned_by_other_process)
     int go[2], ack[2];
     pid_t pid;
 
-    child_ref = set_pattern(t_pool, 256 * 1024, 8);
+    child_ref = t_put_fill(t_pool, 256 * 1024, 8);
     t_pipe(go);
     t_pipe(ack);
     go_fd = go[0];
@@ -367,7 +355,7 @@ START_TEST(test_stale_after_slot_reuse)
 
     all = calloc(s.max_objects + 1, sizeof *all);
     ck_assert_ptr_nonnull(all);
-    a = set_pattern(t_pool, 32, 9);
+    a = t_put_fill(t_pool, 32, 9);
     ASSERT_RC(mempool_delete(t_pool, a), 0);
     /* set until a's table entry is reused (at the latest when full) */
     while (n <= s.max_objects) {
@@ -430,7 +418,7 @@ START_TEST(test_double_delete_two_processes)
     char c;
 
     for (i = 0; i < N; i++)
-        r[i] = set_pattern(t_pool, 64, (uint64_t)i);
+        r[i] = t_put_fill(t_pool, 64, (uint64_t)i);
     t_pipe(ack);
     ack_fd = ack[1];
     for (i = 0; i < 2; i++) {
@@ -489,7 +477,7 @@ static void assert_all_refuse(mempool_dref r, int want, const char *what)
 START_TEST(test_malformed_drefs)
 {
     struct mempool_stats s = t_stats(t_pool);
-    mempool_dref r = set_pattern(t_pool, 100, 10);
+    mempool_dref r = t_put_fill(t_pool, 100, 10);
     mempool_dref bad;
     mempool *q = NULL;
     char name[T_NAME_LEN];
@@ -606,7 +594,7 @@ START_TEST(test_dref_text)
         ck_assert_uint_eq(back.gen, r.gen);
     }
     /* a real DRef round-trips and still works */
-    r = set_pattern(t_pool, 10, 11);
+    r = t_put_fill(t_pool, 10, 11);
     ASSERT_RC(mempool_dref_format(r, buf, sizeof buf), 33);
     ASSERT_RC(mempool_dref_parse(buf, &back), 0);
     ASSERT_RC(mempool_info_get(t_pool, back, &(mempool_info){ 0 }), 0);
@@ -979,7 +967,7 @@ END_TEST
 
 START_TEST(test_trim)
 {
-    mempool_dref keep = set_pattern(t_pool, 300 * 1024, 13);
+    mempool_dref keep = t_put_fill(t_pool, 300 * 1024, 13);
     mempool_view v;
     int64_t got;
 

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifdef T_FAILPOINTS
 /* What the owner's thread does while the giver is stopped. */
 enum { OP_PUT = 1, OP_CLOSE = 2 };
 
@@ -64,7 +65,6 @@ static bool ended_within(struct owner_op *o, double s)
     return atomic_load(&o->done) != 0;
 }
 
-#ifdef T_FAILPOINTS
 /* Attach, delete the owner's object with cache.recached=stop@1 armed:
  * stopped inside the owner's cache lock, the entry CACHED, not listed. */
 static int stopped_giver(void *arg)

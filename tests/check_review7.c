@@ -394,17 +394,16 @@ START_TEST(test_other_user)
 }
 END_TEST
 
-static Suite *review7_suite(void)
-{
-    Suite *s = suite_create("review7");
-    TCase *tc = t_tcase(s, "review7", 120);
-    tcase_add_test(tc, test_hint_everywhere);
-    tcase_add_loop_test(tc, test_direct_damage, 0, D_COUNT);
-    tcase_add_test(tc, test_other_user);
-    return s;
-}
-
 int main(void)
 {
-    return t_run(review7_suite(), "review7");
+    const struct t_case cases[] = {
+        { "review7", 120, true,
+          { test_hint_everywhere, test_direct_damage, test_other_user } },
+        { .name = NULL }
+    };
+    const struct t_loop loops[] = {
+        { test_direct_damage, D_COUNT },
+        { NULL, 0 }
+    };
+    return t_main_loops("review7", cases, loops);
 }

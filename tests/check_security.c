@@ -348,17 +348,6 @@ static mempool *open_in(const char *name, const char *dir, uint32_t mode)
     return p;
 }
 
-static mempool_dref put_fill(mempool *p, size_t len, uint64_t seed)
-{
-    char *buf = malloc(len);
-    mempool_dref r;
-    ck_assert_ptr_nonnull(buf);
-    t_fill(buf, len, seed);
-    ck_assert_int_eq(mempool_put(p, buf, len, &r), 0);
-    free(buf);
-    return r;
-}
-
 static bool reads_back(mempool *p, mempool_dref r, size_t len, uint64_t seed)
 {
     mempool_view v;
@@ -393,7 +382,7 @@ START_TEST(test_planted_spill_dir_refused)
     ck_assert_int_eq(chown(pooldir, NOBODY, NOBODY), 0);
 
     p = open_in(name, base, 0600);
-    r = put_fill(p, 10000, 7);
+    r = t_put_fill(p, 10000, 7);
     rc = mempool_move_to_disk(p, r, NULL);
     ck_assert_msg(rc == MEMPOOL_EUNSAFE, "move_to_disk into a planted "
                   "directory = %d (%s)", rc, mempool_strerror(rc));
@@ -427,7 +416,7 @@ START_TEST(test_symlink_in_spill_path_refused)
     ck_assert_int_eq(mkdir(victim, 0755), 0);
     ck_assert_int_eq(symlink(victim, link), 0);
     p = open_in(name, link, 0600);               /* base is a symlink */
-    r = put_fill(p, 9000, 8);
+    r = t_put_fill(p, 9000, 8);
     rc = mempool_move_to_disk(p, r, NULL);
     ck_assert_msg(rc == MEMPOOL_EUNSAFE, "move_to_disk through a symlinked "
                   "spill path = %d (%s)", rc, mempool_strerror(rc));
@@ -549,7 +538,7 @@ START_TEST(test_shared_pool_spills_readable_by_all)
     umask(077);
     p = open_in(x.name, base, 0666);
     umask(022);
-    x.root_obj = put_fill(p, 20000, 21);
+    x.root_obj = t_put_fill(p, 20000, 21);
     ck_assert_int_eq(mempool_move_to_disk(p, x.root_obj, NULL), 0);
     t_pipe(fds);
     x.fd = fds[1];
@@ -660,10 +649,10 @@ START_TEST(test_old_handle_spares_new_pool)
     t_pool_name(name, NULL);
     pub_dir(base, sizeof base);
     old = open_in(name, base, 0600);
-    x = put_fill(old, 12000, 31);               /* never spilled yet */
+    x = t_put_fill(old, 12000, 31);               /* never spilled yet */
     ck_assert_int_eq(mempool_destroy(name), 0);
     neu = open_in(name, base, 0600);
-    y = put_fill(neu, 12000, 32);
+    y = t_put_fill(neu, 12000, 32);
     ck_assert_int_eq(mempool_move_to_disk(neu, y, NULL), 0);
     /* the old handle spills and deletes "its" entry (same index and
      * generation as y's file): the new pool's file must not be touched */
@@ -697,7 +686,7 @@ START_TEST(test_destroy_killed_midway_finishes)
     snprintf(pooldir, sizeof pooldir, "%s/%s", base, name);
     p = open_in(name, base, 0600);
     for (int i = 0; i < 400; i++) {
-        mempool_dref r = put_fill(p, 100, (uint64_t)i);
+        mempool_dref r = t_put_fill(p, 100, (uint64_t)i);
         ck_assert_int_eq(mempool_copy_to_disk(p, r, NULL), 0);
     }
     mempool_close(p);
@@ -739,10 +728,10 @@ START_TEST(test_writes_after_destroy_leave_nothing)
     pub_dir(base, sizeof base);
     snprintf(pooldir, sizeof pooldir, "%s/%s", base, name);
     p = open_in(name, base, 0600);
-    a = put_fill(p, 5000, 41);                  /* nothing spilled yet */
+    a = t_put_fill(p, 5000, 41);                  /* nothing spilled yet */
     ck_assert_int_eq(mempool_destroy(name), 0);
     /* the still-attached worker keeps working, and tries to spill */
-    b = put_fill(p, 5000, 42);
+    b = t_put_fill(p, 5000, 42);
     (void)mempool_copy_to_disk(p, a, NULL);
     (void)mempool_move_to_disk(p, b, NULL);
     ck_assert(reads_back(p, a, 5000, 41));
@@ -767,7 +756,7 @@ START_TEST(test_destroy_removes_made_parent)
     ck_assert_int_eq(mkdir(sub, 0755), 0);
     snprintf(mp, sizeof mp, "%s/.mempool", sub);
     p = open_in(name, mp, 0600);                /* makes .mempool */
-    r = put_fill(p, 3000, 5);
+    r = t_put_fill(p, 3000, 5);
     ck_assert_int_eq(mempool_move_to_disk(p, r, NULL), 0);
     mempool_close(p);
     ck_assert_int_eq(mempool_destroy(name), 0);
@@ -801,7 +790,7 @@ START_TEST(test_save_after_killed_save)
     ck_assert_int_ge(fd, 0);
     close(fd);
     p = open_in(name, base, 0600);
-    r = put_fill(p, 7000, 61);
+    r = t_put_fill(p, 7000, 61);
     ck_assert_int_eq(mempool_save_to_disk(p, r, path, &f), 0);
     ck_assert_int_eq(mempool_save_to_disk(p, r, path, &f), 0);  /* again */
     ck_assert_int_eq(mempool_get_file(p, &f, &(mempool_view){0}) , 0);

@@ -214,17 +214,6 @@ END_TEST
 
 /* ---- fsck and lost spill files ---------------------------------------- */
 
-static mempool_dref put_obj(mempool *p, size_t len, uint64_t seed)
-{
-    char *buf = malloc(len);
-    mempool_dref r;
-    ck_assert_ptr_nonnull(buf);
-    t_fill(buf, len, seed);
-    ASSERT_RC(mempool_put(p, buf, len, &r), 0);
-    free(buf);
-    return r;
-}
-
 static void flip_byte(const char *path, off_t at)
 {
     int fd = open(path, O_RDWR);
@@ -246,10 +235,10 @@ START_TEST(test_fsck_lost_spill_files)
 
     t_pool_name(base, "hostile");
     ASSERT_RC(t_open(base, T_ARENA_BYTES, &t_pool), 0);
-    a = put_obj(t_pool, 50000, 1);
-    b = put_obj(t_pool, 50000, 2);
-    c = put_obj(t_pool, 50000, 3);
-    d = put_obj(t_pool, 50000, 4);
+    a = t_put_fill(t_pool, 50000, 1);
+    b = t_put_fill(t_pool, 50000, 2);
+    c = t_put_fill(t_pool, 50000, 3);
+    d = t_put_fill(t_pool, 50000, 4);
     ASSERT_RC(mempool_move_to_disk(t_pool, a, &fa), 0);
     ASSERT_RC(mempool_move_to_disk(t_pool, b, &fb), 0);
     ASSERT_RC(mempool_copy_to_disk(t_pool, c, &fc), 0);

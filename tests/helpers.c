@@ -384,6 +384,26 @@ bool t_check_fill(const void *buf, size_t len, uint64_t seed)
     return true;
 }
 
+mempool_dref t_put_fill(mempool *p, size_t len, uint64_t seed)
+{
+    void *buf = malloc(len ? len : 1);
+    mempool_dref r;
+    ck_assert_ptr_nonnull(buf);
+    t_fill(buf, len, seed);
+    ASSERT_RC(mempool_put(p, buf, len, &r), 0);
+    free(buf);
+    return r;
+}
+
+void t_expect_fill(mempool *p, mempool_dref r, size_t len, uint64_t seed)
+{
+    mempool_view v;
+    ASSERT_RC(mempool_get(p, r, &v), 0);
+    ck_assert_uint_eq(v.len, len);
+    ck_assert(t_check_fill(v.data, len, seed));
+    ASSERT_RC(mempool_release(p, &v), 0);
+}
+
 uint64_t t_fnv1a(const void *buf, size_t len)
 {
     const unsigned char *b = buf;
@@ -835,7 +855,22 @@ int t_run(Suite *s, const char *area)
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
+/* @p t's count of runs in @p loops, or 0 (a plain test). */
+static int loop_runs(const struct t_loop *loops, const TTest *t)
+{
+    for (; loops && loops->test; loops++)
+        if (loops->test == t)
+            return loops->runs;
+    return 0;
+}
+
 int t_main(const char *area, const struct t_case cases[])
+{
+    return t_main_loops(area, cases, NULL);
+}
+
+int t_main_loops(const char *area, const struct t_case cases[],
+                 const struct t_loop loops[])
 {
     Suite *s = suite_create(area);
 
@@ -848,8 +883,13 @@ int t_main(const char *area, const struct t_case cases[])
             tcase_set_timeout(tc, c->timeout);
             suite_add_tcase(s, tc);
         }
-        for (size_t i = 0; i < T_CASE_TESTS && c->tests[i]; i++)
-            tcase_add_test(tc, c->tests[i]);
+        for (size_t i = 0; i < T_CASE_TESTS && c->tests[i]; i++) {
+            int runs = loop_runs(loops, c->tests[i]);
+            if (runs)
+                tcase_add_loop_test(tc, c->tests[i], 0, runs);
+            else
+                tcase_add_test(tc, c->tests[i]);
+        }
     }
     return t_run(s, area);
 }

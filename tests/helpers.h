@@ -135,6 +135,12 @@ uint64_t t_rand(uint64_t *state);                  /**< xorshift64* */
 void t_fill(void *buf, size_t len, uint64_t seed);  /**< pattern from seed */
 bool t_check_fill(const void *buf, size_t len, uint64_t seed);
 uint64_t t_fnv1a(const void *buf, size_t len);
+/** Checked (test process only): put @p len bytes of t_fill(@p seed) into
+ *  @p p as a plain object. @return its DRef. */
+mempool_dref t_put_fill(mempool *p, size_t len, uint64_t seed);
+/** Checked (test process only): @p r reads back as exactly @p len bytes of
+ *  t_fill(@p seed). */
+void t_expect_fill(mempool *p, mempool_dref r, size_t len, uint64_t seed);
 uint32_t t_crc32(const void *buf, size_t len);
 
 /* ------------------------------------------------------------ processes */
@@ -276,5 +282,15 @@ struct t_case {
 /** The usual main(): suite @p area of @p cases, up to one whose name is
  *  NULL, run by t_run(). @return t_run()'s exit status. */
 int t_main(const char *area, const struct t_case cases[]);
+/** A loop test of a t_main_loops() suite and its count of runs (_i from 0
+ *  to @p runs - 1). */
+struct t_loop {
+    const TTest *test;
+    int runs;
+};
+/** t_main() where the tests named in @p loops (up to one whose test is
+ *  NULL) are loop tests. */
+int t_main_loops(const char *area, const struct t_case cases[],
+                 const struct t_loop loops[]);
 
 #endif /* T_HELPERS_H */

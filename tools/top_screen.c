@@ -256,7 +256,7 @@ static void draw_header(struct screen *sc, const struct opts *o,
 static void draw_workers(struct screen *sc, const struct opts *o,
                          const struct snap *cur, const struct snap *prev)
 {
-    struct row rows[MAXW];
+    struct row rows[MAXW] = { { NULL, 0 } };
     double dt = prev ? (double)(cur->t - prev->t) / 1e9 : 0;
     int n = 0;
 

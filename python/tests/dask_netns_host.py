@@ -58,7 +58,7 @@ def main():
 
         async def run():
             async with Client(addr, asynchronous=True) as c:
-                await c.wait_for_workers(3, timeout=90)
+                await c.wait_for_workers(3, timeout=300)
                 ws = sorted(c.scheduler_info()["workers"])
                 a_side = [w for w in ws if f"//{ip_a}:" in w]
                 b_side = [w for w in ws if f"//{ip_b}:" in w]
@@ -73,7 +73,7 @@ def main():
                 result["workers"] = await c.run(counters)
                 result["a_side"], result["b_side"] = a_side, b_side
                 del a, b, same, cross, back, got
-                for _ in range(100):
+                for _ in range(600):
                     await asyncio.sleep(0.2)
                     result["after_release"] = await c.run(counters)
                     if all(v["objects"] == 0
@@ -81,7 +81,7 @@ def main():
                         break
                 await c.retire_workers(a_side)
 
-        loop.run_until_complete(asyncio.wait_for(run(), 150))
+        loop.run_until_complete(asyncio.wait_for(run(), 480))
     finally:
         with open(out, "w") as f:
             json.dump(result, f)

@@ -30,7 +30,7 @@ def _objects(name):
     return _figures(name)["pool"]["objects"]["used"]
 
 
-def _wait_objects(name, want, timeout=30):
+def _wait_objects(name, want, timeout=120):
     end = time.monotonic() + timeout
     while True:
         n = _objects(name)
@@ -90,7 +90,7 @@ def scheduler_managed(dask_scheduler):
     return sum(ws.memory.managed_in_memory for ws in dask_scheduler.workers.values())
 
 
-def _poll(fn, ok, timeout=20):
+def _poll(fn, ok, timeout=120):
     end = time.monotonic() + timeout
     while True:
         v = fn()
@@ -299,7 +299,7 @@ def test_dask_spill_threshold_evicts(pool_name, spill_dir):
     with cluster, Client(cluster) as c:
         arrays = [c.submit(make_array, i, 4 * MiB, pure=False) for i in range(8)]
         wait(arrays)                         # 8 x 32 MiB: 256 MiB of shares
-        end = time.monotonic() + 30
+        end = time.monotonic() + 120
         while time.monotonic() < end:
             ev = c.run(lambda dask_worker: dask_worker.data.counters["evicted"])
             if list(ev.values())[0] > 0:

@@ -74,7 +74,7 @@ def test_worker_holds_10000_objects(pool_name, tmp_path):
                          workers=[w])
         assert total.result() == n * (n - 1) // 2
         del futs, total
-        end = time.monotonic() + 60
+        end = time.monotonic() + 120
         while _objects(pool_name) and time.monotonic() < end:
             time.sleep(0.2)
         assert _objects(pool_name) == 0

@@ -79,7 +79,7 @@ def test_two_hosts(netns, tmp_path):
         stderr=open(tmp_path / "host-a.log", "w"))
     host_b = None
     try:
-        end = time.monotonic() + 60
+        end = time.monotonic() + 180
         while not os.path.exists(ready) or not open(ready).read():
             assert host_a.poll() is None, open(tmp_path / "host-a.log").read()
             assert time.monotonic() < end, "scheduler did not start"
@@ -94,7 +94,7 @@ def test_two_hosts(netns, tmp_path):
                             "--mempool-arena-bytes", "512MiB"]),
             env=env, stdout=subprocess.DEVNULL,
             stderr=open(tmp_path / "host-b.log", "w"), start_new_session=True)
-        host_a.wait(timeout=240)
+        host_a.wait(timeout=600)
     finally:
         for p in (host_a, host_b):
             if p is not None and p.poll() is None:

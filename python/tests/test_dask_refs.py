@@ -155,7 +155,7 @@ def test_cluster_worker_at_max_refs(pool_name, tmp_path):
         assert r2.result(timeout=120) == float(make_array(3).max())
         # below its cap again, b takes references as before
         del filler[:200]
-        end = time.monotonic() + 60
+        end = time.monotonic() + 120
         while (c.run(counters, workers=[b])[b]["held"] > cap - 100
                and time.monotonic() < end):
             time.sleep(0.2)
@@ -164,7 +164,7 @@ def test_cluster_worker_at_max_refs(pool_name, tmp_path):
         assert r3.result(timeout=120) == float(make_array(4).sum())
         assert c.run(counters)[b]["dref_received"] >= 1
         del x, y, r, r2, r3, smalls, filler
-        end = time.monotonic() + 60
+        end = time.monotonic() + 120
         while _objects(pool_name) and time.monotonic() < end:
             time.sleep(0.2)
         assert _objects(pool_name) == 0

@@ -239,6 +239,7 @@ int mempool_name_put(mempool *p, const char *name, mempool_dref r,
         mempool__box_drop(p, b, atomic_load(&p->boxw[b]));
         return rc;
     }
+    MP_FP(name_unlocked);
     mempool__box_commit(p, b);
     if (old)
         drop_box_of(p, old);         /* the replaced binding's reference */
