@@ -218,7 +218,7 @@ void mempool__keep_stop(mempool *p)
     if (!k)
         return;
     p->keep = NULL;
-    atomic_store(&p->keep_st, 0);
+    atomic_store(&p->keep_st, 3);     /* closed: never started again */
     if (k->forkgen != atomic_load(&mempool__fork_gen)) {
         free(k);                      /* the parent's: no thread here */
         return;
