@@ -459,6 +459,25 @@ static bool have_tmux(void)
     return system("tmux -V >/dev/null 2>&1") == 0;
 }
 
+/* Capture tmux server @p sock's pane into R until it shows every string
+ * of @p want (NULL-terminated), at most T_WAIT_S: mempool-top's first
+ * frame, or its answer to a key, comes when the machine lets it. */
+static bool pane_shows(const char *sock, const char *const want[])
+{
+    char cmd[256];
+    double t0 = t_now_s();
+    snprintf(cmd, sizeof cmd, "tmux -L %s capture-pane -p", sock);
+    for (;;) {
+        bool all = true;
+        ASSERT_EXIT(run(NULL, "/bin/sh", "-c", cmd, NULL), 0);
+        for (int i = 0; want[i] && all; i++)
+            all = strstr(R.out, want[i]) != NULL;
+        if (all || t_now_s() - t0 > T_WAIT_S)
+            return all;
+        usleep(100000);
+    }
+}
+
 START_TEST(test_top_in_tmux)
 {
     char name[T_NAME_LEN], sock[64], cmd[1024];
@@ -472,18 +491,13 @@ START_TEST(test_top_in_tmux)
     snprintf(cmd, sizeof cmd, "tmux -L %s -f /dev/null new-session -d -x 140 "
              "-y 40 '%s %s -d 0.2'", sock, TOP, name);
     ck_assert_int_eq(system(cmd), 0);
-    usleep(1200000);
-    snprintf(cmd, sizeof cmd, "tmux -L %s capture-pane -p", sock);
-    ASSERT_EXIT(run(NULL, "/bin/sh", "-c", cmd, NULL), 0);
-    ck_assert_msg(strstr(R.out, "mempool-top - pool") && strstr(R.out, name)
-                  && strstr(R.out, "Arena") && strstr(R.out, "alive") &&
-                  strstr(R.out, "q quit"), "pane:\n%s", R.out);
+    ck_assert_msg(pane_shows(sock, (const char *const[]){
+                      "mempool-top - pool", name, "Arena", "alive", "q quit",
+                      NULL }), "pane:\n%s", R.out);
     snprintf(cmd, sizeof cmd, "tmux -L %s send-keys s", sock);
     ck_assert_int_eq(system(cmd), 0);
-    usleep(300000);
-    snprintf(cmd, sizeof cmd, "tmux -L %s capture-pane -p", sock);
-    ASSERT_EXIT(run(NULL, "/bin/sh", "-c", cmd, NULL), 0);
-    ck_assert_msg(strstr(R.out, "sort pid"), "pane after 's':\n%s", R.out);
+    ck_assert_msg(pane_shows(sock, (const char *const[]){ "sort pid", NULL }),
+                  "pane after 's':\n%s", R.out);
     snprintf(cmd, sizeof cmd, "tmux -L %s send-keys q", sock);
     ck_assert_int_eq(system(cmd), 0);
     snprintf(cmd, sizeof cmd, "tmux -L %s has-session 2>/dev/null", sock);

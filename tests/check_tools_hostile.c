@@ -27,11 +27,13 @@
 #include "t_cli.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -285,6 +287,54 @@ END_TEST
 
 /* ---- mempool-top of a destroyed pool ---------------------------------- */
 
+/* Does process @p pid run mempool-top with pool @p shm (its shm object's
+ * path) mapped? */
+static bool top_maps(int pid, const char *shm)
+{
+    char path[64], line[512];
+    size_t n = strlen(shm);
+    bool found = false;
+    FILE *f;
+    snprintf(path, sizeof path, "/proc/%d/comm", pid);
+    if (!(f = fopen(path, "r")))
+        return false;
+    found = fgets(line, sizeof line, f) && strncmp(line, "mempool-top", 11) == 0;
+    fclose(f);
+    snprintf(path, sizeof path, "/proc/%d/maps", pid);
+    if (!found || !(f = fopen(path, "r")))
+        return false;
+    found = false;
+    while (!found && fgets(line, sizeof line, f)) {
+        const char *at = strstr(line, shm);
+        found = at && (at[n] == '\n' || at[n] == ' ');
+    }
+    fclose(f);
+    return found;
+}
+
+/* In a child: wait (at most T_WAIT_S) until a mempool-top has pool @p name
+ * open, then destroy it; with @p again create it anew. Exit status 0. */
+static void destroy_under_top(const char *name, bool again)
+{
+    char shm[300];
+    bool seen = false;
+    mempool *q;
+    t_shm_path(shm, sizeof shm, name);
+    for (double t0 = t_now_s(); !seen && t_now_s() - t0 < T_WAIT_S;) {
+        DIR *d = opendir("/proc");
+        struct dirent *e;
+        while (d && !seen && (e = readdir(d)))
+            seen = atoi(e->d_name) > 0 && top_maps(atoi(e->d_name), shm);
+        if (d)
+            closedir(d);
+        if (!seen)
+            usleep(20000);
+    }
+    if (!seen || mempool_destroy(name) != 0)
+        _exit(1);
+    _exit(!again || t_open(name, T_ARENA_BYTES, &q) == 0 ? 0 : 1);
+}
+
 START_TEST(test_top_destroyed)
 {
     pid_t pid;
@@ -292,15 +342,13 @@ START_TEST(test_top_destroyed)
 
     t_pool_name(base, "hostile");
     ASSERT_RC(t_open(base, T_ARENA_BYTES, &t_pool), 0);
-    /* batch frames every 0.3 s; destroyed and re-created after the first */
+    /* batch frames every 0.15 s; destroyed and re-created once top has
+     * it open (it may see that frames later on a loaded machine) */
     pid = fork();
     ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        usleep(400000);
-        mempool_destroy(base);
-        _exit(t_open(base, T_ARENA_BYTES, &q) == 0 ? 0 : 1);
-    }
-    ck_assert_int_eq(run(NULL, TOP, base, "-b", "-n", "4", "-d", "0.3",
+    if (pid == 0)
+        destroy_under_top(base, true);
+    ck_assert_int_eq(run(NULL, TOP, base, "-b", "-n", "20", "-d", "0.15",
                          NULL), 0);
     t_wait_ok(pid);
     ck_assert_msg(strstr(R.out, "[destroyed]") != NULL,
@@ -310,10 +358,8 @@ START_TEST(test_top_destroyed)
     ASSERT_RC(t_open(base, T_ARENA_BYTES, &q), 0);
     pid = fork();
     ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        usleep(400000);
-        _exit(mempool_destroy(base) == 0 ? 0 : 1);
-    }
+    if (pid == 0)
+        destroy_under_top(base, false);
     run(NULL, TOP, base, "--json", "--interval", "0.2", "--count", "50",
         NULL);
     t_wait_ok(pid);
