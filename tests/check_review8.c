@@ -28,6 +28,10 @@
  *             once, as reads do (stats.c: no lock a worker could wait on).
  *             They took the peer bound (5 s) per listed object - minutes -
  *             collecting each through our own cache lock.
+ *   stats storm  an owner sets small objects, a deleter deletes them (its
+ *             stash fills and empties), two readers read stats the whole
+ *             time (each read collects every stash): nothing is lost or
+ *             freed twice, the pool checks clean and holds nothing.
  *   get_wait cycles  handles opened, made to sleep in get_wait (a keeper
  *             thread per handle, handoff/keeper.c) and closed, over and
  *             over, one while a forked child holds a copy: no thread and
@@ -43,6 +47,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 enum { NSTASH = 20, SMALL = 64 };   /* NSTASH < a stash batch (32) */
@@ -253,6 +258,80 @@ START_TEST(test_stats_giver_stopped)
 END_TEST
 #endif
 
+enum { STORM = 3000 };
+
+static int storm_owner(void *fd)
+{
+    mempool *q;
+    char buf[SMALL];
+    memset(buf, 9, sizeof buf);
+    T_CHILD_EQ(t_attach(t_name, &q), 0);
+    for (int i = 0; i < STORM; i++) {
+        mempool_dref r;
+        int rc;
+        while ((rc = mempool_put(q, buf, sizeof buf, &r)) == -EAGAIN)
+            t_sleep_ms(1);
+        T_CHILD_EQ(rc, 0);
+        T_CHILD_EQ(t_send_dref(*(int *)fd, r), 0);
+    }
+    T_CHILD_EQ(mempool_close(q), 0);
+    return 0;
+}
+
+static int storm_deleter(void *fd)
+{
+    mempool *q;
+    T_CHILD_EQ(t_attach(t_name, &q), 0);
+    for (int i = 0; i < STORM; i++) {
+        mempool_dref r;
+        mempool_view v;
+        T_CHILD_EQ(t_recv_dref(*(int *)fd, &r, T_WAIT_S), 0);
+        T_CHILD_EQ(mempool_get(q, r, &v), 0);
+        T_CHILD_ASSERT(v.len == SMALL && ((const char *)v.data)[7] == 9);
+        T_CHILD_EQ(mempool_release(q, &v), 0);
+        T_CHILD_EQ(mempool_delete(q, r), 0);
+    }
+    T_CHILD_EQ(mempool_close(q), 0);
+    return 0;
+}
+
+static int storm_reader(void *stop)
+{
+    mempool *q;
+    struct mempool_stats s;
+    T_CHILD_EQ(t_attach(t_name, &q), 0);
+    while (!atomic_load((_Atomic int *)stop)) {
+        T_CHILD_EQ(mempool_stats_get(q, &s), 0);
+        T_CHILD_ASSERT(s.objects <= STORM);
+    }
+    T_CHILD_EQ(mempool_close(q), 0);
+    return 0;
+}
+
+START_TEST(test_stats_storm)
+{
+    _Atomic int *stop = t_shared_map(sizeof *stop);
+    int fds[2];
+    pid_t o, d, r1, r2;
+
+    t_pipe(fds);
+    r1 = t_fork(storm_reader, (void *)stop);
+    r2 = t_fork(storm_reader, (void *)stop);
+    o = t_fork(storm_owner, &fds[1]);
+    d = t_fork(storm_deleter, &fds[0]);
+    close(fds[0]);
+    close(fds[1]);
+    t_wait_ok(o);
+    t_wait_ok(d);
+    atomic_store(stop, 1);
+    t_wait_ok(r1);
+    t_wait_ok(r2);
+    munmap((void *)stop, sizeof *stop);
+    ck_assert_uint_eq(t_stats(t_pool).objects, 0);
+    t_assert_healthy(t_pool);
+}
+END_TEST
+
 /* Entries of /proc/self/@p dir (task: threads, fd: descriptors). */
 static int count_of(const char *dir)
 {
@@ -330,7 +409,7 @@ int main(void)
 {
     const struct t_case cases[] = {
         { "review8", 120, true, { test_limit_after_stash, test_owner_gone,
-                                    test_get_wait_cycles } },
+                                    test_get_wait_cycles, test_stats_storm } },
 #ifdef T_FAILPOINTS
         { "review8-fp", 240, true, { test_stats_giver_stopped } },
 #endif
