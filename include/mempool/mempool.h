@@ -1426,8 +1426,11 @@ struct mempool_stats {
  * lock a worker could wait on but one: a worker's handle first hands back
  * the small objects other workers deleted that wait in deleters' stashes
  * (at most 64 per deleting worker; each owner's cache lock tried once, the
- * allocator lock if that cache is full), so every delete that returned is
- * counted. An observer handle skips that (its figures may still count
+ * allocator lock if that cache is full or busy: tried once for other
+ * workers' stashes - a stopped holder leaves those objects counted a
+ * while longer - and for the handle's own as for a free, see
+ * MEMPOOL_PEER_WAIT_MS), so every delete that returned is counted. An
+ * observer handle skips that (its figures may still count
  * those objects). Each value is read on its own and may be a moment apart
  * from the others (mempool_check() gives the consistent, locked view). Scans the table up to its high-water mark, the pin tables
  * of attached workers and the free-page bitmap: milliseconds on a large
