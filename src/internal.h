@@ -49,6 +49,18 @@ typedef struct mp_hand_ops {
     int  (*verify)(mempool *p, char *why, size_t whylen);
 } mp_hand_ops;
 
+/* Small objects of other workers this handle deleted, not yet handed back
+ * to their owners' caches (core/handback.c). In the arena they are DELETED
+ * (still charged to their owners) and listed, as a hint, in our cache's
+ * stash (layout.h mp_wcache). */
+typedef struct mp_stash {
+    _Atomic bool busy;           /* a thread of this handle is in it */
+    uint32_t n;
+    uint16_t owner[MP_STASH_MAX];    /* owner slot of each */
+    uint32_t idx[MP_STASH_MAX];
+    uint64_t w[MP_STASH_MAX];        /* its DELETED word */
+} mp_stash;
+
 /* One process's handle on a pool: one worker. */
 struct mempool {
     union {
@@ -87,6 +99,7 @@ struct mempool {
     mp_slot      *own_slot;    /* our slot (its event counters) */
     uint64_t      own_bit;     /* 1 << slot (entries' holders words) */
     uint64_t      data_span;   /* size - data_off: offsets of blocks */
+    mp_stash      stash;       /* others' objects we deleted (handback.c) */
     int         (*type_known)(mempool *p, uint32_t type); /* codec layer */
     bool          closed;      /* set by mempool_close(): the handle is kept
                                   (poisoned) a while, see worker.c */
@@ -118,6 +131,13 @@ struct mempool {
     gid_t         owner_gid;
     uint32_t      pool_mode;
 };
+
+/* Hand back everything this handle stashed (core/handback.c): into the
+ * owners' caches, or freed. */
+void mempool__handback_flush(mempool *p);
+/* Before a reading of the pool's figures: reclaim what every worker's
+ * stash names, then flush ours, so every delete that returned counts. */
+void mempool__handback_collect(mempool *p);
 
 /* 0, or -EPERM on an observer handle, or as mempool__handle_ok(). For every
  * call that changes the pool or takes pins. */

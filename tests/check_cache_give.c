@@ -1,20 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * check_cache_give.c - a small object deleted by another worker than its
- * owner goes into the owner's allocator cache (wcache.c, give_back), so a
- * stream's consumer feeds its producer's sets without the allocator lock.
+ * owner goes into the owner's allocator cache (wcache.c, mempool__cache_
+ * give; batched by the deleter's stash, handback.c), so a stream's
+ * consumer feeds its producer's sets without the allocator lock.
  *
- * given: the entry is CACHED by the owner after the delete (next
- * generation, the old DRef -ENOENT), the owner's charges drop by the
- * object, and the owner's next set of that class takes the same entry;
- * also when the owner's class is full (a batch goes back to the pool
- * first).
+ * given: once the deleter's stash is handed back (stats read it out), the
+ * entry is CACHED by the owner (next generation, the old DRef -ENOENT at
+ * once), the owner's charges drop by the object, and the owner's next set
+ * of that class takes the same entry; also when the owner's class is full
+ * (a batch goes back to the pool first).
  * stopped owner (failpoints): the owner stopped inside its cache lock
- * does not hold up the delete (which frees under the allocator lock), and
- * the owner completes after SIGCONT. killed giver (failpoints): a deleter
- * killed inside the owner's cache lock (cache.recached) leaves the cache
- * to be repaired by its next holder: check clean, the owner's charges
- * exact, every object accounted for.
+ * does not hold up the delete nor the hand-back (which frees under the
+ * allocator lock), and the owner completes after SIGCONT. killed giver
+ * (failpoints): a deleter killed inside the owner's cache lock while it
+ * hands its stash back (cache.recached) leaves the cache to be repaired by
+ * its next holder: check clean, the owner's charges exact, every object
+ * accounted for.
  */
 #include "helpers.h"
 #include "layout.h"                /* mp_entry: its word */
@@ -65,12 +67,12 @@ START_TEST(test_given_to_owner)
     ck_assert_int_eq(mempool_get(p, r, &v), 0);
     ck_assert_int_eq(mempool_release(p, &v), 0);
     ck_assert_int_eq(mempool_delete(p, r), 0);          /* not ours */
+    ck_assert_int_eq(mempool_get(p, r, &v), -ENOENT);
+    ck_assert_uint_eq(objects_of(p, wa), before - 1);   /* handed back */
     w = word_of(r);
     ck_assert_uint_eq(MP_W_ST(w), MP_ST_CACHED);
     ck_assert_uint_eq(MP_W_WHO(w), (unsigned)wa);
     ck_assert_uint_eq(MP_W_GEN(w), (uint32_t)r.gen + 1);
-    ck_assert_int_eq(mempool_get(p, r, &v), -ENOENT);
-    ck_assert_uint_eq(objects_of(p, wa), before - 1);
     ck_assert_int_eq(t_remote_call(&a, T_R_SET, &n, 64), 0);
     ck_assert_uint_eq(n.off, r.off);                    /* taken back */
     ck_assert_uint_eq(objects_of(p, wa), before);
@@ -89,7 +91,7 @@ END_TEST
  * the owner's cache. */
 START_TEST(test_given_to_full_class)
 {
-    enum { N = 3 * MP_WC_MAX };
+    enum { N = 3 * 128 };              /* mp_wc_cap(class of 100 B) */
     struct t_remote a;
     mempool_dref r[N], n;
     mempool *p;
@@ -107,10 +109,10 @@ START_TEST(test_given_to_full_class)
     for (int i = 0; i < N; i++) {
         uint64_t w;
         ck_assert_int_eq(mempool_delete(p, r[i]), 0);
+        ck_assert_uint_eq(objects_of(p, wa), before - (uint64_t)i - 1);
         w = word_of(r[i]);
         ck_assert_msg(MP_W_ST(w) == MP_ST_CACHED && MP_W_WHO(w) == (unsigned)wa,
                       "delete %d: word %llx", i, (unsigned long long)w);
-        ck_assert_uint_eq(objects_of(p, wa), before - (uint64_t)i - 1);
     }
     t_assert_healthy(p);
     ck_assert_int_eq(t_remote_quit(&a), 0);
@@ -157,10 +159,12 @@ START_TEST(test_owner_stopped_in_its_lock)
     k = t_fork(stopping_owner, &fds[1]);
     ck_assert_int_eq(t_recv_dref(fds[0], &r1, T_WAIT_S), 0);
     t_await_stopped(k, "cache.popped");
-    /* Its lock is held by a stopped process: the delete frees under the
-     * allocator lock instead of waiting. */
+    /* Its lock is held by a stopped process: the delete stashes it, and
+     * the hand-back frees it under the allocator lock instead of
+     * waiting. */
     ck_assert_int_eq(mempool_delete(p, r1), 0);
     ck_assert_int_eq(mempool_get(p, r1, &v), -ENOENT);
+    (void)t_stats(p);
     ck_assert_int_eq(kill(k, SIGCONT), 0);
     ck_assert_int_eq(t_recv_dref(fds[0], &r2, T_WAIT_S), 0);
     ck_assert_int_eq(t_wait(k, T_WAIT_S), 0);
@@ -178,14 +182,19 @@ START_TEST(test_owner_stopped_in_its_lock)
 END_TEST
 
 /* A deleter of another worker's object, killed inside that worker's
- * cache lock with the entry CACHED but not listed. */
+ * cache lock (handing its stash back: a stats read) with the entry
+ * CACHED but not listed. */
 static int killed_giver(void *arg)
 {
     mempool_dref *r = arg;
+    struct mempool_stats st;
     mempool *p;
     setenv("MEMPOOL_FAILPOINT", "cache.recached=kill@1", 1);
     T_CHILD_EQ(t_attach(t_name, &p), 0);
     T_CHILD_EQ(mempool_delete(p, *r), 0);
+    memset(&st, 0, sizeof st);
+    st.size = sizeof st;
+    (void)mempool_stats_get(p, &st);
     return 3;                          /* not killed: the test fails */
 }
 

@@ -17,7 +17,8 @@
  * get/release, delete while pinned, refcounted set/ref/unref (its own
  * objects and one of the parent's), set with owner = another live worker
  * (the "peer"; one of them 5 MiB, which backs new pages on a helper
- * thread: back.ahead), move_to_disk (also while pinned: evicted at the last
+ * thread: back.ahead; a small one we delete: our stash, handback.c),
+ * move_to_disk (also while pinned: evicted at the last
  * release), copy_to_disk, get of spilled objects (its own and one of the
  * parent's), delete of a spilled object. Before each operation can make an
  * object visible, and after it did, the child writes a record to a pipe, so
@@ -240,6 +241,7 @@ static int c_find(uint64_t len)
 static void c_round(mempool *p)
 {
     mempool_put_options rco = { 0, 0, MEMPOOL_PUT_REFCOUNTED };
+    struct mempool_stats st;
     mempool_fileref f;
     mempool_info in;
     mempool_view v;
@@ -278,6 +280,14 @@ static void c_round(mempool *p)
         /* over the child's limit, but not the peer's: a large put into
          * new pages backs them on a helper thread (back.ahead) */
         (void)c_set(p, WL_BIG, wl.peer_wid);
+        /* A small object of the peer's deleted by us waits in our stash
+         * (handback.stashed) until a stats read hands it to the peer's
+         * cache (handback.given). */
+        r = c_set(p, 64, wl.peer_wid);
+        c_send(R_DELETING, 0, r, 64, t_fnv1a(c_buf, 64));
+        T_CHILD_EQ(mempool_delete(p, r), 0);
+        c_send(R_DELETED, 0, r, 0, 0);
+        T_CHILD_EQ(mempool_stats_get(p, &st), 0);
     }
 
     c_stage(S_GETS);

@@ -6,7 +6,9 @@
  * objects takes no allocator lock per object (issue 12).
  *
  * last unref: the entry is CACHED by the owner (next generation, the old
- * DRef -ENOENT) whoever unrefs last, and the owner's next set takes it.
+ * DRef -ENOENT) whoever unrefs last (once another worker's stash is
+ * handed back: stats read it out, handback.c), and the owner's next set
+ * takes it.
  * deleted while referenced: the holders' reference cells of that
  * generation are forgotten before the entry is recached (mempool_check
  * finds no cell naming a freed object; the holder's unref is -ENOENT and
@@ -14,9 +16,10 @@
  * stream: a producer process sends refcounted objects through a channel,
  * the consumer gets and unrefs each: every entry lands in the producer's
  * cache; the pool checks clean and holds nothing at the end.
- * killed giver (failpoints): an unref killed inside the owner's cache lock
- * (cache.recached) with the entry CACHED but not listed: the owner's next
- * holder repairs the list, everything accounted for.
+ * killed giver (failpoints): an unref's hand-back killed inside the
+ * owner's cache lock (cache.recached) with the entry CACHED but not
+ * listed: the owner's next holder repairs the list, everything accounted
+ * for.
  */
 #include "helpers.h"
 #include "layout.h"                /* mp_entry: its word */
@@ -48,9 +51,11 @@ static mempool_dref put_rc(mempool *p)
     return r;
 }
 
-static void cached_by(mempool_dref r, int wid)
+static void cached_by(mempool *p, mempool_dref r, int wid)
 {
-    uint64_t w = word_of(r);
+    uint64_t w;
+    (void)t_stats(p);                 /* every stash handed back */
+    w = word_of(r);
     ck_assert_msg(MP_W_ST(w) == MP_ST_CACHED && MP_W_WHO(w) == (unsigned)wid &&
                   MP_W_GEN(w) == (uint32_t)r.gen + 1,
                   "entry of gen %u: word %llx, not CACHED by %d",
@@ -92,12 +97,12 @@ START_TEST(test_last_unref_recaches)
     ck_assert_int_eq(mempool_get(p, r, &v), 0);
     ck_assert_int_eq(mempool_release(p, &v), 0);
     ck_assert_int_eq(t_remote_call(&a, T_R_UNREF, &r, 0), 0);  /* last */
-    cached_by(r, me);                                 /* into our cache */
+    cached_by(p, r, me);                                 /* into our cache */
     ck_assert_int_eq(mempool_get(p, r, &v), -ENOENT);
     n = put_rc(p);
     ck_assert_uint_eq(n.off, r.off);                  /* taken back */
     ck_assert_int_eq(mempool_unref(p, n), 0);
-    cached_by(n, me);
+    cached_by(p, n, me);
     ck_assert_int_eq(t_remote_quit(&a), 0);
     finish(p);
 }
@@ -116,7 +121,7 @@ START_TEST(test_deleted_while_referenced)
     r = put_rc(p);
     ck_assert_int_eq(t_remote_call(&a, T_R_REF, &r, 2), 0);
     ck_assert_int_eq(mempool_delete(p, r), 0);
-    cached_by(r, me);
+    cached_by(p, r, me);
     /* No cell names the freed generation: ours and the remote's are
      * gone (check fails on a leaked cell). */
     t_assert_healthy(p);
@@ -128,7 +133,7 @@ START_TEST(test_deleted_while_referenced)
     ck_assert_int_eq(mempool_release(p, &v), 0);
     t_assert_healthy(p);
     ck_assert_int_eq(mempool_unref(p, n), 0);
-    cached_by(n, me);
+    cached_by(p, n, me);
     ck_assert_int_eq(t_remote_quit(&a), 0);
     finish(p);
 }
@@ -185,7 +190,7 @@ START_TEST(test_stream_into_producer_cache)
         ck_assert_uint_eq(((const uint8_t *)v.data)[63], 5);
         ck_assert_int_eq(mempool_release(p, &v), 0);
         ck_assert_int_eq(mempool_unref(p, r), 0);    /* the last */
-        cached_by(r, wid);
+        cached_by(p, r, wid);
     }
     t_assert_healthy(p);
     ck_assert_int_eq(t_send(down[1], "g", 1), 0);
@@ -220,6 +225,8 @@ static int killed_last_unref(void *arg)
     T_CHILD_EQ(t_send(k->out, "r", 1), 0);
     T_CHILD_EQ(t_recv(k->in, &go, 1, T_WAIT_S), 0);
     (void)mempool_unref(p, k->r);
+    (void)mempool_stats_get(p, &(struct mempool_stats){ .size = sizeof(
+                                   struct mempool_stats) });
     return 3;                          /* not killed: the test fails */
 }
 

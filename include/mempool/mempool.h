@@ -1418,10 +1418,14 @@ struct mempool_stats {
 };
 
 /**
- * @brief Read pool figures without disturbing the workers: no lock a worker
- * could wait on, no pins, no writes. Each value is read on its own and may
- * be a moment apart from the others (mempool_check() gives the consistent,
- * locked view). Scans the table up to its high-water mark, the pin tables
+ * @brief Read pool figures without disturbing the workers: no pins, and no
+ * lock a worker could wait on but one: a worker's handle first hands back
+ * the small objects other workers deleted that wait in deleters' stashes
+ * (at most 64 per deleting worker; each owner's cache lock tried once, the
+ * allocator lock if that cache is full), so every delete that returned is
+ * counted. An observer handle skips that (its figures may still count
+ * those objects). Each value is read on its own and may be a moment apart
+ * from the others (mempool_check() gives the consistent, locked view). Scans the table up to its high-water mark, the pin tables
  * of attached workers and the free-page bitmap: milliseconds on a large
  * pool, so call it about once a second, not per operation. Works on an
  * observer handle (MEMPOOL_OPEN_OBSERVE).
@@ -1473,7 +1477,8 @@ struct mempool_worker_stats {
 };
 
 /** @brief Figures of worker @p worker (1..MEMPOOL_MAX_WORKERS), read as
- *  mempool_stats_get() reads (no locks, no pins; liveness by F_OFD_GETLK).
+ *  mempool_stats_get() reads (the same hand-back of stashed deletes first,
+ *  then no locks, no pins; liveness by F_OFD_GETLK).
  *  A FREE slot gives zeros with state MEMPOOL_WORKER_FREE.
  *  @return 0, -EINVAL (NULL, @p worker out of range), -ENOMEM,
  *  MEMPOOL_EFORKED. */

@@ -157,6 +157,7 @@ int mempool_check(mempool *p, char *why, size_t whylen)
     }
     if (whylen)
         why[0] = '\0';
+    mempool__handback_flush(p);     /* our deletes, before the lock */
     if ((rc = mempool__lock(p)))
         return rc;
     rc = mempool__alloc_verify(p, why, whylen);
@@ -227,6 +228,7 @@ int64_t mempool_trim(mempool *p)
     int rc = mempool__writer_ok(p);
     if (rc)
         return rc;
+    mempool__handback_flush(p);     /* before the lock: it takes it */
     if ((rc = mempool__lock(p)))
         return rc;
     /* Cached entries keep their blocks, and so their pages: ours and dead

@@ -82,7 +82,9 @@
 #include <mempool/mempool.h>
 
 #define MP_MAGIC          UINT64_C(0x314c4f4f504d454d) /* "MEMPOOL1" */
-#define MP_FORMAT_VERSION 12u  /* 12: direct ring items (chan_direct.c);
+#define MP_FORMAT_VERSION 13u  /* 13: allocator caches by class share,
+                                  deleters' stashes (wcache.c);
+                                  12: direct ring items (chan_direct.c);
                                   11: data from a 2 MiB boundary (arena.c
                                   data_fit); 10: owed frees (header.owed);
                                   9: mp_entry.holders (pin.c); 8: the box
@@ -273,9 +275,17 @@ typedef struct mp_entry {
  * a delete of its own small object take this worker's lock, not the pool's
  * allocator lock. Everything but the lock is derived: the entry table
  * (CACHED words) says what is cached, and the charges are recomputed from
- * the table whenever a holder died (`dirty`). */
-#define MP_WC_MAX   128u       /* entries cached per size class */
+ * the table whenever a holder died (`dirty`). The smallest class holds
+ * MP_WC_MAX entries: a stream's producer runs up to a channel's capacity
+ * ahead of its consumer, and with 128 its class emptied and filled
+ * through the allocator lock on every swing (issue 12); the others 128
+ * halved per class above 64 B, at least MP_WC_BATCH (768 in all, as
+ * before: 6 x 128). */
+#define MP_WC_MAX   512u       /* entries of the smallest class */
+#define MP_WC_SLOTS 768u       /* entries of all classes */
 #define MP_WC_BATCH 16u        /* moved per allocator-lock hold */
+#define MP_STASH_MAX   64u     /* a deleter's stash (handback.c): at most */
+#define MP_STASH_BATCH 32u     /* handed back once this many wait */
 typedef struct mp_wcache {
     pthread_mutex_t lock;      /* robust, process-shared; after alloc_lock */
     uint8_t  pad0[64 - sizeof(pthread_mutex_t) % 64];
@@ -288,8 +298,30 @@ typedef struct mp_wcache {
      * allocator lock's). Owner's charge = the sum (modulo 2^64). */
     _Atomic uint64_t objects, resident;
     uint64_t pad2[2];
-    uint32_t idx[MP_NCLASS][MP_WC_MAX];   /* entry indices */
+    uint32_t idx[MP_WC_SLOTS];  /* entry indices, class c's mp_wc_cap(c)
+                                   from mp_wc_base(c) */
+    /* The worker's stash (core/handback.c): other workers' small objects
+     * it deleted, DELETED in the table, not yet handed back. Written by
+     * the worker alone, without the lock, and only a hint: a reader that
+     * wants exact figures reclaims what it names (mempool__entry_reclaim
+     * acts on DELETED entries only, once each). Own lines: the worker
+     * writes them on every such delete. */
+    _Atomic uint32_t stash_n;
+    uint32_t pad3[15];
+    _Atomic uint32_t stash[MP_STASH_MAX];
 } mp_wcache;
+
+/* Class @p c's share of a cache's idx, and where it starts. */
+static inline uint32_t mp_wc_cap(unsigned c)
+{
+    return c == 0 ? MP_WC_MAX : (256u >> c) < 16u ? 16u : 256u >> c;
+}
+
+static inline uint32_t mp_wc_base(unsigned c)
+{
+    static const uint16_t base[6] = { 0, 512, 640, 704, 736, 752 };
+    return base[c];
+}
 
 /* Page descriptor kinds. */
 enum { MP_PG_FREE = 0, MP_PG_SLAB = 1, MP_PG_HEAD = 2, MP_PG_TAIL = 3 };
@@ -475,6 +507,9 @@ _Static_assert(offsetof(mp_slot, max_disksize) < 64 &&
                offsetof(mp_slot, sets) == 128, "mp_slot lines");
 _Static_assert(sizeof(mp_entry) == 64, "mp_entry is one cache line");
 _Static_assert(sizeof(mp_page) == 32, "mp_page is 32 bytes");
+_Static_assert(MP_NCLASS == 6 && MP_WC_SLOTS == 512u + 128u + 64u + 32u +
+               16u + 16u && MP_STASH_MAX % 16 == 0,
+               "the class shares fill idx; stash lines");
 _Static_assert(sizeof(mp_wcache) % 64 == 0 &&
                offsetof(mp_wcache, dirty) % 64 == 0, "wcache lines");
 _Static_assert(sizeof(mp_header) <= MP_PAGE, "header fits its page");

@@ -145,6 +145,19 @@ static int admit(mempool *p, size_t len, const mempool_put_options *o,
     return rc;
 }
 
+/* Short of arena memory: first what dead workers held (reaped), then,
+ * once, what deleters' stashes hold (handback.c). true: admit again. */
+static bool room_back(mempool *p, bool *collected)
+{
+    if (mempool_reap(p) > 0)
+        return true;
+    if (*collected)
+        return false;
+    *collected = true;
+    mempool__handback_collect(p);
+    return true;
+}
+
 /*
  * Allocate an entry charged to @p owner, first making room: the owner's
  * limit by spilling its own objects, the arena by spilling anyone's (after
@@ -156,6 +169,7 @@ static int alloc_entry(mempool *p, size_t len, const mempool_put_options *o,
 {
     uint64_t lim = atomic_load(&p->slots[owner].max_memsize), need = 0;
     uint64_t deadline = 0;
+    bool collected = false;
     int rc, who = -1;
 
     if (lim && len > lim)
@@ -174,8 +188,8 @@ static int alloc_entry(mempool *p, size_t len, const mempool_put_options *o,
             return -EAGAIN;               /* its holder is stopped */
         if (rc != -EAGAIN && rc != -ENOMEM)
             return rc;
-        if (rc == -ENOMEM && mempool_reap(p) > 0)
-            continue;                     /* a dead worker's memory is back */
+        if (rc == -ENOMEM && room_back(p, &collected))
+            continue;
         if (!deadline)
             deadline = mempool__now_ns() + p->evict_wait_ms * 1000000ull;
         else if (mempool__now_ns() >= deadline)

@@ -5,10 +5,11 @@
  *
  * Robust mutexes do not spin, so two writers taking the allocator lock for
  * every set and delete collide into futex sleeps (issue 11: 2 writer
- * processes ran at 0.25x one). Each worker therefore keeps up to MP_WC_MAX
- * table entries per size class in state CACHED(who = the worker), each
- * with a free block of that class still attached (off, len), listed in its
- * mp_wcache (layout.h) under its own robust lock:
+ * processes ran at 0.25x one). Each worker therefore keeps up to
+ * mp_wc_cap(class) table entries per size class (512 of 64 B: a stream's
+ * producer runs up to a channel's capacity ahead) in state CACHED(who =
+ * the worker), each with a free block of that class still attached (off,
+ * len), listed in its mp_wcache (layout.h) under its own robust lock:
  *
  *   set     pop an entry of the class: CACHED(us) -> ALLOC(us), charge it
  *           to our cache's part of our charges (mempool__cache_alloc);
@@ -17,8 +18,9 @@
  *           DELETED word CASes to CACHED(us) with the next generation (old
  *           DRefs fail at once), our cache's part is uncharged, the entry
  *           is pushed (mempool__cache_free); another worker's goes the
- *           same way into its owner's cache if that lock is free at once
- *           (give_back: a stream's deletes feed its setter's cache);
+ *           same way into its owner's cache, a batch per try of that lock
+ *           (mempool__cache_give, batched by the deleter's stash:
+ *           handback.c; a stream's deletes feed its setter's cache);
  *   refill  an empty class takes the allocator lock, then ours, and
  *           caches MP_WC_BATCH free entries with fresh blocks;
  *   flush   a full class gives its MP_WC_BATCH oldest back the same way.
@@ -35,6 +37,14 @@
  * closes, flush the whole cache (mempool__disown). Anyone short of entries
  * or blocks drains the caches it can lock (mempool__cache_drain), so a
  * cache never makes the pool look fuller than it is.
+ *
+ * A deleter's stash (handback.c) holds no entry of its own: what it lists
+ * is DELETED in the table, charged to its owner like any deleted object
+ * not yet reclaimed, so rebuild() and mempool_check() see nothing new; a
+ * deleter SIGKILLed with a full stash leaves DELETED entries that its
+ * reaper frees (worker.c reap_entries), and a stashed entry another
+ * reclaimer took fails the recache CAS here (give_locked skips it before
+ * reading its class: it may hold a large object by then).
  *
  * Who moves what: this file writes a cache's list, dirty flag and charge
  * part, always under that cache's lock; the entry words through entry.c
@@ -55,6 +65,12 @@
 static mp_wcache *wc_of(const mp_core *c, int s)
 {
     return &c->wcs[s];
+}
+
+/* Class @p c's list in cache @p wc. */
+static uint32_t *wc_list(mp_wcache *wc, unsigned c)
+{
+    return wc->idx + mp_wc_base(c);
 }
 
 /* Stats read the counts without the lock: stores are relaxed atomics. */
@@ -128,7 +144,7 @@ static int wc_lock_until(mempool *p, int s, uint64_t until)
 
 /* Take cache @p s's lock (@p try: or fail with -EBUSY). Otherwise wait
  * the peer bound at most: besides s's own threads, fsck and the reaper,
- * any worker that frees an object of s's holds it (give_back), and one
+ * any worker that frees an object of s's holds it (cache_give), and one
  * stopped in there kept s's sets and close (under the allocator lock)
  * waiting until it was continued (check_review6). A holder that died
  * leaves it dirty. 0, -EBUSY, -EAGAIN (held past the bound: the caller
@@ -175,7 +191,8 @@ bool mempool__cache_fits(const mp_core *c, const mp_entry *e, uint64_t w,
         !block_ok(c, MP_LD(e->off), len))
         return false;
     return !room ||
-           wc_of(c, (int)who - 1)->n[mp_class_of(len)] < MP_WC_MAX;
+           wc_of(c, (int)who - 1)->n[mp_class_of(len)] <
+               mp_wc_cap(mp_class_of(len));
 }
 
 /* Word @p w of entry @p e is CACHED(worker @p s) and the entry names a
@@ -194,7 +211,7 @@ void mempool__cache_adopt(const mp_core *c, uint32_t idx, uint64_t w)
 {
     mp_wcache *wc = wc_of(c, (int)MP_W_WHO(w) - 1);
     unsigned k = mp_class_of(MP_LD(mp_core_entry(c, idx)->len));
-    wc->idx[k][wc->n[k]] = idx;
+    wc_list(wc, k)[wc->n[k]] = idx;
     MP_ST(wc->n[k], wc->n[k] + 1);
 }
 
@@ -296,10 +313,11 @@ void mempool__cache_release_all(mempool *p, uint64_t held)
 static uint64_t flush(mempool *p, int s, unsigned c, uint32_t cnt)
 {
     mp_wcache *wc = wc_of(&p->core, s);
-    uint32_t n = wc->n[c] < MP_WC_MAX ? wc->n[c] : MP_WC_MAX;
+    uint32_t *l = wc_list(wc, c);
+    uint32_t n = wc->n[c] < mp_wc_cap(c) ? wc->n[c] : mp_wc_cap(c);
     cnt = cnt < n ? cnt : n;
     for (uint32_t k = 0; k < cnt; k++) {
-        uint32_t i = wc->idx[c][k];
+        uint32_t i = l[k];
         uint64_t w;
         if (i >= p->ntab)
             continue;
@@ -308,7 +326,7 @@ static uint64_t flush(mempool *p, int s, unsigned c, uint32_t cnt)
             mempool__uncache_locked(p, i, w);
         MP_FP(cache_flushed);
     }
-    memmove(wc->idx[c], wc->idx[c] + cnt, (n - cnt) * sizeof(uint32_t));
+    memmove(l, l + cnt, (n - cnt) * sizeof(uint32_t));
     MP_ST(wc->n[c], n - cnt);
     return cnt;
 }
@@ -317,7 +335,7 @@ uint64_t mempool__cache_flush_all(mempool *p, int s)
 {
     uint64_t n = 0;
     for (unsigned c = 0; c < MP_NCLASS; c++)
-        n += flush(p, s, c, MP_WC_MAX);
+        n += flush(p, s, c, mp_wc_cap(c));
     return n;
 }
 
@@ -346,7 +364,7 @@ uint64_t mempool__cache_trim(mempool *p)
             continue;
         /* A dead worker's lock is free or handed over (EOWNERDEAD: dirty,
          * repaired below); ours is held by our threads or a giver
-         * (give_back), waited for the bound at most. */
+         * (mempool__cache_give), waited for the bound at most. */
         if (wc_lock(p, s, !own))
             continue;
         if (wc_of(&p->core, s)->dirty)
@@ -361,12 +379,12 @@ uint64_t mempool__cache_trim(mempool *p)
 static void refill(mempool *p, int s, unsigned c)
 {
     mp_wcache *wc = wc_of(&p->core, s);
-    for (unsigned k = 0; k < MP_WC_BATCH && wc->n[c] < MP_WC_MAX; k++) {
+    for (unsigned k = 0; k < MP_WC_BATCH && wc->n[c] < mp_wc_cap(c); k++) {
         uint32_t i;
         if (mempool__cache_take_locked(p, c, (unsigned)s + 1, &i))
             break;
         MP_FP(cache_refilled);
-        wc->idx[c][wc->n[c]] = i;
+        wc_list(wc, c)[wc->n[c]] = i;
         MP_ST(wc->n[c], wc->n[c] + 1);
     }
 }
@@ -383,9 +401,10 @@ static int pop(mempool *p, unsigned c, uint64_t len, uint32_t type,
     mp_entry *e;
     uint64_t w;
 
-    if (!wc->n[c] || wc->n[c] > MP_WC_MAX || mp_over_limit(&p->core, s, len))
+    if (!wc->n[c] || wc->n[c] > mp_wc_cap(c) ||
+        mp_over_limit(&p->core, s, len))
         return 1;                   /* the locked path spills or refuses */
-    i = wc->idx[c][wc->n[c] - 1];
+    i = wc_list(wc, c)[wc->n[c] - 1];
     if (i >= p->ntab)
         goto damaged;
     e = mp_entry_at(p, i);
@@ -446,78 +465,113 @@ int mempool__cache_alloc(mempool *p, uint64_t len, uint32_t type,
 }
 
 /* DELETED @p w of worker @p s's -> s's cache. s's cache lock, room in
- * class @p c. */
-static void recache(mempool *p, int s, unsigned c, uint32_t idx, uint64_t w)
+ * class @p c. false if the word moved (another reclaimer has it). */
+static bool recache(mempool *p, int s, unsigned c, uint32_t idx, uint64_t w)
 {
     mp_wcache *wc = wc_of(&p->core, s);
     mp_entry *e = mp_entry_at(p, idx);
     uint64_t len = MP_LD(e->len);
 
     if (!mempool__entry_recache(e, w, (unsigned)s + 1))
-        return;                     /* moved: another reclaimer has it */
+        return false;
     MP_FP(cache_recached);
     MP_ST(e->owner, 0);
     part_add(&wc->objects, (uint64_t)0 - 1);
     part_add(&wc->resident, (uint64_t)0 - len);
-    wc->idx[c][wc->n[c]] = idx;
+    wc_list(wc, c)[wc->n[c]] = idx;
     MP_ST(wc->n[c], wc->n[c] + 1);
+    return true;
+}
+
+/* The not yet done ones of @p b into owner o's cache, o's lock held and
+ * clean; with @p flush_ok (the allocator lock held too) a full class
+ * gives a batch back first, else its entries wait. o is re-read as the
+ * owner under o's lock: a reaper or a closing o disowns o's objects
+ * (owner 0) under that lock, so a disowned entry never lands in a cache
+ * nobody flushes; the caller frees those. */
+static void give_locked(mempool *p, int o, mp_give *b, bool flush_ok)
+{
+    mp_wcache *wc = wc_of(&p->core, o);
+    for (unsigned k = 0; k < b->n; k++) {
+        mp_entry *e = mp_entry_at(p, b->idx[k]);
+        uint64_t len = MP_LD(e->len);
+        unsigned c;
+        if (b->done >> k & 1)
+            continue;
+        /* Moved on meanwhile (another reclaimer freed it; it may hold a
+         * large object now, whose class no list has): not ours to give. */
+        if (atomic_load(&e->word) != b->w[k] || len < 1 ||
+            len > MP_SMALL_MAX) {
+            b->done |= UINT64_C(1) << k;
+            continue;
+        }
+        if (MP_LD(e->owner) != o + 1)
+            continue;
+        c = mp_class_of(len);
+        if (wc->n[c] >= mp_wc_cap(c)) {
+            if (!flush_ok)
+                continue;
+            flush(p, o, c, MP_WC_BATCH);
+        }
+        /* Recached, or moved (another reclaimer has it): done either way. */
+        (void)recache(p, o, c, b->idx[k], b->w[k]);
+        b->done |= UINT64_C(1) << k;
+        MP_FP(handback_given);
+    }
+}
+
+static bool all_done(const mp_give *b)
+{
+    return b->done == (b->n >= 64 ? ~UINT64_C(0) : (UINT64_C(1) << b->n) - 1);
 }
 
 /*
- * Another worker's small object, freed by us: into its owner @p o's cache,
- * as if o had deleted it itself, so o's next set takes the entry back
- * without the allocator lock. A stream (one worker sets, another gets and
- * deletes) took the allocator lock twice per item otherwise: the
- * deleter's free, and a refill of the setter's cache every MP_WC_BATCH
- * sets (issue 12). o's lock is only tried, never waited for (o may be
- * stopped inside it; its own steps are never kept waiting): busy, the
- * caller frees under the allocator lock as before. A full class first
- * gives a batch back under the allocator lock, as o's own delete does (a
- * consumer that runs ahead of its producer fills it: the receivers wake a
- * sleeping sender only for a batch of room, chan_item.c). o is re-read as
- * the owner under o's lock: a reaper or a closing o disowns o's objects
- * (owner 0) under that lock, so a disowned entry never lands in a cache
- * nobody flushes. A death in here is a death of o's cache lock holder:
- * the next holder repairs it from the table (cache_repair), as after o's
- * own steps. false: nothing done, the caller frees it.
+ * Small objects of worker @p o, freed by us: into o's cache, as if o had
+ * deleted them itself, so o's next sets take the entries back without the
+ * allocator lock. A stream (one worker sets, another gets and deletes)
+ * took the allocator lock twice per item otherwise: the deleter's free,
+ * and a refill of the setter's cache every MP_WC_BATCH sets (issue 12);
+ * and o's lock once per item, shared with o's own sets, until the
+ * deleters batched them (handback.c: one hold of o's lock per batch).
+ * o's lock is only tried, never waited for (o may be stopped inside it;
+ * its own steps are never kept waiting). With @p try_only a busy lock
+ * ends it: the batch stays to the caller. Otherwise a busy lock, and
+ * always a dirty cache or a full class, take the allocator lock too (o's
+ * still tried), and a full class first gives a batch back, as o's own
+ * delete does (a
+ * consumer that runs ahead of its producer fills it). A death in here is
+ * a death of o's cache lock holder: the next holder repairs it from the
+ * table (cache_repair), as after o's own steps. b->done says which were
+ * recached (or found moved); 1: the allocator lock's holder is stopped,
+ * the rest are owed (entry.c: left DELETED for the next freer); 0: the
+ * caller frees the rest under the allocator lock.
  */
-static bool give_back(mempool *p, int o, uint32_t idx, uint64_t w)
+int mempool__cache_give(mempool *p, int o, mp_give *b, bool try_only)
 {
     mp_wcache *wc = wc_of(&p->core, o);
-    mp_entry *e = mp_entry_at(p, idx);
-    unsigned c = mp_class_of(MP_LD(e->len));
-    bool done = false;
 
     if (!(atomic_load(&p->h->active) >> o & 1))
-        return false;
-    if (MP_LD(wc->n[c]) < MP_WC_MAX && wc_lock(p, o, true) == 0) {
-        if (!wc->dirty && wc->n[c] < MP_WC_MAX &&
-            MP_LD(e->owner) == o + 1) {
-            recache(p, o, c, idx, w);
-            done = true;
-        }
+        return 0;
+    if (wc_lock(p, o, true) == 0) {
+        if (!wc->dirty)
+            give_locked(p, o, b, false);
         wc_unlock(p, o);
-        if (done || MP_LD(e->owner) != o + 1)
-            return done;
+        if (all_done(b))
+            return 0;
+    } else if (try_only) {
+        return 0;                   /* busy: the next batch tries again */
     }
-    /* Full (or dirty, or busy a moment ago): both locks, o's still tried.
-     * A stopped holder of the allocator lock: owed (entry.c), the caller
-     * then tries once and leaves it so. */
+    /* A stopped holder of the allocator lock: owed (entry.c). */
     if (mempool__lock_or_owe(p))
-        return false;
+        return 1;
     if (wc_lock(p, o, true) == 0) {
         if (wc->dirty)
             cache_repair(p, o);
-        if (MP_LD(e->owner) == o + 1) {
-            if (wc->n[c] >= MP_WC_MAX)
-                flush(p, o, c, MP_WC_BATCH);
-            recache(p, o, c, idx, w);
-            done = true;
-        }
+        give_locked(p, o, b, true);
         wc_unlock(p, o);
     }
     mempool__unlock(p);
-    return done;
+    return 0;
 }
 
 bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w, bool forget)
@@ -548,12 +602,13 @@ bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w, bool forget)
         mempool__refs_forget(&p->core, idx, MP_W_GEN(w));
     if (owner != (unsigned)s + 1)         /* another worker's */
         return owner >= 1 && owner <= MP_WORKERS &&
-               give_back(p, (int)owner - 1, idx, w);
+               mempool__handback(p, (int)owner - 1, idx, w);
     c = mp_class_of(len);
     wc = wc_of(&p->core, s);
-    if (MP_LD(wc->n[c]) < MP_WC_MAX && (rc = wc_lock(p, s, false)) == 0) {
-        if (!wc->dirty && wc->n[c] < MP_WC_MAX) {
-            recache(p, s, c, idx, w);
+    if (MP_LD(wc->n[c]) < mp_wc_cap(c) &&
+        (rc = wc_lock(p, s, false)) == 0) {
+        if (!wc->dirty && wc->n[c] < mp_wc_cap(c)) {
+            (void)recache(p, s, c, idx, w);
             wc_unlock(p, s);
             return true;
         }
@@ -569,9 +624,9 @@ bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w, bool forget)
         mempool__unlock(p);
         return false;     /* held past the bound, damaged: the caller's */
     }
-    if (wc->n[c] >= MP_WC_MAX)
+    if (wc->n[c] >= mp_wc_cap(c))
         flush(p, s, c, MP_WC_BATCH);
-    recache(p, s, c, idx, w);
+    (void)recache(p, s, c, idx, w);
     mempool__cache_release(p, s);
     mempool__unlock(p);
     return true;
@@ -596,13 +651,13 @@ static int verify_list(mempool *p, int s, unsigned c, uint8_t *seen,
                        uint64_t *listed, char *why, size_t whylen)
 {
     mp_wcache *wc = wc_of(&p->core, s);
-    if (wc->n[c] > MP_WC_MAX) {
+    if (wc->n[c] > mp_wc_cap(c)) {
         snprintf(why, whylen, "worker %d's cache lists %u entries of class %u",
                  s + 1, wc->n[c], c);
         return MEMPOOL_ECORRUPT;
     }
     for (uint32_t k = 0; k < wc->n[c]; k++) {
-        uint32_t i = wc->idx[c][k];
+        uint32_t i = wc_list(wc, c)[k];
         if (!holds(p, s, c, i) || seen[i]) {
             snprintf(why, whylen, "worker %d's cache lists entry %u "
                      "(class %u), which it does not hold", s + 1, i, c);
@@ -653,7 +708,7 @@ void mempool__cached(mempool *p, uint64_t *entries, uint64_t *bytes)
     for (int s = 0; s < MP_WORKERS; s++) {
         for (unsigned c = 0; c < MP_NCLASS; c++) {
             uint32_t n = MP_LD(wc_of(&p->core, s)->n[c]);
-            n = n < MP_WC_MAX ? n : MP_WC_MAX;
+            n = n < mp_wc_cap(c) ? n : mp_wc_cap(c);
             *entries += n;
             *bytes += n * mp_class_bytes(c);
         }

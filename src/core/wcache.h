@@ -25,6 +25,16 @@ static inline uint64_t mp_over_limit(const mp_core *c, int owner,
     return res + len > lim ? res + len - lim : 0;
 }
 
+/* A batch of one owner's small objects, deleted by us (handback.c), for
+ * mempool__cache_give(): entry, its DELETED word; bit k of done once entry
+ * k is in the owner's cache (or was found moved on). */
+typedef struct mp_give {
+    unsigned n;
+    uint64_t done;
+    uint32_t idx[MP_STASH_MAX];
+    uint64_t w[MP_STASH_MAX];
+} mp_give;
+
 /* ---- the common path: the worker's own cache lock only ----------------- */
 /* A set of @p len (1 .. MP_SMALL_MAX) bytes charged to us: 0 and *idx is
  * ALLOC(us) with type, flags, owner and charge set; 1: take the locked
@@ -39,6 +49,18 @@ int  mempool__cache_alloc(mempool *p, uint64_t len, uint32_t type,
  * one's reference cells are forgotten first (false: a refcount check just
  * found none). */
 bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w, bool forget);
+/* The batch @p b of worker @p o's objects into o's cache (o's lock tried
+ * only; the allocator lock too for a full class, a dirty cache, or with
+ * @p try_only false a busy lock). 1: the allocator lock's
+ * holder is stopped, the rest are owed (left DELETED); 0: the caller
+ * frees what is not done. */
+int  mempool__cache_give(mempool *p, int o, mp_give *b, bool try_only);
+
+/* ---- handback.c: the deleter's batches --------------------------------- */
+/* DELETED small object @p idx (word @p w) of worker @p o, freed by us:
+ * stashed for a batch, or given to o's cache now. false: the caller frees
+ * it under the allocator lock. */
+bool mempool__handback(mempool *p, int o, uint32_t idx, uint64_t w);
 
 /* ---- under the allocator lock ------------------------------------------ */
 /* s's lock, waited for the peer bound at most; repairs. 0, -EAGAIN (its

@@ -204,6 +204,7 @@ static void reap_contents(mempool *p, int d)
     mempool__box_reap(p, d);        /* its boxes, name lock, due TTLs */
     mempool__cells_drop(&p->core, d, cell_release, p);
     mempool__disown(p, d);          /* or owed: mempool__settle_left */
+    mempool__handback_flush(p);     /* the frees above we stashed */
 }
 
 void mempool__settle_left(mempool *p)
@@ -391,6 +392,7 @@ int mempool__claim_slot(mempool *p)
             continue;
         }
         slot_retire(&p->core, s);      /* counters start at 0 for us */
+        atomic_store(&p->wcs[s].stash_n, 0);   /* a dead one's hint */
         if (getrandom(&sl->token, sizeof(sl->token), 0) < 0)
             sl->token = mempool__now_ns();
         sl->pid = (int32_t)getpid();
@@ -410,7 +412,8 @@ int mempool__claim_slot(mempool *p)
 
 void mempool__leave_slot(mempool *p)
 {
-    p->fastgen = 0;                    /* no short paths: no slot */
+    mempool__handback_flush(p);        /* while our slot is ours */
+    p->fastgen = 0;                    /* no short paths, no stash */
     pthread_mutex_lock(&p->reap_lock);
     reap_contents(p, p->slot);
     pthread_mutex_unlock(&p->reap_lock);

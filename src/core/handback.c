@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * handback.c - batched cross-process hand-back: the small objects of other
+ * workers that we delete go back to their owners' allocator caches a batch
+ * per hold of the owner's cache lock, not one hold per object (issue 12).
+ *
+ * In a stream one worker sets and another gets and deletes. Each delete
+ * used to take the setter's cache lock to recache the entry (wcache.c):
+ * that lock's line travelled between the two CPUs twice per object, and
+ * when the setter held it the deleter fell back to the allocator lock
+ * (block freed, the setter refilling later) while the setter, finding it
+ * held by the deleter, slept in the kernel. Now the deleter keeps such
+ * entries in its handle's stash (mp_stash, this process's memory) and,
+ * once MP_STASH_BATCH wait, gives each owner its share under one try of
+ * its lock (mempool__cache_give); what does not fit (lock busy, class
+ * full) waits for the next batch, and at MP_STASH_MAX everything goes,
+ * through the allocator lock if need be.
+ *
+ * Crash safety adds no shared state: a stashed entry is DELETED in the
+ * table (no pins, no file; a refcounted one's cells already forgotten),
+ * charged to its owner as any deleted object not yet reclaimed, and any
+ * reclaimer may take it - the reaper of a dead deleter frees every DELETED
+ * entry it finds (worker.c reap_entries), an owed-free scan too (entry.c).
+ * Handing one back is the CAS DELETED -> CACHED(owner) of wcache.c's
+ * recache under the owner's lock: a death there leaves the owner's cache
+ * dirty, repaired from the table by its next holder. A stashed entry some
+ * other reclaimer took meanwhile fails that CAS and is skipped, so nothing
+ * is freed twice; rebuild() and mempool_check() see DELETED entries and
+ * account them as today.
+ *
+ * What the stash costs: a deleted object of another worker stays charged
+ * to its owner (its stats, its limit) and keeps its block until its batch
+ * goes, at most MP_STASH_MAX objects per deleting handle. The stash is
+ * emptied when this handle leaves (close), reaps, checks, trims or reads
+ * stats, so what a process reports after its own deletes is exact. Its
+ * threads share it through a busy flag; one that finds it busy gives its
+ * object back at once, as before.
+ */
+#include "failpoint.h"
+#include "wcache.h"
+
+/* Our stash may take entries: an open worker's handle (not closing). */
+static bool stash_usable(const mempool *p)
+{
+    return p->slot >= 0 && mempool__writer_fast(p);
+}
+
+static void free_one(mempool *p, uint32_t idx, uint64_t w)
+{
+    if (mempool__lock_or_owe(p))
+        return;                     /* owed: left DELETED for the payer */
+    (void)mempool__free(p, idx, w);  /* false: another reclaimer had it */
+    mempool__unlock(p);
+}
+
+/* Our cache's copy of the stash's entries k.. (a hint for readers). */
+static void publish(mempool *p, const mp_stash *st, unsigned k)
+{
+    mp_wcache *wc = &p->wcs[p->slot];
+    for (; k < st->n; k++)
+        atomic_store_explicit(&wc->stash[k], st->idx[k],
+                              memory_order_relaxed);
+    /* Release: a reader that sees the count sees the entries below it. */
+    atomic_store_explicit(&wc->stash_n, st->n, memory_order_release);
+}
+
+/* Give owner @p o its entries of the stash into its cache; with @p all
+ * the rest are freed, else they stay. Clears in *@p keep the bits of the
+ * entries that left the stash. */
+static void give_owner(mempool *p, mp_stash *st, int o, uint64_t *keep,
+                       bool all)
+{
+    mp_give b;                      /* n and done only: no 800-byte memset */
+    uint8_t pos[MP_STASH_MAX];
+    unsigned cnt = 0;
+    int owed;
+
+    for (unsigned k = 0; k < st->n && k < MP_STASH_MAX; k++) {
+        if (st->owner[k] != o)
+            continue;
+        pos[cnt] = (uint8_t)k;
+        b.idx[cnt] = st->idx[k];
+        b.w[cnt++] = st->w[k];
+    }
+    b.n = cnt;
+    b.done = 0;
+    owed = mempool__cache_give(p, o, &b, !all);
+    for (unsigned j = 0; j < cnt; j++) {
+        bool done = b.done >> j & 1;
+        if (!done && !all)
+            continue;               /* busy or full: the next batch's */
+        if (!done && !owed)
+            free_one(p, b.idx[j], b.w[j]);
+        *keep &= ~(UINT64_C(1) << pos[j]);
+    }
+}
+
+/* Hand back the stash, one batch per owner; @p all: empty it. Ours. */
+static void hand(mempool *p, mp_stash *st, bool all)
+{
+    uint64_t keep = st->n >= 64 ? ~UINT64_C(0) : (UINT64_C(1) << st->n) - 1;
+    uint64_t seen = 0;
+    unsigned n = 0;
+
+    for (unsigned k = 0; k < st->n; k++) {
+        int o = st->owner[k];
+        if (seen >> k & 1)
+            continue;
+        for (unsigned j = k; j < st->n; j++)
+            if (st->owner[j] == o)
+                seen |= UINT64_C(1) << j;
+        /* A departed owner's cache takes nothing: freed now. */
+        give_owner(p, st, o, &keep,
+                   all || !(atomic_load(&p->h->active) >> o & 1));
+    }
+    for (unsigned k = 0; k < st->n; k++) {
+        if (!(keep >> k & 1))
+            continue;
+        st->owner[n] = st->owner[k];
+        st->idx[n] = st->idx[k];
+        st->w[n++] = st->w[k];
+    }
+    MP_ST(st->n, n);           /* read unlocked by the flush's look */
+    publish(p, st, 0);
+}
+
+/* Take the stash for this thread: false if another thread has it. */
+static bool stash_take(mp_stash *st)
+{
+    return !atomic_exchange_explicit(&st->busy, true, memory_order_acquire);
+}
+
+static void stash_put(mp_stash *st)
+{
+    atomic_store_explicit(&st->busy, false, memory_order_release);
+}
+
+bool mempool__handback(mempool *p, int o, uint32_t idx, uint64_t w)
+{
+    mp_stash *st = &p->stash;
+
+    /* An owner with a memory limit gets its room back at once: its next
+     * set must not spill for objects already deleted. */
+    if (!stash_usable(p) || atomic_load_explicit(&p->slots[o].max_memsize,
+                                                 memory_order_relaxed) ||
+        !stash_take(st)) {
+        mp_give b;
+        b.n = 1;
+        b.done = 0;
+        b.idx[0] = idx;
+        b.w[0] = w;
+        /* At once, as before batches: owed, given, or the caller's. */
+        return mempool__cache_give(p, o, &b, false) || b.done;
+    }
+    st->owner[st->n] = (uint16_t)o;
+    st->idx[st->n] = idx;
+    st->w[st->n] = w;
+    MP_ST(st->n, st->n + 1);
+    publish(p, st, st->n - 1);
+    MP_FP(handback_stashed);
+    if (st->n >= MP_STASH_BATCH)
+        hand(p, st, st->n >= MP_STASH_MAX);
+    stash_put(st);
+    return true;
+}
+
+void mempool__handback_flush(mempool *p)
+{
+    mp_stash *st = &p->stash;
+    /* A relaxed look first: an empty stash costs one load. */
+    if (!MP_LD(st->n) || !stash_take(st))
+        return;
+    hand(p, st, true);
+    stash_put(st);
+}
+
+/* Reclaim entry @p idx if it is a DELETED small object, no flags (what a
+ * stash holds): the reclaim is CAS-guarded, so one a stash's owner hands
+ * back meanwhile is freed once. */
+static void collect_one(mempool *p, uint32_t idx)
+{
+    uint64_t w;
+    if (idx >= p->ntab)
+        return;                     /* a hint: damaged or stale */
+    w = atomic_load(&mp_entry_at(p, idx)->word);
+    if (MP_W_ST(w) == MP_ST_DELETED && !MP_W_FL(w))
+        mempool__entry_reclaim(p, idx);
+}
+
+void mempool__handback_collect(mempool *p)
+{
+    uint64_t act;
+    if (p->slot < 0 || p->readonly)
+        return;                     /* an observer frees nothing */
+    act = atomic_load(&p->h->active) & ~(UINT64_C(1) << p->slot);
+    for (; act; act &= act - 1) {
+        mp_wcache *wc = &p->wcs[__builtin_ctzll(act)];
+        uint32_t n = atomic_load_explicit(&wc->stash_n, memory_order_acquire);
+        n = n < MP_STASH_MAX ? n : MP_STASH_MAX;
+        for (uint32_t k = 0; k < n; k++)
+            collect_one(p, atomic_load_explicit(&wc->stash[k],
+                                                memory_order_relaxed));
+    }
+    mempool__handback_flush(p);     /* ours, and what the above stashed */
+}
