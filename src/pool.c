@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "keeper.h"
 
 /* The rest of mempool_open() for MEMPOOL_OPEN_OBSERVE: no slot, no spiller,
  * no reaping. Liveness is still read with F_OFD_GETLK, which any open file
@@ -119,6 +120,7 @@ int mempool_close(mempool *p)
     rc = mempool__handle_ok(p);
     if (rc == 0 && !p->observer) {
         mempool__spiller_stop(p);
+        mempool__keep_stop(p);      /* before the slot it looks after */
         mempool__leave_slot(p);     /* drops our pins, refs, reservations */
         mempool__spill_close(p);    /* our files, if the pool was destroyed */
         mempool__spill_fini(p);     /* a forked child has no threads to stop */
@@ -127,6 +129,7 @@ int mempool_close(mempool *p)
     } else {
         free(p->spill);             /* a forked child: the engine and its
                                        thread are the parent's */
+        mempool__keep_stop(p);      /* the same: frees only the copy */
     }
     mempool__unregister(p);         /* in a forked child fd is already shut */
     mempool__codecs_free(p);

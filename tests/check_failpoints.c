@@ -1023,7 +1023,7 @@ static bool handoff_point(const char *name)
 {
     static const char *const pre[] = { "name.", "give.", "take.", "send.",
                                        "recv.", "chan.", "bcast.", "box.",
-                                       "wait.", "spin." };
+                                       "wait.", "spin.", "keep." };
     for (size_t i = 0; i < sizeof pre / sizeof pre[0]; i++)
         if (strncmp(name, pre[i], strlen(pre[i])) == 0)
             return true;
@@ -1046,10 +1046,12 @@ START_TEST(test_kill_matrix)
          * accounting of pool-held references: check_handoff_crash.c
          * kills at these points (same failpoints.def, same @N loop), and
          * check_handoff_kill.c at the broadcast ones (bcast.*),
-         * check_handoff_yield.c at spin.yield (a one-CPU ping-pong). */
+         * check_handoff_yield.c at spin.yield (a one-CPU ping-pong),
+         * check_wait_keeper.c at get_wait's keeper (keep.*). */
         fprintf(stderr, "failpoint %-17s | in check_%s\n", name,
                 !strncmp(name, "bcast.", 6)      ? "handoff_kill"
                 : !strncmp(name, "spin.", 5)     ? "handoff_yield"
+                : !strncmp(name, "keep.", 5)     ? "wait_keeper"
                 : !strcmp(name, "box.sweeping")  ? "sweep_alias"
                 : !strcmp(name, "take.expiring") ? "flight_alias"
                                                  : "handoff_crash");

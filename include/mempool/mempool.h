@@ -680,6 +680,10 @@ MEMPOOL_API int mempool_dref_parse(const char *s, mempool_dref *out);
  * An object that is already published is returned at once. While it is
  * reserved (mempool_reserve() called, mempool_publish() not yet), the call
  * sleeps until it is published, or until the reservation goes away.
+ * A sleep has no timer of its own: the first sleep on a handle starts a
+ * small thread of the library (the keeper, signals blocked, stopped by
+ * mempool_close()) that looks every 50 ms at the writers of the handle's
+ * sleepers and wakes those whose writer died.
  * @param[out] v  the pinned view; release it with mempool_release()
  * @return 0 (published and pinned), or
  *   -ENOENT     never reserved, or the reservation was aborted, its writer

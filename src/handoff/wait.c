@@ -8,9 +8,14 @@
  * publish, abort, delete and the reaper's free of a dead writer's
  * reservation all change it, and each of them wakes the entry's sleepers
  * when its waiters count says there are any (publish costs one load of a
- * word in the entry's own cache line otherwise). Sleeps are capped at 50 ms
- * so a writer that died with nobody reaping it is noticed: the waiter then
- * reaps it itself, which frees the reservation (-ENOENT).
+ * word in the entry's own cache line otherwise). A writer that died with
+ * nobody reaping it must be noticed too: the handle's keeper thread
+ * (keeper.c) looks at the writers of its sleepers every 50 ms and wakes
+ * those whose writer died, so a sleep needs no timer (its cancel was on
+ * the wake-up path: 4 % of a one-CPU wake-up). Without a keeper (it could
+ * not start, all its places taken) a sleep is capped at 50 ms instead.
+ * Either way the woken waiter reaps the writer itself, which frees the
+ * reservation (-ENOENT).
  *
  * Owner locks (names directory, channel directory) are a word holding the
  * holder's slot + 1. A dead holder is replaced by the next locker, which
@@ -28,6 +33,7 @@
 
 #include "failpoint.h"
 #include "handoff.h"
+#include "keeper.h"
 #include "spin.h"
 
 #define WAIT_CAP_NS 50000000u   /* look at a silent writer every 50 ms */
@@ -39,6 +45,28 @@ static _Thread_local mp_spin wait_spin = { MP_SPIN_KEY_ENTRY, 0 };
 static uint64_t entry_look(const void *arg)
 {
     return atomic_load((_Atomic uint64_t *)arg);
+}
+
+/* One sleep of get_wait on entry @p e (index @p idx) while its word is
+ * @p w: untimed when the keeper watches the writer (keeper.c), else
+ * capped at WAIT_CAP_NS. 0 or -ETIMEDOUT. */
+static int wait_sleep(mempool *p, mp_entry *e, uint32_t idx, uint64_t w,
+                      uint64_t deadline)
+{
+    int ticket = mempool__keep_enter(p, idx, MP_W_WHO(w));
+    int rc = 0;
+    atomic_fetch_add(&e->waiters, 1);
+    if (atomic_load(&e->word) == w) {
+        atomic_fetch_add_explicit(&p->hand->get_waits, 1,
+                                  memory_order_relaxed);
+        mempool__run_asleep(p);
+        rc = mp_futex_wait(mp_word_low(&e->word), (uint32_t)w, deadline,
+                           ticket >= 0 ? 0 : WAIT_CAP_NS);
+        mempool__run_awake(p);
+    }
+    atomic_fetch_sub(&e->waiters, 1);
+    mempool__keep_leave(p, ticket);
+    return rc;
 }
 
 int mempool_get_wait(mempool *p, mempool_dref r, mempool_view *v,
@@ -57,8 +85,12 @@ int mempool_get_wait(mempool *p, mempool_dref r, mempool_view *v,
         unsigned who = MP_W_WHO(w);
         if (MP_W_GEN(w) != gen)
             return -ENOENT;          /* aborted, writer reaped, or reused */
+        /* Published (or gone): mempool_get's short path, not the full
+         * one - the wake-up's last step, on the clock of the wake-up
+         * latency (its own checks of r and the word again, the full path
+         * for anything unusual). */
         if (MP_W_ST(w) != MP_ST_ALLOC)
-            return mempool__get(p, r, v, true);
+            return mempool_get(p, r, v);
         if (who != (unsigned)p->slot + 1 && who >= 1 && who <= MP_WORKERS &&
             !mempool__slot_alive(&p->core, (int)who - 1)) {
             mempool__reap_slot(p, (int)who - 1);
@@ -71,16 +103,7 @@ int mempool_get_wait(mempool *p, mempool_dref r, mempool_view *v,
         if (mempool__spin(p, who <= MP_WORKERS ? who : 0, NULL, &wait_spin,
                           entry_look, &e->word, deadline))
             continue;
-        atomic_fetch_add(&e->waiters, 1);
-        if (atomic_load(&e->word) == w) {
-            atomic_fetch_add_explicit(&p->hand->get_waits, 1,
-                                      memory_order_relaxed);
-            mempool__run_asleep(p);
-            rc = mp_futex_wait(mp_word_low(&e->word), (uint32_t)w, deadline,
-                               WAIT_CAP_NS);
-            mempool__run_awake(p);
-        }
-        atomic_fetch_sub(&e->waiters, 1);
+        rc = wait_sleep(p, e, idx, w, deadline);
         if (rc == -ETIMEDOUT)
             return -ETIMEDOUT;
     }
