@@ -139,9 +139,11 @@ struct mempool {
 /* Hand back everything this handle stashed (core/handback.c): into the
  * owners' caches, or freed. */
 void mempool__handback_flush(mempool *p);
-/* Before a reading of the pool's figures: reclaim what every worker's
- * stash names, then flush ours, so every delete that returned counts. */
-void mempool__handback_collect(mempool *p);
+/* Before a reading of the pool's figures (@p wait false: the allocator
+ * lock only tried, nothing waited for) or short of room (@p wait): free
+ * what every worker's stash names, then flush ours, so every delete that
+ * returned counts. */
+void mempool__handback_collect(mempool *p, bool wait);
 
 /* 0, or -EPERM on an observer handle, or as mempool__handle_ok(). For every
  * call that changes the pool or takes pins. */
@@ -263,6 +265,9 @@ int  mempool__lock_duty(mempool *p);
 /* For a step that can be owed (a free): one try once frees are owed, and
  * header.owed raised when it fails (entry.c, "owed frees"). */
 int  mempool__lock_or_owe(mempool *p);
+/* The allocator lock, one try (a short spin): 0 or -EAGAIN, for readers
+ * that must not wait for a stopped holder. */
+int  mempool__lock_try(mempool *p);
 void mempool__unlock(mempool *p);
 int  mempool__alloc(mempool *p, uint64_t len, uint32_t *idx);  /* locked */
 bool mempool__free(mempool *p, uint32_t idx, uint64_t w);      /* locked */

@@ -19,6 +19,10 @@
  *               handle answers MEMPOOL_EFORKED and its close does not
  *               hang (no keeper to join there); the parent's keeper still
  *               wakes it.
+ *   planted     another user of a 0666 pool plants writer numbers (out
+ *               of range, 0) in a reservation's entry word: get_wait
+ *               runs its timeout (no crash, no hang); put back, the
+ *               keeper wakes a sleeper of the killed writer as before.
  *   failpoints  (failpoint builds) keep.start=eio: no keeper, the capped
  *               sleep still answers -ENOENT for a killed writer;
  *               keep.kept=kill / stop: a waiter killed or stopped right
@@ -29,8 +33,10 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -323,6 +329,88 @@ START_TEST(test_forked)
 }
 END_TEST
 
+/* The entry word of refs[0] in a mapping of the arena of t_name. */
+static _Atomic uint64_t *word_of(uint8_t *base)
+{
+    return (_Atomic uint64_t *)(base + (refs[0].off &
+                                        MEMPOOL_DREF_ENTRY_BITS));
+}
+
+static uint64_t planted;
+
+/* As uid 65534 (another user of the 0666 pool): write @p planted's
+ * writer byte (bits 16..23) into refs[0]'s entry word, or restore the
+ * whole word to @p arg when it is not 0. */
+static int plant(void *arg)
+{
+    uint64_t restore = *(uint64_t *)arg;
+    _Atomic uint64_t *w;
+    uint8_t *base;
+    size_t len;
+    if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+        return 40;
+    if (!(base = t_map_arena_rw(t_name, &len)))
+        return 41;
+    w = word_of(base);
+    if (restore)
+        atomic_store(w, restore);
+    else
+        atomic_store(w, (atomic_load(w) & ~(UINT64_C(0xff) << 16)) |
+                            planted << 16);
+    return 0;
+}
+
+/* Another user plants writer numbers in a reservation's entry word (out
+ * of range, 0): get_wait neither crashes nor hangs (no keeper place for
+ * them: the capped sleep, then its timeout). With the word put back, a
+ * sleeper is woken by the keeper when the writer is killed, as before. */
+START_TEST(test_planted)
+{
+    static const uint64_t who[] = { 0xfe, 0 };
+    struct thr th;
+    mempool_options o;
+    mempool_view v;
+    uint64_t orig, base;
+    uint8_t *arena;
+    size_t len;
+    pid_t w;
+    t_pool_name(t_name, "wait_keeper");
+    t_options(&o, T_ARENA_BYTES);
+    o.mode = 0666;
+    ASSERT_RC(mempool_open(t_name, &o, &t_pool), 0);
+    w = writer_start(writer);
+    arena = t_map_arena_rw(t_name, &len);
+    ck_assert_ptr_nonnull(arena);
+    orig = atomic_load(word_of(arena));
+    for (int i = 0; i < 2; i++) {
+        double t0 = t_now_s();
+        int rc;
+        planted = who[i];
+        t_wait_ok(t_fork(plant, &(uint64_t){ 0 }));
+        ck_assert(atomic_load(word_of(arena)) != (uint64_t)orig);
+        rc = mempool_get_wait(t_pool, refs[0], &v, 300);
+        ck_assert_msg(rc == -ETIMEDOUT, "planted writer %u: %d",
+                      (unsigned)planted, rc);
+        ck_assert(t_now_s() - t0 < T_WAIT_S / 2);
+    }
+    t_wait_ok(t_fork(plant, &orig));
+    ck_assert(atomic_load(word_of(arena)) == (uint64_t)orig);
+    munmap(arena, len);
+    base = t_stats(t_pool).get_waits;
+    th.r = refs[0];
+    ck_assert_int_eq(pthread_create(&th.th, NULL, waiter_thread, &th), 0);
+    await_sleepers(base, 1);
+    t_kill(w);
+    pthread_join(th.th, NULL);
+    ck_assert_int_eq(th.code, W_ENOENT);
+    ck_assert_int_ge(mempool_reap(t_pool), 0);
+    t_assert_healthy(t_pool);
+    ASSERT_RC(mempool_close(t_pool), 0);
+    t_pool = NULL;
+    mempool_destroy(t_name);
+}
+END_TEST
+
 #ifdef MEMPOOL_FAILPOINTS
 /* No keeper (keep.start=eio): the capped sleep notices the death. */
 START_TEST(test_no_keeper)
@@ -394,6 +482,7 @@ int main(void)
         { "keeper", 120, true, {
               test_killed, test_many, test_thread_exit, test_stopped,
               test_forked } },
+        { "keeper_planted", 120, false, { test_planted } },
 #ifdef MEMPOOL_FAILPOINTS
         { "keeper_failpoints", 120, true, {
               test_no_keeper, test_kept_kill, test_kept_stop } },

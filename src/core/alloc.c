@@ -979,6 +979,11 @@ int mempool__lock_or_owe(mempool *p)
     return rc;
 }
 
+int mempool__lock_try(mempool *p)
+{
+    return lock_alloc(p, 1);
+}
+
 /* The same without a bound, for the few steps that must finish and have
  * nobody to leave their work to (a spill write's end, undoing a
  * reservation whose reference failed). */

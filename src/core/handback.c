@@ -174,32 +174,68 @@ void mempool__handback_flush(mempool *p)
     stash_put(st);
 }
 
-/* Reclaim entry @p idx if it is a DELETED small object, no flags (what a
- * stash holds): the reclaim is CAS-guarded, so one a stash's owner hands
- * back meanwhile is freed once. */
-static void collect_one(mempool *p, uint32_t idx)
+/* Entry @p idx, named by a stash (a hint only): if it is a DELETED small
+ * object (no flags, no pin), its reference cells forgotten, into its
+ * owner's cache if that cache's lock is free at the first try; true if
+ * there is nothing more to do, false with its word in *@p w: the caller
+ * frees it (mempool__free CASes the word, so one a stash's owner hands
+ * back meanwhile is not freed twice). No lock is waited for here: a
+ * deleter stopped inside the owner's cache lock mid-batch
+ * (handback.given) held the reclaim of a delete one peer bound per entry
+ * it listed - a stats read took minutes (check_review8). */
+static bool collect_give(mempool *p, uint32_t idx, uint64_t *w)
 {
-    uint64_t w;
+    mp_entry *e;
+    unsigned o;
+    mp_give b;
     if (idx >= p->ntab)
-        return;                     /* a hint: damaged or stale */
-    w = atomic_load(&mp_entry_at(p, idx)->word);
-    if (MP_W_ST(w) == MP_ST_DELETED && !MP_W_FL(w))
-        mempool__entry_reclaim(p, idx);
+        return true;                /* damaged or stale */
+    e = mp_entry_at(p, idx);
+    *w = atomic_load(&e->word);
+    if (MP_W_ST(*w) != MP_ST_DELETED || MP_W_FL(*w) ||
+        mempool__cell_count(&p->core, MP_PIN, idx, MP_W_GEN(*w), true))
+        return true;                /* not a stash's: its reclaimer's */
+    if (MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED)
+        mempool__refs_forget(&p->core, idx, MP_W_GEN(*w));
+    o = MP_LD(e->owner);
+    if (o < 1 || o > MP_WORKERS)
+        return false;
+    b.n = 1;
+    b.done = 0;
+    b.idx[0] = idx;
+    b.w[0] = *w;
+    return mempool__cache_give_try(p, (int)o - 1, &b);
 }
 
-void mempool__handback_collect(mempool *p)
+/* What worker @p s's stash names: given to the owners' caches, or freed
+ * under the allocator lock, waited for only with @p wait. */
+static void collect_stash(mempool *p, int s, bool wait)
+{
+    mp_wcache *wc = &p->wcs[s];
+    uint32_t n = atomic_load_explicit(&wc->stash_n, memory_order_acquire);
+    uint32_t idx[MP_STASH_MAX];
+    uint64_t w[MP_STASH_MAX];
+    unsigned m = 0;
+    n = n < MP_STASH_MAX ? n : MP_STASH_MAX;
+    for (uint32_t k = 0; k < n; k++) {
+        idx[m] = atomic_load_explicit(&wc->stash[k], memory_order_relaxed);
+        if (!collect_give(p, idx[m], &w[m]))
+            m++;
+    }
+    if (!m || (wait ? mempool__lock(p) : mempool__lock_try(p)))
+        return;                     /* a stopped holder: counted a while */
+    for (unsigned k = 0; k < m; k++)
+        (void)mempool__free(p, idx[k], w[k]);
+    mempool__unlock(p);
+}
+
+void mempool__handback_collect(mempool *p, bool wait)
 {
     uint64_t act;
     if (p->slot < 0 || p->readonly)
         return;                     /* an observer frees nothing */
     act = atomic_load(&p->h->active) & ~(UINT64_C(1) << p->slot);
-    for (; act; act &= act - 1) {
-        mp_wcache *wc = &p->wcs[__builtin_ctzll(act)];
-        uint32_t n = atomic_load_explicit(&wc->stash_n, memory_order_acquire);
-        n = n < MP_STASH_MAX ? n : MP_STASH_MAX;
-        for (uint32_t k = 0; k < n; k++)
-            collect_one(p, atomic_load_explicit(&wc->stash[k],
-                                                memory_order_relaxed));
-    }
-    mempool__handback_flush(p);     /* ours, and what the above stashed */
+    for (; act; act &= act - 1)
+        collect_stash(p, __builtin_ctzll(act), wait);
+    mempool__handback_flush(p);     /* ours */
 }

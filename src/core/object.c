@@ -145,16 +145,22 @@ static int admit(mempool *p, size_t len, const mempool_put_options *o,
     return rc;
 }
 
-/* Short of arena memory: first what dead workers held (reaped), then,
- * once, what deleters' stashes hold (handback.c). true: admit again. */
-static bool room_back(mempool *p, bool *collected)
+/* Short of arena memory (@p rc -ENOMEM): first what dead workers held
+ * (reaped); then, once, what deleters' stashes hold (handback.c) - over
+ * the owner's limit (-EAGAIN) and with the object table full (-ENOSPC)
+ * too: a stashed object is deleted but keeps its entry and its charge to
+ * its owner, whose live objects must not be spilled for it (a limit set
+ * after such deletes found nothing to spill: -ENOMEM), and a put must not
+ * find the table full while deleted objects hold entries (-ENOSPC).
+ * true: admit again. */
+static bool room_back(mempool *p, int rc, bool *collected)
 {
-    if (mempool_reap(p) > 0)
+    if (rc == -ENOMEM && mempool_reap(p) > 0)
         return true;
     if (*collected)
         return false;
     *collected = true;
-    mempool__handback_collect(p);
+    mempool__handback_collect(p, true);
     return true;
 }
 
@@ -186,10 +192,12 @@ static int alloc_entry(mempool *p, size_t len, const mempool_put_options *o,
         rc = admit(p, len, o, owner, idx, &need, &who);
         if (rc == -EBUSY)
             return -EAGAIN;               /* its holder is stopped */
-        if (rc != -EAGAIN && rc != -ENOMEM)
+        if (rc != -EAGAIN && rc != -ENOMEM && rc != -ENOSPC)
             return rc;
-        if (rc == -ENOMEM && room_back(p, &collected))
+        if (room_back(p, rc, &collected))
             continue;
+        if (rc == -ENOSPC)
+            return rc;                    /* full even so: no spill helps */
         if (!deadline)
             deadline = mempool__now_ns() + p->evict_wait_ms * 1000000ull;
         else if (mempool__now_ns() >= deadline)

@@ -574,6 +574,17 @@ int mempool__cache_give(mempool *p, int o, mp_give *b, bool try_only)
     return 0;
 }
 
+bool mempool__cache_give_try(mempool *p, int o, mp_give *b)
+{
+    mp_wcache *wc = wc_of(&p->core, o);
+    if (!(atomic_load(&p->h->active) >> o & 1) || wc_lock(p, o, true))
+        return false;
+    if (!wc->dirty)
+        give_locked(p, o, b, false);
+    wc_unlock(p, o);
+    return all_done(b);
+}
+
 bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w, bool forget)
 {
     int s = p->slot;

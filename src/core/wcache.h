@@ -55,6 +55,10 @@ bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w, bool forget);
  * holder is stopped, the rest are owed (left DELETED); 0: the caller
  * frees what is not done. */
 int  mempool__cache_give(mempool *p, int o, mp_give *b, bool try_only);
+/* The same with o's lock tried once and nothing else: true if all of
+ * @p b are done (recached, or found moved); false: the caller frees the
+ * rest. */
+bool mempool__cache_give_try(mempool *p, int o, mp_give *b);
 
 /* ---- handback.c: the deleter's batches --------------------------------- */
 /* DELETED small object @p idx (word @p w) of worker @p o, freed by us:

@@ -185,7 +185,7 @@ int mempool_worker_stats_get(mempool *p, int worker,
         return rc;
     if (!out || worker < 1 || worker > MP_WORKERS)
         return -EINVAL;
-    mempool__handback_collect(p);  /* deletes of its objects: counted */
+    mempool__handback_collect(p, false); /* deleted ones: not counted */
     if (atomic_load(&p->h->active) >> (worker - 1) & 1)
         rc = scan_cells(p, worker - 1, &ks, &pf);
     free(ks.k);
@@ -365,7 +365,7 @@ int mempool_stats_get(mempool *p, struct mempool_stats *s)
         return rc;
     if (!s)
         return -EINVAL;
-    mempool__handback_collect(p);  /* every delete that returned counts */
+    mempool__handback_collect(p, false); /* every delete that returned */
     h = p->h;
     memset(s, 0, sizeof(*s));
     s->size = sizeof(*s);
