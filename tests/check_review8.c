@@ -32,6 +32,13 @@
  *             stash fills and empties), two readers read stats the whole
  *             time (each read collects every stash): nothing is lost or
  *             freed twice, the pool checks clean and holds nothing.
+ *   other user   in a root pool of mode 0666, uid 65534 attaches and
+ *             plants its stash hint (layout.h mp_wcache): root's live
+ *             objects, a deleted object root still pins, an index past
+ *             the table, a count past MP_STASH_MAX; then it stops, still
+ *             a live worker. Root's stats reads collect those hints:
+ *             nothing live is lost, the pinned one reads its bytes until
+ *             released, the figures and fsck are exact.
  *   get_wait cycles  handles opened, made to sleep in get_wait (a keeper
  *             thread per handle, handoff/keeper.c) and closed, over and
  *             over, one while a forked child holds a copy: no thread and
@@ -39,9 +46,12 @@
  *             MEMPOOL_EFORKED and its own new handle sleeps and closes.
  */
 #include "helpers.h"
+#include "layout.h"              /* white box: the stash hint */
 
 #include <dirent.h>
 #include <errno.h>
+#include <grp.h>
+#include <sys/stat.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <signal.h>
@@ -332,6 +342,97 @@ START_TEST(test_stats_storm)
 }
 END_TEST
 
+#define NOBODY 65534
+enum { NLIVE = 8 };
+static uint32_t planted[NLIVE + 2];   /* entry indices for the hint */
+
+static int other_planter(void *unused)
+{
+    mempool_options o;
+    mempool *q;
+    uint8_t *base;
+    size_t len;
+    mp_header *h;
+    mp_wcache *wc;
+    int me;
+    (void)unused;
+    T_CHILD_ASSERT(setgroups(0, NULL) == 0 &&
+                   setresgid(NOBODY, NOBODY, NOBODY) == 0 &&
+                   setresuid(NOBODY, NOBODY, NOBODY) == 0);
+    t_options(&o, T_ARENA_BYTES);
+    o.spill_dir = "/tmp";
+    o.flags = 0;
+    T_CHILD_EQ(mempool_open(t_name, &o, &q), 0);
+    me = mempool_worker_id(q);
+    T_CHILD_ASSERT(me > 0);
+    base = t_map_arena_rw(t_name, &len);
+    T_CHILD_ASSERT(base != NULL);
+    h = (mp_header *)(void *)base;
+    wc = (mp_wcache *)(void *)(base + h->wcache_off) + (me - 1);
+    for (unsigned k = 0; k < MP_STASH_MAX; k++)
+        atomic_store(&wc->stash[k], k < NLIVE + 2 ? planted[k]
+                                                  : (uint32_t)-1 - k);
+    atomic_store(&wc->stash_n, 0xfffffff0u);
+    raise(SIGSTOP);                     /* alive, its hint in place */
+    _exit(0);
+}
+
+static uint32_t entry_index(mempool_dref r)
+{
+    size_t len;
+    const uint8_t *a = t_map_arena(t_name, &len);
+    const mp_header *h = (const void *)a;
+    uint32_t i = (uint32_t)(((r.off & MEMPOOL_DREF_ENTRY_BITS) -
+                             h->table_off) / sizeof(mp_entry));
+    munmap((void *)(uintptr_t)a, len);
+    return i;
+}
+
+START_TEST(test_other_user_hint)
+{
+    mempool_options o;
+    mempool_dref live[NLIVE], pinned;
+    mempool_view v;
+    pid_t k;
+
+    if (geteuid() != 0) {
+        fprintf(stderr, "SKIP: not root: cannot be uid 65534\n");
+        return;
+    }
+    ASSERT_RC(mempool_close(t_pool), 0);
+    t_pool = NULL;
+    ASSERT_RC(mempool_destroy(t_name), 0);
+    umask(0);
+    t_options(&o, T_ARENA_BYTES);
+    o.mode = 0666;
+    ASSERT_RC(mempool_open(t_name, &o, &t_pool), 0);
+    for (int i = 0; i < NLIVE; i++) {
+        live[i] = t_put_fill(t_pool, SMALL, (uint64_t)i + 100);
+        planted[i] = entry_index(live[i]);
+    }
+    pinned = t_put_fill(t_pool, SMALL, 7);
+    planted[NLIVE] = entry_index(pinned);
+    planted[NLIVE + 1] = 0xffffff00u;
+    ASSERT_RC(mempool_get(t_pool, pinned, &v), 0);
+    ASSERT_RC(mempool_delete(t_pool, pinned), 0);    /* pinned: DELETED */
+    k = t_fork(other_planter, NULL);
+    t_await_stopped(k, "the planter");
+    ck_assert_uint_eq(t_stats(t_pool).objects, NLIVE + 1);
+    ck_assert_msg(t_check_fill(v.data, SMALL, 7), "a pinned view changed");
+    for (int i = 0; i < NLIVE; i++)
+        t_expect_fill(t_pool, live[i], SMALL, (uint64_t)i + 100);
+    ASSERT_RC(mempool_release(t_pool, &v), 0);
+    ck_assert_uint_eq(t_stats(t_pool).objects, NLIVE);
+    t_assert_healthy(t_pool);
+    for (int i = 0; i < NLIVE; i++)
+        ASSERT_RC(mempool_delete(t_pool, live[i]), 0);
+    ck_assert_int_eq(t_kill(k), SIGKILL);
+    (void)mempool_reap(t_pool);
+    ck_assert_uint_eq(t_stats(t_pool).objects, 0);
+    t_assert_healthy(t_pool);
+}
+END_TEST
+
 /* Entries of /proc/self/@p dir (task: threads, fd: descriptors). */
 static int count_of(const char *dir)
 {
@@ -409,7 +510,8 @@ int main(void)
 {
     const struct t_case cases[] = {
         { "review8", 120, true, { test_limit_after_stash, test_owner_gone,
-                                    test_get_wait_cycles, test_stats_storm } },
+                                    test_get_wait_cycles, test_stats_storm,
+                                    test_other_user_hint } },
 #ifdef T_FAILPOINTS
         { "review8-fp", 240, true, { test_stats_giver_stopped } },
 #endif

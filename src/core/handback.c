@@ -192,9 +192,12 @@ static bool collect_give(mempool *p, uint32_t idx, uint64_t *w)
         return true;                /* damaged or stale */
     e = mp_entry_at(p, idx);
     *w = atomic_load(&e->word);
-    if (MP_W_ST(*w) != MP_ST_DELETED || MP_W_FL(*w) ||
+    /* What a stash may hold (mempool__cache_free's tests): anything else
+     * a hint names - another user may plant them - is its reclaimer's. */
+    if (MP_W_ST(*w) != MP_ST_DELETED || MP_W_FL(*w) || MP_W_WHO(*w) ||
+        !MP_LD(e->off) ||
         mempool__cell_count(&p->core, MP_PIN, idx, MP_W_GEN(*w), true))
-        return true;                /* not a stash's: its reclaimer's */
+        return true;
     if (MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED)
         mempool__refs_forget(&p->core, idx, MP_W_GEN(*w));
     o = MP_LD(e->owner);
