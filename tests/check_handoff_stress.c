@@ -155,15 +155,18 @@ static void *b_sub(void *arg)
         mempool_view v;
         uint64_t x;
         int rc = mempool_chan_recv(c, &r, 20);
+        /* Done once all are published and a look after that finds
+         * nothing: a timeout before the last sends (publishers off the
+         * CPU for 20 ms) followed by pubs_done would leave items unread */
+        if (rc == -ETIMEDOUT && atomic_load(&pubs_done) == BP &&
+            (rc = mempool_chan_recv(c, &r, 0)) == -ETIMEDOUT)
+            break;
         if (rc == -EOVERFLOW) {
             atomic_fetch_add(&b_lost_reports, 1);
             continue;
         }
-        if (rc == -ETIMEDOUT) {
-            if (atomic_load(&pubs_done) == BP)
-                break;
+        if (rc == -ETIMEDOUT)
             continue;
-        }
         if (rc || mempool_get(t_pool, r, &v)) {
             atomic_fetch_add(&errors, 1);
             break;
