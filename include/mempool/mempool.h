@@ -367,7 +367,11 @@ MEMPOOL_API int mempool_open(const char *name, const mempool_options *o,
  *  once: a second mempool_close() of the same pointer, or any other call
  *  on it, answers -EINVAL as long as fewer than 64 other handles of this
  *  process were closed since (after that the pointer is freed memory, as
- *  after free()). @return 0, or -EINVAL for NULL or a closed handle. */
+ *  after free()). As with free(), no other thread of this process may be
+ *  inside a call on @p, or make one, once close has begun: a thread
+ *  sleeping in mempool_get_wait(), mempool_name_get() or a channel call on
+ *  it must have returned first (give it a timeout, or wake it).
+ *  @return 0, or -EINVAL for NULL or a closed handle. */
 MEMPOOL_API int mempool_close(mempool *p);
 
 /** @brief Remove pool @p name: its shm object and its spill directory.
@@ -1423,19 +1427,19 @@ struct mempool_stats {
 
 /**
  * @brief Read pool figures without disturbing the workers: no pins, and no
- * lock a worker could wait on but one: a worker's handle first hands back
+ * lock a worker could wait on but one. A worker's handle first hands back
  * the small objects other workers deleted that wait in deleters' stashes
- * (at most 64 per deleting worker; each owner's cache lock tried once, the
- * allocator lock if that cache is full or busy: tried once for other
- * workers' stashes - a stopped holder leaves those objects counted a
- * while longer - and for the handle's own as for a free, see
- * MEMPOOL_PEER_WAIT_MS), so every delete that returned is counted. An
- * observer handle skips that (its figures may still count
- * those objects). Each value is read on its own and may be a moment apart
- * from the others (mempool_check() gives the consistent, locked view). Scans the table up to its high-water mark, the pin tables
- * of attached workers and the free-page bitmap: milliseconds on a large
- * pool, so call it about once a second, not per operation. Works on an
- * observer handle (MEMPOOL_OPEN_OBSERVE).
+ * (at most 64 per deleting worker), so every delete that returned is
+ * counted: each owner's cache lock is tried once, then the allocator lock
+ * (tried once for other workers' stashes - a stopped holder leaves those
+ * objects counted a while longer - and for the handle's own stash taken as
+ * for a free, see MEMPOOL_PEER_WAIT_MS). An observer handle skips that
+ * (its figures may still count those objects). Each value is read on its
+ * own and may be a moment apart from the others (mempool_check() gives the
+ * consistent, locked view). Scans the table up to its high-water mark, the
+ * pin tables of attached workers and the free-page bitmap: milliseconds on
+ * a large pool, so call it about once a second, not per operation. Works
+ * on an observer handle (MEMPOOL_OPEN_OBSERVE).
  * @return 0, -EINVAL (NULL), -ENOMEM (for the table of pinned objects),
  * MEMPOOL_EFORKED.
  */
