@@ -153,23 +153,11 @@ END_TEST
 START_TEST(test_mode_0666_allows_other_user)
 {
     struct attach_result res;
-    mempool_options o;
     struct stat st;
     char path[300];
 
-    if (!as_root) {
-        fprintf(stderr, "note: not root, cannot act as another user; "
-                        "mode 0666 case not run\n");
+    if (!t_fixture_shared("mode 0666 case"))
         return;
-    }
-    /* recreate the fixture pool world-accessible */
-    ck_assert_int_eq(mempool_close(t_pool), 0);
-    t_pool = NULL;
-    ck_assert_int_eq(mempool_destroy(t_name), 0);
-    umask(0);
-    t_options(&o, T_ARENA_BYTES);
-    o.mode = 0666;
-    ck_assert_int_eq(mempool_open(t_name, &o, &t_pool), 0);
     t_shm_path(path, sizeof path, t_name);
     ck_assert_int_eq(stat(path, &st), 0);
     ck_assert_uint_eq(st.st_mode & 0777, 0666);

@@ -342,7 +342,6 @@ static int other_sender(void *arg)
 
 START_TEST(test_other_user)
 {
-    mempool_options o;
     mempool_chan *c;
     mempool_dref r;
     mempool_view v;
@@ -351,17 +350,8 @@ START_TEST(test_other_user)
     int rc;
     pid_t pid;
 
-    if (geteuid() != 0) {
-        fprintf(stderr, "SKIP: not root: cannot be uid 65534\n");
+    if (!t_fixture_shared("uid 65534's direct record"))
         return;
-    }
-    ASSERT_RC(mempool_close(t_pool), 0);
-    t_pool = NULL;
-    ASSERT_RC(mempool_destroy(t_name), 0);
-    umask(0);
-    t_options(&o, T_ARENA_BYTES);
-    o.mode = 0666;
-    ASSERT_RC(mempool_open(t_name, &o, &t_pool), 0);
     ASSERT_RC(mempool_chan_open(t_pool, "r7-u", 64, MEMPOOL_CHAN_CREATE, &c),
               0);
     pid = t_fork(other_sender, NULL);

@@ -390,22 +390,12 @@ static uint32_t entry_index(mempool_dref r)
 
 START_TEST(test_other_user_hint)
 {
-    mempool_options o;
     mempool_dref live[NLIVE], pinned;
     mempool_view v;
     pid_t k;
 
-    if (geteuid() != 0) {
-        fprintf(stderr, "SKIP: not root: cannot be uid 65534\n");
+    if (!t_fixture_shared("uid 65534's stash hint"))
         return;
-    }
-    ASSERT_RC(mempool_close(t_pool), 0);
-    t_pool = NULL;
-    ASSERT_RC(mempool_destroy(t_name), 0);
-    umask(0);
-    t_options(&o, T_ARENA_BYTES);
-    o.mode = 0666;
-    ASSERT_RC(mempool_open(t_name, &o, &t_pool), 0);
     for (int i = 0; i < NLIVE; i++) {
         live[i] = t_put_fill(t_pool, SMALL, (uint64_t)i + 100);
         planted[i] = entry_index(live[i]);

@@ -85,16 +85,11 @@ static void reserve_send(mempool *q)
     }
 }
 
-/* Reserves two objects, sends their DRefs, then on each byte from the
- * parent: 'p' publishes both, 'q' quits. */
-static int writer(void *arg)
+/* The writer's answer to each byte from the parent: 'p' publishes both
+ * reservations, 'q' closes and quits (its exit code). */
+static int serve(mempool *q)
 {
-    mempool *q;
     char c;
-    (void)arg;
-    if (t_attach(t_name, &q) < 0)
-        return 10;
-    reserve_send(q);
     while (t_recv(to_w[0], &c, 1, 120) == 0) {
         if (c == 'q')
             return mempool_close(q) == 0 ? 0 : 24;
@@ -103,6 +98,18 @@ static int writer(void *arg)
                 return 22;
     }
     return 23;
+}
+
+/* Reserves two objects, sends their DRefs, then on each byte from the
+ * parent: 'p' publishes both, 'q' quits. */
+static int writer(void *arg)
+{
+    mempool *q;
+    (void)arg;
+    if (t_attach(t_name, &q) < 0)
+        return 10;
+    reserve_send(q);
+    return serve(q);
 }
 
 static void *reserver(void *arg)
@@ -117,20 +124,12 @@ static int thread_writer(void *arg)
 {
     pthread_t th;
     mempool *q;
-    char c;
     (void)arg;
     if (t_attach(t_name, &q) < 0)
         return 10;
     if (pthread_create(&th, NULL, reserver, q) || pthread_join(th, NULL))
         return 11;
-    while (t_recv(to_w[0], &c, 1, 120) == 0) {
-        if (c == 'q')
-            return mempool_close(q) == 0 ? 0 : 24;
-        for (int i = 0; c == 'p' && i < 2; i++)
-            if (mempool_publish(q, refs[i]) < 0)
-                return 22;
-    }
-    return 23;
+    return serve(q);
 }
 
 static pid_t writer_start(int (*fn)(void *))

@@ -150,6 +150,24 @@ void t_teardown(void)
         (void)mempool_destroy(t_name);
 }
 
+bool t_fixture_shared(const char *what)
+{
+    mempool_options o;
+
+    if (geteuid() != 0) {
+        fprintf(stderr, "SKIP: %s: not root, cannot be another user\n", what);
+        return false;
+    }
+    ck_assert_int_eq(mempool_close(t_pool), 0);
+    t_pool = NULL;
+    ck_assert_int_eq(mempool_destroy(t_name), 0);
+    umask(0);
+    t_options(&o, T_ARENA_BYTES);
+    o.mode = 0666;
+    ck_assert_int_eq(mempool_open(t_name, &o, &t_pool), 0);
+    return true;
+}
+
 TCase *t_tcase(Suite *s, const char *name, double timeout)
 {
     TCase *tc = tcase_create(name);

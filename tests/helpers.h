@@ -78,6 +78,10 @@ extern char t_name[T_NAME_LEN];
 void t_setup(void);
 /** Checked fixture: close t_pool (if still open) and destroy t_name. */
 void t_teardown(void);
+/** Checked: re-create the fixture pool t_name with mode 0666 (umask 0), so
+ *  another uid can open it; false (and a SKIP note naming @p what) when
+ *  this process is not root and so cannot act as another user. */
+bool t_fixture_shared(const char *what);
 /** Add a TCase with the checked fixture and @p timeout to @p s. */
 TCase *t_tcase(Suite *s, const char *name, double timeout);
 
