@@ -227,7 +227,7 @@ static int plant_as_nobody(void *v)
 {
     struct plant *pl = v;
     struct arena a;
-    if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+    if (t_become_nobody() != 0)
         return 40;
     arena_map(&a);
     pl->fn(&a, pl->arg);

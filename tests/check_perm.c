@@ -15,23 +15,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#define NOBODY 65534
 
 static bool as_root;
-
-static int drop_privileges(void)
-{
-    if (setgroups(0, NULL) != 0 || setgid(NOBODY) != 0 ||
-        setuid(NOBODY) != 0)
-        return -1;
-    return getuid() == NOBODY && geteuid() == NOBODY ? 0 : -1;
-}
 
 /* Child: can we lose access to a 0600 (root) or 0000 (non-root) file? */
 static int probe_child(void *arg)
@@ -39,7 +29,7 @@ static int probe_child(void *arg)
     const char *path = arg;
     int fd;
 
-    if (as_root && drop_privileges() != 0)
+    if (as_root && t_become_nobody() != 0)
         return 77;
     fd = open(path, O_RDWR);
     if (fd >= 0)
@@ -82,7 +72,7 @@ static int other_user(void *arg)
     unsigned flags = (unsigned)(uintptr_t)arg;
 
     if (as_root)
-        T_CHILD_EQ(drop_privileges(), 0);
+        T_CHILD_EQ(t_become_nobody(), 0);
     t_options(&o, T_ARENA_BYTES);
     o.spill_dir = "/tmp"; /* not the root-owned private spill dir */
     o.flags = flags;

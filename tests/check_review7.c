@@ -28,7 +28,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -292,7 +291,6 @@ END_TEST
 
 /* ------------------------------------------------------- another user */
 
-#define NOBODY 65534
 #define XN 20
 
 static int other_sender(void *arg)
@@ -304,9 +302,7 @@ static int other_sender(void *arg)
     unsigned char buf[200];
     (void)arg;
 
-    T_CHILD_ASSERT(setgroups(0, NULL) == 0 &&
-                   setresgid(NOBODY, NOBODY, NOBODY) == 0 &&
-                   setresuid(NOBODY, NOBODY, NOBODY) == 0);
+    T_CHILD_ASSERT(t_become_nobody() == 0);
     t_options(&o, T_ARENA_BYTES);
     o.spill_dir = "/tmp";
     o.flags = 0;

@@ -50,7 +50,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <grp.h>
 #include <sys/stat.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -342,7 +341,6 @@ START_TEST(test_stats_storm)
 }
 END_TEST
 
-#define NOBODY 65534
 enum { NLIVE = 8 };
 static uint32_t planted[NLIVE + 2];   /* entry indices for the hint */
 
@@ -356,9 +354,7 @@ static int other_planter(void *unused)
     mp_wcache *wc;
     int me;
     (void)unused;
-    T_CHILD_ASSERT(setgroups(0, NULL) == 0 &&
-                   setresgid(NOBODY, NOBODY, NOBODY) == 0 &&
-                   setresuid(NOBODY, NOBODY, NOBODY) == 0);
+    T_CHILD_ASSERT(t_become_nobody() == 0);
     t_options(&o, T_ARENA_BYTES);
     o.spill_dir = "/tmp";
     o.flags = 0;

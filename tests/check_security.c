@@ -27,24 +27,16 @@
 
 #include "layout.h"      /* white box: the header a forger rewrites */
 
-#define NOBODY 65534
+#define NOBODY T_NOBODY
 
 /* ------------------------------------------------------------- helpers */
 
 static bool g_can_switch = false;   /* probed once in main() */
 
-static int become_nobody(void)
-{
-    if (setgroups(0, NULL) != 0 || setresgid(NOBODY, NOBODY, NOBODY) != 0 ||
-        setresuid(NOBODY, NOBODY, NOBODY) != 0)
-        return -1;
-    return geteuid() == NOBODY && getegid() == NOBODY ? 0 : -1;
-}
-
 static int probe_child(void *arg)
 {
     (void)arg;
-    return become_nobody() == 0 && access("/root", W_OK) != 0 ? 0 : 77;
+    return t_become_nobody() == 0 && access("/root", W_OK) != 0 ? 0 : 77;
 }
 
 static bool need_second_user(const char *what)
@@ -74,7 +66,7 @@ struct as_call {
 static int as_nobody_main(void *arg)
 {
     struct as_call *c = arg;
-    if (become_nobody() != 0)
+    if (t_become_nobody() != 0)
         return 99;
     return c->fn(c->arg);
 }
@@ -105,7 +97,7 @@ static int run_tool(bool nobody, double timeout_s, char *const argv[])
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
         int fd = open("/dev/null", O_RDWR);
-        if (nobody && become_nobody() != 0)
+        if (nobody && t_become_nobody() != 0)
             _exit(99);
         dup2(fd, 0);
         dup2(fd, 1);

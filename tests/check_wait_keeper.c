@@ -346,7 +346,7 @@ static int plant(void *arg)
     _Atomic uint64_t *w;
     uint8_t *base;
     size_t len;
-    if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+    if (t_become_nobody() != 0)
         return 40;
     if (!(base = t_map_arena_rw(t_name, &len)))
         return 41;

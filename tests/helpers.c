@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
@@ -148,6 +149,18 @@ void t_teardown(void)
     }
     if (t_name[0])
         (void)mempool_destroy(t_name);
+}
+
+int t_become_nobody(void)
+{
+    if (setgroups(0, NULL) != 0 ||
+        setresgid(T_NOBODY, T_NOBODY, T_NOBODY) != 0 ||
+        setresuid(T_NOBODY, T_NOBODY, T_NOBODY) != 0)
+        return -1;
+    return getuid() == T_NOBODY && geteuid() == T_NOBODY &&
+                   getegid() == T_NOBODY
+               ? 0
+               : -1;
 }
 
 bool t_fixture_shared(const char *what)

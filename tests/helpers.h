@@ -78,6 +78,12 @@ extern char t_name[T_NAME_LEN];
 void t_setup(void);
 /** Checked fixture: close t_pool (if still open) and destroy t_name. */
 void t_teardown(void);
+/** The other user of the security tests. */
+#define T_NOBODY 65534
+/** In a forked child of a root test: become uid and gid T_NOBODY with no
+ *  supplementary groups, for good. 0, or -1 (not permitted, or the ids did
+ *  not take). */
+int t_become_nobody(void);
 /** Checked: re-create the fixture pool t_name with mode 0666 (umask 0), so
  *  another uid can open it; false (and a SKIP note naming @p what) when
  *  this process is not root and so cannot act as another user. */
