@@ -148,6 +148,18 @@ static void writer_say(char c)
     ck_assert_int_eq(t_send(to_w[1], &c, 1), 0);
 }
 
+/* Writer @p w closes and exits 0; both objects are deleted and the pool
+ * is healthy (a killed worker's slot reaped). */
+static void writer_quit(pid_t w)
+{
+    writer_say('q');
+    t_wait_ok(w);
+    for (int i = 0; i < 2; i++)
+        ASSERT_RC(mempool_delete(t_pool, refs[i]), 0);
+    ck_assert_int_ge(mempool_reap(t_pool), 0);  /* a killed worker's slot */
+    t_assert_healthy(t_pool);
+}
+
 /* ------------------------------------------------------------ waiters */
 
 /* A waiter process on refs[arg & 1]; arg & 2: with keep.start=eio. */
@@ -265,12 +277,7 @@ START_TEST(test_thread_exit)
     ck_assert_int_eq(waitpid(k, NULL, WNOHANG), 0);   /* still asleep */
     writer_say('p');
     expect_code(k, W_GOT);
-    writer_say('q');
-    t_wait_ok(w);
-    for (int i = 0; i < 2; i++)
-        ASSERT_RC(mempool_delete(t_pool, refs[i]), 0);
-    ck_assert_int_ge(mempool_reap(t_pool), 0);  /* a killed worker's slot */
-    t_assert_healthy(t_pool);
+    writer_quit(w);
 }
 END_TEST
 
@@ -289,12 +296,7 @@ START_TEST(test_stopped)
     ASSERT_RC(mempool_get_wait(t_pool, refs[0], &v, WAIT_MS), 0);
     ck_assert(t_check_fill(v.data, 64, 7));
     ASSERT_RC(mempool_release(t_pool, &v), 0);
-    writer_say('q');
-    t_wait_ok(w);
-    for (int i = 0; i < 2; i++)
-        ASSERT_RC(mempool_delete(t_pool, refs[i]), 0);
-    ck_assert_int_ge(mempool_reap(t_pool), 0);  /* a killed worker's slot */
-    t_assert_healthy(t_pool);
+    writer_quit(w);
 }
 END_TEST
 
@@ -454,12 +456,7 @@ static void kept_case(const char *spec, bool stop)
         kill(k, SIGCONT);
         expect_code(k, W_GOT);
     }
-    writer_say('q');
-    t_wait_ok(w);
-    for (int i = 0; i < 2; i++)
-        ASSERT_RC(mempool_delete(t_pool, refs[i]), 0);
-    ck_assert_int_ge(mempool_reap(t_pool), 0);  /* a killed worker's slot */
-    t_assert_healthy(t_pool);
+    writer_quit(w);
 }
 
 START_TEST(test_kept_kill)
