@@ -25,7 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
-/* futex(2) with the raw system call: 0 or more, or -errno. On x86-64
+/* futex(2) with the raw system call: 0 or more, or negative on an error
+ * (which no caller needs told apart: -1 or the kernel's -errno). On x86-64
  * the instruction itself, not glibc's syscall(): that is a call through
  * the PLT and a wrapper that shuffles all six arguments and sets errno,
  * on both ends of every wake-up (the waker's FUTEX_WAKE, the sleeper's
@@ -47,8 +48,7 @@ static inline long mp_futex_sys(void *w, int op, uint32_t val,
                      : "rcx", "r11", "memory");
     return ret;
 #else
-    long ret = syscall(SYS_futex, w, op, val, ts, NULL, val3);
-    return ret < 0 ? -errno : ret;
+    return syscall(SYS_futex, w, op, val, ts, NULL, val3);
 #endif
 }
 
