@@ -113,14 +113,23 @@ static int admit(mempool *p, size_t len, const mempool_put_options *o,
                  int owner, uint32_t *idx, uint64_t *need, int *who)
 {
     uint64_t over;
+    bool held = true;
     int rc = mempool__lock(p);
     if (rc)
         return rc == -EAGAIN ? -EBUSY : rc;   /* not "spill first" */
     /* The owner's cache lock too: its cached sets charge it meanwhile, and
-     * its limit is exact only if neither part moves (wcache.c). */
-    if ((rc = mempool__cache_hold(p, owner))) {
-        mempool__unlock(p);
-        return rc == -EAGAIN ? -EBUSY : rc;   /* a stopped giver holds it */
+     * its limit is exact only if neither part moves (wcache.c). Held by a
+     * stopped giver (-EAGAIN), an owner without a limit needs no exact
+     * sum: the set goes on without it (charged to the part the allocator
+     * lock guards; nothing of the cache is read or written below). */
+    if ((rc = mempool__cache_hold_set(p, owner))) {
+        if (rc != -EAGAIN || atomic_load_explicit(
+                                 &p->slots[owner].max_memsize,
+                                 memory_order_relaxed)) {
+            mempool__unlock(p);
+            return rc == -EAGAIN ? -EBUSY : rc;
+        }
+        held = false;
     }
     *need = 0;
     if ((over = mempool__over_limit(p, owner, len))) {
@@ -131,7 +140,7 @@ static int admit(mempool *p, size_t len, const mempool_put_options *o,
         rc = mempool__alloc(p, len, idx);
         /* Short of entries or blocks: first what caches hold unused. */
         if ((rc == -ENOSPC || rc == -ENOMEM) &&
-            mempool__cache_drain(p, owner) > 0)
+            mempool__cache_drain(p, held ? owner : -1) > 0)
             rc = mempool__alloc(p, len, idx);
         if (rc == 0) {
             set_fields(p, *idx, o, owner);
@@ -140,7 +149,8 @@ static int admit(mempool *p, size_t len, const mempool_put_options *o,
             *who = -1;
         }
     }
-    mempool__cache_release(p, owner);
+    if (held)
+        mempool__cache_release(p, owner);
     mempool__unlock(p);
     return rc;
 }
