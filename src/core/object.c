@@ -323,14 +323,9 @@ static int own_reservation(mempool *p, mempool_dref r, mp_entry **e,
     return 0;
 }
 
-int mempool_publish(mempool *p, mempool_dref r)
+/* Publish our reservation @p e (entry @p idx, ALLOC(us) word @p w). */
+static int publish_own(mempool *p, mp_entry *e, uint32_t idx, uint64_t w)
 {
-    uint32_t idx;
-    uint64_t w;
-    mp_entry *e;
-    int rc = own_reservation(p, r, &e, &idx, &w);
-    if (rc)
-        return rc;
     touch(e, true);
     MP_FP(publish_before);
     if (mempool__entry_publish(e, w))
@@ -338,6 +333,15 @@ int mempool_publish(mempool *p, mempool_dref r)
     mempool__entry_wake(p, idx);     /* get_wait sleepers, if any */
     COUNT(p, sets);
     return 0;
+}
+
+int mempool_publish(mempool *p, mempool_dref r)
+{
+    uint32_t idx;
+    uint64_t w;
+    mp_entry *e;
+    int rc = own_reservation(p, r, &e, &idx, &w);
+    return rc ? rc : publish_own(p, e, idx, w);
 }
 
 int mempool_abort(mempool *p, mempool_dref r)
@@ -464,6 +468,7 @@ int mempool_put_ex(mempool *p, const void *data, size_t len,
     void *buf;
     mempool_dref r;
     mp_entry *e;
+    uint64_t w;
     int rc;
 
     if ((!data && len) || !out)
@@ -472,7 +477,15 @@ int mempool_put_ex(mempool *p, const void *data, size_t len,
         return rc;
     if (len && (rc = fill(p, e, r, buf, data, len)))
         return rc;
-    if ((rc = mempool_publish(p, r))) {
+    /* Our reservation of a moment ago: published without checking the
+     * DRef again (mempool_publish's checks, for one a caller gives). */
+    w = atomic_load(&e->word);
+    if (MP_LIKELY(MP_W_ST(w) == MP_ST_ALLOC &&
+                  MP_W_WHO(w) == (unsigned)p->slot + 1))
+        rc = publish_own(p, e, mp_entry_idx(p, e), w);
+    else
+        rc = mempool_publish(p, r);
+    if (rc) {
         mempool_abort(p, r);
         return rc;
     }

@@ -191,7 +191,7 @@ static int own_lock(mempool *p)
 {
     int s = p->slot, rc;
     pthread_mutex_t *m = &wc_of(&p->core, s)->lock;
-    uint64_t bound = mempool__wait_bound_ns(p);
+    uint64_t bound;
 
     if (MP_UNLIKELY(!wc_kind_ok(m)))
         return MEMPOOL_ECORRUPT;
@@ -204,6 +204,7 @@ static int own_lock(mempool *p)
     }
     if (atomic_load_explicit(&p->wc_stuck, memory_order_relaxed))
         return -EAGAIN;
+    bound = mempool__wait_bound_ns(p);
     if (bound > MP_OWN_WAIT_MS * 1000000u)
         bound = MP_OWN_WAIT_MS * 1000000u;
     rc = wc_lock_until(p, s, mempool__now_ns() + bound);
@@ -520,23 +521,31 @@ int mempool__cache_alloc(mempool *p, uint64_t len, uint32_t type,
     return rc;
 }
 
-/* DELETED @p w of worker @p s's -> s's cache. s's cache lock, room in
- * class @p c. false if the word moved (another reclaimer has it). */
+/* DELETED @p w of worker @p s's (@p len bytes) -> s's cache, its charge
+ * not yet taken off (the caller's uncharge(), once per batch). s's cache
+ * lock, room in class @p c. false if the word moved (another reclaimer
+ * has it). A death before the uncharge leaves s's cache dirty: its next
+ * holder recounts the charges from the table (cache_repair). */
 static bool recache(mempool *p, int s, unsigned c, uint32_t idx, uint64_t w)
 {
     mp_wcache *wc = wc_of(&p->core, s);
     mp_entry *e = mp_entry_at(p, idx);
-    uint64_t len = MP_LD(e->len);
 
     if (!mempool__entry_recache(e, w, (unsigned)s + 1))
         return false;
     MP_FP(cache_recached);
     MP_ST(e->owner, 0);
-    part_add(&wc->objects, (uint64_t)0 - 1);
-    part_add(&wc->resident, (uint64_t)0 - len);
     wc_list(wc, c)[wc->n[c]] = idx;
     MP_ST(wc->n[c], wc->n[c] + 1);
     return true;
+}
+
+/* @p n recached objects of @p bytes off s's cache's charge. s's lock. */
+static void uncharge(mempool *p, int s, uint64_t n, uint64_t bytes)
+{
+    mp_wcache *wc = wc_of(&p->core, s);
+    part_add(&wc->objects, (uint64_t)0 - n);
+    part_add(&wc->resident, (uint64_t)0 - bytes);
 }
 
 /* The not yet done ones of @p b into owner o's cache, o's lock held and
@@ -548,6 +557,7 @@ static bool recache(mempool *p, int s, unsigned c, uint32_t idx, uint64_t w)
 static void give_locked(mempool *p, int o, mp_give *b, bool flush_ok)
 {
     mp_wcache *wc = wc_of(&p->core, o);
+    uint64_t n = 0, bytes = 0;
     for (unsigned k = 0; k < b->n; k++) {
         mp_entry *e = mp_entry_at(p, b->idx[k]);
         uint64_t len = MP_LD(e->len);
@@ -570,10 +580,14 @@ static void give_locked(mempool *p, int o, mp_give *b, bool flush_ok)
             flush(p, o, c, MP_WC_BATCH);
         }
         /* Recached, or moved (another reclaimer has it): done either way. */
-        (void)recache(p, o, c, b->idx[k], b->w[k]);
+        if (recache(p, o, c, b->idx[k], b->w[k])) {
+            n++;
+            bytes += len;
+        }
         b->done |= UINT64_C(1) << k;
         MP_FP(handback_given);
     }
+    uncharge(p, o, n, bytes);
 }
 
 static bool all_done(const mp_give *b)
@@ -675,7 +689,8 @@ bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w, bool forget)
     if (MP_LD(wc->n[c]) < mp_wc_cap(c) &&
         (rc = own_lock(p)) == 0) {
         if (!wc->dirty && wc->n[c] < mp_wc_cap(c)) {
-            (void)recache(p, s, c, idx, w);
+            if (recache(p, s, c, idx, w))
+                uncharge(p, s, 1, len);
             wc_unlock(p, s);
             return true;
         }
@@ -693,7 +708,8 @@ bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w, bool forget)
     }
     if (wc->n[c] >= mp_wc_cap(c))
         flush(p, s, c, MP_WC_BATCH);
-    (void)recache(p, s, c, idx, w);
+    if (recache(p, s, c, idx, w))
+        uncharge(p, s, 1, len);
     mempool__cache_release(p, s);
     mempool__unlock(p);
     return true;
