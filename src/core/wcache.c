@@ -509,13 +509,13 @@ int mempool__cache_alloc(mempool *p, uint64_t len, uint32_t type,
         mempool__reclaim_owed(p);     /* no lock of ours held here */
     if ((rc = mempool__lock(p)))
         return rc;                    /* -EAGAIN: not the allocator's either */
-    if ((rc = mempool__cache_hold_set(p, s)) == 0) {
+    /* Held by a stopped giver, or damaged: the allocator's way (rc 1). */
+    rc = 1;
+    if (mempool__cache_hold_set(p, s) == 0) {
         if (!wc->n[c])
             refill(p, s, c);
         rc = pop(p, c, len, type, flags, idx);
         mempool__cache_release(p, s);
-    } else {
-        rc = 1;     /* held by a stopped giver, or damaged: the allocator's */
     }
     mempool__unlock(p);
     return rc;
