@@ -95,6 +95,7 @@
 
 #define MP_SPIN_RUN_NS     10000u   /* peer awake on another CPU */
 #define MP_SPIN_WOKE_NS    30000u   /* peer we just woke, on another CPU */
+#define MP_SPIN_STREAM_NS  1500u   /* a stream's receiver, no lead */
 #define MP_SPIN_YIELDS     4u       /* peer runnable on our CPU */
 #define MP_YIELD_LATE_NS   50000u   /* a yield that let someone else run */
 #define MP_YIELD_OFF_MIN_NS 4000000u    /* yields off after a late one */
@@ -152,6 +153,19 @@ static inline void mempool__peer_note(mempool *p, _Atomic uint64_t *hint)
 bool mempool__spin(mempool *p, uint64_t peer1, _Atomic uint64_t *gate,
                    mp_spin *st, mp_look_fn look, const void *arg,
                    uint64_t deadline);
+
+/* A receive's spin (STREAM above): mempool__spin() if this thread has a
+ * lead or @p sst is NULL; else, while worker @p peer1 - 1 (the last
+ * sender) says awake on another CPU, at most MP_SPIN_STREAM_NS (halved
+ * by @p sst's unanswered spins) holding @p gate. */
+bool mempool__spin_stream(mempool *p, uint64_t peer1, _Atomic uint64_t *gate,
+                          mp_spin *st, mp_spin *sst, mp_look_fn look,
+                          const void *arg, uint64_t deadline);
+
+/* The last check after a stream spin found what the spin waited for: the
+ * spin was not in vain, only a little short; @p sst forgets its
+ * unanswered spins. */
+void mempool__spin_answered(mp_spin *sst);
 
 /* This worker is about to sleep in a handoff wait: its run word says so
  * (WOKE spinners may still wait for it; RUN ones stop). */
