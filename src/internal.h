@@ -125,6 +125,9 @@ struct mempool {
     _Atomic uint32_t keep_st;
     uint32_t      evict_wait_ms; /* bound of a wait for a peer or for room
                                     (worker.c, object.c, spill.c) */
+    /* Our cache lock's last wait ran out (wcache.c own_lock): a stopped
+     * peer holds it; our sets and deletes only try it until it is free. */
+    _Atomic bool  wc_stuck;
     /* MEMPOOL_OPEN_OBSERVE: no slot (slot -1), no spiller, no reaping;
      * every call that would change the pool answers -EPERM. */
     bool          observer;

@@ -471,11 +471,14 @@ MEMPOOL_API int mempool_put(mempool *p, const void *data, size_t len,
  *   -E2BIG   @p len is larger than the arena or the owner's memory limit;
  *   -ENOBUFS MEMPOOL_PUT_REFCOUNTED and this worker's reference table is
  *            full (mempool_options.max_refs); nothing was stored;
- *   -EAGAIN  another worker holds the pool's allocator lock, or this
- *            worker's allocator cache lock (freeing an object of ours),
- *            and did not let go within MEMPOOL_PEER_WAIT_MS (it is
- *            stopped inside an allocation or a free); nothing was
- *            stored: retry later;
+ *   -EAGAIN  another worker holds the pool's allocator lock and did
+ *            not let go within MEMPOOL_PEER_WAIT_MS (it is stopped inside
+ *            an allocation or a free); or this worker has a memory limit
+ *            and another worker stopped while freeing an object of ours
+ *            holds this worker's allocator cache lock (the limit is exact
+ *            only under it; without a limit the put goes around the cache,
+ *            after one short wait per stop); nothing was stored: retry
+ *            later;
  *   -EPERM   observer handle (MEMPOOL_OPEN_OBSERVE);
  *   MEMPOOL_EFORKED  handle used in a forked child;
  *   MEMPOOL_ECORRUPT the allocator's shared state failed validation;

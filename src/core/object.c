@@ -113,14 +113,23 @@ static int admit(mempool *p, size_t len, const mempool_put_options *o,
                  int owner, uint32_t *idx, uint64_t *need, int *who)
 {
     uint64_t over;
+    bool held = true;
     int rc = mempool__lock(p);
     if (rc)
         return rc == -EAGAIN ? -EBUSY : rc;   /* not "spill first" */
     /* The owner's cache lock too: its cached sets charge it meanwhile, and
-     * its limit is exact only if neither part moves (wcache.c). */
-    if ((rc = mempool__cache_hold(p, owner))) {
-        mempool__unlock(p);
-        return rc == -EAGAIN ? -EBUSY : rc;   /* a stopped giver holds it */
+     * its limit is exact only if neither part moves (wcache.c). Held by a
+     * stopped giver (-EAGAIN), an owner without a limit needs no exact
+     * sum: the set goes on without it (charged to the part the allocator
+     * lock guards; nothing of the cache is read or written below). */
+    if ((rc = mempool__cache_hold_set(p, owner))) {
+        if (rc != -EAGAIN || atomic_load_explicit(
+                                 &p->slots[owner].max_memsize,
+                                 memory_order_relaxed)) {
+            mempool__unlock(p);
+            return rc == -EAGAIN ? -EBUSY : rc;
+        }
+        held = false;
     }
     *need = 0;
     if ((over = mempool__over_limit(p, owner, len))) {
@@ -131,7 +140,7 @@ static int admit(mempool *p, size_t len, const mempool_put_options *o,
         rc = mempool__alloc(p, len, idx);
         /* Short of entries or blocks: first what caches hold unused. */
         if ((rc == -ENOSPC || rc == -ENOMEM) &&
-            mempool__cache_drain(p, owner) > 0)
+            mempool__cache_drain(p, held ? owner : -1) > 0)
             rc = mempool__alloc(p, len, idx);
         if (rc == 0) {
             set_fields(p, *idx, o, owner);
@@ -140,7 +149,8 @@ static int admit(mempool *p, size_t len, const mempool_put_options *o,
             *who = -1;
         }
     }
-    mempool__cache_release(p, owner);
+    if (held)
+        mempool__cache_release(p, owner);
     mempool__unlock(p);
     return rc;
 }
@@ -313,14 +323,9 @@ static int own_reservation(mempool *p, mempool_dref r, mp_entry **e,
     return 0;
 }
 
-int mempool_publish(mempool *p, mempool_dref r)
+/* Publish our reservation @p e (entry @p idx, ALLOC(us) word @p w). */
+static int publish_own(mempool *p, mp_entry *e, uint32_t idx, uint64_t w)
 {
-    uint32_t idx;
-    uint64_t w;
-    mp_entry *e;
-    int rc = own_reservation(p, r, &e, &idx, &w);
-    if (rc)
-        return rc;
     touch(e, true);
     MP_FP(publish_before);
     if (mempool__entry_publish(e, w))
@@ -328,6 +333,15 @@ int mempool_publish(mempool *p, mempool_dref r)
     mempool__entry_wake(p, idx);     /* get_wait sleepers, if any */
     COUNT(p, sets);
     return 0;
+}
+
+int mempool_publish(mempool *p, mempool_dref r)
+{
+    uint32_t idx;
+    uint64_t w;
+    mp_entry *e;
+    int rc = own_reservation(p, r, &e, &idx, &w);
+    return rc ? rc : publish_own(p, e, idx, w);
 }
 
 int mempool_abort(mempool *p, mempool_dref r)
@@ -454,6 +468,7 @@ int mempool_put_ex(mempool *p, const void *data, size_t len,
     void *buf;
     mempool_dref r;
     mp_entry *e;
+    uint64_t w;
     int rc;
 
     if ((!data && len) || !out)
@@ -462,7 +477,15 @@ int mempool_put_ex(mempool *p, const void *data, size_t len,
         return rc;
     if (len && (rc = fill(p, e, r, buf, data, len)))
         return rc;
-    if ((rc = mempool_publish(p, r))) {
+    /* Our reservation of a moment ago: published without checking the
+     * DRef again (mempool_publish's checks, for one a caller gives). */
+    w = atomic_load(&e->word);
+    if (MP_LIKELY(MP_W_ST(w) == MP_ST_ALLOC &&
+                  MP_W_WHO(w) == (unsigned)p->slot + 1))
+        rc = publish_own(p, e, mp_entry_idx(p, e), w);
+    else
+        rc = mempool_publish(p, r);
+    if (rc) {
         mempool_abort(p, r);
         return rc;
     }

@@ -38,6 +38,15 @@
  * or blocks drains the caches it can lock (mempool__cache_drain), so a
  * cache never makes the pool look fuller than it is.
  *
+ * A stopped holder of our cache lock (a giver SIGSTOPped mid hand-back
+ * batch, check_giver_stop) costs our sets and deletes one short wait
+ * (own_lock: MP_OWN_WAIT_MS), then they go around the cache until a try
+ * finds the lock free: a set from the pool's allocator (object.c admit,
+ * without our cache lock if we have no memory limit to keep exact:
+ * charged to the part the allocator lock guards, as any locked set), a
+ * delete freed under the allocator lock. No shared state is new: that is
+ * the locked set and free, with their failpoints.
+ *
  * A deleter's stash (handback.c) holds no entry of its own: what it lists
  * is DELETED in the table, charged to its owner like any deleted object
  * not yet reclaimed, so rebuild() and mempool_check() see nothing new; a
@@ -61,6 +70,10 @@
 #include "entry.h"
 #include "failpoint.h"
 #include "wcache.h"
+
+/* How long a set or delete of ours waits for our own cache lock before it
+ * goes around the cache (own_lock). */
+#define MP_OWN_WAIT_MS 50u
 
 static mp_wcache *wc_of(const mp_core *c, int s)
 {
@@ -164,6 +177,42 @@ static int wc_lock(mempool *p, int s, bool try)
     return wc_got(p, s, rc);
 }
 
+/* Our own cache's lock, for a set or a delete of ours (and the locked
+ * set's hold, object.c). Its other holders are our threads, fsck and the
+ * reaper, and givers (cache_give) inside a step of a few instructions: a
+ * wait of MP_OWN_WAIT_MS (or the peer bound, if shorter) sees them out
+ * unless one is stopped (SIGSTOP inside a hand-back batch). Then we go
+ * around the cache (the set from the pool's allocator, the delete freed
+ * under the allocator lock), and remember it: until a try finds the lock
+ * free again, our sets and deletes only try it, so a stopped peer costs
+ * us one short wait, not one per call (check_giver_stop). 0, -EAGAIN,
+ * MEMPOOL_ECORRUPT, as wc_lock. */
+static int own_lock(mempool *p)
+{
+    int s = p->slot, rc;
+    pthread_mutex_t *m = &wc_of(&p->core, s)->lock;
+    uint64_t bound;
+
+    if (MP_UNLIKELY(!wc_kind_ok(m)))
+        return MEMPOOL_ECORRUPT;
+    rc = pthread_mutex_trylock(m);
+    if (MP_LIKELY(rc != EBUSY)) {
+        if (MP_UNLIKELY(atomic_load_explicit(&p->wc_stuck,
+                                             memory_order_relaxed)))
+            atomic_store_explicit(&p->wc_stuck, false, memory_order_relaxed);
+        return wc_got(p, s, rc);
+    }
+    if (atomic_load_explicit(&p->wc_stuck, memory_order_relaxed))
+        return -EAGAIN;
+    bound = mempool__wait_bound_ns(p);
+    if (bound > MP_OWN_WAIT_MS * 1000000u)
+        bound = MP_OWN_WAIT_MS * 1000000u;
+    rc = wc_lock_until(p, s, mempool__now_ns() + bound);
+    if (rc == -EAGAIN)
+        atomic_store_explicit(&p->wc_stuck, true, memory_order_relaxed);
+    return rc;
+}
+
 static void wc_unlock(mempool *p, int s)
 {
     pthread_mutex_unlock(&wc_of(&p->core, s)->lock);
@@ -263,6 +312,14 @@ static void cache_repair(mempool *p, int s)
 int mempool__cache_hold(mempool *p, int s)
 {
     int rc = wc_lock(p, s, false);
+    if (rc == 0 && wc_of(&p->core, s)->dirty)
+        cache_repair(p, s);
+    return rc;
+}
+
+int mempool__cache_hold_set(mempool *p, int s)
+{
+    int rc = s == p->slot ? own_lock(p) : wc_lock(p, s, false);
     if (rc == 0 && wc_of(&p->core, s)->dirty)
         cache_repair(p, s);
     return rc;
@@ -437,7 +494,7 @@ int mempool__cache_alloc(mempool *p, uint64_t len, uint32_t type,
 
     /* An unlocked look first: an empty class goes straight to a refill
      * (a stale count only sends us the longer way). */
-    if (MP_LD(wc->n[c]) && (rc = wc_lock(p, s, false)) == 0) {
+    if (MP_LD(wc->n[c]) && (rc = own_lock(p)) == 0) {
         if (!wc->dirty && wc->n[c]) {
             rc = pop(p, c, len, type, flags, idx);
             wc_unlock(p, s);
@@ -446,41 +503,49 @@ int mempool__cache_alloc(mempool *p, uint64_t len, uint32_t type,
         wc_unlock(p, s);
     }
     if (rc == -EAGAIN)
-        return rc;                    /* a stopped giver holds it (wc_lock) */
+        return 1;       /* a stopped giver holds it: around the cache */
     /* Refill: the allocator lock first, then ours again (lock order). */
     if (MP_UNLIKELY(atomic_load_explicit(&p->h->owed, memory_order_relaxed)))
         mempool__reclaim_owed(p);     /* no lock of ours held here */
     if ((rc = mempool__lock(p)))
         return rc;                    /* -EAGAIN: not the allocator's either */
-    if ((rc = mempool__cache_hold(p, s)) == 0) {
+    /* Held by a stopped giver, or damaged: the allocator's way (rc 1). */
+    rc = 1;
+    if (mempool__cache_hold_set(p, s) == 0) {
         if (!wc->n[c])
             refill(p, s, c);
         rc = pop(p, c, len, type, flags, idx);
         mempool__cache_release(p, s);
-    } else if (rc != -EAGAIN) {
-        rc = 1;                       /* damaged: the allocator's way */
     }
     mempool__unlock(p);
     return rc;
 }
 
-/* DELETED @p w of worker @p s's -> s's cache. s's cache lock, room in
- * class @p c. false if the word moved (another reclaimer has it). */
+/* DELETED @p w of worker @p s's (@p len bytes) -> s's cache, its charge
+ * not yet taken off (the caller's uncharge(), once per batch). s's cache
+ * lock, room in class @p c. false if the word moved (another reclaimer
+ * has it). A death before the uncharge leaves s's cache dirty: its next
+ * holder recounts the charges from the table (cache_repair). */
 static bool recache(mempool *p, int s, unsigned c, uint32_t idx, uint64_t w)
 {
     mp_wcache *wc = wc_of(&p->core, s);
     mp_entry *e = mp_entry_at(p, idx);
-    uint64_t len = MP_LD(e->len);
 
     if (!mempool__entry_recache(e, w, (unsigned)s + 1))
         return false;
     MP_FP(cache_recached);
     MP_ST(e->owner, 0);
-    part_add(&wc->objects, (uint64_t)0 - 1);
-    part_add(&wc->resident, (uint64_t)0 - len);
     wc_list(wc, c)[wc->n[c]] = idx;
     MP_ST(wc->n[c], wc->n[c] + 1);
     return true;
+}
+
+/* @p n recached objects of @p bytes off s's cache's charge. s's lock. */
+static void uncharge(mempool *p, int s, uint64_t n, uint64_t bytes)
+{
+    mp_wcache *wc = wc_of(&p->core, s);
+    part_add(&wc->objects, (uint64_t)0 - n);
+    part_add(&wc->resident, (uint64_t)0 - bytes);
 }
 
 /* The not yet done ones of @p b into owner o's cache, o's lock held and
@@ -492,6 +557,7 @@ static bool recache(mempool *p, int s, unsigned c, uint32_t idx, uint64_t w)
 static void give_locked(mempool *p, int o, mp_give *b, bool flush_ok)
 {
     mp_wcache *wc = wc_of(&p->core, o);
+    uint64_t n = 0, bytes = 0;
     for (unsigned k = 0; k < b->n; k++) {
         mp_entry *e = mp_entry_at(p, b->idx[k]);
         uint64_t len = MP_LD(e->len);
@@ -514,10 +580,14 @@ static void give_locked(mempool *p, int o, mp_give *b, bool flush_ok)
             flush(p, o, c, MP_WC_BATCH);
         }
         /* Recached, or moved (another reclaimer has it): done either way. */
-        (void)recache(p, o, c, b->idx[k], b->w[k]);
+        if (recache(p, o, c, b->idx[k], b->w[k])) {
+            n++;
+            bytes += len;
+        }
         b->done |= UINT64_C(1) << k;
         MP_FP(handback_given);
     }
+    uncharge(p, o, n, bytes);
 }
 
 static bool all_done(const mp_give *b)
@@ -617,9 +687,10 @@ bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w, bool forget)
     c = mp_class_of(len);
     wc = wc_of(&p->core, s);
     if (MP_LD(wc->n[c]) < mp_wc_cap(c) &&
-        (rc = wc_lock(p, s, false)) == 0) {
+        (rc = own_lock(p)) == 0) {
         if (!wc->dirty && wc->n[c] < mp_wc_cap(c)) {
-            (void)recache(p, s, c, idx, w);
+            if (recache(p, s, c, idx, w))
+                uncharge(p, s, 1, len);
             wc_unlock(p, s);
             return true;
         }
@@ -631,13 +702,14 @@ bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w, bool forget)
      * holder of the allocator lock: the free is owed (entry.c). */
     if (mempool__lock_or_owe(p))
         return true;
-    if (mempool__cache_hold(p, s) != 0) {
+    if (mempool__cache_hold_set(p, s) != 0) {
         mempool__unlock(p);
         return false;     /* held past the bound, damaged: the caller's */
     }
     if (wc->n[c] >= mp_wc_cap(c))
         flush(p, s, c, MP_WC_BATCH);
-    (void)recache(p, s, c, idx, w);
+    if (recache(p, s, c, idx, w))
+        uncharge(p, s, 1, len);
     mempool__cache_release(p, s);
     mempool__unlock(p);
     return true;

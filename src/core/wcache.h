@@ -38,9 +38,9 @@ typedef struct mp_give {
 /* ---- the common path: the worker's own cache lock only ----------------- */
 /* A set of @p len (1 .. MP_SMALL_MAX) bytes charged to us: 0 and *idx is
  * ALLOC(us) with type, flags, owner and charge set; 1: take the locked
- * path (cache unusable, over our limit, or the arena has no block); or the
- * error of taking the allocator lock for a refill (-EAGAIN: its holder is
- * stopped; or our cache lock's: a giver, wcache.c wc_lock). */
+ * path (cache unusable or held by a stopped giver, over our limit, or the
+ * arena has no block); or the error of taking the allocator lock for a
+ * refill (-EAGAIN: its holder is stopped). */
 int  mempool__cache_alloc(mempool *p, uint64_t len, uint32_t type,
                           uint16_t flags, uint32_t *idx);
 /* DELETED entry @p idx, word @p w, no pins: if it is a small object
@@ -70,6 +70,10 @@ bool mempool__handback(mempool *p, int o, uint32_t idx, uint64_t w);
 /* s's lock, waited for the peer bound at most; repairs. 0, -EAGAIN (its
  * holder is stopped: a giver, wcache.c wc_lock), MEMPOOL_ECORRUPT. */
 int  mempool__cache_hold(mempool *p, int s);
+/* The same for a set charged to @p s (object.c admit): our own lock
+ * (s is us) is waited for a short while once, then only tried while a
+ * stopped peer holds it (wcache.c own_lock). */
+int  mempool__cache_hold_set(mempool *p, int s);
 void mempool__cache_release(mempool *p, int s);
 /* Every attached worker's cache lock (mask held), within one bounded wait:
  * those whose holder is stopped are left out and listed in *busy. */
