@@ -182,13 +182,13 @@ static struct mp_keeper *keeper_get(mempool *p)
     return st == 2 ? p->keep : NULL;
 }
 
-int mempool__keep_enter(mempool *p, uint32_t idx, unsigned who)
+_Atomic uint64_t *mempool__keep_enter(mempool *p, uint32_t idx, unsigned who)
 {
     uint64_t v = (uint64_t)(idx + 1) << 32 | who;
     struct mp_keeper *k;
     if (who < 1 || who > MP_WORKERS || who == (unsigned)p->slot + 1 ||
         !(k = keeper_get(p)))
-        return -1;
+        return NULL;
     for (unsigned i = 0; i < MP_KEEP_N; i++) {
         uint64_t zero = 0;
         if (atomic_load_explicit(&k->watch[i], memory_order_relaxed) ||
@@ -201,15 +201,9 @@ int mempool__keep_enter(mempool *p, uint32_t idx, unsigned who)
             pthread_mutex_unlock(&k->mu);
         }
         MP_FP(keep_kept);
-        return (int)i;
+        return &k->watch[i];
     }
-    return -1;                        /* all places taken: the cap */
-}
-
-void mempool__keep_leave(mempool *p, int ticket)
-{
-    if (ticket >= 0)
-        atomic_store(&p->keep->watch[ticket], 0);
+    return NULL;                      /* all places taken: the cap */
 }
 
 void mempool__keep_stop(mempool *p)

@@ -8,6 +8,7 @@
 #ifndef MEMPOOL_KEEPER_H
 #define MEMPOOL_KEEPER_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "internal.h"
@@ -18,14 +19,22 @@
 
 /* A get_wait sleeper on entry @p idx, written by worker slot @p who - 1,
  * asks the keeper to watch its writer (starting the keeper the first
- * time). Its ticket (>= 0: sleep without a cap; the keeper wakes it if
- * the writer dies), or -1: no keeper (it could not start, a forked or
- * observer handle, all MP_KEEP_N places taken): sleep with the cap as
- * before. */
-int  mempool__keep_enter(mempool *p, uint32_t idx, unsigned who);
+ * time). Its place in the keeper (sleep without a cap; the keeper wakes
+ * it if the writer dies), or NULL: no keeper (it could not start, a
+ * forked or observer handle, all MP_KEEP_N places taken): sleep with the
+ * cap as before. */
+_Atomic uint64_t *mempool__keep_enter(mempool *p, uint32_t idx, unsigned who);
 
-/* The sleeper is awake again: give its place back (@p ticket < 0: none). */
-void mempool__keep_leave(mempool *p, int ticket);
+/* The sleeper is awake again: give its @p place back (NULL: none). Inline
+ * and a release store, not a call and a seq_cst exchange: it lies on the
+ * wake-up path, and only the taking of a place pairs with the keeper's
+ * idle flag (keeper.c); a place freed late costs at most a spurious wake
+ * of a sleeper that has moved on, which re-checks its word. */
+static inline void mempool__keep_leave(_Atomic uint64_t *place)
+{
+    if (place)
+        atomic_store_explicit(place, 0, memory_order_release);
+}
 
 /* mempool_close(): stop and free the keeper (in the process that started
  * it: a forked child only frees its copy). */

@@ -53,7 +53,7 @@ static uint64_t entry_look(const void *arg)
 static int wait_sleep(mempool *p, mp_entry *e, uint32_t idx, uint64_t w,
                       uint64_t deadline)
 {
-    int ticket = mempool__keep_enter(p, idx, MP_W_WHO(w));
+    _Atomic uint64_t *place = mempool__keep_enter(p, idx, MP_W_WHO(w));
     int rc = 0;
     atomic_fetch_add(&e->waiters, 1);
     if (atomic_load(&e->word) == w) {
@@ -61,11 +61,11 @@ static int wait_sleep(mempool *p, mp_entry *e, uint32_t idx, uint64_t w,
                                   memory_order_relaxed);
         mempool__run_asleep(p);
         rc = mp_futex_wait(mp_word_low(&e->word), (uint32_t)w, deadline,
-                           ticket >= 0 ? 0 : WAIT_CAP_NS);
+                           place ? 0 : WAIT_CAP_NS);
         mempool__run_awake(p);
     }
     atomic_fetch_sub(&e->waiters, 1);
-    mempool__keep_leave(p, ticket);
+    mempool__keep_leave(place);
     return rc;
 }
 
@@ -97,7 +97,8 @@ int mempool_get_wait(mempool *p, mempool_dref r, mempool_view *v,
             mempool__entry_repair(p, (int)who - 1, idx);
             continue;
         }
-        if (mp_deadline(0) >= deadline)
+        /* (No clock read for a wait without a deadline.) */
+        if (deadline != UINT64_MAX && mp_deadline(0) >= deadline)
             return -ETIMEDOUT;
         /* The writer running on another CPU may publish in a moment. */
         if (mempool__spin(p, who <= MP_WORKERS ? who : 0, NULL, &wait_spin,

@@ -25,6 +25,33 @@
 #include <time.h>
 #include <unistd.h>
 
+/* futex(2) with the raw system call: 0 or more, or negative on an error
+ * (which no caller needs told apart: -1 or the kernel's -errno). On x86-64
+ * the instruction itself, not glibc's syscall(): that is a call through
+ * the PLT and a wrapper that shuffles all six arguments and sets errno,
+ * on both ends of every wake-up (the waker's FUTEX_WAKE, the sleeper's
+ * return from FUTEX_WAIT). Clobbers what the kernel's ABI says it does:
+ * rcx and r11 (and memory: the kernel may have read or written the word
+ * and the timeout). */
+static inline long mp_futex_sys(void *w, int op, uint32_t val,
+                                const struct timespec *ts, uint32_t val3)
+{
+#if defined(__x86_64__)
+    register long r10 __asm__("r10") = (long)(uintptr_t)ts;
+    register long r8 __asm__("r8") = 0;
+    register long r9 __asm__("r9") = (long)val3;
+    long ret;
+    __asm__ volatile("syscall"
+                     : "=a"(ret)
+                     : "0"((long)SYS_futex), "D"(w), "S"((long)op),
+                       "d"((long)val), "r"(r10), "r"(r8), "r"(r9)
+                     : "rcx", "r11", "memory");
+    return ret;
+#else
+    return syscall(SYS_futex, w, op, val, ts, NULL, val3);
+#endif
+}
+
 /* CLOCK_MONOTONIC now, ns. */
 static inline uint64_t mp_mono_ns(void)
 {
@@ -71,8 +98,8 @@ static inline int mp_futex_sleep(void *w, uint32_t val, uint64_t deadline,
      * machine's VM): untimed when there is neither a deadline nor a cap.
      * Any bitset is woken by FUTEX_WAKE. 0 only when a waker dequeued us
      * (the kernel retries its own spurious wake-ups). */
-    return syscall(SYS_futex, w, FUTEX_WAIT_BITSET, val, tsp, NULL,
-                   FUTEX_BITSET_MATCH_ANY) == 0;
+    return mp_futex_sys(w, FUTEX_WAIT_BITSET, val, tsp,
+                        FUTEX_BITSET_MATCH_ANY) == 0;
 }
 
 /* mp_futex_sleep() for callers that do not care who woke them: 0 or
@@ -97,7 +124,7 @@ static inline void *mp_word_low(void *w)
 /* Wake up to @p n sleepers of @p w; how many it woke (0 on error). */
 static inline int mp_futex_wake(void *w, int n)
 {
-    long r = syscall(SYS_futex, w, FUTEX_WAKE, n, NULL, NULL, 0);
+    long r = mp_futex_sys(w, FUTEX_WAKE, (uint32_t)n, NULL, 0);
     return r > 0 ? (int)r : 0;
 }
 
