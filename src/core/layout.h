@@ -279,11 +279,13 @@ typedef struct mp_entry {
  * MP_WC_MAX entries: a stream's producer runs up to a channel's capacity
  * ahead of its consumer, and with 128 its class emptied and filled
  * through the allocator lock on every swing (issue 12); the others 128
- * halved per class above 64 B, at least MP_WC_BATCH (768 in all, as
- * before: 6 x 128). */
+ * halved per class above 64 B, at least 16 (768 in all, as before:
+ * 6 x 128). A refill of an empty class and a flush of a full one move
+ * mp_wc_batch(c) entries per allocator-lock hold: half the class, at
+ * least MP_WC_BATCH (wcache.c says why). */
 #define MP_WC_MAX   512u       /* entries of the smallest class */
 #define MP_WC_SLOTS 768u       /* entries of all classes */
-#define MP_WC_BATCH 16u        /* moved per allocator-lock hold */
+#define MP_WC_BATCH 16u        /* moved per allocator-lock hold, at least */
 #define MP_STASH_MAX   64u     /* a deleter's stash (handback.c): at most */
 #define MP_STASH_BATCH 32u     /* handed back once this many wait */
 typedef struct mp_wcache {
@@ -315,6 +317,13 @@ typedef struct mp_wcache {
 static inline uint32_t mp_wc_cap(unsigned c)
 {
     return c == 0 ? MP_WC_MAX : (256u >> c) < 16u ? 16u : 256u >> c;
+}
+
+/* Entries of class @p c a refill caches, and a flush of a full class
+ * gives back, per allocator-lock hold: 256, 64, 32, then 16. */
+static inline uint32_t mp_wc_batch(unsigned c)
+{
+    return mp_wc_cap(c) / 2u < MP_WC_BATCH ? MP_WC_BATCH : mp_wc_cap(c) / 2u;
 }
 
 static inline uint32_t mp_wc_base(unsigned c)

@@ -51,9 +51,9 @@ int  mempool__cache_alloc(mempool *p, uint64_t len, uint32_t type,
 bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w, bool forget);
 /* The batch @p b of worker @p o's objects into o's cache (o's lock tried
  * only; the allocator lock too for a full class, a dirty cache, or with
- * @p try_only false a busy lock). 1: the allocator lock's
- * holder is stopped, the rest are owed (left DELETED); 0: the caller
- * frees what is not done. */
+ * @p try_only false a busy lock, and then what o's cache did not take is
+ * freed under that hold). 1: the allocator lock's holder is stopped, the
+ * rest are owed (left DELETED); 0: the caller frees what is not done. */
 int  mempool__cache_give(mempool *p, int o, mp_give *b, bool try_only);
 /* The same with o's lock tried once and nothing else: true if all of
  * @p b are done (recached, or found moved); false: the caller frees the
