@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * check_review9.c - a hostile review of session 9's landings: the owner's
+ * sets and deletes around its cache while a giver holds the cache lock,
+ * and the hand-back batch's single uncharge (src/core/wcache.c).
+ *
+ *   giver killed  another process deletes our small objects; its stash
+ *             hands a batch back into our cache and is stopped there
+ *             (handback.given or cache.recached, at the 1st, 16th and
+ *             32nd entry of the batch), holding our cache lock, then
+ *             SIGKILLed. We set and delete meanwhile and after (every
+ *             call succeeds and reads back), reap it: our charges, the
+ *             pool's figures and fsck are exact, nothing is lost.
+ *   idle owner    the same kill, but we (the owner) do nothing more: once
+ *             the dead giver is reaped and its stash collected, a stats
+ *             read of our worker says what we hold (the batch's recached
+ *             entries are not ours any more).
+ *
+ * Needs a failpoint build (-DMEMPOOL_FAILPOINTS=ON) for "stop".
+ */
+#include "helpers.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifdef T_FAILPOINTS
+enum { NGIVE = 40,              /* > a stash batch: the batch goes at 32 */
+       NOPS = 24, SMALL = 64 };
+
+static mempool_dref given[NGIVE];
+static int ngive = NGIVE;       /* how many of given[] the deleter deletes */
+static char fp_rule[64];
+static char when[96];           /* which kill, for the messages */
+
+/* Deletes our NGIVE objects with failpoint rule fp_rule (a stop in our
+ * cache lock, mid hand-back batch). */
+static int stopping_deleter(void *unused)
+{
+    mempool *q;
+    (void)unused;
+    setenv("MEMPOOL_FAILPOINT", fp_rule, 1);
+    T_CHILD_EQ(t_attach(t_name, &q), 0);
+    for (int i = 0; i < ngive; i++)
+        T_CHILD_EQ(mempool_delete(q, given[i]), 0);
+    T_CHILD_EQ(mempool_close(q), 0);
+    return 0;
+}
+
+/* Our objects deleted by a child that stops at @p fp (the @p nth hit) in
+ * our cache lock; returns it, stopped. */
+static pid_t giver_stopped(const char *fp, int nth)
+{
+    pid_t k;
+    for (int i = 0; i < ngive; i++)
+        given[i] = t_put_fill(t_pool, SMALL, (uint64_t)i);
+    snprintf(fp_rule, sizeof fp_rule, "%s=stop@%d", fp, nth);
+    snprintf(when, sizeof when, "deleter SIGKILLed at %s", fp_rule);
+    k = t_fork(stopping_deleter, NULL);
+    t_await_stopped(k, fp);
+    return k;
+}
+
+/* NOPS sets of 64 and 256 bytes, each read back and deleted: all must
+ * succeed (we have no limit: around the cache if need be). */
+static void owner_ops(uint64_t seed)
+{
+    for (int i = 0; i < NOPS; i++) {
+        size_t len = i % 2 ? 256 : SMALL;
+        mempool_dref r = t_put_fill(t_pool, len, seed + (uint64_t)i);
+        t_expect_fill(t_pool, r, len, seed + (uint64_t)i);
+        ASSERT_RC(mempool_delete(t_pool, r), 0);
+    }
+}
+
+/* Those of given[] the killed deleter did not get to delete are still
+ * ours: delete them (the others answer -ENOENT). */
+static void delete_leftovers(void)
+{
+    for (int i = 0; i < ngive; i++) {
+        int rc = mempool_delete(t_pool, given[i]);
+        ck_assert_msg(rc == 0 || rc == -ENOENT, "delete: %d", rc);
+    }
+}
+
+static void assert_our_charges(uint64_t objects, uint64_t bytes)
+{
+    struct mempool_worker_stats w = { .size = sizeof w };
+    ASSERT_RC(mempool_worker_stats_get(t_pool, mempool_worker_id(t_pool),
+                                       &w), 0);
+    ck_assert_msg(w.objects == objects && w.resident_bytes == bytes,
+                  "%s: our worker is charged %llu objects, %llu bytes; "
+                  "it holds %llu, %llu", when,
+                  (unsigned long long)w.objects,
+                  (unsigned long long)w.resident_bytes,
+                  (unsigned long long)objects, (unsigned long long)bytes);
+}
+
+static const char *const kill_fps[] = { "handback.given", "cache.recached" };
+static const int kill_nth[] = { 1, 16, 32 };
+
+START_TEST(test_giver_killed)
+{
+    mempool_dref keep = t_put_fill(t_pool, SMALL, 999);
+    for (unsigned f = 0; f < 2; f++) {
+        for (unsigned n = 0; n < 3; n++) {
+            pid_t k = giver_stopped(kill_fps[f], kill_nth[n]);
+            owner_ops(1000 * f + 100 * n);          /* while stopped */
+            ck_assert_int_eq(t_kill(k), SIGKILL);
+            owner_ops(1000 * f + 100 * n + 50);     /* after its death */
+            delete_leftovers();
+            (void)mempool_reap(t_pool);
+            owner_ops(1000 * f + 100 * n + 70);
+            assert_our_charges(1, SMALL);
+            t_assert_healthy(t_pool);
+            ck_assert_uint_eq(t_stats(t_pool).objects, 1);
+        }
+    }
+    t_expect_fill(t_pool, keep, SMALL, 999);
+    ASSERT_RC(mempool_delete(t_pool, keep), 0);
+    ck_assert_uint_eq(t_stats(t_pool).objects, 0);
+}
+END_TEST
+
+START_TEST(test_idle_owner_charges)
+{
+    ngive = 32;                 /* exactly one batch: all deleted */
+    for (unsigned f = 0; f < 2; f++) {
+        for (unsigned n = 0; n < 3; n++) {
+            pid_t k = giver_stopped(kill_fps[f], kill_nth[n]);
+            ck_assert_int_eq(t_kill(k), SIGKILL);
+            (void)mempool_reap(t_pool);
+            assert_our_charges(0, 0);
+            t_assert_healthy(t_pool);
+            assert_our_charges(0, 0);
+            ck_assert_uint_eq(t_stats(t_pool).objects, 0);
+        }
+    }
+}
+END_TEST
+#endif
+
+int main(void)
+{
+    const struct t_case cases[] = {
+#ifdef T_FAILPOINTS
+        { "giver_killed", 240, true, { test_giver_killed,
+                                       test_idle_owner_charges } },
+#endif
+        { .name = NULL }
+    };
+    return t_main("review9", cases);
+}
