@@ -1047,9 +1047,11 @@ START_TEST(test_kill_matrix)
          * kills at these points (same failpoints.def, same @N loop), and
          * check_handoff_kill.c at the broadcast ones (bcast.*),
          * check_handoff_yield.c at spin.yield (a one-CPU ping-pong),
+         * check_handoff_stream.c at spin.stream (a stream receiver),
          * check_wait_keeper.c at get_wait's keeper (keep.*). */
         fprintf(stderr, "failpoint %-17s | in check_%s\n", name,
                 !strncmp(name, "bcast.", 6)      ? "handoff_kill"
+                : !strcmp(name, "spin.stream")   ? "handoff_stream"
                 : !strncmp(name, "spin.", 5)     ? "handoff_yield"
                 : !strncmp(name, "keep.", 5)     ? "wait_keeper"
                 : !strcmp(name, "box.sweeping")  ? "sweep_alias"

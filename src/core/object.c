@@ -452,7 +452,8 @@ static int fill(mempool *p, const mp_entry *e, mempool_dref r, void *buf,
             return rc;
         }
     }
-    if ((rc = back_block(p, e, r)))
+    /* Slab blocks were backed locked: no call for a small object. */
+    if (len > MP_SMALL_MAX && (rc = back_block(p, e, r)))
         return rc;
     populate(p, buf, len);
     if (fresh || len >= FILL_STREAM_MIN)

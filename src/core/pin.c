@@ -322,14 +322,41 @@ static uint32_t slot_sum(const mp_core *c, int s, uint32_t idx, uint64_t key)
     return sum;
 }
 
+/* Does a cell of bucket @p c match @p key? A delete's reclaim looks at
+ * its own pin bucket every time (one line, mostly empty cells). */
+static bool bucket_has(const _Atomic uint64_t *c, uint64_t key)
+{
+    for (unsigned i = 0; i < MP_CELL_BW; i++) {
+        uint64_t v = atomic_load(&c[i]);
+        if (v && (v & CELL_KEYMASK) == key)
+            return true;
+    }
+    return false;
+}
+
+/* Is there a hold matching @p key in worker @p s's cells for @p idx? */
+static bool slot_has(const mp_core *c, int s, uint32_t idx, uint64_t key)
+{
+    return bucket_has(mp_cell_table(c, s) + mp_cell_home(c, idx), key) ||
+           (ovf_span(c, s) && slot_sum(c, s, idx, key));
+}
+
 /* Holds of @p kind on (idx, gen) by every attached worker (dead but not
- * yet reaped ones included); with @p any, stop at the first one found. */
+ * yet reaped ones included); with @p any, stop at the first one found
+ * (for pins then 1 says there is one). */
 uint32_t mempool__cell_count(const mp_core *c, int kind, uint32_t idx,
                              uint32_t gen, bool any)
 {
     uint64_t key = CELL_KEY(kind, idx, gen);
     uint64_t act = holder_slots(c, idx);
     uint32_t sum = 0;
+
+    if (any && kind == MP_PIN) {    /* a pin is one per matching cell */
+        for (; act; act &= act - 1)
+            if (slot_has(c, __builtin_ctzll(act), idx, key))
+                return 1;
+        return 0;
+    }
 
     /* Only the active slots that may hold a cell, by their bits: a delete
      * used to test all 64 (issue 11), then every attached one (issue 12). */

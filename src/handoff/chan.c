@@ -344,7 +344,8 @@ int mempool_chan_open(mempool *p, const char *name, uint32_t capacity,
     c->cap = MP_LD(p->chans[ci].cap);
     c->start = MP_LD(p->chans[ci].start);
     c->bcast = mode == CH_BCAST;
-    c->spin_recv.key = c->spin_send.key = MP_SPIN_KEY_CHAN(c->ci);
+    c->spin_recv.key = c->spin_send.key = c->spin_stream.key =
+        MP_SPIN_KEY_CHAN(c->ci);
     if (c->cap == 0 || c->cap > p->nring || c->start > p->nring - c->cap) {
         free(c);
         return MEMPOOL_ECORRUPT;

@@ -33,6 +33,7 @@ struct mempool_chan {
     bool bcast;
     _Atomic uint64_t pos;       /* broadcast: next position to read */
     mp_spin spin_recv, spin_send; /* this handle's past spins (spin.h) */
+    mp_spin spin_stream;        /* its receivers' stream spins (STREAM) */
 };
 
 /* The header this handle opened is still that incarnation, and OPEN. */

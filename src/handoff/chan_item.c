@@ -47,10 +47,12 @@ static void unsend(mempool *p, uint32_t b, bool ref, uint32_t idx,
 /* After a commit: counted, and a sleeping receiver woken. */
 static void sent(mempool_chan *c, mp_chan *h)
 {
+    uint32_t k;
     atomic_fetch_add_explicit(&h->sent, 1, memory_order_relaxed);
-    mempool__lead(MP_SPIN_KEY_CHAN(c->ci),
-                  mp_signal(&h->recv_seq, &h->recv_waiters,
-                            c->bcast ? INT_MAX : 1) != 0);
+    k = mp_signal(&h->recv_seq, &h->recv_waiters, c->bcast ? INT_MAX : 1);
+    if (k)
+        mempool__run_awake(c->p);
+    mempool__lead(MP_SPIN_KEY_CHAN(c->ci), k != 0);
 }
 
 /* A plain object into a queue channel: in one of our direct records

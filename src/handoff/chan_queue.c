@@ -22,7 +22,7 @@
 struct side {
     _Atomic uint32_t *seq;
     _Atomic uint64_t *waiters, *hint, *peer, *gate;
-    mp_spin *spin;
+    mp_spin *spin, *stream;     /* stream: receivers' stream spins, or NULL */
     mempool_chan *c;
 };
 
@@ -59,13 +59,16 @@ static int queue_loop(mempool_chan *c, mp_chan *h,
             return rc;
         if (mp_mono_ns() >= deadline)
             return -ETIMEDOUT;
-        if (mempool__spin(c->p, atomic_load(sd->peer), sd->gate, sd->spin,
-                          side_look, sd, deadline))
+        if (mempool__spin_stream(c->p, atomic_load(sd->peer), sd->gate,
+                                 sd->spin, sd->stream, side_look, sd,
+                                 deadline))
             continue;                /* it moved while we spun */
         s0 = mp_sleep_seen(sd->seq);
         rc = once(c, h, arg);        /* the last check (sleepers.h) */
         if (rc == -EAGAIN && mempool__chan_live(c))
             mempool__hsleep(c->p, sd->seq, sd->waiters, s0, deadline, nap_ns);
+        else if (rc != -EAGAIN && sd->stream)
+            mempool__spin_answered(sd->stream);  /* just too short */
         if (rc != -EAGAIN && rc != 0)
             return rc;
     }
@@ -226,7 +229,7 @@ static int queue_send(mempool_chan *c, mp_chan *h, struct qitem *it,
      * waking anyone is found within CH_NAP_NS. */
     uint64_t nap = mempool__chan_batch(c->cap) > 1 ? CH_NAP_NS : 0;
     struct side sd = { &h->send_seq, &h->send_waiters, &h->tail,
-                       &h->receiver, &h->send_gate, &c->spin_send, c };
+                       &h->receiver, &h->send_gate, &c->spin_send, NULL, c };
     return queue_loop(c, h, qsend_once, it, &sd, deadline, nap);
 }
 
@@ -249,6 +252,7 @@ int mempool__chanq_recv(mempool_chan *c, mp_chan *h, mempool_dref *out,
                         uint64_t deadline)
 {
     struct side sd = { &h->recv_seq, &h->recv_waiters, &h->head,
-                       &h->sender, &h->recv_gate, &c->spin_recv, c };
+                       &h->sender, &h->recv_gate, &c->spin_recv, &c->spin_stream,
+                       c };
     return queue_loop(c, h, qrecv_once, out, &sd, deadline, 0);
 }

@@ -4,6 +4,13 @@
  * the run words it decides by (spin.h has the design and its bounds).
  */
 #include <sched.h>
+#include <stddef.h>
+#if defined(__x86_64__) && defined(__has_include)
+#if __has_include(<sys/rseq.h>)
+#include <sys/rseq.h>
+#define MP_RSEQ_CPU 1
+#endif
+#endif
 
 #include "failpoint.h"
 #include "handoff.h"
@@ -37,9 +44,32 @@ static _Atomic uint64_t *run_word(mempool *p, uint64_t slot1)
     return &p->hand->run[slot1 - 1];
 }
 
+/* This thread's CPU, or < 0. The kernel keeps it in the thread's rseq
+ * area, which glibc (2.35+) registers at __rseq_offset from the thread
+ * pointer: one load here, where sched_getcpu() is a call through the PLT
+ * into libc that reads the same word (glibc's own fallback below when
+ * the area is not registered). It lies on the wake-up path (run_awake()
+ * after every handoff sleep): there, cold after the switch, the call
+ * chain cost 70-100 ns under load, the load a few. */
+static inline int cpu_now(void)
+{
+#ifdef MP_RSEQ_CPU
+    if (__rseq_size) {
+        int cpu;
+        __asm__ volatile("movl %%fs:(%1), %0"
+                         : "=r"(cpu)
+                         : "r"(__rseq_offset +
+                               (ptrdiff_t)offsetof(struct rseq, cpu_id)));
+        if (cpu >= 0)
+            return cpu;
+    }
+#endif
+    return sched_getcpu();
+}
+
 static uint64_t run_here(void)
 {
-    int cpu = sched_getcpu();
+    int cpu = cpu_now();
     return cpu >= 0 && cpu < 0xffff ? (uint64_t)cpu + 1 : 0;
 }
 
@@ -157,12 +187,23 @@ static uint32_t spin_fails(uint32_t fails, bool moved, bool late)
     return fails < SPIN_SHIFT_MAX + 1000u ? fails + 1 : SPIN_SHIFT_MAX;
 }
 
+/* May a stream spin (no lead: spin.h, STREAM) go on while the peer's
+ * run word is @p pv? Only while it says awake on another CPU. */
+static bool stream_ok(uint64_t pv, uint64_t me)
+{
+    uint64_t cpu = pv & 0xffffu;
+    return cpu && me && cpu != me && !(pv & MP_RUN_ASLEEP);
+}
+
 /* Watch @p look until it differs from @p v0 (true), @p until passes or
- * the peer's run word @p pw stops allowing a spin (false). */
+ * the peer's run word @p pw stops allowing a spin (false): a spin with a
+ * lead by spin_limit(), a @p stream one by stream_ok(). */
 static bool spin_watch(mp_look_fn look, const void *arg, uint64_t v0,
-                       _Atomic uint64_t *pw, uint64_t me, uint64_t until)
+                       _Atomic uint64_t *pw, uint64_t me, uint64_t until,
+                       bool stream)
 {
     for (unsigned i = 1;; i++) {
+        uint64_t pv;
         mp_cpu_relax();
         if (look(arg) != v0)
             return true;
@@ -170,8 +211,9 @@ static bool spin_watch(mp_look_fn look, const void *arg, uint64_t v0,
             continue;
         /* The peer went to sleep or onto our CPU: it will not answer
          * while we spin. */
+        pv = atomic_load_explicit(pw, memory_order_relaxed);
         if (mp_mono_ns() >= until ||
-            !spin_limit(atomic_load_explicit(pw, memory_order_relaxed), me))
+            !(stream ? stream_ok(pv, me) : spin_limit(pv, me) != 0))
             return false;
     }
 }
@@ -256,14 +298,38 @@ static bool spin_yield(mp_spin *st, mp_look_fn look, const void *arg,
     return moved;
 }
 
+/* Spin at most @p bound (halved by @p st's unanswered spins: spin_shift)
+ * and until @p deadline while @p look (@p arg) stays, the peer's run word
+ * @p pw allowing it (spin_watch), holding @p gate meanwhile (none if
+ * another waiter holds it); @p st learns how it went. True if it moved. */
+static bool spin_gated(_Atomic uint64_t *gate, mp_spin *st, uint64_t bound,
+                       mp_look_fn look, const void *arg,
+                       _Atomic uint64_t *pw, uint64_t me, uint64_t deadline,
+                       bool stream)
+{
+    uint32_t fails = atomic_load_explicit(&st->fails, memory_order_relaxed);
+    uint64_t limit = bound >> spin_shift(fails), now = mp_mono_ns(), until;
+    bool moved;
+    until = now + limit < deadline ? now + limit : deadline;
+    if (!gate_take(gate, now, until))
+        return false;
+    if (stream)
+        MP_FP(spin_stream);
+    moved = spin_watch(look, arg, look(arg), pw, me, until, stream);
+    gate_give(gate, until);
+    atomic_store_explicit(&st->fails,
+                          spin_fails(fails, moved,
+                                     mp_mono_ns() > now + limit + SPIN_LATE_NS),
+                          memory_order_relaxed);
+    return moved;
+}
+
 bool mempool__spin(mempool *p, uint64_t peer1, _Atomic uint64_t *gate,
                    mp_spin *st, mp_look_fn look, const void *arg,
                    uint64_t deadline)
 {
-    uint64_t me, limit, now, until, v0, pv;
-    uint32_t fails;
+    uint64_t me, limit, pv;
     _Atomic uint64_t *pw;
-    bool moved;
     if (!lead.on)
         return false;
     lead.on = false;                 /* one spin decision per lead */
@@ -272,7 +338,6 @@ bool mempool__spin(mempool *p, uint64_t peer1, _Atomic uint64_t *gate,
     /* A spinner keeps its own word fresh: its peer decides by it. */
     mempool__run_awake(p);
     me = p->slot >= 0 ? pub.v & 0xffffu : run_here();
-    fails = atomic_load_explicit(&st->fails, memory_order_relaxed);
     pw = run_word(p, peer1);
     pv = atomic_load_explicit(pw, memory_order_relaxed);
     limit = spin_limit(pv, me);
@@ -280,17 +345,34 @@ bool mempool__spin(mempool *p, uint64_t peer1, _Atomic uint64_t *gate,
         unsigned n = yield_limit(pv, me);
         return n && spin_yield(st, look, arg, pw, me, n);
     }
-    limit >>= spin_shift(fails);
-    now = mp_mono_ns();
-    until = now + limit < deadline ? now + limit : deadline;
-    if (!gate_take(gate, now, until))
+    return spin_gated(gate, st, limit, look, arg, pw, me, deadline, false);
+}
+
+bool mempool__spin_stream(mempool *p, uint64_t peer1, _Atomic uint64_t *gate,
+                          mp_spin *st, mp_spin *sst, mp_look_fn look,
+                          const void *arg, uint64_t deadline)
+{
+    _Atomic uint64_t *pw;
+    uint64_t me;
+    if (lead.on || !sst)
+        return mempool__spin(p, peer1, gate, st, look, arg, deadline);
+    if (!peer1 || peer1 > MP_WORKERS)
         return false;
-    v0 = look(arg);
-    moved = spin_watch(look, arg, v0, pw, me, until);
-    gate_give(gate, until);
-    atomic_store_explicit(&st->fails,
-                          spin_fails(fails, moved,
-                                     mp_mono_ns() > now + limit + SPIN_LATE_NS),
-                          memory_order_relaxed);
-    return moved;
+    /* Our own word fresh (the producer does not look at it; a peer that
+     * answers our sends does), and our CPU for the comparison. */
+    mempool__run_awake(p);
+    me = p->slot >= 0 ? pub.v & 0xffffu : run_here();
+    pw = run_word(p, peer1);
+    if (!stream_ok(atomic_load_explicit(pw, memory_order_relaxed), me))
+        return false;
+    return spin_gated(gate, sst, MP_SPIN_STREAM_NS, look, arg, pw, me,
+                      deadline, true);
+}
+
+void mempool__spin_answered(mp_spin *sst)
+{
+    /* The handle's own memory, but shared by its threads: no store (and
+     * no line taken) when there is nothing to forget. */
+    if (atomic_load_explicit(&sst->fails, memory_order_relaxed))
+        atomic_store_explicit(&sst->fails, 0, memory_order_relaxed);
 }
