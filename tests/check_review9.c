@@ -15,26 +15,63 @@
  *             the dead giver is reaped and its stash collected, a stats
  *             read of our worker says what we hold (the batch's recached
  *             entries are not ours any more).
+ *   planted lock  in a root pool of mode 0666, uid 65534 writes root's
+ *             cache lock word (layout.h mp_wcache) as held by a thread
+ *             that cannot exist, and as held by one that died (the
+ *             kernel's FUTEX_OWNER_DIED), and leaves: root's sets (no
+ *             limit: around the cache after one short wait) and deletes
+ *             all succeed and read back, the figures are exact, and once
+ *             the word is put back fsck is clean.
  *
- * Needs a failpoint build (-DMEMPOOL_FAILPOINTS=ON) for "stop".
+ * The first two need a failpoint build (-DMEMPOOL_FAILPOINTS=ON).
  */
 #include "helpers.h"
+#include "layout.h"              /* white box: a cache's lock word */
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
-#ifdef T_FAILPOINTS
 enum { NGIVE = 40,              /* > a stash batch: the batch goes at 32 */
        NOPS = 24, SMALL = 64 };
+
+static char when[96];           /* which case, for the messages */
+
+/* NOPS sets of 64 and 256 bytes, each read back and deleted: all must
+ * succeed (we have no limit: around the cache if need be). */
+static void owner_ops(uint64_t seed)
+{
+    for (int i = 0; i < NOPS; i++) {
+        size_t len = i % 2 ? 256 : SMALL;
+        mempool_dref r = t_put_fill(t_pool, len, seed + (uint64_t)i);
+        t_expect_fill(t_pool, r, len, seed + (uint64_t)i);
+        ASSERT_RC(mempool_delete(t_pool, r), 0);
+    }
+}
+
+static void assert_our_charges(uint64_t objects, uint64_t bytes)
+{
+    struct mempool_worker_stats w = { .size = sizeof w };
+    ASSERT_RC(mempool_worker_stats_get(t_pool, mempool_worker_id(t_pool),
+                                       &w), 0);
+    ck_assert_msg(w.objects == objects && w.resident_bytes == bytes,
+                  "%s: our worker is charged %llu objects, %llu bytes; "
+                  "it holds %llu, %llu", when,
+                  (unsigned long long)w.objects,
+                  (unsigned long long)w.resident_bytes,
+                  (unsigned long long)objects, (unsigned long long)bytes);
+}
+
+#ifdef T_FAILPOINTS
 
 static mempool_dref given[NGIVE];
 static int ngive = NGIVE;       /* how many of given[] the deleter deletes */
 static char fp_rule[64];
-static char when[96];           /* which kill, for the messages */
 
 /* Deletes our NGIVE objects with failpoint rule fp_rule (a stop in our
  * cache lock, mid hand-back batch). */
@@ -64,18 +101,6 @@ static pid_t giver_stopped(const char *fp, int nth)
     return k;
 }
 
-/* NOPS sets of 64 and 256 bytes, each read back and deleted: all must
- * succeed (we have no limit: around the cache if need be). */
-static void owner_ops(uint64_t seed)
-{
-    for (int i = 0; i < NOPS; i++) {
-        size_t len = i % 2 ? 256 : SMALL;
-        mempool_dref r = t_put_fill(t_pool, len, seed + (uint64_t)i);
-        t_expect_fill(t_pool, r, len, seed + (uint64_t)i);
-        ASSERT_RC(mempool_delete(t_pool, r), 0);
-    }
-}
-
 /* Those of given[] the killed deleter did not get to delete are still
  * ours: delete them (the others answer -ENOENT). */
 static void delete_leftovers(void)
@@ -84,19 +109,6 @@ static void delete_leftovers(void)
         int rc = mempool_delete(t_pool, given[i]);
         ck_assert_msg(rc == 0 || rc == -ENOENT, "delete: %d", rc);
     }
-}
-
-static void assert_our_charges(uint64_t objects, uint64_t bytes)
-{
-    struct mempool_worker_stats w = { .size = sizeof w };
-    ASSERT_RC(mempool_worker_stats_get(t_pool, mempool_worker_id(t_pool),
-                                       &w), 0);
-    ck_assert_msg(w.objects == objects && w.resident_bytes == bytes,
-                  "%s: our worker is charged %llu objects, %llu bytes; "
-                  "it holds %llu, %llu", when,
-                  (unsigned long long)w.objects,
-                  (unsigned long long)w.resident_bytes,
-                  (unsigned long long)objects, (unsigned long long)bytes);
 }
 
 static const char *const kill_fps[] = { "handback.given", "cache.recached" };
@@ -143,6 +155,84 @@ START_TEST(test_idle_owner_charges)
 END_TEST
 #endif
 
+static int root_id;
+static uint32_t plant_word;
+
+/* Root's cache lock word -> plant_word (uid 65534, or root putting it
+ * back). */
+static void plant_lock(void)
+{
+    size_t len;
+    uint8_t *base = t_map_arena_rw(t_name, &len);
+    mp_header *h;
+    mp_wcache *wc;
+    T_CHILD_ASSERT(base != NULL);
+    h = (mp_header *)(void *)base;
+    wc = (mp_wcache *)(void *)(base + h->wcache_off) + (root_id - 1);
+    __atomic_store_n(&wc->lock.__data.__lock, (int)plant_word,
+                     __ATOMIC_RELEASE);
+    munmap(base, len);
+}
+
+/* Root's cache lock word as it is now. */
+static uint32_t lock_word(void)
+{
+    size_t len;
+    const uint8_t *base = t_map_arena(t_name, &len);
+    const mp_header *h = (const void *)base;
+    const mp_wcache *wc =
+        (const mp_wcache *)(const void *)(base + h->wcache_off) +
+        (root_id - 1);
+    uint32_t v = (uint32_t)__atomic_load_n(&wc->lock.__data.__lock,
+                                           __ATOMIC_ACQUIRE);
+    munmap((void *)(uintptr_t)base, len);
+    return v;
+}
+
+static int lock_planter(void *unused)
+{
+    mempool *q;
+    (void)unused;
+    T_CHILD_ASSERT(t_become_nobody() == 0);
+    T_CHILD_EQ(t_attach(t_name, &q), 0);
+    plant_lock();
+    T_CHILD_EQ(mempool_close(q), 0);
+    return 0;
+}
+
+START_TEST(test_planted_lock)
+{
+    /* A TID past any pid_max; a dead holder's mark. */
+    static const uint32_t words[] = { 0x3ffffff0u, FUTEX_OWNER_DIED };
+    if (!t_fixture_shared("uid 65534's planted cache lock"))
+        return;
+    root_id = mempool_worker_id(t_pool);
+    for (unsigned k = 0; k < 2; k++) {
+        mempool_dref keep = t_put_fill(t_pool, SMALL, 5);
+        plant_word = words[k];
+        t_wait_ok(t_fork(lock_planter, NULL));
+        /* (A dead holder's mark the planter's own close repairs: its
+         * reap heals such caches.) */
+        if (k == 0)
+            ck_assert_uint_eq(lock_word(), words[k]);
+        for (int round = 0; round < 8; round++)
+            owner_ops(10000 * k + 100 * (uint64_t)round);
+        if (k == 0)                     /* still "held" all along */
+            ck_assert_uint_eq(lock_word() & ~(uint32_t)FUTEX_WAITERS,
+                              words[k]);
+        t_expect_fill(t_pool, keep, SMALL, 5);
+        ASSERT_RC(mempool_delete(t_pool, keep), 0);
+        ck_assert_uint_eq(t_stats(t_pool).objects, 0);
+        plant_word = 0;                 /* (the OWNER_DIED one is taken) */
+        if (k == 0)
+            plant_lock();
+        t_assert_healthy(t_pool);
+        snprintf(when, sizeof when, "lock word planted as %#x", words[k]);
+        assert_our_charges(0, 0);
+    }
+}
+END_TEST
+
 int main(void)
 {
     const struct t_case cases[] = {
@@ -150,6 +240,7 @@ int main(void)
         { "giver_killed", 240, true, { test_giver_killed,
                                        test_idle_owner_charges } },
 #endif
+        { "planted_lock", 240, true, { test_planted_lock } },
         { .name = NULL }
     };
     return t_main("review9", cases);
