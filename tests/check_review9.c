@@ -15,6 +15,11 @@
  *             the dead giver is reaped and its stash collected, a stats
  *             read of our worker says what we hold (the batch's recached
  *             entries are not ours any more).
+ *   owner gone    the owner of the objects (another process) closes, or
+ *             is SIGKILLed and reaped, while their deleter is stopped in
+ *             its cache lock mid batch (the close and the reap wait their
+ *             bound and leave the cache owed); the deleter goes on: every
+ *             DRef is gone, nothing is charged to anyone, fsck is clean.
  *   planted lock  in a root pool of mode 0666, uid 65534 writes root's
  *             cache lock word (layout.h mp_wcache) as held by a thread
  *             that cannot exist, and as held by one that died (the
@@ -137,6 +142,73 @@ START_TEST(test_giver_killed)
 }
 END_TEST
 
+/* Another process owns the objects: puts ngive, sends their DRefs on
+ * fds[1], then on a byte from fds[0] closes (or, on 'k', waits to be
+ * killed). */
+static int remote_owner(void *arg)
+{
+    int *fds = arg;
+    mempool *q;
+    uint64_t go = 0;
+    T_CHILD_EQ(t_attach(t_name, &q), 0);
+    for (int i = 0; i < ngive; i++)
+        T_CHILD_EQ(t_send_dref(fds[1], t_put_fill(q, SMALL, (uint64_t)i)),
+                   0);
+    T_CHILD_EQ(t_recv_u64(fds[0], &go, 60), 0);
+    if (go == 'k')
+        pause();
+    T_CHILD_EQ(mempool_close(q), 0);
+    return 0;
+}
+
+/* The owner of the objects a deleter hands back closes, or is killed,
+ * while the deleter is stopped in its cache lock mid batch; then the
+ * deleter goes on: nothing is lost or charged twice, fsck is clean, the
+ * slot's next worker starts with nothing charged. */
+START_TEST(test_owner_gone_while_giver_stopped)
+{
+    ngive = 32;
+    for (int kill_it = 0; kill_it < 2; kill_it++) {
+        int to[2], from[2], fds[2];
+        pid_t a, k;
+        t_pipe(to);
+        t_pipe(from);
+        fds[0] = to[0];
+        fds[1] = from[1];
+        a = t_fork(remote_owner, fds);
+        for (int i = 0; i < ngive; i++)
+            ASSERT_RC(t_recv_dref(from[0], &given[i], 60), 0);
+        snprintf(fp_rule, sizeof fp_rule, "handback.given=stop@1");
+        snprintf(when, sizeof when, "owner %s while its giver stopped",
+                 kill_it ? "killed" : "closed");
+        k = t_fork(stopping_deleter, NULL);
+        t_await_stopped(k, "handback.given");
+        if (kill_it) {
+            ck_assert_int_eq(t_kill(a), SIGKILL);
+            (void)mempool_reap(t_pool);     /* its cache lock: stopped */
+        } else {
+            ASSERT_RC(t_send_u64(to[1], 'c'), 0);
+            t_wait_ok(a);
+        }
+        ck_assert_int_eq(kill(k, SIGCONT), 0);
+        t_wait_ok(k);
+        (void)mempool_reap(t_pool);
+        ck_assert_uint_eq(t_stats(t_pool).objects, 0);
+        t_assert_healthy(t_pool);
+        assert_our_charges(0, 0);
+        for (int i = 0; i < ngive; i++)
+            ck_assert_int_eq(mempool_delete(t_pool, given[i]), -ENOENT);
+        owner_ops(77);
+        ck_assert_uint_eq(t_stats(t_pool).objects, 0);
+        t_assert_healthy(t_pool);
+        close(to[0]);
+        close(to[1]);
+        close(from[0]);
+        close(from[1]);
+    }
+}
+END_TEST
+
 START_TEST(test_idle_owner_charges)
 {
     ngive = 32;                 /* exactly one batch: all deleted */
@@ -238,7 +310,8 @@ int main(void)
     const struct t_case cases[] = {
 #ifdef T_FAILPOINTS
         { "giver_killed", 240, true, { test_giver_killed,
-                                       test_idle_owner_charges } },
+                                       test_idle_owner_charges,
+                                       test_owner_gone_while_giver_stopped } },
 #endif
         { "planted_lock", 240, true, { test_planted_lock } },
         { .name = NULL }
