@@ -78,6 +78,7 @@
  * delete half done.
  */
 #include <errno.h>
+#include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -749,6 +750,34 @@ bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w, bool forget)
     mempool__cache_release(p, s);
     mempool__unlock(p);
     return true;
+}
+
+/* A giver SIGKILLed in an owner's cache lock mid hand-back batch leaves
+ * the batch's recached entries charged to the owner (give_locked takes
+ * them off once per batch): the owner's figures stay wrong until the
+ * lock's next holder repairs the cache, and an idle owner may take it
+ * never (check_review9). So the reaper repairs every cache whose robust
+ * lock the kernel marked as its holder's death, now. Only tried: a live
+ * holder keeps its lock. */
+void mempool__cache_heal(mempool *p)
+{
+    uint64_t dead = 0, act = atomic_load(&p->h->active);
+    for (int s = 0; s < MP_WORKERS; s++)
+        if ((act >> s & 1) &&
+            (__atomic_load_n(&wc_of(&p->core, s)->lock.__data.__lock,
+                             __ATOMIC_RELAXED) & FUTEX_OWNER_DIED))
+            dead |= UINT64_C(1) << s;
+    if (!dead || mempool__lock(p))
+        return;
+    for (; dead; dead &= dead - 1) {
+        int s = __builtin_ctzll(dead);
+        if (wc_lock(p, s, true) == 0) {
+            if (wc_of(&p->core, s)->dirty)
+                cache_repair(p, s);
+            wc_unlock(p, s);
+        }
+    }
+    mempool__unlock(p);
 }
 
 /* ---- checks and readers ------------------------------------------------- */

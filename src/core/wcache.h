@@ -90,6 +90,9 @@ int  mempool__cache_verify(mempool *p, uint64_t ncached, char *why,
 /* Flush every cache we can lock (@p held: one we hold already, or -1);
  * entries returned to the free lists. */
 uint64_t mempool__cache_drain(mempool *p, int held);
+/* After a reap: repair each cache whose lock's holder died (only
+ * tried: a live holder keeps it). Takes the allocator lock if any. */
+void mempool__cache_heal(mempool *p);
 /* mempool_trim(): flush our own cache and those of dead (unreaped)
  * workers; live workers keep theirs. Entries returned. */
 uint64_t mempool__cache_trim(mempool *p);

@@ -37,6 +37,7 @@
 #include "entry.h"
 #include "failpoint.h"
 #include "internal.h"
+#include "wcache.h"
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
@@ -205,6 +206,7 @@ static void reap_contents(mempool *p, int d)
     mempool__cells_drop(&p->core, d, cell_release, p);
     mempool__disown(p, d);          /* or owed: mempool__settle_left */
     mempool__handback_flush(p);     /* the frees above we stashed */
+    mempool__cache_heal(p);         /* caches whose lock d died in */
 }
 
 void mempool__settle_left(mempool *p)
