@@ -20,6 +20,10 @@
  *             its cache lock mid batch (the close and the reap wait their
  *             bound and leave the cache owed); the deleter goes on: every
  *             DRef is gone, nothing is charged to anyone, fsck is clean.
+ *   slow giver    (limit) the deleter is held up 200 ms in our cache lock
+ *             (parked, not stopped) while we, with a memory limit, put:
+ *             the put waits for it, as for any peer within the peer
+ *             bound, and succeeds (it answered -EAGAIN after 50 ms).
  *   planted lock  in a root pool of mode 0666, uid 65534 writes root's
  *             cache lock word (layout.h mp_wcache) as held by a thread
  *             that cannot exist, and as held by one that died (the
@@ -39,7 +43,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 enum { NGIVE = 40,              /* > a stash batch: the batch goes at 32 */
@@ -209,6 +215,54 @@ START_TEST(test_owner_gone_while_giver_stopped)
 }
 END_TEST
 
+static int park_fds[2];
+static int limited_rc;
+
+static void *limited_put(void *unused)
+{
+    char buf[SMALL];
+    mempool_dref r;
+    (void)unused;
+    t_fill(buf, SMALL, 1);
+    limited_rc = mempool_put(t_pool, buf, SMALL, &r);
+    if (limited_rc == 0)
+        t_expect_fill(t_pool, r, SMALL, 1);
+    return NULL;
+}
+
+/* A deleter held up (parked: running, not stopped) in our cache lock for
+ * a moment, well within the peer bound, while we have a memory limit: our
+ * put waits for it, as for any peer, and succeeds. It answered -EAGAIN
+ * after 50 ms (the short wait meant for a stopped giver, which only an
+ * owner without a limit can go around). */
+START_TEST(test_slow_giver_limited)
+{
+    pthread_t th;
+    char c;
+    pid_t k;
+    ngive = 32;
+    ASSERT_RC(mempool_limit_set(t_pool, MEMPOOL_LIMIT_MEMSIZE, 16u << 20),
+              0);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, park_fds), 0);
+    for (int i = 0; i < ngive; i++)
+        given[i] = t_put_fill(t_pool, SMALL, (uint64_t)i);
+    snprintf(fp_rule, sizeof fp_rule, "handback.given=park:%d@1",
+             park_fds[1]);
+    k = t_fork(stopping_deleter, NULL);
+    ck_assert_int_eq(t_recv(park_fds[0], &c, 1, T_WAIT_S), 0);
+    ck_assert_int_eq(pthread_create(&th, NULL, limited_put, NULL), 0);
+    t_sleep_ms(200);               /* a preempted giver: well below 5 s */
+    ck_assert_int_eq(t_send(park_fds[0], "g", 1), 0);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    t_wait_ok(k);
+    ck_assert_msg(limited_rc == 0, "a put with a limit answered %d while "
+                  "a deleter was held up 200 ms in our cache lock",
+                  limited_rc);
+    close(park_fds[0]);
+    close(park_fds[1]);
+}
+END_TEST
+
 START_TEST(test_idle_owner_charges)
 {
     ngive = 32;                 /* exactly one batch: all deleted */
@@ -311,7 +365,8 @@ int main(void)
 #ifdef T_FAILPOINTS
         { "giver_killed", 240, true, { test_giver_killed,
                                        test_idle_owner_charges,
-                                       test_owner_gone_while_giver_stopped } },
+                                       test_owner_gone_while_giver_stopped,
+                                       test_slow_giver_limited } },
 #endif
         { "planted_lock", 240, true, { test_planted_lock } },
         { .name = NULL }

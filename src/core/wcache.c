@@ -197,8 +197,9 @@ static int wc_lock(mempool *p, int s, bool try)
 /* Our own cache's lock, for a set or a delete of ours (and the locked
  * set's hold, object.c). Its other holders are our threads, fsck and the
  * reaper, and givers (cache_give) inside a step of a few instructions: a
- * wait of MP_OWN_WAIT_MS (or the peer bound, if shorter) sees them out
- * unless one is stopped (SIGSTOP inside a hand-back batch). Then we go
+ * wait of MP_OWN_WAIT_MS (or the peer bound, if shorter; the peer bound
+ * if we have a memory limit) sees them out unless one is stopped
+ * (SIGSTOP inside a hand-back batch). Then we go
  * around the cache (the set from the pool's allocator, the delete freed
  * under the allocator lock), and remember it: until a try finds the lock
  * free again, our sets and deletes only try it, so a stopped peer costs
@@ -221,8 +222,13 @@ static int own_lock(mempool *p)
     }
     if (atomic_load_explicit(&p->wc_stuck, memory_order_relaxed))
         return -EAGAIN;
+    /* The short wait only without a memory limit: then a set can go
+     * around the cache. With one it cannot (the limit is exact only under
+     * this lock), so it waits the peer bound as for any peer: a giver
+     * only preempted for a moment must not fail our put (check_review9). */
     bound = mempool__wait_bound_ns(p);
-    if (bound > MP_OWN_WAIT_MS * 1000000u)
+    if (bound > MP_OWN_WAIT_MS * 1000000u &&
+        !atomic_load_explicit(&p->slots[s].max_memsize, memory_order_relaxed))
         bound = MP_OWN_WAIT_MS * 1000000u;
     rc = wc_lock_until(p, s, mempool__now_ns() + bound);
     if (rc == -EAGAIN)
