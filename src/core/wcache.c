@@ -31,15 +31,16 @@
  * the next refill as from the next flush. A 1->1 stream through a
  * 1024-deep channel swings its producer's 64 B class from empty to full
  * and back (the producer runs a channel ahead, the consumer's hand-backs
- * return a channel's worth), and with 16 per hold took the allocator lock
- * ~99,000 times per 2M objects; with half the class ~10,000-11,500 (the
- * rest: refills and flushes ~4,500 each, a few frees). A hold costs ~10 ns
- * per entry moved (uprobe-timed median hold 1.7 us at 16, 4.1 us at 256,
- * probe overhead included), so a peer waiting for the allocator lock -
- * asleep in the kernel, robust mutexes do not spin - waits about one
- * futex wake-up longer at most. The class sizes are unchanged (no format
- * change): a deeper class (1024) fits a channel's swing but not the
- * smallest arena.
+ * return a channel's worth). With 16 per hold it took the allocator lock
+ * ~99,000 times per 2M objects (4x4: ~90,000); with half the class
+ * ~10,000-11,500 (4x4: ~11,300), mostly refills and flushes (~4,500
+ * each), and ~19,000 futex calls became ~12,500 (uprobe counts, session
+ * 9). A hold costs ~10 ns per entry moved (median hold 1.7 us at 16, 4.1
+ * us at 256, uprobe overhead included), so a peer waiting for the
+ * allocator lock - asleep in the kernel, robust mutexes do not spin -
+ * waits about one futex wake-up longer at most. The class sizes stay (no
+ * format change): a deeper class (1024) fits a channel's swing but not
+ * the smallest arena.
  *
  * Crash safety stays "derived from the table": a CACHED word says which
  * worker's cache holds the entry and the entry still names its block, so
