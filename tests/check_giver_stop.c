@@ -32,24 +32,9 @@
 #include <unistd.h>
 
 #ifdef T_FAILPOINTS
-enum { NGIVE = 40,              /* > a stash batch: the batch goes at 32 */
-       NOPS = 24 };             /* sets and deletes while it is stopped */
+#include "t_giver.h"
 
-static mempool_dref given[NGIVE];
-
-/* Deletes our objects, stopping in our cache lock at the first recache
- * of its batch. */
-static int stopped_deleter(void *unused)
-{
-    mempool *q;
-    (void)unused;
-    setenv("MEMPOOL_FAILPOINT", "handback.given=stop@1", 1);
-    T_CHILD_EQ(t_attach(t_name, &q), 0);
-    for (int i = 0; i < NGIVE; i++)
-        T_CHILD_EQ(mempool_delete(q, given[i]), 0);
-    T_CHILD_EQ(mempool_close(q), 0);
-    return 0;
-}
+enum { NOPS = 24 };             /* sets and deletes while it is stopped */
 
 struct owner_ops {
     mempool *p;

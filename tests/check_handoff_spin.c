@@ -43,23 +43,10 @@
 #include "spin.h"
 #define T_WB_TAG "spin"
 #include "t_wbpool.h"
+#include "t_looker.h"
 
 /* ---- decide --------------------------------------------------------------- */
 
-struct looker {
-    _Atomic uint64_t word;
-    _Atomic unsigned looks;
-    unsigned move_at;            /* the word moves at this look (0 never) */
-};
-
-static uint64_t look(const void *arg)
-{
-    struct looker *l = (struct looker *)(uintptr_t)arg;
-    unsigned n = atomic_fetch_add(&l->looks, 1) + 1;
-    if (l->move_at && n == l->move_at)
-        atomic_fetch_add(&l->word, 1);
-    return atomic_load(&l->word);
-}
 
 /* Stay on one CPU, so "our CPU" does not change under the test. */
 static uint64_t pin_here(void)
@@ -83,17 +70,6 @@ static bool spin_led(_Atomic uint64_t *rw, uint64_t run, bool woke,
     atomic_store(&l->looks, 0);
     mempool__lead(MP_SPIN_KEY_CHAN(2), woke);
     return mempool__spin(P, MP_WORKERS, gate, st, look, l, deadline);
-}
-
-/* After a spin the peer did not answer, from @p f unanswered ones: one
- * more, or - if the VM preempted the spin (it ran 20 us past its bound:
- * spin.c, SPIN_LATE_NS; seen under ASan in CI) - the floor, 1/32 of the
- * bound (a count of 5), at once. */
-static void unanswered(const mp_spin *st, uint32_t f)
-{
-    uint32_t n = atomic_load(&st->fails);
-    ck_assert_msg(n == f + 1 || (f < 5 && n == 5),
-                  "unanswered spins %u after %u", n, f);
 }
 
 START_TEST(test_decide)

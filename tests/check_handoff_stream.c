@@ -44,6 +44,7 @@
 #include "spin.h"
 #define T_WB_TAG "stream"
 #include "t_wbpool.h"
+#include "t_looker.h"
 
 /* t_wbpool.h's ping-pong echo is not used here */
 static int (*const unused_echo)(mempool *, mempool_chan *, mempool_chan *,
@@ -51,20 +52,6 @@ static int (*const unused_echo)(mempool *, mempool_chan *, mempool_chan *,
 
 /* ---- decide --------------------------------------------------------------- */
 
-struct looker {
-    _Atomic uint64_t word;
-    _Atomic unsigned looks;
-    unsigned move_at;            /* the word moves at this look (0 never) */
-};
-
-static uint64_t look(const void *arg)
-{
-    struct looker *l = (struct looker *)(uintptr_t)arg;
-    unsigned n = atomic_fetch_add(&l->looks, 1) + 1;
-    if (l->move_at && n == l->move_at)
-        atomic_fetch_add(&l->word, 1);
-    return atomic_load(&l->word);
-}
 
 /* Pin the caller to its @p nth allowed CPU (the last one if fewer);
  * that CPU + 1. */
@@ -96,15 +83,6 @@ static bool spin_free(_Atomic uint64_t *rw, uint64_t run, uint64_t peer1,
     atomic_store(&l->looks, 0);
     return mempool__spin_stream(P, peer1, gate, st, sst, look, l,
                                 UINT64_MAX);
-}
-
-/* After a spin nobody answered, from @p f unanswered ones: one more, or
- * the floor's count (5) at once if the VM preempted it (spin.c). */
-static void unanswered(const mp_spin *st, uint32_t f)
-{
-    uint32_t n = atomic_load(&st->fails);
-    ck_assert_msg(n == f + 1 || (f < 5 && n == 5),
-                  "unanswered spins %u after %u", n, f);
 }
 
 START_TEST(test_decide)
