@@ -41,6 +41,7 @@
 #include "helpers_base.h"
 #include <mempool/mempool.h>
 #include "internal.h"
+#include "chan.h"
 #include "spin.h"
 #define T_WB_TAG "stream"
 #include "t_wbpool.h"
@@ -203,6 +204,35 @@ static void *receiver(void *arg)
     }
     return NULL;
 }
+
+/* Only a receiver of direct items spins as a stream's (spin.h, STREAM): the
+ * handle remembers whether its last item came in a box (chan_queue.c,
+ * note_kind) - a refcounted one - or direct - a plain one. */
+START_TEST(test_kind)
+{
+    static const mempool_put_options rco = { .flags = MEMPOOL_PUT_REFCOUNTED };
+    mempool_chan *c;
+    char b[64] = { 1 };
+
+    ck_assert_int_eq(mempool_chan_open(P, "k", 8, MEMPOOL_CHAN_CREATE, &c),
+                     0);
+    ck_assert(!atomic_load(&c->boxed));
+    for (int i = 0; i < 5; i++) {
+        bool boxed = i & 1;
+        mempool_dref r, got;
+        ck_assert_int_eq(mempool_put_ex(P, b, sizeof b, boxed ? &rco : NULL,
+                                        &r), 0);
+        ck_assert_int_eq(mempool_chan_send(c, r, 0), 0);
+        ck_assert_int_eq(mempool_chan_recv(c, &got, 0), 0);
+        ck_assert(mempool_dref_equal(got, r));
+        ck_assert(atomic_load(&c->boxed) == boxed);
+        ck_assert_int_eq(boxed ? mempool_unref(P, got)
+                               : mempool_delete(P, got), 0);
+    }
+    ck_assert_int_eq(mempool_chan_close(c), 0);
+    ck_assert_int_eq(mempool_chan_destroy(P, "k"), 0);
+}
+END_TEST
 
 START_TEST(test_stream)
 {
@@ -419,6 +449,7 @@ int main(void)
     tcase_add_checked_fixture(tc, t_wb_setup, t_wb_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_decide);
+    tcase_add_test(tc, test_kind);
     tcase_add_test(tc, test_stream);
 #ifdef MEMPOOL_FAILPOINTS
     tcase_add_test(tc, test_point_stop);

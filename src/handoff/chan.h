@@ -34,6 +34,7 @@ struct mempool_chan {
     _Atomic uint64_t pos;       /* broadcast: next position to read */
     mp_spin spin_recv, spin_send; /* this handle's past spins (spin.h) */
     mp_spin spin_stream;        /* its receivers' stream spins (STREAM) */
+    _Atomic bool boxed;         /* its last received item was boxed */
 };
 
 /* The header this handle opened is still that incarnation, and OPEN. */

@@ -144,6 +144,16 @@ static int qsend_once(mempool_chan *c, mp_chan *h, void *arg)
     return atomic_load(&h->tail) == t ? -EAGAIN : 0;   /* full */
 }
 
+/* Remember whether this handle's last item came in a box (a refcounted
+ * one, or a plain one whose sender had no direct record free): only a
+ * receiver of direct items spins as a stream's (STREAM, spin.h). A store
+ * only when it changes (threads may share the handle). */
+static void note_kind(mempool_chan *c, bool boxed)
+{
+    if (atomic_load_explicit(&c->boxed, memory_order_relaxed) != boxed)
+        atomic_store_explicit(&c->boxed, boxed, memory_order_relaxed);
+}
+
 /* Take FULL slot word @p v of slot @p s at position @p hd, a direct item
  * (chan_direct.c): read its record's item, then the ring's CAS. Nothing
  * else to do: a plain item holds no reference and no box. */
@@ -160,6 +170,7 @@ static int qrecv_direct(mempool_chan *c, mp_chan *h, _Atomic uint64_t *s,
     atomic_compare_exchange_strong(&h->head, &hd, hd + 1);
     MP_FP(recv_taken);
     *out = mempool__dref_of(c->p, idx, gen);
+    note_kind(c, false);
     return 1;
 }
 
@@ -218,6 +229,7 @@ static int qrecv_once(mempool_chan *c, mp_chan *h, void *arg)
     mempool__chan_free_taken(p, b, bw);
     mempool__box_unannounce(p, k);
     *out = mempool__dref_of(p, idx, gen);
+    note_kind(c, true);
     return 1;
 }
 
@@ -251,8 +263,9 @@ int mempool__chanq_send_direct(mempool_chan *c, mp_chan *h, uint32_t k,
 int mempool__chanq_recv(mempool_chan *c, mp_chan *h, mempool_dref *out,
                         uint64_t deadline)
 {
+    bool boxed = atomic_load_explicit(&c->boxed, memory_order_relaxed);
     struct side sd = { &h->recv_seq, &h->recv_waiters, &h->head,
-                       &h->sender, &h->recv_gate, &c->spin_recv, &c->spin_stream,
-                       c };
+                       &h->sender, &h->recv_gate, &c->spin_recv,
+                       boxed ? NULL : &c->spin_stream, c };
     return queue_loop(c, h, qrecv_once, out, &sd, deadline, 0);
 }
