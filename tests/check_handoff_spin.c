@@ -195,22 +195,6 @@ END_TEST
 
 #define TRIPS 3000
 
-static void pin_to(int nth)
-{
-    cpu_set_t all, one;
-    int k = 0;
-    if (sched_getaffinity(0, sizeof all, &all))
-        return;
-    for (int c = 0; c < CPU_SETSIZE; c++) {
-        if (!CPU_ISSET(c, &all) || k++ != nth)
-            continue;
-        CPU_ZERO(&one);
-        CPU_SET(c, &one);
-        sched_setaffinity(0, sizeof one, &one);
-        return;
-    }
-}
-
 /* The echo side: receive on "ping", check the object, send it back. */
 static int echo(void)
 {

@@ -54,27 +54,6 @@ static int (*const unused_echo)(mempool *, mempool_chan *, mempool_chan *,
 /* ---- decide --------------------------------------------------------------- */
 
 
-/* Pin the caller to its @p nth allowed CPU (the last one if fewer);
- * that CPU + 1. */
-static uint64_t pin_to(int nth)
-{
-    cpu_set_t all, one;
-    int k = 0, last = -1;
-    ck_assert_int_eq(sched_getaffinity(0, sizeof all, &all), 0);
-    for (int c = 0; c < CPU_SETSIZE; c++) {
-        if (!CPU_ISSET(c, &all))
-            continue;
-        last = c;
-        if (k++ == nth)
-            break;
-    }
-    ck_assert_int_ge(last, 0);
-    CPU_ZERO(&one);
-    CPU_SET(last, &one);
-    ck_assert_int_eq(sched_setaffinity(0, sizeof one, &one), 0);
-    return (uint64_t)last + 1;
-}
-
 /* One stream decision (no lead) with the peer's run word @p run. */
 static bool spin_free(_Atomic uint64_t *rw, uint64_t run, uint64_t peer1,
                       _Atomic uint64_t *gate, mp_spin *st, mp_spin *sst,

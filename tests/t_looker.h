@@ -6,7 +6,8 @@
  *   struct looker  a word a spin watches, moved at a chosen look;
  *   look           the mp_look_fn that counts looks and moves it;
  *   unanswered     the check of a spin's memory after a spin nobody
- *                  answered.
+ *                  answered;
+ *   pin_to         the caller pinned to one CPU of its affinity.
  *
  * Include after spin.h.
  */
@@ -14,6 +15,7 @@
 #define T_LOOKER_H
 
 #include <check.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -41,6 +43,27 @@ static void unanswered(const mp_spin *st, uint32_t f)
     uint32_t n = atomic_load(&st->fails);
     ck_assert_msg(n == f + 1 || (f < 5 && n == 5),
                   "unanswered spins %u after %u", n, f);
+}
+
+/* Pin the caller to its @p nth allowed CPU (the last one if fewer);
+ * that CPU + 1. */
+static uint64_t pin_to(int nth)
+{
+    cpu_set_t all, one;
+    int k = 0, last = -1;
+    ck_assert_int_eq(sched_getaffinity(0, sizeof all, &all), 0);
+    for (int c = 0; c < CPU_SETSIZE; c++) {
+        if (!CPU_ISSET(c, &all))
+            continue;
+        last = c;
+        if (k++ == nth)
+            break;
+    }
+    ck_assert_int_ge(last, 0);
+    CPU_ZERO(&one);
+    CPU_SET(last, &one);
+    ck_assert_int_eq(sched_setaffinity(0, sizeof one, &one), 0);
+    return (uint64_t)last + 1;
 }
 
 #endif /* T_LOOKER_H */
