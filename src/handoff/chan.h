@@ -50,7 +50,7 @@ static inline bool mempool__chan_live(mempool_chan *c)
 #define CH_NAP_NS   2000000u
 static inline uint32_t mempool__chan_batch(uint32_t cap)
 {
-    return cap / 4 < 64 ? (cap / 4 ? cap / 4 : 1) : 64;
+    return cap / 4 < 256 ? (cap / 4 ? cap / 4 : 1) : 256;
 }
 
 /* chan_item.c: box @p b, just taken out of a ring slot, holds (idx, gen)
