@@ -38,6 +38,18 @@ static inline void mp_cpu_relax(void)
 #endif
 }
 
+/* Ask for the line at @p a for writing (x86's PREFETCHW; a hint that
+ * neither faults nor waits): a line another CPU wrote last comes over
+ * while we do something else, instead of stalling the store that needs it. */
+static inline void mp_prefetch_w(const void *a)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __asm__ __volatile__("prefetchw %0" : : "m"(*(const char *)a));
+#else
+    __builtin_prefetch(a, 1, 3);
+#endif
+}
+
 /* The narrow view of a pool that the lowest layers of core/ (allocator,
  * pin and reference cells, entries, slots) work on: the mapping and the
  * header values validated once at attach - nothing of the layers above

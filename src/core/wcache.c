@@ -473,6 +473,25 @@ static void refill(mempool *p, int s, unsigned c)
 
 /* ---- the common path ---------------------------------------------------- */
 
+/* Ask for the lines of the next sets while this one runs: the entry two
+ * pops ahead and the block one pop ahead (its entry was asked for by the
+ * previous pop, so reading its offset does not wait). A stream's
+ * consumer handed these entries back from another CPU: each line is a
+ * transfer that otherwise stalls the set that takes it. Hints only: a
+ * prefetch neither faults nor waits, and a stale list costs a useless one. */
+static void prefetch_next(mempool *p, mp_wcache *wc, unsigned c,
+                          uint32_t n)
+{
+    const uint32_t *l = wc_list(wc, c);
+    if (n >= 2 && l[n - 2] < p->ntab)
+        mp_prefetch_w(mp_entry_at(p, l[n - 2]));
+    if (n >= 1 && l[n - 1] < p->ntab) {
+        uint64_t off = MP_LD(mp_entry_at(p, l[n - 1])->off);
+        if (off >= p->data_off && off < p->size)
+            mp_prefetch_w(p->base + off);
+    }
+}
+
 /* Take a cached entry of class @p c for a set. Our cache's lock. */
 static int pop(mempool *p, unsigned c, uint64_t len, uint32_t type,
                uint16_t flags, uint32_t *idx)
@@ -495,6 +514,7 @@ static int pop(mempool *p, unsigned c, uint64_t len, uint32_t type,
     if (!cached_by(&p->core, e, w, s) || mp_class_of(MP_LD(e->len)) != c)
         goto damaged;
     MP_ST(wc->n[c], wc->n[c] - 1);
+    prefetch_next(p, wc, c, wc->n[c]);
     MP_FP(cache_popped);
     MP_ST(e->len, len);
     MP_ST(e->type, type);
