@@ -57,6 +57,7 @@ typedef struct mp_stash {
     _Atomic bool busy;           /* a thread of this handle is in it */
     uint32_t n;
     uint16_t owner[MP_STASH_MAX];    /* owner slot of each */
+    uint8_t  per[MP_WORKERS];        /* entries of each owner slot */
     uint32_t idx[MP_STASH_MAX];
     uint64_t w[MP_STASH_MAX];        /* its DELETED word */
 } mp_stash;

@@ -11,10 +11,11 @@
  * (block freed, the setter refilling later) while the setter, finding it
  * held by the deleter, slept in the kernel. Now the deleter keeps such
  * entries in its handle's stash (mp_stash, this process's memory) and,
- * once MP_STASH_BATCH wait, gives each owner its share under one try of
- * its lock (mempool__cache_give); what does not fit (lock busy, class
- * full) waits for the next batch, and at MP_STASH_MAX everything goes,
- * through the allocator lock if need be.
+ * once MP_STASH_BATCH of one owner wait (or MP_STASH_MAX - MP_STASH_SLACK
+ * of several), gives them back under one try of the owner's lock
+ * (mempool__cache_give); what does not fit (lock busy, class full) waits
+ * for the next batch, and at MP_STASH_MAX everything goes, through the
+ * allocator lock if need be.
  *
  * Crash safety adds no shared state: a stashed entry is DELETED in the
  * table (no pins, no file; a refcounted one's cells already forgotten),
@@ -95,8 +96,9 @@ static void give_owner(mempool *p, mp_stash *st, int o, uint64_t *keep,
     }
 }
 
-/* Hand back the stash, one batch per owner; @p all: empty it. Ours. */
-static void hand(mempool *p, mp_stash *st, bool all)
+/* Hand back the stash, one batch per owner (@p only >= 0: that owner's
+ * alone); @p all: empty it. Ours. */
+static void hand(mempool *p, mp_stash *st, bool all, int only)
 {
     uint64_t keep = st->n >= 64 ? ~UINT64_C(0) : (UINT64_C(1) << st->n) - 1;
     uint64_t seen = 0;
@@ -109,19 +111,40 @@ static void hand(mempool *p, mp_stash *st, bool all)
         for (unsigned j = k; j < st->n; j++)
             if (st->owner[j] == o)
                 seen |= UINT64_C(1) << j;
+        if (only >= 0 && o != only)
+            continue;
         /* A departed owner's cache takes nothing: freed now. */
         give_owner(p, st, o, &keep,
                    all || !(atomic_load(&p->h->active) >> o & 1));
     }
+    for (unsigned k = 0; k < st->n; k++)
+        st->per[st->owner[k]] = 0;
     for (unsigned k = 0; k < st->n; k++) {
         if (!(keep >> k & 1))
             continue;
         st->owner[n] = st->owner[k];
+        st->per[st->owner[k]]++;
         st->idx[n] = st->idx[k];
         st->w[n++] = st->w[k];
     }
     MP_ST(st->n, n);           /* read unlocked by the flush's look */
     publish(p, st, 0);
+}
+
+/* After stashing an entry of owner @p o: hand back o's entries once a
+ * batch of them wait; all owners' once the stash is nearly full; all of
+ * it, through the allocator lock if need be, when it is full. Per owner,
+ * not per stash: a consumer of four producers' objects gave each its
+ * share of every MP_STASH_BATCH (about 8 entries), one hold of that
+ * producer's cache lock per 8 of its objects per consumer - four times
+ * the holds of a 1->1 stream, each a collision with the producer's own
+ * sets (own_lock) the more likely (4x4 stream, issue 12). */
+static void hand_due(mempool *p, mp_stash *st, int o)
+{
+    if (st->n >= MP_STASH_MAX - MP_STASH_SLACK)
+        hand(p, st, st->n >= MP_STASH_MAX, -1);
+    else if (st->per[o] >= MP_STASH_BATCH)
+        hand(p, st, false, o);
 }
 
 /* Take the stash for this thread: false if another thread has it. */
@@ -153,13 +176,13 @@ bool mempool__handback(mempool *p, int o, uint32_t idx, uint64_t w)
         return mempool__cache_give(p, o, &b, false) || b.done;
     }
     st->owner[st->n] = (uint16_t)o;
+    st->per[o]++;
     st->idx[st->n] = idx;
     st->w[st->n] = w;
     MP_ST(st->n, st->n + 1);
     publish(p, st, st->n - 1);
     MP_FP(handback_stashed);
-    if (st->n >= MP_STASH_BATCH)
-        hand(p, st, st->n >= MP_STASH_MAX);
+    hand_due(p, st, o);
     stash_put(st);
     return true;
 }
@@ -170,7 +193,7 @@ void mempool__handback_flush(mempool *p)
     /* A relaxed look first: an empty stash costs one load. */
     if (!MP_LD(st->n) || !stash_take(st))
         return;
-    hand(p, st, true);
+    hand(p, st, true, -1);
     stash_put(st);
 }
 

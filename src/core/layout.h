@@ -287,7 +287,8 @@ typedef struct mp_entry {
 #define MP_WC_SLOTS 768u       /* entries of all classes */
 #define MP_WC_BATCH 16u        /* moved per allocator-lock hold, at least */
 #define MP_STASH_MAX   64u     /* a deleter's stash (handback.c): at most */
-#define MP_STASH_BATCH 32u     /* handed back once this many wait */
+#define MP_STASH_BATCH 32u     /* handed back once this many of an owner wait */
+#define MP_STASH_SLACK 8u      /* ... or the stash is this close to full */
 typedef struct mp_wcache {
     pthread_mutex_t lock;      /* robust, process-shared; after alloc_lock */
     uint8_t  pad0[64 - sizeof(pthread_mutex_t) % 64];
