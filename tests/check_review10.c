@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * check_review10.c - a hostile review of session 10's landings.
+ *
+ * get_wait on a writer already dead (wait.c, 6657257): the liveness
+ * question is no longer asked before the first sleep, only after a sleep
+ * or before -ETIMEDOUT. But a sleep whose deadline passed before it began
+ * (the waiter preempted between its clock read at the top of the loop and
+ * the sleep's own: keeper start, registration) answered -ETIMEDOUT
+ * straight from wait_sleep(), without the question: a waiter on a
+ * reservation whose writer was long dead got -ETIMEDOUT instead of the
+ * documented -ENOENT (it had -ENOENT before 6657257, which asked first).
+ *
+ *   late_sleep  (failpoint builds) the preemption made certain: the
+ *               waiter's registration with its keeper is delayed past its
+ *               deadline (keep.kept=delay): -ENOENT, not -ETIMEDOUT.
+ *   many        many waiters in processes of their own, timeouts 0, 1,
+ *               2, 5, 20 ms and none, on reservations of one writer
+ *               SIGKILLed after they attached: every one -ENOENT, and
+ *               promptly (well before the untimed ones' keeper bound
+ *               would matter); the pool healthy after.
+ */
+#include "helpers.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define NREF 4                 /* reservations the writer holds */
+#define NWAITER 12             /* waiters of test_many */
+
+static int from_w[2], ready[2], go[2];
+static mempool_dref refs[NREF];
+
+/* Reserves NREF objects, sends their DRefs, then waits to be killed. */
+static int writer(void *arg)
+{
+    mempool *q;
+    (void)arg;
+    if (t_attach(t_name, &q) < 0)
+        return 10;
+    for (int i = 0; i < NREF; i++) {
+        void *buf;
+        mempool_dref r;
+        if (mempool_reserve(q, 64, NULL, &buf, &r) < 0 ||
+            t_send_dref(from_w[1], r) < 0)
+            return 11;
+    }
+    for (int i = 0; i < 120; i++)
+        sleep(1);                      /* killed meanwhile */
+    return 12;
+}
+
+static pid_t writer_start(void)
+{
+    pid_t w;
+    t_pipe(from_w);
+    w = t_fork(writer, NULL);
+    for (int i = 0; i < NREF; i++)
+        ck_assert_int_eq(t_recv_dref(from_w[0], &refs[i], T_WAIT_S), 0);
+    return w;
+}
+
+/* Exit codes of a waiter. */
+enum { W_ENOENT = 1, W_TIMEDOUT = 2, W_OTHER = 3, W_SLOW = 4, W_SETUP = 5 };
+
+/* What one waiter does: which reference, its timeout, its failpoints. */
+struct wjob {
+    int ref;
+    int64_t timeout_ms;
+    const char *fp;
+};
+
+/* Attach (with failpoints @p fp), say so, wait for "go", then get_wait:
+ * its answer as a W_ code (W_SLOW: -ENOENT, but after 10 s). */
+static int waiter(void *arg)
+{
+    const struct wjob *j = arg;
+    mempool_view v;
+    mempool *q;
+    double t0;
+    char c = 'a';
+    int rc;
+    if (j->fp)
+        setenv("MEMPOOL_FAILPOINT", j->fp, 1);
+    if (t_attach(t_name, &q) < 0 || t_send(ready[1], &c, 1) < 0 ||
+        t_recv(go[0], &c, 1, 120) < 0)
+        return W_SETUP;
+    t0 = t_now_s();
+    rc = mempool_get_wait(q, refs[j->ref], &v, j->timeout_ms);
+    if (rc == -ENOENT)
+        return t_now_s() - t0 > 10.0 ? W_SLOW : W_ENOENT;
+    return rc == -ETIMEDOUT ? W_TIMEDOUT : W_OTHER;
+}
+
+/* Waiters @p jobs (@p n) attach, the writer is SIGKILLed, they all wait:
+ * each must end -ENOENT. */
+static void dead_writer_waits(const struct wjob *jobs, int n)
+{
+    pid_t w = writer_start(), k[NWAITER];
+    char c;
+    ck_assert_int_le(n, NWAITER);
+    t_pipe(ready);
+    t_pipe(go);
+    for (int i = 0; i < n; i++)
+        k[i] = t_fork(waiter, (void *)&jobs[i]);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(t_recv(ready[0], &c, 1, T_WAIT_S), 0);
+    ck_assert_int_eq(t_kill(w), SIGKILL);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(t_send(go[1], "g", 1), 0);
+    for (int i = 0; i < n; i++) {
+        int st = t_wait(k[i], T_WAIT_S);
+        ck_assert_msg(st == W_ENOENT, "waiter %d (ref %d, timeout %lld ms, "
+                      "%s) ended with %d, want 1 (2 ETIMEDOUT, 3 other, "
+                      "4 slow, 5 setup)", i, jobs[i].ref,
+                      (long long)jobs[i].timeout_ms,
+                      jobs[i].fp ? jobs[i].fp : "-", st);
+    }
+    ck_assert_int_ge(mempool_reap(t_pool), 0);
+    t_assert_healthy(t_pool);
+}
+
+#ifdef T_FAILPOINTS
+START_TEST(test_late_sleep)
+{
+    /* Registered with the keeper, then preempted past the deadline. */
+    static const struct wjob jobs[] = {
+        { 0, 20, "keep.kept=delay:200" },
+        { 1, 1, "keep.kept=delay:50" },
+    };
+    dead_writer_waits(jobs, 2);
+}
+END_TEST
+#endif
+
+START_TEST(test_many)
+{
+    static const int64_t tmo[] = { 0, 1, 2, 5, 20, -1 };
+    struct wjob jobs[NWAITER];
+    for (int i = 0; i < NWAITER; i++)
+        jobs[i] = (struct wjob){ i % NREF, tmo[i % 6], NULL };
+    dead_writer_waits(jobs, NWAITER);
+}
+END_TEST
+
+int main(void)
+{
+    const struct t_case cases[] = {
+        { "wait_dead", 240, true, {
+#ifdef T_FAILPOINTS
+              test_late_sleep,
+#endif
+              test_many } },
+        { .name = NULL }
+    };
+    return t_main("review10", cases);
+}
