@@ -133,6 +133,37 @@ START_TEST(test_late_sleep)
     dead_writer_waits(jobs, 2);
 }
 END_TEST
+
+/* A dead writer's reservation whose free is owed (the allocator lock's
+ * holder is stopped): the waiter must still end at its deadline (or with
+ * -ENOENT), not loop on reap and repair until the holder goes on. */
+START_TEST(test_owed_free)
+{
+    static const struct wjob job = { 0, 1000, NULL };
+    pid_t w = writer_start(), k, h;
+    double t0;
+    char c;
+    int st;
+    t_pipe(ready);
+    t_pipe(go);
+    k = t_fork(waiter, (void *)&job);
+    ck_assert_int_eq(t_recv(ready[0], &c, 1, T_WAIT_S), 0);
+    h = t_fork(t_alloc_holder, NULL);
+    t_await_stopped(h, "alloc.locked");
+    ck_assert_int_eq(t_kill(w), SIGKILL);
+    t0 = t_now_s();
+    ck_assert_int_eq(t_send(go[1], "g", 1), 0);
+    /* One peer bound (5 s) for the first repair's lock wait, then owed. */
+    st = t_wait(k, 30);
+    ASSERT_RC(kill(h, SIGCONT), 0);
+    t_wait_ok(h);
+    ck_assert_msg(st == W_ENOENT || st == W_TIMEDOUT, "waiter (timeout 1 "
+                  "s, allocator lock's holder stopped) ended with %d after "
+                  "%.1f s (-1: still waiting, killed)", st, t_now_s() - t0);
+    ck_assert_int_ge(mempool_reap(t_pool), 0);
+    t_assert_healthy(t_pool);
+}
+END_TEST
 #endif
 
 START_TEST(test_many)
@@ -150,7 +181,7 @@ int main(void)
     const struct t_case cases[] = {
         { "wait_dead", 240, true, {
 #ifdef T_FAILPOINTS
-              test_late_sleep,
+              test_late_sleep, test_owed_free,
 #endif
               test_many } },
         { .name = NULL }
