@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -176,6 +177,74 @@ START_TEST(test_many)
 }
 END_TEST
 
+/* ---- a receiver that takes less than a batch, then stops ------------- */
+
+#define SLOW_ROUNDS 6
+
+/* Sender: fill channel (name @p arg, capacity in its name's tail) and
+ * say so, then send one more per round with a 5 s timeout (the receiver
+ * made room for one only, less than a batch), each answer reported. */
+static int slow_sender(void *arg)
+{
+    const char *name = arg;
+    char buf[64] = { 0 };
+    mempool_chan *c;
+    mempool_dref r;
+    mempool *q;
+    uint32_t cap = (uint32_t)atoi(name + 2);
+    T_CHILD_EQ(t_attach(t_name, &q), 0);
+    T_CHILD_EQ(mempool_chan_open(q, name, 0, 0, &c), 0);
+    T_CHILD_EQ(mempool_put(q, buf, sizeof buf, &r), 0);
+    for (uint32_t i = 0; i < cap; i++)
+        T_CHILD_EQ(mempool_chan_send(c, r, 10000), 0);
+    T_CHILD_EQ(t_send_u64(from_w[1], 0), 0);
+    for (int i = 0; i < SLOW_ROUNDS; i++)
+        T_CHILD_EQ(t_send_u64(from_w[1], (uint64_t)(int64_t)
+                              mempool_chan_send(c, r, 5000)), 0);
+    return 0;
+}
+
+/* Queue channels of capacities 1 to 512: a sender blocked on a full ring
+ * gets the one slot a receive made (fewer than a batch, and the receiver
+ * then stops) within its timeout - a receive wakes a sender only once per
+ * batch (988691a), the sender's nap finds the rest. Exact count after. */
+START_TEST(test_slow_receiver)
+{
+    static const uint32_t caps[] = { 1, 2, 3, 5, 7, 8, 64, 512 };
+    for (unsigned k = 0; k < sizeof caps / sizeof caps[0]; k++) {
+        char name[16];
+        mempool_chan *c;
+        mempool_dref r;
+        uint64_t v;
+        pid_t s;
+        int n = 0;
+        snprintf(name, sizeof name, "rv%u", caps[k]);
+        ASSERT_RC(mempool_chan_open(t_pool, name, caps[k],
+                                    MEMPOOL_CHAN_CREATE, &c), 0);
+        t_pipe(from_w);
+        s = t_fork(slow_sender, name);
+        ck_assert_int_eq(t_recv_u64(from_w[0], &v, T_WAIT_S), 0);
+        for (int i = 0; i < SLOW_ROUNDS; i++) {
+            usleep(20000);             /* the sender asleep on a full ring */
+            ASSERT_RC(mempool_chan_recv(c, &r, 10000), 0);
+            n++;
+            ck_assert_int_eq(t_recv_u64(from_w[0], &v, T_WAIT_S), 0);
+            ck_assert_msg((int64_t)v == 0, "capacity %u round %d: send with "
+                          "one free slot answered %lld", caps[k], i,
+                          (long long)(int64_t)v);
+        }
+        t_wait_ok(s);
+        while (mempool_chan_recv(c, &r, 0) == 0)
+            n++;
+        ck_assert_int_eq(n, (int)caps[k] + SLOW_ROUNDS);
+        ASSERT_RC(mempool_chan_close(c), 0);
+        ASSERT_RC(mempool_chan_destroy(t_pool, name), 0);
+    }
+    ck_assert_int_ge(mempool_reap(t_pool), 0);
+    t_assert_healthy(t_pool);
+}
+END_TEST
+
 int main(void)
 {
     const struct t_case cases[] = {
@@ -184,6 +253,7 @@ int main(void)
               test_late_sleep, test_owed_free,
 #endif
               test_many } },
+        { "chan", 240, true, { test_slow_receiver } },
         { .name = NULL }
     };
     return t_main("review10", cases);
