@@ -165,6 +165,7 @@ static void pl_pin(int pl, int side)
 /* Shared with the child: where it ran last, and its wake-up stamps. */
 struct shared {
     volatile uint64_t t1;             /* wake-ups: the sleeper's stamp */
+    volatile double cpu_ns;           /* ... its CPU time per trial */
     volatile int cpu;                 /* the child's CPU, last seen */
 };
 
@@ -175,10 +176,11 @@ static struct shared *shared_map(void)
     return s == MAP_FAILED ? NULL : s;
 }
 
-/* One latency figure of one run: the median, and the share of its batches
- * (trials) in which both processes were on one CPU. */
+/* One latency figure of one run: the median, the share of its batches
+ * (trials) in which both processes were on one CPU, and (wake-ups) the
+ * sleeper's CPU time per trial. */
 struct lat {
-    double ns, one;
+    double ns, one, cpu;
 };
 
 /* ---- ping-pong ------------------------------------------------------------ */
@@ -445,12 +447,20 @@ static int stream(int kind, int np, long n, double *rate, double *cpu)
 /* The sleeper: for each trial, take the next reservation, say ready,
  * sleep (in get_wait, or in read() on the pipe, then get), release the
  * object, stamp the wake-up. Both ways end with the object got and
- * released, as a reader wants it. */
+ * released, as a reader wants it. Its CPU time per trial (all its
+ * threads, the bench's pipe messages included: the same both ways) over
+ * the trials after the first tenth says what a wait costs the sleeper:
+ * a sleeper that burns more is less often run at once by its wake-up
+ * (wait.c, writer_dead()). */
 static void wake_child(bool pipe_kind, int trials, int in, int out,
                        struct shared *st)
 {
     mempool *q = attach();
+    int skip = trials / 10;
+    double c0 = 0;
     for (int i = 0; i < trials; i++) {
+        if (i == skip)
+            c0 = self_cpu_ns();
         mempool_dref r;
         mempool_view view;
         char c;
@@ -466,6 +476,8 @@ static void wake_child(bool pipe_kind, int trials, int in, int out,
         mempool_release(q, &view);
         st->t1 = now_ns();
         st->cpu = sched_getcpu();
+        if (i == trials - 1)           /* before the parent's last read */
+            st->cpu_ns = (self_cpu_ns() - c0) / (trials - skip);
         wr(out, "D", 1);
     }
     _exit(0);
@@ -532,6 +544,7 @@ static int wakeups(mempool *p, bool pipe_kind, int pl, int trials,
     pl_pin(PL_FREE, 0);
     res->ns = bench_median(v, trials);
     res->one = (double)one / trials;
+    res->cpu = st->cpu_ns;
     free(v);
     munmap(st, 4096);
     close(to_b[0]);
@@ -612,12 +625,13 @@ static int lat_round(mempool *p, bool quick, struct lat_runs *lr, int k)
 /* The median latency of @p n rounds, and their mean share on one CPU. */
 static struct lat lat_median(const struct lat *r, int n)
 {
-    double v[ROUNDS], one = 0;
+    double v[ROUNDS], c[ROUNDS], one = 0;
     for (int i = 0; i < n; i++) {
         v[i] = r[i].ns;
+        c[i] = r[i].cpu;
         one += r[i].one;
     }
-    return (struct lat){ bench_median(v, n), one / n };
+    return (struct lat){ bench_median(v, n), one / n, bench_median(c, n) };
 }
 
 static void lat_rows(const struct lat_runs *lr, int nr)
@@ -650,6 +664,9 @@ static void lat_rows(const struct lat_runs *lr, int nr)
                      100 * g.one, 100 * w.one);
         row(what, g.ns, "publish, pipe write → read wakes, get (+ release)",
             w.ns);
+        if (pl == PL_FREE)
+            row("get_wait sleeper's CPU time per wake-up trial (its "
+                "process), unpinned", g.cpu, "the pipe reader's", w.cpu);
     }
 }
 

@@ -93,9 +93,7 @@
  * goes around the cache (own_lock). */
 #define MP_OWN_WAIT_MS 50u
 /* How long it watches that lock first, before it sleeps on it (own_spin). */
-#ifndef MP_OWN_SPIN_NS
 #define MP_OWN_SPIN_NS 5000u
-#endif
 
 static mp_wcache *wc_of(const mp_core *c, int s)
 {
@@ -209,24 +207,34 @@ static int wc_lock(mempool *p, int s, bool try)
  * FUTEX_WAKE and the producer a wake-up, several microseconds per batch
  * (perf, 1->1 pinned apart: 6-20 % of all samples in those calls). The
  * spin reads only the lock word (its owner's TID, 0 when free; glibc's
- * layout, as wc_kind_ok reads its kind) and tries when it reads free. */
+ * layout, as wc_kind_ok reads its kind) and tries when it reads free.
+ * A holder that is not running (preempted on a busy machine, stopped)
+ * does not let go while we spin: each spin of this thread's that ends
+ * without the lock halves its next bound, down to 1/32 (~150 ns), and
+ * one that gets it restores the whole bound. */
+static _Thread_local unsigned own_fails;
+
 static int own_spin(pthread_mutex_t *m)
 {
-    uint64_t t0 = 0;
+    uint64_t t0 = 0, bound = MP_OWN_SPIN_NS >> own_fails;
     for (unsigned k = 1;; k++) {
         mp_cpu_relax();
         if (!(__atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED) &
               FUTEX_TID_MASK)) {
             int rc = pthread_mutex_trylock(m);
-            if (rc != EBUSY)
+            if (rc != EBUSY) {
+                own_fails = 0;
                 return rc;
+            }
         }
         if (k % 16)
             continue;
-        if (!t0)
+        if (!t0) {
             t0 = mempool__now_ns();
-        else if (mempool__now_ns() - t0 > MP_OWN_SPIN_NS)
+        } else if (mempool__now_ns() - t0 > bound) {
+            own_fails += own_fails < 5;
             return EBUSY;
+        }
     }
 }
 

@@ -103,6 +103,11 @@ void mempool__run_asleep(mempool *p)
     MP_FP(wait_published);
 }
 
+bool mempool__lead_on(void)
+{
+    return lead.on;
+}
+
 void mempool__lead(uint32_t key, bool woke)
 {
     lead.key = key;

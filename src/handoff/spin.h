@@ -169,6 +169,9 @@ void mempool__run_awake(mempool *p);
  * (a lead, above). */
 void mempool__lead(uint32_t key, bool woke);
 
+/* Has this thread a lead now (its next wait spins by the lead's rules)? */
+bool mempool__lead_on(void);
+
 /* Remember in @p hint (a channel's sender / receiver word, the names'
  * binder word) that this worker is the last to act there. */
 static inline void mempool__peer_note(mempool *p, _Atomic uint64_t *hint)

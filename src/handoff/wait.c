@@ -110,10 +110,14 @@ int mempool_get_wait(mempool *p, mempool_dref r, mempool_view *v,
             return mempool_get(p, r, v);
         /* (No clock read for a wait without a deadline.) */
         late = deadline != UINT64_MAX && mp_deadline(0) >= deadline;
+        /* A dead writer's reservation is gone: freed by the repair, or
+         * owed while the allocator lock's holder is stopped (the word
+         * then stays as it is until that holder goes on: looking again
+         * looped, past any deadline - check_review10). */
         if (writer_dead(p, who, slept || late)) {
             mempool__reap_slot(p, (int)who - 1);
             mempool__entry_repair(p, (int)who - 1, idx);
-            continue;
+            return -ENOENT;
         }
         if (late)
             return -ETIMEDOUT;
@@ -121,9 +125,11 @@ int mempool_get_wait(mempool *p, mempool_dref r, mempool_view *v,
         if (mempool__spin(p, who <= MP_WORKERS ? who : 0, NULL, &wait_spin,
                           entry_look, &e->word, deadline))
             continue;
-        rc = wait_sleep(p, e, idx, w, deadline);
-        if (rc == -ETIMEDOUT)
-            return -ETIMEDOUT;
+        /* -ETIMEDOUT here (the deadline passed before the sleep began:
+         * preempted on the way) is answered at the top, after the
+         * writer's liveness question: a dead writer's reservation is
+         * -ENOENT whenever we notice the deadline (check_review10). */
+        (void)wait_sleep(p, e, idx, w, deadline);
     }
 }
 
