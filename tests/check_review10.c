@@ -25,8 +25,10 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #define NREF 4                 /* reservations the writer holds */
@@ -251,6 +253,110 @@ START_TEST(test_slow_receiver)
 }
 END_TEST
 
+/* ---- many senders and receivers, small rings --------------------------- */
+
+#define MM_SIDE 4                  /* senders, and receivers */
+#define MM_N 1500                  /* items per sender */
+
+/* Shared between the test's processes: counts and sums of DRefs. */
+struct mm {
+    _Atomic uint64_t sent, sent_sum, got, got_sum, bad;
+    char name[16];
+};
+static struct mm *mm;
+
+static uint64_t mm_mix(mempool_dref r)
+{
+    uint64_t x = (r.off & MEMPOOL_DREF_ENTRY_BITS) * 0x9e3779b97f4a7c15u ^
+                 r.gen;
+    return x ^ (x >> 29);
+}
+
+/* A sender: MM_N objects put and sent, each with a 200 ms timeout retried
+ * (a full ring); every answer but 0 and -ETIMEDOUT is counted bad. */
+static int mm_sender(void *arg)
+{
+    char buf[64] = { 0 };
+    mempool_chan *c;
+    mempool *q;
+    (void)arg;
+    T_CHILD_EQ(t_attach(t_name, &q), 0);
+    T_CHILD_EQ(mempool_chan_open(q, mm->name, 0, 0, &c), 0);
+    for (int i = 0; i < MM_N; i++) {
+        mempool_dref r;
+        int rc;
+        T_CHILD_EQ(mempool_put(q, buf, sizeof buf, &r), 0);
+        while ((rc = mempool_chan_send(c, r, 200)) == -ETIMEDOUT)
+            ;
+        if (rc)
+            atomic_fetch_add(&mm->bad, 1);
+        atomic_fetch_add(&mm->sent, 1);
+        atomic_fetch_add(&mm->sent_sum, mm_mix(r));
+    }
+    return 0;
+}
+
+/* A receiver: until all items are counted received, with short timeouts
+ * (0, 1 ms, 50 ms in turn) between looks at the count; deletes each. */
+static int mm_receiver(void *arg)
+{
+    static const int64_t tmo[] = { 0, 1, 50 };
+    mempool_chan *c;
+    mempool *q;
+    (void)arg;
+    T_CHILD_EQ(t_attach(t_name, &q), 0);
+    T_CHILD_EQ(mempool_chan_open(q, mm->name, 0, 0, &c), 0);
+    for (unsigned k = 0; atomic_load(&mm->got) < MM_SIDE * MM_N; k++) {
+        mempool_dref r;
+        int rc = mempool_chan_recv(c, &r, tmo[k % 3]);
+        if (rc == -ETIMEDOUT)
+            continue;
+        if (rc) {
+            atomic_fetch_add(&mm->bad, 1);
+            return 1;
+        }
+        atomic_fetch_add(&mm->got_sum, mm_mix(r));
+        atomic_fetch_add(&mm->got, 1);
+        if (mempool_delete(q, r))       /* the sender's: handed back */
+            atomic_fetch_add(&mm->bad, 1);
+    }
+    return 0;
+}
+
+/* Capacities 1 to 1024 (batch 1 to 256), MM_SIDE senders and receivers
+ * in processes of their own: every item received once, none lost. */
+START_TEST(test_many_many)
+{
+    static const uint32_t caps[] = { 1, 2, 3, 5, 7, 9, 1024 };
+    mm = t_shared_map(sizeof *mm);
+    for (unsigned k = 0; k < sizeof caps / sizeof caps[0]; k++) {
+        pid_t pid[2 * MM_SIDE];
+        mempool_chan *c;
+        memset(mm, 0, sizeof *mm);
+        snprintf(mm->name, sizeof mm->name, "mm%u", caps[k]);
+        ASSERT_RC(mempool_chan_open(t_pool, mm->name, caps[k],
+                                    MEMPOOL_CHAN_CREATE, &c), 0);
+        for (int i = 0; i < MM_SIDE; i++) {
+            pid[i] = t_fork(mm_receiver, NULL);
+            pid[MM_SIDE + i] = t_fork(mm_sender, NULL);
+        }
+        for (int i = 2 * MM_SIDE - 1; i >= 0; i--)  /* senders first */
+            ck_assert_msg(t_wait(pid[i], 240) == 0, "capacity %u: process "
+                          "%d failed (sent %llu got %llu bad %llu)", caps[k],
+                          i, (unsigned long long)mm->sent,
+                          (unsigned long long)mm->got,
+                          (unsigned long long)mm->bad);
+        ck_assert_uint_eq(mm->bad, 0);
+        ck_assert_uint_eq(mm->got, MM_SIDE * MM_N);
+        ck_assert_uint_eq(mm->got_sum, mm->sent_sum);
+        ASSERT_RC(mempool_chan_close(c), 0);
+        ASSERT_RC(mempool_chan_destroy(t_pool, mm->name), 0);
+    }
+    ck_assert_int_ge(mempool_reap(t_pool), 0);
+    t_assert_healthy(t_pool);
+}
+END_TEST
+
 int main(void)
 {
     const struct t_case cases[] = {
@@ -259,7 +365,7 @@ int main(void)
               test_late_sleep, test_owed_free,
 #endif
               test_many } },
-        { "chan", 240, true, { test_slow_receiver } },
+        { "chan", 600, true, { test_slow_receiver, test_many_many } },
         { .name = NULL }
     };
     return t_main("review10", cases);

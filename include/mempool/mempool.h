@@ -846,9 +846,9 @@ MEMPOOL_API int mempool_chan_open(mempool *p, const char *name,
  * it is received; the receiver's get then says -ENOENT).
  * Lock-free: one CAS commits the item; a stopped or killed process never
  * holds a slot. A sender waiting on a full channel is woken when receivers
- * have made room for a batch (a quarter of the capacity, at most 64 items;
- * like a pipe, which wakes its writer a page at a time), and otherwise
- * finds a free slot within 2 ms.
+ * have made room for a batch (a quarter of the capacity, at most 256
+ * items; one sender per batch of receives; like a pipe, which wakes its
+ * writer a page at a time), and otherwise finds a free slot within 2 ms.
  * @return 0, or
  *   -ETIMEDOUT  still full after @p timeout_ms (at once when 0);
  *   -EPIPE      the channel was destroyed (also while waiting);
