@@ -38,15 +38,6 @@ static uint64_t word_of(mempool_dref r)
     return atomic_load((_Atomic uint64_t *)(uintptr_t)(arena + (r.off & MEMPOOL_DREF_ENTRY_BITS)));
 }
 
-static uint64_t objects_of(mempool *p, int wid)
-{
-    struct mempool_worker_stats ws;
-    memset(&ws, 0, sizeof ws);
-    ws.size = sizeof ws;
-    ck_assert_int_eq(mempool_worker_stats_get(p, wid, &ws), 0);
-    return ws.objects;
-}
-
 START_TEST(test_given_to_owner)
 {
     struct t_remote a;
@@ -63,19 +54,19 @@ START_TEST(test_given_to_owner)
     wa = (int)t_remote_call(&a, T_R_WID, &r, 0);
     ck_assert_int_gt(wa, 0);
     ck_assert_int_eq(t_remote_call(&a, T_R_SET, &r, 64), 0);
-    before = objects_of(p, wa);
+    before = t_worker_objects(p, wa);
     ck_assert_int_eq(mempool_get(p, r, &v), 0);
     ck_assert_int_eq(mempool_release(p, &v), 0);
     ck_assert_int_eq(mempool_delete(p, r), 0);          /* not ours */
     ck_assert_int_eq(mempool_get(p, r, &v), -ENOENT);
-    ck_assert_uint_eq(objects_of(p, wa), before - 1);   /* handed back */
+    ck_assert_uint_eq(t_worker_objects(p, wa), before - 1);   /* handed back */
     w = word_of(r);
     ck_assert_uint_eq(MP_W_ST(w), MP_ST_CACHED);
     ck_assert_uint_eq(MP_W_WHO(w), (unsigned)wa);
     ck_assert_uint_eq(MP_W_GEN(w), (uint32_t)r.gen + 1);
     ck_assert_int_eq(t_remote_call(&a, T_R_SET, &n, 64), 0);
     ck_assert_uint_eq(n.off, r.off);                    /* taken back */
-    ck_assert_uint_eq(objects_of(p, wa), before);
+    ck_assert_uint_eq(t_worker_objects(p, wa), before);
     ck_assert_int_eq(mempool_delete(p, n), 0);
     ck_assert_int_eq(t_remote_quit(&a), 0);
     t_assert_healthy(p);
@@ -105,11 +96,11 @@ START_TEST(test_given_to_full_class)
     wa = (int)t_remote_call(&a, T_R_WID, &n, 0);
     for (int i = 0; i < N; i++)
         ck_assert_int_eq(t_remote_call(&a, T_R_SET, &r[i], 100), 0);
-    before = objects_of(p, wa);
+    before = t_worker_objects(p, wa);
     for (int i = 0; i < N; i++) {
         uint64_t w;
         ck_assert_int_eq(mempool_delete(p, r[i]), 0);
-        ck_assert_uint_eq(objects_of(p, wa), before - (uint64_t)i - 1);
+        ck_assert_uint_eq(t_worker_objects(p, wa), before - (uint64_t)i - 1);
         w = word_of(r[i]);
         ck_assert_msg(MP_W_ST(w) == MP_ST_CACHED && MP_W_WHO(w) == (unsigned)wa,
                       "delete %d: word %llx", i, (unsigned long long)w);
@@ -213,7 +204,7 @@ START_TEST(test_giver_killed_in_owner_lock)
     for (int i = 0; i < 8; i++)
         ck_assert_int_eq(t_remote_call(&a, T_R_SET, &keep[i], 64), 0);
     ck_assert_int_eq(t_remote_call(&a, T_R_SET, &r, 64), 0);
-    before = objects_of(p, wa);
+    before = t_worker_objects(p, wa);
     ck_assert_int_eq(t_wait(t_fork(killed_giver, &r), T_WAIT_S), 128 + SIGKILL);
     ck_assert_int_eq(mempool_reap(p), 1);
     /* The owner's next sets take its lock from the dead giver: repaired
@@ -223,11 +214,11 @@ START_TEST(test_giver_killed_in_owner_lock)
         ck_assert_int_eq(t_remote_call(&a, T_R_DELETE, &n, 0), 0);
     }
     ck_assert_int_eq(mempool_delete(p, r), -ENOENT);
-    ck_assert_uint_eq(objects_of(p, wa), before - 1);
+    ck_assert_uint_eq(t_worker_objects(p, wa), before - 1);
     t_assert_healthy(p);
     for (int i = 0; i < 8; i++)
         ck_assert_int_eq(mempool_delete(p, keep[i]), 0);
-    ck_assert_uint_eq(objects_of(p, wa), before - 9);
+    ck_assert_uint_eq(t_worker_objects(p, wa), before - 9);
     ck_assert_int_eq(t_remote_quit(&a), 0);
     t_assert_healthy(p);
     ck_assert_uint_eq(t_stats(p).objects, 0);

@@ -37,15 +37,6 @@
 
 enum { K = 40 };                       /* > MP_STASH_BATCH */
 
-static uint64_t objects_of(mempool *p, int wid)
-{
-    struct mempool_worker_stats ws;
-    memset(&ws, 0, sizeof ws);
-    ws.size = sizeof ws;
-    ck_assert_int_eq(mempool_worker_stats_get(p, wid, &ws), 0);
-    return ws.objects;
-}
-
 static void delete_all(mempool *p, const mempool_dref *r, int n)
 {
     for (int i = 0; i < n; i++)
@@ -84,14 +75,14 @@ START_TEST(test_batch)
     wa = (int)t_remote_call(&a, T_R_WID, &n, 0);
     for (int i = 0; i < K; i++)
         ck_assert_int_eq(t_remote_call(&a, T_R_SET, &r[i], 64), 0);
-    ck_assert_uint_eq(objects_of(p, wa), K);
+    ck_assert_uint_eq(t_worker_objects(p, wa), K);
     delete_all(p, r, K);
     for (int i = 0; i < K; i++)
         ck_assert_int_eq(mempool_get(p, r[i], &(mempool_view){ 0 }),
                          -ENOENT);
     /* Another process's stats collect our stash too. */
     ck_assert_int_eq(t_wait(t_fork(reader, &wa), T_WAIT_S), 0);
-    ck_assert_uint_eq(objects_of(p, wa), 0);
+    ck_assert_uint_eq(t_worker_objects(p, wa), 0);
     ck_assert_uint_eq(t_stats(p).objects, 0);
     for (int i = 0; i < K; i++) {
         uint64_t w = atomic_load((_Atomic uint64_t *)(uintptr_t)(
@@ -174,13 +165,13 @@ static bool kill_run(const char *point, int hit)
         }
     }
     ck_assert_msg(mempool_check(p, why, sizeof why) == 0, "%s: %s", fp, why);
-    ck_assert_uint_eq(objects_of(p, wa), live);
+    ck_assert_uint_eq(t_worker_objects(p, wa), live);
     ck_assert_uint_eq(t_stats(p).objects, live);
     for (int i = 0; i < K; i++) {
         int rc = mempool_delete(p, r[i]);
         ck_assert(rc == 0 || rc == -ENOENT);
     }
-    ck_assert_uint_eq(objects_of(p, wa), 0);
+    ck_assert_uint_eq(t_worker_objects(p, wa), 0);
     ck_assert_uint_eq(t_stats(p).objects, 0);
     ck_assert_uint_eq(t_stats(p).used_bytes, 0);
     /* The owner's cache works (repaired if the kill was in its lock). */
@@ -316,7 +307,7 @@ START_TEST(test_many)
         ck_assert_msg(rc == 0 || rc == -ENOENT, "object %d: %d", i, rc);
     }
     for (int k = 0; k < OWNERS; k++)   /* attached, charged nothing */
-        ck_assert_uint_eq(objects_of(p, sh->wid[k]), 0);
+        ck_assert_uint_eq(t_worker_objects(p, sh->wid[k]), 0);
     ck_assert_uint_eq(t_stats(p).objects, 0);
     ck_assert_uint_eq(t_stats(p).used_bytes, 0);
     t_assert_healthy(p);

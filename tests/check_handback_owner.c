@@ -25,15 +25,6 @@
 
 enum { NOWN = 3, PER = 64 };
 
-static uint64_t objects_of(mempool *p, int wid)
-{
-    struct mempool_worker_stats ws;
-    memset(&ws, 0, sizeof ws);
-    ws.size = sizeof ws;
-    ck_assert_int_eq(mempool_worker_stats_get(p, wid, &ws), 0);
-    return ws.objects;
-}
-
 /* Our stash's length, as its hint in our cache says (no stats read: a
  * stats read empties the stash). */
 static uint32_t stash_n(const uint8_t *arena, int me)
@@ -117,7 +108,7 @@ START_TEST(test_owners)
         while (next[o] < PER)
             ck_assert_int_eq(mempool_delete(p, r[o][next[o]++]), 0);
     for (int o = 0; o < NOWN; o++)
-        ck_assert_uint_eq(objects_of(p, wid[o]), 0);    /* stats: flushed */
+        ck_assert_uint_eq(t_worker_objects(p, wid[o]), 0);    /* stats: flushed */
     ck_assert_uint_eq(stash_n(arena, me), 0);
     t_assert_healthy(p);
     for (int o = 0; o < NOWN; o++) {

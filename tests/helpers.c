@@ -203,6 +203,15 @@ struct mempool_stats t_stats(mempool *p)
     return s;
 }
 
+uint64_t t_worker_objects(mempool *p, int wid)
+{
+    struct mempool_worker_stats ws;
+    memset(&ws, 0, sizeof ws);
+    ws.size = sizeof ws;
+    ck_assert_int_eq(mempool_worker_stats_get(p, wid, &ws), 0);
+    return ws.objects;
+}
+
 long t_pins(mempool *p, mempool_dref r)
 {
     mempool_info in;

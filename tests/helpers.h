@@ -93,6 +93,8 @@ TCase *t_tcase(Suite *s, const char *name, double timeout);
 
 /** mempool_stats_get() that must succeed (test process only). */
 struct mempool_stats t_stats(mempool *p);
+/** Objects charged to worker @p wid (its stats; asserts the call works). */
+uint64_t t_worker_objects(mempool *p, int wid);
 /** mempool_info_get().pins, or -1 on error (any process). */
 long t_pins(mempool *p, mempool_dref r);
 /** mempool_info_get().refs, or -1 on error (any process). */
