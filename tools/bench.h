@@ -98,6 +98,7 @@ int bench_codec(const struct codec_opts *o);
 
 struct handoff_opts {
     bool quick;
+    long stream;    /* objects per stream run; 0: the default */
 };
 
 /** Run the handoff section and print its table. @return 0 or an error. */

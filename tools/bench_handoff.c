@@ -672,7 +672,13 @@ static void lat_rows(const struct lat_runs *lr, int nr)
 
 int bench_handoff(const struct handoff_opts *ho)
 {
-    long n = ho->quick ? 20000 : 200000;
+    /* A stream run long enough for its steady state: two unpinned
+     * processes that start on one CPU share it until the load balancer
+     * parts them, which took a good part of a 200,000-object run (~30
+     * ms; the default up to session 9): 1->1 at 200,000 objects 4.8-7.4
+     * M/s unpinned but ~10 pinned apart, at 1,000,000 8.5-9.2 unpinned
+     * (session 10, same build). --stream N measures other lengths. */
+    long n = ho->stream ? ho->stream : ho->quick ? 20000 : 1000000;
     double s1, s1p, s1r, s4, ng, gg, c1, c1p, c1r, c4;
     struct lat_runs *lr = calloc(1, sizeof *lr);
     mempool_options o;

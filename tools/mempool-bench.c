@@ -86,6 +86,7 @@ struct options {
     bool        quick;
     int         sections; /* SECTION_* bits */
     const char *dir;      /* --dir: where the spill section writes */
+    long        stream;   /* --stream: objects per handoff stream run */
     int         nsizes;
     uint64_t    sizes[MAX_SIZES];
 };
@@ -615,7 +616,7 @@ static const char usage[] =
     "Usage: mempool-bench [--quick]\n"
     "                     [--section core|spill|codec|handoff|fresh|scale|\n"
     "                                holds|all]\n"
-    "                     [--sizes LIST] [--dir DIR]\n"
+    "                     [--sizes LIST] [--dir DIR] [--stream N]\n"
     "Measure mempool against same-run baselines; print markdown tables.\n"
     "  core:  set, get+release from another process and delete against a\n"
     "         bare shm mapping, per size;\n"
@@ -644,7 +645,9 @@ static const char usage[] =
     "                  (default 64,4K,1M,64M; at most 8, each 1 B..256 MiB)\n"
     "  --dir DIR       spill, codec, scale: make the temp dir in DIR (default:\n"
     "                  /var/tmp, else the working directory (spill), else\n"
-    "                  /tmp; spill prefers a disk to tmpfs)\n";
+    "                  /tmp; spill prefers a disk to tmpfs)\n"
+    "  --stream N      handoff: objects per stream run (default 1,000,000;\n"
+    "                  --quick 20,000)\n";
 
 static int parse_sizes(struct options *o, char *list)
 {
@@ -694,6 +697,9 @@ static int parse_args(struct options *o, int argc, char **argv)
             ok = parse_sizes(o, argv[++i]) == 0;
         else if (strcmp(argv[i], "--section") == 0 && more)
             ok = parse_section(o, argv[++i]) == 0;
+        else if (strcmp(argv[i], "--stream") == 0 && more)
+            ok = (o->stream = atol(argv[++i])) >= 1000 &&
+                 o->stream <= 100000000;
         else if (strcmp(argv[i], "--dir") == 0 && more)
             ok = (o->dir = argv[++i])[0] != '\0';
         if (!ok) {
@@ -779,7 +785,7 @@ int main(int argc, char **argv)
     fflush(stdout);
     int handoff = 0;
     if (b.o.sections & SECTION_HANDOFF) {
-        struct handoff_opts ho = {.quick = b.o.quick};
+        struct handoff_opts ho = {.quick = b.o.quick, .stream = b.o.stream};
         handoff = bench_handoff(&ho);
         if (handoff < 0)
             fprintf(stderr, "mempool-bench: handoff: %s\n",
