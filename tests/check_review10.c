@@ -22,6 +22,7 @@
  *               -ETIMEDOUT), none hangs; the pool healthy after.
  */
 #include "helpers.h"
+#include "t_writer.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -36,35 +37,6 @@
 
 static int from_w[2], ready[2], go[2];
 static mempool_dref refs[NREF];
-
-/* Reserves NREF objects, sends their DRefs, then waits to be killed. */
-static int writer(void *arg)
-{
-    mempool *q;
-    (void)arg;
-    if (t_attach(t_name, &q) < 0)
-        return 10;
-    for (int i = 0; i < NREF; i++) {
-        void *buf;
-        mempool_dref r;
-        if (mempool_reserve(q, 64, NULL, &buf, &r) < 0 ||
-            t_send_dref(from_w[1], r) < 0)
-            return 11;
-    }
-    for (int i = 0; i < 120; i++)
-        sleep(1);                      /* killed meanwhile */
-    return 12;
-}
-
-static pid_t writer_start(void)
-{
-    pid_t w;
-    t_pipe(from_w);
-    w = t_fork(writer, NULL);
-    for (int i = 0; i < NREF; i++)
-        ck_assert_int_eq(t_recv_dref(from_w[0], &refs[i], T_WAIT_S), 0);
-    return w;
-}
 
 /* Exit codes of a waiter. */
 enum { W_ENOENT = 1, W_TIMEDOUT = 2, W_OTHER = 3, W_SLOW = 4, W_SETUP = 5 };
@@ -102,7 +74,7 @@ static int waiter(void *arg)
  * each must end -ENOENT. */
 static void dead_writer_waits(const struct wjob *jobs, int n)
 {
-    pid_t w = writer_start(), k[NWAITER];
+    pid_t w = t_writer_start(refs, NREF), k[NWAITER];
     char c;
     ck_assert_int_le(n, NWAITER);
     t_pipe(ready);
@@ -149,7 +121,7 @@ END_TEST
 START_TEST(test_owed_free)
 {
     static const struct wjob job = { 0, 1000, NULL };
-    pid_t w = writer_start(), k, h;
+    pid_t w = t_writer_start(refs, NREF), k, h;
     double t0;
     char c;
     int st;

@@ -20,6 +20,7 @@
  * slots, which would answer the question for them.
  */
 #include "helpers.h"
+#include "t_writer.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -28,37 +29,8 @@
 
 #define WAIT_MS 20000          /* a waiter's own timeout: never reached */
 
-static int from_w[2], ready[2], go[2];
+static int ready[2], go[2];
 static mempool_dref refs[2];
-
-/* Reserves two objects, sends their DRefs, then waits to be killed. */
-static int writer(void *arg)
-{
-    mempool *q;
-    (void)arg;
-    if (t_attach(t_name, &q) < 0)
-        return 10;
-    for (int i = 0; i < 2; i++) {
-        void *buf;
-        mempool_dref r;
-        if (mempool_reserve(q, 64, NULL, &buf, &r) < 0 ||
-            t_send_dref(from_w[1], r) < 0)
-            return 11;
-    }
-    for (int i = 0; i < 120; i++)
-        sleep(1);                      /* killed meanwhile */
-    return 12;
-}
-
-static pid_t writer_start(void)
-{
-    pid_t w;
-    t_pipe(from_w);
-    w = t_fork(writer, NULL);
-    for (int i = 0; i < 2; i++)
-        ck_assert_int_eq(t_recv_dref(from_w[0], &refs[i], T_WAIT_S), 0);
-    return w;
-}
 
 /* Exit codes of a waiter. */
 enum { W_ENOENT = 1, W_TIMEDOUT = 2, W_OTHER = 3, W_LATE = 4, W_SETUP = 5 };
@@ -89,7 +61,7 @@ static int waiter(void *arg)
  * and before its get_wait began. */
 static void dead_first(bool no_keeper)
 {
-    pid_t w = writer_start(), k;
+    pid_t w = t_writer_start(refs, 2), k;
     char c;
     int st;
     t_pipe(ready);
@@ -123,7 +95,7 @@ START_TEST(test_no_wait)
 {
     static const int64_t timeout_ms[] = { 0, 10 };
     for (int i = 0; i < 2; i++) {
-        pid_t w = writer_start();     /* a writer each: the first reaps */
+        pid_t w = t_writer_start(refs, 2);     /* a writer each: the first reaps */
         mempool_view v;
         ck_assert_int_eq(t_kill(w), SIGKILL);
         ASSERT_RC(mempool_get_wait(t_pool, refs[0], &v, timeout_ms[i]),
