@@ -26,14 +26,24 @@
  *                allocator lock's is checked at attach only) and died in
  *                its asserts (abort: tpp.c "new_prio", trylock "robust").
  *                Every call must answer 0, MEMPOOL_ECORRUPT or -EAGAIN.
+ *   create_window (failpoint builds) a root creator of a 0666 pool stopped
+ *                right after its private file got the pool's mode
+ *                (create.moded): the other user opens that file (its name
+ *                is in /dev/shm's listing) and asks for a read lock on its
+ *                init byte. The creator, continued, must finish: it took
+ *                that lock only after the chmod, waiting without a bound,
+ *                so a reader in between made the create hang for ever.
  */
 #include "helpers.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "layout.h"      /* white box: where the mutexes are */
@@ -203,6 +213,86 @@ START_TEST(test_kind)
 }
 END_TEST
 
+#ifdef T_FAILPOINTS
+static char cw_name[T_NAME_LEN];
+static int cw_pipe[2];
+
+/* The creator: create cw_name with mode 0666, stopping at create.moded. */
+static int cw_creator(void *unused)
+{
+    mempool_options o;
+    mempool *q;
+    (void)unused;
+    setenv("MEMPOOL_FAILPOINT", "create.moded=stop@1", 1);
+    umask(0);
+    t_options(&o, T_ARENA_BYTES);
+    o.mode = 0666;
+    o.flags |= MEMPOOL_OPEN_CREATE | MEMPOOL_OPEN_EXCL;
+    if (mempool_open(cw_name, &o, &q))
+        return 3;
+    return mempool_close(q) ? 4 : 0;
+}
+
+/* The other user: open the creator's private file and try a read lock on
+ * its init byte; say how it went ('L' locked, 'R' refused, 'N' no file,
+ * 'U' not that user), then hold what it got until killed. */
+static int cw_locker(void *unused)
+{
+    char pre[T_NAME_LEN + 32], path[512], r = 'N';
+    struct dirent *d;
+    DIR *dir;
+    (void)unused;
+    if (t_become_nobody() != 0) {
+        r = 'U';
+        (void)!write(cw_pipe[1], &r, 1);
+        return 2;
+    }
+    snprintf(pre, sizeof pre, "mempool.%s#init.", cw_name);
+    dir = opendir("/dev/shm");
+    while (dir && (d = readdir(dir))) {
+        struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET,
+                            .l_start = MP_LOCK_INIT, .l_len = 1 };
+        int fd;
+        if (strncmp(d->d_name, pre, strlen(pre)))
+            continue;
+        snprintf(path, sizeof path, "/dev/shm/%s", d->d_name);
+        fd = open(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK);
+        if (fd >= 0)
+            r = fcntl(fd, F_OFD_SETLK, &fl) == 0 ? 'L' : 'R';
+        break;
+    }
+    (void)!write(cw_pipe[1], &r, 1);
+    sleep(120);
+    return 0;
+}
+
+START_TEST(test_create_window)
+{
+    pid_t c, l;
+    char r = '?';
+    int st;
+    if (geteuid() != 0) {
+        fprintf(stderr, "SKIP: create_window: not root\n");
+        return;
+    }
+    t_pool_name(cw_name, "cw");
+    t_pipe(cw_pipe);
+    c = t_fork(cw_creator, NULL);
+    t_await_stopped(c, "create.moded");
+    l = t_fork(cw_locker, NULL);
+    ck_assert_int_eq(t_recv(cw_pipe[0], &r, 1, T_WAIT_S), 0);
+    ck_assert_int_eq(kill(c, SIGCONT), 0);
+    st = t_wait(c, 30.0);
+    t_kill(l);
+    ck_assert_msg(r == 'L' || r == 'R', "the other user: %c", r);
+    ck_assert_msg(st == 0, "the creator ended with %d (-1: it hung on the "
+                  "init lock the other user %s)", st,
+                  r == 'L' ? "took" : "asked for");
+    ck_assert_int_eq(mempool_destroy(cw_name), 0);
+}
+END_TEST
+#endif
+
 START_TEST(test_robust_list)
 {
     pid_t pl, w;
@@ -227,7 +317,11 @@ END_TEST
 int main(void)
 {
     const struct t_case cases[] = {
-        { "shared", 120, true, { test_robust_list, test_kind } },
+        { "shared", 120, true, { test_robust_list, test_kind,
+#ifdef T_FAILPOINTS
+                                 test_create_window,
+#endif
+                               } },
         { .name = NULL }
     };
     return t_main("review11", cases);

@@ -678,8 +678,13 @@ static int create(mempool *p, const char *path, const char *name,
     fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return -errno;
-    if (fchmod(fd, o->mode) < 0 || init_lock(fd, F_WRLCK, true) ||
-        ftruncate(fd, (off_t)tmpl.arena_bytes) < 0) {
+    /* The init lock before the pool's mode: once others may open the
+     * file, a reader's lock on the init byte would keep a waiting
+     * F_WRLCK out for ever (check_review11 create_window); while the file
+     * is 0600 and new (O_EXCL) nobody else holds one. */
+    if (init_lock(fd, F_WRLCK, false) ||
+        ftruncate(fd, (off_t)tmpl.arena_bytes) < 0 ||
+        fchmod(fd, o->mode) < 0 || (MP_FP(create_moded), false)) {
         rc = errno ? -errno : -EIO;
         goto fail_tmp;
     }
