@@ -47,13 +47,10 @@
 #include <string.h>
 #include <time.h>
 
-#if defined(__SANITIZE_THREAD__)
-#include <sanitizer/tsan_interface.h>
-#endif
-
 #include "entry.h"
 #include "failpoint.h"
 #include "internal.h"
+#include "rlock.h"
 #include "wcache.h"
 
 static const uint32_t class_size[MP_NCLASS] = { 64, 128, 256, 512, 1024, 2048 };
@@ -883,20 +880,6 @@ void mempool__alloc_init(mempool *p, bool holes)
  * forever. A holder that is alive but stopped (SIGSTOP, a debugger, a
  * frozen cgroup) keeps the lock - it may continue mid-step - so with
  * @p bound_ns (not 0) the wait ends there with ETIMEDOUT. */
-/* ThreadSanitizer's pthread_mutex_timedlock() records the lock only when
- * it returns 0, not EOWNERDEAD (its trylock records both), so the unlock
- * after a dead holder's lock came through timedlock read to it as an
- * unlock of an unlocked mutex (check_handback under TSan). Say it. */
-static void timedlock_owner_died(pthread_mutex_t *m)
-{
-#if defined(__SANITIZE_THREAD__)
-    __tsan_mutex_pre_lock(m, __tsan_mutex_try_lock);
-    __tsan_mutex_post_lock(m, __tsan_mutex_try_lock, 0);
-#else
-    (void)m;
-#endif
-}
-
 static int lock_wait(pthread_mutex_t *m, uint64_t bound_ns)
 {
     /* Uncontended: no clock read (a CLOCK_REALTIME read cost ~60 ns per
@@ -912,7 +895,7 @@ static int lock_wait(pthread_mutex_t *m, uint64_t bound_ns)
             mp_cpu_relax();
             continue;
         }
-        rc = pthread_mutex_trylock(m);
+        rc = mempool__rl_trylock(m);
         if (rc != EBUSY)
             return rc;
     }
@@ -934,9 +917,7 @@ static int lock_wait(pthread_mutex_t *m, uint64_t bound_ns)
         step += (uint64_t)ts.tv_nsec;
         ts.tv_sec += (time_t)(step / 1000000000u);
         ts.tv_nsec = (long)(step % 1000000000u);
-        rc = pthread_mutex_timedlock(m, &ts);
-        if (rc == EOWNERDEAD)
-            timedlock_owner_died(m);
+        rc = mempool__rl_timedlock(m, &ts);
         if (rc != ETIMEDOUT)
             return rc;
         owner = __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED);
@@ -1015,7 +996,7 @@ int mempool__lock_duty(mempool *p)
 void mempool__unlock(mempool *p)
 {
     atomic_store_explicit(&p->h->lock_holder, 0, memory_order_relaxed);
-    pthread_mutex_unlock(&p->h->alloc_lock);
+    mempool__rl_unlock(&p->h->alloc_lock);
 }
 
 /* ---- trim -------------------------------------------------------------- */

@@ -87,6 +87,7 @@
 
 #include "entry.h"
 #include "failpoint.h"
+#include "rlock.h"
 #include "wcache.h"
 
 /* How long a set or delete of ours waits for our own cache lock before it
@@ -158,7 +159,7 @@ static int wc_lock_until(mempool *p, int s, uint64_t until)
     int rc;
     if (MP_UNLIKELY(!wc_kind_ok(m)))
         return MEMPOOL_ECORRUPT;
-    rc = pthread_mutex_trylock(m);
+    rc = mempool__rl_trylock(m);
     if (rc == EBUSY) {
         /* timedlock takes a CLOCK_REALTIME time: the rest of the bound
          * from now (a clock step only lengthens or shortens one wait). */
@@ -168,7 +169,7 @@ static int wc_lock_until(mempool *p, int s, uint64_t until)
         left += (uint64_t)ts.tv_nsec;
         ts.tv_sec += (time_t)(left / 1000000000u);
         ts.tv_nsec = (long)(left % 1000000000u);
-        rc = pthread_mutex_timedlock(m, &ts);
+        rc = mempool__rl_timedlock(m, &ts);
         if (rc == ETIMEDOUT)
             return -EAGAIN;
     }
@@ -190,7 +191,7 @@ static int wc_lock(mempool *p, int s, bool try)
     if (MP_UNLIKELY(!wc_kind_ok(m)))
         return MEMPOOL_ECORRUPT;
     /* Uncontended (the common case) a trylock is all it costs. */
-    rc = pthread_mutex_trylock(m);
+    rc = mempool__rl_trylock(m);
     if (rc == EBUSY && !try)
         return wc_lock_until(p, s, mempool__now_ns() +
                                    mempool__wait_bound_ns(p));
@@ -221,7 +222,7 @@ static int own_spin(pthread_mutex_t *m)
         mp_cpu_relax();
         if (!(__atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED) &
               FUTEX_TID_MASK)) {
-            int rc = pthread_mutex_trylock(m);
+            int rc = mempool__rl_trylock(m);
             if (rc != EBUSY) {
                 own_fails = 0;
                 return rc;
@@ -257,7 +258,7 @@ static int own_lock(mempool *p)
 
     if (MP_UNLIKELY(!wc_kind_ok(m)))
         return MEMPOOL_ECORRUPT;
-    rc = pthread_mutex_trylock(m);
+    rc = mempool__rl_trylock(m);
     if (MP_LIKELY(rc != EBUSY)) {
         if (MP_UNLIKELY(atomic_load_explicit(&p->wc_stuck,
                                              memory_order_relaxed)))
@@ -284,7 +285,7 @@ static int own_lock(mempool *p)
 
 static void wc_unlock(mempool *p, int s)
 {
-    pthread_mutex_unlock(&wc_of(&p->core, s)->lock);
+    mempool__rl_unlock(&wc_of(&p->core, s)->lock);
 }
 
 /* @p off is where a block of @p len (1 .. MP_SMALL_MAX) bytes can be: in

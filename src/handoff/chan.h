@@ -45,7 +45,7 @@ static inline bool mempool__chan_live(mempool_chan *c)
 }
 
 /* Queue mode: a sender blocked on a full channel is woken when there is
- * room for this many items (a quarter of the ring, at most 64), and looks
+ * room for this many items (a quarter of the ring, at most 256), and looks
  * again at least every CH_NAP_NS meanwhile (chan_item.c: wake_sender()). */
 #define CH_NAP_NS   2000000u
 static inline uint32_t mempool__chan_batch(uint32_t cap)
