@@ -4,14 +4,17 @@
  * spin.h: STREAM), the receive that has no lead:
  *
  *   decide    mempool__spin_stream() without a lead does not look at the
- *             word when the last sender is unknown, asleep or on our CPU
- *             (nor when another receiver holds the side's gate); it
- *             watches the word while that sender says awake on another
- *             CPU, gives up at its bound (halving the next one; a late
- *             answer, mempool__spin_answered(), forgets that), returns as
- *             soon as the word moves, and publishes our own run word.
- *             With a lead it is mempool__spin() (the lead's memory, not
- *             the stream's, learns from it).
+ *             word when the last sender is unknown or asleep (nor when
+ *             another receiver holds the side's gate); it watches the
+ *             word while that sender says awake on another CPU, gives up
+ *             at its bound (halving the next one; a late answer,
+ *             mempool__spin_answered(), forgets that), returns as soon as
+ *             the word moves, and publishes our own run word. While that
+ *             sender says awake on OUR CPU it naps instead (NAP): a look
+ *             before and one after, true if the word moved; after an
+ *             unanswered nap only every 16th such decision naps. With a
+ *             lead it is mempool__spin() (the lead's memory, not the
+ *             stream's, learns from it).
  *   stream    a producer process streams numbered plain objects to two
  *             receiver threads sharing one channel handle (its gate and
  *             spin memory), and is stopped and continued now and then
@@ -20,9 +23,10 @@
  *             with no object left (the TSan lane runs this file).
  *   point     (failpoint builds) a receiver stopped, or killed, at
  *             spin.stream - holding the side's gate, about to watch the
- *             ring: another receiver goes on receiving (the gate expires
- *             by itself), every item sent is received exactly once, and
- *             the pool is healthy after the reap.
+ *             ring - or at spin.nap (its sender on its CPU): another
+ *             receiver goes on receiving (the gate expires by itself; a
+ *             nap holds nothing), every item sent is received exactly
+ *             once, and the pool is healthy after the reap.
  *
  * White-box (calls mempool__spin_stream and writes run words), so it
  * links the library's objects. No timing is asserted.
@@ -80,7 +84,7 @@ START_TEST(test_decide)
     ck_assert(!spin_free(run, other, peer1, NULL, &st, NULL, &l));
     ck_assert(!spin_free(run, other, 0, NULL, &st, &sst, &l));
     ck_assert(!spin_free(run, other, MP_WORKERS + 1, NULL, &st, &sst, &l));
-    const uint64_t never[] = { 0, me, other | MP_RUN_ASLEEP,
+    const uint64_t never[] = { 0, other | MP_RUN_ASLEEP,
                                me | MP_RUN_ASLEEP };
     for (size_t i = 0; i < sizeof never / sizeof never[0]; i++)
         ck_assert(!spin_free(run, never[i], peer1, NULL, &st, &sst, &l));
@@ -117,6 +121,28 @@ START_TEST(test_decide)
     ck_assert(spin_free(run, other, peer1, &gate, &st, &sst, &l));
     ck_assert_uint_eq(atomic_load(&l.looks), 3);
     ck_assert_uint_eq(atomic_load(&gate), 0);
+
+    /* awake on our CPU: a nap (spin.h: NAP), one look before and one
+     * after, true if the word moved meanwhile; after an unanswered one
+     * only every 16th such decision naps; the stream spin's memory and
+     * the gate are not touched */
+    atomic_store(&gate, UINT64_MAX);
+    l.move_at = 2;
+    ck_assert(spin_free(run, me, peer1, &gate, &st, &sst, &l));
+    ck_assert_uint_eq(atomic_load(&l.looks), 2);
+    l.move_at = 0;
+    ck_assert(!spin_free(run, me, peer1, &gate, &st, &sst, &l));
+    ck_assert_uint_eq(atomic_load(&l.looks), 2);
+    for (int i = 1; i < 16; i++) {
+        ck_assert(!spin_free(run, me, peer1, &gate, &st, &sst, &l));
+        ck_assert_uint_eq(atomic_load(&l.looks), 0);
+    }
+    l.move_at = 2;
+    ck_assert(spin_free(run, me, peer1, &gate, &st, &sst, &l));
+    ck_assert_uint_eq(atomic_load(&l.looks), 2);
+    ck_assert_uint_eq(atomic_load(&gate), UINT64_MAX);
+    ck_assert_uint_eq(atomic_load(&sst.fails), 0);
+    ck_assert_uint_eq(atomic_load(&st.fails), 0);
 
     /* with a lead elsewhere it is the lead's spin: its memory learns */
     l.move_at = 0;
@@ -268,14 +294,14 @@ END_TEST
 
 /* A receiver armed with @p fp on its own CPU: receives until it has
  * PN items or the channel goes, writing each value it got to @p out. */
-static int armed(const char *fp, int out)
+static int armed(const char *fp, int out, int cpu)
 {
     mempool *q;
     mempool_chan *c;
     setenv("MEMPOOL_FAILPOINT", fp, 1);
     if (!(q = t_wb_attach()) || mempool_chan_open(q, "s", 0, 0, &c))
         return 2;
-    pin_to(1);
+    pin_to(cpu);
     for (int i = 0; i < PN; i++) {
         mempool_dref r;
         mempool_view v;
@@ -321,10 +347,11 @@ static int drain_into(mempool_chan *c, unsigned char *seen)
     return n;
 }
 
-/* The armed receiver on another CPU, we the producer (and, once it is
- * stopped or dead, the other receiver): one item at a time, so that it
- * often finds the ring empty while our run word says awake elsewhere. */
-static void point_case(const char *fp, bool kill_case)
+/* The armed receiver on another CPU (@p cpu 1; 0: on ours), we the
+ * producer (and, once it is stopped or dead, the other receiver): one
+ * item at a time, so that it often finds the ring empty while our run
+ * word says awake elsewhere (on its CPU). */
+static void point_case(const char *fp, bool kill_case, int cpu)
 {
     mempool_chan *c;
     unsigned char seen[PN] = { 0 };
@@ -337,7 +364,7 @@ static void point_case(const char *fp, bool kill_case)
     ck_assert_int_eq(pipe(fds), 0);
     if ((k = fork()) == 0) {
         close(fds[0]);
-        _exit(armed(fp, fds[1]));
+        _exit(armed(fp, fds[1], cpu));
     }
     close(fds[1]);
     pin_to(0);
@@ -408,13 +435,28 @@ static void point_case(const char *fp, bool kill_case)
 
 START_TEST(test_point_stop)
 {
-    point_case("spin.stream=stop@1", false);
+    point_case("spin.stream=stop@1", false, 1);
 }
 END_TEST
 
 START_TEST(test_point_kill)
 {
-    point_case("spin.stream=kill@1", true);
+    point_case("spin.stream=kill@1", true, 1);
+}
+END_TEST
+
+/* A receiver stopped, or killed, at spin.nap - its sender awake on its
+ * CPU, about to nap, counted nowhere: the other receiver (we) goes on,
+ * every item sent is received exactly once, the pool is healthy. */
+START_TEST(test_nap_stop)
+{
+    point_case("spin.nap=stop@1", false, 0);
+}
+END_TEST
+
+START_TEST(test_nap_kill)
+{
+    point_case("spin.nap=kill@1", true, 0);
 }
 END_TEST
 #endif
@@ -433,6 +475,8 @@ int main(void)
 #ifdef MEMPOOL_FAILPOINTS
     tcase_add_test(tc, test_point_stop);
     tcase_add_test(tc, test_point_kill);
+    tcase_add_test(tc, test_nap_stop);
+    tcase_add_test(tc, test_nap_kill);
 #endif
     suite_add_tcase(s, tc);
     sr = srunner_create(s);

@@ -5,6 +5,7 @@
  */
 #include <sched.h>
 #include <stddef.h>
+#include <time.h>
 #if defined(__x86_64__) && defined(__has_include)
 #if __has_include(<sys/rseq.h>)
 #include <sys/rseq.h>
@@ -353,12 +354,44 @@ bool mempool__spin(mempool *p, uint64_t peer1, _Atomic uint64_t *gate,
     return spin_gated(gate, st, limit, look, arg, pw, me, deadline, false);
 }
 
+/* This thread's stream naps (spin.h: NAP): unanswered ones in a row. */
+static _Thread_local uint32_t nap_fails;
+
+/* Every NAP_PROBE-th decision after an unanswered nap naps again. */
+#define NAP_PROBE 16u
+
+/* The last sender says awake on our CPU (spin.h: NAP): sleep
+ * MP_SPIN_NAP_NS (at most until @p deadline), counted nowhere, then say
+ * whether @p look moved. After an unanswered nap (a stale run word, a
+ * sender that paused) only every NAP_PROBE-th such decision naps. */
+static bool stream_nap(mp_look_fn look, const void *arg, uint64_t deadline)
+{
+    uint32_t f = nap_fails;
+    uint64_t v0, until = mp_mono_ns() + MP_SPIN_NAP_NS;
+    bool moved;
+    if (f % NAP_PROBE) {
+        nap_fails = f + 1;
+        return false;
+    }
+    if (until > deadline)
+        until = deadline;
+    v0 = look(arg);
+    MP_FP(spin_nap);
+    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME,
+                    &(struct timespec){ (time_t)(until / 1000000000u),
+                                        (long)(until % 1000000000u) },
+                    NULL);
+    moved = look(arg) != v0;
+    nap_fails = moved ? 0 : f + 1;
+    return moved;
+}
+
 bool mempool__spin_stream(mempool *p, uint64_t peer1, _Atomic uint64_t *gate,
                           mp_spin *st, mp_spin *sst, mp_look_fn look,
                           const void *arg, uint64_t deadline)
 {
     _Atomic uint64_t *pw;
-    uint64_t me;
+    uint64_t me, pv;
     if (lead.on || !sst)
         return mempool__spin(p, peer1, gate, st, look, arg, deadline);
     if (!peer1 || peer1 > MP_WORKERS)
@@ -368,7 +401,10 @@ bool mempool__spin_stream(mempool *p, uint64_t peer1, _Atomic uint64_t *gate,
     mempool__run_awake(p);
     me = p->slot >= 0 ? pub.v & 0xffffu : run_here();
     pw = run_word(p, peer1);
-    if (!stream_ok(atomic_load_explicit(pw, memory_order_relaxed), me))
+    pv = atomic_load_explicit(pw, memory_order_relaxed);
+    if (me && (pv & 0xffffu) == me && !(pv & MP_RUN_ASLEEP))
+        return stream_nap(look, arg, deadline);
+    if (!stream_ok(pv, me))
         return false;
     return spin_gated(gate, sst, MP_SPIN_STREAM_NS, look, arg, pw, me,
                       deadline, true);

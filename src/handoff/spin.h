@@ -55,6 +55,24 @@
  * left out it ran as without (3.3-3.6 M/s); 4x4, plain items, spins as
  * before.
  *
+ * NAP (session 11): a queue receiver without a lead whose last sender
+ * says awake on OUR CPU sleeps MP_SPIN_NAP_NS (clock_nanosleep, counted
+ * nowhere: no sender makes a FUTEX_WAKE for it) before its last check,
+ * instead of counting itself asleep at once. Counted, it was woken by the
+ * very next send, and the wake-up put it on the sender's CPU and let it
+ * preempt the sender: it took that one item and slept again, a FUTEX_WAKE,
+ * a FUTEX_WAIT and two context switches per item (sched tracepoints, 4x4
+ * stream of 1M objects on 2 CPUs: runs with 1,000-2,000 such preemptions
+ * of a producer by a consumer ran at 8-9 M/s, runs with < 100 at 10-10.5;
+ * a producer and its consumer sharing a CPU traded one item per ~10 us).
+ * Napping, it lets the sender run on and finds a batch (50 us: ~500 items
+ * at this machine's ~100 ns a send, half the bench's 1024-slot ring). A
+ * nap whose look did not move (a stale run word: a sender that moved
+ * elsewhere or paused) is followed by counted sleeps, a nap again only
+ * every 16th such decision. The cost: an item sent during a nap waits for
+ * its end, at most MP_SPIN_NAP_NS longer, when its receiver shares the
+ * sender's CPU (it would have run only by preempting the sender).
+ *
  * When it cannot hurt: only while the peer that will end the wait is
  * known to run on ANOTHER CPU. Each worker publishes, in one word of the
  * handoff header (mp_hand.run[slot], written only by itself), the CPU it
@@ -131,6 +149,7 @@
 #define MP_SPIN_WOKE_NS    30000u   /* peer we just woke, on another CPU */
 #define MP_SPIN_STREAM_NS  1500u   /* a stream's receiver, no lead */
 #define MP_SPIN_YIELDS     4u       /* peer runnable on our CPU */
+#define MP_SPIN_NAP_NS     50000u   /* a stream's receiver, sender on our CPU */
 #define MP_YIELD_LATE_NS   50000u   /* a yield that let someone else run */
 #define MP_YIELD_OFF_MIN_NS 4000000u    /* yields off after a late one */
 #define MP_YIELD_OFF_MAX_NS 1000000000u /* ... doubling up to this */
@@ -194,7 +213,8 @@ bool mempool__spin(mempool *p, uint64_t peer1, _Atomic uint64_t *gate,
 /* A receive's spin (STREAM above): mempool__spin() if this thread has a
  * lead or @p sst is NULL; else, while worker @p peer1 - 1 (the last
  * sender) says awake on another CPU, at most MP_SPIN_STREAM_NS (halved
- * by @p sst's unanswered spins) holding @p gate. */
+ * by @p sst's unanswered spins) holding @p gate; if it says awake on our
+ * CPU, a nap (NAP above). */
 bool mempool__spin_stream(mempool *p, uint64_t peer1, _Atomic uint64_t *gate,
                           mp_spin *st, mp_spin *sst, mp_look_fn look,
                           const void *arg, uint64_t deadline);
