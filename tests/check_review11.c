@@ -18,6 +18,14 @@
  *                (handed back into that worker's cache, under its lock):
  *                the worker lives and every call succeeds (it died of
  *                SIGSEGV within a second before rlock.c).
+ *   kind         the other user flips each mutex's kind word to a
+ *                priority-protected or priority-inheriting kind and back,
+ *                over and over, while root workers attached before it
+ *                began check the pool, put and delete: glibc's lock read
+ *                the kind (after our own check of it, or with none: the
+ *                allocator lock's is checked at attach only) and died in
+ *                its asserts (abort: tpp.c "new_prio", trylock "robust").
+ *                Every call must answer 0, MEMPOOL_ECORRUPT or -EAGAIN.
  */
 #include "helpers.h"
 
@@ -89,6 +97,112 @@ static int worker(void *unused)
     return 0;
 }
 
+/* The other user: flip every arena mutex's kind word to @p arg's
+ * (priority-protected or -inheriting, as a glibc kind) and back, and set
+ * an owner-died lock word where nobody holds it, until killed (or 60 s). */
+static int kind_flipper(void *arg)
+{
+    const int bad = *(const int *)arg;
+    volatile struct __pthread_mutex_s *m[MP_WORKERS + 1];
+    mp_header *h;
+    mp_wcache *wcs;
+    size_t len;
+    double t0 = t_now_s();
+    if (t_become_nobody() != 0)
+        return 2;
+    h = (mp_header *)t_map_arena_rw(t_name, &len);
+    if (!h)
+        return 2;
+    wcs = (mp_wcache *)((uint8_t *)h + h->wcache_off);
+    m[0] = &h->alloc_lock.__data;
+    for (int s = 0; s < MP_WORKERS; s++)
+        m[s + 1] = &wcs[s].lock.__data;
+    while (t_now_s() - t0 < 60.0) {
+        for (int i = 0; i <= MP_WORKERS; i++) {
+            int k = m[i]->__kind, w = m[i]->__lock;
+            m[i]->__kind = bad;
+            if (!w)
+                __sync_bool_compare_and_swap(&m[i]->__lock, 0, 0x40000000);
+            m[i]->__kind = k;
+        }
+    }
+    return 0;
+}
+
+static int go_pipe[2], ready_pipe[2];
+
+/* A root worker attached before the flipping began: checks, puts and
+ * deletes for VICTIM_S; 0, MEMPOOL_ECORRUPT or -EAGAIN each. */
+static int kind_worker(void *unused)
+{
+    static char buf[96 << 10];
+    mempool *q;
+    double t0;
+    char c = 'r';
+    (void)unused;
+    T_CHILD_EQ(t_attach(t_name, &q), 0);
+    T_CHILD_ASSERT(t_send(ready_pipe[1], &c, 1) == 0);
+    T_CHILD_ASSERT(t_recv(go_pipe[0], &c, 1, T_WAIT_S) == 0);
+    t0 = t_now_s();
+    while (t_now_s() - t0 < VICTIM_S) {
+        mempool_dref r;
+        int rc = mempool_check(q, NULL, 0);
+        T_CHILD_ASSERT(rc == 0 || rc == MEMPOOL_ECORRUPT || rc == -EAGAIN);
+        for (size_t len = 64; len <= sizeof buf; len *= 48) {
+            rc = mempool_put(q, buf, len, &r);
+            T_CHILD_ASSERT(rc == 0 || rc == MEMPOOL_ECORRUPT ||
+                           rc == -EAGAIN);
+            if (rc == 0) {
+                rc = mempool_delete(q, r);
+                T_CHILD_ASSERT(rc == 0 || rc == MEMPOOL_ECORRUPT ||
+                               rc == -EAGAIN);
+            }
+        }
+    }
+    return 0;
+}
+
+/* Glibc kinds (nptl's internal values) the flipper plants. */
+#define K_PSHARED 128
+#define K_PI      32
+#define K_PP      64
+#define K_ROBUST  16
+
+START_TEST(test_kind)
+{
+    static const int bad[] = { K_PP | K_PSHARED, K_PI | K_PSHARED,
+                               K_PP | K_ROBUST | K_PSHARED };
+    if (!t_fixture_shared("kind"))
+        return;
+    for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+        pid_t w[2], fl;
+        char c = 'g';
+        int st;
+        t_pipe(go_pipe);
+        t_pipe(ready_pipe);
+        for (int i = 0; i < 2; i++)
+            w[i] = t_fork(kind_worker, NULL);
+        for (int i = 0; i < 2; i++)
+            ck_assert_int_eq(t_recv(ready_pipe[0], &c, 1, T_WAIT_S), 0);
+        fl = t_fork(kind_flipper, (void *)&bad[b]);
+        usleep(100 * 1000);
+        ck_assert_msg(kill(fl, 0) == 0, "the other user could not start");
+        for (int i = 0; i < 2; i++)
+            ck_assert_int_eq(t_send(go_pipe[1], &c, 1), 0);
+        for (int i = 0; i < 2; i++) {
+            st = t_wait(w[i], T_WAIT_S);
+            ck_assert_msg(st == 0, "kind %d: a worker ended with %d (>= "
+                          "128: signal %d)", bad[b], st, st - 128);
+        }
+        t_kill(fl);
+        close(go_pipe[0]);
+        close(go_pipe[1]);
+        close(ready_pipe[0]);
+        close(ready_pipe[1]);
+    }
+}
+END_TEST
+
 START_TEST(test_robust_list)
 {
     pid_t pl, w;
@@ -113,7 +227,7 @@ END_TEST
 int main(void)
 {
     const struct t_case cases[] = {
-        { "shared", 120, true, { test_robust_list } },
+        { "shared", 120, true, { test_robust_list, test_kind } },
         { .name = NULL }
     };
     return t_main("review11", cases);

@@ -941,7 +941,7 @@ static int lock_alloc(mempool *p, uint64_t bound_ns)
     int rc = lock_wait(&p->h->alloc_lock, bound_ns);
     if (rc == EOWNERDEAD) {
         rebuild(p);
-        pthread_mutex_consistent(&p->h->alloc_lock);
+        mempool__rl_consistent(&p->h->alloc_lock);
         rc = 0;
     }
     if (rc == ENOTRECOVERABLE)

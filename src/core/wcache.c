@@ -139,7 +139,7 @@ static int wc_got(mempool *p, int s, int rc)
     pthread_mutex_t *m = &wc_of(&p->core, s)->lock;
     if (rc == EOWNERDEAD) {
         wc_of(&p->core, s)->dirty = 1;     /* its holder died mid-step */
-        pthread_mutex_consistent(m);
+        mempool__rl_consistent(m);
         rc = 0;
     }
     if (rc == ENOTRECOVERABLE)

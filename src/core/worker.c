@@ -37,6 +37,7 @@
 #include "entry.h"
 #include "failpoint.h"
 #include "internal.h"
+#include "rlock.h"
 #include "wcache.h"
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -50,6 +51,7 @@ static void atfork_parent(void) { pthread_mutex_unlock(&registry_lock); }
 static void atfork_child(void)
 {
     atomic_fetch_add(&mempool__fork_gen, 1);
+    mempool__rl_forked();
     for (mempool *p = registry; p; p = p->next) {
         if (p->lfd >= 0)
             close(p->lfd);    /* drop the child's share of our slot lock */
