@@ -408,12 +408,17 @@ static void locked_sub(_Atomic uint64_t *c, uint64_t d)
 }
 
 /* Charge (+1) or uncharge (-1) entry @p e, in state word @p w, to its owner:
- * one object; its bytes as resident unless F_NOMEM; as disk if F_ONDISK. */
+ * one object; its bytes as resident unless F_NOMEM; as disk if F_ONDISK.
+ * Relaxed loads: a cache lock's holder (recache) stores the owner too, of
+ * an earlier generation; what orders the two is the entry's round trip
+ * through other processes (a set, a send, a receive, the delete), which
+ * ThreadSanitizer cannot see - it reported the plain read here against
+ * that store (check_handoff_stream, 1 run in ~100). */
 static void account(mempool *p, const mp_entry *e, uint64_t w, int sign)
 {
-    uint64_t len = e->len;
+    uint64_t len = MP_LD(e->len);
     charges c;
-    if (!charges_of(p, e->owner, &c))
+    if (!charges_of(p, MP_LD(e->owner), &c))
         return;
     locked_add(c.objects, (uint64_t)(int64_t)sign);
     if (!(MP_W_FL(w) & MP_F_NOMEM))
