@@ -351,6 +351,9 @@ int  mempool__box_verify(mempool *p, char *why, size_t whylen); /* fsck */
 void mempool__box_reap(mempool *p, int d);  /* sweep, locks, TTLs */
 /* entry_wake.c: wake get_wait sleepers of entry @p idx. */
 void mempool__entry_wake(mempool *p, uint32_t idx);
+/* The same after a publish, then yield the CPU to a sleeper it woke (at
+ * most once, off for a while after a late yield: entry_wake.c). */
+void mempool__entry_wake_published(mempool *p, uint32_t idx);
 
 /* ---- object.c: shared helpers used by the reaper and spill code -------- */
 int  mempool__entry_of(const mempool *p, mempool_dref r, uint32_t *idx,

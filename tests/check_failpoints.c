@@ -1021,9 +1021,9 @@ static int max_n(void)
 
 static bool handoff_point(const char *name)
 {
-    static const char *const pre[] = { "name.", "give.", "take.", "send.",
+    static const char *const pre[] = { "name.", "give.", "take.",  "send.",
                                        "recv.", "chan.", "bcast.", "box.",
-                                       "wait.", "spin.", "keep." };
+                                       "wait.", "spin.", "keep.",  "wake." };
     for (size_t i = 0; i < sizeof pre / sizeof pre[0]; i++)
         if (strncmp(name, pre[i], strlen(pre[i])) == 0)
             return true;
@@ -1048,12 +1048,15 @@ START_TEST(test_kill_matrix)
          * check_handoff_kill.c at the broadcast ones (bcast.*),
          * check_handoff_yield.c at spin.yield (a one-CPU ping-pong),
          * check_handoff_stream.c at spin.stream (a stream receiver),
-         * check_wait_keeper.c at get_wait's keeper (keep.*). */
+         * check_wait_keeper.c at get_wait's keeper (keep.*),
+         * check_wait_yield.c at a publish's yield to its sleepers
+         * (wake.yield). */
         fprintf(stderr, "failpoint %-17s | in check_%s\n", name,
                 !strncmp(name, "bcast.", 6)      ? "handoff_kill"
                 : !strcmp(name, "spin.stream")   ? "handoff_stream"
                 : !strncmp(name, "spin.", 5)     ? "handoff_yield"
                 : !strncmp(name, "keep.", 5)     ? "wait_keeper"
+                : !strncmp(name, "wake.", 5)     ? "wait_yield"
                 : !strcmp(name, "box.sweeping")  ? "sweep_alias"
                 : !strcmp(name, "take.expiring") ? "flight_alias"
                                                  : "handoff_crash");

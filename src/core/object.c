@@ -330,7 +330,8 @@ static int publish_own(mempool *p, mp_entry *e, uint32_t idx, uint64_t w)
     MP_FP(publish_before);
     if (mempool__entry_publish(e, w))
         return -ENOENT;              /* reaped under us: cannot happen live */
-    mempool__entry_wake(p, idx);     /* get_wait sleepers, if any */
+    /* get_wait sleepers, if any: woken and yielded the CPU */
+    mempool__entry_wake_published(p, idx);
     COUNT(p, sets);
     return 0;
 }
