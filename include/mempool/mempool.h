@@ -505,6 +505,12 @@ MEMPOOL_API int mempool_reserve(mempool *p, size_t len,
                                 mempool_dref *out);
 
 /** @brief Make a reserved object visible and immutable.
+ *
+ *  A publish that wakes mempool_get_wait() sleepers then yields the CPU
+ *  once (sched_yield()), so a sleeper woken onto this CPU runs now rather
+ *  than when this thread next blocks. A yield that comes back after more
+ *  than 50 us (someone else had the CPU) stops this thread's publish yields
+ *  for 4 ms, doubling up to 1 s. A publish nobody waits for never yields.
  *  @return 0; -EINVAL malformed DRef or not reserved by this worker;
  *  -ENOENT stale DRef; -EPERM observer handle; MEMPOOL_EFORKED. */
 MEMPOOL_API int mempool_publish(mempool *p, mempool_dref r);
@@ -663,8 +669,13 @@ MEMPOOL_API int mempool_dref_parse(const char *s, mempool_dref *out);
  * binder, the writer) runs on another CPU: at most 10 us (30 us when its
  * send woke that peer; less after spins that went unanswered; one waiter
  * per channel side), never while the peer shares its CPU or sleeps.
- * Streams (receive-only consumers, producers blocked on a full channel)
- * do not spin. A call that makes progress (publish, name_put, send,
+ * Streams spin less: a producer blocked on a full channel does not spin; a
+ * receive-only consumer of plain objects watches the ring at most 1.5 us
+ * while its last sender runs on another CPU, and while that sender runs on
+ * the consumer's own CPU it first naps 50 us (a sleep no send wakes: the
+ * sender goes on and the consumer then finds a batch, instead of
+ * preempting the sender for one item), so an item sent during the nap
+ * waits for its end. A call that makes progress (publish, name_put, send,
  * recv) enters the kernel to wake someone only when someone sleeps.
  *
  * References the pool holds for names, channel items and references in
