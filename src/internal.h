@@ -120,8 +120,9 @@ struct mempool {
     /* the spill layer's state (spillstate.h; an incomplete type here, so
      * core cannot name its fields): made by mempool__spill_bind */
     struct mp_spill_state *spill;
-    /* get_wait's keeper thread (handoff/keeper.c): started by the first
-     * sleep; keep_st 0 none, 1 starting, 2 running (keep set), 3 failed */
+    /* the handoff sleeps' keeper thread (handoff/keeper.c): started by
+     * the first get_wait, channel or name_get sleep; keep_st 0 none,
+     * 1 starting, 2 running (keep set), 3 failed */
     struct mp_keeper *keep;
     _Atomic uint32_t keep_st;
     uint32_t      evict_wait_ms; /* bound of a wait for a peer or for room

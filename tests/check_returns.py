@@ -86,6 +86,8 @@ for f in ('mempool_put', 'mempool_put_ex', 'mempool_set', 'mempool_set_ex'):
 # not descend into them.
 OPAQUE = {
     'mempool__reap_slot': 'returns 1 (reaped) or 0',
+    'keeper_get': 'returns the running keeper or NULL: keeper_start()\'s '
+        'errors only decide that no keeper runs (sleeps are then capped)',
 }
 
 def library_functions(src):

@@ -663,7 +663,13 @@ MEMPOOL_API int mempool_dref_parse(const char *s, mempool_dref *out);
  * that long and then returns -ETIMEDOUT. Signals do not interrupt a wait
  * (EINTR is retried); every wait ends early with the error its function
  * documents when its object, name or channel goes away. Waiting sleeps on
- * futexes in the shared arena. A request/response (a thread that sent or
+ * futexes in the shared arena, without a timer of its own when the call
+ * has no timeout: the first sleep on a handle starts a small thread of the
+ * library (the keeper, signals blocked, stopped by mempool_close()) that
+ * wakes get_wait sleepers whose writer died and makes the channel and
+ * name_get sleepers look again every 5 s (a sender killed between its
+ * send and its wake-up leaves an item nobody else would wake them for).
+ * A request/response (a thread that sent or
  * bound a name, now waiting on something else) first watches the word
  * while its peer (the channel's last sender or receiver, the last name
  * binder, the writer) runs on another CPU: at most 10 us (30 us when its
@@ -698,10 +704,9 @@ MEMPOOL_API int mempool_dref_parse(const char *s, mempool_dref *out);
  * An object that is already published is returned at once. While it is
  * reserved (mempool_reserve() called, mempool_publish() not yet), the call
  * sleeps until it is published, or until the reservation goes away.
- * A sleep has no timer of its own: the first sleep on a handle starts a
- * small thread of the library (the keeper, signals blocked, stopped by
- * mempool_close()) that looks every 50 ms at the writers of the handle's
- * sleepers and wakes those whose writer died.
+ * A sleep has no timer of its own: the handle's keeper thread (above)
+ * looks every 50 ms at the writers of the handle's sleepers and wakes
+ * those whose writer died.
  * @param[out] v  the pinned view; release it with mempool_release()
  * @return 0 (published and pinned), or
  *   -ENOENT     never reserved, or the reservation was aborted, its writer

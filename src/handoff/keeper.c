@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * keeper.c - the handle's keeper thread, which lets mempool_get_wait()
- * sleep without a timer.
+ * and the channel and name_get sleeps sleep without a timer.
  *
  * Why: a get_wait sleeper must notice a writer that died without
  * publishing (-ENOENT), and nobody wakes it for that: the dead writer
@@ -17,28 +17,56 @@
  * word in the wait costs more than the timer (5.13 us untimed), so the
  * watching is taken off the sleeper instead.
  *
- * How: a sleeper registers (entry, writer slot) in one of MP_KEEP_N
- * places of its handle's keeper (private memory: nothing another process
- * or user can touch) and sleeps untimed (unless it has a deadline of its
- * own). The keeper, one thread per handle started by the first such
- * sleep, looks every MP_KEEP_TICK_MS at the writers of the registered
- * sleepers (mempool__slot_alive(): the slot's OFD lock, which the kernel
- * drops when the whole process is gone - a writer thread that exits in a
- * live process is still alive) and makes a FUTEX_WAKE on the entry word
- * of each sleeper whose writer died; the sleeper then reaps it as before
- * (wait.c). A wake that comes before the sleeper is in FUTEX_WAIT is
- * lost, but the keeper repeats it every tick while the place is taken,
- * so a death is noticed within about one tick, as with the cap. The
- * keeper writes nothing shared; it only reads the entry table's geometry
- * (fixed at open) and makes system calls.
+ * The channel and name_get sleeps (sleepers.h) capped every counted sleep
+ * at MP_SL_LOOK_NS (5 s) for the same kind of reason - a sender killed
+ * between its commit and its wake-up leaves its item next to sleepers
+ * nobody will wake - and paid the same timer: session 12, one-CPU
+ * ping-pong (send, recv, get, release both ways), CPU time per round
+ * trip, 14 interleaved runs a side on the loaded machine, medians: 5.91
+ * us capped against 5.23 untimed when every leg sleeps, 5.75 against 5.03
+ * with the yields of spin.h: ~350 ns a sleep. Being two-threaded costs
+ * less (the same runs with an idle second thread in both processes:
+ * +40 to +175 ns a round trip; a pipe's +270), so those sleeps now ask
+ * the keeper to look again for them too.
  *
- * After MP_KEEP_IDLE ticks with no place taken it sleeps on its condition
- * variable untimed, and the next sleeper to register wakes it (Dekker's
- * handshake on the idle flag and the places, seq_cst: either the keeper's
- * last look sees the new place or the sleeper sees the flag). A handle
- * with no keeper (it could not start: failpoint keep.start, no memory or
- * threads; all places taken) sleeps with the cap as before. Its
- * failpoints (keep.*) are exercised by check_wait_keeper.c. The keeper
+ * How: a get_wait sleeper registers (entry, writer slot) in one of
+ * MP_KEEP_N places of its handle's keeper (private memory: nothing
+ * another process or user can touch) and sleeps untimed (unless it has a
+ * deadline of its own). The keeper, one thread per handle started by the
+ * first such sleep, looks every MP_KEEP_TICK_MS at the writers of the
+ * registered sleepers (mempool__slot_alive(): the slot's OFD lock, which
+ * the kernel drops when the whole process is gone - a writer thread that
+ * exits in a live process is still alive) and makes a FUTEX_WAKE on the
+ * entry word of each sleeper whose writer died; the sleeper then reaps it
+ * as before (wait.c). A wake that comes before the sleeper is in
+ * FUTEX_WAIT is lost, but the keeper repeats it every tick while the
+ * place is taken, so a death is noticed within about one tick, as with
+ * the cap. For get_wait the keeper writes nothing shared; it only reads
+ * the entry table's geometry (fixed at open) and makes system calls.
+ *
+ * A channel or name_get sleeper with neither deadline nor cap of its own
+ * registers (futex word, sleepers word, look time = now + MP_SL_LOOK_NS)
+ * instead (mempool__keep_look(); the place says KEEP_LOOK while the three
+ * are filled in, then KEEP_LOOK | a generation, re-read after them so that
+ * the three are one registration's). When the time comes the keeper does
+ * what a destroy does (mp_wake(): bump the word, wake its counted
+ * sleepers, taking them off the count as any waker does, so the sleepers
+ * word stays exact; a bump is only a "look again" to every waiter of the
+ * word) and again every tick until the sleeper leaves its place. It
+ * sleeps until the earliest look time when no writer is watched: an idle
+ * consumer costs one keeper wake-up per 5 s.
+ *
+ * The keeper publishes until when it sleeps (k->until; UINT64_MAX: untimed
+ * after MP_KEEP_IDLE ticks with no place taken). A registrant that needs
+ * a look sooner (a writer watch: within a tick; a look: at its time)
+ * wakes it (Dekker's handshake on until and the places, seq_cst: the
+ * keeper stores until and then reads the places once more, a registrant
+ * takes its place and then reads until - either the keeper's last read
+ * sees the new place or the registrant sees the until it must beat). A
+ * handle with no keeper (it could not start: failpoint keep.start, no
+ * memory or threads; all places taken; another thread starting it at
+ * that moment) sleeps with the cap as before. Its failpoints (keep.*) are
+ * exercised by check_wait_keeper.c and check_handoff_look.c. The keeper
  * blocks every signal (it must not run the application's handlers), is
  * stopped and joined by mempool_close(), and does not exist in a forked
  * child (whose handle answers MEMPOOL_EFORKED; its close only frees the
@@ -53,6 +81,7 @@
 #include "failpoint.h"
 #include "handoff.h"
 #include "keeper.h"
+#include "sleepers.h"
 
 struct mp_keeper {
     mempool         *p;           /* the handle it looks after */
@@ -60,52 +89,99 @@ struct mp_keeper {
     pthread_mutex_t  mu;
     pthread_cond_t   cv;
     bool             stop;        /* under mu */
-    _Atomic bool     idle;        /* asleep untimed: registrants wake it */
+    /* Until when it sleeps (CLOCK_MONOTONIC ns; UINT64_MAX: untimed, idle):
+     * a registrant that needs it sooner wakes it. */
+    _Atomic uint64_t until;
+    _Atomic uint64_t gen;         /* look places' generations */
     uint64_t         forkgen;     /* the process it runs in */
-    /* (entry + 1) << 32 | writer slot + 1, or 0: a free place. */
+    /* (entry + 1) << 32 | writer slot + 1: a get_wait sleeper's writer to
+     * watch; KEEP_LOOK | generation: a handoff sleeper to look again for
+     * at look[].by (KEEP_LOOK alone: being filled in); 0: a free place. */
     _Atomic uint64_t watch[MP_KEEP_N];
+    struct {
+        _Atomic(_Atomic uint32_t *) word;
+        _Atomic(_Atomic uint64_t *) sl;
+        _Atomic uint64_t by;
+    } look[MP_KEEP_N];
 };
 
-/* Wake the sleepers whose writer died; whether any place is taken. */
-static bool keeper_look(mempool *p, struct mp_keeper *k)
+#define KEEP_LOOK (UINT64_C(1) << 63)
+#define KEEP_TICK_NS ((uint64_t)MP_KEEP_TICK_MS * 1000000u)
+
+/* Look place @p i (value @p v, taken now): signal its word when its time
+ * has come (if @p act). When it wants the next look. */
+static uint64_t keeper_look_one(struct mp_keeper *k, unsigned i, uint64_t v,
+                                uint64_t now, bool act)
 {
-    bool any = false;
+    _Atomic uint32_t *word = atomic_load(&k->look[i].word);
+    _Atomic uint64_t *sl = atomic_load(&k->look[i].sl);
+    uint64_t by = atomic_load(&k->look[i].by);
+    /* Filled in before the place took v (seq_cst both): still v, the
+     * three belong together (a taker in between changed the place). */
+    if (v == KEEP_LOOK || atomic_load(&k->watch[i]) != v)
+        return now + KEEP_TICK_NS;
+    if (by > now)
+        return by;
+    /* As a destroy does: bump, wake whoever is counted (sleepers.h); the
+     * woken look at the channel or the names again. */
+    if (act)
+        mp_wake(word, sl, INT_MAX);
+    return now + KEEP_TICK_NS;        /* until it leaves its place */
+}
+
+/* If @p act, wake the sleepers whose writer died and the handoff sleepers
+ * whose look is due; when it should look next (UINT64_MAX: no place is
+ * taken). */
+static uint64_t keeper_look(mempool *p, struct mp_keeper *k, bool act)
+{
+    uint64_t next = UINT64_MAX, now = mp_mono_ns();
     for (unsigned i = 0; i < MP_KEEP_N; i++) {
-        uint64_t v = atomic_load(&k->watch[i]);
+        uint64_t v = atomic_load(&k->watch[i]), t;
         uint32_t idx = (uint32_t)(v >> 32) - 1;
         int d = (int)(v & 0xffffu) - 1;
         if (!v)
             continue;
-        any = true;
-        if (!mempool__slot_alive(&p->core, d))
-            mp_futex_wake(mp_word_low(&mp_entry_at(p, idx)->word), INT_MAX);
+        if (v & KEEP_LOOK) {
+            t = keeper_look_one(k, i, v, now, act);
+        } else {
+            t = now + KEEP_TICK_NS;
+            if (act && !mempool__slot_alive(&p->core, d))
+                mp_futex_wake(mp_word_low(&mp_entry_at(p, idx)->word),
+                              INT_MAX);
+        }
+        next = t < next ? t : next;
     }
-    return any;
+    return next;
 }
 
-/* Sleep one tick, or untimed when idle long enough; under k->mu. */
-static void keeper_nap(mempool *p, struct mp_keeper *k, unsigned *empty)
+/* Sleep until @p next (a tick when no place is taken), or untimed when
+ * idle long enough; under k->mu. Registrants that need a look sooner
+ * than k->until wake it: the seq_cst store of until, then the places
+ * again (registrants: place, then until) - a place taken after our last
+ * look is seen now, or its taker sees our until and signals (it takes
+ * mu, which we hold until the wait releases it). */
+static void keeper_nap(mempool *p, struct mp_keeper *k, uint64_t next,
+                       unsigned *empty)
 {
-    struct timespec ts;
-    if (*empty >= MP_KEEP_IDLE) {
-        /* seq_cst flag, then the places again (registrants: place, then
-         * flag): a place taken after our last look is seen now, or its
-         * taker sees the flag and signals (it takes mu, which we hold
-         * until the wait releases it). */
-        atomic_store(&k->idle, true);
-        if (!keeper_look(p, k))
-            pthread_cond_wait(&k->cv, &k->mu);
-        atomic_store(&k->idle, false);
+    uint64_t again;
+    *empty = next == UINT64_MAX ? *empty + 1 : 0;
+    if (next == UINT64_MAX && *empty < MP_KEEP_IDLE)
+        next = mp_mono_ns() + KEEP_TICK_NS;
+    atomic_store(&k->until, next);
+    again = keeper_look(p, k, false);
+    if (again < next) {
+        next = again;
+        atomic_store(&k->until, next);
+    }
+    if (next == UINT64_MAX) {
+        pthread_cond_wait(&k->cv, &k->mu);
         *empty = 0;
-        return;
+    } else {
+        struct timespec ts = { (time_t)(next / 1000000000u),
+                               (long)(next % 1000000000u) };
+        pthread_cond_timedwait(&k->cv, &k->mu, &ts);
     }
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_nsec += (long)MP_KEEP_TICK_MS * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&k->cv, &k->mu, &ts);
+    atomic_store(&k->until, 0);      /* looking: nobody need wake it */
 }
 
 static void *keeper_main(void *arg)
@@ -115,13 +191,12 @@ static void *keeper_main(void *arg)
     unsigned empty = 0;
     pthread_mutex_lock(&k->mu);
     while (!k->stop) {
-        bool any;
+        uint64_t next;
         pthread_mutex_unlock(&k->mu);
-        any = keeper_look(p, k);
-        empty = any ? 0 : empty + 1;
+        next = keeper_look(p, k, true);
         pthread_mutex_lock(&k->mu);
         if (!k->stop)
-            keeper_nap(p, k, &empty);
+            keeper_nap(p, k, next, &empty);
     }
     pthread_mutex_unlock(&k->mu);
     return NULL;
@@ -182,28 +257,60 @@ static struct mp_keeper *keeper_get(mempool *p)
     return st == 2 ? p->keep : NULL;
 }
 
-_Atomic uint64_t *mempool__keep_enter(mempool *p, uint32_t idx, unsigned who)
+/* Wake the keeper if it sleeps past @p need (after a place was taken:
+ * seq_cst place, then until - keeper_nap()). */
+static void keeper_call(struct mp_keeper *k, uint64_t need)
 {
-    uint64_t v = (uint64_t)(idx + 1) << 32 | who;
-    struct mp_keeper *k;
-    if (who < 1 || who > MP_WORKERS || who == (unsigned)p->slot + 1 ||
-        !(k = keeper_get(p)))
-        return NULL;
+    if (atomic_load(&k->until) > need) {
+        pthread_mutex_lock(&k->mu);
+        pthread_cond_signal(&k->cv);
+        pthread_mutex_unlock(&k->mu);
+    }
+}
+
+/* Take a free place of @p k with @p v; its index or -1 (all taken). */
+static int keeper_take(struct mp_keeper *k, uint64_t v)
+{
     for (unsigned i = 0; i < MP_KEEP_N; i++) {
         uint64_t zero = 0;
         if (atomic_load_explicit(&k->watch[i], memory_order_relaxed) ||
             !atomic_compare_exchange_strong(&k->watch[i], &zero, v))
             continue;
-        /* seq_cst place, then flag (keeper_nap()). */
-        if (atomic_load(&k->idle)) {
-            pthread_mutex_lock(&k->mu);
-            pthread_cond_signal(&k->cv);
-            pthread_mutex_unlock(&k->mu);
-        }
-        MP_FP(keep_kept);
-        return &k->watch[i];
+        return (int)i;
     }
-    return NULL;                      /* all places taken: the cap */
+    return -1;
+}
+
+_Atomic uint64_t *mempool__keep_enter(mempool *p, uint32_t idx, unsigned who)
+{
+    uint64_t v = (uint64_t)(idx + 1) << 32 | who;
+    struct mp_keeper *k;
+    int i;
+    if (who < 1 || who > MP_WORKERS || who == (unsigned)p->slot + 1 ||
+        !(k = keeper_get(p)) || (i = keeper_take(k, v)) < 0)
+        return NULL;                  /* all places taken: the cap */
+    keeper_call(k, mp_mono_ns() + KEEP_TICK_NS);
+    MP_FP(keep_kept);
+    return &k->watch[i];
+}
+
+_Atomic uint64_t *mempool__keep_look(mempool *p, _Atomic uint32_t *word,
+                                     _Atomic uint64_t *sl, uint64_t by)
+{
+    struct mp_keeper *k = keeper_get(p);
+    uint64_t g;
+    int i;
+    if (!k || (i = keeper_take(k, KEEP_LOOK)) < 0)
+        return NULL;                  /* all places taken: the cap */
+    atomic_store_explicit(&k->look[i].word, word, memory_order_relaxed);
+    atomic_store_explicit(&k->look[i].sl, sl, memory_order_relaxed);
+    atomic_store_explicit(&k->look[i].by, by, memory_order_relaxed);
+    g = (atomic_fetch_add_explicit(&k->gen, 1, memory_order_relaxed) + 1) &
+        ~KEEP_LOOK;
+    atomic_store(&k->watch[i], KEEP_LOOK | (g ? g : 1));
+    keeper_call(k, by);
+    MP_FP(keep_looked);
+    return &k->watch[i];
 }
 
 void mempool__keep_stop(mempool *p)

@@ -2,8 +2,10 @@
 /*
  * keeper.h - the handle's keeper thread: it looks, every
  * MP_KEEP_TICK_MS, at the writers that this process's get_wait sleepers
- * wait for, and wakes the sleepers of a writer that died, so that those
- * sleep without a timer (keeper.c has the design and the figures).
+ * wait for, and wakes the sleepers of a writer that died; and it looks
+ * again for this process's channel and name_get sleepers every
+ * MP_SL_LOOK_NS; so that those sleep without a timer (keeper.c has the
+ * design and the figures).
  */
 #ifndef MEMPOOL_KEEPER_H
 #define MEMPOOL_KEEPER_H
@@ -24,6 +26,15 @@
  * forked or observer handle, all MP_KEEP_N places taken): sleep with the
  * cap as before. */
 _Atomic uint64_t *mempool__keep_enter(mempool *p, uint32_t idx, unsigned who);
+
+/* A handoff sleeper with neither deadline nor cap of its own (a channel's
+ * or the names' futex @p word, its sleepers word @p sl: sleepers.h) asks
+ * the keeper to look again for it at @p by (CLOCK_MONOTONIC ns): the
+ * keeper then bumps the word and wakes its counted sleepers, as a destroy
+ * does (mp_wake). Its place (sleep untimed: MP_SL_UNCAPPED), or NULL: no
+ * keeper, all places taken (sleep with the cap as before). */
+_Atomic uint64_t *mempool__keep_look(mempool *p, _Atomic uint32_t *word,
+                                     _Atomic uint64_t *sl, uint64_t by);
 
 /* The sleeper is awake again: give its @p place back (NULL: none). Inline
  * and a release store, not a call and a seq_cst exchange: it lies on the

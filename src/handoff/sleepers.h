@@ -102,8 +102,14 @@
  * costs nothing measurable; it is a bound on a crash's damage, not how a
  * wake-up is normally delivered (long enough that tests which hold a
  * sleeper asleep on a loaded machine, check_handoff_sleep, still see it
- * dequeued rather than back on its own). */
+ * dequeued rather than back on its own). A sleep with no deadline or
+ * cap of its caller's has the handle's keeper thread look again for it
+ * instead of a timer of its own (keeper.c: the timer cost ~350 ns a
+ * sleep); MP_SL_UNCAPPED below. */
 #define MP_SL_LOOK_NS 5000000000u
+/* A counted sleep's cap when someone else looks again for it (the
+ * handle's keeper thread, keeper.h): none. */
+#define MP_SL_UNCAPPED UINT64_MAX
 
 /* V - D: the fields above D without D's borrow. */
 static inline uint64_t mp_sl_rest(uint64_t v)
@@ -207,7 +213,8 @@ static inline uint32_t mp_sleep_seen(_Atomic uint32_t *word)
 
 /* The last check failed: count ourselves, sleep on @p word while it holds
  * @p seen (from mp_sleep_seen()) - at most @p cap_ns, and never longer
- * than MP_SL_LOOK_NS - then be off the count: dequeued by a
+ * than MP_SL_LOOK_NS unless @p cap_ns is MP_SL_UNCAPPED (the keeper
+ * looks again for us) - then be off the count: dequeued by a
  * waker, report it (D -= 1); back any other way, take ourselves off
  * (C -= 1). mp_futex_sleep()'s answer. */
 static inline int mp_sleep(_Atomic uint32_t *word, _Atomic uint64_t *sl,
@@ -231,7 +238,9 @@ static inline int mp_sleep(_Atomic uint32_t *word, _Atomic uint64_t *sl,
         mp_sleeper_drop(sl);
         return 0;
     }
-    if (!cap_ns || cap_ns > MP_SL_LOOK_NS)
+    if (cap_ns == MP_SL_UNCAPPED)
+        cap_ns = 0;
+    else if (!cap_ns || cap_ns > MP_SL_LOOK_NS)
         cap_ns = MP_SL_LOOK_NS;
     rc = mp_futex_sleep(word, seen, deadline, cap_ns);
     if (rc == 1)

@@ -15,6 +15,8 @@
 
 #include "failpoint.h"
 #include "handoff.h"
+#include "keeper.h"
+#include "sleepers.h"
 #include "spin.h"
 
 /* This thread's lead (spin.h): its last send or bind since its last
@@ -119,9 +121,16 @@ void mempool__lead(uint32_t key, bool woke)
 int mempool__hsleep(mempool *p, _Atomic uint32_t *word, _Atomic uint64_t *sl,
                     uint32_t seen, uint64_t deadline, uint64_t cap_ns)
 {
+    _Atomic uint64_t *place = NULL;
     int rc;
     mempool__run_asleep(p);
-    rc = mp_sleep(word, sl, seen, deadline, cap_ns);
+    /* No deadline and no cap of the caller's: the keeper looks again for
+     * us after MP_SL_LOOK_NS, so the sleep arms no timer (keeper.c). */
+    if (deadline == UINT64_MAX && !cap_ns)
+        place = mempool__keep_look(p, word, sl,
+                                   mp_mono_ns() + MP_SL_LOOK_NS);
+    rc = mp_sleep(word, sl, seen, deadline, place ? MP_SL_UNCAPPED : cap_ns);
+    mempool__keep_leave(place);
     mempool__run_awake(p);
     return rc;
 }

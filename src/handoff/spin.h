@@ -229,7 +229,8 @@ void mempool__spin_answered(mp_spin *sst);
 void mempool__run_asleep(mempool *p);
 
 /* mp_sleep() (sleepers.h) with this worker's run word saying asleep
- * meanwhile. */
+ * meanwhile; without a timer when neither @p deadline nor @p cap_ns is
+ * set (the handle's keeper looks again for it: keeper.h). */
 int mempool__hsleep(mempool *p, _Atomic uint32_t *word, _Atomic uint64_t *sl,
                     uint32_t seen, uint64_t deadline, uint64_t cap_ns);
 
