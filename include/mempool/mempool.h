@@ -354,7 +354,10 @@ MEMPOOL_API void mempool_options_init(mempool_options *o);
  *   -ENAMETOOLONG the absolute spill directory is longer than 1023 bytes;
  *   -EIO      the new arena could not be written;
  *   -EAGAIN   getrandom() could not give the new pool's uuid yet (early
- *             boot);
+ *             boot); or the pool is not READY (its creator died or is
+ *             stopped after linking it) and its init lock stayed held past
+ *             MEMPOOL_PEER_WAIT_MS - by a stopped process, or by anyone
+ *             who may open the pool (a reader too) - nothing changed: retry;
  *   -ENOMEM, or another -errno of the system calls it makes (shm_open,
  *             ftruncate, posix_fallocate, mmap, mkdir, fcntl).
  */
