@@ -75,6 +75,7 @@ uint64_t mempool__format_word(void)
         sizeof(mp_hand), sizeof(mp_box), sizeof(mp_name), sizeof(mp_chan),
         MP_CHANS, MP_BOX_BW, sizeof(mp_wcache), MP_WC_MAX, MP_CELL_OVF_DIV,
         offsetof(mp_header, max_refs), offsetof(mp_slot, sets),
+        2,  /* the slot locks' home: 2 = the lock file (lockfile.c) */
     };
     uint64_t h = 1469598103934665603ull;            /* FNV-1a over parts */
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
@@ -691,9 +692,11 @@ static int create(mempool *p, const char *path, const char *name,
 {
     char tmp[sizeof(MP_SHM_DIR) + MEMPOOL_NAME_MAX + 64];
     mp_header tmpl;
+    bool locked = false;
     int rc, fd;
 
     sweep_builds(name);
+    mempool__lock_sweep(name);
     if ((rc = new_header(name, o, &tmpl)) || (rc = space_ok(tmpl.arena_bytes)))
         return rc;
     snprintf(tmp, sizeof(tmp), "%s#init.%d.%08x", path, (int)getpid(),
@@ -711,6 +714,10 @@ static int create(mempool *p, const char *path, const char *name,
         rc = errno ? -errno : -EIO;
         goto fail_tmp;
     }
+    /* The slot locks' file, before the link: every attacher finds it. */
+    if ((rc = mempool__lock_create(name, tmpl.uuid, o->mode)))
+        goto fail_tmp;
+    locked = true;
     p->owner_uid = geteuid();
     p->owner_gid = getegid();
     p->pool_mode = o->mode;
@@ -739,6 +746,7 @@ static int create(mempool *p, const char *path, const char *name,
     make_dir(p, fd, p->h);
     if ((rc = reserve_data(fd, &tmpl))) {
         unlink_if_ours(path, fd);
+        mempool__lock_unlink(name, tmpl.uuid);
         init_lock(fd, F_UNLCK);
         goto fail_unmapped;
     }
@@ -747,6 +755,8 @@ static int create(mempool *p, const char *path, const char *name,
 fail_map:
     munmap(p->base, p->size);
 fail_tmp:
+    if (locked)
+        mempool__lock_unlink(name, tmpl.uuid);
     unlink(tmp);
     close(fd);
     return rc;
@@ -776,24 +786,4 @@ int mempool__arena_open(mempool *p, const char *path, const char *name,
             return rc;
     }
     return rc;
-}
-
-/* A new open file description of the mapped object, for the locks. */
-int mempool__arena_lockfd(int fd, const char *path)
-{
-    char proc[64];
-    struct stat a, b;
-    int l;
-    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-    l = open(proc, O_RDWR | O_CLOEXEC);
-    if (l < 0)
-        l = open(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (l < 0)
-        return -errno;
-    if (fstat(fd, &a) < 0 || fstat(l, &b) < 0 || a.st_ino != b.st_ino ||
-        a.st_dev != b.st_dev) {
-        close(l);
-        return -ESTALE;             /* replaced under us: caller retries */
-    }
-    return l;
 }

@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * check_review12.c - session 12's hostile review: what a second local user
+ * (a forked child that drops to uid/gid 65534, T_NOBODY) can do to a pool
+ * they may only read, or to one whose creator died; as non-root the cases
+ * print "SKIP: ..." and pass.
+ *
+ *   reader_lock  a 0644 pool (read access for observers): the other user
+ *                opens every /dev/shm file of the pool it can read and
+ *                takes OFD read locks on every lock byte it can. The slot locks
+ *                (worker liveness) lived on the shm object itself, so no
+ *                new worker could claim a slot (-EUSERS) and a dead
+ *                worker's slot was never reaped while the lock stayed.
+ *   init_wait    (failpoint builds) a creator killed right after linking
+ *                its 0644 pool (create.linked: not READY); the other user
+ *                holds a read lock on the init byte. An attacher took the
+ *                init lock to finish the build, waiting without a bound:
+ *                it hung for as long as the reader kept its lock. It must
+ *                answer within MEMPOOL_PEER_WAIT_MS (-EAGAIN), and finish
+ *                the pool once the reader lets go.
+ */
+#include "helpers.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "layout.h"      /* white box: where the init byte is */
+
+/* The lock bytes: the spiller's, the init byte, every slot's. */
+#define LOCK_BYTES (MP_LOCK_SLOT(MP_WORKERS) - MP_LOCK_SPILLER)
+
+static int lk_pipe[2];
+
+/* Re-create the fixture pool t_name with @p mode (umask 0); false and a
+ * SKIP note when this process cannot act as another user. */
+static bool fixture_mode(const char *what, mode_t mode)
+{
+    mempool_options o;
+    if (geteuid() != 0) {
+        fprintf(stderr, "SKIP: %s: not root, cannot be another user\n", what);
+        return false;
+    }
+    ck_assert_int_eq(mempool_close(t_pool), 0);
+    t_pool = NULL;
+    ck_assert_int_eq(mempool_destroy(t_name), 0);
+    umask(0);
+    t_options(&o, T_ARENA_BYTES);
+    o.mode = mode;
+    ck_assert_int_eq(mempool_open(t_name, &o, &t_pool), 0);
+    return true;
+}
+
+/* The other user: open every /dev/shm file of pool *@p arg it may, and
+ * read-lock every lock byte of each that it can. Report one
+ * byte: 'U' could not become that user, else '0' + how many files it
+ * locked ('0': none it could read or lock). Then hold the locks until killed. */
+static int whole_locker(void *arg)
+{
+    const char *name = arg;
+    char pre[T_NAME_LEN + 16], path[512], r = '0';
+    struct dirent *d;
+    DIR *dir;
+    if (t_become_nobody() != 0) {
+        r = 'U';
+        (void)!write(lk_pipe[1], &r, 1);
+        return 2;
+    }
+    snprintf(pre, sizeof pre, "mempool.%s", name);
+    dir = opendir("/dev/shm");
+    while (dir && (d = readdir(dir))) {
+        bool any = false;
+        int fd;
+        if (strncmp(d->d_name, pre, strlen(pre)) ||
+            (d->d_name[strlen(pre)] && d->d_name[strlen(pre)] != '#'))
+            continue;
+        snprintf(path, sizeof path, "/dev/shm/%s", d->d_name);
+        fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+        /* Byte by byte: a live worker's write lock on its own byte would
+         * refuse one lock over them all. */
+        for (off_t b = 0; fd >= 0 && b < LOCK_BYTES; b++) {
+            struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET,
+                                .l_start = MP_LOCK_SPILLER + b, .l_len = 1 };
+            any |= fcntl(fd, F_OFD_SETLK, &fl) == 0;
+        }
+        if (any && r < '9')
+            r++;                      /* fd stays open: the locks stay */
+    }
+    (void)!write(lk_pipe[1], &r, 1);
+    for (;;)
+        pause();
+}
+
+START_TEST(test_reader_lock)
+{
+    mempool *q;
+    pid_t dead, l;
+    char r = '?';
+    if (!fixture_mode("reader_lock", 0644))
+        return;
+    dead = t_fork(t_dies, NULL);
+    t_wait_ok(dead);
+    t_pipe(lk_pipe);
+    l = t_fork(whole_locker, t_name);
+    ck_assert_int_eq(t_recv(lk_pipe[0], &r, 1, T_WAIT_S), 0);
+    ck_assert_msg(r >= '1' && r <= '9', "the other user could lock no file "
+                  "of the pool (%c): the test no longer attacks anything", r);
+    ck_assert_msg(mempool_reap(t_pool) == 1, "a reader's lock kept the dead "
+                  "worker's slot from being reaped");
+    ck_assert_msg(t_attach(t_name, &q) == 0, "a reader's lock kept a new "
+                  "worker out");
+    ck_assert_int_eq(mempool_close(q), 0);
+    t_kill(l);
+    close(lk_pipe[0]);
+    close(lk_pipe[1]);
+    t_assert_healthy(t_pool);
+}
+END_TEST
+
+#ifdef T_FAILPOINTS
+static char iw_name[T_NAME_LEN];
+
+/* The creator of iw_name (mode 0644), killed right after linking it. */
+static int iw_creator(void *unused)
+{
+    mempool_options o;
+    mempool *q;
+    (void)unused;
+    setenv("MEMPOOL_FAILPOINT", "create.linked=kill@1", 1);
+    umask(0);
+    t_options(&o, T_ARENA_BYTES);
+    o.mode = 0644;
+    o.flags |= MEMPOOL_OPEN_CREATE | MEMPOOL_OPEN_EXCL;
+    return mempool_open(iw_name, &o, &q) ? 3 : 4;   /* not reached */
+}
+
+/* The other user: a read lock on iw_name's init byte; 'L', 'R' (refused),
+ * 'N' (no file) or 'U' (not that user) over lk_pipe, then hold it. */
+static int iw_locker(void *unused)
+{
+    struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET,
+                        .l_start = MP_LOCK_INIT, .l_len = 1 };
+    char path[512], r = 'N';
+    int fd;
+    (void)unused;
+    if (t_become_nobody() != 0) {
+        r = 'U';
+        (void)!write(lk_pipe[1], &r, 1);
+        return 2;
+    }
+    t_shm_path(path, sizeof path, iw_name);
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    if (fd >= 0)
+        r = fcntl(fd, F_OFD_SETLK, &fl) == 0 ? 'L' : 'R';
+    (void)!write(lk_pipe[1], &r, 1);
+    for (;;)
+        pause();
+}
+
+/* Attach to iw_name: exit with 0, or 10 + what it answered if not 0. */
+static int iw_attacher(void *unused)
+{
+    mempool *q;
+    int rc;
+    (void)unused;
+    rc = t_attach(iw_name, &q);
+    if (rc == 0)
+        return mempool_close(q) ? 9 : 0;
+    return rc == -EAGAIN ? 11 : rc == MEMPOOL_ENOTREADY ? 12 : 13;
+}
+
+START_TEST(test_init_wait)
+{
+    pid_t c, l, a;
+    char r = '?';
+    int st;
+    if (geteuid() != 0) {
+        fprintf(stderr, "SKIP: init_wait: not root\n");
+        return;
+    }
+    t_pool_name(iw_name, "iw");
+    c = t_fork(iw_creator, NULL);
+    st = t_wait(c, T_WAIT_S);
+    ck_assert_msg(st == 128 + SIGKILL, "the creator ended with %d", st);
+    t_pipe(lk_pipe);
+    l = t_fork(iw_locker, NULL);
+    ck_assert_int_eq(t_recv(lk_pipe[0], &r, 1, T_WAIT_S), 0);
+    ck_assert_msg(r == 'L', "the other user could not lock the init byte "
+                  "(%c)", r);
+    a = t_fork(iw_attacher, NULL);
+    st = t_wait(a, T_WAIT_S);
+    ck_assert_msg(st == 11, "the attacher ended with %d (-1: it hung on "
+                  "the init lock the other user holds; 11: -EAGAIN)", st);
+    t_kill(l);
+    a = t_fork(iw_attacher, NULL);
+    st = t_wait(a, T_WAIT_S);
+    ck_assert_msg(st == 0, "with the lock gone the attacher ended with %d",
+                  st);
+    close(lk_pipe[0]);
+    close(lk_pipe[1]);
+    ck_assert_int_eq(mempool_destroy(iw_name), 0);
+}
+END_TEST
+#endif
+
+int main(void)
+{
+    const struct t_case cases[] = {
+        { "reader", 120, true, { test_reader_lock,
+#ifdef T_FAILPOINTS
+                                 test_init_wait,
+#endif
+                               } },
+        { .name = NULL }
+    };
+    return t_main("review12", cases);
+}
