@@ -18,6 +18,12 @@
  *                it hung for as long as the reader kept its lock. It must
  *                answer within MEMPOOL_PEER_WAIT_MS (-EAGAIN), and finish
  *                the pool once the reader lets go.
+ *   wait_nobody  a worker (a user who may write the pool) rewrites an
+ *                object's entry word to "reserved by worker N" for an N no
+ *                worker can have (0, 65, 255): mempool_get_wait without a
+ *                timeout looked for that writer's death, which it never
+ *                saw, and waited for ever. It must answer
+ *                MEMPOOL_ECORRUPT.
  */
 #include "helpers.h"
 
@@ -28,10 +34,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "layout.h"      /* white box: where the init byte is */
+#include "layout.h"      /* white box: the init byte, entry words */
 
 /* The lock bytes: the spiller's, the init byte, every slot's. */
 #define LOCK_BYTES (MP_LOCK_SLOT(MP_WORKERS) - MP_LOCK_SPILLER)
@@ -209,6 +216,59 @@ START_TEST(test_init_wait)
 END_TEST
 #endif
 
+/* get_wait on object r whose entry word another worker (a user who may
+ * write the pool) rewrote to "reserved by worker @p who", a worker that
+ * cannot exist (0, or past MEMPOOL_MAX_WORKERS). */
+static mempool_dref gw_ref;
+
+static int gw_waiter(void *unused)
+{
+    mempool_view v;
+    mempool *q;
+    int rc;
+    (void)unused;
+    T_CHILD_EQ(t_attach(t_name, &q), 0);
+    rc = mempool_get_wait(q, gw_ref, &v, -1);
+    if (rc == 0)
+        mempool_release(q, &v);
+    T_CHILD_EQ(mempool_close(q), 0);
+    return rc == MEMPOOL_ECORRUPT ? 0 : 10;
+}
+
+START_TEST(test_wait_nobody)
+{
+    static const unsigned who[] = { 0, MP_WORKERS + 1, 255 };
+    _Atomic uint64_t *word;
+    uint64_t w0;
+    uint8_t *base;
+    size_t len;
+    mp_header *h;
+    uint32_t idx;
+    gw_ref = t_put_fill(t_pool, 64, 7);
+    base = t_map_arena_rw(t_name, &len);
+    ck_assert_ptr_nonnull(base);
+    h = (mp_header *)(void *)base;
+    idx = (uint32_t)(((gw_ref.off & MEMPOOL_DREF_ENTRY_BITS) - h->table_off) /
+                     sizeof(mp_entry));
+    word = &((mp_entry *)(void *)(base + h->table_off))[idx].word;
+    w0 = atomic_load(word);
+    for (size_t i = 0; i < sizeof who / sizeof who[0]; i++) {
+        pid_t c;
+        int st;
+        atomic_store(word, MP_W(MP_W_GEN(w0), MP_ST_ALLOC, who[i], 0));
+        c = t_fork(gw_waiter, NULL);
+        st = t_wait(c, T_WAIT_S);
+        atomic_store(word, w0);
+        ck_assert_msg(st == 0, "get_wait on a reservation of worker %u ended "
+                      "with %d (-1: it waited for ever; 10: not "
+                      "MEMPOOL_ECORRUPT)", who[i], st);
+    }
+    munmap(base, len);
+    t_expect_fill(t_pool, gw_ref, 64, 7);
+    t_assert_healthy(t_pool);
+}
+END_TEST
+
 int main(void)
 {
     const struct t_case cases[] = {
@@ -217,6 +277,7 @@ int main(void)
                                  test_init_wait,
 #endif
                                } },
+        { "planted", 120, true, { test_wait_nobody } },
         { .name = NULL }
     };
     return t_main("review12", cases);

@@ -714,6 +714,9 @@ MEMPOOL_API int mempool_dref_parse(const char *s, mempool_dref *out);
  *   -EINVAL     malformed DRef or NULL @p v;
  *   -ENOBUFS    this worker holds too many pins;
  *   -EPERM      observer handle; MEMPOOL_EFORKED;
+ *   MEMPOOL_ECORRUPT the object's entry says it is reserved by no worker
+ *               that can exist (damaged: its writer's death would never
+ *               be seen);
  *   or as mempool_get() (MEMPOOL_ECORRUPT for a damaged spill file).
  */
 MEMPOOL_API int mempool_get_wait(mempool *p, mempool_dref r, mempool_view *v,
