@@ -258,7 +258,14 @@ START_TEST(test_destroy_wakes)
         w[i] = (struct waiter){ i < 2 ? e : f, i >= 2, r, 1, 0 };
         ck_assert_int_eq(pthread_create(&th[i], NULL, wait_main, &w[i]), 0);
     }
-    t_sleep_ms(100);
+    /* Until all four sleep: a fixed 100 ms was not always enough on a
+     * loaded machine (ASan ctest -j3 beside other lanes: 0 receivers
+     * counted after it). */
+    for (double t0 = t_now_s();
+         (t_chan_info(t_pool, "empty", NULL).receivers_waiting < 2 ||
+          t_chan_info(t_pool, "full", NULL).senders_waiting < 2) &&
+         t_now_s() - t0 < T_WAIT_S;)
+        t_sleep_ms(1);
     for (int i = 0; i < 4; i++)
         ck_assert_int_eq(w[i].rc, 1);                /* still waiting */
     ck_assert_uint_eq(t_chan_info(t_pool, "empty", NULL).receivers_waiting, 2);

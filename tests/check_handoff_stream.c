@@ -347,6 +347,21 @@ static int drain_into(mempool_chan *c, unsigned char *seen)
     return n;
 }
 
+/* Child @p k, sent every item, takes the rest and ends, or reaches its
+ * point on the way (after our last look in the sending loop, e.g. while
+ * waiting for the last item): wait for one of them (1 stopped, 2 ended). */
+static int child_settle(pid_t k)
+{
+    double end = t_now_s() + 60.0;  /* helpers.h's T_WAIT_S */
+    int state;
+    while ((state = child_state(k)) == 0) {
+        ck_assert_msg(t_now_s() < end, "the receiver neither ended nor "
+                      "stopped with every item sent");
+        t_sleep_ms(1);
+    }
+    return state;
+}
+
 /* The armed receiver on another CPU (@p cpu 1; 0: on ours), we the
  * producer (and, once it is stopped or dead, the other receiver): one
  * item at a time, so that it often finds the ring empty while our run
@@ -387,6 +402,8 @@ static void point_case(const char *fp, bool kill_case, int cpu)
         for (volatile int spin = 0; spin < 20000; spin++)
             ;                       /* awake, not sending */
     }
+    if (state == 0)
+        state = child_settle(k);
     if (state == 1) {
         /* stopped holding the gate: we receive past it */
         got += drain_into(c, seen);
@@ -406,19 +423,17 @@ static void point_case(const char *fp, bool kill_case, int cpu)
         }
         sent = PN;
         ck_assert_int_eq(kill(k, SIGCONT), 0);
-    } else if (state == 0) {
-        fprintf(stderr, "check_handoff_stream: %s never reached\n", fp);
     }
-    /* the channel goes: a live receiver returns -EPIPE and exits */
-    if (state != 2 && !kill_case)
-        t_sleep_ms(20);
+    /* the channel goes: a receiver continued returns -EPIPE and exits */
     got += drain_into(c, seen);
     ck_assert_int_eq(mempool_chan_destroy(P, "s"), 0);
     ck_assert_int_eq(waitpid(k, &st, 0), k);
-    if (kill_case && state == 2)
-        ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    if (kill_case && WIFSIGNALED(st))
+        ck_assert_int_eq(WTERMSIG(st), SIGKILL);
     else
         ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    if (state == 2 && WIFEXITED(st))
+        fprintf(stderr, "check_handoff_stream: %s never reached\n", fp);
     while (read(fds[0], &val, sizeof val) == (ssize_t)sizeof val) {
         ck_assert(val >= 0 && val < PN);
         ck_assert_uint_eq(seen[val]++, 0);

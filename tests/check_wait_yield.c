@@ -5,8 +5,8 @@
  *
  *   rounds      a publisher process and a get_wait sleeper (the test),
  *               round after round: reserve, the sleeper waits, the
- *               publisher publishes ~300 us later (the sleeper is asleep
- *               by then, so the publish wakes it and yields), the sleeper
+ *               publisher publishes once the sleeper is seen asleep (so
+ *               the publish wakes it and yields), the sleeper
  *               gets the object's bytes, the publisher deletes it. Both
  *               pinned to one CPU (the yield hands the CPU over) and
  *               unpinned: every wait answers 0 with the right bytes, the
@@ -55,7 +55,8 @@ struct pub_arg {
 };
 
 /* The publisher: each round reserve 64 B of t_fill(round + 1), send the
- * DRef, wait for "go", publish ~300 us later, wait for "done", delete. */
+ * DRef, wait for "go", publish once the test sleeps, wait for "done",
+ * delete. */
 static int publisher(void *arg)
 {
     const struct pub_arg *a = arg;
@@ -73,7 +74,12 @@ static int publisher(void *arg)
         t_fill(buf, 64, (uint64_t)i + 1);
         if (t_send_dref(from_p[1], r) < 0 || t_recv(to_p[0], &c, 1, 120) < 0)
             return 12;
-        usleep(300); /* the sleeper is asleep by now */
+        /* The sleeper asleep in its get_wait (the test sends "g" just
+         * before it), so the publish wakes it and yields: a fixed 300 us
+         * was a guess a loaded machine can beat, and rounds that never
+         * yield fail the failpoint cases (no stop, no kill). */
+        (void)t_await_sleeping(getppid(), 10.0);
+        usleep(300);
         if (mempool_publish(q, r) < 0)
             return 13;
         if (t_recv(to_p[0], &c, 1, 120) < 0 || mempool_delete(q, r) < 0)

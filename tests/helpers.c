@@ -527,6 +527,37 @@ int t_wait(pid_t pid, double timeout_s)
     }
 }
 
+/* Thread @p tid's scheduler state letter (/proc: R, S, D, T, ...), or 0. */
+static char task_state(pid_t tid)
+{
+    char path[64], buf[512];
+    const char *rp;
+    ssize_t n;
+    int fd;
+    snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)tid, (int)tid);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return 0;
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    rp = strrchr(buf, ')');          /* the name may hold anything */
+    return rp && rp[1] == ' ' ? rp[2] : 0;
+}
+
+bool t_await_sleeping(pid_t tid, double timeout_s)
+{
+    double end = t_now_s() + timeout_s;
+    for (;;) {
+        if (task_state(tid) == 'S')
+            return true;
+        if (t_now_s() > end)
+            return false;
+        usleep(100);                 /* it may need our CPU to get there */
+    }
+}
+
 void t_await_stopped(pid_t pid, const char *where)
 {
     double t0 = t_now_s();

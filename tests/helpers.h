@@ -169,6 +169,12 @@ int t_kill(pid_t pid);
 /** Checked: wait (at most T_WAIT_S) until @p pid is stopped, e.g. by a
  *  "=stop" failpoint; @p where names the point in the failure message. */
 void t_await_stopped(pid_t pid, const char *where);
+/** Wait (at most @p timeout_s) until thread @p tid (a process's pid: its
+ *  main thread) sleeps in the kernel (state S): a peer that must be asleep
+ *  before we act, rather than assumed to be after some time (a loaded
+ *  machine under ASan/TSan keeps it off the CPU longer). @return true once
+ *  seen asleep, false at the timeout (callers go on: not a failure). */
+bool t_await_sleeping(pid_t tid, double timeout_s);
 /** Wait, assert exit status 0 (test process only). */
 #define t_wait_ok(pid) \
     do { \

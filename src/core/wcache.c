@@ -830,15 +830,20 @@ bool mempool__cache_free(mempool *p, uint32_t idx, uint64_t w, bool forget)
  * them off once per batch): the owner's figures stay wrong until the
  * lock's next holder repairs the cache, and an idle owner may take it
  * never (check_review9). So the reaper repairs every cache whose robust
- * lock the kernel marked as its holder's death, now. Only tried: a live
- * holder keeps its lock. */
+ * lock the kernel marked as its holder's death, now - and every cache
+ * marked dirty: a holder that took such a lock where it could not repair
+ * (a try without the allocator lock: a stash collected by a stats read,
+ * a hand-back batch) cleared the lock's mark and left only the flag
+ * (check_review9 idle_owner_lock_taken). Only tried: a live holder keeps
+ * its lock. */
 void mempool__cache_heal(mempool *p)
 {
     uint64_t dead = 0, act = atomic_load(&p->h->active);
     for (int s = 0; s < MP_WORKERS; s++)
         if ((act >> s & 1) &&
-            (__atomic_load_n(&wc_of(&p->core, s)->lock.__data.__lock,
-                             __ATOMIC_RELAXED) & FUTEX_OWNER_DIED))
+            ((__atomic_load_n(&wc_of(&p->core, s)->lock.__data.__lock,
+                              __ATOMIC_RELAXED) & FUTEX_OWNER_DIED) ||
+             MP_LD(wc_of(&p->core, s)->dirty)))
             dead |= UINT64_C(1) << s;
     if (!dead || mempool__lock(p))
         return;

@@ -282,6 +282,9 @@ int mempool_reap(mempool *p)
         if ((act >> d & 1) && d != p->slot &&
             !mempool__slot_alive(&p->core, d))
             n += mempool__reap_slot(p, d);
+    /* Also when another process reaped the dead first: a cache its taker
+     * left dirty after that reap's heal looked (wcache.c cache_heal). */
+    mempool__cache_heal(p);
     mempool__flight_expire(p, true);   /* references in flight past TTL */
     return n;
 }
