@@ -545,9 +545,14 @@ void mempool__recharge_locked(mempool *p, int s)
     for (uint32_t i = 0; i < p->ntab; i++) {
         mp_entry *e = mp_entry_at(p, i);
         uint64_t w = atomic_load(&e->word);
-        if (e->owner == s + 1 && charged(w)) {
+        /* Relaxed loads: a giver recaching an entry of another owner
+         * under that owner's cache lock zeroes its owner meanwhile
+         * (wcache.c recache) - an entry not of s either way, but a plain
+         * read of it failed the TSan lane (check_handback many: ~1 in
+         * 200 runs), as account()'s did (330e909). */
+        if (MP_LD(e->owner) == s + 1 && charged(w)) {
             objs++;
-            res += (MP_W_FL(w) & MP_F_NOMEM) ? 0 : e->len;
+            res += (MP_W_FL(w) & MP_F_NOMEM) ? 0 : MP_LD(e->len);
         }
     }
     atomic_store(&p->slots[s].objects, objs);
@@ -693,7 +698,7 @@ bool mempool__disown(mempool *p, int d)
     for (uint32_t i = 0; i < hwm && i < p->ntab; i++) {
         mp_entry *e = mp_entry_at(p, i);
         uint64_t w = atomic_load(&e->word);
-        if (e->owner == d + 1 && charged(w)) {
+        if (MP_LD(e->owner) == d + 1 && charged(w)) {  /* as above */
             account(p, e, w, -1);
             MP_ST(e->owner, 0);
             account(p, e, w, +1);        /* now the pool's */
