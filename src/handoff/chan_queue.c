@@ -15,6 +15,7 @@
 
 #include "chan.h"
 #include "failpoint.h"
+#include "pincell.h"
 
 /* One side's wait: the futex word it sleeps on and its sleepers, its
  * ring hint (head for receivers, tail for senders), the other side's last
@@ -194,24 +195,40 @@ static bool direct_at(mempool_chan *c, uint64_t pos, uint32_t *idx)
     return *idx < p->ntab;
 }
 
-/* Ask for the entry of the next item (position @p hd + 1) if it is a
- * direct one already in the ring, while this receive goes on: its
- * producer wrote it last on its CPU, and the receive's DRef
- * (mempool__dref_of, its off), the get (its word, then the holders mark,
- * a locked OR that wanted the line once more, for writing) and the delete
- * (its word's CAS) stalled on it (perf, 1->1 pinned apart: 16 % of all
- * samples, 2 % with this). For writing, so that one transfer serves all.
- * The ring slot and the record it reads are the ones the next receive
- * reads anyway. The next item's data (its off in that entry) and items
- * further on cost a receiver sharing its producer's CPU more than they
- * gave (8 % fewer objects per second unpinned there: nothing is in
- * transit on one CPU, so only the instructions count). A hint only: a
- * prefetch neither faults nor waits, a stale index costs a useless one. */
+/* Ask for the lines a receive of entry @p idx's object stalls on, for
+ * writing, so that one transfer serves all: the entry (its producer wrote
+ * it last on its CPU; the receive's DRef, mempool__dref_of, reads its off,
+ * the get its word and then the holders mark, a locked OR, the delete its
+ * word's CAS) and the home bucket of our pin cells that the get's pin and
+ * the release's unpin CAS (get.c, pin_home). A hint only: a prefetch
+ * neither faults nor waits, a stale index costs a useless one.
+ *
+ * The bucket is this worker's own memory, cold only because a stream
+ * cycles through more entries than a CPU's cache holds buckets for: in a
+ * 4x4 stream each receiver gets the entries of four producers, and four
+ * receivers share a CPU's cache (perf, 4x4 of 2M objects on 2 CPUs: the
+ * pin_home load was 60 % of mempool_get's samples, 740 against 118 in a
+ * 1->1 run of as many objects). */
+static void want_item(mempool *p, uint32_t idx)
+{
+    mp_prefetch_w(mp_entry_at(p, idx));
+    if (p->own_cells)
+        mp_prefetch_w(p->own_cells + mp_cell_home(&p->core, idx));
+}
+
+/* Ask for the lines of the next item (position @p hd + 1) if it is a
+ * direct one already in the ring (want_item), while this receive goes on
+ * (perf, 1->1 pinned apart: the entry's stalls were 16 % of all samples,
+ * 2 % with this). The ring slot and the record it reads are the ones the
+ * next receive reads anyway. The next item's data (its off in that entry)
+ * and items further on cost a receiver sharing its producer's CPU more
+ * than they gave (8 % fewer objects per second unpinned there: nothing is
+ * in transit on one CPU, so only the instructions count). */
 static void recv_ahead(mempool_chan *c, uint64_t hd)
 {
     uint32_t idx;
     if (direct_at(c, hd + 1, &idx))
-        mp_prefetch_w(mp_entry_at(c->p, idx));
+        want_item(c->p, idx);
 }
 
 /* Take FULL slot word @p v of slot @p s at position @p hd, a direct item
@@ -224,6 +241,9 @@ static int qrecv_direct(mempool_chan *c, mp_chan *h, _Atomic uint64_t *s,
     if (!mempool__direct_item(c->p, (uint32_t)(s - c->p->ring), v, &idx,
                               &gen))
         return atomic_load(s) == v ? MEMPOOL_ECORRUPT : 0;
+    /* Under way while the CAS below waits for the slot's line: an item
+     * found after a sleep or a spin had no recv_ahead. */
+    want_item(c->p, idx);
     MP_FP(recv_direct);
     if (!atomic_compare_exchange_strong(s, &v, MP_RING(hd + c->cap, 0, 0)))
         return 0;
