@@ -12,7 +12,8 @@
  *    path from the header is re-derived, walked without symlinks and must
  *    be owned by the object's owner and hold this pool's uuid marker;
  *    anything else is left untouched.
- * 3. The tombstone is unlinked last.
+ * 3. The pool's lock file (same uuid: lockfile.c), then the tombstone, are
+ *    unlinked last.
  * A destroy killed anywhere leaves a tombstone; the next destroy of the
  * name finishes every tombstone it finds (and answers 0, not -ENOENT).
  * Whatever sits at the name that is not a pool (a FIFO, a corrupt arena)
@@ -55,7 +56,10 @@ static int finish_tomb(int shm, const char *tomb, const char *name)
     if (rc == MEMPOOL_EUNSAFE)
         rc = 0;               /* not the pool's directory: never touched */
     /* The arena goes even if the directory could not be reached (its
-     * memory is worth more than a retry); only a kill leaves the tomb. */
+     * memory is worth more than a retry); only a kill leaves the tomb.
+     * Its lock file (lockfile.c) first: a kill between leaves the tomb,
+     * and so a next destroy that finds it. */
+    mempool__lock_unlink_tomb(shm, tomb, name);
     if (unlinkat(shm, tomb, 0) < 0 && errno != ENOENT && !rc)
         rc = -errno;
     return rc;

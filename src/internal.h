@@ -187,7 +187,14 @@ uint64_t mempool__format_word(void);
 void mempool__bind(mempool *p);   /* set p->slots, p->tab, ... from p->h */
 int  mempool__arena_open(mempool *p, const char *path, const char *name,
                          const mempool_options *o, bool *created);
-int  mempool__arena_lockfd(int fd, const char *path);
+/* The lock file of the slot and spiller locks (lockfile.c). */
+int  mempool__lock_create(const char *name, const uint64_t uuid[2],
+                          mode_t pool_mode);
+void mempool__lock_unlink(const char *name, const uint64_t uuid[2]);
+int  mempool__lock_open(const char *name, const uint64_t uuid[2],
+                        uid_t owner, int flags);
+void mempool__lock_sweep(const char *name);
+void mempool__lock_unlink_tomb(int dir, const char *tomb, const char *name);
 
 /* ---- worker.c: slots, liveness, reaping, fork ------------------------- */
 int  mempool__handle_ok(const mempool *p);       /* 0 or -EINVAL/EFORKED */

@@ -14,6 +14,7 @@
  * in destroy.c.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,15 +25,19 @@
 #include "keeper.h"
 
 /* The rest of mempool_open() for MEMPOOL_OPEN_OBSERVE: no slot, no spiller,
- * no reaping. Liveness is still read with F_OFD_GETLK, which any open file
- * description may do without holding (or disturbing) a lock. */
+ * no reaping. Liveness is still read with F_OFD_GETLK on the lock file,
+ * which any open file description may do without holding (or disturbing)
+ * a lock. An observer the lock file's mode keeps out (it may only read the
+ * pool: lockfile.c) keeps lfd -1 and cannot tell: every attached worker
+ * looks alive to it (mempool__slot_alive). */
 static int observe_open(mempool *p, mempool **out)
 {
-    int rc = 0;
-    p->lfd = dup(p->fd);
+    int rc;
+    p->lfd = mempool__lock_open(p->name, p->hv.uuid, p->owner_uid, O_RDONLY);
+    if (p->lfd < 0)
+        p->lfd = -1;
     p->slot = -1;
-    if (p->lfd < 0 || (rc = mempool__spill_bind(p))) {
-        rc = p->lfd < 0 ? -errno : rc;
+    if ((rc = mempool__spill_bind(p))) {
         if (p->lfd >= 0)
             close(p->lfd);
         mempool__spill_fini(p);
@@ -77,7 +82,8 @@ int mempool_open(const char *name, const mempool_options *o, mempool **out)
         goto fail_free;
     if (p->observer)
         return observe_open(p, out);
-    if ((p->lfd = mempool__arena_lockfd(p->fd, path)) < 0) {
+    if ((p->lfd = mempool__lock_open(name, p->hv.uuid, p->owner_uid,
+                                     O_RDWR)) < 0) {
         rc = p->lfd;
         munmap(p->base, p->size);
         close(p->fd);

@@ -925,21 +925,29 @@ static void verify_after(struct env *E, const struct outcome *o,
     free(t);
 }
 
-/* No private build file of pool @p name left in /dev/shm. */
+/* No private build file of pool @p name left in /dev/shm, and no lock
+ * file (src/core/lockfile.c) but the live pool's, if there is one. */
 static void assert_no_builds(const char *name)
 {
-    char prefix[T_NAME_LEN + 32];
+    char prefix[T_NAME_LEN + 32], locks[T_NAME_LEN + 32];
     DIR *d = opendir("/dev/shm");
     struct dirent *e;
-    size_t l;
+    size_t l, ll;
+    int nlocks = 0;
 
-    snprintf(prefix, sizeof prefix, "mempool.%s#", name);
+    snprintf(prefix, sizeof prefix, "mempool.%s#init.", name);
+    snprintf(locks, sizeof locks, "mempool.%s#lock.", name);
     l = strlen(prefix);
-    while (d && (e = readdir(d)))
+    ll = strlen(locks);
+    while (d && (e = readdir(d))) {
         ck_assert_msg(strncmp(e->d_name, prefix, l) != 0,
                       "private build file %s left behind", e->d_name);
+        nlocks += strncmp(e->d_name, locks, ll) == 0;
+    }
     if (d)
         closedir(d);
+    ck_assert_msg(nlocks <= 1, "%d lock files of pool %s: a dead creator's "
+                  "left behind", nlocks, name);
 }
 
 /*

@@ -44,7 +44,7 @@ static int64_t build_bytes(const char *name)
     DIR *d = opendir("/dev/shm");
     struct dirent *e;
     int64_t got = -1;
-    snprintf(prefix, sizeof prefix, "mempool.%s#", name);
+    snprintf(prefix, sizeof prefix, "mempool.%s#init.", name);
     while (d && (e = readdir(d))) {
         struct stat st;
         if (strncmp(e->d_name, prefix, strlen(prefix)) != 0)

@@ -234,9 +234,20 @@ START_TEST(test_any_owner_flag_for_other_users)
     q.mode = 0666;
     q.flags = MEMPOOL_OPEN_CREATE;
     ck_assert_int_eq(as_nobody(squat_create, &q), 0);
-    /* Make the object some third user's, as seen by uid 65534. */
+    /* Make the object and its lock file (lockfile.c: it must be the
+     * pool owner's) some third user's, as seen by uid 65534. */
     {
-        char path[300];
+        char path[300], pre[T_NAME_LEN + 16];
+        struct dirent *e;
+        DIR *d = opendir("/dev/shm");
+        snprintf(pre, sizeof pre, "mempool.%s#lock.", q.name);
+        while (d && (e = readdir(d)))
+            if (!strncmp(e->d_name, pre, strlen(pre))) {
+                snprintf(path, sizeof path, "/dev/shm/%s", e->d_name);
+                ck_assert_int_eq(chown(path, 65533, 65533), 0);
+            }
+        if (d)
+            closedir(d);
         t_shm_path(path, sizeof path, q.name);
         ck_assert_int_eq(chown(path, 65533, 65533), 0);
     }

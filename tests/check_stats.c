@@ -598,7 +598,7 @@ static int readonly_child(void *arg)
     T_CHILD_EQ(mempool_open(name, &o, &p), 0);
     T_CHILD_EQ(mempool_stats_get(p, &s), 0);
     T_CHILD_EQ(s.objects, 1);
-    T_CHILD_EQ(s.workers_alive, 1);          /* F_OFD_GETLK read-only */
+    T_CHILD_EQ(s.workers_alive, 1);  /* no lock file access: counted alive */
     T_CHILD_ASSERT(mempool_stats_json(p, &doc) > 0);
     free(doc);
     T_CHILD_EQ(mempool_check(p, NULL, 0), -EACCES);

@@ -21,8 +21,10 @@
  *               wakes it.
  *   planted     another user of a 0666 pool plants writer numbers (out
  *               of range, 0) in a reservation's entry word: get_wait
- *               runs its timeout (no crash, no hang); put back, the
- *               keeper wakes a sleeper of the killed writer as before.
+ *               answers MEMPOOL_ECORRUPT (no crash, no hang; it ran its
+ *               timeout until session 12, and an untimed one waited for
+ *               ever: check_review12 wait_nobody); put back, the keeper
+ *               wakes a sleeper of the killed writer as before.
  *   failpoints  (failpoint builds) keep.start=eio: no keeper, the capped
  *               sleep still answers -ENOENT for a killed writer;
  *               keep.kept=kill / stop: a waiter killed or stopped right
@@ -362,8 +364,8 @@ static int plant(void *arg)
 }
 
 /* Another user plants writer numbers in a reservation's entry word (out
- * of range, 0): get_wait neither crashes nor hangs (no keeper place for
- * them: the capped sleep, then its timeout). With the word put back, a
+ * of range, 0): get_wait neither crashes nor hangs, it answers
+ * MEMPOOL_ECORRUPT (no worker reserves with such a number). With the word put back, a
  * sleeper is woken by the keeper when the writer is killed, as before. */
 START_TEST(test_planted)
 {
@@ -390,7 +392,7 @@ START_TEST(test_planted)
         t_wait_ok(t_fork(plant, &(uint64_t){ 0 }));
         ck_assert(atomic_load(word_of(arena)) != (uint64_t)orig);
         rc = mempool_get_wait(t_pool, refs[0], &v, 300);
-        ck_assert_msg(rc == -ETIMEDOUT, "planted writer %u: %d",
+        ck_assert_msg(rc == MEMPOOL_ECORRUPT, "planted writer %u: %d",
                       (unsigned)planted, rc);
         ck_assert(t_now_s() - t0 < T_WAIT_S / 2);
     }

@@ -354,7 +354,10 @@ MEMPOOL_API void mempool_options_init(mempool_options *o);
  *   -ENAMETOOLONG the absolute spill directory is longer than 1023 bytes;
  *   -EIO      the new arena could not be written;
  *   -EAGAIN   getrandom() could not give the new pool's uuid yet (early
- *             boot);
+ *             boot); or the pool is not READY (its creator died or is
+ *             stopped after linking it) and its init lock stayed held past
+ *             MEMPOOL_PEER_WAIT_MS - by a stopped process, or by anyone
+ *             who may open the pool (a reader too) - nothing changed: retry;
  *   -ENOMEM, or another -errno of the system calls it makes (shm_open,
  *             ftruncate, posix_fallocate, mmap, mkdir, fcntl).
  */
@@ -711,6 +714,9 @@ MEMPOOL_API int mempool_dref_parse(const char *s, mempool_dref *out);
  *   -EINVAL     malformed DRef or NULL @p v;
  *   -ENOBUFS    this worker holds too many pins;
  *   -EPERM      observer handle; MEMPOOL_EFORKED;
+ *   MEMPOOL_ECORRUPT the object's entry says it is reserved by no worker
+ *               that can exist (damaged: its writer's death would never
+ *               be seen);
  *   or as mempool_get() (MEMPOOL_ECORRUPT for a damaged spill file).
  */
 MEMPOOL_API int mempool_get_wait(mempool *p, mempool_dref r, mempool_view *v,

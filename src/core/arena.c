@@ -75,6 +75,7 @@ uint64_t mempool__format_word(void)
         sizeof(mp_hand), sizeof(mp_box), sizeof(mp_name), sizeof(mp_chan),
         MP_CHANS, MP_BOX_BW, sizeof(mp_wcache), MP_WC_MAX, MP_CELL_OVF_DIV,
         offsetof(mp_header, max_refs), offsetof(mp_slot, sets),
+        2,  /* the slot locks' home: 2 = the lock file (lockfile.c) */
     };
     uint64_t h = 1469598103934665603ull;            /* FNV-1a over parts */
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
@@ -254,15 +255,38 @@ void mempool__bind(mempool *p)
 
 /* ---- locks on the init byte ------------------------------------------- */
 
-static int init_lock(int fd, short type, bool wait)
+static int init_lock(int fd, short type)
 {
     struct flock fl = { .l_type = type, .l_whence = SEEK_SET,
                         .l_start = MP_LOCK_INIT, .l_len = 1 };
     int rc;
     do {
-        rc = fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl);
+        rc = fcntl(fd, F_OFD_SETLK, &fl);
     } while (rc < 0 && errno == EINTR);
     return rc < 0 ? -errno : 0;
+}
+
+/* Take the init lock of a linked pool, waiting at most
+ * MEMPOOL_PEER_WAIT_MS. Its holder is mostly a creator between link and
+ * READY (well under a millisecond) or an attacher finishing for a dead
+ * one; but anyone who may open the pool, a reader of a 0644 pool too, can
+ * hold a lock on the byte for as long as they like, and a waiting
+ * F_OFD_SETLKW then hung the attach for ever (check_review12 init_wait).
+ * Record locks have no timed wait: poll, sleeping 50 us doubling to 10 ms
+ * (a few hundred polls over the bound, no spinning). */
+static int init_lock_wait(int fd, short type)
+{
+    uint64_t end = mempool__now_ns() + MEMPOOL_PEER_WAIT_MS * 1000000ull;
+    long ns = 50000;
+    int rc;
+    while ((rc = init_lock(fd, type)) == -EAGAIN || rc == -EACCES) {
+        if (mempool__now_ns() >= end)
+            return -EAGAIN;
+        nanosleep(&(struct timespec){ 0, ns }, NULL);
+        if (ns < 10000000)
+            ns *= 2;
+    }
+    return rc;
 }
 
 static int read_header(int fd, mp_header *h)
@@ -317,11 +341,11 @@ static int reserve_data(int fd, const mp_header *h)
 static int wait_ready(mempool *p, int fd)
 {
     mp_header h;
-    int rc = init_lock(fd, F_RDLCK, true);
+    int rc = init_lock_wait(fd, F_RDLCK);
     if (rc)
         return rc;
     rc = read_header(fd, &h);
-    init_lock(fd, F_UNLCK, false);
+    init_lock(fd, F_UNLCK);
     if (rc)
         return rc;
     if (h.init_state == MP_INIT_READY)
@@ -329,7 +353,7 @@ static int wait_ready(mempool *p, int fd)
     if (h.init_state == MP_INIT_FAILED)
         return h.init_err < 0 ? h.init_err : MEMPOOL_ENOTREADY;
     /* Creator died after linking: take the lock exclusively and finish. */
-    if ((rc = init_lock(fd, F_WRLCK, true)))
+    if ((rc = init_lock_wait(fd, F_WRLCK)))
         return rc;
     rc = read_header(fd, &h);
     if (!rc && h.init_state == MP_INIT_BUILDING) {
@@ -338,7 +362,7 @@ static int wait_ready(mempool *p, int fd)
     }
     else if (!rc && h.init_state == MP_INIT_FAILED)
         rc = h.init_err < 0 ? h.init_err : MEMPOOL_ENOTREADY;
-    init_lock(fd, F_UNLCK, false);
+    init_lock(fd, F_UNLCK);
     return rc;
 }
 
@@ -639,7 +663,7 @@ static void sweep_builds(const char *name)
          * regular files: root never sweeps what another user made. */
         if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
             st.st_uid == geteuid() && st.st_size > 0 &&
-            init_lock(fd, F_WRLCK, false) == 0)
+            init_lock(fd, F_WRLCK) == 0)
             unlinkat(dirfd(d), de->d_name, 0);
         close(fd);
     }
@@ -668,9 +692,11 @@ static int create(mempool *p, const char *path, const char *name,
 {
     char tmp[sizeof(MP_SHM_DIR) + MEMPOOL_NAME_MAX + 64];
     mp_header tmpl;
+    bool locked = false;
     int rc, fd;
 
     sweep_builds(name);
+    mempool__lock_sweep(name);
     if ((rc = new_header(name, o, &tmpl)) || (rc = space_ok(tmpl.arena_bytes)))
         return rc;
     snprintf(tmp, sizeof(tmp), "%s#init.%d.%08x", path, (int)getpid(),
@@ -682,12 +708,16 @@ static int create(mempool *p, const char *path, const char *name,
      * file, a reader's lock on the init byte would keep a waiting
      * F_WRLCK out for ever (check_review11 create_window); while the file
      * is 0600 and new (O_EXCL) nobody else holds one. */
-    if (init_lock(fd, F_WRLCK, false) ||
+    if (init_lock(fd, F_WRLCK) ||
         ftruncate(fd, (off_t)tmpl.arena_bytes) < 0 ||
         fchmod(fd, o->mode) < 0 || (MP_FP(create_moded), false)) {
         rc = errno ? -errno : -EIO;
         goto fail_tmp;
     }
+    /* The slot locks' file, before the link: every attacher finds it. */
+    if ((rc = mempool__lock_create(name, tmpl.uuid, o->mode)))
+        goto fail_tmp;
+    locked = true;
     p->owner_uid = geteuid();
     p->owner_gid = getegid();
     p->pool_mode = o->mode;
@@ -716,14 +746,17 @@ static int create(mempool *p, const char *path, const char *name,
     make_dir(p, fd, p->h);
     if ((rc = reserve_data(fd, &tmpl))) {
         unlink_if_ours(path, fd);
-        init_lock(fd, F_UNLCK, false);
+        mempool__lock_unlink(name, tmpl.uuid);
+        init_lock(fd, F_UNLCK);
         goto fail_unmapped;
     }
-    init_lock(fd, F_UNLCK, false);
+    init_lock(fd, F_UNLCK);
     return 0;
 fail_map:
     munmap(p->base, p->size);
 fail_tmp:
+    if (locked)
+        mempool__lock_unlink(name, tmpl.uuid);
     unlink(tmp);
     close(fd);
     return rc;
@@ -753,24 +786,4 @@ int mempool__arena_open(mempool *p, const char *path, const char *name,
             return rc;
     }
     return rc;
-}
-
-/* A new open file description of the mapped object, for the locks. */
-int mempool__arena_lockfd(int fd, const char *path)
-{
-    char proc[64];
-    struct stat a, b;
-    int l;
-    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-    l = open(proc, O_RDWR | O_CLOEXEC);
-    if (l < 0)
-        l = open(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (l < 0)
-        return -errno;
-    if (fstat(fd, &a) < 0 || fstat(l, &b) < 0 || a.st_ino != b.st_ino ||
-        a.st_dev != b.st_dev) {
-        close(l);
-        return -ESTALE;             /* replaced under us: caller retries */
-    }
-    return l;
 }

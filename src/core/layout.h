@@ -31,12 +31,13 @@
  *   data          npages x 4 KiB  object bytes, 64-byte aligned
  *
  * Liveness. A worker owns slot s while it holds an OFD write lock on byte
- * MP_LOCK_BASE + 1 + s of the shm object. The kernel drops the lock when the
+ * MP_LOCK_BASE + 1 + s of the pool's lock file (lockfile.c; session 11 and
+ * before: of the shm object). The kernel drops the lock when the
  * process dies (and its forked children drop their copy at fork, see
  * worker.c), so "can I take that lock?" is an exact, PID-reuse-proof death
  * test. The reaper takes the dead slot's lock before touching what the slot
  * held, so two reapers never repair the same slot. Byte MP_LOCK_BASE is the
- * init lock, held by the creator until the pool is READY.
+ * init lock (on the shm object), held by the creator until the pool is READY.
  *
  * Entry word (mp_entry.word), the one word every transition CASes:
  *

@@ -3,7 +3,9 @@
  * worker.c - worker slots, liveness, reaping and fork handling.
  *
  * A handle owns slot s while its open file description holds an OFD write
- * lock on byte MP_LOCK_SLOT(s) of the shm object. The kernel releases the
+ * lock on byte MP_LOCK_SLOT(s) of the pool's lock file (lockfile.c: only
+ * the pool's writers may open it, so a reader's read lock cannot keep a
+ * claimer or a reaper out). The kernel releases the
  * lock when the last descriptor of that description closes, i.e. when the
  * process dies, so a lock we can take belongs to a dead worker - even under
  * PID reuse or in another PID namespace, and never for a stopped process.
@@ -15,9 +17,9 @@
  * every handle's descriptors in the child, and bumps a fork generation that
  * makes the child's handle answer MEMPOOL_EFORKED. exec() closes them too
  * (O_CLOEXEC). The locks live on a description that is never mmap()ed
- * (mempool.lfd): a mapping holds a reference to its file description, and
- * a child inherits the parent's mappings, so a lock on the mapped
- * description would outlive the parent in any forked child.
+ * (mempool.lfd, the lock file): a mapping holds a reference to its file
+ * description, and a child inherits the parent's mappings, so a lock on a
+ * mapped description would outlive the parent in any forked child.
  *
  * Reaping slot d: take d's lock (so nobody else reaps or claims it), undo
  * what d left in flight - entries it was reserving, refcount checks it was

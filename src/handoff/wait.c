@@ -111,6 +111,11 @@ int mempool_get_wait(mempool *p, mempool_dref r, mempool_view *v,
          * for anything unusual). */
         if (MP_W_ST(w) != MP_ST_ALLOC)
             return mempool_get(p, r, v);
+        /* Only a worker reserves (WHO 1..MP_WORKERS, entry.c): any other
+         * WHO is damage (a user who may write the pool), whose writer's
+         * death we would wait for in vain (check_review12 wait_nobody). */
+        if (who < 1 || who > MP_WORKERS)
+            return MEMPOOL_ECORRUPT;
         /* (No clock read for a wait without a deadline.) */
         late = deadline != UINT64_MAX && mp_deadline(0) >= deadline;
         /* A dead writer's reservation is gone: freed by the repair, or

@@ -16,8 +16,10 @@
  * How a reader reads. Relaxed atomic loads only: the slots, the table up
  * to its high-water mark (object states), each attached worker's pin cells
  * (pins, pinned bytes) and the free-page bitmap (largest free extent).
- * Liveness is F_OFD_GETLK on the slot's lock byte, which tests the lock
- * without taking it. No lock a worker could wait on, no pin, no store: an
+ * Liveness is F_OFD_GETLK on the slot's lock byte in the pool's lock file,
+ * which tests the lock without taking it (an observer the lock file's mode
+ * keeps out, one who may only read the pool, cannot tell: every attached
+ * worker counts as alive, lockfile.c). No lock a worker could wait on, no pin, no store: an
  * observer (MEMPOOL_OPEN_OBSERVE), even one mapped read-only, cannot slow a
  * worker down beyond sharing cache lines it reads. Values are read one by
  * one and may be a moment apart; mempool_check() is the locked view.

@@ -4,11 +4,11 @@
  *
  * Every handle opened with mempool_options.spiller runs a small thread that
  * tries, every MP_SPILLER_TICK_MS, to take an OFD write lock on byte
- * MP_LOCK_SPILLER of the shm object. The one that holds it is the pool's
- * spiller: when arena usage passes the high watermark it spills the least
- * recently used objects of any worker, pass after pass without waiting for
- * the next tick, until usage is under the low mark, so that sets rarely have
- * to make room themselves. The kernel drops the lock
+ * MP_LOCK_SPILLER of the pool's lock file (lockfile.c). The one that holds
+ * it is the pool's spiller: when arena usage passes the high watermark it
+ * spills the least recently used objects of any worker, pass after pass
+ * without waiting for the next tick, until usage is under the low mark, so
+ * that sets rarely have to make room themselves. The kernel drops the lock
  * when the spiller's process dies, and the next thread to try takes over:
  * election and re-election without heartbeats.
  */
