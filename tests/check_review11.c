@@ -53,29 +53,56 @@
 
 static mempool_dref foreign[NFOREIGN];
 
+static int other_ready[2];     /* the other user says it is at work */
+
+/* The other user's start: become uid 65534, map the pool read-write and
+ * point @p m at every arena mutex (the allocator's, then each worker
+ * cache's), then say so on other_ready. false if it cannot. */
+static bool other_mutexes(pthread_mutex_t *m[MP_WORKERS + 1])
+{
+    size_t len;
+    mp_header *h = (mp_header *)(void *)t_nobody_arena_rw(t_name, &len);
+    mp_wcache *wcs;
+    if (!h)
+        return false;
+    wcs = (mp_wcache *)(void *)((uint8_t *)h + h->wcache_off);
+    m[0] = &h->alloc_lock;
+    for (int s = 0; s < MP_WORKERS; s++)
+        m[s + 1] = &wcs[s].lock;
+    return write(other_ready[1], "r", 1) == 1;
+}
+
+/* Fork the other user (@p fn, @p arg) and wait until it is at work: it
+ * could not start (exit 2) fails the test, not a worker that then met no
+ * attack. */
+static pid_t other_start(int (*fn)(void *), void *arg)
+{
+    char c;
+    pid_t k;
+    t_pipe(other_ready);
+    k = t_fork(fn, arg);
+    close(other_ready[1]);
+    ck_assert_msg(t_recv(other_ready[0], &c, 1, T_WAIT_S) == 0,
+                  "the other user could not start");
+    close(other_ready[0]);
+    return k;
+}
+
 /* The other user: rewrite the robust-list pointers of every arena mutex
  * until killed (or 60 s, if orphaned). Exit 2 if it cannot be that user
  * or map the pool. */
 static int planter(void *unused)
 {
-    mp_header *h;
-    mp_wcache *wcs;
-    size_t len;
+    pthread_mutex_t *m[MP_WORKERS + 1];
     double t0 = t_now_s();
     (void)unused;
-    if (t_become_nobody() != 0)
+    if (!other_mutexes(m))
         return 2;
-    h = (mp_header *)t_map_arena_rw(t_name, &len);
-    if (!h)
-        return 2;
-    wcs = (mp_wcache *)((uint8_t *)h + h->wcache_off);
     while (t_now_s() - t0 < 60.0) {
         for (int k = 0; k < 1000; k++) {
-            h->alloc_lock.__data.__list.__next = (void *)0x10;
-            h->alloc_lock.__data.__list.__prev = (void *)0x10;
-            for (int s = 0; s < MP_WORKERS; s++) {
-                wcs[s].lock.__data.__list.__next = (void *)0x10;
-                wcs[s].lock.__data.__list.__prev = (void *)0x10;
+            for (int i = 0; i <= MP_WORKERS; i++) {
+                m[i]->__data.__list.__next = (void *)0x10;
+                m[i]->__data.__list.__prev = (void *)0x10;
             }
         }
     }
@@ -114,19 +141,12 @@ static int kind_flipper(void *arg)
 {
     const int bad = *(const int *)arg;
     volatile struct __pthread_mutex_s *m[MP_WORKERS + 1];
-    mp_header *h;
-    mp_wcache *wcs;
-    size_t len;
+    pthread_mutex_t *mx[MP_WORKERS + 1];
     double t0 = t_now_s();
-    if (t_become_nobody() != 0)
+    if (!other_mutexes(mx))
         return 2;
-    h = (mp_header *)t_map_arena_rw(t_name, &len);
-    if (!h)
-        return 2;
-    wcs = (mp_wcache *)((uint8_t *)h + h->wcache_off);
-    m[0] = &h->alloc_lock.__data;
-    for (int s = 0; s < MP_WORKERS; s++)
-        m[s + 1] = &wcs[s].lock.__data;
+    for (int i = 0; i <= MP_WORKERS; i++)
+        m[i] = &mx[i]->__data;
     while (t_now_s() - t0 < 60.0) {
         for (int i = 0; i <= MP_WORKERS; i++) {
             int k = m[i]->__kind, w = m[i]->__lock;
@@ -194,9 +214,7 @@ START_TEST(test_kind)
             w[i] = t_fork(kind_worker, NULL);
         for (int i = 0; i < 2; i++)
             ck_assert_int_eq(t_recv(ready_pipe[0], &c, 1, T_WAIT_S), 0);
-        fl = t_fork(kind_flipper, (void *)&bad[b]);
-        usleep(100 * 1000);
-        ck_assert_msg(kill(fl, 0) == 0, "the other user could not start");
+        fl = other_start(kind_flipper, (void *)&bad[b]);
         for (int i = 0; i < 2; i++)
             ck_assert_int_eq(t_send(go_pipe[1], &c, 1), 0);
         for (int i = 0; i < 2; i++) {
@@ -301,9 +319,7 @@ START_TEST(test_robust_list)
         return;
     for (int i = 0; i < NFOREIGN; i++)
         foreign[i] = t_put_fill(t_pool, 64, (uint64_t)i);
-    pl = t_fork(planter, NULL);
-    usleep(100 * 1000);
-    ck_assert_msg(kill(pl, 0) == 0, "the other user could not start");
+    pl = other_start(planter, NULL);
     w = t_fork(worker, NULL);
     st = t_wait(w, T_WAIT_S);
     t_kill(pl);

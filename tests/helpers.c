@@ -163,6 +163,11 @@ int t_become_nobody(void)
                : -1;
 }
 
+uint8_t *t_nobody_arena_rw(const char *name, size_t *len)
+{
+    return t_become_nobody() == 0 ? t_map_arena_rw(name, len) : NULL;
+}
+
 bool t_fixture_shared(const char *what)
 {
     mempool_options o;

@@ -84,6 +84,11 @@ void t_teardown(void);
  *  supplementary groups, for good. 0, or -1 (not permitted, or the ids did
  *  not take). */
 int t_become_nobody(void);
+/** In a forked child: become the other user (t_become_nobody) and map
+ *  pool @p name's whole arena read-write as that user (t_map_arena_rw):
+ *  how a hostile second user's child starts. @return the mapping, or NULL
+ *  if either step failed. */
+uint8_t *t_nobody_arena_rw(const char *name, size_t *len);
 /** Checked: re-create the fixture pool t_name with mode 0666 (umask 0), so
  *  another uid can open it; false (and a SKIP note naming @p what) when
  *  this process is not root and so cannot act as another user. */

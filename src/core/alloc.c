@@ -40,6 +40,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -544,9 +545,14 @@ void mempool__recharge_locked(mempool *p, int s)
     for (uint32_t i = 0; i < p->ntab; i++) {
         mp_entry *e = mp_entry_at(p, i);
         uint64_t w = atomic_load(&e->word);
-        if (e->owner == s + 1 && charged(w)) {
+        /* Relaxed loads: a giver recaching an entry of another owner
+         * under that owner's cache lock zeroes its owner meanwhile
+         * (wcache.c recache) - an entry not of s either way, but a plain
+         * read of it failed the TSan lane (check_handback many: ~1 in
+         * 200 runs), as account()'s did (330e909). */
+        if (MP_LD(e->owner) == s + 1 && charged(w)) {
             objs++;
-            res += (MP_W_FL(w) & MP_F_NOMEM) ? 0 : e->len;
+            res += (MP_W_FL(w) & MP_F_NOMEM) ? 0 : MP_LD(e->len);
         }
     }
     atomic_store(&p->slots[s].objects, objs);
@@ -692,7 +698,7 @@ bool mempool__disown(mempool *p, int d)
     for (uint32_t i = 0; i < hwm && i < p->ntab; i++) {
         mp_entry *e = mp_entry_at(p, i);
         uint64_t w = atomic_load(&e->word);
-        if (e->owner == d + 1 && charged(w)) {
+        if (MP_LD(e->owner) == d + 1 && charged(w)) {  /* as above */
             account(p, e, w, -1);
             MP_ST(e->owner, 0);
             account(p, e, w, +1);        /* now the pool's */
@@ -878,6 +884,24 @@ void mempool__alloc_init(mempool *p, bool holes)
 
 /* ---- the lock ---------------------------------------------------------- */
 
+/* A timed step of lock_wait() on @p m ran out: does its lock word name a
+ * thread that does not exist? A free word names nobody - its holder let
+ * go as our step ended - so we try again (a waiter judged such a lock
+ * "owner 0, gone" and its free was owed: ~1 in 100 TSan runs of
+ * check_handback many). An owner of INT_MAX (glibc's and rlock.c's
+ * "inconsistent") is a holder making a dead one's state consistent (a
+ * rebuild, which may wait for stopped cache holders): the word names it. */
+static bool holder_gone(pthread_mutex_t *m)
+{
+    int word = __atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED), owner;
+    if (!(word & FUTEX_TID_MASK))
+        return false;
+    owner = __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED);
+    if (owner == INT_MAX)
+        owner = word & FUTEX_TID_MASK;
+    return owner <= 0 || (kill(owner, 0) < 0 && errno == ESRCH);
+}
+
 /* Wait for a robust mutex of the arena. A holder that dies makes the
  * kernel hand it over (EOWNERDEAD); a lock word naming a thread that does
  * not exist can only come from a damaged arena, so after each second of
@@ -910,7 +934,6 @@ static int lock_wait(pthread_mutex_t *m, uint64_t bound_ns)
          * left of the bound (a clock step only moves one wait). */
         uint64_t step = 1000000000u, now;
         struct timespec ts;
-        int owner;
         if (deadline) {
             now = mempool__now_ns();
             if (now >= deadline)
@@ -925,8 +948,7 @@ static int lock_wait(pthread_mutex_t *m, uint64_t bound_ns)
         rc = mempool__rl_timedlock(m, &ts);
         if (rc != ETIMEDOUT)
             return rc;
-        owner = __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED);
-        if (owner <= 0 || (kill(owner, 0) < 0 && errno == ESRCH))
+        if (holder_gone(m))
             return ENOTRECOVERABLE;
     }
 }

@@ -25,12 +25,10 @@
  * another CPU makes the yield a system call that returns at once); never
  * after a delete or the reaper's free (they may hold locks; nobody waits
  * for those to get data). A yield that comes back late (more than
- * WAKE_YIELD_LATE_NS) let somebody else run - a CPU hog beside us, or a
+ * MP_YIELD_LATE_NS) let somebody else run - a CPU hog beside us, or a
  * sleeper that works long - so this thread's publishes stop yielding for
- * WAKE_YIELD_OFF_MIN_NS, doubling with each late one up to
- * WAKE_YIELD_OFF_MAX_NS, forgotten after that long without one: the
- * channel's YIELD rule and figures (handoff/spin.h), kept here because
- * core cannot call up into handoff.
+ * a while, doubling with each late one: the channel's YIELD rule and
+ * figures, one helper for both (util/yield_off.h).
  */
 #include <limits.h>
 #include <sched.h>
@@ -38,17 +36,10 @@
 #include "failpoint.h"
 #include "futex.h"
 #include "internal.h"
+#include "yield_off.h"
 
-#define WAKE_YIELD_LATE_NS     50000u        /* somebody else ran */
-#define WAKE_YIELD_OFF_MIN_NS  4000000u      /* yields off after a late one */
-#define WAKE_YIELD_OFF_MAX_NS  1000000000u   /* ... doubling up to this */
-
-/* This thread's publish yields are off until @c off (CLOCK_MONOTONIC
- * ns); @c backoff is the last put-off, @c late when the last late yield
- * came back. */
-static _Thread_local struct {
-    uint64_t off, backoff, late;
-} wy;
+/* This thread's publish yields' back-off (util/yield_off.h). */
+static _Thread_local mp_yield_off wy;
 
 /* Wake get_wait sleepers of entry @p idx; how many were woken. */
 static int wake(mempool *p, uint32_t idx)
@@ -70,22 +61,12 @@ void mempool__entry_wake(mempool *p, uint32_t idx)
  * yield puts the next ones off (top of file). */
 static void wake_yield(void)
 {
-    uint64_t t0 = mp_mono_ns(), t1;
+    uint64_t t0 = mp_mono_ns();
     if (t0 < wy.off)
         return;
     MP_FP(wake_yield);
     sched_yield();
-    t1 = mp_mono_ns();
-    if (t1 - t0 <= WAKE_YIELD_LATE_NS) {
-        if (wy.backoff && t1 - wy.late > WAKE_YIELD_OFF_MAX_NS)
-            wy.backoff = 0;              /* calm for a while: forget */
-        return;
-    }
-    wy.backoff = wy.backoff ? wy.backoff * 2 : WAKE_YIELD_OFF_MIN_NS;
-    if (wy.backoff > WAKE_YIELD_OFF_MAX_NS)
-        wy.backoff = WAKE_YIELD_OFF_MAX_NS;
-    wy.late = t1;
-    wy.off = t1 + wy.backoff;
+    (void)mp_yield_timed(&wy, t0, mp_mono_ns());
 }
 
 void mempool__entry_wake_published(mempool *p, uint32_t idx)

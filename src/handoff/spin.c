@@ -18,6 +18,7 @@
 #include "keeper.h"
 #include "sleepers.h"
 #include "spin.h"
+#include "yield_off.h"
 
 /* This thread's lead (spin.h): its last send or bind since its last
  * spin decision, and whether that woke a sleeper. */
@@ -245,33 +246,8 @@ static unsigned yield_limit(uint64_t pv, uint64_t me)
     return 0;
 }
 
-/* This thread's yields are off until @c off (CLOCK_MONOTONIC ns): its
- * last yield that came back late (someone else had the CPU), at @c late,
- * put them off for @c backoff ns, doubled by every late one until a
- * whole MP_YIELD_OFF_MAX_NS passes without one. Quick yields in between
- * do not reset it: beside a CPU hog some yields are quick (the hog was
- * not due), and forgetting at each of them cost a time slice every few
- * milliseconds. */
-static _Thread_local struct {
-    uint64_t off, backoff, late;
-} yq;
-
-/* A yield that came back at @p t1, having started at @p t0: late ones
- * put the next ones off (spin.h: YIELD). True if it was late. */
-static bool yield_timed(uint64_t t0, uint64_t t1)
-{
-    if (t1 - t0 <= MP_YIELD_LATE_NS) {
-        if (yq.backoff && t1 - yq.late > MP_YIELD_OFF_MAX_NS)
-            yq.backoff = 0;          /* calm for a while: forget */
-        return false;
-    }
-    yq.backoff = yq.backoff ? yq.backoff * 2 : MP_YIELD_OFF_MIN_NS;
-    if (yq.backoff > MP_YIELD_OFF_MAX_NS)
-        yq.backoff = MP_YIELD_OFF_MAX_NS;
-    yq.late = t1;
-    yq.off = t1 + yq.backoff;
-    return true;
-}
+/* This thread's yield back-off (util/yield_off.h: the rule). */
+static _Thread_local mp_yield_off yq;
 
 /* Give the CPU to the peer at most @p n times, until @p look differs
  * from @p v0 (true), a yield comes back late, or the peer's run word
@@ -287,7 +263,7 @@ static bool yield_watch(mp_look_fn look, const void *arg, uint64_t v0,
         MP_FP(spin_yield);
         sched_yield();
         t1 = mp_mono_ns();
-        late = yield_timed(t0, t1);
+        late = mp_yield_timed(&yq, t0, t1);
         if (look(arg) != v0)
             return true;
         pv = atomic_load_explicit(pw, memory_order_relaxed);

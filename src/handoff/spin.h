@@ -114,6 +114,8 @@
  *         forgotten only after MP_YIELD_OFF_MAX_NS without a late yield
  *         (forgetting it at each quick one still lost a slice every few
  *         ms beside a hog: 8.7 us round trips against main's 5.6-6.1).
+ *         The rule and figures: util/yield_off.h, shared with get_wait's
+ *         publish yield (core/entry_wake.c).
  *         Unanswered yields count like unanswered spins (below).
  *
  * The spin reads only the word the wait would sleep on
@@ -150,9 +152,6 @@
 #define MP_SPIN_STREAM_NS  1500u   /* a stream's receiver, no lead */
 #define MP_SPIN_YIELDS     4u       /* peer runnable on our CPU */
 #define MP_SPIN_NAP_NS     50000u   /* a stream's receiver, sender on our CPU */
-#define MP_YIELD_LATE_NS   50000u   /* a yield that let someone else run */
-#define MP_YIELD_OFF_MIN_NS 4000000u    /* yields off after a late one */
-#define MP_YIELD_OFF_MAX_NS 1000000000u /* ... doubling up to this */
 
 /* mp_hand.run[slot]: CPU + 1 (0: unknown) | MP_RUN_ASLEEP. */
 #define MP_RUN_ASLEEP (UINT64_C(1) << 16)

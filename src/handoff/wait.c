@@ -70,8 +70,9 @@ static int wait_sleep(mempool *p, mp_entry *e, uint32_t idx, uint64_t w,
 }
 
 /* Is writer @p who (a word's WHO) of the reservation we wait on another
- * worker that died? Asked only when @p now: after a sleep (the keeper's
- * wake for a dead writer, a capped sleep's end) or before answering
+ * worker that died? Asked only when @p now: at any look but the first -
+ * after a sleep (the keeper's wake for a dead writer, a capped sleep's
+ * end) or a spin that saw the word move - or before answering
  * -ETIMEDOUT, not before the first sleep. The answer is a system call
  * (the slot's OFD lock: 1.5-2 us here) that made a sleeper burn a fifth
  * more CPU per wake-up than a pipe reader, and a task that used more CPU
@@ -96,7 +97,9 @@ int mempool_get_wait(mempool *p, mempool_dref r, mempool_view *v,
     if ((rc = mempool__get_entry(p, r, v, &idx, &gen)))
         return rc;
     e = mp_entry_at(p, idx);
-    for (bool slept = false;; slept = true) {
+    /* again: not the first look - one after a sleep, or after a spin
+     * that saw the word move (writer_dead() asks only then). */
+    for (bool again = false;; again = true) {
         uint64_t w = atomic_load(&e->word);
         unsigned who = MP_W_WHO(w);
         bool late;
@@ -119,7 +122,7 @@ int mempool_get_wait(mempool *p, mempool_dref r, mempool_view *v,
          * owed while the allocator lock's holder is stopped (the word
          * then stays as it is until that holder goes on: looking again
          * looped, past any deadline - check_review10). */
-        if (writer_dead(p, who, slept || late)) {
+        if (writer_dead(p, who, again || late)) {
             mempool__reap_slot(p, (int)who - 1);
             mempool__entry_repair(p, (int)who - 1, idx);
             return -ENOENT;
