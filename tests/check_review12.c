@@ -32,6 +32,11 @@
  *                or MEMPOOL_ECORRUPT, nothing hangs, nothing stored is
  *                lost (review11's finding c: accepted, README "Security
  *                model").
+ *   duty_waiters_word (failpoint builds) the allocator lock's word is
+ *                planted as "held, with waiters" naming no thread while a
+ *                spill write is at its end (spill.written), whose last
+ *                step waits for that lock without a bound: it must end
+ *                (MEMPOOL_ECORRUPT), not wait for ever.
  */
 #include "helpers.h"
 
@@ -42,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -382,6 +388,51 @@ START_TEST(test_two_locks)
 END_TEST
 #endif
 
+#ifdef T_FAILPOINTS
+/* A worker stopped at the end of a spill write (spill.written), before
+ * the step that must land under the allocator lock (spill.c finish, the
+ * lock without a bound: mempool__lock_duty). Continued, it must end. */
+static int duty_writer(void *unused)
+{
+    static char big[64 << 10];
+    mempool *q;
+    mempool_dref r;
+    int rc;
+    (void)unused;
+    setenv("MEMPOOL_FAILPOINT", "spill.written=stop@1", 1);
+    T_CHILD_EQ(t_attach(t_name, &q), 0);
+    T_CHILD_EQ(mempool_put(q, big, sizeof big, &r), 0);
+    rc = mempool_move_to_disk(q, r, NULL);
+    T_CHILD_ASSERT(rc == 0 || rc == -EAGAIN || rc == MEMPOOL_ECORRUPT);
+    return 0;                         /* no close: the lock is damaged */
+}
+
+START_TEST(test_duty_waiters_word)
+{
+    mp_header *h;
+    size_t len;
+    pid_t c;
+    int st;
+    h = (mp_header *)(void *)t_map_arena_rw(t_name, &len);
+    ck_assert_ptr_nonnull(h);
+    c = t_fork(duty_writer, NULL);
+    t_await_stopped(c, "spill.written");
+    /* "Held, with waiters" naming no thread: no unlock will ever come,
+     * and no holder dies for the kernel to hand it over. */
+    ck_assert_int_eq(__atomic_load_n(&h->alloc_lock.__data.__lock,
+                                     __ATOMIC_RELAXED), 0);
+    __atomic_store_n(&h->alloc_lock.__data.__lock, (int)FUTEX_WAITERS,
+                     __ATOMIC_RELAXED);
+    ck_assert_int_eq(kill(c, SIGCONT), 0);
+    st = t_wait(c, T_WAIT_S);
+    __atomic_store_n(&h->alloc_lock.__data.__lock, 0, __ATOMIC_RELAXED);
+    munmap(h, len);
+    ck_assert_msg(st == 0, "the spill writer ended with %d (-1: it waited "
+                  "for ever for a lock word that names no thread)", st);
+}
+END_TEST
+#endif
+
 int main(void)
 {
     const struct t_case cases[] = {
@@ -392,7 +443,7 @@ int main(void)
                                } },
         { "planted", 120, true, { test_wait_nobody,
 #ifdef T_FAILPOINTS
-                                  test_two_locks,
+                                  test_two_locks, test_duty_waiters_word,
 #endif
                                 } },
         { .name = NULL }

@@ -894,8 +894,12 @@ void mempool__alloc_init(mempool *p, bool holes)
 static bool holder_gone(pthread_mutex_t *m)
 {
     int word = __atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED), owner;
+    /* No thread named: free (0) or handed over (OWNER_DIED) - try again;
+     * anything else (waiters alone) no unlock and no death will ever
+     * clear: damage, and a wait without a bound (lock_duty) never ended
+     * (check_review12 duty_waiters_word). */
     if (!(word & FUTEX_TID_MASK))
-        return false;
+        return word != 0 && !(word & FUTEX_OWNER_DIED);
     owner = __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED);
     if (owner == INT_MAX)
         owner = word & FUTEX_TID_MASK;
