@@ -159,22 +159,10 @@ START_TEST(test_name)
 END_TEST
 
 #ifdef MEMPOOL_FAILPOINTS
-/* Child: a sender killed after its item is in the ring, before it woke
- * anyone. */
-static int sender_killed(void *arg)
-{
-    mempool *p;
-    mempool_chan *c;
-    mempool_dref r;
-    uint64_t x = 5;
-    (void)arg;
-    setenv("MEMPOOL_FAILPOINT", "send.committed=kill@1", 1);
-    T_CHILD_EQ(t_attach(t_name, &p), 0);
-    T_CHILD_EQ(mempool_chan_open(p, "k", 0, 0, &c), 0);
-    T_CHILD_EQ(mempool_put_ex(p, &x, sizeof(x), &rco, &r), 0);
-    mempool_chan_send(c, r, -1);
-    return 3;                         /* not reached: killed */
-}
+
+/* The channel of t_child_send_killed, the sender killed after its item
+ * is in the ring, before it woke anyone. */
+static char killed_chan[] = "k";
 
 /* A receiver (failpoint @p spec) asleep untimed when a sender dies
  * between commit and wake-up finds the item (the keeper's look, or the
@@ -186,7 +174,7 @@ static void killed_sender_case(const char *spec)
     ASSERT_RC(mempool_chan_open(t_pool, "k", 8, MEMPOOL_CHAN_CREATE, &c), 0);
     k = receivers_start(1, spec);
     await_waiting("k", 1);
-    s = t_fork(sender_killed, NULL);
+    s = t_fork(t_child_send_killed, killed_chan);
     ck_assert_int_eq(t_wait(s, T_WAIT_S), 128 + SIGKILL);
     /* The item is in the ring and nobody was woken for it. */
     {

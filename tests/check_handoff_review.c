@@ -164,20 +164,9 @@ END_TEST
 
 /* ---- a sender dead between commit and wake-up -------------------------- */
 
-static int sender_killed(void *arg)
-{
-    mempool *p;
-    mempool_chan *c;
-    mempool_dref r;
-    uint64_t x = 5;
-    (void)arg;
-    setenv("MEMPOOL_FAILPOINT", "send.committed=kill@1", 1);
-    T_CHILD_EQ(t_attach(t_name, &p), 0);
-    T_CHILD_EQ(mempool_chan_open(p, "d", 0, 0, &c), 0);
-    T_CHILD_EQ(mempool_put_ex(p, &x, sizeof(x), &rco, &r), 0);
-    mempool_chan_send(c, r, -1);
-    return 3;                         /* not reached: killed */
-}
+/* The channel of t_child_send_killed, the sender killed after its item
+ * is in the ring, before it woke anyone. */
+static char killed_chan[] = "d";
 
 START_TEST(test_sender_killed_after_commit)
 {
@@ -186,7 +175,7 @@ START_TEST(test_sender_killed_after_commit)
     ASSERT_RC(mempool_chan_open(t_pool, "d", 8, MEMPOOL_CHAN_CREATE, &c), 0);
     x = t_fork(receiver, NULL);
     await_waiting("d", 1);
-    s = t_fork(sender_killed, NULL);
+    s = t_fork(t_child_send_killed, killed_chan);
     ck_assert_int_eq(t_wait(s, T_WAIT_S), 128 + SIGKILL);
     /* The item is in the ring; the receiver asleep next to it must find
      * it without another send. */

@@ -59,25 +59,6 @@
 
 static int lk_pipe[2];
 
-/* Re-create the fixture pool t_name with @p mode (umask 0); false and a
- * SKIP note when this process cannot act as another user. */
-static bool fixture_mode(const char *what, mode_t mode)
-{
-    mempool_options o;
-    if (geteuid() != 0) {
-        fprintf(stderr, "SKIP: %s: not root, cannot be another user\n", what);
-        return false;
-    }
-    ck_assert_int_eq(mempool_close(t_pool), 0);
-    t_pool = NULL;
-    ck_assert_int_eq(mempool_destroy(t_name), 0);
-    umask(0);
-    t_options(&o, T_ARENA_BYTES);
-    o.mode = mode;
-    ck_assert_int_eq(mempool_open(t_name, &o, &t_pool), 0);
-    return true;
-}
-
 /* The other user: open every /dev/shm file of pool *@p arg it may, and
  * read-lock every lock byte of each that it can. Report one
  * byte: 'U' could not become that user, else '0' + how many files it
@@ -123,7 +104,7 @@ START_TEST(test_reader_lock)
     mempool *q;
     pid_t dead, l;
     char r = '?';
-    if (!fixture_mode("reader_lock", 0644))
+    if (!t_fixture_mode("reader_lock", 0644))
         return;
     dead = t_fork(t_dies, NULL);
     t_wait_ok(dead);

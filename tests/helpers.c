@@ -168,7 +168,7 @@ uint8_t *t_nobody_arena_rw(const char *name, size_t *len)
     return t_become_nobody() == 0 ? t_map_arena_rw(name, len) : NULL;
 }
 
-bool t_fixture_shared(const char *what)
+bool t_fixture_mode(const char *what, mode_t mode)
 {
     mempool_options o;
 
@@ -181,9 +181,29 @@ bool t_fixture_shared(const char *what)
     ck_assert_int_eq(mempool_destroy(t_name), 0);
     umask(0);
     t_options(&o, T_ARENA_BYTES);
-    o.mode = 0666;
+    o.mode = mode;
     ck_assert_int_eq(mempool_open(t_name, &o, &t_pool), 0);
     return true;
+}
+
+bool t_fixture_shared(const char *what)
+{
+    return t_fixture_mode(what, 0666);
+}
+
+int t_child_send_killed(void *chan)
+{
+    static const mempool_put_options rc = { 0, 0, MEMPOOL_PUT_REFCOUNTED };
+    mempool *p;
+    mempool_chan *c;
+    mempool_dref r;
+    uint64_t x = 5;
+    setenv("MEMPOOL_FAILPOINT", "send.committed=kill@1", 1);
+    T_CHILD_EQ(t_attach(t_name, &p), 0);
+    T_CHILD_EQ(mempool_chan_open(p, chan, 0, 0, &c), 0);
+    T_CHILD_EQ(mempool_put_ex(p, &x, sizeof(x), &rc, &r), 0);
+    mempool_chan_send(c, r, -1);
+    return 3;                         /* not reached: killed */
 }
 
 TCase *t_tcase(Suite *s, const char *name, double timeout)

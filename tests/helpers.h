@@ -89,10 +89,17 @@ int t_become_nobody(void);
  *  how a hostile second user's child starts. @return the mapping, or NULL
  *  if either step failed. */
 uint8_t *t_nobody_arena_rw(const char *name, size_t *len);
-/** Checked: re-create the fixture pool t_name with mode 0666 (umask 0), so
- *  another uid can open it; false (and a SKIP note naming @p what) when
- *  this process is not root and so cannot act as another user. */
+/** Checked: re-create the fixture pool t_name with @p mode (umask 0);
+ *  false (and a SKIP note naming @p what) when this process is not root
+ *  and so cannot act as another user. */
+bool t_fixture_mode(const char *what, mode_t mode);
+/** t_fixture_mode(@p what, 0666): another uid can open and write it. */
 bool t_fixture_shared(const char *what);
+/** Child body (t_fork): attach, put a refcounted 8-byte object and send
+ *  it on channel @p chan (a const char *) with failpoint
+ *  send.committed=kill@1 - killed after its item is in the ring, before
+ *  it woke anyone (failpoint builds). Returns 3 if not killed. */
+int t_child_send_killed(void *chan);
 /** Add a TCase with the checked fixture and @p timeout to @p s. */
 TCase *t_tcase(Suite *s, const char *name, double timeout);
 
