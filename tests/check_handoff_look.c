@@ -35,16 +35,6 @@
 
 static const mempool_put_options rco = { 0, 0, MEMPOOL_PUT_REFCOUNTED };
 
-static void await_waiting(const char *chan, uint32_t n)
-{
-    double t0 = t_now_s();
-    while (t_chan_info(t_pool, chan, NULL).receivers_waiting < n) {
-        ck_assert_msg(t_now_s() - t0 < T_WAIT_S, "receivers never slept");
-        t_sleep_ms(1);
-    }
-    t_sleep_ms(20);
-}
-
 /* Put a refcounted object and send it: our reference goes with it. */
 static void send_item(mempool_chan *c, uint64_t x)
 {
@@ -123,7 +113,7 @@ START_TEST(test_many)
     ASSERT_RC(mempool_chan_open(t_pool, "k", 128, MEMPOOL_CHAN_CREATE, &c),
               0);
     k = receivers_start(MANY, NULL);
-    await_waiting("k", MANY);
+    t_await_receivers("k", MANY);
     for (int i = 0; i < MANY; i++)
         send_item(c, (uint64_t)i);
     t_wait_ok(k);
@@ -173,7 +163,7 @@ static void killed_sender_case(const char *spec)
     pid_t k, s;
     ASSERT_RC(mempool_chan_open(t_pool, "k", 8, MEMPOOL_CHAN_CREATE, &c), 0);
     k = receivers_start(1, spec);
-    await_waiting("k", 1);
+    t_await_receivers("k", 1);
     s = t_fork(t_child_send_killed, killed_chan);
     ck_assert_int_eq(t_wait(s, T_WAIT_S), 128 + SIGKILL);
     /* The item is in the ring and nobody was woken for it. */

@@ -34,16 +34,6 @@
 static const mempool_put_options rco = { 0, 0, MEMPOOL_PUT_REFCOUNTED };
 static char fp_spec[64];
 
-static void await_waiting(const char *chan, uint32_t n)
-{
-    double t0 = t_now_s();
-    while (t_chan_info(t_pool, chan, NULL).receivers_waiting < n) {
-        ck_assert_msg(t_now_s() - t0 < T_WAIT_S, "receivers never slept");
-        t_sleep_ms(1);
-    }
-    t_sleep_ms(20);
-}
-
 static mempool_dref new_item(uint64_t x)
 {
     mempool_dref r;
@@ -95,7 +85,7 @@ START_TEST(test_dry_then_sleeper)
     send_and_take_back(c);            /* DRY already: no system call */
     /* Y counts itself after the mark: the next send must wake it. */
     y = t_fork(receiver, NULL);
-    await_waiting("d", 2);
+    t_await_receivers("d", 2);
     ASSERT_RC(mempool_chan_send(c, new_item(2), 0), 0);
     t_wait_ok(y);
     /* Only X counted again: mark it DRY once more, then continue X. Its
@@ -103,7 +93,7 @@ START_TEST(test_dry_then_sleeper)
      * (clearing the mark) and sleeps: the next send wakes it. */
     send_and_take_back(c);
     ASSERT_RC(kill(x, SIGCONT), 0);
-    await_waiting("d", 1);
+    t_await_receivers("d", 1);
     ASSERT_RC(mempool_chan_send(c, new_item(3), 0), 0);
     t_wait_ok(x);
     ck_assert_uint_eq(t_chan_info(t_pool, "d", NULL).depth, 0);
@@ -174,7 +164,7 @@ START_TEST(test_sender_killed_after_commit)
     pid_t x, s;
     ASSERT_RC(mempool_chan_open(t_pool, "d", 8, MEMPOOL_CHAN_CREATE, &c), 0);
     x = t_fork(receiver, NULL);
-    await_waiting("d", 1);
+    t_await_receivers("d", 1);
     s = t_fork(t_child_send_killed, killed_chan);
     ck_assert_int_eq(t_wait(s, T_WAIT_S), 128 + SIGKILL);
     /* The item is in the ring; the receiver asleep next to it must find

@@ -362,6 +362,16 @@ mempool_chan_info t_chan_info(mempool *p, const char *name, bool *found)
     return in;
 }
 
+void t_await_receivers(const char *chan, uint32_t n)
+{
+    double t0 = t_now_s();
+    while (t_chan_info(t_pool, chan, NULL).receivers_waiting < n) {
+        ck_assert_msg(t_now_s() - t0 < T_WAIT_S, "receivers never slept");
+        t_sleep_ms(1);
+    }
+    t_sleep_ms(20);
+}
+
 long t_refs(mempool *p, mempool_dref r)
 {
     mempool_info in;

@@ -114,6 +114,10 @@ long t_refs(mempool *p, mempool_dref r);
 /** Channel @p name's figures (mempool_chan_list()). *@p found (if not NULL)
  *  says whether it is listed; without @p found it must be. */
 mempool_chan_info t_chan_info(mempool *p, const char *name, bool *found);
+/** Checked: wait (at most T_WAIT_S) until channel @p chan of t_pool counts
+ *  @p n receivers asleep, then 20 ms more (the last may still be on its
+ *  way into FUTEX_WAIT: a wake-up then still finds it, the word moved). */
+void t_await_receivers(const char *chan, uint32_t n);
 /** A t_fork() child: attach, receive once from channel @p chan_name (a
  *  char *) with the failpoint recv.taken=stop@1 armed - so it stops with
  *  the item taken and its box not yet freed - then unref the item. */
