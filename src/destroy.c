@@ -19,7 +19,6 @@
  * Whatever sits at the name that is not a pool (a FIFO, a corrupt arena)
  * is opened O_NONBLOCK, never read, and removed the same way.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -88,37 +87,40 @@ static int bury(int shm, const char *name, char *tomb, size_t len)
     return renameat(shm, live, shm, tomb) < 0 ? -errno : 0;
 }
 
+/* The tombstones a destroy finished, and the first error. */
+struct tombs {
+    const char *name;
+    int found, rc;
+};
+
+/* Finish tombstone @p entry (a mempool__shm_each step). */
+static int finish_one(int dir, const char *entry, const char *rest, void *arg)
+{
+    struct tombs *t = arg;
+    int r = finish_tomb(dir, entry, t->name);
+    (void)rest;
+    t->found++;
+    if (r && !t->rc)
+        t->rc = r;
+    return 0;
+}
+
 int mempool_destroy(const char *name)
 {
     char prefix[MEMPOOL_NAME_MAX + 32], tomb[MEMPOOL_NAME_MAX + 64];
-    int shm, dup_fd, rc = mempool__name_ok(name), found;
-    struct dirent *de;
-    size_t n;
-    DIR *d;
+    struct tombs t = { .name = name };
+    int shm, rc = mempool__name_ok(name);
     if (rc)
         return rc;
     if ((shm = open(MP_SHM_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
         return -errno;
     rc = bury(shm, name, tomb, sizeof(tomb));
-    found = rc == 0;
-    if (rc == -ENOENT)
-        rc = 0;
-    /* Finish every tombstone of the name: ours and killed destroys'. */
-    n = (size_t)snprintf(prefix, sizeof(prefix), "mempool.%s#destroy.", name);
-    dup_fd = rc ? -1 : dup(shm);
-    d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
-    if (!d && dup_fd >= 0)
-        close(dup_fd);
-    while (d && (de = readdir(d))) {
-        int r;
-        if (strncmp(de->d_name, prefix, n) != 0)
-            continue;
-        found++;
-        if ((r = finish_tomb(shm, de->d_name, name)) && !rc)
-            rc = r;
-    }
-    if (d)
-        closedir(d);
     close(shm);
-    return rc ? rc : found ? 0 : -ENOENT;
+    t.found = rc == 0;
+    if (rc && rc != -ENOENT)
+        return rc;
+    /* Finish every tombstone of the name: ours and killed destroys'. */
+    snprintf(prefix, sizeof(prefix), "mempool.%s#destroy.", name);
+    (void)mempool__shm_each(prefix, finish_one, &t);
+    return t.rc ? t.rc : t.found ? 0 : -ENOENT;
 }

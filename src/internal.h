@@ -196,6 +196,14 @@ int  mempool__lock_open(const char *name, const uint64_t uuid[2],
                         uid_t owner, int flags);
 void mempool__lock_sweep(const char *name);
 void mempool__lock_unlink_tomb(int dir, const char *tomb, const char *name);
+/* Call @p fn for each entry of MP_SHM_DIR whose name starts with
+ * @p prefix (with the directory's fd, the name, and what follows the
+ * prefix) until it returns non-zero, which is returned (shmdir.c); 0
+ * after the last, -errno if the directory cannot be read. */
+int  mempool__shm_each(const char *prefix,
+                       int (*fn)(int dir, const char *entry, const char *rest,
+                                 void *arg),
+                       void *arg);
 
 /* ---- worker.c: slots, liveness, reaping, fork ------------------------- */
 int  mempool__handle_ok(const mempool *p);       /* 0 or -EINVAL/EFORKED */

@@ -19,7 +19,6 @@
  * format word, size and the layout recomputed from the header's own
  * parameters, and maps only an arena that passed.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -637,37 +636,34 @@ static void unlink_if_ours(const char *path, int fd)
         unlink(path);
 }
 
+/* A creator locks its build file before sizing it: a sized file whose
+ * lock is free belongs to a dead creator. An empty one may be a live
+ * creator's between open and lock: leave it. Only our own regular files:
+ * root never sweeps what another user made. */
+static int sweep_build(int dir, const char *entry, const char *rest,
+                       void *arg)
+{
+    struct stat st;
+    int fd = openat(dir, entry, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    (void)rest;
+    (void)arg;
+    if (fd < 0)
+        return 0;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+        st.st_uid == geteuid() && st.st_size > 0 &&
+        init_lock(fd, F_WRLCK) == 0)
+        unlinkat(dir, entry, 0);
+    close(fd);
+    return 0;
+}
+
 /* Remove private build files of @p name whose creator died before linking
  * them (its init lock is free). */
 static void sweep_builds(const char *name)
 {
     char prefix[MEMPOOL_NAME_MAX + 32];
-    size_t n = (size_t)snprintf(prefix, sizeof(prefix), "mempool.%s#init.",
-                                name);
-    DIR *d = opendir(MP_SHM_DIR);
-    struct dirent *de;
-    if (!d)
-        return;
-    while ((de = readdir(d))) {
-        int fd;
-        if (strncmp(de->d_name, prefix, n) != 0)
-            continue;
-        struct stat st;
-        fd = openat(dirfd(d), de->d_name,
-                    O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-        if (fd < 0)
-            continue;
-        /* A creator locks its file before sizing it: a sized file whose
-         * lock is free belongs to a dead creator. An empty one may be a
-         * live creator's between open and lock: leave it. Only our own
-         * regular files: root never sweeps what another user made. */
-        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-            st.st_uid == geteuid() && st.st_size > 0 &&
-            init_lock(fd, F_WRLCK) == 0)
-            unlinkat(dirfd(d), de->d_name, 0);
-        close(fd);
-    }
-    closedir(d);
+    snprintf(prefix, sizeof(prefix), "mempool.%s#init.", name);
+    (void)mempool__shm_each(prefix, sweep_build, NULL);
 }
 
 /* The end of the metadata (the bitmap's last page): the gap after it, up

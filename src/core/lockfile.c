@@ -26,7 +26,6 @@
  * The init lock stays on the shm object: an attacher needs it before it
  * has read the uuid, and waits for it a bounded time (arena.c).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -98,6 +97,15 @@ int mempool__lock_open(const char *name, const uint64_t uuid[2], uid_t owner,
     return fd;
 }
 
+/* A build file of the pool whose uuid[1] ends in the digits at @p arg. */
+static int is_build(int dir, const char *entry, const char *rest, void *arg)
+{
+    size_t l = strlen(rest);
+    (void)dir;
+    (void)entry;
+    return l >= 9 && strcmp(rest + l - 9, arg) == 0;
+}
+
 /* Is lock file @p de (of pool @p name, uuid digits @p hex) still some
  * pool's? Its build file first, then the public pool: a creator unlinks
  * its build file only after linking, so a lock whose build file is gone
@@ -105,27 +113,18 @@ int mempool__lock_open(const char *name, const uint64_t uuid[2], uid_t owner,
 static bool lock_in_use(int dir, const char *name, const char *hex)
 {
     char pre[MEMPOOL_NAME_MAX + 32], tail[16];
-    struct dirent *de;
-    bool used = false;
-    DIR *d = opendir(MP_SHM_DIR);     /* its own position: we are in a walk */
+    bool used;
     mp_header h;
     int fd;
-    if (!d)
-        return true;                  /* cannot tell: keep it */
     snprintf(pre, sizeof(pre), "mempool.%s#init.", name);
     snprintf(tail, sizeof(tail), ".%.8s", hex + 24);  /* uuid[1]'s low half */
-    while (!used && (de = readdir(d))) {
-        size_t l = strlen(de->d_name);
-        used = strncmp(de->d_name, pre, strlen(pre)) == 0 && l > 9 &&
-               strcmp(de->d_name + l - 9, tail) == 0;
-    }
-    closedir(d);
-    if (used)
-        return true;
+    if (mempool__shm_each(pre, is_build, tail))
+        return true;                  /* found, or cannot tell: keep it */
     snprintf(pre, sizeof(pre), "mempool.%s", name);
     fd = openat(dir, pre, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return errno != ENOENT;
+    used = false;
     if (pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
         h.magic == MP_MAGIC) {
         char now[40];
@@ -137,26 +136,25 @@ static bool lock_in_use(int dir, const char *name, const char *hex)
     return used;
 }
 
+/* Unlink lock file @p entry of pool @p arg (its uuid digits @p rest) if
+ * no pool is its. Only our own regular files: root never sweeps another
+ * user's. */
+static int sweep_lock(int dir, const char *entry, const char *rest, void *arg)
+{
+    struct stat st;
+    if (strlen(rest) == 32 &&
+        fstatat(dir, entry, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+        !lock_in_use(dir, arg, rest))
+        unlinkat(dir, entry, 0);
+    return 0;
+}
+
 void mempool__lock_sweep(const char *name)
 {
     char pre[MEMPOOL_NAME_MAX + 32];
-    size_t n = (size_t)snprintf(pre, sizeof(pre), "mempool.%s" LOCK_TAG,
-                                name);
-    DIR *d = opendir(MP_SHM_DIR);
-    struct dirent *de;
-    if (!d)
-        return;
-    while ((de = readdir(d))) {
-        struct stat st;
-        if (strncmp(de->d_name, pre, n) != 0 || strlen(de->d_name + n) != 32)
-            continue;
-        /* Only our own regular files: root never sweeps another user's. */
-        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-            S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
-            !lock_in_use(dirfd(d), name, de->d_name + n))
-            unlinkat(dirfd(d), de->d_name, 0);
-    }
-    closedir(d);
+    snprintf(pre, sizeof(pre), "mempool.%s" LOCK_TAG, name);
+    (void)mempool__shm_each(pre, sweep_lock, (void *)name);
 }
 
 void mempool__lock_unlink_tomb(int dir, const char *tomb, const char *name)
