@@ -35,6 +35,16 @@
  *                  receive; the woken one killed, the other still sends.
  *   name_killed    (failpoints) name_put wakes every name_get sleeper:
  *                  one killed when woken costs the others nothing.
+ *   pass_on        (failpoints) the receiver woken for an item that it
+ *                  cannot take (its reference table is full: -ENOBUFS)
+ *                  returned the error and left the item beside another
+ *                  receiver asleep, whom nobody woke: it found the item
+ *                  only when its sleep ran out (5 s). Fixed: a queue
+ *                  waiter leaving with an error passes the wake-up on
+ *                  (chan_queue.c, leave_error). Shown without timing: the
+ *                  other receiver (no keeper: keep.start=eio) stops when a
+ *                  FUTEX_WAKE dequeues it (wait.woken=stop), which only
+ *                  the pass-on does - its own capped sleep ends unwoken.
  *
  * Accepted by design (sleepers.h, keeper.c): a woken-then-killed or
  * stopped waiter of a wake-one delays that one change by at most the
@@ -171,7 +181,10 @@ static pid_t sleeping_receiver(const struct rx_arg *a, uint32_t n)
 
 START_TEST(test_woken_killed)
 {
-    const struct rx_arg ax = { "wk", "wait.woken=kill@1", -1, 1 };
+    /* X with a deadline: its sleeps are capped, so no keeper of its own
+     * wakes it (a keeper thread killed with X between its FUTEX_WAKE and
+     * its report would leave X counted: the waker here is us or Y's). */
+    const struct rx_arg ax = { "wk", "wait.woken=kill@1", LONG_MS, 1 };
     const struct rx_arg ay = { "wk", NULL, -1, 2 };
     mempool_chan_info in;
     mempool_chan *c;
@@ -237,8 +250,9 @@ START_TEST(test_woken_stopped)
 }
 END_TEST
 
-/* Child: one untimed send of a new plain object on "sk" (failpoint in
- * @p fp, if any); 0 when it was sent. */
+/* Child: one send of a new plain object on "sk", untimed unless it has
+ * failpoint @p fp (then capped sleeps: no keeper of its own wakes it, as
+ * X in woken_killed); 0 when it was sent. */
 static int sender(void *fp)
 {
     mempool_chan *c;
@@ -250,7 +264,7 @@ static int sender(void *fp)
     T_CHILD_EQ(t_attach(t_name, &p), 0);
     T_CHILD_EQ(mempool_chan_open(p, "sk", 0, 0, &c), 0);
     T_CHILD_EQ(mempool_put(p, b, sizeof(b), &r), 0);
-    T_CHILD_EQ(mempool_chan_send(c, r, -1), 0);
+    T_CHILD_EQ(mempool_chan_send(c, r, fp ? LONG_MS : -1), 0);
     mempool_chan_close(c);
     mempool_close(p);
     return 0;
@@ -347,6 +361,106 @@ START_TEST(test_name_killed)
 }
 END_TEST
 
+/* ---- a woken receiver that cannot take the item ---------------------- */
+
+static char po_name[T_NAME_LEN];
+
+static int put_rc(mempool *p, uint64_t seed, mempool_dref *r)
+{
+    const mempool_put_options po = { 0, 0, MEMPOOL_PUT_REFCOUNTED };
+    return mempool_put_ex(p, &seed, sizeof seed, &po, r);
+}
+
+/* Child A: fill our reference table (-ENOBUFS), then one receive on
+ * "po" (a deadline: capped sleeps, no keeper look that would wake B);
+ * 0 when the receive answered -ENOBUFS (it was woken for the item and
+ * could not take it), 3 when it got an item, 2 on anything else. */
+static int full_receiver(void *unused)
+{
+    static mempool_dref r[4096];
+    mempool_chan *c;
+    mempool_dref got;
+    mempool *p;
+    int n = 0, rc;
+    (void)unused;
+    T_CHILD_EQ(t_attach(po_name, &p), 0);
+    while (n < 4096 && (rc = put_rc(p, (uint64_t)n, &r[n])) == 0)
+        n++;
+    T_CHILD_EQ(rc, -ENOBUFS);
+    T_CHILD_EQ(mempool_chan_open(p, "po", 0, 0, &c), 0);
+    rc = mempool_chan_recv(c, &got, LONG_MS);
+    return rc == -ENOBUFS ? 0 : rc == 0 ? 3 : 2;
+}
+
+/* Child B: no keeper, stopped when a FUTEX_WAKE dequeues it; 0 when it
+ * got the item. */
+static int woken_receiver(void *unused)
+{
+    mempool_chan *c;
+    mempool_dref got;
+    mempool *p;
+    (void)unused;
+    setenv("MEMPOOL_FAILPOINT", "keep.start=eio,wait.woken=stop@1", 1);
+    T_CHILD_EQ(t_attach(po_name, &p), 0);
+    T_CHILD_EQ(mempool_chan_open(p, "po", 0, 0, &c), 0);
+    T_CHILD_EQ(mempool_chan_recv(c, &got, LONG_MS), 0);
+    T_CHILD_EQ(mempool_unref(p, got), 0);
+    mempool_chan_close(c);
+    mempool_close(p);
+    return 0;
+}
+
+/* Until "po" of @p p counts @p n receivers asleep, then until @p x
+ * sleeps. */
+static void await_po(mempool *p, uint32_t n, pid_t x)
+{
+    double t0 = t_now_s();
+    while (t_chan_info(p, "po", NULL).receivers_waiting < n) {
+        ck_assert_msg(t_now_s() - t0 < T_WAIT_S, "receivers never slept");
+        t_sleep_ms(1);
+    }
+    (void)t_await_sleeping(x, 5.0);
+}
+
+START_TEST(test_pass_on)
+{
+    mempool_options o;
+    mempool_chan *c;
+    mempool_dref r;
+    mempool *p;
+    pid_t a, b;
+    int st;
+    t_pool_name(po_name, "review13");
+    t_options(&o, 32u << 20);
+    o.max_refs = 1024;           /* the smallest table: A fills it fast */
+    o.flags |= MEMPOOL_OPEN_EXCL;
+    ASSERT_RC(mempool_open(po_name, &o, &p), 0);
+    ASSERT_RC(mempool_chan_open(p, "po", 16, MEMPOOL_CHAN_CREATE, &c), 0);
+    a = t_fork(full_receiver, NULL);
+    await_po(p, 1, a);
+    b = t_fork(woken_receiver, NULL);
+    await_po(p, 2, b);
+    /* A refcounted item: its receiver must add a reference cell. It
+     * wakes A (first asleep), which cannot take it and must wake B. */
+    ASSERT_RC(put_rc(p, 42, &r), 0);
+    ASSERT_RC(mempool_chan_send(c, r, 0), 0);
+    t_await_stopped(b, "wait.woken (B never woken: A kept the wake-up)");
+    ASSERT_RC(kill(b, SIGCONT), 0);
+    t_wait_ok(b);
+    /* A answered -ENOBUFS (0), or - B first in the futex queue - sleeps
+     * still (-1: killed now). */
+    st = t_wait(a, 2.0);
+    ck_assert_msg(st == 0 || st == -1, "A ended with %d", st);
+    ck_assert_uint_eq(t_chan_info(p, "po", NULL).depth, 0);
+    ASSERT_RC(mempool_chan_close(c), 0);
+    ASSERT_RC(mempool_chan_destroy(p, "po"), 0);
+    ck_assert_int_ge(mempool_reap(p), 0);
+    t_assert_healthy(p);
+    ASSERT_RC(mempool_close(p), 0);
+    ASSERT_RC(mempool_destroy(po_name), 0);
+}
+END_TEST
+
 #endif /* T_FAILPOINTS */
 
 int main(void)
@@ -356,6 +470,7 @@ int main(void)
         { "wake", 240, true, { test_wait_aba, test_woken_killed,
                                test_woken_stopped, test_sender_killed,
                                test_name_killed } },
+        { "pass_on", 120, false, { test_pass_on } },
 #endif
         { .name = NULL }
     };
