@@ -16,33 +16,52 @@
  * on its own lock); producers also delete some of their own. The parent
  * checks in a loop.
  *
- * The checks run as fast as they can (no sleeps) to hit the short windows;
- * nothing asserts on time.
+ * The checks run as fast as they can (no sleeps) to hit the short windows,
+ * for RUN_S seconds and at least MIN_CHECKS checks: the workers run until
+ * the parent's checks are done (a shared flag), not until a clock time -
+ * under ThreadSanitizer on a loaded machine the forks and attaches took
+ * most of the seconds and each check took over one, and the case failed
+ * with 2 checks. Nothing asserts on time.
  */
 #include "helpers.h"
 
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #define RUN_S 3
+#define MIN_CHECKS 4
 
 static uint64_t now_s(void)
 {
     return (uint64_t)time(NULL);
 }
 
-/* Check @p p in a loop until @p end; fail at the first report. */
-static uint64_t check_loop(mempool *a, mempool *b, uint64_t end)
+/* Set by the parent when its checks are done: the workers stop. */
+static _Atomic int *stop;
+
+/* Whether a worker whose parent checks until @p end stops: when told, or
+ * T_WAIT_S later on its own (a failed check ends the parent's test
+ * without telling). */
+static bool stopping(uint64_t end)
+{
+    return atomic_load(stop) || now_s() >= end + T_WAIT_S;
+}
+
+/* Check @p p in a loop until @p end and at least MIN_CHECKS times; fail
+ * at the first report. */
+static void check_loop(mempool *a, mempool *b, uint64_t end)
 {
     uint64_t n = 0;
     char why[512];
-    while (now_s() < end) {
+    while (now_s() < end || n < MIN_CHECKS) {
         mempool *p = n % 2 ? b : a;
         int rc = mempool_check(p, why, sizeof why);
         ck_assert_msg(rc == 0, "check %llu (%s handle): %d (%s): %s",
@@ -50,18 +69,18 @@ static uint64_t check_loop(mempool *a, mempool *b, uint64_t end)
                       rc, mempool_strerror(rc), why);
         n++;
     }
-    return n;
 }
 
-/* Check through observer @p obs until @p end, then wait for the @p nkids
- * workers and assert that the checks ran and the pool is healthy and empty. */
+/* Check through observer @p obs until @p end, then stop the @p nkids
+ * workers, wait for them and assert that the pool is healthy and empty. */
 static void check_until_done(mempool *obs, uint64_t end, const pid_t *kids,
                              int nkids)
 {
-    uint64_t n = check_loop(obs, t_pool, end);
+    check_loop(obs, t_pool, end);
+    atomic_store(stop, 1);
     for (int i = 0; i < nkids; i++)
         t_wait_ok(kids[i]);
-    ck_assert_uint_gt(n, 3);
+    munmap((void *)stop, sizeof *stop);
     ASSERT_RC(mempool_close(obs), 0);
     t_assert_healthy(t_pool);
     ck_assert_uint_eq(t_stats(t_pool).objects, 0);
@@ -69,16 +88,17 @@ static void check_until_done(mempool *obs, uint64_t end, const pid_t *kids,
 
 /* ----------------------------------------------------------------- churn */
 
-/* Attach, hammer small objects for a while, close; again until @p end. */
+/* Attach, hammer small objects for a while, close; again until the
+ * parent says stop. */
 static int churn(void *arg)
 {
     uint64_t end = *(uint64_t *)arg, i = 0;
     char buf[700];
     memset(buf, 'c', sizeof buf);
-    while (now_s() < end) {
+    while (!stopping(end)) {
         mempool *p;
         T_CHILD_EQ(t_attach(t_name, &p), 0);
-        for (int k = 0; k < 300 && now_s() < end; k++) {
+        for (int k = 0; k < 300 && !stopping(end); k++) {
             mempool_dref r[4];
             mempool_view v;
             /* Keep a few live so a class fills (flushes) and empties
@@ -102,6 +122,7 @@ START_TEST(test_churn)
     pid_t kids[3];
     mempool *obs = t_observe(t_name);
 
+    stop = t_shared_map(sizeof *stop);
     for (int i = 0; i < 3; i++)
         kids[i] = t_fork(churn, &end);
     check_until_done(obs, end, kids, 3);
@@ -114,7 +135,7 @@ END_TEST
  * delete (@p ack), so at most WINDOW objects are in flight. */
 #define WINDOW 256
 struct xargs {
-    uint64_t end;
+    uint64_t end;       /* the parent's checks' */
     int fd;             /* producer: write end; consumer: read end */
     int ack;            /* producer: read end; consumer: write end */
     int other[2];       /* the pipes' other ends: closed in the child (a
@@ -136,7 +157,7 @@ static int producer(void *arg)
     memset(buf, 'p', sizeof buf);
     close_other(a);
     T_CHILD_EQ(t_attach(t_name, &p), 0);
-    while (now_s() < a->end) {
+    while (!stopping(a->end)) {
         mempool_dref r;
         uint64_t len = 1 + i++ % sizeof buf;
         T_CHILD_EQ(mempool_put(p, buf, len, &r), 0);
@@ -181,6 +202,7 @@ START_TEST(test_cross)
     pid_t kids[4];
     mempool *obs = t_observe(t_name);
 
+    stop = t_shared_map(sizeof *stop);
     for (int i = 0; i < 2; i++) {
         int d[2], k[2];
         t_pipe(d);

@@ -550,9 +550,11 @@ START_TEST(test_kill)
     /* Points this workload never reaches, stopped and killed by suites
      * of their own: box.sweeping needs an orphan box when a sweep runs
      * (check_sweep_alias), take.expiring a reference in flight past its
-     * TTL (check_flight_alias). */
+     * TTL (check_flight_alias), wait.woken a receiver asleep when its
+     * item is sent (only now and then here: check_review13). */
     own = !strcmp(name, "box.sweeping")    ? "sweep_alias"
-          : !strcmp(name, "take.expiring") ? "flight_alias" : NULL;
+          : !strcmp(name, "take.expiring") ? "flight_alias"
+          : !strcmp(name, "wait.woken")    ? "review13" : NULL;
     if (own) {
         fprintf(stderr, "handoff failpoint %-15s | in check_%s\n", name,
                 own);

@@ -63,7 +63,7 @@ static uint64_t side_look(const void *arg)
  * runs on another CPU (spin.h), then sleeping on @p sd's seq (counted in
  * its waiters: the futex word read, a last try, counted, FUTEX_WAIT:
  * sleepers.h), each sleep at most @p nap_ns (0: no limit). */
-static int queue_loop(mempool_chan *c, mp_chan *h,
+static int queue_wait(mempool_chan *c, mp_chan *h,
                       int (*once)(mempool_chan *, mp_chan *, void *),
                       void *arg, struct side *sd, uint64_t deadline,
                       uint64_t nap_ns)
@@ -94,6 +94,25 @@ static int queue_loop(mempool_chan *c, mp_chan *h,
         if (rc != -EAGAIN && rc != 0)
             return rc;
     }
+}
+
+/* queue_wait(), passing the wake-up on when it leaves with an error
+ * other than -EPIPE (a destroy woke everyone) or -ETIMEDOUT (its last try
+ * found nothing to take): the receiver whose reference cell could not be
+ * added (-ENOBUFS: its table is full), a damaged slot. It may have been
+ * the one sleeper a send or receive woke (one per change, chan_item.c):
+ * the item or room is still there, next to others asleep that nobody
+ * woke for it - until their keeper's look, 5 s (check_review13 pass_on).
+ * An error is rare; a spare wake-up costs one system call. */
+static int queue_loop(mempool_chan *c, mp_chan *h,
+                      int (*once)(mempool_chan *, mp_chan *, void *),
+                      void *arg, struct side *sd, uint64_t deadline,
+                      uint64_t nap_ns)
+{
+    int rc = queue_wait(c, h, once, arg, sd, deadline, nap_ns);
+    if (rc < 0 && rc != -EPIPE && rc != -ETIMEDOUT)
+        mp_signal(sd->seq, sd->waiters, 1);
+    return rc;
 }
 
 /* Queue slot word @p v of @p s, at distance @p d from position @p at that

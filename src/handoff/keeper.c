@@ -38,7 +38,10 @@
  * the kernel drops when the whole process is gone - a writer thread that
  * exits in a live process is still alive) and makes a FUTEX_WAKE on the
  * entry word of each sleeper whose writer died; the sleeper then reaps it
- * as before (wait.c). A wake that comes before the sleeper is in
+ * as before (wait.c). It makes one too for a sleeper whose entry has left
+ * the generation it waits for (its look before sleeping compared the
+ * whole word, its FUTEX_WAIT only the low half, which the same writer's
+ * next reservation of the entry brings back: keeper_gen_moved()). A wake that comes before the sleeper is in
  * FUTEX_WAIT is lost, but the keeper repeats it every tick while the
  * place is taken, so a death is noticed within about one tick, as with
  * the cap. For get_wait the keeper writes nothing shared; it only reads
@@ -94,8 +97,8 @@ struct mp_keeper {
     _Atomic uint64_t until;
     _Atomic uint64_t gen;         /* look places' generations */
     uint64_t         forkgen;     /* the process it runs in */
-    /* (entry + 1) << 32 | writer slot + 1: a get_wait sleeper's writer to
-     * watch; KEEP_LOOK | generation: a handoff sleeper to look again for
+    /* (entry + 1) << 32 | its generation's low 16 bits << 16 | writer
+     * slot + 1: a get_wait sleeper's writer and entry to watch; KEEP_LOOK | generation: a handoff sleeper to look again for
      * at look[].by (KEEP_LOOK alone: being filled in); 0: a free place. */
     _Atomic uint64_t watch[MP_KEEP_N];
     struct {
@@ -129,9 +132,25 @@ static uint64_t keeper_look_one(struct mp_keeper *k, unsigned i, uint64_t v,
     return now + KEEP_TICK_NS;        /* until it leaves its place */
 }
 
-/* If @p act, wake the sleepers whose writer died and the handoff sleepers
- * whose look is due; when it should look next (UINT64_MAX: no place is
- * taken). */
+/* Has the entry of get_wait place value @p v left the generation its
+ * sleeper waits for? Its sleeper compared the whole word but sleeps on
+ * its low half (state, writer, flags), which a new generation of the
+ * same writer and flags brings back as it was: the writer's abort (or
+ * the reaper's free) and its next reserve of the same entry, both
+ * between the sleeper's look and its FUTEX_WAIT, leave it asleep on a
+ * value that is "still" there, until that new reservation ends - for
+ * ever if it never does (check_review13 wait_aba). The abort's wake-up
+ * found nobody in the kernel yet; this look is its repeat, as for a
+ * writer's death. */
+static bool keeper_gen_moved(mempool *p, uint32_t idx, uint64_t v)
+{
+    uint64_t w = atomic_load(&mp_entry_at(p, idx)->word);
+    return (uint16_t)MP_W_GEN(w) != (uint16_t)(v >> 16);
+}
+
+/* If @p act, wake the sleepers whose writer died or whose entry moved on
+ * to another generation, and the handoff sleepers whose look is due;
+ * when it should look next (UINT64_MAX: no place is taken). */
 static uint64_t keeper_look(mempool *p, struct mp_keeper *k, bool act)
 {
     uint64_t next = UINT64_MAX, now = mp_mono_ns();
@@ -145,7 +164,8 @@ static uint64_t keeper_look(mempool *p, struct mp_keeper *k, bool act)
             t = keeper_look_one(k, i, v, now, act);
         } else {
             t = now + KEEP_TICK_NS;
-            if (act && !mempool__slot_alive(&p->core, d))
+            if (act && (keeper_gen_moved(p, idx, v) ||
+                        !mempool__slot_alive(&p->core, d)))
                 mp_futex_wake(mp_word_low(&mp_entry_at(p, idx)->word),
                               INT_MAX);
         }
@@ -281,9 +301,11 @@ static int keeper_take(struct mp_keeper *k, uint64_t v)
     return -1;
 }
 
-_Atomic uint64_t *mempool__keep_enter(mempool *p, uint32_t idx, unsigned who)
+_Atomic uint64_t *mempool__keep_enter(mempool *p, uint32_t idx, uint32_t gen,
+                                      unsigned who)
 {
-    uint64_t v = (uint64_t)(idx + 1) << 32 | who;
+    uint64_t v = (uint64_t)(idx + 1) << 32 | (uint64_t)(gen & 0xffffu) << 16 |
+                 who;
     struct mp_keeper *k;
     int i;
     if (who < 1 || who > MP_WORKERS || who == (unsigned)p->slot + 1 ||

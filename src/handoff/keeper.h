@@ -19,13 +19,15 @@
 #define MP_KEEP_N        64u    /* sleepers it watches at once */
 #define MP_KEEP_IDLE     20u    /* empty ticks before it sleeps untimed */
 
-/* A get_wait sleeper on entry @p idx, written by worker slot @p who - 1,
- * asks the keeper to watch its writer (starting the keeper the first
- * time). Its place in the keeper (sleep without a cap; the keeper wakes
- * it if the writer dies), or NULL: no keeper (it could not start, a
+/* A get_wait sleeper on generation @p gen of entry @p idx, written by
+ * worker slot @p who - 1, asks the keeper to watch its writer (starting
+ * the keeper the first time). Its place in the keeper (sleep without a
+ * cap; the keeper wakes it if the writer dies or the entry's generation
+ * moves on), or NULL: no keeper (it could not start, a
  * forked or observer handle, all MP_KEEP_N places taken): sleep with the
  * cap as before. */
-_Atomic uint64_t *mempool__keep_enter(mempool *p, uint32_t idx, unsigned who);
+_Atomic uint64_t *mempool__keep_enter(mempool *p, uint32_t idx, uint32_t gen,
+                                      unsigned who);
 
 /* A handoff sleeper with neither deadline nor cap of its own (a channel's
  * or the names' futex @p word, its sleepers word @p sl: sleepers.h) asks

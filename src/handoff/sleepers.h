@@ -243,8 +243,10 @@ static inline int mp_sleep(_Atomic uint32_t *word, _Atomic uint64_t *sl,
     else if (!cap_ns || cap_ns > MP_SL_LOOK_NS)
         cap_ns = MP_SL_LOOK_NS;
     rc = mp_futex_sleep(word, seen, deadline, cap_ns);
-    if (rc == 1)
+    if (rc == 1) {
+        MP_FP(wait_woken);
         atomic_fetch_sub(sl, 1u);
+    }
     else
         mp_sleeper_drop(sl);
     return rc;

@@ -15,7 +15,12 @@
  * the wake-up path: 4 % of a one-CPU wake-up). Without a keeper (it could
  * not start, all its places taken) a sleep is capped at 50 ms instead.
  * Either way the woken waiter reaps the writer itself, which frees the
- * reservation (-ENOENT).
+ * reservation (-ENOENT). The keeper wakes too a sleeper whose entry left
+ * the generation it waits for: the sleeper compares the whole word but
+ * FUTEX_WAIT only the low half, which an abort and the same writer's next
+ * reserve of the entry, both between that look and the FUTEX_WAIT, bring
+ * back as it was (the abort's wake-up found nobody asleep yet: it slept
+ * until the new reservation ended, check_review13 wait_aba).
  *
  * Owner locks (names directory, channel directory) are a word holding the
  * holder's slot + 1. A dead holder is replaced by the next locker, which
@@ -53,7 +58,8 @@ static uint64_t entry_look(const void *arg)
 static int wait_sleep(mempool *p, mp_entry *e, uint32_t idx, uint64_t w,
                       uint64_t deadline)
 {
-    _Atomic uint64_t *place = mempool__keep_enter(p, idx, MP_W_WHO(w));
+    _Atomic uint64_t *place = mempool__keep_enter(p, idx, MP_W_GEN(w),
+                                                  MP_W_WHO(w));
     int rc = 0;
     atomic_fetch_add(&e->waiters, 1);
     if (atomic_load(&e->word) == w) {
