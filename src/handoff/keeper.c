@@ -41,8 +41,9 @@
  * as before (wait.c). It makes one too for a sleeper whose entry has left
  * the generation it waits for (its look before sleeping compared the
  * whole word, its FUTEX_WAIT only the low half, which the same writer's
- * next reservation of the entry brings back: keeper_gen_moved()). A wake that comes before the sleeper is in
- * FUTEX_WAIT is lost, but the keeper repeats it every tick while the
+ * next reservation of the entry brings back: keeper_gen_moved()). A wake
+ * that comes before the sleeper is in FUTEX_WAIT is lost, but the keeper
+ * repeats it every tick while the
  * place is taken, so a death is noticed within about one tick, as with
  * the cap. For get_wait the keeper writes nothing shared; it only reads
  * the entry table's geometry (fixed at open) and makes system calls.
@@ -98,7 +99,8 @@ struct mp_keeper {
     _Atomic uint64_t gen;         /* look places' generations */
     uint64_t         forkgen;     /* the process it runs in */
     /* (entry + 1) << 32 | its generation's low 16 bits << 16 | writer
-     * slot + 1: a get_wait sleeper's writer and entry to watch; KEEP_LOOK | generation: a handoff sleeper to look again for
+     * slot + 1: a get_wait sleeper's writer and entry to watch;
+     * KEEP_LOOK | generation: a handoff sleeper to look again for
      * at look[].by (KEEP_LOOK alone: being filled in); 0: a free place. */
     _Atomic uint64_t watch[MP_KEEP_N];
     struct {

@@ -246,9 +246,9 @@ static inline int mp_sleep(_Atomic uint32_t *word, _Atomic uint64_t *sl,
     if (rc == 1) {
         MP_FP(wait_woken);
         atomic_fetch_sub(sl, 1u);
-    }
-    else
+    } else {
         mp_sleeper_drop(sl);
+    }
     return rc;
 }
 
