@@ -127,7 +127,8 @@ void mpy_strbuild_free(mpy_strbuild *b);
 #ifdef MEMPOOL_CHAN_CREATE
 #define MPY_HAVE_HANDOFF 1
 extern PyTypeObject MpyChannel_Type;
-MpyBuffer *mpy_pin_wait(MpyConn *c, mempool_dref r, double timeout_s);
+MpyBuffer *mpy_pin_wait(MpyPool *pool, MpyConn *c, mempool_dref r,
+                        double timeout_s);
 PyObject *mpy_pool_name_put(MpyPool *self, PyObject *args);
 PyObject *mpy_pool_name_get(MpyPool *self, PyObject *args);
 PyObject *mpy_pool_name_drop(MpyPool *self, PyObject *name);
