@@ -172,7 +172,16 @@ static int name_arg(PyObject *o, PyObject **bytes)
         PyErr_SetString(PyExc_TypeError, "names are str or bytes");
         return -1;
     }
-    return *bytes ? 0 : -1;
+    if (!*bytes)
+        return -1;
+    /* The C calls take it NUL-terminated: a NUL would cut the name. */
+    if (strlen(PyBytes_AS_STRING(*bytes)) !=
+        (size_t)PyBytes_GET_SIZE(*bytes)) {
+        Py_CLEAR(*bytes);
+        PyErr_SetString(PyExc_ValueError, "embedded null character");
+        return -1;
+    }
+    return 0;
 }
 
 PyObject *mpy_pool_name_put(MpyPool *self, PyObject *args)

@@ -87,6 +87,7 @@ PyObject *mpy_raise(int err, const char *what);
 int mpy_errors_init(PyObject *m);
 
 /* module.c */
+const char *mpy_cstr(PyObject *str); /* UTF-8, ValueError on a NUL */
 int mpy_numpy(void); /* 1 ready, 0 not installed (no exception), -1 error */
 
 /* dref.c */

@@ -23,7 +23,7 @@
 static MpyConn *conn_open(PyObject *pyname, const mempool_options *o,
                           int release_gil)
 {
-    const char *name = PyUnicode_AsUTF8(pyname);
+    const char *name = mpy_cstr(pyname);
     mempool *h = NULL;
     MpyConn *c;
     int rc;
