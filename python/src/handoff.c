@@ -316,7 +316,12 @@ PyObject *mpy_pool_give(MpyPool *self, PyObject *args, PyObject *kw)
         double s = PyFloat_AsDouble(ttl);
         if (s == -1.0 && PyErr_Occurred())
             return NULL;
-        ms = s <= 0 ? 0 : (int64_t)(s * 1e3 + 0.5);
+        if (s != s) { /* NaN would become "never expires" */
+            PyErr_SetString(PyExc_ValueError, "ttl is NaN");
+            return NULL;
+        }
+        /* Past int64 ms (~292 million years, inf too): never, as None. */
+        ms = s <= 0 ? 0 : s * 1e3 >= 9.2e18 ? -1 : (int64_t)(s * 1e3 + 0.5);
     }
     if ((rc = mempool_ref_give(h, r, ms)) < 0)
         return mpy_raise(rc, NULL);

@@ -66,6 +66,12 @@ def test_give_take(pool):
     pool.unref(ref)
     with pytest.raises(mempool.NotFound):
         pool.info(ref)
+    ref = pool.put(b"ttl", refcounted=True)
+    with pytest.raises(ValueError):
+        pool.give(ref, ttl=float("nan"))  # was: given, never expiring
+    pool.give(ref, ttl=float("inf"))  # never expires, as None
+    pool.take(ref)
+    pool.unref(ref)
     ref = pool.put(b"expires", refcounted=True)
     pool.give(ref, ttl=0.05)
     time.sleep(0.2)
