@@ -15,6 +15,13 @@
  *                 holder: try again), not MEMPOOL_ECORRUPT (a holder that
  *                 does not exist), which kill(INT_MAX, 0) would have said.
  *                 Then C goes on, R's rebuild and set finish, fsck clean.
+ *   planted_live a user who may write the pool plants a live thread's
+ *                TID (ours: we never unlock it) in the allocator lock word
+ *                while a spill write is at its end (spill.written), whose
+ *                last step waited for that lock without a bound: the
+ *                writer waited for ever. Now it waits the bound and rolls
+ *                the write back: -EAGAIN, the object as it was (in memory,
+ *                no file), and a later move_to_disk works.
  *
  * INTERNAL: it reads the lock's owner word (layout.h). Needs a
  * -DMEMPOOL_FAILPOINTS=ON build.
@@ -25,6 +32,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 #include "internal.h"
@@ -130,10 +138,67 @@ START_TEST(test_inconsistent)
 }
 END_TEST
 
+/* A worker stopped at the end of a spill write of object r (its DRef
+ * from fd arg); continued, its move_to_disk's result goes over rep_fd. */
+static int end_writer(void *arg)
+{
+    mempool *q;
+    mempool_dref r;
+    setenv("MEMPOOL_FAILPOINT", "spill.written=stop@1", 1);
+    T_CHILD_EQ(t_attach(t_name, &q), 0);
+    T_CHILD_EQ(t_recv_dref((int)(intptr_t)arg, &r, T_WAIT_S), 0);
+    T_CHILD_EQ(t_send_u64(rep_fd, (uint64_t)(int64_t)
+                          mempool_move_to_disk(q, r, NULL)), 0);
+    T_CHILD_EQ(mempool_close(q), 0);
+    return 0;
+}
+
+START_TEST(test_planted_live)
+{
+    mp_header *h;
+    mempool_dref r = t_put_fill(t_pool, BIG, 7);
+    uint64_t v;
+    size_t len;
+    int rep[2], in[2];
+    pid_t c;
+    h = (mp_header *)(void *)t_map_arena_rw(t_name, &len);
+    ck_assert_ptr_nonnull(h);
+    t_pipe(rep);
+    t_pipe(in);
+    rep_fd = rep[1];
+    c = t_fork(end_writer, (void *)(intptr_t)in[0]);
+    close(in[0]);
+    ASSERT_RC(t_send_dref(in[1], r), 0);
+    t_await_stopped(c, "spill.written");
+    ck_assert_int_eq(__atomic_load_n(&h->alloc_lock.__data.__lock,
+                                     __ATOMIC_RELAXED), 0);
+    __atomic_store_n(&h->alloc_lock.__data.__owner, (int)getpid(),
+                     __ATOMIC_RELAXED);
+    __atomic_store_n(&h->alloc_lock.__data.__lock, (int)getpid(),
+                     __ATOMIC_RELAXED);      /* alive, never lets go */
+    ck_assert_int_eq(kill(c, SIGCONT), 0);
+    ASSERT_RC(t_recv_u64(rep[0], &v, T_WAIT_S), 0);
+    __atomic_store_n(&h->alloc_lock.__data.__lock, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&h->alloc_lock.__data.__owner, 0, __ATOMIC_RELAXED);
+    munmap(h, len);
+    ck_assert_int_eq((int64_t)v, -EAGAIN);
+    t_wait_ok(c);
+    t_expect_fill(t_pool, r, BIG, 7);             /* as it was */
+    t_assert_healthy(t_pool);
+    ASSERT_RC(mempool_move_to_disk(t_pool, r, NULL), 0);
+    t_expect_fill(t_pool, r, BIG, 7);
+    ASSERT_RC(mempool_delete(t_pool, r), 0);
+    t_assert_healthy(t_pool);
+    close(rep[0]);
+    close(rep[1]);
+    close(in[1]);
+}
+END_TEST
+
 int main(void)
 {
     const struct t_case cases[] = {
-        { "lock_owner", 120, true, { test_inconsistent } },
+        { "lock_owner", 120, true, { test_inconsistent, test_planted_live } },
         { .name = NULL }
     };
     return t_main("lock_owner", cases);
