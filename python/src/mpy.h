@@ -87,6 +87,7 @@ PyObject *mpy_raise(int err, const char *what);
 int mpy_errors_init(PyObject *m);
 
 /* module.c */
+const char *mpy_cstr(PyObject *str); /* UTF-8, ValueError on a NUL */
 int mpy_numpy(void); /* 1 ready, 0 not installed (no exception), -1 error */
 
 /* dref.c */
@@ -127,7 +128,8 @@ void mpy_strbuild_free(mpy_strbuild *b);
 #ifdef MEMPOOL_CHAN_CREATE
 #define MPY_HAVE_HANDOFF 1
 extern PyTypeObject MpyChannel_Type;
-MpyBuffer *mpy_pin_wait(MpyConn *c, mempool_dref r, double timeout_s);
+MpyBuffer *mpy_pin_wait(MpyPool *pool, MpyConn *c, mempool_dref r,
+                        double timeout_s);
 PyObject *mpy_pool_name_put(MpyPool *self, PyObject *args);
 PyObject *mpy_pool_name_get(MpyPool *self, PyObject *args);
 PyObject *mpy_pool_name_drop(MpyPool *self, PyObject *name);

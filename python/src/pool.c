@@ -23,7 +23,7 @@
 static MpyConn *conn_open(PyObject *pyname, const mempool_options *o,
                           int release_gil)
 {
-    const char *name = PyUnicode_AsUTF8(pyname);
+    const char *name = mpy_cstr(pyname);
     mempool *h = NULL;
     MpyConn *c;
     int rc;
@@ -214,7 +214,7 @@ static MpyBuffer *pin(MpyPool *self, mempool_dref r, double timeout)
         return NULL;
 #if MPY_HAVE_HANDOFF
     if (timeout > 0)
-        return mpy_pin_wait(c, r, timeout);
+        return mpy_pin_wait(self, c, r, timeout);
 #endif
     for (;;) {
         Py_BEGIN_ALLOW_THREADS

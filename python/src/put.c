@@ -248,13 +248,8 @@ static int table_column(table_build *t, Py_ssize_t i, PyObject *name,
 {
     mempool_column *c = &t->cols[i];
 
-    if (!(c->name = PyUnicode_AsUTF8(name)))
+    if (!(c->name = mpy_cstr(name)))
         return -1;
-    if (strlen(c->name) != (size_t)PyUnicode_GET_LENGTH(name) &&
-        memchr(c->name, 0, (size_t)PyUnicode_GET_LENGTH(name))) {
-        PyErr_SetString(PyExc_ValueError, "column names cannot contain NUL");
-        return -1;
-    }
     if (mpy_numpy() > 0 && PyArray_Check(col) &&
         !strchr("OSU", PyArray_DESCR((PyArrayObject *)col)->kind)) {
         PyArrayObject *a = (PyArrayObject *)col;

@@ -324,3 +324,30 @@ def test_get_timeout(pool):
     pool.delete(gone)
     with pytest.raises(mempool.NotFound):
         pool.get(gone, timeout=0.05)
+
+
+def test_names_with_nul_are_refused(pool, name):
+    # A str with an embedded NUL used to be cut at the NUL by the C layer:
+    # Pool("x\0y") opened pool "x", destroy("x\0y") destroyed it, a column
+    # "éé\0x" became "éé". Python's own calls (open(), os.*) refuse them
+    # with ValueError; so does mempool, before touching anything.
+    with pytest.raises(ValueError):
+        mempool.Pool(name + "\0other")
+    with pytest.raises(ValueError):
+        mempool.destroy(name + "\0other")
+    assert pool.stats()["pool"]["name"] == name  # still there
+    with pytest.raises(ValueError):
+        pool.put({"\u00e9\u00e9\0x": np.arange(3)})
+    if not mempool.HAVE_HANDOFF:
+        return
+    ref = pool.put(b"x")
+    for bad in ("a\0b", b"a\0b"):
+        with pytest.raises(ValueError):
+            pool.names[bad] = ref
+        with pytest.raises(ValueError):
+            pool.names.wait(bad, timeout=0)
+        with pytest.raises(ValueError):
+            del pool.names[bad]
+        with pytest.raises(ValueError):
+            pool.channel(bad)
+    assert list(pool.names) == []
