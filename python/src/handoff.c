@@ -189,16 +189,20 @@ PyObject *mpy_pool_name_put(MpyPool *self, PyObject *args)
     PyObject *name, *ref, *nb;
     int replace = 0, rc;
     mempool_dref r;
-    mempool *h;
+    MpyConn *c;
 
     if (!PyArg_ParseTuple(args, "OO|p:_name_put", &name, &ref, &replace) ||
-        mpy_dref_arg(ref, &r) < 0 || !(h = mpy_pool_handle(self)) ||
-        name_arg(name, &nb) < 0)
+        mpy_dref_arg(ref, &r) < 0 || name_arg(name, &nb) < 0)
         return NULL;
+    if (!(c = mpy_pool_hold(self))) {
+        Py_DECREF(nb);
+        return NULL;
+    }
     Py_BEGIN_ALLOW_THREADS
-    rc = mempool_name_put(h, PyBytes_AS_STRING(nb), r,
+    rc = mempool_name_put(c->h, PyBytes_AS_STRING(nb), r,
                           replace ? MEMPOOL_NAME_REPLACE : 0);
     Py_END_ALLOW_THREADS
+    Py_DECREF(c);
     Py_DECREF(nb);
     if (rc < 0)
         return rc == -EEXIST ? (PyErr_Format(PyExc_KeyError,
@@ -283,13 +287,18 @@ static int list_one(const char *name, mempool_dref r, void *arg)
 PyObject *mpy_pool_name_list(MpyPool *self, PyObject *unused)
 {
     PyObject *l;
-    mempool *h;
+    MpyConn *c;
     int rc;
 
     (void)unused;
-    if (!(h = mpy_pool_handle(self)) || !(l = PyList_New(0)))
+    if (!(l = PyList_New(0)))
         return NULL;
-    rc = mempool_name_list(h, list_one, l);
+    if (!(c = mpy_pool_hold(self))) { /* list_one runs Python code */
+        Py_DECREF(l);
+        return NULL;
+    }
+    rc = mempool_name_list(c->h, list_one, l);
+    Py_DECREF(c);
     if (rc != 0) {
         Py_DECREF(l);
         return rc == -1 && PyErr_Occurred() ? NULL : mpy_raise(rc, NULL);
@@ -345,28 +354,31 @@ PyObject *mpy_pool_take(MpyPool *self, PyObject *ref)
  * Buffer owns the reference and drops it with the pin. */
 PyObject *mpy_pool_take_pinned(MpyPool *self, PyObject *ref)
 {
-    MpyConn *c = mpy_pool_conn(self);
     mempool_dref r;
     mempool_view v;
-    MpyBuffer *b;
+    MpyBuffer *b = NULL;
+    MpyConn *c;
     int rc;
 
-    if (!c || mpy_dref_arg(ref, &r) < 0)
+    if (mpy_dref_arg(ref, &r) < 0 || !(c = mpy_pool_hold(self)))
         return NULL;
     if ((rc = mempool_ref_take(c->h, r)) < 0)
-        return mpy_raise(rc, NULL);
+        goto out;
     Py_BEGIN_ALLOW_THREADS
     rc = mempool_get(c->h, r, &v);
     Py_END_ALLOW_THREADS
     if (rc < 0) {
         mempool_unref(c->h, r);
-        return mpy_raise(rc, NULL);
-    }
-    if (!(b = mpy_buffer_new(c, &v, r))) {
+    } else if (!(b = mpy_buffer_new(c, &v, r))) {
         mempool_release(c->h, &v);
         mempool_unref(c->h, r);
-        return NULL;
     }
+out:
+    Py_DECREF(c);
+    if (rc < 0)
+        return mpy_raise(rc, NULL);
+    if (!b)
+        return NULL;
     b->ref_owned = 1;
     return mpy_wrap(b);
 }
@@ -387,7 +399,7 @@ typedef struct {
 
 static int chan_open(MpyChannel *ch)
 {
-    MpyConn *conn = mpy_pool_conn(ch->pool);
+    MpyConn *conn = mpy_pool_hold(ch->pool);
     mempool_chan *c = NULL;
     int rc;
 
@@ -398,6 +410,7 @@ static int chan_open(MpyChannel *ch)
                            ch->flags, &c);
     Py_END_ALLOW_THREADS
     if (rc < 0) {
+        Py_DECREF(conn);
         mpy_raise(rc, PyBytes_AS_STRING(ch->name));
         return -1;
     }
@@ -408,7 +421,7 @@ static int chan_open(MpyChannel *ch)
     ch->orphan = NULL;
     ch->busy = 0; /* a forked child: the parent's threads are not here */
     ch->c = c;
-    Py_XSETREF(ch->conn, (MpyConn *)Py_NewRef(conn));
+    Py_XSETREF(ch->conn, conn); /* our reference */
     return 0;
 }
 

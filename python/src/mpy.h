@@ -95,8 +95,11 @@ PyObject *mpy_dref_new(mempool_dref r);
 int mpy_dref_arg(PyObject *o, mempool_dref *out);
 
 /* pool.c */
-mempool *mpy_pool_handle(MpyPool *self);
+mempool *mpy_pool_handle(MpyPool *self); /* for calls that keep the GIL */
 MpyConn *mpy_pool_conn(MpyPool *self);
+/* A new reference to the live handle, for a call that releases the GIL:
+ * another thread may close the pool meanwhile. */
+MpyConn *mpy_pool_hold(MpyPool *self);
 
 /* buffer.c */
 MpyBuffer *mpy_buffer_new(MpyConn *conn, const mempool_view *v,

@@ -3,6 +3,8 @@
 read-only guarantees, pins, errors, reservations, figures."""
 import gc
 import pickle
+import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -351,3 +353,45 @@ def test_names_with_nul_are_refused(pool, name):
         with pytest.raises(ValueError):
             pool.channel(bad)
     assert list(pool.names) == []
+
+
+@pytest.mark.parametrize("op", ["put", "get", "move_to_disk", "stats"])
+def test_close_while_another_thread_calls(name, tmp_path, op):
+    # pool.close() (the end of a with-block) while another thread is inside
+    # a call that runs without the GIL (a put's copy, a get, a spill):
+    # the handle was freed under that call (SIGSEGV). Now the call in
+    # flight finishes, and the thread's next call raises ValueError.
+    pool = mempool.Pool(name, arena_bytes=128 << 20, spill_dir=str(tmp_path))
+    a = np.ones(8 << 20, dtype=np.uint8)
+    ref = pool.put(a)
+
+    def spill():
+        r = pool.put(a)
+        pool.move_to_disk(r)
+        pool.delete(r)
+
+    calls = {"put": lambda: pool.delete(pool.put(a)),
+             "get": lambda: pool.get(ref),
+             "move_to_disk": spill,
+             "stats": pool.stats}
+    ended, started = [], threading.Event()
+
+    def loop():
+        try:
+            while True:
+                calls[op]()
+                started.set()
+        except BaseException as e:  # noqa: B902 - reported to the test
+            ended.append(e)
+            started.set()
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    started.wait(60)
+    time.sleep(0.05)
+    pool.close()
+    t.join(60)
+    assert not t.is_alive()
+    assert isinstance(ended[0], ValueError), ended
+    with mempool.Pool(name, create=False) as again:
+        again.check()
