@@ -136,7 +136,16 @@ END_TEST
 
 #define NPROC 5
 #define NBOARD 64
+/* Each process storms STORM_OPS operations and at least STORM_S seconds
+ * after its attach. The count is what the asserts need (a storm that ran
+ * at all): a time alone, counted from before a slow attach, can leave a
+ * process on a loaded machine no operation at all. On a quiet machine 3 s
+ * are ~270,000 operations a process (~200,000 ASan, ~60,000 TSan), so the
+ * time decides there. The count is small because half the operations
+ * yield the CPU (sched_yield), and at load ~45 a yield waits for many
+ * others: 10,000 operations took one TSan process over 60 s there. */
 #define STORM_S 3.0
+#define STORM_OPS 1000
 
 struct board {
     _Atomic uint64_t cell[NBOARD];   /* 1 + an index in refs, 0 = empty */
@@ -248,10 +257,13 @@ static void take(mempool *p, unsigned j, uint64_t v)
 static int stormer(void *arg)
 {
     uint64_t rng = (uint64_t)(uintptr_t)arg * 7919 + 17;
-    double end = t_now_s() + STORM_S;
+    double end;
     mempool *p;
     T_CHILD_ASSERT(t_attach(t_name, &p) == 0);
-    while (t_now_s() < end && !atomic_load(&bd->note.failed)) {
+    end = t_now_s() + STORM_S;
+    for (unsigned long ops = 0;
+         (ops < STORM_OPS || t_now_s() < end) &&
+         !atomic_load(&bd->note.failed); ops++) {
         unsigned j = (unsigned)(t_rand(&rng) % NBOARD), op = t_rand(&rng) % 8;
         uint64_t v = atomic_load(&bd->cell[j]);
         if (!v)
