@@ -94,6 +94,18 @@ static const struct fp_def {
 #define WL_KEEP 20               /* live objects the child keeps at most */
 #define WL_BIG (5 * MiB + 4097)  /* a large put (the peer's): backahead.c */
 
+/* The kill case's work is a count: every hit of a point (up to T_FP_MAXN)
+ * and three of each other variant, each one child's workload and its
+ * verification. So the bound is per run (t_watchdog), not per point:
+ * cache.flushed is hit once per entry a close flushes from the allocator
+ * cache (~280 runs, ~25 s of CPU under ASan): 250 s of wall time at load
+ * ~21, and over Check's old 300 s for the point at load ~40. A run takes
+ * about a second under ASan at load ~21; one still going after
+ * RUN_BOUND_S is hung. Check's timeout for a point (KILL_POINT_S) then only has to
+ * stop a count gone wild (T_FP_MAXN runs of a point that never ends). */
+#define RUN_BOUND_S 300
+#define KILL_POINT_S 2400
+
 /* ------------------------------------------------------------ records */
 
 enum {
@@ -978,6 +990,7 @@ static int run_kill(struct env *E, int variant, const char *spec,
         wl.peer_wid = 0;
         wl.has_base = false;
     }
+    t_watchdog(RUN_BOUND_S, what);
     wl.variant = variant;
     snprintf(wl.fp, sizeof wl.fp, "%s", spec);
     t_pipe(fds);
@@ -1016,6 +1029,7 @@ static int run_kill(struct env *E, int variant, const char *spec,
                      open_reap, what);
     }
     free(o.recs);
+    t_watchdog(0, NULL);
     return st != 0;
 }
 
@@ -1641,7 +1655,7 @@ static Suite *fp_suite(void)
     TCase *tc;
 
     tc = tcase_create("kill");
-    tcase_set_timeout(tc, 300);
+    tcase_set_timeout(tc, KILL_POINT_S);
     tcase_add_loop_test(tc, test_kill_matrix, 0, NFP);
     suite_add_tcase(s, tc);
 

@@ -562,6 +562,40 @@ int t_wait(pid_t pid, double timeout_s)
     }
 }
 
+static char t_dog_what[512];
+static size_t t_dog_len;
+
+/* SIGALRM of t_watchdog(): name the step and end the test process. Only
+ * async-signal-safe calls. */
+static void t_dog_bark(int sig)
+{
+    static const char m[] = "\nt_watchdog: still running, hung: ";
+    (void)sig;
+    (void)!write(2, m, sizeof m - 1);
+    (void)!write(2, t_dog_what, t_dog_len);
+    (void)!write(2, "\n", 1);
+    _exit(1);
+}
+
+void t_watchdog(unsigned seconds, const char *what)
+{
+    static bool handled;
+
+    if (!seconds) {
+        alarm(0);
+        return;
+    }
+    if (!handled) {
+        struct sigaction sa = { .sa_handler = t_dog_bark };
+        sigemptyset(&sa.sa_mask);
+        ck_assert_int_eq(sigaction(SIGALRM, &sa, NULL), 0);
+        handled = true;
+    }
+    snprintf(t_dog_what, sizeof t_dog_what, "%s (over %u s)", what, seconds);
+    t_dog_len = strlen(t_dog_what);
+    alarm(seconds);
+}
+
 /* Thread @p tid's scheduler state letter (/proc: R, S, D, T, ...), or 0. */
 static char task_state(pid_t tid)
 {

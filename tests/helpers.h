@@ -180,6 +180,13 @@ pid_t t_fork(int (*fn)(void *arg), void *arg);
  *  if it was killed, or -1 if it did not end in time (it is then SIGKILLed
  *  and reaped). */
 int t_wait(pid_t pid, double timeout_s);
+/** A watchdog on one step of a loop whose work is a count (a crash
+ *  matrix's runs): if the step still runs @p seconds later, print @p what
+ *  and end the test process (exit 1, which Check reports). Check's timeout
+ *  bounds a whole test, so it cannot bound a count of steps on a machine
+ *  of unknown load; this bounds each step. t_watchdog(0, NULL) disarms it.
+ *  Uses SIGALRM and alarm() (a forked child does not inherit the alarm). */
+void t_watchdog(unsigned seconds, const char *what);
 /** SIGKILL @p pid and reap it. @return the terminating signal or -1. */
 int t_kill(pid_t pid);
 /** Checked: wait (at most T_WAIT_S) until @p pid is stopped, e.g. by a
