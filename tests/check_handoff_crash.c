@@ -597,13 +597,10 @@ START_TEST(test_stop)
     rec_fd = fds[1];
     pid = t_fork(hchild, NULL);
     close(fds[1]);
-    /* Wait until it is stopped. */
-    for (int k = 0; k < 5000; k++) {
-        int st;
-        if (waitpid(pid, &st, WUNTRACED | WNOHANG) == pid && WIFSTOPPED(st))
-            break;
-        nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
-    }
+    /* Wait until it is stopped (T_WAIT_S: after the 5 s this waited, a
+     * child still on its way to the point on a loaded machine ran on
+     * beside us, and stopped after our SIGCONT, for good). */
+    t_await_stopped(pid, fp_spec);
     /* Our own item goes in and comes out, past whatever it holds. */
     ASSERT_RC(mempool_put_ex(E.p, "p", 2, &rco, &mine), 0);
     ASSERT_RC(mempool_chan_send(E.q, mine, 2000), 0);
