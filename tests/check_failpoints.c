@@ -1457,7 +1457,7 @@ START_TEST(test_regress_move_during_foreign_write)
     char buf[100000], dir[1100];
     mempool *p;
     pid_t pid;
-    int i, rc;
+    int rc;
 
     t_pool_name(bug_pool, NULL);
     ASSERT_RC(t_open(bug_pool, T_ARENA_BYTES, &p), 0);
@@ -1465,8 +1465,11 @@ START_TEST(test_regress_move_during_foreign_write)
     memset(buf, 3, sizeof buf);
     ASSERT_RC(mempool_put(p, buf, sizeof buf, &bug_r), 0);
     pid = t_fork(slow_writer_child, NULL);
-    /* wait until the writer's file is complete (it is still F_WRITING) */
-    for (i = 0; i < 3000 && dir_files(dir, NULL) == 0; i++)
+    /* wait until the writer's file is complete (it is still F_WRITING);
+     * T_WAIT_S, not 3 s: a loaded machine can take longer to fork, attach
+     * and write 100 KB */
+    for (double t0 = t_now_s();
+         dir_files(dir, NULL) == 0 && t_now_s() - t0 < T_WAIT_S;)
         usleep(1000);
     ck_assert_int_eq(dir_files(dir, NULL), 1);
     rc = mempool_move_to_disk(p, bug_r, NULL);
