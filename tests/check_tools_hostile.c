@@ -158,6 +158,58 @@ START_TEST(test_hostile_names)
 }
 END_TEST
 
+/* `mempool name ls` and `mempool chan ls` print names that whoever uses
+ * the pool chose: one forged to end its line and add a binding
+ * ("evil<TAB>DREF<NL>ok"), escape sequences, a tab, invalid UTF-8. Each
+ * listing has one line per entry, printable ASCII and its own tabs only,
+ * and shows the escape sequence as \x1b. */
+static void check_listing(const char *what, size_t lines, bool tabs)
+{
+    size_t nl = 0;
+    for (size_t i = 0; i < R.out_len; i++) {
+        unsigned char c = (unsigned char)R.out[i];
+        nl += c == '\n';
+        ck_assert_msg(c == '\n' || (tabs && c == '\t') ||
+                      (c >= 0x20 && c < 0x7f),
+                      "%s: byte %#x at %zu of the listing", what, c, i);
+    }
+    ck_assert_msg(nl == lines, "%s: %zu lines, want %zu: %s", what, nl, lines,
+                  R.out);
+    ck_assert_msg(strstr(R.out, "esc\\x1b[2J\\x1b]0;pwned\\x07") != NULL,
+                  "%s: escape sequence not shown as \\x1b: %s", what, R.out);
+}
+
+START_TEST(test_hostile_bound_names)
+{
+    static const char *const bad[] = {
+        "esc\033[2J\033]0;pwned\007",
+        "x\t0000000000000000:0000000000000001\nforged",
+        "tab\tbell\007",
+        "bad\xff\xfeutf8",
+        "back\\slash",
+    };
+    const size_t n = sizeof bad / sizeof bad[0];
+    mempool_dref r;
+    t_pool_name(base, "hnames");
+    ASSERT_RC(t_open(base, T_ARENA_BYTES, &t_pool), 0);
+    ASSERT_RC(mempool_put(t_pool, "v", 1, &r), 0);
+    for (size_t i = 0; i < n; i++) {
+        mempool_chan *c;
+        ASSERT_RC(mempool_name_put(t_pool, bad[i], r, 0), 0);
+        ASSERT_RC(mempool_chan_open(t_pool, bad[i], 2, MEMPOOL_CHAN_CREATE,
+                                    &c), 0);
+        ASSERT_RC(mempool_chan_close(c), 0);
+    }
+    ck_assert_int_eq(run(NULL, MP, "name", "ls", base, NULL), 0);
+    check_listing("mempool name ls", n, true);
+    ck_assert_int_eq(run(NULL, MP, "chan", "ls", base, NULL), 0);
+    check_listing("mempool chan ls", n + 1 /* header */, false);
+    ASSERT_RC(mempool_close(t_pool), 0);
+    t_pool = NULL;
+    ASSERT_RC(mempool_destroy(base), 0);
+}
+END_TEST
+
 /* ---- put ----------------------------------------------------------------- */
 
 START_TEST(test_put_endless)
@@ -377,6 +429,7 @@ static Suite *hostile_suite(void)
     TCase *tc = tcase_create("tools");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_hostile_names);
+    tcase_add_test(tc, test_hostile_bound_names);
     tcase_add_test(tc, test_put_endless);
     tcase_add_test(tc, test_put_proc_file);
     tcase_add_test(tc, test_fsck_lost_spill_files);

@@ -87,17 +87,24 @@ static const char name_usage[] =
     "       mempool name ls POOL\n"
     "The pool's name directory: bind NAME (1..255 bytes) to object DREF,\n"
     "look it up (waiting up to MS ms for it to be bound; -1 forever, the\n"
-    "default), unbind it, list the bindings (NAME<TAB>DREF). A name bound to\n"
+    "default), unbind it, list the bindings (NAME<TAB>DREF; bytes outside\n"
+    "printable ASCII shown as \\xHH, a backslash as \\\\). A name bound to\n"
     "a refcounted object holds a reference of its own.\n"
     "Every form takes --any-owner:\n"
     CLI_ANY_OWNER_HELP;
 
+/* Room for a name of MEMPOOL_HNAME_MAX bytes shown as \xHH each. */
+#define SHOWN_NAME_MAX (4 * MEMPOOL_HNAME_MAX + 1)
+
+/* Names and channel names are chosen by whoever uses the pool: printed
+ * escaped (escape.c), so no name can add a line, a column or a terminal
+ * escape sequence to a listing. */
 static int print_name(const char *name, mempool_dref r, void *arg)
 {
-    char text[MEMPOOL_DREF_STRLEN];
+    char text[MEMPOOL_DREF_STRLEN], shown[SHOWN_NAME_MAX];
     (void)arg;
     mempool_dref_format(r, text, sizeof text);
-    printf("%s\t%s\n", name, text);
+    printf("%s\t%s\n", cli_printable(name, shown, sizeof shown), text);
     return 0;
 }
 
@@ -177,8 +184,10 @@ static const char chan_usage[] =
 
 static int print_chan(const mempool_chan_info *ci, void *arg)
 {
+    char shown[SHOWN_NAME_MAX];
     (void)arg;
-    printf("%-24s %-9s %8u %8llu %8llu %8llu %8llu %4u/%-4u\n", ci->name,
+    printf("%-24s %-9s %8u %8llu %8llu %8llu %8llu %4u/%-4u\n",
+           cli_printable(ci->name, shown, sizeof shown),
            (ci->flags & MEMPOOL_CHAN_BROADCAST) ? "broadcast" : "queue",
            ci->capacity, (unsigned long long)ci->depth,
            (unsigned long long)ci->sent, (unsigned long long)ci->received,

@@ -8,6 +8,13 @@
  * Every wait runs without the GIL in slices of WAIT_SLICE_MS, checking
  * for signals between slices, so Ctrl-C interrupts a wait "forever".
  * A timeout that passes raises the builtin TimeoutError.
+ *
+ * Another thread may close the pool or the channel while a thread waits
+ * on it (a consumer thread's shutdown). The library forbids freeing a
+ * handle under a call, so a wait holds a reference to the pool's handle
+ * (MpyConn) and a channel counts its calls in flight (busy): close()
+ * then only marks it closed, the last call to leave frees the handle, and
+ * each waiter sees the close between two slices and raises ValueError.
  */
 #include "mpy.h"
 
@@ -56,26 +63,6 @@ static int64_t slice_ms(double end)
     return left < WAIT_SLICE_MS ? (int64_t)left + 1 : WAIT_SLICE_MS;
 }
 
-typedef int (*wait_fn)(void *ctx, int64_t ms);
-
-/* Call @p fn in slices until it does not time out or @p end passes.
- * Returns its result; -EINTR with an exception set on a signal. */
-static int sliced(wait_fn fn, void *ctx, double end)
-{
-    int rc;
-
-    for (;;) {
-        int64_t ms = slice_ms(end);
-        Py_BEGIN_ALLOW_THREADS
-        rc = fn(ctx, ms);
-        Py_END_ALLOW_THREADS
-        if (rc != -ETIMEDOUT || ms == 0 || (end >= 0 && mono_s() >= end))
-            return rc;
-        if (PyErr_CheckSignals() < 0)
-            return -EINTR;
-    }
-}
-
 static PyObject *timeout_error(const char *what)
 {
     PyErr_Format(PyExc_TimeoutError, "%s: timed out", what);
@@ -91,6 +78,60 @@ static PyObject *fail(int rc, const char *what)
     return mpy_raise(rc, what);
 }
 
+typedef int (*wait_fn)(void *ctx, int64_t ms);
+/* Nonzero (with an exception set) once the waiter's pool or channel was
+ * closed by another thread. */
+typedef int (*closed_fn)(void *owner);
+
+/* Call @p fn in slices until it does not time out or @p end passes.
+ * Returns its result; -EINTR with an exception set on a signal or when
+ * @p closed says the owner was closed meanwhile. */
+static int sliced(wait_fn fn, void *ctx, double end, closed_fn closed,
+                  void *owner)
+{
+    int rc;
+
+    for (;;) {
+        int64_t ms = slice_ms(end);
+        Py_BEGIN_ALLOW_THREADS
+        rc = fn(ctx, ms);
+        Py_END_ALLOW_THREADS
+        if (rc != -ETIMEDOUT || ms == 0 || (end >= 0 && mono_s() >= end))
+            return rc;
+        if (PyErr_CheckSignals() < 0 || closed(owner))
+            return -EINTR;
+    }
+}
+
+/* A wait on a pool's handle. */
+struct pool_wait { MpyPool *pool; MpyConn *c; };
+
+/* The pool was closed (or reopened after fork) when its handle is no
+ * longer the one the wait runs on. */
+static int pool_closed(void *owner)
+{
+    struct pool_wait *w = owner;
+
+    if (w->pool->conn == w->c)
+        return 0;
+    PyErr_SetString(PyExc_ValueError, "the mempool.Pool is closed");
+    return 1;
+}
+
+/* A wait on @p pool's handle @p c, which it keeps open across the wait
+ * (pool.close() in another thread only drops the pool's reference). */
+static int pool_sliced(MpyPool *pool, MpyConn *c, wait_fn fn, void *ctx,
+                       double end)
+{
+    struct pool_wait w = {pool, c};
+    int rc;
+
+    Py_INCREF(c);
+    rc = sliced(fn, ctx, end, pool_closed, &w);
+    Py_DECREF(c);
+    return rc;
+}
+
 /* ---- get with a wait ------------------------------------------------------ */
 
 struct getw { mempool *h; mempool_dref r; mempool_view v; };
@@ -102,16 +143,20 @@ static int getw_call(void *ctx, int64_t ms)
     return mempool_get_wait(g->h, g->r, &g->v, ms);
 }
 
-MpyBuffer *mpy_pin_wait(MpyConn *c, mempool_dref r, double timeout_s)
+MpyBuffer *mpy_pin_wait(MpyPool *pool, MpyConn *c, mempool_dref r,
+                        double timeout_s)
 {
     struct getw g = {c->h, r, {0}};
-    MpyBuffer *b;
-    int rc = sliced(getw_call, &g, mono_s() + timeout_s);
+    MpyBuffer *b = NULL;
+    int rc;
 
+    Py_INCREF(c); /* until the Buffer holds it */
+    rc = pool_sliced(pool, c, getw_call, &g, mono_s() + timeout_s);
     if (rc < 0)
-        return (MpyBuffer *)fail(rc, "get");
-    if (!(b = mpy_buffer_new(c, &g.v, r)))
+        fail(rc, "get");
+    else if (!(b = mpy_buffer_new(c, &g.v, r)))
         mempool_release(c->h, &g.v);
+    Py_DECREF(c);
     return b;
 }
 
@@ -127,7 +172,16 @@ static int name_arg(PyObject *o, PyObject **bytes)
         PyErr_SetString(PyExc_TypeError, "names are str or bytes");
         return -1;
     }
-    return *bytes ? 0 : -1;
+    if (!*bytes)
+        return -1;
+    /* The C calls take it NUL-terminated: a NUL would cut the name. */
+    if (strlen(PyBytes_AS_STRING(*bytes)) !=
+        (size_t)PyBytes_GET_SIZE(*bytes)) {
+        Py_CLEAR(*bytes);
+        PyErr_SetString(PyExc_ValueError, "embedded null character");
+        return -1;
+    }
+    return 0;
 }
 
 PyObject *mpy_pool_name_put(MpyPool *self, PyObject *args)
@@ -135,16 +189,20 @@ PyObject *mpy_pool_name_put(MpyPool *self, PyObject *args)
     PyObject *name, *ref, *nb;
     int replace = 0, rc;
     mempool_dref r;
-    mempool *h;
+    MpyConn *c;
 
     if (!PyArg_ParseTuple(args, "OO|p:_name_put", &name, &ref, &replace) ||
-        mpy_dref_arg(ref, &r) < 0 || !(h = mpy_pool_handle(self)) ||
-        name_arg(name, &nb) < 0)
+        mpy_dref_arg(ref, &r) < 0 || name_arg(name, &nb) < 0)
         return NULL;
+    if (!(c = mpy_pool_hold(self))) {
+        Py_DECREF(nb);
+        return NULL;
+    }
     Py_BEGIN_ALLOW_THREADS
-    rc = mempool_name_put(h, PyBytes_AS_STRING(nb), r,
+    rc = mempool_name_put(c->h, PyBytes_AS_STRING(nb), r,
                           replace ? MEMPOOL_NAME_REPLACE : 0);
     Py_END_ALLOW_THREADS
+    Py_DECREF(c);
     Py_DECREF(nb);
     if (rc < 0)
         return rc == -EEXIST ? (PyErr_Format(PyExc_KeyError,
@@ -167,18 +225,20 @@ PyObject *mpy_pool_name_get(MpyPool *self, PyObject *args)
 {
     PyObject *name, *timeout = NULL, *nb;
     struct nameg n;
+    MpyConn *c;
     double end;
     int rc;
 
     if (!PyArg_ParseTuple(args, "O|O:_name_get", &name, &timeout) ||
-        !(n.h = mpy_pool_handle(self)) || deadline_of(timeout, &end) < 0 ||
+        !(c = mpy_pool_conn(self)) || deadline_of(timeout, &end) < 0 ||
         name_arg(name, &nb) < 0)
         return NULL;
+    n.h = c->h;
     n.name = PyBytes_AS_STRING(nb);
     if (!timeout) {
         rc = mempool_name_get(n.h, n.name, &n.r, 0);
     } else {
-        rc = sliced(nameg_call, &n, end);
+        rc = pool_sliced(self, c, nameg_call, &n, end);
     }
     Py_DECREF(nb);
     if (rc == -ETIMEDOUT && !timeout) {
@@ -227,13 +287,18 @@ static int list_one(const char *name, mempool_dref r, void *arg)
 PyObject *mpy_pool_name_list(MpyPool *self, PyObject *unused)
 {
     PyObject *l;
-    mempool *h;
+    MpyConn *c;
     int rc;
 
     (void)unused;
-    if (!(h = mpy_pool_handle(self)) || !(l = PyList_New(0)))
+    if (!(l = PyList_New(0)))
         return NULL;
-    rc = mempool_name_list(h, list_one, l);
+    if (!(c = mpy_pool_hold(self))) { /* list_one runs Python code */
+        Py_DECREF(l);
+        return NULL;
+    }
+    rc = mempool_name_list(c->h, list_one, l);
+    Py_DECREF(c);
     if (rc != 0) {
         Py_DECREF(l);
         return rc == -1 && PyErr_Occurred() ? NULL : mpy_raise(rc, NULL);
@@ -260,7 +325,12 @@ PyObject *mpy_pool_give(MpyPool *self, PyObject *args, PyObject *kw)
         double s = PyFloat_AsDouble(ttl);
         if (s == -1.0 && PyErr_Occurred())
             return NULL;
-        ms = s <= 0 ? 0 : (int64_t)(s * 1e3 + 0.5);
+        if (s != s) { /* NaN would become "never expires" */
+            PyErr_SetString(PyExc_ValueError, "ttl is NaN");
+            return NULL;
+        }
+        /* Past int64 ms (~292 million years, inf too): never, as None. */
+        ms = s <= 0 ? 0 : s * 1e3 >= 9.2e18 ? -1 : (int64_t)(s * 1e3 + 0.5);
     }
     if ((rc = mempool_ref_give(h, r, ms)) < 0)
         return mpy_raise(rc, NULL);
@@ -284,28 +354,31 @@ PyObject *mpy_pool_take(MpyPool *self, PyObject *ref)
  * Buffer owns the reference and drops it with the pin. */
 PyObject *mpy_pool_take_pinned(MpyPool *self, PyObject *ref)
 {
-    MpyConn *c = mpy_pool_conn(self);
     mempool_dref r;
     mempool_view v;
-    MpyBuffer *b;
+    MpyBuffer *b = NULL;
+    MpyConn *c;
     int rc;
 
-    if (!c || mpy_dref_arg(ref, &r) < 0)
+    if (mpy_dref_arg(ref, &r) < 0 || !(c = mpy_pool_hold(self)))
         return NULL;
     if ((rc = mempool_ref_take(c->h, r)) < 0)
-        return mpy_raise(rc, NULL);
+        goto out;
     Py_BEGIN_ALLOW_THREADS
     rc = mempool_get(c->h, r, &v);
     Py_END_ALLOW_THREADS
     if (rc < 0) {
         mempool_unref(c->h, r);
-        return mpy_raise(rc, NULL);
-    }
-    if (!(b = mpy_buffer_new(c, &v, r))) {
+    } else if (!(b = mpy_buffer_new(c, &v, r))) {
         mempool_release(c->h, &v);
         mempool_unref(c->h, r);
-        return NULL;
     }
+out:
+    Py_DECREF(c);
+    if (rc < 0)
+        return mpy_raise(rc, NULL);
+    if (!b)
+        return NULL;
     b->ref_owned = 1;
     return mpy_wrap(b);
 }
@@ -320,11 +393,13 @@ typedef struct {
     PyObject     *name;   /* bytes */
     uint32_t      capacity;
     unsigned      flags;
+    int           busy;   /* send/recv calls in flight (under the GIL) */
+    mempool_chan *orphan; /* closed while busy: freed by the last to leave */
 } MpyChannel;
 
 static int chan_open(MpyChannel *ch)
 {
-    MpyConn *conn = mpy_pool_conn(ch->pool);
+    MpyConn *conn = mpy_pool_hold(ch->pool);
     mempool_chan *c = NULL;
     int rc;
 
@@ -335,13 +410,18 @@ static int chan_open(MpyChannel *ch)
                            ch->flags, &c);
     Py_END_ALLOW_THREADS
     if (rc < 0) {
+        Py_DECREF(conn);
         mpy_raise(rc, PyBytes_AS_STRING(ch->name));
         return -1;
     }
     if (ch->c)
         mempool_chan_close(ch->c); /* a forked child's copy */
+    if (ch->orphan)
+        mempool_chan_close(ch->orphan);
+    ch->orphan = NULL;
+    ch->busy = 0; /* a forked child: the parent's threads are not here */
     ch->c = c;
-    Py_XSETREF(ch->conn, (MpyConn *)Py_NewRef(conn));
+    Py_XSETREF(ch->conn, conn); /* our reference */
     return 0;
 }
 
@@ -374,6 +454,8 @@ PyObject *mpy_pool_channel(MpyPool *self, PyObject *args, PyObject *kw)
     ch->pool = (MpyPool *)Py_NewRef(self);
     ch->conn = NULL;
     ch->c = NULL;
+    ch->busy = 0;
+    ch->orphan = NULL;
     ch->capacity = capacity;
     ch->flags = (create ? MEMPOOL_CHAN_CREATE : 0) |
                 (broadcast ? MEMPOOL_CHAN_BROADCAST : 0);
@@ -393,6 +475,8 @@ static void chan_dealloc(MpyChannel *ch)
 {
     if (ch->c)
         mempool_chan_close(ch->c);
+    if (ch->orphan)
+        mempool_chan_close(ch->orphan);
     Py_CLEAR(ch->conn);
     Py_CLEAR(ch->pool);
     Py_CLEAR(ch->name);
@@ -415,6 +499,36 @@ static int recv_call(void *ctx, int64_t ms)
     return mempool_chan_recv(s->c, &s->r, ms);
 }
 
+/* A channel wait on handle @p owner's c: closed when close() took it. */
+struct chan_wait { MpyChannel *ch; mempool_chan *c; };
+
+static int chan_closed(void *owner)
+{
+    struct chan_wait *w = owner;
+
+    if (w->ch->c == w->c)
+        return 0;
+    PyErr_SetString(PyExc_ValueError, "the channel is closed");
+    return 1;
+}
+
+/* A wait on the channel's handle @p c, counted in busy so that a close()
+ * meanwhile leaves the freeing to the last call to leave. */
+static int chan_sliced(MpyChannel *ch, mempool_chan *c, wait_fn fn,
+                       void *ctx, double end)
+{
+    struct chan_wait w = {ch, c};
+    int rc;
+
+    ch->busy++;
+    rc = sliced(fn, ctx, end, chan_closed, &w);
+    if (--ch->busy == 0 && ch->orphan) {
+        mempool_chan_close(ch->orphan);
+        ch->orphan = NULL;
+    }
+    return rc;
+}
+
 static PyObject *chan_send(MpyChannel *ch, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"ref", "timeout", NULL};
@@ -428,7 +542,7 @@ static PyObject *chan_send(MpyChannel *ch, PyObject *args, PyObject *kw)
         mpy_dref_arg(ref, &s.r) < 0 || deadline_of(timeout, &end) < 0 ||
         !(s.c = chan_handle(ch)))
         return NULL;
-    if ((rc = sliced(send_call, &s, end)) < 0)
+    if ((rc = chan_sliced(ch, s.c, send_call, &s, end)) < 0)
         return fail(rc, "send");
     Py_RETURN_NONE;
 }
@@ -441,7 +555,7 @@ static PyObject *recv(MpyChannel *ch, PyObject *timeout, int iter)
 
     if (deadline_of(timeout, &end) < 0 || !(s.c = chan_handle(ch)))
         return NULL;
-    rc = sliced(recv_call, &s, end);
+    rc = chan_sliced(ch, s.c, recv_call, &s, end);
     if (rc == -EPIPE && iter)
         return NULL; /* StopIteration */
     if (rc < 0)
@@ -467,7 +581,9 @@ static PyObject *chan_next(MpyChannel *ch)
 static PyObject *chan_close(MpyChannel *ch, PyObject *unused)
 {
     (void)unused;
-    if (ch->c)
+    if (ch->c && ch->busy)
+        ch->orphan = ch->c; /* another thread is inside a call on it */
+    else if (ch->c)
         mempool_chan_close(ch->c);
     ch->c = NULL;
     Py_RETURN_NONE;

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * module.c - the _mempool extension module: type registration, the lazy
- * numpy import, the fork generation counter and module-level functions
- * (destroy, version, _set_types).
+ * numpy import, the fork generation counter, module-level functions
+ * (destroy, version, _set_types) and mpy_cstr (names for the C calls).
  *
  * Fork safety: a pthread_atfork child handler bumps mpy_fork_gen, so every
  * handle opened before the fork is recognised as the parent's (its pins are
@@ -12,6 +12,7 @@
 #include "mpy.h"
 
 #include <pthread.h>
+#include <string.h>
 
 unsigned long mpy_fork_gen;
 PyObject *mpy_table_class, *mpy_fileref_class;
@@ -19,6 +20,22 @@ PyObject *mpy_table_class, *mpy_fileref_class;
 static void after_fork_child(void)
 {
     mpy_fork_gen++;
+}
+
+/* The UTF-8 form of str @p str for a C call that takes a NUL-terminated
+ * name, or NULL with ValueError when it holds a NUL (the C side would see
+ * only the part before it: another pool, name or column), as open() and
+ * os.* refuse such paths. */
+const char *mpy_cstr(PyObject *str)
+{
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(str, &n);
+
+    if (s && strlen(s) != (size_t)n) {
+        PyErr_SetString(PyExc_ValueError, "embedded null character");
+        return NULL;
+    }
+    return s;
 }
 
 /* 1 if numpy's C API is ready, 0 if numpy is not installed, -1 on another
@@ -45,11 +62,15 @@ int mpy_numpy(void)
 
 static PyObject *mod_destroy(PyObject *m, PyObject *arg)
 {
-    const char *name = PyUnicode_AsUTF8(arg);
+    const char *name;
     int rc;
 
     (void)m;
-    if (!name)
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "destroy() takes a str");
+        return NULL;
+    }
+    if (!(name = mpy_cstr(arg)))
         return NULL;
     Py_BEGIN_ALLOW_THREADS
     rc = mempool_destroy(name);

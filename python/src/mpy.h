@@ -87,6 +87,7 @@ PyObject *mpy_raise(int err, const char *what);
 int mpy_errors_init(PyObject *m);
 
 /* module.c */
+const char *mpy_cstr(PyObject *str); /* UTF-8, ValueError on a NUL */
 int mpy_numpy(void); /* 1 ready, 0 not installed (no exception), -1 error */
 
 /* dref.c */
@@ -94,8 +95,11 @@ PyObject *mpy_dref_new(mempool_dref r);
 int mpy_dref_arg(PyObject *o, mempool_dref *out);
 
 /* pool.c */
-mempool *mpy_pool_handle(MpyPool *self);
+mempool *mpy_pool_handle(MpyPool *self); /* for calls that keep the GIL */
 MpyConn *mpy_pool_conn(MpyPool *self);
+/* A new reference to the live handle, for a call that releases the GIL:
+ * another thread may close the pool meanwhile. */
+MpyConn *mpy_pool_hold(MpyPool *self);
 
 /* buffer.c */
 MpyBuffer *mpy_buffer_new(MpyConn *conn, const mempool_view *v,
@@ -127,7 +131,8 @@ void mpy_strbuild_free(mpy_strbuild *b);
 #ifdef MEMPOOL_CHAN_CREATE
 #define MPY_HAVE_HANDOFF 1
 extern PyTypeObject MpyChannel_Type;
-MpyBuffer *mpy_pin_wait(MpyConn *c, mempool_dref r, double timeout_s);
+MpyBuffer *mpy_pin_wait(MpyPool *pool, MpyConn *c, mempool_dref r,
+                        double timeout_s);
 PyObject *mpy_pool_name_put(MpyPool *self, PyObject *args);
 PyObject *mpy_pool_name_get(MpyPool *self, PyObject *args);
 PyObject *mpy_pool_name_drop(MpyPool *self, PyObject *name);

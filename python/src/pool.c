@@ -23,7 +23,7 @@
 static MpyConn *conn_open(PyObject *pyname, const mempool_options *o,
                           int release_gil)
 {
-    const char *name = PyUnicode_AsUTF8(pyname);
+    const char *name = mpy_cstr(pyname);
     mempool *h = NULL;
     MpyConn *c;
     int rc;
@@ -73,11 +73,23 @@ MpyConn *mpy_pool_conn(MpyPool *self)
     return c;
 }
 
+/* The handle for a call that keeps the GIL from here to its end (so no
+ * other thread can close the pool under it). */
 mempool *mpy_pool_handle(MpyPool *self)
 {
     MpyConn *c = mpy_pool_conn(self);
 
     return c ? c->h : NULL;
+}
+
+/* For a call that releases the GIL: pool.close() in another thread only
+ * drops the pool's reference, the handle closes when the call drops this
+ * one (the library forbids closing a handle under a call: SIGSEGV). */
+MpyConn *mpy_pool_hold(MpyPool *self)
+{
+    MpyConn *c = mpy_pool_conn(self);
+
+    return c ? (MpyConn *)Py_NewRef(c) : NULL;
 }
 
 static int pool_init(MpyPool *self, PyObject *args, PyObject *kw)
@@ -200,22 +212,15 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* Pin @p r into a new Buffer; with @p timeout >= 0, wait that long for an
- * object that is not there yet (polling every millisecond). */
-static MpyBuffer *pin(MpyPool *self, mempool_dref r, double timeout)
+/* Pin @p r through @p c into a new Buffer; with @p timeout >= 0, wait
+ * that long for an object that is not there yet (polling every ms). */
+static MpyBuffer *pin_poll(MpyConn *c, mempool_dref r, double timeout)
 {
-    MpyConn *c = mpy_pool_conn(self);
     mempool_view v;
     MpyBuffer *b;
     double end = timeout > 0 ? now_s() + timeout : 0;
     int rc;
 
-    if (!c)
-        return NULL;
-#if MPY_HAVE_HANDOFF
-    if (timeout > 0)
-        return mpy_pin_wait(c, r, timeout);
-#endif
     for (;;) {
         Py_BEGIN_ALLOW_THREADS
         rc = mempool_get(c->h, r, &v);
@@ -234,6 +239,25 @@ static MpyBuffer *pin(MpyPool *self, mempool_dref r, double timeout)
     b = mpy_buffer_new(c, &v, r);
     if (!b)
         mempool_release(c->h, &v);
+    return b;
+}
+
+/* Pin @p r into a new Buffer, waiting up to @p timeout s (if > 0) for an
+ * object that is not there yet. */
+static MpyBuffer *pin(MpyPool *self, mempool_dref r, double timeout)
+{
+    MpyConn *c = mpy_pool_hold(self);
+    MpyBuffer *b;
+
+    if (!c)
+        return NULL;
+#if MPY_HAVE_HANDOFF
+    if (timeout > 0)
+        b = mpy_pin_wait(self, c, r, timeout);
+    else
+#endif
+        b = pin_poll(c, r, timeout);
+    Py_DECREF(c);
     return b;
 }
 
@@ -333,14 +357,15 @@ typedef int (*ref_fn)(mempool *, mempool_dref);
 static PyObject *ref_call(MpyPool *self, PyObject *ref, ref_fn fn)
 {
     mempool_dref r;
-    mempool *h;
+    MpyConn *c;
     int rc;
 
-    if (mpy_dref_arg(ref, &r) < 0 || !(h = mpy_pool_handle(self)))
+    if (mpy_dref_arg(ref, &r) < 0 || !(c = mpy_pool_hold(self)))
         return NULL;
     Py_BEGIN_ALLOW_THREADS
-    rc = fn(h, r);
+    rc = fn(c->h, r);
     Py_END_ALLOW_THREADS
+    Py_DECREF(c);
     if (rc < 0)
         return mpy_raise(rc, NULL);
     Py_RETURN_NONE;
@@ -427,17 +452,20 @@ static PyObject *disk_call(MpyPool *self, PyObject *ref, disk_fn fn)
 {
     mempool_fileref *f;
     mempool_dref r;
-    mempool *h;
+    MpyConn *c;
     PyObject *res;
     int rc;
 
-    if (mpy_dref_arg(ref, &r) < 0 || !(h = mpy_pool_handle(self)))
+    if (mpy_dref_arg(ref, &r) < 0 || !(c = mpy_pool_hold(self)))
         return NULL;
-    if (!(f = PyMem_RawMalloc(sizeof *f)))
+    if (!(f = PyMem_RawMalloc(sizeof *f))) {
+        Py_DECREF(c);
         return PyErr_NoMemory();
+    }
     Py_BEGIN_ALLOW_THREADS
-    rc = fn(h, r, f);
+    rc = fn(c->h, r, f);
     Py_END_ALLOW_THREADS
+    Py_DECREF(c);
     res = rc < 0 ? mpy_raise(rc, NULL) : fileref_new(f);
     PyMem_RawFree(f);
     return res;
@@ -456,22 +484,24 @@ static PyObject *pool_copy_to_disk(MpyPool *s, PyObject *r)
 static PyObject *pool_save_to_disk(MpyPool *self, PyObject *args)
 {
     PyObject *ref, *path_b = NULL, *res;
-    mempool_fileref *f;
+    mempool_fileref *f = NULL;
     mempool_dref r;
-    mempool *h;
+    MpyConn *c = NULL;
     int rc;
 
     if (!PyArg_ParseTuple(args, "OO&:save_to_disk", &ref,
                           PyUnicode_FSConverter, &path_b))
         return NULL;
-    if (mpy_dref_arg(ref, &r) < 0 || !(h = mpy_pool_handle(self)) ||
+    if (mpy_dref_arg(ref, &r) < 0 || !(c = mpy_pool_hold(self)) ||
         !(f = PyMem_RawMalloc(sizeof *f))) {
+        Py_XDECREF(c);
         Py_DECREF(path_b);
         return PyErr_Occurred() ? NULL : PyErr_NoMemory();
     }
     Py_BEGIN_ALLOW_THREADS
-    rc = mempool_save_to_disk(h, r, PyBytes_AS_STRING(path_b), f);
+    rc = mempool_save_to_disk(c->h, r, PyBytes_AS_STRING(path_b), f);
     Py_END_ALLOW_THREADS
+    Py_DECREF(c);
     res = rc < 0 ? mpy_raise(rc, PyBytes_AS_STRING(path_b)) : fileref_new(f);
     PyMem_RawFree(f);
     Py_DECREF(path_b);
@@ -487,7 +517,7 @@ static PyObject *pool_get_file(MpyPool *self, PyObject *fref)
     MpyBuffer *b;
     int rc;
 
-    if (!(c = mpy_pool_conn(self)))
+    if (!mpy_pool_conn(self))
         return NULL;
     if (PyTuple_Check(fref) && PyTuple_GET_SIZE(fref) == 2) {
         path = PyTuple_GET_ITEM(fref, 0);
@@ -513,6 +543,11 @@ static PyObject *pool_get_file(MpyPool *self, PyObject *fref)
     }
     memcpy(f->path, PyBytes_AS_STRING(path_b),
            (size_t)PyBytes_GET_SIZE(path_b));
+    if (!(c = mpy_pool_hold(self))) { /* closed while converting path */
+        PyMem_RawFree(f);
+        Py_DECREF(path_b);
+        return NULL;
+    }
     Py_BEGIN_ALLOW_THREADS
     rc = mempool_get_file(c->h, f, &v);
     Py_END_ALLOW_THREADS
@@ -520,29 +555,30 @@ static PyObject *pool_get_file(MpyPool *self, PyObject *fref)
     if (rc < 0) {
         mpy_raise(rc, PyBytes_AS_STRING(path_b));
         Py_DECREF(path_b);
+        Py_DECREF(c);
         return NULL;
     }
     Py_DECREF(path_b);
     b = mpy_buffer_new(c, &v, (mempool_dref){0, 0});
-    if (!b) {
+    if (!b)
         mempool_release(c->h, &v);
-        return NULL;
-    }
-    return mpy_wrap(b);
+    Py_DECREF(c);
+    return b ? mpy_wrap(b) : NULL;
 }
 
 /* A call taking only the handle, run without the GIL; its count (>= 0) as
  * an int, or None when @p none. */
 static PyObject *handle_call(MpyPool *self, int (*fn)(mempool *), int none)
 {
-    mempool *h = mpy_pool_handle(self);
+    MpyConn *c = mpy_pool_hold(self);
     int rc;
 
-    if (!h)
+    if (!c)
         return NULL;
     Py_BEGIN_ALLOW_THREADS
-    rc = fn(h);
+    rc = fn(c->h);
     Py_END_ALLOW_THREADS
+    Py_DECREF(c);
     if (rc < 0)
         return mpy_raise(rc, NULL);
     if (none)
@@ -560,17 +596,18 @@ static PyObject *pool_flush(MpyPool *self, PyObject *unused)
 
 static PyObject *pool_stats(MpyPool *self, PyObject *unused)
 {
-    mempool *h = mpy_pool_handle(self);
+    MpyConn *c = mpy_pool_hold(self);
     PyObject *json, *res;
     char *doc = NULL;
     int rc;
 
     (void)unused;
-    if (!h)
+    if (!c)
         return NULL;
     Py_BEGIN_ALLOW_THREADS
-    rc = mempool_stats_json(h, &doc);
+    rc = mempool_stats_json(c->h, &doc);
     Py_END_ALLOW_THREADS
+    Py_DECREF(c);
     if (rc < 0)
         return mpy_raise(rc, NULL);
     json = PyImport_ImportModule("json");
@@ -582,16 +619,17 @@ static PyObject *pool_stats(MpyPool *self, PyObject *unused)
 
 static PyObject *pool_check(MpyPool *self, PyObject *unused)
 {
-    mempool *h = mpy_pool_handle(self);
+    MpyConn *c = mpy_pool_hold(self);
     char why[512] = "";
     int rc;
 
     (void)unused;
-    if (!h)
+    if (!c)
         return NULL;
     Py_BEGIN_ALLOW_THREADS
-    rc = mempool_check(h, why, sizeof why);
+    rc = mempool_check(c->h, why, sizeof why);
     Py_END_ALLOW_THREADS
+    Py_DECREF(c);
     if (rc < 0)
         return mpy_raise(rc, why[0] ? why : NULL);
     Py_RETURN_NONE;
@@ -605,15 +643,16 @@ static PyObject *pool_reap(MpyPool *self, PyObject *unused)
 
 static PyObject *pool_trim(MpyPool *self, PyObject *unused)
 {
-    mempool *h = mpy_pool_handle(self);
+    MpyConn *c = mpy_pool_hold(self);
     int64_t rc;
 
     (void)unused;
-    if (!h)
+    if (!c)
         return NULL;
     Py_BEGIN_ALLOW_THREADS
-    rc = mempool_trim(h);
+    rc = mempool_trim(c->h);
     Py_END_ALLOW_THREADS
+    Py_DECREF(c);
     if (rc < 0)
         return mpy_raise((int)rc, NULL);
     return PyLong_FromLongLong(rc);

@@ -168,37 +168,50 @@ static int is_ndarray(PyObject *obj)
     return PyArray_Check(obj) || PyArray_IsScalar(obj, Generic);
 }
 
+/* put() of what the C side stores itself: 0, -1 with an exception set,
+ * or 1 when @p obj is for Pool._put_other(). */
+static int put_native(MpyPool *self, mempool *h, PyObject *obj,
+                      uint32_t flags, mempool_dref *r)
+{
+    int rc;
+
+    if ((rc = is_ndarray(obj)) < 0)
+        return -1;
+    if (rc && PyArray_IsScalar(obj, Generic)) {
+        /* numpy scalars are stored as 0-d arrays */
+        PyObject *arr = PyArray_FromScalar(obj, NULL);
+        if (!arr)
+            return -1;
+        rc = put_ndarray(self, h, arr, flags, r);
+        Py_DECREF(arr);
+        return rc;
+    }
+    if (rc)
+        return put_ndarray(self, h, obj, flags, r);
+    if (PyObject_CheckBuffer(obj))
+        return put_buffer(h, obj, flags, r);
+    if (PyList_Check(obj) || PyTuple_Check(obj))
+        return put_strings(h, obj, flags, r);
+    return 1;
+}
+
 PyObject *mpy_pool_put(MpyPool *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"obj", "refcounted", NULL};
     PyObject *obj;
     int refcounted = 0, rc;
-    uint32_t flags;
     mempool_dref r;
-    mempool *h;
+    MpyConn *c;
 
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O|p:put", kwlist, &obj,
                                      &refcounted))
         return NULL;
-    if (!(h = mpy_pool_handle(self)))
+    if (!(c = mpy_pool_hold(self)))
         return NULL;
-    flags = refcounted ? MEMPOOL_PUT_REFCOUNTED : 0;
-    if ((rc = is_ndarray(obj)) < 0)
-        return NULL;
-    if (rc && PyArray_IsScalar(obj, Generic)) {
-        /* numpy scalars are stored as 0-d arrays */
-        PyObject *arr = PyArray_FromScalar(obj, NULL);
-        if (!arr)
-            return NULL;
-        rc = put_ndarray(self, h, arr, flags, &r);
-        Py_DECREF(arr);
-    } else if (rc)
-        rc = put_ndarray(self, h, obj, flags, &r);
-    else if (PyObject_CheckBuffer(obj))
-        rc = put_buffer(h, obj, flags, &r);
-    else if (PyList_Check(obj) || PyTuple_Check(obj))
-        rc = put_strings(h, obj, flags, &r);
-    else
+    rc = put_native(self, c->h, obj,
+                    refcounted ? MEMPOOL_PUT_REFCOUNTED : 0, &r);
+    Py_DECREF(c);
+    if (rc > 0)
         return PyObject_CallMethod((PyObject *)self, "_put_other", "OO", obj,
                                    refcounted ? Py_True : Py_False);
     return rc < 0 ? NULL : mpy_dref_new(r);
@@ -210,15 +223,16 @@ PyObject *mpy_pool_put_strings(MpyPool *self, PyObject *args, PyObject *kw)
     PyObject *seq;
     int refcounted = 0;
     mempool_dref r;
-    mempool *h;
+    MpyConn *c;
+    int rc;
 
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O|p:_put_strings", kwlist,
-                                     &seq, &refcounted))
+                                     &seq, &refcounted) ||
+        !(c = mpy_pool_hold(self)))
         return NULL;
-    if (!(h = mpy_pool_handle(self)) ||
-        put_strings(h, seq, refcounted ? MEMPOOL_PUT_REFCOUNTED : 0, &r) < 0)
-        return NULL;
-    return mpy_dref_new(r);
+    rc = put_strings(c->h, seq, refcounted ? MEMPOOL_PUT_REFCOUNTED : 0, &r);
+    Py_DECREF(c);
+    return rc < 0 ? NULL : mpy_dref_new(r);
 }
 
 /* ---- tables ------------------------------------------------------------- */
@@ -248,13 +262,8 @@ static int table_column(table_build *t, Py_ssize_t i, PyObject *name,
 {
     mempool_column *c = &t->cols[i];
 
-    if (!(c->name = PyUnicode_AsUTF8(name)))
+    if (!(c->name = mpy_cstr(name)))
         return -1;
-    if (strlen(c->name) != (size_t)PyUnicode_GET_LENGTH(name) &&
-        memchr(c->name, 0, (size_t)PyUnicode_GET_LENGTH(name))) {
-        PyErr_SetString(PyExc_ValueError, "column names cannot contain NUL");
-        return -1;
-    }
     if (mpy_numpy() > 0 && PyArray_Check(col) &&
         !strchr("OSU", PyArray_DESCR((PyArrayObject *)col)->kind)) {
         PyArrayObject *a = (PyArrayObject *)col;
@@ -317,7 +326,7 @@ PyObject *mpy_pool_put_table(MpyPool *self, PyObject *args, PyObject *kw)
     mempool_table tab;
     uint64_t bytes = 0;
     mempool_dref r;
-    mempool *h;
+    MpyConn *c;
 
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O!K|p:_put_table", kwlist,
                                      &PyList_Type, &names, &PyList_Type, &cols,
@@ -327,7 +336,7 @@ PyObject *mpy_pool_put_table(MpyPool *self, PyObject *args, PyObject *kw)
         PyErr_SetString(PyExc_ValueError, "names and columns differ in length");
         return NULL;
     }
-    if (!(h = mpy_pool_handle(self)))
+    if (!mpy_pool_conn(self))
         return NULL;
     t.n = PyList_GET_SIZE(names);
     t.cols = calloc((size_t)t.n + 1, sizeof *t.cols);
@@ -352,8 +361,12 @@ PyObject *mpy_pool_put_table(MpyPool *self, PyObject *args, PyObject *kw)
     tab.cols = t.cols;
     tab.obj = NULL;
     tab.obj_len = 0;
-    rc = set_obj(h, MEMPOOL_TYPE_TABLE, &tab, bytes,
+    /* Held from here: building the columns ran Python code. */
+    if (!(c = mpy_pool_hold(self)))
+        goto out;
+    rc = set_obj(c->h, MEMPOOL_TYPE_TABLE, &tab, bytes,
                  refcounted ? MEMPOOL_PUT_REFCOUNTED : 0, &r);
+    Py_DECREF(c);
 out:
     table_free(&t);
     return rc < 0 ? NULL : mpy_dref_new(r);

@@ -66,6 +66,12 @@ def test_give_take(pool):
     pool.unref(ref)
     with pytest.raises(mempool.NotFound):
         pool.info(ref)
+    ref = pool.put(b"ttl", refcounted=True)
+    with pytest.raises(ValueError):
+        pool.give(ref, ttl=float("nan"))  # was: given, never expiring
+    pool.give(ref, ttl=float("inf"))  # never expires, as None
+    pool.take(ref)
+    pool.unref(ref)
     ref = pool.put(b"expires", refcounted=True)
     pool.give(ref, ttl=0.05)
     time.sleep(0.2)
@@ -141,3 +147,66 @@ def test_resend_without_copy(pool):
     del b, c
     assert pins(pool) == 0
     assert pool.stats()["pool"]["objects"]["used"] == 0
+
+
+def _blocked_in(call, holder):
+    """Run call() in a thread; what it raised (or returned) lands in
+    holder[0]. The thread is returned once it has started."""
+    started = threading.Event()
+
+    def run():
+        started.set()
+        try:
+            holder.append(call())
+        except BaseException as e:  # noqa: B902 - reported to the test
+            holder.append(e)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    started.wait()
+    return t
+
+
+@pytest.mark.parametrize("op", ["recv", "send", "iter"])
+def test_channel_closed_by_another_thread(pool, op):
+    # A thread blocked in a channel call while another thread closes the
+    # channel (the shutdown of a consumer thread): the blocked call ends
+    # with ValueError, never a crash (the C handle was freed under the
+    # waiter: SIGSEGV) and never a wait forever.
+    ch = pool.channel("shut", capacity=1)
+    if op == "send":
+        ch.send(pool.put(b"fills the queue"))
+    calls = {"recv": ch.recv,
+             "send": lambda: ch.send(pool.put(b"x")),
+             "iter": lambda: list(ch)}
+    got = []
+    t = _blocked_in(calls[op], got)
+    time.sleep(0.3)  # most likely inside the wait by now; either way...
+    ch.close()
+    t.join(60)
+    assert not t.is_alive()
+    assert isinstance(got[0], ValueError) and "closed" in str(got[0])
+    with pytest.raises(ValueError):
+        ch.recv(timeout=0)
+    if op == "send":  # the channel and its item stay: a new handle
+        with pool.channel("shut") as again:
+            assert bytes(pool.get(again.recv(timeout=5))) == b"fills the queue"
+
+
+@pytest.mark.parametrize("op", ["names.wait", "get"])
+def test_pool_closed_by_another_thread(name, tmp_path, op):
+    # pool.close() while another thread waits on the pool forever: the
+    # wait ends with ValueError (the pool is closed) instead of running on
+    # a closed handle.
+    pool = mempool.Pool(name, arena_bytes=32 << 20, spill_dir=str(tmp_path))
+    res = pool.reserve(8)
+    calls = {"names.wait": lambda: pool.names.wait("never", timeout=None),
+             "get": lambda: pool.get(res.ref, timeout=1e9)}
+    got = []
+    t = _blocked_in(calls[op], got)
+    time.sleep(0.3)
+    pool.close()
+    t.join(60)
+    assert not t.is_alive()
+    assert isinstance(got[0], ValueError) and "closed" in str(got[0])
+    res.abort()

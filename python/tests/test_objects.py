@@ -3,6 +3,8 @@
 read-only guarantees, pins, errors, reservations, figures."""
 import gc
 import pickle
+import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -324,3 +326,72 @@ def test_get_timeout(pool):
     pool.delete(gone)
     with pytest.raises(mempool.NotFound):
         pool.get(gone, timeout=0.05)
+
+
+def test_names_with_nul_are_refused(pool, name):
+    # A str with an embedded NUL used to be cut at the NUL by the C layer:
+    # Pool("x\0y") opened pool "x", destroy("x\0y") destroyed it, a column
+    # "éé\0x" became "éé". Python's own calls (open(), os.*) refuse them
+    # with ValueError; so does mempool, before touching anything.
+    with pytest.raises(ValueError):
+        mempool.Pool(name + "\0other")
+    with pytest.raises(ValueError):
+        mempool.destroy(name + "\0other")
+    assert pool.stats()["pool"]["name"] == name  # still there
+    with pytest.raises(ValueError):
+        pool.put({"\u00e9\u00e9\0x": np.arange(3)})
+    if not mempool.HAVE_HANDOFF:
+        return
+    ref = pool.put(b"x")
+    for bad in ("a\0b", b"a\0b"):
+        with pytest.raises(ValueError):
+            pool.names[bad] = ref
+        with pytest.raises(ValueError):
+            pool.names.wait(bad, timeout=0)
+        with pytest.raises(ValueError):
+            del pool.names[bad]
+        with pytest.raises(ValueError):
+            pool.channel(bad)
+    assert list(pool.names) == []
+
+
+@pytest.mark.parametrize("op", ["put", "get", "move_to_disk", "stats"])
+def test_close_while_another_thread_calls(name, tmp_path, op):
+    # pool.close() (the end of a with-block) while another thread is inside
+    # a call that runs without the GIL (a put's copy, a get, a spill):
+    # the handle was freed under that call (SIGSEGV). Now the call in
+    # flight finishes, and the thread's next call raises ValueError.
+    pool = mempool.Pool(name, arena_bytes=128 << 20, spill_dir=str(tmp_path))
+    a = np.ones(8 << 20, dtype=np.uint8)
+    ref = pool.put(a)
+
+    def spill():
+        r = pool.put(a)
+        pool.move_to_disk(r)
+        pool.delete(r)
+
+    calls = {"put": lambda: pool.delete(pool.put(a)),
+             "get": lambda: pool.get(ref),
+             "move_to_disk": spill,
+             "stats": pool.stats}
+    ended, started = [], threading.Event()
+
+    def loop():
+        try:
+            while True:
+                calls[op]()
+                started.set()
+        except BaseException as e:  # noqa: B902 - reported to the test
+            ended.append(e)
+            started.set()
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    started.wait(60)
+    time.sleep(0.05)
+    pool.close()
+    t.join(60)
+    assert not t.is_alive()
+    assert isinstance(ended[0], ValueError), ended
+    with mempool.Pool(name, create=False) as again:
+        again.check()
