@@ -203,3 +203,19 @@ def test_shares_of_a_shared_object_add_up_exactly(pool_name, tmp_path):
             st.close()
         for p in reversed(pools):
             p.close()
+
+
+def test_frame_the_table_codec_cannot_encode_is_pickled(store):
+    # A str column the TABLE codec cannot write as UTF-8 (a lone surrogate:
+    # os.listdir() of a file name that is not UTF-8 gives one) made
+    # store[key] = df raise UnicodeEncodeError, failing the Dask task that
+    # plain Dask runs. It goes through the exact pickle path instead.
+    import pandas as pd
+
+    df = pd.DataFrame({"name": ["ok", "caf\udce9", "x"] * 200,
+                       "n": np.arange(600)})
+    store["f"] = df
+    assert store.entry("f").kind == "pickle"
+    pd.testing.assert_frame_equal(store["f"], df)
+    del store["f"]
+    assert store.pool.stats()["pool"]["objects"]["used"] == 0

@@ -400,8 +400,11 @@ class PoolStore(MutableMapping):
             return Entry(ref, "array", nbytes)
         index = _codec_frame(value)
         if index is not None:
-            ref = self.pool.put(value, refcounted=True)
-            return Entry(ref, "table", nbytes, index)
+            try:
+                ref = self.pool.put(value, refcounted=True)
+                return Entry(ref, "table", nbytes, index)
+            except UnicodeEncodeError:
+                pass       # a str the codec's UTF-8 cannot hold: pickled
         try:
             packed = pack_pickle(value)
         except Exception:
