@@ -279,9 +279,9 @@ bool mempool__all_backed(const mp_core *c, uint64_t pg, uint64_t end);
 int  mempool__back_stretches(const mp_core *c, uint64_t pg, uint64_t end);
 
 /* ---- alloc.c: blocks and entries, under the robust allocator lock ----- */
-/* -EAGAIN after the peer wait bound (a stopped holder); _duty: no bound */
+/* -EAGAIN after the peer wait bound (a stopped holder, or a live TID
+ * planted in the word: no wait on this lock is without a bound) */
 int  mempool__lock(mempool *p);
-int  mempool__lock_duty(mempool *p);
 /* For a step that can be owed (a free): one try once frees are owed, and
  * header.owed raised when it fails (entry.c, "owed frees"). */
 int  mempool__lock_or_owe(mempool *p);

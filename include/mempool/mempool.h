@@ -401,7 +401,9 @@ MEMPOOL_API int mempool_destroy(const char *name);
 MEMPOOL_API int mempool_worker_id(const mempool *p);
 
 /** @brief Reap every dead worker now: drop its pins and references, free its
- *  unpublished reservations, finish or undo what it was doing.
+ *  unpublished reservations, finish or undo what it was doing. Frees left
+ *  owed by a stall of the allocator lock (a holder stopped inside it) are
+ *  paid too, once the lock is free (one try: no wait for a stopped holder).
  *  @return the number of workers reaped (0 or more), or -EINVAL (NULL),
  *  -EPERM (observer handle), MEMPOOL_EFORKED. */
 MEMPOOL_API int mempool_reap(mempool *p);

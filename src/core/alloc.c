@@ -896,8 +896,8 @@ static bool holder_gone(pthread_mutex_t *m)
     int word = __atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED), owner;
     /* No thread named: free (0) or handed over (OWNER_DIED) - try again;
      * anything else (waiters alone) no unlock and no death will ever
-     * clear: damage, and a wait without a bound (lock_duty) never ended
-     * (check_review12 duty_waiters_word). */
+     * clear: damage, and a wait without a bound (a spill write's end,
+     * then) never ended (check_review12 duty_waiters_word). */
     if (!(word & FUTEX_TID_MASK))
         return word != 0 && !(word & FUTEX_OWNER_DIED);
     owner = __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED);
@@ -1014,14 +1014,6 @@ int mempool__lock_or_owe(mempool *p)
 int mempool__lock_try(mempool *p)
 {
     return lock_alloc(p, 1);
-}
-
-/* The same without a bound, for the few steps that must finish and have
- * nobody to leave their work to (a spill write's end, undoing a
- * reservation whose reference failed). */
-int mempool__lock_duty(mempool *p)
-{
-    return lock_alloc(p, 0);
 }
 
 void mempool__unlock(mempool *p)

@@ -283,7 +283,10 @@ static int reserve_entry(mempool *p, size_t len, const mempool_put_options *o,
     gen = MP_W_GEN(atomic_load(&e->word));
     if ((MP_LD(e->setflags) & MEMPOOL_PUT_REFCOUNTED) &&
         (rc = mempool__ref_add(&p->core, idx, gen))) {
-        if (mempool__lock_duty(p) == 0) {
+        /* Past the bound (a stopped holder, or a live TID planted in
+         * the lock word) the reservation stays ours, unpublished: our
+         * close or reap frees it (worker.c reap_entries). */
+        if (mempool__lock(p) == 0) {
             mempool__free(p, idx, atomic_load(&e->word));
             mempool__unlock(p);
         }

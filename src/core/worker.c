@@ -271,6 +271,21 @@ int mempool__reap_slot(mempool *p, int d)
     return reaped;
 }
 
+/* What a reap in a stall of the allocator lock left owed (the dead
+ * one's reservation, its pins' frees: entry.c) is paid by the next freer
+ * or allocator - in a pool whose live workers only read, nobody, so the
+ * blocks stayed used (check_reap_owed). A reap pays too, once the lock is
+ * free: one try, so a reap in the stall does not wait a second bound
+ * (the scan clears the flag, and its first free would). */
+static void pay_owed(mempool *p)
+{
+    if (!atomic_load_explicit(&p->h->owed, memory_order_relaxed) ||
+        mempool__lock_try(p))
+        return;
+    mempool__unlock(p);
+    mempool__reclaim_owed(p);
+}
+
 int mempool_reap(mempool *p)
 {
     int rc = mempool__writer_ok(p), n = 0;
@@ -286,6 +301,7 @@ int mempool_reap(mempool *p)
      * left dirty after that reap's heal looked (wcache.c cache_heal). */
     mempool__cache_heal(p);
     mempool__flight_expire(p, true);   /* references in flight past TTL */
+    pay_owed(p);
     return n;
 }
 

@@ -69,16 +69,19 @@ static int fill_ref(mempool *p, uint32_t idx, uint32_t gen,
 }
 
 /* Make sure (idx, gen) has a complete file, waiting out another writer
- * (bounded: -EAGAIN if it is stopped). */
+ * (bounded: -EAGAIN if it is stopped). Our own write's end may have
+ * waited out the bound for the allocator lock and rolled back (-EAGAIN
+ * too, spill.c finish): the bound runs from the start, so that is not
+ * tried again 64 times (the spins before mempool__wait_who's own). */
 static int ensure_file(mempool *p, uint32_t idx)
 {
-    mp_wait wt = { 0, 0 };
+    mp_wait wt = { 0, mempool__now_ns() + mempool__wait_bound_ns(p) };
     for (;;) {
         int res, rc = mempool__write_clean(p, &idx, 1, &res);
         uint64_t w;
         if (rc == 0 && res == -EAGAIN)
             rc = -EAGAIN;            /* another worker is writing it */
-        if (rc != -EAGAIN)
+        if (rc != -EAGAIN || mempool__now_ns() >= wt.deadline)
             return rc;
         w = mp_entry_word(mp_entry_at(p, idx));
         if ((rc = mempool__wait_who(p, MP_W_WHO(w), idx, &wt)))

@@ -283,22 +283,33 @@ static int claim(mempool *p, uint32_t idx, uint32_t *gen, uint64_t *tok)
     return rc;
 }
 
-/* The write of (idx, gen) ended with @p result: publish or roll back. */
-static void finish(mempool *p, uint32_t idx, uint32_t gen, int result)
+/* The write of (idx, gen) ended with @p result: publish or roll back.
+ * Publishing charges the owner's disk bytes, under the allocator lock;
+ * that lock is waited for the peer bound only, as everywhere: its holder
+ * may be stopped, or the word may name a live thread that never lets go
+ * (planted by a user who may write the pool: the write's end waited for
+ * ever, check_lock_owner planted_live). Rolling back moves no charge
+ * (F_ONDISK neither gained nor lost), so it needs no lock: the write is
+ * lost, the object stays as it was, the caller hears the lock's error.
+ * Returns @p result, or that error. */
+static int finish(mempool *p, uint32_t idx, uint32_t gen, int result)
 {
     mp_entry *e = mp_entry_at(p, idx);
-    bool deleted = false;
+    int rc = mempool__lock(p);
+    uint64_t w, nw;
 
-    if (mempool__lock_duty(p) == 0) {    /* the write's end must land */
-        uint64_t w, nw = mempool__entry_end_write(e, result == 0, &w);
-        deleted = MP_W_ST(w) != MP_ST_LIVE;
+    if (rc)
+        result = rc;
+    nw = mempool__entry_end_write(e, result == 0, &w);
+    if (rc == 0)
         mempool__charge_ondisk(p, idx, w, nw);
-        if (owner_of(p, e))
-            atomic_fetch_sub(&owner_of(p, e)->disk_pending, e->len);
+    if (owner_of(p, e))
+        atomic_fetch_sub(&owner_of(p, e)->disk_pending, e->len);
+    if (rc == 0)
         mempool__unlock(p);
-    }
-    if (deleted || result)
+    if (MP_W_ST(w) != MP_ST_LIVE || result)
         mempool__unlink_files(p, idx, gen);
+    return result;
 }
 
 /* Describe the file of (idx, gen); false if the entry's block does not lie
@@ -397,8 +408,8 @@ static int batch_finish(mempool *p, batch *b, const uint32_t *idx,
             r->result = rc;
         if (!r->result)
             r->result = MP_FP(spill_written);
-        count_write(p, r);
-        finish(p, idx[i], b->gens[i], r->result);
+        count_write(p, r);              /* the I/O's own outcome */
+        r->result = finish(p, idx[i], b->gens[i], r->result);
         mempool__unpin(p, idx[i], b->gens[i], b->toks[i]);
         res[i] = r->result;
         if (res[i] && !first)
