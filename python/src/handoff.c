@@ -229,10 +229,15 @@ PyObject *mpy_pool_name_get(MpyPool *self, PyObject *args)
     double end;
     int rc;
 
+    /* The handle last: float(timeout) may run Python code that closes
+     * the pool (its MpyConn freed under us). */
     if (!PyArg_ParseTuple(args, "O|O:_name_get", &name, &timeout) ||
-        !(c = mpy_pool_conn(self)) || deadline_of(timeout, &end) < 0 ||
-        name_arg(name, &nb) < 0)
+        deadline_of(timeout, &end) < 0 || name_arg(name, &nb) < 0)
         return NULL;
+    if (!(c = mpy_pool_conn(self))) {
+        Py_DECREF(nb);
+        return NULL;
+    }
     n.h = c->h;
     n.name = PyBytes_AS_STRING(nb);
     if (!timeout) {
@@ -319,7 +324,7 @@ PyObject *mpy_pool_give(MpyPool *self, PyObject *args, PyObject *kw)
 
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O:give", kwlist, &ref,
                                      &ttl) ||
-        mpy_dref_arg(ref, &r) < 0 || !(h = mpy_pool_handle(self)))
+        mpy_dref_arg(ref, &r) < 0)
         return NULL;
     if (ttl != Py_None) {
         double s = PyFloat_AsDouble(ttl);
@@ -332,6 +337,10 @@ PyObject *mpy_pool_give(MpyPool *self, PyObject *args, PyObject *kw)
         /* Past int64 ms (~292 million years, inf too): never, as None. */
         ms = s <= 0 ? 0 : s * 1e3 >= 9.2e18 ? -1 : (int64_t)(s * 1e3 + 0.5);
     }
+    /* The handle after float(ttl), which may run Python code that closes
+     * the pool. */
+    if (!(h = mpy_pool_handle(self)))
+        return NULL;
     if ((rc = mempool_ref_give(h, r, ms)) < 0)
         return mpy_raise(rc, NULL);
     Py_RETURN_NONE;
