@@ -17,6 +17,29 @@
  * visible), each survivor reads back, and after the parent deletes them
  * all the figures are 0 again.
  *
+ * steal: a worker whose 64 B class is empty takes half of a peer's full
+ * class (wcache.c steal) instead of refilling from the allocator. A child
+ * is SIGKILLed at cache.stolen (each entry moved: CACHED(child), still in
+ * the peer's list, not in its own) at hits 1, 2, 3, 100, 255 and 256 of
+ * its one steal, and runs to the end at 257; the parent (the peer) reaps
+ * it: check clean, stats exact, and the parent's own sets and deletes go
+ * on from its repaired cache. steal_stop: a child stopped there holds the
+ * parent's cache lock; the parent's sets and deletes still all succeed
+ * (around its cache), and after SIGCONT the child finishes.
+ *
+ * hold_late: a check holds the cache of a worker that attached after it
+ * read the active bits, stole from a peer the check had not locked yet
+ * and stopped mid-pop (-EAGAIN, not "corrupt"); a checker killed while it
+ * takes the cache locks (cache.holding) leaves the next check clean.
+ *
+ * keep: the parent's 64 B class full, a child deletes 300 of the
+ * parent's objects: its stash's batches find the owner's class full and
+ * go into the child's own cache (wcache.c keep_locked). Killed at
+ * handback.kept (both caches' locks held, an entry CACHED(child), still
+ * charged to the parent) at hits 1, 2, 3, 40 and 200, and run to the end:
+ * every object whose delete started is gone, every other one reads back,
+ * stats count exactly the survivors.
+ *
  * hammer: two writer processes set and delete small objects of every class
  * as fast as they can (keeping a few hundred live, so classes fill and
  * flush), while the parent runs mempool_check() and stats over and over;
@@ -39,9 +62,12 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -225,6 +251,393 @@ START_TEST(test_kill)
         ;
     ck_assert_msg(nth > 1, "%s never reached", points[_i]);
     fprintf(stderr, "kill %-15s at hits 1..%d\n", points[_i], nth - 1);
+    ASSERT_RC(mempool_close(p), 0);
+    mempool_destroy(pool);
+}
+END_TEST
+/* ----------------------------------------------------------------- steal */
+
+struct sargs {
+    const char *pool;
+    char fp[64];
+    int fd;
+};
+
+/* Our 64 B class full: emptied (trim), 300 sets then their deletes (a
+ * refill of 256 and one of 256 more, then 300 recaches: 212 + 300 = 512,
+ * the class's cap), so a steal moves exactly 256. */
+static void s_fill_cache(mempool *p)
+{
+    static mempool_dref r[300];
+    char buf[64] = { 7 };
+    ck_assert_int_ge(mempool_trim(p), 0);
+    for (int i = 0; i < 300; i++)
+        ASSERT_RC(mempool_put(p, buf, sizeof buf, &r[i]), 0);
+    for (int i = 0; i < 300; i++)
+        ASSERT_RC(mempool_delete(p, r[i]), 0);
+}
+
+/* Attach with the failpoint and set one 64 B object: our class is empty,
+ * the parent's full, so the set steals. Reports its DRef, then closes. */
+static int s_child(void *arg)
+{
+    struct sargs *a = arg;
+    char buf[64];
+    mempool_dref r;
+    mempool *p;
+    setenv("MEMPOOL_FAILPOINT", a->fp, 1);
+    T_CHILD_EQ(t_attach(a->pool, &p), 0);
+    t_fill(buf, sizeof buf, 99);
+    T_CHILD_EQ(mempool_put(p, buf, sizeof buf, &r), 0);
+    T_CHILD_EQ(t_send(a->fd, &r, sizeof r), 0);
+    T_CHILD_EQ(mempool_close(p), 0);
+    return 0;
+}
+
+/* After the child ended (@p done: its one object set, DRef @p r): the
+ * pool checks clean and holds exactly that object; we set and delete
+ * through our (repaired) cache; then it holds nothing. */
+static void s_verify(mempool *p, bool done, mempool_dref r)
+{
+    struct mempool_stats s;
+    char why[256];
+    mempool_view v;
+    ASSERT_RC(mempool_check(p, why, sizeof why), 0);
+    s = t_stats(p);
+    ck_assert_uint_eq(s.objects, done ? 1 : 0);
+    ck_assert_uint_eq(s.used_bytes, done ? 64 : 0);
+    ck_assert_uint_eq(s.resident_bytes, done ? 64 : 0);
+    s_fill_cache(p);
+    s_fill_cache(p);
+    ASSERT_RC(mempool_check(p, why, sizeof why), 0);
+    if (done) {
+        ASSERT_RC(mempool_get(p, r, &v), 0);
+        ck_assert(t_check_fill(v.data, v.len, 99));
+        ASSERT_RC(mempool_release(p, &v), 0);
+        ASSERT_RC(mempool_delete(p, r), 0);
+    }
+    s = t_stats(p);
+    ck_assert_uint_eq(s.objects, 0);
+    ck_assert_uint_eq(s.used_bytes, 0);
+    ck_assert_uint_eq(s.resident_bytes, 0);
+    t_assert_healthy(p);
+}
+
+START_TEST(test_steal_kill)
+{
+    static const int nth[] = { 1, 2, 3, 100, 255, 256, 257 };
+    char pool[T_NAME_LEN];
+    mempool *p;
+
+    t_pool_name(pool, "asteal");
+    ASSERT_RC(t_open(pool, T_ARENA_BYTES, &p), 0);
+    for (int k = 0; k < (int)(sizeof nth / sizeof nth[0]); k++) {
+        struct sargs a = { pool, "", -1 };
+        mempool_dref r = { 0, 0 };
+        bool done;
+        int fds[2], st;
+        pid_t pid;
+
+        s_fill_cache(p);
+        snprintf(a.fp, sizeof a.fp, "cache.stolen=kill@%d", nth[k]);
+        t_pipe(fds);
+        a.fd = fds[1];
+        pid = t_fork(s_child, &a);
+        close(fds[1]);
+        done = t_recv(fds[0], &r, sizeof r, T_WAIT_S) == 0;
+        close(fds[0]);
+        st = t_wait(pid, T_WAIT_S);
+        /* 256 entries move in the one steal (half of 512): 257 is past it */
+        ck_assert_msg(nth[k] > 256 ? done && st == 0
+                                   : !done && st == 128 + SIGKILL,
+                      "%s: child ended with %d", a.fp, st);
+        if (k % 2) {                /* reaped by a fresh open */
+            ASSERT_RC(mempool_close(p), 0);
+            ASSERT_RC(t_attach(pool, &p), 0);
+        } else {
+            ck_assert_int_ge(mempool_reap(p), done ? 0 : 1);
+        }
+        s_verify(p, done, r);
+    }
+    ASSERT_RC(mempool_close(p), 0);
+    mempool_destroy(pool);
+}
+END_TEST
+
+START_TEST(test_steal_stop)
+{
+    char pool[T_NAME_LEN], buf[64] = { 3 };
+    struct sargs a = { NULL, "cache.stolen=stop@1", -1 };
+    mempool_dref r = { 0, 0 }, mine;
+    int fds[2];
+    mempool *p;
+    pid_t pid;
+
+    t_pool_name(pool, "asteal");
+    a.pool = pool;
+    ASSERT_RC(t_open(pool, T_ARENA_BYTES, &p), 0);
+    s_fill_cache(p);
+    t_pipe(fds);
+    a.fd = fds[1];
+    pid = t_fork(s_child, &a);
+    close(fds[1]);
+    t_await_stopped(pid, "cache.stolen");
+    /* It holds our cache lock: our sets and deletes go around the cache
+     * (one bounded wait at most), none fails. */
+    for (int i = 0; i < 40; i++) {
+        mempool_view v;
+        buf[1] = (char)i;
+        ASSERT_RC(mempool_put(p, buf, sizeof buf, &mine), 0);
+        ASSERT_RC(mempool_get(p, mine, &v), 0);
+        ck_assert_int_eq(((const char *)v.data)[1], (char)i);
+        ASSERT_RC(mempool_release(p, &v), 0);
+        ASSERT_RC(mempool_delete(p, mine), 0);
+    }
+    ck_assert_int_eq(kill(pid, SIGCONT), 0);
+    ck_assert_int_eq(t_recv(fds[0], &r, sizeof r, T_WAIT_S), 0);
+    close(fds[0]);
+    ck_assert_int_eq(t_wait(pid, T_WAIT_S), 0);
+    s_verify(p, true, r);
+    ASSERT_RC(mempool_close(p), 0);
+    mempool_destroy(pool);
+}
+END_TEST
+/* ------------------------------------------------------------- hold_late */
+
+struct lateargs {
+    const char *pool;
+    char fp[64];
+    int fd;                 /* the checker's report */
+    _Atomic int *stop;      /* the late worker: until set */
+};
+
+/* Check the pool through an observer handle with the failpoint set;
+ * report the result and its reason. */
+static int h_checker(void *arg)
+{
+    struct lateargs *a = arg;
+    char why[256] = "";
+    mempool *o;
+    int rc;
+    setenv("MEMPOOL_FAILPOINT", a->fp, 1);
+    o = t_observe(a->pool);
+    rc = mempool_check(o, why, sizeof why);
+    T_CHILD_EQ(t_send(a->fd, &rc, sizeof rc), 0);
+    T_CHILD_EQ(t_send(a->fd, why, sizeof why), 0);
+    T_CHILD_EQ(mempool_close(o), 0);
+    return 0;
+}
+
+/* Attached after the check looked at the active bits: with the failpoint
+ * set, set 64 B objects until 128 are live, delete them all, again until
+ * told to stop. The first set steals from the parent's full class (ours
+ * is empty, and the check has not taken the parent's lock yet). */
+static int h_late(void *arg)
+{
+    struct lateargs *a = arg;
+    static mempool_dref r[128];
+    char buf[64] = { 5 };
+    mempool *p;
+    setenv("MEMPOOL_FAILPOINT", a->fp, 1);
+    T_CHILD_EQ(t_attach(a->pool, &p), 0);
+    while (!atomic_load(a->stop)) {
+        int n = 0;
+        while (n < 128 && !atomic_load(a->stop))
+            T_CHILD_EQ(mempool_put(p, buf, sizeof buf, &r[n++]), 0);
+        while (n-- > 0)
+            T_CHILD_EQ(mempool_delete(p, r[n]), 0);
+    }
+    T_CHILD_EQ(mempool_close(p), 0);
+    return 0;
+}
+
+/*
+ * hold_late: mempool_check() holds every active worker's cache lock while
+ * it counts the table against the caches' lists (hold_all). A worker that
+ * attached after the check looked at the active bits, and stole from a
+ * peer whose lock the check had not taken yet, runs its cache while the
+ * check counts unless the check holds it too. The checker parks at
+ * cache.holding (allocator lock held, the active bits read, no cache lock
+ * taken); a worker attaches, steals from our full class (its first set:
+ * it holds our cache lock while it pops) and parks at its second set's
+ * cache.popped (its own cache lock held, the entry out of its list, still
+ * CACHED); the checker goes on. It cannot hold that worker's cache: it
+ * must say so (-EAGAIN after the bound), not count it half moved (it
+ * said "N entries are cached, the caches list N-1": corrupt). Then both
+ * finish and our check is clean; a checker killed at cache.holding
+ * (holding the allocator lock) leaves our next check clean too.
+ */
+START_TEST(test_hold_late)
+{
+    char pool[T_NAME_LEN], why[256], byte;
+    struct lateargs c = { NULL, "", -1, NULL }, l = { NULL, "", -1, NULL };
+    int park[2], lpark[2], rep[2], rc;
+    pid_t pc, pl;
+    mempool *p;
+
+    t_pool_name(pool, "ahold");
+    c.pool = l.pool = pool;
+    ASSERT_RC(t_open(pool, T_ARENA_BYTES, &p), 0);
+    s_fill_cache(p);
+    l.stop = t_shared_map(sizeof *l.stop);
+    ASSERT_RC(socketpair(AF_UNIX, SOCK_STREAM, 0, park), 0);
+    ASSERT_RC(socketpair(AF_UNIX, SOCK_STREAM, 0, lpark), 0);
+    t_pipe(rep);
+    snprintf(c.fp, sizeof c.fp, "cache.holding=park:%d@1", park[1]);
+    c.fd = rep[1];
+    pc = t_fork(h_checker, &c);
+    close(park[1]);
+    close(rep[1]);
+    ASSERT_RC(t_recv(park[0], &byte, 1, T_WAIT_S), 0);    /* parked */
+    snprintf(l.fp, sizeof l.fp, "cache.popped=park:%d@2", lpark[1]);
+    pl = t_fork(h_late, &l);
+    close(lpark[1]);
+    ASSERT_RC(t_recv(lpark[0], &byte, 1, T_WAIT_S), 0);  /* stole, popping */
+    ASSERT_RC(t_send(park[0], "g", 1), 0);
+    ASSERT_RC(t_recv(rep[0], &rc, sizeof rc, T_WAIT_S), 0);
+    ASSERT_RC(t_recv(rep[0], why, sizeof why, T_WAIT_S), 0);
+    ASSERT_RC(t_send(lpark[0], "g", 1), 0);
+    t_wait_ok(pc);
+    ck_assert_msg(rc == -EAGAIN, "check with a late worker mid-pop: %d (%s)",
+                  rc, why);
+    atomic_store(l.stop, 1);
+    t_wait_ok(pl);
+    close(park[0]);
+    close(lpark[0]);
+    close(rep[0]);
+    munmap((void *)l.stop, sizeof *l.stop);
+    ASSERT_RC(mempool_check(p, why, sizeof why), 0);
+
+    /* Killed there: the allocator lock's next holder finds it dead. */
+    snprintf(c.fp, sizeof c.fp, "cache.holding=kill@1");
+    t_pipe(rep);
+    c.fd = rep[1];
+    pc = t_fork(h_checker, &c);
+    close(rep[1]);
+    ck_assert_int_eq(t_wait(pc, T_WAIT_S), 128 + SIGKILL);
+    close(rep[0]);
+    s_fill_cache(p);
+    ASSERT_RC(mempool_check(p, why, sizeof why), 0);
+    ck_assert_uint_eq(t_stats(p).objects, 0);
+    t_assert_healthy(p);
+    ASSERT_RC(mempool_close(p), 0);
+    mempool_destroy(pool);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ keep */
+
+enum { KEEP_N = 300 };
+
+struct keepargs {
+    const char *pool;
+    char fp[64];
+    int fd;
+    mempool_dref r[KEEP_N];
+};
+
+/* Delete the parent's objects, reporting each index before its delete
+ * (it may be gone from then on) and KEEP_N at the end. */
+static int keep_child(void *arg)
+{
+    struct keepargs *a = arg;
+    mempool *p;
+    setenv("MEMPOOL_FAILPOINT", a->fp, 1);
+    T_CHILD_EQ(t_attach(a->pool, &p), 0);
+    for (int i = 0; i < KEEP_N; i++) {
+        T_CHILD_EQ(t_send_u64(a->fd, (uint64_t)i), 0);
+        T_CHILD_EQ(mempool_delete(p, a->r[i]), 0);
+    }
+    T_CHILD_EQ(mempool_close(p), 0);
+    T_CHILD_EQ(t_send_u64(a->fd, KEEP_N), 0);
+    return 0;
+}
+
+/* One run at @p fp (the @p k th): KEEP_N objects of ours, our class full,
+ * the child deletes them. True if the child was killed. */
+static bool keep_run(mempool **pp, const char *pool, const char *fp, int k)
+{
+    static struct keepargs a;
+    struct mempool_stats s;
+    char why[256], buf[64];
+    uint64_t got, started = 0, live = 0;
+    bool done = false;
+    int fds[2], st;
+    pid_t pid;
+
+    a.pool = pool;
+    snprintf(a.fp, sizeof a.fp, "%s", fp);
+    for (int i = 0; i < KEEP_N; i++) {
+        t_fill(buf, sizeof buf, 500u + (uint64_t)i);
+        ASSERT_RC(mempool_put(*pp, buf, sizeof buf, &a.r[i]), 0);
+    }
+    s_fill_cache(*pp);              /* after the puts: the class full */
+    t_pipe(fds);
+    a.fd = fds[1];
+    pid = t_fork(keep_child, &a);
+    close(fds[1]);
+    while (t_recv_u64(fds[0], &got, T_WAIT_S) == 0) {
+        if (got == KEEP_N)
+            done = true;
+        else
+            started = got + 1;
+    }
+    close(fds[0]);
+    st = t_wait(pid, T_WAIT_S);
+    ck_assert_msg(done ? st == 0 : st == 128 + SIGKILL,
+                  "%s: child ended with %d", fp, st);
+    if (k % 2) {                    /* reaped by a fresh open */
+        ASSERT_RC(mempool_close(*pp), 0);
+        ASSERT_RC(t_attach(pool, pp), 0);
+    } else {
+        ck_assert_int_ge(mempool_reap(*pp), done ? 0 : 1);
+    }
+    ASSERT_RC(mempool_check(*pp, why, sizeof why), 0);
+    /* Those whose delete started are gone (a delete marks its object
+     * DELETED before any hand-back); the rest read back. */
+    for (int i = 0; i < KEEP_N; i++) {
+        mempool_view v;
+        int rc = mempool_get(*pp, a.r[i], &v);
+        if ((uint64_t)i < started) {
+            ck_assert_msg(rc == -ENOENT, "%s: object %d deleted: %d", fp, i,
+                          rc);
+            continue;
+        }
+        ASSERT_RC(rc, 0);
+        ck_assert(t_check_fill(v.data, v.len, 500u + (uint64_t)i));
+        ASSERT_RC(mempool_release(*pp, &v), 0);
+        live++;
+    }
+    s = t_stats(*pp);
+    ck_assert_msg(s.objects == live && s.used_bytes == live * 64 &&
+                  s.resident_bytes == live * 64,
+                  "%s: stats %llu objects, %llu used; %llu survive", fp,
+                  (unsigned long long)s.objects,
+                  (unsigned long long)s.used_bytes,
+                  (unsigned long long)live);
+    for (int i = (int)started; i < KEEP_N; i++)
+        ASSERT_RC(mempool_delete(*pp, a.r[i]), 0);
+    s_verify(*pp, false, (mempool_dref){ 0, 0 });
+    return !done;
+}
+
+START_TEST(test_keep_kill)
+{
+    static const char *const fp[] = {
+        "handback.kept=kill@1",   "handback.kept=kill@2",
+        "handback.kept=kill@3",   "handback.kept=kill@40",
+        "handback.kept=kill@200", "handback.kept=kill@100000"
+    };
+    char pool[T_NAME_LEN];
+    mempool *p;
+
+    t_pool_name(pool, "akeep");
+    ASSERT_RC(t_open(pool, T_ARENA_BYTES, &p), 0);
+    for (int k = 0; k < (int)(sizeof fp / sizeof fp[0]); k++) {
+        bool killed = keep_run(&p, pool, fp[k], k);
+        ck_assert_msg(killed == (k < 5), "%s: %s", fp[k],
+                      k < 5 ? "never reached" : "killed");
+    }
     ASSERT_RC(mempool_close(p), 0);
     mempool_destroy(pool);
 }
@@ -508,6 +921,13 @@ static Suite *suite(void)
     tc = tcase_create("kill");
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, test_kill, 0, NPOINTS);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("steal");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_steal_kill);
+    tcase_add_test(tc, test_steal_stop);
+    tcase_add_test(tc, test_keep_kill);
+    tcase_add_test(tc, test_hold_late);
     suite_add_tcase(s, tc);
 #endif
     tc = tcase_create("hammer");

@@ -10,7 +10,9 @@ process opens the pool by name on first use (whatever the start method)
 and gets a read-only zero-copy view. A process that receives such a
 payload installs the same reducers for itself, so results travel back
 through the pool as well (a spawn/forkserver child that never received
-one can call install() in its initializer). Lifetime: see mempool._pickle.
+one can call install() in its initializer). What the pool cannot take (no
+room, too big) is sent by value, as without install(). Lifetime: see
+mempool._pickle.
 """
 import pickle
 
@@ -85,7 +87,13 @@ def _reduce_ndarray(a):
     else:
         import numpy as np
         a, order = np.ascontiguousarray(a), "C"
-    ref = _pickle.put_hop(pool, pickle.PickleBuffer(a).raw())
+    try:
+        ref = _pickle.put_hop(pool, pickle.PickleBuffer(a).raw())
+    except _mempool.Error:
+        # No room (TooBig, PoolFull, TooManyRefs...): send it by value, as
+        # multiprocessing would without install(), rather than fail the
+        # send (a Queue's feeder thread would drop the item).
+        return a.__reduce_ex__(pickle.DEFAULT_PROTOCOL)
     return (_rebuild_ndarray,
             (pool.name, min_size, ref.off, ref.gen, a.dtype, a.shape, order))
 
@@ -105,8 +113,12 @@ def _reduce_frame(df):
     if cfg is not None:
         pool, min_size = cfg
         if int(df.memory_usage(index=True, deep=False).sum()) >= min_size:
-            return (_rebuild_frame,
-                    (pool.name, min_size, _pickle.dumps(df, pool, min_size)))
+            try:
+                data = _pickle.dumps(df, pool, min_size)
+            except _mempool.Error:
+                pass  # no room: by value, as for arrays
+            else:
+                return (_rebuild_frame, (pool.name, min_size, data))
     return df.__reduce_ex__(pickle.DEFAULT_PROTOCOL)
 
 

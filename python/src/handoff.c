@@ -7,7 +7,10 @@
  *
  * Every wait runs without the GIL in slices of WAIT_SLICE_MS, checking
  * for signals between slices, so Ctrl-C interrupts a wait "forever".
- * A timeout that passes raises the builtin TimeoutError.
+ * A timeout that passes raises the builtin TimeoutError. The calls without
+ * a timeout (give, take, names[n], del names[n], destroy) run without the
+ * GIL too: each may wait up to MEMPOOL_PEER_WAIT_MS (5 s) for a lock a
+ * stopped peer holds, and the process's other threads must run meanwhile.
  *
  * Another thread may close the pool or the channel while a thread waits
  * on it (a consumer thread's shutdown). The library forbids freeing a
@@ -241,7 +244,11 @@ PyObject *mpy_pool_name_get(MpyPool *self, PyObject *args)
     n.h = c->h;
     n.name = PyBytes_AS_STRING(nb);
     if (!timeout) {
+        Py_INCREF(c);
+        Py_BEGIN_ALLOW_THREADS
         rc = mempool_name_get(n.h, n.name, &n.r, 0);
+        Py_END_ALLOW_THREADS
+        Py_DECREF(c);
     } else {
         rc = pool_sliced(self, c, nameg_call, &n, end);
     }
@@ -258,12 +265,19 @@ PyObject *mpy_pool_name_get(MpyPool *self, PyObject *args)
 PyObject *mpy_pool_name_drop(MpyPool *self, PyObject *name)
 {
     PyObject *nb;
-    mempool *h;
+    MpyConn *c;
     int rc;
 
-    if (!(h = mpy_pool_handle(self)) || name_arg(name, &nb) < 0)
+    if (name_arg(name, &nb) < 0)
         return NULL;
-    rc = mempool_name_drop(h, PyBytes_AS_STRING(nb));
+    if (!(c = mpy_pool_hold(self))) {
+        Py_DECREF(nb);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    rc = mempool_name_drop(c->h, PyBytes_AS_STRING(nb));
+    Py_END_ALLOW_THREADS
+    Py_DECREF(c);
     Py_DECREF(nb);
     if (rc == -ENOENT) {
         PyErr_SetObject(PyExc_KeyError, name);
@@ -313,18 +327,47 @@ PyObject *mpy_pool_name_list(MpyPool *self, PyObject *unused)
 
 /* ---- references in flight ------------------------------------------------- */
 
+typedef int (*flight_fn)(mempool *h, mempool_dref r, int64_t ms);
+
+static int give_call(mempool *h, mempool_dref r, int64_t ms)
+{
+    return mempool_ref_give(h, r, ms);
+}
+
+static int take_call(mempool *h, mempool_dref r, int64_t ms)
+{
+    (void)ms;
+    return mempool_ref_take(h, r);
+}
+
+/* give/take without the GIL: they may wait for a stopped peer's lock. */
+static PyObject *ref_call(MpyPool *self, mempool_dref r, flight_fn fn,
+                          int64_t ms)
+{
+    MpyConn *c = mpy_pool_hold(self);
+    int rc;
+
+    if (!c)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = fn(c->h, r, ms);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(c);
+    if (rc < 0)
+        return mpy_raise(rc, NULL);
+    Py_RETURN_NONE;
+}
+
 PyObject *mpy_pool_give(MpyPool *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"ref", "ttl", NULL};
     PyObject *ref, *ttl = Py_None;
     int64_t ms = -1;
     mempool_dref r;
-    mempool *h;
-    int rc;
 
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O:give", kwlist, &ref,
                                      &ttl) ||
-        mpy_dref_arg(ref, &r) < 0)
+        mpy_dref_arg(ref, &r) < 0 || !mpy_pool_conn(self))
         return NULL;
     if (ttl != Py_None) {
         double s = PyFloat_AsDouble(ttl);
@@ -337,26 +380,16 @@ PyObject *mpy_pool_give(MpyPool *self, PyObject *args, PyObject *kw)
         /* Past int64 ms (~292 million years, inf too): never, as None. */
         ms = s <= 0 ? 0 : s * 1e3 >= 9.2e18 ? -1 : (int64_t)(s * 1e3 + 0.5);
     }
-    /* The handle after float(ttl), which may run Python code that closes
-     * the pool. */
-    if (!(h = mpy_pool_handle(self)))
-        return NULL;
-    if ((rc = mempool_ref_give(h, r, ms)) < 0)
-        return mpy_raise(rc, NULL);
-    Py_RETURN_NONE;
+    return ref_call(self, r, give_call, ms);
 }
 
 PyObject *mpy_pool_take(MpyPool *self, PyObject *ref)
 {
     mempool_dref r;
-    mempool *h;
-    int rc;
 
-    if (mpy_dref_arg(ref, &r) < 0 || !(h = mpy_pool_handle(self)))
+    if (mpy_dref_arg(ref, &r) < 0)
         return NULL;
-    if ((rc = mempool_ref_take(h, r)) < 0)
-        return mpy_raise(rc, NULL);
-    Py_RETURN_NONE;
+    return ref_call(self, r, take_call, 0);
 }
 
 /* Take an in-flight reference and pin the object; the returned object's
@@ -600,13 +633,18 @@ static PyObject *chan_close(MpyChannel *ch, PyObject *unused)
 
 static PyObject *chan_destroy(MpyChannel *ch, PyObject *unused)
 {
-    mempool *h = mpy_pool_handle(ch->pool);
+    MpyConn *c = mpy_pool_hold(ch->pool);
     int rc;
 
     (void)unused;
-    if (!h)
+    if (!c)
         return NULL;
-    if ((rc = mempool_chan_destroy(h, PyBytes_AS_STRING(ch->name))) < 0)
+    /* Waits up to seconds for a stopped peer's directory lock. */
+    Py_BEGIN_ALLOW_THREADS
+    rc = mempool_chan_destroy(c->h, PyBytes_AS_STRING(ch->name));
+    Py_END_ALLOW_THREADS
+    Py_DECREF(c);
+    if (rc < 0)
         return mpy_raise(rc, NULL);
     return chan_close(ch, NULL);
 }

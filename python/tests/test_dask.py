@@ -345,3 +345,17 @@ def test_nanny_terminate_ignores_shared_pages(pool_name, spill_dir):
         assert c.run(os.getpid) == {w: pid}
         del arrays, total
         assert _wait_objects(pool_name, 0) == 0
+
+
+def test_worker_kwargs_refuses_bad_values():
+    # A typo in a size made each worker's preload fail; Dask logs "Failed
+    # to start preload" and runs the worker with its own SpillBuffer: a
+    # cluster silently without the pool. The values are checked up front.
+    for bad in ({"max_memsize": "4 gigs"}, {"arena_bytes": "lots"},
+                {"min_size": "64 KB-ish"}, {"max_refs": "many"},
+                {"max_objects": "1e3x"}):
+        with pytest.raises(ValueError):
+            mempool.dask.worker_kwargs("p", **bad)
+    kw = mempool.dask.worker_kwargs("p", max_memsize="4GiB", max_refs=100)
+    assert kw["preload_argv"] == ["--mempool-pool", "p", "--mempool-max-memsize",
+                                  "4GiB", "--mempool-max-refs", "100"]

@@ -212,6 +212,54 @@ def test_pool_closed_by_another_thread(name, tmp_path, op):
     res.abort()
 
 
+def _destroy_stopped(name, chan):
+    # In a forked child: stop (SIGSTOP) inside mempool_chan_destroy() with
+    # the pool's channel directory lock held (failpoint chan.destroying).
+    import os
+    os.environ["MEMPOOL_FAILPOINT"] = "chan.destroying=stop"
+    p = mempool.Pool(name, create=False)
+    p.channel(chan).destroy()
+    os._exit(0)
+
+
+def test_lock_waits_release_the_gil(pool, name):
+    # A call that waits for a lock another process holds (here: channel
+    # destroy behind a peer stopped inside its own destroy) used to keep
+    # the GIL for the whole wait (up to 5 s, then EAGAIN): no other thread
+    # of the process ran, not even the one that would let the peer go on.
+    import os
+    import signal
+    pool.channel("held")
+    mine = pool.channel("mine")
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _destroy_stopped(name, "held")
+        finally:
+            os._exit(1)
+    _, status = os.waitpid(pid, os.WUNTRACED)
+    if not os.WIFSTOPPED(status):
+        pytest.skip("libmempool built without failpoints")
+    got, calling = [], threading.Event()
+
+    def destroy():
+        calling.set()
+        try:
+            mine.destroy()
+            got.append("destroyed")
+        except BaseException as e:  # noqa: B902 - reported to the test
+            got.append(e)
+
+    t = threading.Thread(target=destroy)
+    t.start()
+    calling.wait()
+    time.sleep(0.2)  # let the thread reach the lock (if it holds the GIL,
+    os.kill(pid, signal.SIGCONT)  # this runs only after its wait failed)
+    t.join(60)
+    os.waitpid(pid, 0)
+    assert got == ["destroyed"]
+
+
 @pytest.mark.parametrize("op", ["names.wait", "give"])
 def test_pool_closed_by_its_timeout(name, op):
     # The timeout (or ttl) is converted with float(), which runs Python

@@ -174,3 +174,27 @@ def test_killed_worker_leaves_pool_clean(installed):
     assert st["objects"]["pins"] == 0 and st["objects"]["used"] == 0
     assert st["arena"]["used_bytes"] == base_used
     pool.check()
+
+
+def test_too_big_for_the_pool_goes_by_value(name, tmp_path):
+    # An array or DataFrame the pool cannot take (larger than the arena,
+    # or the pool full) made the send fail: ProcessPoolExecutor raised
+    # mempool.TooBig, a Queue's feeder thread printed the traceback and
+    # dropped the item (the reader waited forever). Plain multiprocessing
+    # sends it, so install()'s reducers fall back to ordinary pickling.
+    pool = mempool.Pool(name, arena_bytes=16 << 20, spill_dir=str(tmp_path))
+    mempool.install(pool)
+    try:
+        big = np.arange(4 << 20, dtype="f8")                 # 32 MiB
+        df = pd.DataFrame({"x": big})
+        ctx = mp.get_context("fork")
+        with cf.ProcessPoolExecutor(1, mp_context=ctx) as ex:
+            kind, _, total, _ = ex.submit(workers.describe, big).result()
+            assert kind != "Buffer" and total == big.sum()
+            assert ex.submit(workers.frame_stats, df).result()[0] == big.sum()
+        q = ctx.Queue()
+        q.put(big)
+        assert np.array_equal(q.get(timeout=60), big)
+    finally:
+        mempool.uninstall()
+        pool.close()

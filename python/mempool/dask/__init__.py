@@ -55,6 +55,11 @@ def worker_kwargs(pool_name: str, *, nanny: bool = True, **pool_options) -> dict
             raise TypeError(f"worker_kwargs: unknown pool option {key!r}")
         if value is not None:
             argv += ["--mempool-" + key.replace("_", "-"), str(value)]
+    # Parse every value here (ValueError now): a bad one fails each worker's
+    # preload, which Dask only logs before running the worker without the
+    # pool.
+    MempoolPlugin(str(pool_name), **{k: v for k, v in pool_options.items()
+                                     if v is not None})
     out = {"preload": ["mempool.dask"], "preload_argv": argv}
     if nanny:
         out["preload_nanny"] = ["mempool.dask"]
