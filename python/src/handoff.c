@@ -232,10 +232,15 @@ PyObject *mpy_pool_name_get(MpyPool *self, PyObject *args)
     double end;
     int rc;
 
+    /* The handle last: float(timeout) may run Python code that closes
+     * the pool (its MpyConn freed under us). */
     if (!PyArg_ParseTuple(args, "O|O:_name_get", &name, &timeout) ||
-        !(c = mpy_pool_conn(self)) || deadline_of(timeout, &end) < 0 ||
-        name_arg(name, &nb) < 0)
+        deadline_of(timeout, &end) < 0 || name_arg(name, &nb) < 0)
         return NULL;
+    if (!(c = mpy_pool_conn(self))) {
+        Py_DECREF(nb);
+        return NULL;
+    }
     n.h = c->h;
     n.name = PyBytes_AS_STRING(nb);
     if (!timeout) {

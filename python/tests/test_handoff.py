@@ -258,3 +258,28 @@ def test_lock_waits_release_the_gil(pool, name):
     t.join(60)
     os.waitpid(pid, 0)
     assert got == ["destroyed"]
+
+
+@pytest.mark.parametrize("op", ["names.wait", "give"])
+def test_pool_closed_by_its_timeout(name, op):
+    # The timeout (or ttl) is converted with float(), which runs Python
+    # code - here it closes the pool, as another thread may meanwhile.
+    # The call had taken the handle before the conversion and went on with
+    # it: names.wait on the freed MpyConn (incref and a second dealloc of
+    # a freed object), give on a closed handle. Now the pool is closed
+    # when the call looks, and it raises ValueError.
+    pool = mempool.Pool(name, arena_bytes=32 << 20)
+    ref = pool.put(b"in flight", refcounted=True)
+
+    class Closing:
+        def __float__(self):
+            pool.close()
+            return 0.05
+
+    calls = {"names.wait": lambda: pool.names.wait("never", Closing()),
+             "give": lambda: pool.give(ref, ttl=Closing())}
+    with pytest.raises(ValueError, match="closed"):
+        calls[op]()
+    assert pool.closed
+    with mempool.Pool(name, create=False) as again:
+        again.check()

@@ -291,15 +291,25 @@ static int claim(mempool *p, uint32_t idx, uint32_t *gen, uint64_t *tok)
  * ever, check_lock_owner planted_live). Rolling back moves no charge
  * (F_ONDISK neither gained nor lost), so it needs no lock: the write is
  * lost, the object stays as it was, the caller hears the lock's error.
+ * A write that does not land leaves no file, and its files go while
+ * F_WRITING is still ours: once it is dropped another worker may claim
+ * (idx, gen) and write these very names - an unlink after that removed
+ * its complete file under its F_ONDISK, and the object, evicted on the
+ * word's say-so, was lost (check_review14 rollback_unlink).
  * Returns @p result, or that error. */
 static int finish(mempool *p, uint32_t idx, uint32_t gen, int result)
 {
     mp_entry *e = mp_entry_at(p, idx);
-    int rc = mempool__lock(p);
     uint64_t w, nw;
+    int rc;
 
-    if (rc)
+    if (result)
+        mempool__unlink_files(p, idx, gen);
+    if ((rc = mempool__lock(p))) {
+        if (!result)
+            mempool__unlink_files(p, idx, gen);
         result = rc;
+    }
     nw = mempool__entry_end_write(e, result == 0, &w);
     if (rc == 0)
         mempool__charge_ondisk(p, idx, w, nw);
@@ -307,7 +317,10 @@ static int finish(mempool *p, uint32_t idx, uint32_t gen, int result)
         atomic_fetch_sub(&owner_of(p, e)->disk_pending, e->len);
     if (rc == 0)
         mempool__unlock(p);
-    if (MP_W_ST(w) != MP_ST_LIVE || result)
+    MP_FP(spill_ended);
+    /* Deleted meanwhile: no writer claims a deleted object, and our pin
+     * keeps its generation (so these names) until we unpin. */
+    if (!result && MP_W_ST(w) != MP_ST_LIVE)
         mempool__unlink_files(p, idx, gen);
     return result;
 }
