@@ -27,11 +27,6 @@
  * parent's cache lock; the parent's sets and deletes still all succeed
  * (around its cache), and after SIGCONT the child finishes.
  *
- * hold_late: a check holds the cache of a worker that attached after it
- * read the active bits, stole from a peer the check had not locked yet
- * and stopped mid-pop (-EAGAIN, not "corrupt"); a checker killed while it
- * takes the cache locks (cache.holding) leaves the next check clean.
- *
  * keep: the parent's 64 B class full, a child deletes 300 of the
  * parent's objects: its stash's batches find the owner's class full and
  * go into the child's own cache (wcache.c keep_locked). Killed at
@@ -62,12 +57,9 @@
 
 #include <errno.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -402,129 +394,6 @@ START_TEST(test_steal_stop)
     mempool_destroy(pool);
 }
 END_TEST
-/* ------------------------------------------------------------- hold_late */
-
-struct lateargs {
-    const char *pool;
-    char fp[64];
-    int fd;                 /* the checker's report */
-    _Atomic int *stop;      /* the late worker: until set */
-};
-
-/* Check the pool through an observer handle with the failpoint set;
- * report the result and its reason. */
-static int h_checker(void *arg)
-{
-    struct lateargs *a = arg;
-    char why[256] = "";
-    mempool *o;
-    int rc;
-    setenv("MEMPOOL_FAILPOINT", a->fp, 1);
-    o = t_observe(a->pool);
-    rc = mempool_check(o, why, sizeof why);
-    T_CHILD_EQ(t_send(a->fd, &rc, sizeof rc), 0);
-    T_CHILD_EQ(t_send(a->fd, why, sizeof why), 0);
-    T_CHILD_EQ(mempool_close(o), 0);
-    return 0;
-}
-
-/* Attached after the check looked at the active bits: with the failpoint
- * set, set 64 B objects until 128 are live, delete them all, again until
- * told to stop. The first set steals from the parent's full class (ours
- * is empty, and the check has not taken the parent's lock yet). */
-static int h_late(void *arg)
-{
-    struct lateargs *a = arg;
-    static mempool_dref r[128];
-    char buf[64] = { 5 };
-    mempool *p;
-    setenv("MEMPOOL_FAILPOINT", a->fp, 1);
-    T_CHILD_EQ(t_attach(a->pool, &p), 0);
-    while (!atomic_load(a->stop)) {
-        int n = 0;
-        while (n < 128 && !atomic_load(a->stop))
-            T_CHILD_EQ(mempool_put(p, buf, sizeof buf, &r[n++]), 0);
-        while (n-- > 0)
-            T_CHILD_EQ(mempool_delete(p, r[n]), 0);
-    }
-    T_CHILD_EQ(mempool_close(p), 0);
-    return 0;
-}
-
-/*
- * hold_late: mempool_check() holds every active worker's cache lock while
- * it counts the table against the caches' lists (hold_all). A worker that
- * attached after the check looked at the active bits, and stole from a
- * peer whose lock the check had not taken yet, runs its cache while the
- * check counts unless the check holds it too. The checker parks at
- * cache.holding (allocator lock held, the active bits read, no cache lock
- * taken); a worker attaches, steals from our full class (its first set:
- * it holds our cache lock while it pops) and parks at its second set's
- * cache.popped (its own cache lock held, the entry out of its list, still
- * CACHED); the checker goes on. It cannot hold that worker's cache: it
- * must say so (-EAGAIN after the bound), not count it half moved (it
- * said "N entries are cached, the caches list N-1": corrupt). Then both
- * finish and our check is clean; a checker killed at cache.holding
- * (holding the allocator lock) leaves our next check clean too.
- */
-START_TEST(test_hold_late)
-{
-    char pool[T_NAME_LEN], why[256], byte;
-    struct lateargs c = { NULL, "", -1, NULL }, l = { NULL, "", -1, NULL };
-    int park[2], lpark[2], rep[2], rc;
-    pid_t pc, pl;
-    mempool *p;
-
-    t_pool_name(pool, "ahold");
-    c.pool = l.pool = pool;
-    ASSERT_RC(t_open(pool, T_ARENA_BYTES, &p), 0);
-    s_fill_cache(p);
-    l.stop = t_shared_map(sizeof *l.stop);
-    ASSERT_RC(socketpair(AF_UNIX, SOCK_STREAM, 0, park), 0);
-    ASSERT_RC(socketpair(AF_UNIX, SOCK_STREAM, 0, lpark), 0);
-    t_pipe(rep);
-    snprintf(c.fp, sizeof c.fp, "cache.holding=park:%d@1", park[1]);
-    c.fd = rep[1];
-    pc = t_fork(h_checker, &c);
-    close(park[1]);
-    close(rep[1]);
-    ASSERT_RC(t_recv(park[0], &byte, 1, T_WAIT_S), 0);    /* parked */
-    snprintf(l.fp, sizeof l.fp, "cache.popped=park:%d@2", lpark[1]);
-    pl = t_fork(h_late, &l);
-    close(lpark[1]);
-    ASSERT_RC(t_recv(lpark[0], &byte, 1, T_WAIT_S), 0);  /* stole, popping */
-    ASSERT_RC(t_send(park[0], "g", 1), 0);
-    ASSERT_RC(t_recv(rep[0], &rc, sizeof rc, T_WAIT_S), 0);
-    ASSERT_RC(t_recv(rep[0], why, sizeof why, T_WAIT_S), 0);
-    ASSERT_RC(t_send(lpark[0], "g", 1), 0);
-    t_wait_ok(pc);
-    ck_assert_msg(rc == -EAGAIN, "check with a late worker mid-pop: %d (%s)",
-                  rc, why);
-    atomic_store(l.stop, 1);
-    t_wait_ok(pl);
-    close(park[0]);
-    close(lpark[0]);
-    close(rep[0]);
-    munmap((void *)l.stop, sizeof *l.stop);
-    ASSERT_RC(mempool_check(p, why, sizeof why), 0);
-
-    /* Killed there: the allocator lock's next holder finds it dead. */
-    snprintf(c.fp, sizeof c.fp, "cache.holding=kill@1");
-    t_pipe(rep);
-    c.fd = rep[1];
-    pc = t_fork(h_checker, &c);
-    close(rep[1]);
-    ck_assert_int_eq(t_wait(pc, T_WAIT_S), 128 + SIGKILL);
-    close(rep[0]);
-    s_fill_cache(p);
-    ASSERT_RC(mempool_check(p, why, sizeof why), 0);
-    ck_assert_uint_eq(t_stats(p).objects, 0);
-    t_assert_healthy(p);
-    ASSERT_RC(mempool_close(p), 0);
-    mempool_destroy(pool);
-}
-END_TEST
-
 /* ------------------------------------------------------------------ keep */
 
 enum { KEEP_N = 300 };
@@ -927,7 +796,6 @@ static Suite *suite(void)
     tcase_add_test(tc, test_steal_kill);
     tcase_add_test(tc, test_steal_stop);
     tcase_add_test(tc, test_keep_kill);
-    tcase_add_test(tc, test_hold_late);
     suite_add_tcase(s, tc);
 #endif
     tc = tcase_create("hammer");

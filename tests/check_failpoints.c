@@ -1100,11 +1100,6 @@ START_TEST(test_kill_matrix)
      * stops them (test_steal_stop). */
     if (!strcmp(name, "cache.stolen") || !strcmp(name, "handback.kept"))
         return;
-    /* cache.holding is a check's (or a rebuild's), not a worker's step:
-     * check_alloc_cache parks a checker there and kills one there
-     * (test_hold_late). */
-    if (!strcmp(name, "cache.holding"))
-        return;
     open_reap = !getenv("T_FP_OPEN_REAP") || atoi(getenv("T_FP_OPEN_REAP"));
     env_setup(&E);
     len = snprintf(line, sizeof line, "failpoint %-17s", name);

@@ -407,46 +407,31 @@ void mempool__cache_release(mempool *p, int s)
     wc_unlock(p, s);
 }
 
-/* The caches of attached workers (the `active` bits), until a look at
- * the bits finds none we do not hold. One look was enough while a cache
- * filled only under the allocator lock (a refill, or a set charged to it
- * whose delete is recached): a slot that became active after it could not
- * touch its cache until we released that lock. A steal (or a keep) fills
- * a cache from a peer's without it: a worker that attached after the look
- * stole from a peer whose lock we had not yet taken (we waited for a lower
- * slot's), then popped and recached through its own cache while we
- * counted the table - check_fsck_live churn under ThreadSanitizer: "N
- * entries are cached, the caches list N+1..4", and a rebuild would have
- * reset a list its worker was using (check_alloc_cache hold_late). Once
- * a look finds only held slots, one that becomes active later starts
- * empty and can take entries only from the allocator (ours) or from a
- * peer we do not hold, which attached later still and is as empty. At
- * most one round per slot. (It also keeps a thread's locks under 64,
- * ThreadSanitizer's limit, with fewer than 64 workers.) All of them
- * within one bound, mempool__wait_bound_ns(): the caches whose holder is
- * stopped go to *@p busy, not held. */
+/* The caches of attached workers (the `active` bits). A slot that becomes
+ * active meanwhile cannot touch its cache until we release the allocator
+ * lock: the reap of its claim emptied it, and filling it (a refill, or a
+ * set charged to it whose delete is recached) takes the allocator lock
+ * first. (It also keeps a thread's locks under 64, ThreadSanitizer's
+ * limit, with fewer than 64 workers.) All of them within one bound,
+ * mempool__wait_bound_ns(): the caches whose holder is stopped go to
+ * *@p busy, not held. */
 uint64_t mempool__cache_hold_all(mempool *p, bool repair, uint64_t *busy)
 {
-    /* A damaged header's bits past our workers name no cache. */
-    uint64_t held = 0, act, skip = MP_WORKERS < 64
-                                       ? ~UINT64_C(0) << (MP_WORKERS % 64)
-                                       : 0;
+    uint64_t held = 0, act = atomic_load(&p->h->active);
     uint64_t until = mempool__now_ns() + mempool__wait_bound_ns(p);
     *busy = 0;
-    while ((act = atomic_load(&p->h->active) & ~(held | skip))) {
-        MP_FP(cache_holding);
-        for (; act; act &= act - 1) {
-            int s = __builtin_ctzll(act), rc;
-            if ((rc = wc_lock_until(p, s, until))) {
-                if (rc == -EAGAIN)
-                    *busy |= UINT64_C(1) << s;
-                skip |= UINT64_C(1) << s;   /* stopped, or damaged */
-                continue;
-            }
-            held |= UINT64_C(1) << s;
-            if (repair && wc_of(&p->core, s)->dirty)
-                cache_repair(p, s);
+    for (int s = 0; s < MP_WORKERS; s++) {
+        int rc;
+        if (!(act >> s & 1))
+            continue;
+        if ((rc = wc_lock_until(p, s, until))) {
+            if (rc == -EAGAIN)
+                *busy |= UINT64_C(1) << s;
+            continue;               /* damaged lock: its cache is not used */
         }
+        held |= UINT64_C(1) << s;
+        if (repair && wc_of(&p->core, s)->dirty)
+            cache_repair(p, s);
     }
     return held;
 }
