@@ -8,11 +8,8 @@
  * given: once the deleter's stash is handed back (stats read it out), the
  * entry is CACHED by the owner (next generation, the old DRef -ENOENT at
  * once), the owner's charges drop by the object, and the owner's next set
- * of that class takes the same entry. When the owner's class is full the
- * entry goes into the deleter's own cache instead (wcache.c keep_locked:
- * a producer whose class runs empty steals it back), and when that one
- * is full too a batch of the owner's goes back to the pool first; the
- * owner's charges drop by the object either way.
+ * of that class takes the same entry; also when the owner's class is full
+ * (a batch goes back to the pool first).
  * stopped owner (failpoints): the owner stopped inside its cache lock
  * does not hold up the delete nor the hand-back (which frees under the
  * allocator lock), and the owner completes after SIGCONT. killed giver
@@ -80,10 +77,9 @@ START_TEST(test_given_to_owner)
 }
 END_TEST
 
-/* More deletes than the owner's class holds: past it the entries go into
- * the deleter's cache, and past that a full class of the owner's gives a
- * batch back to the pool under the allocator lock. Every entry is cached
- * by the owner or the deleter, the owner's charges drop by each. */
+/* More deletes than the owner's class holds: a full class gives a batch
+ * back to the pool under the allocator lock, and each entry still goes to
+ * the owner's cache. */
 START_TEST(test_given_to_full_class)
 {
     enum { N = 3 * 128 };              /* mp_wc_cap(class of 100 B) */
@@ -91,12 +87,11 @@ START_TEST(test_given_to_full_class)
     mempool_dref r[N], n;
     mempool *p;
     uint64_t before;
-    int wa, me, kept = 0;
+    int wa;
 
     t_pool_name(t_name, "cgive");
     ck_assert_int_eq(t_open(t_name, T_ARENA_BYTES, &p), 0);
     arena = t_map_arena(t_name, &arena_len);
-    me = mempool_worker_id(p);
     t_remote_start(&a, t_name);
     wa = (int)t_remote_call(&a, T_R_WID, &n, 0);
     for (int i = 0; i < N; i++)
@@ -107,15 +102,9 @@ START_TEST(test_given_to_full_class)
         ck_assert_int_eq(mempool_delete(p, r[i]), 0);
         ck_assert_uint_eq(t_worker_objects(p, wa), before - (uint64_t)i - 1);
         w = word_of(r[i]);
-        ck_assert_msg(MP_W_ST(w) == MP_ST_CACHED &&
-                          (MP_W_WHO(w) == (unsigned)wa ||
-                           MP_W_WHO(w) == (unsigned)me),
+        ck_assert_msg(MP_W_ST(w) == MP_ST_CACHED && MP_W_WHO(w) == (unsigned)wa,
                       "delete %d: word %llx", i, (unsigned long long)w);
-        kept += MP_W_WHO(w) == (unsigned)me;
     }
-    /* the owner's class (128) took the first ones, ours the next 128 */
-    ck_assert_int_ge(kept, 1);
-    ck_assert_int_le(kept, 128);
     t_assert_healthy(p);
     ck_assert_int_eq(t_remote_quit(&a), 0);
     t_assert_healthy(p);

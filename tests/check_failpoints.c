@@ -1094,12 +1094,6 @@ START_TEST(test_kill_matrix)
      * checks the reaper (test_killed_in_overflow). */
     if (!strncmp(name, "cells.", 6))
         return;
-    /* cache.stolen needs a peer's full class and an empty one of ours,
-     * handback.kept an owner's full class: check_alloc_cache kills a
-     * stealer and a keeper there (test_steal_kill, test_keep_kill) and
-     * stops them (test_steal_stop). */
-    if (!strcmp(name, "cache.stolen") || !strcmp(name, "handback.kept"))
-        return;
     open_reap = !getenv("T_FP_OPEN_REAP") || atoi(getenv("T_FP_OPEN_REAP"));
     env_setup(&E);
     len = snprintf(line, sizeof line, "failpoint %-17s", name);

@@ -102,14 +102,6 @@ bool mempool__entry_recache(mp_entry *e, uint64_t w, unsigned who)
            cas(e, &w, MP_W(MP_W_GEN(w) + 1, MP_ST_CACHED, who, 0));
 }
 
-/* CACHED(worker) @p w -> CACHED(@p who), same generation (no DRef names
- * a cached entry): a batch moved from a peer's cache to ours (wcache.c
- * steal), both caches' locks held. false if the word moved. */
-bool mempool__entry_move_cached(mp_entry *e, uint64_t w, unsigned who)
-{
-    return cas(e, &w, MP_W(MP_W_GEN(w), MP_ST_CACHED, who, 0));
-}
-
 /* FREEING (or a corrupt word, in a rebuild) -> FREE with the next
  * generation, or RETIRED when the generations are used up. */
 uint64_t mempool__entry_recycle(mp_entry *e, uint64_t w)

@@ -119,7 +119,6 @@ bool     mempool__entry_drop_file(mp_entry *e, uint64_t w);
 /* ---- under a worker's cache lock (wcache.c) ------------------------------ */
 void     mempool__entry_claim(mp_entry *e, uint64_t w);
 bool     mempool__entry_recache(mp_entry *e, uint64_t w, unsigned who);
-bool     mempool__entry_move_cached(mp_entry *e, uint64_t w, unsigned who);
 
 /* ---- lock-free ---------------------------------------------------------- */
 int  mempool__entry_publish(mp_entry *e, uint64_t w);

@@ -13,11 +13,9 @@
  * entries in its handle's stash (mp_stash, this process's memory) and,
  * once MP_STASH_BATCH of one owner wait (or MP_STASH_MAX - MP_STASH_SLACK
  * of several), gives them back under one try of the owner's lock
- * (mempool__cache_give); what the owner's full class cannot take goes
- * into our own cache (wcache.c keep_locked; the owner steals it back when
- * its class runs empty), what does not fit (lock busy, both classes full)
- * waits for the next batch, and at MP_STASH_MAX everything goes, through
- * the allocator lock if need be.
+ * (mempool__cache_give); what does not fit (lock busy, class full) waits
+ * for the next batch, and at MP_STASH_MAX everything goes, through the
+ * allocator lock if need be.
  *
  * Crash safety adds no shared state: a stashed entry is DELETED in the
  * table (no pins, no file; a refcounted one's cells already forgotten),

@@ -24,14 +24,7 @@
  *   refill  an empty class takes the allocator lock, then ours, and
  *           caches mp_wc_batch(c) free entries with fresh blocks (none
  *           for a set over our limit: it is refused or spilled anyway);
- *   flush   a full class gives its mp_wc_batch(c) oldest back the same way;
- *   keep    another worker's entry whose owner's class is full goes into
- *           the giver's own cache instead (keep_locked), both caches' locks
- *           held, the owner's charge taken off under its lock;
- *   steal   an empty class first takes half (a batch at most) of the
- *           richest peer's class, if that peer lists half a class or more
- *           (steal: our lock, the peer's only tried; CACHED(peer) ->
- *           CACHED(us) per entry), and only then refills.
+ *   flush   a full class gives its mp_wc_batch(c) oldest back the same way.
  *
  * Batches: half the class (layout.h mp_wc_batch: 256 of 64 B, 64, 32,
  * then 16), so a refilled or flushed class stands half full, as far from
@@ -583,91 +576,6 @@ damaged:
     return 1;
 }
 
-/* ---- steal: a refill from the richest peer's cache ---------------------- */
-
-/* The active peer whose class @p c lists the most entries, if it lists
- * at least a batch (half the class); -1 if none. An unlocked look: the
- * count is re-read under that peer's lock. */
-static int richest_peer(mempool *p, unsigned c)
-{
-    uint64_t act = atomic_load(&p->h->active) & ~(UINT64_C(1) << p->slot);
-    uint32_t best = mp_wc_batch(c) - 1;
-    int v = -1;
-    for (; act; act &= act - 1) {
-        int s = __builtin_ctzll(act);
-        uint32_t n = MP_LD(wc_of(&p->core, s)->n[c]);
-        if (n > best && n <= mp_wc_cap(c)) {
-            best = n;
-            v = s;
-        }
-    }
-    return v;
-}
-
-/* Move the older half of peer @p v's class @p c (a batch at most) into
- * our empty list. Both caches' locks, both clean. Each entry's word goes
- * CACHED(v) -> CACHED(us) before it is listed in ours and before v's list
- * drops it: a death in between leaves both locks to their next holders as
- * their holder's death (dirty: each list re-read from the table,
- * cache_repair). Cached entries are charged to nobody: no charge moves.
- * How many were moved. */
-static uint32_t steal_locked(mempool *p, int v, unsigned c)
-{
-    mp_wcache *vc = wc_of(&p->core, v), *wc = wc_of(&p->core, p->slot);
-    uint32_t *vl = wc_list(vc, c), *l = wc_list(wc, c);
-    /* A damaged count is clamped as flush does: no move past the list. */
-    uint32_t n = vc->n[c] < mp_wc_cap(c) ? vc->n[c] : mp_wc_cap(c);
-    uint32_t cnt = n / 2 < mp_wc_batch(c) ? n / 2 : mp_wc_batch(c), k;
-    for (k = 0; k < cnt; k++) {
-        uint32_t i = vl[k];
-        mp_entry *e = i < p->ntab ? mp_entry_at(p, i) : NULL;
-        uint64_t w = e ? atomic_load(&e->word) : 0;
-        /* A damaged list: v's next holder repairs it from the table. */
-        if (!e || !cached_by(&p->core, e, w, v) ||
-            mp_class_of(MP_LD(e->len)) != c ||
-            !mempool__entry_move_cached(e, w, (unsigned)p->slot + 1)) {
-            vc->dirty = 1;
-            break;
-        }
-        MP_FP(cache_stolen);
-        l[k] = i;
-    }
-    /* v's count first: an unlocked stats read in between counts the
-     * moved entries in neither cache (used looks higher for a moment),
-     * never in both. */
-    memmove(vl, vl + k, (n - k) * sizeof(uint32_t));
-    MP_ST(vc->n[c], n - k);
-    MP_ST(wc->n[c], k);
-    return k;
-}
-
-/* Our class @p c is empty: take a batch from the richest peer's cache
- * instead of the allocator. In a 4x4 stream (issue 12) each producer's
- * share of the channel swings with the scheduler: the consumers' hand-
- * backs filled one producer's class (a flush of 256 entries through the
- * allocator lock, their blocks freed) while another's emptied (a refill
- * of 256 fresh ones through the same lock): the allocator lock ~5x as
- * often per object as 1->1 (~4,400 holds per 2M objects against ~850,
- * uprobe counts). A steal is one try of the peer's lock and a CAS per
- * entry, no allocator lock, no block freed or carved. Only tried, never
- * waited for: a busy or dirty peer sends us the allocator's way. 0 with
- * an entry popped into *@p idx, 1 otherwise (our lock not held then). */
-static int steal(mempool *p, unsigned c, uint64_t len, uint32_t type,
-                 uint16_t flags, uint32_t *idx)
-{
-    int s = p->slot, v = richest_peer(p, c), rc = 1;
-    mp_wcache *wc = wc_of(&p->core, s);
-    if (v < 0 || mp_over_limit(&p->core, s, len) || own_lock(p))
-        return 1;
-    if (!wc->dirty && !wc->n[c] && wc_lock(p, v, true) == 0) {
-        if (!wc_of(&p->core, v)->dirty && steal_locked(p, v, c))
-            rc = pop(p, c, len, type, flags, idx);
-        wc_unlock(p, v);
-    }
-    wc_unlock(p, s);
-    return rc;
-}
-
 int mempool__cache_alloc(mempool *p, uint64_t len, uint32_t type,
                          uint16_t flags, uint32_t *idx)
 {
@@ -687,8 +595,6 @@ int mempool__cache_alloc(mempool *p, uint64_t len, uint32_t type,
     }
     if (rc == -EAGAIN)
         return 1;       /* a stopped giver holds it: around the cache */
-    if (!MP_LD(wc->n[c]) && steal(p, c, len, type, flags, idx) == 0)
-        return 0;
     /* Refill: the allocator lock first, then ours again (lock order). */
     if (MP_UNLIKELY(atomic_load_explicit(&p->h->owed, memory_order_relaxed)))
         mempool__reclaim_owed(p);     /* no lock of ours held here */
@@ -777,58 +683,6 @@ static void give_locked(mempool *p, int o, mp_give *b, bool flush_ok)
     uncharge(p, o, n, bytes);
 }
 
-/* The not yet done ones of @p b whose class owner @p o's cache has no
- * room for (a producer that ran behind its consumers: its share of the
- * channel came back at once) into OUR cache instead, o's lock held and
- * clean: o's charge taken off as give_locked does. Before, each such
- * batch took the allocator lock to flush half of o's class (256 entries
- * of 64 B, their blocks freed) while another producer refilled 256 fresh
- * ones through the same lock: in a 4x4 stream under load ~4,000 flushes
- * and as many refills per 2M objects, half the objects through the
- * allocator. What we keep here a producer whose class runs empty takes
- * back in one steal (steal, above). Our lock only tried, after o's: nobody
- * waits for a peer's cache lock while holding one. A death in here is a
- * death holding both locks: both caches dirty, repaired from the table
- * (o's charges recounted) by their next holders. Not while we leave our
- * slot (fastgen 0: mempool__leave_slot): the hand-back after our cache's
- * last flush (reap_contents) would leave entries in the cache of a slot
- * no longer active, which no check holds (check_fsck_live churn: "N
- * entries are cached, the caches list M"). */
-static void keep_locked(mempool *p, int o, mp_give *b)
-{
-    int s = p->slot;
-    mp_wcache *mc;
-    uint64_t n = 0, bytes = 0;
-    if (s < 0 || s == o || !mempool__writer_fast(p) || wc_lock(p, s, true))
-        return;
-    mc = wc_of(&p->core, s);
-    for (unsigned k = 0; k < b->n && !mc->dirty; k++) {
-        mp_entry *e = mp_entry_at(p, b->idx[k]);
-        uint64_t len = MP_LD(e->len);
-        unsigned c;
-        if (b->done >> k & 1)
-            continue;
-        if (atomic_load(&e->word) != b->w[k] || len < 1 ||
-            len > MP_SMALL_MAX) {
-            b->done |= UINT64_C(1) << k;    /* moved on: not ours */
-            continue;
-        }
-        if (MP_LD(e->owner) != o + 1)
-            continue;                       /* disowned: the caller frees */
-        c = mp_class_of(len);
-        if (mc->n[c] >= mp_wc_cap(c))
-            continue;
-        if (recache(p, s, c, b->idx[k], b->w[k])) {
-            n++;
-            bytes += len;
-        }
-        b->done |= UINT64_C(1) << k;
-        MP_FP(handback_kept);
-    }
-    uncharge(p, o, n, bytes);
-    wc_unlock(p, s);
-}
-
 static bool all_done(const mp_give *b)
 {
     return b->done == (b->n >= 64 ? ~UINT64_C(0) : (UINT64_C(1) << b->n) - 1);
@@ -877,11 +731,8 @@ int mempool__cache_give(mempool *p, int o, mp_give *b, bool try_only)
     if (!(atomic_load(&p->h->active) >> o & 1))
         return 0;
     if (wc_lock(p, o, true) == 0) {
-        if (!wc->dirty) {
+        if (!wc->dirty)
             give_locked(p, o, b, false);
-            if (!all_done(b))
-                keep_locked(p, o, b);   /* o's class full */
-        }
         wc_unlock(p, o);
         if (all_done(b))
             return 0;
